@@ -1,0 +1,112 @@
+/*
+ * The wire codec.  Decoding: a zero-copy, zero-allocation reader of the
+ * msgpack tick stream (one map or array per tick, no other framing) that
+ * checks every length prefix and nesting level against the configured
+ * limits before trusting it, then fills a record of the schema's layout,
+ * interning symbol and string fields.  Encoding: msgpack-c's packer, used
+ * by the CLI, the load generator and the tests.
+ */
+#ifndef TKS_CODEC_H
+#define TKS_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schema.h"
+#include "util.h"
+
+#define TKS_DECODE_MAX_DEPTH 16
+
+enum tks_reason {
+  /* The tick is rejected, the stream goes on. */
+  TKS_REASON_UNKNOWN_FIELD,   /* a key the schema does not declare */
+  TKS_REASON_MISSING_FIELD,   /* a required field absent (or array too short) */
+  TKS_REASON_BAD_TYPE,        /* a value of the wrong msgpack type, or a non-string key */
+  TKS_REASON_BAD_VALUE,       /* right type, unusable value (NaN, out of range, empty ticker) */
+  TKS_REASON_DUPLICATE_FIELD, /* the same key twice */
+  TKS_REASON_TOO_MANY_FIELDS, /* more entries than the schema could ever hold */
+  TKS_REASON_TOO_MANY_SYMBOLS,/* the symbol table is full */
+  TKS_REASON_STORE_FULL,      /* no memory for the record */
+  /* Protocol errors: the stream cannot go on, the connection is closed. */
+  TKS_REASON_TOO_LARGE,       /* a message or length prefix over max_message_bytes */
+  TKS_REASON_TOO_DEEP,        /* nesting deeper than TKS_DECODE_MAX_DEPTH */
+  TKS_REASON_MALFORMED,       /* bytes that are not msgpack (0xc1, bad ext) */
+  TKS_REASON_NOT_A_TICK,      /* a top-level value that is not a map or array */
+  TKS_REASON__COUNT
+};
+
+/* "unknown_field", "missing_field", ... (the stats names). */
+const char *tks_reason_name(enum tks_reason r);
+/* True for the reasons after which the connection is closed. */
+bool tks_reason_is_fatal(enum tks_reason r);
+
+enum tks_decode_status {
+  TKS_DECODE_OK,        /* a tick: record filled, *consumed bytes used */
+  TKS_DECODE_NEED_MORE, /* the buffer ends inside a message; nothing consumed */
+  TKS_DECODE_REJECT,    /* a whole message that is not an acceptable tick: skip *consumed */
+  TKS_DECODE_ERROR,     /* protocol error: close the stream */
+};
+
+struct tks_symtab;
+
+struct tks_decoder {
+  const struct tks_schema *schema;
+  struct tks_symtab *symbols; /* for TKS_TYPE_SYMBOL fields */
+  struct tks_symtab *strings; /* for TKS_TYPE_STRING fields */
+  size_t max_message_bytes;
+};
+
+struct tks_decode_result {
+  size_t consumed;
+  enum tks_reason reason;  /* for REJECT and ERROR */
+  int field;               /* schema field concerned, or -1 */
+  char detail[64];         /* e.g. the unknown key, NUL-terminated, may be cut */
+  bool has_ts;             /* the tick carried its own ts */
+};
+
+/*
+ * Decodes the first message of buf[0..len).  On OK the record (the schema's
+ * record_size bytes) is filled; a tick without ts gets now_ns.  Symbols are
+ * interned only once the whole tick is known to be valid, so a rejected
+ * tick adds nothing to the symbol tables.
+ */
+enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *buf, size_t len,
+                                  int64_t now_ns, void *record, struct tks_decode_result *res);
+
+/*
+ * Length of the first msgpack object in buf, checking structure only:
+ * returns > 0, 0 if more bytes are needed, or -(1 + reason) on a protocol
+ * error (TOO_LARGE, TOO_DEEP, MALFORMED).
+ */
+long tks_msgpack_skip(const uint8_t *buf, size_t len, size_t max_bytes);
+
+/* Values for the encoder. */
+enum tks_value_type { TKS_V_NIL, TKS_V_BOOL, TKS_V_INT, TKS_V_UINT, TKS_V_F64, TKS_V_STR };
+struct tks_value {
+  enum tks_value_type type;
+  union {
+    bool b;
+    int64_t i;
+    uint64_t u;
+    double f;
+    struct {
+      const char *p;
+      size_t len;
+    } s;
+  } v;
+};
+struct tks_kv {
+  const char *key;
+  struct tks_value v;
+};
+
+/* Append one msgpack map (string keys) / array to out.  0 or -ENOMEM. */
+int tks_encode_map(struct tks_buf *out, const struct tks_kv *kv, size_t n);
+int tks_encode_array(struct tks_buf *out, const struct tks_value *v, size_t n);
+
+/* Render a decoded record as a JSON object of its fields. */
+int tks_record_json(const struct tks_schema *schema, const struct tks_symtab *symbols,
+                    const struct tks_symtab *strings, const void *record, struct tks_buf *out);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * The configuration: one YAML file read with libyaml.  Every key has a
+ * default (tks_config_defaults); an unknown key, a value of the wrong type
+ * or out of range is refused with "file:line:column: what is wrong", and
+ * the caller does not start half-configured.  config/tickslab.yaml is the
+ * commented default and must parse to exactly the defaults.
+ */
+#ifndef TKS_CONFIG_H
+#define TKS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "schema.h"
+#include "store.h"
+#include "util.h"
+
+#define TKS_DEFAULT_CONFIG_PATH "/etc/tickslab/tickslab.yaml"
+#define TKS_DEFAULT_CONTROL_SOCKET "/run/tickslab/control.sock"
+#define TKS_CONFIG_ERR_MAX 512
+
+struct tks_config {
+  char path[4096]; /* the file read, or "" for defaults */
+
+  struct {
+    char listen[300];        /* as written: "127.0.0.1:7070", "[::1]:7070" */
+    char host[256];          /* numeric address, no brackets */
+    uint16_t port;
+    uint32_t max_connections;    /* default 1024, 1..1000000 */
+    uint32_t max_message_bytes;  /* default 65536, 64..64 MiB */
+    uint32_t read_buffer_bytes;  /* default 256 KiB: per-connection read buffer */
+  } ingest;
+
+  struct {
+    char socket[108]; /* sun_path */
+  } control;
+
+  struct {
+    enum tks_mode mode;       /* default slotted; only slotted is implemented */
+    uint64_t page_size;       /* default 1 MiB; 64 KiB..1 GiB, multiple of 4096 */
+    double growth_factor;     /* default 1.25; 1.01..4 */
+    uint32_t max_symbols;     /* default 1000000 */
+    uint32_t max_strings;     /* default 65536: distinct values of string fields */
+  } store;
+
+  struct tks_schema schema; /* default MarketEvent */
+
+  struct {
+    enum tks_log_level level; /* default info */
+  } log;
+};
+
+/* The defaults, as documented in config/tickslab.yaml. */
+void tks_config_defaults(struct tks_config *c);
+
+/*
+ * Reads path over the defaults.  Returns 0, or -errno with err set to
+ * "path:line:column: message" (or "path: strerror" when the file cannot be
+ * read).  On error *c is left with the defaults.
+ */
+int tks_config_load(struct tks_config *c, const char *path, char *err, size_t errlen);
+
+/* The same from a string; name is used in messages. */
+int tks_config_parse(struct tks_config *c, const char *text, size_t len, const char *name,
+                     char *err, size_t errlen);
+
+/*
+ * Splits "host:port", "[v6]:port" into numeric host and port.  Returns 0 or
+ * -EINVAL (with the reason in err).
+ */
+int tks_config_parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port, char *err,
+                            size_t errlen);
+
+#endif

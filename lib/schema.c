@@ -1,0 +1,130 @@
+/*
+ * Schema layout: fields are placed largest alignment first (declaration
+ * order kept among equals), so a record has no holes but the tail padding
+ * that rounds it to its own alignment.  MarketEvent: ts, price, volume
+ * (8 bytes each), ticker, flags (4 each): 32 bytes, no padding.
+ */
+#include "schema.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+static const struct {
+  const char *name;
+  uint32_t size;
+} types[TKS_TYPE__COUNT] = {
+    [TKS_TYPE_TIMESTAMP] = {"timestamp", 8}, [TKS_TYPE_SYMBOL] = {"symbol", 4},
+    [TKS_TYPE_STRING] = {"string", 4},       [TKS_TYPE_I64] = {"i64", 8},
+    [TKS_TYPE_U32] = {"u32", 4},             [TKS_TYPE_F64] = {"f64", 8},
+    [TKS_TYPE_BOOL] = {"bool", 1},
+};
+
+const char *tks_type_name(enum tks_type t) {
+  return (unsigned)t < TKS_TYPE__COUNT ? types[t].name : "?";
+}
+
+uint32_t tks_type_size(enum tks_type t) { return (unsigned)t < TKS_TYPE__COUNT ? types[t].size : 0; }
+
+int tks_type_parse(const char *s, enum tks_type *out) {
+  for (unsigned i = 0; i < TKS_TYPE__COUNT; i++)
+    if (strcmp(s, types[i].name) == 0) {
+      *out = (enum tks_type)i;
+      return 0;
+    }
+  return -EINVAL;
+}
+
+static void add_field(struct tks_schema *s, const char *name, enum tks_type type, int required) {
+  struct tks_field *f = &s->fields[s->nfields++];
+  memset(f, 0, sizeof *f);
+  snprintf(f->name, sizeof f->name, "%s", name);
+  f->type = type;
+  f->required = required;
+}
+
+void tks_schema_default(struct tks_schema *s) {
+  memset(s, 0, sizeof *s);
+  snprintf(s->name, sizeof s->name, "MarketEvent");
+  add_field(s, "ts", TKS_TYPE_TIMESTAMP, 0);
+  add_field(s, "ticker", TKS_TYPE_SYMBOL, 1);
+  add_field(s, "price", TKS_TYPE_F64, 1);
+  add_field(s, "volume", TKS_TYPE_I64, 1);
+  add_field(s, "flags", TKS_TYPE_STRING, 0);
+  char err[128];
+  int r = tks_schema_layout(s, err, sizeof err);
+  (void)r; /* the default schema is valid by construction */
+}
+
+int tks_schema_find(const struct tks_schema *s, const char *name, size_t len) {
+  for (unsigned i = 0; i < s->nfields; i++)
+    if (strncmp(s->fields[i].name, name, len) == 0 && s->fields[i].name[len] == '\0' &&
+        len < TKS_FIELD_NAME_MAX)
+      return (int)i;
+  return -1;
+}
+
+int tks_schema_layout(struct tks_schema *s, char *err, size_t errlen) {
+  if (s->nfields == 0) {
+    snprintf(err, errlen, "the schema declares no fields");
+    return -EINVAL;
+  }
+  if (s->nfields > TKS_SCHEMA_MAX_FIELDS) {
+    snprintf(err, errlen, "the schema declares %u fields, the most is %d", s->nfields,
+             TKS_SCHEMA_MAX_FIELDS);
+    return -EINVAL;
+  }
+  s->ts_field = -1;
+  s->symbol_field = -1;
+  for (unsigned i = 0; i < s->nfields; i++) {
+    struct tks_field *f = &s->fields[i];
+    if (f->name[0] == '\0') {
+      snprintf(err, errlen, "field %u has an empty name", i + 1);
+      return -EINVAL;
+    }
+    if ((unsigned)f->type >= TKS_TYPE__COUNT) {
+      snprintf(err, errlen, "field '%s' has an unknown type", f->name);
+      return -EINVAL;
+    }
+    for (unsigned j = 0; j < i; j++)
+      if (strcmp(s->fields[j].name, f->name) == 0) {
+        snprintf(err, errlen, "field '%s' is declared twice", f->name);
+        return -EINVAL;
+      }
+    if (f->type == TKS_TYPE_TIMESTAMP) {
+      if (s->ts_field >= 0) {
+        snprintf(err, errlen, "fields '%s' and '%s' are both timestamps; declare one",
+                 s->fields[s->ts_field].name, f->name);
+        return -EINVAL;
+      }
+      s->ts_field = (int)i;
+    }
+    if (f->type == TKS_TYPE_SYMBOL && s->symbol_field < 0) s->symbol_field = (int)i;
+    f->size = tks_type_size(f->type);
+  }
+  if (s->symbol_field < 0) {
+    snprintf(err, errlen, "the schema has no field of type symbol to index ticks by");
+    return -EINVAL;
+  }
+  if (s->ts_field < 0) {
+    snprintf(err, errlen, "the schema has no field of type timestamp to order ticks by");
+    return -EINVAL;
+  }
+  uint32_t off = 0, max_align = 1;
+  for (uint32_t align = 8; align >= 1; align /= 2)
+    for (unsigned i = 0; i < s->nfields; i++)
+      if (s->fields[i].size == align) {
+        s->fields[i].offset = off;
+        off += align;
+        if (align > max_align) max_align = align;
+      }
+  off = (off + max_align - 1) / max_align * max_align;
+  if (off > TKS_RECORD_MAX) {
+    snprintf(err, errlen, "the record would be %u bytes, the most is %d", off, TKS_RECORD_MAX);
+    return -EINVAL;
+  }
+  s->record_size = off;
+  return 0;
+}

@@ -1,0 +1,74 @@
+/*
+ * Schemas: the declared, fixed list of fields ("slots") of a record, as
+ * __slots__ is declared on a Python class.  tks_schema_layout() computes
+ * each field's offset so that no padding is wasted (fields sorted by
+ * alignment, largest first, declaration order kept within an alignment),
+ * and the record size.  The default schema is MarketEvent: 32 bytes.
+ */
+#ifndef TKS_SCHEMA_H
+#define TKS_SCHEMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TKS_SCHEMA_MAX_FIELDS 32
+#define TKS_FIELD_NAME_MAX 32 /* bytes, including the NUL */
+#define TKS_RECORD_MAX 256    /* bytes: a larger record is refused */
+
+enum tks_type {
+  TKS_TYPE_TIMESTAMP, /* int64 ns since the Unix epoch */
+  TKS_TYPE_SYMBOL,    /* interned string, uint32 id */
+  TKS_TYPE_STRING,    /* interned short string, uint32 id */
+  TKS_TYPE_I64,
+  TKS_TYPE_U32,
+  TKS_TYPE_F64,
+  TKS_TYPE_BOOL,
+  TKS_TYPE__COUNT
+};
+
+union tks_scalar {
+  int64_t i64;
+  uint32_t u32; /* also symbol and string ids; 0 is the empty string */
+  double f64;
+  bool b;
+};
+
+struct tks_field {
+  char name[TKS_FIELD_NAME_MAX];
+  enum tks_type type;
+  bool required;
+  union tks_scalar dflt; /* value when absent and not required */
+  uint32_t offset;       /* computed by tks_schema_layout() */
+  uint32_t size;
+};
+
+struct tks_schema {
+  char name[TKS_FIELD_NAME_MAX]; /* "MarketEvent" */
+  struct tks_field fields[TKS_SCHEMA_MAX_FIELDS]; /* declaration (slot) order */
+  unsigned nfields;
+  uint32_t record_size; /* computed */
+  int ts_field;         /* index of the timestamp field, or -1 */
+  int symbol_field;     /* index of the first symbol field (the series key) */
+};
+
+const char *tks_type_name(enum tks_type t);
+/* Returns 0 and sets *out, or -EINVAL for an unknown type name. */
+int tks_type_parse(const char *s, enum tks_type *out);
+uint32_t tks_type_size(enum tks_type t);
+
+/* Fills s with MarketEvent (ts, ticker, price, volume, flags) and lays it out. */
+void tks_schema_default(struct tks_schema *s);
+
+/*
+ * Checks the declared fields and computes offsets, record size, ts_field and
+ * symbol_field.  Returns 0, or -EINVAL with a one-line reason in err:
+ * no fields, a duplicate or empty name, no symbol field, more than one
+ * timestamp field, a record over TKS_RECORD_MAX.
+ */
+int tks_schema_layout(struct tks_schema *s, char *err, size_t errlen);
+
+/* Index of the field with that name, or -1. */
+int tks_schema_find(const struct tks_schema *s, const char *name, size_t len);
+
+#endif

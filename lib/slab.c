@@ -1,0 +1,1 @@
+/* slab: work in progress */

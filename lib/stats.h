@@ -1,0 +1,51 @@
+/*
+ * Statistics collection and formatting.  Modules report their figures as
+ * (path, value) pairs into a tks_stats collector, as memcached's
+ * add_stats callback does; the control socket then renders the collection
+ * as one JSON object (paths "a.b.c" become nested objects) or as
+ * Prometheus text exposition.  Every name is documented in README.md's
+ * stats table; tests/test_stats.c and the daemon tests pin the set.
+ */
+#ifndef TKS_STATS_H
+#define TKS_STATS_H
+
+#include <stdint.h>
+
+#include "util.h"
+
+enum tks_stat_kind { TKS_STAT_COUNTER, TKS_STAT_GAUGE };
+
+struct tks_stats;
+
+/* Returns NULL on allocation failure. */
+struct tks_stats *tks_stats_create(void);
+void tks_stats_destroy(struct tks_stats *s);
+
+/*
+ * Adds one figure.  path: the JSON path ("ticks.accepted"); entries sharing
+ * a prefix must be added consecutively.  prom: the Prometheus family name
+ * without the "tickslab_" prefix, or NULL to derive it from the path (dots
+ * become underscores).  labels: NULL or Prometheus label text without
+ * braces ("class=\"3\"").  help: one line, or NULL to omit the family from
+ * Prometheus.  Strings are copied.  An allocation failure is remembered and
+ * reported by the formatters.
+ */
+void tks_stats_u64(struct tks_stats *s, const char *path, uint64_t v, enum tks_stat_kind kind,
+                   const char *help, const char *prom, const char *labels);
+void tks_stats_i64(struct tks_stats *s, const char *path, int64_t v, enum tks_stat_kind kind,
+                   const char *help, const char *prom, const char *labels);
+void tks_stats_f64(struct tks_stats *s, const char *path, double v, enum tks_stat_kind kind,
+                   const char *help, const char *prom, const char *labels);
+/* A string: a JSON string; in Prometheus (when help is given) a gauge of 1
+ * with the value as label `label_name`. */
+void tks_stats_str(struct tks_stats *s, const char *path, const char *v, const char *help,
+                   const char *prom, const char *label_name);
+
+/* Number of entries added so far. */
+unsigned tks_stats_count(const struct tks_stats *s);
+
+/* Render.  JSON is one line, no trailing newline.  Return 0 or -ENOMEM. */
+int tks_stats_json(const struct tks_stats *s, struct tks_buf *out);
+int tks_stats_prometheus(const struct tks_stats *s, struct tks_buf *out);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * The tick store: records of the schema's fixed layout, kept per symbol in
+ * time order.  Each symbol's series is a doubly linked chain of blocks; a
+ * block is one slab chunk holding a small header and up to N records, so a
+ * record costs its record_size plus 1/N of a header.  In-order ticks are
+ * appended to the newest block; a late tick is inserted at its place (the
+ * block is split when full).  Blocks start small and double up to
+ * TKS_STORE_BLOCK_MAX, so a symbol with few ticks wastes little.
+ */
+#ifndef TKS_STORE_H
+#define TKS_STORE_H
+
+#include <stdint.h>
+
+#include "schema.h"
+
+#define TKS_STORE_BLOCK_MIN 512
+#define TKS_STORE_BLOCK_MAX 8192
+
+enum tks_mode { TKS_MODE_SLOTTED, TKS_MODE_DYNAMIC, TKS_MODE_FALLBACK };
+const char *tks_mode_name(enum tks_mode m);
+int tks_mode_parse(const char *s, enum tks_mode *out);
+
+struct tks_slab;
+struct tks_stats;
+struct tks_store;
+
+struct tks_series_info {
+  uint32_t symbol;
+  uint64_t count;
+  int64_t first_ts;
+  int64_t last_ts;
+};
+
+/* The store keeps pointers to schema and slab; both must outlive it.
+ * Returns NULL on ENOMEM. */
+struct tks_store *tks_store_create(const struct tks_schema *schema, struct tks_slab *slab);
+/* Returns every block to the slab.  NULL is a no-op. */
+void tks_store_destroy(struct tks_store *st);
+
+/*
+ * Copies one record (schema->record_size bytes; the series key is the
+ * symbol field, the order key the ts field) into the store.  Returns 0 or
+ * -ENOMEM (slab full or limit reached: nothing was stored).
+ */
+int tks_store_append(struct tks_store *st, const void *record);
+
+uint64_t tks_store_ticks(const struct tks_store *st);
+uint64_t tks_store_late_ticks(const struct tks_store *st); /* inserted out of order */
+uint32_t tks_store_series_count(const struct tks_store *st);
+uint64_t tks_store_block_bytes(const struct tks_store *st); /* slab chunk bytes of blocks */
+uint64_t tks_store_index_bytes(const struct tks_store *st); /* the per-symbol table */
+
+/* Returns 0 and fills *out, or -ENOENT if symbol has no ticks. */
+int tks_store_series(const struct tks_store *st, uint32_t symbol, struct tks_series_info *out);
+
+/* Visitor: return 0 to go on, non-zero to stop. */
+typedef int (*tks_record_fn)(void *ctx, const void *record);
+
+/* Visits the records of symbol with from <= ts < to, oldest first, at most
+ * limit (0 = no limit).  Returns the number visited. */
+uint64_t tks_store_range(const struct tks_store *st, uint32_t symbol, int64_t from, int64_t to,
+                         uint64_t limit, tks_record_fn fn, void *ctx);
+/* Visits the newest n records of symbol, oldest first.  Returns the number visited. */
+uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t n, tks_record_fn fn,
+                        void *ctx);
+
+/* Adds "store.*" figures. */
+void tks_store_stats(const struct tks_store *st, struct tks_stats *s);
+
+#endif

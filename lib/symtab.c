@@ -1,0 +1,1 @@
+/* symtab: work in progress */

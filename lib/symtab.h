@@ -1,0 +1,36 @@
+/*
+ * Symbol interning: each distinct string is stored once, in an arena, and
+ * named by a small integer id (1, 2, 3, ... in order of first sight; 0 is
+ * reserved for the empty string).  Lookup is an open-addressing hash table
+ * of ids.  Every byte is counted.
+ */
+#ifndef TKS_SYMTAB_H
+#define TKS_SYMTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TKS_SYMBOL_MAX_LEN 255
+
+struct tks_symtab;
+
+/* max_symbols: the most distinct strings kept (0 = 2^31).  NULL on ENOMEM. */
+struct tks_symtab *tks_symtab_create(uint32_t max_symbols);
+void tks_symtab_destroy(struct tks_symtab *t);
+
+/*
+ * Returns the id of s (len bytes, need not be NUL-terminated), adding it if
+ * new.  The empty string is id 0.  Returns 0 and sets *id, or -E2BIG (len over
+ * TKS_SYMBOL_MAX_LEN), -ENOSPC (max_symbols reached) or -ENOMEM.
+ */
+int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t *id);
+/* As intern, but never adds: -ENOENT if s is not known. */
+int tks_symtab_lookup(const struct tks_symtab *t, const char *s, size_t len, uint32_t *id);
+/* The NUL-terminated string of id, or NULL if id is unknown.  *len may be NULL. */
+const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len);
+
+uint32_t tks_symtab_count(const struct tks_symtab *t); /* ids in use, not counting 0 */
+uint64_t tks_symtab_bytes(const struct tks_symtab *t); /* arena + table + headers */
+uint64_t tks_symtab_string_bytes(const struct tks_symtab *t); /* string bytes incl. NULs */
+
+#endif

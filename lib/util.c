@@ -1,0 +1,249 @@
+/*
+ * Shared helpers: leveled logging to stderr, size and duration parsing,
+ * clocks, the growable tks_buf, and the RSS reading used by stats.
+ */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum tks_log_level log_level = TKS_LOG_INFO;
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void tks_log_set_level(enum tks_log_level level) { log_level = level; }
+enum tks_log_level tks_log_get_level(void) { return log_level; }
+
+const char *tks_log_level_name(enum tks_log_level level) {
+  return (unsigned)level < TKS_ARRAY_SIZE(level_names) ? level_names[level] : "?";
+}
+
+int tks_log_level_parse(const char *s, enum tks_log_level *out) {
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(level_names); i++)
+    if (strcmp(s, level_names[i]) == 0) {
+      *out = (enum tks_log_level)i;
+      return 0;
+    }
+  return -EINVAL;
+}
+
+void tks_log(enum tks_log_level level, const char *fmt, ...) {
+  if (level > log_level) return;
+  char line[1024];
+  int n = snprintf(line, sizeof line, "tickslabd[%d]: %s: ", (int)getpid(), tks_log_level_name(level));
+  va_list ap;
+  va_start(ap, fmt);
+  int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+  va_end(ap);
+  size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+  if (len > sizeof line - 2) len = sizeof line - 2;
+  line[len++] = '\n';
+  /* One write so that lines from concurrent processes do not interleave. */
+  ssize_t w = write(STDERR_FILENO, line, len);
+  (void)w;
+}
+
+int tks_parse_u64(const char *s, uint64_t *out) {
+  if (!s || !isdigit((unsigned char)*s)) return -EINVAL;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno == ERANGE) return -ERANGE;
+  if (*end) return -EINVAL;
+  *out = v;
+  return 0;
+}
+
+/* Splits "12.5 MiB" into a number and a unit, for sizes and durations. */
+static int split_number(const char *s, double *num, uint64_t *whole, int *is_whole, const char **unit) {
+  while (isspace((unsigned char)*s)) s++;
+  if (!isdigit((unsigned char)*s)) return -EINVAL;
+  char *end;
+  errno = 0;
+  unsigned long long w = strtoull(s, &end, 10);
+  if (errno == ERANGE) return -ERANGE;
+  *whole = w;
+  *is_whole = 1;
+  *num = (double)w;
+  if (*end == '.') {
+    *num = strtod(s, &end);
+    *is_whole = 0;
+  }
+  while (isspace((unsigned char)*end)) end++;
+  *unit = end;
+  return 0;
+}
+
+static int scale(double num, uint64_t whole, int is_whole, uint64_t mult, uint64_t *out) {
+  if (is_whole) {
+    if (whole != 0 && mult > UINT64_MAX / whole) return -ERANGE;
+    *out = whole * mult;
+    return 0;
+  }
+  double v = num * (double)mult;
+  if (v >= 18446744073709551615.0) return -ERANGE;
+  *out = (uint64_t)v;
+  return 0;
+}
+
+int tks_parse_size(const char *s, uint64_t *out) {
+  static const struct {
+    const char *unit;
+    uint64_t mult;
+  } units[] = {
+      {"", 1},           {"B", 1},           {"KiB", 1ull << 10}, {"KB", 1ull << 10},
+      {"K", 1ull << 10}, {"MiB", 1ull << 20}, {"MB", 1ull << 20},  {"M", 1ull << 20},
+      {"GiB", 1ull << 30}, {"GB", 1ull << 30}, {"G", 1ull << 30},  {"TiB", 1ull << 40},
+  };
+  double num;
+  uint64_t whole;
+  int is_whole;
+  const char *unit;
+  int r = split_number(s, &num, &whole, &is_whole, &unit);
+  if (r) return r;
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(units); i++)
+    if (strcasecmp(unit, units[i].unit) == 0) return scale(num, whole, is_whole, units[i].mult, out);
+  return -EINVAL;
+}
+
+int tks_parse_duration(const char *s, uint64_t *out_ns) {
+  static const struct {
+    const char *unit;
+    uint64_t mult;
+  } units[] = {
+      {"ns", 1},
+      {"us", 1000},
+      {"ms", 1000000},
+      {"s", 1000000000ull},
+      {"m", 60000000000ull},
+      {"h", 3600000000000ull},
+      {"d", 86400000000000ull},
+  };
+  double num;
+  uint64_t whole;
+  int is_whole;
+  const char *unit;
+  int r = split_number(s, &num, &whole, &is_whole, &unit);
+  if (r) return r;
+  if (*unit == '\0') {
+    /* A bare number is only unambiguous when it is zero. */
+    if (is_whole && whole == 0) {
+      *out_ns = 0;
+      return 0;
+    }
+    return -EINVAL;
+  }
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(units); i++)
+    if (strcmp(unit, units[i].unit) == 0) return scale(num, whole, is_whole, units[i].mult, out_ns);
+  return -EINVAL;
+}
+
+int64_t tks_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+uint64_t tks_mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void tks_buf_init(struct tks_buf *b) { memset(b, 0, sizeof *b); }
+
+void tks_buf_finish(struct tks_buf *b) {
+  if (!b) return;
+  free(b->data);
+  memset(b, 0, sizeof *b);
+}
+
+int tks_buf_reserve(struct tks_buf *b, size_t extra) {
+  if (b->cap - b->len > extra) return 0; /* keep room for a NUL */
+  size_t want = b->len + extra + 1;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < want) cap *= 2;
+  char *p = realloc(b->data, cap);
+  if (!p) return -ENOMEM;
+  b->data = p;
+  b->cap = cap;
+  return 0;
+}
+
+int tks_buf_append(struct tks_buf *b, const void *p, size_t n) {
+  if (tks_buf_reserve(b, n)) return -ENOMEM;
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+int tks_buf_puts(struct tks_buf *b, const char *s) { return tks_buf_append(b, s, strlen(s)); }
+
+int tks_buf_printf(struct tks_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return -EINVAL;
+  if (tks_buf_reserve(b, (size_t)n)) return -ENOMEM;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+int tks_buf_json_string(struct tks_buf *b, const char *s, size_t n) {
+  if (tks_buf_reserve(b, n * 6 + 2)) return -ENOMEM;
+  char *o = b->data + b->len;
+  *o++ = '"';
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+    case '"': *o++ = '\\'; *o++ = '"'; break;
+    case '\\': *o++ = '\\'; *o++ = '\\'; break;
+    case '\n': *o++ = '\\'; *o++ = 'n'; break;
+    case '\r': *o++ = '\\'; *o++ = 'r'; break;
+    case '\t': *o++ = '\\'; *o++ = 't'; break;
+    default:
+      if (c < 0x20 || c == 0x7f) {
+        o += sprintf(o, "\\u%04x", c);
+      } else {
+        *o++ = (char)c;
+      }
+    }
+  }
+  *o++ = '"';
+  b->len = (size_t)(o - b->data);
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+void tks_buf_consume(struct tks_buf *b, size_t n) {
+  if (n >= b->len) {
+    b->len = 0;
+  } else {
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+  }
+  if (b->data) b->data[b->len] = '\0';
+}
+
+uint64_t tks_rss_bytes(void) {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  unsigned long long size, resident;
+  if (sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
+  return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}

@@ -1,0 +1,65 @@
+/*
+ * Small shared helpers: logging with a level, parsing of sizes ("1MiB") and
+ * durations ("500ms"), clocks, and a growable byte buffer used to build
+ * responses and encoded messages.  Nothing here allocates behind the
+ * caller's back except tks_buf, whose owner frees it with tks_buf_finish().
+ */
+#ifndef TKS_UTIL_H
+#define TKS_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TKS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+enum tks_log_level { TKS_LOG_ERROR = 0, TKS_LOG_WARN, TKS_LOG_INFO, TKS_LOG_DEBUG };
+
+/* Messages at a level above the threshold are dropped.  Default: info. */
+void tks_log_set_level(enum tks_log_level level);
+enum tks_log_level tks_log_get_level(void);
+/* Writes "tickslabd[pid]: <level>: <message>\n" to stderr (one write(2)). */
+void tks_log(enum tks_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const char *tks_log_level_name(enum tks_log_level level);
+/* Parses "error" | "warn" | "info" | "debug".  Returns 0 or -EINVAL. */
+int tks_log_level_parse(const char *s, enum tks_log_level *out);
+
+/* "4096", "4096B", "64KiB", "1MiB", "4GiB" (also KB/MB/GB, taken as powers
+ * of 1024, and lower case).  Returns 0, -EINVAL (not a size) or -ERANGE. */
+int tks_parse_size(const char *s, uint64_t *out);
+/* "250ms", "1s", "5m", "24h", "0".  Result in nanoseconds.  Returns 0,
+ * -EINVAL or -ERANGE. */
+int tks_parse_duration(const char *s, uint64_t *out_ns);
+/* Parses a whole decimal unsigned integer, no sign, no trailing bytes. */
+int tks_parse_u64(const char *s, uint64_t *out);
+
+/* CLOCK_REALTIME and CLOCK_MONOTONIC in nanoseconds. */
+int64_t tks_now_ns(void);
+uint64_t tks_mono_ns(void);
+
+/* A growable buffer.  Zero-initialise or tks_buf_init(); free with
+ * tks_buf_finish().  On allocation failure the append functions return
+ * -ENOMEM and leave the buffer as it was. */
+struct tks_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+};
+
+void tks_buf_init(struct tks_buf *b);
+void tks_buf_finish(struct tks_buf *b);
+int tks_buf_reserve(struct tks_buf *b, size_t extra);
+int tks_buf_append(struct tks_buf *b, const void *p, size_t n);
+int tks_buf_puts(struct tks_buf *b, const char *s);
+int tks_buf_printf(struct tks_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. */
+int tks_buf_json_string(struct tks_buf *b, const char *s, size_t n);
+/* Drops the first n bytes, keeping the rest. */
+void tks_buf_consume(struct tks_buf *b, size_t n);
+
+/* Resident set size of this process from /proc/self/statm, in bytes, or 0. */
+uint64_t tks_rss_bytes(void);
+
+#endif

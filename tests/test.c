@@ -1,0 +1,60 @@
+/*
+ * The runner behind test.h: forks one child per test, kills it after its
+ * timeout, and reports each result on its own line.
+ */
+#include "test.h"
+
+#include <errno.h>
+#include <time.h>
+
+static int run_one(const struct test_case *t) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    printf("FAIL %s: fork: %s\n", t->name, strerror(errno));
+    return 1;
+  }
+  if (pid == 0) {
+    setpgid(0, 0); /* so the parent can kill daemons the test started */
+    alarm(t->timeout_s);
+    t->fn();
+    fflush(stdout);
+    _exit(0);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  kill(-pid, SIGKILL); /* anything the test left running */
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    printf("ok %s\n", t->name);
+    return 0;
+  }
+  if (WIFSIGNALED(status))
+    printf("FAIL %s: %s%s\n", t->name, strsignal(WTERMSIG(status)),
+           WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
+  else
+    printf("FAIL %s: exit %d\n", t->name, WEXITSTATUS(status));
+  return 1;
+}
+
+int test_main(int argc, char **argv) {
+  unsigned passed = 0, failed = 0;
+  const char *suite = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+  signal(SIGPIPE, SIG_IGN);
+  for (unsigned i = 0; i < test_count; i++) {
+    if (argc > 1) {
+      int wanted = 0;
+      for (int a = 1; a < argc; a++)
+        if (strcmp(argv[a], test_cases[i].name) == 0) wanted = 1;
+      if (!wanted) continue;
+    }
+    if (run_one(&test_cases[i]))
+      failed++;
+    else
+      passed++;
+  }
+  printf("# %s: %u passed, %u failed\n", suite, passed, failed);
+  fflush(stdout);
+  return failed ? 1 : (passed ? 0 : 77);
+}
