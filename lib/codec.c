@@ -1,1 +1,491 @@
-/* codec: work in progress */
+/*
+ * The decoding half of the codec.  A message is first measured with
+ * tks_msgpack_skip(), which walks the msgpack structure with a fixed stack,
+ * checking every length prefix and nesting level against the limits before
+ * trusting it; only a complete, well-formed message is then decoded into a
+ * record, field by field, in one pass.  Nothing is allocated; strings are
+ * interned only after the whole tick is known to be valid.
+ */
+#include "codec.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "symtab.h"
+
+static const char *const reason_names[TKS_REASON__COUNT] = {
+    [TKS_REASON_UNKNOWN_FIELD] = "unknown_field",
+    [TKS_REASON_MISSING_FIELD] = "missing_field",
+    [TKS_REASON_BAD_TYPE] = "bad_type",
+    [TKS_REASON_BAD_VALUE] = "bad_value",
+    [TKS_REASON_DUPLICATE_FIELD] = "duplicate_field",
+    [TKS_REASON_TOO_MANY_FIELDS] = "too_many_fields",
+    [TKS_REASON_TOO_MANY_SYMBOLS] = "too_many_symbols",
+    [TKS_REASON_STORE_FULL] = "store_full",
+    [TKS_REASON_TOO_LARGE] = "too_large",
+    [TKS_REASON_TOO_DEEP] = "too_deep",
+    [TKS_REASON_MALFORMED] = "malformed",
+    [TKS_REASON_NOT_A_TICK] = "not_a_tick",
+};
+
+const char *tks_reason_name(enum tks_reason r) {
+  return (unsigned)r < TKS_REASON__COUNT ? reason_names[r] : "?";
+}
+
+bool tks_reason_is_fatal(enum tks_reason r) { return r >= TKS_REASON_TOO_LARGE; }
+
+static inline uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t be64(const uint8_t *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
+
+#define SKIP_ERR(reason) (-(1 + (long)(reason)))
+
+/*
+ * Header length, body length and child count of the object starting with
+ * byte b, given the bytes after it.  Returns 0, or a SKIP_ERR, or 1 when
+ * more bytes are needed to read the header.
+ */
+static int object_shape(const uint8_t *p, size_t avail, size_t *hdr, uint64_t *body,
+                        uint64_t *children) {
+  uint8_t b = p[0];
+  *hdr = 1;
+  *body = 0;
+  *children = 0;
+  if (b <= 0x7f || b >= 0xe0) return 0;
+  if (b <= 0x8f) {
+    *children = 2u * (b & 0x0f);
+    return 0;
+  }
+  if (b <= 0x9f) {
+    *children = b & 0x0f;
+    return 0;
+  }
+  if (b <= 0xbf) {
+    *body = b & 0x1f;
+    return 0;
+  }
+  size_t lenbytes = 0; /* bytes of the length field after b */
+  int kind = 0;        /* 0 fixed, 1 bytes, 2 ext (type byte follows length), 3 array, 4 map */
+  switch (b) {
+  case 0xc0: case 0xc2: case 0xc3: return 0;
+  case 0xc1: return (int)SKIP_ERR(TKS_REASON_MALFORMED);
+  case 0xc4: lenbytes = 1; kind = 1; break;
+  case 0xc5: lenbytes = 2; kind = 1; break;
+  case 0xc6: lenbytes = 4; kind = 1; break;
+  case 0xc7: lenbytes = 1; kind = 2; break;
+  case 0xc8: lenbytes = 2; kind = 2; break;
+  case 0xc9: lenbytes = 4; kind = 2; break;
+  case 0xca: *hdr = 5; return 0;
+  case 0xcb: *hdr = 9; return 0;
+  case 0xcc: *hdr = 2; return 0;
+  case 0xcd: *hdr = 3; return 0;
+  case 0xce: *hdr = 5; return 0;
+  case 0xcf: *hdr = 9; return 0;
+  case 0xd0: *hdr = 2; return 0;
+  case 0xd1: *hdr = 3; return 0;
+  case 0xd2: *hdr = 5; return 0;
+  case 0xd3: *hdr = 9; return 0;
+  case 0xd4: *hdr = 3; return 0;
+  case 0xd5: *hdr = 4; return 0;
+  case 0xd6: *hdr = 6; return 0;
+  case 0xd7: *hdr = 10; return 0;
+  case 0xd8: *hdr = 18; return 0;
+  case 0xd9: lenbytes = 1; kind = 1; break;
+  case 0xda: lenbytes = 2; kind = 1; break;
+  case 0xdb: lenbytes = 4; kind = 1; break;
+  case 0xdc: lenbytes = 2; kind = 3; break;
+  case 0xdd: lenbytes = 4; kind = 3; break;
+  case 0xde: lenbytes = 2; kind = 4; break;
+  case 0xdf: lenbytes = 4; kind = 4; break;
+  }
+  if (avail < 1 + lenbytes) return 1;
+  uint64_t n = lenbytes == 1 ? p[1] : lenbytes == 2 ? be16(p + 1) : be32(p + 1);
+  *hdr = 1 + lenbytes + (kind == 2);
+  if (kind == 1 || kind == 2)
+    *body = n;
+  else if (kind == 3)
+    *children = n;
+  else
+    *children = 2 * n;
+  return 0;
+}
+
+long tks_msgpack_skip(const uint8_t *p, size_t len, size_t max) {
+  uint64_t left[TKS_DECODE_MAX_DEPTH + 1]; /* objects still to read at each level */
+  int depth = 0;
+  size_t pos = 0;
+  left[0] = 1;
+  for (;;) {
+    while (left[depth] == 0) {
+      if (depth == 0) return (long)pos;
+      depth--;
+    }
+    /* Out of bytes: with max or more in hand the message is over the limit. */
+    if (pos >= len) return len >= max ? SKIP_ERR(TKS_REASON_TOO_LARGE) : 0;
+    size_t hdr;
+    uint64_t body, children;
+    int r = object_shape(p + pos, len - pos, &hdr, &body, &children);
+    if (r < 0) return r;
+    if (r == 1) return len >= max ? SKIP_ERR(TKS_REASON_TOO_LARGE) : 0;
+    /* Each child takes at least one byte: a count or length beyond the
+     * limit is refused before anything trusts it. */
+    if (body > max || children > max || pos + hdr + body > max)
+      return SKIP_ERR(TKS_REASON_TOO_LARGE);
+    left[depth]--;
+    pos += hdr + (size_t)body;
+    if (pos > len) return len >= max ? SKIP_ERR(TKS_REASON_TOO_LARGE) : 0;
+    if (children) {
+      if (depth + 1 > TKS_DECODE_MAX_DEPTH) return SKIP_ERR(TKS_REASON_TOO_DEEP);
+      left[++depth] = children;
+    }
+  }
+}
+
+/* One decoded msgpack value. */
+enum vkind { VK_NIL, VK_BOOL, VK_INT, VK_UINT, VK_F64, VK_STR, VK_TS, VK_OTHER };
+struct val {
+  enum vkind k;
+  union {
+    bool b;
+    int64_t i;
+    uint64_t u;
+    double f;
+    struct {
+      const char *p;
+      uint32_t len;
+    } s;
+  } v;
+};
+
+/* Reads one value at p[*pos] of a message already checked by
+ * tks_msgpack_skip (so every header and body is in bounds). */
+static void read_val(const uint8_t *p, size_t *pos, size_t end, struct val *v) {
+  const uint8_t *q = p + *pos;
+  uint8_t b = q[0];
+  if (b <= 0x7f) {
+    v->k = VK_INT, v->v.i = b, *pos += 1;
+    return;
+  }
+  if (b >= 0xe0) {
+    v->k = VK_INT, v->v.i = (int8_t)b, *pos += 1;
+    return;
+  }
+  if (b >= 0xa0 && b <= 0xbf) {
+    v->k = VK_STR, v->v.s.p = (const char *)q + 1, v->v.s.len = b & 0x1f;
+    *pos += 1 + (b & 0x1f);
+    return;
+  }
+  switch (b) {
+  case 0xc0: v->k = VK_NIL; *pos += 1; return;
+  case 0xc2: v->k = VK_BOOL; v->v.b = false; *pos += 1; return;
+  case 0xc3: v->k = VK_BOOL; v->v.b = true; *pos += 1; return;
+  case 0xca: {
+    uint32_t u = be32(q + 1);
+    float f;
+    memcpy(&f, &u, 4);
+    v->k = VK_F64, v->v.f = f, *pos += 5;
+    return;
+  }
+  case 0xcb: {
+    uint64_t u = be64(q + 1);
+    memcpy(&v->v.f, &u, 8);
+    v->k = VK_F64, *pos += 9;
+    return;
+  }
+  case 0xcc: v->k = VK_INT, v->v.i = q[1], *pos += 2; return;
+  case 0xcd: v->k = VK_INT, v->v.i = be16(q + 1), *pos += 3; return;
+  case 0xce: v->k = VK_INT, v->v.i = be32(q + 1), *pos += 5; return;
+  case 0xcf: {
+    uint64_t u = be64(q + 1);
+    if (u > INT64_MAX)
+      v->k = VK_UINT, v->v.u = u;
+    else
+      v->k = VK_INT, v->v.i = (int64_t)u;
+    *pos += 9;
+    return;
+  }
+  case 0xd0: v->k = VK_INT, v->v.i = (int8_t)q[1], *pos += 2; return;
+  case 0xd1: v->k = VK_INT, v->v.i = (int16_t)be16(q + 1), *pos += 3; return;
+  case 0xd2: v->k = VK_INT, v->v.i = (int32_t)be32(q + 1), *pos += 5; return;
+  case 0xd3: v->k = VK_INT, v->v.i = (int64_t)be64(q + 1), *pos += 9; return;
+  case 0xd9: v->k = VK_STR, v->v.s.p = (const char *)q + 2, v->v.s.len = q[1]; *pos += 2 + q[1]; return;
+  case 0xda: v->k = VK_STR, v->v.s.p = (const char *)q + 3, v->v.s.len = be16(q + 1);
+    *pos += 3 + v->v.s.len;
+    return;
+  case 0xdb: v->k = VK_STR, v->v.s.p = (const char *)q + 5, v->v.s.len = be32(q + 1);
+    *pos += 5 + (size_t)v->v.s.len;
+    return;
+  /* The msgpack timestamp extension (type -1) in its three sizes. */
+  case 0xd6:
+    if ((int8_t)q[1] == -1) {
+      v->k = VK_TS, v->v.i = (int64_t)be32(q + 2) * 1000000000, *pos += 6;
+      return;
+    }
+    break;
+  case 0xd7:
+    if ((int8_t)q[1] == -1) {
+      uint64_t d = be64(q + 2);
+      v->k = VK_TS, v->v.i = (int64_t)(d & 0x3ffffffffull) * 1000000000 + (int64_t)(d >> 34);
+      *pos += 10;
+      return;
+    }
+    break;
+  case 0xc7:
+    if (q[1] == 12 && (int8_t)q[2] == -1) {
+      int64_t sec = (int64_t)be64(q + 7);
+      uint32_t ns = be32(q + 3);
+      v->k = VK_TS;
+      if (sec > INT64_MAX / 1000000000 - 1 || sec < INT64_MIN / 1000000000 + 1)
+        v->k = VK_UINT, v->v.u = 0; /* out of range: reported as bad_value */
+      else
+        v->v.i = sec * 1000000000 + ns;
+      *pos += 15;
+      return;
+    }
+    break;
+  }
+  v->k = VK_OTHER;
+  *pos += (size_t)tks_msgpack_skip(q, end - *pos, end - *pos);
+}
+
+static enum tks_decode_status reject(struct tks_decode_result *res, enum tks_reason r, int field,
+                                     const char *detail, size_t dlen) {
+  res->reason = r;
+  res->field = field;
+  if (dlen >= sizeof res->detail) dlen = sizeof res->detail - 1;
+  memcpy(res->detail, detail, dlen);
+  res->detail[dlen] = '\0';
+  return TKS_DECODE_REJECT;
+}
+
+static enum tks_decode_status reject_field(const struct tks_schema *s,
+                                           struct tks_decode_result *res, enum tks_reason r,
+                                           int field) {
+  const char *n = s->fields[field].name;
+  return reject(res, r, field, n, strlen(n));
+}
+
+/* Checks v against field f and writes it into the record.  Strings are
+ * only noted here (in strs) and interned once the tick is known good. */
+static enum tks_decode_status put_field(const struct tks_decoder *d, int fi, const struct val *v,
+                                        char *rec, struct val *strs, struct tks_decode_result *res) {
+  const struct tks_schema *s = d->schema;
+  const struct tks_field *f = &s->fields[fi];
+  char *at = rec + f->offset;
+  switch (f->type) {
+  case TKS_TYPE_TIMESTAMP:
+    if (v->k == VK_INT || v->k == VK_TS) {
+      memcpy(at, &v->v.i, 8);
+      res->has_ts = true;
+      return TKS_DECODE_OK;
+    }
+    if (v->k == VK_UINT) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+    break;
+  case TKS_TYPE_I64:
+    if (v->k == VK_INT) {
+      memcpy(at, &v->v.i, 8);
+      return TKS_DECODE_OK;
+    }
+    if (v->k == VK_UINT) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+    break;
+  case TKS_TYPE_U32:
+    if (v->k == VK_INT) {
+      if (v->v.i < 0 || v->v.i > UINT32_MAX) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+      uint32_t u = (uint32_t)v->v.i;
+      memcpy(at, &u, 4);
+      return TKS_DECODE_OK;
+    }
+    if (v->k == VK_UINT) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+    break;
+  case TKS_TYPE_F64: {
+    double x;
+    if (v->k == VK_F64)
+      x = v->v.f;
+    else if (v->k == VK_INT)
+      x = (double)v->v.i;
+    else if (v->k == VK_UINT)
+      x = (double)v->v.u;
+    else
+      break;
+    if (!isfinite(x)) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+    memcpy(at, &x, 8);
+    return TKS_DECODE_OK;
+  }
+  case TKS_TYPE_SYMBOL:
+  case TKS_TYPE_STRING:
+    if (v->k != VK_STR) break;
+    if (v->v.s.len > TKS_SYMBOL_MAX_LEN || (fi == s->symbol_field && v->v.s.len == 0))
+      return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+    strs[fi] = *v;
+    return TKS_DECODE_OK;
+  case TKS_TYPE_BOOL:
+    if (v->k != VK_BOOL) break;
+    *(bool *)at = v->v.b;
+    return TKS_DECODE_OK;
+  case TKS_TYPE__COUNT: break;
+  }
+  return reject_field(s, res, TKS_REASON_BAD_TYPE, fi);
+}
+
+static int find_field(const struct tks_schema *s, const char *name, uint32_t len) {
+  if (len >= TKS_FIELD_NAME_MAX) return -1;
+  for (unsigned i = 0; i < s->nfields; i++) {
+    const char *n = s->fields[i].name;
+    if (n[len] == '\0' && memcmp(n, name, len) == 0) return (int)i;
+  }
+  return -1;
+}
+
+enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *buf, size_t len,
+                                  int64_t now_ns, void *record, struct tks_decode_result *res) {
+  const struct tks_schema *s = d->schema;
+  res->consumed = 0;
+  res->field = -1;
+  res->detail[0] = '\0';
+  res->has_ts = false;
+  if (len == 0) return TKS_DECODE_NEED_MORE;
+  long n = tks_msgpack_skip(buf, len, d->max_message_bytes);
+  if (n == 0) return TKS_DECODE_NEED_MORE;
+  if (n < 0) {
+    res->reason = (enum tks_reason)(-n - 1);
+    return TKS_DECODE_ERROR;
+  }
+  size_t end = (size_t)n;
+  res->consumed = end;
+
+  uint8_t b = buf[0];
+  int is_map;
+  uint64_t count;
+  size_t pos;
+  if (b >= 0x80 && b <= 0x8f) is_map = 1, count = b & 0x0f, pos = 1;
+  else if (b >= 0x90 && b <= 0x9f) is_map = 0, count = b & 0x0f, pos = 1;
+  else if (b == 0xde) is_map = 1, count = be16(buf + 1), pos = 3;
+  else if (b == 0xdf) is_map = 1, count = be32(buf + 1), pos = 5;
+  else if (b == 0xdc) is_map = 0, count = be16(buf + 1), pos = 3;
+  else if (b == 0xdd) is_map = 0, count = be32(buf + 1), pos = 5;
+  else {
+    res->reason = TKS_REASON_NOT_A_TICK;
+    snprintf(res->detail, sizeof res->detail, "top-level byte 0x%02x", b);
+    return TKS_DECODE_ERROR;
+  }
+
+  char *rec = record;
+  memset(rec, 0, s->record_size);
+  struct val strs[TKS_SCHEMA_MAX_FIELDS];
+  uint32_t seen = 0;
+  struct val v;
+
+  if (is_map) {
+    if (count > s->nfields) {
+      char msg[40];
+      int ml = snprintf(msg, sizeof msg, "%llu fields", (unsigned long long)count);
+      return reject(res, TKS_REASON_TOO_MANY_FIELDS, -1, msg, (size_t)ml);
+    }
+    for (uint64_t i = 0; i < count; i++) {
+      struct val key;
+      read_val(buf, &pos, end, &key);
+      if (key.k != VK_STR) return reject(res, TKS_REASON_BAD_TYPE, -1, "non-string key", 14);
+      int fi = find_field(s, key.v.s.p, key.v.s.len);
+      if (fi < 0) return reject(res, TKS_REASON_UNKNOWN_FIELD, -1, key.v.s.p, key.v.s.len);
+      if (seen & (1u << fi)) return reject_field(s, res, TKS_REASON_DUPLICATE_FIELD, fi);
+      read_val(buf, &pos, end, &v);
+      if (v.k == VK_NIL) continue; /* an explicit nil is an absent field */
+      seen |= 1u << fi;
+      enum tks_decode_status st = put_field(d, fi, &v, rec, strs, res);
+      if (st != TKS_DECODE_OK) return st;
+    }
+  } else {
+    if (count != s->nfields) {
+      char msg[48];
+      int ml = snprintf(msg, sizeof msg, "array of %llu, schema has %u fields",
+                        (unsigned long long)count, s->nfields);
+      return reject(res, count < s->nfields ? TKS_REASON_MISSING_FIELD : TKS_REASON_TOO_MANY_FIELDS,
+                    -1, msg, (size_t)ml);
+    }
+    for (unsigned fi = 0; fi < s->nfields; fi++) {
+      read_val(buf, &pos, end, &v);
+      if (v.k == VK_NIL) continue;
+      seen |= 1u << fi;
+      enum tks_decode_status st = put_field(d, (int)fi, &v, rec, strs, res);
+      if (st != TKS_DECODE_OK) return st;
+    }
+  }
+
+  for (unsigned fi = 0; fi < s->nfields; fi++) {
+    if (seen & (1u << fi)) continue;
+    const struct tks_field *f = &s->fields[fi];
+    if (f->required) return reject_field(s, res, TKS_REASON_MISSING_FIELD, (int)fi);
+    if ((int)fi == s->ts_field)
+      memcpy(rec + f->offset, &now_ns, 8);
+    else
+      memcpy(rec + f->offset, &f->dflt, f->size);
+  }
+  /* The tick is good: intern its strings. */
+  for (unsigned fi = 0; fi < s->nfields; fi++) {
+    const struct tks_field *f = &s->fields[fi];
+    if (!(seen & (1u << fi)) || (f->type != TKS_TYPE_SYMBOL && f->type != TKS_TYPE_STRING))
+      continue;
+    struct tks_symtab *t = f->type == TKS_TYPE_SYMBOL ? d->symbols : d->strings;
+    uint32_t id;
+    int r = tks_symtab_intern(t, strs[fi].v.s.p, strs[fi].v.s.len, &id);
+    if (r) return reject(res, TKS_REASON_TOO_MANY_SYMBOLS, (int)fi, strs[fi].v.s.p, strs[fi].v.s.len);
+    memcpy(rec + f->offset, &id, 4);
+  }
+  return TKS_DECODE_OK;
+}
+
+int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols,
+                    const struct tks_symtab *strings, const void *record, struct tks_buf *out) {
+  const char *rec = record;
+  int r = tks_buf_putc(out, '{');
+  for (unsigned fi = 0; fi < s->nfields && r == 0; fi++) {
+    const struct tks_field *f = &s->fields[fi];
+    const char *at = rec + f->offset;
+    if (fi) r |= tks_buf_putc(out, ',');
+    r |= tks_buf_json_string(out, f->name, strlen(f->name));
+    r |= tks_buf_putc(out, ':');
+    switch (f->type) {
+    case TKS_TYPE_TIMESTAMP:
+    case TKS_TYPE_I64: {
+      int64_t x;
+      memcpy(&x, at, 8);
+      r |= tks_buf_printf(out, "%lld", (long long)x);
+      break;
+    }
+    case TKS_TYPE_U32: {
+      uint32_t x;
+      memcpy(&x, at, 4);
+      r |= tks_buf_printf(out, "%u", x);
+      break;
+    }
+    case TKS_TYPE_F64: {
+      double x;
+      memcpy(&x, at, 8);
+      /* The shortest form that reads back as the same double. */
+      char num[32];
+      snprintf(num, sizeof num, "%.15g", x);
+      if (strtod(num, NULL) != x) snprintf(num, sizeof num, "%.17g", x);
+      r |= tks_buf_puts(out, num);
+      break;
+    }
+    case TKS_TYPE_SYMBOL:
+    case TKS_TYPE_STRING: {
+      uint32_t id;
+      memcpy(&id, at, 4);
+      size_t len = 0;
+      const char *name = tks_symtab_name(f->type == TKS_TYPE_SYMBOL ? symbols : strings, id, &len);
+      r |= name ? tks_buf_json_string(out, name, len) : tks_buf_puts(out, "null");
+      break;
+    }
+    case TKS_TYPE_BOOL: r |= tks_buf_puts(out, *(const bool *)at ? "true" : "false"); break;
+    case TKS_TYPE__COUNT: break;
+    }
+  }
+  r |= tks_buf_putc(out, '}');
+  return r ? -ENOMEM : 0;
+}

@@ -82,7 +82,9 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
 long tks_msgpack_skip(const uint8_t *buf, size_t len, size_t max_bytes);
 
 /* Values for the encoder. */
-enum tks_value_type { TKS_V_NIL, TKS_V_BOOL, TKS_V_INT, TKS_V_UINT, TKS_V_F64, TKS_V_STR };
+/* TKS_V_INT_FIXED: an int64 always written in 9 bytes (0xd3 + big-endian),
+ * so that a generator can patch it in place in a pre-encoded message. */
+enum tks_value_type { TKS_V_NIL, TKS_V_BOOL, TKS_V_INT, TKS_V_INT_FIXED, TKS_V_UINT, TKS_V_F64, TKS_V_STR };
 struct tks_value {
   enum tks_value_type type;
   union {

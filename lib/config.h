@@ -19,6 +19,7 @@
 #define TKS_DEFAULT_CONFIG_PATH "/etc/tickslab/tickslab.yaml"
 #define TKS_DEFAULT_CONTROL_SOCKET "/run/tickslab/control.sock"
 #define TKS_CONFIG_ERR_MAX 512
+#define TKS_CONFIG_MAX_BYTES (1 << 20) /* a larger file is refused */
 
 struct tks_config {
   char path[4096]; /* the file read, or "" for defaults */

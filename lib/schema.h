@@ -14,7 +14,7 @@
 
 #define TKS_SCHEMA_MAX_FIELDS 32
 #define TKS_FIELD_NAME_MAX 32 /* bytes, including the NUL */
-#define TKS_RECORD_MAX 256    /* bytes: a larger record is refused */
+#define TKS_RECORD_MAX 128    /* bytes: a larger record is refused */
 
 enum tks_type {
   TKS_TYPE_TIMESTAMP, /* int64 ns since the Unix epoch */

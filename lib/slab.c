@@ -1,1 +1,224 @@
-/* slab: work in progress */
+/*
+ * Slab allocation after memcached's slabs.c: size classes growing by a
+ * factor from min_chunk up to the page size; each class takes whole pages
+ * (mmap'd, page_size bytes) and cuts them into chunks.  A freed chunk is
+ * pushed on its class's free list (the list link lives in the chunk) and
+ * handed out again before any new chunk is cut from the newest page.
+ */
+#include "slab.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "stats.h"
+
+struct free_chunk {
+  struct free_chunk *next;
+};
+
+struct slab_class {
+  size_t size;
+  size_t perpage;
+  struct free_chunk *free_list;
+  uint64_t free_count;
+  char *end;          /* next never-used chunk of the newest page */
+  size_t end_left;    /* chunks left at end */
+  uint64_t pages;
+  uint64_t used;
+  uint64_t requested;
+};
+
+struct tks_slab {
+  size_t page_size;
+  uint64_t limit;
+  unsigned nclasses;
+  struct slab_class cls[TKS_SLAB_MAX_CLASSES + 1]; /* 1-based */
+  void **pages;
+  uint64_t npages, pages_cap;
+};
+
+struct tks_slab *tks_slab_create(size_t page_size, double growth, size_t min_chunk) {
+  long os_page = sysconf(_SC_PAGESIZE);
+  if (page_size < 65536 || page_size > (1ul << 30) || page_size % (size_t)os_page != 0 ||
+      !(growth >= 1.01 && growth <= 4.0) || min_chunk < 16 || min_chunk % 8 != 0 ||
+      min_chunk > page_size / 2) {
+    errno = EINVAL;
+    return NULL;
+  }
+  struct tks_slab *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->page_size = page_size;
+  double size = (double)min_chunk;
+  unsigned n = 0;
+  while (n < TKS_SLAB_MAX_CLASSES - 1 && size <= (double)page_size / 2) {
+    size_t sz = ((size_t)size + 7) & ~(size_t)7;
+    if (n == 0 || sz > s->cls[n].size) {
+      n++;
+      s->cls[n].size = sz;
+      s->cls[n].perpage = page_size / sz;
+    }
+    size *= growth;
+  }
+  n++; /* the largest class holds a whole page, as memcached's does */
+  s->cls[n].size = page_size;
+  s->cls[n].perpage = 1;
+  s->nclasses = n;
+  return s;
+}
+
+void tks_slab_destroy(struct tks_slab *s) {
+  if (!s) return;
+  for (uint64_t i = 0; i < s->npages; i++) munmap(s->pages[i], s->page_size);
+  free(s->pages);
+  free(s);
+}
+
+unsigned tks_slab_class_for(const struct tks_slab *s, size_t size) {
+  if (size == 0 || size > s->page_size) return 0;
+  unsigned lo = 1, hi = s->nclasses;
+  while (lo < hi) { /* smallest class with size >= the request */
+    unsigned mid = (lo + hi) / 2;
+    if (s->cls[mid].size >= size)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
+}
+
+size_t tks_slab_chunk_size(const struct tks_slab *s, unsigned id) {
+  return id >= 1 && id <= s->nclasses ? s->cls[id].size : 0;
+}
+
+void tks_slab_set_limit(struct tks_slab *s, uint64_t max_bytes) { s->limit = max_bytes; }
+
+static int new_page(struct tks_slab *s, struct slab_class *c) {
+  if (s->limit && (s->npages + 1) * s->page_size > s->limit) return -ENOMEM;
+  if (s->npages == s->pages_cap) {
+    uint64_t cap = s->pages_cap ? s->pages_cap * 2 : 64;
+    void **p = realloc(s->pages, cap * sizeof *p);
+    if (!p) return -ENOMEM;
+    s->pages = p;
+    s->pages_cap = cap;
+  }
+  void *page = mmap(NULL, s->page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return -ENOMEM;
+  s->pages[s->npages++] = page;
+  c->pages++;
+  c->end = page;
+  c->end_left = c->perpage;
+  return 0;
+}
+
+void *tks_slab_alloc(struct tks_slab *s, size_t size) {
+  unsigned id = tks_slab_class_for(s, size);
+  if (id == 0) return NULL;
+  struct slab_class *c = &s->cls[id];
+  void *p;
+  if (c->free_list) {
+    p = c->free_list;
+    c->free_list = c->free_list->next;
+    c->free_count--;
+  } else {
+    if (c->end_left == 0 && new_page(s, c) != 0) return NULL;
+    p = c->end;
+    c->end += c->size;
+    c->end_left--;
+  }
+  c->used++;
+  c->requested += size;
+  return p;
+}
+
+void tks_slab_free(struct tks_slab *s, void *p, size_t size) {
+  if (!p) return;
+  unsigned id = tks_slab_class_for(s, size);
+  struct slab_class *c = &s->cls[id];
+  struct free_chunk *f = p;
+  f->next = c->free_list;
+  c->free_list = f;
+  c->free_count++;
+  c->used--;
+  c->requested -= size;
+}
+
+uint64_t tks_slab_bytes_allocated(const struct tks_slab *s) { return s->npages * s->page_size; }
+
+uint64_t tks_slab_bytes_used(const struct tks_slab *s) {
+  uint64_t n = 0;
+  for (unsigned i = 1; i <= s->nclasses; i++) n += s->cls[i].used * s->cls[i].size;
+  return n;
+}
+
+uint64_t tks_slab_bytes_requested(const struct tks_slab *s) {
+  uint64_t n = 0;
+  for (unsigned i = 1; i <= s->nclasses; i++) n += s->cls[i].requested;
+  return n;
+}
+
+uint64_t tks_slab_pages(const struct tks_slab *s) { return s->npages; }
+size_t tks_slab_page_size(const struct tks_slab *s) { return s->page_size; }
+unsigned tks_slab_nclasses(const struct tks_slab *s) { return s->nclasses; }
+
+int tks_slab_class_info(const struct tks_slab *s, unsigned id, struct tks_slab_class_info *out) {
+  if (id < 1 || id > s->nclasses) return -EINVAL;
+  const struct slab_class *c = &s->cls[id];
+  *out = (struct tks_slab_class_info){
+      .id = id,
+      .chunk_size = c->size,
+      .chunks_per_page = c->perpage,
+      .total_pages = c->pages,
+      .total_chunks = c->pages * c->perpage,
+      .used_chunks = c->used,
+      .free_chunks = c->free_count,
+      .free_chunks_end = c->end_left,
+      .mem_requested = c->requested,
+  };
+  return 0;
+}
+
+void tks_slab_stats(const struct tks_slab *s, struct tks_stats *st) {
+  tks_stats_u64(st, "slabs.page_size", s->page_size, TKS_STAT_GAUGE, "Size of one slab page in bytes",
+                NULL, NULL);
+  tks_stats_u64(st, "slabs.total_pages", s->npages, TKS_STAT_GAUGE, "Slab pages obtained from the OS",
+                NULL, NULL);
+  tks_stats_u64(st, "slabs.total_malloced", tks_slab_bytes_allocated(s), TKS_STAT_GAUGE,
+                "Bytes of slab pages obtained from the OS", NULL, NULL);
+  unsigned active = 0;
+  for (unsigned id = 1; id <= s->nclasses; id++) active += s->cls[id].pages > 0;
+  tks_stats_u64(st, "slabs.active_classes", active, TKS_STAT_GAUGE,
+                "Slab classes that hold at least one page", NULL, NULL);
+  static const struct {
+    const char *name, *help;
+  } fields[] = {
+      {"chunk_size", "Chunk size of the slab class in bytes"},
+      {"chunks_per_page", "Chunks per page of the slab class"},
+      {"total_pages", "Pages held by the slab class"},
+      {"total_chunks", "Chunks held by the slab class"},
+      {"used_chunks", "Chunks in use in the slab class"},
+      {"free_chunks", "Freed chunks waiting for reuse in the slab class"},
+      {"free_chunks_end", "Never used chunks at the end of the newest page of the slab class"},
+      {"mem_requested", "Bytes requested by live allocations in the slab class"},
+      {"waste_bytes", "Bytes of chunks held by the class minus bytes requested"},
+  };
+  for (unsigned id = 1; id <= s->nclasses; id++) {
+    struct tks_slab_class_info ci;
+    tks_slab_class_info(s, id, &ci);
+    if (ci.total_pages == 0) continue;
+    uint64_t v[] = {ci.chunk_size,   ci.chunks_per_page, ci.total_pages,
+                    ci.total_chunks, ci.used_chunks,     ci.free_chunks,
+                    ci.free_chunks_end, ci.mem_requested,
+                    ci.total_chunks * ci.chunk_size - ci.mem_requested};
+    for (unsigned f = 0; f < TKS_ARRAY_SIZE(fields); f++) {
+      char path[96], prom[64], label[32];
+      snprintf(path, sizeof path, "slabs.classes.%u.%s", id, fields[f].name);
+      snprintf(prom, sizeof prom, "slab_class_%s", fields[f].name);
+      snprintf(label, sizeof label, "class=\"%u\"", id);
+      tks_stats_u64(st, path, v[f], TKS_STAT_GAUGE, fields[f].help, prom, label);
+    }
+  }
+}

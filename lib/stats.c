@@ -1,1 +1,243 @@
-/* stats: work in progress */
+/*
+ * Stats collector and formatters.  Entries are kept in the order added;
+ * the JSON writer opens and closes nested objects as consecutive paths
+ * share or leave prefixes, the Prometheus writer groups entries by family
+ * and emits HELP/TYPE once per family, the text writer prints "path value".
+ */
+#include "stats.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum vtype { V_U64, V_I64, V_F64, V_STR };
+
+struct entry {
+  char *path;
+  char *help;
+  char *prom;   /* family name, without prefix */
+  char *labels; /* or NULL */
+  enum tks_stat_kind kind;
+  enum vtype type;
+  union {
+    uint64_t u;
+    int64_t i;
+    double f;
+    char *s;
+  } v;
+};
+
+struct tks_stats {
+  struct entry *e;
+  unsigned n, cap;
+  int oom;
+};
+
+struct tks_stats *tks_stats_create(void) { return calloc(1, sizeof(struct tks_stats)); }
+
+void tks_stats_destroy(struct tks_stats *s) {
+  if (!s) return;
+  for (unsigned i = 0; i < s->n; i++) {
+    free(s->e[i].path);
+    free(s->e[i].help);
+    free(s->e[i].prom);
+    free(s->e[i].labels);
+    if (s->e[i].type == V_STR) free(s->e[i].v.s);
+  }
+  free(s->e);
+  free(s);
+}
+
+unsigned tks_stats_count(const struct tks_stats *s) { return s->n; }
+
+static char *dup_or_null(const char *p, int *oom) {
+  if (!p) return NULL;
+  char *d = strdup(p);
+  if (!d) *oom = 1;
+  return d;
+}
+
+static struct entry *add(struct tks_stats *s, const char *path, enum tks_stat_kind kind,
+                         const char *help, const char *prom, const char *labels) {
+  if (s->n == s->cap) {
+    unsigned cap = s->cap ? s->cap * 2 : 128;
+    struct entry *e = realloc(s->e, cap * sizeof *e);
+    if (!e) {
+      s->oom = 1;
+      return NULL;
+    }
+    s->e = e;
+    s->cap = cap;
+  }
+  struct entry *e = &s->e[s->n];
+  memset(e, 0, sizeof *e);
+  e->kind = kind;
+  e->path = dup_or_null(path, &s->oom);
+  e->help = dup_or_null(help, &s->oom);
+  e->labels = dup_or_null(labels, &s->oom);
+  if (prom) {
+    e->prom = dup_or_null(prom, &s->oom);
+  } else if (e->path) {
+    e->prom = dup_or_null(path, &s->oom);
+    for (char *c = e->prom; c && *c; c++)
+      if (*c == '.') *c = '_';
+  }
+  if (!e->path) return NULL;
+  s->n++;
+  return e;
+}
+
+void tks_stats_u64(struct tks_stats *s, const char *path, uint64_t v, enum tks_stat_kind kind,
+                   const char *help, const char *prom, const char *labels) {
+  struct entry *e = add(s, path, kind, help, prom, labels);
+  if (e) e->type = V_U64, e->v.u = v;
+}
+
+void tks_stats_i64(struct tks_stats *s, const char *path, int64_t v, enum tks_stat_kind kind,
+                   const char *help, const char *prom, const char *labels) {
+  struct entry *e = add(s, path, kind, help, prom, labels);
+  if (e) e->type = V_I64, e->v.i = v;
+}
+
+void tks_stats_f64(struct tks_stats *s, const char *path, double v, enum tks_stat_kind kind,
+                   const char *help, const char *prom, const char *labels) {
+  struct entry *e = add(s, path, kind, help, prom, labels);
+  if (e) e->type = V_F64, e->v.f = v;
+}
+
+void tks_stats_str(struct tks_stats *s, const char *path, const char *v, const char *help,
+                   const char *prom, const char *label_name) {
+  struct entry *e = add(s, path, TKS_STAT_GAUGE, help, prom, label_name);
+  if (!e) return;
+  e->type = V_STR;
+  e->v.s = dup_or_null(v ? v : "", &s->oom);
+}
+
+static int put_number(struct tks_buf *out, const struct entry *e) {
+  switch (e->type) {
+  case V_U64: return tks_buf_printf(out, "%llu", (unsigned long long)e->v.u);
+  case V_I64: return tks_buf_printf(out, "%lld", (long long)e->v.i);
+  case V_F64:
+    if (!isfinite(e->v.f)) return tks_buf_puts(out, "0");
+    return tks_buf_printf(out, "%.6g", e->v.f);
+  case V_STR: return 0;
+  }
+  return 0;
+}
+
+/* Number of dot-separated components in a path. */
+static unsigned components(const char *p) {
+  unsigned n = 1;
+  for (; *p; p++)
+    if (*p == '.') n++;
+  return n;
+}
+
+/* Start of component k of path p and its length. */
+static const char *component(const char *p, unsigned k, size_t *len) {
+  while (k--) p = strchr(p, '.') + 1;
+  const char *dot = strchr(p, '.');
+  *len = dot ? (size_t)(dot - p) : strlen(p);
+  return p;
+}
+
+int tks_stats_json(const struct tks_stats *s, struct tks_buf *out) {
+  if (s->oom) return -ENOMEM;
+  int r = tks_buf_putc(out, '{');
+  const char *prev = NULL; /* the path whose objects are open */
+  unsigned open = 0;       /* objects open besides the outermost */
+  for (unsigned i = 0; i < s->n && r == 0; i++) {
+    const struct entry *e = &s->e[i];
+    unsigned nc = components(e->path);
+    /* How many of the open objects does this path stay inside? */
+    unsigned keep = 0;
+    while (keep < open && keep < nc - 1) {
+      size_t la, lb;
+      const char *a = component(prev, keep, &la), *b = component(e->path, keep, &lb);
+      if (la != lb || memcmp(a, b, la) != 0) break;
+      keep++;
+    }
+    for (; open > keep; open--) r |= tks_buf_putc(out, '}');
+    if (i > 0 && out->data[out->len - 1] != '{') r |= tks_buf_putc(out, ',');
+    for (; open < nc - 1; open++) {
+      size_t l;
+      const char *c = component(e->path, open, &l);
+      r |= tks_buf_json_string(out, c, l);
+      r |= tks_buf_puts(out, ":{");
+    }
+    size_t l;
+    const char *leaf = component(e->path, nc - 1, &l);
+    r |= tks_buf_json_string(out, leaf, l);
+    r |= tks_buf_putc(out, ':');
+    if (e->type == V_STR)
+      r |= tks_buf_json_string(out, e->v.s, strlen(e->v.s));
+    else
+      r |= put_number(out, e);
+    prev = e->path;
+  }
+  for (; open > 0; open--) r |= tks_buf_putc(out, '}');
+  r |= tks_buf_putc(out, '}');
+  return r ? -ENOMEM : 0;
+}
+
+static int prom_label_value(struct tks_buf *out, const char *v) {
+  int r = 0;
+  for (; *v && r == 0; v++) {
+    if (*v == '\\' || *v == '"')
+      r = tks_buf_printf(out, "\\%c", *v);
+    else if (*v == '\n')
+      r = tks_buf_puts(out, "\\n");
+    else
+      r = tks_buf_putc(out, *v);
+  }
+  return r;
+}
+
+int tks_stats_prometheus(const struct tks_stats *s, struct tks_buf *out) {
+  if (s->oom) return -ENOMEM;
+  int r = 0;
+  char *done = calloc(s->n ? s->n : 1, 1);
+  if (!done) return -ENOMEM;
+  for (unsigned i = 0; i < s->n && r == 0; i++) {
+    const struct entry *e = &s->e[i];
+    if (done[i] || !e->help) continue;
+    const char *type = e->kind == TKS_STAT_COUNTER ? "counter" : "gauge";
+    const char *suffix = e->kind == TKS_STAT_COUNTER ? "_total" : "";
+    r |= tks_buf_printf(out, "# HELP tickslab_%s%s %s\n# TYPE tickslab_%s%s %s\n", e->prom, suffix,
+                        e->help, e->prom, suffix, type);
+    for (unsigned j = i; j < s->n && r == 0; j++) {
+      const struct entry *f = &s->e[j];
+      if (done[j] || !f->help || strcmp(f->prom, e->prom) != 0) continue;
+      done[j] = 1;
+      r |= tks_buf_printf(out, "tickslab_%s%s", f->prom, suffix);
+      if (f->type == V_STR) {
+        r |= tks_buf_printf(out, "{%s=\"", f->labels ? f->labels : "value");
+        r |= prom_label_value(out, f->v.s);
+        r |= tks_buf_puts(out, "\"} 1\n");
+        continue;
+      }
+      if (f->labels) r |= tks_buf_printf(out, "{%s}", f->labels);
+      r |= tks_buf_putc(out, ' ');
+      r |= put_number(out, f);
+      r |= tks_buf_putc(out, '\n');
+    }
+  }
+  free(done);
+  return r ? -ENOMEM : 0;
+}
+
+int tks_stats_text(const struct tks_stats *s, struct tks_buf *out) {
+  if (s->oom) return -ENOMEM;
+  int r = 0;
+  for (unsigned i = 0; i < s->n && r == 0; i++) {
+    const struct entry *e = &s->e[i];
+    r |= tks_buf_printf(out, "%s ", e->path);
+    if (e->type == V_STR)
+      r |= tks_buf_puts(out, e->v.s);
+    else
+      r |= put_number(out, e);
+    r |= tks_buf_putc(out, '\n');
+  }
+  return r ? -ENOMEM : 0;
+}

@@ -47,5 +47,7 @@ unsigned tks_stats_count(const struct tks_stats *s);
 /* Render.  JSON is one line, no trailing newline.  Return 0 or -ENOMEM. */
 int tks_stats_json(const struct tks_stats *s, struct tks_buf *out);
 int tks_stats_prometheus(const struct tks_stats *s, struct tks_buf *out);
+/* "path value" lines, each ending in a newline. */
+int tks_stats_text(const struct tks_stats *s, struct tks_buf *out);
 
 #endif

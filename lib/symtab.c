@@ -1,1 +1,204 @@
-/* symtab: work in progress */
+/*
+ * Symbol interning.  Strings live once in an arena of 64 KiB blocks, each
+ * as [length byte][bytes][NUL]; ids index an array of pointers into the
+ * arena.  Lookup is an open-addressing (linear probing) table of
+ * (hash, id) pairs kept at most half full, so a probe rarely touches a
+ * string it does not want.
+ */
+#include "symtab.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_BLOCK 65536
+
+struct slot {
+  uint32_t hash;
+  uint32_t id; /* 0 = empty */
+};
+
+struct arena_block {
+  struct arena_block *next;
+  size_t used;
+  char data[];
+};
+
+struct tks_symtab {
+  uint32_t max;
+  uint32_t count;  /* ids 1..count are in use */
+  uint32_t mask;   /* table size - 1 */
+  struct slot *table;
+  const unsigned char **names; /* names[id] -> length byte */
+  uint32_t names_cap;
+  struct arena_block *arena;
+  uint64_t arena_bytes;
+  uint64_t string_bytes;
+};
+
+static uint32_t hash_bytes(const char *s, size_t len) {
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ (len * 0xff51afd7ed558ccdull);
+  while (len >= 8) {
+    uint64_t k;
+    memcpy(&k, s, 8);
+    h = (h ^ k) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    s += 8;
+    len -= 8;
+  }
+  uint64_t k = 0;
+  memcpy(&k, s, len);
+  h = (h ^ k) * 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 32;
+  return (uint32_t)h;
+}
+
+struct tks_symtab *tks_symtab_create(uint32_t max_symbols) {
+  struct tks_symtab *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->max = max_symbols ? max_symbols : (1u << 31);
+  t->mask = 255;
+  t->table = calloc(t->mask + 1, sizeof *t->table);
+  t->names_cap = 128;
+  t->names = calloc(t->names_cap, sizeof *t->names);
+  if (!t->table || !t->names) {
+    tks_symtab_destroy(t);
+    return NULL;
+  }
+  return t;
+}
+
+void tks_symtab_destroy(struct tks_symtab *t) {
+  if (!t) return;
+  struct arena_block *b = t->arena;
+  while (b) {
+    struct arena_block *next = b->next;
+    free(b);
+    b = next;
+  }
+  free(t->table);
+  free(t->names);
+  free(t);
+}
+
+static int matches(const struct tks_symtab *t, uint32_t id, const char *s, size_t len) {
+  const unsigned char *n = t->names[id];
+  return n[0] == len && memcmp(n + 1, s, len) == 0;
+}
+
+static uint32_t find(const struct tks_symtab *t, uint32_t h, const char *s, size_t len,
+                     uint32_t *pos) {
+  uint32_t i = h & t->mask;
+  for (;;) {
+    const struct slot *sl = &t->table[i];
+    if (sl->id == 0) break;
+    if (sl->hash == h && matches(t, sl->id, s, len)) {
+      *pos = i;
+      return sl->id;
+    }
+    i = (i + 1) & t->mask;
+  }
+  *pos = i;
+  return 0;
+}
+
+static int grow_table(struct tks_symtab *t) {
+  uint32_t size = (t->mask + 1) * 2;
+  struct slot *nt = calloc(size, sizeof *nt);
+  if (!nt) return -ENOMEM;
+  for (uint32_t i = 0; i <= t->mask; i++) {
+    struct slot sl = t->table[i];
+    if (sl.id == 0) continue;
+    uint32_t j = sl.hash & (size - 1);
+    while (nt[j].id) j = (j + 1) & (size - 1);
+    nt[j] = sl;
+  }
+  free(t->table);
+  t->table = nt;
+  t->mask = size - 1;
+  return 0;
+}
+
+static unsigned char *arena_alloc(struct tks_symtab *t, size_t n) {
+  struct arena_block *b = t->arena;
+  if (!b || ARENA_BLOCK - b->used < n) {
+    b = malloc(sizeof *b + ARENA_BLOCK);
+    if (!b) return NULL;
+    b->next = t->arena;
+    b->used = 0;
+    t->arena = b;
+    t->arena_bytes += sizeof *b + ARENA_BLOCK;
+  }
+  unsigned char *p = (unsigned char *)b->data + b->used;
+  b->used += n;
+  return p;
+}
+
+int tks_symtab_lookup(const struct tks_symtab *t, const char *s, size_t len, uint32_t *id) {
+  if (len == 0) {
+    *id = 0;
+    return 0;
+  }
+  if (len > TKS_SYMBOL_MAX_LEN) return -ENOENT;
+  uint32_t pos;
+  uint32_t found = find(t, hash_bytes(s, len), s, len, &pos);
+  if (!found) return -ENOENT;
+  *id = found;
+  return 0;
+}
+
+int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t *id) {
+  if (len == 0) {
+    *id = 0;
+    return 0;
+  }
+  if (len > TKS_SYMBOL_MAX_LEN) return -E2BIG;
+  uint32_t h = hash_bytes(s, len), pos;
+  uint32_t found = find(t, h, s, len, &pos);
+  if (found) {
+    *id = found;
+    return 0;
+  }
+  if (t->count >= t->max) return -ENOSPC;
+  if ((t->count + 1) * 2 > t->mask + 1) {
+    if (grow_table(t)) return -ENOMEM;
+    find(t, h, s, len, &pos);
+  }
+  uint32_t nid = t->count + 1;
+  if (nid >= t->names_cap) {
+    const unsigned char **nn = realloc(t->names, (size_t)t->names_cap * 2 * sizeof *nn);
+    if (!nn) return -ENOMEM;
+    t->names = nn;
+    t->names_cap *= 2;
+  }
+  unsigned char *p = arena_alloc(t, len + 2);
+  if (!p) return -ENOMEM;
+  p[0] = (unsigned char)len;
+  memcpy(p + 1, s, len);
+  p[len + 1] = '\0';
+  t->names[nid] = p;
+  t->table[pos] = (struct slot){h, nid};
+  t->count = nid;
+  t->string_bytes += len + 1;
+  *id = nid;
+  return 0;
+}
+
+const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len) {
+  if (id == 0) {
+    if (len) *len = 0;
+    return "";
+  }
+  if (id > t->count) return NULL;
+  if (len) *len = t->names[id][0];
+  return (const char *)t->names[id] + 1;
+}
+
+uint32_t tks_symtab_count(const struct tks_symtab *t) { return t->count; }
+
+uint64_t tks_symtab_bytes(const struct tks_symtab *t) {
+  return sizeof *t + (uint64_t)(t->mask + 1) * sizeof(struct slot) +
+         (uint64_t)t->names_cap * sizeof *t->names + t->arena_bytes;
+}
+
+uint64_t tks_symtab_string_bytes(const struct tks_symtab *t) { return t->string_bytes; }

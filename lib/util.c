@@ -185,6 +185,8 @@ int tks_buf_append(struct tks_buf *b, const void *p, size_t n) {
 
 int tks_buf_puts(struct tks_buf *b, const char *s) { return tks_buf_append(b, s, strlen(s)); }
 
+int tks_buf_putc(struct tks_buf *b, char c) { return tks_buf_append(b, &c, 1); }
+
 int tks_buf_printf(struct tks_buf *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

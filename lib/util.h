@@ -52,6 +52,7 @@ void tks_buf_finish(struct tks_buf *b);
 int tks_buf_reserve(struct tks_buf *b, size_t extra);
 int tks_buf_append(struct tks_buf *b, const void *p, size_t n);
 int tks_buf_puts(struct tks_buf *b, const char *s);
+int tks_buf_putc(struct tks_buf *b, char c);
 int tks_buf_printf(struct tks_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included. */

@@ -1,0 +1,104 @@
+/*
+ * What the parts of the `tickslab` CLI share: the global options and where
+ * they lead (control socket path, ingest address, schema), the control
+ * socket client, TCP helpers, and the commands.  Every function that fails
+ * has already printed one "tickslab: ..." line on stderr; callers only pass
+ * the exit code up.
+ */
+#ifndef TKS_CLI_H
+#define TKS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "util.h"
+
+/* Exit codes. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+#define CLI_DEFAULT_INGEST_HOST "127.0.0.1"
+#define CLI_DEFAULT_INGEST_PORT 7070
+
+struct cli {
+  /* From the command line; NULL when not given. */
+  const char *socket_opt;
+  const char *config_opt;
+  const char *connect_opt;
+  int timeout_ms; /* --timeout: control replies, connects, stalled writes */
+
+  /* Resolved on first use. */
+  int config_state; /* 0 not tried, 1 file loaded, 2 no file (defaults), -1 failed */
+  struct tks_config *config;
+  char socket_path[sizeof(((struct tks_config *)0)->control.socket)];
+  char ingest_host[256];
+  char ingest_port[8];
+  char ingest_name[300]; /* "HOST:PORT" for messages */
+};
+
+/* "tickslab: " + message + "\n" on stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Global options may appear before or after the command.  If argv[*i] is
+ * one, consumes it (and its value) and returns 1; returns 0 if it is not,
+ * -1 after printing a usage error. */
+int cli_global_opt(struct cli *c, int argc, char **argv, int *i);
+
+/* For command options: if argv[*i] is `name VALUE` or `name=VALUE`, sets
+ * *value, advances *i past it and returns 1; 0 if not this option; -1
+ * (printed) if the value is missing. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value);
+
+/* Whole decimal counts with an optional k/M/G suffix (powers of 1000):
+ * "1000000", "10M", "1.5M".  Returns 0 or -EINVAL. */
+int cli_parse_count(const char *s, uint64_t *out);
+/* Seconds, fractions allowed: "10", "0.5".  Returns 0 or -EINVAL. */
+int cli_parse_seconds(const char *s, double *out);
+
+/* Resolution, see tickslab.c.  Return 0, or -1 (printed). */
+int cli_control_socket(struct cli *c, const char **path);
+int cli_ingest_address(struct cli *c);
+const struct tks_schema *cli_schema(struct cli *c);
+
+/* A control socket connection: requests are answered in order, each by
+ * lines ending with an empty line. */
+struct cli_ctl {
+  int fd;
+  int timeout_ms;
+  char path[108];
+  struct tks_buf in; /* bytes read past the last response */
+};
+
+/* Connects to path.  Returns 0 or -1 (printed). */
+int cli_ctl_open(struct cli_ctl *ctl, const char *path, int timeout_ms);
+/* Sends one request line and reads its response into resp (replacing its
+ * contents): the lines, each with its '\n', without the closing empty line.
+ * Returns 0, or -1 (printed) on a socket error, a timeout or a connection
+ * closed before the end of the response.  An error response is returned as
+ * any other: see cli_response_error. */
+int cli_ctl_request(struct cli_ctl *ctl, const char *request, struct tks_buf *resp);
+void cli_ctl_close(struct cli_ctl *ctl);
+/* If the response's first line is a JSON object whose first key is
+ * "error", copies the unescaped message to msg and returns true. */
+bool cli_response_error(const char *resp, char *msg, size_t msglen);
+/* Looks key up in `stats text` output (lines "dotted.key value").
+ * Returns 0 or -ENOENT / -EINVAL (not a number). */
+int cli_stats_value(const char *text, const char *key, double *out);
+int cli_stats_u64(const char *text, const char *key, uint64_t *out);
+
+/* TCP connection to host:port within timeout_ms.  name is used in messages.
+ * Returns the fd (blocking, with SO_SNDTIMEO of timeout_ms) or -1 (printed). */
+int cli_tcp_connect(const char *host, const char *port, const char *name, int timeout_ms);
+/* Writes all of p.  Returns 0 or -errno (-EAGAIN: no progress within the
+ * socket's send timeout). */
+int cli_write_all(int fd, const void *p, size_t n);
+/* Shuts down writing, waits up to timeout_ms for the peer to close (so that
+ * it has read everything), and closes fd. */
+void cli_finish_stream(int fd, int timeout_ms);
+
+/* Commands: return an exit code. */
+int cli_cmd_send(struct cli *c, int argc, char **argv);
+int cli_cmd_gen(struct cli *c, int argc, char **argv);
+
+#endif

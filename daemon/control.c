@@ -1,0 +1,275 @@
+/*
+ * The control socket: a Unix stream socket (mode 0600) taking one request
+ * per line and answering each, in order, with one or more lines ended by
+ * an empty line.  Requests: ping, stats, stats slabs, stats prometheus,
+ * stats text.  When a client shuts down its sending side, every request
+ * already read is answered before the connection is closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+#define REQUEST_MAX 4096
+
+struct cconn {
+  uv_pipe_t pipe; /* first */
+  struct conn_link link;
+  struct tks_server *srv;
+  struct tks_buf in;
+  char rbuf[REQUEST_MAX + 1];
+  bool closing;
+};
+
+#define CCONN_OF(l) ((struct cconn *)((char *)(l) - offsetof(struct cconn, link)))
+
+struct write_req {
+  uv_write_t req;
+  struct tks_buf buf;
+};
+
+static void on_cconn_closed(uv_handle_t *h) {
+  struct cconn *c = (struct cconn *)h;
+  tks_buf_finish(&c->in);
+  free(c);
+}
+
+static void cconn_close(struct cconn *c) {
+  if (c->closing) return;
+  c->closing = true;
+  conn_list_del(&c->link);
+  uv_close((uv_handle_t *)&c->pipe, on_cconn_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  struct cconn *c = req->data;
+  free(req);
+  cconn_close(c);
+}
+
+/* Closes once every queued response has been written. */
+static void cconn_finish(struct cconn *c) {
+  if (c->closing) return;
+  uv_read_stop((uv_stream_t *)&c->pipe);
+  uv_shutdown_t *req = malloc(sizeof *req);
+  if (!req || uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) != 0) {
+    free(req);
+    cconn_close(c);
+    return;
+  }
+  req->data = c;
+}
+
+static void on_written(uv_write_t *req, int status) {
+  struct write_req *w = (struct write_req *)req;
+  if (status < 0 && status != UV_ECANCELED)
+    tks_log(TKS_LOG_DEBUG, "control write failed: %s", uv_strerror(status));
+  tks_buf_finish(&w->buf);
+  free(w);
+}
+
+/* Queues resp (which it takes over) on c. */
+static void send_response(struct cconn *c, struct tks_buf *resp) {
+  struct write_req *w = malloc(sizeof *w);
+  if (!w) {
+    tks_buf_finish(resp);
+    cconn_close(c);
+    return;
+  }
+  w->buf = *resp;
+  tks_buf_init(resp);
+  uv_buf_t b = uv_buf_init(w->buf.data, (unsigned)w->buf.len);
+  if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
+    tks_buf_finish(&w->buf);
+    free(w);
+    cconn_close(c);
+  }
+}
+
+static int error_response(struct tks_buf *out, const char *msg, const char *arg) {
+  int r = tks_buf_puts(out, "{\"error\":");
+  struct tks_buf m;
+  tks_buf_init(&m);
+  r |= tks_buf_puts(&m, msg);
+  if (arg) {
+    r |= tks_buf_puts(&m, " '");
+    r |= tks_buf_append(&m, arg, strnlen(arg, 200));
+    r |= tks_buf_puts(&m, "'");
+  }
+  r |= tks_buf_json_string(out, m.data ? m.data : "", m.len);
+  tks_buf_finish(&m);
+  r |= tks_buf_puts(out, "}\n");
+  return r;
+}
+
+static void handle_request(struct cconn *c, char *line) {
+  struct tks_server *srv = c->srv;
+  struct tks_buf out;
+  tks_buf_init(&out);
+  size_t n = strlen(line);
+  while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = '\0';
+  while (*line == ' ' || *line == '\t') line++;
+  int r = 0;
+  if (strcmp(line, "ping") == 0) {
+    r = tks_buf_puts(&out, "{\"ok\":true}\n");
+  } else if (strcmp(line, "stats") == 0 || strcmp(line, "stats slabs") == 0 ||
+             strcmp(line, "stats prometheus") == 0 || strcmp(line, "stats text") == 0) {
+    struct tks_stats *st = tks_stats_create();
+    if (!st) {
+      r = -ENOMEM;
+    } else {
+      tks_server_stats(srv, st, strcmp(line, "stats slabs") == 0);
+      if (strcmp(line, "stats prometheus") == 0)
+        r = tks_stats_prometheus(st, &out);
+      else if (strcmp(line, "stats text") == 0)
+        r = tks_stats_text(st, &out);
+      else
+        r = tks_stats_json(st, &out) | tks_buf_putc(&out, '\n');
+      tks_stats_destroy(st);
+    }
+  } else if (*line == '\0') {
+    r = error_response(&out, "empty request (try: ping, stats, stats slabs, stats prometheus, stats text)", NULL);
+  } else {
+    r = error_response(&out, "unknown request (try: ping, stats, stats slabs, stats prometheus, stats text):", line);
+  }
+  if (r) {
+    tks_buf_finish(&out);
+    r = error_response(&out, "out of memory", NULL);
+  }
+  tks_buf_putc(&out, '\n'); /* the empty line that ends every response */
+  send_response(c, &out);
+}
+
+/* Answers every complete line in c->in. */
+static void handle_lines(struct cconn *c) {
+  size_t start = 0;
+  while (!c->closing) {
+    char *nl = memchr(c->in.data + start, '\n', c->in.len - start);
+    if (!nl) break;
+    *nl = '\0';
+    handle_request(c, c->in.data + start);
+    start = (size_t)(nl - c->in.data) + 1;
+  }
+  tks_buf_consume(&c->in, start);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
+  (void)suggested;
+  struct cconn *c = (struct cconn *)h;
+  *out = uv_buf_init(c->rbuf, sizeof c->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct cconn *c = (struct cconn *)s;
+  if (nread > 0) {
+    if (tks_buf_append(&c->in, buf->base, (size_t)nread)) {
+      cconn_close(c);
+      return;
+    }
+    handle_lines(c);
+    if (c->in.len > REQUEST_MAX) {
+      struct tks_buf out;
+      tks_buf_init(&out);
+      error_response(&out, "request line too long (the most is 4096 bytes)", NULL);
+      tks_buf_putc(&out, '\n');
+      send_response(c, &out);
+      cconn_finish(c);
+    }
+    return;
+  }
+  if (nread == 0) return;
+  if (nread == UV_EOF && c->in.len > 0 && !c->closing) {
+    /* A last request without its newline still gets its answer. */
+    tks_buf_putc(&c->in, '\n');
+    handle_lines(c);
+  }
+  cconn_finish(c);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  struct tks_server *srv = server->data;
+  if (status < 0) return;
+  struct cconn *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->srv = srv;
+  conn_list_init(&c->link);
+  uv_pipe_init(srv->loop, &c->pipe, 0);
+  if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->pipe, on_cconn_closed);
+    return;
+  }
+  conn_list_add(&srv->control_conns, &c->link);
+  uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/* A socket file at path: is a daemon answering there?  1 yes, 0 no (stale),
+ * -errno when the path is something else than a socket. */
+static int socket_in_use(const char *path) {
+  struct stat sb;
+  if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -errno;
+  if (!S_ISSOCK(sb.st_mode)) return -EEXIST;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  close(fd);
+  return r == 0 ? 1 : 0;
+}
+
+static void make_parent_dir(const char *path) {
+  char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash || slash == dir) return;
+  *slash = '\0';
+  if (mkdir(dir, 0755) == 0) tks_log(TKS_LOG_INFO, "created directory %s", dir);
+}
+
+int tks_control_start(struct tks_server *srv) {
+  const char *path = srv->cfg.control.socket;
+  make_parent_dir(path);
+  int used = socket_in_use(path);
+  if (used == 1) {
+    tks_log(TKS_LOG_ERROR, "control socket %s is in use by a running daemon", path);
+    return -EADDRINUSE;
+  }
+  if (used < 0) {
+    tks_log(TKS_LOG_ERROR, "control socket path %s exists and is not a socket: %s", path,
+            strerror(-used));
+    return used;
+  }
+  if (unlink(path) == 0) tks_log(TKS_LOG_INFO, "removed stale control socket %s", path);
+  uv_pipe_init(srv->loop, &srv->control, 0);
+  srv->control.data = srv;
+  srv->control_open = true;
+  mode_t old = umask(0177); /* the socket is born 0600 */
+  int r = uv_pipe_bind(&srv->control, path);
+  umask(old);
+  if (r == 0) r = uv_listen((uv_stream_t *)&srv->control, 64, on_connection);
+  if (r) {
+    tks_log(TKS_LOG_ERROR, "cannot listen on control socket %s: %s", path, uv_strerror(r));
+    return r;
+  }
+  tks_log(TKS_LOG_INFO, "control socket %s", path);
+  return 0;
+}
+
+void tks_control_stop(struct tks_server *srv) {
+  if (srv->control_open) {
+    srv->control_open = false;
+    uv_close((uv_handle_t *)&srv->control, NULL);
+    unlink(srv->cfg.control.socket);
+  }
+  while (srv->control_conns.next != &srv->control_conns)
+    cconn_close(CCONN_OF(srv->control_conns.next));
+}

@@ -1,0 +1,253 @@
+/*
+ * The ingest server: a libuv TCP listener; each connection reads into its
+ * own buffer (read_buffer bytes), decodes every complete msgpack message in
+ * it and appends the ticks to the store, keeping a partial message at the
+ * front of the buffer for the next read.  Per-tick problems are counted and
+ * the stream goes on; protocol errors close that connection only.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+struct conn {
+  uv_tcp_t tcp; /* first: the handle's address is the conn's */
+  struct conn_link link;
+  struct tks_server *srv;
+  char *buf;
+  size_t len, cap;
+  char peer[80];
+  bool closing;
+};
+
+#define CONN_OF(l) ((struct conn *)((char *)(l) - offsetof(struct conn, link)))
+
+void tks_server_log_limited(struct tks_server *srv, const char *fmt, ...) {
+  uint64_t now = tks_mono_ns();
+  if (now - srv->log_window_start >= 1000000000u) {
+    if (srv->log_suppressed)
+      tks_log(TKS_LOG_WARN, "%llu more rejection messages suppressed in the last second",
+              (unsigned long long)srv->log_suppressed);
+    srv->log_window_start = now;
+    srv->log_lines_in_window = 0;
+    srv->log_suppressed = 0;
+  }
+  if (srv->log_lines_in_window >= 10) {
+    srv->log_suppressed++;
+    return;
+  }
+  srv->log_lines_in_window++;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  tks_log(TKS_LOG_WARN, "%s", msg);
+}
+
+static void format_peer(uv_tcp_t *tcp, char *out, size_t outlen) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  snprintf(out, outlen, "?");
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) return;
+  char host[64];
+  if (ss.ss_family == AF_INET) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    uv_ip4_name(in, host, sizeof host);
+    snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
+  } else if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    uv_ip6_name(in6, host, sizeof host);
+    snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
+  }
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  struct conn *c = (struct conn *)h;
+  free(c->buf);
+  free(c);
+}
+
+static void conn_close(struct conn *c) {
+  if (c->closing) return;
+  c->closing = true;
+  c->srv->conns_current--;
+  conn_list_del(&c->link);
+  uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* Decodes and stores every complete message in c->buf.  Returns false when
+ * the connection has been closed for a protocol error. */
+static bool process(struct conn *c) {
+  struct tks_server *srv = c->srv;
+  const uint8_t *p = (const uint8_t *)c->buf;
+  size_t off = 0;
+  int64_t now = tks_now_ns(); /* receive time for ticks without ts */
+  _Alignas(8) char record[TKS_RECORD_MAX];
+  struct tks_decode_result res;
+  for (;;) {
+    enum tks_decode_status st = tks_decode(&srv->decoder, p + off, c->len - off, now, record, &res);
+    if (st == TKS_DECODE_NEED_MORE) break;
+    if (st == TKS_DECODE_OK) {
+      off += res.consumed;
+      if (tks_store_append(srv->store, record) == 0) {
+        srv->ticks_accepted++;
+      } else {
+        srv->rejected[TKS_REASON_STORE_FULL]++;
+        tks_server_log_limited(srv, "tick from %s rejected: store_full (no memory for the record)",
+                               c->peer);
+      }
+      continue;
+    }
+    srv->rejected[res.reason]++;
+    if (st == TKS_DECODE_REJECT) {
+      off += res.consumed;
+      tks_server_log_limited(srv, "tick from %s rejected: %s%s%s", c->peer,
+                             tks_reason_name(res.reason), res.detail[0] ? " " : "", res.detail);
+      continue;
+    }
+    srv->conns_closed_on_error++;
+    tks_log(TKS_LOG_WARN, "closing ingest connection from %s: %s%s%s at stream byte offset %zu",
+            c->peer, tks_reason_name(res.reason), res.detail[0] ? ", " : "", res.detail, off);
+    conn_close(c);
+    return false;
+  }
+  if (off) {
+    memmove(c->buf, c->buf + off, c->len - off);
+    c->len -= off;
+  }
+  return true;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
+  (void)suggested;
+  struct conn *c = (struct conn *)h;
+  out->base = c->buf + c->len;
+  out->len = c->cap - c->len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  struct conn *c = (struct conn *)s;
+  if (nread > 0) {
+    c->len += (size_t)nread;
+    c->srv->bytes_received += (uint64_t)nread;
+    process(c);
+    return;
+  }
+  if (nread == 0) return; /* EAGAIN */
+  if (nread != UV_EOF)
+    tks_log(TKS_LOG_INFO, "ingest connection from %s: %s", c->peer, uv_strerror((int)nread));
+  if (c->len)
+    tks_log(TKS_LOG_WARN, "ingest connection from %s ended inside a message: %zu bytes dropped",
+            c->peer, c->len);
+  conn_close(c);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  struct tks_server *srv = server->data;
+  if (status < 0) {
+    tks_log(TKS_LOG_WARN, "accept failed: %s", uv_strerror(status));
+    return;
+  }
+  struct conn *c = calloc(1, sizeof *c);
+  if (!c) {
+    tks_log(TKS_LOG_ERROR, "out of memory accepting a connection");
+    return;
+  }
+  c->srv = srv;
+  conn_list_init(&c->link);
+  uv_tcp_init(srv->loop, &c->tcp);
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    return;
+  }
+  format_peer(&c->tcp, c->peer, sizeof c->peer);
+  if (srv->conns_current >= srv->cfg.ingest.max_connections || srv->stopping) {
+    srv->conns_refused++;
+    tks_server_log_limited(srv, "refusing ingest connection from %s: %llu connections open (max_connections)",
+                           c->peer, (unsigned long long)srv->conns_current);
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    return;
+  }
+  c->cap = srv->cfg.ingest.read_buffer_bytes;
+  c->buf = malloc(c->cap);
+  if (!c->buf) {
+    tks_log(TKS_LOG_ERROR, "out of memory for the read buffer of %s", c->peer);
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    return;
+  }
+  srv->conns_current++;
+  srv->conns_total++;
+  conn_list_add(&srv->ingest_conns, &c->link);
+  tks_log(TKS_LOG_DEBUG, "ingest connection from %s", c->peer);
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+int tks_ingest_start(struct tks_server *srv) {
+  const struct tks_config *cfg = &srv->cfg;
+  struct sockaddr_storage ss;
+  int r = strchr(cfg->ingest.host, ':')
+              ? uv_ip6_addr(cfg->ingest.host, cfg->ingest.port, (struct sockaddr_in6 *)&ss)
+              : uv_ip4_addr(cfg->ingest.host, cfg->ingest.port, (struct sockaddr_in *)&ss);
+  if (r) {
+    tks_log(TKS_LOG_ERROR, "ingest.listen %s: %s", cfg->ingest.listen, uv_strerror(r));
+    return r;
+  }
+  uv_tcp_init(srv->loop, &srv->listener);
+  srv->listener.data = srv;
+  srv->listener_open = true;
+  r = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+  if (r) {
+    tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s", cfg->ingest.listen, uv_strerror(r));
+    return r;
+  }
+  int len = sizeof ss;
+  uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+  char host[64];
+  if (ss.ss_family == AF_INET6) {
+    uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+    srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    snprintf(srv->listen_addr, sizeof srv->listen_addr, "[%s]:%u", host, srv->port);
+  } else {
+    uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+    srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(srv->listen_addr, sizeof srv->listen_addr, "%s:%u", host, srv->port);
+  }
+  tks_log(TKS_LOG_INFO, "ingest listening on %s (msgpack ticks, max %u connections, max message %u bytes)",
+          srv->listen_addr, cfg->ingest.max_connections, cfg->ingest.max_message_bytes);
+  return 0;
+}
+
+/* Reads whatever the kernel already holds for c without blocking, so that
+ * ticks a client sent before the shutdown are not lost. */
+static void drain(struct conn *c) {
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
+  for (int rounds = 0; rounds < 1024 && !c->closing; rounds++) {
+    ssize_t n = recv(fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
+    if (n <= 0) break;
+    c->len += (size_t)n;
+    c->srv->bytes_received += (uint64_t)n;
+    if (!process(c)) return;
+  }
+}
+
+void tks_ingest_stop(struct tks_server *srv) {
+  if (srv->listener_open) {
+    srv->listener_open = false;
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+  }
+  while (srv->ingest_conns.next != &srv->ingest_conns) {
+    struct conn *c = CONN_OF(srv->ingest_conns.next);
+    drain(c);
+    conn_close(c);
+  }
+}

@@ -1,0 +1,133 @@
+/*
+ * The black-box harness for the daemon suites: starts the real tickslabd
+ * ($TICKSLABD) in a fresh temp dir with a config of our own (ingest on
+ * 127.0.0.1:0, control socket in the temp dir), talks to it over real
+ * sockets, and reads its stats and its log.  Setup failures fail the test
+ * (with the daemon's log); checks on answers are left to the tests.
+ *
+ * Nothing is left behind: daemons run in the test's process group, which
+ * the runner kills, and a janitor process removes the temp dirs when the
+ * test process ends, however it ends (a failed ASSERT calls _exit).
+ */
+#ifndef TKS_HARNESS_H
+#define TKS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HARNESS_READY_MS 10000 /* bound on a start */
+#define HARNESS_STOP_MS 10000  /* bound on a stop */
+#define HARNESS_IO_MS 5000     /* bound on one control request */
+
+struct tks_daemon {
+  pid_t pid;     /* 0 once reaped */
+  int exit_code; /* once reaped: see daemon_wait_exit() */
+  int port;      /* ingest port, read from the stats once ready */
+  char dir[64];  /* the temp dir: config, log, control socket */
+  char config[128];
+  char sock[108]; /* control socket path (fits sun_path) */
+  char log[128];  /* the daemon's stderr */
+};
+
+/* Paths of the binaries: $TICKSLABD / $TICKSLAB, else next to the test
+ * executable (../daemon/tickslabd, ../cli/tickslab). */
+const char *harness_tickslabd(void);
+const char *harness_tickslab(void);
+
+/* Makes a fresh temp dir /tmp/tks-test-XXXXXX into out (n >= 24 bytes);
+ * it is removed when the test process ends (HARNESS_KEEP=1 keeps it). */
+void harness_mkdtemp(char *out, size_t n);
+void write_file(const char *path, const char *content);
+/* The whole file, malloc'd and NUL-terminated, or NULL. */
+char *read_file(const char *path);
+
+/* ---- the daemon ---- */
+
+/* Makes d->dir and writes d->config: ingest listen 127.0.0.1:0 plus
+ * ingest_extra (lines indented by two spaces, or NULL), the control socket
+ * d->sock, then extra_yaml (top-level sections, or NULL). */
+void daemon_prepare(struct tks_daemon *d, const char *ingest_extra, const char *extra_yaml);
+/* Rewrites d->config (e.g. after changing d->sock). */
+void daemon_write_config(struct tks_daemon *d, const char *ingest_extra, const char *extra_yaml);
+/* Starts tickslabd --config d->config, stderr and stdout appended to d->log.
+ * env: extra "NAME=value" strings, NULL-terminated, or NULL. */
+void daemon_spawn(struct tks_daemon *d, char *const env[]);
+/* Waits until ping answers and reads ingest.port.  Fails the test (showing
+ * the log) if the daemon exits or HARNESS_READY_MS pass. */
+void daemon_wait_ready(struct tks_daemon *d);
+/* prepare + spawn + wait_ready. */
+void daemon_start(struct tks_daemon *d, const char *extra_yaml);
+void daemon_start_with(struct tks_daemon *d, const char *ingest_extra, const char *extra_yaml);
+
+/* Waits up to timeout_ms for the daemon to exit.  Returns its exit code,
+ * 128 + signal if it was killed, or -1 if it is still running. */
+int daemon_wait_exit(struct tks_daemon *d, int timeout_ms);
+/* Sends sig and waits HARNESS_STOP_MS; if it is still running it is
+ * killed and -1 is returned.  Otherwise as daemon_wait_exit(). */
+int daemon_stop(struct tks_daemon *d, int sig);
+/* Kills the daemon if still running and removes the temp dir. */
+void daemon_cleanup(struct tks_daemon *d);
+/* The daemon's log so far, malloc'd (never NULL). */
+char *daemon_log(const struct tks_daemon *d);
+
+/* ---- the control socket ---- */
+
+/* A connected fd to a Unix stream socket, or -1. */
+int control_connect(const char *path);
+/* One request on a new connection: writes "req\n" and reads until the
+ * response's terminating empty line.  Returns the response, "\n\n"
+ * included, malloc'd; NULL if the connection fails or times out. */
+char *daemon_request(const struct tks_daemon *d, const char *req);
+/* Reads from fd until `count` occurrences of needle were read (count 0:
+ * until EOF), EOF, or timeout.  Returns what was read (never NULL);
+ * *eof (if given) tells whether EOF (or a reset) was seen. */
+char *read_until(int fd, const char *needle, int count, int timeout_ms, bool *eof);
+
+/* Looks path up in `stats text` output: the value after "path ", copied
+ * to out.  Returns 0 or -1 if the line is absent. */
+int stats_text_lookup(const char *text, const char *path, char *out, size_t n);
+/* One stat as a number, from a fresh `stats text`.  Returns 0 or -1. */
+int daemon_stat_get(const struct tks_daemon *d, const char *path, uint64_t *out);
+/* Same, failing the test if the stat is absent. */
+uint64_t daemon_stat(const struct tks_daemon *d, const char *path);
+/* Polls until the stat reaches at least `want` or timeout_ms pass; returns
+ * the last value seen. */
+uint64_t daemon_wait_stat(const struct tks_daemon *d, const char *path, uint64_t want,
+                          int timeout_ms);
+/* Waits for the stat to reach `want`, then checks, after a short settle,
+ * that it is exactly `want`; fails the test naming the stat otherwise. */
+void daemon_expect_stat(const struct tks_daemon *d, const char *path, uint64_t want,
+                        int timeout_ms);
+
+/* ---- the ingest port ---- */
+
+/* A TCP connection to the daemon's ingest port (TCP_NODELAY); fails the test. */
+int daemon_connect_ingest(const struct tks_daemon *d);
+/* Writes all n bytes.  Returns 0, or -1 (errno set) if the peer is gone. */
+int send_all(int fd, const void *p, size_t n);
+/* Waits for the peer to close: reads and drops data until EOF or a reset.
+ * Returns true if the connection ended within timeout_ms. */
+bool wait_closed(int fd, int timeout_ms);
+/* The local port of a connected socket. */
+int local_port(int fd);
+
+/* ---- other programs ---- */
+
+struct cmd_result {
+  int code;  /* as daemon_wait_exit(); -1: killed after the timeout */
+  char *out; /* stdout, malloc'd, NUL-terminated */
+  char *err; /* stderr */
+};
+/* Runs argv[0] with argv, extra env (NULL-terminated, or NULL), stdin from
+ * stdin_path (NULL: /dev/null), and captures both outputs. */
+void run_cmd(char *const argv[], char *const env[], const char *stdin_path, int timeout_ms,
+             struct cmd_result *r);
+void cmd_result_finish(struct cmd_result *r);
+
+/* Milliseconds on the monotonic clock, and a sleep. */
+uint64_t now_ms(void);
+void sleep_ms(int ms);
+
+#endif

@@ -1,0 +1,505 @@
+/* Unit tests of lib/codec.c: every accepted and rejected tick shape, the
+ * structural checks on hostile bytes, and agreement with msgpack-c. */
+#include <math.h>
+#include <msgpack.h>
+
+#include "codec.h"
+#include "schema.h"
+#include "symtab.h"
+#include "test.h"
+
+struct rec {
+  int64_t ts;
+  double price;
+  int64_t volume;
+  uint32_t ticker;
+  uint32_t flags;
+};
+
+static struct tks_schema schema;
+static struct tks_decoder dec;
+
+static void setup(size_t max) {
+  tks_schema_default(&schema);
+  dec = (struct tks_decoder){&schema, tks_symtab_create(0), tks_symtab_create(0), max};
+}
+
+/* Packing helpers on msgpack-c directly, independent of our encoder. */
+static msgpack_sbuffer sb;
+static msgpack_packer pk;
+static void start(void) {
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+}
+static void str(const char *s) {
+  msgpack_pack_str(&pk, strlen(s));
+  msgpack_pack_str_body(&pk, s, strlen(s));
+}
+
+static enum tks_decode_status decode(struct rec *r, struct tks_decode_result *res) {
+  return tks_decode(&dec, (const uint8_t *)sb.data, sb.size, 777, r, res);
+}
+
+static void pack_good_tick(void) {
+  msgpack_pack_map(&pk, 5);
+  str("ticker"); str("AAPL");
+  str("ts"); msgpack_pack_int64(&pk, 1732500000000000000LL);
+  str("price"); msgpack_pack_double(&pk, 150.05);
+  str("volume"); msgpack_pack_int64(&pk, 100);
+  str("flags"); str("R");
+}
+
+TEST(map_form_tick_fills_every_slot) {
+  setup(65536);
+  start();
+  pack_good_tick();
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode(&r, &res), TKS_DECODE_OK);
+  ASSERT_EQ(res.consumed, sb.size);
+  ASSERT(res.has_ts);
+  ASSERT_EQ(r.ts, 1732500000000000000LL);
+  ASSERT(r.price == 150.05);
+  ASSERT_EQ(r.volume, 100);
+  ASSERT_STR_EQ(tks_symtab_name(dec.symbols, r.ticker, NULL), "AAPL");
+  ASSERT_STR_EQ(tks_symtab_name(dec.strings, r.flags, NULL), "R");
+}
+
+TEST(array_form_tick_is_in_slot_order) {
+  setup(65536);
+  start();
+  msgpack_pack_array(&pk, 5);
+  msgpack_pack_int64(&pk, 5);
+  str("MSFT");
+  msgpack_pack_float(&pk, 2.5f);
+  msgpack_pack_uint64(&pk, 7);
+  msgpack_pack_nil(&pk);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode(&r, &res), TKS_DECODE_OK);
+  ASSERT_EQ(r.ts, 5);
+  ASSERT(r.price == 2.5);
+  ASSERT_EQ(r.volume, 7);
+  ASSERT_EQ(r.flags, 0);
+  ASSERT_STR_EQ(tks_symtab_name(dec.symbols, r.ticker, NULL), "MSFT");
+}
+
+TEST(missing_ts_gets_receive_time_and_int_price_is_accepted) {
+  setup(65536);
+  start();
+  msgpack_pack_map(&pk, 3);
+  str("ticker"); str("X");
+  str("price"); msgpack_pack_int64(&pk, 150);
+  str("volume"); msgpack_pack_int64(&pk, -5);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode(&r, &res), TKS_DECODE_OK);
+  ASSERT(!res.has_ts);
+  ASSERT_EQ(r.ts, 777);
+  ASSERT(r.price == 150.0);
+  ASSERT_EQ(r.volume, -5);
+}
+
+TEST(msgpack_timestamp_extension_is_a_ts) {
+  setup(65536);
+  uint8_t buf[64];
+  /* {"ticker":"A","price":1,"volume":1,"ts":ts64(sec=10, ns=5)} */
+  size_t n = 0;
+  buf[n++] = 0x84;
+  memcpy(buf + n, "\xa6ticker\xa1" "A\xa5price\x01\xa6volume\x01\xa2ts", 27);
+  n += 27;
+  uint64_t d = ((uint64_t)5 << 34) | 10;
+  buf[n++] = 0xd7;
+  buf[n++] = 0xff;
+  for (int i = 7; i >= 0; i--) buf[n++] = (uint8_t)(d >> (8 * i));
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(tks_decode(&dec, buf, n, 0, &r, &res), TKS_DECODE_OK);
+  ASSERT_EQ(r.ts, 10000000005LL);
+}
+
+static void expect_reject(enum tks_reason why, const char *detail) {
+  struct rec r;
+  struct tks_decode_result res;
+  uint32_t before = tks_symtab_count(dec.symbols);
+  enum tks_decode_status st = decode(&r, &res);
+  if (st != TKS_DECODE_REJECT) TEST_FAIL("status %d, want REJECT (%s)", st, tks_reason_name(why));
+  ASSERT_STR_EQ(tks_reason_name(res.reason), tks_reason_name(why));
+  ASSERT_EQ(res.consumed, sb.size); /* the whole message is skipped */
+  if (detail) ASSERT_STR_EQ(res.detail, detail);
+  ASSERT_EQ(tks_symtab_count(dec.symbols), before); /* nothing interned */
+}
+
+TEST(unknown_field_is_rejected_with_its_name) {
+  setup(65536);
+  start();
+  msgpack_pack_map(&pk, 4);
+  str("ticker"); str("NEWSYM");
+  str("price"); msgpack_pack_double(&pk, 1);
+  str("volume"); msgpack_pack_int64(&pk, 1);
+  str("exchange"); str("XNAS");
+  expect_reject(TKS_REASON_UNKNOWN_FIELD, "exchange");
+}
+
+TEST(missing_required_field_is_rejected) {
+  const char *fields[] = {"ticker", "price", "volume"};
+  for (int skip = 0; skip < 3; skip++) {
+    setup(65536);
+    start();
+    msgpack_pack_map(&pk, 2);
+    if (skip != 0) { str("ticker"); str("A"); }
+    if (skip != 1) { str("price"); msgpack_pack_double(&pk, 1); }
+    if (skip != 2) { str("volume"); msgpack_pack_int64(&pk, 1); }
+    expect_reject(TKS_REASON_MISSING_FIELD, fields[skip]);
+  }
+}
+
+TEST(wrong_value_types_are_rejected) {
+  struct { const char *field; int kind; } cases[] = {
+      {"price", 0}, {"volume", 1}, {"ticker", 2}, {"flags", 2}, {"ts", 1}, {"price", 3}, {"volume", 4}};
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(cases); i++) {
+    setup(65536);
+    start();
+    msgpack_pack_map(&pk, 4);
+    const char *f = cases[i].field;
+    if (strcmp(f, "ticker")) { str("ticker"); str("A"); }
+    if (strcmp(f, "price")) { str("price"); msgpack_pack_double(&pk, 1); }
+    if (strcmp(f, "volume")) { str("volume"); msgpack_pack_int64(&pk, 1); }
+    str(f);
+    switch (cases[i].kind) {
+    case 0: str("1.5"); break;                        /* string for a number */
+    case 1: msgpack_pack_double(&pk, 1.5); break;     /* float for an int */
+    case 2: msgpack_pack_int64(&pk, 3); break;        /* int for a string */
+    case 3: msgpack_pack_map(&pk, 1); str("a"); msgpack_pack_int64(&pk, 1); break; /* nested map */
+    case 4: msgpack_pack_array(&pk, 2); msgpack_pack_nil(&pk); msgpack_pack_nil(&pk); break;
+    }
+    if (strcmp(f, "flags") && strcmp(f, "ts")) {
+      str("flags"); str("R");
+    } else {
+      /* keep four entries */
+      sb.data[0] = (char)0x84;
+    }
+    expect_reject(TKS_REASON_BAD_TYPE, f);
+  }
+}
+
+TEST(non_string_keys_are_bad_type) {
+  setup(65536);
+  start();
+  msgpack_pack_map(&pk, 1);
+  msgpack_pack_int64(&pk, 1);
+  msgpack_pack_int64(&pk, 2);
+  expect_reject(TKS_REASON_BAD_TYPE, "non-string key");
+}
+
+TEST(unusable_values_are_bad_value) {
+  for (int c = 0; c < 3; c++) {
+    setup(65536);
+    start();
+    msgpack_pack_map(&pk, 3);
+    str("ticker"); str(c == 0 ? "" : "A");
+    str("price"); msgpack_pack_double(&pk, c == 1 ? NAN : 1.0);
+    str("volume");
+    if (c == 2) msgpack_pack_uint64(&pk, UINT64_MAX); else msgpack_pack_int64(&pk, 1);
+    expect_reject(TKS_REASON_BAD_VALUE, c == 0 ? "ticker" : c == 1 ? "price" : "volume");
+  }
+}
+
+TEST(duplicate_keys_are_rejected) {
+  setup(65536);
+  start();
+  msgpack_pack_map(&pk, 4);
+  str("ticker"); str("A");
+  str("price"); msgpack_pack_double(&pk, 1);
+  str("volume"); msgpack_pack_int64(&pk, 1);
+  str("price"); msgpack_pack_double(&pk, 2);
+  expect_reject(TKS_REASON_DUPLICATE_FIELD, "price");
+}
+
+TEST(hundreds_of_fields_are_too_many) {
+  setup(65536);
+  start();
+  msgpack_pack_map(&pk, 300);
+  for (int i = 0; i < 300; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "f%d", i);
+    str(k);
+    msgpack_pack_int64(&pk, i);
+  }
+  expect_reject(TKS_REASON_TOO_MANY_FIELDS, "300 fields");
+}
+
+TEST(very_long_field_name_is_unknown_and_cut_in_the_detail) {
+  setup(65536);
+  start();
+  char k[2000];
+  memset(k, 'k', sizeof k - 1);
+  k[sizeof k - 1] = '\0';
+  msgpack_pack_map(&pk, 1);
+  str(k);
+  msgpack_pack_int64(&pk, 1);
+  expect_reject(TKS_REASON_UNKNOWN_FIELD, NULL);
+}
+
+TEST(array_of_wrong_length_is_rejected) {
+  setup(65536);
+  start();
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_nil(&pk); str("A"); msgpack_pack_double(&pk, 1);
+  expect_reject(TKS_REASON_MISSING_FIELD, NULL);
+  start();
+  msgpack_pack_array(&pk, 6);
+  for (int i = 0; i < 6; i++) msgpack_pack_nil(&pk);
+  expect_reject(TKS_REASON_TOO_MANY_FIELDS, NULL);
+}
+
+static void expect_error(const void *bytes, size_t n, size_t max, enum tks_reason why) {
+  setup(max);
+  struct rec r;
+  struct tks_decode_result res;
+  enum tks_decode_status st = tks_decode(&dec, bytes, n, 0, &r, &res);
+  if (st != TKS_DECODE_ERROR) TEST_FAIL("status %d, want ERROR %s", st, tks_reason_name(why));
+  ASSERT_STR_EQ(tks_reason_name(res.reason), tks_reason_name(why));
+  ASSERT(tks_reason_is_fatal(res.reason));
+}
+
+TEST(top_level_scalars_are_not_ticks) {
+  expect_error("hello", 5, 65536, TKS_REASON_NOT_A_TICK);
+  expect_error("\xa3" "abc", 4, 65536, TKS_REASON_NOT_A_TICK);
+  expect_error("\xc0", 1, 65536, TKS_REASON_NOT_A_TICK);
+}
+
+TEST(never_used_byte_is_malformed) {
+  expect_error("\xc1", 1, 65536, TKS_REASON_MALFORMED);
+  expect_error("\x81\xa1" "a\xc1", 4, 65536, TKS_REASON_MALFORMED);
+}
+
+TEST(huge_length_prefixes_are_refused_before_any_allocation) {
+  /* array32 of 2^32-1, map32, str32 and bin32 of ~2 GiB: 5 bytes each. */
+  expect_error("\xdd\xff\xff\xff\xff", 5, 65536, TKS_REASON_TOO_LARGE);
+  expect_error("\xdf\xff\xff\xff\xff", 5, 65536, TKS_REASON_TOO_LARGE);
+  expect_error("\x81\xa1" "a\xdb\x7f\xff\xff\xff", 8, 65536, TKS_REASON_TOO_LARGE);
+  expect_error("\x81\xa1" "a\xc6\x7f\xff\xff\xff", 8, 65536, TKS_REASON_TOO_LARGE);
+  /* The msgpack-c reproduction from REFERENCES.md. */
+  expect_error("\xdd\x00\x10\x00\x00\x00", 6, 65536, TKS_REASON_TOO_LARGE);
+}
+
+TEST(message_over_the_limit_is_too_large) {
+  setup(64);
+  start();
+  msgpack_pack_map(&pk, 3);
+  str("ticker");
+  str("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  str("price"); msgpack_pack_double(&pk, 1);
+  str("volume"); msgpack_pack_int64(&pk, 1);
+  expect_error(sb.data, sb.size, 64, TKS_REASON_TOO_LARGE);
+  /* And when only the first 64 bytes have arrived. */
+  expect_error(sb.data, 64, 64, TKS_REASON_TOO_LARGE);
+  /* A good tick under the limit passes. */
+  setup(64);
+  start();
+  msgpack_pack_map(&pk, 3);
+  str("ticker"); str("A");
+  str("price"); msgpack_pack_double(&pk, 1);
+  str("volume"); msgpack_pack_int64(&pk, 1);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode(&r, &res), TKS_DECODE_OK);
+}
+
+TEST(deep_nesting_is_too_deep) {
+  uint8_t buf[200];
+  size_t n = 0;
+  buf[n++] = 0x81;
+  buf[n++] = 0xa1;
+  buf[n++] = 'a';
+  for (int i = 0; i < 100; i++) buf[n++] = 0x91;
+  buf[n++] = 0x01;
+  expect_error(buf, n, 65536, TKS_REASON_TOO_DEEP);
+  /* Even before the whole thing has arrived. */
+  expect_error(buf, 40, 65536, TKS_REASON_TOO_DEEP);
+}
+
+TEST(split_message_at_every_byte_is_decoded_once) {
+  setup(65536);
+  start();
+  pack_good_tick();
+  for (size_t k = 0; k < sb.size; k++) {
+    struct rec r;
+    struct tks_decode_result res;
+    ASSERT_EQ(tks_decode(&dec, (const uint8_t *)sb.data, k, 0, &r, &res), TKS_DECODE_NEED_MORE);
+    ASSERT_EQ(res.consumed, 0);
+  }
+  ASSERT_EQ(tks_symtab_count(dec.symbols), 0);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode(&r, &res), TKS_DECODE_OK);
+  ASSERT_EQ(tks_symtab_count(dec.symbols), 1);
+}
+
+TEST(a_stream_of_mixed_messages_decodes_in_sequence) {
+  setup(65536);
+  start();
+  for (int i = 0; i < 1000; i++) {
+    if (i % 10 == 3) {
+      msgpack_pack_map(&pk, 1);
+      str("bogus");
+      msgpack_pack_int64(&pk, i);
+    } else {
+      msgpack_pack_array(&pk, 5);
+      msgpack_pack_int64(&pk, i);
+      char t[8];
+      snprintf(t, sizeof t, "S%d", i % 7);
+      str(t);
+      msgpack_pack_double(&pk, i * 0.5);
+      msgpack_pack_int64(&pk, i);
+      msgpack_pack_nil(&pk);
+    }
+  }
+  size_t off = 0;
+  int ok = 0, rej = 0;
+  while (off < sb.size) {
+    struct rec r;
+    struct tks_decode_result res;
+    enum tks_decode_status st =
+        tks_decode(&dec, (const uint8_t *)sb.data + off, sb.size - off, 0, &r, &res);
+    ASSERT(st == TKS_DECODE_OK || st == TKS_DECODE_REJECT);
+    if (st == TKS_DECODE_OK) {
+      ASSERT_EQ(r.volume, r.ts);
+      ok++;
+    } else {
+      ASSERT_EQ(res.reason, TKS_REASON_UNKNOWN_FIELD);
+      rej++;
+    }
+    off += res.consumed;
+  }
+  ASSERT_EQ(ok, 900);
+  ASSERT_EQ(rej, 100);
+  ASSERT_EQ(tks_symtab_count(dec.symbols), 7);
+}
+
+/* A random msgpack object of bounded depth, packed by msgpack-c. */
+static void random_object(int depth) {
+  int kind = rand() % (depth > 6 ? 8 : 10);
+  switch (kind) {
+  case 0: msgpack_pack_nil(&pk); break;
+  case 1: msgpack_pack_int64(&pk, (int64_t)((uint64_t)rand() << 33 ^ (uint64_t)rand()) * (rand() % 2 ? 1 : -1)); break;
+  case 2: msgpack_pack_uint64(&pk, (uint64_t)rand() * (uint64_t)rand() * 3u); break;
+  case 3: msgpack_pack_double(&pk, rand() / 7.0); break;
+  case 4: msgpack_pack_float(&pk, (float)rand()); break;
+  case 5: {
+    size_t len = (size_t)(rand() % (rand() % 4 == 0 ? 70000 : 40));
+    static char junk[70000];
+    msgpack_pack_str(&pk, len);
+    msgpack_pack_str_body(&pk, junk, len);
+    break;
+  }
+  case 6: {
+    size_t len = (size_t)(rand() % 300);
+    static char junk[300];
+    msgpack_pack_bin(&pk, len);
+    msgpack_pack_bin_body(&pk, junk, len);
+    break;
+  }
+  case 7: {
+    size_t len = (size_t)(rand() % 20);
+    static char junk[20];
+    msgpack_pack_ext(&pk, len, (int8_t)(rand() % 100));
+    msgpack_pack_ext_body(&pk, junk, len);
+    break;
+  }
+  case 8: {
+    int n = rand() % (rand() % 8 == 0 ? 40 : 5);
+    msgpack_pack_array(&pk, (size_t)n);
+    for (int i = 0; i < n; i++) random_object(depth + 1);
+    break;
+  }
+  default: {
+    int n = rand() % 5;
+    msgpack_pack_map(&pk, (size_t)n);
+    for (int i = 0; i < n; i++) {
+      random_object(depth + 1);
+      random_object(depth + 1);
+    }
+  }
+  }
+}
+
+TEST_TIMEOUT(skip_agrees_with_msgpack_c_on_random_objects, 120) {
+  srand(1234);
+  for (int iter = 0; iter < 3000; iter++) {
+    start();
+    random_object(1);
+    /* What msgpack-c's own unpacker says the object's length is. */
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    ASSERT_EQ(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    msgpack_unpacked_destroy(&u);
+    ASSERT_EQ(off, sb.size);
+    long n = tks_msgpack_skip((const uint8_t *)sb.data, sb.size, sb.size);
+    ASSERT_EQ(n, (long)sb.size);
+    /* Every proper prefix needs more bytes (or is over a smaller limit). */
+    for (size_t k = 0; k < sb.size; k += 1 + sb.size / 50)
+      ASSERT_EQ(tks_msgpack_skip((const uint8_t *)sb.data, k, sb.size), 0);
+    if (sb.size > 1)
+      ASSERT_EQ(tks_msgpack_skip((const uint8_t *)sb.data, sb.size, sb.size - 1),
+                -(1 + (long)TKS_REASON_TOO_LARGE));
+    msgpack_sbuffer_destroy(&sb);
+  }
+}
+
+TEST_TIMEOUT(random_bytes_never_crash_the_decoder, 120) {
+  setup(4096);
+  srand(99);
+  static uint8_t buf[8192];
+  for (int iter = 0; iter < 20000; iter++) {
+    size_t n = (size_t)(rand() % 600);
+    for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)rand();
+    if (n && iter % 3 == 0) buf[0] = (uint8_t)(0x80 | (rand() & 0x1f)); /* map or array */
+    size_t off = 0;
+    while (off < n) {
+      struct rec r;
+      struct tks_decode_result res;
+      enum tks_decode_status st = tks_decode(&dec, buf + off, n - off, 0, &r, &res);
+      if (st == TKS_DECODE_NEED_MORE || st == TKS_DECODE_ERROR) break;
+      ASSERT(res.consumed > 0 && res.consumed <= n - off);
+      off += res.consumed;
+    }
+  }
+}
+
+TEST(reason_names_are_the_stats_names) {
+  ASSERT_STR_EQ(tks_reason_name(TKS_REASON_UNKNOWN_FIELD), "unknown_field");
+  ASSERT_STR_EQ(tks_reason_name(TKS_REASON_TOO_LARGE), "too_large");
+  for (int r = 0; r < TKS_REASON__COUNT; r++) ASSERT(tks_reason_name((enum tks_reason)r) != NULL);
+  ASSERT(!tks_reason_is_fatal(TKS_REASON_BAD_TYPE));
+  ASSERT(tks_reason_is_fatal(TKS_REASON_MALFORMED));
+}
+
+TEST(our_encoder_round_trips_through_the_decoder) {
+  setup(65536);
+  struct tks_buf b = {0};
+  struct tks_kv kv[] = {
+      {"ticker", {.type = TKS_V_STR, .v.s = {"IBM", 3}}},
+      {"ts", {.type = TKS_V_INT_FIXED, .v.i = 42}},
+      {"price", {.type = TKS_V_F64, .v.f = 99.5}},
+      {"volume", {.type = TKS_V_UINT, .v.u = 12}},
+      {"flags", {.type = TKS_V_NIL}},
+  };
+  ASSERT_EQ(tks_encode_map(&b, kv, 5), 0);
+  ASSERT_EQ((unsigned char)b.data[15], 0xd3); /* fixed-width ts */
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(tks_decode(&dec, (const uint8_t *)b.data, b.len, 0, &r, &res), TKS_DECODE_OK);
+  ASSERT_EQ(r.ts, 42);
+  ASSERT(r.price == 99.5);
+  ASSERT_EQ(r.volume, 12);
+  struct tks_buf j = {0};
+  ASSERT_EQ(tks_record_json(&schema, dec.symbols, dec.strings, &r, &j), 0);
+  ASSERT_STR_EQ(j.data, "{\"ts\":42,\"ticker\":\"IBM\",\"price\":99.5,\"volume\":12,\"flags\":\"\"}");
+  tks_buf_finish(&b);
+  tks_buf_finish(&j);
+}
+
+TEST_MAIN()

@@ -1,0 +1,752 @@
+/*
+ * Black-box tests of the ingest port: a client written directly against
+ * msgpack-c (msgpack_sbuffer + msgpack_packer, not our codec) streams ticks
+ * to the real tickslabd over loopback, and the counters in `stats text`
+ * must match exactly what was sent: accepted, rejected by reason, closed
+ * connections.  Hostile input (garbage, huge length prefixes, deep nesting,
+ * random bytes) must be refused, counted, and never take the daemon down.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <msgpack.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "harness.h"
+#include "util.h"
+#include "test.h"
+
+#define TS0 INT64_C(1700000000000000000) /* 2023-11-14, in ns */
+
+/* ---- a raw msgpack-c client ---- */
+
+struct wire {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+};
+
+static void wire_init(struct wire *w) {
+  msgpack_sbuffer_init(&w->sb);
+  msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
+}
+
+static void wire_finish(struct wire *w) { msgpack_sbuffer_destroy(&w->sb); }
+
+static void wire_raw(struct wire *w, const void *p, size_t n) {
+  msgpack_sbuffer_write(&w->sb, p, n);
+}
+
+static void wire_send(int fd, const struct wire *w) {
+  if (send_all(fd, w->sb.data, w->sb.size) < 0) TEST_FAIL("send: %s", strerror(errno));
+}
+
+static void pk_str(msgpack_packer *pk, const char *s) {
+  size_t n = strlen(s);
+  msgpack_pack_str(pk, n);
+  msgpack_pack_str_body(pk, s, n);
+}
+
+/* {"ticker":..,"ts":..,"price":..,"volume":..[,"flags":..]} */
+static void pack_map_tick(msgpack_packer *pk, const char *ticker, int64_t ts, double price,
+                          int64_t volume, const char *flags) {
+  msgpack_pack_map(pk, flags ? 5 : 4);
+  pk_str(pk, "ticker");
+  pk_str(pk, ticker);
+  pk_str(pk, "ts");
+  msgpack_pack_int64(pk, ts);
+  pk_str(pk, "price");
+  msgpack_pack_double(pk, price);
+  pk_str(pk, "volume");
+  msgpack_pack_int64(pk, volume);
+  if (flags) {
+    pk_str(pk, "flags");
+    pk_str(pk, flags);
+  }
+}
+
+/* [ts, ticker, price, volume, flags]; ts < 0 or flags NULL: nil */
+static void pack_array_tick(msgpack_packer *pk, int64_t ts, const char *ticker, double price,
+                            int64_t volume, const char *flags) {
+  msgpack_pack_array(pk, 5);
+  if (ts < 0)
+    msgpack_pack_nil(pk);
+  else
+    msgpack_pack_int64(pk, ts);
+  pk_str(pk, ticker);
+  msgpack_pack_double(pk, price);
+  msgpack_pack_int64(pk, volume);
+  if (flags)
+    pk_str(pk, flags);
+  else
+    msgpack_pack_nil(pk);
+}
+
+static void send_good_tick(int fd, const char *ticker, int64_t ts) {
+  struct wire w;
+  wire_init(&w);
+  pack_map_tick(&w.pk, ticker, ts, 101.25, 7, "R");
+  wire_send(fd, &w);
+  wire_finish(&w);
+}
+
+static uint64_t rng_state;
+static uint64_t rng(void) { /* xorshift64*: seeded, so a failure replays */
+  uint64_t x = rng_state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rng_state = x;
+  return x * UINT64_C(0x2545F4914F6CDD1D);
+}
+
+static void wait_stat_at_most(const struct tks_daemon *d, const char *path, uint64_t want,
+                              int timeout_ms) {
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms, v;
+  while ((v = daemon_stat(d, path)) > want) {
+    if (now_ms() > deadline)
+      TEST_FAIL("stat %s: still %llu after %d ms, want <= %llu", path, (unsigned long long)v,
+                timeout_ms, (unsigned long long)want);
+    sleep_ms(5);
+  }
+}
+
+static void stop_cleanly(struct tks_daemon *d) {
+  int code = daemon_stop(d, SIGTERM);
+  daemon_cleanup(d);
+  ASSERT_EQ(code, 0);
+}
+
+/* ---- well-formed ticks ---- */
+
+TEST(map_ticks_are_accepted_and_stored_exactly) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = daemon_connect_ingest(&d);
+  struct wire w;
+  wire_init(&w);
+  for (int i = 0; i < 1000; i++) {
+    char sym[16];
+    snprintf(sym, sizeof sym, "SYM%d", i % 10);
+    pack_map_tick(&w.pk, sym, TS0 + i, 100.0 + i * 0.01, 100 + i, i % 2 ? "R" : NULL);
+  }
+  wire_send(fd, &w);
+  daemon_expect_stat(&d, "ticks.accepted", 1000, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), 1000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "symbols.count"), 10);
+  ASSERT_U64_EQ(daemon_stat(&d, "ingest.bytes_received"), w.sb.size);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 1);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.total"), 1);
+  close(fd);
+  wait_stat_at_most(&d, "connections.current", 0, 5000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_on_error"), 0);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST(array_ticks_in_slot_order_are_accepted) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = daemon_connect_ingest(&d);
+  struct wire w;
+  wire_init(&w);
+  for (int i = 0; i < 500; i++) /* every other tick: nil ts and nil flags */
+    pack_array_tick(&w.pk, i % 2 ? TS0 + i : -1, i % 3 ? "AAPL" : "MSFT", 150.05, i,
+                    i % 2 ? "R" : NULL);
+  /* an integer price is a price */
+  msgpack_pack_array(&w.pk, 5);
+  msgpack_pack_int64(&w.pk, TS0 + 1000);
+  pk_str(&w.pk, "AAPL");
+  msgpack_pack_int64(&w.pk, 150);
+  msgpack_pack_int64(&w.pk, 1);
+  pk_str(&w.pk, "R");
+  wire_send(fd, &w);
+  daemon_expect_stat(&d, "ticks.accepted", 501, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), 501);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "symbols.count"), 2);
+  close(fd);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST(ticks_sent_just_before_close_are_all_accepted) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  struct wire w;
+  wire_init(&w);
+  for (int i = 0; i < 1000; i++) pack_map_tick(&w.pk, "AAPL", TS0 + i, 1.0, 1, "R");
+  for (int round = 1; round <= 5; round++) {
+    int fd = daemon_connect_ingest(&d);
+    wire_send(fd, &w);
+    close(fd);
+  }
+  daemon_expect_stat(&d, "ticks.accepted", 5000, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.total"), 5);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST_TIMEOUT(split_message_at_every_byte_is_decoded_once, 120) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = daemon_connect_ingest(&d);
+  struct wire m, a;
+  wire_init(&m);
+  wire_init(&a);
+  pack_map_tick(&m.pk, "AAPL", TS0, 150.05, 100, "R");
+  pack_array_tick(&a.pk, TS0, "MSFT", 410.5, 200, "X");
+  const struct wire *msgs[] = {&m, &a};
+  uint64_t received = 0, splits = 0;
+  for (int i = 0; i < 2; i++) {
+    const char *p = msgs[i]->sb.data;
+    size_t len = msgs[i]->sb.size;
+    for (size_t k = 1; k < len; k++) {
+      if (send_all(fd, p, k) < 0) TEST_FAIL("send: %s", strerror(errno));
+      /* make sure the daemon has read the first part on its own */
+      uint64_t got = daemon_wait_stat(&d, "ingest.bytes_received", received + k, 2000);
+      if (got != received + k)
+        TEST_FAIL("split at %zu of %zu: bytes_received %llu, want %llu", k, len,
+                  (unsigned long long)got, (unsigned long long)(received + k));
+      if (send_all(fd, p + k, len - k) < 0) TEST_FAIL("send: %s", strerror(errno));
+      received += len;
+      splits++;
+    }
+  }
+  daemon_expect_stat(&d, "ticks.accepted", splits, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_on_error"), 0);
+  close(fd);
+  wire_finish(&m);
+  wire_finish(&a);
+  stop_cleanly(&d);
+}
+
+TEST_TIMEOUT(ticks_sent_one_byte_per_write_are_all_accepted, 60) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = daemon_connect_ingest(&d);
+  struct wire w;
+  wire_init(&w);
+  for (int i = 0; i < 200; i++) {
+    if (i % 2)
+      pack_map_tick(&w.pk, "AAPL", TS0 + i, 150.0 + i, i, "R");
+    else
+      pack_array_tick(&w.pk, TS0 + i, "MSFT", 410.0 + i, i, NULL);
+  }
+  for (size_t i = 0; i < w.sb.size; i++)
+    if (send_all(fd, w.sb.data + i, 1) < 0) TEST_FAIL("send byte %zu: %s", i, strerror(errno));
+  daemon_expect_stat(&d, "ticks.accepted", 200, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
+  close(fd);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+/* ---- per-tick rejections: counted, and the stream goes on ---- */
+
+/* Sends good tick, the `count` bad ticks in bad, good tick on one
+ * connection; checks the counters, then that the connection still works. */
+static void expect_rejections(const struct wire *bad, const char *reason, uint64_t count) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = daemon_connect_ingest(&d);
+  struct wire w;
+  wire_init(&w);
+  pack_map_tick(&w.pk, "GOOD", TS0, 1.5, 10, "R");
+  wire_raw(&w, bad->sb.data, bad->sb.size);
+  pack_map_tick(&w.pk, "GOOD", TS0 + 1, 1.5, 10, "R");
+  wire_send(fd, &w);
+  daemon_expect_stat(&d, "ticks.accepted", 2, 10000);
+  char path[96];
+  snprintf(path, sizeof path, "ticks.rejected_by_reason.%s", reason);
+  daemon_expect_stat(&d, path, count, 5000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), count);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), 2);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_on_error"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "symbols.count"), 1); /* a rejected tick interns nothing */
+  send_good_tick(fd, "GOOD", TS0 + 2);
+  daemon_expect_stat(&d, "ticks.accepted", 3, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 1);
+  close(fd);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST(unknown_field_is_rejected_and_the_stream_goes_on) {
+  struct wire b;
+  wire_init(&b);
+  msgpack_pack_map(&b.pk, 4);
+  pk_str(&b.pk, "ticker");
+  pk_str(&b.pk, "BAD1");
+  pk_str(&b.pk, "price");
+  msgpack_pack_double(&b.pk, 1.0);
+  pk_str(&b.pk, "volume");
+  msgpack_pack_int64(&b.pk, 1);
+  pk_str(&b.pk, "venue");
+  pk_str(&b.pk, "XNAS");
+  expect_rejections(&b, "unknown_field", 1);
+  wire_finish(&b);
+}
+
+TEST(missing_field_is_rejected_and_the_stream_goes_on) {
+  struct wire b;
+  wire_init(&b);
+  const char *fields[] = {"ticker", "price", "volume"};
+  for (int skip = 0; skip < 3; skip++) { /* each required field missing once */
+    msgpack_pack_map(&b.pk, 3);
+    pk_str(&b.pk, "ts");
+    msgpack_pack_int64(&b.pk, TS0);
+    for (int f = 0; f < 3; f++) {
+      if (f == skip) continue;
+      pk_str(&b.pk, fields[f]);
+      if (f == 0)
+        pk_str(&b.pk, "BAD1");
+      else
+        msgpack_pack_int64(&b.pk, 5);
+    }
+  }
+  msgpack_pack_array(&b.pk, 3); /* array form without volume and flags */
+  msgpack_pack_int64(&b.pk, TS0);
+  pk_str(&b.pk, "BAD2");
+  msgpack_pack_double(&b.pk, 1.0);
+  expect_rejections(&b, "missing_field", 4);
+  wire_finish(&b);
+}
+
+TEST(bad_type_is_rejected_and_the_stream_goes_on) {
+  struct wire b;
+  wire_init(&b);
+  for (int which = 0; which < 6; which++) {
+    msgpack_pack_map(&b.pk, 4);
+    pk_str(&b.pk, "ticker");
+    if (which == 0)
+      msgpack_pack_int64(&b.pk, 42); /* ticker an int */
+    else
+      pk_str(&b.pk, "BAD1");
+    pk_str(&b.pk, "price");
+    if (which == 1)
+      pk_str(&b.pk, "150.05"); /* price a string */
+    else
+      msgpack_pack_double(&b.pk, 1.0);
+    pk_str(&b.pk, "volume");
+    if (which == 2)
+      msgpack_pack_double(&b.pk, 1.5); /* volume a float */
+    else
+      msgpack_pack_int64(&b.pk, 1);
+    switch (which) {
+    case 3: /* ts a string */
+      pk_str(&b.pk, "ts");
+      pk_str(&b.pk, "yesterday");
+      break;
+    case 4: /* flags an int */
+      pk_str(&b.pk, "flags");
+      msgpack_pack_int64(&b.pk, 3);
+      break;
+    default: /* a key that is not a string */
+      msgpack_pack_int64(&b.pk, 7);
+      pk_str(&b.pk, "x");
+      break;
+    }
+  }
+  expect_rejections(&b, "bad_type", 6);
+  wire_finish(&b);
+}
+
+TEST(bad_value_is_rejected_and_the_stream_goes_on) {
+  struct wire b;
+  wire_init(&b);
+  pack_map_tick(&b.pk, "", TS0, 1.0, 1, "R"); /* empty ticker */
+  pack_map_tick(&b.pk, "BAD1", TS0, NAN, 1, "R");
+  pack_array_tick(&b.pk, TS0, "BAD2", NAN, 1, NULL);
+  expect_rejections(&b, "bad_value", 3);
+  wire_finish(&b);
+}
+
+TEST(duplicate_field_is_rejected_and_the_stream_goes_on) {
+  struct wire b;
+  wire_init(&b);
+  msgpack_pack_map(&b.pk, 4);
+  pk_str(&b.pk, "ticker");
+  pk_str(&b.pk, "BAD1");
+  pk_str(&b.pk, "price");
+  msgpack_pack_double(&b.pk, 1.0);
+  pk_str(&b.pk, "price");
+  msgpack_pack_double(&b.pk, 2.0);
+  pk_str(&b.pk, "volume");
+  msgpack_pack_int64(&b.pk, 1);
+  expect_rejections(&b, "duplicate_field", 1);
+  wire_finish(&b);
+}
+
+TEST(nested_map_or_array_value_is_rejected_as_bad_type) {
+  struct wire b;
+  wire_init(&b);
+  msgpack_pack_map(&b.pk, 3);
+  pk_str(&b.pk, "ticker");
+  pk_str(&b.pk, "BAD1");
+  pk_str(&b.pk, "price");
+  msgpack_pack_map(&b.pk, 1); /* {"a": 1} */
+  pk_str(&b.pk, "a");
+  msgpack_pack_int64(&b.pk, 1);
+  pk_str(&b.pk, "volume");
+  msgpack_pack_int64(&b.pk, 1);
+  msgpack_pack_map(&b.pk, 4);
+  pk_str(&b.pk, "ticker");
+  pk_str(&b.pk, "BAD2");
+  pk_str(&b.pk, "price");
+  msgpack_pack_double(&b.pk, 1.0);
+  pk_str(&b.pk, "volume");
+  msgpack_pack_int64(&b.pk, 1);
+  pk_str(&b.pk, "flags");
+  msgpack_pack_array(&b.pk, 2); /* [1, 2] */
+  msgpack_pack_int64(&b.pk, 1);
+  msgpack_pack_int64(&b.pk, 2);
+  expect_rejections(&b, "bad_type", 2);
+  wire_finish(&b);
+}
+
+TEST(hundreds_of_fields_in_one_map_are_too_many_fields) {
+  struct wire b;
+  wire_init(&b);
+  msgpack_pack_map(&b.pk, 300);
+  pk_str(&b.pk, "ticker");
+  pk_str(&b.pk, "BAD1");
+  pk_str(&b.pk, "price");
+  msgpack_pack_double(&b.pk, 1.0);
+  pk_str(&b.pk, "volume");
+  msgpack_pack_int64(&b.pk, 1);
+  for (int i = 0; i < 297; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "x%03d", i);
+    pk_str(&b.pk, key);
+    msgpack_pack_int64(&b.pk, i);
+  }
+  expect_rejections(&b, "too_many_fields", 1);
+  wire_finish(&b);
+}
+
+/* ---- protocol errors: only the offending connection is closed ---- */
+
+TEST(garbage_bytes_close_only_the_offending_connection) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int good = daemon_connect_ingest(&d);
+  int bad = daemon_connect_ingest(&d);
+  send_good_tick(good, "GOOD", TS0);
+  daemon_expect_stat(&d, "ticks.accepted", 1, 10000);
+  struct wire w; /* three ticks, then a byte that is never msgpack */
+  wire_init(&w);
+  for (int i = 0; i < 3; i++) pack_map_tick(&w.pk, "EARLY", TS0 + i, 2.0, 1, NULL);
+  wire_raw(&w, "\xc1\xc1garbage", 9);
+  wire_send(bad, &w);
+  ASSERT(wait_closed(bad, 5000));
+  daemon_expect_stat(&d, "ticks.accepted", 4, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected_by_reason.malformed"), 1);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_on_error"), 1);
+  send_good_tick(good, "GOOD", TS0 + 1); /* the other connection goes on */
+  daemon_expect_stat(&d, "ticks.accepted", 5, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 1);
+  char *log = daemon_log(&d);
+  char peer[32];
+  snprintf(peer, sizeof peer, "%d", local_port(bad));
+  ASSERT_CONTAINS(log, "malformed");
+  ASSERT_CONTAINS(log, peer);
+  free(log);
+  close(bad);
+  close(good);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST(plain_text_is_not_a_tick_and_closes_the_connection) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = daemon_connect_ingest(&d);
+  const char *text = "hello, is this the tick port?\n";
+  ASSERT_EQ(send_all(fd, text, strlen(text)), 0);
+  ASSERT(wait_closed(fd, 5000));
+  daemon_expect_stat(&d, "ticks.rejected_by_reason.not_a_tick", 1, 5000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 1);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_on_error"), 1);
+  close(fd);
+  stop_cleanly(&d);
+}
+
+TEST(message_over_max_message_bytes_closes_with_too_large) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  max_message_bytes: 1024\n", NULL);
+  int fd = daemon_connect_ingest(&d);
+  char flags[2001];
+  memset(flags, 'F', 2000);
+  flags[2000] = '\0';
+  struct wire w;
+  wire_init(&w);
+  pack_map_tick(&w.pk, "OK", TS0, 1.0, 1, "R");
+  pack_map_tick(&w.pk, "BIG", TS0 + 1, 1.0, 1, flags);
+  wire_send(fd, &w);
+  ASSERT(wait_closed(fd, 5000));
+  daemon_expect_stat(&d, "ticks.rejected_by_reason.too_large", 1, 5000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.accepted"), 1);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_on_error"), 1);
+  close(fd);
+  fd = daemon_connect_ingest(&d); /* the daemon goes on */
+  send_good_tick(fd, "OK", TS0 + 2);
+  daemon_expect_stat(&d, "ticks.accepted", 2, 10000);
+  close(fd);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST(huge_length_prefixes_are_refused_before_allocating) {
+  static const struct {
+    const char *what;
+    const char *bytes;
+    size_t len;
+  } cases[] = {
+#define BYTES(s) s, sizeof(s) - 1
+      {"array32 of 2^32-1", BYTES("\xdd\xff\xff\xff\xff")},
+      {"map32 of 2^32-1", BYTES("\xdf\xff\xff\xff\xff")},
+      {"str32 ticker of 2 GiB", BYTES("\x81\xa6ticker\xdb\x7f\xff\xff\xff")},
+      {"str32 key of 2 GiB", BYTES("\x81\xdb\x7f\xff\xff\xff")},
+      {"bin32 price of 4 GiB", BYTES("\x81\xa5price\xc6\xff\xff\xff\xff")},
+      {"ext32 flags of 4 GiB", BYTES("\x81\xa5" "flags\xc9\xff\xff\xff\xff\x01")},
+      {"array16 holding an array32", BYTES("\xdc\x00\x05\xdd\xff\xff\xff\xff")},
+#undef BYTES
+  };
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  uint64_t rss0 = daemon_stat(&d, "memory.rss_bytes");
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(cases); i++) {
+    int fd = daemon_connect_ingest(&d);
+    ASSERT_EQ(send_all(fd, cases[i].bytes, cases[i].len), 0);
+    if (!wait_closed(fd, 3000))
+      TEST_FAIL("%s: connection still open after 3 s (waiting for the body?)", cases[i].what);
+    uint64_t n = daemon_wait_stat(&d, "ticks.rejected_by_reason.too_large", i + 1, 5000);
+    if (n != i + 1)
+      TEST_FAIL("%s: too_large is %llu, want %zu", cases[i].what, (unsigned long long)n, i + 1);
+    close(fd);
+  }
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_on_error"), TKS_ARRAY_SIZE(cases));
+  uint64_t rss1 = daemon_stat(&d, "memory.rss_bytes");
+  if (rss1 > rss0 + 8 * 1024 * 1024)
+    TEST_FAIL("rss grew from %llu to %llu bytes", (unsigned long long)rss0,
+              (unsigned long long)rss1);
+  int fd = daemon_connect_ingest(&d);
+  send_good_tick(fd, "OK", TS0);
+  daemon_expect_stat(&d, "ticks.accepted", 1, 10000);
+  close(fd);
+  stop_cleanly(&d);
+}
+
+TEST(deep_nesting_is_refused_without_a_crash) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  for (int form = 0; form < 2; form++) {
+    struct wire w;
+    wire_init(&w);
+    if (form == 0) { /* {"ticker":..,"price":..,"volume":..,"flags":[[[...1]]]} */
+      msgpack_pack_map(&w.pk, 4);
+      pk_str(&w.pk, "ticker");
+      pk_str(&w.pk, "DEEP");
+      pk_str(&w.pk, "price");
+      msgpack_pack_double(&w.pk, 1.0);
+      pk_str(&w.pk, "volume");
+      msgpack_pack_int64(&w.pk, 1);
+      pk_str(&w.pk, "flags");
+    } else { /* [ts, ticker, price, volume, [[[...1]]]] */
+      msgpack_pack_array(&w.pk, 5);
+      msgpack_pack_int64(&w.pk, TS0);
+      pk_str(&w.pk, "DEEP");
+      msgpack_pack_double(&w.pk, 1.0);
+      msgpack_pack_int64(&w.pk, 1);
+    }
+    for (int i = 0; i < 100; i++) msgpack_pack_array(&w.pk, 1);
+    msgpack_pack_int64(&w.pk, 1);
+    int fd = daemon_connect_ingest(&d);
+    wire_send(fd, &w);
+    uint64_t want = (uint64_t)form + 1, deadline = now_ms() + 5000, got;
+    while ((got = daemon_stat(&d, "ticks.rejected_by_reason.too_deep") +
+                  daemon_stat(&d, "ticks.rejected_by_reason.bad_type")) < want &&
+           now_ms() < deadline)
+      sleep_ms(5);
+    ASSERT_U64_EQ(got, want);
+    ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), want);
+    ASSERT_U64_EQ(daemon_stat(&d, "ticks.accepted"), 0);
+    close(fd);
+    wire_finish(&w);
+  }
+  int fd = daemon_connect_ingest(&d);
+  send_good_tick(fd, "OK", TS0);
+  daemon_expect_stat(&d, "ticks.accepted", 1, 10000);
+  close(fd);
+  stop_cleanly(&d);
+}
+
+TEST_TIMEOUT(random_bytes_on_200_connections_leave_the_daemon_serving, 120) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  rng_state = UINT64_C(0x71c5ab) | 1;
+  uint8_t junk[4096];
+  for (int c = 0; c < 200; c++) {
+    for (size_t i = 0; i < sizeof junk; i += 8) {
+      uint64_t r = rng();
+      memcpy(junk + i, &r, 8);
+    }
+    int fd = daemon_connect_ingest(&d);
+    (void)send_all(fd, junk, sizeof junk); /* the daemon may hang up early */
+    close(fd);
+  }
+  daemon_wait_stat(&d, "connections.total", 200, 20000);
+  wait_stat_at_most(&d, "connections.current", 0, 20000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.total"), 200);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.accepted"), 0);
+  int fd = daemon_connect_ingest(&d);
+  for (int i = 0; i < 10; i++) send_good_tick(fd, "OK", TS0 + i);
+  daemon_expect_stat(&d, "ticks.accepted", 10, 10000);
+  close(fd);
+  stop_cleanly(&d);
+}
+
+TEST_TIMEOUT(mutated_ticks_on_200_connections_leave_the_daemon_serving, 120) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  rng_state = UINT64_C(0x5eed0f7e11) | 1;
+  struct wire w;
+  wire_init(&w);
+  for (int i = 0; i < 50; i++) {
+    if (i % 2)
+      pack_map_tick(&w.pk, "MUT", TS0 + i, 1.0 + i, i, "R");
+    else
+      pack_array_tick(&w.pk, TS0 + i, "MUT", 1.0 + i, i, "R");
+  }
+  uint8_t *buf = malloc(w.sb.size);
+  ASSERT(buf);
+  for (int c = 0; c < 200; c++) {
+    memcpy(buf, w.sb.data, w.sb.size);
+    for (int flips = 0; flips < 8; flips++) buf[rng() % w.sb.size] = (uint8_t)rng();
+    int fd = daemon_connect_ingest(&d);
+    (void)send_all(fd, buf, w.sb.size);
+    close(fd);
+  }
+  daemon_wait_stat(&d, "connections.total", 200, 20000);
+  wait_stat_at_most(&d, "connections.current", 0, 20000);
+  uint64_t accepted = daemon_stat(&d, "ticks.accepted");
+  ASSERT(accepted <= 200 * 50);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), accepted);
+  int fd = daemon_connect_ingest(&d);
+  for (int i = 0; i < 10; i++) send_good_tick(fd, "OK", TS0 + 100 + i);
+  daemon_expect_stat(&d, "ticks.accepted", accepted + 10, 10000);
+  close(fd);
+  free(buf);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+/* ---- many clients, limits, ordering ---- */
+
+#define NCLIENTS 50
+#define PER_CLIENT 2000
+
+TEST_TIMEOUT(fifty_concurrent_clients_of_2000_ticks_are_all_accepted, 180) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  struct wire *w = calloc(NCLIENTS, sizeof *w);
+  int fds[NCLIENTS];
+  size_t off[NCLIENTS] = {0};
+  ASSERT(w);
+  for (int c = 0; c < NCLIENTS; c++) {
+    char sym[16];
+    snprintf(sym, sizeof sym, "C%02d", c);
+    wire_init(&w[c]);
+    for (int i = 0; i < PER_CLIENT; i++)
+      pack_map_tick(&w[c].pk, sym, TS0 + i, 10.0 + i * 0.5, i + 1, i % 2 ? "R" : NULL);
+    fds[c] = daemon_connect_ingest(&d);
+    fcntl(fds[c], F_SETFL, fcntl(fds[c], F_GETFL) | O_NONBLOCK);
+  }
+  /* All clients write at once, as fast as the daemon reads. */
+  uint64_t deadline = now_ms() + 60000;
+  for (int left = NCLIENTS; left > 0;) {
+    struct pollfd pfd[NCLIENTS];
+    int idx[NCLIENTS], n = 0;
+    for (int c = 0; c < NCLIENTS; c++)
+      if (off[c] < w[c].sb.size) {
+        pfd[n] = (struct pollfd){.fd = fds[c], .events = POLLOUT};
+        idx[n++] = c;
+      }
+    if (now_ms() > deadline) TEST_FAIL("%d clients still sending after 60 s", left);
+    if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR) TEST_FAIL("poll: %s", strerror(errno));
+    for (int k = 0; k < n; k++) {
+      if (!pfd[k].revents) continue;
+      int c = idx[k];
+      ssize_t r = send(fds[c], w[c].sb.data + off[c], w[c].sb.size - off[c], MSG_NOSIGNAL);
+      if (r < 0 && errno != EAGAIN && errno != EINTR)
+        TEST_FAIL("client %d: send: %s", c, strerror(errno));
+      if (r > 0 && (off[c] += (size_t)r) == w[c].sb.size) left--;
+    }
+  }
+  daemon_expect_stat(&d, "ticks.accepted", NCLIENTS * PER_CLIENT, 60000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), NCLIENTS * PER_CLIENT);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.late"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "symbols.count"), NCLIENTS);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.total"), NCLIENTS);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), NCLIENTS);
+  for (int c = 0; c < NCLIENTS; c++) {
+    close(fds[c]);
+    wire_finish(&w[c]);
+  }
+  free(w);
+  wait_stat_at_most(&d, "connections.current", 0, 10000);
+  stop_cleanly(&d);
+}
+
+TEST(connection_over_max_connections_is_closed_and_counted) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  max_connections: 4\n", NULL);
+  int fds[4];
+  for (int i = 0; i < 4; i++) {
+    fds[i] = daemon_connect_ingest(&d);
+    send_good_tick(fds[i], "OK", TS0 + i);
+  }
+  daemon_expect_stat(&d, "ticks.accepted", 4, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 4);
+  int fifth = daemon_connect_ingest(&d);
+  ASSERT(wait_closed(fifth, 5000));
+  close(fifth);
+  daemon_expect_stat(&d, "connections.refused", 1, 5000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 4);
+  for (int i = 0; i < 4; i++) send_good_tick(fds[i], "OK", TS0 + 10 + i);
+  daemon_expect_stat(&d, "ticks.accepted", 8, 10000);
+  close(fds[0]); /* a freed place can be taken again */
+  wait_stat_at_most(&d, "connections.current", 3, 5000);
+  fds[0] = daemon_connect_ingest(&d);
+  send_good_tick(fds[0], "OK", TS0 + 20);
+  daemon_expect_stat(&d, "ticks.accepted", 9, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.refused"), 1);
+  for (int i = 0; i < 4; i++) close(fds[i]);
+  stop_cleanly(&d);
+}
+
+TEST(tick_older_than_the_last_of_its_symbol_counts_as_late) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = daemon_connect_ingest(&d);
+  struct wire w;
+  wire_init(&w);
+  pack_map_tick(&w.pk, "AAPL", TS0 + 2000, 1.0, 1, NULL);
+  pack_map_tick(&w.pk, "AAPL", TS0 + 1000, 1.0, 1, NULL); /* late */
+  pack_map_tick(&w.pk, "MSFT", TS0 + 500, 1.0, 1, NULL);  /* another symbol: not late */
+  pack_map_tick(&w.pk, "AAPL", TS0 + 3000, 1.0, 1, NULL);
+  pack_map_tick(&w.pk, "MSFT", TS0 + 500, 1.0, 1, NULL); /* equal: not older */
+  wire_send(fd, &w);
+  daemon_expect_stat(&d, "ticks.accepted", 5, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.late"), 1);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
+  close(fd);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST_MAIN()

@@ -1,0 +1,71 @@
+/* Unit tests of lib/stats.c: JSON nesting, Prometheus families, text. */
+#include "stats.h"
+#include "test.h"
+
+static struct tks_stats *sample(void) {
+  struct tks_stats *s = tks_stats_create();
+  tks_stats_str(s, "version", "1.2", "Version", "build_info", "version");
+  tks_stats_u64(s, "ticks.accepted", 5, TKS_STAT_COUNTER, "Ticks accepted", NULL, NULL);
+  tks_stats_u64(s, "ticks.rejected_by_reason.bad_type", 2, TKS_STAT_COUNTER, "By reason",
+                "ticks_rejected_by_reason", "reason=\"bad_type\"");
+  tks_stats_u64(s, "ticks.rejected_by_reason.too_large", 1, TKS_STAT_COUNTER, "By reason",
+                "ticks_rejected_by_reason", "reason=\"too_large\"");
+  tks_stats_i64(s, "ticks.delta", -3, TKS_STAT_GAUGE, NULL, NULL, NULL);
+  tks_stats_f64(s, "memory.bytes_per_tick", 33.25, TKS_STAT_GAUGE, "Bytes per tick", NULL, NULL);
+  tks_stats_str(s, "memory.note", "a \"quoted\" word", NULL, NULL, NULL);
+  return s;
+}
+
+TEST(json_nests_dotted_paths) {
+  struct tks_stats *s = sample();
+  struct tks_buf b = {0};
+  ASSERT_EQ(tks_stats_json(s, &b), 0);
+  ASSERT_STR_EQ(b.data,
+                "{\"version\":\"1.2\",\"ticks\":{\"accepted\":5,\"rejected_by_reason\":{\"bad_type\":2,"
+                "\"too_large\":1},\"delta\":-3},\"memory\":{\"bytes_per_tick\":33.25,"
+                "\"note\":\"a \\\"quoted\\\" word\"}}");
+  tks_buf_finish(&b);
+  tks_stats_destroy(s);
+}
+
+TEST(prometheus_groups_families_with_help_and_type_once) {
+  struct tks_stats *s = sample();
+  struct tks_buf b = {0};
+  ASSERT_EQ(tks_stats_prometheus(s, &b), 0);
+  ASSERT_CONTAINS(b.data, "# HELP tickslab_ticks_accepted_total Ticks accepted\n"
+                          "# TYPE tickslab_ticks_accepted_total counter\n"
+                          "tickslab_ticks_accepted_total 5\n");
+  ASSERT_CONTAINS(b.data, "# TYPE tickslab_ticks_rejected_by_reason_total counter\n"
+                          "tickslab_ticks_rejected_by_reason_total{reason=\"bad_type\"} 2\n"
+                          "tickslab_ticks_rejected_by_reason_total{reason=\"too_large\"} 1\n");
+  ASSERT_CONTAINS(b.data, "tickslab_build_info{version=\"1.2\"} 1\n");
+  ASSERT_CONTAINS(b.data, "# TYPE tickslab_memory_bytes_per_tick gauge\ntickslab_memory_bytes_per_tick 33.25\n");
+  ASSERT_NOT_CONTAINS(b.data, "delta"); /* no help: not exported */
+  const char *first = strstr(b.data, "# HELP tickslab_ticks_rejected_by_reason_total");
+  ASSERT(first && !strstr(first + 1, "# HELP tickslab_ticks_rejected_by_reason_total"));
+  tks_buf_finish(&b);
+  tks_stats_destroy(s);
+}
+
+TEST(text_is_one_path_value_per_line) {
+  struct tks_stats *s = sample();
+  struct tks_buf b = {0};
+  ASSERT_EQ(tks_stats_text(s, &b), 0);
+  ASSERT_CONTAINS(b.data, "version 1.2\nticks.accepted 5\n");
+  ASSERT_CONTAINS(b.data, "ticks.delta -3\nmemory.bytes_per_tick 33.25\n");
+  ASSERT_EQ(tks_stats_count(s), 7);
+  tks_buf_finish(&b);
+  tks_stats_destroy(s);
+}
+
+TEST(empty_collection_is_an_empty_object) {
+  struct tks_stats *s = tks_stats_create();
+  struct tks_buf b = {0};
+  ASSERT_EQ(tks_stats_json(s, &b), 0);
+  ASSERT_STR_EQ(b.data, "{}");
+  tks_buf_finish(&b);
+  tks_stats_destroy(s);
+  tks_stats_destroy(NULL);
+}
+
+TEST_MAIN()
