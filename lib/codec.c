@@ -332,11 +332,17 @@ static enum tks_decode_status put_field(const struct tks_decoder *d, int fi, con
   return reject_field(s, res, TKS_REASON_BAD_TYPE, fi);
 }
 
+/* Field lookup on the hot path: length and first 8 bytes first (computed
+ * by tks_schema_layout), so most keys are matched without a memcmp call. */
 static int find_field(const struct tks_schema *s, const char *name, uint32_t len) {
   if (len >= TKS_FIELD_NAME_MAX) return -1;
+  uint64_t head = 0;
+  memcpy(&head, name, len < 8 ? len : 8);
   for (unsigned i = 0; i < s->nfields; i++) {
-    const char *n = s->fields[i].name;
-    if (n[len] == '\0' && memcmp(n, name, len) == 0) return (int)i;
+    const struct tks_field *f = &s->fields[i];
+    if (f->name_len == len && f->name_head == head &&
+        (len <= 8 || memcmp(f->name + 8, name + 8, len - 8) == 0))
+      return (int)i;
   }
   return -1;
 }

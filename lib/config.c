@@ -289,7 +289,7 @@ static void fmt_size(uint64_t v, char *buf, size_t size) {
 }
 
 static int get_uint(struct reader *r, const char *path, uint64_t min, uint64_t max, uint64_t *out) {
-  const char *s;
+  const char *s = NULL;
   char b[80];
   int e = scalar(r, path, false, &s);
   if (e) return e;
@@ -305,7 +305,7 @@ static int get_uint(struct reader *r, const char *path, uint64_t min, uint64_t m
 }
 
 static int get_size(struct reader *r, const char *path, uint64_t min, uint64_t max, uint64_t *out) {
-  const char *s;
+  const char *s = NULL;
   char b[80], lo[32], hi[32];
   int e = scalar(r, path, false, &s);
   if (e) return e;
@@ -337,7 +337,7 @@ static int parse_bool(const char *s, bool *out) {
 }
 
 static int get_bool(struct reader *r, const char *path, bool *out) {
-  const char *s;
+  const char *s = NULL;
   char b[80];
   int e = scalar(r, path, false, &s);
   if (e) return e;
@@ -434,7 +434,7 @@ static const char *const ingest_keys[] = {"listen", "max_connections", "max_mess
 
 static int ingest_value(struct reader *r, void *ctx, unsigned key) {
   struct tks_config *c = r->c;
-  const char *s;
+  const char *s = NULL;
   char why[256], b[300];
   uint64_t v;
   int e;
@@ -479,7 +479,7 @@ static const char *const control_keys[] = {"socket"};
 
 static int control_value(struct reader *r, void *ctx, unsigned key) {
   struct tks_config *c = r->c;
-  const char *s;
+  const char *s = NULL;
   int e;
   (void)ctx;
   (void)key;
@@ -500,7 +500,7 @@ static const char *const store_keys[] = {"mode", "page_size", "growth_factor", "
 
 static int store_value(struct reader *r, void *ctx, unsigned key) {
   struct tks_config *c = r->c;
-  const char *s;
+  const char *s = NULL;
   char b[80];
   uint64_t v;
   double d;
@@ -552,7 +552,7 @@ static int store_value(struct reader *r, void *ctx, unsigned key) {
 static const char *const log_keys[] = {"level"};
 
 static int log_value(struct reader *r, void *ctx, unsigned key) {
-  const char *s;
+  const char *s = NULL;
   char b[80];
   int e;
   (void)ctx;
@@ -590,7 +590,7 @@ static bool valid_field_name(const char *s) {
 static int field_value(struct reader *r, void *ctx, unsigned key) {
   struct field_ctx *fc = ctx;
   char path[64], b[80];
-  const char *s;
+  const char *s = NULL;
   int e;
   snprintf(path, sizeof path, "%s: %s", fc->path, field_keys[key]);
   switch (key) {

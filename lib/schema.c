@@ -103,6 +103,9 @@ int tks_schema_layout(struct tks_schema *s, char *err, size_t errlen) {
     }
     if (f->type == TKS_TYPE_SYMBOL && s->symbol_field < 0) s->symbol_field = (int)i;
     f->size = tks_type_size(f->type);
+    f->name_len = (uint32_t)strnlen(f->name, TKS_FIELD_NAME_MAX - 1);
+    f->name_head = 0;
+    memcpy(&f->name_head, f->name, f->name_len < 8 ? f->name_len : 8);
   }
   if (s->symbol_field < 0) {
     snprintf(err, errlen, "the schema has no field of type symbol to index ticks by");

@@ -41,6 +41,8 @@ struct tks_field {
   union tks_scalar dflt; /* value when absent and not required */
   uint32_t offset;       /* computed by tks_schema_layout() */
   uint32_t size;
+  uint32_t name_len;     /* computed: strlen(name) */
+  uint64_t name_head;    /* computed: the first 8 bytes of name, zero-padded */
 };
 
 struct tks_schema {

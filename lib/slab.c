@@ -1,7 +1,7 @@
 /*
  * Slab allocation after memcached's slabs.c: size classes growing by a
  * factor from min_chunk up to the page size; each class takes whole pages
- * (mmap'd, page_size bytes) and cuts them into chunks.  A freed chunk is
+ * (page_size bytes, carved from mmap'd extents) and cuts them into chunks.  A freed chunk is
  * pushed on its class's free list (the list link lives in the chunk) and
  * handed out again before any new chunk is cut from the newest page.
  */
@@ -32,8 +32,23 @@ struct slab_class {
   uint64_t requested;
 };
 
+/* Pages are carved from extents: 2 MiB-aligned reservations that the
+ * kernel may back with transparent huge pages (MADV_HUGEPAGE), which
+ * roughly halves the cost of faulting fresh memory in. */
+#define EXTENT_BYTES ((size_t)64 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
+
+struct extent {
+  void *base;
+  size_t len;
+};
+
 struct tks_slab {
   size_t page_size;
+  char *ext_next;  /* next unused byte of the newest extent */
+  size_t ext_left;
+  struct extent *extents;
+  size_t nextents, extents_cap;
   uint64_t limit;
   unsigned nclasses;
   struct slab_class cls[TKS_SLAB_MAX_CLASSES + 1]; /* 1-based */
@@ -72,9 +87,41 @@ struct tks_slab *tks_slab_create(size_t page_size, double growth, size_t min_chu
 
 void tks_slab_destroy(struct tks_slab *s) {
   if (!s) return;
-  for (uint64_t i = 0; i < s->npages; i++) munmap(s->pages[i], s->page_size);
+  for (size_t i = 0; i < s->nextents; i++) munmap(s->extents[i].base, s->extents[i].len);
+  free(s->extents);
   free(s->pages);
   free(s);
+}
+
+/* A fresh page_size piece of memory from the OS, or NULL. */
+static void *page_from_os(struct tks_slab *s) {
+  if (s->ext_left < s->page_size) {
+    if (s->nextents == s->extents_cap) {
+      size_t cap = s->extents_cap ? s->extents_cap * 2 : 16;
+      struct extent *e = realloc(s->extents, cap * sizeof *e);
+      if (!e) return NULL;
+      s->extents = e;
+      s->extents_cap = cap;
+    }
+    size_t len = EXTENT_BYTES / s->page_size * s->page_size;
+    if (len < s->page_size) len = s->page_size;
+    /* Over-reserve by the alignment, then trim to a 2 MiB boundary. */
+    char *raw = mmap(NULL, len + HUGE_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    char *base = (char *)(((uintptr_t)raw + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
+    if (base > raw) munmap(raw, (size_t)(base - raw));
+    size_t tail = (size_t)(raw + len + HUGE_ALIGN - (base + len));
+    if (tail) munmap(base + len, tail);
+    madvise(base, len, MADV_HUGEPAGE); /* a hint: failure is fine */
+    s->extents[s->nextents++] = (struct extent){base, len};
+    s->ext_next = base;
+    s->ext_left = len;
+  }
+  void *p = s->ext_next;
+  s->ext_next += s->page_size;
+  s->ext_left -= s->page_size;
+  return p;
 }
 
 unsigned tks_slab_class_for(const struct tks_slab *s, size_t size) {
@@ -105,8 +152,8 @@ static int new_page(struct tks_slab *s, struct slab_class *c) {
     s->pages = p;
     s->pages_cap = cap;
   }
-  void *page = mmap(NULL, s->page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (page == MAP_FAILED) return -ENOMEM;
+  void *page = page_from_os(s);
+  if (!page) return -ENOMEM;
   s->pages[s->npages++] = page;
   c->pages++;
   c->end = page;

@@ -13,10 +13,24 @@
 
 #define ARENA_BLOCK 65536
 
+/* A slot carries the first 8 bytes of its string and a tag of the length
+ * and 24 hash bits, so that a symbol of up to 8 bytes (most tickers) is
+ * matched without touching the arena. */
 struct slot {
-  uint32_t hash;
-  uint32_t id; /* 0 = empty */
+  uint64_t head; /* the first 8 bytes, zero-padded */
+  uint32_t tag;  /* length << 24 | 24 bits of the hash */
+  uint32_t id;   /* 0 = empty */
 };
+
+static inline uint64_t head_of(const char *s, size_t len) {
+  uint64_t h = 0;
+  memcpy(&h, s, len < 8 ? len : 8);
+  return h;
+}
+
+static inline uint32_t tag_of(uint32_t hash, size_t len) {
+  return (uint32_t)len << 24 | (hash & 0xffffff);
+}
 
 struct arena_block {
   struct arena_block *next;
@@ -81,18 +95,15 @@ void tks_symtab_destroy(struct tks_symtab *t) {
   free(t);
 }
 
-static int matches(const struct tks_symtab *t, uint32_t id, const char *s, size_t len) {
-  const unsigned char *n = t->names[id];
-  return n[0] == len && memcmp(n + 1, s, len) == 0;
-}
-
 static uint32_t find(const struct tks_symtab *t, uint32_t h, const char *s, size_t len,
                      uint32_t *pos) {
-  uint32_t i = h & t->mask;
+  uint32_t i = h & t->mask, tag = tag_of(h, len);
+  uint64_t head = head_of(s, len);
   for (;;) {
     const struct slot *sl = &t->table[i];
     if (sl->id == 0) break;
-    if (sl->hash == h && matches(t, sl->id, s, len)) {
+    if (sl->tag == tag && sl->head == head &&
+        (len <= 8 || memcmp(t->names[sl->id] + 9, s + 8, len - 8) == 0)) {
       *pos = i;
       return sl->id;
     }
@@ -109,7 +120,8 @@ static int grow_table(struct tks_symtab *t) {
   for (uint32_t i = 0; i <= t->mask; i++) {
     struct slot sl = t->table[i];
     if (sl.id == 0) continue;
-    uint32_t j = sl.hash & (size - 1);
+    const unsigned char *n = t->names[sl.id];
+    uint32_t j = hash_bytes((const char *)n + 1, n[0]) & (size - 1);
     while (nt[j].id) j = (j + 1) & (size - 1);
     nt[j] = sl;
   }
@@ -177,7 +189,7 @@ int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t 
   memcpy(p + 1, s, len);
   p[len + 1] = '\0';
   t->names[nid] = p;
-  t->table[pos] = (struct slot){h, nid};
+  t->table[pos] = (struct slot){head_of(s, len), tag_of(h, len), nid};
   t->count = nid;
   t->string_bytes += len + 1;
   *id = nid;

@@ -1,0 +1,469 @@
+/*
+ * Black-box tests of the control socket: the framing (one request per
+ * line, answers in order, each ending with an empty line, answers still
+ * given after the client shuts down its write side), every stats format
+ * (JSON, text, slabs, Prometheus) and the socket file's life: mode 0600,
+ * a stale file replaced, a live daemon's socket never stolen.
+ */
+#include <errno.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "codec.h"
+#include "harness.h"
+#include "test.h"
+
+#define TS0 INT64_C(1700000000000000000)
+
+/* Every stats path the contract names, but for slabs.classes.<id>.*. */
+static const char *const documented_paths[] = {
+    "version", "pid", "uptime_seconds", "store.mode", "schema.name", "schema.record_size",
+    "ingest.listen", "ingest.port", "ingest.bytes_received", "ingest.rate_1s", "ingest.rate_10s",
+    "ticks.accepted", "ticks.stored", "ticks.rejected", "ticks.late",
+    "ticks.rejected_by_reason.unknown_field", "ticks.rejected_by_reason.missing_field",
+    "ticks.rejected_by_reason.bad_type", "ticks.rejected_by_reason.bad_value",
+    "ticks.rejected_by_reason.duplicate_field", "ticks.rejected_by_reason.too_many_fields",
+    "ticks.rejected_by_reason.too_many_symbols", "ticks.rejected_by_reason.store_full",
+    "ticks.rejected_by_reason.too_large", "ticks.rejected_by_reason.too_deep",
+    "ticks.rejected_by_reason.malformed", "ticks.rejected_by_reason.not_a_tick",
+    "connections.current", "connections.total", "connections.closed_on_error",
+    "connections.refused", "memory.rss_bytes", "memory.slab_bytes", "memory.slab_used_bytes",
+    "memory.symbol_bytes", "memory.index_bytes", "memory.total_bytes", "memory.bytes_per_tick",
+    "symbols.count", "symbols.bytes", "strings.count", "strings.bytes", "slabs.page_size",
+    "slabs.total_pages", "slabs.total_malloced"};
+static const char *const schema_fields[] = {"ts", "ticker", "price", "volume", "flags"};
+static const char *const field_props[] = {"type", "offset", "size", "required"};
+static const char *const class_props[] = {"chunk_size",  "chunks_per_page", "total_pages",
+                                          "total_chunks", "used_chunks",     "free_chunks",
+                                          "free_chunks_end", "mem_requested"};
+
+/* Sends n map ticks (through our codec) and waits until they are counted. */
+static void send_ticks(const struct tks_daemon *d, int n) {
+  uint64_t before = daemon_stat(d, "ticks.accepted");
+  struct tks_buf b;
+  tks_buf_init(&b);
+  for (int i = 0; i < n; i++) {
+    struct tks_kv kv[] = {
+        {"ticker", {.type = TKS_V_STR, .v.s = {i % 2 ? "AAPL" : "MSFT", 4}}},
+        {"ts", {.type = TKS_V_INT, .v.i = TS0 + i}},
+        {"price", {.type = TKS_V_F64, .v.f = 100.5 + i}},
+        {"volume", {.type = TKS_V_INT, .v.i = i + 1}},
+        {"flags", {.type = TKS_V_STR, .v.s = {"R", 1}}},
+    };
+    ASSERT_EQ(tks_encode_map(&b, kv, TKS_ARRAY_SIZE(kv)), 0);
+  }
+  int fd = daemon_connect_ingest(d);
+  ASSERT_EQ(send_all(fd, b.data, b.len), 0);
+  daemon_expect_stat(d, "ticks.accepted", before + (uint64_t)n, 10000);
+  close(fd);
+  tks_buf_finish(&b);
+}
+
+/* A response is one line of valid JSON followed by the empty line. */
+static char *expect_json_line(const char *resp) {
+  ASSERT(resp);
+  size_t len = strlen(resp);
+  if (len < 3 || strcmp(resp + len - 2, "\n\n") != 0)
+    TEST_FAIL("response does not end with an empty line: \"%s\"", resp);
+  if (strchr(resp, '\n') != resp + len - 2) TEST_FAIL("response is not one line: \"%s\"", resp);
+  if (resp[0] != '{') TEST_FAIL("response is not a JSON object: \"%s\"", resp);
+  char *flat = json_flatten(resp);
+  if (!flat) TEST_FAIL("response is not valid JSON: \"%s\"", resp);
+  return flat;
+}
+
+/* Splits a run of responses at their empty lines; returns the count. */
+static int split_responses(char *all, char **out, int max) {
+  int n = 0;
+  char *p = all, *end;
+  while (n < max && (end = strstr(p, "\n\n"))) {
+    end[1] = '\0';
+    out[n++] = p;
+    p = end + 2;
+  }
+  return n;
+}
+
+static void stop_cleanly(struct tks_daemon *d) {
+  int code = daemon_stop(d, SIGTERM);
+  daemon_cleanup(d);
+  ASSERT_EQ(code, 0);
+}
+
+TEST(ping_answers_ok) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  char *r = daemon_request(&d, "ping");
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  stop_cleanly(&d);
+}
+
+TEST(stats_is_one_json_line_with_the_required_keys) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  send_ticks(&d, 3);
+  char *r = daemon_request(&d, "stats");
+  char *flat = expect_json_line(r);
+  ASSERT_CONTAINS(r, "\"ticks\":{\"accepted\":3");
+  ASSERT_CONTAINS(r, "\"connections\":{");
+  ASSERT_CONTAINS(r, "\"memory\":{");
+  ASSERT_CONTAINS(r, "\"rejected_by_reason\":{");
+  char v[64];
+  ASSERT_EQ(stats_text_lookup(flat, "ticks.accepted", v, sizeof v), 0);
+  ASSERT_STR_EQ(v, "3");
+  ASSERT_EQ(stats_text_lookup(flat, "ticks.stored", v, sizeof v), 0);
+  ASSERT_STR_EQ(v, "3");
+  ASSERT_EQ(stats_text_lookup(flat, "store.mode", v, sizeof v), 0);
+  ASSERT_STR_EQ(v, "slotted");
+  ASSERT_EQ(stats_text_lookup(flat, "schema.record_size", v, sizeof v), 0);
+  ASSERT_STR_EQ(v, "32");
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(documented_paths); i++)
+    if (stats_text_lookup(flat, documented_paths[i], v, sizeof v) < 0)
+      TEST_FAIL("stats JSON has no %s: %s", documented_paths[i], r);
+  free(flat);
+  free(r);
+  stop_cleanly(&d);
+}
+
+TEST(stats_text_has_every_documented_path) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  send_ticks(&d, 2);
+  char *r = daemon_request(&d, "stats text");
+  ASSERT(r);
+  size_t len = strlen(r);
+  ASSERT(len > 2 && !strcmp(r + len - 2, "\n\n"));
+  char v[128], path[128];
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(documented_paths); i++)
+    if (stats_text_lookup(r, documented_paths[i], v, sizeof v) < 0)
+      TEST_FAIL("stats text has no %s:\n%s", documented_paths[i], r);
+  for (size_t f = 0; f < TKS_ARRAY_SIZE(schema_fields); f++)
+    for (size_t p = 0; p < TKS_ARRAY_SIZE(field_props); p++) {
+      snprintf(path, sizeof path, "schema.fields.%s.%s", schema_fields[f], field_props[p]);
+      if (stats_text_lookup(r, path, v, sizeof v) < 0) TEST_FAIL("stats text has no %s", path);
+    }
+  /* A stored tick lives in some slab class: find it by its chunk_size line. */
+  const char *cls = strstr(r, "\nslabs.classes.");
+  if (!cls) TEST_FAIL("stats text has no slabs.classes.<id> after 2 ticks:\n%s", r);
+  char id[16];
+  if (sscanf(cls + 1, "slabs.classes.%15[^.]", id) != 1) TEST_FAIL("cannot read a class id");
+  for (size_t p = 0; p < TKS_ARRAY_SIZE(class_props); p++) {
+    snprintf(path, sizeof path, "slabs.classes.%s.%s", id, class_props[p]);
+    if (stats_text_lookup(r, path, v, sizeof v) < 0) TEST_FAIL("stats text has no %s", path);
+  }
+  /* Every line is "dotted.path value". */
+  for (char *line = r, *nl; (nl = strchr(line, '\n')) && nl != line; line = nl + 1) {
+    size_t sp = strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.");
+    if (sp == 0 || line[sp] != ' ' || line + sp + 1 >= nl)
+      TEST_FAIL("not a \"path value\" line: \"%.*s\"", (int)(nl - line), line);
+  }
+  ASSERT_U64_EQ(daemon_stat(&d, "pid"), d.pid);
+  ASSERT_U64_EQ(daemon_stat(&d, "ingest.port"), d.port);
+  ASSERT_U64_EQ(daemon_stat(&d, "schema.record_size"), 32);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.accepted"), 2);
+  ASSERT_U64_EQ(daemon_stat(&d, "symbols.count"), 2);
+  ASSERT_EQ(stats_text_lookup(r, "store.mode", v, sizeof v), 0);
+  ASSERT_STR_EQ(v, "slotted");
+  ASSERT_EQ(stats_text_lookup(r, "version", v, sizeof v), 0);
+  ASSERT_CONTAINS(v, "0.1.0");
+  ASSERT(daemon_stat(&d, "memory.rss_bytes") > 0);
+  free(r);
+  stop_cleanly(&d);
+}
+
+TEST(stats_json_and_stats_text_name_the_same_figures) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  send_ticks(&d, 5);
+  char *text = daemon_request(&d, "stats text");
+  char *json = daemon_request(&d, "stats");
+  char *flat = expect_json_line(json);
+  ASSERT(text);
+  char tv[128], jv[128];
+  for (char *line = text, *nl; (nl = strchr(line, '\n')) && nl != line; line = nl + 1) {
+    char path[160];
+    size_t sp = strcspn(line, " ");
+    if (sp >= sizeof path) continue;
+    memcpy(path, line, sp);
+    path[sp] = '\0';
+    if (stats_text_lookup(flat, path, jv, sizeof jv) < 0)
+      TEST_FAIL("%s is in stats text but not in stats JSON", path);
+    /* figures that do not move between the two requests must agree */
+    if (!strncmp(path, "ticks.", 6) || !strncmp(path, "schema.", 7) ||
+        !strncmp(path, "symbols.", 8) || !strcmp(path, "store.mode")) {
+      stats_text_lookup(text, path, tv, sizeof tv);
+      if (strcmp(tv, jv) != 0) TEST_FAIL("%s: text says \"%s\", JSON \"%s\"", path, tv, jv);
+    }
+  }
+  free(flat);
+  free(json);
+  free(text);
+  stop_cleanly(&d);
+}
+
+TEST(stats_slabs_is_one_json_line_with_the_slab_figures) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  send_ticks(&d, 10);
+  char *r = daemon_request(&d, "stats slabs");
+  free(expect_json_line(r));
+  for (size_t p = 0; p < TKS_ARRAY_SIZE(class_props); p++) {
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", class_props[p]);
+    ASSERT_CONTAINS(r, key);
+  }
+  ASSERT_CONTAINS(r, "\"total_malloced\":");
+  ASSERT_CONTAINS(r, "\"page_size\":");
+  free(r);
+  stop_cleanly(&d);
+}
+
+/* "name{labels} value" -> name; 0 if the line is not a sample. */
+static size_t sample_name(const char *line, size_t len) {
+  size_t n = 0;
+  while (n < len && (line[n] == '_' || line[n] == ':' || (line[n] >= 'a' && line[n] <= 'z') ||
+                     (line[n] >= 'A' && line[n] <= 'Z') || (n > 0 && line[n] >= '0' && line[n] <= '9')))
+    n++;
+  return n;
+}
+
+TEST(stats_prometheus_has_help_type_and_samples) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  send_ticks(&d, 3);
+  char *r = daemon_request(&d, "stats prometheus");
+  ASSERT(r);
+  size_t len = strlen(r);
+  ASSERT(len > 2 && !strcmp(r + len - 2, "\n\n"));
+  ASSERT_CONTAINS(r, "# HELP tickslab_");
+  ASSERT_CONTAINS(r, "# TYPE tickslab_");
+  char v[64];
+  ASSERT_EQ(stats_text_lookup(r, "tickslab_ticks_accepted_total", v, sizeof v), 0);
+  ASSERT_EQ(strtod(v, NULL), 3);
+  /* Each line: HELP, TYPE (once per metric, before its samples), or a sample. */
+  char typed[8192] = " ";
+  int samples = 0;
+  for (char *line = r, *nl; (nl = strchr(line, '\n')) && nl != line; line = nl + 1) {
+    size_t ll = (size_t)(nl - line);
+    char name[160];
+    if (!strncmp(line, "# HELP ", 7)) continue;
+    if (!strncmp(line, "# TYPE ", 7)) {
+      char type[32];
+      if (sscanf(line, "# TYPE %159s %31s", name, type) != 2)
+        TEST_FAIL("bad TYPE line: \"%.*s\"", (int)ll, line);
+      if (strcmp(type, "counter") && strcmp(type, "gauge") && strcmp(type, "histogram") &&
+          strcmp(type, "summary") && strcmp(type, "untyped"))
+        TEST_FAIL("bad metric type: \"%.*s\"", (int)ll, line);
+      char key[170];
+      snprintf(key, sizeof key, " %s ", name);
+      if (strstr(typed, key)) TEST_FAIL("TYPE given twice for %s", name);
+      if (strlen(typed) + strlen(key) < sizeof typed) strcat(typed, key + 1);
+      continue;
+    }
+    if (line[0] == '#') continue;
+    size_t n = sample_name(line, ll);
+    if (n == 0 || n >= sizeof name) TEST_FAIL("bad sample line: \"%.*s\"", (int)ll, line);
+    memcpy(name, line, n);
+    name[n] = '\0';
+    if (strncmp(name, "tickslab_", 9)) TEST_FAIL("metric without the tickslab_ prefix: %s", name);
+    const char *val = line + n;
+    if (*val == '{') {
+      val = memchr(val, '}', ll - n);
+      if (!val) TEST_FAIL("unclosed labels: \"%.*s\"", (int)ll, line);
+      val++;
+    }
+    if (*val != ' ') TEST_FAIL("bad sample line: \"%.*s\"", (int)ll, line);
+    char *end;
+    strtod(val + 1, &end);
+    if (end == val + 1 || (end != nl && *end != ' '))
+      TEST_FAIL("bad sample value: \"%.*s\"", (int)ll, line);
+    char key[170];
+    snprintf(key, sizeof key, " %s ", name);
+    int has_type = strstr(typed, key) != NULL;
+    static const char *const suffixes[] = {"_total", "_bucket", "_sum", "_count"};
+    for (size_t s = 0; s < TKS_ARRAY_SIZE(suffixes) && !has_type; s++) {
+      size_t sl = strlen(suffixes[s]);
+      if (n > sl && !strcmp(name + n - sl, suffixes[s])) {
+        snprintf(key, sizeof key, " %.*s ", (int)(n - sl), name);
+        has_type = strstr(typed, key) != NULL;
+      }
+    }
+    if (!has_type) TEST_FAIL("sample %s has no TYPE line before it", name);
+    samples++;
+  }
+  ASSERT(samples >= 10);
+  free(r);
+  stop_cleanly(&d);
+}
+
+TEST(unknown_request_gets_an_error_and_the_connection_goes_on) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = control_connect(d.sock);
+  ASSERT(fd >= 0);
+  const char *req = "frobnicate the widgets\nping\n";
+  ASSERT_EQ(send_all(fd, req, strlen(req)), 0);
+  char *all = read_until(fd, "\n\n", 2, HARNESS_IO_MS, NULL);
+  char *resp[2];
+  if (split_responses(all, resp, 2) != 2) TEST_FAIL("want 2 responses, got \"%s\"", all);
+  char *flat = json_flatten(resp[0]);
+  if (!flat || !strstr(resp[0], "{\"error\":")) TEST_FAIL("not an error: \"%s\"", resp[0]);
+  ASSERT_STR_EQ(resp[1], "{\"ok\":true}\n");
+  free(flat);
+  free(all);
+  close(fd);
+  stop_cleanly(&d);
+}
+
+TEST(empty_request_line_gets_an_error) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = control_connect(d.sock);
+  ASSERT(fd >= 0);
+  ASSERT_EQ(send_all(fd, "\nping\n", 6), 0);
+  char *all = read_until(fd, "\n\n", 2, HARNESS_IO_MS, NULL);
+  char *resp[2];
+  if (split_responses(all, resp, 2) != 2) TEST_FAIL("want 2 responses, got \"%s\"", all);
+  ASSERT_CONTAINS(resp[0], "{\"error\":");
+  ASSERT_STR_EQ(resp[1], "{\"ok\":true}\n");
+  free(all);
+  close(fd);
+  stop_cleanly(&d);
+}
+
+TEST(requests_in_one_write_are_answered_in_order) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = control_connect(d.sock);
+  ASSERT(fd >= 0);
+  const char *req = "ping\nstats text\nbogus\nstats\nping\n";
+  ASSERT_EQ(send_all(fd, req, strlen(req)), 0);
+  char *all = read_until(fd, "\n\n", 5, HARNESS_IO_MS, NULL);
+  char *resp[5];
+  if (split_responses(all, resp, 5) != 5) TEST_FAIL("want 5 responses, got \"%s\"", all);
+  ASSERT_STR_EQ(resp[0], "{\"ok\":true}\n");
+  ASSERT_CONTAINS(resp[1], "ticks.accepted ");
+  ASSERT_CONTAINS(resp[2], "{\"error\":");
+  ASSERT_CONTAINS(resp[3], "\"ticks\":{");
+  ASSERT_STR_EQ(resp[4], "{\"ok\":true}\n");
+  free(all);
+  close(fd);
+  stop_cleanly(&d);
+}
+
+TEST(every_request_read_is_answered_after_the_client_shuts_down_writing) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = control_connect(d.sock);
+  ASSERT(fd >= 0);
+  const char *req = "ping\nstats\nstats prometheus\nping\n";
+  ASSERT_EQ(send_all(fd, req, strlen(req)), 0);
+  ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+  bool eof = false;
+  char *all = read_until(fd, "", 0, HARNESS_IO_MS, &eof);
+  if (!eof) TEST_FAIL("the daemon did not close after answering: \"%s\"", all);
+  char *resp[4];
+  if (split_responses(all, resp, 4) != 4) TEST_FAIL("want 4 responses, got \"%s\"", all);
+  ASSERT_STR_EQ(resp[0], "{\"ok\":true}\n");
+  ASSERT_CONTAINS(resp[1], "\"ticks\":{");
+  ASSERT_CONTAINS(resp[2], "# TYPE tickslab_");
+  ASSERT_STR_EQ(resp[3], "{\"ok\":true}\n");
+  free(all);
+  close(fd);
+  stop_cleanly(&d);
+}
+
+TEST(request_line_over_4096_bytes_gets_an_error_and_a_close) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  char *line = malloc(10 * 1024 + 1);
+  ASSERT(line);
+  /* 4000 bytes: an unknown request like any other */
+  int fd = control_connect(d.sock);
+  ASSERT(fd >= 0);
+  memset(line, 'a', 4000);
+  line[4000] = '\n';
+  ASSERT_EQ(send_all(fd, line, 4001), 0);
+  ASSERT_EQ(send_all(fd, "ping\n", 5), 0);
+  char *all = read_until(fd, "\n\n", 2, HARNESS_IO_MS, NULL);
+  char *resp[2];
+  if (split_responses(all, resp, 2) != 2) TEST_FAIL("want 2 responses, got \"%s\"", all);
+  ASSERT_CONTAINS(resp[0], "{\"error\":");
+  ASSERT_STR_EQ(resp[1], "{\"ok\":true}\n");
+  free(all);
+  close(fd);
+  /* 10 KiB: refused, then closed */
+  fd = control_connect(d.sock);
+  ASSERT(fd >= 0);
+  memset(line, 'a', 10 * 1024);
+  line[10 * 1024] = '\n';
+  (void)send_all(fd, line, 10 * 1024 + 1); /* the daemon may close before reading it all */
+  bool eof = false;
+  all = read_until(fd, "", 0, HARNESS_IO_MS, &eof);
+  ASSERT_CONTAINS(all, "{\"error\":");
+  if (!eof) TEST_FAIL("connection still open after an over-long line");
+  free(all);
+  close(fd);
+  char *r = daemon_request(&d, "ping");
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  free(line);
+  stop_cleanly(&d);
+}
+
+TEST(control_socket_file_has_mode_0600) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  struct stat st;
+  ASSERT_EQ(stat(d.sock, &st), 0);
+  ASSERT(S_ISSOCK(st.st_mode));
+  ASSERT_EQ(st.st_mode & 07777, 0600);
+  stop_cleanly(&d);
+}
+
+TEST(stale_socket_file_is_replaced_at_start) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  /* What a killed daemon leaves: a socket file nobody listens on. */
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  strcpy(sa.sun_path, d.sock);
+  ASSERT_EQ(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+  close(s);
+  struct stat st;
+  ASSERT_EQ(stat(d.sock, &st), 0);
+  ASSERT_EQ(control_connect(d.sock), -1);
+  daemon_spawn(&d, NULL);
+  daemon_wait_ready(&d);
+  char *r = daemon_request(&d, "ping");
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  stop_cleanly(&d);
+}
+
+TEST(second_daemon_on_the_same_socket_exits_1_and_the_first_keeps_answering) {
+  struct tks_daemon first, second;
+  daemon_start(&first, NULL);
+  daemon_prepare(&second, NULL, NULL);
+  snprintf(second.sock, sizeof second.sock, "%s", first.sock);
+  daemon_write_config(&second, NULL, NULL);
+  daemon_spawn(&second, NULL);
+  int code = daemon_wait_exit(&second, HARNESS_STOP_MS);
+  char *log = daemon_log(&second);
+  if (code != 1) TEST_FAIL("second daemon: exit %d, want 1; its log:\n%s", code, log);
+  if (!strstr(log, first.sock))
+    TEST_FAIL("second daemon's message does not name the socket %s:\n%s", first.sock, log);
+  free(log);
+  struct stat st;
+  ASSERT_EQ(stat(first.sock, &st), 0);
+  char *r = daemon_request(&first, "ping");
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  daemon_cleanup(&second);
+  stop_cleanly(&first);
+}
+
+TEST_MAIN()

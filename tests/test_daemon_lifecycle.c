@@ -1,0 +1,378 @@
+/*
+ * Black-box tests of tickslabd's life: the command line (--help,
+ * --version, --check-config, unknown options), refusing a bad config with
+ * FILE:LINE:COL before listening on anything, the systemd notify protocol
+ * (READY=1 once serving, STOPPING=1 on the way out), and a clean exit 0 on
+ * SIGTERM and SIGINT, even with clients streaming.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "codec.h"
+#include "harness.h"
+#include "test.h"
+
+#define TS0 INT64_C(1700000000000000000)
+
+static void run_daemon(char *const args[], struct cmd_result *r) {
+  char *argv[8] = {(char *)harness_tickslabd()};
+  for (int i = 0; args[i] && i < 6; i++) argv[i + 1] = args[i];
+  run_cmd(argv, NULL, NULL, 10000, r);
+}
+
+/* True if something accepts TCP connections on 127.0.0.1:port. */
+static bool tcp_listening(int port) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+  close(fd);
+  return ok;
+}
+
+/* A port that was free a moment ago. */
+static int free_port(void) {
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  int port = local_port(fd);
+  close(fd);
+  return port;
+}
+
+static void expect_stops_cleanly_on(int sig) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  struct stat st;
+  ASSERT_EQ(stat(d.sock, &st), 0);
+  int port = d.port;
+  int code = daemon_stop(&d, sig);
+  if (code != 0) {
+    char *log = daemon_log(&d);
+    TEST_FAIL("exit %d after signal %d, want 0; log:\n%s", code, sig, log);
+  }
+  errno = 0;
+  ASSERT_EQ(stat(d.sock, &st), -1);
+  ASSERT_EQ(errno, ENOENT);
+  ASSERT(!tcp_listening(port));
+  daemon_cleanup(&d);
+}
+
+TEST(sigterm_exits_0_and_removes_the_socket_file) { expect_stops_cleanly_on(SIGTERM); }
+
+TEST(sigint_exits_0_and_removes_the_socket_file) { expect_stops_cleanly_on(SIGINT); }
+
+TEST(version_prints_the_name_and_version) {
+  struct cmd_result r;
+  run_daemon((char *[]){"--version", NULL}, &r);
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, "tickslabd 0.1.0");
+  cmd_result_finish(&r);
+}
+
+TEST(help_prints_usage_on_stdout) {
+  struct cmd_result r;
+  run_daemon((char *[]){"--help", NULL}, &r);
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, "--config");
+  ASSERT_CONTAINS(r.out, "--check-config");
+  ASSERT(strcasestr(r.out, "usage"));
+  cmd_result_finish(&r);
+}
+
+TEST(unknown_option_exits_2) {
+  struct cmd_result r;
+  run_daemon((char *[]){"--frobnicate", NULL}, &r);
+  ASSERT_EQ(r.code, 2);
+  ASSERT(r.err[0] != '\0');
+  cmd_result_finish(&r);
+}
+
+TEST(check_config_accepts_a_good_file) {
+  char dir[64], path[128];
+  harness_mkdtemp(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/good.yaml", dir);
+  write_file(path, "# every key the contract names\n"
+                   "ingest:\n"
+                   "  listen: \"127.0.0.1:0\"\n"
+                   "  max_connections: 1024\n"
+                   "  max_message_bytes: 65536\n"
+                   "  read_buffer: 256KiB\n"
+                   "control:\n"
+                   "  socket: /tmp/nowhere/control.sock\n"
+                   "store:\n"
+                   "  mode: slotted\n"
+                   "  page_size: 1MiB\n"
+                   "  growth_factor: 1.25\n"
+                   "  max_symbols: 1000000\n"
+                   "  max_strings: 65536\n"
+                   "log:\n"
+                   "  level: info\n");
+  struct cmd_result r;
+  run_daemon((char *[]){"--config", path, "--check-config", NULL}, &r);
+  if (r.code != 0) TEST_FAIL("exit %d, stderr: %s", r.code, r.err);
+  cmd_result_finish(&r);
+  write_file(path, ""); /* every key is optional */
+  run_daemon((char *[]){"--config", path, "--check-config", NULL}, &r);
+  if (r.code != 0) TEST_FAIL("empty file: exit %d, stderr: %s", r.code, r.err);
+  cmd_result_finish(&r);
+}
+
+TEST(check_config_accepts_the_shipped_config) {
+  const char *root = getenv("TKS_SOURCE_ROOT");
+  char path[512];
+  snprintf(path, sizeof path, "%s/config/tickslab.yaml", root ? root : ".");
+  if (access(path, R_OK) != 0) TEST_FAIL("%s: %s", path, strerror(errno));
+  struct cmd_result r;
+  run_daemon((char *[]){"--config", path, "--check-config", NULL}, &r);
+  if (r.code != 0) TEST_FAIL("exit %d, stderr: %s", r.code, r.err);
+  cmd_result_finish(&r);
+}
+
+/* stderr has "path:line:col:" with the given line (col > 0, not checked if 0). */
+static void expect_position(const char *err, const char *path, int line, int col) {
+  const char *p = strstr(err, path);
+  if (!p) TEST_FAIL("stderr does not name %s: \"%s\"", path, err);
+  int l = -1, c = -1, n = 0;
+  if (sscanf(p + strlen(path), ":%d:%d:%n", &l, &c, &n) != 2 || n == 0)
+    TEST_FAIL("stderr has no FILE:LINE:COL: \"%s\"", err);
+  if (line && l != line) TEST_FAIL("line %d, want %d: \"%s\"", l, line, err);
+  if (col && c != col) TEST_FAIL("column %d, want %d: \"%s\"", c, col, err);
+  if (c < 1) TEST_FAIL("column %d, want a 1-based column: \"%s\"", c, err);
+}
+
+TEST(check_config_reports_file_line_and_column_of_an_unknown_key) {
+  char dir[64], path[128];
+  harness_mkdtemp(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/bad.yaml", dir);
+  write_file(path, "ingest:\n"
+                   "  listen: \"127.0.0.1:0\"\n"
+                   "  bogus_key: 1\n"
+                   "log:\n"
+                   "  level: info\n");
+  struct cmd_result r;
+  run_daemon((char *[]){"--config", path, "--check-config", NULL}, &r);
+  ASSERT_EQ(r.code, 2);
+  expect_position(r.err, path, 3, 3);
+  ASSERT_CONTAINS(r.err, "bogus_key");
+  cmd_result_finish(&r);
+}
+
+TEST(check_config_refuses_each_bad_file_at_its_line) {
+  static const struct {
+    const char *yaml;
+    int line; /* 0: any */
+  } bad[] = {
+      {"log:\n  level: info\nfrobnicate:\n  x: 1\n", 3},
+      {"store:\n  mode: sideways\n", 2},
+      {"store:\n  page_size: 12 parsecs\n", 2},
+      {"ingest:\n  max_connections: lots\n", 2},
+      {"ingest:\n  max_connections: -5\n", 2},
+      {"ingest:\n  max_message_bytes: 99999999999999999999999\n", 2},
+      {"log:\n  level: chatty\n", 2},
+      {"store:\n  growth_factor: 0.5\n", 2},
+      {"ingest:\n  listen: \"127.0.0.1:99999\"\n", 2},
+      {"ingest: [1, 2]\n", 1},
+      {"ingest:\n  listen: [unclosed\n", 0},
+      {"ingest:\n\tlisten: tab\n", 0},
+  };
+  char dir[64], path[128];
+  harness_mkdtemp(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/bad.yaml", dir);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    write_file(path, bad[i].yaml);
+    struct cmd_result r;
+    run_daemon((char *[]){"--config", path, "--check-config", NULL}, &r);
+    if (r.code != 2) TEST_FAIL("exit %d, want 2, for:\n%sstderr: %s", r.code, bad[i].yaml, r.err);
+    expect_position(r.err, path, bad[i].line, 0);
+    cmd_result_finish(&r);
+  }
+}
+
+TEST(start_with_a_bad_config_exits_2_and_listens_on_nothing) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  int port = free_port();
+  char yaml[512];
+  snprintf(yaml, sizeof yaml,
+           "ingest:\n"
+           "  listen: \"127.0.0.1:%d\"\n"
+           "control:\n"
+           "  socket: \"%s\"\n"
+           "store:\n"
+           "  mode: sideways\n",
+           port, d.sock);
+  write_file(d.config, yaml);
+  daemon_spawn(&d, NULL);
+  int code = daemon_wait_exit(&d, HARNESS_STOP_MS);
+  char *log = daemon_log(&d);
+  if (code != 2) TEST_FAIL("exit %d, want 2; log:\n%s", code, log);
+  expect_position(log, d.config, 6, 0);
+  free(log);
+  ASSERT(!tcp_listening(port));
+  ASSERT_EQ(access(d.sock, F_OK), -1);
+  daemon_cleanup(&d);
+}
+
+TEST(log_lines_name_the_daemon_and_its_pid) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  char *log = daemon_log(&d);
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "tickslabd[%d]: info: ", (int)d.pid);
+  ASSERT_CONTAINS(log, prefix);
+  free(log);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  daemon_cleanup(&d);
+}
+
+/* ---- systemd notify ---- */
+
+/* Collects datagrams into all (with '\n' between) until one has the
+ * line `want`; returns false on timeout. */
+static bool await_notify(int fd, const char *want, char *all, size_t n, int timeout_ms) {
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    uint64_t now = now_ms();
+    if (now >= deadline) return false;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, (int)(deadline - now)) <= 0) continue;
+    char msg[1024];
+    ssize_t r = recv(fd, msg, sizeof msg - 1, 0);
+    if (r <= 0) continue;
+    msg[r] = '\0';
+    size_t used = strlen(all);
+    snprintf(all + used, n - used, "%s\n", msg);
+    for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n"))
+      if (!strcmp(line, want)) return true;
+  }
+}
+
+static void expect_ready_and_stopping(struct tks_daemon *d, int fd, const char *notify_env) {
+  char env[160];
+  snprintf(env, sizeof env, "NOTIFY_SOCKET=%s", notify_env);
+  char *envv[] = {env, NULL};
+  daemon_spawn(d, envv);
+  char all[8192] = "";
+  if (!await_notify(fd, "READY=1", all, sizeof all, 10000)) {
+    char *log = daemon_log(d);
+    TEST_FAIL("no READY=1 within 10 s; got \"%s\"; log:\n%s", all, log);
+  }
+  char *r = daemon_request(d, "ping"); /* ready means serving */
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  kill(d->pid, SIGTERM);
+  if (!await_notify(fd, "STOPPING=1", all, sizeof all, 10000))
+    TEST_FAIL("no STOPPING=1 within 10 s after SIGTERM; got \"%s\"", all);
+  ASSERT_EQ(daemon_wait_exit(d, HARNESS_STOP_MS), 0);
+  ASSERT_CONTAINS(all, "STATUS=");
+  ASSERT(strstr(all, "READY=1") < strstr(all, "STOPPING=1"));
+}
+
+TEST(notify_socket_gets_ready_then_stopping) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  char path[128];
+  snprintf(path, sizeof path, "%s/notify.sock", d.dir);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  strcpy(sa.sun_path, path);
+  ASSERT_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  expect_ready_and_stopping(&d, fd, path);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+TEST(notify_socket_may_be_an_abstract_name) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  char name[96];
+  snprintf(name, sizeof name, "tks-test-notify-%d-%llu", (int)getpid(),
+           (unsigned long long)now_ms());
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  memcpy(sa.sun_path + 1, name, strlen(name)); /* sun_path[0] == 0: abstract */
+  socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
+  ASSERT_EQ(bind(fd, (struct sockaddr *)&sa, len), 0);
+  char at[100];
+  snprintf(at, sizeof at, "@%s", name);
+  expect_ready_and_stopping(&d, fd, at);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+/* ---- stopping under load ---- */
+
+TEST_TIMEOUT(sigterm_while_five_clients_stream_exits_0_promptly, 60) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  struct tks_buf b;
+  tks_buf_init(&b);
+  for (int i = 0; i < 5000; i++) {
+    struct tks_kv kv[] = {
+        {"ticker", {.type = TKS_V_STR, .v.s = {"LOAD", 4}}},
+        {"ts", {.type = TKS_V_INT, .v.i = TS0 + i}},
+        {"price", {.type = TKS_V_F64, .v.f = 1.0 + i}},
+        {"volume", {.type = TKS_V_INT, .v.i = i}},
+    };
+    ASSERT_EQ(tks_encode_map(&b, kv, TKS_ARRAY_SIZE(kv)), 0);
+  }
+  int fds[5];
+  size_t off[5] = {0};
+  for (int c = 0; c < 5; c++) {
+    fds[c] = daemon_connect_ingest(&d);
+    fcntl(fds[c], F_SETFL, fcntl(fds[c], F_GETFL) | O_NONBLOCK);
+  }
+  /* Each client writes its batch over and over; SIGTERM comes mid-stream. */
+  bool signalled = false;
+  uint64_t start = now_ms(), sent_at = 0, last_check = 0;
+  while (daemon_wait_exit(&d, 0) < 0 && d.pid) {
+    uint64_t now = now_ms();
+    if (!signalled && now - last_check > 50) {
+      last_check = now;
+      uint64_t acc = 0;
+      if ((daemon_stat_get(&d, "ticks.accepted", &acc) == 0 && acc >= 20000) ||
+          now - start > 10000) {
+        ASSERT(acc > 0);
+        kill(d.pid, SIGTERM);
+        signalled = true;
+        sent_at = now;
+      }
+    }
+    if (signalled && now - sent_at > HARNESS_STOP_MS) {
+      daemon_stop(&d, SIGKILL);
+      TEST_FAIL("still running %d ms after SIGTERM with clients streaming", HARNESS_STOP_MS);
+    }
+    for (int c = 0; c < 5; c++) {
+      if (fds[c] < 0) continue;
+      ssize_t w = send(fds[c], b.data + off[c], b.len - off[c], MSG_NOSIGNAL);
+      if (w > 0) off[c] = (off[c] + (size_t)w) % b.len;
+      else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        close(fds[c]); /* the daemon hung up on its way out */
+        fds[c] = -1;
+      }
+    }
+    sleep_ms(1);
+  }
+  ASSERT(signalled);
+  int code = daemon_wait_exit(&d, 0);
+  if (code != 0) {
+    char *log = daemon_log(&d);
+    TEST_FAIL("exit %d after SIGTERM under load, want 0; log:\n%s", code, log);
+  }
+  ASSERT_EQ(access(d.sock, F_OK), -1);
+  for (int c = 0; c < 5; c++)
+    if (fds[c] >= 0) close(fds[c]);
+  tks_buf_finish(&b);
+  daemon_cleanup(&d);
+}
+
+TEST_MAIN()
