@@ -1,10 +1,10 @@
 /*
- * The decoding half of the codec.  A message is first measured with
- * tks_msgpack_skip(), which walks the msgpack structure with a fixed stack,
- * checking every length prefix and nesting level against the limits before
- * trusting it; only a complete, well-formed message is then decoded into a
- * record, field by field, in one pass.  Nothing is allocated; strings are
- * interned only after the whole tick is known to be valid.
+ * The decoding half of the codec: one bounded pass over a message, checking
+ * every length prefix against max_message_bytes before trusting it, fills a
+ * record field by field.  Nested values, and the rest of a message found to
+ * be unacceptable, are measured by tks_msgpack_skip(), which walks msgpack
+ * structure with a fixed stack and a nesting limit.  Nothing is allocated;
+ * strings are interned only after the whole tick is known to be valid.
  */
 #include "codec.h"
 
@@ -115,7 +115,9 @@ static int object_shape(const uint8_t *p, size_t avail, size_t *hdr, uint64_t *b
   return 0;
 }
 
-long tks_msgpack_skip(const uint8_t *p, size_t len, size_t max) {
+/* tks_msgpack_skip with a nesting budget: a value nested inside a tick gets
+ * what its container left. */
+static long skip_depth(const uint8_t *p, size_t len, size_t max, int max_depth) {
   uint64_t left[TKS_DECODE_MAX_DEPTH + 1]; /* objects still to read at each level */
   int depth = 0;
   size_t pos = 0;
@@ -140,10 +142,14 @@ long tks_msgpack_skip(const uint8_t *p, size_t len, size_t max) {
     pos += hdr + (size_t)body;
     if (pos > len) return len >= max ? SKIP_ERR(TKS_REASON_TOO_LARGE) : 0;
     if (children) {
-      if (depth + 1 > TKS_DECODE_MAX_DEPTH) return SKIP_ERR(TKS_REASON_TOO_DEEP);
+      if (depth + 1 > max_depth) return SKIP_ERR(TKS_REASON_TOO_DEEP);
       left[++depth] = children;
     }
   }
+}
+
+long tks_msgpack_skip(const uint8_t *p, size_t len, size_t max) {
+  return skip_depth(p, len, max, TKS_DECODE_MAX_DEPTH);
 }
 
 /* One decoded msgpack value. */
@@ -162,44 +168,68 @@ struct val {
   } v;
 };
 
-/* Reads one value at p[*pos] of a message already checked by
- * tks_msgpack_skip (so every header and body is in bounds). */
-static void read_val(const uint8_t *p, size_t *pos, size_t end, struct val *v) {
+/*
+ * Reads one value at p[*pos] of a message of which len bytes have arrived.
+ * Returns 1 (read, *pos advanced), 0 (more bytes needed) or a SKIP_ERR.
+ * Containers, bin and ext values are measured with skip_depth() and
+ * reported as VK_OTHER.
+ */
+static int read_val_slow(const uint8_t *p, size_t *pos, size_t len, size_t max, struct val *v) {
   const uint8_t *q = p + *pos;
+  size_t avail = len - *pos;
+  if (avail == 0) return 0;
   uint8_t b = q[0];
   if (b <= 0x7f) {
     v->k = VK_INT, v->v.i = b, *pos += 1;
-    return;
+    return 1;
   }
   if (b >= 0xe0) {
     v->k = VK_INT, v->v.i = (int8_t)b, *pos += 1;
-    return;
+    return 1;
   }
+  size_t hdr;
+  uint64_t body, children;
+  int r = object_shape(q, avail, &hdr, &body, &children);
+  if (r < 0) return r;
+  if (r == 1) return 0;
+  if (body > max) return (int)SKIP_ERR(TKS_REASON_TOO_LARGE);
+  int other = children > 0 || (b >= 0x80 && b <= 0x9f) || (b >= 0xc4 && b <= 0xc9) ||
+              (b >= 0xd4 && b <= 0xd8) || (b >= 0xdc && b <= 0xdf);
+  int is_ts = (b == 0xd6 || b == 0xd7 || (b == 0xc7 && body == 12)) && avail >= 3 &&
+              (int8_t)q[b == 0xc7 ? 2 : 1] == -1;
+  if (other && !is_ts) {
+    long n = skip_depth(q, avail, max, TKS_DECODE_MAX_DEPTH - 1);
+    if (n <= 0) return (int)n;
+    v->k = VK_OTHER;
+    *pos += (size_t)n;
+    return 1;
+  }
+  if (hdr + body > avail) return 0;
   if (b >= 0xa0 && b <= 0xbf) {
     v->k = VK_STR, v->v.s.p = (const char *)q + 1, v->v.s.len = b & 0x1f;
     *pos += 1 + (b & 0x1f);
-    return;
+    return 1;
   }
   switch (b) {
-  case 0xc0: v->k = VK_NIL; *pos += 1; return;
-  case 0xc2: v->k = VK_BOOL; v->v.b = false; *pos += 1; return;
-  case 0xc3: v->k = VK_BOOL; v->v.b = true; *pos += 1; return;
+  case 0xc0: v->k = VK_NIL; *pos += 1; return 1;
+  case 0xc2: v->k = VK_BOOL; v->v.b = false; *pos += 1; return 1;
+  case 0xc3: v->k = VK_BOOL; v->v.b = true; *pos += 1; return 1;
   case 0xca: {
     uint32_t u = be32(q + 1);
     float f;
     memcpy(&f, &u, 4);
     v->k = VK_F64, v->v.f = f, *pos += 5;
-    return;
+    return 1;
   }
   case 0xcb: {
     uint64_t u = be64(q + 1);
     memcpy(&v->v.f, &u, 8);
     v->k = VK_F64, *pos += 9;
-    return;
+    return 1;
   }
-  case 0xcc: v->k = VK_INT, v->v.i = q[1], *pos += 2; return;
-  case 0xcd: v->k = VK_INT, v->v.i = be16(q + 1), *pos += 3; return;
-  case 0xce: v->k = VK_INT, v->v.i = be32(q + 1), *pos += 5; return;
+  case 0xcc: v->k = VK_INT, v->v.i = q[1], *pos += 2; return 1;
+  case 0xcd: v->k = VK_INT, v->v.i = be16(q + 1), *pos += 3; return 1;
+  case 0xce: v->k = VK_INT, v->v.i = be32(q + 1), *pos += 5; return 1;
   case 0xcf: {
     uint64_t u = be64(q + 1);
     if (u > INT64_MAX)
@@ -207,24 +237,24 @@ static void read_val(const uint8_t *p, size_t *pos, size_t end, struct val *v) {
     else
       v->k = VK_INT, v->v.i = (int64_t)u;
     *pos += 9;
-    return;
+    return 1;
   }
-  case 0xd0: v->k = VK_INT, v->v.i = (int8_t)q[1], *pos += 2; return;
-  case 0xd1: v->k = VK_INT, v->v.i = (int16_t)be16(q + 1), *pos += 3; return;
-  case 0xd2: v->k = VK_INT, v->v.i = (int32_t)be32(q + 1), *pos += 5; return;
-  case 0xd3: v->k = VK_INT, v->v.i = (int64_t)be64(q + 1), *pos += 9; return;
-  case 0xd9: v->k = VK_STR, v->v.s.p = (const char *)q + 2, v->v.s.len = q[1]; *pos += 2 + q[1]; return;
+  case 0xd0: v->k = VK_INT, v->v.i = (int8_t)q[1], *pos += 2; return 1;
+  case 0xd1: v->k = VK_INT, v->v.i = (int16_t)be16(q + 1), *pos += 3; return 1;
+  case 0xd2: v->k = VK_INT, v->v.i = (int32_t)be32(q + 1), *pos += 5; return 1;
+  case 0xd3: v->k = VK_INT, v->v.i = (int64_t)be64(q + 1), *pos += 9; return 1;
+  case 0xd9: v->k = VK_STR, v->v.s.p = (const char *)q + 2, v->v.s.len = q[1]; *pos += 2 + q[1]; return 1;
   case 0xda: v->k = VK_STR, v->v.s.p = (const char *)q + 3, v->v.s.len = be16(q + 1);
     *pos += 3 + v->v.s.len;
-    return;
+    return 1;
   case 0xdb: v->k = VK_STR, v->v.s.p = (const char *)q + 5, v->v.s.len = be32(q + 1);
     *pos += 5 + (size_t)v->v.s.len;
-    return;
+    return 1;
   /* The msgpack timestamp extension (type -1) in its three sizes. */
   case 0xd6:
     if ((int8_t)q[1] == -1) {
       v->k = VK_TS, v->v.i = (int64_t)be32(q + 2) * 1000000000, *pos += 6;
-      return;
+      return 1;
     }
     break;
   case 0xd7:
@@ -232,7 +262,7 @@ static void read_val(const uint8_t *p, size_t *pos, size_t end, struct val *v) {
       uint64_t d = be64(q + 2);
       v->k = VK_TS, v->v.i = (int64_t)(d & 0x3ffffffffull) * 1000000000 + (int64_t)(d >> 34);
       *pos += 10;
-      return;
+      return 1;
     }
     break;
   case 0xc7:
@@ -245,12 +275,50 @@ static void read_val(const uint8_t *p, size_t *pos, size_t end, struct val *v) {
       else
         v->v.i = sec * 1000000000 + ns;
       *pos += 15;
-      return;
+      return 1;
     }
     break;
   }
-  v->k = VK_OTHER;
-  *pos += (size_t)tks_msgpack_skip(q, end - *pos, end - *pos);
+  return (int)SKIP_ERR(TKS_REASON_MALFORMED); /* not reached: other kinds are measured above */
+}
+
+/* The common tick values (small ints, fixstr, float64, int64, str8) on a
+ * short path; everything else goes to read_val_slow(). */
+static inline int read_val(const uint8_t *p, size_t *pos, size_t len, size_t max,
+                           struct val *v) {
+  const uint8_t *q = p + *pos;
+  size_t avail = len - *pos;
+  if (avail == 0) return 0;
+  uint8_t b = q[0];
+  if (b <= 0x7f) {
+    v->k = VK_INT, v->v.i = b, *pos += 1;
+    return 1;
+  }
+  if ((b & 0xe0) == 0xa0) {
+    uint32_t n = b & 0x1f;
+    if (1 + n > avail) return 0;
+    v->k = VK_STR, v->v.s.p = (const char *)q + 1, v->v.s.len = n, *pos += 1 + n;
+    return 1;
+  }
+  if (b == 0xcb && avail >= 9) {
+    uint64_t u = be64(q + 1);
+    memcpy(&v->v.f, &u, 8);
+    v->k = VK_F64, *pos += 9;
+    return 1;
+  }
+  if (b == 0xd3 && avail >= 9) {
+    v->k = VK_INT, v->v.i = (int64_t)be64(q + 1), *pos += 9;
+    return 1;
+  }
+  if (b == 0xcd && avail >= 3) {
+    v->k = VK_INT, v->v.i = be16(q + 1), *pos += 3;
+    return 1;
+  }
+  if (b == 0xcc && avail >= 2) {
+    v->k = VK_INT, v->v.i = q[1], *pos += 2;
+    return 1;
+  }
+  return read_val_slow(p, pos, len, max, v);
 }
 
 static enum tks_decode_status reject(struct tks_decode_result *res, enum tks_reason r, int field,
@@ -332,37 +400,50 @@ static enum tks_decode_status put_field(const struct tks_decoder *d, int fi, con
   return reject_field(s, res, TKS_REASON_BAD_TYPE, fi);
 }
 
-/* Field lookup on the hot path: length and first 8 bytes first (computed
- * by tks_schema_layout), so most keys are matched without a memcmp call. */
+static inline int field_matches(const struct tks_field *f, const char *name, uint32_t len,
+                                uint64_t head) {
+  return f->name_len == len && f->name_head == head &&
+         (len <= 8 || memcmp(f->name + 8, name + 8, len - 8) == 0);
+}
+
+/* Field lookup on the hot path: one probe of the schema's name_index, then
+ * length and tks_head8() before any memcmp. */
 static int find_field(const struct tks_schema *s, const char *name, uint32_t len) {
-  if (len >= TKS_FIELD_NAME_MAX) return -1;
-  uint64_t head = 0;
-  memcpy(&head, name, len < 8 ? len : 8);
-  for (unsigned i = 0; i < s->nfields; i++) {
-    const struct tks_field *f = &s->fields[i];
-    if (f->name_len == len && f->name_head == head &&
-        (len <= 8 || memcmp(f->name + 8, name + 8, len - 8) == 0))
-      return (int)i;
-  }
+  if (len == 0 || len >= TKS_FIELD_NAME_MAX) return -1;
+  uint64_t head = tks_head8(name, len);
+  uint8_t slot = s->name_index[tks_schema_name_slot(name, len)];
+  if (slot == 0) return -1;
+  if (slot != 255) return field_matches(&s->fields[slot - 1], name, len, head) ? slot - 1 : -1;
+  for (unsigned i = 0; i < s->nfields; i++)
+    if (field_matches(&s->fields[i], name, len, head)) return (int)i;
   return -1;
+}
+
+/* The end of a message already found to be unacceptable, so the stream can
+ * skip it: REJECT when it is whole, NEED_MORE or ERROR otherwise. */
+static enum tks_decode_status skip_rejected(const struct tks_decoder *d, const uint8_t *buf,
+                                            size_t len, struct tks_decode_result *res) {
+  long n = tks_msgpack_skip(buf, len, d->max_message_bytes);
+  if (n == 0) return TKS_DECODE_NEED_MORE;
+  if (n < 0) {
+    res->reason = (enum tks_reason)(-n - 1);
+    res->field = -1;
+    res->detail[0] = '\0';
+    return TKS_DECODE_ERROR;
+  }
+  res->consumed = (size_t)n;
+  return TKS_DECODE_REJECT;
 }
 
 enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *buf, size_t len,
                                   int64_t now_ns, void *record, struct tks_decode_result *res) {
   const struct tks_schema *s = d->schema;
+  const size_t max = d->max_message_bytes;
   res->consumed = 0;
   res->field = -1;
   res->detail[0] = '\0';
   res->has_ts = false;
   if (len == 0) return TKS_DECODE_NEED_MORE;
-  long n = tks_msgpack_skip(buf, len, d->max_message_bytes);
-  if (n == 0) return TKS_DECODE_NEED_MORE;
-  if (n < 0) {
-    res->reason = (enum tks_reason)(-n - 1);
-    return TKS_DECODE_ERROR;
-  }
-  size_t end = (size_t)n;
-  res->consumed = end;
 
   uint8_t b = buf[0];
   int is_map;
@@ -370,13 +451,23 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
   size_t pos;
   if (b >= 0x80 && b <= 0x8f) is_map = 1, count = b & 0x0f, pos = 1;
   else if (b >= 0x90 && b <= 0x9f) is_map = 0, count = b & 0x0f, pos = 1;
-  else if (b == 0xde) is_map = 1, count = be16(buf + 1), pos = 3;
-  else if (b == 0xdf) is_map = 1, count = be32(buf + 1), pos = 5;
-  else if (b == 0xdc) is_map = 0, count = be16(buf + 1), pos = 3;
-  else if (b == 0xdd) is_map = 0, count = be32(buf + 1), pos = 5;
-  else {
-    res->reason = TKS_REASON_NOT_A_TICK;
+  else if (b == 0xde || b == 0xdc) {
+    if (len < 3) return TKS_DECODE_NEED_MORE;
+    is_map = b == 0xde, count = be16(buf + 1), pos = 3;
+  } else if (b == 0xdf || b == 0xdd) {
+    if (len < 5) return TKS_DECODE_NEED_MORE;
+    is_map = b == 0xdf, count = be32(buf + 1), pos = 5;
+  } else {
+    res->reason = b == 0xc1 ? TKS_REASON_MALFORMED : TKS_REASON_NOT_A_TICK;
     snprintf(res->detail, sizeof res->detail, "top-level byte 0x%02x", b);
+    return TKS_DECODE_ERROR;
+  }
+  /* Each entry takes at least one byte (two for a map): refuse a count the
+   * limit cannot hold before reading any of it. */
+  if (count > max / (is_map ? 2 : 1)) {
+    res->reason = TKS_REASON_TOO_LARGE;
+    snprintf(res->detail, sizeof res->detail, "%s of %llu entries", is_map ? "map" : "array",
+             (unsigned long long)count);
     return TKS_DECODE_ERROR;
   }
 
@@ -384,65 +475,103 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
   memset(rec, 0, s->record_size);
   struct val strs[TKS_SCHEMA_MAX_FIELDS];
   uint32_t seen = 0;
-  struct val v;
+  struct val v, key;
+  enum tks_decode_status st = TKS_DECODE_OK;
+  int r;
+
+/* Reads the next value; leaves for more bytes or a protocol error. */
+#define READ(val)                                                        \
+  do {                                                                   \
+    r = read_val(buf, &pos, len, max, (val));                            \
+    if (r <= 0) goto incomplete_or_bad;                                  \
+  } while (0)
 
   if (is_map) {
     if (count > s->nfields) {
-      char msg[40];
-      int ml = snprintf(msg, sizeof msg, "%llu fields", (unsigned long long)count);
-      return reject(res, TKS_REASON_TOO_MANY_FIELDS, -1, msg, (size_t)ml);
+      int ml = snprintf(res->detail, sizeof res->detail, "%llu fields", (unsigned long long)count);
+      (void)ml;
+      res->reason = TKS_REASON_TOO_MANY_FIELDS;
+      return skip_rejected(d, buf, len, res);
     }
     for (uint64_t i = 0; i < count; i++) {
-      struct val key;
-      read_val(buf, &pos, end, &key);
-      if (key.k != VK_STR) return reject(res, TKS_REASON_BAD_TYPE, -1, "non-string key", 14);
+      READ(&key);
+      if (key.k != VK_STR) {
+        st = reject(res, TKS_REASON_BAD_TYPE, -1, "non-string key", 14);
+        break;
+      }
       int fi = find_field(s, key.v.s.p, key.v.s.len);
-      if (fi < 0) return reject(res, TKS_REASON_UNKNOWN_FIELD, -1, key.v.s.p, key.v.s.len);
-      if (seen & (1u << fi)) return reject_field(s, res, TKS_REASON_DUPLICATE_FIELD, fi);
-      read_val(buf, &pos, end, &v);
+      if (fi < 0) {
+        st = reject(res, TKS_REASON_UNKNOWN_FIELD, -1, key.v.s.p, key.v.s.len);
+        break;
+      }
+      if (seen & (1u << fi)) {
+        st = reject_field(s, res, TKS_REASON_DUPLICATE_FIELD, fi);
+        break;
+      }
+      READ(&v);
       if (v.k == VK_NIL) continue; /* an explicit nil is an absent field */
       seen |= 1u << fi;
-      enum tks_decode_status st = put_field(d, fi, &v, rec, strs, res);
-      if (st != TKS_DECODE_OK) return st;
+      st = put_field(d, fi, &v, rec, strs, res);
+      if (st != TKS_DECODE_OK) break;
     }
   } else {
     if (count != s->nfields) {
-      char msg[48];
-      int ml = snprintf(msg, sizeof msg, "array of %llu, schema has %u fields",
-                        (unsigned long long)count, s->nfields);
-      return reject(res, count < s->nfields ? TKS_REASON_MISSING_FIELD : TKS_REASON_TOO_MANY_FIELDS,
-                    -1, msg, (size_t)ml);
+      snprintf(res->detail, sizeof res->detail, "array of %llu, schema has %u fields",
+               (unsigned long long)count, s->nfields);
+      res->reason = count < s->nfields ? TKS_REASON_MISSING_FIELD : TKS_REASON_TOO_MANY_FIELDS;
+      return skip_rejected(d, buf, len, res);
     }
     for (unsigned fi = 0; fi < s->nfields; fi++) {
-      read_val(buf, &pos, end, &v);
+      READ(&v);
       if (v.k == VK_NIL) continue;
       seen |= 1u << fi;
-      enum tks_decode_status st = put_field(d, (int)fi, &v, rec, strs, res);
-      if (st != TKS_DECODE_OK) return st;
+      st = put_field(d, (int)fi, &v, rec, strs, res);
+      if (st != TKS_DECODE_OK) break;
     }
   }
+#undef READ
+  if (st != TKS_DECODE_OK) return skip_rejected(d, buf, len, res);
+  if (pos > max) {
+    res->reason = TKS_REASON_TOO_LARGE;
+    snprintf(res->detail, sizeof res->detail, "message of %zu bytes", pos);
+    return TKS_DECODE_ERROR;
+  }
+  res->consumed = pos;
 
-  for (unsigned fi = 0; fi < s->nfields; fi++) {
-    if (seen & (1u << fi)) continue;
+  uint32_t missing = s->required_mask & ~seen;
+  if (missing) return reject_field(s, res, TKS_REASON_MISSING_FIELD, __builtin_ctz(missing));
+  uint32_t all = s->nfields == 32 ? UINT32_MAX : (1u << s->nfields) - 1;
+  for (uint32_t absent = all & ~seen; absent; absent &= absent - 1) {
+    int fi = __builtin_ctz(absent);
     const struct tks_field *f = &s->fields[fi];
-    if (f->required) return reject_field(s, res, TKS_REASON_MISSING_FIELD, (int)fi);
-    if ((int)fi == s->ts_field)
+    if (fi == s->ts_field)
       memcpy(rec + f->offset, &now_ns, 8);
     else
       memcpy(rec + f->offset, &f->dflt, f->size);
   }
   /* The tick is good: intern its strings. */
-  for (unsigned fi = 0; fi < s->nfields; fi++) {
+  for (uint32_t todo = seen & s->intern_mask; todo; todo &= todo - 1) {
+    int fi = __builtin_ctz(todo);
     const struct tks_field *f = &s->fields[fi];
-    if (!(seen & (1u << fi)) || (f->type != TKS_TYPE_SYMBOL && f->type != TKS_TYPE_STRING))
-      continue;
     struct tks_symtab *t = f->type == TKS_TYPE_SYMBOL ? d->symbols : d->strings;
     uint32_t id;
-    int r = tks_symtab_intern(t, strs[fi].v.s.p, strs[fi].v.s.len, &id);
-    if (r) return reject(res, TKS_REASON_TOO_MANY_SYMBOLS, (int)fi, strs[fi].v.s.p, strs[fi].v.s.len);
+    if (tks_symtab_intern(t, strs[fi].v.s.p, strs[fi].v.s.len, &id))
+      return reject(res, TKS_REASON_TOO_MANY_SYMBOLS, fi, strs[fi].v.s.p, strs[fi].v.s.len);
     memcpy(rec + f->offset, &id, 4);
   }
   return TKS_DECODE_OK;
+
+incomplete_or_bad:
+  if (r < 0) {
+    res->reason = (enum tks_reason)(-r - 1);
+    return TKS_DECODE_ERROR;
+  }
+  if (len >= max) {
+    res->reason = TKS_REASON_TOO_LARGE;
+    snprintf(res->detail, sizeof res->detail, "message over %zu bytes", max);
+    return TKS_DECODE_ERROR;
+  }
+  return TKS_DECODE_NEED_MORE;
 }
 
 int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols,

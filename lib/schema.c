@@ -104,8 +104,16 @@ int tks_schema_layout(struct tks_schema *s, char *err, size_t errlen) {
     if (f->type == TKS_TYPE_SYMBOL && s->symbol_field < 0) s->symbol_field = (int)i;
     f->size = tks_type_size(f->type);
     f->name_len = (uint32_t)strnlen(f->name, TKS_FIELD_NAME_MAX - 1);
-    f->name_head = 0;
-    memcpy(&f->name_head, f->name, f->name_len < 8 ? f->name_len : 8);
+    f->name_head = tks_head8(f->name, f->name_len);
+  }
+  s->required_mask = s->intern_mask = 0;
+  memset(s->name_index, 0, sizeof s->name_index);
+  for (unsigned i = 0; i < s->nfields; i++) {
+    const struct tks_field *f = &s->fields[i];
+    if (f->required) s->required_mask |= 1u << i;
+    if (f->type == TKS_TYPE_SYMBOL || f->type == TKS_TYPE_STRING) s->intern_mask |= 1u << i;
+    uint8_t *slot = &s->name_index[tks_schema_name_slot(f->name, f->name_len)];
+    *slot = *slot ? 255 : (uint8_t)(i + 1);
   }
   if (s->symbol_field < 0) {
     snprintf(err, errlen, "the schema has no field of type symbol to index ticks by");

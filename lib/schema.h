@@ -52,7 +52,16 @@ struct tks_schema {
   uint32_t record_size; /* computed */
   int ts_field;         /* index of the timestamp field, or -1 */
   int symbol_field;     /* index of the first symbol field (the series key) */
+  /* Computed for the decoder's hot path: */
+  uint32_t required_mask; /* bit i: field i is required */
+  uint32_t intern_mask;   /* bit i: field i is a symbol or a string */
+  uint8_t name_index[64]; /* tks_schema_name_slot(): field + 1, 0 none, 255 several */
 };
+
+/* The name_index slot of a field name (len > 0). */
+static inline unsigned tks_schema_name_slot(const char *name, size_t len) {
+  return ((unsigned)len * 7u + (unsigned char)name[0] * 3u + (unsigned char)name[len - 1]) & 63u;
+}
 
 const char *tks_type_name(enum tks_type t);
 /* Returns 0 and sets *out, or -EINVAL for an unknown type name. */

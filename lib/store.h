@@ -15,7 +15,7 @@
 #include "schema.h"
 
 #define TKS_STORE_BLOCK_MIN 512
-#define TKS_STORE_BLOCK_MAX 8192
+#define TKS_STORE_BLOCK_MAX 4096
 
 enum tks_mode { TKS_MODE_SLOTTED, TKS_MODE_DYNAMIC, TKS_MODE_FALLBACK };
 const char *tks_mode_name(enum tks_mode m);

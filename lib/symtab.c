@@ -7,6 +7,8 @@
  */
 #include "symtab.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +19,10 @@
  * and 24 hash bits, so that a symbol of up to 8 bytes (most tickers) is
  * matched without touching the arena. */
 struct slot {
-  uint64_t head; /* the first 8 bytes, zero-padded */
+  uint64_t head; /* tks_head8() of the string */
   uint32_t tag;  /* length << 24 | 24 bits of the hash */
   uint32_t id;   /* 0 = empty */
 };
-
-static inline uint64_t head_of(const char *s, size_t len) {
-  uint64_t h = 0;
-  memcpy(&h, s, len < 8 ? len : 8);
-  return h;
-}
 
 static inline uint32_t tag_of(uint32_t hash, size_t len) {
   return (uint32_t)len << 24 | (hash & 0xffffff);
@@ -52,17 +48,20 @@ struct tks_symtab {
 
 static uint32_t hash_bytes(const char *s, size_t len) {
   uint64_t h = 0x9e3779b97f4a7c15ull ^ (len * 0xff51afd7ed558ccdull);
-  while (len >= 8) {
+  if (len > 8) {
+    size_t i = 0;
+    for (; i + 8 < len; i += 8) {
+      uint64_t k;
+      memcpy(&k, s + i, 8);
+      h = (h ^ k) * 0xc4ceb9fe1a85ec53ull;
+      h ^= h >> 29;
+    }
     uint64_t k;
-    memcpy(&k, s, 8);
+    memcpy(&k, s + len - 8, 8); /* the last 8 bytes, overlapping */
     h = (h ^ k) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    s += 8;
-    len -= 8;
+  } else {
+    h = (h ^ tks_head8(s, len)) * 0xc4ceb9fe1a85ec53ull;
   }
-  uint64_t k = 0;
-  memcpy(&k, s, len);
-  h = (h ^ k) * 0xc4ceb9fe1a85ec53ull;
   h ^= h >> 32;
   return (uint32_t)h;
 }
@@ -98,7 +97,7 @@ void tks_symtab_destroy(struct tks_symtab *t) {
 static uint32_t find(const struct tks_symtab *t, uint32_t h, const char *s, size_t len,
                      uint32_t *pos) {
   uint32_t i = h & t->mask, tag = tag_of(h, len);
-  uint64_t head = head_of(s, len);
+  uint64_t head = tks_head8(s, len);
   for (;;) {
     const struct slot *sl = &t->table[i];
     if (sl->id == 0) break;
@@ -189,7 +188,7 @@ int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t 
   memcpy(p + 1, s, len);
   p[len + 1] = '\0';
   t->names[nid] = p;
-  t->table[pos] = (struct slot){head_of(s, len), tag_of(h, len), nid};
+  t->table[pos] = (struct slot){tks_head8(s, len), tag_of(h, len), nid};
   t->count = nid;
   t->string_bytes += len + 1;
   *id = nid;

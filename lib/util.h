@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define TKS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -59,6 +60,30 @@ int tks_buf_printf(struct tks_buf *b, const char *fmt, ...)
 int tks_buf_json_string(struct tks_buf *b, const char *s, size_t n);
 /* Drops the first n bytes, keeping the rest. */
 void tks_buf_consume(struct tks_buf *b, size_t n);
+
+/*
+ * A 64-bit key that, together with n, identifies the first min(n, 8) bytes
+ * of s: with the length it tells short names apart without a memcmp.
+ * Reads only s[0..n), with fixed-size loads (overlapping ones for 1..7
+ * bytes), so it compiles to a few instructions and no call.
+ */
+static inline uint64_t tks_head8(const char *s, size_t n) {
+  if (n >= 8) {
+    uint64_t a;
+    memcpy(&a, s, 8);
+    return a;
+  }
+  if (n >= 4) {
+    uint32_t x, y;
+    memcpy(&x, s, 4);
+    memcpy(&y, s + n - 4, 4);
+    return (uint64_t)y << 32 | x;
+  }
+  if (n > 0)
+    return (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n >> 1] << 8 |
+           (unsigned char)s[n - 1];
+  return 0;
+}
 
 /* Resident set size of this process from /proc/self/statm, in bytes, or 0. */
 uint64_t tks_rss_bytes(void);
