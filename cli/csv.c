@@ -99,6 +99,12 @@ int cli_parse_iso8601(const char *s, size_t len, int64_t *out_ns) {
   if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
     return -ERANGE;
   int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+  /* Borrow a second so that the last representable instants near INT64_MIN
+   * do not overflow on the way. */
+  if (secs < 0 && frac > 0) {
+    secs += 1;
+    frac -= NS_PER_S;
+  }
   int64_t ns;
   if (__builtin_mul_overflow(secs, NS_PER_S, &ns) || __builtin_add_overflow(ns, frac, &ns))
     return -ERANGE;
@@ -251,11 +257,19 @@ int cli_csv_parse_tick(char *line, size_t len, struct cli_tick *t, char *err, si
     r = cli_parse_ts(f[1].p, f[1].len, &t->ts);
     if (r) {
       quote(&f[1], q, sizeof q);
-      snprintf(err, errlen,
-               r == -ERANGE ? "ts %s out of range"
-                            : "bad ts %s: want integer ns or ISO-8601 like "
-                              "2026-11-25T10:00:00.123456789Z",
-               q);
+      /* Name the usual mistake: a date-time without its zone. */
+      char z[64];
+      int64_t ignored;
+      bool no_zone = r == -EINVAL && f[1].len + 1 < sizeof z &&
+                     (memcpy(z, f[1].p, f[1].len), z[f[1].len] = 'Z',
+                      cli_parse_iso8601(z, f[1].len + 1, &ignored) == 0);
+      if (r == -ERANGE)
+        snprintf(err, errlen, "ts %s out of range", q);
+      else if (no_zone)
+        snprintf(err, errlen, "bad ts %s: no time zone (add Z for UTC)", q);
+      else
+        snprintf(err, errlen,
+                 "bad ts %s: want integer ns or ISO-8601 like 2026-11-25T10:00:00.123456789Z", q);
       return -EINVAL;
     }
     t->has_ts = true;

@@ -283,9 +283,9 @@ static void *conn_main(void *arg) {
     int r = cli_write_all(c->fd, pool + base, len);
     if (r) {
       if (r == -EAGAIN)
-        cli_err("connection %u: write to %s: no progress within the timeout: the daemon is not "
-                "reading",
-                c->index + 1, c->dest);
+        cli_err("connection %u: write to %s: stalled for over %.1f s: the daemon is not reading "
+                "(see --timeout)",
+                c->index + 1, c->dest, c->timeout_ms / 1000.0);
       else
         cli_err("connection %u: write to %s: %s (after %" PRIu64 " ticks)", c->index + 1, c->dest,
                 strerror(-r), c->sent);

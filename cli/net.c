@@ -30,13 +30,14 @@ int cli_ctl_open(struct cli_ctl *ctl, const char *path, int timeout_ms) {
   ctl->fd = -1;
   ctl->timeout_ms = timeout_ms;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof sa.sun_path) {
+  if (strlen(path) >= sizeof sa.sun_path || sizeof sa.sun_path > sizeof ctl->path) {
     cli_err("control socket path too long (%zu bytes, at most %zu): %s", strlen(path),
             sizeof sa.sun_path - 1, path);
     return -1;
   }
-  snprintf(ctl->path, sizeof ctl->path, "%s", path);
-  memcpy(sa.sun_path, path, strlen(path) + 1);
+  size_t pl = strlen(path) + 1;
+  memcpy(ctl->path, path, pl);
+  memcpy(sa.sun_path, path, pl);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     cli_err("socket: %s", strerror(errno));
@@ -300,6 +301,7 @@ int cli_tcp_connect(const char *host, const char *port, const char *name, int ti
 
 int cli_write_all(int fd, const void *p, size_t n) {
   const char *c = p;
+  uint64_t start = 0;
   while (n > 0) {
     ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
     if (w < 0) {
@@ -308,6 +310,20 @@ int cli_write_all(int fd, const void *p, size_t n) {
     }
     c += w;
     n -= (size_t)w;
+    if (n == 0) break;
+    /* A partial write means send waited out the socket's send timeout (or
+     * a signal came).  A peer that takes a trickle each time is stalled
+     * too: give up once the whole write has taken longer than the timeout. */
+    struct timeval tv;
+    socklen_t tl = sizeof tv;
+    if (!start) {
+      start = tks_mono_ns();
+    } else if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl) == 0 &&
+               (tv.tv_sec || tv.tv_usec) &&
+               tks_mono_ns() - start > (uint64_t)tv.tv_sec * 1000000000u +
+                                           (uint64_t)tv.tv_usec * 1000u) {
+      return -EAGAIN;
+    }
   }
   return 0;
 }

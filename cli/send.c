@@ -40,6 +40,7 @@ static const char send_help[] =
 struct sender {
   int fd;
   const char *dest;
+  int timeout_ms;
   struct tks_buf buf;
   uint64_t buffered; /* ticks in buf */
   uint64_t ticks;    /* ticks written */
@@ -51,8 +52,8 @@ static int flush(struct sender *s) {
   int r = cli_write_all(s->fd, s->buf.data, s->buf.len);
   if (r) {
     if (r == -EAGAIN)
-      cli_err("write to %s: no progress for a while: the daemon is not reading (see --timeout)",
-              s->dest);
+      cli_err("write to %s: stalled for over %.1f s: the daemon is not reading (see --timeout)",
+              s->dest, s->timeout_ms / 1000.0);
     else
       cli_err("write to %s: %s", s->dest, strerror(-r));
     return -1;
@@ -105,7 +106,7 @@ int cli_cmd_send(struct cli *c, int argc, char **argv) {
     return CLI_FAIL;
   }
 
-  struct sender s = {.dest = c->ingest_name};
+  struct sender s = {.dest = c->ingest_name, .timeout_ms = c->timeout_ms};
   int rc = CLI_FAIL;
   char *line = NULL;
   size_t cap = 0;
