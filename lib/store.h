@@ -1,17 +1,20 @@
 /*
- * The tick store: records of the schema's fixed layout, kept per symbol in
- * time order.  Each symbol's series is a doubly linked chain of blocks; a
- * block is one slab chunk holding a small header and up to N records, so a
- * record costs its record_size plus 1/N of a header.  In-order ticks are
- * appended to the newest block; a late tick is inserted at its place (the
- * block is split when full).  Blocks start small and double up to
- * TKS_STORE_BLOCK_MAX, so a symbol with few ticks wastes little.
+ * The tick store: ticks kept per symbol in time order, in two
+ * representations: slotted records of the schema's fixed layout, and
+ * dynamic objects (dynobj.h) for ticks that do not fit it.  Each symbol's
+ * series is a doubly linked chain of blocks; a block is one slab chunk
+ * holding a small header and up to N entries, so a record costs its
+ * record_size plus 1/N of a header.  In-order ticks are appended to the
+ * newest block; a late tick is inserted at its place (the block is split
+ * when full).  Blocks start small and double up to TKS_STORE_BLOCK_MAX, so
+ * a symbol with few ticks wastes little.  Queries merge both by ts.
  */
 #ifndef TKS_STORE_H
 #define TKS_STORE_H
 
 #include <stdint.h>
 
+#include "dynobj.h"
 #include "schema.h"
 
 #define TKS_STORE_BLOCK_MIN 512
@@ -45,6 +48,32 @@ void tks_store_destroy(struct tks_store *st);
  */
 int tks_store_append(struct tks_store *st, const void *record);
 
+/*
+ * Dynamic ticks: make an object sized for nfields and string_bytes from the
+ * store's slab (NULL when out of memory), fill it with tks_dynobj_put(), then
+ * hand it to tks_store_append_dynamic(), which takes it over; on failure
+ * (-ENOMEM) the caller gives it back with tks_store_drop_dynobj().
+ */
+struct tks_dynobj *tks_store_new_dynobj(struct tks_store *st, unsigned nfields,
+                                        size_t string_bytes);
+int tks_store_append_dynamic(struct tks_store *st, uint32_t symbol, int64_t ts,
+                             struct tks_dynobj *obj);
+void tks_store_drop_dynobj(struct tks_store *st, struct tks_dynobj *obj);
+
+/* Memory per representation. */
+struct tks_store_repr {
+  uint64_t slotted_ticks;
+  uint64_t slotted_bytes;            /* block chunks of slotted series */
+  uint64_t dynamic_ticks;
+  uint64_t dynamic_entry_bytes;      /* block chunks of dynamic series */
+  uint64_t dynamic_object_bytes;     /* slab chunks of the objects */
+  uint64_t dynamic_object_requested; /* bytes the objects asked for */
+};
+void tks_store_repr(const struct tks_store *st, struct tks_store_repr *out);
+
+/* One more than the largest symbol id that may have ticks. */
+uint32_t tks_store_symbol_limit(const struct tks_store *st);
+
 uint64_t tks_store_ticks(const struct tks_store *st);
 uint64_t tks_store_late_ticks(const struct tks_store *st); /* inserted out of order */
 uint32_t tks_store_series_count(const struct tks_store *st);
@@ -54,15 +83,16 @@ uint64_t tks_store_index_bytes(const struct tks_store *st); /* the per-symbol ta
 /* Returns 0 and fills *out, or -ENOENT if symbol has no ticks. */
 int tks_store_series(const struct tks_store *st, uint32_t symbol, struct tks_series_info *out);
 
-/* Visitor: return 0 to go on, non-zero to stop. */
-typedef int (*tks_record_fn)(void *ctx, const void *record);
+/* Visitor: given either a slotted record or a dynamic object (the other is
+ * NULL).  Return 0 to go on, non-zero to stop. */
+typedef int (*tks_tick_fn)(void *ctx, const void *record, const struct tks_dynobj *obj);
 
 /* Visits the records of symbol with from <= ts < to, oldest first, at most
  * limit (0 = no limit).  Returns the number visited. */
 uint64_t tks_store_range(const struct tks_store *st, uint32_t symbol, int64_t from, int64_t to,
-                         uint64_t limit, tks_record_fn fn, void *ctx);
+                         uint64_t limit, tks_tick_fn fn, void *ctx);
 /* Visits the newest n records of symbol, oldest first.  Returns the number visited. */
-uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t n, tks_record_fn fn,
+uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t n, tks_tick_fn fn,
                         void *ctx);
 
 /* Adds "store.*" figures. */

@@ -46,8 +46,9 @@ struct collect {
   unsigned stop_after;
 };
 
-static int collect_fn(void *ctx, const void *record) {
+static int collect_fn(void *ctx, const void *record, const struct tks_dynobj *obj) {
   struct collect *c = ctx;
+  ASSERT(record && !obj);
   const struct rec *r = record;
   c->ts[c->n] = r->ts;
   c->vol[c->n] = r->volume;

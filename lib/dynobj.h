@@ -1,0 +1,69 @@
+/*
+ * Dynamic objects: the __dict__ analogue.  One tick kept as its own small
+ * hash map from interned field name (a uint32 id) to a tagged value (nil,
+ * bool, int, float, string), open addressing with a load of at most 3/4 (a
+ * Python dict keeps 2/3), strings stored inline after the table.  An object
+ * is one slab chunk of exactly tks_dynobj_size() bytes, so its memory shows
+ * in `stats slabs`, waste included.  It holds nothing slotted on the side.
+ */
+#ifndef TKS_DYNOBJ_H
+#define TKS_DYNOBJ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TKS_DYNOBJ_MAX_FIELDS 64
+
+enum tks_dyn_type { TKS_DYN_NIL = 0, TKS_DYN_BOOL, TKS_DYN_INT, TKS_DYN_F64, TKS_DYN_STR };
+
+struct tks_dyn_slot {
+  uint32_t key;  /* field-name id; 0 = empty slot */
+  uint8_t type;  /* enum tks_dyn_type */
+  uint8_t pad;
+  uint16_t len;  /* string length */
+  union {
+    bool b;
+    int64_t i;
+    double f;
+    uint32_t off; /* string offset from the object's start */
+  } v;
+};
+
+struct tks_dynobj {
+  uint16_t count;   /* fields held */
+  uint16_t cap;     /* slots, a power of two */
+  uint32_t bytes;   /* the object's size: tks_dynobj_size() */
+  struct tks_dyn_slot slots[];
+  /* then the string bytes */
+};
+
+/* A value to put. */
+struct tks_dyn_value {
+  enum tks_dyn_type type;
+  bool b;
+  int64_t i;
+  double f;
+  const char *s;
+  size_t len;
+};
+
+/* Slots for n fields: the smallest power of two >= 4 holding n at a load of
+ * at most 3/4. */
+unsigned tks_dynobj_cap(unsigned nfields);
+/* Bytes of an object with n fields and string_bytes of string values. */
+size_t tks_dynobj_size(unsigned nfields, size_t string_bytes);
+
+/* Makes an empty object for n fields in mem (tks_dynobj_size() bytes). */
+struct tks_dynobj *tks_dynobj_init(void *mem, unsigned nfields, size_t string_bytes);
+/* Adds or replaces key.  Returns 0, or -ENOSPC when the object was sized
+ * for fewer fields or string bytes. */
+int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_dyn_value *v);
+/* The slot of key, or NULL. */
+const struct tks_dyn_slot *tks_dynobj_get(const struct tks_dynobj *o, uint32_t key);
+/* The bytes of a string slot. */
+static inline const char *tks_dynobj_str(const struct tks_dynobj *o, const struct tks_dyn_slot *s) {
+  return (const char *)o + s->v.off;
+}
+
+#endif
