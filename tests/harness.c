@@ -16,14 +16,19 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <arpa/inet.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
 #include "test.h"
+#include "util.h"
 
 extern char **environ;
+
+/* Why the last daemon_request() failed, for the failure messages. */
+static char request_error[160];
 
 uint64_t now_ms(void) {
   struct timespec ts;
@@ -126,6 +131,7 @@ static void janitor_register(const char *dir) {
       janitor_run(p[0]);
       _exit(0);
     }
+    setpgid(pid, pid); /* here too: the test may end before the child runs */
     close(p[0]);
     janitor_fd = p[1];
   }
@@ -193,7 +199,10 @@ static char **make_env(char *const extra[]) {
 
 /* In a child, before exec: default signal dispositions and mask (the
  * runner ignores SIGPIPE; a background shell may ignore SIGINT). */
-static void child_reset_signals(void) {
+static void child_reset_signals(pid_t parent) {
+  /* Die with the test process, however it ends (a killed runner included). */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -250,12 +259,13 @@ void daemon_spawn(struct tks_daemon *d, char *const env[]) {
   if (logfd < 0) TEST_FAIL("open %s: %s", d->log, strerror(errno));
   char **envp = make_env(env);
   char *argv[] = {(char *)bin, "--config", d->config, NULL};
+  pid_t self = getpid();
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
   if (pid < 0) TEST_FAIL("fork: %s", strerror(errno));
   if (pid == 0) {
-    child_reset_signals();
+    child_reset_signals(self);
     int null = open("/dev/null", O_RDONLY);
     dup2(null, 0);
     dup2(logfd, 1);
@@ -282,7 +292,11 @@ void daemon_wait_ready(struct tks_daemon *d) {
     int ok = r && strstr(r, "\"ok\":true");
     free(r);
     if (ok) break;
-    if (now_ms() > deadline) fail_with_log(d, "tickslabd did not answer ping within 10 s");
+    if (now_ms() > deadline) {
+      char what[256];
+      snprintf(what, sizeof what, "tickslabd did not answer ping within 10 s (%s)", request_error);
+      fail_with_log(d, what);
+    }
     sleep_ms(20);
   }
   uint64_t port = 0;
@@ -407,19 +421,30 @@ char *read_until(int fd, const char *needle, int count, int timeout_ms, bool *eo
 
 char *daemon_request(const struct tks_daemon *d, const char *req) {
   int fd = control_connect(d->sock);
-  if (fd < 0) return NULL;
+  if (fd < 0) {
+    snprintf(request_error, sizeof request_error, "connect %s: %s", d->sock, strerror(errno));
+    return NULL;
+  }
   size_t n = strlen(req);
   char *line = malloc(n + 2);
   if (!line) TEST_FAIL("out of memory");
   memcpy(line, req, n);
   line[n] = '\n';
   int w = send_all(fd, line, n + 1);
+  int werr = errno;
   free(line);
-  char *resp = w == 0 ? read_until(fd, "\n\n", 1, HARNESS_IO_MS, NULL) : NULL;
+  bool eof = false;
+  char *resp = w == 0 ? read_until(fd, "\n\n", 1, HARNESS_IO_MS, &eof) : NULL;
   close(fd);
-  if (resp && !resp[0]) {
-    free(resp);
-    resp = NULL;
+  if (!resp) {
+    snprintf(request_error, sizeof request_error, "\"%s\": send: %s", req, strerror(werr));
+  } else if (!strstr(resp, "\n\n")) {
+    snprintf(request_error, sizeof request_error, "\"%s\": %s after %zu bytes of response", req,
+             eof ? "connection closed" : "timeout", strlen(resp));
+    if (!resp[0]) {
+      free(resp);
+      resp = NULL;
+    }
   }
   return resp;
 }
@@ -459,8 +484,10 @@ int daemon_stat_get(const struct tks_daemon *d, const char *path, uint64_t *out)
 uint64_t daemon_stat(const struct tks_daemon *d, const char *path) {
   uint64_t v;
   if (daemon_stat_get(d, path, &v) < 0) {
-    char what[160];
-    snprintf(what, sizeof what, "stat %s absent from `stats text` (or not a number)", path);
+    char what[400];
+    snprintf(what, sizeof what,
+             "stat %s absent from `stats text` (or not a number; last request error: %s)", path,
+             request_error);
     fail_with_log(d, what);
   }
   return v;
@@ -481,8 +508,10 @@ uint64_t daemon_wait_stat(const struct tks_daemon *d, const char *path, uint64_t
     sleep_ms(5);
   }
   if (!seen) {
-    char what[160];
-    snprintf(what, sizeof what, "stat %s absent from `stats text` (or daemon silent)", path);
+    char what[400];
+    snprintf(what, sizeof what,
+             "stat %s absent from `stats text` (or daemon silent; last request error: %s)", path,
+             request_error);
     fail_with_log(d, what);
   }
   return v;
@@ -553,12 +582,13 @@ void run_cmd(char *const argv[], char *const env[], const char *stdin_path, int 
   if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
     TEST_FAIL("pipe: %s", strerror(errno));
   char **envp = make_env(env);
+  pid_t self = getpid();
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
   if (pid < 0) TEST_FAIL("fork: %s", strerror(errno));
   if (pid == 0) {
-    child_reset_signals();
+    child_reset_signals(self);
     int in = open(stdin_path ? stdin_path : "/dev/null", O_RDONLY);
     if (in < 0) {
       dprintf(err[1], "harness: open %s: %s\n", stdin_path, strerror(errno));
@@ -645,4 +675,153 @@ void cmd_result_finish(struct cmd_result *r) {
   free(r->out);
   free(r->err);
   r->out = r->err = NULL;
+}
+
+/* ---- JSON ---- */
+
+struct jflat {
+  const char *p;
+  struct tks_buf out;
+  char path[512];
+  size_t plen;
+  int depth;
+};
+
+static void j_ws(struct jflat *j) {
+  while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r') j->p++;
+}
+
+static bool j_string(struct jflat *j, const char **s, size_t *n) {
+  if (*j->p != '"') return false;
+  const char *start = ++j->p;
+  while (*j->p != '"') {
+    unsigned char c = (unsigned char)*j->p;
+    if (c < 0x20) return false; /* also the NUL at the end */
+    if (c == '\\') {
+      j->p++;
+      if (!*j->p || !strchr("\"\\/bfnrtu", *j->p)) return false;
+      if (*j->p == 'u')
+        for (int i = 1; i <= 4; i++)
+          if (!strchr("0123456789abcdefABCDEF", j->p[i]) || !j->p[i]) return false;
+    }
+    j->p++;
+  }
+  *s = start;
+  *n = (size_t)(j->p - start);
+  j->p++;
+  return true;
+}
+
+static bool j_digits(struct jflat *j) {
+  if (*j->p < '0' || *j->p > '9') return false;
+  while (*j->p >= '0' && *j->p <= '9') j->p++;
+  return true;
+}
+
+static bool j_number(struct jflat *j) {
+  if (*j->p == '-') j->p++;
+  if (*j->p == '0')
+    j->p++;
+  else if (!j_digits(j))
+    return false;
+  if (*j->p == '.') {
+    j->p++;
+    if (!j_digits(j)) return false;
+  }
+  if (*j->p == 'e' || *j->p == 'E') {
+    j->p++;
+    if (*j->p == '+' || *j->p == '-') j->p++;
+    if (!j_digits(j)) return false;
+  }
+  return true;
+}
+
+static void j_leaf(struct jflat *j, const char *v, size_t n) {
+  tks_buf_append(&j->out, j->path, j->plen);
+  tks_buf_putc(&j->out, ' ');
+  tks_buf_append(&j->out, v, n);
+  tks_buf_putc(&j->out, '\n');
+}
+
+/* Appends ".name" (or "name" at the top) to the path; returns the old length. */
+static size_t j_push(struct jflat *j, const char *name, size_t n) {
+  size_t old = j->plen;
+  if (j->plen && j->plen < sizeof j->path - 1) j->path[j->plen++] = '.';
+  if (n > sizeof j->path - 1 - j->plen) n = sizeof j->path - 1 - j->plen;
+  memcpy(j->path + j->plen, name, n);
+  j->plen += n;
+  return old;
+}
+
+static bool j_value(struct jflat *j) {
+  j_ws(j);
+  if (++j->depth > 64) return false;
+  bool ok = true;
+  const char *start = j->p;
+  if (*j->p == '{' || *j->p == '[') {
+    bool obj = *j->p == '{';
+    char close = obj ? '}' : ']';
+    j->p++;
+    j_ws(j);
+    if (*j->p == close) {
+      j->p++;
+      j_leaf(j, obj ? "{}" : "[]", 2);
+    } else {
+      for (unsigned idx = 0;; idx++) {
+        const char *name;
+        size_t n;
+        char num[16];
+        if (obj) {
+          j_ws(j);
+          if (!j_string(j, &name, &n)) return false;
+          j_ws(j);
+          if (*j->p++ != ':') return false;
+        } else {
+          n = (size_t)snprintf(num, sizeof num, "%u", idx);
+          name = num;
+        }
+        size_t old = j_push(j, name, n);
+        if (!j_value(j)) return false;
+        j->plen = old;
+        j_ws(j);
+        if (*j->p == ',') {
+          j->p++;
+          continue;
+        }
+        if (*j->p++ != close) return false;
+        break;
+      }
+    }
+  } else if (*j->p == '"') {
+    const char *s;
+    size_t n;
+    ok = j_string(j, &s, &n);
+    if (ok) j_leaf(j, s, n);
+  } else if (!strncmp(j->p, "true", 4) || !strncmp(j->p, "null", 4)) {
+    j->p += 4;
+    j_leaf(j, start, 4);
+  } else if (!strncmp(j->p, "false", 5)) {
+    j->p += 5;
+    j_leaf(j, start, 5);
+  } else {
+    ok = j_number(j);
+    if (ok) j_leaf(j, start, (size_t)(j->p - start));
+  }
+  j->depth--;
+  return ok;
+}
+
+char *json_flatten(const char *text) {
+  struct jflat j = {.p = text};
+  tks_buf_init(&j.out);
+  bool ok = text && j_value(&j);
+  if (ok) {
+    j_ws(&j);
+    ok = *j.p == '\0';
+  }
+  if (!ok || tks_buf_putc(&j.out, '\0') < 0) {
+    tks_buf_finish(&j.out);
+    return NULL;
+  }
+  return j.out.data;
 }

@@ -6,8 +6,10 @@
  * (with the daemon's log); checks on answers are left to the tests.
  *
  * Nothing is left behind: daemons run in the test's process group, which
- * the runner kills, and a janitor process removes the temp dirs when the
- * test process ends, however it ends (a failed ASSERT calls _exit).
+ * the runner kills, and die with the test process (PR_SET_PDEATHSIG); a
+ * janitor process removes the temp dirs when the test process ends,
+ * however it ends (a failed ASSERT calls _exit).  HARNESS_KEEP=1 keeps
+ * the temp dirs (config, daemon.log) for a post-mortem.
  */
 #ifndef TKS_HARNESS_H
 #define TKS_HARNESS_H
@@ -100,6 +102,13 @@ uint64_t daemon_wait_stat(const struct tks_daemon *d, const char *path, uint64_t
  * that it is exactly `want`; fails the test naming the stat otherwise. */
 void daemon_expect_stat(const struct tks_daemon *d, const char *path, uint64_t want,
                         int timeout_ms);
+
+/* Checks that text is one JSON value (trailing white space allowed) and
+ * flattens it to `stats text` form: one "dotted.path value" line per
+ * scalar (strings unquoted, array elements by index), so that
+ * stats_text_lookup() works on it.  Returns malloc'd text, or NULL if the
+ * JSON is invalid. */
+char *json_flatten(const char *text);
 
 /* ---- the ingest port ---- */
 

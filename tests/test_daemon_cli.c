@@ -113,7 +113,8 @@ TEST(send_array_form_is_accepted_and_smaller) {
   ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
   /* [ts, "SYMk", price, volume, "R"] is about 30 bytes; a map about 60 */
   uint64_t bytes = daemon_stat(&d, "ingest.bytes_received");
-  if (bytes > 100 * 40) TEST_FAIL("%llu bytes for 100 ticks: not the array form", (unsigned long long)bytes);
+  if (bytes > 100 * 40)
+    TEST_FAIL("%llu bytes for 100 ticks: not the array form", (unsigned long long)bytes);
   cmd_result_finish(&r);
   stop_cleanly(&d);
 }

@@ -128,6 +128,21 @@ TEST(stats_is_one_json_line_with_the_required_keys) {
   stop_cleanly(&d);
 }
 
+TEST(stats_is_valid_json_before_any_tick) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  static const char *const reqs[] = {"stats", "stats slabs"};
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(reqs); i++) { /* e.g. no NaN for 0 bytes / 0 ticks */
+    char *r = daemon_request(&d, reqs[i]);
+    free(expect_json_line(r));
+    free(r);
+  }
+  char *r = daemon_request(&d, "stats");
+  ASSERT_CONTAINS(r, "\"ticks\":{\"accepted\":0");
+  free(r);
+  stop_cleanly(&d);
+}
+
 TEST(stats_text_has_every_documented_path) {
   struct tks_daemon d;
   daemon_start(&d, NULL);
@@ -223,9 +238,9 @@ TEST(stats_slabs_is_one_json_line_with_the_slab_figures) {
 
 /* "name{labels} value" -> name; 0 if the line is not a sample. */
 static size_t sample_name(const char *line, size_t len) {
+  static const char first[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_:";
   size_t n = 0;
-  while (n < len && (line[n] == '_' || line[n] == ':' || (line[n] >= 'a' && line[n] <= 'z') ||
-                     (line[n] >= 'A' && line[n] <= 'Z') || (n > 0 && line[n] >= '0' && line[n] <= '9')))
+  while (n < len && line[n] && (strchr(first, line[n]) || (n > 0 && strchr("0123456789", line[n]))))
     n++;
   return n;
 }
@@ -411,6 +426,28 @@ TEST(request_line_over_4096_bytes_gets_an_error_and_a_close) {
   ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
   free(r);
   free(line);
+  stop_cleanly(&d);
+}
+
+TEST(idle_and_half_written_clients_do_not_block_others) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fds[100];
+  for (int i = 0; i < 100; i++) {
+    fds[i] = control_connect(d.sock);
+    ASSERT(fds[i] >= 0);
+    if (i % 2) ASSERT_EQ(send_all(fds[i], "sta", 3), 0); /* a line never finished */
+  }
+  for (int i = 0; i < 5; i++) {
+    char *r = daemon_request(&d, "ping");
+    ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+    free(r);
+  }
+  ASSERT_EQ(send_all(fds[1], "ts text\n", 8), 0); /* finished late: answered */
+  char *r = read_until(fds[1], "\n\n", 1, HARNESS_IO_MS, NULL);
+  ASSERT_CONTAINS(r, "ticks.accepted ");
+  free(r);
+  for (int i = 0; i < 100; i++) close(fds[i]);
   stop_cleanly(&d);
 }
 

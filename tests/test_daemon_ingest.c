@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <math.h>
 #include <msgpack.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -109,6 +111,33 @@ static void wait_stat_at_most(const struct tks_daemon *d, const char *path, uint
                 timeout_ms, (unsigned long long)want);
     sleep_ms(5);
   }
+}
+
+/* ticks.rejected is the sum of its reasons; every protocol error closed
+ * one connection. */
+static void expect_counters_consistent(const struct tks_daemon *d) {
+  static const char *const reasons[] = {
+      "unknown_field", "missing_field", "bad_type", "bad_value", "duplicate_field",
+      "too_many_fields", "too_many_symbols", "store_full",
+      /* the protocol errors, from index 8 */
+      "too_large", "too_deep", "malformed", "not_a_tick"};
+  char *text = daemon_request(d, "stats text");
+  ASSERT(text);
+  uint64_t sum = 0, fatal = 0;
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(reasons); i++) {
+    char path[64], v[32];
+    snprintf(path, sizeof path, "ticks.rejected_by_reason.%s", reasons[i]);
+    if (stats_text_lookup(text, path, v, sizeof v) < 0) TEST_FAIL("no %s in stats text", path);
+    uint64_t n = strtoull(v, NULL, 10);
+    sum += n;
+    if (i >= 8) fatal += n;
+  }
+  char v[32];
+  ASSERT_EQ(stats_text_lookup(text, "ticks.rejected", v, sizeof v), 0);
+  ASSERT_U64_EQ(strtoull(v, NULL, 10), sum);
+  ASSERT_EQ(stats_text_lookup(text, "connections.closed_on_error", v, sizeof v), 0);
+  ASSERT_U64_EQ(strtoull(v, NULL, 10), fatal);
+  free(text);
 }
 
 static void stop_cleanly(struct tks_daemon *d) {
@@ -311,7 +340,12 @@ TEST(missing_field_is_rejected_and_the_stream_goes_on) {
   msgpack_pack_int64(&b.pk, TS0);
   pk_str(&b.pk, "BAD2");
   msgpack_pack_double(&b.pk, 1.0);
-  expect_rejections(&b, "missing_field", 4);
+  msgpack_pack_array(&b.pk, 4); /* the array form has exactly 5 slots */
+  msgpack_pack_int64(&b.pk, TS0);
+  pk_str(&b.pk, "BAD3");
+  msgpack_pack_double(&b.pk, 1.0);
+  msgpack_pack_int64(&b.pk, 1);
+  expect_rejections(&b, "missing_field", 5);
   wire_finish(&b);
 }
 
@@ -360,7 +394,14 @@ TEST(bad_value_is_rejected_and_the_stream_goes_on) {
   pack_map_tick(&b.pk, "", TS0, 1.0, 1, "R"); /* empty ticker */
   pack_map_tick(&b.pk, "BAD1", TS0, NAN, 1, "R");
   pack_array_tick(&b.pk, TS0, "BAD2", NAN, 1, NULL);
-  expect_rejections(&b, "bad_value", 3);
+  msgpack_pack_map(&b.pk, 3); /* a volume no int64 can hold */
+  pk_str(&b.pk, "ticker");
+  pk_str(&b.pk, "BAD3");
+  pk_str(&b.pk, "price");
+  msgpack_pack_double(&b.pk, 1.0);
+  pk_str(&b.pk, "volume");
+  msgpack_pack_uint64(&b.pk, UINT64_MAX);
+  expect_rejections(&b, "bad_value", 4);
   wire_finish(&b);
 }
 
@@ -423,7 +464,14 @@ TEST(hundreds_of_fields_in_one_map_are_too_many_fields) {
     pk_str(&b.pk, key);
     msgpack_pack_int64(&b.pk, i);
   }
-  expect_rejections(&b, "too_many_fields", 1);
+  msgpack_pack_array(&b.pk, 6); /* six slots of five */
+  msgpack_pack_int64(&b.pk, TS0);
+  pk_str(&b.pk, "BAD2");
+  msgpack_pack_double(&b.pk, 1.0);
+  msgpack_pack_int64(&b.pk, 1);
+  pk_str(&b.pk, "R");
+  msgpack_pack_int64(&b.pk, 6);
+  expect_rejections(&b, "too_many_fields", 2);
   wire_finish(&b);
 }
 
@@ -602,6 +650,8 @@ TEST_TIMEOUT(random_bytes_on_200_connections_leave_the_daemon_serving, 120) {
   wait_stat_at_most(&d, "connections.current", 0, 20000);
   ASSERT_U64_EQ(daemon_stat(&d, "connections.total"), 200);
   ASSERT_U64_EQ(daemon_stat(&d, "ticks.accepted"), 0);
+  ASSERT(daemon_stat(&d, "connections.closed_on_error") > 100); /* random bytes are rarely a tick */
+  expect_counters_consistent(&d);
   int fd = daemon_connect_ingest(&d);
   for (int i = 0; i < 10; i++) send_good_tick(fd, "OK", TS0 + i);
   daemon_expect_stat(&d, "ticks.accepted", 10, 10000);
@@ -635,11 +685,40 @@ TEST_TIMEOUT(mutated_ticks_on_200_connections_leave_the_daemon_serving, 120) {
   uint64_t accepted = daemon_stat(&d, "ticks.accepted");
   ASSERT(accepted <= 200 * 50);
   ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), accepted);
+  expect_counters_consistent(&d);
   int fd = daemon_connect_ingest(&d);
   for (int i = 0; i < 10; i++) send_good_tick(fd, "OK", TS0 + 100 + i);
   daemon_expect_stat(&d, "ticks.accepted", accepted + 10, 10000);
   close(fd);
   free(buf);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST(tick_without_ts_is_stamped_with_the_receive_time) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int fd = daemon_connect_ingest(&d);
+  struct wire w;
+  wire_init(&w);
+  const int64_t y2100 = INT64_C(4102444800000000000), y2000 = INT64_C(946684800000000000);
+  /* After a tick from 2100, one stamped now is late; after 2000, it is not. */
+  pack_map_tick(&w.pk, "FUT", y2100, 1.0, 1, NULL);
+  msgpack_pack_map(&w.pk, 3);
+  pk_str(&w.pk, "ticker");
+  pk_str(&w.pk, "FUT");
+  pk_str(&w.pk, "price");
+  msgpack_pack_double(&w.pk, 1.0);
+  pk_str(&w.pk, "volume");
+  msgpack_pack_int64(&w.pk, 1);
+  pack_map_tick(&w.pk, "PAST", y2000, 1.0, 1, NULL);
+  pack_array_tick(&w.pk, -1, "PAST", 1.0, 1, NULL);
+  pack_array_tick(&w.pk, y2100, "ARR", 1.0, 1, NULL);
+  pack_array_tick(&w.pk, -1, "ARR", 1.0, 1, NULL);
+  wire_send(fd, &w);
+  daemon_expect_stat(&d, "ticks.accepted", 6, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.late"), 2);
+  close(fd);
   wire_finish(&w);
   stop_cleanly(&d);
 }
@@ -746,6 +825,36 @@ TEST(tick_older_than_the_last_of_its_symbol_counts_as_late) {
   ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
   close(fd);
   wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST(ingest_listens_on_ipv6_loopback) {
+  int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  if (probe < 0 || bind(probe, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    printf("  (no IPv6 loopback here: nothing to test)\n");
+    return;
+  }
+  close(probe);
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  char yaml[512];
+  snprintf(yaml, sizeof yaml, "ingest:\n  listen: \"[::1]:0\"\ncontrol:\n  socket: \"%s\"\n",
+           d.sock);
+  write_file(d.config, yaml);
+  daemon_spawn(&d, NULL);
+  daemon_wait_ready(&d);
+  char *text = daemon_request(&d, "stats text");
+  char listen[64];
+  ASSERT_EQ(stats_text_lookup(text, "ingest.listen", listen, sizeof listen), 0);
+  ASSERT_CONTAINS(listen, "::1");
+  free(text);
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  sa.sin6_port = htons((uint16_t)d.port);
+  ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  send_good_tick(fd, "V6", TS0);
+  daemon_expect_stat(&d, "ticks.accepted", 1, 10000);
+  close(fd);
   stop_cleanly(&d);
 }
 

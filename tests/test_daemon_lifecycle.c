@@ -234,6 +234,47 @@ TEST(log_lines_name_the_daemon_and_its_pid) {
   daemon_cleanup(&d);
 }
 
+TEST(missing_config_file_is_refused_naming_it) {
+  char dir[64], path[128];
+  harness_mkdtemp(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/no-such.yaml", dir);
+  struct cmd_result r;
+  run_daemon((char *[]){"--config", path, "--check-config", NULL}, &r);
+  if (r.code != 2) TEST_FAIL("--check-config: exit %d, want 2; stderr: %s", r.code, r.err);
+  ASSERT_CONTAINS(r.err, path);
+  cmd_result_finish(&r);
+  run_daemon((char *[]){"--config", path, NULL}, &r);
+  if (r.code != 2) TEST_FAIL("start: exit %d, want 2; stderr: %s", r.code, r.err);
+  ASSERT_CONTAINS(r.err, path);
+  cmd_result_finish(&r);
+}
+
+TEST(sigterm_with_idle_and_half_sent_clients_exits_0_promptly) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  int idle_ctl = control_connect(d.sock);
+  int half_ctl = control_connect(d.sock);
+  ASSERT(idle_ctl >= 0 && half_ctl >= 0);
+  ASSERT_EQ(send_all(half_ctl, "sta", 3), 0);
+  int idle_tcp = daemon_connect_ingest(&d);
+  int half_tcp = daemon_connect_ingest(&d);
+  ASSERT_EQ(send_all(half_tcp, "\x85\xa6tick", 6), 0); /* a tick cut short */
+  sleep_ms(100);
+  int code = daemon_stop(&d, SIGTERM);
+  if (code != 0) {
+    char *log = daemon_log(&d);
+    TEST_FAIL("exit %d after SIGTERM, want 0 (-1: still running after %d ms); log:\n%s", code,
+              HARNESS_STOP_MS, log);
+  }
+  ASSERT_EQ(access(d.sock, F_OK), -1);
+  ASSERT(wait_closed(idle_tcp, 1000));
+  close(idle_ctl);
+  close(half_ctl);
+  close(idle_tcp);
+  close(half_tcp);
+  daemon_cleanup(&d);
+}
+
 /* ---- systemd notify ---- */
 
 /* Collects datagrams into all (with '\n' between) until one has the
@@ -311,19 +352,41 @@ TEST(notify_socket_may_be_an_abstract_name) {
 
 /* ---- stopping under load ---- */
 
-TEST_TIMEOUT(sigterm_while_five_clients_stream_exits_0_promptly, 60) {
+/* Five clients write a batch of 5000 ticks over and over, SIGTERM comes
+ * mid-stream, and the daemon must be gone within HARNESS_STOP_MS.  Without
+ * ts the ticks are stamped on receipt, in order.  With `late`, 300000
+ * ticks from later on are stored first, so that every streamed tick is
+ * late (older than the last of its symbol), as in a backfill. */
+static void stream_then_sigterm(bool late) {
   struct tks_daemon d;
   daemon_start(&d, NULL);
   struct tks_buf b;
   tks_buf_init(&b);
+  if (late) {
+    for (int i = 0; i < 300000; i++) {
+      struct tks_kv kv[] = {
+          {"ticker", {.type = TKS_V_STR, .v.s = {"LOAD", 4}}},
+          {"price", {.type = TKS_V_F64, .v.f = 1.0}},
+          {"volume", {.type = TKS_V_INT, .v.i = 1}},
+          {"ts", {.type = TKS_V_INT, .v.i = TS0 + INT64_C(1000000000000) + i}},
+      };
+      ASSERT_EQ(tks_encode_map(&b, kv, 4), 0);
+    }
+    int fd = daemon_connect_ingest(&d);
+    ASSERT_EQ(send_all(fd, b.data, b.len), 0);
+    daemon_expect_stat(&d, "ticks.accepted", 300000, 30000);
+    close(fd);
+    b.len = 0;
+  }
+  uint64_t base = daemon_stat(&d, "ticks.accepted");
   for (int i = 0; i < 5000; i++) {
     struct tks_kv kv[] = {
         {"ticker", {.type = TKS_V_STR, .v.s = {"LOAD", 4}}},
-        {"ts", {.type = TKS_V_INT, .v.i = TS0 + i}},
         {"price", {.type = TKS_V_F64, .v.f = 1.0 + i}},
         {"volume", {.type = TKS_V_INT, .v.i = i}},
+        {"ts", {.type = TKS_V_INT, .v.i = TS0 + i}},
     };
-    ASSERT_EQ(tks_encode_map(&b, kv, TKS_ARRAY_SIZE(kv)), 0);
+    ASSERT_EQ(tks_encode_map(&b, kv, late ? 4 : 3), 0);
   }
   int fds[5];
   size_t off[5] = {0};
@@ -331,25 +394,33 @@ TEST_TIMEOUT(sigterm_while_five_clients_stream_exits_0_promptly, 60) {
     fds[c] = daemon_connect_ingest(&d);
     fcntl(fds[c], F_SETFL, fcntl(fds[c], F_GETFL) | O_NONBLOCK);
   }
-  /* Each client writes its batch over and over; SIGTERM comes mid-stream. */
+  /* SIGTERM once 20000 more ticks are in, or after 10 s in any case. */
   bool signalled = false;
-  uint64_t start = now_ms(), sent_at = 0, last_check = 0;
+  uint64_t start = now_ms(), sent_at = 0, last_check = 0, acc = base, slowest = 0;
+  int unanswered = 0;
   while (daemon_wait_exit(&d, 0) < 0 && d.pid) {
     uint64_t now = now_ms();
     if (!signalled && now - last_check > 50) {
-      last_check = now;
-      uint64_t acc = 0;
-      if ((daemon_stat_get(&d, "ticks.accepted", &acc) == 0 && acc >= 20000) ||
-          now - start > 10000) {
-        ASSERT(acc > 0);
+      uint64_t cur;
+      if (daemon_stat_get(&d, "ticks.accepted", &cur) == 0)
+        acc = cur;
+      else
+        unanswered++;
+      last_check = now_ms();
+      if (last_check - now > slowest) slowest = last_check - now;
+      if (acc >= base + 20000 || last_check - start > 10000) {
         kill(d.pid, SIGTERM);
         signalled = true;
-        sent_at = now;
+        sent_at = now = now_ms();
       }
     }
     if (signalled && now - sent_at > HARNESS_STOP_MS) {
       daemon_stop(&d, SIGKILL);
-      TEST_FAIL("still running %d ms after SIGTERM with clients streaming", HARNESS_STOP_MS);
+      char *log = daemon_log(&d);
+      TEST_FAIL("still running %d ms after SIGTERM with clients streaming (%llu ticks in "
+                "before it; `stats text` took up to %llu ms, %d unanswered); log:\n%s",
+                HARNESS_STOP_MS, (unsigned long long)(acc - base), (unsigned long long)slowest,
+                unanswered, log);
     }
     for (int c = 0; c < 5; c++) {
       if (fds[c] < 0) continue;
@@ -362,8 +433,11 @@ TEST_TIMEOUT(sigterm_while_five_clients_stream_exits_0_promptly, 60) {
     }
     sleep_ms(1);
   }
-  ASSERT(signalled);
   int code = daemon_wait_exit(&d, 0);
+  if (!signalled) {
+    char *log = daemon_log(&d);
+    TEST_FAIL("exited with %d under load, before any signal; log:\n%s", code, log);
+  }
   if (code != 0) {
     char *log = daemon_log(&d);
     TEST_FAIL("exit %d after SIGTERM under load, want 0; log:\n%s", code, log);
@@ -373,6 +447,12 @@ TEST_TIMEOUT(sigterm_while_five_clients_stream_exits_0_promptly, 60) {
     if (fds[c] >= 0) close(fds[c]);
   tks_buf_finish(&b);
   daemon_cleanup(&d);
+}
+
+TEST_TIMEOUT(sigterm_while_five_clients_stream_exits_0_promptly, 60) { stream_then_sigterm(false); }
+
+TEST_TIMEOUT(sigterm_while_five_clients_stream_late_ticks_exits_0_promptly, 90) {
+  stream_then_sigterm(true);
 }
 
 TEST_MAIN()
