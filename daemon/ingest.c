@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -226,18 +227,27 @@ int tks_ingest_start(struct tks_server *srv) {
   return 0;
 }
 
-/* Reads whatever the kernel already holds for c without blocking, so that
- * ticks a client sent before the shutdown are not lost. */
+/* Reads what the kernel already held for c when the stop began, without
+ * blocking, so ticks a client sent before the shutdown are not lost; a
+ * client that keeps writing cannot hold the stop up, as only the bytes
+ * queued at that moment (FIONREAD) are read. */
 static void drain(struct conn *c) {
   uv_os_fd_t fd;
-  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
-  for (int rounds = 0; rounds < 1024 && !c->closing; rounds++) {
-    ssize_t n = recv(fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
+  int queued = 0;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, FIONREAD, &queued) != 0) return;
+  size_t budget = queued > 0 ? (size_t)queued : 0;
+  while (budget > 0 && !c->closing && c->len < c->cap) {
+    size_t want = c->cap - c->len < budget ? c->cap - c->len : budget;
+    ssize_t n = recv(fd, c->buf + c->len, want, MSG_DONTWAIT);
     if (n <= 0) break;
+    budget -= (size_t)n;
     c->len += (size_t)n;
     c->srv->bytes_received += (uint64_t)n;
     if (!process(c)) return;
   }
+  if (c->len && !c->closing)
+    tks_log(TKS_LOG_INFO, "stopping: %zu bytes of an unfinished message from %s dropped", c->len,
+            c->peer);
 }
 
 void tks_ingest_stop(struct tks_server *srv) {

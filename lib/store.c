@@ -31,6 +31,8 @@ _Static_assert(sizeof(struct block) == 32, "block header is 32 bytes");
 struct series {
   struct block *head, *tail;
   uint64_t count;
+  struct block **blocks; /* the chain as an array, for binary search */
+  uint32_t nblocks, bcap;
 };
 
 /* The series of one representation, for every symbol. */
@@ -40,6 +42,7 @@ struct set {
   uint32_t cap;
   uint32_t used; /* series with at least one entry */
   uint64_t entries, late, block_bytes;
+  uint64_t blockidx_bytes; /* bytes of the series' block arrays */
 };
 
 /* A dynamic tick's entry in its series. */
@@ -89,6 +92,7 @@ struct tks_store *tks_store_create(const struct tks_schema *schema, struct tks_s
 
 static void set_free(struct tks_store *st, struct set *s, bool objects) {
   for (uint32_t i = 0; i < s->cap; i++) {
+    free(s->series[i].blocks);
     struct block *b = s->series[i].head;
     while (b) {
       struct block *next = b->next;
@@ -136,8 +140,21 @@ static struct block *block_new(struct tks_store *st, struct set *s, size_t want)
   return b;
 }
 
-/* Links nb after b (b may be NULL: nb becomes the head). */
-static void link_after(struct series *sr, struct block *b, struct block *nb) {
+/* Links nb after b, which is blocks[at - 1] (b NULL, at 0: nb becomes the
+ * head).  Returns 0 or -ENOMEM (nothing changed). */
+static int link_after(struct set *s, struct series *sr, struct block *b, uint32_t at,
+                      struct block *nb) {
+  if (sr->nblocks == sr->bcap) {
+    uint32_t cap = sr->bcap ? sr->bcap * 2 : 4;
+    struct block **nbk = realloc(sr->blocks, (size_t)cap * sizeof *nbk);
+    if (!nbk) return -ENOMEM;
+    s->blockidx_bytes += (uint64_t)(cap - sr->bcap) * sizeof *nbk;
+    sr->blocks = nbk;
+    sr->bcap = cap;
+  }
+  memmove(sr->blocks + at + 1, sr->blocks + at, (size_t)(sr->nblocks - at) * sizeof *sr->blocks);
+  sr->blocks[at] = nb;
+  sr->nblocks++;
   nb->prev = b;
   nb->next = b ? b->next : sr->head;
   if (nb->next)
@@ -148,6 +165,7 @@ static void link_after(struct series *sr, struct block *b, struct block *nb) {
     b->next = nb;
   else
     sr->head = nb;
+  return 0;
 }
 
 static int ensure_series(struct set *s, uint32_t sym) {
@@ -188,19 +206,40 @@ static uint32_t lower_bound(const struct set *s, const struct block *b, int64_t 
   return lo;
 }
 
+static inline int64_t first_ts(const struct set *s, const struct block *b) {
+  return ent_ts(s, ent_at(s, b, 0));
+}
+
+static inline int64_t last_ts(const struct set *s, const struct block *b) {
+  return ent_ts(s, ent_at(s, b, b->count - 1));
+}
+
 static int insert_late(struct tks_store *st, struct set *s, struct series *sr, const void *e,
                        int64_t ts) {
-  struct block *b = sr->tail;
-  while (b->prev && ent_ts(s, ent_at(s, b, 0)) > ts) b = b->prev;
+  /* The last block starting at or before ts (or the first block). */
+  uint32_t lo = 0, hi = sr->nblocks;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (first_ts(s, sr->blocks[mid]) <= ts)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  uint32_t at = lo ? lo - 1 : 0;
+  struct block *b = sr->blocks[at];
   uint32_t pos = upper_bound(s, b, ts);
   if (b->count == b->cap) {
     struct block *nb = block_new(st, s, b->bytes);
     if (!nb) return -ENOMEM;
+    if (link_after(s, sr, b, at + 1, nb)) {
+      s->block_bytes -= nb->bytes;
+      tks_slab_free(st->slab, nb, nb->bytes);
+      return -ENOMEM;
+    }
     uint32_t half = b->count / 2;
     memcpy(ent_at(s, nb, 0), ent_at(s, b, half), (size_t)(b->count - half) * s->esize);
     nb->count = b->count - half;
     b->count = half;
-    link_after(sr, b, nb);
     if (pos > half) {
       b = nb;
       pos -= half;
@@ -220,7 +259,7 @@ static int set_append(struct tks_store *st, struct set *s, const void *e) {
   struct series *sr = &s->series[sym];
   struct block *b = sr->tail;
   int64_t ts = ent_ts(s, e);
-  if (b && ts < ent_ts(s, ent_at(s, b, b->count - 1))) {
+  if (b && ts < last_ts(s, b)) {
     if (insert_late(st, s, sr, e, ts)) return -ENOMEM;
   } else {
     if (!b || b->count == b->cap) {
@@ -228,7 +267,11 @@ static int set_append(struct tks_store *st, struct set *s, const void *e) {
       if (want > TKS_STORE_BLOCK_MAX) want = TKS_STORE_BLOCK_MAX;
       struct block *nb = block_new(st, s, want);
       if (!nb) return -ENOMEM;
-      link_after(sr, b, nb);
+      if (link_after(s, sr, b, sr->nblocks, nb)) {
+        s->block_bytes -= nb->bytes;
+        tks_slab_free(st->slab, nb, nb->bytes);
+        return -ENOMEM;
+      }
       b = nb;
     }
     memcpy(ent_at(s, b, b->count), e, s->esize);
@@ -282,7 +325,8 @@ uint64_t tks_store_block_bytes(const struct tks_store *st) {
 }
 
 uint64_t tks_store_index_bytes(const struct tks_store *st) {
-  return sizeof *st + ((uint64_t)st->slotted.cap + st->dyn.cap) * sizeof(struct series);
+  return sizeof *st + ((uint64_t)st->slotted.cap + st->dyn.cap) * sizeof(struct series) +
+         st->slotted.blockidx_bytes + st->dyn.blockidx_bytes;
 }
 
 void tks_store_repr(const struct tks_store *st, struct tks_store_repr *out) {
@@ -351,11 +395,17 @@ static uint64_t merge_forward(const struct tks_store *st, struct cur *a, struct 
 static struct cur seek(const struct set *s, const struct series *sr, int64_t from) {
   struct cur c = {s, NULL, 0};
   if (!sr) return c;
-  const struct block *b = sr->head;
-  while (b && ent_ts(s, ent_at(s, b, b->count - 1)) < from) b = b->next;
-  if (b) {
-    c.b = b;
-    c.i = lower_bound(s, b, from);
+  uint32_t lo = 0, hi = sr->nblocks; /* the first block ending at or after from */
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (last_ts(s, sr->blocks[mid]) < from)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < sr->nblocks) {
+    c.b = sr->blocks[lo];
+    c.i = lower_bound(s, c.b, from);
   }
   return c;
 }
