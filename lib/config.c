@@ -41,6 +41,7 @@ void tks_config_defaults(struct tks_config *c) {
   c->ingest.max_connections = 1024;
   c->ingest.max_message_bytes = 65536;
   c->ingest.read_buffer_bytes = 256u << 10;
+  c->query.max_rows = 10000;
   set_str(c->control.socket, sizeof c->control.socket, TKS_DEFAULT_CONTROL_SOCKET);
   c->store.mode = TKS_MODE_SLOTTED;
   c->store.page_size = 1u << 20;
@@ -514,10 +515,6 @@ static int store_value(struct reader *r, void *ctx, unsigned key) {
       return fail(r, r->ev.start_mark,
                   "store.mode: unknown mode '%s' (expected slotted, dynamic or fallback)",
                   show(s, b, sizeof b));
-    if (m != TKS_MODE_SLOTTED)
-      return fail(r, r->ev.start_mark,
-                  "store.mode: mode '%s' is not implemented in this version (use slotted)",
-                  tks_mode_name(m));
     c->store.mode = m;
     return 0;
   case STORE_PAGE_SIZE:
@@ -562,6 +559,18 @@ static int log_value(struct reader *r, void *ctx, unsigned key) {
     return fail(r, r->ev.start_mark,
                 "log.level: unknown level '%s' (expected error, warn, info or debug)",
                 show(s, b, sizeof b));
+  return 0;
+}
+
+static const char *const query_keys[] = {"max_rows"};
+
+static int query_value(struct reader *r, void *ctx, unsigned key) {
+  uint64_t v;
+  int e;
+  (void)ctx;
+  (void)key;
+  if ((e = get_uint(r, "query.max_rows", 1, 1000000, &v))) return e;
+  r->c->query.max_rows = (uint32_t)v;
   return 0;
 }
 
@@ -743,8 +752,8 @@ static int schema_value(struct reader *r) {
 
 /* ---- top level ------------------------------------------------------- */
 
-enum { TOP_INGEST, TOP_CONTROL, TOP_STORE, TOP_SCHEMA, TOP_LOG };
-static const char *const top_keys[] = {"ingest", "control", "store", "schema", "log"};
+enum { TOP_INGEST, TOP_CONTROL, TOP_STORE, TOP_SCHEMA, TOP_QUERY, TOP_LOG };
+static const char *const top_keys[] = {"ingest", "control", "store", "schema", "query", "log"};
 
 static int top_value(struct reader *r, void *ctx, unsigned key) {
   (void)ctx;
@@ -757,6 +766,8 @@ static int top_value(struct reader *r, void *ctx, unsigned key) {
   case TOP_STORE:
     return read_section(r, "store", store_keys, TKS_ARRAY_SIZE(store_keys), store_value, NULL);
   case TOP_SCHEMA: return schema_value(r);
+  case TOP_QUERY:
+    return read_section(r, "query", query_keys, TKS_ARRAY_SIZE(query_keys), query_value, NULL);
   case TOP_LOG: return read_section(r, "log", log_keys, TKS_ARRAY_SIZE(log_keys), log_value, NULL);
   }
   return -EINVAL;

@@ -38,7 +38,7 @@ struct tks_config {
   } control;
 
   struct {
-    enum tks_mode mode;       /* default slotted; only slotted is implemented */
+    enum tks_mode mode;       /* default slotted */
     uint64_t page_size;       /* default 1 MiB; 64 KiB..1 GiB, multiple of 4096 */
     double growth_factor;     /* default 1.25; 1.01..4 */
     uint32_t max_symbols;     /* default 1000000 */
@@ -46,6 +46,10 @@ struct tks_config {
   } store;
 
   struct tks_schema schema; /* default MarketEvent */
+
+  struct {
+    uint32_t max_rows; /* default 10000, 1..1000000: rows one query answers */
+  } query;
 
   struct {
     enum tks_log_level level; /* default info */

@@ -129,6 +129,7 @@ TEST(default_file_parses_to_exactly_the_defaults) {
   ASSERT(memcmp(&c.control, &d.control, sizeof d.control) == 0);
   ASSERT(memcmp(&c.store, &d.store, sizeof d.store) == 0);
   ASSERT(memcmp(&c.schema, &d.schema, sizeof d.schema) == 0);
+  ASSERT(memcmp(&c.query, &d.query, sizeof d.query) == 0);
   ASSERT(memcmp(&c.log, &d.log, sizeof d.log) == 0);
   /* Everything but the path. */
   memset(c.path, 0, sizeof c.path);
@@ -445,13 +446,28 @@ TEST(unknown_mode_lists_the_known_modes) {
                "fallback)");
 }
 
-TEST(dynamic_and_fallback_modes_are_refused_as_not_implemented) {
-  EXPECT_ERROR("store:\n  mode: dynamic\n",
-               "x.yaml:2:9: store.mode: mode 'dynamic' is not implemented in this version (use "
-               "slotted)");
-  EXPECT_ERROR("store:\n  mode: fallback\n",
-               "x.yaml:2:9: store.mode: mode 'fallback' is not implemented in this version (use "
-               "slotted)");
+TEST(every_mode_is_accepted) {
+  static const struct {
+    const char *text;
+    enum tks_mode mode;
+  } cases[] = {{"store:\n  mode: slotted\n", TKS_MODE_SLOTTED},
+               {"store:\n  mode: dynamic\n", TKS_MODE_DYNAMIC},
+               {"store:\n  mode: fallback\n", TKS_MODE_FALLBACK}};
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(cases); i++) {
+    struct tks_config c;
+    EXPECT_OK(&c, cases[i].text);
+    ASSERT_EQ(c.store.mode, cases[i].mode);
+  }
+}
+
+TEST(query_max_rows_is_bounded) {
+  struct tks_config c;
+  EXPECT_OK(&c, "query:\n  max_rows: 500\n");
+  ASSERT_EQ(c.query.max_rows, 500);
+  EXPECT_ERROR("query:\n  max_rows: 0\n",
+               "x.yaml:2:13: query.max_rows: 0 is out of range (1..1000000)");
+  EXPECT_ERROR("query:\n  rows: 5\n",
+               "x.yaml:2:3: unknown key 'rows' in 'query' (known: max_rows)");
 }
 
 TEST(log_level_is_one_of_four) {
@@ -480,7 +496,7 @@ TEST(unknown_key_is_reported_with_line_and_column) {
                "max_connections, max_message_bytes, read_buffer)");
   EXPECT_ERROR("log: {level: info}\njournal:\n  dir: /tmp\n",
                "x.yaml:2:1: unknown key 'journal' at the top level (known: ingest, control, "
-               "store, schema, log)");
+               "store, schema, query, log)");
   EXPECT_ERROR("store:\n  # comment\n\n  pagesize: 1MiB\n",
                "x.yaml:4:3: unknown key 'pagesize' in 'store' (known: mode, page_size, "
                "growth_factor, max_symbols, max_strings)");
