@@ -2,7 +2,7 @@
  * The control socket: a Unix stream socket (mode 0600) taking one request
  * per line and answering each, in order, with one or more lines ended by
  * an empty line.  Requests: ping, stats, stats slabs, stats prometheus,
- * stats text.  When a client shuts down its sending side, every request
+ * stats text, and the queries of query.c.  When a client shuts down its sending side, every request
  * already read is answered before the connection is closed.
  */
 #include <errno.h>
@@ -18,6 +18,8 @@
 #include "daemon.h"
 
 #define REQUEST_MAX 4096
+#define REQUESTS \
+  "ping, stats, stats slabs, stats prometheus, stats text, last, range, symbols, advice"
 
 struct cconn {
   uv_pipe_t pipe; /* first */
@@ -136,9 +138,11 @@ static void handle_request(struct cconn *c, char *line) {
       tks_stats_destroy(st);
     }
   } else if (*line == '\0') {
-    r = error_response(&out, "empty request (try: ping, stats, stats slabs, stats prometheus, stats text)", NULL);
+    r = error_response(&out, "empty request (try: " REQUESTS ")", NULL);
+  } else if (tks_query_handle(srv, line, &out)) {
+    r = 0; /* answered (an error answer included) */
   } else {
-    r = error_response(&out, "unknown request (try: ping, stats, stats slabs, stats prometheus, stats text):", line);
+    r = error_response(&out, "unknown request (try: " REQUESTS "):", line);
   }
   if (r) {
     tks_buf_finish(&out);

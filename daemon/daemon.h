@@ -16,6 +16,7 @@
 #include "stats.h"
 #include "store.h"
 #include "symtab.h"
+#include "usage.h"
 
 #define RATE_WINDOW 11 /* seconds of per-second accepted counts kept */
 
@@ -31,7 +32,9 @@ struct tks_server {
   struct tks_slab *slab;
   struct tks_symtab *symbols;
   struct tks_symtab *strings;
+  struct tks_symtab *names;   /* field names of dynamic objects */
   struct tks_store *store;
+  struct tks_usage usage;     /* undeclared fields seen */
   struct tks_decoder decoder;
 
   uv_tcp_t listener;
@@ -84,6 +87,12 @@ int tks_control_start(struct tks_server *srv);
 void tks_control_stop(struct tks_server *srv); /* closes it and removes the socket file */
 /* Fills st with every figure ("stats"), or only the slab ones. */
 void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_only);
+
+/* query.c: the requests that read ticks back and give advice: last,
+ * range, symbols, advice.  Returns 1 when line is one of them (the response
+ * lines, without the final empty line, are appended to out), 0 when it is
+ * not (out untouched). */
+int tks_query_handle(struct tks_server *srv, const char *line, struct tks_buf *out);
 
 /* notify.c: sd_notify(3) without libsystemd.  Returns 0, or -errno; a
  * missing NOTIFY_SOCKET is not an error (returns 0, sends nothing). */

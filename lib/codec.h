@@ -111,4 +111,12 @@ int tks_encode_array(struct tks_buf *out, const struct tks_value *v, size_t n);
 int tks_record_json(const struct tks_schema *schema, const struct tks_symtab *symbols,
                     const struct tks_symtab *strings, const void *record, struct tks_buf *out);
 
+struct tks_dynobj;
+/* Render a dynamic object as a JSON object: the schema's fields it holds
+ * first, in slot order, then its other fields in the order of their name
+ * ids.  names: the field-name table the object's keys come from. */
+int tks_dynobj_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                    const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                    const struct tks_dynobj *obj, struct tks_buf *out);
+
 #endif
