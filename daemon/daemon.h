@@ -18,7 +18,8 @@
 #include "symtab.h"
 #include "usage.h"
 
-#define RATE_WINDOW 11 /* seconds of per-second accepted counts kept */
+#define RATE_WINDOW 11
+#define TKS_MAX_FIELD_NAMES 4096 /* distinct field names of dynamic ticks */ /* seconds of per-second accepted counts kept */
 
 /* Intrusive list of open connections, so shutdown can reach them all. */
 struct conn_link {

@@ -81,6 +81,69 @@ static void conn_close(struct conn *c) {
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
+static unsigned usage_type_bit(enum tks_dyn_type t) {
+  switch (t) {
+  case TKS_DYN_NIL: return TKS_USAGE_NIL;
+  case TKS_DYN_BOOL: return TKS_USAGE_BOOL;
+  case TKS_DYN_INT:
+  case TKS_DYN_UINT: return TKS_USAGE_INT;
+  case TKS_DYN_F64: return TKS_USAGE_FLOAT;
+  default: return TKS_USAGE_STRING;
+  }
+}
+
+/* Counts a kept tick's undeclared fields in srv->usage.  In fallback mode
+ * the overflow map (and its pointer) is what those fields cost, shared
+ * evenly; in dynamic mode every tick is an object anyway, so a field costs
+ * its own slot and string bytes. */
+static void note_dynamic(struct tks_server *srv, const struct tks_dyn_tick *t,
+                         const struct tks_dynobj *o) {
+  if (t->undeclared == 0) return;
+  /* Fallback: the overflow map and the pointer to it are the excess. */
+  uint64_t excess =
+      tks_slab_chunk_size(srv->slab, tks_slab_class_for(srv->slab, o->bytes)) + sizeof(void *);
+  bool overflow = false;
+  for (unsigned i = 0; i < t->n; i++) {
+    const struct tks_dyn_field *f = &t->f[i];
+    if (f->field >= 0) continue;
+    struct tks_usage_field *u = tks_usage_get(&srv->usage, f->key, f->key_len);
+    if (!u) {
+      overflow = true;
+      continue;
+    }
+    u->ticks++;
+    u->kept++;
+    u->types |= usage_type_bit(f->value.type);
+    if (f->value.type == TKS_DYN_STR) u->string_bytes += f->value.len;
+    u->cost_bytes += srv->cfg.store.mode == TKS_MODE_FALLBACK
+                         ? excess / t->undeclared
+                         : sizeof(struct tks_dyn_slot) + (f->value.type == TKS_DYN_STR ? f->value.len : 0);
+  }
+  srv->usage.overflow += overflow;
+}
+
+/* Stores a tick the decoder found dynamic: in fallback mode its record plus
+ * an overflow map of the undeclared fields, in dynamic mode one object of
+ * every field.  Returns 0 or -ENOMEM. */
+static int store_dynamic(struct tks_server *srv, const struct tks_dyn_tick *t, const void *record) {
+  bool fallback = srv->cfg.store.mode == TKS_MODE_FALLBACK;
+  struct tks_dynobj *o =
+      tks_store_new_dynobj(srv->store, fallback ? t->undeclared : t->n, t->string_bytes);
+  if (!o) return -ENOMEM;
+  int r = 0;
+  for (unsigned i = 0; i < t->n && r == 0; i++)
+    if (!fallback || t->f[i].field < 0) r = tks_dynobj_put(o, t->f[i].name, &t->f[i].value);
+  if (r == 0)
+    r = fallback ? tks_store_append_overflow(srv->store, record, o)
+                 : tks_store_append_dynamic(srv->store, t->symbol, t->ts, o);
+  if (r) {
+    tks_store_drop_dynobj(srv->store, o);
+    return -ENOMEM;
+  }
+  note_dynamic(srv, t, o);
+  return 0;
+}
+
 /* Decodes and stores every complete message in c->buf.  Returns false when
  * the connection has been closed for a protocol error. */
 static bool process(struct conn *c) {
@@ -89,13 +152,15 @@ static bool process(struct conn *c) {
   size_t off = 0;
   int64_t now = tks_now_ns(); /* receive time for ticks without ts */
   _Alignas(8) char record[TKS_RECORD_MAX];
-  struct tks_decode_result res;
+  struct tks_dyn_tick dyn;
+  struct tks_decode_result res = {.dyn = &dyn};
   for (;;) {
     enum tks_decode_status st = tks_decode(&srv->decoder, p + off, c->len - off, now, record, &res);
     if (st == TKS_DECODE_NEED_MORE) break;
-    if (st == TKS_DECODE_OK) {
+    if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
       off += res.consumed;
-      if (tks_store_append(srv->store, record) == 0) {
+      int r = st == TKS_DECODE_OK ? tks_store_append(srv->store, record) : store_dynamic(srv, &dyn, record);
+      if (r == 0) {
         srv->ticks_accepted++;
       } else {
         srv->rejected[TKS_REASON_STORE_FULL]++;
@@ -107,6 +172,13 @@ static bool process(struct conn *c) {
     srv->rejected[res.reason]++;
     if (st == TKS_DECODE_REJECT) {
       off += res.consumed;
+      if (res.reason == TKS_REASON_UNKNOWN_FIELD) {
+        struct tks_usage_field *u = tks_usage_get(&srv->usage, res.detail, strlen(res.detail));
+        if (u)
+          u->ticks++, u->rejected++;
+        else
+          srv->usage.overflow++;
+      }
       tks_server_log_limited(srv, "tick from %s rejected: %s%s%s", c->peer,
                              tks_reason_name(res.reason), res.detail[0] ? " " : "", res.detail);
       continue;

@@ -32,6 +32,47 @@ static const char usage[] =
     "Signals: SIGTERM and SIGINT stop the daemon cleanly.\n"
     "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1, STOPPING=1, STATUS=).\n";
 
+/* "undeclared.<name>.*": the fields ticks carried that the schema does not
+ * declare (names are cut to what a stats path can carry). */
+static void usage_stats(const struct tks_usage *u, struct tks_stats *st) {
+  static const char *const type_names[] = {"nil", "bool", "int", "float", "string"};
+  tks_stats_u64(st, "undeclared_overflow", u->overflow, TKS_STAT_COUNTER,
+                "Ticks whose undeclared field names did not fit the usage table", NULL, NULL);
+  for (unsigned i = 0; i < u->count; i++) {
+    const struct tks_usage_field *f = &u->fields[i];
+    char name[sizeof f->name], path[160], label[200];
+    /* A dot would split the JSON path, a quote or a backslash the label. */
+    size_t n = 0;
+    for (const char *c = f->name; *c; c++) name[n++] = (*c == '.' || *c == '"' || *c == '\\' || (unsigned char)*c < 0x20) ? '_' : *c;
+    name[n] = '\0';
+    snprintf(label, sizeof label, "field=\"%s\"", name);
+    const struct {
+      const char *key, *help;
+      uint64_t v;
+    } figs[] = {
+        {"ticks", "Ticks that carried the undeclared field", f->ticks},
+        {"kept", "Ticks with the field kept as dynamic objects", f->kept},
+        {"rejected", "Ticks rejected for the field (slotted mode)", f->rejected},
+        {"cost_bytes", "Bytes the field costs as dynamic objects", f->cost_bytes},
+        {"string_bytes", "Bytes of the field's string values", f->string_bytes},
+    };
+    for (unsigned k = 0; k < TKS_ARRAY_SIZE(figs); k++) {
+      char prom[64];
+      snprintf(path, sizeof path, "undeclared.%s.%s", name, figs[k].key);
+      snprintf(prom, sizeof prom, "undeclared_field_%s", figs[k].key);
+      tks_stats_u64(st, path, figs[k].v, TKS_STAT_GAUGE, figs[k].help, prom, label);
+    }
+    char types[64] = "";
+    for (unsigned b = 0; b < TKS_ARRAY_SIZE(type_names); b++)
+      if (f->types & (1u << b)) {
+        if (types[0]) strcat(types, ",");
+        strcat(types, type_names[b]);
+      }
+    snprintf(path, sizeof path, "undeclared.%s.types", name);
+    tks_stats_str(st, path, types, NULL, NULL, NULL);
+  }
+}
+
 void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_only) {
   if (slabs_only) {
     tks_slab_stats(srv->slab, st);
@@ -106,7 +147,8 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
                 "Ingest connections closed at once (max_connections)", NULL, NULL);
 
   uint64_t slab = tks_slab_bytes_allocated(srv->slab);
-  uint64_t sym = tks_symtab_bytes(srv->symbols) + tks_symtab_bytes(srv->strings);
+  uint64_t sym = tks_symtab_bytes(srv->symbols) + tks_symtab_bytes(srv->strings) +
+                 tks_symtab_bytes(srv->names);
   uint64_t idx = tks_store_index_bytes(srv->store);
   uint64_t total = slab + sym + idx;
   uint64_t ticks = tks_store_ticks(srv->store);
@@ -116,7 +158,7 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   tks_stats_u64(st, "memory.slab_used_bytes", tks_slab_bytes_used(srv->slab), TKS_STAT_GAUGE,
                 "Bytes of slab chunks in use", NULL, NULL);
   tks_stats_u64(st, "memory.symbol_bytes", sym, TKS_STAT_GAUGE,
-                "Bytes of the symbol and string tables", NULL, NULL);
+                "Bytes of the symbol, string and field-name tables", NULL, NULL);
   tks_stats_u64(st, "memory.index_bytes", idx, TKS_STAT_GAUGE, "Bytes of the per-symbol index", NULL,
                 NULL);
   tks_stats_u64(st, "memory.total_bytes", total, TKS_STAT_GAUGE,
@@ -132,6 +174,11 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
                 "Distinct values of string fields interned", NULL, NULL);
   tks_stats_u64(st, "strings.bytes", tks_symtab_bytes(srv->strings), TKS_STAT_GAUGE,
                 "Bytes of the string table", NULL, NULL);
+  tks_stats_u64(st, "fields.names.count", tks_symtab_count(srv->names), TKS_STAT_GAUGE,
+                "Distinct field names of dynamic ticks", NULL, NULL);
+  tks_stats_u64(st, "fields.names.bytes", tks_symtab_bytes(srv->names), TKS_STAT_GAUGE,
+                "Bytes of the field-name table", NULL, NULL);
+  usage_stats(&srv->usage, st);
   tks_slab_stats(srv->slab, st);
 }
 
@@ -180,7 +227,9 @@ static int build_store(struct tks_server *srv) {
   srv->slab = tks_slab_create(cfg->store.page_size, cfg->store.growth_factor, 32);
   srv->symbols = tks_symtab_create(cfg->store.max_symbols);
   srv->strings = tks_symtab_create(cfg->store.max_strings);
-  if (!srv->slab || !srv->symbols || !srv->strings) return -ENOMEM;
+  srv->names = tks_symtab_create(TKS_MAX_FIELD_NAMES);
+  if (!srv->slab || !srv->symbols || !srv->strings || !srv->names) return -ENOMEM;
+  tks_usage_init(&srv->usage);
   srv->store = tks_store_create(&srv->cfg.schema, srv->slab);
   if (!srv->store) return -ENOMEM;
   srv->decoder = (struct tks_decoder){
@@ -188,6 +237,8 @@ static int build_store(struct tks_server *srv) {
       .symbols = srv->symbols,
       .strings = srv->strings,
       .max_message_bytes = cfg->ingest.max_message_bytes,
+      .mode = cfg->store.mode,
+      .names = srv->names,
   };
   return 0;
 }
@@ -196,6 +247,7 @@ static void destroy_store(struct tks_server *srv) {
   tks_store_destroy(srv->store);
   tks_symtab_destroy(srv->symbols);
   tks_symtab_destroy(srv->strings);
+  tks_symtab_destroy(srv->names);
   tks_slab_destroy(srv->slab);
 }
 
@@ -277,11 +329,6 @@ int main(int argc, char **argv) {
     return 0;
   }
   tks_log_set_level(srv.cfg.log.level);
-  if (srv.cfg.store.mode != TKS_MODE_SLOTTED) {
-    fprintf(stderr, "tickslabd: store.mode %s is not implemented in this version\n",
-            tks_mode_name(srv.cfg.store.mode));
-    return 2;
-  }
   signal(SIGPIPE, SIG_IGN);
   tks_log(TKS_LOG_INFO, "tickslabd %s starting with %s", TKS_VERSION,
           config_path ? config_path : "the built-in defaults");

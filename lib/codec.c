@@ -419,6 +419,86 @@ static int find_field(const struct tks_schema *s, const char *name, uint32_t len
   return -1;
 }
 
+/* Notes an undeclared field of a dynamic tick: any scalar value. */
+static enum tks_decode_status add_undeclared(struct tks_dyn_tick *dt, const struct val *key,
+                                             const struct val *v,
+                                             struct tks_decode_result *res) {
+  if (key->v.s.len == 0 || key->v.s.len > TKS_SYMBOL_MAX_LEN)
+    return reject(res, TKS_REASON_BAD_VALUE, -1, key->v.s.len ? "field name over 255 bytes" : "empty field name",
+                  key->v.s.len ? 25 : 16);
+  for (unsigned j = 0; j < dt->n; j++)
+    if (dt->f[j].field < 0 && dt->f[j].key_len == key->v.s.len &&
+        memcmp(dt->f[j].key, key->v.s.p, key->v.s.len) == 0)
+      return reject(res, TKS_REASON_DUPLICATE_FIELD, -1, key->v.s.p, key->v.s.len);
+  struct tks_dyn_field *f = &dt->f[dt->n];
+  memset(f, 0, sizeof *f);
+  f->field = -1;
+  f->key = key->v.s.p;
+  f->key_len = key->v.s.len;
+  switch (v->k) {
+  case VK_NIL: f->value.type = TKS_DYN_NIL; break;
+  case VK_BOOL: f->value.type = TKS_DYN_BOOL, f->value.b = v->v.b; break;
+  case VK_INT:
+  case VK_TS: f->value.type = TKS_DYN_INT, f->value.i = v->v.i; break;
+  case VK_UINT: f->value.type = TKS_DYN_UINT, f->value.u = v->v.u; break;
+  case VK_F64: f->value.type = TKS_DYN_F64, f->value.f = v->v.f; break;
+  case VK_STR:
+    if (v->v.s.len > UINT16_MAX) return reject(res, TKS_REASON_BAD_VALUE, -1, key->v.s.p, key->v.s.len);
+    f->value.type = TKS_DYN_STR, f->value.s = v->v.s.p, f->value.len = v->v.s.len;
+    dt->string_bytes += v->v.s.len;
+    break;
+  case VK_OTHER: return reject(res, TKS_REASON_BAD_TYPE, -1, key->v.s.p, key->v.s.len);
+  }
+  dt->n++;
+  dt->undeclared++;
+  return TKS_DECODE_OK;
+}
+
+/* Completes a dynamic tick once it is known good: the declared fields it
+ * has (values as the record holds them, strings interned), a receive-time
+ * ts if it had none, then every field name interned. */
+static enum tks_decode_status finish_dynamic(const struct tks_decoder *d, const char *rec,
+                                             uint32_t seen, struct tks_decode_result *res) {
+  const struct tks_schema *s = d->schema;
+  struct tks_dyn_tick *dt = res->dyn;
+  /* Declared fields go first, in slot order: shift the undeclared up. */
+  unsigned ndecl = (unsigned)__builtin_popcount(seen) + !(seen & (1u << s->ts_field));
+  memmove(&dt->f[ndecl], &dt->f[0], dt->n * sizeof dt->f[0]);
+  unsigned k = 0;
+  for (unsigned fi = 0; fi < s->nfields; fi++) {
+    if (!(seen & (1u << fi)) && (int)fi != s->ts_field) continue;
+    const struct tks_field *f = &s->fields[fi];
+    struct tks_dyn_field *o = &dt->f[k++];
+    memset(o, 0, sizeof *o);
+    o->field = (int)fi;
+    o->key = f->name;
+    o->key_len = f->name_len;
+    const char *at = rec + f->offset;
+    switch (f->type) {
+    case TKS_TYPE_TIMESTAMP:
+    case TKS_TYPE_I64: o->value.type = TKS_DYN_INT; memcpy(&o->value.i, at, 8); break;
+    case TKS_TYPE_U32: {
+      uint32_t u;
+      memcpy(&u, at, 4);
+      o->value.type = TKS_DYN_INT, o->value.i = u;
+      break;
+    }
+    case TKS_TYPE_F64: o->value.type = TKS_DYN_F64; memcpy(&o->value.f, at, 8); break;
+    case TKS_TYPE_SYMBOL: o->value.type = TKS_DYN_SYM; memcpy(&o->value.id, at, 4); break;
+    case TKS_TYPE_STRING: o->value.type = TKS_DYN_ISTR; memcpy(&o->value.id, at, 4); break;
+    case TKS_TYPE_BOOL: o->value.type = TKS_DYN_BOOL, o->value.b = *(const bool *)at; break;
+    case TKS_TYPE__COUNT: break;
+    }
+  }
+  dt->n += ndecl;
+  for (unsigned i = 0; i < dt->n; i++)
+    if (tks_symtab_intern(d->names, dt->f[i].key, dt->f[i].key_len, &dt->f[i].name))
+      return reject(res, TKS_REASON_TOO_MANY_SYMBOLS, -1, "field-name table full", 21);
+  memcpy(&dt->symbol, rec + s->fields[s->symbol_field].offset, 4);
+  memcpy(&dt->ts, rec + s->fields[s->ts_field].offset, 8);
+  return TKS_DECODE_DYNAMIC;
+}
+
 /* The end of a message already found to be unacceptable, so the stream can
  * skip it: REJECT when it is whole, NEED_MORE or ERROR otherwise. */
 static enum tks_decode_status skip_rejected(const struct tks_decoder *d, const uint8_t *buf,
@@ -473,6 +553,9 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
 
   char *rec = record;
   memset(rec, 0, s->record_size);
+  /* Outside slotted mode undeclared fields are collected for a dynamic object. */
+  struct tks_dyn_tick *dt = d->mode != TKS_MODE_SLOTTED ? res->dyn : NULL;
+  if (dt) dt->n = dt->undeclared = 0, dt->string_bytes = 0;
   struct val strs[TKS_SCHEMA_MAX_FIELDS];
   uint32_t seen = 0;
   struct val v, key;
@@ -487,9 +570,8 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
   } while (0)
 
   if (is_map) {
-    if (count > s->nfields) {
-      int ml = snprintf(res->detail, sizeof res->detail, "%llu fields", (unsigned long long)count);
-      (void)ml;
+    if (count > (dt ? TKS_DYNOBJ_MAX_FIELDS : s->nfields)) {
+      snprintf(res->detail, sizeof res->detail, "%llu fields", (unsigned long long)count);
       res->reason = TKS_REASON_TOO_MANY_FIELDS;
       return skip_rejected(d, buf, len, res);
     }
@@ -501,8 +583,14 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
       }
       int fi = find_field(s, key.v.s.p, key.v.s.len);
       if (fi < 0) {
-        st = reject(res, TKS_REASON_UNKNOWN_FIELD, -1, key.v.s.p, key.v.s.len);
-        break;
+        if (!dt) {
+          st = reject(res, TKS_REASON_UNKNOWN_FIELD, -1, key.v.s.p, key.v.s.len);
+          break;
+        }
+        READ(&v);
+        st = add_undeclared(dt, &key, &v, res);
+        if (st != TKS_DECODE_OK) break;
+        continue;
       }
       if (seen & (1u << fi)) {
         st = reject_field(s, res, TKS_REASON_DUPLICATE_FIELD, fi);
@@ -559,6 +647,8 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
       return reject(res, TKS_REASON_TOO_MANY_SYMBOLS, fi, strs[fi].v.s.p, strs[fi].v.s.len);
     memcpy(rec + f->offset, &id, 4);
   }
+  if (dt && (d->mode == TKS_MODE_DYNAMIC || dt->undeclared > 0))
+    return finish_dynamic(d, rec, seen, res);
   return TKS_DECODE_OK;
 
 incomplete_or_bad:
@@ -572,6 +662,16 @@ incomplete_or_bad:
     return TKS_DECODE_ERROR;
   }
   return TKS_DECODE_NEED_MORE;
+}
+
+/* A double in the shortest form that reads back as the same value (JSON
+ * has no NaN or Inf: those are null). */
+static int put_double(struct tks_buf *out, double x) {
+  if (!isfinite(x)) return tks_buf_puts(out, "null");
+  char num[32];
+  snprintf(num, sizeof num, "%.15g", x);
+  if (strtod(num, NULL) != x) snprintf(num, sizeof num, "%.17g", x);
+  return tks_buf_puts(out, num);
 }
 
 int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols,
@@ -601,11 +701,7 @@ int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols
     case TKS_TYPE_F64: {
       double x;
       memcpy(&x, at, 8);
-      /* The shortest form that reads back as the same double. */
-      char num[32];
-      snprintf(num, sizeof num, "%.15g", x);
-      if (strtod(num, NULL) != x) snprintf(num, sizeof num, "%.17g", x);
-      r |= tks_buf_puts(out, num);
+      r |= put_double(out, x);
       break;
     }
     case TKS_TYPE_SYMBOL:
@@ -621,6 +717,94 @@ int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols
     case TKS_TYPE__COUNT: break;
     }
   }
+  r |= tks_buf_putc(out, '}');
+  return r ? -ENOMEM : 0;
+}
+
+/* Appends one dynamic value as JSON. */
+static int dyn_value_json(const struct tks_dynobj *o, const struct tks_dyn_slot *sl,
+                          const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                          struct tks_buf *out) {
+  switch ((enum tks_dyn_type)sl->type) {
+  case TKS_DYN_NIL: return tks_buf_puts(out, "null");
+  case TKS_DYN_BOOL: return tks_buf_puts(out, sl->v.b ? "true" : "false");
+  case TKS_DYN_INT: return tks_buf_printf(out, "%lld", (long long)sl->v.i);
+  case TKS_DYN_UINT: return tks_buf_printf(out, "%llu", (unsigned long long)sl->v.u);
+  case TKS_DYN_F64: return put_double(out, sl->v.f);
+  case TKS_DYN_STR: return tks_buf_json_string(out, tks_dynobj_str(o, sl), sl->len);
+  case TKS_DYN_SYM:
+  case TKS_DYN_ISTR: {
+    size_t len = 0;
+    const char *n = tks_symtab_name(sl->type == TKS_DYN_SYM ? symbols : strings, sl->v.id, &len);
+    return n ? tks_buf_json_string(out, n, len) : tks_buf_puts(out, "null");
+  }
+  }
+  return tks_buf_puts(out, "null");
+}
+
+/* Appends the object's fields as JSON members: those of the schema first,
+ * in slot order (unless only_undeclared), then the others by name id. */
+static int dyn_members_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                            const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                            const struct tks_dynobj *o, bool only_undeclared, bool first,
+                            struct tks_buf *out) {
+  int r = 0;
+  uint32_t declared_ids[TKS_SCHEMA_MAX_FIELDS];
+  unsigned nd = 0;
+  for (unsigned fi = 0; fi < schema->nfields; fi++) {
+    const struct tks_field *f = &schema->fields[fi];
+    uint32_t id;
+    if (tks_symtab_lookup(names, f->name, f->name_len, &id) != 0) continue;
+    declared_ids[nd++] = id;
+    const struct tks_dyn_slot *sl = tks_dynobj_get(o, id);
+    if (!sl || only_undeclared) continue;
+    if (!first) r |= tks_buf_putc(out, ',');
+    first = false;
+    r |= tks_buf_json_string(out, f->name, f->name_len);
+    r |= tks_buf_putc(out, ':');
+    r |= dyn_value_json(o, sl, symbols, strings, out);
+  }
+  /* Then the others, by name id: the order the daemon first saw them. */
+  uint32_t last = 0;
+  for (;;) {
+    const struct tks_dyn_slot *next = NULL;
+    for (unsigned i = 0; i < o->cap; i++) {
+      const struct tks_dyn_slot *sl = &o->slots[i];
+      if (!sl->key || sl->key <= last || (next && sl->key >= next->key)) continue;
+      bool is_declared = false;
+      for (unsigned k = 0; k < nd; k++) is_declared |= declared_ids[k] == sl->key;
+      if (!is_declared) next = sl;
+    }
+    if (!next) break;
+    last = next->key;
+    size_t len = 0;
+    const char *name = tks_symtab_name(names, next->key, &len);
+    if (!first) r |= tks_buf_putc(out, ',');
+    first = false;
+    r |= tks_buf_json_string(out, name ? name : "?", name ? len : 1);
+    r |= tks_buf_putc(out, ':');
+    r |= dyn_value_json(o, next, symbols, strings, out);
+  }
+  return r;
+}
+
+int tks_dynobj_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                    const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                    const struct tks_dynobj *o, struct tks_buf *out) {
+  int r = tks_buf_putc(out, '{');
+  r |= dyn_members_json(schema, names, symbols, strings, o, false, true, out);
+  r |= tks_buf_putc(out, '}');
+  return r ? -ENOMEM : 0;
+}
+
+int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                  const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                  const void *record, const struct tks_dynobj *obj, struct tks_buf *out) {
+  if (!record) return tks_dynobj_json(schema, names, symbols, strings, obj, out);
+  int r = tks_record_json(schema, symbols, strings, record, out);
+  if (r || !obj) return r;
+  out->len--; /* reopen the record's object for its overflow fields */
+  r = dyn_members_json(schema, names, symbols, strings, obj, true, false, out);
   r |= tks_buf_putc(out, '}');
   return r ? -ENOMEM : 0;
 }

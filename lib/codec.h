@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dynobj.h"
 #include "schema.h"
 #include "util.h"
 
@@ -46,6 +47,7 @@ enum tks_decode_status {
   TKS_DECODE_NEED_MORE, /* the buffer ends inside a message; nothing consumed */
   TKS_DECODE_REJECT,    /* a whole message that is not an acceptable tick: skip *consumed */
   TKS_DECODE_ERROR,     /* protocol error: close the stream */
+  TKS_DECODE_DYNAMIC,   /* a tick for a dynamic object: res->dyn filled */
 };
 
 struct tks_symtab;
@@ -55,6 +57,8 @@ struct tks_decoder {
   struct tks_symtab *symbols; /* for TKS_TYPE_SYMBOL fields */
   struct tks_symtab *strings; /* for TKS_TYPE_STRING fields */
   size_t max_message_bytes;
+  enum tks_mode mode;         /* TKS_MODE_SLOTTED unless set */
+  struct tks_symtab *names;   /* field names of dynamic ticks (not slotted mode) */
 };
 
 struct tks_decode_result {
@@ -63,13 +67,19 @@ struct tks_decode_result {
   int field;               /* schema field concerned, or -1 */
   char detail[64];         /* e.g. the unknown key, NUL-terminated, may be cut */
   bool has_ts;             /* the tick carried its own ts */
+  struct tks_dyn_tick *dyn; /* set by the caller outside slotted mode: where a
+                               dynamic tick is described */
 };
 
 /*
  * Decodes the first message of buf[0..len).  On OK the record (the schema's
- * record_size bytes) is filled; a tick without ts gets now_ns.  Symbols are
- * interned only once the whole tick is known to be valid, so a rejected
- * tick adds nothing to the symbol tables.
+ * record_size bytes) is filled; a tick without ts gets now_ns.  Outside
+ * slotted mode (d->mode), a tick with undeclared fields (fallback), or every
+ * tick (dynamic), yields DYNAMIC instead: res->dyn lists every field with
+ * its name id and value (strings point into buf), declared fields checked
+ * as in slotted mode, and a receive-time ts added when it had none.  Symbols
+ * and names are interned only once the whole tick is known to be valid, so
+ * a rejected tick adds nothing to the tables.
  */
 enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *buf, size_t len,
                                   int64_t now_ns, void *record, struct tks_decode_result *res);
@@ -118,5 +128,11 @@ struct tks_dynobj;
 int tks_dynobj_json(const struct tks_schema *schema, const struct tks_symtab *names,
                     const struct tks_symtab *symbols, const struct tks_symtab *strings,
                     const struct tks_dynobj *obj, struct tks_buf *out);
+
+/* Render what a store visitor is given (tks_tick_fn): a record, an object,
+ * or a record and its overflow map (the map's fields follow the record's). */
+int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                  const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                  const void *record, const struct tks_dynobj *obj, struct tks_buf *out);
 
 #endif

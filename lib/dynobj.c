@@ -53,6 +53,9 @@ int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_dyn_valu
   case TKS_DYN_NIL: break;
   case TKS_DYN_BOOL: nv.v.b = v->b; break;
   case TKS_DYN_INT: nv.v.i = v->i; break;
+  case TKS_DYN_UINT: nv.v.u = v->u; break;
+  case TKS_DYN_SYM:
+  case TKS_DYN_ISTR: nv.v.id = v->id; break;
   case TKS_DYN_F64: nv.v.f = v->f; break;
   case TKS_DYN_STR: {
     uint32_t at = strings_end(o);
@@ -74,3 +77,4 @@ const struct tks_dyn_slot *tks_dynobj_get(const struct tks_dynobj *o, uint32_t k
     if (o->slots[i].key == key) return &o->slots[i];
   return NULL;
 }
+

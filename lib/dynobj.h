@@ -13,9 +13,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TKS_DYNOBJ_MAX_FIELDS 64
+#define TKS_DYNOBJ_MAX_FIELDS 64 /* fields one dynamic tick may carry */
 
-enum tks_dyn_type { TKS_DYN_NIL = 0, TKS_DYN_BOOL, TKS_DYN_INT, TKS_DYN_F64, TKS_DYN_STR };
+enum tks_dyn_type {
+  TKS_DYN_NIL = 0,
+  TKS_DYN_BOOL,
+  TKS_DYN_INT,
+  TKS_DYN_UINT, /* an unsigned value beyond INT64_MAX */
+  TKS_DYN_F64,
+  TKS_DYN_STR,  /* bytes stored in the object */
+  TKS_DYN_SYM,  /* a declared symbol field: id in the symbol table */
+  TKS_DYN_ISTR, /* a declared string field: id in the string table */
+};
 
 struct tks_dyn_slot {
   uint32_t key;  /* field-name id; 0 = empty slot */
@@ -25,8 +34,10 @@ struct tks_dyn_slot {
   union {
     bool b;
     int64_t i;
+    uint64_t u;
     double f;
     uint32_t off; /* string offset from the object's start */
+    uint32_t id;  /* SYM, ISTR */
   } v;
 };
 
@@ -43,9 +54,29 @@ struct tks_dyn_value {
   enum tks_dyn_type type;
   bool b;
   int64_t i;
+  uint64_t u;
   double f;
-  const char *s;
+  const char *s; /* STR */
   size_t len;
+  uint32_t id;   /* SYM, ISTR */
+};
+
+/* A decoded tick bound for a dynamic object (filled by tks_decode). */
+struct tks_dyn_field {
+  uint32_t name;   /* id in the field-name table */
+  int field;       /* the schema field, or -1 for an undeclared one */
+  const char *key; /* the name as sent (points into the input) */
+  uint32_t key_len;
+  struct tks_dyn_value value;
+};
+
+struct tks_dyn_tick {
+  uint32_t symbol; /* series key */
+  int64_t ts;
+  unsigned n;      /* fields */
+  unsigned undeclared;
+  size_t string_bytes; /* of STR values */
+  struct tks_dyn_field f[TKS_DYNOBJ_MAX_FIELDS + 1]; /* + a receive-time ts */
 };
 
 /* Slots for n fields: the smallest power of two >= 4 holding n at a load of

@@ -22,6 +22,21 @@ static const struct {
     [TKS_TYPE_BOOL] = {"bool", 1},
 };
 
+static const char *const mode_names[] = {"slotted", "dynamic", "fallback"};
+
+const char *tks_mode_name(enum tks_mode m) {
+  return (unsigned)m < TKS_ARRAY_SIZE(mode_names) ? mode_names[m] : "?";
+}
+
+int tks_mode_parse(const char *s, enum tks_mode *out) {
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(mode_names); i++)
+    if (strcmp(s, mode_names[i]) == 0) {
+      *out = (enum tks_mode)i;
+      return 0;
+    }
+  return -EINVAL;
+}
+
 const char *tks_type_name(enum tks_type t) {
   return (unsigned)t < TKS_TYPE__COUNT ? types[t].name : "?";
 }

@@ -63,6 +63,13 @@ static inline unsigned tks_schema_name_slot(const char *name, size_t len) {
   return ((unsigned)len * 7u + (unsigned char)name[0] * 3u + (unsigned char)name[len - 1]) & 63u;
 }
 
+/* How ticks are kept: every tick slotted (an undeclared field is rejected),
+ * every tick a dynamic object, or slotted where it fits and a dynamic object
+ * where it carries undeclared fields. */
+enum tks_mode { TKS_MODE_SLOTTED, TKS_MODE_DYNAMIC, TKS_MODE_FALLBACK };
+const char *tks_mode_name(enum tks_mode m);
+int tks_mode_parse(const char *s, enum tks_mode *out);
+
 const char *tks_type_name(enum tks_type t);
 /* Returns 0 and sets *out, or -EINVAL for an unknown type name. */
 int tks_type_parse(const char *s, enum tks_type *out);

@@ -1,13 +1,15 @@
 /*
- * The tick store.  Each symbol has up to two series, one per
- * representation: slotted records (the schema's fixed layout) and entries
- * for dynamic objects (ts, object pointer, symbol: 24 bytes; the object is
- * its own slab chunk).  A series is a doubly linked chain of blocks in time
+ * The tick store.  Each symbol has up to three series, one per
+ * representation: slotted records (the schema's fixed layout); overflow
+ * entries, a slotted record followed by a pointer to an overflow map (a
+ * dynamic object of the fields the schema does not declare: fallback
+ * mode); and dynamic entries (ts, object pointer, symbol: 24 bytes; the
+ * object holds every field: dynamic mode).  Objects are slab chunks.  A series is a doubly linked chain of blocks in time
  * order; a block is one slab chunk: a 32-byte header, then entries sorted
  * by ts.  Appending in order touches only the tail block; a late tick is
  * inserted by binary search into the block that covers its ts, splitting
  * the block when it is full.  Blocks grow from TKS_STORE_BLOCK_MIN to
- * TKS_STORE_BLOCK_MAX bytes.  Queries merge the two series of a symbol by ts.
+ * TKS_STORE_BLOCK_MAX bytes.  Queries merge the series of a symbol by ts.
  */
 #include "store.h"
 
@@ -53,54 +55,52 @@ struct dyn_entry {
   uint32_t pad;
 };
 
+enum { SET_SLOTTED, SET_OVERFLOW, SET_DYNAMIC, NSETS }; /* also the order of ties */
+
 struct tks_store {
   const struct tks_schema *schema;
   struct tks_slab *slab;
-  struct set slotted, dyn;
-  uint64_t obj_bytes;     /* slab chunk bytes of dynamic objects */
-  uint64_t obj_requested; /* bytes the objects asked for */
+  struct set sets[NSETS];
+  uint32_t ovf_off;                /* offset of the overflow pointer in an overflow entry */
+  uint64_t obj_bytes[NSETS];       /* slab chunk bytes of objects (overflow maps, dynamic) */
+  uint64_t obj_requested[NSETS];   /* bytes the objects asked for */
 };
-
-static const char *const mode_names[] = {"slotted", "dynamic", "fallback"};
-
-const char *tks_mode_name(enum tks_mode m) {
-  return (unsigned)m < TKS_ARRAY_SIZE(mode_names) ? mode_names[m] : "?";
-}
-
-int tks_mode_parse(const char *s, enum tks_mode *out) {
-  for (unsigned i = 0; i < TKS_ARRAY_SIZE(mode_names); i++)
-    if (strcmp(s, mode_names[i]) == 0) {
-      *out = (enum tks_mode)i;
-      return 0;
-    }
-  return -EINVAL;
-}
 
 struct tks_store *tks_store_create(const struct tks_schema *schema, struct tks_slab *slab) {
   struct tks_store *st = calloc(1, sizeof *st);
   if (!st) return NULL;
   st->schema = schema;
   st->slab = slab;
-  st->slotted.esize = schema->record_size;
-  st->slotted.ts_off = schema->fields[schema->ts_field].offset;
-  st->slotted.sym_off = schema->fields[schema->symbol_field].offset;
-  st->dyn.esize = sizeof(struct dyn_entry);
-  st->dyn.ts_off = offsetof(struct dyn_entry, ts);
-  st->dyn.sym_off = offsetof(struct dyn_entry, symbol);
+  uint32_t ts_off = schema->fields[schema->ts_field].offset;
+  uint32_t sym_off = schema->fields[schema->symbol_field].offset;
+  st->sets[SET_SLOTTED] = (struct set){.esize = schema->record_size, .ts_off = ts_off, .sym_off = sym_off};
+  st->ovf_off = (schema->record_size + 7) & ~7u;
+  st->sets[SET_OVERFLOW] = (struct set){.esize = st->ovf_off + 8, .ts_off = ts_off, .sym_off = sym_off};
+  st->sets[SET_DYNAMIC] = (struct set){.esize = sizeof(struct dyn_entry),
+                                       .ts_off = offsetof(struct dyn_entry, ts),
+                                       .sym_off = offsetof(struct dyn_entry, symbol)};
   return st;
 }
 
-static void set_free(struct tks_store *st, struct set *s, bool objects) {
+/* The object an entry of set k points to, or NULL. */
+static struct tks_dynobj *entry_obj(const struct tks_store *st, int k, const char *e) {
+  struct tks_dynobj *o = NULL;
+  if (k == SET_OVERFLOW) memcpy(&o, e + st->ovf_off, sizeof o);
+  if (k == SET_DYNAMIC) o = ((const struct dyn_entry *)e)->obj;
+  return o;
+}
+
+static void set_free(struct tks_store *st, int k) {
+  struct set *s = &st->sets[k];
   for (uint32_t i = 0; i < s->cap; i++) {
     free(s->series[i].blocks);
     struct block *b = s->series[i].head;
     while (b) {
       struct block *next = b->next;
-      if (objects)
-        for (uint32_t k = 0; k < b->count; k++) {
-          struct dyn_entry *e = (struct dyn_entry *)(b + 1) + k;
-          tks_slab_free(st->slab, e->obj, e->obj->bytes);
-        }
+      for (uint32_t j = 0; k != SET_SLOTTED && j < b->count; j++) {
+        struct tks_dynobj *o = entry_obj(st, k, (char *)(b + 1) + (size_t)j * s->esize);
+        tks_slab_free(st->slab, o, o->bytes);
+      }
       tks_slab_free(st->slab, b, b->bytes);
       b = next;
     }
@@ -110,8 +110,7 @@ static void set_free(struct tks_store *st, struct set *s, bool objects) {
 
 void tks_store_destroy(struct tks_store *st) {
   if (!st) return;
-  set_free(st, &st->slotted, false);
-  set_free(st, &st->dyn, true);
+  for (int k = 0; k < NSETS; k++) set_free(st, k);
   free(st);
 }
 
@@ -283,7 +282,7 @@ static int set_append(struct tks_store *st, struct set *s, const void *e) {
 }
 
 int tks_store_append(struct tks_store *st, const void *record) {
-  return set_append(st, &st->slotted, record);
+  return set_append(st, &st->sets[SET_SLOTTED], record);
 }
 
 struct tks_dynobj *tks_store_new_dynobj(struct tks_store *st, unsigned nfields,
@@ -297,50 +296,94 @@ void tks_store_drop_dynobj(struct tks_store *st, struct tks_dynobj *obj) {
   if (obj) tks_slab_free(st->slab, obj, obj->bytes);
 }
 
+static void count_obj(struct tks_store *st, int k, const struct tks_dynobj *obj) {
+  st->obj_bytes[k] += tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, obj->bytes));
+  st->obj_requested[k] += obj->bytes;
+}
+
 int tks_store_append_dynamic(struct tks_store *st, uint32_t symbol, int64_t ts,
                              struct tks_dynobj *obj) {
   struct dyn_entry e = {.ts = ts, .obj = obj, .symbol = symbol};
-  if (set_append(st, &st->dyn, &e)) return -ENOMEM;
-  st->obj_bytes += tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, obj->bytes));
-  st->obj_requested += obj->bytes;
+  if (set_append(st, &st->sets[SET_DYNAMIC], &e)) return -ENOMEM;
+  count_obj(st, SET_DYNAMIC, obj);
+  return 0;
+}
+
+int tks_store_append_overflow(struct tks_store *st, const void *record, struct tks_dynobj *overflow) {
+  _Alignas(8) char e[TKS_RECORD_MAX + 16];
+  memcpy(e, record, st->schema->record_size);
+  memset(e + st->schema->record_size, 0, st->ovf_off - st->schema->record_size);
+  memcpy(e + st->ovf_off, &overflow, sizeof overflow);
+  if (set_append(st, &st->sets[SET_OVERFLOW], e)) return -ENOMEM;
+  count_obj(st, SET_OVERFLOW, overflow);
   return 0;
 }
 
 uint64_t tks_store_ticks(const struct tks_store *st) {
-  return st->slotted.entries + st->dyn.entries;
+  uint64_t n = 0;
+  for (int k = 0; k < NSETS; k++) n += st->sets[k].entries;
+  return n;
 }
-uint64_t tks_store_late_ticks(const struct tks_store *st) { return st->slotted.late + st->dyn.late; }
+
+uint64_t tks_store_late_ticks(const struct tks_store *st) {
+  uint64_t n = 0;
+  for (int k = 0; k < NSETS; k++) n += st->sets[k].late;
+  return n;
+}
+
+static const struct series *get_series(const struct set *s, uint32_t sym) {
+  if (sym >= s->cap || s->series[sym].count == 0) return NULL;
+  return &s->series[sym];
+}
+
+uint32_t tks_store_symbol_limit(const struct tks_store *st) {
+  uint32_t cap = 0;
+  for (int k = 0; k < NSETS; k++)
+    if (st->sets[k].cap > cap) cap = st->sets[k].cap;
+  return cap;
+}
 
 uint32_t tks_store_series_count(const struct tks_store *st) {
-  uint32_t n = 0, cap = st->slotted.cap > st->dyn.cap ? st->slotted.cap : st->dyn.cap;
-  for (uint32_t i = 0; i < cap; i++)
-    if ((i < st->slotted.cap && st->slotted.series[i].count) ||
-        (i < st->dyn.cap && st->dyn.series[i].count))
-      n++;
+  uint32_t n = 0, cap = tks_store_symbol_limit(st);
+  for (uint32_t i = 0; i < cap; i++) {
+    bool any = false;
+    for (int k = 0; k < NSETS; k++) any |= get_series(&st->sets[k], i) != NULL;
+    n += any;
+  }
   return n;
 }
 
 uint64_t tks_store_block_bytes(const struct tks_store *st) {
-  return st->slotted.block_bytes + st->dyn.block_bytes;
+  uint64_t n = 0;
+  for (int k = 0; k < NSETS; k++) n += st->sets[k].block_bytes;
+  return n;
 }
 
 uint64_t tks_store_index_bytes(const struct tks_store *st) {
-  return sizeof *st + ((uint64_t)st->slotted.cap + st->dyn.cap) * sizeof(struct series) +
-         st->slotted.blockidx_bytes + st->dyn.blockidx_bytes;
+  uint64_t n = sizeof *st;
+  for (int k = 0; k < NSETS; k++)
+    n += (uint64_t)st->sets[k].cap * sizeof(struct series) + st->sets[k].blockidx_bytes;
+  return n;
 }
 
 void tks_store_repr(const struct tks_store *st, struct tks_store_repr *out) {
-  out->slotted_ticks = st->slotted.entries;
-  out->slotted_bytes = st->slotted.block_bytes;
-  out->dynamic_ticks = st->dyn.entries;
-  out->dynamic_entry_bytes = st->dyn.block_bytes;
-  out->dynamic_object_bytes = st->obj_bytes;
-  out->dynamic_object_requested = st->obj_requested;
+  const struct set *sl = &st->sets[SET_SLOTTED], *ov = &st->sets[SET_OVERFLOW],
+                   *dy = &st->sets[SET_DYNAMIC];
+  out->slotted_ticks = sl->entries;
+  out->slotted_bytes = sl->block_bytes;
+  out->overflow_ticks = ov->entries;
+  out->overflow_entry_bytes = ov->block_bytes;
+  out->overflow_map_bytes = st->obj_bytes[SET_OVERFLOW];
+  out->dynamic_ticks = dy->entries;
+  out->dynamic_entry_bytes = dy->block_bytes;
+  out->dynamic_object_bytes = st->obj_bytes[SET_DYNAMIC];
+  out->dynamic_object_requested = st->obj_requested[SET_DYNAMIC];
 }
 
 /* A position in one set's series. */
 struct cur {
   const struct set *s;
+  int k;                 /* which set */
   const struct block *b; /* NULL: past either end */
   uint32_t i;
 };
@@ -363,37 +406,35 @@ static inline void cur_prev(struct cur *c) {
   }
 }
 
-static const struct series *get_series(const struct set *s, uint32_t sym) {
-  if (sym >= s->cap || s->series[sym].count == 0) return NULL;
-  return &s->series[sym];
-}
-
-/* Merges two forward cursors, visiting at most n entries with ts < to. */
-static uint64_t merge_forward(const struct tks_store *st, struct cur *a, struct cur *d, int64_t to,
-                              uint64_t n, tks_tick_fn fn, void *ctx) {
+/* Merges forward cursors (one per set), visiting at most n entries with
+ * ts < to, oldest first; ties in set order. */
+static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t to, uint64_t n,
+                              tks_tick_fn fn, void *ctx) {
   uint64_t done = 0;
   while (done < n) {
-    bool ha = a->b && cur_ts(a) < to, hd = d->b && cur_ts(d) < to;
-    if (!ha && !hd) break;
-    int stop;
-    if (ha && (!hd || cur_ts(a) <= cur_ts(d))) {
-      stop = fn(ctx, ent_at(a->s, a->b, a->i), NULL);
-      cur_next(a);
-    } else {
-      const struct dyn_entry *e = (const struct dyn_entry *)ent_at(d->s, d->b, d->i);
-      stop = fn(ctx, NULL, e->obj);
-      cur_next(d);
+    struct cur *best = NULL;
+    int64_t best_ts = 0;
+    for (int k = 0; k < NSETS; k++) {
+      if (!c[k].b) continue;
+      int64_t t = cur_ts(&c[k]);
+      if (t < to && (!best || t < best_ts)) best = &c[k], best_ts = t;
     }
+    if (!best) break;
+    const char *e = ent_at(best->s, best->b, best->i);
+    const struct tks_dynobj *o = entry_obj(st, best->k, e);
+    int stop = fn(ctx, best->k == SET_DYNAMIC ? NULL : e, o);
+    cur_next(best);
     done++;
     if (stop) break;
   }
-  (void)st;
   return done;
 }
 
 /* The first entry of a series with ts >= from. */
-static struct cur seek(const struct set *s, const struct series *sr, int64_t from) {
-  struct cur c = {s, NULL, 0};
+static struct cur seek(const struct tks_store *st, int k, uint32_t symbol, int64_t from) {
+  const struct set *s = &st->sets[k];
+  const struct series *sr = get_series(s, symbol);
+  struct cur c = {s, k, NULL, 0};
   if (!sr) return c;
   uint32_t lo = 0, hi = sr->nblocks; /* the first block ending at or after from */
   while (lo < hi) {
@@ -413,54 +454,58 @@ static struct cur seek(const struct set *s, const struct series *sr, int64_t fro
 uint64_t tks_store_range(const struct tks_store *st, uint32_t symbol, int64_t from, int64_t to,
                          uint64_t limit, tks_tick_fn fn, void *ctx) {
   if (from >= to) return 0;
-  struct cur a = seek(&st->slotted, get_series(&st->slotted, symbol), from);
-  struct cur d = seek(&st->dyn, get_series(&st->dyn, symbol), from);
-  return merge_forward(st, &a, &d, to, limit ? limit : UINT64_MAX, fn, ctx);
+  struct cur c[NSETS];
+  for (int k = 0; k < NSETS; k++) c[k] = seek(st, k, symbol, from);
+  return merge_forward(st, c, to, limit ? limit : UINT64_MAX, fn, ctx);
 }
 
 uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t want, tks_tick_fn fn,
                         void *ctx) {
-  const struct series *sa = get_series(&st->slotted, symbol), *sd = get_series(&st->dyn, symbol);
-  struct cur a = {&st->slotted, sa ? sa->tail : NULL, sa ? sa->tail->count - 1 : 0};
-  struct cur d = {&st->dyn, sd ? sd->tail : NULL, sd ? sd->tail->count - 1 : 0};
-  /* Walk back over the newest `want`, newest first; on equal ts the dynamic
-   * entry is taken first, as the forward merge visits it second. */
+  struct cur c[NSETS];
+  const struct series *sr[NSETS];
+  for (int k = 0; k < NSETS; k++) {
+    sr[k] = get_series(&st->sets[k], symbol);
+    c[k] = (struct cur){&st->sets[k], k, sr[k] ? sr[k]->tail : NULL, sr[k] ? sr[k]->tail->count - 1 : 0};
+  }
+  /* Walk back over the newest `want`, newest first; on equal ts the set
+   * that the forward merge visits last is taken first. */
   uint64_t n = 0;
-  for (; n < want && (a.b || d.b); n++) {
-    if (d.b && (!a.b || cur_ts(&d) >= cur_ts(&a)))
-      cur_prev(&d);
-    else
-      cur_prev(&a);
+  for (; n < want; n++) {
+    struct cur *best = NULL;
+    int64_t best_ts = 0;
+    for (int k = NSETS - 1; k >= 0; k--) {
+      if (!c[k].b) continue;
+      int64_t t = cur_ts(&c[k]);
+      if (!best || t > best_ts) best = &c[k], best_ts = t;
+    }
+    if (!best) break;
+    cur_prev(best);
   }
   /* Each cursor now sits just before its first entry in the window. */
-  if (a.b) cur_next(&a); else if (sa) a.b = sa->head, a.i = 0;
-  if (d.b) cur_next(&d); else if (sd) d.b = sd->head, d.i = 0;
-  return merge_forward(st, &a, &d, INT64_MAX, n, fn, ctx);
+  for (int k = 0; k < NSETS; k++) {
+    if (c[k].b)
+      cur_next(&c[k]);
+    else if (sr[k])
+      c[k].b = sr[k]->head, c[k].i = 0;
+  }
+  return merge_forward(st, c, INT64_MAX, n, fn, ctx);
 }
 
 int tks_store_series(const struct tks_store *st, uint32_t symbol, struct tks_series_info *out) {
-  const struct series *sa = get_series(&st->slotted, symbol), *sd = get_series(&st->dyn, symbol);
-  if (!sa && !sd) return -ENOENT;
   out->symbol = symbol;
-  out->count = (sa ? sa->count : 0) + (sd ? sd->count : 0);
-  int64_t first = INT64_MAX, last = INT64_MIN;
-  if (sa) {
-    first = ent_ts(&st->slotted, ent_at(&st->slotted, sa->head, 0));
-    last = ent_ts(&st->slotted, ent_at(&st->slotted, sa->tail, sa->tail->count - 1));
+  out->count = 0;
+  out->first_ts = INT64_MAX;
+  out->last_ts = INT64_MIN;
+  for (int k = 0; k < NSETS; k++) {
+    const struct set *s = &st->sets[k];
+    const struct series *sr = get_series(s, symbol);
+    if (!sr) continue;
+    out->count += sr->count;
+    int64_t f = first_ts(s, sr->head), l = last_ts(s, sr->tail);
+    if (f < out->first_ts) out->first_ts = f;
+    if (l > out->last_ts) out->last_ts = l;
   }
-  if (sd) {
-    int64_t f = ent_ts(&st->dyn, ent_at(&st->dyn, sd->head, 0));
-    int64_t l = ent_ts(&st->dyn, ent_at(&st->dyn, sd->tail, sd->tail->count - 1));
-    if (f < first) first = f;
-    if (l > last) last = l;
-  }
-  out->first_ts = first;
-  out->last_ts = last;
-  return 0;
-}
-
-uint32_t tks_store_symbol_limit(const struct tks_store *st) {
-  return st->slotted.cap > st->dyn.cap ? st->slotted.cap : st->dyn.cap;
+  return out->count ? 0 : -ENOENT;
 }
 
 void tks_store_stats(const struct tks_store *st, struct tks_stats *s) {
@@ -472,8 +517,46 @@ void tks_store_stats(const struct tks_store *st, struct tks_stats *s) {
                 "Ticks inserted before the newest tick of their symbol", NULL, NULL);
   tks_stats_u64(s, "store.block_bytes", tks_store_block_bytes(st), TKS_STAT_GAUGE,
                 "Bytes of slab chunks holding series blocks", NULL, NULL);
-  tks_stats_u64(s, "store.record_bytes", st->slotted.entries * st->slotted.esize, TKS_STAT_GAUGE,
+  tks_stats_u64(s, "store.record_bytes",
+                (st->sets[SET_SLOTTED].entries + st->sets[SET_OVERFLOW].entries) * st->schema->record_size,
+                TKS_STAT_GAUGE,
                 "Bytes of the slotted records themselves (ticks times record size)", NULL, NULL);
   tks_stats_u64(s, "store.index_bytes", tks_store_index_bytes(st), TKS_STAT_GAUGE,
-                "Bytes of the per-symbol series table", NULL, NULL);
+                "Bytes of the per-symbol series tables and block arrays", NULL, NULL);
+
+  struct tks_store_repr r;
+  tks_store_repr(st, &r);
+  uint64_t obytes = r.overflow_entry_bytes + r.overflow_map_bytes;
+  uint64_t dbytes = r.dynamic_object_bytes + r.dynamic_entry_bytes;
+#define PER(b, n) ((n) ? (double)(b) / (double)(n) : 0.0)
+  tks_stats_u64(s, "store.slotted.ticks", r.slotted_ticks, TKS_STAT_GAUGE,
+                "Ticks held as slotted records", NULL, NULL);
+  tks_stats_u64(s, "store.slotted.bytes", r.slotted_bytes, TKS_STAT_GAUGE,
+                "Bytes of the blocks holding slotted records", NULL, NULL);
+  tks_stats_f64(s, "store.slotted.bytes_per_tick", PER(r.slotted_bytes, r.slotted_ticks),
+                TKS_STAT_GAUGE, "Bytes per slotted tick (records and their blocks)", NULL, NULL);
+  tks_stats_u64(s, "store.overflow.ticks", r.overflow_ticks, TKS_STAT_GAUGE,
+                "Ticks held as a slotted record plus an overflow map (fallback mode)", NULL, NULL);
+  tks_stats_u64(s, "store.overflow.bytes", obytes, TKS_STAT_GAUGE,
+                "Bytes of overflow entries and their maps", NULL, NULL);
+  tks_stats_f64(s, "store.overflow.bytes_per_tick", PER(obytes, r.overflow_ticks), TKS_STAT_GAUGE,
+                "Bytes per overflow tick (record, map pointer, map)", NULL, NULL);
+  tks_stats_u64(s, "store.overflow.map_bytes", r.overflow_map_bytes, TKS_STAT_GAUGE,
+                "Slab chunk bytes of the overflow maps", NULL, NULL);
+  tks_stats_u64(s, "store.overflow.entry_bytes", r.overflow_entry_bytes, TKS_STAT_GAUGE,
+                "Bytes of the blocks holding overflow entries", NULL, NULL);
+  tks_stats_u64(s, "store.dynamic.ticks", r.dynamic_ticks, TKS_STAT_GAUGE,
+                "Ticks held as dynamic objects", NULL, NULL);
+  tks_stats_u64(s, "store.dynamic.bytes", dbytes, TKS_STAT_GAUGE,
+                "Bytes of dynamic objects and their series entries", NULL, NULL);
+  tks_stats_f64(s, "store.dynamic.bytes_per_tick", PER(dbytes, r.dynamic_ticks), TKS_STAT_GAUGE,
+                "Bytes per dynamic tick (object chunk and series entry)", NULL, NULL);
+  tks_stats_u64(s, "store.dynamic.object_bytes", r.dynamic_object_bytes, TKS_STAT_GAUGE,
+                "Slab chunk bytes of dynamic objects", NULL, NULL);
+  tks_stats_u64(s, "store.dynamic.object_requested_bytes", r.dynamic_object_requested,
+                TKS_STAT_GAUGE, "Bytes the dynamic objects asked for (the rest is chunk waste)",
+                NULL, NULL);
+  tks_stats_u64(s, "store.dynamic.entry_bytes", r.dynamic_entry_bytes, TKS_STAT_GAUGE,
+                "Bytes of the blocks holding dynamic series entries", NULL, NULL);
+#undef PER
 }

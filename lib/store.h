@@ -20,9 +20,6 @@
 #define TKS_STORE_BLOCK_MIN 512
 #define TKS_STORE_BLOCK_MAX 4096
 
-enum tks_mode { TKS_MODE_SLOTTED, TKS_MODE_DYNAMIC, TKS_MODE_FALLBACK };
-const char *tks_mode_name(enum tks_mode m);
-int tks_mode_parse(const char *s, enum tks_mode *out);
 
 struct tks_slab;
 struct tks_stats;
@@ -59,11 +56,18 @@ struct tks_dynobj *tks_store_new_dynobj(struct tks_store *st, unsigned nfields,
 int tks_store_append_dynamic(struct tks_store *st, uint32_t symbol, int64_t ts,
                              struct tks_dynobj *obj);
 void tks_store_drop_dynobj(struct tks_store *st, struct tks_dynobj *obj);
+/* Fallback ticks: the slotted record plus an overflow map (a dynamic object
+ * holding the fields the schema does not declare), taken over on success. */
+int tks_store_append_overflow(struct tks_store *st, const void *record,
+                              struct tks_dynobj *overflow);
 
 /* Memory per representation. */
 struct tks_store_repr {
   uint64_t slotted_ticks;
   uint64_t slotted_bytes;            /* block chunks of slotted series */
+  uint64_t overflow_ticks;           /* slotted record + overflow map (fallback) */
+  uint64_t overflow_entry_bytes;     /* block chunks of overflow series */
+  uint64_t overflow_map_bytes;       /* slab chunks of the overflow maps */
   uint64_t dynamic_ticks;
   uint64_t dynamic_entry_bytes;      /* block chunks of dynamic series */
   uint64_t dynamic_object_bytes;     /* slab chunks of the objects */
@@ -83,8 +87,10 @@ uint64_t tks_store_index_bytes(const struct tks_store *st); /* the per-symbol ta
 /* Returns 0 and fills *out, or -ENOENT if symbol has no ticks. */
 int tks_store_series(const struct tks_store *st, uint32_t symbol, struct tks_series_info *out);
 
-/* Visitor: given either a slotted record or a dynamic object (the other is
- * NULL).  Return 0 to go on, non-zero to stop. */
+/* Visitor: given a slotted record (obj NULL), a dynamic object holding
+ * every field (record NULL), or, for a fallback tick, both: the record and
+ * its overflow map of undeclared fields.  Return 0 to go on, non-zero to
+ * stop. */
 typedef int (*tks_tick_fn)(void *ctx, const void *record, const struct tks_dynobj *obj);
 
 /* Visits the records of symbol with from <= ts < to, oldest first, at most

@@ -22,8 +22,12 @@ static struct tks_decoder dec;
 static void setup(size_t max) {
   tks_symtab_destroy(dec.symbols); /* from an earlier setup in the same test */
   tks_symtab_destroy(dec.strings);
+  tks_symtab_destroy(dec.names);
   tks_schema_default(&schema);
-  dec = (struct tks_decoder){&schema, tks_symtab_create(0), tks_symtab_create(0), max};
+  dec = (struct tks_decoder){.schema = &schema,
+                             .symbols = tks_symtab_create(0),
+                             .strings = tks_symtab_create(0),
+                             .max_message_bytes = max};
 }
 
 /* Packing helpers on msgpack-c directly, independent of our encoder. */
@@ -504,12 +508,225 @@ TEST(our_encoder_round_trips_through_the_decoder) {
   tks_buf_finish(&j);
 }
 
+
+/* ---- dynamic and fallback modes ---- */
+
+static struct tks_dyn_tick dt;
+
+static void setup_mode_names(enum tks_mode mode, uint32_t max_names) {
+  setup(65536);
+  dec.mode = mode;
+  dec.names = tks_symtab_create(max_names);
+}
+
+static void setup_mode(enum tks_mode mode) { setup_mode_names(mode, 128); }
+
+static enum tks_decode_status decode_dyn(struct rec *r, struct tks_decode_result *res) {
+  memset(res, 0, sizeof *res);
+  res->dyn = &dt;
+  return tks_decode(&dec, (const uint8_t *)sb.data, sb.size, 777, r, res);
+}
+
+TEST(fallback_keeps_a_plain_tick_slotted) {
+  setup_mode(TKS_MODE_FALLBACK);
+  start();
+  pack_good_tick();
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_OK);
+  ASSERT_EQ(tks_symtab_count(dec.names), 0);
+}
+
+TEST(fallback_turns_a_tick_with_extra_fields_into_a_dynamic_tick) {
+  setup_mode(TKS_MODE_FALLBACK);
+  start();
+  msgpack_pack_map(&pk, 6);
+  str("exchange"); str("XNAS");
+  str("ticker"); str("AAPL");
+  str("price"); msgpack_pack_double(&pk, 150.05);
+  str("seq"); msgpack_pack_uint64(&pk, UINT64_MAX);
+  str("volume"); msgpack_pack_int64(&pk, 100);
+  str("halt"); msgpack_pack_true(&pk);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
+  ASSERT_EQ(res.consumed, sb.size);
+  ASSERT(!res.has_ts);
+  /* The record is filled too (fallback keeps it beside an overflow map). */
+  ASSERT_EQ(r.ts, 777);
+  ASSERT(r.price == 150.05);
+  ASSERT_EQ(dt.undeclared, 3);
+  ASSERT_EQ(dt.n, 7); /* ts (receive time), ticker, price, volume, then 3 undeclared */
+  ASSERT_EQ(dt.ts, 777);
+  ASSERT_STR_EQ(tks_symtab_name(dec.symbols, dt.symbol, NULL), "AAPL");
+  ASSERT_EQ(dt.f[0].field, 0);
+  ASSERT_EQ(dt.f[0].value.i, 777);
+  ASSERT_EQ(dt.f[1].field, 1);
+  ASSERT_EQ(dt.f[1].value.type, TKS_DYN_SYM);
+  ASSERT_EQ(dt.f[4].field, -1);
+  ASSERT_EQ(dt.f[4].value.type, TKS_DYN_STR);
+  ASSERT_EQ(memcmp(dt.f[4].value.s, "XNAS", 4), 0);
+  ASSERT_EQ(dt.f[5].value.type, TKS_DYN_UINT);
+  ASSERT_U64_EQ(dt.f[5].value.u, UINT64_MAX);
+  ASSERT_EQ(dt.f[6].value.type, TKS_DYN_BOOL);
+  ASSERT_EQ(dt.string_bytes, 4);
+  ASSERT_STR_EQ(tks_symtab_name(dec.names, dt.f[4].name, NULL), "exchange");
+}
+
+TEST(dynamic_mode_makes_every_tick_dynamic) {
+  setup_mode(TKS_MODE_DYNAMIC);
+  start();
+  pack_good_tick();
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
+  ASSERT_EQ(dt.n, 5);
+  ASSERT_EQ(dt.undeclared, 0);
+  ASSERT_EQ(dt.ts, 1732500000000000000LL);
+  /* Array form too. */
+  start();
+  msgpack_pack_array(&pk, 5);
+  msgpack_pack_nil(&pk); str("B"); msgpack_pack_double(&pk, 1); msgpack_pack_int64(&pk, 2);
+  msgpack_pack_nil(&pk);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
+  ASSERT_EQ(dt.n, 4); /* ts added, no flags */
+}
+
+TEST(dynamic_ticks_are_still_checked_against_the_schema) {
+  setup_mode(TKS_MODE_DYNAMIC);
+  start();
+  msgpack_pack_map(&pk, 3);
+  str("ticker"); str("A");
+  str("price"); str("1.5");
+  str("volume"); msgpack_pack_int64(&pk, 1);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_BAD_TYPE);
+  start();
+  msgpack_pack_map(&pk, 2);
+  str("ticker"); str("A");
+  str("x"); msgpack_pack_int64(&pk, 1);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_MISSING_FIELD);
+}
+
+static void pack_base(unsigned extra) {
+  msgpack_pack_map(&pk, 3 + extra);
+  str("ticker"); str("A");
+  str("price"); msgpack_pack_double(&pk, 1);
+  str("volume"); msgpack_pack_int64(&pk, 1);
+}
+
+TEST(hostile_undeclared_fields_get_a_clear_reason) {
+  setup_mode(TKS_MODE_FALLBACK);
+  struct rec r;
+  struct tks_decode_result res;
+  /* A nested map as a value. */
+  start();
+  pack_base(1);
+  str("nest"); msgpack_pack_map(&pk, 1); str("a"); msgpack_pack_int64(&pk, 1);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_BAD_TYPE);
+  ASSERT_STR_EQ(res.detail, "nest");
+  /* A field name over 255 bytes. */
+  start();
+  pack_base(1);
+  char k[300];
+  memset(k, 'k', 299);
+  k[299] = '\0';
+  str(k); msgpack_pack_int64(&pk, 1);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_BAD_VALUE);
+  /* The same undeclared key twice. */
+  start();
+  pack_base(2);
+  str("x"); msgpack_pack_int64(&pk, 1);
+  str("x"); msgpack_pack_int64(&pk, 2);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_DUPLICATE_FIELD);
+  /* More fields than a dynamic tick may carry. */
+  start();
+  pack_base(62);
+  for (int i = 0; i < 62; i++) {
+    char n[8];
+    snprintf(n, sizeof n, "x%d", i);
+    str(n);
+    msgpack_pack_int64(&pk, i);
+  }
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_TOO_MANY_FIELDS);
+  /* 61 extra fields (64 in all) fit. */
+  start();
+  pack_base(61);
+  for (int i = 0; i < 61; i++) {
+    char n[8];
+    snprintf(n, sizeof n, "x%d", i);
+    str(n);
+    msgpack_pack_int64(&pk, i);
+  }
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
+  ASSERT_EQ(dt.undeclared, 61);
+  /* Nothing of the rejected ticks was interned. */
+  ASSERT_EQ(tks_symtab_count(dec.names), 4 + 61);
+}
+
+TEST(field_name_table_full_is_too_many_symbols) {
+  setup_mode_names(TKS_MODE_FALLBACK, 64);
+  struct rec r;
+  struct tks_decode_result res;
+  for (int i = 0; i < 70; i++) { /* the table holds 64 names */
+    start();
+    pack_base(1);
+    char n[16];
+    snprintf(n, sizeof n, "f%d", i);
+    str(n);
+    msgpack_pack_int64(&pk, i);
+    enum tks_decode_status st = decode_dyn(&r, &res);
+    if (st == TKS_DECODE_REJECT) {
+      ASSERT_EQ(res.reason, TKS_REASON_TOO_MANY_SYMBOLS);
+      ASSERT(i >= 60);
+      return;
+    }
+    ASSERT_EQ(st, TKS_DECODE_DYNAMIC);
+  }
+  TEST_FAIL("the name table never filled");
+}
+
+TEST(tick_json_renders_a_record_with_its_overflow_fields) {
+  setup_mode(TKS_MODE_FALLBACK);
+  start();
+  pack_base(2);
+  str("exchange"); str("XNAS");
+  str("n"); msgpack_pack_int64(&pk, -3);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
+  static _Alignas(8) char mem[512];
+  struct tks_dynobj *o = tks_dynobj_init(mem, dt.undeclared, dt.string_bytes);
+  for (unsigned i = 0; i < dt.n; i++)
+    if (dt.f[i].field < 0) ASSERT_EQ(tks_dynobj_put(o, dt.f[i].name, &dt.f[i].value), 0);
+  struct tks_buf b = {0};
+  ASSERT_EQ(tks_tick_json(&schema, dec.names, dec.symbols, dec.strings, &r, o, &b), 0);
+  ASSERT_STR_EQ(b.data, "{\"ts\":777,\"ticker\":\"A\",\"price\":1,\"volume\":1,\"flags\":\"\","
+                        "\"exchange\":\"XNAS\",\"n\":-3}");
+  /* The same tick as a whole dynamic object. */
+  o = tks_dynobj_init(mem, dt.n, dt.string_bytes);
+  for (unsigned i = 0; i < dt.n; i++) ASSERT_EQ(tks_dynobj_put(o, dt.f[i].name, &dt.f[i].value), 0);
+  b.len = 0;
+  ASSERT_EQ(tks_tick_json(&schema, dec.names, dec.symbols, dec.strings, NULL, o, &b), 0);
+  ASSERT_STR_EQ(b.data, "{\"ts\":777,\"ticker\":\"A\",\"price\":1,\"volume\":1,"
+                        "\"exchange\":\"XNAS\",\"n\":-3}");
+  tks_buf_finish(&b);
+}
+
 /* Frees what the last setup() and start() made, so LeakSanitizer sees
  * only real leaks. */
 __attribute__((destructor)) static void cleanup(void) {
   tks_symtab_destroy(dec.symbols);
   tks_symtab_destroy(dec.strings);
-  dec.symbols = dec.strings = NULL;
+  tks_symtab_destroy(dec.names);
+  dec.symbols = dec.strings = dec.names = NULL;
   msgpack_sbuffer_destroy(&sb);
   memset(&sb, 0, sizeof sb);
 }

@@ -198,6 +198,80 @@ TEST(store_full_is_reported_and_nothing_is_stored) {
   teardown(&f);
 }
 
+/* Which representation each visited tick came from, in order. */
+static char kinds[64];
+static unsigned nkinds;
+static int64_t kind_ts[64];
+
+static int kind_fn(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  (void)ctx;
+  char k = record && obj ? 'o' : record ? 's' : 'd';
+  int64_t ts;
+  if (record) {
+    memcpy(&ts, record, 8);
+  } else {
+    const struct tks_dyn_slot *sl = tks_dynobj_get(obj, 1); /* key 1 holds ts */
+    ts = sl ? sl->v.i : -1;
+  }
+  kinds[nkinds] = k;
+  kind_ts[nkinds++] = ts;
+  return 0;
+}
+
+static struct tks_dynobj *obj_with_ts(struct fixture *f, int64_t ts) {
+  struct tks_dynobj *o = tks_store_new_dynobj(f->st, 1, 0);
+  ASSERT(o);
+  struct tks_dyn_value v = {.type = TKS_DYN_INT, .i = ts};
+  ASSERT_EQ(tks_dynobj_put(o, 1, &v), 0);
+  return o;
+}
+
+TEST(queries_merge_the_three_representations_in_time_order) {
+  struct fixture f;
+  setup(&f);
+  /* ts 0..8: slotted at 0,3,6; overflow at 1,4,7; dynamic at 2,5,8, sent
+   * out of order to exercise late inserts in every series. */
+  int64_t order[] = {6, 0, 3, 7, 1, 4, 8, 2, 5};
+  for (unsigned i = 0; i < 9; i++) {
+    int64_t t = order[i];
+    struct rec r = {.ts = t, .price = 1, .volume = t, .ticker = 3};
+    if (t % 3 == 0) {
+      ASSERT_EQ(tks_store_append(f.st, &r), 0);
+    } else if (t % 3 == 1) {
+      ASSERT_EQ(tks_store_append_overflow(f.st, &r, obj_with_ts(&f, t)), 0);
+    } else {
+      ASSERT_EQ(tks_store_append_dynamic(f.st, 3, t, obj_with_ts(&f, t)), 0);
+    }
+  }
+  ASSERT_EQ(tks_store_ticks(f.st), 9);
+  struct tks_series_info si;
+  ASSERT_EQ(tks_store_series(f.st, 3, &si), 0);
+  ASSERT_EQ(si.count, 9);
+  ASSERT_EQ(si.first_ts, 0);
+  ASSERT_EQ(si.last_ts, 8);
+  nkinds = 0;
+  ASSERT_EQ(tks_store_range(f.st, 3, 0, 100, 0, kind_fn, NULL), 9);
+  kinds[nkinds] = 0;
+  ASSERT_STR_EQ(kinds, "sodsodsod");
+  for (unsigned i = 0; i < 9; i++) ASSERT_EQ(kind_ts[i], i);
+  nkinds = 0;
+  ASSERT_EQ(tks_store_last(f.st, 3, 4, kind_fn, NULL), 4);
+  kinds[nkinds] = 0;
+  ASSERT_STR_EQ(kinds, "dsod");
+  ASSERT_EQ(kind_ts[0], 5);
+  ASSERT_EQ(kind_ts[3], 8);
+  nkinds = 0;
+  ASSERT_EQ(tks_store_range(f.st, 3, 2, 5, 0, kind_fn, NULL), 3);
+  ASSERT_EQ(kind_ts[0], 2);
+  struct tks_store_repr rp;
+  tks_store_repr(f.st, &rp);
+  ASSERT_EQ(rp.slotted_ticks, 3);
+  ASSERT_EQ(rp.overflow_ticks, 3);
+  ASSERT_EQ(rp.dynamic_ticks, 3);
+  ASSERT(rp.overflow_map_bytes >= 3 * tks_dynobj_size(1, 0));
+  teardown(&f); /* frees the objects too: LeakSanitizer would say */
+}
+
 TEST(modes_parse_and_name) {
   enum tks_mode m;
   ASSERT_EQ(tks_mode_parse("fallback", &m), 0);

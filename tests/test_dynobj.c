@@ -1,0 +1,75 @@
+/* Unit tests of lib/dynobj.c: the per-tick hash map (the __dict__ analogue). */
+#include <errno.h>
+
+#include "dynobj.h"
+#include "test.h"
+
+static _Alignas(8) char mem[4096];
+
+TEST(capacity_keeps_the_load_at_most_three_quarters) {
+  ASSERT_EQ(tks_dynobj_cap(0), 4);
+  ASSERT_EQ(tks_dynobj_cap(3), 4);
+  ASSERT_EQ(tks_dynobj_cap(4), 8);
+  ASSERT_EQ(tks_dynobj_cap(6), 8);
+  ASSERT_EQ(tks_dynobj_cap(7), 16);
+  ASSERT_EQ(tks_dynobj_cap(64), 128);
+  /* Header, 16-byte slots, string bytes, rounded to 8. */
+  ASSERT_EQ(tks_dynobj_size(5, 0), 8 + 8 * 16);
+  ASSERT_EQ(tks_dynobj_size(5, 3), 8 + 8 * 16 + 8);
+}
+
+TEST(every_value_type_round_trips) {
+  struct tks_dynobj *o = tks_dynobj_init(mem, 7, 5);
+  struct tks_dyn_value v[] = {
+      {.type = TKS_DYN_NIL},
+      {.type = TKS_DYN_BOOL, .b = true},
+      {.type = TKS_DYN_INT, .i = -42},
+      {.type = TKS_DYN_UINT, .u = UINT64_MAX},
+      {.type = TKS_DYN_F64, .f = 150.05},
+      {.type = TKS_DYN_STR, .s = "XNAS!", .len = 5},
+      {.type = TKS_DYN_SYM, .id = 77},
+  };
+  for (unsigned i = 0; i < 7; i++) ASSERT_EQ(tks_dynobj_put(o, 100 + i * 13, &v[i]), 0);
+  ASSERT_EQ(o->count, 7);
+  const struct tks_dyn_slot *s;
+  ASSERT((s = tks_dynobj_get(o, 100)) && s->type == TKS_DYN_NIL);
+  ASSERT((s = tks_dynobj_get(o, 113)) && s->type == TKS_DYN_BOOL && s->v.b);
+  ASSERT((s = tks_dynobj_get(o, 126)) && s->v.i == -42);
+  ASSERT((s = tks_dynobj_get(o, 139)) && s->v.u == UINT64_MAX);
+  ASSERT((s = tks_dynobj_get(o, 152)) && s->v.f == 150.05);
+  ASSERT((s = tks_dynobj_get(o, 165)) && s->len == 5);
+  ASSERT_EQ(memcmp(tks_dynobj_str(o, s), "XNAS!", 5), 0);
+  ASSERT((s = tks_dynobj_get(o, 178)) && s->type == TKS_DYN_SYM && s->v.id == 77);
+  ASSERT(tks_dynobj_get(o, 99) == NULL);
+  /* Strings stay inside the object. */
+  ASSERT(tks_dynobj_str(o, tks_dynobj_get(o, 165)) + 5 <= (const char *)o + o->bytes);
+}
+
+TEST(an_object_holds_no_more_than_it_was_sized_for) {
+  struct tks_dynobj *o = tks_dynobj_init(mem, 3, 2);
+  struct tks_dyn_value i = {.type = TKS_DYN_INT, .i = 1};
+  struct tks_dyn_value str = {.type = TKS_DYN_STR, .s = "abcdefghijklmnopq", .len = 17};
+  ASSERT_EQ(tks_dynobj_put(o, 1, &i), 0);
+  ASSERT_EQ(tks_dynobj_put(o, 2, &str), -ENOSPC); /* 17 string bytes, sized for 2 (8 with padding) */
+  ASSERT_EQ(tks_dynobj_put(o, 2, &i), 0);
+  ASSERT_EQ(tks_dynobj_put(o, 3, &i), 0);
+  ASSERT_EQ(tks_dynobj_put(o, 4, &i), -ENOSPC); /* a fourth field would pass 3/4 */
+  ASSERT_EQ(tks_dynobj_put(o, 0, &i), -EINVAL);
+  ASSERT_EQ(o->count, 3);
+}
+
+TEST(colliding_keys_are_all_found) {
+  struct tks_dynobj *o = tks_dynobj_init(mem, 48, 0);
+  for (uint32_t k = 1; k <= 48; k++) {
+    struct tks_dyn_value v = {.type = TKS_DYN_INT, .i = k * 10};
+    ASSERT_EQ(tks_dynobj_put(o, k * 64, &v), 0); /* keys chosen to share low bits */
+  }
+  for (uint32_t k = 1; k <= 48; k++) {
+    const struct tks_dyn_slot *s = tks_dynobj_get(o, k * 64);
+    ASSERT(s);
+    ASSERT_EQ(s->v.i, k * 10);
+  }
+  ASSERT(tks_dynobj_get(o, 49 * 64) == NULL);
+}
+
+TEST_MAIN()
