@@ -26,7 +26,7 @@ enum tks_reason {
   TKS_REASON_BAD_TYPE,        /* a value of the wrong msgpack type, or a non-string key */
   TKS_REASON_BAD_VALUE,       /* right type, unusable value (NaN, out of range, empty ticker) */
   TKS_REASON_DUPLICATE_FIELD, /* the same key twice */
-  TKS_REASON_TOO_MANY_FIELDS, /* more entries than the schema could ever hold */
+  TKS_REASON_TOO_MANY_FIELDS, /* a map of over TKS_DYNOBJ_MAX_FIELDS entries, or an array too long */
   TKS_REASON_TOO_MANY_SYMBOLS,/* the symbol table is full */
   TKS_REASON_STORE_FULL,      /* no memory for the record */
   /* Protocol errors: the stream cannot go on, the connection is closed. */
