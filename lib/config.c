@@ -565,7 +565,7 @@ static int log_value(struct reader *r, void *ctx, unsigned key) {
 static const char *const query_keys[] = {"max_rows"};
 
 static int query_value(struct reader *r, void *ctx, unsigned key) {
-  uint64_t v;
+  uint64_t v = 0;
   int e;
   (void)ctx;
   (void)key;
