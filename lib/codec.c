@@ -769,10 +769,10 @@ static int dyn_members_json(const struct tks_schema *schema, const struct tks_sy
   /* Then the others, by name id: the order the daemon first saw them. */
   uint32_t last = 0;
   for (;;) {
-    const struct tks_dyn_slot *next = NULL;
-    for (unsigned i = 0; i < o->cap; i++) {
-      const struct tks_dyn_slot *sl = &o->slots[i];
-      if (!sl->key || sl->key <= last || (next && sl->key >= next->key)) continue;
+    const struct tks_dyn_slot *next = NULL, *ent = tks_dynobj_entries(o);
+    for (unsigned i = 0; i < o->count; i++) {
+      const struct tks_dyn_slot *sl = &ent[i];
+      if (sl->key <= last || (next && sl->key >= next->key)) continue;
       bool is_declared = false;
       for (unsigned k = 0; k < nd; k++) is_declared |= declared_ids[k] == sl->key;
       if (!is_declared) next = sl;

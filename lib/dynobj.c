@@ -1,7 +1,8 @@
 /*
- * Dynamic objects: an open-addressing hash map per tick, keyed by field-name
- * id (linear probing, multiplicative hash), values tagged, strings copied
- * inline after the slot table.  See dynobj.h for the layout.
+ * Dynamic objects: a compact hash map per tick (CPython's dict layout): a
+ * one-byte-per-slot index, linear probing on a multiplicative hash of the
+ * field-name id, into dense 16-byte entries; strings copied inline after
+ * the entries.  See dynobj.h for the layout.
  */
 #include "dynobj.h"
 
@@ -10,21 +11,29 @@
 
 unsigned tks_dynobj_cap(unsigned n) {
   unsigned cap = 4;
-  while (n * 4 > cap * 3) cap *= 2;
+  while (n * 3 > cap * 2) cap *= 2;
   return cap;
 }
 
+static size_t entries_off(unsigned cap) { return (8 + (size_t)cap + 7) & ~(size_t)7; }
+
 size_t tks_dynobj_size(unsigned n, size_t string_bytes) {
-  size_t sz = sizeof(struct tks_dynobj) + tks_dynobj_cap(n) * sizeof(struct tks_dyn_slot) + string_bytes;
+  size_t sz = entries_off(tks_dynobj_cap(n)) + n * sizeof(struct tks_dyn_slot) + string_bytes;
   return (sz + 7) & ~(size_t)7;
+}
+
+static struct tks_dyn_slot *entries(struct tks_dynobj *o) {
+  return (struct tks_dyn_slot *)((char *)o + entries_off(o->cap));
 }
 
 struct tks_dynobj *tks_dynobj_init(void *mem, unsigned n, size_t string_bytes) {
   struct tks_dynobj *o = mem;
   o->count = 0;
-  o->cap = (uint16_t)tks_dynobj_cap(n);
+  o->nfields = (uint8_t)n;
+  o->cap = (uint8_t)tks_dynobj_cap(n);
+  o->pad = 0;
   o->bytes = (uint32_t)tks_dynobj_size(n, string_bytes);
-  memset(o->slots, 0, o->cap * sizeof(struct tks_dyn_slot));
+  memset(o->index, 0, o->cap);
   return o;
 }
 
@@ -32,22 +41,22 @@ static inline unsigned slot_of(uint32_t key, unsigned cap) {
   return (unsigned)((key * 2654435761u) >> 16) & (cap - 1);
 }
 
-/* Where the next string goes: after the slots and the strings so far. */
-static uint32_t strings_end(const struct tks_dynobj *o) {
-  uint32_t end = (uint32_t)(sizeof *o + o->cap * sizeof(struct tks_dyn_slot));
-  for (unsigned i = 0; i < o->cap; i++) {
-    const struct tks_dyn_slot *s = &o->slots[i];
-    if (s->key && s->type == TKS_DYN_STR && s->v.off + s->len > end) end = s->v.off + s->len;
-  }
+/* Where the next string goes: after the entries and the strings so far. */
+static uint32_t strings_end(struct tks_dynobj *o) {
+  uint32_t end = (uint32_t)(entries_off(o->cap) + o->nfields * sizeof(struct tks_dyn_slot));
+  const struct tks_dyn_slot *e = entries(o);
+  for (unsigned i = 0; i < o->count; i++)
+    if (e[i].type == TKS_DYN_STR && e[i].v.off + e[i].len > end) end = e[i].v.off + e[i].len;
   return end;
 }
 
 int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_dyn_value *v) {
   if (key == 0) return -EINVAL;
+  struct tks_dyn_slot *e = entries(o);
   unsigned i = slot_of(key, o->cap);
-  while (o->slots[i].key && o->slots[i].key != key) i = (i + 1) & (o->cap - 1);
-  struct tks_dyn_slot *s = &o->slots[i];
-  if (!s->key && (unsigned)(o->count + 1) * 4 > (unsigned)o->cap * 3) return -ENOSPC;
+  while (o->index[i] && e[o->index[i] - 1].key != key) i = (i + 1) & (o->cap - 1);
+  bool is_new = o->index[i] == 0;
+  if (is_new && o->count >= o->nfields) return -ENOSPC;
   struct tks_dyn_slot nv = {.key = key, .type = (uint8_t)v->type};
   switch (v->type) {
   case TKS_DYN_NIL: break;
@@ -66,15 +75,19 @@ int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_dyn_valu
     break;
   }
   }
-  if (!s->key) o->count++;
-  *s = nv;
+  if (is_new) {
+    o->index[i] = (uint8_t)(o->count + 1);
+    e[o->count++] = nv;
+  } else {
+    e[o->index[i] - 1] = nv;
+  }
   return 0;
 }
 
 const struct tks_dyn_slot *tks_dynobj_get(const struct tks_dynobj *o, uint32_t key) {
+  const struct tks_dyn_slot *e = tks_dynobj_entries(o);
   unsigned i = slot_of(key, o->cap);
-  for (unsigned n = 0; n < o->cap && o->slots[i].key; n++, i = (i + 1) & (o->cap - 1))
-    if (o->slots[i].key == key) return &o->slots[i];
+  for (unsigned n = 0; n < o->cap && o->index[i]; n++, i = (i + 1) & (o->cap - 1))
+    if (e[o->index[i] - 1].key == key) return &e[o->index[i] - 1];
   return NULL;
 }
-

@@ -1,10 +1,12 @@
 /*
  * Dynamic objects: the __dict__ analogue.  One tick kept as its own small
  * hash map from interned field name (a uint32 id) to a tagged value (nil,
- * bool, int, float, string), open addressing with a load of at most 3/4 (a
- * Python dict keeps 2/3), strings stored inline after the table.  An object
- * is one slab chunk of exactly tks_dynobj_size() bytes, so its memory shows
- * in `stats slabs`, waste included.  It holds nothing slotted on the side.
+ * bool, int, float, string), laid out as CPython's compact dict is since
+ * 3.6: a sparse index of one byte per slot (open addressing, load at most
+ * 2/3) pointing into a dense array of 16-byte entries in insertion order,
+ * strings stored inline after the entries.  An object is one slab chunk of
+ * exactly tks_dynobj_size() bytes, so its memory shows in `stats slabs`,
+ * waste included.  It holds nothing slotted on the side.
  */
 #ifndef TKS_DYNOBJ_H
 #define TKS_DYNOBJ_H
@@ -13,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TKS_DYNOBJ_MAX_FIELDS 64 /* fields one dynamic tick may carry */
+#define TKS_DYNOBJ_MAX_FIELDS 64 /* fields one dynamic tick may carry (the index is bytes) */
 
 enum tks_dyn_type {
   TKS_DYN_NIL = 0,
@@ -42,11 +44,13 @@ struct tks_dyn_slot {
 };
 
 struct tks_dynobj {
-  uint16_t count;   /* fields held */
-  uint16_t cap;     /* slots, a power of two */
+  uint8_t count;    /* fields held */
+  uint8_t nfields;  /* fields it was sized for */
+  uint8_t cap;      /* index slots, a power of two */
+  uint8_t pad;
   uint32_t bytes;   /* the object's size: tks_dynobj_size() */
-  struct tks_dyn_slot slots[];
-  /* then the string bytes */
+  uint8_t index[];  /* cap bytes: entry number + 1, or 0 for an empty slot */
+  /* then, 8-aligned, nfields entries (struct tks_dyn_slot), then strings */
 };
 
 /* A value to put. */
@@ -79,8 +83,8 @@ struct tks_dyn_tick {
   struct tks_dyn_field f[TKS_DYNOBJ_MAX_FIELDS + 1]; /* + a receive-time ts */
 };
 
-/* Slots for n fields: the smallest power of two >= 4 holding n at a load of
- * at most 3/4. */
+/* Index slots for n fields: the smallest power of two >= 4 holding n at a
+ * load of at most 2/3, as CPython's dict. */
 unsigned tks_dynobj_cap(unsigned nfields);
 /* Bytes of an object with n fields and string_bytes of string values. */
 size_t tks_dynobj_size(unsigned nfields, size_t string_bytes);
@@ -92,6 +96,10 @@ struct tks_dynobj *tks_dynobj_init(void *mem, unsigned nfields, size_t string_by
 int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_dyn_value *v);
 /* The slot of key, or NULL. */
 const struct tks_dyn_slot *tks_dynobj_get(const struct tks_dynobj *o, uint32_t key);
+/* The entries, o->count of them, in insertion order. */
+static inline const struct tks_dyn_slot *tks_dynobj_entries(const struct tks_dynobj *o) {
+  return (const struct tks_dyn_slot *)((const char *)o + ((8 + (size_t)o->cap + 7) & ~(size_t)7));
+}
 /* The bytes of a string slot. */
 static inline const char *tks_dynobj_str(const struct tks_dynobj *o, const struct tks_dyn_slot *s) {
   return (const char *)o + s->v.off;

@@ -6,16 +6,35 @@
 
 static _Alignas(8) char mem[4096];
 
-TEST(capacity_keeps_the_load_at_most_three_quarters) {
+TEST(index_keeps_the_load_at_most_two_thirds) {
   ASSERT_EQ(tks_dynobj_cap(0), 4);
-  ASSERT_EQ(tks_dynobj_cap(3), 4);
-  ASSERT_EQ(tks_dynobj_cap(4), 8);
-  ASSERT_EQ(tks_dynobj_cap(6), 8);
-  ASSERT_EQ(tks_dynobj_cap(7), 16);
+  ASSERT_EQ(tks_dynobj_cap(2), 4);
+  ASSERT_EQ(tks_dynobj_cap(3), 8);
+  ASSERT_EQ(tks_dynobj_cap(5), 8);
+  ASSERT_EQ(tks_dynobj_cap(6), 16);
   ASSERT_EQ(tks_dynobj_cap(64), 128);
-  /* Header, 16-byte slots, string bytes, rounded to 8. */
-  ASSERT_EQ(tks_dynobj_size(5, 0), 8 + 8 * 16);
-  ASSERT_EQ(tks_dynobj_size(5, 3), 8 + 8 * 16 + 8);
+  /* Header, a byte per index slot (to 8), 16-byte entries for the fields
+   * held, string bytes, rounded to 8: CPython's compact dict. */
+  ASSERT_EQ(tks_dynobj_size(5, 0), 8 + 8 + 5 * 16);
+  ASSERT_EQ(tks_dynobj_size(5, 3), 8 + 8 + 5 * 16 + 8);
+  ASSERT_EQ(tks_dynobj_size(1, 4), 8 + 8 + 16 + 8);
+  ASSERT_EQ(tks_dynobj_size(64, 0), 8 + 128 + 64 * 16);
+}
+
+TEST(entries_keep_insertion_order) {
+  struct tks_dynobj *o = tks_dynobj_init(mem, 4, 0);
+  uint32_t keys[] = {90, 3, 41, 7};
+  for (unsigned i = 0; i < 4; i++) {
+    struct tks_dyn_value v = {.type = TKS_DYN_INT, .i = i};
+    ASSERT_EQ(tks_dynobj_put(o, keys[i], &v), 0);
+  }
+  const struct tks_dyn_slot *e = tks_dynobj_entries(o);
+  for (unsigned i = 0; i < 4; i++) ASSERT_EQ(e[i].key, keys[i]);
+  /* Replacing keeps the place. */
+  struct tks_dyn_value v = {.type = TKS_DYN_INT, .i = 99};
+  ASSERT_EQ(tks_dynobj_put(o, 41, &v), 0);
+  ASSERT_EQ(o->count, 4);
+  ASSERT_EQ(tks_dynobj_entries(o)[2].v.i, 99);
 }
 
 TEST(every_value_type_round_trips) {
@@ -53,7 +72,7 @@ TEST(an_object_holds_no_more_than_it_was_sized_for) {
   ASSERT_EQ(tks_dynobj_put(o, 2, &str), -ENOSPC); /* 17 string bytes, sized for 2 (8 with padding) */
   ASSERT_EQ(tks_dynobj_put(o, 2, &i), 0);
   ASSERT_EQ(tks_dynobj_put(o, 3, &i), 0);
-  ASSERT_EQ(tks_dynobj_put(o, 4, &i), -ENOSPC); /* a fourth field would pass 3/4 */
+  ASSERT_EQ(tks_dynobj_put(o, 4, &i), -ENOSPC); /* sized for three fields */
   ASSERT_EQ(tks_dynobj_put(o, 0, &i), -EINVAL);
   ASSERT_EQ(o->count, 3);
 }
