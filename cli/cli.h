@@ -100,5 +100,10 @@ void cli_finish_stream(int fd, int timeout_ms);
 /* Commands: return an exit code. */
 int cli_cmd_send(struct cli *c, int argc, char **argv);
 int cli_cmd_gen(struct cli *c, int argc, char **argv);
+/* query.c: the read-back requests last, range, symbols, advice. */
+int cli_cmd_last(struct cli *c, int argc, char **argv);
+int cli_cmd_range(struct cli *c, int argc, char **argv);
+int cli_cmd_symbols(struct cli *c, int argc, char **argv);
+int cli_cmd_advice(struct cli *c, int argc, char **argv);
 
 #endif

@@ -3,7 +3,8 @@
  * is split (RFC 4180 quoting allowed), checked and turned into a cli_tick,
  * which is then encoded as a msgpack map or, in the compact form, as an
  * array in the schema's slot order.  Timestamps are integer nanoseconds or
- * ISO-8601 with a zone (2026-11-25T10:00:00.123456789Z).  No allocation
+ * ISO-8601 with a zone (2026-11-25T10:00:00.123456789Z), read by
+ * tks_parse_time() (lib/util.h).  No allocation
  * here: the tick's strings point into the caller's line.
  */
 #ifndef TKS_CLI_CSV_H
@@ -30,17 +31,15 @@ struct cli_tick {
   size_t flags_len;
 };
 
-/*
- * Parses ISO-8601 date-time in UTC or with an offset:
- * YYYY-MM-DD(T|t| )HH:MM[:SS[.f{1,9}]](Z|z|+HH:MM|-HH:MM|+HHMM|+HH).
- * Returns 0 and the time in ns since the epoch, -EINVAL (not that form,
- * or no zone), or -ERANGE (a field out of range, or outside int64 ns,
- * i.e. before 1677-09-21 or after 2262-04-11).
- */
-int cli_parse_iso8601(const char *s, size_t len, int64_t *out_ns);
+/* ISO-8601 date-time with a zone: tks_parse_iso8601() (lib/util.h), the
+ * one implementation the CLI and the daemon share. */
+static inline int cli_parse_iso8601(const char *s, size_t len, int64_t *out_ns) {
+  return tks_parse_iso8601(s, len, out_ns);
+}
 
-/* A timestamp column: "-"? digits as int64 ns, or ISO-8601 as above.
- * Returns 0, -EINVAL or -ERANGE. */
+/* A timestamp column: tks_parse_time() (ns since the epoch, ISO-8601, or a
+ * bare date at midnight UTC), and also "-" digits, a negative int64 ns, which
+ * the ingest port takes.  Returns 0, -EINVAL or -ERANGE. */
 int cli_parse_ts(const char *s, size_t len, int64_t *out_ns);
 
 /* True for a line of only spaces, tabs and CR: skipped by send. */

@@ -5,9 +5,13 @@
  * and price (0xcb + float64) sit at known offsets, so sending a batch is:
  * patch those 16 bytes per tick in place, then one write of up to 256 KiB
  * straight from the pool.  ts is strictly increasing per symbol and follows
- * the wall clock; prices are a random walk in cents.  With --wait it then
- * polls `stats text` until the daemon has taken every tick, for the
- * daemon-side rate the benchmark reports.
+ * the wall clock; prices are a random walk in cents.  With --extra-fields
+ * and --extra-share P, a fraction P of the pool's entries carry the extra
+ * fields: one at a seeded place in each window of 1/P entries, so the share
+ * is exact per pool and spread evenly without landing on the same symbols
+ * round after round.  With --wait it then polls `stats text` until the
+ * daemon has taken every tick, for the daemon-side rate the benchmark
+ * reports.
  */
 #include <endian.h>
 #include <errno.h>
@@ -28,6 +32,8 @@
 #define GEN_MAX_SYMBOLS 1000000
 #define GEN_MAX_CONNECTIONS 1024
 #define GEN_MAX_EXTRA 16
+#define GEN_EXTRA_MIN 128          /* pool entries with extras we aim for, at least */
+#define GEN_POOL_MAX_TICKS 262144  /* to get them with a small --extra-share */
 
 static const char gen_help[] =
     "Usage: tickslab gen [OPTIONS]\n"
@@ -41,9 +47,14 @@ static const char gen_help[] =
     "  --symbols S        symbols S0000, S0001, ... (default 100)\n"
     "  --connections C    TCP connections, one thread each (default 1, at most S);\n"
     "                     each connection sends its own share of the symbols\n"
-    "  --seed X           random seed for prices, volumes, flags (default 1)\n"
+    "  --seed X           random seed for prices, volumes, flags and the places of\n"
+    "                     the extra fields (default 1)\n"
     "  --array            compact form: arrays in the schema's slot order\n"
-    "  --extra-fields K   add K fields x1..xK the default schema does not declare\n"
+    "  --extra-fields K   add K fields x1..xK (0 to 16) the default schema does not\n"
+    "                     declare, integers 0..9999\n"
+    "  --extra-share P    only this fraction of the ticks carries them: 0 to 1, or a\n"
+    "                     percentage such as 10%; spread evenly, at places set by\n"
+    "                     --seed (default 1: every tick; needs --extra-fields)\n"
     "  --duration SECONDS stop after this long even if --count is not reached\n"
     "  --wait             then wait until the daemon's ticks.accepted +\n"
     "                     ticks.rejected have grown by the ticks sent, and print\n"
@@ -53,8 +64,9 @@ static const char gen_help[] =
     "Ticks: ts strictly increasing per symbol from the current wall clock, price\n"
     "a random walk in cents, volume 1..1000, flags \"R\" one time in 8, else \"\".\n"
     "\n"
-    "Prints 'sent N ticks in T s: R ticks/s (B bytes, C connections)', and with\n"
-    "--wait 'stored N ticks in T s: R ticks/s' (and 'rejected M ticks' if any).\n";
+    "Prints 'sent N ticks in T s: R ticks/s (B bytes, C connections)', with\n"
+    "--extra-fields 'E ticks carried K extra fields (share S)', and with --wait\n"
+    "'stored N ticks in T s: R ticks/s' (and 'rejected M ticks' if any).\n";
 
 struct gen_opts {
   uint64_t count;
@@ -64,6 +76,7 @@ struct gen_opts {
   uint64_t seed;
   bool array;
   uint32_t extra;
+  double extra_share; /* of the ticks that carry the extra fields, 0..1 */
   double duration;
   bool wait;
   double wait_timeout;
@@ -74,6 +87,7 @@ struct gen_msg {
   uint32_t ts_at;    /* offset of the 8 ts bytes */
   uint32_t price_at; /* offset of the 8 price bytes */
   uint32_t sym;      /* local symbol index */
+  uint32_t extra;    /* 1 if it carries the extra fields */
 };
 
 struct gen_conn {
@@ -92,6 +106,7 @@ struct gen_conn {
   uint64_t rng[4];
   /* Results. */
   uint64_t sent;
+  uint64_t extra_sent; /* of those, ticks with the extra fields */
   uint64_t bytes;
   uint64_t end_ns; /* monotonic, after the last write */
   bool failed;
@@ -170,12 +185,36 @@ static int array_slots(const struct tks_schema *s, struct slots *sl) {
   return 0;
 }
 
+/* Marks which of the n pool entries carry the extra fields: round(n * P)
+ * of them, the k-th at a seeded place in the k-th of as many equal windows.
+ * The places come from their own generator, so prices and volumes are the
+ * same whatever the share. */
+static void mark_extras(struct gen_conn *c, uint64_t n) {
+  const struct gen_opts *o = c->o;
+  if (!o->extra || o->extra_share <= 0) return;
+  uint64_t e = (uint64_t)llround((double)n * o->extra_share);
+  if (e >= n) {
+    for (uint64_t j = 0; j < n; j++) c->msgs[j].extra = 1;
+    return;
+  }
+  uint64_t x = o->seed ^ (0x6a09e667f3bcc909ull * (c->index + 1)), rng[4];
+  for (int k = 0; k < 4; k++) rng[k] = splitmix64(&x);
+  for (uint64_t k = 0; k < e; k++) {
+    uint64_t lo = k * n / e, hi = (k + 1) * n / e; /* the window [lo, hi), never empty */
+    c->msgs[lo + rnd_below(rng, hi - lo)].extra = 1;
+  }
+}
+
 /* Builds c's pool: nmsgs ticks over its symbols in rounds. */
 static int build_pool(struct gen_conn *c, const struct slots *sl) {
   const struct gen_opts *o = c->o;
-  uint64_t n = c->nsym >= GEN_POOL_TICKS
-                   ? c->nsym
-                   : (uint64_t)c->nsym * ((GEN_POOL_TICKS + c->nsym - 1) / c->nsym);
+  uint64_t want = GEN_POOL_TICKS;
+  /* Enough entries for the share to be near exact when the pool repeats. */
+  if (o->extra && o->extra_share > 0 && o->extra_share < 1) {
+    double need = ceil(GEN_EXTRA_MIN / o->extra_share);
+    want = need > GEN_POOL_MAX_TICKS ? GEN_POOL_MAX_TICKS : need < want ? want : (uint64_t)need;
+  }
+  uint64_t n = c->nsym >= want ? c->nsym : (uint64_t)c->nsym * ((want + c->nsym - 1) / c->nsym);
   if (n > c->share) n = c->share;
   if (n == 0) n = 1;
   c->nmsgs = (uint32_t)n;
@@ -183,6 +222,7 @@ static int build_pool(struct gen_conn *c, const struct slots *sl) {
   c->last_ts = calloc(c->nsym, sizeof *c->last_ts);
   c->cents = calloc(c->nsym, sizeof *c->cents);
   if (!c->msgs || !c->last_ts || !c->cents) return -ENOMEM;
+  mark_extras(c, n);
   for (uint32_t s = 0; s < c->nsym; s++) c->cents[s] = 1000 + (int64_t)rnd_below(c->rng, 49000);
 
   static char xnames[GEN_MAX_EXTRA][8];
@@ -204,8 +244,10 @@ static int build_pool(struct gen_conn *c, const struct slots *sl) {
     struct tks_value vvolume = {.type = TKS_V_INT, .v.i = volume};
     struct tks_value vflags = {.type = TKS_V_STR, .v.s = {r_flag ? "R" : "", r_flag ? 1u : 0u}};
     struct tks_value vextra[GEN_MAX_EXTRA];
+    /* Drawn for every entry, so the other values do not depend on the share. */
     for (unsigned k = 0; k < o->extra; k++)
       vextra[k] = (struct tks_value){.type = TKS_V_INT, .v.i = (int64_t)rnd_below(c->rng, 10000)};
+    unsigned nextra = c->msgs[j].extra ? o->extra : 0;
 
     size_t start = c->pool.len;
     int r;
@@ -213,8 +255,8 @@ static int build_pool(struct gen_conn *c, const struct slots *sl) {
       struct tks_kv kv[5 + GEN_MAX_EXTRA] = {
           {"ticker", vticker}, {"ts", vts}, {"price", vprice}, {"volume", vvolume}, {"flags", vflags},
       };
-      for (unsigned k = 0; k < o->extra; k++) kv[5 + k] = (struct tks_kv){xnames[k], vextra[k]};
-      r = tks_encode_map(&c->pool, kv, 5 + o->extra);
+      for (unsigned k = 0; k < nextra; k++) kv[5 + k] = (struct tks_kv){xnames[k], vextra[k]};
+      r = tks_encode_map(&c->pool, kv, 5 + nextra);
     } else {
       struct tks_value v[TKS_SCHEMA_MAX_FIELDS + GEN_MAX_EXTRA];
       for (unsigned k = 0; k < sl->n; k++) v[k] = (struct tks_value){.type = TKS_V_NIL};
@@ -223,8 +265,8 @@ static int build_pool(struct gen_conn *c, const struct slots *sl) {
       v[sl->price] = vprice;
       v[sl->volume] = vvolume;
       if (sl->flags >= 0) v[sl->flags] = vflags;
-      for (unsigned k = 0; k < o->extra; k++) v[sl->n + k] = vextra[k];
-      r = tks_encode_array(&c->pool, v, sl->n + o->extra);
+      for (unsigned k = 0; k < nextra; k++) v[sl->n + k] = vextra[k];
+      r = tks_encode_array(&c->pool, v, sl->n + nextra);
     }
     if (r) return r;
     if (c->pool.len > UINT32_MAX - 4096) return -ENOMEM;
@@ -233,7 +275,7 @@ static int build_pool(struct gen_conn *c, const struct slots *sl) {
     long price_at = find_fixed(c->pool.data + start, len, 0xcb, double_bits(price));
     if (ts_at < 0 || price_at < 0) return -EPROTO; /* the encoder changed */
     c->msgs[j] = (struct gen_msg){(uint32_t)start, (uint32_t)(start + (size_t)ts_at),
-                                  (uint32_t)(start + (size_t)price_at), sym};
+                                  (uint32_t)(start + (size_t)price_at), sym, c->msgs[j].extra};
   }
   c->msgs[c->nmsgs].start = (uint32_t)c->pool.len;
   return 0;
@@ -268,8 +310,10 @@ static void *conn_main(void *arg) {
     if (k == j) k = j + 1; /* a message bigger than a batch */
     int64_t now = tks_now_ns();
     char *pool = c->pool.data;
+    uint64_t extra = 0;
     for (uint32_t m = j; m < k; m++) {
       const struct gen_msg *g = &c->msgs[m];
+      extra += g->extra;
       int64_t ts = c->last_ts[g->sym] + 1;
       if (ts < now) ts = now;
       c->last_ts[g->sym] = ts;
@@ -293,6 +337,7 @@ static void *conn_main(void *arg) {
       break;
     }
     c->sent += k - j;
+    c->extra_sent += extra;
     c->bytes += len;
     j = k == c->nmsgs ? 0 : k;
   }
@@ -300,6 +345,21 @@ static void *conn_main(void *arg) {
   cli_finish_stream(c->fd, c->timeout_ms);
   c->fd = -1;
   return NULL;
+}
+
+/* A share: 0..1, or a percentage "10%".  0 or -EINVAL. */
+static int parse_share(const char *s, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || isnan(v)) return -EINVAL;
+  if (*end == '%') {
+    v /= 100;
+    end++;
+  }
+  if (*end || v < 0 || v > 1) return -EINVAL;
+  *out = v;
+  return 0;
 }
 
 /* ticks.accepted and ticks.rejected from `stats text`. */
@@ -322,8 +382,9 @@ static int read_counts(struct cli_ctl *ctl, struct tks_buf *resp, uint64_t *acce
 
 static int parse_opts(struct cli *c, int argc, char **argv, struct gen_opts *o) {
   *o = (struct gen_opts){
-      .count = 1000000, .symbols = 100, .connections = 1, .seed = 1, .wait_timeout = 60};
-  bool count_set = false;
+      .count = 1000000, .symbols = 100, .connections = 1, .seed = 1, .wait_timeout = 60,
+      .extra_share = 1};
+  bool count_set = false, share_set = false;
   for (int i = 1; i < argc;) {
     const char *a = argv[i], *v = NULL;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -343,6 +404,16 @@ static int parse_opts(struct cli *c, int argc, char **argv, struct gen_opts *o) 
     int r = cli_global_opt(c, argc, argv, &i);
     if (r < 0) return -1;
     if (r > 0) continue;
+    if ((r = cli_opt_value(argc, argv, &i, "--extra-share", &v)) != 0) {
+      if (r < 0) return -1;
+      if (parse_share(v, &o->extra_share)) {
+        cli_err("gen: bad --extra-share '%s': want 0 to 1, e.g. 0.1, or a percentage, e.g. 10%%",
+                v);
+        return -1;
+      }
+      share_set = true;
+      continue;
+    }
     static const char *const names[] = {"--count", "--rate", "--symbols", "--connections",
                                         "--seed", "--extra-fields", "--duration", "--wait-timeout"};
     unsigned k = 0;
@@ -384,6 +455,10 @@ static int parse_opts(struct cli *c, int argc, char **argv, struct gen_opts *o) 
   if (o->connections > o->symbols) {
     cli_err("gen: --connections %u exceeds --symbols %u: each connection needs its own symbols",
             o->connections, o->symbols);
+    return -1;
+  }
+  if (share_set && o->extra == 0) {
+    cli_err("gen: --extra-share needs --extra-fields K (the fields to share out)");
     return -1;
   }
   if (o->duration > 0 && !count_set) o->count = UINT64_MAX;
@@ -451,11 +526,12 @@ int cli_cmd_gen(struct cli *c, int argc, char **argv) {
       break;
     }
   }
-  uint64_t sent = 0, bytes = 0, end = start_ns;
+  uint64_t sent = 0, extra_sent = 0, bytes = 0, end = start_ns;
   bool failed = started < o.connections;
   for (unsigned i = 0; i < started; i++) {
     pthread_join(conns[i].thread, NULL);
     sent += conns[i].sent;
+    extra_sent += conns[i].extra_sent;
     bytes += conns[i].bytes;
     if (conns[i].end_ns > end) end = conns[i].end_ns;
     failed |= conns[i].failed;
@@ -464,6 +540,9 @@ int cli_cmd_gen(struct cli *c, int argc, char **argv) {
   printf("sent %" PRIu64 " ticks in %.3f s: %.0f ticks/s (%" PRIu64 " bytes, %u connection%s)\n",
          sent, secs, secs > 0 ? (double)sent / secs : 0.0, bytes, o.connections,
          o.connections == 1 ? "" : "s");
+  if (o.extra)
+    printf("%" PRIu64 " ticks carried %u extra field%s (share %.4g)\n", extra_sent, o.extra,
+           o.extra == 1 ? "" : "s", sent ? (double)extra_sent / (double)sent : 0.0);
   fflush(stdout);
   if (failed) goto out;
 

@@ -3,8 +3,9 @@
  * options, finds the daemon (control socket: --socket, else the config's
  * control.socket, else the default; ingest: --connect, else the config's
  * ingest.listen, else 127.0.0.1:7070) and runs one command: ping, stats and
- * request talk to the control socket here; send and gen (send.c, gen.c)
- * stream ticks to the ingest port.  Exit: 0 ok, 1 failure, 2 usage.
+ * request talk to the control socket here, last, range, symbols and advice
+ * in query.c; send and gen (send.c, gen.c) stream ticks to the ingest port.
+ * Exit: 0 ok, 1 failure, 2 usage.
  */
 #include <errno.h>
 #include <math.h>
@@ -30,6 +31,12 @@ static const char usage_text[] =
     "  ping                   check that the daemon answers\n"
     "  stats [--text|--json|--slabs|--prometheus]\n"
     "                         print the daemon's statistics (default: text)\n"
+    "  last SYMBOL [N]        the newest N ticks of SYMBOL (default 10), as JSON lines\n"
+    "  range SYMBOL FROM TO [LIMIT] [--all]\n"
+    "                         the ticks with FROM <= ts < TO (ns or ISO-8601),\n"
+    "                         a page at a time, or --all pages\n"
+    "  symbols [LIMIT]        each symbol with its tick count and first/last ts\n"
+    "  advice [--json]        what to change in the schema, from the live figures\n"
     "  request WORDS...       send one control request, print the answer\n"
     "  send [FILE|-] [--array]\n"
     "                         stream ticks from CSV (ticker,ts,price,volume,flags)\n"
@@ -452,8 +459,9 @@ static const struct {
   const char *name;
   int (*fn)(struct cli *c, int argc, char **argv);
 } commands[] = {
-    {"ping", cmd_ping},       {"stats", cmd_stats}, {"request", cmd_request},
-    {"send", cli_cmd_send},   {"gen", cli_cmd_gen},
+    {"ping", cmd_ping},         {"stats", cmd_stats},         {"request", cmd_request},
+    {"send", cli_cmd_send},     {"gen", cli_cmd_gen},         {"last", cli_cmd_last},
+    {"range", cli_cmd_range},   {"symbols", cli_cmd_symbols}, {"advice", cli_cmd_advice},
 };
 
 static int run_command(struct cli *c, int argc, char **argv) {

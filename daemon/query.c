@@ -1,12 +1,337 @@
 /*
- * Reading ticks back on the control socket: last, range, symbols, and the
- * schema advice.  (Being written.)
+ * Reading ticks back on the control socket: `last SYMBOL [N]`,
+ * `range SYMBOL FROM TO [LIMIT]`, `symbols [LIMIT]`, and the schema advice
+ * (`advice`).  Ticks are rendered one JSON object a line straight from the
+ * store's visitor (tks_tick_json), slotted records, records with an
+ * overflow map and dynamic objects alike, merged in ts order.
+ * Every answer is bounded by query.max_rows; a range that holds more is
+ * paged (a final {"more":true,"next_from":...} line) at a ts boundary, so
+ * that no run of equal timestamps straddles two pages.
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "advice.h"
 #include "daemon.h"
 
-int tks_query_handle(struct tks_server *srv, const char *line, struct tks_buf *out) {
-  (void)srv;
-  (void)line;
-  (void)out;
+#define MAX_WORDS 6 /* the longest request has 5; one more to say "too many" */
+#define ECHO_MAX 64 /* bytes of a bad argument quoted back in an error */
+#define TIME_HINT "want ns since the epoch or ISO-8601 like 2026-11-25T14:30:00Z"
+
+#define USAGE_LAST "last SYMBOL [N]"
+#define USAGE_RANGE "range SYMBOL FROM TO [LIMIT]"
+#define USAGE_SYMBOLS "symbols [LIMIT]"
+#define USAGE_ADVICE "advice"
+
+struct word {
+  const char *p;
+  size_t len;
+};
+
+/* Splits line at runs of spaces and tabs.  Returns the number of words
+ * found, at most max + 1 (the extra one counted, not stored). */
+static unsigned split_words(const char *line, struct word *w, unsigned max) {
+  unsigned n = 0;
+  const char *p = line;
+  for (;;) {
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p) break;
+    const char *start = p;
+    while (*p && *p != ' ' && *p != '\t') p++;
+    if (n < max) w[n] = (struct word){start, (size_t)(p - start)};
+    if (++n > max) break;
+  }
+  return n;
+}
+
+static bool word_is(const struct word *w, const char *s) {
+  return w->len == strlen(s) && memcmp(w->p, s, w->len) == 0;
+}
+
+/* Copies a word into buf (NUL-terminated).  False if it does not fit. */
+static bool word_copy(const struct word *w, char *buf, size_t n) {
+  if (w->len >= n) return false;
+  memcpy(buf, w->p, w->len);
+  buf[w->len] = '\0';
+  return true;
+}
+
+/* Drops whatever was appended since start and answers one error line. */
+static void answer_error(struct tks_buf *out, size_t start, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void answer_error(struct tks_buf *out, size_t start, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  size_t len = n < 0 ? 0 : (size_t)n >= sizeof msg ? sizeof msg - 1 : (size_t)n;
+  out->len = start;
+  if (out->data) out->data[start] = '\0';
+  if (tks_buf_puts(out, "{\"error\":") || tks_buf_json_string(out, msg, len) ||
+      tks_buf_puts(out, "}\n")) {
+    /* No memory even for that: answer a constant line if we can. */
+    out->len = start;
+    if (out->data) out->data[start] = '\0';
+    tks_buf_puts(out, "{\"error\":\"out of memory\"}\n");
+  }
+}
+
+/* Answers an error and leaves the request handler. */
+#define FAIL(...)                          \
+  do {                                     \
+    answer_error(out, start, __VA_ARGS__); \
+    return;                                \
+  } while (0)
+
+/* A bad argument quoted back: at most ECHO_MAX bytes, then "...". */
+struct echo {
+  char s[ECHO_MAX + 4];
+};
+static struct echo echo(const struct word *w) {
+  struct echo e;
+  size_t n = w->len > ECHO_MAX ? ECHO_MAX : w->len;
+  memcpy(e.s, w->p, n);
+  strcpy(e.s + n, w->len > ECHO_MAX ? "..." : "");
+  return e;
+}
+
+/* A row count: a whole number from 1 up. */
+static int parse_count(const struct word *w, uint64_t *out) {
+  char buf[32];
+  uint64_t v;
+  if (!word_copy(w, buf, sizeof buf) || tks_parse_u64(buf, &v) != 0 || v == 0) return -EINVAL;
+  *out = v;
   return 0;
+}
+
+/* Looks the symbol up without interning it.  Returns 0 and its id, or
+ * answers the error and returns -1. */
+static int find_symbol(struct tks_server *srv, const struct word *w, struct tks_buf *out,
+                       size_t start, uint32_t *id) {
+  if (w->len > TKS_SYMBOL_MAX_LEN) {
+    answer_error(out, start, "symbol longer than %d bytes (%zu)", TKS_SYMBOL_MAX_LEN, w->len);
+    return -1;
+  }
+  if (tks_symtab_lookup(srv->symbols, w->p, w->len, id) != 0 || *id == 0) {
+    answer_error(out, start, "unknown symbol '%.*s'", (int)w->len, w->p);
+    return -1;
+  }
+  return 0;
+}
+
+static int parse_time_word(const struct word *w, int64_t *ns, struct tks_buf *out, size_t start) {
+  char buf[64];
+  int r = word_copy(w, buf, sizeof buf) ? tks_parse_time(buf, ns) : -EINVAL;
+  if (r == 0) return 0;
+  /* Name the usual mistake: a date-time without its zone. */
+  int64_t ignored;
+  if (r == -EINVAL && w->len + 1 < sizeof buf && w->len > 10) {
+    buf[w->len] = 'Z';
+    buf[w->len + 1] = '\0';
+    if (tks_parse_time(buf, &ignored) == 0) {
+      answer_error(out, start, "bad time '%s': no time zone (add Z for UTC)", echo(w).s);
+      return -1;
+    }
+  }
+  if (r == -ERANGE)
+    answer_error(out, start,
+                 "bad time '%s': out of range (a real date and time, from 1677-09-21 to "
+                 "2262-04-11)",
+                 echo(w).s);
+  else
+    answer_error(out, start, "bad time '%s' (" TIME_HINT ")", echo(w).s);
+  return -1;
+}
+
+/* ---- rendering ticks ---- */
+
+struct emit {
+  struct tks_server *srv;
+  struct tks_buf *out;
+  uint32_t ts_name; /* the ts field's id in srv->names; 0 if no object can hold it */
+  uint32_t ts_off;  /* the ts field's offset in a record */
+  /* range paging: */
+  uint64_t limit; /* rows before only ties of the last row are added */
+  uint64_t rows;
+  int64_t last_ts;
+  bool more;
+  int64_t next_from;
+  int err;
+};
+
+static void emit_init(struct emit *e, struct tks_server *srv, struct tks_buf *out) {
+  memset(e, 0, sizeof *e);
+  e->srv = srv;
+  e->out = out;
+  const struct tks_field *f = &srv->cfg.schema.fields[srv->cfg.schema.ts_field];
+  e->ts_off = f->offset;
+  uint32_t id;
+  if (srv->names && tks_symtab_lookup(srv->names, f->name, strlen(f->name), &id) == 0)
+    e->ts_name = id;
+}
+
+/* The ts of a tick: the record's, or (a whole dynamic object) the
+ * object's ts field, which the decoder always fills.  An object without
+ * one counts as a tie of the row before, so that paging may return more
+ * rows but never skips one. */
+static int64_t tick_ts(const struct emit *e, const void *record, const struct tks_dynobj *obj) {
+  int64_t ts;
+  if (record) {
+    memcpy(&ts, (const char *)record + e->ts_off, sizeof ts);
+    return ts;
+  }
+  const struct tks_dyn_slot *s = e->ts_name ? tks_dynobj_get(obj, e->ts_name) : NULL;
+  return s && s->type == TKS_DYN_INT ? s->v.i : e->last_ts;
+}
+
+static int render(struct emit *e, const void *record, const struct tks_dynobj *obj) {
+  struct tks_server *srv = e->srv;
+  int r =
+      tks_tick_json(&srv->cfg.schema, srv->names, srv->symbols, srv->strings, record, obj, e->out);
+  if (r == 0) r = tks_buf_putc(e->out, '\n');
+  if (r) e->err = r;
+  return r;
+}
+
+static int visit_all(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct emit *e = ctx;
+  if (render(e, record, obj)) return 1;
+  e->rows++;
+  return 0;
+}
+
+/* Range: `limit` rows, then the rows tied with the last one, then stop at
+ * the first later row, whose ts is where the next page starts. */
+static int visit_page(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct emit *e = ctx;
+  int64_t ts = tick_ts(e, record, obj);
+  if (e->rows >= e->limit && ts != e->last_ts) {
+    e->more = true;
+    e->next_from = ts;
+    return 1;
+  }
+  if (render(e, record, obj)) return 1;
+  e->rows++;
+  e->last_ts = ts;
+  return 0;
+}
+
+/* ---- the requests ---- */
+
+static void req_last(struct tks_server *srv, const struct word *w, unsigned n, struct tks_buf *out,
+                     size_t start) {
+  if (n < 2) FAIL("missing symbol (usage: " USAGE_LAST ")");
+  if (n > 3) FAIL("too many arguments (usage: " USAGE_LAST ")");
+  uint64_t want = 10;
+  if (n == 3 && parse_count(&w[2], &want))
+    FAIL("bad count '%s' (want a whole number, 1 or more)", echo(&w[2]).s);
+  uint32_t id;
+  if (find_symbol(srv, &w[1], out, start, &id)) return;
+  uint64_t max = srv->cfg.query.max_rows;
+  bool clamped = want > max;
+  if (clamped) want = max;
+  struct emit e;
+  emit_init(&e, srv, out);
+  tks_store_last(srv->store, id, want, visit_all, &e);
+  if (e.err) FAIL("out of memory");
+  struct tks_series_info info;
+  /* Say so only when rows were held back. */
+  if (clamped && tks_store_series(srv->store, id, &info) == 0 && info.count > want &&
+      tks_buf_printf(out, "{\"truncated\":true,\"max_rows\":%" PRIu64 "}\n", max))
+    answer_error(out, start, "out of memory");
+}
+
+static void req_range(struct tks_server *srv, const struct word *w, unsigned n, struct tks_buf *out,
+                      size_t start) {
+  if (n < 2) FAIL("missing symbol (usage: " USAGE_RANGE ")");
+  if (n < 3) FAIL("missing FROM (usage: " USAGE_RANGE ")");
+  if (n < 4) FAIL("missing TO (usage: " USAGE_RANGE ")");
+  if (n > 5) FAIL("too many arguments (usage: " USAGE_RANGE ")");
+  int64_t from, to;
+  if (parse_time_word(&w[2], &from, out, start) || parse_time_word(&w[3], &to, out, start)) return;
+  if (from >= to) FAIL("FROM must be before TO");
+  uint64_t max = srv->cfg.query.max_rows, limit = max;
+  if (n == 5 && parse_count(&w[4], &limit))
+    FAIL("bad count '%s' (want a whole number, 1 or more)", echo(&w[4]).s);
+  if (limit > max) limit = max;
+  uint32_t id;
+  if (find_symbol(srv, &w[1], out, start, &id)) return;
+  struct emit e;
+  emit_init(&e, srv, out);
+  e.limit = limit;
+  e.last_ts = from;
+  tks_store_range(srv->store, id, from, to, 0, visit_page, &e);
+  if (e.err) FAIL("out of memory");
+  if (e.more &&
+      tks_buf_printf(out, "{\"more\":true,\"next_from\":%" PRId64 ",\"returned\":%" PRIu64 "}\n",
+                     e.next_from, e.rows))
+    answer_error(out, start, "out of memory");
+}
+
+static void req_symbols(struct tks_server *srv, const struct word *w, unsigned n,
+                        struct tks_buf *out, size_t start) {
+  if (n > 2) FAIL("too many arguments (usage: " USAGE_SYMBOLS ")");
+  uint64_t max = srv->cfg.query.max_rows, limit = max;
+  if (n == 2 && parse_count(&w[1], &limit))
+    FAIL("bad count '%s' (want a whole number, 1 or more)", echo(&w[1]).s);
+  if (limit > max) limit = max;
+  uint32_t count = tks_symtab_count(srv->symbols);
+  uint64_t shown = 0, total = 0;
+  int r = 0;
+  for (uint32_t id = 1; id <= count && r == 0; id++) {
+    struct tks_series_info info;
+    if (tks_store_series(srv->store, id, &info) != 0) continue; /* a symbol with no ticks */
+    total++;
+    if (shown >= limit) continue;
+    size_t len;
+    const char *name = tks_symtab_name(srv->symbols, id, &len);
+    if (!name) continue;
+    r = tks_buf_puts(out, "{\"symbol\":") | tks_buf_json_string(out, name, len) |
+        tks_buf_printf(out,
+                       ",\"ticks\":%" PRIu64 ",\"first_ts\":%" PRId64 ",\"last_ts\":%" PRId64 "}\n",
+                       info.count, info.first_ts, info.last_ts);
+    shown++;
+  }
+  if (r == 0 && total > shown)
+    r = tks_buf_printf(out, "{\"truncated\":true,\"symbols\":%" PRIu64 "}\n", total);
+  if (r) answer_error(out, start, "out of memory");
+}
+
+static void req_advice(struct tks_server *srv, unsigned n, struct tks_buf *out, size_t start) {
+  if (n > 1) FAIL("too many arguments (usage: " USAGE_ADVICE ")");
+  struct tks_advice_input in = {
+      .schema = &srv->cfg.schema,
+      .mode = srv->cfg.store.mode,
+      .usage = &srv->usage,
+      .ticks_accepted = srv->ticks_accepted,
+      .rejected_unknown_field = srv->rejected[TKS_REASON_UNKNOWN_FIELD],
+      .symbol_bytes = tks_symtab_bytes(srv->symbols) + tks_symtab_bytes(srv->strings),
+      .symbols = tks_symtab_count(srv->symbols),
+  };
+  tks_store_repr(srv->store, &in.repr);
+  for (unsigned i = 0; i < TKS_REASON__COUNT; i++) in.ticks_rejected += srv->rejected[i];
+  if (tks_advice(&in, out)) answer_error(out, start, "out of memory");
+}
+
+int tks_query_handle(struct tks_server *srv, const char *line, struct tks_buf *out) {
+  struct word w[MAX_WORDS];
+  unsigned n = split_words(line, w, MAX_WORDS);
+  if (n == 0) return 0;
+  size_t start = out->len;
+  if (word_is(&w[0], "last"))
+    req_last(srv, w, n, out, start);
+  else if (word_is(&w[0], "range"))
+    req_range(srv, w, n, out, start);
+  else if (word_is(&w[0], "symbols"))
+    req_symbols(srv, w, n, out, start);
+  else if (word_is(&w[0], "advice"))
+    req_advice(srv, n, out, start);
+  else
+    return 0;
+  return 1;
 }

@@ -671,8 +671,10 @@ incomplete_or_bad:
 static int put_double(struct tks_buf *out, double x) {
   if (!isfinite(x)) return tks_buf_puts(out, "null");
   char num[32];
-  snprintf(num, sizeof num, "%.15g", x);
-  if (strtod(num, NULL) != x) snprintf(num, sizeof num, "%.17g", x);
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(num, sizeof num, "%.*g", prec, x);
+    if (strtod(num, NULL) == x) break;
+  }
   return tks_buf_puts(out, num);
 }
 

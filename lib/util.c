@@ -1,12 +1,15 @@
 /*
- * Shared helpers: leveled logging to stderr, size and duration parsing,
- * clocks, the growable tks_buf, and the RSS reading used by stats.
+ * Shared helpers: leveled logging to stderr, size, duration and time
+ * parsing, clocks, the growable tks_buf, and the RSS reading used by stats.
+ * ISO-8601 dates become ns with the civil-to-days formula (H. Hinnant's
+ * days_from_civil), so the result does not depend on TZ or timegm.
  */
 #include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +144,127 @@ int tks_parse_duration(const char *s, uint64_t *out_ns) {
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(units); i++)
     if (strcmp(unit, units[i].unit) == 0) return scale(num, whole, is_whole, units[i].mult, out_ns);
   return -EINVAL;
+}
+
+#define NS_PER_S 1000000000LL
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Exactly n digits at s. */
+static bool take_digits(const char *s, size_t n, unsigned *out) {
+  unsigned v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!is_digit(s[i])) return false;
+    v = v * 10 + (unsigned)(s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t mp = m > 2 ? (int64_t)m - 3 : (int64_t)m + 9;
+  int64_t doy = (153 * mp + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+static unsigned days_in_month(unsigned y, unsigned m) {
+  static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) return 29;
+  return days[m - 1];
+}
+
+/* The one ISO-8601 reader; date_alone: a bare YYYY-MM-DD is midnight UTC. */
+static int parse_iso(const char *s, size_t len, bool date_alone, int64_t *out_ns) {
+  unsigned y, mo, d, h = 0, mi = 0, sec = 0;
+  int64_t frac = 0, offset_s = 0;
+  if (len < 10 || !take_digits(s, 4, &y) || s[4] != '-' || !take_digits(s + 5, 2, &mo) ||
+      s[7] != '-' || !take_digits(s + 8, 2, &d))
+    return -EINVAL;
+  size_t i = 10;
+  if (len == 10) {
+    if (!date_alone) return -EINVAL;
+    goto convert;
+  }
+  /* YYYY-MM-DDTHH:MM is the shortest form with a time. */
+  if (len < 16) return -EINVAL;
+  if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return -EINVAL;
+  if (!take_digits(s + 11, 2, &h) || s[13] != ':' || !take_digits(s + 14, 2, &mi)) return -EINVAL;
+  i = 16;
+  if (i < len && s[i] == ':') {
+    if (i + 3 > len || !take_digits(s + i + 1, 2, &sec)) return -EINVAL;
+    i += 3;
+  }
+  if (i < len && s[i] == '.') {
+    i++;
+    size_t nd = 0;
+    while (i < len && is_digit(s[i])) {
+      if (++nd > 9) return -EINVAL; /* finer than a nanosecond */
+      frac = frac * 10 + (s[i] - '0');
+      i++;
+    }
+    if (nd == 0) return -EINVAL;
+    for (; nd < 9; nd++) frac *= 10;
+  }
+  if (i >= len) return -EINVAL; /* no zone */
+  if (s[i] == 'Z' || s[i] == 'z') {
+    i++;
+  } else if (s[i] == '+' || s[i] == '-') {
+    int sign = s[i] == '-' ? -1 : 1;
+    unsigned oh, om = 0;
+    i++;
+    if (i + 2 > len || !take_digits(s + i, 2, &oh)) return -EINVAL;
+    i += 2;
+    if (i < len && s[i] == ':') i++;
+    if (i < len) {
+      if (i + 2 > len || !take_digits(s + i, 2, &om)) return -EINVAL;
+      i += 2;
+    }
+    if (oh > 23 || om > 59) return -ERANGE;
+    offset_s = sign * (int64_t)(oh * 3600 + om * 60);
+  } else {
+    return -EINVAL;
+  }
+  if (i != len) return -EINVAL;
+convert:
+  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
+    return -ERANGE;
+  int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+  /* Borrow a second so that the last representable instants near INT64_MIN
+   * do not overflow on the way. */
+  if (secs < 0 && frac > 0) {
+    secs += 1;
+    frac -= NS_PER_S;
+  }
+  int64_t ns;
+  if (__builtin_mul_overflow(secs, NS_PER_S, &ns) || __builtin_add_overflow(ns, frac, &ns))
+    return -ERANGE;
+  *out_ns = ns;
+  return 0;
+}
+
+int tks_parse_iso8601(const char *s, size_t len, int64_t *out_ns) {
+  return parse_iso(s, len, false, out_ns);
+}
+
+int tks_parse_time(const char *s, int64_t *out_ns) {
+  if (!s) return -EINVAL;
+  size_t len = strlen(s);
+  /* An ISO date has '-' at index 4; an integer never does. */
+  if (len >= 5 && s[4] == '-') return parse_iso(s, len, true, out_ns);
+  if (len == 0) return -EINVAL;
+  uint64_t v = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (!is_digit(s[i])) return -EINVAL;
+    unsigned dg = (unsigned)(s[i] - '0');
+    if (v > ((uint64_t)INT64_MAX - dg) / 10) return -ERANGE;
+    v = v * 10 + dg;
+  }
+  *out_ns = (int64_t)v;
+  return 0;
 }
 
 int64_t tks_now_ns(void) {

@@ -1,7 +1,7 @@
 /*
- * Small shared helpers: logging with a level, parsing of sizes ("1MiB") and
- * durations ("500ms"), clocks, and a growable byte buffer used to build
- * responses and encoded messages.  Nothing here allocates behind the
+ * Small shared helpers: logging with a level, parsing of sizes ("1MiB"),
+ * durations ("500ms") and times (ns or ISO-8601), clocks, and a growable
+ * byte buffer used to build responses and encoded messages.  Nothing here allocates behind the
  * caller's back except tks_buf, whose owner frees it with tks_buf_finish().
  */
 #ifndef TKS_UTIL_H
@@ -34,6 +34,25 @@ int tks_parse_size(const char *s, uint64_t *out);
 int tks_parse_duration(const char *s, uint64_t *out_ns);
 /* Parses a whole decimal unsigned integer, no sign, no trailing bytes. */
 int tks_parse_u64(const char *s, uint64_t *out);
+
+/*
+ * ISO-8601 date-time, s[0..len), in UTC or with an offset:
+ * YYYY-MM-DD(T|t| )HH:MM[:SS[.f{1,9}]](Z|z|+HH:MM|-HH:MM|+HHMM|+HH).
+ * The zone is required: a local time would mean whatever TZ the sender had.
+ * Returns 0 and the time in ns since the epoch, -EINVAL (not that form), or
+ * -ERANGE (a field out of range, e.g. 2026-02-30, or outside int64 ns, i.e.
+ * before 1677-09-21T00:12:43.145224192Z or after 2262-04-11T23:47:16.854775807Z).
+ * The result does not depend on TZ or the C library's timegm.
+ */
+int tks_parse_iso8601(const char *s, size_t len, int64_t *out_ns);
+
+/*
+ * A point in time as the queries and the CLI take it (NUL-terminated):
+ * digits, the ns since the epoch (no sign: negative times are refused);
+ * an ISO-8601 date-time as tks_parse_iso8601(); or a bare date YYYY-MM-DD,
+ * midnight UTC.  Returns 0, -EINVAL (not a time) or -ERANGE.
+ */
+int tks_parse_time(const char *s, int64_t *out_ns);
 
 /* CLOCK_REALTIME and CLOCK_MONOTONIC in nanoseconds. */
 int64_t tks_now_ns(void);

@@ -1,4 +1,4 @@
-/* Unit tests of lib/util.c: sizes, durations, buffers, JSON strings. */
+/* Unit tests of lib/util.c: sizes, durations, times, buffers, JSON strings. */
 #include <errno.h>
 
 #include "test.h"
@@ -42,6 +42,88 @@ TEST(durations_need_a_unit_unless_zero) {
   ASSERT_EQ(v, 0);
   ASSERT_EQ(tks_parse_duration("5", &v), -EINVAL);
   ASSERT_EQ(tks_parse_duration("5 weeks", &v), -EINVAL);
+}
+
+TEST(times_take_integer_nanoseconds_without_sign) {
+  int64_t ns = -1;
+  ASSERT_EQ(tks_parse_time("0", &ns), 0);
+  ASSERT_EQ(ns, 0);
+  ASSERT_EQ(tks_parse_time("1700000000000000000", &ns), 0);
+  ASSERT_EQ(ns, 1700000000000000000LL);
+  ASSERT_EQ(tks_parse_time("0000000000000000000000000042", &ns), 0);
+  ASSERT_EQ(ns, 42);
+  ASSERT_EQ(tks_parse_time("9223372036854775807", &ns), 0);
+  ASSERT_EQ(ns, INT64_MAX);
+  ASSERT_EQ(tks_parse_time("9223372036854775808", &ns), -ERANGE);
+  ASSERT_EQ(tks_parse_time("99999999999999999999999", &ns), -ERANGE);
+  static const char *const bad[] = {"", "-5", "+5", "-", "1.5", "12abc", " 12", "12 ", "1e9",
+                                    "0x10", "abc", "2026x"};
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(bad); i++)
+    if (tks_parse_time(bad[i], &ns) != -EINVAL) TEST_FAIL("'%s' is not a time", bad[i]);
+  ASSERT_EQ(tks_parse_time(NULL, &ns), -EINVAL);
+}
+
+TEST(times_take_iso8601_with_zone_fractions_and_offsets) {
+  int64_t ns;
+  ASSERT_EQ(tks_parse_time("2026-11-25T14:30:00Z", &ns), 0);
+  ASSERT_EQ(ns, 1795617000000000000LL);
+  ASSERT_EQ(tks_parse_time("2026-11-25T14:30:00.123456789Z", &ns), 0);
+  ASSERT_EQ(ns, 1795617000123456789LL);
+  ASSERT_EQ(tks_parse_time("2026-11-25T14:30:00.5z", &ns), 0);
+  ASSERT_EQ(ns, 1795617000500000000LL);
+  ASSERT_EQ(tks_parse_time("2026-11-25t14:30Z", &ns), 0);
+  ASSERT_EQ(ns, 1795617000000000000LL);
+  ASSERT_EQ(tks_parse_time("2026-11-25T20:00:00+05:30", &ns), 0);
+  ASSERT_EQ(ns, 1795617000000000000LL);
+  ASSERT_EQ(tks_parse_time("2026-11-25T09:30:00-05:00", &ns), 0);
+  ASSERT_EQ(ns, 1795617000000000000LL);
+  ASSERT_EQ(tks_parse_time("2026-11-25T09:30:00-0500", &ns), 0);
+  ASSERT_EQ(ns, 1795617000000000000LL);
+  ASSERT_EQ(tks_parse_time("1970-01-01T00:00:00.000000001Z", &ns), 0);
+  ASSERT_EQ(ns, 1);
+  /* Before the epoch is a negative time, as ISO-8601 says it. */
+  ASSERT_EQ(tks_parse_time("1969-12-31T23:59:59Z", &ns), 0);
+  ASSERT_EQ(ns, -1000000000LL);
+  ASSERT_EQ(tks_parse_time("2262-04-11T23:47:16.854775807Z", &ns), 0);
+  ASSERT_EQ(ns, INT64_MAX);
+  ASSERT_EQ(tks_parse_time("2262-04-11T23:47:16.854775808Z", &ns), -ERANGE);
+}
+
+TEST(a_bare_date_is_midnight_utc) {
+  int64_t ns, want;
+  ASSERT_EQ(tks_parse_time("2026-11-25", &ns), 0);
+  ASSERT_EQ(tks_parse_time("2026-11-25T00:00:00Z", &want), 0);
+  ASSERT_EQ(ns, want);
+  ASSERT_EQ(ns, 1795564800000000000LL);
+  ASSERT_EQ(tks_parse_time("1970-01-01", &ns), 0);
+  ASSERT_EQ(ns, 0);
+  ASSERT_EQ(tks_parse_time("2024-02-29", &ns), 0);
+  ASSERT_EQ(tks_parse_time("2023-02-29", &ns), -ERANGE);
+  ASSERT_EQ(tks_parse_time("2026-13-01", &ns), -ERANGE);
+  /* The strict date-time reader still wants a time and a zone. */
+  ASSERT_EQ(tks_parse_iso8601("2026-11-25", 10, &ns), -EINVAL);
+}
+
+TEST(bad_times_are_refused_with_einval_or_erange) {
+  int64_t ns = 77;
+  static const char *const einval[] = {
+      "2026-11-25T14:30:00",       /* no zone */
+      "2026-11-25T",               "2026-11-25T14", "2026-11-25T14:30:00.Z",
+      "2026-11-25T14:30:00.1234567891Z", /* finer than a nanosecond */
+      "2026-11-25T14:30:00ZZ",     "2026-11-25T14:30:00+5", "2026/11/25",
+      "26-11-25",                  "2026-1-25",     "2026-11-25 ",   "2026-11-2x",
+      "2026-11-25T14:30:00 Z",     "yesterday",
+  };
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(einval); i++)
+    if (tks_parse_time(einval[i], &ns) != -EINVAL) TEST_FAIL("'%s' should be -EINVAL", einval[i]);
+  static const char *const erange[] = {
+      "2026-11-25T24:00:00Z", "2026-11-25T10:60:00Z", "2026-11-25T10:00:60Z",
+      "2026-00-01",           "2026-04-31",           "9999-12-31T23:59:59Z",
+      "2026-11-25T10:00:00+24:00",
+  };
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(erange); i++)
+    if (tks_parse_time(erange[i], &ns) != -ERANGE) TEST_FAIL("'%s' should be -ERANGE", erange[i]);
+  ASSERT_EQ(ns, 77); /* untouched on failure */
 }
 
 TEST(buffer_grows_and_consumes) {
