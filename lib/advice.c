@@ -17,13 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A dynamic tick's entry in its series: store.c's struct dyn_entry (ts,
- * object pointer, symbol, padding). */
-#define DYN_ENTRY_BYTES 24
-/* For an estimate of a dynamic object not yet made (slotted mode): the
- * length guessed for the value of each declared symbol or string field, a
- * ticker or a flag; the object's size is rounded up to 8 bytes anyway. */
-#define GUESS_INTERN_VALUE_BYTES 8
+/* An overflow tick's entry in its series (fallback mode): the slotted
+ * record rounded up to 8 bytes, then this pointer to its overflow map. */
+#define OVERFLOW_PTR_BYTES 8
+/* The most string bytes one map holds: a uint16 length per field. */
+#define MAP_STRING_BYTES_MAX ((uint64_t)TKS_DYNOBJ_MAX_FIELDS * UINT16_MAX)
 /* A string field whose values average at most this many bytes looks like a
  * code (an exchange, a venue): declare it as a symbol, else as a string. */
 #define SYMBOL_MAX_AVG_BYTES 16
@@ -32,8 +30,8 @@
 /* Slotted records cost about 3% more than record_size: block headers and
  * the unfilled tails of the newest blocks.  In percent. */
 #define SLOTTED_OVERHEAD_PCT 103
-/* fallback mode: the dynamic objects' share of memory worth a summary. */
-#define DYNAMIC_SHARE_PCT 50
+/* fallback mode: the overflow ticks' share of memory worth a summary. */
+#define OVERFLOW_SHARE_PCT 50
 
 /* ---- integer arithmetic ---- */
 
@@ -144,11 +142,13 @@ static void put_end(struct out *o) {
 
 struct figures {
   bool slotted;        /* strict mode: undeclared fields were rejected */
+  bool fallback;       /* undeclared fields go in overflow maps */
   uint64_t seen;       /* accepted + rejected for unknown fields */
   uint64_t received;   /* accepted + rejected for any reason */
-  uint64_t stored;     /* slotted + dynamic ticks in the store */
+  uint64_t stored;     /* slotted + overflow + dynamic ticks in the store */
+  uint64_t ovf_bytes;  /* overflow entries and their maps (fallback mode) */
   uint64_t dyn_bytes;  /* dynamic objects and their series entries */
-  uint64_t store_bytes; /* records, objects, series blocks, symbol tables */
+  uint64_t store_bytes; /* records, entries, maps, objects, symbol tables */
 };
 
 static void figures_of(const struct tks_advice_input *in, struct figures *g) {
@@ -156,18 +156,36 @@ static void figures_of(const struct tks_advice_input *in, struct figures *g) {
   uint64_t rejected = in->ticks_rejected > in->rejected_unknown_field ? in->ticks_rejected
                                                                       : in->rejected_unknown_field;
   g->slotted = in->mode == TKS_MODE_SLOTTED;
+  g->fallback = in->mode == TKS_MODE_FALLBACK;
   g->seen = in->ticks_accepted + in->rejected_unknown_field;
   g->received = in->ticks_accepted + rejected;
-  g->stored = r->slotted_ticks + r->dynamic_ticks;
+  g->stored = r->slotted_ticks + r->overflow_ticks + r->dynamic_ticks;
+  g->ovf_bytes = r->overflow_entry_bytes + r->overflow_map_bytes;
   g->dyn_bytes = r->dynamic_object_bytes + r->dynamic_entry_bytes;
-  g->store_bytes = r->slotted_bytes + g->dyn_bytes + in->symbol_bytes;
+  g->store_bytes = r->slotted_bytes + g->ovf_bytes + g->dyn_bytes + in->symbol_bytes;
+}
+
+/* The bytes of one overflow tick (fallback mode) for ticks ticks that carry
+ * fields undeclared fields in all, with strings bytes of string values: the
+ * record rounded up to 8 bytes, the map pointer, and an overflow map of the
+ * tick's share of the fields (at least one) and of the string bytes, both
+ * rounded up.  The map's slab chunk rounding and the block overhead are
+ * left out. */
+static uint64_t overflow_tick_bytes(uint32_t record_size, uint64_t fields, uint64_t strings,
+                                    uint64_t ticks) {
+  uint64_t k = ticks && fields > ticks ? fields / ticks + (fields % ticks != 0) : 1;
+  uint64_t s = ticks ? strings / ticks + (strings % ticks != 0) : 0;
+  k = min_u64(k, TKS_DYNOBJ_MAX_FIELDS);
+  s = min_u64(s, MAP_STRING_BYTES_MAX);
+  return (((uint64_t)record_size + 7) & ~(uint64_t)7) + OVERFLOW_PTR_BYTES +
+         tks_dynobj_size((unsigned)k, (size_t)s);
 }
 
 /* ---- one undeclared field ---- */
 
 enum verdict {
   V_DECLARE,      /* declare it: it saves bytes, or keeps ticks slotted mode loses */
-  V_KEEP_DYNAMIC, /* a slot would cost more than the dynamic objects do */
+  V_KEEP_DYNAMIC, /* a slot would cost more than the overflow maps (or objects) do */
   V_CANNOT,       /* a type fits, but the schema cannot take the field */
   V_MIXED,        /* values of incompatible types */
   V_NIL_ONLY,     /* no value but nil: no type to declare */
@@ -288,8 +306,9 @@ static void say_field_head(struct text *t, const struct figures *g, const struct
     say(t, "field `%s` was in %s%% of ticks: %" PRIu64 " ticks lost, rejected as undeclared",
         p->f->name, fmt_tenths(p->share).s, p->count);
   else
-    say(t, "field `%s` is in %s%% of ticks and costs %s as dynamic objects", p->f->name,
-        fmt_tenths(p->share).s, fmt_size(p->f->cost_bytes).s);
+    say(t, "field `%s` is in %s%% of ticks and costs %s %s", p->f->name, fmt_tenths(p->share).s,
+        fmt_size(p->f->cost_bytes).s,
+        g->fallback ? "in overflow maps" : "in the dynamic objects");
 }
 
 static void put_field_head(struct out *o, const struct figures *g, const struct plan *p) {
@@ -331,7 +350,7 @@ static void write_field(struct out *o, const struct tks_advice_input *in, const 
             fmt_tenths(per_tick).s);
       if (in->mode == TKS_MODE_DYNAMIC) say(&t, ", once store.mode is fallback or slotted");
     } else {
-      say(&t, ", %s more than now: keep it undeclared, as a dynamic object in fallback mode",
+      say(&t, ", %s more than now: keep it undeclared, in an overflow map in fallback mode",
           fmt_size(abs_i64(p->saved)).s);
     }
     if (p->optional && p->v == V_DECLARE) say(&t, " (nil seen: make it optional)");
@@ -366,8 +385,9 @@ static void write_field(struct out *o, const struct tks_advice_input *in, const 
     } else {
       say(&t, "; its values were all nil, so there is no type to declare it as");
     }
-    say(&t, g->slotted ? ": only store.mode: fallback keeps those ticks"
-                       : ": it stays a dynamic object");
+    say(&t, g->slotted    ? ": only store.mode: fallback keeps those ticks"
+            : g->fallback ? ": it stays undeclared, in the overflow maps"
+                          : ": it stays undeclared, in the dynamic objects");
     put_begin(o, p->v == V_MIXED ? "mixed_types" : "nil_only", &t);
     put_field_head(o, g, p);
     put_types(o, p->f->types);
@@ -399,14 +419,10 @@ static void write_use_fallback(struct out *o, const struct tks_advice_input *in,
         break;
       }
   }
-  /* A typical rejected tick: the declared fields, its share of the undeclared
-   * ones (at least one) and their string bytes, in one dynamic object. */
-  unsigned nfields = in->schema->nfields + (unsigned)(extra > n ? (extra + n - 1) / n : 1);
-  if (nfields > TKS_DYNOBJ_MAX_FIELDS) nfields = TKS_DYNOBJ_MAX_FIELDS;
-  unsigned intern = 0;
-  for (unsigned i = 0; i < in->schema->nfields; i++) intern += interned(in->schema->fields[i].type);
-  size_t string_bytes = (size_t)intern * GUESS_INTERN_VALUE_BYTES + (size_t)((strings + n - 1) / n);
-  uint64_t per_tick = tks_dynobj_size(nfields, string_bytes) + DYN_ENTRY_BYTES;
+  /* A typical rejected tick, kept in fallback mode: its record, the map
+   * pointer, and a map of its share of the undeclared fields (at least one)
+   * and of their string bytes. */
+  uint64_t per_tick = overflow_tick_bytes(in->schema->record_size, extra, strings, n);
 
   struct text t = {.n = 0};
   uint64_t pct = pct10(n, g->received);
@@ -419,8 +435,8 @@ static void write_use_fallback(struct out *o, const struct tks_advice_input *in,
     if (named > 3) say(&t, " and %u more", named - 3);
   }
   say(&t,
-      "; declare %s or set store.mode: fallback to keep them as dynamic objects at about %" PRIu64
-      " bytes each, %s in all",
+      "; declare %s or set store.mode: fallback to keep them as slotted records plus overflow maps"
+      " at about %" PRIu64 " bytes each, %s in all",
       named > 1 ? "them (see below)" : named ? "it (see below)" : "the fields", per_tick,
       fmt_size(per_tick * n).s);
   put_begin(o, "use_fallback", &t);
@@ -435,70 +451,102 @@ static void write_use_fallback(struct out *o, const struct tks_advice_input *in,
   }
   if (!o->err) o->err = tks_buf_putc(o->b, ']');
   put_u64(o, "more_fields", named > 3 ? named - 3 : 0);
-  put_u64(o, "dynamic_bytes_per_tick", per_tick);
-  put_u64(o, "dynamic_bytes", per_tick * n);
+  put_u64(o, "overflow_bytes_per_tick", per_tick);
+  put_u64(o, "overflow_bytes", per_tick * n);
   put_end(o);
 }
 
-/* Dynamic mode: what slotted records would cost instead.  Ticks that carry
- * undeclared fields (at most the sum of the fields' kept counts) stay
- * dynamic, in fallback mode.  Returns the bytes saved, 0 if none. */
-static int64_t use_slotted_saving(const struct tks_advice_input *in, const struct figures *g,
-                                  uint64_t *moved, uint64_t *with_fields) {
-  uint64_t dyn = in->repr.dynamic_ticks, carried = in->usage ? in->usage->overflow : 0;
-  for (unsigned i = 0; in->usage && i < in->usage->count; i++) carried += in->usage->fields[i].kept;
-  *with_fields = min_u64(carried, dyn);
-  *moved = dyn - *with_fields;
-  uint64_t now = muldiv(g->dyn_bytes, *moved, dyn);
-  uint64_t then = muldiv(*moved, (uint64_t)in->schema->record_size * SLOTTED_OVERHEAD_PCT, 100);
-  return now > then ? to_i64(now - then) : 0;
+/* Dynamic mode: what slotted records would cost instead. */
+struct use_slotted {
+  uint64_t moved;     /* ticks with no undeclared field: slotted records */
+  uint64_t overflow;  /* ticks with undeclared fields: overflow ticks in fallback mode */
+  uint64_t ovf_tick;  /* bytes of one of those */
+  uint64_t now, then; /* bytes of the dynamic ticks now, and in the other mode */
+  int64_t saved;      /* now - then, 0 if not less */
+};
+
+/* Ticks that carry undeclared fields are at most the sum of the fields'
+ * kept counts (and of the untracked ones): in fallback mode they become a
+ * slotted record plus an overflow map of those fields; the rest become
+ * slotted records. */
+static void use_slotted_of(const struct tks_advice_input *in, const struct figures *g,
+                           struct use_slotted *s) {
+  const struct tks_usage *u = in->usage;
+  uint64_t dyn = in->repr.dynamic_ticks, fields = 0, strings = 0;
+  for (unsigned i = 0; u && i < u->count; i++) {
+    fields += u->fields[i].kept;
+    strings += muldiv(u->fields[i].string_bytes, u->fields[i].kept, u->fields[i].ticks);
+  }
+  memset(s, 0, sizeof *s);
+  s->overflow = min_u64(fields + (u ? u->overflow : 0), dyn);
+  s->moved = dyn - s->overflow;
+  if (s->overflow)
+    s->ovf_tick = overflow_tick_bytes(in->schema->record_size, fields, strings, s->overflow);
+  s->now = g->dyn_bytes;
+  s->then = muldiv(s->moved, (uint64_t)in->schema->record_size * SLOTTED_OVERHEAD_PCT, 100) +
+            s->overflow * s->ovf_tick;
+  s->saved = s->now > s->then ? to_i64(s->now - s->then) : 0;
 }
 
 static void write_use_slotted(struct out *o, const struct tks_advice_input *in,
                               const struct figures *g) {
-  uint64_t moved, with_fields;
-  int64_t saved = use_slotted_saving(in, g, &moved, &with_fields);
+  struct use_slotted u;
+  use_slotted_of(in, g, &u);
   uint64_t dyn = in->repr.dynamic_ticks;
   uint64_t d = tenths(g->dyn_bytes, dyn);
-  uint64_t s = ((uint64_t)in->schema->record_size * SLOTTED_OVERHEAD_PCT + 5) / 10;
-  const char *mode = with_fields ? "fallback" : "slotted";
+  uint64_t sl = ((uint64_t)in->schema->record_size * SLOTTED_OVERHEAD_PCT + 5) / 10;
+  const char *mode = u.overflow ? "fallback" : "slotted";
   struct text t = {.n = 0};
   say(&t, "all %" PRIu64 " ticks are held as dynamic objects at %s bytes per tick; ", dyn,
       fmt_tenths(d).s);
-  if (with_fields)
-    say(&t, "the %" PRIu64 " that carry no undeclared field would take", moved);
-  else
-    say(&t, "in slotted mode they would take");
-  say(&t, " about %s bytes per tick (the %u-byte record plus block overhead): %s less;"
-          " set store.mode: %s",
-      fmt_tenths(s).s, in->schema->record_size, fmt_size((uint64_t)saved).s, mode);
-  if (with_fields) say(&t, " to keep the other %" PRIu64 " as dynamic objects", with_fields);
+  if (u.moved == 0) {
+    say(&t, "all carry undeclared fields, and in fallback mode they would take about %" PRIu64
+            " bytes each as slotted records plus overflow maps",
+        u.ovf_tick);
+  } else {
+    if (u.overflow)
+      say(&t, "in fallback mode the %" PRIu64 " that carry no undeclared field would take", u.moved);
+    else
+      say(&t, "in slotted mode they would take");
+    say(&t, " about %s bytes per tick (the %u-byte record plus block overhead)", fmt_tenths(sl).s,
+        in->schema->record_size);
+    if (u.overflow)
+      say(&t, " and the other %" PRIu64 " about %" PRIu64
+              " bytes each as slotted records plus overflow maps",
+          u.overflow, u.ovf_tick);
+  }
+  say(&t, ": %s less; set store.mode: %s", fmt_size((uint64_t)u.saved).s, mode);
   put_begin(o, "use_slotted", &t);
   put_str(o, "mode", mode);
   put_u64(o, "ticks", dyn);
-  put_u64(o, "ticks_slotted", moved);
-  put_u64(o, "ticks_dynamic", with_fields);
+  put_u64(o, "ticks_slotted", u.moved);
+  put_u64(o, "ticks_overflow", u.overflow);
   put_tenths(o, "dynamic_bytes_per_tick", d);
-  put_tenths(o, "slotted_bytes_per_tick", s);
+  put_tenths(o, "slotted_bytes_per_tick", sl);
+  put_u64(o, "overflow_bytes_per_tick", u.ovf_tick);
   put_u64(o, "record_size", in->schema->record_size);
-  put_i64(o, "saved_bytes", saved);
+  put_u64(o, "dynamic_bytes", u.now);
+  put_u64(o, "new_bytes", u.then);
+  put_i64(o, "saved_bytes", u.saved);
   put_end(o);
 }
 
-static void write_dynamic_share(struct out *o, const struct tks_advice_input *in,
-                                const struct figures *g) {
-  uint64_t tp = pct10(in->repr.dynamic_ticks, g->stored), bp = pct10(g->dyn_bytes, g->store_bytes);
+/* Fallback mode: the ticks with undeclared fields against their memory. */
+static void write_overflow_share(struct out *o, const struct tks_advice_input *in,
+                                 const struct figures *g) {
+  uint64_t n = in->repr.overflow_ticks;
+  uint64_t tp = pct10(n, g->stored), bp = pct10(g->ovf_bytes, g->store_bytes);
   struct text t = {.n = 0};
   say(&t,
-      "dynamic objects are %s%% of ticks (%" PRIu64 " of %" PRIu64 ") but %s%% of store memory"
-      " (%s of %s)",
-      fmt_tenths(tp).s, in->repr.dynamic_ticks, g->stored, fmt_tenths(bp).s,
-      fmt_size(g->dyn_bytes).s, fmt_size(g->store_bytes).s);
-  put_begin(o, "dynamic_share", &t);
-  put_u64(o, "dynamic_ticks", in->repr.dynamic_ticks);
+      "ticks with undeclared fields are %s%% of ticks (%" PRIu64 " of %" PRIu64 ") but %s%% of"
+      " store memory (%s of %s, slotted records plus overflow maps)",
+      fmt_tenths(tp).s, n, g->stored, fmt_tenths(bp).s, fmt_size(g->ovf_bytes).s,
+      fmt_size(g->store_bytes).s);
+  put_begin(o, "overflow_share", &t);
+  put_u64(o, "overflow_ticks", n);
   put_u64(o, "ticks", g->stored);
   put_tenths(o, "ticks_pct", tp);
-  put_u64(o, "dynamic_bytes", g->dyn_bytes);
+  put_u64(o, "overflow_bytes", g->ovf_bytes);
   put_u64(o, "store_bytes", g->store_bytes);
   put_tenths(o, "bytes_pct", bp);
   put_end(o);
@@ -518,18 +566,21 @@ static void write_untracked(struct out *o, const struct tks_advice_input *in) {
 static void write_none(struct out *o, const struct tks_advice_input *in, const struct figures *g) {
   struct text t = {.n = 0};
   uint64_t per_tick = tenths(g->store_bytes, g->stored);
-  if (g->stored == 0)
+  uint64_t ovf = in->repr.overflow_ticks, dyn = in->repr.dynamic_ticks;
+  if (g->stored == 0) {
     say(&t, "nothing to change: 0 ticks stored");
-  else if (in->repr.dynamic_ticks == 0)
-    say(&t, "nothing to change: %" PRIu64 " ticks, all slotted, %s bytes per tick", g->stored,
-        fmt_tenths(per_tick).s);
-  else
-    say(&t,
-        "nothing to change: %" PRIu64 " ticks, %" PRIu64 " of them dynamic objects, %s bytes per tick",
-        g->stored, in->repr.dynamic_ticks, fmt_tenths(per_tick).s);
+  } else {
+    say(&t, "nothing to change: %" PRIu64 " ticks, ", g->stored);
+    if (ovf == 0 && dyn == 0) say(&t, "all slotted");
+    if (ovf) say(&t, "%" PRIu64 " of them with overflow maps", ovf);
+    if (ovf && dyn) say(&t, " and ");
+    if (dyn) say(&t, "%" PRIu64 " of them dynamic objects", dyn);
+    say(&t, ", %s bytes per tick", fmt_tenths(per_tick).s);
+  }
   put_begin(o, "none", &t);
   put_u64(o, "ticks", g->stored);
-  put_u64(o, "dynamic_ticks", in->repr.dynamic_ticks);
+  put_u64(o, "overflow_ticks", ovf);
+  put_u64(o, "dynamic_ticks", dyn);
   put_u64(o, "store_bytes", g->store_bytes);
   put_tenths(o, "bytes_per_tick", per_tick);
   put_end(o);
@@ -537,7 +588,7 @@ static void write_none(struct out *o, const struct tks_advice_input *in, const s
 
 /* ---- ordering ---- */
 
-enum line_kind { L_FIELD, L_USE_FALLBACK, L_USE_SLOTTED, L_DYNAMIC_SHARE, L_UNTRACKED };
+enum line_kind { L_FIELD, L_USE_FALLBACK, L_USE_SLOTTED, L_OVERFLOW_SHARE, L_UNTRACKED };
 
 /* group 0: ticks being lost, by count; 1: bytes saved; 2: for information. */
 struct line {
@@ -582,12 +633,13 @@ int tks_advice(const struct tks_advice_input *in, struct tks_buf *out) {
       add_line(lines, &n, L_FIELD, 2, i, u->fields[i].cost_bytes);
   }
   if (in->mode == TKS_MODE_DYNAMIC && in->repr.dynamic_ticks > 0) {
-    uint64_t moved, with_fields;
-    int64_t saved = use_slotted_saving(in, &g, &moved, &with_fields);
-    if (saved > 0) add_line(lines, &n, L_USE_SLOTTED, 1, 0, (uint64_t)saved);
+    struct use_slotted us;
+    use_slotted_of(in, &g, &us);
+    if (us.saved > 0) add_line(lines, &n, L_USE_SLOTTED, 1, 0, (uint64_t)us.saved);
   }
-  if (in->mode == TKS_MODE_FALLBACK && g.dyn_bytes * 100 > g.store_bytes * DYNAMIC_SHARE_PCT)
-    add_line(lines, &n, L_DYNAMIC_SHARE, 2, 0, g.dyn_bytes);
+  if (g.fallback && in->repr.overflow_ticks > 0 &&
+      pct10(g.ovf_bytes, g.store_bytes) > OVERFLOW_SHARE_PCT * 10) /* as the line shows it */
+    add_line(lines, &n, L_OVERFLOW_SHARE, 2, 0, g.ovf_bytes);
   if (u && u->overflow > 0) add_line(lines, &n, L_UNTRACKED, 2, 0, 0);
   qsort(lines, n, sizeof lines[0], line_cmp);
 
@@ -601,7 +653,7 @@ int tks_advice(const struct tks_advice_input *in, struct tks_buf *out) {
       break;
     case L_USE_FALLBACK: write_use_fallback(&o, in, &g); break;
     case L_USE_SLOTTED: write_use_slotted(&o, in, &g); break;
-    case L_DYNAMIC_SHARE: write_dynamic_share(&o, in, &g); break;
+    case L_OVERFLOW_SHARE: write_overflow_share(&o, in, &g); break;
     case L_UNTRACKED: write_untracked(&o, in); break;
     }
   }

@@ -28,8 +28,25 @@ struct tks_advice_input {
 
 /*
  * Appends the advice to out: one JSON object per line, each with at least
- * "advice" (a kind: "declare_field", "use_fallback", "use_slotted",
- * "none", ...) and "text" (one sentence for a human, with the numbers).
+ * "advice" (the kind) and "text" (one sentence for a human, with the
+ * numbers).  The kinds:
+ *   declare_field     declare an undeclared field: the bytes it saves, or
+ *                     (slotted mode) the ticks it keeps;
+ *   keep_dynamic      a slot would cost more than the field does now: keep
+ *                     it undeclared, in an overflow map in fallback mode;
+ *   cannot_declare    a type fits, but the schema cannot take the field;
+ *   mixed_types       values of types no one slot holds;
+ *   nil_only          no value but nil: no type to declare;
+ *   use_fallback      slotted mode rejected ticks for undeclared fields:
+ *                     fallback mode keeps them as slotted records plus
+ *                     overflow maps, at an estimated cost;
+ *   use_slotted       dynamic mode: slotted records (and, for ticks with
+ *                     undeclared fields, overflow maps in fallback mode)
+ *                     would cost less;
+ *   overflow_share    fallback mode: the ticks with undeclared fields (and
+ *                     their overflow maps) are over half of store memory;
+ *   untracked_fields  undeclared names beyond the usage table's bound;
+ *   none              nothing to change.
  * Returns 0 or -ENOMEM.
  */
 int tks_advice(const struct tks_advice_input *in, struct tks_buf *out);

@@ -19,7 +19,7 @@ static struct tks_usage_field *field(const char *name, unsigned types) {
   return f;
 }
 
-/* A field kept as dynamic objects in n ticks (fallback and dynamic modes). */
+/* A field kept in n ticks (in overflow maps or dynamic objects) costing cost bytes. */
 static struct tks_usage_field *kept(const char *name, unsigned types, uint64_t n, uint64_t cost) {
   struct tks_usage_field *f = field(name, types);
   f->ticks = f->kept = n;
@@ -89,21 +89,23 @@ static void assert_json_lines(void) {
 
 /*
  * A fallback store of 100 million ticks, 37% of which carry `exchange`:
- * 63M slotted records (33 bytes each with block overhead), 37M dynamic
- * objects of 160 bytes plus their series entries.
+ * 63M slotted records (33 bytes each with block overhead) and 37M overflow
+ * ticks, each a 40-byte entry (the 32-byte record and the map pointer, 41.2
+ * with block overhead) and a 40-byte overflow map (8 header + 8 index + 16
+ * entry + 4 string bytes, rounded up to 8).  `exchange` costs the map and
+ * the pointer: 48 bytes a tick.  5084400000 bytes in all, 50.8 a tick.
  */
 static struct tks_advice_input fallback_workload(void) {
   struct tks_advice_input in = input(TKS_MODE_FALLBACK);
   in.ticks_accepted = 100000000;
   in.repr = (struct tks_store_repr){.slotted_ticks = 63000000,
                                     .slotted_bytes = 2079000000,
-                                    .dynamic_ticks = 37000000,
-                                    .dynamic_entry_bytes = 900000000,
-                                    .dynamic_object_bytes = 5920000000,
-                                    .dynamic_object_requested = 5624000000};
+                                    .overflow_ticks = 37000000,
+                                    .overflow_entry_bytes = 1524400000,
+                                    .overflow_map_bytes = 1480000000};
   in.symbol_bytes = 1000000;
   in.symbols = 100;
-  struct tks_usage_field *f = kept("exchange", TKS_USAGE_STRING, 37000000, 5594000000);
+  struct tks_usage_field *f = kept("exchange", TKS_USAGE_STRING, 37000000, 48 * 37000000ull);
   f->string_bytes = 4 * 37000000ull; /* "XNAS" */
   return in;
 }
@@ -114,39 +116,67 @@ TEST(frequent_string_field_in_fallback_mode_is_advised_as_a_symbol_slot) {
   const char *l = line(0);
   ASSERT(l != NULL);
   ASSERT_CONTAINS(l, "{\"advice\":\"declare_field\"");
-  /* Share 37M of 100M; cost 5594000000 B; slot: 8 more bytes on 100M ticks
-   * (800000000) plus 4 bytes x 65536 values of string table (262144). */
-  ASSERT_CONTAINS(l, "field `exchange` is in 37.0% of ticks and costs 5.2 GiB as dynamic objects; "
+  /* Share 37M of 100M; cost 1776000000 B; slot: 8 more bytes on 100M ticks
+   * (800000000) plus 4 bytes x 65536 values of string table (262144); saved
+   * 975737856 of 5084400000 leaves 4108662144, 41.1 a tick. */
+  ASSERT_CONTAINS(l, "field `exchange` is in 37.0% of ticks and costs 1.7 GiB in overflow maps; "
                      "declared as a `symbol` slot it would cost at most 763.2 MiB "
                      "(the record grows from 32 to 40 bytes, 762.9 MiB over 100000000 stored ticks, "
-                     "plus at most 256.0 KiB of string table): 4.5 GiB less, "
-                     "41.1 bytes per tick instead of 89.0");
+                     "plus at most 256.0 KiB of string table): 930.5 MiB less, "
+                     "41.1 bytes per tick instead of 50.8");
   ASSERT_CONTAINS(l, "\"field\":\"exchange\"");
   ASSERT_CONTAINS(l, "\"type\":\"symbol\"");
   ASSERT_CONTAINS(l, "\"share_pct\":37.0");
-  ASSERT_CONTAINS(l, "\"cost_bytes\":5594000000");
+  ASSERT_CONTAINS(l, "\"cost_bytes\":1776000000");
   ASSERT_CONTAINS(l, "\"record_size\":32,\"new_record_size\":40");
   ASSERT_CONTAINS(l, "\"record_bytes\":800000000");
   ASSERT_CONTAINS(l, "\"string_table_bytes_max\":262144");
   ASSERT_CONTAINS(l, "\"slot_bytes\":800262144");
-  ASSERT_CONTAINS(l, "\"saved_bytes\":4793737856");
-  ASSERT_CONTAINS(l, "\"bytes_per_tick\":89.0");
+  ASSERT_CONTAINS(l, "\"saved_bytes\":975737856");
+  ASSERT_CONTAINS(l, "\"bytes_per_tick\":50.8");
   ASSERT_CONTAINS(l, "\"new_bytes_per_tick\":41.1");
   ASSERT_NOT_CONTAINS(l, "optional)");
   tks_buf_finish(&out);
 }
 
-TEST(fallback_mode_with_dynamic_objects_most_of_memory_says_so_after_the_fields) {
+TEST(fallback_mode_with_overflow_ticks_most_of_memory_says_so_after_the_fields) {
   struct tks_advice_input in = fallback_workload();
   advise(&in);
   ASSERT_EQ(lines(), 2);
   const char *l = line(1);
-  ASSERT_CONTAINS(l, "{\"advice\":\"dynamic_share\"");
-  /* 6820000000 of 8900000000 bytes */
-  ASSERT_CONTAINS(l, "dynamic objects are 37.0% of ticks (37000000 of 100000000) but 76.6% of "
-                     "store memory (6.4 GiB of 8.3 GiB)");
-  ASSERT_CONTAINS(l, "\"dynamic_bytes\":6820000000,\"store_bytes\":8900000000,\"bytes_pct\":76.6");
+  /* 1524400000 + 1480000000 = 3004400000 of 5084400000 bytes */
+  ASSERT_STR_EQ(l, "{\"advice\":\"overflow_share\",\"text\":\"ticks with undeclared fields are "
+                   "37.0% of ticks (37000000 of 100000000) but 59.1% of store memory (2.8 GiB of "
+                   "4.7 GiB, slotted records plus overflow maps)\",\"overflow_ticks\":37000000,"
+                   "\"ticks\":100000000,\"ticks_pct\":37.0,\"overflow_bytes\":3004400000,"
+                   "\"store_bytes\":5084400000,\"bytes_pct\":59.1}");
   assert_json_lines();
+  tks_buf_finish(&out);
+}
+
+TEST(overflow_share_is_said_only_when_over_half_of_memory_as_shown) {
+  struct tks_advice_input in = fallback_workload();
+  tks_usage_init(&usage); /* no field lines: only the share, or none */
+  /* 1000 slotted ticks of 2000 bytes; overflow bytes 1000 + 1002 = 2002 of
+   * 4002: 50.02%, shown as 50.0%, not over half. */
+  in.ticks_accepted = 1010;
+  in.symbol_bytes = 0;
+  in.repr = (struct tks_store_repr){.slotted_ticks = 1000,
+                                    .slotted_bytes = 2000,
+                                    .overflow_ticks = 10,
+                                    .overflow_entry_bytes = 1000,
+                                    .overflow_map_bytes = 1002};
+  advise(&in);
+  ASSERT_STR_EQ(out.data, "{\"advice\":\"none\",\"text\":\"nothing to change: 1010 ticks, 10 of "
+                          "them with overflow maps, 4.0 bytes per tick\",\"ticks\":1010,"
+                          "\"overflow_ticks\":10,\"dynamic_ticks\":0,\"store_bytes\":4002,"
+                          "\"bytes_per_tick\":4.0}\n");
+  in.repr.overflow_map_bytes = 1006; /* 2006 of 4006: 50.07%, shown as 50.1% */
+  advise(&in);
+  ASSERT_EQ(lines(), 1);
+  ASSERT_CONTAINS(line(0), "{\"advice\":\"overflow_share\",\"text\":\"ticks with undeclared fields "
+                           "are 1.0% of ticks (10 of 1010) but 50.1% of store memory (2.0 KiB of "
+                           "3.9 KiB, slotted records plus overflow maps)\"");
   tks_buf_finish(&out);
 }
 
@@ -210,9 +240,9 @@ TEST(mixed_types_give_a_mixed_types_line_and_no_declaration) {
   ASSERT(line_with("declare_field", NULL) == NULL);
   const char *l = line_with("\"mixed_types\"", NULL);
   ASSERT(l != NULL);
-  ASSERT_CONTAINS(l, "field `venue` is in 12.0% of ticks and costs 1.4 GiB as dynamic objects; its "
+  ASSERT_CONTAINS(l, "field `venue` is in 12.0% of ticks and costs 1.4 GiB in overflow maps; its "
                      "values were of types string and int, and no one slot type holds them all: it "
-                     "stays a dynamic object");
+                     "stays undeclared, in the overflow maps\"");
   ASSERT_CONTAINS(l, "\"types\":[\"string\",\"int\"]");
   l = line_with("\"nil_only\"", NULL);
   ASSERT(l != NULL);
@@ -230,9 +260,10 @@ TEST(a_rare_field_whose_slot_costs_more_than_its_objects_is_kept_dynamic) {
   ASSERT(line_with("declare_field", NULL) == NULL);
   const char *l = line_with("\"keep_dynamic\"", NULL);
   ASSERT(l != NULL);
-  ASSERT_CONTAINS(l, "costs 146.5 KiB as dynamic objects; declared as an `i64` slot it would cost "
+  ASSERT_CONTAINS(l, "costs 146.5 KiB in overflow maps; declared as an `i64` slot it would cost "
                      "762.9 MiB");
-  ASSERT_CONTAINS(l, "762.8 MiB more than now: keep it undeclared");
+  ASSERT_CONTAINS(l, "762.8 MiB more than now: keep it undeclared, in an overflow map in fallback "
+                     "mode\"");
   ASSERT_CONTAINS(l, "\"saved_bytes\":-799850000");
   tks_buf_finish(&out);
 }
@@ -250,16 +281,16 @@ TEST(slotted_mode_with_rejections_advises_fallback_naming_the_top_fields) {
   advise(&in);
   const char *l = line(0);
   ASSERT_CONTAINS(l, "{\"advice\":\"use_fallback\"");
-  /* A typical rejected tick: 5 declared fields + ceil(115/100) = 7 fields
-   * (16 slots), 2 x 8 + ceil(300/100) string bytes: 8 + 256 + 19 -> 288,
-   * plus a 24-byte series entry. */
+  /* A typical rejected tick, kept in fallback mode: the 32-byte record, an
+   * 8-byte map pointer, and a map of ceil(115/100) = 2 fields (4 index
+   * slots) and ceil(300/100) = 3 string bytes: 8 + 8 + 2 x 16 + 3 -> 56. */
   ASSERT_CONTAINS(l, "100 ticks (10.0% of those received) were rejected for undeclared fields: "
                      "`exchange` (60), `seq` (30), `venue` (20) and 1 more; declare them (see below) "
-                     "or set store.mode: fallback to keep them as dynamic objects at about 312 bytes "
-                     "each, 30.5 KiB in all");
+                     "or set store.mode: fallback to keep them as slotted records plus overflow maps "
+                     "at about 96 bytes each, 9.4 KiB in all\"");
   ASSERT_CONTAINS(l, "\"fields\":[{\"field\":\"exchange\",\"rejected\":60},{\"field\":\"seq\","
                      "\"rejected\":30},{\"field\":\"venue\",\"rejected\":20}],\"more_fields\":1");
-  ASSERT_CONTAINS(l, "\"dynamic_bytes_per_tick\":312,\"dynamic_bytes\":31200");
+  ASSERT_CONTAINS(l, "\"overflow_bytes_per_tick\":96,\"overflow_bytes\":9600}");
   /* Then one declaration per rejected field, most ticks lost first. */
   ASSERT_CONTAINS(line(1), "\"advice\":\"declare_field\",\"text\":\"field `exchange` was in 6.0% of "
                            "ticks: 60 ticks lost, rejected as undeclared; declared as a `symbol` slot "
@@ -283,48 +314,110 @@ TEST(slotted_mode_rejections_without_tracked_names_still_advise_fallback) {
   in.repr = (struct tks_store_repr){.slotted_ticks = 10, .slotted_bytes = 330};
   usage.overflow = 10;
   advise(&in);
+  /* No names: one undeclared field a tick, no strings: 32 + 8 + (8 + 8 + 16). */
   ASSERT_CONTAINS(line(0), "10 ticks (40.0% of those received) were rejected for undeclared "
-                           "fields; declare the fields or set store.mode: fallback");
+                           "fields; declare the fields or set store.mode: fallback to keep them as "
+                           "slotted records plus overflow maps at about 72 bytes each, 720 B in all\"");
   ASSERT_CONTAINS(line(1), "{\"advice\":\"untracked_fields\"");
   assert_json_lines();
   tks_buf_finish(&out);
 }
 
+/*
+ * A dynamic store of 1M ticks over the default schema: each a 24-byte
+ * series entry (24.5 with block overhead) and an object of the 5 declared
+ * fields (8 header + 8 index + 5 x 16 = 96 bytes): 120.5 bytes a tick.
+ */
 TEST(dynamic_mode_advises_slotted_with_the_bytes_per_tick) {
   struct tks_advice_input in = input(TKS_MODE_DYNAMIC);
   in.ticks_accepted = 1000000;
   in.repr = (struct tks_store_repr){
-      .dynamic_ticks = 1000000, .dynamic_entry_bytes = 24500000, .dynamic_object_bytes = 120000000};
+      .dynamic_ticks = 1000000, .dynamic_entry_bytes = 24500000, .dynamic_object_bytes = 96000000};
   advise(&in);
   ASSERT_EQ(lines(), 1);
-  /* 144.5 B a tick now; 32 x 1.03 = 32.96 a tick slotted: 144500000 - 32960000 */
-  ASSERT_CONTAINS(line(0), "{\"advice\":\"use_slotted\",\"text\":\"all 1000000 ticks are held as "
-                           "dynamic objects at 144.5 bytes per tick; in slotted mode they would take "
-                           "about 33.0 bytes per tick (the 32-byte record plus block overhead): "
-                           "106.4 MiB less; set store.mode: slotted\"");
-  ASSERT_CONTAINS(line(0), "\"mode\":\"slotted\"");
-  ASSERT_CONTAINS(line(0), "\"dynamic_bytes_per_tick\":144.5,\"slotted_bytes_per_tick\":33.0");
-  ASSERT_CONTAINS(line(0), "\"saved_bytes\":111540000");
+  /* 120.5 B a tick now; 32 x 1.03 = 32.96 a tick slotted: 120500000 - 32960000 */
+  ASSERT_STR_EQ(line(0), "{\"advice\":\"use_slotted\",\"text\":\"all 1000000 ticks are held as "
+                         "dynamic objects at 120.5 bytes per tick; in slotted mode they would take "
+                         "about 33.0 bytes per tick (the 32-byte record plus block overhead): "
+                         "83.5 MiB less; set store.mode: slotted\",\"mode\":\"slotted\","
+                         "\"ticks\":1000000,\"ticks_slotted\":1000000,\"ticks_overflow\":0,"
+                         "\"dynamic_bytes_per_tick\":120.5,\"slotted_bytes_per_tick\":33.0,"
+                         "\"overflow_bytes_per_tick\":0,\"record_size\":32,"
+                         "\"dynamic_bytes\":120500000,\"new_bytes\":32960000,"
+                         "\"saved_bytes\":87540000}");
   tks_buf_finish(&out);
 }
 
-TEST(dynamic_mode_with_undeclared_fields_advises_fallback_for_the_rest) {
+TEST(dynamic_mode_with_undeclared_fields_advises_fallback_with_overflow_maps) {
   struct tks_advice_input in = input(TKS_MODE_DYNAMIC);
   in.ticks_accepted = 1000000;
+  /* 750000 objects of 96 bytes; 250000 carry `seq` too: 6 fields (16 index
+   * slots) and 4 string bytes, 8 + 16 + 6 x 16 + 4 -> 128 bytes. */
   in.repr = (struct tks_store_repr){
-      .dynamic_ticks = 1000000, .dynamic_entry_bytes = 24500000, .dynamic_object_bytes = 120000000};
-  kept("seq", TKS_USAGE_INT | TKS_USAGE_STRING, 250000, 30000000);
+      .dynamic_ticks = 1000000, .dynamic_entry_bytes = 24500000, .dynamic_object_bytes = 104000000};
+  kept("seq", TKS_USAGE_INT | TKS_USAGE_STRING, 250000, 250000 * 16 + 1000000)->string_bytes =
+      1000000;
   advise(&in);
-  /* 750000 ticks move: 108375000 B now, 24720000 B slotted. */
+  /* 128500000 B now; in fallback mode 750000 x 32.96 = 24720000 B of slotted
+   * records and 250000 overflow ticks of 32 + 8 + (8 + 8 + 16 + 4 -> 40) =
+   * 80 B, 20000000 B: 44720000 B. */
+  ASSERT_EQ(lines(), 2);
+  ASSERT_STR_EQ(line(0), "{\"advice\":\"use_slotted\",\"text\":\"all 1000000 ticks are held as "
+                         "dynamic objects at 128.5 bytes per tick; in fallback mode the 750000 that "
+                         "carry no undeclared field would take about 33.0 bytes per tick (the 32-byte "
+                         "record plus block overhead) and the other 250000 about 80 bytes each as "
+                         "slotted records plus overflow maps: 79.9 MiB less; set store.mode: "
+                         "fallback\",\"mode\":\"fallback\",\"ticks\":1000000,"
+                         "\"ticks_slotted\":750000,\"ticks_overflow\":250000,"
+                         "\"dynamic_bytes_per_tick\":128.5,\"slotted_bytes_per_tick\":33.0,"
+                         "\"overflow_bytes_per_tick\":80,\"record_size\":32,"
+                         "\"dynamic_bytes\":128500000,\"new_bytes\":44720000,"
+                         "\"saved_bytes\":83780000}");
+  /* After it, the field: its cost is its entries and strings in the objects. */
+  ASSERT_CONTAINS(line(1), "{\"advice\":\"mixed_types\",\"text\":\"field `seq` is in 25.0% of ticks "
+                           "and costs 4.8 MiB in the dynamic objects; its values were of types string "
+                           "and int, and no one slot type holds them all: it stays undeclared, in the "
+                           "dynamic objects\"");
+  tks_buf_finish(&out);
+}
+
+TEST(dynamic_mode_where_every_tick_carries_an_undeclared_field_advises_fallback) {
+  struct tks_advice_input in = input(TKS_MODE_DYNAMIC);
+  in.ticks_accepted = 1000;
+  /* Objects of 6 fields (16 index slots) and 4 string bytes: 8 + 16 + 6 x 16
+   * + 4 -> 128 bytes, and a 24-byte entry: 152 a tick.  In fallback mode 32
+   * + 8 + (8 + 8 + 16 + 4 -> 40) = 80: 72000 B less. */
+  in.repr = (struct tks_store_repr){
+      .dynamic_ticks = 1000, .dynamic_entry_bytes = 24000, .dynamic_object_bytes = 128000};
+  kept("venue", TKS_USAGE_STRING, 1000, 20000)->string_bytes = 4000;
+  advise(&in);
   const char *l = line_with("\"use_slotted\"", NULL);
   ASSERT(l != NULL);
-  ASSERT_CONTAINS(l, "the 750000 that carry no undeclared field would take about 33.0 bytes per tick");
-  ASSERT_CONTAINS(l, "79.8 MiB less; set store.mode: fallback to keep the other 250000 as dynamic "
-                     "objects");
-  ASSERT_CONTAINS(l, "\"mode\":\"fallback\"");
-  ASSERT_CONTAINS(l, "\"saved_bytes\":83655000");
-  ASSERT_CONTAINS(line(0), "\"use_slotted\""); /* before the mixed_types line */
-  ASSERT_CONTAINS(line(1), "\"mixed_types\"");
+  ASSERT_CONTAINS(l, "\"text\":\"all 1000 ticks are held as dynamic objects at 152.0 bytes per "
+                     "tick; all carry undeclared fields, and in fallback mode they would take about "
+                     "80 bytes each as slotted records plus overflow maps: 70.3 KiB less; set "
+                     "store.mode: fallback\"");
+  ASSERT_CONTAINS(l, "\"ticks_slotted\":0,\"ticks_overflow\":1000,");
+  ASSERT_CONTAINS(l, "\"new_bytes\":80000,\"saved_bytes\":72000}");
+  tks_buf_finish(&out);
+}
+
+TEST(dynamic_mode_where_overflow_maps_would_cost_more_gives_no_use_slotted) {
+  struct tks_advice_input in = input(TKS_MODE_DYNAMIC);
+  in.ticks_accepted = 1000;
+  /* Every tick carries 3 undeclared fields with 30 string bytes: in
+   * fallback 32 + 8 + (8 + 8 + 3 x 16 + 30 -> 96) = 136 B each, more than
+   * the 130 B a tick they take now. */
+  in.repr = (struct tks_store_repr){
+      .dynamic_ticks = 1000, .dynamic_entry_bytes = 24000, .dynamic_object_bytes = 106000};
+  kept("a", TKS_USAGE_STRING, 1000, 26000)->string_bytes = 10000;
+  kept("b", TKS_USAGE_STRING, 1000, 26000)->string_bytes = 10000;
+  kept("c", TKS_USAGE_STRING, 1000, 26000)->string_bytes = 10000;
+  advise(&in);
+  ASSERT(line_with("\"use_slotted\"", NULL) == NULL);
+  /* One declaration would save in fallback or slotted mode only. */
+  ASSERT_CONTAINS(line(0), "costs 25.4 KiB in the dynamic objects; declared as a `symbol` slot");
+  ASSERT_CONTAINS(line(0), ", once store.mode is fallback or slotted");
   tks_buf_finish(&out);
 }
 
@@ -335,8 +428,22 @@ TEST(nothing_to_change_reports_the_real_tick_count_and_bytes_per_tick) {
   in.symbol_bytes = 500;
   advise(&in);
   ASSERT_STR_EQ(out.data, "{\"advice\":\"none\",\"text\":\"nothing to change: 1000 ticks, all "
-                          "slotted, 33.5 bytes per tick\",\"ticks\":1000,\"dynamic_ticks\":0,"
-                          "\"store_bytes\":33500,\"bytes_per_tick\":33.5}\n");
+                          "slotted, 33.5 bytes per tick\",\"ticks\":1000,\"overflow_ticks\":0,"
+                          "\"dynamic_ticks\":0,\"store_bytes\":33500,\"bytes_per_tick\":33.5}\n");
+  /* Overflow and dynamic ticks too (a store whose mode changed): both named;
+   * 34900 B over 1015 ticks. */
+  in.mode = TKS_MODE_FALLBACK;
+  in.repr.overflow_ticks = 10;
+  in.repr.overflow_entry_bytes = 400;
+  in.repr.overflow_map_bytes = 400;
+  in.repr.dynamic_ticks = 5;
+  in.repr.dynamic_entry_bytes = 120;
+  in.repr.dynamic_object_bytes = 480;
+  advise(&in);
+  ASSERT_STR_EQ(out.data, "{\"advice\":\"none\",\"text\":\"nothing to change: 1015 ticks, 10 of "
+                          "them with overflow maps and 5 of them dynamic objects, 34.4 bytes per "
+                          "tick\",\"ticks\":1015,\"overflow_ticks\":10,\"dynamic_ticks\":5,"
+                          "\"store_bytes\":34900,\"bytes_per_tick\":34.4}\n");
   tks_buf_finish(&out);
 }
 
@@ -346,8 +453,8 @@ TEST(an_empty_store_gives_none_in_every_mode_without_dividing_by_zero) {
     struct tks_advice_input in = input(modes[i]);
     advise(&in);
     ASSERT_STR_EQ(out.data, "{\"advice\":\"none\",\"text\":\"nothing to change: 0 ticks stored\","
-                            "\"ticks\":0,\"dynamic_ticks\":0,\"store_bytes\":0,"
-                            "\"bytes_per_tick\":0.0}\n");
+                            "\"ticks\":0,\"overflow_ticks\":0,\"dynamic_ticks\":0,"
+                            "\"store_bytes\":0,\"bytes_per_tick\":0.0}\n");
   }
   /* Usage with ticks but nothing stored or accepted: shares are 0.0%. */
   struct tks_advice_input in = input(TKS_MODE_FALLBACK);
@@ -373,7 +480,7 @@ TEST(a_schema_already_at_32_fields_says_the_field_cannot_be_added) {
   ASSERT(line_with("declare_field", NULL) == NULL);
   const char *l = line_with("\"cannot_declare\"", NULL);
   ASSERT(l != NULL);
-  ASSERT_CONTAINS(l, "field `exchange` is in 37.0% of ticks and costs 5.2 GiB as dynamic objects, "
+  ASSERT_CONTAINS(l, "field `exchange` is in 37.0% of ticks and costs 1.7 GiB in overflow maps, "
                      "but it cannot be declared as a `symbol` slot: the schema already declares 32 "
                      "fields, the most it can hold");
   ASSERT_CONTAINS(l, "\"reason\":\"the schema already declares 32 fields, the most it can hold\"");
