@@ -51,9 +51,9 @@ static void usage_stats(const struct tks_usage *u, struct tks_stats *st) {
       uint64_t v;
     } figs[] = {
         {"ticks", "Ticks that carried the undeclared field", f->ticks},
-        {"kept", "Ticks with the field kept as dynamic objects", f->kept},
+        {"kept", "Ticks with the field kept (overflow map or dynamic object)", f->kept},
         {"rejected", "Ticks rejected for the field (slotted mode)", f->rejected},
-        {"cost_bytes", "Bytes the field costs as dynamic objects", f->cost_bytes},
+        {"cost_bytes", "Bytes the field costs beyond the slotted records", f->cost_bytes},
         {"string_bytes", "Bytes of the field's string values", f->string_bytes},
     };
     for (unsigned k = 0; k < TKS_ARRAY_SIZE(figs); k++) {

@@ -1,9 +1,10 @@
 /*
  * Undeclared-field usage: for each field name a tick carried that the
  * schema does not declare, how many ticks carried it, how many were kept
- * (as dynamic objects) or rejected, the value types seen, and the bytes it
- * cost: each dynamic object's excess over a slotted record, shared evenly
- * among the object's undeclared fields.  A bounded table (the first
+ * (overflow maps in fallback mode, dynamic objects in dynamic mode) or
+ * rejected (slotted mode), the value types seen, and the bytes it cost: in
+ * fallback mode its even share of the tick's overflow map and pointer, in
+ * dynamic mode its own entry and string bytes.  A bounded table (the first
  * max_names names; later ones only counted in `overflow`), so hostile
  * input cannot grow it.  Read by the stats and by the schema advice.
  */
@@ -30,9 +31,9 @@ enum {
 struct tks_usage_field {
   char name[TKS_FIELD_NAME_MAX * 2]; /* cut at 63 bytes */
   uint64_t ticks;        /* ticks that carried it */
-  uint64_t kept;         /* of those, stored as dynamic objects */
+  uint64_t kept;         /* of those, stored (overflow map or dynamic object) */
   uint64_t rejected;     /* of those, rejected (slotted mode) */
-  uint64_t cost_bytes;   /* its share of the dynamic objects' excess over slotted */
+  uint64_t cost_bytes;   /* what it costs beyond the slotted records (see above) */
   uint64_t string_bytes; /* bytes of its string values */
   unsigned types;        /* TKS_USAGE_* bits seen */
 };
