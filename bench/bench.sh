@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
 # The tickslab benchmark: ingest rate and memory per tick, tickslabd against
-# Redis Streams, on loopback, the server pinned to CPU 0 and the load
-# generator to CPU 1.  See bench/README.md.
+# Redis Streams, then the three store modes side by side (slotted, dynamic,
+# fallback with a share of ticks carrying an undeclared field), on
+# loopback, the server pinned to CPU 0 and the load generator to CPU 1.
+# See bench/README.md.
 #
 #   bench/bench.sh [BUILD_DIR]          (default: build)
 #
 # Environment: COUNT (ticks per workload, default 10000000), SYMBOLS (the
-# symbol counts, one workload each, default "100 10000"), CONNECTIONS (gen
+# symbol counts, one workload each, default "100 10000"; "" skips the
+# first table), CONNECTIONS (gen
 # connections, default 1), GEN_ARGS (more `tickslab gen` options, e.g.
-# --array), MODE (store.mode, default slotted), REDIS (auto | no),
-# REDIS_COUNT (ticks for Redis, default COUNT).
+# --array), MODE (store.mode of the first table, default slotted), REDIS
+# (auto | no), REDIS_COUNT (ticks for Redis, default COUNT); for the modes
+# table: MODES (default "slotted dynamic fallback"; "" skips the table),
+# MODES_SYMBOLS (default 100), EXTRA_FIELDS and EXTRA_SHARE (the fallback
+# workload's undeclared fields per tick and share of ticks carrying them,
+# default 1 and 0.1).
 set -euo pipefail
 
 BUILD=${1:-build}
 COUNT=${COUNT:-10000000}
-SYMBOLS=${SYMBOLS:-"100 10000"}
+SYMBOLS=${SYMBOLS-"100 10000"}
 CONNECTIONS=${CONNECTIONS:-1}
 GEN_ARGS=${GEN_ARGS:-}
 MODE=${MODE:-slotted}
 REDIS=${REDIS:-auto}
 REDIS_COUNT=${REDIS_COUNT:-$COUNT}
+MODES=${MODES-slotted dynamic fallback}
+MODES_SYMBOLS=${MODES_SYMBOLS:-100}
+EXTRA_FIELDS=${EXTRA_FIELDS:-1}
+EXTRA_SHARE=${EXTRA_SHARE:-0.1}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 
 DAEMON=$BUILD/daemon/tickslabd
@@ -33,7 +44,13 @@ note() { echo "bench: $*" >&2; }
 [[ -x $CLI ]] || die "$CLI not found: build first (meson setup $BUILD && ninja -C $BUILD)"
 [[ $COUNT =~ ^[0-9]+$ && $COUNT -gt 0 ]] || die "COUNT must be a positive integer"
 [[ $REDIS_COUNT =~ ^[0-9]+$ && $REDIS_COUNT -gt 0 ]] || die "REDIS_COUNT must be a positive integer"
-for s in $SYMBOLS; do [[ $s =~ ^[0-9]+$ && $s -gt 0 ]] || die "SYMBOLS: '$s' is not a count"; done
+for s in $SYMBOLS $MODES_SYMBOLS; do [[ $s =~ ^[0-9]+$ && $s -gt 0 ]] || die "SYMBOLS: '$s' is not a count"; done
+for m in $MODE $MODES; do
+  [[ $m == slotted || $m == dynamic || $m == fallback ]] || die "mode '$m': want slotted, dynamic or fallback"
+done
+[[ $EXTRA_FIELDS =~ ^[0-9]+$ && $EXTRA_FIELDS -ge 1 && $EXTRA_FIELDS -le 16 ]] ||
+  die "EXTRA_FIELDS must be 1 to 16"
+[[ $EXTRA_SHARE =~ ^(0(\.[0-9]+)?|1(\.0*)?|\.[0-9]+)$ ]] || die "EXTRA_SHARE must be 0 to 1, e.g. 0.1"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tickslab-bench.XXXXXX")
 DPID= RPID=
@@ -77,24 +94,30 @@ free_port() {
   return 1
 }
 
-ROWS=()
+ROWS=() MODE_ROWS=()
 FAILED=0
 row() { ROWS+=("$(printf '%s\t' "$@")"); }
+mode_row() { MODE_ROWS+=("$(printf '%s\t' "$@")"); }
+
+# The seed article's figures (seed/slots-article.md: CPython, 5M `Trade`
+# objects of four attributes, tracemalloc peak / count), quoted, not measured.
+ARTICLE_DICT_BPO=129
+ARTICLE_SLOTS_BPO=96
 
 # ------------------------------------------------------------------ tickslab
 SOCK= STATS=
 stats() { "$CLI" --socket "$SOCK" --timeout 10 stats --text > "$STATS"; }
 stat_value() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { exit !found }' "$STATS"; }
 
-start_daemon() { # LISTEN NAME -> DPID, or returns 1
-  local listen=$1 name=$2 cfg=$TMP/$2.yaml i
+start_daemon() { # LISTEN NAME MODE -> DPID, or returns 1
+  local listen=$1 name=$2 mode=$3 cfg=$TMP/$2.yaml i
   cat > "$cfg" <<EOF
 ingest:
   listen: $listen
 control:
   socket: $SOCK
 store:
-  mode: $MODE
+  mode: $mode
 log:
   level: warn
 EOF
@@ -123,17 +146,30 @@ stop_daemon() {
   DPID=
 }
 
-run_tickslab() { # N SYMBOLS LABEL
-  local n=$1 s=$2 label=$3 name=tickslabd-$2 port
-  SOCK=$TMP/ctl-$s.sock STATS=$TMP/stats-$s.txt
-  note "$label: tickslabd ($MODE), $n ticks over $s symbols"
-  start_daemon 127.0.0.1:0 "$name" || { FAILED=1; row "$label" tickslab FAILED; return; }
+# One tickslabd run: N ticks over S symbols in MODE, `tickslab gen` with
+# EXTRA_ARGS.  Sets R_OK (0/1), R_STORED, R_RATE, R_BPT (stats), R_RSS_BPT,
+# R_DIFF, and the representation split R_SLOTTED, R_DYNAMIC, R_OVERFLOW
+# (ticks), R_SLOTTED_BPT, R_DYNAMIC_BPT, R_OVERFLOW_BPT
+# (store.*.bytes_per_tick), R_EXTRA
+# (ticks gen sent with extra fields); NA where the daemon has no such stat.
+RUN_ID=0
+run_tickslab() { # N SYMBOLS LABEL MODE [EXTRA_ARGS...]
+  local n=$1 s=$2 label=$3 mode=$4 port name
+  shift 4
+  RUN_ID=$((RUN_ID + 1))
+  name=tickslabd-$RUN_ID
+  SOCK=$TMP/ctl-$RUN_ID.sock STATS=$TMP/stats-$RUN_ID.txt
+  R_OK=0 R_STORED=NA R_RATE=NA R_BPT=NA R_RSS_BPT=NA R_DIFF=NA
+  R_SLOTTED=NA R_DYNAMIC=NA R_OVERFLOW=NA R_SLOTTED_BPT=NA R_DYNAMIC_BPT=NA R_OVERFLOW_BPT=NA
+  R_EXTRA=NA
+  note "$label: tickslabd ($mode), $n ticks over $s symbols${*:+ ($*)}"
+  start_daemon 127.0.0.1:0 "$name" "$mode" || { FAILED=1; return; }
   stats
   if ! port=$(stat_value ingest.port) || [[ $port == 0 ]]; then
     # No ingest.port in stats: listen on a port chosen here instead.
     stop_daemon
     port=$(free_port) || die "no free loopback port"
-    start_daemon "127.0.0.1:$port" "$name" || { FAILED=1; row "$label" tickslab FAILED; return; }
+    start_daemon "127.0.0.1:$port" "$name" "$mode" || { FAILED=1; return; }
     stats
   fi
   local rss0 acc0
@@ -141,32 +177,42 @@ run_tickslab() { # N SYMBOLS LABEL
   acc0=$(stat_value ticks.stored) || acc0=0
 
   local wait_s=$((60 + n / 200000)) out
+  # shellcheck disable=SC2086 # GEN_ARGS is a list of options
   if ! out=$(timeout $((wait_s + 120)) "${PIN_LOAD[@]}" "$CLI" --socket "$SOCK" \
       --connect "127.0.0.1:$port" gen --count "$n" --symbols "$s" \
-      --connections "$CONNECTIONS" --wait --wait-timeout "$wait_s" $GEN_ARGS); then
+      --connections "$CONNECTIONS" --wait --wait-timeout "$wait_s" $GEN_ARGS "$@"); then
     note "$label: tickslab gen failed: $out"
-    FAILED=1; row "$label" tickslab FAILED; stop_daemon; return
+    FAILED=1; stop_daemon; return
   fi
   while IFS= read -r l; do note "  $l"; done <<< "$out"
-  local rate
-  rate=$(sed -n 's/^stored [0-9]* ticks in [0-9.]* s: \([0-9]*\) ticks\/s.*/\1/p' <<< "$out")
+  R_RATE=$(sed -n 's/^stored [0-9]* ticks in [0-9.]* s: \([0-9]*\) ticks\/s.*/\1/p' <<< "$out")
+  R_EXTRA=$(sed -n 's/^\([0-9]*\) ticks carried .*/\1/p' <<< "$out")
+  [[ -n $R_RATE ]] || R_RATE=NA
+  [[ -n $R_EXTRA ]] || R_EXTRA=0
 
   stats
-  local stored bpt rss1
+  local stored rss1
   stored=$(stat_value ticks.stored) || die "stats text has no ticks.stored"
   stored=$((stored - acc0))
-  bpt=$(stat_value memory.bytes_per_tick) || bpt=NA
+  R_BPT=$(stat_value memory.bytes_per_tick) || R_BPT=NA
   rss1=$(stat_value memory.rss_bytes)
+  R_SLOTTED=$(stat_value store.slotted.ticks) || R_SLOTTED=NA
+  R_DYNAMIC=$(stat_value store.dynamic.ticks) || R_DYNAMIC=NA
+  R_OVERFLOW=$(stat_value store.overflow.ticks) || R_OVERFLOW=NA
+  R_SLOTTED_BPT=$(stat_value store.slotted.bytes_per_tick) || R_SLOTTED_BPT=NA
+  R_DYNAMIC_BPT=$(stat_value store.dynamic.bytes_per_tick) || R_DYNAMIC_BPT=NA
+  R_OVERFLOW_BPT=$(stat_value store.overflow.bytes_per_tick) || R_OVERFLOW_BPT=NA
+  local rejected
+  rejected=$(stat_value ticks.rejected) || rejected=0
+  ((rejected == 0)) || note "$label: the daemon rejected $rejected ticks"
   stop_daemon
-  if ((stored <= 0)); then
-    FAILED=1; row "$label" tickslab "$stored" "$rate" "$bpt" NA NA; return
-  fi
-  local rss_bpt diff
-  rss_bpt=$(awk -v a="$rss0" -v b="$rss1" -v n="$stored" 'BEGIN { printf "%.1f", (b - a) / n }')
-  diff=$(awk -v s="$bpt" -v r="$rss_bpt" 'BEGIN {
+  R_STORED=$stored
+  ((stored > 0)) || { FAILED=1; return; }
+  R_RSS_BPT=$(awk -v a="$rss0" -v b="$rss1" -v n="$stored" 'BEGIN { printf "%.1f", (b - a) / n }')
+  R_DIFF=$(awk -v s="$R_BPT" -v r="$R_RSS_BPT" 'BEGIN {
     if (s == "NA" || r <= 0) print "NA"; else printf "%+.1f%%", (s - r) / r * 100 }')
-  row "$label" "tickslab ($MODE)" "$stored" "$rate" "$(printf '%.1f' "$bpt" 2>/dev/null || echo "$bpt")" \
-      "$rss_bpt" "$diff"
+  [[ $R_BPT == NA ]] || R_BPT=$(printf '%.1f' "$R_BPT")
+  R_OK=1
 }
 
 # ------------------------------------------------------------------ Redis
@@ -236,22 +282,115 @@ if [[ $REDIS != no ]]; then
   fi
 fi
 
+# Results of the tickslab runs, by "mode symbols extra-args", so that the
+# modes table reuses a run the first table already made.
+declare -A RESULTS=()
+remember() { RESULTS[$1]="$R_OK|$R_STORED|$R_RATE|$R_BPT|$R_RSS_BPT|$R_DIFF|$R_SLOTTED|$R_DYNAMIC|$R_OVERFLOW|$R_SLOTTED_BPT|$R_DYNAMIC_BPT|$R_OVERFLOW_BPT|$R_EXTRA"; }
+recall() {
+  [[ -n ${RESULTS[$1]+x} ]] || return 1
+  IFS='|' read -r R_OK R_STORED R_RATE R_BPT R_RSS_BPT R_DIFF R_SLOTTED R_DYNAMIC R_OVERFLOW \
+    R_SLOTTED_BPT R_DYNAMIC_BPT R_OVERFLOW_BPT R_EXTRA <<< "${RESULTS[$1]}"
+}
+
 for s in $SYMBOLS; do
-  run_tickslab "$COUNT" "$s" "$(human "$COUNT") x $s sym"
-  if ((HAVE_REDIS)); then run_redis "$REDIS_COUNT" "$s" "$(human "$REDIS_COUNT") x $s sym"; fi
+  label="$(human "$COUNT") x $s sym"
+  run_tickslab "$COUNT" "$s" "$label" "$MODE"
+  remember "$MODE $s"
+  if ((R_OK)); then
+    row "$label" "tickslab ($MODE)" "$R_STORED" "$R_RATE" "$R_BPT" "$R_RSS_BPT" "$R_DIFF"
+  else
+    row "$label" tickslab FAILED "$R_STORED"
+  fi
+  if ((HAVE_REDIS)); then run_redis "$REDIS_COUNT" "$s" "$label"; fi
 done
 
-# ------------------------------------------------------------------ table
-echo
-printf '%-16s  %-18s  %12s  %14s  %14s  %12s  %12s\n' \
-  workload store "ticks stored" "ingest ticks/s" "B/tick (stats)" "B/tick (RSS)" "stats vs RSS"
-printf '%-16s  %-18s  %12s  %14s  %14s  %12s  %12s\n' \
-  ---------------- ------------------ ------------ -------------- -------------- ------------ ------------
-for r in "${ROWS[@]}"; do
-  IFS=$'\t' read -r -a f <<< "$r"
-  printf '%-16s  %-18s  %12s  %14s  %14s  %12s  %12s\n' \
-    "${f[0]:-}" "${f[1]:-}" "${f[2]:-}" "${f[3]:-}" "${f[4]:-}" "${f[5]:-}" "${f[6]:-}"
+# ------------------------------------------------------------------ modes
+pct() { awk -v a="$1" -v n="$2" 'BEGIN { if (a == "NA" || n <= 0) print "NA"; else printf "%.1f%%", a * 100 / n }'; }
+bpt() { [[ $1 == NA ]] && echo NA || printf '%.1f B' "$1"; }
+SLOTTED_RSS_BPT=
+declare -A MODE_RSS_BPT=()
+for m in $MODES; do
+  s=$MODES_SYMBOLS
+  extra=()
+  label="$(human "$COUNT") x $s sym"
+  if [[ $m == fallback ]]; then
+    extra=(--extra-fields "$EXTRA_FIELDS" --extra-share "$EXTRA_SHARE")
+    label="$label, $(awk -v p="$EXTRA_SHARE" 'BEGIN { printf "%g", p * 100 }')% +$EXTRA_FIELDS field"
+    ((EXTRA_FIELDS == 1)) || label="${label}s"
+  fi
+  key="$m $s ${extra[*]}"
+  key=${key% }
+  if recall "$key"; then
+    note "$label: $m: reusing the run above"
+  else
+    run_tickslab "$COUNT" "$s" "$label" "$m" "${extra[@]}"
+    remember "$key"
+  fi
+  if ! ((R_OK)); then mode_row "$m" "$label" FAILED "$R_STORED"; continue; fi
+  # Where the ticks went: slotted records, dynamic objects (and, if the
+  # daemon keeps them so, slotted records with an overflow map).
+  # Each representation that holds ticks: its share, and its bytes per tick.
+  split=
+  [[ $R_SLOTTED == NA || $R_SLOTTED == 0 ]] ||
+    split="slotted $(pct "$R_SLOTTED" "$R_STORED") ($(bpt "$R_SLOTTED_BPT"))"
+  [[ $R_DYNAMIC == NA || $R_DYNAMIC == 0 ]] ||
+    split="${split:+$split, }dynamic $(pct "$R_DYNAMIC" "$R_STORED") ($(bpt "$R_DYNAMIC_BPT"))"
+  [[ $R_OVERFLOW == NA || $R_OVERFLOW == 0 ]] ||
+    split="${split:+$split, }slotted+overflow map $(pct "$R_OVERFLOW" "$R_STORED") ($(bpt "$R_OVERFLOW_BPT"))"
+  [[ -n $split ]] || split="NA (no store.slotted.ticks / store.dynamic.ticks in stats)"
+  [[ $m == slotted ]] && SLOTTED_RSS_BPT=$R_RSS_BPT
+  MODE_RSS_BPT[$m]=$R_RSS_BPT
+  mode_row "$m" "$label" "$R_STORED" "$R_RATE" "$R_BPT" "$R_RSS_BPT" "$R_DIFF" "$split"
 done
-echo
-echo "targets: >= 3000000 ticks/s (100 symbols), <= 40 B/tick by RSS, stats within 10% of RSS"
+
+# ------------------------------------------------------------------ tables
+# shellcheck disable=SC2059 # the formats are the tables' layouts
+FMT='%-16s  %-18s  %12s  %14s  %14s  %12s  %12s\n'
+if ((${#ROWS[@]})); then
+  echo
+  printf "$FMT" workload store "ticks stored" "ingest ticks/s" "B/tick (stats)" "B/tick (RSS)" "stats vs RSS"
+  printf "$FMT" ---------------- ------------------ ------------ -------------- -------------- ------------ ------------
+  for r in "${ROWS[@]}"; do
+    IFS=$'\t' read -r -a f <<< "$r"
+    printf "$FMT" "${f[0]:-}" "${f[1]:-}" "${f[2]:-}" "${f[3]:-}" "${f[4]:-}" "${f[5]:-}" "${f[6]:-}"
+  done
+  echo
+  echo "targets: >= 3000000 ticks/s (100 symbols), <= 40 B/tick by RSS, stats within 10% of RSS"
+fi
+
+if ((${#MODE_ROWS[@]})); then
+  MFMT='%-8s  %-28s  %12s  %14s  %14s  %12s  %12s  %10s  %s\n'
+  echo
+  echo "modes"
+  printf "$MFMT" mode workload "ticks stored" "ingest ticks/s" "B/tick (stats)" "B/tick (RSS)" \
+    "stats vs RSS" "vs slotted" "where the ticks are (store.*.ticks, store.*.bytes_per_tick)"
+  printf "$MFMT" -------- ---------------------------- ------------ -------------- -------------- \
+    ------------ ------------ ---------- ------------------------------------------------------------
+  for r in "${MODE_ROWS[@]}"; do
+    IFS=$'\t' read -r -a f <<< "$r"
+    ratio=NA
+    if [[ -n $SLOTTED_RSS_BPT && ${f[5]:-NA} != NA ]]; then
+      ratio=$(awk -v a="${f[5]}" -v b="$SLOTTED_RSS_BPT" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "NA" }')
+    fi
+    printf "$MFMT" "${f[0]:-}" "${f[1]:-}" "${f[2]:-}" "${f[3]:-}" "${f[4]:-}" "${f[5]:-}" \
+      "${f[6]:-}" "$ratio" "${f[7]:-}"
+  done
+  echo
+  echo "targets: slotted <= 40 B/tick and >= 3000000 ticks/s; fallback (${EXTRA_SHARE} of ticks with" \
+    "$EXTRA_FIELDS extra field) <= 1.3x slotted's B/tick; dynamic: what an honest hash map costs"
+  # The seed article's Python figures beside ours (bytes per object/tick).
+  line="seed article (Python, quoted, not measured here): $ARTICLE_DICT_BPO B/object with __dict__,"
+  line="$line $ARTICLE_SLOTS_BPO B with __slots__ ($(awk -v a=$ARTICLE_DICT_BPO -v b=$ARTICLE_SLOTS_BPO 'BEGIN { printf "%.2fx", a / b }'))"
+  line="$line; tickslab by RSS:"
+  sep=
+  for m in slotted dynamic fallback; do
+    [[ -n ${MODE_RSS_BPT[$m]+x} ]] || continue
+    line="$line$sep $m ${MODE_RSS_BPT[$m]} B/tick"
+    if [[ $m != slotted && -n $SLOTTED_RSS_BPT ]]; then
+      line="$line ($(awk -v a="${MODE_RSS_BPT[$m]}" -v b="$SLOTTED_RSS_BPT" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "NA" }'))"
+    fi
+    sep=,
+  done
+  echo "$line"
+fi
 exit "$FAILED"

@@ -33,7 +33,7 @@
 #define GEN_MAX_CONNECTIONS 1024
 #define GEN_MAX_EXTRA 16
 #define GEN_EXTRA_MIN 128          /* pool entries with extras we aim for, at least */
-#define GEN_POOL_MAX_TICKS 262144  /* to get them with a small --extra-share */
+#define GEN_POOL_MAX_TICKS 262144  /* to get them with a small --extra-share: all pools */
 
 static const char gen_help[] =
     "Usage: tickslab gen [OPTIONS]\n"
@@ -209,10 +209,12 @@ static void mark_extras(struct gen_conn *c, uint64_t n) {
 static int build_pool(struct gen_conn *c, const struct slots *sl) {
   const struct gen_opts *o = c->o;
   uint64_t want = GEN_POOL_TICKS;
-  /* Enough entries for the share to be near exact when the pool repeats. */
+  /* Enough entries for the share to be near exact when the pool repeats,
+   * within GEN_POOL_MAX_TICKS for all the connections together. */
   if (o->extra && o->extra_share > 0 && o->extra_share < 1) {
     double need = ceil(GEN_EXTRA_MIN / o->extra_share);
-    want = need > GEN_POOL_MAX_TICKS ? GEN_POOL_MAX_TICKS : need < want ? want : (uint64_t)need;
+    double cap = fmax(GEN_POOL_TICKS, (double)GEN_POOL_MAX_TICKS / o->connections);
+    want = (uint64_t)fmax(GEN_POOL_TICKS, fmin(need, cap));
   }
   uint64_t n = c->nsym >= want ? c->nsym : (uint64_t)c->nsym * ((want + c->nsym - 1) / c->nsym);
   if (n > c->share) n = c->share;

@@ -42,6 +42,17 @@ void tks_config_defaults(struct tks_config *c) {
   c->ingest.max_message_bytes = 65536;
   c->ingest.read_buffer_bytes = 256u << 10;
   c->query.max_rows = 10000;
+  c->journal.enabled = true;
+  set_str(c->journal.dir, sizeof c->journal.dir, TKS_DEFAULT_JOURNAL_DIR);
+  c->journal.fsync = TKS_FSYNC_INTERVAL;
+  c->journal.fsync_interval_ns = 1000000000;
+  c->journal.on_corrupt = TKS_CORRUPT_TRUNCATE;
+  c->journal.segment_bytes = 256ull << 20;
+  c->journal.max_bytes = 0;
+  c->journal.on_error = TKS_ON_ERROR_BACKPRESSURE;
+  c->limits.max_memory = 0;
+  c->limits.when_full = TKS_WHEN_FULL_EVICT_OLDEST;
+  c->limits.retention_ns = 0;
   set_str(c->control.socket, sizeof c->control.socket, TKS_DEFAULT_CONTROL_SOCKET);
   c->store.mode = TKS_MODE_SLOTTED;
   c->store.page_size = 1u << 20;
@@ -325,6 +336,42 @@ static int get_size(struct reader *r, const char *path, uint64_t min, uint64_t m
   return 0;
 }
 
+static int get_duration(struct reader *r, const char *path, uint64_t min_ns, uint64_t max_ns,
+                        uint64_t *out) {
+  const char *s = NULL;
+  char b[80];
+  int e = scalar(r, path, false, &s);
+  if (e) return e;
+  uint64_t v = 0;
+  e = tks_parse_duration(s, &v);
+  if (e == -EINVAL)
+    return fail(r, r->ev.start_mark, "%s: '%s' is not a duration (e.g. 500ms, 1s, 5m, 24h, or 0)",
+                path, show(s, b, sizeof b));
+  if (e == -ERANGE || v < min_ns || v > max_ns)
+    return fail(r, r->ev.start_mark, "%s: %s is out of range", path, show(s, b, sizeof b));
+  *out = v;
+  return 0;
+}
+
+/* One of names (n of them, listed in the message). */
+static int get_enum(struct reader *r, const char *path, const char *const *names, unsigned n,
+                    unsigned *out) {
+  const char *s = NULL;
+  char b[80], list[160] = "";
+  int e = scalar(r, path, false, &s);
+  if (e) return e;
+  for (unsigned i = 0; i < n; i++) {
+    if (!strcmp(s, names[i])) {
+      *out = i;
+      return 0;
+    }
+    size_t l = strlen(list);
+    snprintf(list + l, sizeof list - l, "%s%s", i ? (i + 1 == n ? " or " : ", ") : "", names[i]);
+  }
+  return fail(r, r->ev.start_mark, "%s: unknown value '%s' (expected %s)", path,
+              show(s, b, sizeof b), list);
+}
+
 static int parse_bool(const char *s, bool *out) {
   if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
     *out = true;
@@ -429,9 +476,10 @@ static int read_section(struct reader *r, const char *section, const char *const
 
 /* ---- sections -------------------------------------------------------- */
 
-enum { INGEST_LISTEN, INGEST_MAX_CONNECTIONS, INGEST_MAX_MESSAGE_BYTES, INGEST_READ_BUFFER };
+enum { INGEST_LISTEN, INGEST_MAX_CONNECTIONS, INGEST_MAX_MESSAGE_BYTES, INGEST_READ_BUFFER,
+       INGEST_IDLE_TIMEOUT };
 static const char *const ingest_keys[] = {"listen", "max_connections", "max_message_bytes",
-                                          "read_buffer"};
+                                          "read_buffer", "idle_timeout"};
 
 static int ingest_value(struct reader *r, void *ctx, unsigned key) {
   struct tks_config *c = r->c;
@@ -472,6 +520,8 @@ static int ingest_value(struct reader *r, void *ctx, unsigned key) {
     r->have_read_buffer = true;
     r->read_buffer_mark = r->ev.start_mark;
     return 0;
+  case INGEST_IDLE_TIMEOUT:
+    return get_duration(r, "ingest.idle_timeout", 0, 7ull * 86400 * 1000000000, &c->ingest.idle_timeout_ns);
   }
   return -EINVAL;
 }
@@ -560,6 +610,86 @@ static int log_value(struct reader *r, void *ctx, unsigned key) {
                 "log.level: unknown level '%s' (expected error, warn, info or debug)",
                 show(s, b, sizeof b));
   return 0;
+}
+
+enum { JOURNAL_ENABLED, JOURNAL_DIR, JOURNAL_FSYNC, JOURNAL_FSYNC_INTERVAL, JOURNAL_ON_CORRUPT,
+       JOURNAL_SEGMENT_SIZE, JOURNAL_MAX_BYTES, JOURNAL_ON_ERROR };
+static const char *const journal_keys[] = {"enabled",        "dir",          "fsync",
+                                           "fsync_interval", "on_corrupt",   "segment_size",
+                                           "max_bytes",      "on_error"};
+static const char *const fsync_names[] = {"always", "interval", "never"};
+static const char *const corrupt_names[] = {"truncate", "refuse"};
+static const char *const on_error_names[] = {"backpressure", "reject"};
+
+static int journal_value(struct reader *r, void *ctx, unsigned key) {
+  struct tks_config *c = r->c;
+  const char *s = NULL;
+  uint64_t v = 0;
+  unsigned u = 0;
+  int e;
+  (void)ctx;
+  switch (key) {
+  case JOURNAL_ENABLED: return get_bool(r, "journal.enabled", &c->journal.enabled);
+  case JOURNAL_DIR:
+    if ((e = scalar(r, "journal.dir", false, &s))) return e;
+    if (!*s) return fail(r, r->ev.start_mark, "journal.dir: the path is empty (to run without a journal: enabled: false)");
+    if (strlen(s) >= sizeof c->journal.dir)
+      return fail(r, r->ev.start_mark, "journal.dir: the path is too long");
+    set_str(c->journal.dir, sizeof c->journal.dir, s);
+    return 0;
+  case JOURNAL_FSYNC:
+    if ((e = get_enum(r, "journal.fsync", fsync_names, 3, &u))) return e;
+    c->journal.fsync = (enum tks_fsync)u;
+    return 0;
+  case JOURNAL_FSYNC_INTERVAL:
+    return get_duration(r, "journal.fsync_interval", 1000000, 3600ull * 1000000000,
+                        &c->journal.fsync_interval_ns);
+  case JOURNAL_ON_CORRUPT:
+    if ((e = get_enum(r, "journal.on_corrupt", corrupt_names, 2, &u))) return e;
+    c->journal.on_corrupt = (enum tks_on_corrupt)u;
+    return 0;
+  case JOURNAL_SEGMENT_SIZE:
+    if ((e = get_size(r, "journal.segment_size", 1u << 20, 1ull << 40, &v))) return e;
+    c->journal.segment_bytes = v;
+    return 0;
+  case JOURNAL_MAX_BYTES:
+    if ((e = get_size(r, "journal.max_bytes", 0, 1ull << 50, &v))) return e;
+    c->journal.max_bytes = v;
+    return 0;
+  case JOURNAL_ON_ERROR:
+    if ((e = get_enum(r, "journal.on_error", on_error_names, 2, &u))) return e;
+    c->journal.on_error = (enum tks_on_error)u;
+    return 0;
+  }
+  return -EINVAL;
+}
+
+enum { LIMITS_MAX_MEMORY, LIMITS_WHEN_FULL, LIMITS_RETENTION };
+static const char *const limits_keys[] = {"max_memory", "when_full", "retention"};
+static const char *const when_full_names[] = {"evict_oldest", "reject", "backpressure"};
+
+static int limits_value(struct reader *r, void *ctx, unsigned key) {
+  struct tks_config *c = r->c;
+  uint64_t v = 0;
+  unsigned u = 0;
+  int e;
+  (void)ctx;
+  switch (key) {
+  case LIMITS_MAX_MEMORY:
+    if ((e = get_size(r, "limits.max_memory", 0, 1ull << 50, &v))) return e;
+    if (v && v < (8u << 20))
+      return fail(r, r->ev.start_mark, "limits.max_memory: at least 8MiB, or 0 for no limit");
+    c->limits.max_memory = v;
+    return 0;
+  case LIMITS_WHEN_FULL:
+    if ((e = get_enum(r, "limits.when_full", when_full_names, 3, &u))) return e;
+    c->limits.when_full = (enum tks_when_full)u;
+    return 0;
+  case LIMITS_RETENTION:
+    return get_duration(r, "limits.retention", 0, 3650ull * 86400 * 1000000000,
+                        &c->limits.retention_ns);
+  }
+  return -EINVAL;
 }
 
 static const char *const query_keys[] = {"max_rows"};
@@ -752,8 +882,9 @@ static int schema_value(struct reader *r) {
 
 /* ---- top level ------------------------------------------------------- */
 
-enum { TOP_INGEST, TOP_CONTROL, TOP_STORE, TOP_SCHEMA, TOP_QUERY, TOP_LOG };
-static const char *const top_keys[] = {"ingest", "control", "store", "schema", "query", "log"};
+enum { TOP_INGEST, TOP_CONTROL, TOP_STORE, TOP_SCHEMA, TOP_JOURNAL, TOP_LIMITS, TOP_QUERY, TOP_LOG };
+static const char *const top_keys[] = {"ingest", "control", "store",  "schema",
+                                       "journal", "limits", "query", "log"};
 
 static int top_value(struct reader *r, void *ctx, unsigned key) {
   (void)ctx;
@@ -766,6 +897,11 @@ static int top_value(struct reader *r, void *ctx, unsigned key) {
   case TOP_STORE:
     return read_section(r, "store", store_keys, TKS_ARRAY_SIZE(store_keys), store_value, NULL);
   case TOP_SCHEMA: return schema_value(r);
+  case TOP_JOURNAL:
+    return read_section(r, "journal", journal_keys, TKS_ARRAY_SIZE(journal_keys), journal_value,
+                        NULL);
+  case TOP_LIMITS:
+    return read_section(r, "limits", limits_keys, TKS_ARRAY_SIZE(limits_keys), limits_value, NULL);
   case TOP_QUERY:
     return read_section(r, "query", query_keys, TKS_ARRAY_SIZE(query_keys), query_value, NULL);
   case TOP_LOG: return read_section(r, "log", log_keys, TKS_ARRAY_SIZE(log_keys), log_value, NULL);

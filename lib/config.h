@@ -12,13 +12,19 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "journal.h"
 #include "schema.h"
 #include "store.h"
 #include "util.h"
 
 #define TKS_DEFAULT_CONFIG_PATH "/etc/tickslab/tickslab.yaml"
 #define TKS_DEFAULT_CONTROL_SOCKET "/run/tickslab/control.sock"
+#define TKS_DEFAULT_JOURNAL_DIR "/var/lib/tickslab"
 #define TKS_CONFIG_ERR_MAX 512
+
+enum tks_fsync { TKS_FSYNC_ALWAYS, TKS_FSYNC_INTERVAL, TKS_FSYNC_NEVER };
+enum tks_on_error { TKS_ON_ERROR_BACKPRESSURE, TKS_ON_ERROR_REJECT };
+enum tks_when_full { TKS_WHEN_FULL_EVICT_OLDEST, TKS_WHEN_FULL_REJECT, TKS_WHEN_FULL_BACKPRESSURE };
 #define TKS_CONFIG_MAX_BYTES (1 << 20) /* a larger file is refused */
 
 struct tks_config {
@@ -31,6 +37,7 @@ struct tks_config {
     uint32_t max_connections;    /* default 1024, 1..1000000 */
     uint32_t max_message_bytes;  /* default 65536, 64..64 MiB */
     uint32_t read_buffer_bytes;  /* default 256 KiB: per-connection read buffer */
+    uint64_t idle_timeout_ns;    /* default 0: none; close a client silent this long */
   } ingest;
 
   struct {
@@ -46,6 +53,23 @@ struct tks_config {
   } store;
 
   struct tks_schema schema; /* default MarketEvent */
+
+  struct {
+    bool enabled;                /* default true */
+    char dir[4096];              /* default /var/lib/tickslab */
+    enum tks_fsync fsync;        /* default interval */
+    uint64_t fsync_interval_ns;  /* default 1 s; 1 ms..1 h */
+    enum tks_on_corrupt on_corrupt; /* default truncate */
+    uint64_t segment_bytes;      /* default 256 MiB; rotate at this size */
+    uint64_t max_bytes;          /* default 0: no cap; else writes past it fail as ENOSPC */
+    enum tks_on_error on_error;  /* default backpressure: what a failing write does to ingest */
+  } journal;
+
+  struct {
+    uint64_t max_memory;         /* default 0: no limit; else at least 8 MiB */
+    enum tks_when_full when_full; /* default evict_oldest */
+    uint64_t retention_ns;       /* default 0: keep; else drop ticks older than this */
+  } limits;
 
   struct {
     uint32_t max_rows; /* default 10000, 1..1000000: rows one query answers */

@@ -129,6 +129,8 @@ TEST(default_file_parses_to_exactly_the_defaults) {
   ASSERT(memcmp(&c.control, &d.control, sizeof d.control) == 0);
   ASSERT(memcmp(&c.store, &d.store, sizeof d.store) == 0);
   ASSERT(memcmp(&c.schema, &d.schema, sizeof d.schema) == 0);
+  ASSERT(memcmp(&c.journal, &d.journal, sizeof d.journal) == 0);
+  ASSERT(memcmp(&c.limits, &d.limits, sizeof d.limits) == 0);
   ASSERT(memcmp(&c.query, &d.query, sizeof d.query) == 0);
   ASSERT(memcmp(&c.log, &d.log, sizeof d.log) == 0);
   /* Everything but the path. */
@@ -460,6 +462,40 @@ TEST(every_mode_is_accepted) {
   }
 }
 
+TEST(journal_and_limits_keys_are_read_and_checked) {
+  struct tks_config c;
+  EXPECT_OK(&c, "journal:\n  enabled: false\n  dir: /data/j\n  fsync: always\n"
+                "  fsync_interval: 250ms\n  on_corrupt: refuse\n  segment_size: 64MiB\n"
+                "  max_bytes: 1GiB\n  on_error: reject\n"
+                "limits:\n  max_memory: 4GiB\n  when_full: backpressure\n  retention: 24h\n"
+                "ingest:\n  idle_timeout: 5m\n");
+  ASSERT(!c.journal.enabled);
+  ASSERT_STR_EQ(c.journal.dir, "/data/j");
+  ASSERT_EQ(c.journal.fsync, TKS_FSYNC_ALWAYS);
+  ASSERT_U64_EQ(c.journal.fsync_interval_ns, 250000000ull);
+  ASSERT_EQ(c.journal.on_corrupt, TKS_CORRUPT_REFUSE);
+  ASSERT_U64_EQ(c.journal.segment_bytes, 64ull << 20);
+  ASSERT_U64_EQ(c.journal.max_bytes, 1ull << 30);
+  ASSERT_EQ(c.journal.on_error, TKS_ON_ERROR_REJECT);
+  ASSERT_U64_EQ(c.limits.max_memory, 4ull << 30);
+  ASSERT_EQ(c.limits.when_full, TKS_WHEN_FULL_BACKPRESSURE);
+  ASSERT_U64_EQ(c.limits.retention_ns, 86400ull * 1000000000);
+  ASSERT_U64_EQ(c.ingest.idle_timeout_ns, 300ull * 1000000000);
+  EXPECT_ERROR("journal:\n  fsync: sometimes\n",
+               "x.yaml:2:10: journal.fsync: unknown value 'sometimes' (expected always, interval or "
+               "never)");
+  EXPECT_ERROR("limits:\n  when_full: panic\n",
+               "x.yaml:2:14: limits.when_full: unknown value 'panic' (expected evict_oldest, reject "
+               "or backpressure)");
+  EXPECT_ERROR("limits:\n  max_memory: 1MiB\n",
+               "x.yaml:2:15: limits.max_memory: at least 8MiB, or 0 for no limit");
+  EXPECT_ERROR("journal:\n  fsync_interval: 5\n",
+               "x.yaml:2:19: journal.fsync_interval: '5' is not a duration (e.g. 500ms, 1s, 5m, 24h, "
+               "or 0)");
+  EXPECT_ERROR("journal:\n  dir: \"\"\n",
+               "x.yaml:2:8: journal.dir: the path is empty (to run without a journal: enabled: false)");
+}
+
 TEST(query_max_rows_is_bounded) {
   struct tks_config c;
   EXPECT_OK(&c, "query:\n  max_rows: 500\n");
@@ -493,10 +529,10 @@ TEST(log_level_is_one_of_four) {
 TEST(unknown_key_is_reported_with_line_and_column) {
   EXPECT_ERROR("ingest:\n  listen: 127.0.0.1:7070\n  max_conection: 5\n",
                "x.yaml:3:3: unknown key 'max_conection' in 'ingest' (known: listen, "
-               "max_connections, max_message_bytes, read_buffer)");
-  EXPECT_ERROR("log: {level: info}\njournal:\n  dir: /tmp\n",
-               "x.yaml:2:1: unknown key 'journal' at the top level (known: ingest, control, "
-               "store, schema, query, log)");
+               "max_connections, max_message_bytes, read_buffer, idle_timeout)");
+  EXPECT_ERROR("log: {level: info}\nreplication:\n  dir: /tmp\n",
+               "x.yaml:2:1: unknown key 'replication' at the top level (known: ingest, control, "
+               "store, schema, journal, limits, query, log)");
   EXPECT_ERROR("store:\n  # comment\n\n  pagesize: 1MiB\n",
                "x.yaml:4:3: unknown key 'pagesize' in 'store' (known: mode, page_size, "
                "growth_factor, max_symbols, max_strings)");
