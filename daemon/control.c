@@ -19,7 +19,7 @@
 
 #define REQUEST_MAX 4096
 #define REQUESTS \
-  "ping, stats, stats slabs, stats prometheus, stats text, last, range, symbols, advice"
+  "ping, stats, stats slabs, stats prometheus, stats text, sync, last, range, symbols, advice"
 
 struct cconn {
   uv_pipe_t pipe; /* first */
@@ -28,6 +28,8 @@ struct cconn {
   struct tks_buf in;
   char rbuf[REQUEST_MAX + 1];
   bool closing;
+  bool waiting; /* a `sync` is not answered yet: later requests wait */
+  bool eof;     /* the client has shut down its side */
 };
 
 #define CCONN_OF(l) ((struct cconn *)((char *)(l) - offsetof(struct cconn, link)))
@@ -46,6 +48,7 @@ static void on_cconn_closed(uv_handle_t *h) {
 static void cconn_close(struct cconn *c) {
   if (c->closing) return;
   c->closing = true;
+  if (c->waiting) tks_durability_cancel(c->srv, c);
   conn_list_del(&c->link);
   uv_close((uv_handle_t *)&c->pipe, on_cconn_closed);
 }
@@ -112,6 +115,29 @@ static int error_response(struct tks_buf *out, const char *msg, const char *arg)
   return r;
 }
 
+static void cconn_finish(struct cconn *c);
+static void handle_lines(struct cconn *c);
+
+/* The answer to `sync`: every tick accepted before it is fsynced. */
+static void sync_done(void *ctx, uint64_t durable) {
+  struct cconn *c = ctx;
+  struct tks_buf out;
+  tks_buf_init(&out);
+  tks_buf_printf(&out, "{\"ok\":true,\"durable\":%llu}\n\n", (unsigned long long)durable);
+  send_response(c, &out);
+  c->waiting = false;
+  if (c->closing) return;
+  /* The requests that queued up behind it. */
+  handle_lines(c);
+  if (c->eof && !c->waiting) {
+    if (c->in.len) {
+      tks_buf_putc(&c->in, '\n');
+      handle_lines(c);
+    }
+    if (!c->waiting) cconn_finish(c);
+  }
+}
+
 static void handle_request(struct cconn *c, char *line) {
   struct tks_server *srv = c->srv;
   struct tks_buf out;
@@ -137,6 +163,16 @@ static void handle_request(struct cconn *c, char *line) {
         r = tks_stats_json(st, &out) | tks_buf_putc(&out, '\n');
       tks_stats_destroy(st);
     }
+  } else if (strcmp(line, "sync") == 0) {
+    c->waiting = true;
+    int e = tks_durability_sync(srv, sync_done, c);
+    if (e == 0) {
+      tks_buf_finish(&out);
+      return; /* answered by sync_done, now or later */
+    }
+    c->waiting = false;
+    r = error_response(&out, e == -ENOTSUP ? "sync: the journal is disabled (journal.enabled: false)"
+                                           : "sync: out of memory", NULL);
   } else if (*line == '\0') {
     r = error_response(&out, "empty request (try: " REQUESTS ")", NULL);
   } else if (tks_query_handle(srv, line, &out)) {
@@ -152,10 +188,10 @@ static void handle_request(struct cconn *c, char *line) {
   send_response(c, &out);
 }
 
-/* Answers every complete line in c->in. */
+/* Answers every complete line in c->in (up to a `sync` still waiting). */
 static void handle_lines(struct cconn *c) {
   size_t start = 0;
-  while (!c->closing) {
+  while (!c->closing && !c->waiting) {
     char *nl = memchr(c->in.data + start, '\n', c->in.len - start);
     if (!nl) break;
     *nl = '\0';
@@ -190,10 +226,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread == 0) return;
-  if (nread == UV_EOF && c->in.len > 0 && !c->closing) {
-    /* A last request without its newline still gets its answer. */
-    tks_buf_putc(&c->in, '\n');
-    handle_lines(c);
+  if (nread == UV_EOF && !c->closing) {
+    c->eof = true;
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    if (c->waiting) return; /* sync_done finishes the rest */
+    if (c->in.len > 0) {
+      /* A last request without its newline still gets its answer. */
+      tks_buf_putc(&c->in, '\n');
+      handle_lines(c);
+      if (c->waiting) return;
+    }
   }
   cconn_finish(c);
 }

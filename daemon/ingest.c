@@ -23,6 +23,8 @@ struct conn {
   size_t len, cap;
   char peer[80];
   bool closing;
+  bool reading;            /* uv_read_start'ed */
+  uint64_t last_active_ms; /* uv_now of the last read */
 };
 
 #define CONN_OF(l) ((struct conn *)((char *)(l) - offsetof(struct conn, link)))
@@ -144,8 +146,33 @@ static int store_dynamic(struct tks_server *srv, const struct tks_dyn_tick *t, c
   return 0;
 }
 
-/* Decodes and stores every complete message in c->buf.  Returns false when
- * the connection has been closed for a protocol error. */
+/* Stores one decoded tick, applying the when_full policy if the store has
+ * no room.  Returns 0 (stored), 1 (rejected: store_full) or 2 (pause: the
+ * tick stays unread until there is room). */
+static int store_tick(struct tks_server *srv, enum tks_decode_status st, const void *record,
+                      const struct tks_dyn_tick *dyn) {
+  for (int attempt = 0; attempt < 8; attempt++) {
+    int r = st == TKS_DECODE_OK ? tks_store_append(srv->store, record)
+                                : store_dynamic(srv, dyn, record);
+    if (r == 0) return 0;
+    switch (tks_limits_on_full(srv)) {
+    case TKS_FULL_RETRY: continue;
+    case TKS_FULL_REJECT: return 1;
+    case TKS_FULL_PAUSE: return 2;
+    }
+  }
+  return 1;
+}
+
+int tks_server_store_replayed(struct tks_server *srv, enum tks_decode_status st, const void *record,
+                              const struct tks_dyn_tick *dyn) {
+  /* Backpressure cannot wait here (nothing is read during replay): reject. */
+  return store_tick(srv, st, record, dyn) == 0 ? 0 : -ENOMEM;
+}
+
+/* Decodes and stores every complete message in c->buf, and hands the bytes
+ * of the accepted ticks to the journal.  Returns false when the connection
+ * has been closed for a protocol error. */
 static bool process(struct conn *c) {
   struct tks_server *srv = c->srv;
   const uint8_t *p = (const uint8_t *)c->buf;
@@ -154,19 +181,33 @@ static bool process(struct conn *c) {
   _Alignas(8) char record[TKS_RECORD_MAX];
   struct tks_dyn_tick dyn;
   struct tks_decode_result res = {.dyn = &dyn};
-  for (;;) {
+  struct tks_buf *jb = tks_durability_batch(srv, now);
+  bool closed = false;
+  while (!srv->ingest_held) {
     enum tks_decode_status st = tks_decode(&srv->decoder, p + off, c->len - off, now, record, &res);
     if (st == TKS_DECODE_NEED_MORE) break;
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
-      off += res.consumed;
-      int r = st == TKS_DECODE_OK ? tks_store_append(srv->store, record) : store_dynamic(srv, &dyn, record);
+      if (tks_durability_refusing(srv)) {
+        off += res.consumed;
+        srv->rejected[TKS_REASON_JOURNAL_ERROR]++;
+        tks_server_log_limited(srv, "tick from %s rejected: journal_error (journal writes failing, on_error: reject)", c->peer);
+        continue;
+      }
+      int r = store_tick(srv, st, record, &dyn);
+      if (r == 2) {
+        tks_ingest_pause(srv); /* the tick stays in c->buf for the resume */
+        break;
+      }
       if (r == 0) {
         srv->ticks_accepted++;
+        if (jb && tks_buf_append(jb, p + off, res.consumed) != 0)
+          tks_log(TKS_LOG_ERROR, "out of memory for the journal batch");
       } else {
         srv->rejected[TKS_REASON_STORE_FULL]++;
         tks_server_log_limited(srv, "tick from %s rejected: store_full (no memory for the record)",
                                c->peer);
       }
+      off += res.consumed;
       continue;
     }
     srv->rejected[res.reason]++;
@@ -186,6 +227,11 @@ static bool process(struct conn *c) {
     srv->conns_closed_on_error++;
     tks_log(TKS_LOG_WARN, "closing ingest connection from %s: %s%s%s at stream byte offset %zu",
             c->peer, tks_reason_name(res.reason), res.detail[0] ? ", " : "", res.detail, off);
+    closed = true;
+    break;
+  }
+  tks_durability_submit(srv);
+  if (closed) {
     conn_close(c);
     return false;
   }
@@ -209,7 +255,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
     c->len += (size_t)nread;
     c->srv->bytes_received += (uint64_t)nread;
+    c->last_active_ms = uv_now(c->srv->loop);
     process(c);
+    /* Held (backpressure) or full with a partial message: read no more for now. */
+    if (!c->closing && (c->srv->ingest_held || c->len == c->cap) && c->reading) {
+      uv_read_stop((uv_stream_t *)&c->tcp);
+      c->reading = false;
+    }
     return;
   }
   if (nread == 0) return; /* EAGAIN */
@@ -259,8 +311,65 @@ static void on_connection(uv_stream_t *server, int status) {
   srv->conns_current++;
   srv->conns_total++;
   conn_list_add(&srv->ingest_conns, &c->link);
+  c->last_active_ms = uv_now(srv->loop);
   tks_log(TKS_LOG_DEBUG, "ingest connection from %s", c->peer);
-  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (!srv->ingest_held) {
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    c->reading = true;
+  }
+}
+
+/* Holds or releases ingest for one reason (a bit of srv->ingest_held):
+ * while any reason holds, no connection is read, so TCP flow control slows
+ * the senders; on release, the bytes kept are processed and reading
+ * resumes. */
+void tks_ingest_hold(struct tks_server *srv, unsigned reason, bool on) {
+  unsigned before = srv->ingest_held;
+  if (on)
+    srv->ingest_held |= reason;
+  else
+    srv->ingest_held &= ~reason;
+  if (before && !srv->ingest_held) {
+    tks_log(TKS_LOG_INFO, "ingest resumed");
+    for (struct conn_link *l = srv->ingest_conns.next, *next; l != &srv->ingest_conns; l = next) {
+      next = l->next;
+      struct conn *c = CONN_OF(l);
+      if (c->len && !process(c)) continue;
+      if (!srv->ingest_held && !c->reading && c->len < c->cap) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        c->reading = true;
+      }
+    }
+  } else if (!before && srv->ingest_held) {
+    srv->ingest_holds++;
+    tks_log(TKS_LOG_WARN, "ingest held (%s): not reading from clients until there is room",
+            (reason & TKS_HOLD_JOURNAL) ? "journal" : "memory limit");
+    for (struct conn_link *l = srv->ingest_conns.next; l != &srv->ingest_conns; l = l->next) {
+      struct conn *c = CONN_OF(l);
+      if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+      }
+    }
+  }
+}
+
+void tks_ingest_pause(struct tks_server *srv) { tks_ingest_hold(srv, TKS_HOLD_LIMITS, true); }
+void tks_ingest_resume(struct tks_server *srv) { tks_ingest_hold(srv, TKS_HOLD_LIMITS, false); }
+
+unsigned tks_ingest_close_idle(struct tks_server *srv, uint64_t now_ms, uint64_t timeout_ms) {
+  unsigned n = 0;
+  for (struct conn_link *l = srv->ingest_conns.next, *next; l != &srv->ingest_conns; l = next) {
+    next = l->next;
+    struct conn *c = CONN_OF(l);
+    /* A client held back by backpressure is not idle: it is waiting for us. */
+    if (srv->ingest_held || now_ms - c->last_active_ms < timeout_ms) continue;
+    tks_log(TKS_LOG_INFO, "closing idle ingest connection from %s (nothing for %llu ms)", c->peer,
+            (unsigned long long)(now_ms - c->last_active_ms));
+    conn_close(c);
+    n++;
+  }
+  return n;
 }
 
 int tks_ingest_start(struct tks_server *srv) {

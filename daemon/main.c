@@ -134,6 +134,8 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
     tks_stats_u64(st, path, srv->rejected[r], TKS_STAT_COUNTER, "Messages rejected, by reason",
                   "ticks_rejected_by_reason", label);
   }
+  tks_stats_u64(st, "ticks.durable", tks_durability_durable(srv), TKS_STAT_GAUGE,
+                "Ticks fsynced to the journal (replayed at start, and accepted since)", NULL, NULL);
   tks_stats_u64(st, "ticks.late", tks_store_late_ticks(srv->store), TKS_STAT_COUNTER,
                 "Ticks older than the newest tick of their symbol, inserted in place", NULL, NULL);
 
@@ -179,24 +181,20 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   tks_stats_u64(st, "fields.names.bytes", tks_symtab_bytes(srv->names), TKS_STAT_GAUGE,
                 "Bytes of the field-name table", NULL, NULL);
   usage_stats(&srv->usage, st);
+  tks_durability_stats(srv, st);
+  tks_limits_stats(srv, st);
+  tks_lifecycle_stats(srv, st);
+  tks_stats_u64(st, "ingest.held", srv->ingest_held != 0, TKS_STAT_GAUGE,
+                "1 while ingest is held back (memory limit or journal)", NULL, NULL);
+  tks_stats_u64(st, "ingest.holds", srv->ingest_holds, TKS_STAT_COUNTER,
+                "Times ingest was held back", NULL, NULL);
   tks_slab_stats(srv->slab, st);
-}
-
-static void send_status(struct tks_server *srv, const char *prefix) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%sSTATUS=%llu ticks held, %llu ticks/s, %llu connections",
-           prefix, (unsigned long long)tks_store_ticks(srv->store),
-           (unsigned long long)(srv->rate_ring[srv->rate_pos % RATE_WINDOW] -
-                                srv->rate_ring[(srv->rate_pos + RATE_WINDOW - 1) % RATE_WINDOW]),
-           (unsigned long long)srv->conns_current);
-  tks_notify(msg);
 }
 
 static void on_tick_timer(uv_timer_t *t) {
   struct tks_server *srv = t->data;
   srv->rate_pos++;
   srv->rate_ring[srv->rate_pos % RATE_WINDOW] = srv->ticks_accepted;
-  if (srv->rate_pos % 10 == 0) send_status(srv, "");
 }
 
 static void shutdown_server(struct tks_server *srv, const char *why) {
@@ -204,7 +202,10 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
   srv->stopping = true;
   tks_log(TKS_LOG_INFO, "%s: stopping", why);
   tks_notify("STOPPING=1");
+  tks_lifecycle_stop(srv);
   tks_ingest_stop(srv);
+  tks_durability_stop(srv); /* after the drain: what was read is journaled */
+  tks_limits_stop(srv);
   tks_control_stop(srv);
   uv_timer_stop(&srv->tick_timer);
   uv_close((uv_handle_t *)&srv->tick_timer, NULL);
@@ -216,7 +217,7 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
 static void on_signal(uv_signal_t *h, int signum) {
   struct tks_server *srv = h->data;
   if (signum == SIGHUP) {
-    tks_log(TKS_LOG_WARN, "SIGHUP: live reload is not supported in this version; restart to apply a new config");
+    tks_lifecycle_reload(srv);
     return;
   }
   shutdown_server(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -274,6 +275,19 @@ static int run(struct tks_server *srv) {
   uv_timer_start(&srv->tick_timer, on_tick_timer, 1000, 1000);
 
   int status = 0;
+  /* The journal is replayed before anything listens: nothing is accepted,
+   * and no one is told the daemon is ready, before the store is whole. */
+  if (tks_limits_start(srv) != 0 || tks_durability_start(srv) != 0) {
+    tks_log(TKS_LOG_ERROR, "cannot start: the journal could not be replayed or opened");
+    uv_close((uv_handle_t *)&srv->tick_timer, NULL);
+    uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+    tks_limits_stop(srv);
+    uv_run(loop, UV_RUN_DEFAULT);
+    destroy_store(srv);
+    return 1;
+  }
   if (tks_ingest_start(srv) != 0 || tks_control_start(srv) != 0) {
     status = 1;
     shutdown_server(srv, "start failed");
@@ -281,7 +295,7 @@ static int run(struct tks_server *srv) {
     tks_log(TKS_LOG_INFO, "ready: mode %s, schema %s (%u bytes a record), slab pages of %llu bytes",
             tks_mode_name(srv->cfg.store.mode), srv->cfg.schema.name, srv->cfg.schema.record_size,
             (unsigned long long)srv->cfg.store.page_size);
-    send_status(srv, "READY=1\n");
+    tks_lifecycle_start(srv); /* READY=1, STATUS=, watchdog, idle clients */
   }
   uv_run(loop, UV_RUN_DEFAULT);
   if (status == 0)
@@ -330,6 +344,7 @@ int main(int argc, char **argv) {
   }
   tks_log_set_level(srv.cfg.log.level);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN); /* a file-size limit fails the journal write (EFBIG), not the daemon */
   tks_log(TKS_LOG_INFO, "tickslabd %s starting with %s", TKS_VERSION,
           config_path ? config_path : "the built-in defaults");
   srv.loop = uv_default_loop();

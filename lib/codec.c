@@ -25,6 +25,7 @@ static const char *const reason_names[TKS_REASON__COUNT] = {
     [TKS_REASON_TOO_MANY_FIELDS] = "too_many_fields",
     [TKS_REASON_TOO_MANY_SYMBOLS] = "too_many_symbols",
     [TKS_REASON_STORE_FULL] = "store_full",
+    [TKS_REASON_JOURNAL_ERROR] = "journal_error",
     [TKS_REASON_TOO_LARGE] = "too_large",
     [TKS_REASON_TOO_DEEP] = "too_deep",
     [TKS_REASON_MALFORMED] = "malformed",

@@ -29,6 +29,7 @@ enum tks_reason {
   TKS_REASON_TOO_MANY_FIELDS, /* a map of over TKS_DYNOBJ_MAX_FIELDS entries, or an array too long */
   TKS_REASON_TOO_MANY_SYMBOLS,/* the symbol table is full */
   TKS_REASON_STORE_FULL,      /* no memory for the record */
+  TKS_REASON_JOURNAL_ERROR,   /* journal writes failing and journal.on_error is reject */
   /* Protocol errors: the stream cannot go on, the connection is closed. */
   TKS_REASON_TOO_LARGE,       /* a message or length prefix over max_message_bytes */
   TKS_REASON_TOO_DEEP,        /* nesting deeper than TKS_DECODE_MAX_DEPTH */

@@ -21,9 +21,18 @@
 #define TKS_JOURNAL_FRAME_HEADER 8
 #define TKS_JOURNAL_SEGMENT_HEADER 16
 #define TKS_JOURNAL_MAX_PAYLOAD (64u << 20) /* a longer length field is corruption */
+#define TKS_JOURNAL_SCAN_BUDGET (4ull << 30) /* see tks_journal_replay() */
 
-/* CRC32C (Castagnoli), hardware-assisted where the CPU has SSE4.2. */
+/* CRC32C (Castagnoli), hardware-assisted where the CPU has SSE4.2.  crc is
+ * the CRC of what came before (0 to start), so tks_crc32c(tks_crc32c(0, a),
+ * b) is the CRC of a then b; tks_crc32c(0, "123456789", 9) == 0xE3069283. */
 uint32_t tks_crc32c(uint32_t crc, const void *data, size_t len);
+/* The two paths tks_crc32c() chooses between, for tests and benchmarks:
+ * the table-driven one (slicing-by-8), and the SSE4.2 one, which is the
+ * software one where the CPU lacks SSE4.2 (tks_crc32c_hw_available()). */
+uint32_t tks_crc32c_sw(uint32_t crc, const void *data, size_t len);
+uint32_t tks_crc32c_hw(uint32_t crc, const void *data, size_t len);
+bool tks_crc32c_hw_available(void);
 
 enum tks_on_corrupt { TKS_CORRUPT_TRUNCATE, TKS_CORRUPT_REFUSE };
 
@@ -36,6 +45,12 @@ struct tks_journal;
  * that would take the segments in dir over this total fails with -ENOSPC,
  * exactly as a full disk would (for operators with a quota, and for tests).
  * Returns NULL with err set ("dir: strerror").
+ *
+ * The new segment file is created by the first flush that has frames to
+ * write, so an idle open + close leaves no empty file behind.  A frame that
+ * would take a non-empty segment past segment_bytes goes to a new segment, so
+ * a segment exceeds segment_bytes only when it holds one frame larger than
+ * that; a frame is never split.  segment_bytes under 1 MiB is taken as 1 MiB.
  */
 struct tks_journal *tks_journal_open(const char *dir, uint64_t segment_bytes, uint64_t max_bytes,
                                      char *err, size_t errlen);
@@ -43,7 +58,8 @@ struct tks_journal *tks_journal_open(const char *dir, uint64_t segment_bytes, ui
 void tks_journal_close(struct tks_journal *j);
 
 /* Buffers one frame (copies payload).  0, -E2BIG (over TKS_JOURNAL_MAX_PAYLOAD)
- * or -ENOMEM. */
+ * or -ENOMEM; -EINVAL for an empty payload (a zero length field is taken as
+ * corruption by replay, so that a zero-filled tail left by a crash is found). */
 int tks_journal_append(struct tks_journal *j, const void *payload, size_t len);
 /* Bytes buffered and not yet written. */
 size_t tks_journal_pending(const struct tks_journal *j);
@@ -56,14 +72,20 @@ size_t tks_journal_pending(const struct tks_journal *j);
  * holds a torn frame the writer knows of.
  */
 int tks_journal_flush(struct tks_journal *j, bool do_fsync);
+/* Changes the cap (0: none) from the next flush on, e.g. after an operator
+ * made room: frames held back by -ENOSPC are written by the next flush. */
+void tks_journal_set_max_bytes(struct tks_journal *j, uint64_t max_bytes);
 
 struct tks_journal_info {
   uint64_t bytes;         /* in all segments of dir, headers included */
   uint64_t segments;
-  uint64_t frames_written;
-  uint64_t fsyncs;
-  uint64_t write_errors;
+  uint64_t frames_written; /* since open, in append order */
+  uint64_t fsyncs;         /* flushes that made data durable (one per flush,
+                            * whatever the files synced; a flush(true) with
+                            * nothing unsynced does no fsync and counts none) */
+  uint64_t write_errors;   /* failed flushes */
   int last_error;         /* -errno of the last failed flush, 0 after a good one */
+  uint64_t frames_synced;  /* the first frames_synced of frames_written are known fsynced */
 };
 void tks_journal_info(const struct tks_journal *j, struct tks_journal_info *out);
 
@@ -78,8 +100,8 @@ struct tks_replay_result {
   char side_file[600];       /* where the cut bytes were kept, or "" */
 };
 
-/* Called for each good frame, in order.  Return 0 to go on, non-zero to stop
- * the replay with that value. */
+/* Called for each good frame, in order.  payload is valid during the call
+ * only.  Return 0 to go on, non-zero to stop the replay with that value. */
 typedef int (*tks_replay_fn)(void *ctx, const void *payload, size_t len);
 
 /*
@@ -92,6 +114,16 @@ typedef int (*tks_replay_fn)(void *ctx, const void *payload, size_t len);
  * the tail (a good frame follows it, or an older segment) is never skipped:
  * -EBADMSG with the file and offset, whatever the policy.  A missing dir is
  * an empty journal.  Returns 0, fn's non-zero value, or -errno.
+ *
+ * A segment header cut short in the newest segment (a crash between creating
+ * the file and writing its header) is a torn tail at offset 0: TRUNCATE
+ * removes the file, keeping its bytes (if any) in the side file.  A bad
+ * header anywhere else is -EBADMSG.  A zero length field is corruption.  On
+ * an error, fn has already seen the good frames before the bad one.  Whether
+ * good frames follow a bad one is decided by scanning the rest of the segment
+ * for a frame with a valid CRC at every byte offset; that scan is bounded
+ * (TKS_JOURNAL_SCAN_BUDGET bytes checksummed) and, past its bound, takes the
+ * safe side: the corruption is reported, not cut.
  */
 int tks_journal_replay(const char *dir, enum tks_on_corrupt policy, tks_replay_fn fn, void *ctx,
                        struct tks_replay_result *res, char *err, size_t errlen);

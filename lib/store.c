@@ -10,9 +10,13 @@
  * inserted by binary search into the block that covers its ts, splitting
  * the block when it is full.  Blocks grow from TKS_STORE_BLOCK_MIN to
  * TKS_STORE_BLOCK_MAX bytes.  Queries merge the series of a symbol by ts.
+ * Eviction (memory limits, retention) frees whole head blocks: the oldest
+ * across all series through a heap of head blocks, or every block older
+ * than a cutoff.
  */
 #include "store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +68,7 @@ struct tks_store {
   uint32_t ovf_off;                /* offset of the overflow pointer in an overflow entry */
   uint64_t obj_bytes[NSETS];       /* slab chunk bytes of objects (overflow maps, dynamic) */
   uint64_t obj_requested[NSETS];   /* bytes the objects asked for */
+  uint64_t evicted_ticks, evicted_bytes;
 };
 
 struct tks_store *tks_store_create(const struct tks_schema *schema, struct tks_slab *slab) {
@@ -507,6 +512,159 @@ int tks_store_series(const struct tks_store *st, uint32_t symbol, struct tks_ser
   }
   return out->count ? 0 : -ENOENT;
 }
+
+/* ---- eviction ---- */
+
+/* Frees the head block of series sr of set k and the objects its entries
+ * point to.  sr->blocks still lists it: fix_blocks() drops the freed blocks
+ * from the array afterwards, once per series.  Returns the chunk bytes
+ * given back to the slab; adds the block's ticks to *ticks. */
+static uint64_t free_head(struct tks_store *st, int k, struct series *sr, uint64_t *ticks) {
+  struct set *s = &st->sets[k];
+  struct block *b = sr->head;
+  uint64_t freed = b->bytes;
+  for (uint32_t j = 0; k != SET_SLOTTED && j < b->count; j++) {
+    struct tks_dynobj *o = entry_obj(st, k, ent_at(s, b, j));
+    uint64_t chunk = tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, o->bytes));
+    st->obj_bytes[k] -= chunk;
+    st->obj_requested[k] -= o->bytes;
+    freed += chunk;
+    tks_slab_free(st->slab, o, o->bytes);
+  }
+  sr->head = b->next;
+  if (sr->head)
+    sr->head->prev = NULL;
+  else
+    sr->tail = NULL;
+  sr->count -= b->count;
+  s->entries -= b->count;
+  if (sr->count == 0) s->used--;
+  s->block_bytes -= b->bytes;
+  st->evicted_ticks += b->count;
+  st->evicted_bytes += freed;
+  *ticks += b->count;
+  tks_slab_free(st->slab, b, b->bytes);
+  return freed;
+}
+
+/* Drops from sr->blocks the leading blocks free_head() freed: those before
+ * the current head (all of them when the series is empty; its array is
+ * then released).  Compares pointers only: the freed blocks are not read. */
+static void fix_blocks(struct set *s, struct series *sr) {
+  if (sr->nblocks == 0 || sr->blocks[0] == sr->head) return;
+  if (!sr->head) {
+    s->blockidx_bytes -= (uint64_t)sr->bcap * sizeof *sr->blocks;
+    free(sr->blocks);
+    sr->blocks = NULL;
+    sr->nblocks = sr->bcap = 0;
+    return;
+  }
+  uint32_t n = 1;
+  while (sr->blocks[n] != sr->head) n++;
+  sr->nblocks -= n;
+  memmove(sr->blocks, sr->blocks + n, (size_t)sr->nblocks * sizeof *sr->blocks);
+}
+
+/* A series in the eviction heap, keyed by the newest ts of its head block. */
+struct cand {
+  int64_t key;
+  uint32_t sym, k;
+};
+
+static inline bool cand_less(const struct cand *a, const struct cand *b) {
+  if (a->key != b->key) return a->key < b->key;
+  return a->k != b->k ? a->k < b->k : a->sym < b->sym;
+}
+
+static void sift_down(struct cand *h, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, m = i;
+    if (l < n && cand_less(&h[l], &h[m])) m = l;
+    if (l + 1 < n && cand_less(&h[l + 1], &h[m])) m = l + 1;
+    if (m == i) return;
+    struct cand t = h[i];
+    h[i] = h[m];
+    h[m] = t;
+    i = m;
+  }
+}
+
+/* Without memory for the heap: one scan of every series per block. */
+static uint64_t evict_oldest_scan(struct tks_store *st, uint64_t bytes) {
+  uint64_t freed = 0, ticks = 0;
+  while (freed < bytes) {
+    struct cand best = {0};
+    bool found = false;
+    for (uint32_t k = 0; k < NSETS; k++) {
+      const struct set *s = &st->sets[k];
+      for (uint32_t i = 0; i < s->cap; i++) {
+        if (!s->series[i].count) continue;
+        struct cand c = {last_ts(s, s->series[i].head), i, k};
+        if (!found || cand_less(&c, &best)) best = c, found = true;
+      }
+    }
+    if (!found) break;
+    struct set *s = &st->sets[best.k];
+    freed += free_head(st, (int)best.k, &s->series[best.sym], &ticks);
+    fix_blocks(s, &s->series[best.sym]);
+  }
+  return freed;
+}
+
+uint64_t tks_store_evict_oldest(struct tks_store *st, uint64_t bytes) {
+  if (bytes == 0) return 0;
+  size_t n = 0;
+  for (int k = 0; k < NSETS; k++) n += st->sets[k].used;
+  if (n == 0) return 0;
+  struct cand *h = malloc(n * sizeof *h);
+  if (!h) return evict_oldest_scan(st, bytes);
+  size_t total = 0;
+  for (uint32_t k = 0; k < NSETS; k++) {
+    const struct set *s = &st->sets[k];
+    for (uint32_t i = 0; i < s->cap && total < n; i++)
+      if (s->series[i].count) h[total++] = (struct cand){last_ts(s, s->series[i].head), i, k};
+  }
+  assert(total == n);
+  for (size_t i = n / 2; i-- > 0;) sift_down(h, n, i);
+  /* The heap is h[0, n); a series emptied by eviction leaves it by swapping
+   * with the last, so h[0, total) keeps every series touched, for the
+   * block arrays to be fixed once each at the end. */
+  uint64_t freed = 0, ticks = 0;
+  while (freed < bytes && n > 0) {
+    struct set *s = &st->sets[h[0].k];
+    struct series *sr = &s->series[h[0].sym];
+    freed += free_head(st, (int)h[0].k, sr, &ticks);
+    if (sr->head) {
+      h[0].key = last_ts(s, sr->head);
+    } else {
+      struct cand t = h[0];
+      h[0] = h[--n];
+      h[n] = t;
+    }
+    sift_down(h, n, 0);
+  }
+  for (size_t i = 0; i < total; i++) fix_blocks(&st->sets[h[i].k], &st->sets[h[i].k].series[h[i].sym]);
+  free(h);
+  return freed;
+}
+
+uint64_t tks_store_evict_before(struct tks_store *st, int64_t before_ts) {
+  uint64_t ticks = 0;
+  for (int k = 0; k < NSETS; k++) {
+    struct set *s = &st->sets[k];
+    for (uint32_t i = 0; i < s->cap && s->used; i++) {
+      struct series *sr = &s->series[i];
+      if (!sr->count || last_ts(s, sr->head) >= before_ts) continue;
+      /* Blocks are in time order, so their newest ticks are too. */
+      while (sr->head && last_ts(s, sr->head) < before_ts) free_head(st, k, sr, &ticks);
+      fix_blocks(s, sr);
+    }
+  }
+  return ticks;
+}
+
+uint64_t tks_store_evicted_ticks(const struct tks_store *st) { return st->evicted_ticks; }
+uint64_t tks_store_evicted_bytes(const struct tks_store *st) { return st->evicted_bytes; }
 
 void tks_store_stats(const struct tks_store *st, struct tks_stats *s) {
   uint64_t ticks = tks_store_ticks(st);

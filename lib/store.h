@@ -101,6 +101,46 @@ uint64_t tks_store_range(const struct tks_store *st, uint32_t symbol, int64_t fr
 uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t n, tks_tick_fn fn,
                         void *ctx);
 
+/*
+ * Eviction, for memory limits and retention.  Both free whole blocks, the
+ * oldest of a series first (its head), with every object an overflow or
+ * dynamic entry of the block points to, and give the chunks back to the
+ * slab's free lists, where the next appends of the same size classes find
+ * them (the slab keeps its pages: RSS does not shrink, it stops growing).
+ * Every counter follows: ticks, series, block, index and object bytes.
+ */
+
+/*
+ * Frees oldest blocks until at least `bytes` of block and object chunks went
+ * back to the slab, or the store is empty.  "Oldest" is across every symbol
+ * and representation: the head block whose newest tick is the oldest goes
+ * first, so the newest ticks of every symbol are the last to go and what
+ * stays of a series is still in time order.  Returns the bytes freed (0 if
+ * the store was empty or bytes is 0).
+ *
+ * Cost: one pass over the series table to build a min-heap of head blocks
+ * (O(S) for S series with ticks, a malloc of 16 bytes per series), then
+ * O(log S) per block freed, then one memmove per series touched to fix
+ * its block array.  At 10,000 symbols, evicting 1 MiB (about 256 blocks of
+ * 4 KiB) is one scan, not one per block.  If the heap cannot be allocated
+ * it falls back to a scan per block: slower, same result.
+ */
+uint64_t tks_store_evict_oldest(struct tks_store *st, uint64_t bytes);
+
+/*
+ * Retention: frees every block whose newest tick is older than before_ts
+ * (ts < before_ts).  Block-granular: a block that holds any tick at or
+ * after before_ts stays whole, so ticks older than before_ts can remain
+ * (at most one block's worth per series and representation, TKS_STORE_BLOCK_MAX
+ * bytes).  Cost: one pass over the series table plus O(1) per block freed.
+ * Returns the ticks evicted.
+ */
+uint64_t tks_store_evict_before(struct tks_store *st, int64_t before_ts);
+
+/* Ticks evicted so far (both calls), and the chunk bytes they gave back. */
+uint64_t tks_store_evicted_ticks(const struct tks_store *st);
+uint64_t tks_store_evicted_bytes(const struct tks_store *st);
+
 /* Adds "store.*" figures. */
 void tks_store_stats(const struct tks_store *st, struct tks_stats *s);
 

@@ -229,7 +229,10 @@ static void fail_with_log(const struct tks_daemon *d, const char *what) {
 }
 
 void daemon_write_config(struct tks_daemon *d, const char *ingest_extra, const char *extra_yaml) {
-  char buf[8192];
+  char buf[8192], journal[256] = "";
+  /* The journal goes to the temp dir unless the test configures it. */
+  if (!extra_yaml || (strncmp(extra_yaml, "journal:", 8) != 0 && !strstr(extra_yaml, "\njournal:")))
+    snprintf(journal, sizeof journal, "journal:\n  dir: \"%s/journal\"\n", d->dir);
   snprintf(buf, sizeof buf,
            "# written by tests/harness.c\n"
            "ingest:\n"
@@ -237,8 +240,8 @@ void daemon_write_config(struct tks_daemon *d, const char *ingest_extra, const c
            "%s"
            "control:\n"
            "  socket: \"%s\"\n"
-           "%s",
-           ingest_extra ? ingest_extra : "", d->sock, extra_yaml ? extra_yaml : "");
+           "%s%s",
+           ingest_extra ? ingest_extra : "", d->sock, journal, extra_yaml ? extra_yaml : "");
   write_file(d->config, buf);
 }
 

@@ -2,8 +2,10 @@
  * Black-box tests of tickslabd's life: the command line (--help,
  * --version, --check-config, unknown options), refusing a bad config with
  * FILE:LINE:COL before listening on anything, the systemd notify protocol
- * (READY=1 once serving, STOPPING=1 on the way out), and a clean exit 0 on
- * SIGTERM and SIGINT, even with clients streaming.
+ * (READY=1 once serving, STOPPING=1 on the way out), a clean exit 0 on
+ * SIGTERM and SIGINT, even with clients streaming, SIGHUP reloads (live keys
+ * applied, fixed ones refused, a bad file kept out, RELOADING=1 then
+ * READY=1), watchdog pings, and idle ingest clients closed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "codec.h"
 #include "harness.h"
@@ -453,6 +456,296 @@ TEST_TIMEOUT(sigterm_while_five_clients_stream_exits_0_promptly, 60) { stream_th
 
 TEST_TIMEOUT(sigterm_while_five_clients_stream_late_ticks_exits_0_promptly, 90) {
   stream_then_sigterm(true);
+}
+
+/* ---- SIGHUP reload, watchdog, idle clients ---- */
+
+/* A config of our own: like the harness's, but with any listen address. */
+static void write_config_listen(const struct tks_daemon *d, const char *listen, const char *extra) {
+  char yaml[2048];
+  snprintf(yaml, sizeof yaml,
+           "ingest:\n"
+           "  listen: \"%s\"\n"
+           "control:\n"
+           "  socket: \"%s\"\n"
+           "journal:\n"
+           "  enabled: false\n"
+           "%s",
+           listen, d->sock, extra ? extra : "");
+  write_file(d->config, yaml);
+}
+
+/* Polls the daemon's log until it holds needle; returns the log (malloc'd). */
+static char *await_log(const struct tks_daemon *d, const char *needle, int timeout_ms) {
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    char *log = daemon_log(d);
+    if (strstr(log, needle)) return log;
+    if (now_ms() >= deadline)
+      TEST_FAIL("no \"%s\" in the log within %d ms; log:\n%s", needle, timeout_ms, log);
+    free(log);
+    sleep_ms(20);
+  }
+}
+
+static void send_tick(int fd, const char *sym, int64_t ts) {
+  struct tks_buf b;
+  tks_buf_init(&b);
+  struct tks_kv kv[] = {
+      {"ticker", {.type = TKS_V_STR, .v.s = {sym, strlen(sym)}}},
+      {"ts", {.type = TKS_V_INT, .v.i = ts}},
+      {"price", {.type = TKS_V_F64, .v.f = 1.5}},
+      {"volume", {.type = TKS_V_INT, .v.i = 1}},
+  };
+  ASSERT_EQ(tks_encode_map(&b, kv, TKS_ARRAY_SIZE(kv)), 0);
+  ASSERT_EQ(send_all(fd, b.data, b.len), 0);
+  tks_buf_finish(&b);
+}
+
+static int count_lines(const char *s, const char *prefix) {
+  int n = 0;
+  size_t len = strlen(prefix);
+  for (const char *p = s; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+    if (!strncmp(p, prefix, len)) n++;
+  return n;
+}
+
+TEST(sighup_reload_changes_a_live_key_and_refuses_a_fixed_one) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  write_config_listen(&d, "127.0.0.1:0", "query:\n  max_rows: 5\nlog:\n  level: info\n");
+  daemon_spawn(&d, NULL);
+  daemon_wait_ready(&d);
+  int fd = daemon_connect_ingest(&d);
+  for (int i = 0; i < 10; i++) send_tick(fd, "AAPL", TS0 + i);
+  daemon_expect_stat(&d, "ticks.stored", 10, 10000);
+  char *r = daemon_request(&d, "last AAPL 100");
+  ASSERT_CONTAINS(r, "{\"truncated\":true,\"max_rows\":5}");
+  free(r);
+
+  int old_port = d.port, new_port = free_port();
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", new_port);
+  write_config_listen(&d, listen, "query:\n  max_rows: 7\nlog:\n  level: debug\n");
+  ASSERT_EQ(kill(d.pid, SIGHUP), 0);
+  char *log = await_log(&d, "reload: applied", 10000);
+  char want[256];
+  snprintf(want, sizeof want,
+           "reload: ingest.listen changed (127.0.0.1:0 -> %s): needs a restart, keeping the "
+           "running value\n",
+           listen);
+  ASSERT_CONTAINS(log, want);
+  ASSERT_CONTAINS(log, "reload: query.max_rows 5 -> 7\n");
+  ASSERT_CONTAINS(log, "reload: log.level info -> debug\n");
+  ASSERT_CONTAINS(log, "reload: applied 2 changes, refused 1\n");
+  free(log);
+
+  r = daemon_request(&d, "last AAPL 100");
+  ASSERT_CONTAINS(r, "{\"truncated\":true,\"max_rows\":7}");
+  ASSERT_EQ(count_lines(r, "{\"ts\":"), 7);
+  free(r);
+  ASSERT_U64_EQ(daemon_stat(&d, "lifecycle.reloads"), 1);
+  ASSERT_U64_EQ(daemon_stat(&d, "lifecycle.reload_errors"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "ingest.port"), old_port);
+  ASSERT(tcp_listening(old_port));
+  ASSERT(!tcp_listening(new_port));
+  /* The connection made before the reload still feeds the store. */
+  send_tick(fd, "AAPL", TS0 + 10);
+  daemon_expect_stat(&d, "ticks.stored", 11, 10000);
+  close(fd);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  daemon_cleanup(&d);
+}
+
+TEST(sighup_with_a_bad_config_keeps_running_and_says_why) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  write_config_listen(&d, "127.0.0.1:0", "query:\n  max_rows: 5\n");
+  daemon_spawn(&d, NULL);
+  daemon_wait_ready(&d);
+  write_config_listen(&d, "127.0.0.1:0", "query:\n  max_rows: lots\n");
+  ASSERT_EQ(kill(d.pid, SIGHUP), 0);
+  char *log = await_log(&d, "reload failed", 10000);
+  const char *line = strstr(log, "reload failed");
+  /* query: is on line 7 of write_config_listen()'s file, max_rows on line 8. */
+  char where[192];
+  snprintf(where, sizeof where, "%s:8:", d.config);
+  ASSERT_CONTAINS(line, where);
+  ASSERT_CONTAINS(line, "query.max_rows");
+  ASSERT_CONTAINS(log, "error: reload failed, keeping the running config: ");
+  free(log);
+  daemon_expect_stat(&d, "lifecycle.reload_errors", 1, 5000);
+  ASSERT_U64_EQ(daemon_stat(&d, "lifecycle.reloads"), 0);
+  char *r = daemon_request(&d, "ping");
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  /* Still on the old values: max_rows 5. */
+  int fd = daemon_connect_ingest(&d);
+  for (int i = 0; i < 6; i++) send_tick(fd, "MSFT", TS0 + i);
+  daemon_expect_stat(&d, "ticks.stored", 6, 10000);
+  close(fd);
+  r = daemon_request(&d, "last MSFT 100");
+  ASSERT_CONTAINS(r, "{\"truncated\":true,\"max_rows\":5}");
+  free(r);
+  /* A good file afterwards is taken. */
+  write_config_listen(&d, "127.0.0.1:0", "query:\n  max_rows: 6\n");
+  ASSERT_EQ(kill(d.pid, SIGHUP), 0);
+  free(await_log(&d, "reload: applied 1 change, refused 0", 10000));
+  ASSERT_U64_EQ(daemon_stat(&d, "lifecycle.reloads"), 1);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  daemon_cleanup(&d);
+}
+
+/* A datagram socket at dir/notify.sock for NOTIFY_SOCKET; env gets the
+ * "NOTIFY_SOCKET=..." string. */
+static int notify_listener(const struct tks_daemon *d, char *env, size_t n) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s/notify.sock", d->dir);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT(fd >= 0);
+  ASSERT_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  snprintf(env, n, "NOTIFY_SOCKET=%s", sa.sun_path);
+  return fd;
+}
+
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+TEST(notify_sees_reloading_then_ready_on_sighup) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, "journal:\n  enabled: false\n");
+  char env[160];
+  int fd = notify_listener(&d, env, sizeof env);
+  daemon_spawn(&d, (char *[]){env, NULL});
+  char all[8192] = "";
+  if (!await_notify(fd, "READY=1", all, sizeof all, 10000)) {
+    char *log = daemon_log(&d);
+    TEST_FAIL("no READY=1 within 10 s; got \"%s\"; log:\n%s", all, log);
+  }
+  /* The status line at READY: rate, ticks held, memory, connections. */
+  const char *status = strstr(all, "STATUS=");
+  ASSERT(status);
+  ASSERT_CONTAINS(status, " ticks/s, ");
+  ASSERT_CONTAINS(status, " ticks held, ");
+  ASSERT_CONTAINS(status, " MiB, ");
+  ASSERT_CONTAINS(status, " connections");
+
+  all[0] = '\0';
+  uint64_t before_us = mono_us();
+  ASSERT_EQ(kill(d.pid, SIGHUP), 0);
+  if (!await_notify(fd, "READY=1", all, sizeof all, 10000))
+    TEST_FAIL("no READY=1 within 10 s after SIGHUP; got \"%s\"", all);
+  uint64_t after_us = mono_us();
+  const char *rel = strstr(all, "RELOADING=1\nMONOTONIC_USEC=");
+  if (!rel) TEST_FAIL("no RELOADING=1 with MONOTONIC_USEC= in one datagram; got \"%s\"", all);
+  ASSERT(rel < strstr(all, "READY=1"));
+  unsigned long long usec = strtoull(rel + strlen("RELOADING=1\nMONOTONIC_USEC="), NULL, 10);
+  if (usec < before_us || usec > after_us)
+    TEST_FAIL("MONOTONIC_USEC=%llu is not between %llu and %llu (CLOCK_MONOTONIC in us)", usec,
+              (unsigned long long)before_us, (unsigned long long)after_us);
+  ASSERT_CONTAINS(strstr(all, "READY=1"), "STATUS=");
+  char *r = daemon_request(&d, "ping");
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+/* Counts WATCHDOG=1 datagrams for ms milliseconds. */
+static int count_watchdog(int fd, int ms) {
+  int n = 0;
+  uint64_t deadline = now_ms() + (uint64_t)ms;
+  for (uint64_t now; (now = now_ms()) < deadline;) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, (int)(deadline - now)) <= 0) continue;
+    char msg[1024];
+    ssize_t r = recv(fd, msg, sizeof msg - 1, 0);
+    if (r <= 0) continue;
+    msg[r] = '\0';
+    for (char *line = strtok(msg, "\n"); line; line = strtok(NULL, "\n"))
+      if (!strcmp(line, "WATCHDOG=1")) n++;
+  }
+  return n;
+}
+
+TEST(watchdog_pings_arrive_at_half_the_interval) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, "journal:\n  enabled: false\n");
+  char env[160];
+  int fd = notify_listener(&d, env, sizeof env);
+  daemon_spawn(&d, (char *[]){env, "WATCHDOG_USEC=400000", NULL});
+  char all[8192] = "";
+  if (!await_notify(fd, "READY=1", all, sizeof all, 10000)) {
+    char *log = daemon_log(&d);
+    TEST_FAIL("no READY=1 within 10 s; got \"%s\"; log:\n%s", all, log);
+  }
+  int n = count_watchdog(fd, 1000);
+  if (n < 2) TEST_FAIL("%d WATCHDOG=1 in 1 s with WATCHDOG_USEC=400000, want at least 2", n);
+  if (n > 8) TEST_FAIL("%d WATCHDOG=1 in 1 s with WATCHDOG_USEC=400000, want about 5", n);
+  ASSERT_U64_EQ(daemon_stat(&d, "lifecycle.watchdog_usec"), 400000);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+TEST(watchdog_is_off_when_watchdog_pid_names_another_process) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, "journal:\n  enabled: false\n");
+  char env[160];
+  int fd = notify_listener(&d, env, sizeof env);
+  daemon_spawn(&d, (char *[]){env, "WATCHDOG_USEC=200000", "WATCHDOG_PID=1", NULL});
+  char all[8192] = "";
+  ASSERT(await_notify(fd, "READY=1", all, sizeof all, 10000));
+  ASSERT_EQ(count_watchdog(fd, 500), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "lifecycle.watchdog_usec"), 0);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+TEST(idle_client_is_closed_after_idle_timeout) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  idle_timeout: 1s\n", "journal:\n  enabled: false\n");
+  int idle = daemon_connect_ingest(&d);
+  int active = daemon_connect_ingest(&d);
+  uint64_t start = now_ms(), idle_closed_at = 0;
+  int sent = 0;
+  /* The active client sends a tick every 200 ms for 3.5 s. */
+  while (now_ms() - start < 3500) {
+    send_tick(active, "IBM", TS0 + sent++);
+    struct pollfd pfd = {.fd = idle, .events = POLLIN};
+    if (!idle_closed_at && poll(&pfd, 1, 200) > 0) {
+      char buf[64];
+      ssize_t r = recv(idle, buf, sizeof buf, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN)) idle_closed_at = now_ms();
+    } else {
+      sleep_ms(200);
+    }
+  }
+  if (!idle_closed_at) {
+    char *log = daemon_log(&d);
+    TEST_FAIL("the idle client was not closed within 3.5 s (idle_timeout 1s); log:\n%s", log);
+  }
+  if (idle_closed_at - start > 3000)
+    TEST_FAIL("the idle client was closed after %llu ms, want within ~3 s",
+              (unsigned long long)(idle_closed_at - start));
+  if (idle_closed_at - start < 900)
+    TEST_FAIL("the idle client was closed after %llu ms, before the 1 s timeout",
+              (unsigned long long)(idle_closed_at - start));
+  /* The active one is still open and everything it sent was taken. */
+  struct pollfd pfd = {.fd = active, .events = POLLIN | POLLRDHUP};
+  ASSERT_EQ(poll(&pfd, 1, 0), 0);
+  daemon_expect_stat(&d, "ticks.accepted", (uint64_t)sent, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 1);
+  ASSERT_U64_EQ(daemon_stat(&d, "lifecycle.idle_closed"), 1);
+  close(idle);
+  close(active);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  daemon_cleanup(&d);
 }
 
 TEST_MAIN()

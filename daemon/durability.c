@@ -1,0 +1,480 @@
+/*
+ * Durability: the journal of accepted ticks, written by a thread of its own
+ * so that a slow disk never stalls the event loop.  The loop thread appends
+ * one payload per read (the receive time, then the msgpack bytes of the
+ * ticks it accepted) to a queue under a mutex, with the count of ticks
+ * accepted so far; the writer takes the whole queue, hands it to the
+ * journal, flushes, and fsyncs by policy (always: every batch; interval:
+ * every fsync_interval; never: only for `sync` and at stop).  It publishes
+ * the counts written and fsynced, and wakes the loop with a uv_async so
+ * `sync` waiters can be answered.  A failing write (ENOSPC, EIO) leaves the
+ * frames queued, marks the journal failing, and is retried every 100 ms;
+ * nothing is counted durable that is not fsynced.  At start the journal is
+ * replayed into the store before the daemon reports ready.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "journal.h"
+
+#define QUEUE_HOLD_BYTES (64u << 20) /* hold ingest when this much waits for the disk */
+#define RETRY_NS 100000000u          /* retry a failing write after 100 ms */
+#define BATCH_NS 2000000u            /* interval/never: gather writes for up to 2 ms */
+
+struct waiter {
+  void (*done)(void *ctx, uint64_t durable);
+  void *ctx;
+  uint64_t target;
+};
+
+struct tks_durability {
+  struct tks_server *srv;
+  struct tks_journal *j; /* the writer thread's */
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+
+  /* Under mu. */
+  struct tks_buf queue;    /* [u32 len][payload] ... */
+  uint64_t queued_ticks;   /* ticks accepted up to the end of the queue */
+  uint64_t written_ticks;  /* in the journal files */
+  uint64_t synced_ticks;   /* fsynced */
+  uint64_t sync_wanted;    /* a `sync` wants synced_ticks >= this */
+  bool stopping;
+  int last_error;          /* of the last flush, 0 when good */
+  uint64_t last_fsync_mono_ns;
+  struct tks_journal_info info;
+  enum tks_fsync fsync;
+  uint64_t fsync_interval_ns;
+
+  /* Loop thread only. */
+  struct tks_buf batch;    /* the payload being built by process() */
+  uv_async_t wake;
+  struct waiter *waiters;
+  size_t nwaiters, waiters_cap;
+  bool failing_logged;
+  uint64_t batch_start_accepted;
+
+  /* Replay figures. */
+  uint64_t replayed_ticks, replay_rejected, replay_frames;
+  double replay_seconds;
+  struct tks_replay_result replay;
+};
+
+static uint64_t mono_ns(void) { return tks_mono_ns(); }
+
+/* ---- the writer thread ---------------------------------------------- */
+
+static void *writer_main(void *arg) {
+  struct tks_durability *d = arg;
+  struct tks_buf work = {0};
+  uint64_t work_ticks = 0, pending_ticks = 0; /* in j's buffer, not yet written */
+  bool pending = false;
+  pthread_mutex_lock(&d->mu);
+  for (;;) {
+    /* Wait for work: queued frames, a sync, stop, a retry or an fsync due. */
+    while (!d->stopping && d->queue.len == 0 && !pending && d->sync_wanted <= d->synced_ticks &&
+           !(d->fsync != TKS_FSYNC_NEVER && d->written_ticks > d->synced_ticks)) {
+      pthread_cond_wait(&d->cv, &d->mu);
+    }
+    bool stopping = d->stopping;
+    if (d->fsync != TKS_FSYNC_ALWAYS && !stopping && d->sync_wanted <= d->synced_ticks &&
+        d->queue.len < (1u << 20)) {
+      /* Gather a little more before writing. */
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += BATCH_NS;
+      if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+      pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+    }
+    /* Take the queue. */
+    struct tks_buf tmp = d->queue;
+    d->queue = work;
+    work = tmp;
+    work_ticks = d->queued_ticks;
+    enum tks_fsync policy = d->fsync;
+    uint64_t interval = d->fsync_interval_ns;
+    bool want_sync = d->sync_wanted > d->synced_ticks || stopping;
+    uint64_t since_fsync = mono_ns() - d->last_fsync_mono_ns;
+    pthread_mutex_unlock(&d->mu);
+
+    int err = 0;
+    for (size_t off = 0; off + 4 <= work.len;) {
+      uint32_t len;
+      memcpy(&len, work.data + off, 4);
+      err = tks_journal_append(d->j, work.data + off + 4, len);
+      if (err) break;
+      off += 4 + len;
+    }
+    if (work.len) pending = true, pending_ticks = work_ticks;
+    work.len = 0;
+    bool do_fsync = policy == TKS_FSYNC_ALWAYS || want_sync ||
+                    (policy == TKS_FSYNC_INTERVAL && since_fsync >= interval);
+    if (!err && (pending || do_fsync)) err = tks_journal_flush(d->j, do_fsync);
+    struct tks_journal_info info;
+    tks_journal_info(d->j, &info);
+
+    pthread_mutex_lock(&d->mu);
+    d->info = info;
+    d->last_error = err;
+    if (!err) {
+      if (pending) d->written_ticks = pending_ticks;
+      pending = false;
+      if (do_fsync) {
+        d->synced_ticks = d->written_ticks;
+        d->last_fsync_mono_ns = mono_ns();
+      }
+    }
+    uv_async_send(&d->wake);
+    if (stopping && (err == 0 || d->queue.len == 0)) {
+      if (err == 0 && d->queue.len) continue; /* one more round for what came in */
+      break;
+    }
+    if (err) {
+      /* Retry later; the frames stay buffered in the journal. */
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += RETRY_NS;
+      if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+      pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+    } else if (policy == TKS_FSYNC_INTERVAL && d->written_ticks > d->synced_ticks &&
+               d->queue.len == 0 && d->sync_wanted <= d->synced_ticks && !d->stopping) {
+      /* Sleep until the fsync is due (or work arrives). */
+      uint64_t due = d->last_fsync_mono_ns + interval, now = mono_ns();
+      if (due > now) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (due - now);
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+      }
+    }
+  }
+  pthread_mutex_unlock(&d->mu);
+  tks_buf_finish(&work);
+  return NULL;
+}
+
+/* ---- the loop side --------------------------------------------------- */
+
+static void answer_waiters(struct tks_durability *d, uint64_t synced) {
+  size_t keep = 0;
+  for (size_t i = 0; i < d->nwaiters; i++) {
+    struct waiter w = d->waiters[i];
+    if (w.target <= synced)
+      w.done(w.ctx, synced + d->replayed_ticks);
+    else
+      d->waiters[keep++] = w;
+  }
+  d->nwaiters = keep;
+}
+
+static void on_wake(uv_async_t *h) {
+  struct tks_durability *d = h->data;
+  struct tks_server *srv = d->srv;
+  pthread_mutex_lock(&d->mu);
+  uint64_t synced = d->synced_ticks;
+  int err = d->last_error;
+  size_t queued = d->queue.len;
+  pthread_mutex_unlock(&d->mu);
+  answer_waiters(d, synced);
+  if (err && !d->failing_logged) {
+    tks_log(TKS_LOG_ERROR, "journal writes failing in %s: %s; %s until they succeed again",
+            srv->cfg.journal.dir, strerror(-err),
+            srv->cfg.journal.on_error == TKS_ON_ERROR_REJECT ? "rejecting new ticks (journal_error)"
+                                                              : "holding ingest (backpressure)");
+    d->failing_logged = true;
+  } else if (!err && d->failing_logged) {
+    tks_log(TKS_LOG_INFO, "journal writes succeed again in %s", srv->cfg.journal.dir);
+    d->failing_logged = false;
+  }
+  bool hold = (err && srv->cfg.journal.on_error == TKS_ON_ERROR_BACKPRESSURE) ||
+              queued > QUEUE_HOLD_BYTES;
+  if (hold != ((srv->ingest_held & TKS_HOLD_JOURNAL) != 0)) tks_ingest_hold(srv, TKS_HOLD_JOURNAL, hold);
+}
+
+struct tks_buf *tks_durability_batch(struct tks_server *srv, int64_t recv_ns) {
+  struct tks_durability *d = srv->dur;
+  if (!d) return NULL;
+  d->batch.len = 0;
+  tks_buf_append(&d->batch, &recv_ns, sizeof recv_ns);
+  return &d->batch;
+}
+
+void tks_durability_submit(struct tks_server *srv) {
+  struct tks_durability *d = srv->dur;
+  if (!d || d->batch.len <= sizeof(int64_t)) return;
+  uint32_t len = (uint32_t)d->batch.len;
+  pthread_mutex_lock(&d->mu);
+  int r = tks_buf_append(&d->queue, &len, 4);
+  if (r == 0) r = tks_buf_append(&d->queue, d->batch.data, d->batch.len);
+  d->queued_ticks = srv->ticks_accepted;
+  size_t queued = d->queue.len;
+  pthread_cond_signal(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+  if (r) tks_log(TKS_LOG_ERROR, "out of memory queueing %u journal bytes", len);
+  d->batch.len = 0;
+  if (queued > QUEUE_HOLD_BYTES && !(srv->ingest_held & TKS_HOLD_JOURNAL))
+    tks_ingest_hold(srv, TKS_HOLD_JOURNAL, true); /* the disk is behind */
+}
+
+bool tks_durability_refusing(const struct tks_server *srv) {
+  struct tks_durability *d = srv->dur;
+  if (!d || srv->cfg.journal.on_error != TKS_ON_ERROR_REJECT) return false;
+  pthread_mutex_lock(&d->mu);
+  bool failing = d->last_error != 0;
+  pthread_mutex_unlock(&d->mu);
+  return failing;
+}
+
+int tks_durability_sync(struct tks_server *srv, void (*done)(void *ctx, uint64_t durable), void *ctx) {
+  struct tks_durability *d = srv->dur;
+  if (!d) return -ENOTSUP;
+  uint64_t target = srv->ticks_accepted;
+  pthread_mutex_lock(&d->mu);
+  uint64_t synced = d->synced_ticks;
+  if (synced < target) {
+    if (d->sync_wanted < target) d->sync_wanted = target;
+    pthread_cond_signal(&d->cv);
+  }
+  pthread_mutex_unlock(&d->mu);
+  if (synced >= target) {
+    done(ctx, synced + d->replayed_ticks);
+    return 0;
+  }
+  if (d->nwaiters == d->waiters_cap) {
+    size_t cap = d->waiters_cap ? d->waiters_cap * 2 : 16;
+    struct waiter *w = realloc(d->waiters, cap * sizeof *w);
+    if (!w) return -ENOMEM;
+    d->waiters = w;
+    d->waiters_cap = cap;
+  }
+  d->waiters[d->nwaiters++] = (struct waiter){done, ctx, target};
+  return 0;
+}
+
+void tks_durability_cancel(struct tks_server *srv, void *ctx) {
+  struct tks_durability *d = srv->dur;
+  if (!d) return;
+  size_t keep = 0;
+  for (size_t i = 0; i < d->nwaiters; i++)
+    if (d->waiters[i].ctx != ctx) d->waiters[keep++] = d->waiters[i];
+  d->nwaiters = keep;
+}
+
+/* ---- replay ---------------------------------------------------------- */
+
+struct replay_ctx {
+  struct tks_server *srv;
+  uint64_t ticks, rejected, frames;
+  uint64_t next_log_ns;
+  uint64_t start_ns;
+};
+
+static int replay_frame(void *arg, const void *payload, size_t len) {
+  struct replay_ctx *rc = arg;
+  struct tks_server *srv = rc->srv;
+  if (len < sizeof(int64_t)) {
+    rc->rejected++;
+    return 0;
+  }
+  int64_t recv_ns;
+  memcpy(&recv_ns, payload, sizeof recv_ns);
+  const uint8_t *p = (const uint8_t *)payload + sizeof recv_ns;
+  size_t n = len - sizeof recv_ns, off = 0;
+  _Alignas(8) char record[TKS_RECORD_MAX];
+  struct tks_dyn_tick dyn;
+  struct tks_decode_result res = {.dyn = &dyn};
+  while (off < n) {
+    enum tks_decode_status st = tks_decode(&srv->decoder, p + off, n - off, recv_ns, record, &res);
+    if (st == TKS_DECODE_NEED_MORE || st == TKS_DECODE_ERROR) {
+      rc->rejected++; /* a frame that passed its CRC but does not decode: count, go on */
+      break;
+    }
+    off += res.consumed;
+    if (st == TKS_DECODE_REJECT) {
+      rc->rejected++;
+      continue;
+    }
+    if (tks_server_store_replayed(srv, st, record, &dyn) == 0)
+      rc->ticks++;
+    else
+      rc->rejected++;
+  }
+  rc->frames++;
+  uint64_t now = mono_ns();
+  if (now >= rc->next_log_ns) {
+    tks_log(TKS_LOG_INFO, "replay: %" PRIu64 " ticks so far (%.1f s)", rc->ticks,
+            (double)(now - rc->start_ns) / 1e9);
+    rc->next_log_ns = now + 2000000000u;
+  }
+  return 0;
+}
+
+int tks_durability_start(struct tks_server *srv) {
+  const struct tks_config *cfg = &srv->cfg;
+  if (!cfg->journal.enabled) {
+    tks_log(TKS_LOG_WARN, "journal disabled (journal.enabled: false): ticks live in memory only");
+    return 0;
+  }
+  struct tks_durability *d = calloc(1, sizeof *d);
+  if (!d) return -ENOMEM;
+  d->srv = srv;
+  d->fsync = cfg->journal.fsync;
+  d->fsync_interval_ns = cfg->journal.fsync_interval_ns;
+  char err[600];
+
+  /* Replay before anything is accepted. */
+  struct replay_ctx rc = {.srv = srv, .start_ns = mono_ns()};
+  rc.next_log_ns = rc.start_ns + 2000000000u;
+  tks_log(TKS_LOG_INFO, "replaying the journal in %s", cfg->journal.dir);
+  int r = tks_journal_replay(cfg->journal.dir, cfg->journal.on_corrupt, replay_frame, &rc,
+                             &d->replay, err, sizeof err);
+  if (r) {
+    tks_log(TKS_LOG_ERROR, "%s", err[0] ? err : strerror(-r));
+    free(d);
+    return r < 0 ? r : -EIO;
+  }
+  d->replay_seconds = (double)(mono_ns() - rc.start_ns) / 1e9;
+  d->replayed_ticks = rc.ticks;
+  d->replay_rejected = rc.rejected;
+  d->replay_frames = rc.frames;
+  if (d->replay.truncated_bytes)
+    tks_log(TKS_LOG_WARN,
+            "journal: cut a torn or corrupt tail of %" PRIu64 " bytes from %s at offset %" PRIu64
+            " (kept in %s)",
+            d->replay.truncated_bytes, d->replay.truncated_file, d->replay.truncated_at,
+            d->replay.side_file);
+  tks_log(TKS_LOG_INFO,
+          "replay: %" PRIu64 " ticks from %" PRIu64 " frames in %" PRIu64 " segments in %.2f s (%.0f ticks/s)%s",
+          rc.ticks, rc.frames, d->replay.segments, d->replay_seconds,
+          d->replay_seconds > 0 ? (double)rc.ticks / d->replay_seconds : 0.0,
+          rc.rejected ? " (some could not be stored: see journal.replay_rejected)" : "");
+  if (rc.rejected)
+    tks_log(TKS_LOG_WARN, "replay: %" PRIu64 " ticks in the journal were not stored (store full or refused by the current config)",
+            rc.rejected);
+
+  d->j = tks_journal_open(cfg->journal.dir, cfg->journal.segment_bytes, cfg->journal.max_bytes, err,
+                          sizeof err);
+  if (!d->j) {
+    tks_log(TKS_LOG_ERROR, "cannot open the journal: %s", err);
+    free(d);
+    return -EIO;
+  }
+  tks_journal_info(d->j, &d->info);
+  d->last_fsync_mono_ns = mono_ns();
+  pthread_mutex_init(&d->mu, NULL);
+  pthread_cond_init(&d->cv, NULL);
+  uv_async_init(srv->loop, &d->wake, on_wake);
+  d->wake.data = d;
+  if (pthread_create(&d->thread, NULL, writer_main, d) != 0) {
+    tks_log(TKS_LOG_ERROR, "cannot start the journal writer thread");
+    uv_close((uv_handle_t *)&d->wake, NULL);
+    tks_journal_close(d->j);
+    free(d);
+    return -EAGAIN;
+  }
+  srv->dur = d;
+  tks_log(TKS_LOG_INFO, "journal in %s (fsync %s)", cfg->journal.dir,
+          cfg->journal.fsync == TKS_FSYNC_ALWAYS ? "always"
+          : cfg->journal.fsync == TKS_FSYNC_NEVER ? "never" : "interval");
+  return 0;
+}
+
+static void on_wake_closed(uv_handle_t *h) {
+  struct tks_durability *d = h->data;
+  tks_buf_finish(&d->queue);
+  tks_buf_finish(&d->batch);
+  free(d->waiters);
+  free(d);
+}
+
+void tks_durability_stop(struct tks_server *srv) {
+  struct tks_durability *d = srv->dur;
+  if (!d) return;
+  pthread_mutex_lock(&d->mu);
+  d->stopping = true;
+  pthread_cond_signal(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+  pthread_join(d->thread, NULL);
+  struct tks_journal_info info;
+  tks_journal_info(d->j, &info);
+  size_t left = tks_journal_pending(d->j) + d->queue.len;
+  if (d->last_error || left)
+    tks_log(TKS_LOG_ERROR, "journal: stopping with %zu bytes not written (%s): %" PRIu64
+            " of %" PRIu64 " ticks accepted are durable",
+            left, d->last_error ? strerror(-d->last_error) : "behind",
+            d->synced_ticks, srv->ticks_accepted);
+  else
+    tks_log(TKS_LOG_INFO, "journal flushed and fsynced: %" PRIu64 " ticks accepted since start, %" PRIu64 " replayed",
+            d->synced_ticks, d->replayed_ticks);
+  answer_waiters(d, d->synced_ticks);
+  tks_journal_close(d->j);
+  pthread_mutex_destroy(&d->mu);
+  pthread_cond_destroy(&d->cv);
+  srv->dur = NULL;
+  uv_close((uv_handle_t *)&d->wake, on_wake_closed);
+}
+
+void tks_durability_reload(struct tks_server *srv) {
+  struct tks_durability *d = srv->dur;
+  if (!d) return;
+  pthread_mutex_lock(&d->mu);
+  d->fsync = srv->cfg.journal.fsync;
+  d->fsync_interval_ns = srv->cfg.journal.fsync_interval_ns;
+  pthread_cond_signal(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+}
+
+void tks_durability_stats(struct tks_server *srv, struct tks_stats *st) {
+  struct tks_durability *d = srv->dur;
+  tks_stats_u64(st, "journal.enabled", d != NULL, TKS_STAT_GAUGE, "1 when the journal is on", NULL, NULL);
+  if (!d) return;
+  pthread_mutex_lock(&d->mu);
+  struct tks_journal_info info = d->info;
+  uint64_t written = d->written_ticks, synced = d->synced_ticks, last = d->last_fsync_mono_ns;
+  int err = d->last_error;
+  size_t queued = d->queue.len;
+  pthread_mutex_unlock(&d->mu);
+  tks_stats_str(st, "journal.dir", srv->cfg.journal.dir, NULL, NULL, NULL);
+  tks_stats_str(st, "journal.state", err ? "failing" : "ok", "Journal state", "journal_state", "state");
+  tks_stats_str(st, "journal.last_error", err ? strerror(-err) : "none", NULL, NULL, NULL);
+  tks_stats_u64(st, "journal.bytes", info.bytes, TKS_STAT_GAUGE, "Bytes of journal segments", NULL, NULL);
+  tks_stats_u64(st, "journal.segments", info.segments, TKS_STAT_GAUGE, "Journal segment files", NULL, NULL);
+  tks_stats_u64(st, "journal.frames_written", info.frames_written, TKS_STAT_COUNTER,
+                "Journal frames written since start", NULL, NULL);
+  tks_stats_u64(st, "journal.fsyncs", info.fsyncs, TKS_STAT_COUNTER, "Journal fsyncs since start", NULL, NULL);
+  tks_stats_u64(st, "journal.write_errors", info.write_errors, TKS_STAT_COUNTER,
+                "Failed journal writes", NULL, NULL);
+  tks_stats_u64(st, "journal.queued_bytes", queued, TKS_STAT_GAUGE,
+                "Journal bytes waiting for the writer thread", NULL, NULL);
+  tks_stats_f64(st, "journal.last_fsync_age_seconds", (double)(mono_ns() - last) / 1e9,
+                TKS_STAT_GAUGE, "Seconds since the last journal fsync", NULL, NULL);
+  tks_stats_u64(st, "journal.written_ticks", written + d->replayed_ticks, TKS_STAT_GAUGE,
+                "Ticks in the journal files (replayed ones included)", NULL, NULL);
+  tks_stats_u64(st, "journal.replayed_ticks", d->replayed_ticks, TKS_STAT_GAUGE,
+                "Ticks rebuilt from the journal at start", NULL, NULL);
+  tks_stats_u64(st, "journal.replay_rejected", d->replay_rejected, TKS_STAT_GAUGE,
+                "Journal ticks not stored at replay", NULL, NULL);
+  tks_stats_f64(st, "journal.replay_seconds", d->replay_seconds, TKS_STAT_GAUGE,
+                "Seconds the replay took", NULL, NULL);
+  tks_stats_u64(st, "journal.truncated_bytes", d->replay.truncated_bytes, TKS_STAT_GAUGE,
+                "Bytes of a torn or corrupt tail cut at start", NULL, NULL);
+  (void)synced;
+}
+
+uint64_t tks_durability_durable(struct tks_server *srv) {
+  struct tks_durability *d = srv->dur;
+  if (!d) return 0;
+  pthread_mutex_lock(&d->mu);
+  uint64_t n = d->synced_ticks + d->replayed_ticks;
+  pthread_mutex_unlock(&d->mu);
+  return n;
+}

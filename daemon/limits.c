@@ -1,0 +1,374 @@
+/*
+ * Memory limits and retention.  limits.max_memory caps the slab pages
+ * (tks_slab_set_limit): the slab refuses a new page past it, the store
+ * refuses the tick, and ingest asks tks_limits_on_full() what to do, as
+ * limits.when_full says: evict_oldest frees a slice of the oldest blocks
+ * and has the tick stored again, reject refuses it, backpressure pauses
+ * every ingest connection until a 100 ms timer finds room.
+ * limits.retention evicts, once a second, every block whose newest tick is
+ * older than the retention.  Freed chunks go back to the slab's free lists
+ * and are reused: the process stops growing, it does not shrink.
+ *
+ * What max_memory bounds: the slab pages, i.e. every tick record, block
+ * and dynamic object.  The symbol, string and field-name tables and the
+ * per-symbol index come on top; they are small (tens of bytes a symbol)
+ * and `stats` shows them (memory.symbol_bytes, memory.index_bytes), as do
+ * the connections' read buffers and the process itself (memory.rss_bytes).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon.h"
+
+#define MIB ((uint64_t)1 << 20)
+#define RETENTION_PERIOD_MS 1000
+#define ROOM_PERIOD_MS 100
+#define SWEEP_MIN_NS 100000000u /* on_full runs the retention sweep at most every 100 ms */
+#define LOG_PERIOD_NS 1000000000u
+
+static const char *const when_full_names[] = {"evict_oldest", "reject", "backpressure"};
+
+/* One server per process: the state is file-local. */
+static struct {
+  struct tks_server *srv;
+  bool started;
+  uv_timer_t retention_timer, room_timer;
+  bool timers_open;
+
+  /* what is applied: the config as of start or the last reload */
+  uint64_t max_memory, retention_ns;
+  enum tks_when_full when_full;
+
+  bool paused;
+  uint64_t paused_since_ns, paused_ns; /* mono clock */
+
+  /* evict_oldest: eviction bytes since a tick was last stored, so that a
+   * tick no eviction can help does not empty the store (see on_full) */
+  uint64_t progress_mark, futile_bytes, futile_since_ns;
+
+  uint64_t last_sweep_ns;
+
+  /* counters */
+  uint64_t evictions, evicted_ticks_oldest, evicted_bytes_oldest;
+  uint64_t retention_ticks, retention_bytes, retention_sweeps;
+  uint64_t rejected_full, evict_failed, pauses;
+
+  /* the rate-limited warn line */
+  uint64_t log_at_ns, log_suppressed;
+} L;
+
+static const char *when_full_name(enum tks_when_full w) {
+  return (unsigned)w < TKS_ARRAY_SIZE(when_full_names) ? when_full_names[w] : "?";
+}
+
+static double mib(uint64_t b) { return (double)b / (double)MIB; }
+
+/* A warn line at most once a second; the ones in between are counted. */
+static void warn_limited(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void warn_limited(const char *fmt, ...) {
+  uint64_t now = tks_mono_ns();
+  if (L.log_at_ns && now - L.log_at_ns < LOG_PERIOD_NS) {
+    L.log_suppressed++;
+    return;
+  }
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (L.log_suppressed)
+    tks_log(TKS_LOG_WARN, "%s (%llu more such actions since the last line)", msg,
+            (unsigned long long)L.log_suppressed);
+  else
+    tks_log(TKS_LOG_WARN, "%s", msg);
+  L.log_at_ns = now;
+  L.log_suppressed = 0;
+}
+
+/* Evicts what retention says is expired.  Returns the ticks evicted. */
+static uint64_t retention_sweep(struct tks_server *srv) {
+  if (!L.retention_ns) return 0;
+  L.last_sweep_ns = tks_mono_ns();
+  int64_t now = tks_now_ns();
+  int64_t cutoff = now - (int64_t)L.retention_ns;
+  uint64_t bytes0 = tks_store_evicted_bytes(srv->store);
+  uint64_t ticks = tks_store_evict_before(srv->store, cutoff);
+  L.retention_sweeps++;
+  if (ticks) {
+    uint64_t bytes = tks_store_evicted_bytes(srv->store) - bytes0;
+    L.retention_ticks += ticks;
+    L.retention_bytes += bytes;
+    tks_log(TKS_LOG_DEBUG, "retention: evicted %llu ticks (%llu bytes) older than %.3f s",
+            (unsigned long long)ticks, (unsigned long long)bytes, (double)L.retention_ns / 1e9);
+  }
+  return ticks;
+}
+
+static void resume(struct tks_server *srv, const char *why) {
+  if (!L.paused) return;
+  L.paused = false;
+  uint64_t ms = (tks_mono_ns() - L.paused_since_ns) / 1000000u;
+  L.paused_ns += tks_mono_ns() - L.paused_since_ns;
+  if (L.timers_open) uv_timer_stop(&L.room_timer);
+  tks_log(TKS_LOG_INFO, "limits: resuming ingest after %llu ms paused (%s)", (unsigned long long)ms,
+          why);
+  tks_ingest_resume(srv);
+}
+
+static void on_retention_timer(uv_timer_t *t) {
+  struct tks_server *srv = t->data;
+  if (srv->stopping) return;
+  if (retention_sweep(srv) && L.paused && tks_limits_room(srv)) resume(srv, "retention made room");
+}
+
+static void on_room_timer(uv_timer_t *t) {
+  struct tks_server *srv = t->data;
+  if (!L.paused || srv->stopping) return;
+  if (tks_limits_room(srv)) resume(srv, "room in the store");
+}
+
+/* Applies the limits section of srv->cfg. */
+static void apply(struct tks_server *srv) {
+  const struct tks_config *c = &srv->cfg;
+  L.max_memory = c->limits.max_memory;
+  L.when_full = c->limits.when_full;
+  L.retention_ns = c->limits.retention_ns;
+  tks_slab_set_limit(srv->slab, L.max_memory);
+  if (L.max_memory) {
+    uint64_t page = tks_slab_page_size(srv->slab), held = tks_slab_bytes_allocated(srv->slab);
+    /* Every size class in use holds at least one page of its own. */
+    if (L.max_memory < 8 * page)
+      tks_log(TKS_LOG_WARN,
+              "limits.max_memory %.1f MiB is only %llu slab pages of %.1f MiB: each chunk size "
+              "in use takes at least one page; a smaller store.page_size fits the limit better",
+              mib(L.max_memory), (unsigned long long)(L.max_memory / page), mib(page));
+    if (held > L.max_memory)
+      tks_log(TKS_LOG_WARN,
+              "limits.max_memory %.1f MiB is below the %.1f MiB of slab pages already held: no "
+              "page is added until restart, freed chunks are reused",
+              mib(L.max_memory), mib(held));
+  }
+  if (L.timers_open) {
+    if (L.retention_ns)
+      uv_timer_start(&L.retention_timer, on_retention_timer, RETENTION_PERIOD_MS,
+                     RETENTION_PERIOD_MS);
+    else
+      uv_timer_stop(&L.retention_timer);
+  }
+  char max[32] = "none", ret[32] = "none";
+  if (L.max_memory) snprintf(max, sizeof max, "%.1f MiB", mib(L.max_memory));
+  if (L.retention_ns) snprintf(ret, sizeof ret, "%.3f s", (double)L.retention_ns / 1e9);
+  tks_log(TKS_LOG_INFO, "limits: max_memory %s, when_full %s, retention %s", max,
+          when_full_name(L.when_full), ret);
+}
+
+int tks_limits_start(struct tks_server *srv) {
+  if (L.started) return 0;
+  memset(&L, 0, sizeof L);
+  L.srv = srv;
+  uv_timer_init(srv->loop, &L.retention_timer);
+  uv_timer_init(srv->loop, &L.room_timer);
+  L.retention_timer.data = L.room_timer.data = srv;
+  L.timers_open = true;
+  L.started = true;
+  apply(srv);
+  return 0;
+}
+
+void tks_limits_stop(struct tks_server *srv) {
+  (void)srv;
+  if (!L.started) return;
+  L.started = false;
+  if (L.paused) {
+    L.paused_ns += tks_mono_ns() - L.paused_since_ns;
+    L.paused = false;
+  }
+  if (L.timers_open) {
+    L.timers_open = false;
+    uv_timer_stop(&L.retention_timer);
+    uv_timer_stop(&L.room_timer);
+    uv_close((uv_handle_t *)&L.retention_timer, NULL);
+    uv_close((uv_handle_t *)&L.room_timer, NULL);
+  }
+}
+
+void tks_limits_reload(struct tks_server *srv) {
+  if (!L.started) return;
+  uint64_t old_max = L.max_memory, old_ret = L.retention_ns;
+  enum tks_when_full old_wf = L.when_full;
+  const struct tks_config *c = &srv->cfg;
+  if (c->limits.max_memory == old_max && c->limits.when_full == old_wf &&
+      c->limits.retention_ns == old_ret)
+    return;
+  tks_log(TKS_LOG_INFO, "limits reloaded: max_memory %llu -> %llu, when_full %s -> %s, retention "
+          "%llu -> %llu ns", (unsigned long long)old_max, (unsigned long long)c->limits.max_memory,
+          when_full_name(old_wf), when_full_name(c->limits.when_full),
+          (unsigned long long)old_ret, (unsigned long long)c->limits.retention_ns);
+  apply(srv);
+  L.futile_bytes = 0;
+  if (L.paused) {
+    if (L.when_full != TKS_WHEN_FULL_BACKPRESSURE)
+      resume(srv, "when_full is no longer backpressure");
+    else if (tks_limits_room(srv))
+      resume(srv, "the new limit leaves room");
+  }
+}
+
+bool tks_limits_room(struct tks_server *srv) {
+  if (!L.max_memory) return true;
+  struct tks_slab *slab = srv->slab;
+  /* A new page would fit under the limit. */
+  if (tks_slab_bytes_allocated(slab) + tks_slab_page_size(slab) <= L.max_memory) return true;
+  /* Or the class of the store's full-size blocks has a chunk to give: the
+   * store's steady state allocates those (a tick that wants another class
+   * and still finds none pauses ingest again at once). */
+  size_t rec = ((size_t)srv->cfg.schema.record_size + 7) / 8 * 8 + 8;
+  size_t want = 32 + 8 * rec > TKS_STORE_BLOCK_MAX ? 32 + 8 * rec : TKS_STORE_BLOCK_MAX;
+  struct tks_slab_class_info ci;
+  if (tks_slab_class_info(slab, tks_slab_class_for(slab, want), &ci) != 0) return false;
+  return ci.free_chunks + ci.free_chunks_end > 0;
+}
+
+/* evict_oldest: a slice of the oldest blocks, max(max_memory / 32, 1 MiB),
+ * so that a full store evicts once per slice of ticks, not per tick.
+ * Guard: the slab does not move pages between chunk sizes, so a tick whose
+ * chunk size holds no free chunk and can get no page finds no room however
+ * much is evicted.  Once the slices evicted since a tick was last stored
+ * reach half of max_memory, the tick is refused (limits.evict_failed,
+ * store_full) instead of emptying the store for it, and evicting is tried
+ * again, one slice, at most once a second until a tick is stored. */
+static enum tks_full_action evict_oldest(struct tks_server *srv) {
+  uint64_t now = tks_mono_ns();
+  if (srv->ticks_accepted != L.progress_mark) {
+    L.progress_mark = srv->ticks_accepted;
+    L.futile_bytes = 0;
+  }
+  uint64_t slice = L.max_memory / 32 > MIB ? L.max_memory / 32 : MIB;
+  uint64_t cap = L.max_memory / 2 > slice ? L.max_memory / 2 : slice;
+  if (L.futile_bytes >= cap) {
+    if (now - L.futile_since_ns < 1000000000u) {
+      L.evict_failed++;
+      return TKS_FULL_REJECT;
+    }
+    L.futile_bytes = cap - slice; /* one more slice, then wait again */
+  }
+  uint64_t ticks0 = tks_store_evicted_ticks(srv->store);
+  uint64_t freed = tks_store_evict_oldest(srv->store, slice);
+  uint64_t ticks = tks_store_evicted_ticks(srv->store) - ticks0;
+  if (!freed) {
+    L.evict_failed++;
+    warn_limited("limits: store full at max_memory %.1f MiB (slab %.1f MiB) and nothing left to "
+                 "evict: tick refused (store_full)",
+                 mib(L.max_memory), mib(tks_slab_bytes_allocated(srv->slab)));
+    return TKS_FULL_REJECT;
+  }
+  L.evictions++;
+  L.evicted_ticks_oldest += ticks;
+  L.evicted_bytes_oldest += freed;
+  L.futile_bytes += freed;
+  if (L.futile_bytes >= cap) {
+    L.futile_since_ns = now;
+    warn_limited("limits: evicted %.1f MiB since the last stored tick and it still does not fit "
+                 "(its chunk size has no free chunk and can get no page under max_memory %.1f "
+                 "MiB): refusing such ticks (store_full) instead of evicting more",
+                 mib(L.futile_bytes), mib(L.max_memory));
+  } else {
+    warn_limited("limits: store full at max_memory %.1f MiB: evicted the oldest %llu ticks "
+                 "(%.2f MiB); %llu ticks held, %llu evicted in %llu rounds so far",
+                 mib(L.max_memory), (unsigned long long)ticks, mib(freed),
+                 (unsigned long long)tks_store_ticks(srv->store),
+                 (unsigned long long)L.evicted_ticks_oldest, (unsigned long long)L.evictions);
+  }
+  return TKS_FULL_RETRY;
+}
+
+/* reject and backpressure drop nothing that is not due: expired ticks
+ * (limits.retention) may go before the timer gets to them, at most once
+ * every 100 ms, so that a rejected stream does not sweep per tick. */
+static bool early_retention(struct tks_server *srv) {
+  if (!L.retention_ns || tks_mono_ns() - L.last_sweep_ns < SWEEP_MIN_NS) return false;
+  return retention_sweep(srv) > 0;
+}
+
+enum tks_full_action tks_limits_on_full(struct tks_server *srv) {
+  /* No limit: the OS refused memory (or a tick larger than a page); there is
+   * no policy to apply. */
+  if (!L.started || !L.max_memory) return TKS_FULL_REJECT;
+  switch (L.when_full) {
+  case TKS_WHEN_FULL_EVICT_OLDEST:
+    return evict_oldest(srv);
+  case TKS_WHEN_FULL_REJECT:
+    if (early_retention(srv)) return TKS_FULL_RETRY;
+    L.rejected_full++;
+    warn_limited("limits: store full at max_memory %.1f MiB: tick rejected (store_full); %llu "
+                 "rejected so far, %llu ticks held",
+                 mib(L.max_memory), (unsigned long long)L.rejected_full,
+                 (unsigned long long)tks_store_ticks(srv->store));
+    return TKS_FULL_REJECT;
+  case TKS_WHEN_FULL_BACKPRESSURE:
+    if (L.paused) return TKS_FULL_PAUSE;
+    if (early_retention(srv)) return TKS_FULL_RETRY;
+    if (!srv->listener_open) {
+      /* Journal replay (before ingest listens) or the stop: there is no
+       * reading to pause, so the tick is refused and counted. */
+      L.rejected_full++;
+      warn_limited("limits: store full at max_memory %.1f MiB while not serving ingest (replay "
+                   "or stop): tick refused (store_full); %llu so far",
+                   mib(L.max_memory), (unsigned long long)L.rejected_full);
+      return TKS_FULL_REJECT;
+    }
+    L.paused = true;
+    L.paused_since_ns = tks_mono_ns();
+    L.pauses++;
+    if (L.timers_open) uv_timer_start(&L.room_timer, on_room_timer, ROOM_PERIOD_MS, ROOM_PERIOD_MS);
+    warn_limited("limits: store full at max_memory %.1f MiB: ingest paused (backpressure) until "
+                 "there is room; %llu ticks held, %llu pauses so far",
+                 mib(L.max_memory), (unsigned long long)tks_store_ticks(srv->store),
+                 (unsigned long long)L.pauses);
+    return TKS_FULL_PAUSE;
+  }
+  return TKS_FULL_REJECT;
+}
+
+void tks_limits_stats(struct tks_server *srv, struct tks_stats *st) {
+  uint64_t paused_ns = L.paused_ns + (L.paused ? tks_mono_ns() - L.paused_since_ns : 0);
+  const struct tks_config *c = &srv->cfg;
+  /* Before start, the config is what will apply. */
+  uint64_t max = L.started ? L.max_memory : c->limits.max_memory;
+  uint64_t ret = L.started ? L.retention_ns : c->limits.retention_ns;
+  enum tks_when_full wf = L.started ? L.when_full : c->limits.when_full;
+  tks_stats_u64(st, "limits.max_memory", max, TKS_STAT_GAUGE,
+                "Limit on the slab pages in bytes (0: none); tables and index come on top", NULL,
+                NULL);
+  tks_stats_str(st, "limits.when_full", when_full_name(wf),
+                "What the store does at max_memory: evict_oldest, reject or backpressure",
+                "limits_when_full", "policy");
+  tks_stats_f64(st, "limits.retention_seconds", (double)ret / 1e9, TKS_STAT_GAUGE,
+                "Ticks older than this are evicted (0: kept)", NULL, NULL);
+  tks_stats_u64(st, "limits.used_bytes", tks_slab_bytes_allocated(srv->slab), TKS_STAT_GAUGE,
+                "Bytes of slab pages held, what max_memory limits", NULL, NULL);
+  tks_stats_u64(st, "limits.evicted_ticks", tks_store_evicted_ticks(srv->store), TKS_STAT_COUNTER,
+                "Ticks evicted from memory, by the memory limit or retention", NULL, NULL);
+  tks_stats_u64(st, "limits.evicted_bytes", tks_store_evicted_bytes(srv->store), TKS_STAT_COUNTER,
+                "Bytes of slab chunks freed by eviction, by the memory limit or retention", NULL,
+                NULL);
+  tks_stats_u64(st, "limits.evictions", L.evictions, TKS_STAT_COUNTER,
+                "Rounds of evicting the oldest blocks at max_memory (evict_oldest)", NULL, NULL);
+  tks_stats_u64(st, "limits.evict_failed", L.evict_failed, TKS_STAT_COUNTER,
+                "Ticks refused under evict_oldest because evicting made no room for them", NULL,
+                NULL);
+  tks_stats_u64(st, "limits.rejected_full", L.rejected_full, TKS_STAT_COUNTER,
+                "Ticks refused at max_memory by the reject policy (or by backpressure while "
+                "ingest is not served: replay, stop)", NULL, NULL);
+  tks_stats_u64(st, "limits.paused", L.paused, TKS_STAT_GAUGE,
+                "1 while ingest is paused at max_memory (backpressure)", NULL, NULL);
+  tks_stats_u64(st, "limits.pauses", L.pauses, TKS_STAT_COUNTER,
+                "Times ingest was paused at max_memory (backpressure)", NULL, NULL);
+  tks_stats_f64(st, "limits.paused_seconds", (double)paused_ns / 1e9, TKS_STAT_COUNTER,
+                "Seconds ingest spent paused at max_memory (backpressure)", NULL, NULL);
+  tks_stats_u64(st, "limits.retention_evicted_ticks", L.retention_ticks, TKS_STAT_COUNTER,
+                "Ticks evicted because they were older than limits.retention", NULL, NULL);
+  tks_stats_u64(st, "limits.retention_evicted_bytes", L.retention_bytes, TKS_STAT_COUNTER,
+                "Bytes of slab chunks freed by retention", NULL, NULL);
+}

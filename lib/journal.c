@@ -1,0 +1,817 @@
+/*
+ * The journal (see journal.h for the format): a writer that buffers frames
+ * in memory and writes them in large pwrite() batches to numbered segment
+ * files, and a replay that maps each segment, checks every frame's length
+ * and CRC32C, and tells a torn tail (cut, or refused, by policy) from
+ * corruption with good frames after it (always refused).  CRC32C uses the
+ * SSE4.2 crc32 instruction when the CPU has it, else slicing-by-8 tables.
+ */
+#include "journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "TKSJRNL1"
+#define MIN_SEGMENT_BYTES (1ull << 20)
+#define MAX_UNSYNCED 4             /* rotated segments kept open until the next fsync */
+#define BUF_KEEP (8u << 20)        /* an empty write buffer larger than this is freed */
+#define REPLAY_DROP_BEHIND (64u << 20) /* replay releases mapped pages in steps of this */
+
+/* ---- little-endian fields --------------------------------------------- */
+
+static inline uint32_t le32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p + 4) << 32 | le32(p); }
+static inline void put_le32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+static inline void put_le64(uint8_t *p, uint64_t v) {
+  put_le32(p, (uint32_t)v);
+  put_le32(p + 4, (uint32_t)(v >> 32));
+}
+/* An 8-byte little-endian load that compiles to one mov on x86. */
+static inline uint64_t load_le64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  return v;
+}
+
+/* ---- CRC32C ------------------------------------------------------------ */
+
+static uint32_t crc_tab[8][256];
+static bool crc_hw;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    crc_tab[0][i] = c;
+  }
+  for (uint32_t i = 0; i < 256; i++)
+    for (int k = 1; k < 8; k++)
+      crc_tab[k][i] = (crc_tab[k - 1][i] >> 8) ^ crc_tab[0][crc_tab[k - 1][i] & 0xff];
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+uint32_t tks_crc32c_sw(uint32_t crc, const void *data, size_t len) {
+  pthread_once(&crc_once, crc_init);
+  const uint8_t *p = data;
+  crc = ~crc;
+  while (len && ((uintptr_t)p & 7)) {
+    crc = (crc >> 8) ^ crc_tab[0][(crc ^ *p++) & 0xff];
+    len--;
+  }
+  while (len >= 8) {
+    uint64_t w = load_le64(p) ^ crc;
+    crc = crc_tab[7][w & 0xff] ^ crc_tab[6][(w >> 8) & 0xff] ^ crc_tab[5][(w >> 16) & 0xff] ^
+          crc_tab[4][(w >> 24) & 0xff] ^ crc_tab[3][(w >> 32) & 0xff] ^
+          crc_tab[2][(w >> 40) & 0xff] ^ crc_tab[1][(w >> 48) & 0xff] ^ crc_tab[0][w >> 56];
+    p += 8;
+    len -= 8;
+  }
+  while (len--) crc = (crc >> 8) ^ crc_tab[0][(crc ^ *p++) & 0xff];
+  return ~crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const void *data,
+                                                               size_t len) {
+  const uint8_t *p = data;
+  uint64_t c = ~crc;
+  while (len && ((uintptr_t)p & 7)) {
+    c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+    len--;
+  }
+  /* Four independent loads per round keep the loop overhead off the
+   * crc32 instruction's dependency chain. */
+  while (len >= 32) {
+    uint64_t w0, w1, w2, w3;
+    memcpy(&w0, p, 8);
+    memcpy(&w1, p + 8, 8);
+    memcpy(&w2, p + 16, 8);
+    memcpy(&w3, p + 24, 8);
+    c = __builtin_ia32_crc32di(c, w0);
+    c = __builtin_ia32_crc32di(c, w1);
+    c = __builtin_ia32_crc32di(c, w2);
+    c = __builtin_ia32_crc32di(c, w3);
+    p += 32;
+    len -= 32;
+  }
+  while (len >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    c = __builtin_ia32_crc32di(c, w);
+    p += 8;
+    len -= 8;
+  }
+  if (len >= 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    c = __builtin_ia32_crc32si((uint32_t)c, w);
+    p += 4;
+    len -= 4;
+  }
+  while (len--) c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+  return ~(uint32_t)c;
+}
+#endif
+
+bool tks_crc32c_hw_available(void) {
+  pthread_once(&crc_once, crc_init);
+  return crc_hw;
+}
+
+uint32_t tks_crc32c_hw(uint32_t crc, const void *data, size_t len) {
+#if defined(__x86_64__)
+  if (tks_crc32c_hw_available()) return crc32c_sse42(crc, data, len);
+#endif
+  return tks_crc32c_sw(crc, data, len);
+}
+
+uint32_t tks_crc32c(uint32_t crc, const void *data, size_t len) {
+  return tks_crc32c_hw(crc, data, len);
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* "journal-" 20 digits ".tkj", nothing else. */
+static bool parse_segment_name(const char *name, uint64_t *seq) {
+  if (strncmp(name, "journal-", 8) != 0) return false;
+  uint64_t v = 0;
+  for (int i = 0; i < 20; i++) {
+    char ch = name[8 + i];
+    if (ch < '0' || ch > '9') return false;
+    unsigned d = (unsigned)(ch - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  if (strcmp(name + 28, ".tkj") != 0) return false;
+  *seq = v;
+  return true;
+}
+
+static void segment_name(char out[40], uint64_t seq) {
+  snprintf(out, 40, "journal-%020" PRIu64 ".tkj", seq);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The segments of an open directory, sorted by sequence; with their total
+ * size when bytes is given.  Returns 0 or -errno. */
+static int list_segments(int dirfd, uint64_t **out, size_t *n, uint64_t *bytes) {
+  int fd = dup(dirfd);
+  if (fd < 0) return -errno;
+  DIR *d = fdopendir(fd);
+  if (!d) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  rewinddir(d);
+  uint64_t *v = NULL;
+  size_t len = 0, cap = 0;
+  uint64_t total = 0;
+  int rc = 0;
+  struct dirent *de;
+  errno = 0;
+  while ((de = readdir(d))) {
+    uint64_t seq;
+    if (!parse_segment_name(de->d_name, &seq)) continue;
+    if (bytes) {
+      struct stat st;
+      if (fstatat(dirfd, de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode))
+        total += (uint64_t)st.st_size;
+    }
+    if (len == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      uint64_t *nv = realloc(v, ncap * sizeof *v);
+      if (!nv) {
+        rc = -ENOMEM;
+        break;
+      }
+      v = nv, cap = ncap;
+    }
+    v[len++] = seq;
+    errno = 0;
+  }
+  if (!rc && errno) rc = -errno;
+  closedir(d);
+  if (rc) {
+    free(v);
+    return rc;
+  }
+  if (len > 1) qsort(v, len, sizeof *v, cmp_u64);
+  *out = v;
+  *n = len;
+  if (bytes) *bytes = total;
+  return 0;
+}
+
+/* mkdir(path) unless it exists; a new entry is made durable by an fsync of
+ * the directory holding it, as a new segment's is. */
+static int make_one_dir(char *path) {
+  if (mkdir(path, 0750) < 0) return errno == EEXIST ? 0 : -errno;
+  char *slash = strrchr(path, '/');
+  const char *parent = ".";
+  if (slash == path) parent = "/";
+  else if (slash) *slash = 0, parent = path;
+  int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+  if (slash && slash != path) *slash = '/';
+  return 0;
+}
+
+/* mkdir -p, new directories mode 0750. */
+static int mkdir_p(const char *dir) {
+  char tmp[PATH_MAX];
+  size_t n = strlen(dir);
+  int rc;
+  if (n == 0) return -ENOENT;
+  if (n >= sizeof tmp) return -ENAMETOOLONG;
+  memcpy(tmp, dir, n + 1);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if ((rc = make_one_dir(tmp))) return rc;
+    *p = '/';
+  }
+  return make_one_dir(tmp);
+}
+
+static int write_all_at(int fd, const uint8_t *p, size_t n, uint64_t off, size_t *done) {
+  size_t w = 0;
+  int rc = 0;
+  while (w < n) {
+    ssize_t r = pwrite(fd, p + w, n - w, (off_t)(off + w));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      rc = -errno;
+      break;
+    }
+    if (r == 0) {
+      rc = -EIO;
+      break;
+    }
+    w += (size_t)r;
+  }
+  if (done) *done = w;
+  return rc;
+}
+
+/* ---- the writer ------------------------------------------------------- */
+
+struct tks_journal {
+  char *dir;
+  int dirfd;
+  uint64_t segment_bytes, max_bytes;
+  int fd;             /* the current segment, -1 until the first flush with data */
+  uint64_t seq;       /* of the current segment, or the newest existing one */
+  uint64_t seg_size;  /* header and whole frames in the current segment */
+  bool seg_dirty;     /* written since its last fsync */
+  bool dir_dirty;     /* a segment was created since the last directory fsync */
+  bool need_cut;      /* a failed write left bytes past seg_size that ftruncate could not cut */
+  int unsynced[MAX_UNSYNCED]; /* rotated-out segments written since their last fsync */
+  unsigned n_unsynced;
+  uint8_t *buf;       /* frames appended and not yet written, headers included */
+  size_t len, cap;
+  struct tks_journal_info info;
+};
+
+struct tks_journal *tks_journal_open(const char *dir, uint64_t segment_bytes, uint64_t max_bytes,
+                                     char *err, size_t errlen) {
+  struct tks_journal *j = calloc(1, sizeof *j);
+  uint64_t *seqs = NULL;
+  size_t n = 0;
+  int rc = -ENOMEM;
+  if (!j) goto fail;
+  j->dirfd = -1;
+  j->fd = -1;
+  if (!(j->dir = strdup(dir))) goto fail;
+  j->segment_bytes = segment_bytes < MIN_SEGMENT_BYTES ? MIN_SEGMENT_BYTES : segment_bytes;
+  j->max_bytes = max_bytes;
+  if ((rc = mkdir_p(dir))) goto fail;
+  j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (j->dirfd < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  if ((rc = list_segments(j->dirfd, &seqs, &n, &j->info.bytes))) goto fail;
+  j->info.segments = n;
+  j->seq = n ? seqs[n - 1] : 0;
+  free(seqs);
+  return j;
+
+fail:
+  set_err(err, errlen, "%s: %s", dir, strerror(-rc));
+  if (j) {
+    if (j->dirfd >= 0) close(j->dirfd);
+    free(j->dir);
+    free(j);
+  }
+  return NULL;
+}
+
+void tks_journal_close(struct tks_journal *j) {
+  if (!j) return;
+  for (unsigned i = 0; i < j->n_unsynced; i++) close(j->unsynced[i]);
+  if (j->fd >= 0) close(j->fd);
+  if (j->dirfd >= 0) close(j->dirfd);
+  free(j->buf);
+  free(j->dir);
+  free(j);
+}
+
+int tks_journal_append(struct tks_journal *j, const void *payload, size_t len) {
+  if (len == 0) return -EINVAL;
+  if (len > TKS_JOURNAL_MAX_PAYLOAD) return -E2BIG;
+  size_t need = TKS_JOURNAL_FRAME_HEADER + len;
+  if (j->cap - j->len < need) {
+    size_t ncap = j->cap ? j->cap : 64 * 1024;
+    while (ncap - j->len < need) ncap *= 2;
+    uint8_t *nb = realloc(j->buf, ncap);
+    if (!nb) return -ENOMEM;
+    j->buf = nb, j->cap = ncap;
+  }
+  uint8_t *p = j->buf + j->len;
+  put_le32(p, (uint32_t)len);
+  put_le32(p + 4, tks_crc32c(0, payload, len));
+  memcpy(p + TKS_JOURNAL_FRAME_HEADER, payload, len);
+  j->len += need;
+  return 0;
+}
+
+size_t tks_journal_pending(const struct tks_journal *j) { return j->len; }
+
+void tks_journal_set_max_bytes(struct tks_journal *j, uint64_t max_bytes) {
+  j->max_bytes = max_bytes;
+}
+
+void tks_journal_info(const struct tks_journal *j, struct tks_journal_info *out) { *out = j->info; }
+
+static size_t frame_len_at(const struct tks_journal *j, size_t off) {
+  return TKS_JOURNAL_FRAME_HEADER + le32(j->buf + off);
+}
+
+/* fsyncs everything written since the last fsync: rotated-out segments, the
+ * current one, and the directory when a segment was created.  Returns 0 or
+ * the first -errno; *synced says whether there was anything to sync. */
+static int sync_all(struct tks_journal *j, bool *synced) {
+  int rc = 0;
+  *synced = false;
+  for (unsigned i = 0; i < j->n_unsynced; i++) {
+    if (fdatasync(j->unsynced[i]) < 0 && !rc) rc = -errno;
+    close(j->unsynced[i]); /* after a failed fsync Linux has dropped the pages: no retry */
+    *synced = true;
+  }
+  j->n_unsynced = 0;
+  if (j->fd >= 0 && j->seg_dirty) {
+    if (fdatasync(j->fd) < 0 && !rc) rc = -errno;
+    j->seg_dirty = false;
+    *synced = true;
+  }
+  if (j->dir_dirty) {
+    if (fsync(j->dirfd) < 0 && !rc) rc = -errno;
+    j->dir_dirty = false;
+    *synced = true;
+  }
+  return rc;
+}
+
+/* Creates the next segment and makes it current.  The one it replaces is
+ * kept open until the next fsync if it has unsynced data. */
+static int new_segment(struct tks_journal *j) {
+  if (j->seq == UINT64_MAX) return -EOVERFLOW;
+  uint64_t seq = j->seq + 1;
+  char name[40];
+  segment_name(name, seq);
+  int fd = openat(j->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  if (fd < 0) return -errno;
+  uint8_t hdr[TKS_JOURNAL_SEGMENT_HEADER];
+  memcpy(hdr, MAGIC, 8);
+  put_le64(hdr + 8, seq);
+  int rc = write_all_at(fd, hdr, sizeof hdr, 0, NULL);
+  if (rc) {
+    close(fd);
+    unlinkat(j->dirfd, name, 0);
+    return rc;
+  }
+  if (j->fd >= 0) {
+    if (!j->seg_dirty) {
+      close(j->fd);
+    } else {
+      if (j->n_unsynced == MAX_UNSYNCED) {
+        /* Many rotations without an fsync: settle the oldest now. */
+        int old = j->unsynced[0];
+        if (fdatasync(old) < 0) rc = -errno;
+        close(old);
+        memmove(j->unsynced, j->unsynced + 1, (MAX_UNSYNCED - 1) * sizeof(int));
+        j->n_unsynced--;
+      }
+      j->unsynced[j->n_unsynced++] = j->fd;
+    }
+  }
+  j->fd = fd;
+  j->seq = seq;
+  j->seg_size = TKS_JOURNAL_SEGMENT_HEADER;
+  j->seg_dirty = true;
+  j->dir_dirty = true;
+  j->need_cut = false;
+  j->info.bytes += TKS_JOURNAL_SEGMENT_HEADER;
+  j->info.segments++;
+  return rc;
+}
+
+/* Writes the frames buf[start, end) at the end of the current segment.  On a
+ * failure, the whole frames that made it stay written, a partial one is cut
+ * off again, and *written says how many bytes of whole frames were written. */
+static int write_frames(struct tks_journal *j, size_t start, size_t end, size_t *written) {
+  size_t done = 0;
+  int rc = write_all_at(j->fd, j->buf + start, end - start, j->seg_size, &done);
+  size_t whole = 0;
+  uint64_t frames = 0;
+  if (!rc) {
+    whole = end - start;
+    for (size_t o = start; o < end; o += frame_len_at(j, o)) frames++;
+  } else {
+    for (size_t o = start; o < end; o += frame_len_at(j, o)) {
+      size_t fl = frame_len_at(j, o);
+      if (whole + fl > done) break;
+      whole += fl;
+      frames++;
+    }
+  }
+  if (done || whole) j->seg_dirty = true;
+  j->seg_size += whole;
+  j->info.bytes += whole;
+  j->info.frames_written += frames;
+  if (done > whole && ftruncate(j->fd, (off_t)j->seg_size) < 0) j->need_cut = true;
+  *written = whole;
+  return rc;
+}
+
+int tks_journal_flush(struct tks_journal *j, bool do_fsync) {
+  int rc = 0;
+  size_t off = 0;
+  if (j->need_cut) {
+    if (ftruncate(j->fd, (off_t)j->seg_size) < 0) {
+      rc = -errno;
+      goto done;
+    }
+    j->need_cut = false;
+  }
+  while (off < j->len) {
+    size_t fl = frame_len_at(j, off);
+    if (j->fd < 0 ||
+        (j->seg_size > TKS_JOURNAL_SEGMENT_HEADER && j->seg_size + fl > j->segment_bytes)) {
+      if (j->max_bytes && j->info.bytes + TKS_JOURNAL_SEGMENT_HEADER + fl > j->max_bytes) {
+        rc = -ENOSPC;
+        goto done;
+      }
+      if ((rc = new_segment(j))) goto done;
+    }
+    /* As many frames as fit in this segment and under the cap, in one write. */
+    size_t end = off;
+    uint64_t seg = j->seg_size, total = j->info.bytes;
+    while (end < j->len) {
+      size_t l = frame_len_at(j, end);
+      if (end > off && seg + l > j->segment_bytes) break;
+      if (j->max_bytes && total + l > j->max_bytes) break;
+      seg += l, total += l, end += l;
+    }
+    if (end == off) {
+      rc = -ENOSPC;
+      goto done;
+    }
+    size_t written;
+    rc = write_frames(j, off, end, &written);
+    off += written;
+    if (rc) goto done;
+  }
+
+done:
+  if (off) {
+    memmove(j->buf, j->buf + off, j->len - off);
+    j->len -= off;
+  }
+  if (j->len == 0 && j->cap > BUF_KEEP) {
+    free(j->buf);
+    j->buf = NULL;
+    j->cap = 0;
+  }
+  if (do_fsync) {
+    /* Even after a failed write, make durable what was written, so that
+     * frames_synced says what a crash would keep. */
+    bool synced;
+    uint64_t frames = j->info.frames_written;
+    int src = sync_all(j, &synced);
+    if (!src) {
+      j->info.frames_synced = frames;
+      if (synced) j->info.fsyncs++;
+    } else if (!rc) {
+      rc = src;
+    }
+  }
+  if (rc) {
+    j->info.write_errors++;
+    j->info.last_error = rc;
+  } else {
+    j->info.last_error = 0;
+  }
+  return rc;
+}
+
+/* ---- replay -------------------------------------------------------------- */
+
+/* 1 if a frame with a plausible length and a matching CRC starts anywhere in
+ * m[from, size), 0 if none does, -1 if the scan ran out of budget. */
+static int good_frame_after(const uint8_t *m, uint64_t size, uint64_t from) {
+  uint64_t budget = TKS_JOURNAL_SCAN_BUDGET;
+  for (uint64_t p = from; p + TKS_JOURNAL_FRAME_HEADER < size; p++) {
+    uint32_t len = le32(m + p);
+    if (len == 0 || len > TKS_JOURNAL_MAX_PAYLOAD || len > size - p - TKS_JOURNAL_FRAME_HEADER)
+      continue;
+    if (len > budget) return -1;
+    budget -= len;
+    if (tks_crc32c(0, m + p + TKS_JOURNAL_FRAME_HEADER, len) == le32(m + p + 4)) return 1;
+  }
+  return 0;
+}
+
+/* Keeps data[0, n) in "<path>.corrupt-<off>" (or .corrupt-<off>.<k> if that
+ * exists), fsynced; its name in side.  Returns 0 or -errno. */
+static int keep_side_file(const char *path, uint64_t off, const uint8_t *data, size_t n,
+                          char side[PATH_MAX]) {
+  int fd = -1;
+  for (unsigned k = 0; k < 1000 && fd < 0; k++) {
+    int w = k == 0 ? snprintf(side, PATH_MAX, "%s.corrupt-%" PRIu64, path, off)
+                   : snprintf(side, PATH_MAX, "%s.corrupt-%" PRIu64 ".%u", path, off, k);
+    if (w < 0 || w >= PATH_MAX) return -ENAMETOOLONG;
+    fd = open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0 && errno != EEXIST) return -errno;
+  }
+  if (fd < 0) return -EEXIST;
+  int rc = write_all_at(fd, data, n, 0, NULL);
+  if (!rc && fsync(fd) < 0) rc = -errno;
+  close(fd);
+  if (rc) unlink(side);
+  return rc;
+}
+
+/* Copies s into a fixed field of a result, cut to fit. */
+static void copy_field(char *dst, size_t cap, const char *s) {
+  size_t n = strlen(s);
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, s, n);
+  dst[n] = 0;
+}
+
+struct segment {
+  int dirfd;
+  char name[40];
+  char path[PATH_MAX + 48];
+  uint64_t size;
+  const uint8_t *data; /* the whole file: mapped, or read when shorter than a header */
+};
+
+/* A torn or corrupt tail of the newest segment at off: cut (keeping the cut
+ * bytes in a side file) or refuse.  off == 0 is a torn header: the file is
+ * removed. */
+static int handle_tail(const struct segment *s, uint64_t off, enum tks_on_corrupt policy,
+                       struct tks_replay_result *res, char *err, size_t errlen) {
+  uint64_t cut = s->size - off;
+  if (policy == TKS_CORRUPT_REFUSE) {
+    if (off == 0)
+      set_err(err, errlen,
+              "%s: corrupt or torn journal tail at offset 0 (%" PRIu64 " bytes, a torn segment "
+              "header); journal.on_corrupt is refuse: remove the file or set on_corrupt: truncate",
+              s->path, cut);
+    else
+      set_err(err, errlen,
+              "%s: corrupt or torn journal tail at offset %" PRIu64 " (%" PRIu64 " bytes); "
+              "journal.on_corrupt is refuse: truncate the file to %" PRIu64 " bytes or set "
+              "on_corrupt: truncate",
+              s->path, off, cut, off);
+    return -EBADMSG;
+  }
+  int rc = 0;
+  const char *what = s->path;
+  char side[PATH_MAX] = "";
+  if (cut) {
+    rc = keep_side_file(s->path, off, s->data + off, (size_t)cut, side);
+    if (rc) {
+      if (side[0]) what = side;
+      goto fail;
+    }
+  }
+  if (off == 0) {
+    if (unlinkat(s->dirfd, s->name, 0) < 0) goto fail_errno;
+  } else {
+    int fd = openat(s->dirfd, s->name, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) goto fail_errno;
+    if (ftruncate(fd, (off_t)off) < 0 || fsync(fd) < 0) {
+      rc = -errno;
+      close(fd);
+      goto fail;
+    }
+    close(fd);
+  }
+  if (fsync(s->dirfd) < 0) goto fail_errno;
+  res->truncated_bytes = cut;
+  res->truncated_at = off;
+  copy_field(res->truncated_file, sizeof res->truncated_file, s->path);
+  copy_field(res->side_file, sizeof res->side_file, side);
+  return 0;
+
+fail_errno:
+  rc = -errno;
+fail:
+  set_err(err, errlen, "%s: cutting a torn journal tail at offset %" PRIu64 ": %s", what, off,
+          strerror(-rc));
+  return rc;
+}
+
+/* Replays one segment.  Returns 0, fn's value, or -errno with err set. */
+static int replay_segment(const char *dir, int dirfd, uint64_t seq, bool newest,
+                          enum tks_on_corrupt policy, tks_replay_fn fn, void *ctx,
+                          struct tks_replay_result *res, char *err, size_t errlen) {
+  struct segment s = {.dirfd = dirfd};
+  uint8_t small[TKS_JOURNAL_SEGMENT_HEADER];
+  uint8_t *map = NULL;
+  int rc = 0;
+  segment_name(s.name, seq);
+  snprintf(s.path, sizeof s.path, "%s/%s", dir, s.name);
+  int fd = openat(dirfd, s.name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) goto fail_errno;
+  struct stat st;
+  if (fstat(fd, &st) < 0) goto fail_errno;
+  if (!S_ISREG(st.st_mode)) {
+    set_err(err, errlen, "%s: not a regular file", s.path);
+    rc = -EBADMSG;
+    goto out;
+  }
+  s.size = (uint64_t)st.st_size;
+
+  if (s.size < TKS_JOURNAL_SEGMENT_HEADER) {
+    if (!newest) {
+      set_err(err, errlen, "%s: bad segment header", s.path);
+      rc = -EBADMSG;
+      goto out;
+    }
+    ssize_t r;
+    do r = pread(fd, small, (size_t)s.size, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) goto fail_errno;
+    s.size = (uint64_t)r;
+    s.data = small;
+    res->segments++;
+    rc = handle_tail(&s, 0, policy, res, err, errlen);
+    goto out;
+  }
+
+  if ((uint64_t)(size_t)s.size != s.size) {
+    rc = -EFBIG;
+    goto fail;
+  }
+  map = mmap(NULL, (size_t)s.size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (map == MAP_FAILED) {
+    map = NULL;
+    goto fail_errno;
+  }
+  madvise(map, (size_t)s.size, MADV_SEQUENTIAL);
+  s.data = map;
+  static const uint8_t zeros[TKS_JOURNAL_SEGMENT_HEADER];
+  if (newest && memcmp(map, zeros, sizeof zeros) == 0) {
+    /* A crash can leave a new file's size on disk without its data (zeros):
+     * the header never made it, so nothing after it did either. */
+    res->segments++;
+    rc = handle_tail(&s, 0, policy, res, err, errlen);
+    goto out;
+  }
+  if (memcmp(map, MAGIC, 8) != 0 || le64(map + 8) != seq) {
+    set_err(err, errlen, "%s: bad segment header", s.path);
+    rc = -EBADMSG;
+    goto out;
+  }
+  res->segments++;
+
+  uint64_t off = TKS_JOURNAL_SEGMENT_HEADER, dropped = 0;
+  const uint64_t size = s.size;
+  while (off < size) {
+    if (size - off < TKS_JOURNAL_FRAME_HEADER) break;
+    uint32_t len = le32(map + off);
+    if (len == 0 || len > TKS_JOURNAL_MAX_PAYLOAD || len > size - off - TKS_JOURNAL_FRAME_HEADER)
+      break;
+    const uint8_t *payload = map + off + TKS_JOURNAL_FRAME_HEADER;
+    if (tks_crc32c(0, payload, len) != le32(map + off + 4)) break;
+    res->frames++;
+    res->bytes += TKS_JOURNAL_FRAME_HEADER + len;
+    if ((rc = fn(ctx, payload, len))) goto out;
+    off += TKS_JOURNAL_FRAME_HEADER + len;
+    /* Give back the pages behind us so a large segment does not sit in RSS. */
+    if (off - dropped >= 2 * (uint64_t)REPLAY_DROP_BEHIND) {
+      madvise(map + dropped, REPLAY_DROP_BEHIND, MADV_DONTNEED);
+      dropped += REPLAY_DROP_BEHIND;
+    }
+  }
+  res->bytes += TKS_JOURNAL_SEGMENT_HEADER;
+  if (off == size) goto out;
+
+  /* A bad frame at off: the tail, or corruption with more after it? */
+  if (!newest) {
+    set_err(err, errlen,
+            "%s: corrupt frame at offset %" PRIu64 " followed by newer segments: refusing to "
+            "skip it (move the segment aside to start without it)",
+            s.path, off);
+    rc = -EBADMSG;
+    goto out;
+  }
+  int after = good_frame_after(map, size, off + 1);
+  if (after > 0) {
+    set_err(err, errlen,
+            "%s: corrupt frame at offset %" PRIu64 " followed by good frames: refusing to skip "
+            "it (move the segment aside to start without it)",
+            s.path, off);
+    rc = -EBADMSG;
+  } else if (after < 0) {
+    set_err(err, errlen,
+            "%s: corrupt frame at offset %" PRIu64 " with too much damage after it to tell "
+            "whether good frames follow: refusing to skip it (move the segment aside to start "
+            "without it)",
+            s.path, off);
+    rc = -EBADMSG;
+  } else {
+    rc = handle_tail(&s, off, policy, res, err, errlen);
+  }
+  goto out;
+
+fail_errno:
+  rc = -errno;
+fail:
+  set_err(err, errlen, "%s: %s", s.path, strerror(-rc));
+out:
+  if (map) munmap(map, (size_t)s.size);
+  if (fd >= 0) close(fd);
+  return rc;
+}
+
+int tks_journal_replay(const char *dir, enum tks_on_corrupt policy, tks_replay_fn fn, void *ctx,
+                       struct tks_replay_result *res, char *err, size_t errlen) {
+  struct tks_replay_result local;
+  if (!res) res = &local;
+  memset(res, 0, sizeof *res);
+  if (err && errlen) err[0] = 0;
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) {
+    if (errno == ENOENT) return 0;
+    int rc = -errno;
+    set_err(err, errlen, "%s: %s", dir, strerror(-rc));
+    return rc;
+  }
+  uint64_t *seqs = NULL;
+  size_t n = 0;
+  int rc = list_segments(dirfd, &seqs, &n, NULL);
+  if (rc) {
+    set_err(err, errlen, "%s: %s", dir, strerror(-rc));
+  } else {
+    for (size_t i = 0; i < n && !rc; i++)
+      rc = replay_segment(dir, dirfd, seqs[i], i + 1 == n, policy, fn, ctx, res, err, errlen);
+  }
+  free(seqs);
+  close(dirfd);
+  return rc;
+}
