@@ -29,8 +29,13 @@ static const char usage[] =
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "\n"
-    "Signals: SIGTERM and SIGINT stop the daemon cleanly.\n"
-    "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1, STOPPING=1, STATUS=).\n";
+    "At start it replays the journal (journal.dir) into the store before it\n"
+    "listens.  Signals: SIGTERM and SIGINT stop it cleanly (what was read is\n"
+    "journaled and fsynced first); SIGHUP reloads the config's live keys\n"
+    "(log.level, journal.fsync*, journal.on_error, limits.*, ingest.idle_timeout,\n"
+    "ingest.max_connections, query.max_rows) and logs the others as refused.\n"
+    "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1, RELOADING=1, STOPPING=1,\n"
+    "STATUS=, and WATCHDOG=1 when $WATCHDOG_USEC is set).\n";
 
 /* "undeclared.<name>.*": the fields ticks carried that the schema does not
  * declare (names are cut to what a stats path can carry). */
