@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The tickslab benchmark: ingest rate and memory per tick, tickslabd against
 # Redis Streams, then the three store modes side by side (slotted, dynamic,
-# fallback with a share of ticks carrying an undeclared field), on
+# fallback with a share of ticks carrying an undeclared field), then the
+# journal: ingest under each fsync policy and the replay rate at start; on
 # loopback, the server pinned to CPU 0 and the load generator to CPU 1.
+# The first two tables run with the journal off (journal.enabled: false),
+# so that they measure the store alone, as they did before the journal.
 # See bench/README.md.
 #
 #   bench/bench.sh [BUILD_DIR]          (default: build)
@@ -16,7 +19,10 @@
 # table: MODES (default "slotted dynamic fallback"; "" skips the table),
 # MODES_SYMBOLS (default 100), EXTRA_FIELDS and EXTRA_SHARE (the fallback
 # workload's undeclared fields per tick and share of ticks carrying them,
-# default 1 and 0.1).
+# default 1 and 0.1); for the journal table: JOURNAL (the runs, default
+# "off always interval never"; "" skips the table), JOURNAL_COUNT (default
+# COUNT), JOURNAL_SYMBOLS (default 100), REPLAY_FROM (the run whose journal
+# is replayed, default interval; "" skips the replay).
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -31,6 +37,10 @@ MODES=${MODES-slotted dynamic fallback}
 MODES_SYMBOLS=${MODES_SYMBOLS:-100}
 EXTRA_FIELDS=${EXTRA_FIELDS:-1}
 EXTRA_SHARE=${EXTRA_SHARE:-0.1}
+JOURNAL=${JOURNAL-off always interval never}
+JOURNAL_COUNT=${JOURNAL_COUNT:-$COUNT}
+JOURNAL_SYMBOLS=${JOURNAL_SYMBOLS:-100}
+REPLAY_FROM=${REPLAY_FROM-interval}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 
 DAEMON=$BUILD/daemon/tickslabd
@@ -51,6 +61,12 @@ done
 [[ $EXTRA_FIELDS =~ ^[0-9]+$ && $EXTRA_FIELDS -ge 1 && $EXTRA_FIELDS -le 16 ]] ||
   die "EXTRA_FIELDS must be 1 to 16"
 [[ $EXTRA_SHARE =~ ^(0(\.[0-9]+)?|1(\.0*)?|\.[0-9]+)$ ]] || die "EXTRA_SHARE must be 0 to 1, e.g. 0.1"
+[[ $JOURNAL_COUNT =~ ^[0-9]+$ && $JOURNAL_COUNT -gt 0 ]] || die "JOURNAL_COUNT must be a positive integer"
+[[ $JOURNAL_SYMBOLS =~ ^[0-9]+$ && $JOURNAL_SYMBOLS -gt 0 ]] || die "JOURNAL_SYMBOLS: '$JOURNAL_SYMBOLS' is not a count"
+for j in $JOURNAL; do
+  [[ $j == off || $j == always || $j == interval || $j == never ]] ||
+    die "JOURNAL: '$j': want off, always, interval or never"
+done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tickslab-bench.XXXXXX")
 DPID= RPID=
@@ -94,10 +110,11 @@ free_port() {
   return 1
 }
 
-ROWS=() MODE_ROWS=()
+ROWS=() MODE_ROWS=() JOURNAL_ROWS=()
 FAILED=0
 row() { ROWS+=("$(printf '%s\t' "$@")"); }
 mode_row() { MODE_ROWS+=("$(printf '%s\t' "$@")"); }
+journal_row() { JOURNAL_ROWS+=("$(printf '%s\t' "$@")"); }
 
 # The seed article's figures (seed/slots-article.md: CPython, 5M `Trade`
 # objects of four attributes, tracemalloc peak / count), quoted, not measured.
@@ -109,6 +126,12 @@ SOCK= STATS=
 stats() { "$CLI" --socket "$SOCK" --timeout 10 stats --text > "$STATS"; }
 stat_value() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { exit !found }' "$STATS"; }
 
+# The journal section of the config (JOURNAL_CFG, YAML lines) and the
+# seconds a start may take before ping answers (READY_S: a replay takes a
+# while).  Off by default: the ingest and modes tables measure the store.
+JOURNAL_OFF=$'journal:\n  enabled: false'
+JOURNAL_CFG=$JOURNAL_OFF
+READY_S=10
 start_daemon() { # LISTEN NAME MODE -> DPID, or returns 1
   local listen=$1 name=$2 mode=$3 cfg=$TMP/$2.yaml i
   cat > "$cfg" <<EOF
@@ -118,17 +141,18 @@ control:
   socket: $SOCK
 store:
   mode: $mode
+$JOURNAL_CFG
 log:
   level: warn
 EOF
   "${PIN_SERVER[@]}" "$DAEMON" --config "$cfg" > "$TMP/$name.log" 2>&1 &
   DPID=$!
-  for i in $(seq 1 100); do
+  for i in $(seq 1 $((READY_S * 10))); do
     if "$CLI" --socket "$SOCK" --timeout 2 ping > /dev/null 2>&1; then return 0; fi
     kill -0 "$DPID" 2>/dev/null || break
     sleep 0.1
   done
-  note "tickslabd did not answer ping within 10 s; its log:"
+  note "tickslabd did not answer ping within $READY_S s; its log:"
   sed 's/^/  /' "$TMP/$name.log" >&2
   stop_daemon
   return 1
@@ -151,7 +175,11 @@ stop_daemon() {
 # R_DIFF, and the representation split R_SLOTTED, R_DYNAMIC, R_OVERFLOW
 # (ticks), R_SLOTTED_BPT, R_DYNAMIC_BPT, R_OVERFLOW_BPT
 # (store.*.bytes_per_tick), R_EXTRA
-# (ticks gen sent with extra fields); NA where the daemon has no such stat.
+# (ticks gen sent with extra fields), R_SECS (the seconds of R_RATE); NA
+# where the daemon has no such stat.  If R_HOOK names a function, it is
+# called with the daemon still up, after the last stats (the journal table
+# asks for a `sync` there).
+R_HOOK=
 RUN_ID=0
 run_tickslab() { # N SYMBOLS LABEL MODE [EXTRA_ARGS...]
   local n=$1 s=$2 label=$3 mode=$4 port name
@@ -159,7 +187,7 @@ run_tickslab() { # N SYMBOLS LABEL MODE [EXTRA_ARGS...]
   RUN_ID=$((RUN_ID + 1))
   name=tickslabd-$RUN_ID
   SOCK=$TMP/ctl-$RUN_ID.sock STATS=$TMP/stats-$RUN_ID.txt
-  R_OK=0 R_STORED=NA R_RATE=NA R_BPT=NA R_RSS_BPT=NA R_DIFF=NA
+  R_OK=0 R_STORED=NA R_RATE=NA R_SECS=NA R_BPT=NA R_RSS_BPT=NA R_DIFF=NA
   R_SLOTTED=NA R_DYNAMIC=NA R_OVERFLOW=NA R_SLOTTED_BPT=NA R_DYNAMIC_BPT=NA R_OVERFLOW_BPT=NA
   R_EXTRA=NA
   note "$label: tickslabd ($mode), $n ticks over $s symbols${*:+ ($*)}"
@@ -186,8 +214,10 @@ run_tickslab() { # N SYMBOLS LABEL MODE [EXTRA_ARGS...]
   fi
   while IFS= read -r l; do note "  $l"; done <<< "$out"
   R_RATE=$(sed -n 's/^stored [0-9]* ticks in [0-9.]* s: \([0-9]*\) ticks\/s.*/\1/p' <<< "$out")
+  R_SECS=$(sed -n 's/^stored [0-9]* ticks in \([0-9.]*\) s: .*/\1/p' <<< "$out")
   R_EXTRA=$(sed -n 's/^\([0-9]*\) ticks carried .*/\1/p' <<< "$out")
   [[ -n $R_RATE ]] || R_RATE=NA
+  [[ -n $R_SECS ]] || R_SECS=NA
   [[ -n $R_EXTRA ]] || R_EXTRA=0
 
   stats
@@ -205,6 +235,7 @@ run_tickslab() { # N SYMBOLS LABEL MODE [EXTRA_ARGS...]
   local rejected
   rejected=$(stat_value ticks.rejected) || rejected=0
   ((rejected == 0)) || note "$label: the daemon rejected $rejected ticks"
+  [[ -z $R_HOOK ]] || "$R_HOOK"
   stop_daemon
   R_STORED=$stored
   ((stored > 0)) || { FAILED=1; return; }
@@ -285,10 +316,10 @@ fi
 # Results of the tickslab runs, by "mode symbols extra-args", so that the
 # modes table reuses a run the first table already made.
 declare -A RESULTS=()
-remember() { RESULTS[$1]="$R_OK|$R_STORED|$R_RATE|$R_BPT|$R_RSS_BPT|$R_DIFF|$R_SLOTTED|$R_DYNAMIC|$R_OVERFLOW|$R_SLOTTED_BPT|$R_DYNAMIC_BPT|$R_OVERFLOW_BPT|$R_EXTRA"; }
+remember() { RESULTS[$1]="$R_OK|$R_STORED|$R_RATE|$R_SECS|$R_BPT|$R_RSS_BPT|$R_DIFF|$R_SLOTTED|$R_DYNAMIC|$R_OVERFLOW|$R_SLOTTED_BPT|$R_DYNAMIC_BPT|$R_OVERFLOW_BPT|$R_EXTRA"; }
 recall() {
   [[ -n ${RESULTS[$1]+x} ]] || return 1
-  IFS='|' read -r R_OK R_STORED R_RATE R_BPT R_RSS_BPT R_DIFF R_SLOTTED R_DYNAMIC R_OVERFLOW \
+  IFS='|' read -r R_OK R_STORED R_RATE R_SECS R_BPT R_RSS_BPT R_DIFF R_SLOTTED R_DYNAMIC R_OVERFLOW \
     R_SLOTTED_BPT R_DYNAMIC_BPT R_OVERFLOW_BPT R_EXTRA <<< "${RESULTS[$1]}"
 }
 
@@ -343,6 +374,103 @@ for m in $MODES; do
   mode_row "$m" "$label" "$R_STORED" "$R_RATE" "$R_BPT" "$R_RSS_BPT" "$R_DIFF" "$split"
 done
 
+# ------------------------------------------------------------------ journal
+# Ingest with the journal on, under each fsync policy (its segments in the
+# bench's temp dir), beside the journal off; after each run a `sync` (every
+# accepted tick fsynced) is timed, and the journal's figures read.  Then a
+# daemon is started on the journal of the REPLAY_FROM run, and the replay
+# rate read from journal.replayed_ticks / journal.replay_seconds.
+J_SYNC_S=NA J_DURABLE=NA J_BYTES=NA J_FSYNCS=NA J_SEGMENTS=NA
+# shellcheck disable=SC2317 # called through R_HOOK
+journal_hook() {
+  local t0 t1 ans
+  J_SYNC_S=NA J_DURABLE=NA J_BYTES=NA J_FSYNCS=NA J_SEGMENTS=NA
+  t0=$(date +%s%N)
+  if ans=$("$CLI" --socket "$SOCK" --timeout 600 request sync 2>&1); then
+    t1=$(date +%s%N)
+    J_SYNC_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+    J_DURABLE=$(sed -n 's/.*"durable":\([0-9]*\).*/\1/p' <<< "$ans")
+    [[ -n $J_DURABLE ]] || J_DURABLE=NA
+  else
+    note "  sync: ${ans//$'\n'/ }"
+  fi
+  stats
+  J_BYTES=$(stat_value journal.bytes) || J_BYTES=NA
+  J_FSYNCS=$(stat_value journal.fsyncs) || J_FSYNCS=NA
+  J_SEGMENTS=$(stat_value journal.segments) || J_SEGMENTS=NA
+}
+
+REPLAY_DIR=
+for j in $JOURNAL; do
+  s=$JOURNAL_SYMBOLS
+  label="$(human "$JOURNAL_COUNT") x $s sym"
+  if [[ $j == off ]]; then
+    key="slotted $s"
+    if ((JOURNAL_COUNT == COUNT)) && recall "$key"; then
+      note "$label: journal off: reusing the run above"
+    else
+      JOURNAL_CFG=$JOURNAL_OFF
+      run_tickslab "$JOURNAL_COUNT" "$s" "$label" slotted
+      ((JOURNAL_COUNT == COUNT)) && remember "$key"
+    fi
+    if ((R_OK)); then
+      journal_row off "$label" "$R_STORED" "$R_RATE" NA NA NA NA NA NA NA
+    else
+      journal_row off "$label" FAILED
+    fi
+    continue
+  fi
+  jdir=$TMP/journal-$j
+  JOURNAL_CFG=$(printf 'journal:\n  dir: %s\n  fsync: %s' "$jdir" "$j")
+  R_HOOK=journal_hook
+  run_tickslab "$JOURNAL_COUNT" "$s" "$label, journal fsync $j" slotted
+  R_HOOK=
+  JOURNAL_CFG=$JOURNAL_OFF
+  if ! ((R_OK)); then journal_row "$j" "$label" FAILED; rm -rf "$jdir"; continue; fi
+  # To durable: the ticks over the ingest time plus the sync after it.
+  to_durable=$(awk -v n="$R_STORED" -v a="$R_SECS" -v b="$J_SYNC_S" 'BEGIN {
+    if (a == "NA" || b == "NA" || a + b <= 0) print "NA"; else printf "%.0f", n / (a + b) }')
+  bpt_j=$(awk -v b="$J_BYTES" -v n="$R_STORED" 'BEGIN { if (b == "NA" || n <= 0) print "NA"; else printf "%.1f", b / n }')
+  journal_row "$j" "$label" "$R_STORED" "$R_RATE" "$J_SYNC_S" "$to_durable" "$J_DURABLE" "$J_BYTES" \
+    "$bpt_j" "$J_FSYNCS" "$J_SEGMENTS"
+  if [[ $J_DURABLE != "$R_STORED" ]]; then
+    note "$label, fsync $j: sync answered durable $J_DURABLE, want $R_STORED"; FAILED=1
+  fi
+  if [[ $j == "$REPLAY_FROM" ]]; then REPLAY_DIR=$jdir; else rm -rf "$jdir"; fi
+done
+
+REPLAY_LINE=
+if [[ -n $REPLAY_DIR ]]; then
+  RUN_ID=$((RUN_ID + 1))
+  SOCK=$TMP/ctl-$RUN_ID.sock STATS=$TMP/stats-$RUN_ID.txt
+  note "replay: tickslabd on the journal of the $REPLAY_FROM run ($REPLAY_DIR)"
+  JOURNAL_CFG=$(printf 'journal:\n  dir: %s' "$REPLAY_DIR")
+  READY_S=$((60 + JOURNAL_COUNT / 100000))
+  t0=$(date +%s%N)
+  if start_daemon 127.0.0.1:0 "tickslabd-$RUN_ID" slotted; then
+    t1=$(date +%s%N)
+    stats
+    rp_ticks=$(stat_value journal.replayed_ticks) || rp_ticks=NA
+    rp_secs=$(stat_value journal.replay_seconds) || rp_secs=NA
+    rp_stored=$(stat_value ticks.stored) || rp_stored=NA
+    rp_rss=$(stat_value memory.rss_bytes) || rp_rss=NA
+    stop_daemon
+    rp_rate=$(awk -v n="$rp_ticks" -v s="$rp_secs" 'BEGIN { if (n == "NA" || s == "NA" || s <= 0) print "NA"; else printf "%.0f", n / s }')
+    ready=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+    REPLAY_LINE="replay of the $REPLAY_FROM run's journal: $rp_ticks ticks (ticks.stored $rp_stored) in"
+    REPLAY_LINE="$REPLAY_LINE $(awk -v s="$rp_secs" 'BEGIN { printf "%.3f", s }') s = $rp_rate ticks/s"
+    REPLAY_LINE="$REPLAY_LINE (journal.replay_seconds); ping answered $ready s after the start;"
+    REPLAY_LINE="$REPLAY_LINE RSS $(awk -v r="$rp_rss" 'BEGIN { printf "%.0f MiB", r / 1048576 }')"
+    note "  $REPLAY_LINE"
+  else
+    REPLAY_LINE="replay of the $REPLAY_FROM run's journal: FAILED (see above)"
+    FAILED=1
+  fi
+  READY_S=10
+  JOURNAL_CFG=$JOURNAL_OFF
+  rm -rf "$REPLAY_DIR"
+fi
+
 # ------------------------------------------------------------------ tables
 # shellcheck disable=SC2059 # the formats are the tables' layouts
 FMT='%-16s  %-18s  %12s  %14s  %14s  %12s  %12s\n'
@@ -392,5 +520,24 @@ if ((${#MODE_ROWS[@]})); then
     sep=,
   done
   echo "$line"
+fi
+
+# shellcheck disable=SC2059 # the format is the table's layout
+if ((${#JOURNAL_ROWS[@]})); then
+  JFMT='%-8s  %-16s  %12s  %14s  %10s  %14s  %12s  %13s  %9s  %8s  %8s\n'
+  echo
+  echo "journal"
+  printf "$JFMT" fsync workload "ticks stored" "ingest ticks/s" "sync (s)" "durable ticks/s" \
+    "ticks durable" "journal bytes" "B/tick" fsyncs segments
+  printf "$JFMT" -------- ---------------- ------------ -------------- ---------- -------------- \
+    ------------ ------------- --------- -------- --------
+  for r in "${JOURNAL_ROWS[@]}"; do
+    IFS=$'\t' read -r -a f <<< "$r"
+    printf "$JFMT" "${f[0]:-}" "${f[1]:-}" "${f[2]:-}" "${f[3]:-}" "${f[4]:-}" "${f[5]:-}" "${f[6]:-}" \
+      "${f[7]:-}" "${f[8]:-}" "${f[9]:-}" "${f[10]:-}"
+  done
+  echo
+  [[ -z $REPLAY_LINE ]] || echo "$REPLAY_LINE"
+  echo "targets: replay >= 5000000 ticks/s; ingest with the journal on: as close to 'off' as the disk allows"
 fi
 exit "$FAILED"

@@ -29,6 +29,7 @@ struct cconn {
   char rbuf[REQUEST_MAX + 1];
   bool closing;
   bool waiting; /* a `sync` is not answered yet: later requests wait */
+  bool in_lines; /* inside handle_lines (a sync answered at once must not re-enter it) */
   bool eof;     /* the client has shut down its side */
 };
 
@@ -126,7 +127,7 @@ static void sync_done(void *ctx, uint64_t durable) {
   tks_buf_printf(&out, "{\"ok\":true,\"durable\":%llu}\n\n", (unsigned long long)durable);
   send_response(c, &out);
   c->waiting = false;
-  if (c->closing) return;
+  if (c->closing || c->in_lines) return; /* answered at once: the loop in progress goes on */
   /* The requests that queued up behind it. */
   handle_lines(c);
   if (c->eof && !c->waiting) {
@@ -191,6 +192,7 @@ static void handle_request(struct cconn *c, char *line) {
 /* Answers every complete line in c->in (up to a `sync` still waiting). */
 static void handle_lines(struct cconn *c) {
   size_t start = 0;
+  c->in_lines = true;
   while (!c->closing && !c->waiting) {
     char *nl = memchr(c->in.data + start, '\n', c->in.len - start);
     if (!nl) break;
@@ -198,6 +200,7 @@ static void handle_lines(struct cconn *c) {
     handle_request(c, c->in.data + start);
     start = (size_t)(nl - c->in.data) + 1;
   }
+  c->in_lines = false;
   tks_buf_consume(&c->in, start);
 }
 

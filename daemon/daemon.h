@@ -67,6 +67,7 @@ struct tks_server {
   struct tks_durability *dur; /* NULL: journal disabled */
 };
 
+#define TKS_JOURNAL_BATCH_MAX (16u << 20) /* bytes of ticks in one journal frame */
 #define TKS_HOLD_LIMITS 1u  /* limits.when_full: backpressure */
 #define TKS_HOLD_JOURNAL 2u /* journal writes failing or behind (on_error: backpressure) */
 
@@ -141,6 +142,8 @@ struct tks_buf *tks_durability_batch(struct tks_server *srv, int64_t recv_ns);
 void tks_durability_submit(struct tks_server *srv);
 /* True while journal writes fail and journal.on_error is reject. */
 bool tks_durability_refusing(const struct tks_server *srv);
+/* True while journal writes fail and journal.on_error is backpressure. */
+bool tks_durability_failing_hold(const struct tks_server *srv);
 /* `sync`: calls done(ctx, durable) once every tick accepted so far is
  * fsynced (at once if it already is).  Returns 0, or -ENOTSUP (journal off). */
 int tks_durability_sync(struct tks_server *srv, void (*done)(void *ctx, uint64_t durable), void *ctx);

@@ -93,11 +93,15 @@ static void *writer_main(void *arg) {
       if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
       pthread_cond_timedwait(&d->cv, &d->mu, &ts);
     }
-    /* Take the queue. */
-    struct tks_buf tmp = d->queue;
-    d->queue = work;
-    work = tmp;
-    work_ticks = d->queued_ticks;
+    /* Take the queue (after what an earlier round could not hand over). */
+    if (work.len == 0) {
+      struct tks_buf tmp = d->queue;
+      d->queue = work;
+      work = tmp;
+    } else if (d->queue.len) {
+      if (tks_buf_append(&work, d->queue.data, d->queue.len) == 0) d->queue.len = 0;
+    }
+    work_ticks = d->queue.len ? work_ticks : d->queued_ticks;
     enum tks_fsync policy = d->fsync;
     uint64_t interval = d->fsync_interval_ns;
     bool want_sync = d->sync_wanted > d->synced_ticks || stopping;
@@ -105,15 +109,18 @@ static void *writer_main(void *arg) {
     pthread_mutex_unlock(&d->mu);
 
     int err = 0;
-    for (size_t off = 0; off + 4 <= work.len;) {
+    size_t off = 0;
+    while (off + 4 <= work.len) {
       uint32_t len;
       memcpy(&len, work.data + off, 4);
       err = tks_journal_append(d->j, work.data + off + 4, len);
       if (err) break;
       off += 4 + len;
     }
-    if (work.len) pending = true, pending_ticks = work_ticks;
-    work.len = 0;
+    if (off) pending = true;
+    /* Ticks count as written only once every frame up to them is handed over. */
+    if (!err && off == work.len && off) pending_ticks = work_ticks;
+    tks_buf_consume(&work, off);
     bool do_fsync = policy == TKS_FSYNC_ALWAYS || want_sync ||
                     (policy == TKS_FSYNC_INTERVAL && since_fsync >= interval);
     if (!err && (pending || do_fsync)) err = tks_journal_flush(d->j, do_fsync);
@@ -223,6 +230,15 @@ void tks_durability_submit(struct tks_server *srv) {
   d->batch.len = 0;
   if (queued > QUEUE_HOLD_BYTES && !(srv->ingest_held & TKS_HOLD_JOURNAL))
     tks_ingest_hold(srv, TKS_HOLD_JOURNAL, true); /* the disk is behind */
+}
+
+bool tks_durability_failing_hold(const struct tks_server *srv) {
+  struct tks_durability *d = srv->dur;
+  if (!d || srv->cfg.journal.on_error != TKS_ON_ERROR_BACKPRESSURE) return false;
+  pthread_mutex_lock(&d->mu);
+  bool failing = d->last_error != 0;
+  pthread_mutex_unlock(&d->mu);
+  return failing;
 }
 
 bool tks_durability_refusing(const struct tks_server *srv) {

@@ -181,6 +181,10 @@ static bool process(struct conn *c) {
   _Alignas(8) char record[TKS_RECORD_MAX];
   struct tks_dyn_tick dyn;
   struct tks_decode_result res = {.dyn = &dyn};
+  /* Writes failing with on_error backpressure: hold at once, not only when
+   * the writer's wake-up reaches the loop. */
+  if (!(srv->ingest_held & TKS_HOLD_JOURNAL) && tks_durability_failing_hold(srv))
+    tks_ingest_hold(srv, TKS_HOLD_JOURNAL, true);
   struct tks_buf *jb = tks_durability_batch(srv, now);
   bool closed = false;
   while (!srv->ingest_held) {
@@ -202,6 +206,10 @@ static bool process(struct conn *c) {
         srv->ticks_accepted++;
         if (jb && tks_buf_append(jb, p + off, res.consumed) != 0)
           tks_log(TKS_LOG_ERROR, "out of memory for the journal batch");
+        if (jb && jb->len >= TKS_JOURNAL_BATCH_MAX) { /* keep frames well under the frame limit */
+          tks_durability_submit(srv);
+          jb = tks_durability_batch(srv, now);
+        }
       } else {
         srv->rejected[TKS_REASON_STORE_FULL]++;
         tks_server_log_limited(srv, "tick from %s rejected: store_full (no memory for the record)",
@@ -436,9 +444,11 @@ void tks_ingest_stop(struct tks_server *srv) {
     srv->listener_open = false;
     uv_close((uv_handle_t *)&srv->listener, NULL);
   }
+  if (srv->ingest_held)
+    tks_log(TKS_LOG_WARN, "stopping while ingest is held: what clients sent since is not read");
   while (srv->ingest_conns.next != &srv->ingest_conns) {
     struct conn *c = CONN_OF(srv->ingest_conns.next);
-    drain(c);
+    if (!srv->ingest_held) drain(c);
     conn_close(c);
   }
 }

@@ -6,6 +6,7 @@
 #include "slab.h"
 #include "store.h"
 #include "test.h"
+#include "util.h"
 
 struct rec { /* MarketEvent's layout */
   int64_t ts;
@@ -270,6 +271,300 @@ TEST(queries_merge_the_three_representations_in_time_order) {
   ASSERT_EQ(rp.dynamic_ticks, 3);
   ASSERT(rp.overflow_map_bytes >= 3 * tks_dynobj_size(1, 0));
   teardown(&f); /* frees the objects too: LeakSanitizer would say */
+}
+
+/* ---- eviction ---- */
+
+/* Block and object chunk bytes the store holds, from its own counters. */
+static uint64_t held_bytes(const struct tks_store *st) {
+  struct tks_store_repr r;
+  tks_store_repr(st, &r);
+  return tks_store_block_bytes(st) + r.overflow_map_bytes + r.dynamic_object_bytes;
+}
+
+/* Every tick of symbol sym, in time order, and the store's count agree. */
+static void expect_series_ordered(struct fixture *f, uint32_t sym) {
+  memset(&coll, 0, sizeof coll);
+  uint64_t n = tks_store_range(f->st, sym, INT64_MIN, INT64_MAX, 0, collect_fn, &coll);
+  struct tks_series_info si;
+  if (n == 0) {
+    ASSERT_EQ(tks_store_series(f->st, sym, &si), -ENOENT);
+    return;
+  }
+  ASSERT_EQ(tks_store_series(f->st, sym, &si), 0);
+  ASSERT_U64_EQ(si.count, n);
+  ASSERT_EQ(si.first_ts, coll.ts[0]);
+  ASSERT_EQ(si.last_ts, coll.ts[n - 1]);
+  for (unsigned i = 1; i < coll.n; i++)
+    if (coll.ts[i] < coll.ts[i - 1])
+      TEST_FAIL("symbol %u: ts %lld after %lld", sym, (long long)coll.ts[i], (long long)coll.ts[i - 1]);
+}
+
+TEST(evict_oldest_keeps_the_newest_ticks_of_every_symbol_in_time_order) {
+  struct fixture f;
+  setup(&f);
+  /* 100 symbols, ts interleaved across them; every 7th tick is late, so
+   * that blocks are split and the block arrays are not trivial. */
+  enum { NSYM = 100, PER = 2000 };
+  uint64_t appended = 0;
+  for (int i = 0; i < PER; i++)
+    for (uint32_t s = 1; s <= NSYM; s++) {
+      int64_t ts = (int64_t)i * 1000 + s;
+      put(&f, s, i % 7 == 6 ? ts - 5000 : ts, i);
+      appended++;
+    }
+  uint64_t used0 = tks_slab_bytes_used(f.slab), held0 = held_bytes(f.st);
+  ASSERT_U64_EQ(held0, used0);
+  uint64_t freed = tks_store_evict_oldest(f.st, 1 << 20);
+  ASSERT(freed >= 1 << 20);
+  ASSERT(freed < (1 << 20) + TKS_STORE_BLOCK_MAX * 2); /* whole blocks: stops just past it */
+  ASSERT_U64_EQ(held0 - held_bytes(f.st), freed);
+  ASSERT_U64_EQ(used0 - tks_slab_bytes_used(f.slab), freed);
+  ASSERT_U64_EQ(tks_store_evicted_bytes(f.st), freed);
+  uint64_t ticks = tks_store_ticks(f.st), evicted = tks_store_evicted_ticks(f.st);
+  ASSERT(evicted > 0);
+  ASSERT_U64_EQ(ticks + evicted, appended);
+  ASSERT_EQ(tks_store_series_count(f.st), NSYM);
+  /* The oldest went: every symbol lost a prefix of about the same span of
+   * time, and kept its newest tick. */
+  int64_t newest_first = INT64_MIN, oldest_first = INT64_MAX;
+  uint64_t sum = 0;
+  for (uint32_t s = 1; s <= NSYM; s++) {
+    expect_series_ordered(&f, s);
+    sum += coll.n;
+    ASSERT(coll.n < PER);
+    ASSERT_EQ(coll.ts[coll.n - 1], (int64_t)(PER - 1) * 1000 + s);
+    if (coll.ts[0] > newest_first) newest_first = coll.ts[0];
+    if (coll.ts[0] < oldest_first) oldest_first = coll.ts[0];
+  }
+  ASSERT_U64_EQ(sum, ticks);
+  /* Blocks of 4 KiB hold 127 ticks, one per 1000 ts units per symbol. */
+  if (newest_first - oldest_first > 2 * 127 * 1000)
+    TEST_FAIL("first kept ts ranges from %lld to %lld", (long long)oldest_first,
+              (long long)newest_first);
+  /* last still works, and so do late inserts into what is left. */
+  memset(&coll, 0, sizeof coll);
+  ASSERT_EQ(tks_store_last(f.st, 5, 3, collect_fn, &coll), 3);
+  ASSERT_EQ(coll.ts[2], (int64_t)(PER - 1) * 1000 + 5);
+  put(&f, 5, INT64_MIN + 1, -1); /* older than anything kept */
+  put(&f, 5, oldest_first + 1, -2);
+  expect_series_ordered(&f, 5);
+  ASSERT_EQ(coll.ts[0], INT64_MIN + 1);
+  teardown(&f);
+}
+
+TEST(evicting_everything_returns_every_chunk_and_object) {
+  struct fixture f;
+  setup(&f);
+  uint64_t appended = 0;
+  for (int i = 0; i < 3000; i++) {
+    uint32_t sym = 1 + (uint32_t)(i % 5);
+    struct rec r = {.ts = i, .price = 1, .volume = i, .ticker = sym};
+    if (i % 3 == 0) {
+      ASSERT_EQ(tks_store_append(f.st, &r), 0);
+    } else if (i % 3 == 1) {
+      ASSERT_EQ(tks_store_append_overflow(f.st, &r, obj_with_ts(&f, i)), 0);
+    } else {
+      ASSERT_EQ(tks_store_append_dynamic(f.st, sym, i, obj_with_ts(&f, i)), 0);
+    }
+    appended++;
+  }
+  uint64_t index0 = tks_store_index_bytes(f.st);
+  ASSERT_U64_EQ(held_bytes(f.st), tks_slab_bytes_used(f.slab));
+  /* A small slice first: objects go with their entries. */
+  uint64_t freed = tks_store_evict_oldest(f.st, 10000);
+  ASSERT(freed >= 10000);
+  ASSERT_U64_EQ(held_bytes(f.st), tks_slab_bytes_used(f.slab));
+  ASSERT_U64_EQ(tks_store_ticks(f.st) + tks_store_evicted_ticks(f.st), appended);
+  struct tks_store_repr rp;
+  tks_store_repr(f.st, &rp);
+  ASSERT_U64_EQ(rp.slotted_ticks + rp.overflow_ticks + rp.dynamic_ticks, tks_store_ticks(f.st));
+  ASSERT(rp.dynamic_object_requested >= rp.dynamic_ticks * tks_dynobj_size(1, 0));
+  ASSERT(rp.dynamic_object_requested < (rp.dynamic_ticks + 1) * tks_dynobj_size(1, 0) + 1);
+  /* What is left is the newest: every symbol still has its last tick. */
+  for (uint32_t s = 1; s <= 5; s++) {
+    struct tks_series_info si;
+    ASSERT_EQ(tks_store_series(f.st, s, &si), 0);
+    ASSERT_EQ(si.last_ts, 2995 + (int64_t)s - 1);
+  }
+  /* Then the rest. */
+  freed += tks_store_evict_oldest(f.st, UINT64_MAX);
+  ASSERT_U64_EQ(tks_store_evicted_bytes(f.st), freed);
+  ASSERT_EQ(tks_store_ticks(f.st), 0);
+  ASSERT_U64_EQ(tks_store_evicted_ticks(f.st), appended);
+  ASSERT_EQ(tks_store_series_count(f.st), 0);
+  ASSERT_EQ(tks_store_block_bytes(f.st), 0);
+  tks_store_repr(f.st, &rp);
+  ASSERT_EQ(rp.overflow_map_bytes, 0);
+  ASSERT_EQ(rp.dynamic_object_bytes, 0);
+  ASSERT_EQ(rp.dynamic_object_requested, 0);
+  ASSERT_EQ(tks_slab_bytes_used(f.slab), 0);
+  ASSERT_EQ(tks_slab_bytes_requested(f.slab), 0);
+  ASSERT(tks_store_index_bytes(f.st) < index0); /* the block arrays were released */
+  struct tks_series_info si;
+  ASSERT_EQ(tks_store_series(f.st, 1, &si), -ENOENT);
+  memset(&coll, 0, sizeof coll);
+  ASSERT_EQ(tks_store_last(f.st, 1, 10, collect_fn, &coll), 0);
+  ASSERT_EQ(tks_store_evict_oldest(f.st, 1), 0);
+  /* The store takes ticks again after being emptied. */
+  put(&f, 1, 5, 5);
+  put(&f, 1, 4, 4);
+  expect_series_ordered(&f, 1);
+  ASSERT_EQ(coll.n, 2);
+  teardown(&f); /* LeakSanitizer checks the block arrays */
+}
+
+TEST(freed_chunks_are_reused_and_the_slab_does_not_grow) {
+  struct fixture f;
+  tks_schema_default(&f.schema);
+  f.slab = tks_slab_create(65536, 1.25, 32);
+  tks_slab_set_limit(f.slab, 4 << 20);
+  f.st = tks_store_create(&f.schema, f.slab);
+  ASSERT(f.slab && f.st);
+  int64_t ts = 0;
+  uint64_t appended = 0;
+  struct rec r = {.price = 1};
+  for (;; appended++) { /* fill to the limit */
+    r.ts = ts++;
+    r.ticker = 1 + (uint32_t)(appended % 50);
+    if (tks_store_append(f.st, &r) != 0) break;
+    ASSERT(appended < 10000000);
+  }
+  uint64_t pages = tks_slab_pages(f.slab);
+  ASSERT_U64_EQ(pages * 65536, 4 << 20);
+  /* Evict and refill, several rounds: no new page, and the rounds store
+   * about as many ticks as they freed room for.  (The first round frees
+   * each symbol's first small blocks, which the 4 KiB blocks of the refill
+   * cannot use, and a round stops at the first refusal, so the rounds
+   * differ: the sum is what counts.) */
+  uint64_t freed_sum = 0, again_sum = 0;
+  for (int round = 0; round < 5; round++) {
+    uint64_t freed = tks_store_evict_oldest(f.st, 512 * 1024);
+    ASSERT(freed >= 512 * 1024);
+    uint64_t again = 0;
+    for (;; again++) {
+      r.ts = ts++;
+      r.ticker = 1 + (uint32_t)((appended + again) % 50);
+      if (tks_store_append(f.st, &r) != 0) break;
+      ASSERT(again < 10000000);
+    }
+    appended += again;
+    freed_sum += freed;
+    again_sum += again;
+    ASSERT_U64_EQ(tks_slab_pages(f.slab), pages);
+    ASSERT_U64_EQ(tks_store_ticks(f.st) + tks_store_evicted_ticks(f.st), appended);
+  }
+  /* 4 KiB blocks hold 127 records of 32 bytes: 33 bytes a tick. */
+  if (again_sum < freed_sum / 33 * 8 / 10)
+    TEST_FAIL("%llu bytes freed but only %llu ticks stored again", (unsigned long long)freed_sum,
+              (unsigned long long)again_sum);
+  for (uint32_t s = 1; s <= 50; s++) expect_series_ordered(&f, s);
+  teardown(&f);
+}
+
+TEST(evict_before_frees_only_whole_blocks_older_than_the_cutoff) {
+  struct fixture f;
+  setup(&f);
+  for (int i = 0; i < 5000; i++) put(&f, 1, i, i);
+  for (int i = 0; i < 100; i++) put(&f, 2, 1000000 + i, i); /* all newer */
+  uint64_t used0 = tks_slab_bytes_used(f.slab);
+  /* The first block of symbol 1 holds ts 0..cap-1; a cutoff inside it or
+   * at its newest tick evicts nothing (retention is block-granular). */
+  size_t chunk = tks_slab_chunk_size(f.slab, tks_slab_class_for(f.slab, TKS_STORE_BLOCK_MIN));
+  int64_t cap = (int64_t)((chunk - 32) / sizeof(struct rec));
+  ASSERT(cap > 1);
+  ASSERT_EQ(tks_store_evict_before(f.st, INT64_MIN), 0);
+  ASSERT_EQ(tks_store_evict_before(f.st, 0), 0);
+  ASSERT_EQ(tks_store_evict_before(f.st, 1), 0);
+  ASSERT_EQ(tks_store_evict_before(f.st, cap - 1), 0);
+  ASSERT_EQ(tks_slab_bytes_used(f.slab), used0);
+  /* One past its newest tick: exactly that block goes. */
+  ASSERT_EQ(tks_store_evict_before(f.st, cap), cap);
+  ASSERT_U64_EQ(used0 - tks_slab_bytes_used(f.slab), chunk);
+  ASSERT_EQ(tks_store_evicted_ticks(f.st), cap);
+  expect_series_ordered(&f, 1);
+  ASSERT_EQ(coll.ts[0], cap);
+  ASSERT_EQ(coll.n, 5000 - cap);
+  /* A cutoff in the middle: what is left starts at or before it, and
+   * within one block of it. */
+  uint64_t ev = tks_store_evict_before(f.st, 3000);
+  expect_series_ordered(&f, 1);
+  ASSERT(coll.ts[0] <= 3000);
+  ASSERT(3000 - coll.ts[0] < TKS_STORE_BLOCK_MAX / (int64_t)sizeof(struct rec));
+  ASSERT_U64_EQ(ev, (uint64_t)(coll.ts[0] - cap));
+  ASSERT_EQ(coll.ts[coll.n - 1], 4999);
+  int64_t kept_from = coll.ts[0];
+  /* Symbol 2 is untouched. */
+  expect_series_ordered(&f, 2);
+  ASSERT_EQ(coll.n, 100);
+  /* Past everything of symbol 1: it is gone, symbol 2 stays. */
+  ev = tks_store_evict_before(f.st, 1000000);
+  ASSERT_U64_EQ(ev, (uint64_t)(5000 - kept_from));
+  ASSERT_EQ(tks_store_ticks(f.st), 100);
+  ASSERT_U64_EQ(tks_store_evicted_ticks(f.st), 5000);
+  struct tks_series_info si;
+  ASSERT_EQ(tks_store_series(f.st, 1, &si), -ENOENT);
+  ASSERT_EQ(tks_store_series_count(f.st), 1);
+  ASSERT_EQ(tks_store_evict_before(f.st, INT64_MAX), 100);
+  ASSERT_EQ(tks_store_ticks(f.st), 0);
+  ASSERT_EQ(tks_slab_bytes_used(f.slab), 0);
+  teardown(&f);
+}
+
+TEST(evicting_an_empty_store_frees_nothing) {
+  struct fixture f;
+  setup(&f);
+  ASSERT_EQ(tks_store_evict_oldest(f.st, 1 << 20), 0);
+  ASSERT_EQ(tks_store_evict_before(f.st, INT64_MAX), 0);
+  ASSERT_EQ(tks_store_evicted_ticks(f.st), 0);
+  ASSERT_EQ(tks_store_evicted_bytes(f.st), 0);
+  put(&f, 1, 1, 1);
+  ASSERT_EQ(tks_store_evict_oldest(f.st, 0), 0); /* nothing asked */
+  ASSERT_EQ(tks_store_ticks(f.st), 1);
+  ASSERT_EQ(tks_store_evict_oldest(f.st, 1), tks_slab_chunk_size(f.slab, tks_slab_class_for(f.slab, TKS_STORE_BLOCK_MIN)));
+  ASSERT_EQ(tks_store_ticks(f.st), 0);
+  ASSERT_EQ(tks_store_evict_oldest(f.st, 1), 0);
+  teardown(&f);
+}
+
+TEST_TIMEOUT(ten_thousand_symbols_evict_oldest_a_slice_at_a_time, 120) {
+  struct fixture f;
+  setup(&f);
+  enum { NSYM = 10000, PER = 300 };
+  for (int i = 0; i < PER; i++)
+    for (uint32_t s = 0; s < NSYM; s++) put(&f, s, (int64_t)i * NSYM + s, i);
+  uint64_t appended = (uint64_t)NSYM * PER;
+  /* Slices of 1 MiB until a third is gone: each one scan of the table. */
+  uint64_t t0 = tks_mono_ns();
+  int rounds = 0;
+  while (tks_store_ticks(f.st) > appended * 2 / 3) {
+    uint64_t used = tks_slab_bytes_used(f.slab);
+    uint64_t freed = tks_store_evict_oldest(f.st, 1 << 20);
+    ASSERT(freed >= 1 << 20);
+    ASSERT_U64_EQ(used - tks_slab_bytes_used(f.slab), freed);
+    rounds++;
+  }
+  double ms = (double)(tks_mono_ns() - t0) / 1e6;
+  printf("  %d rounds of 1 MiB over %d symbols: %.2f ms each\n", rounds, NSYM, ms / rounds);
+  ASSERT_U64_EQ(tks_store_ticks(f.st) + tks_store_evicted_ticks(f.st), appended);
+  ASSERT_EQ(tks_store_series_count(f.st), NSYM);
+  ASSERT_U64_EQ(held_bytes(f.st), tks_slab_bytes_used(f.slab));
+  /* Each symbol kept its newest tick and its order. */
+  for (uint32_t s = 0; s < NSYM; s += 97) {
+    expect_series_ordered(&f, s);
+    ASSERT_EQ(coll.ts[coll.n - 1], (int64_t)(PER - 1) * NSYM + s);
+  }
+  /* Retention over the same table. */
+  int64_t cut = (int64_t)(PER - 10) * NSYM;
+  uint64_t before = tks_store_ticks(f.st);
+  uint64_t ev = tks_store_evict_before(f.st, cut);
+  ASSERT_U64_EQ(tks_store_ticks(f.st), before - ev);
+  for (uint32_t s = 0; s < NSYM; s += 101) {
+    expect_series_ordered(&f, s);
+    ASSERT(coll.ts[0] < cut);
+    ASSERT(coll.n >= 10);
+  }
+  teardown(&f);
 }
 
 TEST(modes_parse_and_name) {
