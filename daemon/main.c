@@ -124,6 +124,10 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
                 "Ticks accepted in the last whole second", NULL, NULL);
   tks_stats_f64(st, "ingest.rate_10s", (double)(srv->rate_ring[p % RATE_WINDOW] - ten_ago) / 10.0,
                 TKS_STAT_GAUGE, "Ticks accepted per second over the last ten seconds", NULL, NULL);
+  tks_stats_u64(st, "ingest.held", srv->ingest_held != 0, TKS_STAT_GAUGE,
+                "1 while ingest is held back (memory limit or journal)", NULL, NULL);
+  tks_stats_u64(st, "ingest.holds", srv->ingest_holds, TKS_STAT_COUNTER,
+                "Times ingest was held back", NULL, NULL);
 
   uint64_t rejected = 0;
   for (unsigned r = 0; r < TKS_REASON__COUNT; r++) rejected += srv->rejected[r];
@@ -189,10 +193,6 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   tks_durability_stats(srv, st);
   tks_limits_stats(srv, st);
   tks_lifecycle_stats(srv, st);
-  tks_stats_u64(st, "ingest.held", srv->ingest_held != 0, TKS_STAT_GAUGE,
-                "1 while ingest is held back (memory limit or journal)", NULL, NULL);
-  tks_stats_u64(st, "ingest.holds", srv->ingest_holds, TKS_STAT_COUNTER,
-                "Times ingest was held back", NULL, NULL);
   tks_slab_stats(srv->slab, st);
 }
 

@@ -163,6 +163,14 @@ int tks_stats_json(const struct tks_stats *s, struct tks_buf *out) {
     for (; open < nc - 1; open++) {
       size_t l;
       const char *c = component(e->path, open, &l);
+      /* A top-level object opened twice would repeat its key: entries with
+       * a common prefix were not added together.  Refuse, so a test sees it. */
+      if (open == 0)
+        for (unsigned k = 0; k < i; k++) {
+          size_t pl;
+          const char *pc = component(s->e[k].path, 0, &pl);
+          if (components(s->e[k].path) > 1 && pl == l && memcmp(pc, c, l) == 0) return -EINVAL;
+        }
       r |= tks_buf_json_string(out, c, l);
       r |= tks_buf_puts(out, ":{");
     }

@@ -44,7 +44,9 @@ void tks_stats_str(struct tks_stats *s, const char *path, const char *v, const c
 /* Number of entries added so far. */
 unsigned tks_stats_count(const struct tks_stats *s);
 
-/* Render.  JSON is one line, no trailing newline.  Return 0 or -ENOMEM. */
+/* Render.  JSON is one line, no trailing newline.  Return 0, -ENOMEM, or
+ * (JSON) -EINVAL when entries sharing a top-level prefix were not added
+ * consecutively, which would repeat a key. */
 int tks_stats_json(const struct tks_stats *s, struct tks_buf *out);
 int tks_stats_prometheus(const struct tks_stats *s, struct tks_buf *out);
 /* "path value" lines, each ending in a newline. */

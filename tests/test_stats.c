@@ -1,4 +1,6 @@
 /* Unit tests of lib/stats.c: JSON nesting, Prometheus families, text. */
+#include <errno.h>
+
 #include "stats.h"
 #include "test.h"
 
@@ -54,6 +56,17 @@ TEST(text_is_one_path_value_per_line) {
   ASSERT_CONTAINS(b.data, "version 1.2\nticks.accepted 5\n");
   ASSERT_CONTAINS(b.data, "ticks.delta -3\nmemory.bytes_per_tick 33.25\n");
   ASSERT_EQ(tks_stats_count(s), 7);
+  tks_buf_finish(&b);
+  tks_stats_destroy(s);
+}
+
+TEST(a_prefix_split_in_two_is_refused_rather_than_repeated) {
+  struct tks_stats *s = tks_stats_create();
+  tks_stats_u64(s, "ingest.port", 1, TKS_STAT_GAUGE, NULL, NULL, NULL);
+  tks_stats_u64(s, "ticks.accepted", 2, TKS_STAT_GAUGE, NULL, NULL, NULL);
+  tks_stats_u64(s, "ingest.held", 0, TKS_STAT_GAUGE, NULL, NULL, NULL);
+  struct tks_buf b = {0};
+  ASSERT_EQ(tks_stats_json(s, &b), -EINVAL);
   tks_buf_finish(&b);
   tks_stats_destroy(s);
 }
