@@ -31,7 +31,6 @@ static const char *const when_full_names[] = {"evict_oldest", "reject", "backpre
 
 /* One server per process: the state is file-local. */
 static struct {
-  struct tks_server *srv;
   bool started;
   uv_timer_t retention_timer, room_timer;
   bool timers_open;
@@ -44,14 +43,14 @@ static struct {
   uint64_t paused_since_ns, paused_ns; /* mono clock */
 
   /* evict_oldest: eviction bytes since a tick was last stored, so that a
-   * tick no eviction can help does not empty the store (see on_full) */
+   * tick no eviction can help does not empty the store (see evict_oldest) */
   uint64_t progress_mark, futile_bytes, futile_since_ns;
 
   uint64_t last_sweep_ns;
 
   /* counters */
   uint64_t evictions, evicted_ticks_oldest, evicted_bytes_oldest;
-  uint64_t retention_ticks, retention_bytes, retention_sweeps;
+  uint64_t retention_ticks, retention_bytes;
   uint64_t rejected_full, evict_failed, pauses;
 
   /* the rate-limited warn line */
@@ -94,7 +93,6 @@ static uint64_t retention_sweep(struct tks_server *srv) {
   int64_t cutoff = now - (int64_t)L.retention_ns;
   uint64_t bytes0 = tks_store_evicted_bytes(srv->store);
   uint64_t ticks = tks_store_evict_before(srv->store, cutoff);
-  L.retention_sweeps++;
   if (ticks) {
     uint64_t bytes = tks_store_evicted_bytes(srv->store) - bytes0;
     L.retention_ticks += ticks;
@@ -166,7 +164,6 @@ static void apply(struct tks_server *srv) {
 int tks_limits_start(struct tks_server *srv) {
   if (L.started) return 0;
   memset(&L, 0, sizeof L);
-  L.srv = srv;
   uv_timer_init(srv->loop, &L.retention_timer);
   uv_timer_init(srv->loop, &L.room_timer);
   L.retention_timer.data = L.room_timer.data = srv;

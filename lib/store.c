@@ -643,7 +643,10 @@ uint64_t tks_store_evict_oldest(struct tks_store *st, uint64_t bytes) {
     }
     sift_down(h, n, 0);
   }
-  for (size_t i = 0; i < total; i++) fix_blocks(&st->sets[h[i].k], &st->sets[h[i].k].series[h[i].sym]);
+  for (size_t i = 0; i < total; i++) {
+    struct set *s = &st->sets[h[i].k];
+    fix_blocks(s, &s->series[h[i].sym]);
+  }
   free(h);
   return freed;
 }

@@ -183,7 +183,8 @@ static void expect_rss_bound(const struct watch *wt, const char *what) {
   printf("  %s: rss idle %.1f MiB, peak %.1f MiB (limit %.0f MiB + margin %.0f MiB%s); slab "
          "pages peak %.1f MiB\n",
          what, (double)wt->rss0 / MIB, (double)wt->rss_max / MIB, (double)MAX_MEMORY / MIB,
-         (double)RSS_MARGIN / MIB * (UNDER_ASAN ? 2 : 1), UNDER_ASAN ? ", ASan: growth from idle" : "",
+         (double)RSS_MARGIN / MIB * (UNDER_ASAN ? 2 : 1),
+         UNDER_ASAN ? ", ASan: growth from idle" : "",
          (double)wt->used_max / MIB);
   ASSERT(wt->used_max <= MAX_MEMORY);
   uint64_t rss = UNDER_ASAN ? wt->rss_max - wt->rss0 : wt->rss_max;
@@ -420,7 +421,8 @@ TEST_TIMEOUT(retention_evicts_ticks_older_than_the_retention_and_keeps_newer_one
   for (int i = 0; i < 3000; i++) {
     const char *sym = i < 1000 ? "OLD" : i < 2000 ? "NEW" : "MIX";
     int k = i % 1000;
-    int64_t ts = i < 1000 ? now - 2 * hour + k : i < 2000 ? now + k : k < 500 ? now - 2 * hour + k : now + k;
+    bool old = i < 1000 || (i >= 2000 && k < 500);
+    int64_t ts = old ? now - 2 * hour + k : now + k;
     msgpack_pack_array(&pk, 5);
     msgpack_pack_int64(&pk, ts);
     msgpack_pack_str(&pk, 3);
