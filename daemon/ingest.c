@@ -186,12 +186,13 @@ static bool process(struct conn *c) {
   if (!(srv->ingest_held & TKS_HOLD_JOURNAL) && tks_durability_failing_hold(srv))
     tks_ingest_hold(srv, TKS_HOLD_JOURNAL, true);
   struct tks_buf *jb = tks_durability_batch(srv, now);
+  bool refusing = tks_durability_refusing(srv); /* once a read, not once a tick */
   bool closed = false;
   while (!srv->ingest_held) {
     enum tks_decode_status st = tks_decode(&srv->decoder, p + off, c->len - off, now, record, &res);
     if (st == TKS_DECODE_NEED_MORE) break;
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
-      if (tks_durability_refusing(srv)) {
+      if (refusing) {
         off += res.consumed;
         srv->rejected[TKS_REASON_JOURNAL_ERROR]++;
         tks_server_log_limited(srv, "tick from %s rejected: journal_error (journal writes failing, on_error: reject)", c->peer);

@@ -553,7 +553,10 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
   }
 
   char *rec = record;
-  memset(rec, 0, s->record_size);
+  /* Zero the record in words: a memset call per tick shows in profiles. */
+  uint32_t words = s->record_size / 8;
+  for (uint32_t w = 0; w < words; w++) memcpy(rec + 8 * w, &(uint64_t){0}, 8);
+  for (uint32_t k = words * 8; k < s->record_size; k++) rec[k] = 0;
   /* Outside slotted mode undeclared fields are collected for a dynamic object. */
   struct tks_dyn_tick *dt = d->mode != TKS_MODE_SLOTTED ? res->dyn : NULL;
   if (dt) dt->n = dt->undeclared = 0, dt->string_bytes = 0;
