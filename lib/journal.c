@@ -304,6 +304,7 @@ struct tks_journal {
   uint64_t seg_size;  /* header and whole frames in the current segment */
   bool seg_dirty;     /* written since its last fsync */
   bool dir_dirty;     /* a segment was created since the last directory fsync */
+  int sync_failed;    /* -errno of a failed fsync: sticky, see sync_all() */
   bool need_cut;      /* a failed write left bytes past seg_size that ftruncate could not cut */
   int unsynced[MAX_UNSYNCED]; /* rotated-out segments written since their last fsync */
   unsigned n_unsynced;
@@ -393,6 +394,10 @@ static size_t frame_len_at(const struct tks_journal *j, size_t off) {
 static int sync_all(struct tks_journal *j, bool *synced) {
   int rc = 0;
   *synced = false;
+  /* After a failed fsync the kernel may have dropped the pages it could not
+   * write, and a later fsync succeeds without them: the failure is sticky,
+   * nothing written since the last good fsync is ever reported synced. */
+  if (j->sync_failed) return j->sync_failed;
   for (unsigned i = 0; i < j->n_unsynced; i++) {
     if (fdatasync(j->unsynced[i]) < 0 && !rc) rc = -errno;
     close(j->unsynced[i]); /* after a failed fsync Linux has dropped the pages: no retry */
@@ -409,6 +414,7 @@ static int sync_all(struct tks_journal *j, bool *synced) {
     j->dir_dirty = false;
     *synced = true;
   }
+  if (rc) j->sync_failed = rc;
   return rc;
 }
 
@@ -437,7 +443,7 @@ static int new_segment(struct tks_journal *j) {
       if (j->n_unsynced == MAX_UNSYNCED) {
         /* Many rotations without an fsync: settle the oldest now. */
         int old = j->unsynced[0];
-        if (fdatasync(old) < 0) rc = -errno;
+        if (fdatasync(old) < 0) rc = j->sync_failed = -errno;
         close(old);
         memmove(j->unsynced, j->unsynced + 1, (MAX_UNSYNCED - 1) * sizeof(int));
         j->n_unsynced--;
@@ -559,7 +565,26 @@ done:
 
 /* 1 if a frame with a plausible length and a matching CRC starts anywhere in
  * m[from, size), 0 if none does, -1 if the scan ran out of budget. */
-static int good_frame_after(const uint8_t *m, uint64_t size, uint64_t from) {
+static bool frame_ok(const uint8_t *m, uint64_t size, uint64_t p, uint32_t *len_out) {
+  if (size - p < TKS_JOURNAL_FRAME_HEADER) return false;
+  uint32_t len = le32(m + p);
+  if (len == 0 || len > TKS_JOURNAL_MAX_PAYLOAD || len > size - p - TKS_JOURNAL_FRAME_HEADER)
+    return false;
+  *len_out = len;
+  return tks_crc32c(0, m + p + TKS_JOURNAL_FRAME_HEADER, len) == le32(m + p + 4);
+}
+
+/* True if good frames run from p exactly to the end of the file. */
+static bool chain_to_end(const uint8_t *m, uint64_t size, uint64_t p) {
+  uint32_t len;
+  while (p < size && frame_ok(m, size, p, &len)) p += TKS_JOURNAL_FRAME_HEADER + len;
+  return p == size;
+}
+
+/* 1 if a frame with a plausible length and a matching CRC starts anywhere in
+ * m[from, size) (and, with to_end, is the first of frames running exactly to
+ * the end of the file), 0 if none does, -1 if the scan ran out of budget. */
+static int good_frame_after(const uint8_t *m, uint64_t size, uint64_t from, bool to_end) {
   uint64_t budget = TKS_JOURNAL_SCAN_BUDGET;
   for (uint64_t p = from; p + TKS_JOURNAL_FRAME_HEADER < size; p++) {
     uint32_t len = le32(m + p);
@@ -567,7 +592,9 @@ static int good_frame_after(const uint8_t *m, uint64_t size, uint64_t from) {
       continue;
     if (len > budget) return -1;
     budget -= len;
-    if (tks_crc32c(0, m + p + TKS_JOURNAL_FRAME_HEADER, len) == le32(m + p + 4)) return 1;
+    if (tks_crc32c(0, m + p + TKS_JOURNAL_FRAME_HEADER, len) == le32(m + p + 4) &&
+        (!to_end || chain_to_end(m, size, p)))
+      return 1;
   }
   return 0;
 }
@@ -760,7 +787,15 @@ static int replay_segment(const char *dir, int dirfd, uint64_t seq, bool newest,
     rc = -EBADMSG;
     goto out;
   }
-  int after = good_frame_after(map, size, off + 1);
+  /* A frame whose plausible length runs past the end of the file looks like
+   * a torn write.  Its payload is client bytes and may hold frame-like bytes,
+   * so "good frames follow" needs frames that run from a later offset exactly
+   * to the end of the file (as they would after a flipped length field); for
+   * a frame that fits but fails its CRC any good frame after it counts. */
+  uint64_t flen = size - off >= TKS_JOURNAL_FRAME_HEADER ? le32(map + off) : 0;
+  bool runs_past = size - off < TKS_JOURNAL_FRAME_HEADER ||
+                   (flen <= TKS_JOURNAL_MAX_PAYLOAD && off + TKS_JOURNAL_FRAME_HEADER + flen > size);
+  int after = good_frame_after(map, size, off + 1, runs_past);
   if (after > 0) {
     set_err(err, errlen,
             "%s: corrupt frame at offset %" PRIu64 " followed by good frames: refusing to skip "

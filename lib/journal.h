@@ -65,6 +65,11 @@ int tks_journal_append(struct tks_journal *j, const void *payload, size_t len);
 size_t tks_journal_pending(const struct tks_journal *j);
 
 /*
+ * A failed fsync is sticky: every later flush that asks for an fsync fails
+ * with the same error, so nothing written since the last good fsync is ever
+ * reported durable (the kernel may have dropped those pages); the daemon
+ * keeps counting the journal as failing until it is restarted.
+ *
  * Writes every buffered frame, rotating segments as needed, then fsyncs the
  * segment (and the directory after a rotation) when do_fsync.  Returns 0, or
  * -errno (-ENOSPC, -EIO, ...): frames not written stay buffered for the next

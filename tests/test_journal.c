@@ -1168,4 +1168,43 @@ TEST_TIMEOUT(replay_throughput_is_printed, 600) {
   free(b);
 }
 
+
+static int count_fn(void *ctx, const void *payload, size_t len) {
+  (void)payload;
+  (void)len;
+  (*(uint64_t *)ctx)++;
+  return 0;
+}
+
+TEST(torn_frame_holding_frame_like_client_bytes_is_still_a_tail) {
+  char *dir = make_dir();
+  char err[600];
+  struct tks_journal *j = tks_journal_open(dir, 1u << 20, 0, err, sizeof err);
+  ASSERT(j);
+  uint8_t a[64], b[200];
+  memset(a, 'a', sizeof a);
+  memset(b, 'b', sizeof b);
+  /* A client string in frame b that is itself a valid frame: [4][crc]["XNAS"]. */
+  uint8_t inner[4] = {'X', 'N', 'A', 'S'};
+  uint32_t len = 4, crc = tks_crc32c(0, inner, 4);
+  memcpy(b + 40, &len, 4);
+  memcpy(b + 44, &crc, 4);
+  memcpy(b + 48, inner, 4);
+  ASSERT_EQ(tks_journal_append(j, a, sizeof a), 0);
+  ASSERT_EQ(tks_journal_append(j, b, sizeof b), 0);
+  ASSERT_EQ(tks_journal_flush(j, true), 0);
+  tks_journal_close(j);
+  char seg[4200];
+  seg_path(seg, sizeof seg, dir, 1);
+  long long size = file_size(seg);
+  ASSERT_EQ(truncate(seg, size - 100), 0); /* a crash in the middle of writing b */
+  uint64_t frames = 0;
+  struct tks_replay_result res;
+  int rc = tks_journal_replay(dir, TKS_CORRUPT_TRUNCATE, count_fn, &frames, &res, err, sizeof err);
+  if (rc) TEST_FAIL("replay: %d %s", rc, err);
+  ASSERT_EQ(frames, 1);
+  ASSERT_EQ(res.truncated_bytes, size - 100 - (16 + 8 + 64));
+  rm_rf(dir);
+}
+
 TEST_MAIN()
