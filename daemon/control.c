@@ -18,6 +18,8 @@
 #include "daemon.h"
 
 #define REQUEST_MAX 4096
+#define IN_CAP (64u << 10)  /* requests buffered behind a waiting `sync` before reading stops */
+#define OUT_CAP (1u << 20)  /* answers queued to a client that does not read before we stop */
 #define REQUESTS \
   "ping, stats, stats slabs, stats prometheus, stats text, sync, last, range, symbols, advice"
 
@@ -29,6 +31,8 @@ struct cconn {
   char rbuf[REQUEST_MAX + 1];
   bool closing;
   bool waiting; /* a `sync` is not answered yet: later requests wait */
+  bool reading; /* uv_read_start'ed */
+  bool finishing; /* shutting down after the last answer */
   bool in_lines; /* inside handle_lines (a sync answered at once must not re-enter it) */
   bool eof;     /* the client has shut down its side */
 };
@@ -63,8 +67,10 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 /* Closes once every queued response has been written. */
 static void cconn_finish(struct cconn *c) {
-  if (c->closing) return;
+  if (c->closing || c->finishing) return;
+  c->finishing = true;
   uv_read_stop((uv_stream_t *)&c->pipe);
+  c->reading = false;
   uv_shutdown_t *req = malloc(sizeof *req);
   if (!req || uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) != 0) {
     free(req);
@@ -74,12 +80,17 @@ static void cconn_finish(struct cconn *c) {
   req->data = c;
 }
 
+static void pump(struct cconn *c);
+
 static void on_written(uv_write_t *req, int status) {
   struct write_req *w = (struct write_req *)req;
+  struct cconn *c = (struct cconn *)req->handle;
   if (status < 0 && status != UV_ECANCELED)
     tks_log(TKS_LOG_DEBUG, "control write failed: %s", uv_strerror(status));
   tks_buf_finish(&w->buf);
   free(w);
+  /* Answers held back for a client that reads slowly can go on now. */
+  if (status == 0 && !c->closing && !c->in_lines) pump(c);
 }
 
 /* Queues resp (which it takes over) on c. */
@@ -117,7 +128,6 @@ static int error_response(struct tks_buf *out, const char *msg, const char *arg)
 }
 
 static void cconn_finish(struct cconn *c);
-static void handle_lines(struct cconn *c);
 
 /* The answer to `sync`: every tick accepted before it is fsynced. */
 static void sync_done(void *ctx, uint64_t durable) {
@@ -125,18 +135,11 @@ static void sync_done(void *ctx, uint64_t durable) {
   struct tks_buf out;
   tks_buf_init(&out);
   tks_buf_printf(&out, "{\"ok\":true,\"durable\":%llu}\n\n", (unsigned long long)durable);
-  send_response(c, &out);
   c->waiting = false;
-  if (c->closing || c->in_lines) return; /* answered at once: the loop in progress goes on */
-  /* The requests that queued up behind it. */
-  handle_lines(c);
-  if (c->eof && !c->waiting) {
-    if (c->in.len) {
-      tks_buf_putc(&c->in, '\n');
-      handle_lines(c);
-    }
-    if (!c->waiting) cconn_finish(c);
-  }
+  send_response(c, &out);
+  /* Answered at once (inside handle_lines): the loop in progress goes on;
+   * later: the requests that queued up behind it. */
+  if (!c->closing && !c->in_lines) pump(c);
 }
 
 static void handle_request(struct cconn *c, char *line) {
@@ -193,7 +196,7 @@ static void handle_request(struct cconn *c, char *line) {
 static void handle_lines(struct cconn *c) {
   size_t start = 0;
   c->in_lines = true;
-  while (!c->closing && !c->waiting) {
+  while (!c->closing && !c->waiting && c->pipe.write_queue_size <= OUT_CAP) {
     char *nl = memchr(c->in.data + start, '\n', c->in.len - start);
     if (!nl) break;
     *nl = '\0';
@@ -210,6 +213,52 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
   *out = uv_buf_init(c->rbuf, sizeof c->rbuf);
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/*
+ * Answers what can be answered, then decides whether to read on: not while
+ * a client leaves more than OUT_CAP of answers unread, nor while requests
+ * pile up behind a waiting `sync`, so no client grows the daemon's memory
+ * without bound.  At EOF, closes once everything read is answered.
+ */
+static void pump(struct cconn *c) {
+  if (c->closing || c->finishing) return;
+  handle_lines(c);
+  if (c->closing) return;
+  /* Only the unfinished last line can be too long. */
+  const char *nl = c->in.len ? memrchr(c->in.data, '\n', c->in.len) : NULL;
+  size_t tail = nl ? c->in.len - (size_t)(nl - c->in.data) - 1 : c->in.len;
+  if (tail > REQUEST_MAX) {
+    struct tks_buf out;
+    tks_buf_init(&out);
+    error_response(&out, "request line too long (the most is 4096 bytes)", NULL);
+    tks_buf_putc(&out, '\n');
+    send_response(c, &out);
+    cconn_finish(c);
+    return;
+  }
+  bool blocked = c->waiting || c->pipe.write_queue_size > OUT_CAP;
+  if (c->eof) {
+    if (blocked) return; /* sync_done or on_written comes back here */
+    if (c->in.len > 0 && !nl) {
+      /* A last request without its newline still gets its answer. */
+      tks_buf_putc(&c->in, '\n');
+      handle_lines(c);
+      if (c->closing || c->waiting || c->pipe.write_queue_size > OUT_CAP) return;
+    }
+    if (c->in.len == 0) cconn_finish(c);
+    return;
+  }
+  bool want = c->pipe.write_queue_size <= OUT_CAP && !(c->waiting && c->in.len > IN_CAP);
+  if (want && !c->reading) {
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    c->reading = true;
+  } else if (!want && c->reading) {
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    c->reading = false;
+  }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct cconn *c = (struct cconn *)s;
   if (nread > 0) {
@@ -217,30 +266,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       cconn_close(c);
       return;
     }
-    handle_lines(c);
-    if (c->in.len > REQUEST_MAX) {
-      struct tks_buf out;
-      tks_buf_init(&out);
-      error_response(&out, "request line too long (the most is 4096 bytes)", NULL);
-      tks_buf_putc(&out, '\n');
-      send_response(c, &out);
-      cconn_finish(c);
-    }
+    pump(c);
     return;
   }
   if (nread == 0) return;
-  if (nread == UV_EOF && !c->closing) {
-    c->eof = true;
-    uv_read_stop((uv_stream_t *)&c->pipe);
-    if (c->waiting) return; /* sync_done finishes the rest */
-    if (c->in.len > 0) {
-      /* A last request without its newline still gets its answer. */
-      tks_buf_putc(&c->in, '\n');
-      handle_lines(c);
-      if (c->waiting) return;
-    }
+  if (c->closing) return;
+  uv_read_stop((uv_stream_t *)&c->pipe);
+  c->reading = false;
+  if (nread != UV_EOF) {
+    cconn_close(c);
+    return;
   }
-  cconn_finish(c);
+  c->eof = true;
+  pump(c);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -258,6 +296,7 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   conn_list_add(&srv->control_conns, &c->link);
   uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+  c->reading = true;
 }
 
 /* A socket file at path: is a daemon answering there?  1 yes, 0 no (stale),

@@ -6,6 +6,7 @@
  * a stale file replaced, a live daemon's socket never stolen.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -501,6 +502,77 @@ TEST(second_daemon_on_the_same_socket_exits_1_and_the_first_keeps_answering) {
   free(r);
   daemon_cleanup(&second);
   stop_cleanly(&first);
+}
+
+
+/* Ticks for symbol AAPL, ts TS0.. (map form, our encoder). */
+static void send_aapl_ticks(const struct tks_daemon *d, int n) {
+  struct tks_buf b = {0};
+  for (int i = 0; i < n; i++) {
+    struct tks_kv kv[] = {
+        {"ticker", {.type = TKS_V_STR, .v.s = {"AAPL", 4}}},
+        {"ts", {.type = TKS_V_INT, .v.i = INT64_C(1700000000000000000) + i}},
+        {"price", {.type = TKS_V_F64, .v.f = 100.25}},
+        {"volume", {.type = TKS_V_INT, .v.i = i}},
+    };
+    ASSERT_EQ(tks_encode_map(&b, kv, 4), 0);
+  }
+  int fd = daemon_connect_ingest(d);
+  ASSERT_EQ(send_all(fd, b.data, b.len), 0);
+  close(fd);
+  tks_buf_finish(&b);
+  daemon_wait_stat(d, "ticks.accepted", (uint64_t)n, 10000);
+}
+
+TEST(thousands_of_requests_pipelined_behind_sync_are_all_answered) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  send_aapl_ticks(&d, 1000);
+  int fd = control_connect(d.sock);
+  struct tks_buf req = {0};
+  tks_buf_puts(&req, "sync\n");
+  for (int i = 0; i < 2000; i++) tks_buf_puts(&req, "ping\n");
+  ASSERT_EQ(send_all(fd, req.data, req.len), 0);
+  shutdown(fd, SHUT_WR);
+  bool eof = false;
+  char *all = read_until(fd, "\n\n", 2001, 20000, &eof);
+  const char *want = "{\"ok\":true,\"durable\":1000}\n\n";
+  ASSERT_EQ(strncmp(all, want, strlen(want)), 0);
+  size_t pongs = 0;
+  for (const char *p = all; (p = strstr(p, "{\"ok\":true}\n\n")) != NULL; p++) pongs++;
+  ASSERT_EQ(pongs, 2000);
+  ASSERT_NOT_CONTAINS(all, "error");
+  free(all);
+  close(fd);
+  tks_buf_finish(&req);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  daemon_cleanup(&d);
+}
+
+TEST_TIMEOUT(a_client_that_never_reads_its_answers_cannot_grow_the_daemon, 120) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  send_aapl_ticks(&d, 10000);
+  uint64_t rss0 = daemon_stat(&d, "memory.rss_bytes");
+  int fd = control_connect(d.sock);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  /* 600 requests of ~1 MB of answer each; we never read. */
+  const char *q = "last AAPL 10000\n";
+  size_t sent = 0;
+  for (int i = 0; i < 600; i++) {
+    ssize_t w = send(fd, q, strlen(q), MSG_NOSIGNAL);
+    if (w > 0) sent++;
+    else usleep(1000);
+  }
+  usleep(500000);
+  /* Another client is answered meanwhile, and memory stayed bounded. */
+  uint64_t rss1 = daemon_stat(&d, "memory.rss_bytes");
+  if (rss1 > rss0 + (64u << 20))
+    TEST_FAIL("RSS grew from %llu to %llu bytes with %zu unread requests",
+              (unsigned long long)rss0, (unsigned long long)rss1, sent);
+  close(fd);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  daemon_cleanup(&d);
 }
 
 TEST_MAIN()
