@@ -172,15 +172,18 @@ static void *writer_main(void *arg) {
 /* ---- the loop side --------------------------------------------------- */
 
 static void answer_waiters(struct tks_durability *d, uint64_t synced) {
-  size_t keep = 0;
+  /* Take the due waiters out first: a callback may cancel or add waiters. */
+  size_t keep = 0, ndue = 0;
+  struct waiter due[64];
   for (size_t i = 0; i < d->nwaiters; i++) {
-    struct waiter w = d->waiters[i];
-    if (w.target <= synced)
-      w.done(w.ctx, synced + d->replayed_ticks);
+    if (d->waiters[i].target <= synced && ndue < TKS_ARRAY_SIZE(due))
+      due[ndue++] = d->waiters[i];
     else
-      d->waiters[keep++] = w;
+      d->waiters[keep++] = d->waiters[i];
   }
   d->nwaiters = keep;
+  for (size_t i = 0; i < ndue; i++) due[i].done(due[i].ctx, synced + d->replayed_ticks);
+  if (keep && d->waiters[0].target <= synced) answer_waiters(d, synced); /* more than 64 due */
 }
 
 static void on_wake(uv_async_t *h) {
@@ -334,6 +337,14 @@ static int replay_frame(void *arg, const void *payload, size_t len) {
   return 0;
 }
 
+static void on_wake_closed(uv_handle_t *h) {
+  struct tks_durability *d = h->data;
+  tks_buf_finish(&d->queue);
+  tks_buf_finish(&d->batch);
+  free(d->waiters);
+  free(d);
+}
+
 int tks_durability_start(struct tks_server *srv) {
   const struct tks_config *cfg = &srv->cfg;
   if (!cfg->journal.enabled) {
@@ -392,9 +403,10 @@ int tks_durability_start(struct tks_server *srv) {
   d->wake.data = d;
   if (pthread_create(&d->thread, NULL, writer_main, d) != 0) {
     tks_log(TKS_LOG_ERROR, "cannot start the journal writer thread");
-    uv_close((uv_handle_t *)&d->wake, NULL);
     tks_journal_close(d->j);
-    free(d);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    uv_close((uv_handle_t *)&d->wake, on_wake_closed); /* frees d once libuv is done with it */
     return -EAGAIN;
   }
   srv->dur = d;
@@ -404,13 +416,6 @@ int tks_durability_start(struct tks_server *srv) {
   return 0;
 }
 
-static void on_wake_closed(uv_handle_t *h) {
-  struct tks_durability *d = h->data;
-  tks_buf_finish(&d->queue);
-  tks_buf_finish(&d->batch);
-  free(d->waiters);
-  free(d);
-}
 
 void tks_durability_stop(struct tks_server *srv) {
   struct tks_durability *d = srv->dur;

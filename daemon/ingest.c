@@ -129,8 +129,11 @@ static void note_dynamic(struct tks_server *srv, const struct tks_dyn_tick *t,
  * every field.  Returns 0 or -ENOMEM. */
 static int store_dynamic(struct tks_server *srv, const struct tks_dyn_tick *t, const void *record) {
   bool fallback = srv->cfg.store.mode == TKS_MODE_FALLBACK;
-  struct tks_dynobj *o =
-      tks_store_new_dynobj(srv->store, fallback ? t->undeclared : t->n, t->string_bytes);
+  unsigned n = fallback ? t->undeclared : t->n;
+  /* An object no slab class can hold is the tick's fault, not a full store:
+   * it must not set the when_full policy (eviction) going. */
+  if (tks_dynobj_size(n, t->string_bytes) > tks_slab_page_size(srv->slab)) return -E2BIG;
+  struct tks_dynobj *o = tks_store_new_dynobj(srv->store, n, t->string_bytes);
   if (!o) return -ENOMEM;
   int r = 0;
   for (unsigned i = 0; i < t->n && r == 0; i++)
@@ -147,14 +150,16 @@ static int store_dynamic(struct tks_server *srv, const struct tks_dyn_tick *t, c
 }
 
 /* Stores one decoded tick, applying the when_full policy if the store has
- * no room.  Returns 0 (stored), 1 (rejected: store_full) or 2 (pause: the
- * tick stays unread until there is room). */
+ * no room.  Returns 0 (stored), 1 (rejected: store_full), 2 (pause: the
+ * tick stays unread until there is room) or 3 (rejected: an object larger
+ * than a slab page). */
 static int store_tick(struct tks_server *srv, enum tks_decode_status st, const void *record,
                       const struct tks_dyn_tick *dyn) {
   for (int attempt = 0; attempt < 8; attempt++) {
     int r = st == TKS_DECODE_OK ? tks_store_append(srv->store, record)
                                 : store_dynamic(srv, dyn, record);
     if (r == 0) return 0;
+    if (r == -E2BIG) return 3;
     switch (tks_limits_on_full(srv)) {
     case TKS_FULL_RETRY: continue;
     case TKS_FULL_REJECT: return 1;
@@ -203,7 +208,10 @@ static bool process(struct conn *c) {
         tks_ingest_pause(srv); /* the tick stays in c->buf for the resume */
         break;
       }
-      if (r == 0) {
+      if (r == 3) {
+        srv->rejected[TKS_REASON_BAD_VALUE]++;
+        tks_server_log_limited(srv, "tick from %s rejected: bad_value (its undeclared fields need more than a slab page, store.page_size)", c->peer);
+      } else if (r == 0) {
         srv->ticks_accepted++;
         if (jb && tks_buf_append(jb, p + off, res.consumed) != 0)
           tks_log(TKS_LOG_ERROR, "out of memory for the journal batch");
@@ -347,6 +355,7 @@ void tks_ingest_hold(struct tks_server *srv, unsigned reason, bool on) {
       if (!srv->ingest_held && !c->reading && c->len < c->cap) {
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         c->reading = true;
+        c->last_active_ms = uv_now(srv->loop); /* it waited for us, it was not idle */
       }
     }
   } else if (!before && srv->ingest_held) {
@@ -445,6 +454,8 @@ void tks_ingest_stop(struct tks_server *srv) {
     srv->listener_open = false;
     uv_close((uv_handle_t *)&srv->listener, NULL);
   }
+  /* A journal that is only behind is flushed at stop anyway: read on. */
+  srv->ingest_held &= ~TKS_HOLD_JOURNAL;
   if (srv->ingest_held)
     tks_log(TKS_LOG_WARN, "stopping while ingest is held: what clients sent since is not read");
   while (srv->ingest_conns.next != &srv->ingest_conns) {

@@ -175,6 +175,18 @@ struct val {
  * Containers, bin and ext values are measured with skip_depth() and
  * reported as VK_OTHER.
  */
+/* A msgpack timestamp as ns since the epoch; out of int64 range, or ns not
+ * under a second, is reported as VK_UINT so the tick is rejected bad_value. */
+static void ts_from(struct val *v, int64_t sec, uint32_t ns) {
+  int64_t t;
+  if (ns > 999999999 || __builtin_mul_overflow(sec, (int64_t)1000000000, &t) ||
+      __builtin_add_overflow(t, (int64_t)ns, &t)) {
+    v->k = VK_UINT, v->v.u = 0;
+    return;
+  }
+  v->k = VK_TS, v->v.i = t;
+}
+
 static int read_val_slow(const uint8_t *p, size_t *pos, size_t len, size_t max, struct val *v) {
   const uint8_t *q = p + *pos;
   size_t avail = len - *pos;
@@ -261,20 +273,14 @@ static int read_val_slow(const uint8_t *p, size_t *pos, size_t len, size_t max, 
   case 0xd7:
     if ((int8_t)q[1] == -1) {
       uint64_t d = be64(q + 2);
-      v->k = VK_TS, v->v.i = (int64_t)(d & 0x3ffffffffull) * 1000000000 + (int64_t)(d >> 34);
+      ts_from(v, (int64_t)(d & 0x3ffffffffull), (uint32_t)(d >> 34));
       *pos += 10;
       return 1;
     }
     break;
   case 0xc7:
     if (q[1] == 12 && (int8_t)q[2] == -1) {
-      int64_t sec = (int64_t)be64(q + 7);
-      uint32_t ns = be32(q + 3);
-      v->k = VK_TS;
-      if (sec > INT64_MAX / 1000000000 - 1 || sec < INT64_MIN / 1000000000 + 1)
-        v->k = VK_UINT, v->v.u = 0; /* out of range: reported as bad_value */
-      else
-        v->v.i = sec * 1000000000 + ns;
+      ts_from(v, (int64_t)be64(q + 7), be32(q + 3));
       *pos += 15;
       return 1;
     }
@@ -561,7 +567,7 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
   struct tks_dyn_tick *dt = d->mode != TKS_MODE_SLOTTED ? res->dyn : NULL;
   if (dt) dt->n = dt->undeclared = 0, dt->string_bytes = 0;
   struct val strs[TKS_SCHEMA_MAX_FIELDS];
-  uint32_t seen = 0;
+  uint32_t seen = 0, present = 0; /* fields with a value; keys met (nil too) */
   struct val v, key;
   enum tks_decode_status st = TKS_DECODE_OK;
   int r;
@@ -598,10 +604,11 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
         if (st != TKS_DECODE_OK) break;
         continue;
       }
-      if (seen & (1u << fi)) {
+      if ((seen | present) & (1u << fi)) {
         st = reject_field(s, res, TKS_REASON_DUPLICATE_FIELD, fi);
         break;
       }
+      present |= 1u << fi;
       READ(&v);
       if (v.k == VK_NIL) continue; /* an explicit nil is an absent field */
       seen |= 1u << fi;

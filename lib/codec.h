@@ -80,7 +80,9 @@ struct tks_decode_result {
  * its name id and value (strings point into buf), declared fields checked
  * as in slotted mode, and a receive-time ts added when it had none.  Symbols
  * and names are interned only once the whole tick is known to be valid, so
- * a rejected tick adds nothing to the tables.
+ * a rejected tick adds nothing to the tables (one exception: when a table
+ * fills up part way through a tick's strings, too_many_symbols, the strings
+ * interned before stay).
  */
 enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *buf, size_t len,
                                   int64_t now_ns, void *record, struct tks_decode_result *res);

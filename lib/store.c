@@ -413,8 +413,8 @@ static inline void cur_prev(struct cur *c) {
 
 /* Merges forward cursors (one per set), visiting at most n entries with
  * ts < to, oldest first; ties in set order. */
-static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t to, uint64_t n,
-                              tks_tick_fn fn, void *ctx) {
+static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t to, bool bounded,
+                              uint64_t n, tks_tick_fn fn, void *ctx) {
   uint64_t done = 0;
   while (done < n) {
     struct cur *best = NULL;
@@ -422,7 +422,7 @@ static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t
     for (int k = 0; k < NSETS; k++) {
       if (!c[k].b) continue;
       int64_t t = cur_ts(&c[k]);
-      if (t < to && (!best || t < best_ts)) best = &c[k], best_ts = t;
+      if ((!bounded || t < to) && (!best || t < best_ts)) best = &c[k], best_ts = t;
     }
     if (!best) break;
     const char *e = ent_at(best->s, best->b, best->i);
@@ -461,7 +461,7 @@ uint64_t tks_store_range(const struct tks_store *st, uint32_t symbol, int64_t fr
   if (from >= to) return 0;
   struct cur c[NSETS];
   for (int k = 0; k < NSETS; k++) c[k] = seek(st, k, symbol, from);
-  return merge_forward(st, c, to, limit ? limit : UINT64_MAX, fn, ctx);
+  return merge_forward(st, c, to, true, limit ? limit : UINT64_MAX, fn, ctx);
 }
 
 uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t want, tks_tick_fn fn,
@@ -493,7 +493,7 @@ uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t wa
     else if (sr[k])
       c[k].b = sr[k]->head, c[k].i = 0;
   }
-  return merge_forward(st, c, INT64_MAX, n, fn, ctx);
+  return merge_forward(st, c, INT64_MAX, false, n, fn, ctx); /* a tick at INT64_MAX counts too */
 }
 
 int tks_store_series(const struct tks_store *st, uint32_t symbol, struct tks_series_info *out) {

@@ -509,6 +509,38 @@ TEST(our_encoder_round_trips_through_the_decoder) {
 }
 
 
+
+TEST(timestamp_extension_out_of_int64_range_is_bad_value) {
+  /* ts64 (0xd7) with 2^34-1 seconds, and ts96 (0xc7) with ns past a second. */
+  uint8_t d7[] = {0x84, 0xa6, 't', 'i', 'c', 'k', 'e', 'r', 0xa1, 'A', 0xa5, 'p', 'r', 'i', 'c', 'e',
+                  0x01, 0xa6, 'v', 'o', 'l', 'u', 'm', 'e', 0x01, 0xa2, 't', 's',
+                  0xd7, 0xff, 0x00, 0x00, 0x00, 0x03, 0xff, 0xff, 0xff, 0xff};
+  uint8_t c7[] = {0x84, 0xa6, 't', 'i', 'c', 'k', 'e', 'r', 0xa1, 'A', 0xa5, 'p', 'r', 'i', 'c', 'e',
+                  0x01, 0xa6, 'v', 'o', 'l', 'u', 'm', 'e', 0x01, 0xa2, 't', 's',
+                  0xc7, 12, 0xff, 0x3b, 0x9a, 0xca, 0x00, 0, 0, 0, 0, 0, 0, 0, 1};
+  const uint8_t *cases[] = {d7, c7};
+  size_t lens[] = {sizeof d7, sizeof c7};
+  for (int i = 0; i < 2; i++) {
+    setup(65536);
+    struct rec r;
+    struct tks_decode_result res;
+    ASSERT_EQ(tks_decode(&dec, cases[i], lens[i], 0, &r, &res), TKS_DECODE_REJECT);
+    ASSERT_STR_EQ(tks_reason_name(res.reason), "bad_value");
+    ASSERT_STR_EQ(res.detail, "ts");
+  }
+}
+
+TEST(a_key_repeated_after_a_nil_is_still_a_duplicate) {
+  setup(65536);
+  start();
+  msgpack_pack_map(&pk, 4);
+  str("ticker"); str("A");
+  str("price"); msgpack_pack_nil(&pk);
+  str("price"); msgpack_pack_double(&pk, 7);
+  str("volume"); msgpack_pack_int64(&pk, 1);
+  expect_reject(TKS_REASON_DUPLICATE_FIELD, "price");
+}
+
 /* ---- dynamic and fallback modes ---- */
 
 static struct tks_dyn_tick dt;

@@ -569,6 +569,20 @@ TEST_TIMEOUT(ten_thousand_symbols_evict_oldest_a_slice_at_a_time, 120) {
   teardown(&f);
 }
 
+TEST(last_includes_a_tick_at_the_largest_timestamp) {
+  struct fixture f;
+  setup(&f);
+  put(&f, 1, 100, 1);
+  put(&f, 1, INT64_MAX, 2);
+  memset(&coll, 0, sizeof coll);
+  ASSERT_EQ(tks_store_last(f.st, 1, 1, collect_fn, &coll), 1);
+  ASSERT_EQ(coll.ts[0], INT64_MAX);
+  memset(&coll, 0, sizeof coll);
+  ASSERT_EQ(tks_store_last(f.st, 1, 2, collect_fn, &coll), 2);
+  ASSERT_EQ(coll.vol[1], 2);
+  teardown(&f);
+}
+
 TEST(modes_parse_and_name) {
   enum tks_mode m;
   ASSERT_EQ(tks_mode_parse("fallback", &m), 0);
