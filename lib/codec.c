@@ -333,7 +333,11 @@ static enum tks_decode_status reject(struct tks_decode_result *res, enum tks_rea
   res->reason = r;
   res->field = field;
   if (dlen >= sizeof res->detail) dlen = sizeof res->detail - 1;
-  memcpy(res->detail, detail, dlen);
+  /* Client bytes go to the log: no control bytes (no forged log lines). */
+  for (size_t i = 0; i < dlen; i++) {
+    unsigned char ch = (unsigned char)detail[i];
+    res->detail[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+  }
   res->detail[dlen] = '\0';
   return TKS_DECODE_REJECT;
 }

@@ -66,7 +66,7 @@ struct tks_decode_result {
   size_t consumed;
   enum tks_reason reason;  /* for REJECT and ERROR */
   int field;               /* schema field concerned, or -1 */
-  char detail[64];         /* e.g. the unknown key, NUL-terminated, may be cut */
+  char detail[64];         /* e.g. the unknown key: cut, control bytes as '?' */
   bool has_ts;             /* the tick carried its own ts */
   struct tks_dyn_tick *dyn; /* set by the caller outside slotted mode: where a
                                dynamic tick is described */

@@ -530,6 +530,15 @@ TEST(timestamp_extension_out_of_int64_range_is_bad_value) {
   }
 }
 
+TEST(control_bytes_of_a_key_never_reach_the_detail) {
+  setup(65536);
+  start();
+  msgpack_pack_map(&pk, 1);
+  str("bad\nkey\x01");
+  msgpack_pack_int64(&pk, 1);
+  expect_reject(TKS_REASON_UNKNOWN_FIELD, "bad?key?");
+}
+
 TEST(a_key_repeated_after_a_nil_is_still_a_duplicate) {
   setup(65536);
   start();
