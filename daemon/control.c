@@ -196,7 +196,7 @@ static void handle_request(struct cconn *c, char *line) {
 static void handle_lines(struct cconn *c) {
   size_t start = 0;
   c->in_lines = true;
-  while (!c->closing && !c->waiting && c->pipe.write_queue_size <= OUT_CAP) {
+  while (!c->closing && !c->waiting && c->pipe.write_queue_size <= OUT_CAP && start < c->in.len) {
     char *nl = memchr(c->in.data + start, '\n', c->in.len - start);
     if (!nl) break;
     *nl = '\0';
