@@ -174,8 +174,9 @@ static int link_after(struct set *s, struct series *sr, struct block *b, uint32_
 
 static int ensure_series(struct set *s, uint32_t sym) {
   if (sym < s->cap) return 0;
-  uint32_t cap = s->cap ? s->cap : 64;
-  while (cap <= sym) cap *= 2;
+  uint64_t want = s->cap ? s->cap : 64; /* 64-bit: doubling past 2^31 must not wrap */
+  while (want <= sym) want *= 2;
+  uint32_t cap = want > UINT32_MAX ? UINT32_MAX : (uint32_t)want;
   struct series *ns = realloc(s->series, (size_t)cap * sizeof *ns);
   if (!ns) return -ENOMEM;
   memset(ns + s->cap, 0, (size_t)(cap - s->cap) * sizeof *ns);
