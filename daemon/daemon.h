@@ -40,6 +40,8 @@ struct tks_server {
 
   uv_tcp_t listener;
   bool listener_open;
+  uv_idle_t yield_idle; /* restarts connections that yielded the loop (ingest.c) */
+  bool yield_started;
   char listen_addr[320]; /* as bound: "127.0.0.1:40123", "[::1]:7070" */
   uint16_t port;
   uv_pipe_t control;

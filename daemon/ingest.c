@@ -24,8 +24,16 @@ struct conn {
   char peer[80];
   bool closing;
   bool reading;            /* uv_read_start'ed */
+  bool yielded;            /* stopped for one loop turn so others get theirs */
+  unsigned burst;          /* reads since the connection last yielded */
   uint64_t last_active_ms; /* uv_now of the last read */
 };
+
+/* libuv reads a busy stream up to 32 times in one poll; a few reads of
+ * READ_BURST buffers at most, then the connection yields the loop for one
+ * turn, so signals, the control socket and other clients are served. */
+#define READ_BURST 4
+#define STOP_DRAIN_NS 3000000000u /* the most a stop spends reading what was queued */
 
 #define CONN_OF(l) ((struct conn *)((char *)(l) - offsetof(struct conn, link)))
 
@@ -266,6 +274,24 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
   out->len = c->cap - c->len;
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* One loop turn later: the connections that yielded read on. */
+static void on_yield_idle(uv_idle_t *h) {
+  struct tks_server *srv = h->data;
+  uv_idle_stop(h);
+  for (struct conn_link *l = srv->ingest_conns.next; l != &srv->ingest_conns; l = l->next) {
+    struct conn *c = CONN_OF(l);
+    c->burst = 0;
+    if (!c->yielded) continue;
+    c->yielded = false;
+    if (!c->closing && !c->reading && !srv->ingest_held && c->len < c->cap) {
+      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+      c->reading = true;
+    }
+  }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   struct conn *c = (struct conn *)s;
@@ -274,6 +300,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->srv->bytes_received += (uint64_t)nread;
     c->last_active_ms = uv_now(c->srv->loop);
     process(c);
+    if (!c->closing && c->reading && !c->srv->ingest_held && ++c->burst >= READ_BURST) {
+      uv_read_stop((uv_stream_t *)&c->tcp);
+      c->reading = false;
+      c->yielded = true;
+      if (!uv_is_active((uv_handle_t *)&c->srv->yield_idle))
+        uv_idle_start(&c->srv->yield_idle, on_yield_idle);
+      return;
+    }
     /* Held (backpressure) or full with a partial message: read no more for now. */
     if (!c->closing && (c->srv->ingest_held || c->len == c->cap) && c->reading) {
       uv_read_stop((uv_stream_t *)&c->tcp);
@@ -355,6 +389,7 @@ void tks_ingest_hold(struct tks_server *srv, unsigned reason, bool on) {
       if (!srv->ingest_held && !c->reading && c->len < c->cap) {
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         c->reading = true;
+        c->yielded = false;
         c->last_active_ms = uv_now(srv->loop); /* it waited for us, it was not idle */
       }
     }
@@ -400,6 +435,9 @@ int tks_ingest_start(struct tks_server *srv) {
     tks_log(TKS_LOG_ERROR, "ingest.listen %s: %s", cfg->ingest.listen, uv_strerror(r));
     return r;
   }
+  uv_idle_init(srv->loop, &srv->yield_idle);
+  srv->yield_idle.data = srv;
+  srv->yield_started = true;
   uv_tcp_init(srv->loop, &srv->listener);
   srv->listener.data = srv;
   srv->listener_open = true;
@@ -430,12 +468,12 @@ int tks_ingest_start(struct tks_server *srv) {
  * blocking, so ticks a client sent before the shutdown are not lost; a
  * client that keeps writing cannot hold the stop up, as only the bytes
  * queued at that moment (FIONREAD) are read. */
-static void drain(struct conn *c) {
+static void drain(struct conn *c, uint64_t deadline_ns) {
   uv_os_fd_t fd;
   int queued = 0;
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, FIONREAD, &queued) != 0) return;
   size_t budget = queued > 0 ? (size_t)queued : 0;
-  while (budget > 0 && !c->closing && c->len < c->cap) {
+  while (budget > 0 && !c->closing && c->len < c->cap && tks_mono_ns() < deadline_ns) {
     size_t want = c->cap - c->len < budget ? c->cap - c->len : budget;
     ssize_t n = recv(fd, c->buf + c->len, want, MSG_DONTWAIT);
     if (n <= 0) break;
@@ -458,9 +496,25 @@ void tks_ingest_stop(struct tks_server *srv) {
   srv->ingest_held &= ~TKS_HOLD_JOURNAL;
   if (srv->ingest_held)
     tks_log(TKS_LOG_WARN, "stopping while ingest is held: what clients sent since is not read");
+  /* What the clients sent before the stop is read and stored, within a
+   * bound: a stop never waits on the senders for long. */
+  uint64_t deadline = tks_mono_ns() + STOP_DRAIN_NS;
+  unsigned cut = 0;
   while (srv->ingest_conns.next != &srv->ingest_conns) {
     struct conn *c = CONN_OF(srv->ingest_conns.next);
-    if (!srv->ingest_held) drain(c);
+    if (!srv->ingest_held) {
+      if (tks_mono_ns() < deadline)
+        drain(c, deadline);
+      else
+        cut++;
+    }
     conn_close(c);
+  }
+  if (cut)
+    tks_log(TKS_LOG_WARN, "stopping: the %u s drain budget ran out; %u connections were not read",
+            STOP_DRAIN_NS / 1000000000u, cut);
+  if (srv->yield_started) {
+    srv->yield_started = false;
+    uv_close((uv_handle_t *)&srv->yield_idle, NULL);
   }
 }
