@@ -142,10 +142,8 @@ void tks_durability_stop(struct tks_server *srv);  /* flush, fsync, join */
  * off): process() appends the accepted messages, then calls submit. */
 struct tks_buf *tks_durability_batch(struct tks_server *srv, int64_t recv_ns);
 void tks_durability_submit(struct tks_server *srv);
-/* True while journal writes fail and journal.on_error is reject. */
-bool tks_durability_refusing(const struct tks_server *srv);
-/* True while journal writes fail and journal.on_error is backpressure. */
-bool tks_durability_failing_hold(const struct tks_server *srv);
+/* True while journal writes fail (journal.on_error says what ingest does). */
+bool tks_durability_failing(const struct tks_server *srv);
 /* `sync`: calls done(ctx, durable) once every tick accepted so far is
  * fsynced (at once if it already is).  Returns 0, or -ENOTSUP (journal off). */
 int tks_durability_sync(struct tks_server *srv, void (*done)(void *ctx, uint64_t durable), void *ctx);

@@ -235,18 +235,9 @@ void tks_durability_submit(struct tks_server *srv) {
     tks_ingest_hold(srv, TKS_HOLD_JOURNAL, true); /* the disk is behind */
 }
 
-bool tks_durability_failing_hold(const struct tks_server *srv) {
+bool tks_durability_failing(const struct tks_server *srv) {
   struct tks_durability *d = srv->dur;
-  if (!d || srv->cfg.journal.on_error != TKS_ON_ERROR_BACKPRESSURE) return false;
-  pthread_mutex_lock(&d->mu);
-  bool failing = d->last_error != 0;
-  pthread_mutex_unlock(&d->mu);
-  return failing;
-}
-
-bool tks_durability_refusing(const struct tks_server *srv) {
-  struct tks_durability *d = srv->dur;
-  if (!d || srv->cfg.journal.on_error != TKS_ON_ERROR_REJECT) return false;
+  if (!d) return false;
   pthread_mutex_lock(&d->mu);
   bool failing = d->last_error != 0;
   pthread_mutex_unlock(&d->mu);

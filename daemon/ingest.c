@@ -194,12 +194,14 @@ static bool process(struct conn *c) {
   _Alignas(8) char record[TKS_RECORD_MAX];
   struct tks_dyn_tick dyn;
   struct tks_decode_result res = {.dyn = &dyn};
-  /* Writes failing with on_error backpressure: hold at once, not only when
-   * the writer's wake-up reaches the loop. */
-  if (!(srv->ingest_held & TKS_HOLD_JOURNAL) && tks_durability_failing_hold(srv))
+  /* Journal writes failing (one look a read, not a tick): with on_error
+   * backpressure hold at once, not only when the writer's wake-up reaches
+   * the loop; with reject, refuse the ticks of this read. */
+  bool failing = tks_durability_failing(srv);
+  bool refusing = failing && srv->cfg.journal.on_error == TKS_ON_ERROR_REJECT;
+  if (failing && !refusing && !(srv->ingest_held & TKS_HOLD_JOURNAL))
     tks_ingest_hold(srv, TKS_HOLD_JOURNAL, true);
   struct tks_buf *jb = tks_durability_batch(srv, now);
-  bool refusing = tks_durability_refusing(srv); /* once a read, not once a tick */
   bool closed = false;
   while (!srv->ingest_held) {
     enum tks_decode_status st = tks_decode(&srv->decoder, p + off, c->len - off, now, record, &res);
