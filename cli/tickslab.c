@@ -80,18 +80,11 @@ static const char request_help[] =
     "error answer ({\"error\":...}) is printed on stderr and the exit status is 1.\n";
 
 void cli_err(const char *fmt, ...) {
-  char line[2048];
-  int n = snprintf(line, sizeof line, "tickslab: ");
+  fflush(stdout);
   va_list ap;
   va_start(ap, fmt);
-  int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+  tks_vwrite_line(2048, "tickslab: ", fmt, ap);
   va_end(ap);
-  size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-  if (len > sizeof line - 2) len = sizeof line - 2;
-  line[len++] = '\n';
-  fflush(stdout);
-  ssize_t w = write(STDERR_FILENO, line, len);
-  (void)w;
 }
 
 int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value) {

@@ -35,20 +35,28 @@ int tks_log_level_parse(const char *s, enum tks_log_level *out) {
   return -EINVAL;
 }
 
-void tks_log(enum tks_log_level level, const char *fmt, ...) {
-  if (level > log_level) return;
-  char line[1024];
-  int n = snprintf(line, sizeof line, "tickslabd[%d]: %s: ", (int)getpid(), tks_log_level_name(level));
-  va_list ap;
-  va_start(ap, fmt);
-  int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-  va_end(ap);
+void tks_vwrite_line(size_t max, const char *prefix, const char *fmt, va_list ap) {
+  char line[2048];
+  if (max > sizeof line) max = sizeof line;
+  int n = snprintf(line, max, "%s", prefix);
+  if (n < 0 || (size_t)n >= max) n = 0;
+  int m = vsnprintf(line + n, max - (size_t)n - 1, fmt, ap);
   size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-  if (len > sizeof line - 2) len = sizeof line - 2;
+  if (len > max - 2) len = max - 2;
   line[len++] = '\n';
   /* One write so that lines from concurrent processes do not interleave. */
   ssize_t w = write(STDERR_FILENO, line, len);
   (void)w;
+}
+
+void tks_log(enum tks_log_level level, const char *fmt, ...) {
+  if (level > log_level) return;
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "tickslabd[%d]: %s: ", (int)getpid(), tks_log_level_name(level));
+  va_list ap;
+  va_start(ap, fmt);
+  tks_vwrite_line(1024, prefix, fmt, ap);
+  va_end(ap);
 }
 
 int tks_parse_u64(const char *s, uint64_t *out) {

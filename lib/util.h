@@ -23,6 +23,10 @@ enum tks_log_level tks_log_get_level(void);
 void tks_log(enum tks_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 const char *tks_log_level_name(enum tks_log_level level);
+/* Writes prefix, the formatted message and a newline to stderr in one
+ * write(2), cut to max bytes (at most 2048): tks_log's lines (1 KiB) and
+ * the CLI's error lines (2 KiB). */
+void tks_vwrite_line(size_t max, const char *prefix, const char *fmt, va_list ap);
 /* Parses "error" | "warn" | "info" | "debug".  Returns 0 or -EINVAL. */
 int tks_log_level_parse(const char *s, enum tks_log_level *out);
 
