@@ -360,11 +360,12 @@ static int get_enum(struct reader *r, const char *path, const char *const *names
   char b[80], list[160] = "";
   int e = scalar(r, path, false, &s);
   if (e) return e;
+  int found = tks_name_index(names, n, s);
+  if (found >= 0) {
+    *out = (unsigned)found;
+    return 0;
+  }
   for (unsigned i = 0; i < n; i++) {
-    if (!strcmp(s, names[i])) {
-      *out = i;
-      return 0;
-    }
     size_t l = strlen(list);
     snprintf(list + l, sizeof list - l, "%s%s", i ? (i + 1 == n ? " or " : ", ") : "", names[i]);
   }

@@ -29,12 +29,10 @@ const char *tks_mode_name(enum tks_mode m) {
 }
 
 int tks_mode_parse(const char *s, enum tks_mode *out) {
-  for (unsigned i = 0; i < TKS_ARRAY_SIZE(mode_names); i++)
-    if (strcmp(s, mode_names[i]) == 0) {
-      *out = (enum tks_mode)i;
-      return 0;
-    }
-  return -EINVAL;
+  int i = tks_name_index(mode_names, TKS_ARRAY_SIZE(mode_names), s);
+  if (i < 0) return -EINVAL;
+  *out = (enum tks_mode)i;
+  return 0;
 }
 
 const char *tks_type_name(enum tks_type t) {

@@ -26,13 +26,17 @@ const char *tks_log_level_name(enum tks_log_level level) {
   return (unsigned)level < TKS_ARRAY_SIZE(level_names) ? level_names[level] : "?";
 }
 
+int tks_name_index(const char *const *names, unsigned n, const char *s) {
+  for (unsigned i = 0; i < n; i++)
+    if (strcmp(s, names[i]) == 0) return (int)i;
+  return -1;
+}
+
 int tks_log_level_parse(const char *s, enum tks_log_level *out) {
-  for (unsigned i = 0; i < TKS_ARRAY_SIZE(level_names); i++)
-    if (strcmp(s, level_names[i]) == 0) {
-      *out = (enum tks_log_level)i;
-      return 0;
-    }
-  return -EINVAL;
+  int i = tks_name_index(level_names, TKS_ARRAY_SIZE(level_names), s);
+  if (i < 0) return -EINVAL;
+  *out = (enum tks_log_level)i;
+  return 0;
 }
 
 void tks_vwrite_line(size_t max, const char *prefix, const char *fmt, va_list ap) {

@@ -16,6 +16,9 @@
 
 enum tks_log_level { TKS_LOG_ERROR = 0, TKS_LOG_WARN, TKS_LOG_INFO, TKS_LOG_DEBUG };
 
+/* Index of s in names[0..n), or -1: the parsers of enumerated words. */
+int tks_name_index(const char *const *names, unsigned n, const char *s);
+
 /* Messages at a level above the threshold are dropped.  Default: info. */
 void tks_log_set_level(enum tks_log_level level);
 enum tks_log_level tks_log_get_level(void);
