@@ -18,36 +18,11 @@
 #include "harness.h"
 #include "util.h"
 #include "test.h"
+#include "wire.h"
 
 #define TS0 INT64_C(1700000000000000000) /* 2023-11-14, in ns */
 
-/* ---- a raw msgpack-c client ---- */
-
-struct wire {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-};
-
-static void wire_init(struct wire *w) {
-  msgpack_sbuffer_init(&w->sb);
-  msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
-}
-
-static void wire_finish(struct wire *w) { msgpack_sbuffer_destroy(&w->sb); }
-
-static void wire_raw(struct wire *w, const void *p, size_t n) {
-  msgpack_sbuffer_write(&w->sb, p, n);
-}
-
-static void wire_send(int fd, const struct wire *w) {
-  if (send_all(fd, w->sb.data, w->sb.size) < 0) TEST_FAIL("send: %s", strerror(errno));
-}
-
-static void pk_str(msgpack_packer *pk, const char *s) {
-  size_t n = strlen(s);
-  msgpack_pack_str(pk, n);
-  msgpack_pack_str_body(pk, s, n);
-}
+/* ---- a raw msgpack-c client: tests/wire.h ---- */
 
 /* {"ticker":..,"ts":..,"price":..,"volume":..[,"flags":..]} */
 static void pack_map_tick(msgpack_packer *pk, const char *ticker, int64_t ts, double price,

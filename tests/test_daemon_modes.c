@@ -15,37 +15,13 @@
 
 #include "harness.h"
 #include "test.h"
+#include "wire.h"
 #include "util.h"
 
 #define TS0 INT64_C(1700000000000000000) /* 2023-11-14, in ns */
 #define MIB (1024u * 1024u)
 
-/* ---- a raw msgpack-c client ---- */
-
-struct wire {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-};
-
-static void wire_init(struct wire *w) {
-  msgpack_sbuffer_init(&w->sb);
-  msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
-}
-
-static void wire_finish(struct wire *w) { msgpack_sbuffer_destroy(&w->sb); }
-
-static void wire_clear(struct wire *w) { msgpack_sbuffer_clear(&w->sb); }
-
-static void wire_send(int fd, const struct wire *w) {
-  if (send_all(fd, w->sb.data, w->sb.size) < 0) TEST_FAIL("send: %s", strerror(errno));
-}
-
-static void pk_strn(msgpack_packer *pk, const char *s, size_t n) {
-  msgpack_pack_str(pk, n);
-  msgpack_pack_str_body(pk, s, n);
-}
-
-static void pk_str(msgpack_packer *pk, const char *s) { pk_strn(pk, s, strlen(s)); }
+/* ---- a raw msgpack-c client: tests/wire.h ---- */
 
 /* An undeclared field's value. */
 enum xtype { X_NIL, X_BOOL, X_INT, X_UINT, X_F64, X_F32, X_STR };
