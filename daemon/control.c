@@ -39,6 +39,13 @@ struct cconn {
 
 #define CCONN_OF(l) ((struct cconn *)((char *)(l) - offsetof(struct cconn, link)))
 
+/* One server a process: the socket and its connections are file-local. */
+static struct {
+  uv_pipe_t pipe;
+  bool open;
+  struct conn_link conns; /* list head */
+} C = {.conns = {&C.conns, &C.conns}};
+
 struct write_req {
   uv_write_t req;
   struct tks_buf buf;
@@ -294,7 +301,7 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->pipe, on_cconn_closed);
     return;
   }
-  conn_list_add(&srv->control_conns, &c->link);
+  conn_list_add(&C.conns, &c->link);
   uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
   c->reading = true;
 }
@@ -337,13 +344,13 @@ int tks_control_start(struct tks_server *srv) {
     return used;
   }
   if (unlink(path) == 0) tks_log(TKS_LOG_INFO, "removed stale control socket %s", path);
-  uv_pipe_init(srv->loop, &srv->control, 0);
-  srv->control.data = srv;
-  srv->control_open = true;
+  uv_pipe_init(srv->loop, &C.pipe, 0);
+  C.pipe.data = srv;
+  C.open = true;
   mode_t old = umask(0177); /* the socket is born 0600 */
-  int r = uv_pipe_bind(&srv->control, path);
+  int r = uv_pipe_bind(&C.pipe, path);
   umask(old);
-  if (r == 0) r = uv_listen((uv_stream_t *)&srv->control, 64, on_connection);
+  if (r == 0) r = uv_listen((uv_stream_t *)&C.pipe, 64, on_connection);
   if (r) {
     tks_log(TKS_LOG_ERROR, "cannot listen on control socket %s: %s", path, uv_strerror(r));
     return r;
@@ -353,11 +360,11 @@ int tks_control_start(struct tks_server *srv) {
 }
 
 void tks_control_stop(struct tks_server *srv) {
-  if (srv->control_open) {
-    srv->control_open = false;
-    uv_close((uv_handle_t *)&srv->control, NULL);
+  if (C.open) {
+    C.open = false;
+    uv_close((uv_handle_t *)&C.pipe, NULL);
     unlink(srv->cfg.control.socket);
   }
-  while (srv->control_conns.next != &srv->control_conns)
-    cconn_close(CCONN_OF(srv->control_conns.next));
+  while (C.conns.next != &C.conns)
+    cconn_close(CCONN_OF(C.conns.next));
 }

@@ -67,6 +67,9 @@ struct tks_durability {
   struct tks_replay_result replay;
 };
 
+/* One server a process: NULL while the journal is off. */
+static struct tks_durability *D;
+
 static uint64_t mono_ns(void) { return tks_mono_ns(); }
 
 /* ---- the writer thread ---------------------------------------------- */
@@ -207,11 +210,11 @@ static void on_wake(uv_async_t *h) {
   }
   bool hold = (err && srv->cfg.journal.on_error == TKS_ON_ERROR_BACKPRESSURE) ||
               queued > QUEUE_HOLD_BYTES;
-  if (hold != ((srv->ingest_held & TKS_HOLD_JOURNAL) != 0)) tks_ingest_hold(srv, TKS_HOLD_JOURNAL, hold);
+  if (hold != tks_server_held(srv, TKS_HOLD_JOURNAL)) tks_server_hold(srv, TKS_HOLD_JOURNAL, hold);
 }
 
 struct tks_buf *tks_durability_batch(struct tks_server *srv, int64_t recv_ns) {
-  struct tks_durability *d = srv->dur;
+  struct tks_durability *d = D;
   if (!d) return NULL;
   d->batch.len = 0;
   tks_buf_append(&d->batch, &recv_ns, sizeof recv_ns);
@@ -219,7 +222,7 @@ struct tks_buf *tks_durability_batch(struct tks_server *srv, int64_t recv_ns) {
 }
 
 void tks_durability_submit(struct tks_server *srv) {
-  struct tks_durability *d = srv->dur;
+  struct tks_durability *d = D;
   if (!d || d->batch.len <= sizeof(int64_t)) return;
   uint32_t len = (uint32_t)d->batch.len;
   pthread_mutex_lock(&d->mu);
@@ -231,12 +234,12 @@ void tks_durability_submit(struct tks_server *srv) {
   pthread_mutex_unlock(&d->mu);
   if (r) tks_log(TKS_LOG_ERROR, "out of memory queueing %u journal bytes", len);
   d->batch.len = 0;
-  if (queued > QUEUE_HOLD_BYTES && !(srv->ingest_held & TKS_HOLD_JOURNAL))
-    tks_ingest_hold(srv, TKS_HOLD_JOURNAL, true); /* the disk is behind */
+  if (queued > QUEUE_HOLD_BYTES && !tks_server_held(srv, TKS_HOLD_JOURNAL))
+    tks_server_hold(srv, TKS_HOLD_JOURNAL, true); /* the disk is behind */
 }
 
 bool tks_durability_failing(const struct tks_server *srv) {
-  struct tks_durability *d = srv->dur;
+  struct tks_durability *d = D;
   if (!d) return false;
   pthread_mutex_lock(&d->mu);
   bool failing = d->last_error != 0;
@@ -245,7 +248,7 @@ bool tks_durability_failing(const struct tks_server *srv) {
 }
 
 int tks_durability_sync(struct tks_server *srv, void (*done)(void *ctx, uint64_t durable), void *ctx) {
-  struct tks_durability *d = srv->dur;
+  struct tks_durability *d = D;
   if (!d) return -ENOTSUP;
   uint64_t target = srv->ticks_accepted;
   pthread_mutex_lock(&d->mu);
@@ -271,7 +274,7 @@ int tks_durability_sync(struct tks_server *srv, void (*done)(void *ctx, uint64_t
 }
 
 void tks_durability_cancel(struct tks_server *srv, void *ctx) {
-  struct tks_durability *d = srv->dur;
+  struct tks_durability *d = D;
   if (!d) return;
   size_t keep = 0;
   for (size_t i = 0; i < d->nwaiters; i++)
@@ -313,7 +316,9 @@ static int replay_frame(void *arg, const void *payload, size_t len) {
       rc->rejected++;
       continue;
     }
-    if (tks_server_store_replayed(srv, st, record, &dyn) == 0)
+    /* Backpressure cannot wait here (nothing is read during replay): the
+     * policy refuses instead, and the tick is counted not stored. */
+    if (tks_admit(srv, st, record, &dyn) == TKS_ADMIT_STORED)
       rc->ticks++;
     else
       rc->rejected++;
@@ -400,7 +405,7 @@ int tks_durability_start(struct tks_server *srv) {
     uv_close((uv_handle_t *)&d->wake, on_wake_closed); /* frees d once libuv is done with it */
     return -EAGAIN;
   }
-  srv->dur = d;
+  D = d;
   tks_log(TKS_LOG_INFO, "journal in %s (fsync %s)", cfg->journal.dir,
           cfg->journal.fsync == TKS_FSYNC_ALWAYS ? "always"
           : cfg->journal.fsync == TKS_FSYNC_NEVER ? "never" : "interval");
@@ -409,7 +414,7 @@ int tks_durability_start(struct tks_server *srv) {
 
 
 void tks_durability_stop(struct tks_server *srv) {
-  struct tks_durability *d = srv->dur;
+  struct tks_durability *d = D;
   if (!d) return;
   pthread_mutex_lock(&d->mu);
   d->stopping = true;
@@ -431,12 +436,12 @@ void tks_durability_stop(struct tks_server *srv) {
   tks_journal_close(d->j);
   pthread_mutex_destroy(&d->mu);
   pthread_cond_destroy(&d->cv);
-  srv->dur = NULL;
+  D = NULL;
   uv_close((uv_handle_t *)&d->wake, on_wake_closed);
 }
 
 void tks_durability_reload(struct tks_server *srv) {
-  struct tks_durability *d = srv->dur;
+  struct tks_durability *d = D;
   if (!d) return;
   pthread_mutex_lock(&d->mu);
   d->fsync = srv->cfg.journal.fsync;
@@ -446,7 +451,7 @@ void tks_durability_reload(struct tks_server *srv) {
 }
 
 void tks_durability_stats(struct tks_server *srv, struct tks_stats *st) {
-  struct tks_durability *d = srv->dur;
+  struct tks_durability *d = D;
   tks_stats_u64(st, "journal.enabled", d != NULL, TKS_STAT_GAUGE, "1 when the journal is on", NULL, NULL);
   if (!d) return;
   pthread_mutex_lock(&d->mu);
@@ -483,7 +488,7 @@ void tks_durability_stats(struct tks_server *srv, struct tks_stats *st) {
 }
 
 uint64_t tks_durability_durable(struct tks_server *srv) {
-  struct tks_durability *d = srv->dur;
+  struct tks_durability *d = D;
   if (!d) return 0;
   pthread_mutex_lock(&d->mu);
   uint64_t n = d->synced_ticks + d->replayed_ticks;

@@ -37,28 +37,14 @@ struct conn {
 
 #define CONN_OF(l) ((struct conn *)((char *)(l) - offsetof(struct conn, link)))
 
-void tks_server_log_limited(struct tks_server *srv, const char *fmt, ...) {
-  uint64_t now = tks_mono_ns();
-  if (now - srv->log_window_start >= 1000000000u) {
-    if (srv->log_suppressed)
-      tks_log(TKS_LOG_WARN, "%llu more rejection messages suppressed in the last second",
-              (unsigned long long)srv->log_suppressed);
-    srv->log_window_start = now;
-    srv->log_lines_in_window = 0;
-    srv->log_suppressed = 0;
-  }
-  if (srv->log_lines_in_window >= 10) {
-    srv->log_suppressed++;
-    return;
-  }
-  srv->log_lines_in_window++;
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  tks_log(TKS_LOG_WARN, "%s", msg);
-}
+/* One server a process: the listener and its connections are file-local. */
+static struct {
+  uv_tcp_t listener;
+  bool listener_open;
+  uv_idle_t yield_idle; /* restarts connections that yielded the loop */
+  bool yield_started;
+  struct conn_link conns; /* list head */
+} I = {.conns = {&I.conns, &I.conns}};
 
 static void format_peer(uv_tcp_t *tcp, char *out, size_t outlen) {
   struct sockaddr_storage ss;
@@ -91,98 +77,6 @@ static void conn_close(struct conn *c) {
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
-static unsigned usage_type_bit(enum tks_dyn_type t) {
-  switch (t) {
-  case TKS_DYN_NIL: return TKS_USAGE_NIL;
-  case TKS_DYN_BOOL: return TKS_USAGE_BOOL;
-  case TKS_DYN_INT:
-  case TKS_DYN_UINT: return TKS_USAGE_INT;
-  case TKS_DYN_F64: return TKS_USAGE_FLOAT;
-  default: return TKS_USAGE_STRING;
-  }
-}
-
-/* Counts a kept tick's undeclared fields in srv->usage.  In fallback mode
- * the overflow map (and its pointer) is what those fields cost, shared
- * evenly; in dynamic mode every tick is an object anyway, so a field costs
- * its own slot and string bytes. */
-static void note_dynamic(struct tks_server *srv, const struct tks_dyn_tick *t,
-                         const struct tks_dynobj *o) {
-  if (t->undeclared == 0) return;
-  /* Fallback: the overflow map and the pointer to it are the excess. */
-  uint64_t excess =
-      tks_slab_chunk_size(srv->slab, tks_slab_class_for(srv->slab, o->bytes)) + sizeof(void *);
-  bool overflow = false;
-  for (unsigned i = 0; i < t->n; i++) {
-    const struct tks_dyn_field *f = &t->f[i];
-    if (f->field >= 0) continue;
-    struct tks_usage_field *u = tks_usage_get(&srv->usage, f->key, f->key_len);
-    if (!u) {
-      overflow = true;
-      continue;
-    }
-    u->ticks++;
-    u->kept++;
-    u->types |= usage_type_bit(f->value.type);
-    if (f->value.type == TKS_DYN_STR) u->string_bytes += f->value.len;
-    u->cost_bytes += srv->cfg.store.mode == TKS_MODE_FALLBACK
-                         ? excess / t->undeclared
-                         : sizeof(struct tks_dyn_slot) + (f->value.type == TKS_DYN_STR ? f->value.len : 0);
-  }
-  srv->usage.overflow += overflow;
-}
-
-/* Stores a tick the decoder found dynamic: in fallback mode its record plus
- * an overflow map of the undeclared fields, in dynamic mode one object of
- * every field.  Returns 0 or -ENOMEM. */
-static int store_dynamic(struct tks_server *srv, const struct tks_dyn_tick *t, const void *record) {
-  bool fallback = srv->cfg.store.mode == TKS_MODE_FALLBACK;
-  unsigned n = fallback ? t->undeclared : t->n;
-  /* An object no slab class can hold is the tick's fault, not a full store:
-   * it must not set the when_full policy (eviction) going. */
-  if (tks_dynobj_size(n, t->string_bytes) > tks_slab_page_size(srv->slab)) return -E2BIG;
-  struct tks_dynobj *o = tks_store_new_dynobj(srv->store, n, t->string_bytes);
-  if (!o) return -ENOMEM;
-  int r = 0;
-  for (unsigned i = 0; i < t->n && r == 0; i++)
-    if (!fallback || t->f[i].field < 0) r = tks_dynobj_put(o, t->f[i].name, &t->f[i].value);
-  if (r == 0)
-    r = fallback ? tks_store_append_overflow(srv->store, record, o)
-                 : tks_store_append_dynamic(srv->store, t->symbol, t->ts, o);
-  if (r) {
-    tks_store_drop_dynobj(srv->store, o);
-    return -ENOMEM;
-  }
-  note_dynamic(srv, t, o);
-  return 0;
-}
-
-/* Stores one decoded tick, applying the when_full policy if the store has
- * no room.  Returns 0 (stored), 1 (rejected: store_full), 2 (pause: the
- * tick stays unread until there is room) or 3 (rejected: an object larger
- * than a slab page). */
-static int store_tick(struct tks_server *srv, enum tks_decode_status st, const void *record,
-                      const struct tks_dyn_tick *dyn) {
-  for (int attempt = 0; attempt < 8; attempt++) {
-    int r = st == TKS_DECODE_OK ? tks_store_append(srv->store, record)
-                                : store_dynamic(srv, dyn, record);
-    if (r == 0) return 0;
-    if (r == -E2BIG) return 3;
-    switch (tks_limits_on_full(srv)) {
-    case TKS_FULL_RETRY: continue;
-    case TKS_FULL_REJECT: return 1;
-    case TKS_FULL_PAUSE: return 2;
-    }
-  }
-  return 1;
-}
-
-int tks_server_store_replayed(struct tks_server *srv, enum tks_decode_status st, const void *record,
-                              const struct tks_dyn_tick *dyn) {
-  /* Backpressure cannot wait here (nothing is read during replay): reject. */
-  return store_tick(srv, st, record, dyn) == 0 ? 0 : -ENOMEM;
-}
-
 /* Decodes and stores every complete message in c->buf, and hands the bytes
  * of the accepted ticks to the journal.  Returns false when the connection
  * has been closed for a protocol error. */
@@ -199,11 +93,11 @@ static bool process(struct conn *c) {
    * the loop; with reject, refuse the ticks of this read. */
   bool failing = tks_durability_failing(srv);
   bool refusing = failing && srv->cfg.journal.on_error == TKS_ON_ERROR_REJECT;
-  if (failing && !refusing && !(srv->ingest_held & TKS_HOLD_JOURNAL))
-    tks_ingest_hold(srv, TKS_HOLD_JOURNAL, true);
+  if (failing && !refusing && !tks_server_held(srv, TKS_HOLD_JOURNAL))
+    tks_server_hold(srv, TKS_HOLD_JOURNAL, true);
   struct tks_buf *jb = tks_durability_batch(srv, now);
   bool closed = false;
-  while (!srv->ingest_held) {
+  while (!srv->held) {
     enum tks_decode_status st = tks_decode(&srv->decoder, p + off, c->len - off, now, record, &res);
     if (st == TKS_DECODE_NEED_MORE) break;
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
@@ -213,15 +107,12 @@ static bool process(struct conn *c) {
         tks_server_log_limited(srv, "tick from %s rejected: journal_error (journal writes failing, on_error: reject)", c->peer);
         continue;
       }
-      int r = store_tick(srv, st, record, &dyn);
-      if (r == 2) {
-        tks_ingest_pause(srv); /* the tick stays in c->buf for the resume */
-        break;
-      }
-      if (r == 3) {
+      enum tks_admit a = tks_admit(srv, st, record, &dyn);
+      if (a == TKS_ADMIT_PAUSE) break; /* held: the tick stays in c->buf for the resume */
+      if (a == TKS_ADMIT_TOO_BIG) {
         srv->rejected[TKS_REASON_BAD_VALUE]++;
         tks_server_log_limited(srv, "tick from %s rejected: bad_value (its undeclared fields need more than a slab page, store.page_size)", c->peer);
-      } else if (r == 0) {
+      } else if (a == TKS_ADMIT_STORED) {
         srv->ticks_accepted++;
         if (jb && tks_buf_append(jb, p + off, res.consumed) != 0)
           tks_log(TKS_LOG_ERROR, "out of memory for the journal batch");
@@ -240,13 +131,7 @@ static bool process(struct conn *c) {
     srv->rejected[res.reason]++;
     if (st == TKS_DECODE_REJECT) {
       off += res.consumed;
-      if (res.reason == TKS_REASON_UNKNOWN_FIELD) {
-        struct tks_usage_field *u = tks_usage_get(&srv->usage, res.detail, strlen(res.detail));
-        if (u)
-          u->ticks++, u->rejected++;
-        else
-          srv->usage.overflow++;
-      }
+      if (res.reason == TKS_REASON_UNKNOWN_FIELD) tks_tick_note_rejected(&srv->sink, res.detail);
       tks_server_log_limited(srv, "tick from %s rejected: %s%s%s", c->peer,
                              tks_reason_name(res.reason), res.detail[0] ? " " : "", res.detail);
       continue;
@@ -282,12 +167,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_yield_idle(uv_idle_t *h) {
   struct tks_server *srv = h->data;
   uv_idle_stop(h);
-  for (struct conn_link *l = srv->ingest_conns.next; l != &srv->ingest_conns; l = l->next) {
+  for (struct conn_link *l = I.conns.next; l != &I.conns; l = l->next) {
     struct conn *c = CONN_OF(l);
     c->burst = 0;
     if (!c->yielded) continue;
     c->yielded = false;
-    if (!c->closing && !c->reading && !srv->ingest_held && c->len < c->cap) {
+    if (!c->closing && !c->reading && !srv->held && c->len < c->cap) {
       uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
       c->reading = true;
     }
@@ -302,16 +187,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->srv->bytes_received += (uint64_t)nread;
     c->last_active_ms = uv_now(c->srv->loop);
     process(c);
-    if (!c->closing && c->reading && !c->srv->ingest_held && ++c->burst >= READ_BURST) {
+    if (!c->closing && c->reading && !c->srv->held && ++c->burst >= READ_BURST) {
       uv_read_stop((uv_stream_t *)&c->tcp);
       c->reading = false;
       c->yielded = true;
-      if (!uv_is_active((uv_handle_t *)&c->srv->yield_idle))
-        uv_idle_start(&c->srv->yield_idle, on_yield_idle);
+      if (!uv_is_active((uv_handle_t *)&I.yield_idle))
+        uv_idle_start(&I.yield_idle, on_yield_idle);
       return;
     }
     /* Held (backpressure) or full with a partial message: read no more for now. */
-    if (!c->closing && (c->srv->ingest_held || c->len == c->cap) && c->reading) {
+    if (!c->closing && (c->srv->held || c->len == c->cap) && c->reading) {
       uv_read_stop((uv_stream_t *)&c->tcp);
       c->reading = false;
     }
@@ -363,62 +248,49 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   srv->conns_current++;
   srv->conns_total++;
-  conn_list_add(&srv->ingest_conns, &c->link);
+  conn_list_add(&I.conns, &c->link);
   c->last_active_ms = uv_now(srv->loop);
   tks_log(TKS_LOG_DEBUG, "ingest connection from %s", c->peer);
-  if (!srv->ingest_held) {
+  if (!srv->held) {
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     c->reading = true;
   }
 }
 
-/* Holds or releases ingest for one reason (a bit of srv->ingest_held):
- * while any reason holds, no connection is read, so TCP flow control slows
- * the senders; on release, the bytes kept are processed and reading
- * resumes. */
-void tks_ingest_hold(struct tks_server *srv, unsigned reason, bool on) {
-  unsigned before = srv->ingest_held;
-  if (on)
-    srv->ingest_held |= reason;
-  else
-    srv->ingest_held &= ~reason;
-  if (before && !srv->ingest_held) {
-    tks_log(TKS_LOG_INFO, "ingest resumed");
-    for (struct conn_link *l = srv->ingest_conns.next, *next; l != &srv->ingest_conns; l = next) {
+/* The server's hold listener: while any reason holds, no connection is
+ * read, so TCP flow control slows the senders; on release, the bytes kept
+ * are processed and reading resumes. */
+void tks_ingest_on_hold(struct tks_server *srv, bool held) {
+  if (!held) {
+    for (struct conn_link *l = I.conns.next, *next; l != &I.conns; l = next) {
       next = l->next;
       struct conn *c = CONN_OF(l);
       if (c->len && !process(c)) continue;
-      if (!srv->ingest_held && !c->reading && c->len < c->cap) {
+      if (!srv->held && !c->reading && c->len < c->cap) {
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         c->reading = true;
         c->yielded = false;
         c->last_active_ms = uv_now(srv->loop); /* it waited for us, it was not idle */
       }
     }
-  } else if (!before && srv->ingest_held) {
-    srv->ingest_holds++;
-    tks_log(TKS_LOG_WARN, "ingest held (%s): not reading from clients until there is room",
-            (reason & TKS_HOLD_JOURNAL) ? "journal" : "memory limit");
-    for (struct conn_link *l = srv->ingest_conns.next; l != &srv->ingest_conns; l = l->next) {
-      struct conn *c = CONN_OF(l);
-      if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-      }
+    return;
+  }
+  for (struct conn_link *l = I.conns.next; l != &I.conns; l = l->next) {
+    struct conn *c = CONN_OF(l);
+    if (c->reading) {
+      uv_read_stop((uv_stream_t *)&c->tcp);
+      c->reading = false;
     }
   }
 }
 
-void tks_ingest_pause(struct tks_server *srv) { tks_ingest_hold(srv, TKS_HOLD_LIMITS, true); }
-void tks_ingest_resume(struct tks_server *srv) { tks_ingest_hold(srv, TKS_HOLD_LIMITS, false); }
-
 unsigned tks_ingest_close_idle(struct tks_server *srv, uint64_t now_ms, uint64_t timeout_ms) {
   unsigned n = 0;
-  for (struct conn_link *l = srv->ingest_conns.next, *next; l != &srv->ingest_conns; l = next) {
+  for (struct conn_link *l = I.conns.next, *next; l != &I.conns; l = next) {
     next = l->next;
     struct conn *c = CONN_OF(l);
     /* A client held back by backpressure is not idle: it is waiting for us. */
-    if (srv->ingest_held || now_ms - c->last_active_ms < timeout_ms) continue;
+    if (srv->held || now_ms - c->last_active_ms < timeout_ms) continue;
     tks_log(TKS_LOG_INFO, "closing idle ingest connection from %s (nothing for %llu ms)", c->peer,
             (unsigned long long)(now_ms - c->last_active_ms));
     conn_close(c);
@@ -437,32 +309,34 @@ int tks_ingest_start(struct tks_server *srv) {
     tks_log(TKS_LOG_ERROR, "ingest.listen %s: %s", cfg->ingest.listen, uv_strerror(r));
     return r;
   }
-  uv_idle_init(srv->loop, &srv->yield_idle);
-  srv->yield_idle.data = srv;
-  srv->yield_started = true;
-  uv_tcp_init(srv->loop, &srv->listener);
-  srv->listener.data = srv;
-  srv->listener_open = true;
-  r = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+  uv_idle_init(srv->loop, &I.yield_idle);
+  I.yield_idle.data = srv;
+  I.yield_started = true;
+  uv_tcp_init(srv->loop, &I.listener);
+  I.listener.data = srv;
+  I.listener_open = true;
+  r = uv_tcp_bind(&I.listener, (struct sockaddr *)&ss, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&I.listener, 511, on_connection);
   if (r) {
     tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s", cfg->ingest.listen, uv_strerror(r));
     return r;
   }
   int len = sizeof ss;
-  uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-  char host[64];
+  uv_tcp_getsockname(&I.listener, (struct sockaddr *)&ss, &len);
+  char host[64], addr[sizeof srv->listen_addr];
+  uint16_t port;
   if (ss.ss_family == AF_INET6) {
     uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
-    srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    snprintf(srv->listen_addr, sizeof srv->listen_addr, "[%s]:%u", host, srv->port);
+    port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    snprintf(addr, sizeof addr, "[%s]:%u", host, port);
   } else {
     uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
-    srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    snprintf(srv->listen_addr, sizeof srv->listen_addr, "%s:%u", host, srv->port);
+    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(addr, sizeof addr, "%s:%u", host, port);
   }
+  tks_server_set_ingesting(srv, addr, port);
   tks_log(TKS_LOG_INFO, "ingest listening on %s (msgpack ticks, max %u connections, max message %u bytes)",
-          srv->listen_addr, cfg->ingest.max_connections, cfg->ingest.max_message_bytes);
+          addr, cfg->ingest.max_connections, cfg->ingest.max_message_bytes);
   return 0;
 }
 
@@ -490,21 +364,22 @@ static void drain(struct conn *c, uint64_t deadline_ns) {
 }
 
 void tks_ingest_stop(struct tks_server *srv) {
-  if (srv->listener_open) {
-    srv->listener_open = false;
-    uv_close((uv_handle_t *)&srv->listener, NULL);
+  if (I.listener_open) {
+    I.listener_open = false;
+    uv_close((uv_handle_t *)&I.listener, NULL);
   }
+  tks_server_set_ingesting(srv, NULL, 0);
   /* A journal that is only behind is flushed at stop anyway: read on. */
-  srv->ingest_held &= ~TKS_HOLD_JOURNAL;
-  if (srv->ingest_held)
+  tks_server_unhold_quietly(srv, TKS_HOLD_JOURNAL);
+  if (srv->held)
     tks_log(TKS_LOG_WARN, "stopping while ingest is held: what clients sent since is not read");
   /* What the clients sent before the stop is read and stored, within a
    * bound: a stop never waits on the senders for long. */
   uint64_t deadline = tks_mono_ns() + STOP_DRAIN_NS;
   unsigned cut = 0;
-  while (srv->ingest_conns.next != &srv->ingest_conns) {
-    struct conn *c = CONN_OF(srv->ingest_conns.next);
-    if (!srv->ingest_held) {
+  while (I.conns.next != &I.conns) {
+    struct conn *c = CONN_OF(I.conns.next);
+    if (!srv->held) {
       if (tks_mono_ns() < deadline)
         drain(c, deadline);
       else
@@ -515,8 +390,8 @@ void tks_ingest_stop(struct tks_server *srv) {
   if (cut)
     tks_log(TKS_LOG_WARN, "stopping: the %u s drain budget ran out; %u connections were not read",
             STOP_DRAIN_NS / 1000000000u, cut);
-  if (srv->yield_started) {
-    srv->yield_started = false;
-    uv_close((uv_handle_t *)&srv->yield_idle, NULL);
+  if (I.yield_started) {
+    I.yield_started = false;
+    uv_close((uv_handle_t *)&I.yield_idle, NULL);
   }
 }

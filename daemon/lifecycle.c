@@ -211,35 +211,16 @@ static bool same_value(const struct key *k, const struct tks_config *a,
 
 /* ---- systemd status --------------------------------------------------- */
 
-/* The value of path in `stats text` output, or 0. */
-static uint64_t text_stat(const char *text, const char *path) {
-  size_t n = strlen(path);
-  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-    if (strncmp(p, path, n) == 0 && p[n] == ' ') return strtoull(p + n + 1, NULL, 10);
-  return 0;
-}
-
-/* "STATUS=..." from the same figures `stats` reports, after prefix. */
+/* "STATUS=..." from the server's summary (the figures `stats` reports as
+ * ingest.rate_1s, ticks.stored, memory.total_bytes, connections.current),
+ * after prefix. */
 static void send_status(struct tks_server *srv, const char *prefix) {
   char msg[256];
-  struct tks_stats *st = tks_stats_create();
-  struct tks_buf text;
-  tks_buf_init(&text);
-  if (st) tks_server_stats(srv, st, false);
-  if (st && tks_stats_text(st, &text) == 0 && tks_buf_putc(&text, '\0') == 0) {
-    uint64_t mem = text_stat(text.data, "memory.total_bytes");
-    snprintf(msg, sizeof msg, "%sSTATUS=%llu ticks/s, %llu ticks held, %.1f MiB, %llu connections",
-             prefix, (unsigned long long)text_stat(text.data, "ingest.rate_1s"),
-             (unsigned long long)text_stat(text.data, "ticks.stored"),
-             (double)mem / (1024.0 * 1024.0),
-             (unsigned long long)text_stat(text.data, "connections.current"));
-  } else {
-    snprintf(msg, sizeof msg, "%sSTATUS=%llu ticks held, %llu connections", prefix,
-             (unsigned long long)tks_store_ticks(srv->store),
-             (unsigned long long)srv->conns_current);
-  }
-  tks_buf_finish(&text);
-  tks_stats_destroy(st);
+  struct tks_server_summary sum;
+  tks_server_summary(srv, &sum);
+  snprintf(msg, sizeof msg, "%sSTATUS=%llu ticks/s, %llu ticks held, %.1f MiB, %llu connections",
+           prefix, (unsigned long long)sum.rate_1s, (unsigned long long)sum.ticks_stored,
+           (double)sum.memory_bytes / (1024.0 * 1024.0), (unsigned long long)sum.connections);
   tks_notify(msg);
 }
 

@@ -1,10 +1,11 @@
 /*
  * Memory limits and retention.  limits.max_memory caps the slab pages
  * (tks_slab_set_limit): the slab refuses a new page past it, the store
- * refuses the tick, and ingest asks tks_limits_on_full() what to do, as
- * limits.when_full says: evict_oldest frees a slice of the oldest blocks
- * and has the tick stored again, reject refuses it, backpressure pauses
- * every ingest connection until a 100 ms timer finds room.
+ * refuses the tick, and admission (admit.c) asks tks_limits_on_full() what
+ * to do, as limits.when_full says: evict_oldest frees a slice of the oldest
+ * blocks and has the tick stored again, reject refuses it, backpressure
+ * holds ingest (the server's TKS_HOLD_LIMITS) until a 100 ms timer finds
+ * room (tks_store_has_room).
  * limits.retention evicts, once a second, every block whose newest tick is
  * older than the retention.  Freed chunks go back to the slab's free lists
  * and are reused: the process stops growing, it does not shrink.
@@ -39,7 +40,6 @@ static struct {
   uint64_t max_memory, retention_ns;
   enum tks_when_full when_full;
 
-  bool paused;
   uint64_t paused_since_ns, paused_ns; /* mono clock */
 
   /* evict_oldest: eviction bytes since a tick was last stored, so that a
@@ -103,27 +103,32 @@ static uint64_t retention_sweep(struct tks_server *srv) {
   return ticks;
 }
 
+/* Paused is the server's hold (TKS_HOLD_LIMITS), not a copy of it. */
+static bool paused(const struct tks_server *srv) {
+  return L.started && tks_server_held(srv, TKS_HOLD_LIMITS);
+}
+
 static void resume(struct tks_server *srv, const char *why) {
-  if (!L.paused) return;
-  L.paused = false;
+  if (!paused(srv)) return;
   uint64_t ms = (tks_mono_ns() - L.paused_since_ns) / 1000000u;
   L.paused_ns += tks_mono_ns() - L.paused_since_ns;
   if (L.timers_open) uv_timer_stop(&L.room_timer);
   tks_log(TKS_LOG_INFO, "limits: resuming ingest after %llu ms paused (%s)", (unsigned long long)ms,
           why);
-  tks_ingest_resume(srv);
+  tks_server_hold(srv, TKS_HOLD_LIMITS, false);
 }
 
 static void on_retention_timer(uv_timer_t *t) {
   struct tks_server *srv = t->data;
   if (srv->stopping) return;
-  if (retention_sweep(srv) && L.paused && tks_limits_room(srv)) resume(srv, "retention made room");
+  if (retention_sweep(srv) && paused(srv) && tks_store_has_room(srv->store))
+    resume(srv, "retention made room");
 }
 
 static void on_room_timer(uv_timer_t *t) {
   struct tks_server *srv = t->data;
-  if (!L.paused || srv->stopping) return;
-  if (tks_limits_room(srv)) resume(srv, "room in the store");
+  if (!paused(srv) || srv->stopping) return;
+  if (tks_store_has_room(srv->store)) resume(srv, "room in the store");
 }
 
 /* Applies the limits section of srv->cfg. */
@@ -174,13 +179,9 @@ int tks_limits_start(struct tks_server *srv) {
 }
 
 void tks_limits_stop(struct tks_server *srv) {
-  (void)srv;
   if (!L.started) return;
+  if (paused(srv)) L.paused_ns += tks_mono_ns() - L.paused_since_ns;
   L.started = false;
-  if (L.paused) {
-    L.paused_ns += tks_mono_ns() - L.paused_since_ns;
-    L.paused = false;
-  }
   if (L.timers_open) {
     L.timers_open = false;
     uv_timer_stop(&L.retention_timer);
@@ -204,27 +205,12 @@ void tks_limits_reload(struct tks_server *srv) {
           (unsigned long long)old_ret, (unsigned long long)c->limits.retention_ns);
   apply(srv);
   L.futile_bytes = 0;
-  if (L.paused) {
+  if (paused(srv)) {
     if (L.when_full != TKS_WHEN_FULL_BACKPRESSURE)
       resume(srv, "when_full is no longer backpressure");
-    else if (tks_limits_room(srv))
+    else if (tks_store_has_room(srv->store))
       resume(srv, "the new limit leaves room");
   }
-}
-
-bool tks_limits_room(struct tks_server *srv) {
-  if (!L.max_memory) return true;
-  struct tks_slab *slab = srv->slab;
-  /* A new page would fit under the limit. */
-  if (tks_slab_bytes_allocated(slab) + tks_slab_page_size(slab) <= L.max_memory) return true;
-  /* Or the class of the store's full-size blocks has a chunk to give: the
-   * store's steady state allocates those (a tick that wants another class
-   * and still finds none pauses ingest again at once). */
-  size_t rec = ((size_t)srv->cfg.schema.record_size + 7) / 8 * 8 + 8;
-  size_t want = 32 + 8 * rec > TKS_STORE_BLOCK_MAX ? 32 + 8 * rec : TKS_STORE_BLOCK_MAX;
-  struct tks_slab_class_info ci;
-  if (tks_slab_class_info(slab, tks_slab_class_for(slab, want), &ci) != 0) return false;
-  return ci.free_chunks + ci.free_chunks_end > 0;
 }
 
 /* evict_oldest: a slice of the oldest blocks, max(max_memory / 32, 1 MiB),
@@ -304,9 +290,9 @@ enum tks_full_action tks_limits_on_full(struct tks_server *srv) {
                  (unsigned long long)tks_store_ticks(srv->store));
     return TKS_FULL_REJECT;
   case TKS_WHEN_FULL_BACKPRESSURE:
-    if (L.paused) return TKS_FULL_PAUSE;
+    if (paused(srv)) return TKS_FULL_PAUSE;
     if (early_retention(srv)) return TKS_FULL_RETRY;
-    if (!srv->listener_open) {
+    if (!srv->ingesting) {
       /* Journal replay (before ingest listens) or the stop: there is no
        * reading to pause, so the tick is refused and counted. */
       L.rejected_full++;
@@ -315,7 +301,6 @@ enum tks_full_action tks_limits_on_full(struct tks_server *srv) {
                    mib(L.max_memory), (unsigned long long)L.rejected_full);
       return TKS_FULL_REJECT;
     }
-    L.paused = true;
     L.paused_since_ns = tks_mono_ns();
     L.pauses++;
     if (L.timers_open) uv_timer_start(&L.room_timer, on_room_timer, ROOM_PERIOD_MS, ROOM_PERIOD_MS);
@@ -323,13 +308,15 @@ enum tks_full_action tks_limits_on_full(struct tks_server *srv) {
                  "there is room; %llu ticks held, %llu pauses so far",
                  mib(L.max_memory), (unsigned long long)tks_store_ticks(srv->store),
                  (unsigned long long)L.pauses);
+    tks_server_hold(srv, TKS_HOLD_LIMITS, true);
     return TKS_FULL_PAUSE;
   }
   return TKS_FULL_REJECT;
 }
 
 void tks_limits_stats(struct tks_server *srv, struct tks_stats *st) {
-  uint64_t paused_ns = L.paused_ns + (L.paused ? tks_mono_ns() - L.paused_since_ns : 0);
+  bool is_paused = paused(srv);
+  uint64_t paused_ns = L.paused_ns + (is_paused ? tks_mono_ns() - L.paused_since_ns : 0);
   const struct tks_config *c = &srv->cfg;
   /* Before start, the config is what will apply. */
   uint64_t max = L.started ? L.max_memory : c->limits.max_memory;
@@ -358,7 +345,7 @@ void tks_limits_stats(struct tks_server *srv, struct tks_stats *st) {
   tks_stats_u64(st, "limits.rejected_full", L.rejected_full, TKS_STAT_COUNTER,
                 "Ticks refused at max_memory by the reject policy (or by backpressure while "
                 "ingest is not served: replay, stop)", NULL, NULL);
-  tks_stats_u64(st, "limits.paused", L.paused, TKS_STAT_GAUGE,
+  tks_stats_u64(st, "limits.paused", is_paused, TKS_STAT_GAUGE,
                 "1 while ingest is paused at max_memory (backpressure)", NULL, NULL);
   tks_stats_u64(st, "limits.pauses", L.pauses, TKS_STAT_COUNTER,
                 "Times ingest was paused at max_memory (backpressure)", NULL, NULL);

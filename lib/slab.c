@@ -143,8 +143,19 @@ size_t tks_slab_chunk_size(const struct tks_slab *s, unsigned id) {
 
 void tks_slab_set_limit(struct tks_slab *s, uint64_t max_bytes) { s->limit = max_bytes; }
 
+static bool page_fits(const struct tks_slab *s) {
+  return !s->limit || (s->npages + 1) * s->page_size <= s->limit;
+}
+
+bool tks_slab_can_alloc(const struct tks_slab *s, size_t size) {
+  unsigned id = tks_slab_class_for(s, size);
+  if (id == 0) return false;
+  const struct slab_class *c = &s->cls[id];
+  return c->free_list || c->end_left > 0 || page_fits(s);
+}
+
 static int new_page(struct tks_slab *s, struct slab_class *c) {
-  if (s->limit && (s->npages + 1) * s->page_size > s->limit) return -ENOMEM;
+  if (!page_fits(s)) return -ENOMEM;
   if (s->npages == s->pages_cap) {
     uint64_t cap = s->pages_cap ? s->pages_cap * 2 : 64;
     void **p = realloc(s->pages, cap * sizeof *p);

@@ -9,6 +9,7 @@
 #ifndef TKS_SLAB_H
 #define TKS_SLAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,11 @@ size_t tks_slab_chunk_size(const struct tks_slab *s, unsigned class_id);
 void *tks_slab_alloc(struct tks_slab *s, size_t size);
 /* Returns p (from tks_slab_alloc with the same size) to its class. */
 void tks_slab_free(struct tks_slab *s, void *p, size_t size);
+
+/* True when tks_slab_alloc(s, size) would succeed without freeing
+ * anything: the class has a free chunk, or a new page fits under the
+ * limit (mmap failing aside).  False for a size no class holds. */
+bool tks_slab_can_alloc(const struct tks_slab *s, size_t size);
 
 /* 0 = no limit (default). */
 void tks_slab_set_limit(struct tks_slab *s, uint64_t max_bytes);

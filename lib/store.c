@@ -302,6 +302,21 @@ void tks_store_drop_dynobj(struct tks_store *st, struct tks_dynobj *obj) {
   if (obj) tks_slab_free(st->slab, obj, obj->bytes);
 }
 
+bool tks_store_dynobj_fits(const struct tks_store *st, unsigned nfields, size_t string_bytes) {
+  return tks_dynobj_size(nfields, string_bytes) <= tks_slab_page_size(st->slab);
+}
+
+uint64_t tks_store_overflow_cost(const struct tks_store *st, const struct tks_dynobj *map) {
+  return tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, map->bytes)) + sizeof map;
+}
+
+bool tks_store_has_room(const struct tks_store *st) {
+  /* The steady state allocates blocks of the largest size (block_new). */
+  size_t want = sizeof(struct block) + 8 * (size_t)st->sets[SET_OVERFLOW].esize;
+  if (want < TKS_STORE_BLOCK_MAX) want = TKS_STORE_BLOCK_MAX;
+  return tks_slab_can_alloc(st->slab, want);
+}
+
 static void count_obj(struct tks_store *st, int k, const struct tks_dynobj *obj) {
   st->obj_bytes[k] += tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, obj->bytes));
   st->obj_requested[k] += obj->bytes;

@@ -12,6 +12,8 @@
 #ifndef TKS_STORE_H
 #define TKS_STORE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dynobj.h"
@@ -56,10 +58,25 @@ struct tks_dynobj *tks_store_new_dynobj(struct tks_store *st, unsigned nfields,
 int tks_store_append_dynamic(struct tks_store *st, uint32_t symbol, int64_t ts,
                              struct tks_dynobj *obj);
 void tks_store_drop_dynobj(struct tks_store *st, struct tks_dynobj *obj);
+/* True when an object of nfields and string_bytes fits one slab chunk at
+ * all (no larger than a slab page): one that does not can never be stored,
+ * however much memory is freed. */
+bool tks_store_dynobj_fits(const struct tks_store *st, unsigned nfields, size_t string_bytes);
 /* Fallback ticks: the slotted record plus an overflow map (a dynamic object
  * holding the fields the schema does not declare), taken over on success. */
 int tks_store_append_overflow(struct tks_store *st, const void *record,
                               struct tks_dynobj *overflow);
+
+/* What an overflow map costs beyond the tick's slotted record: the map's
+ * slab chunk plus the entry's pointer to it.  The store alone knows the
+ * overflow entry's layout and the slab's chunk sizes. */
+uint64_t tks_store_overflow_cost(const struct tks_store *st, const struct tks_dynobj *map);
+
+/* True when the store can take another full-size block without memory
+ * being freed first: its slab class has a chunk to give, or a new slab page
+ * fits under the slab's limit.  (A tick that needs another class may still
+ * find none.) */
+bool tks_store_has_room(const struct tks_store *st);
 
 /* Memory per representation. */
 struct tks_store_repr {

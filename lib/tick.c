@@ -1,0 +1,88 @@
+/*
+ * Taking a decoded tick into the store: the representation choice
+ * (slotted record, record plus overflow map, dynamic object) and the cost
+ * of the undeclared fields in the usage table.  What an overflow map costs
+ * is the store's answer (tks_store_overflow_cost), not recomputed here.
+ */
+#include "tick.h"
+
+#include <errno.h>
+#include <string.h>
+
+static unsigned usage_type_bit(enum tks_dyn_type t) {
+  switch (t) {
+  case TKS_DYN_NIL: return TKS_USAGE_NIL;
+  case TKS_DYN_BOOL: return TKS_USAGE_BOOL;
+  case TKS_DYN_INT:
+  case TKS_DYN_UINT: return TKS_USAGE_INT;
+  case TKS_DYN_F64: return TKS_USAGE_FLOAT;
+  default: return TKS_USAGE_STRING;
+  }
+}
+
+/* Counts a kept tick's undeclared fields.  In fallback mode the overflow
+ * map (and its pointer) is what those fields cost, shared evenly; in
+ * dynamic mode every tick is an object anyway, so a field costs its own
+ * slot and string bytes. */
+static void note_kept(const struct tks_tick_sink *k, const struct tks_dyn_tick *t,
+                      const struct tks_dynobj *o) {
+  if (t->undeclared == 0) return;
+  uint64_t excess = tks_store_overflow_cost(k->store, o);
+  bool overflow = false;
+  for (unsigned i = 0; i < t->n; i++) {
+    const struct tks_dyn_field *f = &t->f[i];
+    if (f->field >= 0) continue;
+    struct tks_usage_field *u = tks_usage_get(k->usage, f->key, f->key_len);
+    if (!u) {
+      overflow = true;
+      continue;
+    }
+    u->ticks++;
+    u->kept++;
+    u->types |= usage_type_bit(f->value.type);
+    if (f->value.type == TKS_DYN_STR) u->string_bytes += f->value.len;
+    u->cost_bytes += k->mode == TKS_MODE_FALLBACK
+                         ? excess / t->undeclared
+                         : sizeof(struct tks_dyn_slot) + (f->value.type == TKS_DYN_STR ? f->value.len : 0);
+  }
+  k->usage->overflow += overflow;
+}
+
+/* Fallback: the record plus an overflow map of the undeclared fields;
+ * dynamic: one object of every field. */
+static int store_dynamic(const struct tks_tick_sink *k, const struct tks_dyn_tick *t,
+                         const void *record) {
+  bool fallback = k->mode == TKS_MODE_FALLBACK;
+  unsigned n = fallback ? t->undeclared : t->n;
+  /* An object no slab class can hold is the tick's fault, not a full store:
+   * it must not set the when_full policy (eviction) going. */
+  if (!tks_store_dynobj_fits(k->store, n, t->string_bytes)) return -E2BIG;
+  struct tks_dynobj *o = tks_store_new_dynobj(k->store, n, t->string_bytes);
+  if (!o) return -ENOMEM;
+  int r = 0;
+  for (unsigned i = 0; i < t->n && r == 0; i++)
+    if (!fallback || t->f[i].field < 0) r = tks_dynobj_put(o, t->f[i].name, &t->f[i].value);
+  if (r == 0)
+    r = fallback ? tks_store_append_overflow(k->store, record, o)
+                 : tks_store_append_dynamic(k->store, t->symbol, t->ts, o);
+  if (r) {
+    tks_store_drop_dynobj(k->store, o);
+    return -ENOMEM;
+  }
+  note_kept(k, t, o);
+  return 0;
+}
+
+int tks_tick_store(const struct tks_tick_sink *k, enum tks_decode_status status,
+                   const void *record, const struct tks_dyn_tick *dyn) {
+  return status == TKS_DECODE_OK ? tks_store_append(k->store, record)
+                                 : store_dynamic(k, dyn, record);
+}
+
+void tks_tick_note_rejected(const struct tks_tick_sink *k, const char *name) {
+  struct tks_usage_field *u = tks_usage_get(k->usage, name, strlen(name));
+  if (u)
+    u->ticks++, u->rejected++;
+  else
+    k->usage->overflow++;
+}

@@ -1,0 +1,37 @@
+/*
+ * One decoded tick into the store, in the representation its mode and its
+ * fields ask for: a slotted record; in fallback mode a record plus an
+ * overflow map of the undeclared fields; in dynamic mode one object of
+ * every field.  Kept ticks with undeclared fields are counted in the usage
+ * table with what those fields cost (the store says what a map costs).
+ * No policy here: a full store is the caller's to handle (daemon/admit.c).
+ */
+#ifndef TKS_TICK_H
+#define TKS_TICK_H
+
+#include "codec.h"
+#include "store.h"
+#include "usage.h"
+
+/* Where ticks go: the store, the usage table, the mode. */
+struct tks_tick_sink {
+  struct tks_store *store;
+  struct tks_usage *usage;
+  enum tks_mode mode;
+};
+
+/*
+ * Stores one tick tks_decode() gave: status TKS_DECODE_OK (record filled)
+ * or TKS_DECODE_DYNAMIC (dyn filled; record too in fallback mode).
+ * Returns 0 (stored, usage counted), -ENOMEM (no room: nothing stored; the
+ * caller may free memory and try again) or -E2BIG (an object larger than a
+ * slab page: it can never be stored, freeing memory does not help).
+ */
+int tks_tick_store(const struct tks_tick_sink *k, enum tks_decode_status status,
+                   const void *record, const struct tks_dyn_tick *dyn);
+
+/* Counts a rejected tick's undeclared field (unknown_field in slotted
+ * mode) in the usage table. */
+void tks_tick_note_rejected(const struct tks_tick_sink *k, const char *name);
+
+#endif
