@@ -450,9 +450,41 @@ void tks_durability_reload(struct tks_server *srv) {
   pthread_mutex_unlock(&d->mu);
 }
 
+static const struct tks_stat
+    ST_JOURNAL_ENABLED = {"journal.enabled", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                          "1 when the journal is on", NULL, NULL},
+    ST_JOURNAL_DIR = {"journal.dir", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_JOURNAL_STATE = {"journal.state", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                        "Journal state", "journal_state", "state"},
+    ST_JOURNAL_LAST_ERROR = {"journal.last_error", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_JOURNAL_BYTES = {"journal.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                        "Bytes of journal segments", NULL, NULL},
+    ST_JOURNAL_SEGMENTS = {"journal.segments", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                           "Journal segment files", NULL, NULL},
+    ST_JOURNAL_FRAMES_WRITTEN = {"journal.frames_written", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                                 "Journal frames written since start", NULL, NULL},
+    ST_JOURNAL_FSYNCS = {"journal.fsyncs", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                         "Journal fsyncs since start", NULL, NULL},
+    ST_JOURNAL_WRITE_ERRORS = {"journal.write_errors", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                               "Failed journal writes", NULL, NULL},
+    ST_JOURNAL_QUEUED_BYTES = {"journal.queued_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                               "Journal bytes waiting for the writer thread", NULL, NULL},
+    ST_JOURNAL_LAST_FSYNC_AGE_SECONDS = {"journal.last_fsync_age_seconds", TKS_STAT_GAUGE, TKS_UNIT_SECONDS,
+                                         "Seconds since the last journal fsync", NULL, NULL},
+    ST_JOURNAL_WRITTEN_TICKS = {"journal.written_ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                                "Ticks in the journal files (replayed ones included)", NULL, NULL},
+    ST_JOURNAL_REPLAYED_TICKS = {"journal.replayed_ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                                 "Ticks rebuilt from the journal at start", NULL, NULL},
+    ST_JOURNAL_REPLAY_REJECTED = {"journal.replay_rejected", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                                  "Journal ticks not stored at replay", NULL, NULL},
+    ST_JOURNAL_REPLAY_SECONDS = {"journal.replay_seconds", TKS_STAT_GAUGE, TKS_UNIT_SECONDS,
+                                 "Seconds the replay took", NULL, NULL},
+    ST_JOURNAL_TRUNCATED_BYTES = {"journal.truncated_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                                  "Bytes of a torn or corrupt tail cut at start", NULL, NULL};
+
 void tks_durability_stats(struct tks_server *srv, struct tks_stats *st) {
   struct tks_durability *d = D;
-  tks_stats_u64(st, "journal.enabled", d != NULL, TKS_STAT_GAUGE, "1 when the journal is on", NULL, NULL);
+  tks_stat_u64(st, &ST_JOURNAL_ENABLED, d != NULL);
   if (!d) return;
   pthread_mutex_lock(&d->mu);
   struct tks_journal_info info = d->info;
@@ -460,30 +492,21 @@ void tks_durability_stats(struct tks_server *srv, struct tks_stats *st) {
   int err = d->last_error;
   size_t queued = d->queue.len;
   pthread_mutex_unlock(&d->mu);
-  tks_stats_str(st, "journal.dir", srv->cfg.journal.dir, NULL, NULL, NULL);
-  tks_stats_str(st, "journal.state", err ? "failing" : "ok", "Journal state", "journal_state", "state");
-  tks_stats_str(st, "journal.last_error", err ? strerror(-err) : "none", NULL, NULL, NULL);
-  tks_stats_u64(st, "journal.bytes", info.bytes, TKS_STAT_GAUGE, "Bytes of journal segments", NULL, NULL);
-  tks_stats_u64(st, "journal.segments", info.segments, TKS_STAT_GAUGE, "Journal segment files", NULL, NULL);
-  tks_stats_u64(st, "journal.frames_written", info.frames_written, TKS_STAT_COUNTER,
-                "Journal frames written since start", NULL, NULL);
-  tks_stats_u64(st, "journal.fsyncs", info.fsyncs, TKS_STAT_COUNTER, "Journal fsyncs since start", NULL, NULL);
-  tks_stats_u64(st, "journal.write_errors", info.write_errors, TKS_STAT_COUNTER,
-                "Failed journal writes", NULL, NULL);
-  tks_stats_u64(st, "journal.queued_bytes", queued, TKS_STAT_GAUGE,
-                "Journal bytes waiting for the writer thread", NULL, NULL);
-  tks_stats_f64(st, "journal.last_fsync_age_seconds", (double)(mono_ns() - last) / 1e9,
-                TKS_STAT_GAUGE, "Seconds since the last journal fsync", NULL, NULL);
-  tks_stats_u64(st, "journal.written_ticks", written + d->replayed_ticks, TKS_STAT_GAUGE,
-                "Ticks in the journal files (replayed ones included)", NULL, NULL);
-  tks_stats_u64(st, "journal.replayed_ticks", d->replayed_ticks, TKS_STAT_GAUGE,
-                "Ticks rebuilt from the journal at start", NULL, NULL);
-  tks_stats_u64(st, "journal.replay_rejected", d->replay_rejected, TKS_STAT_GAUGE,
-                "Journal ticks not stored at replay", NULL, NULL);
-  tks_stats_f64(st, "journal.replay_seconds", d->replay_seconds, TKS_STAT_GAUGE,
-                "Seconds the replay took", NULL, NULL);
-  tks_stats_u64(st, "journal.truncated_bytes", d->replay.truncated_bytes, TKS_STAT_GAUGE,
-                "Bytes of a torn or corrupt tail cut at start", NULL, NULL);
+  tks_stat_str(st, &ST_JOURNAL_DIR, srv->cfg.journal.dir);
+  tks_stat_str(st, &ST_JOURNAL_STATE, err ? "failing" : "ok");
+  tks_stat_str(st, &ST_JOURNAL_LAST_ERROR, err ? strerror(-err) : "none");
+  tks_stat_u64(st, &ST_JOURNAL_BYTES, info.bytes);
+  tks_stat_u64(st, &ST_JOURNAL_SEGMENTS, info.segments);
+  tks_stat_u64(st, &ST_JOURNAL_FRAMES_WRITTEN, info.frames_written);
+  tks_stat_u64(st, &ST_JOURNAL_FSYNCS, info.fsyncs);
+  tks_stat_u64(st, &ST_JOURNAL_WRITE_ERRORS, info.write_errors);
+  tks_stat_u64(st, &ST_JOURNAL_QUEUED_BYTES, queued);
+  tks_stat_f64(st, &ST_JOURNAL_LAST_FSYNC_AGE_SECONDS, (double)(mono_ns() - last) / 1e9);
+  tks_stat_u64(st, &ST_JOURNAL_WRITTEN_TICKS, written + d->replayed_ticks);
+  tks_stat_u64(st, &ST_JOURNAL_REPLAYED_TICKS, d->replayed_ticks);
+  tks_stat_u64(st, &ST_JOURNAL_REPLAY_REJECTED, d->replay_rejected);
+  tks_stat_f64(st, &ST_JOURNAL_REPLAY_SECONDS, d->replay_seconds);
+  tks_stat_u64(st, &ST_JOURNAL_TRUNCATED_BYTES, d->replay.truncated_bytes);
   (void)synced;
 }
 

@@ -418,19 +418,31 @@ void tks_lifecycle_stop(struct tks_server *srv) {
   lc.idle_running = false;
 }
 
+static const struct tks_stat
+    ST_LIFECYCLE_RELOADS = {"lifecycle.reloads", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                            "SIGHUP reloads of the config file that were read and applied",
+                            NULL, NULL},
+    ST_LIFECYCLE_RELOAD_ERRORS = {"lifecycle.reload_errors", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                                  "SIGHUP reloads refused (config unreadable or invalid; the running one kept)",
+                                  NULL, NULL},
+    ST_LIFECYCLE_RELOAD_APPLIED = {"lifecycle.reload_applied", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                                   "Config keys changed by reloads", NULL, NULL},
+    ST_LIFECYCLE_RELOAD_REFUSED = {"lifecycle.reload_refused", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                                   "Config key changes refused by reloads (need a restart)",
+                                   NULL, NULL},
+    ST_LIFECYCLE_IDLE_CLOSED = {"lifecycle.idle_closed", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                                "Ingest connections closed for silence (ingest.idle_timeout)",
+                                NULL, NULL},
+    ST_LIFECYCLE_WATCHDOG_USEC = {"lifecycle.watchdog_usec", TKS_STAT_GAUGE, TKS_UNIT_USEC,
+                                  "systemd watchdog timeout (WATCHDOG_USEC), 0 when off",
+                                  NULL, NULL};
+
 void tks_lifecycle_stats(struct tks_server *srv, struct tks_stats *st) {
   (void)srv;
-  tks_stats_u64(st, "lifecycle.reloads", lc.reloads, TKS_STAT_COUNTER,
-                "SIGHUP reloads of the config file that were read and applied", NULL, NULL);
-  tks_stats_u64(st, "lifecycle.reload_errors", lc.reload_errors, TKS_STAT_COUNTER,
-                "SIGHUP reloads refused (config unreadable or invalid; the running one kept)",
-                NULL, NULL);
-  tks_stats_u64(st, "lifecycle.reload_applied", lc.reload_applied, TKS_STAT_COUNTER,
-                "Config keys changed by reloads", NULL, NULL);
-  tks_stats_u64(st, "lifecycle.reload_refused", lc.reload_refused, TKS_STAT_COUNTER,
-                "Config key changes refused by reloads (need a restart)", NULL, NULL);
-  tks_stats_u64(st, "lifecycle.idle_closed", lc.idle_closed, TKS_STAT_COUNTER,
-                "Ingest connections closed for silence (ingest.idle_timeout)", NULL, NULL);
-  tks_stats_u64(st, "lifecycle.watchdog_usec", lc.watchdog_usec, TKS_STAT_GAUGE,
-                "systemd watchdog timeout (WATCHDOG_USEC), 0 when off", NULL, NULL);
+  tks_stat_u64(st, &ST_LIFECYCLE_RELOADS, lc.reloads);
+  tks_stat_u64(st, &ST_LIFECYCLE_RELOAD_ERRORS, lc.reload_errors);
+  tks_stat_u64(st, &ST_LIFECYCLE_RELOAD_APPLIED, lc.reload_applied);
+  tks_stat_u64(st, &ST_LIFECYCLE_RELOAD_REFUSED, lc.reload_refused);
+  tks_stat_u64(st, &ST_LIFECYCLE_IDLE_CLOSED, lc.idle_closed);
+  tks_stat_u64(st, &ST_LIFECYCLE_WATCHDOG_USEC, lc.watchdog_usec);
 }

@@ -314,6 +314,45 @@ enum tks_full_action tks_limits_on_full(struct tks_server *srv) {
   return TKS_FULL_REJECT;
 }
 
+static const struct tks_stat
+    ST_LIMITS_MAX_MEMORY = {"limits.max_memory", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                            "Limit on the slab pages in bytes (0: none); tables and index come on top",
+                            NULL, NULL},
+    ST_LIMITS_WHEN_FULL = {"limits.when_full", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                           "What the store does at max_memory: evict_oldest, reject or backpressure",
+                           "limits_when_full", "policy"},
+    ST_LIMITS_RETENTION_SECONDS = {"limits.retention_seconds", TKS_STAT_GAUGE, TKS_UNIT_SECONDS,
+                                   "Ticks older than this are evicted (0: kept)", NULL, NULL},
+    ST_LIMITS_USED_BYTES = {"limits.used_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                            "Bytes of slab pages held, what max_memory limits", NULL, NULL},
+    ST_LIMITS_EVICTED_TICKS = {"limits.evicted_ticks", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
+                               "Ticks evicted from memory, by the memory limit or retention",
+                               NULL, NULL},
+    ST_LIMITS_EVICTED_BYTES = {"limits.evicted_bytes", TKS_STAT_COUNTER, TKS_UNIT_BYTES,
+                               "Bytes of slab chunks freed by eviction, by the memory limit or retention",
+                               NULL, NULL},
+    ST_LIMITS_EVICTIONS = {"limits.evictions", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                           "Rounds of evicting the oldest blocks at max_memory (evict_oldest)",
+                           NULL, NULL},
+    ST_LIMITS_EVICT_FAILED = {"limits.evict_failed", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                              "Ticks refused under evict_oldest because evicting made no room for them",
+                              NULL, NULL},
+    ST_LIMITS_REJECTED_FULL = {"limits.rejected_full", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                               "Ticks refused at max_memory by the reject policy (or by backpressure while ingest is not served: replay, stop)",
+                               NULL, NULL},
+    ST_LIMITS_PAUSED = {"limits.paused", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                        "1 while ingest is paused at max_memory (backpressure)", NULL, NULL},
+    ST_LIMITS_PAUSES = {"limits.pauses", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                        "Times ingest was paused at max_memory (backpressure)", NULL, NULL},
+    ST_LIMITS_PAUSED_SECONDS = {"limits.paused_seconds", TKS_STAT_COUNTER, TKS_UNIT_SECONDS,
+                                "Seconds ingest spent paused at max_memory (backpressure)",
+                                NULL, NULL},
+    ST_LIMITS_RETENTION_EVICTED_TICKS = {"limits.retention_evicted_ticks", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
+                                         "Ticks evicted because they were older than limits.retention",
+                                         NULL, NULL},
+    ST_LIMITS_RETENTION_EVICTED_BYTES = {"limits.retention_evicted_bytes", TKS_STAT_COUNTER, TKS_UNIT_BYTES,
+                                         "Bytes of slab chunks freed by retention", NULL, NULL};
+
 void tks_limits_stats(struct tks_server *srv, struct tks_stats *st) {
   bool is_paused = paused(srv);
   uint64_t paused_ns = L.paused_ns + (is_paused ? tks_mono_ns() - L.paused_since_ns : 0);
@@ -322,37 +361,18 @@ void tks_limits_stats(struct tks_server *srv, struct tks_stats *st) {
   uint64_t max = L.started ? L.max_memory : c->limits.max_memory;
   uint64_t ret = L.started ? L.retention_ns : c->limits.retention_ns;
   enum tks_when_full wf = L.started ? L.when_full : c->limits.when_full;
-  tks_stats_u64(st, "limits.max_memory", max, TKS_STAT_GAUGE,
-                "Limit on the slab pages in bytes (0: none); tables and index come on top", NULL,
-                NULL);
-  tks_stats_str(st, "limits.when_full", when_full_name(wf),
-                "What the store does at max_memory: evict_oldest, reject or backpressure",
-                "limits_when_full", "policy");
-  tks_stats_f64(st, "limits.retention_seconds", (double)ret / 1e9, TKS_STAT_GAUGE,
-                "Ticks older than this are evicted (0: kept)", NULL, NULL);
-  tks_stats_u64(st, "limits.used_bytes", tks_slab_bytes_allocated(srv->slab), TKS_STAT_GAUGE,
-                "Bytes of slab pages held, what max_memory limits", NULL, NULL);
-  tks_stats_u64(st, "limits.evicted_ticks", tks_store_evicted_ticks(srv->store), TKS_STAT_COUNTER,
-                "Ticks evicted from memory, by the memory limit or retention", NULL, NULL);
-  tks_stats_u64(st, "limits.evicted_bytes", tks_store_evicted_bytes(srv->store), TKS_STAT_COUNTER,
-                "Bytes of slab chunks freed by eviction, by the memory limit or retention", NULL,
-                NULL);
-  tks_stats_u64(st, "limits.evictions", L.evictions, TKS_STAT_COUNTER,
-                "Rounds of evicting the oldest blocks at max_memory (evict_oldest)", NULL, NULL);
-  tks_stats_u64(st, "limits.evict_failed", L.evict_failed, TKS_STAT_COUNTER,
-                "Ticks refused under evict_oldest because evicting made no room for them", NULL,
-                NULL);
-  tks_stats_u64(st, "limits.rejected_full", L.rejected_full, TKS_STAT_COUNTER,
-                "Ticks refused at max_memory by the reject policy (or by backpressure while "
-                "ingest is not served: replay, stop)", NULL, NULL);
-  tks_stats_u64(st, "limits.paused", is_paused, TKS_STAT_GAUGE,
-                "1 while ingest is paused at max_memory (backpressure)", NULL, NULL);
-  tks_stats_u64(st, "limits.pauses", L.pauses, TKS_STAT_COUNTER,
-                "Times ingest was paused at max_memory (backpressure)", NULL, NULL);
-  tks_stats_f64(st, "limits.paused_seconds", (double)paused_ns / 1e9, TKS_STAT_COUNTER,
-                "Seconds ingest spent paused at max_memory (backpressure)", NULL, NULL);
-  tks_stats_u64(st, "limits.retention_evicted_ticks", L.retention_ticks, TKS_STAT_COUNTER,
-                "Ticks evicted because they were older than limits.retention", NULL, NULL);
-  tks_stats_u64(st, "limits.retention_evicted_bytes", L.retention_bytes, TKS_STAT_COUNTER,
-                "Bytes of slab chunks freed by retention", NULL, NULL);
+  tks_stat_u64(st, &ST_LIMITS_MAX_MEMORY, max);
+  tks_stat_str(st, &ST_LIMITS_WHEN_FULL, when_full_name(wf));
+  tks_stat_f64(st, &ST_LIMITS_RETENTION_SECONDS, (double)ret / 1e9);
+  tks_stat_u64(st, &ST_LIMITS_USED_BYTES, tks_slab_bytes_allocated(srv->slab));
+  tks_stat_u64(st, &ST_LIMITS_EVICTED_TICKS, tks_store_evicted_ticks(srv->store));
+  tks_stat_u64(st, &ST_LIMITS_EVICTED_BYTES, tks_store_evicted_bytes(srv->store));
+  tks_stat_u64(st, &ST_LIMITS_EVICTIONS, L.evictions);
+  tks_stat_u64(st, &ST_LIMITS_EVICT_FAILED, L.evict_failed);
+  tks_stat_u64(st, &ST_LIMITS_REJECTED_FULL, L.rejected_full);
+  tks_stat_u64(st, &ST_LIMITS_PAUSED, is_paused);
+  tks_stat_u64(st, &ST_LIMITS_PAUSES, L.pauses);
+  tks_stat_f64(st, &ST_LIMITS_PAUSED_SECONDS, (double)paused_ns / 1e9);
+  tks_stat_u64(st, &ST_LIMITS_RETENTION_EVICTED_TICKS, L.retention_ticks);
+  tks_stat_u64(st, &ST_LIMITS_RETENTION_EVICTED_BYTES, L.retention_bytes);
 }

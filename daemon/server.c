@@ -134,44 +134,132 @@ void tks_server_log_limited(struct tks_server *srv, const char *fmt, ...) {
 
 /* ---- stats --------------------------------------------------------------- */
 
+static const struct tks_stat
+    ST_TICKS_REJECTED_BY_REASON = {"ticks.rejected_by_reason.*", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                                   "Messages rejected, by reason", "ticks_rejected_by_reason",
+                                   "reason"},
+    ST_SCHEMA_FIELD_TYPE = {"schema.fields.*.type", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_SCHEMA_FIELD_OFFSET = {"schema.fields.*.offset", TKS_STAT_GAUGE, TKS_UNIT_BYTES, NULL, NULL,
+                              NULL},
+    ST_SCHEMA_FIELD_SIZE = {"schema.fields.*.size", TKS_STAT_GAUGE, TKS_UNIT_BYTES, NULL, NULL, NULL},
+    ST_SCHEMA_FIELD_REQUIRED = {"schema.fields.*.required", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL,
+                                NULL, NULL},
+    ST_UNDECLARED_TICKS = {"undeclared.*.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                           "Ticks that carried the undeclared field", "undeclared_field_ticks",
+                           "field"},
+    ST_UNDECLARED_KEPT = {"undeclared.*.kept", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                          "Ticks with the field kept (overflow map or dynamic object)",
+                          "undeclared_field_kept", "field"},
+    ST_UNDECLARED_REJECTED = {"undeclared.*.rejected", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                              "Ticks rejected for the field (slotted mode)",
+                              "undeclared_field_rejected", "field"},
+    ST_UNDECLARED_COST_BYTES = {"undeclared.*.cost_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                                "Bytes the field costs beyond the slotted records",
+                                "undeclared_field_cost_bytes", "field"},
+    ST_UNDECLARED_STRING_BYTES = {"undeclared.*.string_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                                  "Bytes of the field's string values",
+                                  "undeclared_field_string_bytes", "field"},
+    ST_UNDECLARED_TYPES = {"undeclared.*.types", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_UNDECLARED_OVERFLOW = {"undeclared_overflow", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                              "Ticks whose undeclared field names did not fit the usage table",
+                              NULL, NULL},
+    ST_VERSION = {"version", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                  "tickslabd version", "build_info", "version"},
+    ST_PID = {"pid", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_UPTIME_SECONDS = {"uptime_seconds", TKS_STAT_GAUGE, TKS_UNIT_SECONDS,
+                         "Seconds since the daemon started", NULL, NULL},
+    ST_CONFIG_PATH = {"config.path", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_STORE_MODE = {"store.mode", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                     "Store mode", "store_mode", "mode"},
+    ST_SCHEMA_NAME = {"schema.name", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_SCHEMA_RECORD_SIZE = {"schema.record_size", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                             "Bytes of one slotted record", NULL, NULL},
+    ST_SCHEMA_FIELD_COUNT = {"schema.field_count", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_INGEST_LISTEN = {"ingest.listen", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_INGEST_PORT = {"ingest.port", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
+    ST_INGEST_BYTES_RECEIVED = {"ingest.bytes_received", TKS_STAT_COUNTER, TKS_UNIT_BYTES,
+                                "Bytes read from ingest connections", NULL, NULL},
+    ST_INGEST_RATE_1S = {"ingest.rate_1s", TKS_STAT_GAUGE, TKS_UNIT_TICKS_PER_SECOND,
+                         "Ticks accepted in the last whole second", NULL, NULL},
+    ST_INGEST_RATE_10S = {"ingest.rate_10s", TKS_STAT_GAUGE, TKS_UNIT_TICKS_PER_SECOND,
+                          "Ticks accepted per second over the last ten seconds", NULL, NULL},
+    ST_INGEST_HELD = {"ingest.held", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                      "1 while ingest is held back (memory limit or journal)", NULL, NULL},
+    ST_INGEST_HOLDS = {"ingest.holds", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                       "Times ingest was held back", NULL, NULL},
+    ST_TICKS_ACCEPTED = {"ticks.accepted", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
+                         "Ticks accepted into the store", NULL, NULL},
+    ST_TICKS_STORED = {"ticks.stored", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                       "Ticks held in the store now", NULL, NULL},
+    ST_TICKS_REJECTED = {"ticks.rejected", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                         "Messages rejected, for any reason", NULL, NULL},
+    ST_TICKS_DURABLE = {"ticks.durable", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                        "Ticks fsynced to the journal (replayed at start, and accepted since)",
+                        NULL, NULL},
+    ST_TICKS_LATE = {"ticks.late", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
+                     "Ticks older than the newest tick of their symbol, inserted in place",
+                     NULL, NULL},
+    ST_CONNECTIONS_CURRENT = {"connections.current", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                              "Open ingest connections", NULL, NULL},
+    ST_CONNECTIONS_TOTAL = {"connections.total", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                            "Ingest connections accepted", NULL, NULL},
+    ST_CONNECTIONS_CLOSED_ON_ERROR = {"connections.closed_on_error", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                                      "Ingest connections closed for a protocol error", NULL, NULL},
+    ST_CONNECTIONS_REFUSED = {"connections.refused", TKS_STAT_COUNTER, TKS_UNIT_NONE,
+                              "Ingest connections closed at once (max_connections)", NULL, NULL},
+    ST_MEMORY_RSS_BYTES = {"memory.rss_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                           "Resident set size of the process (from /proc)", NULL, NULL},
+    ST_MEMORY_SLAB_BYTES = {"memory.slab_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                            "Bytes of slab pages", NULL, NULL},
+    ST_MEMORY_SLAB_USED_BYTES = {"memory.slab_used_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                                 "Bytes of slab chunks in use", NULL, NULL},
+    ST_MEMORY_SYMBOL_BYTES = {"memory.symbol_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                              "Bytes of the symbol, string and field-name tables", NULL, NULL},
+    ST_MEMORY_INDEX_BYTES = {"memory.index_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                             "Bytes of the per-symbol index", NULL, NULL},
+    ST_MEMORY_TOTAL_BYTES = {"memory.total_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                             "Bytes the store holds: slab pages, symbol tables and index",
+                             NULL, NULL},
+    ST_MEMORY_BYTES_PER_TICK = {"memory.bytes_per_tick", TKS_STAT_GAUGE, TKS_UNIT_BYTES_PER_TICK,
+                                "memory.total_bytes divided by ticks stored", NULL, NULL},
+    ST_SYMBOLS_COUNT = {"symbols.count", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                        "Distinct symbols interned", NULL, NULL},
+    ST_SYMBOLS_BYTES = {"symbols.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                        "Bytes of the symbol table", NULL, NULL},
+    ST_STRINGS_COUNT = {"strings.count", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                        "Distinct values of string fields interned", NULL, NULL},
+    ST_STRINGS_BYTES = {"strings.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                        "Bytes of the string table", NULL, NULL},
+    ST_FIELDS_NAMES_COUNT = {"fields.names.count", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                             "Distinct field names of dynamic ticks", NULL, NULL},
+    ST_FIELDS_NAMES_BYTES = {"fields.names.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                             "Bytes of the field-name table", NULL, NULL};
+
 /* "undeclared.<name>.*": the fields ticks carried that the schema does not
  * declare (names are cut to what a stats path can carry). */
 static void usage_stats(const struct tks_usage *u, struct tks_stats *st) {
   static const char *const type_names[] = {"nil", "bool", "int", "float", "string"};
-  tks_stats_u64(st, "undeclared_overflow", u->overflow, TKS_STAT_COUNTER,
-                "Ticks whose undeclared field names did not fit the usage table", NULL, NULL);
+  tks_stat_u64(st, &ST_UNDECLARED_OVERFLOW, u->overflow);
   for (unsigned i = 0; i < u->count; i++) {
     const struct tks_usage_field *f = &u->fields[i];
-    char name[sizeof f->name], path[160], label[200];
+    char name[sizeof f->name];
     /* A dot would split the JSON path, a quote or a backslash the label. */
     size_t n = 0;
-    for (const char *c = f->name; *c; c++) name[n++] = (*c == '.' || *c == '"' || *c == '\\' || (unsigned char)*c < 0x20) ? '_' : *c;
+    for (const char *c = f->name; *c; c++)
+      name[n++] = (*c == '.' || *c == '"' || *c == '\\' || (unsigned char)*c < 0x20) ? '_' : *c;
     name[n] = '\0';
-    snprintf(label, sizeof label, "field=\"%s\"", name);
-    const struct {
-      const char *key, *help;
-      uint64_t v;
-    } figs[] = {
-        {"ticks", "Ticks that carried the undeclared field", f->ticks},
-        {"kept", "Ticks with the field kept (overflow map or dynamic object)", f->kept},
-        {"rejected", "Ticks rejected for the field (slotted mode)", f->rejected},
-        {"cost_bytes", "Bytes the field costs beyond the slotted records", f->cost_bytes},
-        {"string_bytes", "Bytes of the field's string values", f->string_bytes},
-    };
-    for (unsigned k = 0; k < TKS_ARRAY_SIZE(figs); k++) {
-      char prom[64];
-      snprintf(path, sizeof path, "undeclared.%s.%s", name, figs[k].key);
-      snprintf(prom, sizeof prom, "undeclared_field_%s", figs[k].key);
-      tks_stats_u64(st, path, figs[k].v, TKS_STAT_GAUGE, figs[k].help, prom, label);
-    }
+    tks_stat_u64_of(st, &ST_UNDECLARED_TICKS, name, f->ticks);
+    tks_stat_u64_of(st, &ST_UNDECLARED_KEPT, name, f->kept);
+    tks_stat_u64_of(st, &ST_UNDECLARED_REJECTED, name, f->rejected);
+    tks_stat_u64_of(st, &ST_UNDECLARED_COST_BYTES, name, f->cost_bytes);
+    tks_stat_u64_of(st, &ST_UNDECLARED_STRING_BYTES, name, f->string_bytes);
     char types[64] = "";
     for (unsigned b = 0; b < TKS_ARRAY_SIZE(type_names); b++)
       if (f->types & (1u << b)) {
         if (types[0]) strcat(types, ",");
         strcat(types, type_names[b]);
       }
-    snprintf(path, sizeof path, "undeclared.%s.types", name);
-    tks_stats_str(st, path, types, NULL, NULL, NULL);
+    tks_stat_str_of(st, &ST_UNDECLARED_TYPES, name, types);
   }
 }
 
@@ -208,106 +296,67 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   }
   const struct tks_schema *sc = &srv->cfg.schema;
   uint64_t now = tks_mono_ns();
-  tks_stats_str(st, "version", TKS_VERSION, "tickslabd version", "build_info", "version");
-  tks_stats_u64(st, "pid", (uint64_t)getpid(), TKS_STAT_GAUGE, NULL, NULL, NULL);
-  tks_stats_u64(st, "uptime_seconds", (now - srv->start_mono_ns) / 1000000000u, TKS_STAT_GAUGE,
-                "Seconds since the daemon started", NULL, NULL);
-  tks_stats_str(st, "config.path", srv->cfg.path[0] ? srv->cfg.path : "(defaults)", NULL, NULL, NULL);
+  tks_stat_str(st, &ST_VERSION, TKS_VERSION);
+  tks_stat_u64(st, &ST_PID, (uint64_t)getpid());
+  tks_stat_u64(st, &ST_UPTIME_SECONDS, (now - srv->start_mono_ns) / 1000000000u);
+  tks_stat_str(st, &ST_CONFIG_PATH, srv->cfg.path[0] ? srv->cfg.path : "(defaults)");
 
-  tks_stats_str(st, "store.mode", tks_mode_name(srv->cfg.store.mode), "Store mode", "store_mode",
-                "mode");
+  tks_stat_str(st, &ST_STORE_MODE, tks_mode_name(srv->cfg.store.mode));
   tks_store_stats(srv->store, st);
 
-  tks_stats_str(st, "schema.name", sc->name, NULL, NULL, NULL);
-  tks_stats_u64(st, "schema.record_size", sc->record_size, TKS_STAT_GAUGE,
-                "Bytes of one slotted record", NULL, NULL);
-  tks_stats_u64(st, "schema.field_count", sc->nfields, TKS_STAT_GAUGE, NULL, NULL, NULL);
+  tks_stat_str(st, &ST_SCHEMA_NAME, sc->name);
+  tks_stat_u64(st, &ST_SCHEMA_RECORD_SIZE, sc->record_size);
+  tks_stat_u64(st, &ST_SCHEMA_FIELD_COUNT, sc->nfields);
   for (unsigned i = 0; i < sc->nfields; i++) {
     const struct tks_field *f = &sc->fields[i];
-    char path[96];
-    snprintf(path, sizeof path, "schema.fields.%s.type", f->name);
-    tks_stats_str(st, path, tks_type_name(f->type), NULL, NULL, NULL);
-    snprintf(path, sizeof path, "schema.fields.%s.offset", f->name);
-    tks_stats_u64(st, path, f->offset, TKS_STAT_GAUGE, NULL, NULL, NULL);
-    snprintf(path, sizeof path, "schema.fields.%s.size", f->name);
-    tks_stats_u64(st, path, f->size, TKS_STAT_GAUGE, NULL, NULL, NULL);
-    snprintf(path, sizeof path, "schema.fields.%s.required", f->name);
-    tks_stats_u64(st, path, f->required, TKS_STAT_GAUGE, NULL, NULL, NULL);
+    tks_stat_str_of(st, &ST_SCHEMA_FIELD_TYPE, f->name, tks_type_name(f->type));
+    tks_stat_u64_of(st, &ST_SCHEMA_FIELD_OFFSET, f->name, f->offset);
+    tks_stat_u64_of(st, &ST_SCHEMA_FIELD_SIZE, f->name, f->size);
+    tks_stat_u64_of(st, &ST_SCHEMA_FIELD_REQUIRED, f->name, f->required);
   }
 
-  tks_stats_str(st, "ingest.listen", srv->listen_addr, NULL, NULL, NULL);
-  tks_stats_u64(st, "ingest.port", srv->port, TKS_STAT_GAUGE, NULL, NULL, NULL);
-  tks_stats_u64(st, "ingest.bytes_received", srv->bytes_received, TKS_STAT_COUNTER,
-                "Bytes read from ingest connections", NULL, NULL);
+  tks_stat_str(st, &ST_INGEST_LISTEN, srv->listen_addr);
+  tks_stat_u64(st, &ST_INGEST_PORT, srv->port);
+  tks_stat_u64(st, &ST_INGEST_BYTES_RECEIVED, srv->bytes_received);
   unsigned p = srv->rate_pos;
   uint64_t ten_ago = srv->rate_ring[(p + TKS_RATE_WINDOW - 10) % TKS_RATE_WINDOW];
-  tks_stats_u64(st, "ingest.rate_1s", rate_1s(srv), TKS_STAT_GAUGE,
-                "Ticks accepted in the last whole second", NULL, NULL);
-  tks_stats_f64(st, "ingest.rate_10s", (double)(srv->rate_ring[p % TKS_RATE_WINDOW] - ten_ago) / 10.0,
-                TKS_STAT_GAUGE, "Ticks accepted per second over the last ten seconds", NULL, NULL);
-  tks_stats_u64(st, "ingest.held", srv->held != 0, TKS_STAT_GAUGE,
-                "1 while ingest is held back (memory limit or journal)", NULL, NULL);
-  tks_stats_u64(st, "ingest.holds", srv->holds, TKS_STAT_COUNTER, "Times ingest was held back",
-                NULL, NULL);
+  tks_stat_u64(st, &ST_INGEST_RATE_1S, rate_1s(srv));
+  tks_stat_f64(st, &ST_INGEST_RATE_10S, (double)(srv->rate_ring[p % TKS_RATE_WINDOW] - ten_ago) / 10.0);
+  tks_stat_u64(st, &ST_INGEST_HELD, srv->held != 0);
+  tks_stat_u64(st, &ST_INGEST_HOLDS, srv->holds);
 
   uint64_t rejected = 0;
   for (unsigned r = 0; r < TKS_REASON__COUNT; r++) rejected += srv->rejected[r];
-  tks_stats_u64(st, "ticks.accepted", srv->ticks_accepted, TKS_STAT_COUNTER,
-                "Ticks accepted into the store", NULL, NULL);
-  tks_stats_u64(st, "ticks.stored", tks_store_ticks(srv->store), TKS_STAT_GAUGE,
-                "Ticks held in the store now", NULL, NULL);
-  tks_stats_u64(st, "ticks.rejected", rejected, TKS_STAT_COUNTER,
-                "Messages rejected, for any reason", NULL, NULL);
-  for (unsigned r = 0; r < TKS_REASON__COUNT; r++) {
-    char path[80], label[64];
-    snprintf(path, sizeof path, "ticks.rejected_by_reason.%s", tks_reason_name(r));
-    snprintf(label, sizeof label, "reason=\"%s\"", tks_reason_name(r));
-    tks_stats_u64(st, path, srv->rejected[r], TKS_STAT_COUNTER, "Messages rejected, by reason",
-                  "ticks_rejected_by_reason", label);
-  }
-  tks_stats_u64(st, "ticks.durable", srv->durable ? srv->durable(srv) : 0, TKS_STAT_GAUGE,
-                "Ticks fsynced to the journal (replayed at start, and accepted since)", NULL, NULL);
-  tks_stats_u64(st, "ticks.late", tks_store_late_ticks(srv->store), TKS_STAT_COUNTER,
-                "Ticks older than the newest tick of their symbol, inserted in place", NULL, NULL);
+  tks_stat_u64(st, &ST_TICKS_ACCEPTED, srv->ticks_accepted);
+  tks_stat_u64(st, &ST_TICKS_STORED, tks_store_ticks(srv->store));
+  tks_stat_u64(st, &ST_TICKS_REJECTED, rejected);
+  for (unsigned r = 0; r < TKS_REASON__COUNT; r++)
+    tks_stat_u64_of(st, &ST_TICKS_REJECTED_BY_REASON, tks_reason_name(r), srv->rejected[r]);
+  tks_stat_u64(st, &ST_TICKS_DURABLE, srv->durable ? srv->durable(srv) : 0);
+  tks_stat_u64(st, &ST_TICKS_LATE, tks_store_late_ticks(srv->store));
 
-  tks_stats_u64(st, "connections.current", srv->conns_current, TKS_STAT_GAUGE,
-                "Open ingest connections", NULL, NULL);
-  tks_stats_u64(st, "connections.total", srv->conns_total, TKS_STAT_COUNTER,
-                "Ingest connections accepted", NULL, NULL);
-  tks_stats_u64(st, "connections.closed_on_error", srv->conns_closed_on_error, TKS_STAT_COUNTER,
-                "Ingest connections closed for a protocol error", NULL, NULL);
-  tks_stats_u64(st, "connections.refused", srv->conns_refused, TKS_STAT_COUNTER,
-                "Ingest connections closed at once (max_connections)", NULL, NULL);
+  tks_stat_u64(st, &ST_CONNECTIONS_CURRENT, srv->conns_current);
+  tks_stat_u64(st, &ST_CONNECTIONS_TOTAL, srv->conns_total);
+  tks_stat_u64(st, &ST_CONNECTIONS_CLOSED_ON_ERROR, srv->conns_closed_on_error);
+  tks_stat_u64(st, &ST_CONNECTIONS_REFUSED, srv->conns_refused);
 
   uint64_t slab = tks_slab_bytes_allocated(srv->slab);
   uint64_t total = total_bytes(srv);
   uint64_t ticks = tks_store_ticks(srv->store);
-  tks_stats_u64(st, "memory.rss_bytes", tks_rss_bytes(), TKS_STAT_GAUGE,
-                "Resident set size of the process (from /proc)", NULL, NULL);
-  tks_stats_u64(st, "memory.slab_bytes", slab, TKS_STAT_GAUGE, "Bytes of slab pages", NULL, NULL);
-  tks_stats_u64(st, "memory.slab_used_bytes", tks_slab_bytes_used(srv->slab), TKS_STAT_GAUGE,
-                "Bytes of slab chunks in use", NULL, NULL);
-  tks_stats_u64(st, "memory.symbol_bytes", symbol_bytes(srv), TKS_STAT_GAUGE,
-                "Bytes of the symbol, string and field-name tables", NULL, NULL);
-  tks_stats_u64(st, "memory.index_bytes", tks_store_index_bytes(srv->store), TKS_STAT_GAUGE,
-                "Bytes of the per-symbol index", NULL, NULL);
-  tks_stats_u64(st, "memory.total_bytes", total, TKS_STAT_GAUGE,
-                "Bytes the store holds: slab pages, symbol tables and index", NULL, NULL);
-  tks_stats_f64(st, "memory.bytes_per_tick", ticks ? (double)total / (double)ticks : 0.0,
-                TKS_STAT_GAUGE, "memory.total_bytes divided by ticks stored", NULL, NULL);
+  tks_stat_u64(st, &ST_MEMORY_RSS_BYTES, tks_rss_bytes());
+  tks_stat_u64(st, &ST_MEMORY_SLAB_BYTES, slab);
+  tks_stat_u64(st, &ST_MEMORY_SLAB_USED_BYTES, tks_slab_bytes_used(srv->slab));
+  tks_stat_u64(st, &ST_MEMORY_SYMBOL_BYTES, symbol_bytes(srv));
+  tks_stat_u64(st, &ST_MEMORY_INDEX_BYTES, tks_store_index_bytes(srv->store));
+  tks_stat_u64(st, &ST_MEMORY_TOTAL_BYTES, total);
+  tks_stat_f64(st, &ST_MEMORY_BYTES_PER_TICK, ticks ? (double)total / (double)ticks : 0.0);
 
-  tks_stats_u64(st, "symbols.count", tks_symtab_count(srv->symbols), TKS_STAT_GAUGE,
-                "Distinct symbols interned", NULL, NULL);
-  tks_stats_u64(st, "symbols.bytes", tks_symtab_bytes(srv->symbols), TKS_STAT_GAUGE,
-                "Bytes of the symbol table", NULL, NULL);
-  tks_stats_u64(st, "strings.count", tks_symtab_count(srv->strings), TKS_STAT_GAUGE,
-                "Distinct values of string fields interned", NULL, NULL);
-  tks_stats_u64(st, "strings.bytes", tks_symtab_bytes(srv->strings), TKS_STAT_GAUGE,
-                "Bytes of the string table", NULL, NULL);
-  tks_stats_u64(st, "fields.names.count", tks_symtab_count(srv->names), TKS_STAT_GAUGE,
-                "Distinct field names of dynamic ticks", NULL, NULL);
-  tks_stats_u64(st, "fields.names.bytes", tks_symtab_bytes(srv->names), TKS_STAT_GAUGE,
-                "Bytes of the field-name table", NULL, NULL);
+  tks_stat_u64(st, &ST_SYMBOLS_COUNT, tks_symtab_count(srv->symbols));
+  tks_stat_u64(st, &ST_SYMBOLS_BYTES, tks_symtab_bytes(srv->symbols));
+  tks_stat_u64(st, &ST_STRINGS_COUNT, tks_symtab_count(srv->strings));
+  tks_stat_u64(st, &ST_STRINGS_BYTES, tks_symtab_bytes(srv->strings));
+  tks_stat_u64(st, &ST_FIELDS_NAMES_COUNT, tks_symtab_count(srv->names));
+  tks_stat_u64(st, &ST_FIELDS_NAMES_BYTES, tks_symtab_bytes(srv->names));
   usage_stats(&srv->usage, st);
   for (unsigned i = 0; i < srv->nsections; i++) srv->sections[i](srv, st);
   tks_slab_stats(srv->slab, st);

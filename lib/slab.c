@@ -239,30 +239,39 @@ int tks_slab_class_info(const struct tks_slab *s, unsigned id, struct tks_slab_c
   return 0;
 }
 
+static const struct tks_stat
+    ST_SLABS_PAGE_SIZE = {"slabs.page_size", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                          "Size of one slab page in bytes", NULL, NULL},
+    ST_SLABS_TOTAL_PAGES = {"slabs.total_pages", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                            "Slab pages obtained from the OS", NULL, NULL},
+    ST_SLABS_TOTAL_MALLOCED = {"slabs.total_malloced", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                               "Bytes of slab pages obtained from the OS", NULL, NULL},
+    ST_SLABS_ACTIVE_CLASSES = {"slabs.active_classes", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                               "Slab classes that hold at least one page", NULL, NULL};
+
+/* slabs.classes.<id>.*, in the order of the values in tks_slab_stats. */
+#define CLASS_STAT(name, unit, help) \
+  {"slabs.classes.*." name, TKS_STAT_GAUGE, unit, help, "slab_class_" name, "class"}
+static const struct tks_stat class_stats[] = {
+    CLASS_STAT("chunk_size", TKS_UNIT_BYTES, "Chunk size of the slab class in bytes"),
+    CLASS_STAT("chunks_per_page", TKS_UNIT_NONE, "Chunks per page of the slab class"),
+    CLASS_STAT("total_pages", TKS_UNIT_NONE, "Pages held by the slab class"),
+    CLASS_STAT("total_chunks", TKS_UNIT_NONE, "Chunks held by the slab class"),
+    CLASS_STAT("used_chunks", TKS_UNIT_NONE, "Chunks in use in the slab class"),
+    CLASS_STAT("free_chunks", TKS_UNIT_NONE, "Freed chunks waiting for reuse in the slab class"),
+    CLASS_STAT("free_chunks_end", TKS_UNIT_NONE,
+               "Never used chunks at the end of the newest page of the slab class"),
+    CLASS_STAT("mem_requested", TKS_UNIT_BYTES, "Bytes requested by live allocations in the slab class"),
+    CLASS_STAT("waste_bytes", TKS_UNIT_BYTES, "Bytes of chunks held by the class minus bytes requested"),
+};
+
 void tks_slab_stats(const struct tks_slab *s, struct tks_stats *st) {
-  tks_stats_u64(st, "slabs.page_size", s->page_size, TKS_STAT_GAUGE, "Size of one slab page in bytes",
-                NULL, NULL);
-  tks_stats_u64(st, "slabs.total_pages", s->npages, TKS_STAT_GAUGE, "Slab pages obtained from the OS",
-                NULL, NULL);
-  tks_stats_u64(st, "slabs.total_malloced", tks_slab_bytes_allocated(s), TKS_STAT_GAUGE,
-                "Bytes of slab pages obtained from the OS", NULL, NULL);
+  tks_stat_u64(st, &ST_SLABS_PAGE_SIZE, s->page_size);
+  tks_stat_u64(st, &ST_SLABS_TOTAL_PAGES, s->npages);
+  tks_stat_u64(st, &ST_SLABS_TOTAL_MALLOCED, tks_slab_bytes_allocated(s));
   unsigned active = 0;
   for (unsigned id = 1; id <= s->nclasses; id++) active += s->cls[id].pages > 0;
-  tks_stats_u64(st, "slabs.active_classes", active, TKS_STAT_GAUGE,
-                "Slab classes that hold at least one page", NULL, NULL);
-  static const struct {
-    const char *name, *help;
-  } fields[] = {
-      {"chunk_size", "Chunk size of the slab class in bytes"},
-      {"chunks_per_page", "Chunks per page of the slab class"},
-      {"total_pages", "Pages held by the slab class"},
-      {"total_chunks", "Chunks held by the slab class"},
-      {"used_chunks", "Chunks in use in the slab class"},
-      {"free_chunks", "Freed chunks waiting for reuse in the slab class"},
-      {"free_chunks_end", "Never used chunks at the end of the newest page of the slab class"},
-      {"mem_requested", "Bytes requested by live allocations in the slab class"},
-      {"waste_bytes", "Bytes of chunks held by the class minus bytes requested"},
-  };
+  tks_stat_u64(st, &ST_SLABS_ACTIVE_CLASSES, active);
   for (unsigned id = 1; id <= s->nclasses; id++) {
     struct tks_slab_class_info ci;
     tks_slab_class_info(s, id, &ci);
@@ -271,12 +280,10 @@ void tks_slab_stats(const struct tks_slab *s, struct tks_stats *st) {
                     ci.total_chunks, ci.used_chunks,     ci.free_chunks,
                     ci.free_chunks_end, ci.mem_requested,
                     ci.total_chunks * ci.chunk_size - ci.mem_requested};
-    for (unsigned f = 0; f < TKS_ARRAY_SIZE(fields); f++) {
-      char path[96], prom[64], label[32];
-      snprintf(path, sizeof path, "slabs.classes.%u.%s", id, fields[f].name);
-      snprintf(prom, sizeof prom, "slab_class_%s", fields[f].name);
-      snprintf(label, sizeof label, "class=\"%u\"", id);
-      tks_stats_u64(st, path, v[f], TKS_STAT_GAUGE, fields[f].help, prom, label);
-    }
+    _Static_assert(TKS_ARRAY_SIZE(v) == TKS_ARRAY_SIZE(class_stats), "a value a descriptor");
+    char part[16];
+    snprintf(part, sizeof part, "%u", id);
+    for (unsigned f = 0; f < TKS_ARRAY_SIZE(class_stats); f++)
+      tks_stat_u64_of(st, &class_stats[f], part, v[f]);
   }
 }

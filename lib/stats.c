@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,43 @@ void tks_stats_str(struct tks_stats *s, const char *path, const char *v, const c
   if (!e) return;
   e->type = V_STR;
   e->v.s = dup_or_null(v ? v : "", &s->oom);
+}
+
+void tks_stat_u64(struct tks_stats *s, const struct tks_stat *d, uint64_t v) {
+  tks_stats_u64(s, d->path, v, d->kind, d->help, d->prom, NULL);
+}
+
+void tks_stat_f64(struct tks_stats *s, const struct tks_stat *d, double v) {
+  tks_stats_f64(s, d->path, v, d->kind, d->help, d->prom, NULL);
+}
+
+void tks_stat_str(struct tks_stats *s, const struct tks_stat *d, const char *v) {
+  tks_stats_str(s, d->path, v, d->help, d->prom, d->label);
+}
+
+/* d->path with its "*" replaced by part, and the label text for it. */
+static void fill(const struct tks_stat *d, const char *part, char *path, size_t pathlen,
+                 char *label, size_t labellen) {
+  const char *star = strchr(d->path, '*');
+  if (star)
+    snprintf(path, pathlen, "%.*s%s%s", (int)(star - d->path), d->path, part, star + 1);
+  else
+    snprintf(path, pathlen, "%s", d->path);
+  label[0] = '\0';
+  if (d->label) snprintf(label, labellen, "%s=\"%s\"", d->label, part);
+}
+
+void tks_stat_u64_of(struct tks_stats *s, const struct tks_stat *d, const char *part, uint64_t v) {
+  char path[256], label[256];
+  fill(d, part, path, sizeof path, label, sizeof label);
+  tks_stats_u64(s, path, v, d->kind, d->help, d->prom, label[0] ? label : NULL);
+}
+
+void tks_stat_str_of(struct tks_stats *s, const struct tks_stat *d, const char *part,
+                     const char *v) {
+  char path[256], label[256];
+  fill(d, part, path, sizeof path, label, sizeof label);
+  tks_stats_str(s, path, v, d->help, d->prom, NULL);
 }
 
 static int put_number(struct tks_buf *out, const struct entry *e) {

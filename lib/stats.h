@@ -3,8 +3,11 @@
  * (path, value) pairs into a tks_stats collector, as memcached's
  * add_stats callback does; the control socket then renders the collection
  * as one JSON object (paths "a.b.c" become nested objects) or as
- * Prometheus text exposition.  Every name is documented in README.md's
- * stats table; tests/test_stats.c and the daemon tests pin the set.
+ * Prometheus text exposition.  Each module declares its figures once, as
+ * struct tks_stat descriptors (path, kind, unit, help), and emits values
+ * against them.  Every name is documented in README.md's stats table; the
+ * daemon suite compares what a running daemon emits with that table both
+ * ways (tests/test_daemon_control.c).
  */
 #ifndef TKS_STATS_H
 #define TKS_STATS_H
@@ -17,11 +20,52 @@ enum tks_stat_kind { TKS_STAT_COUNTER, TKS_STAT_GAUGE };
 
 struct tks_stats;
 
+/* What a figure counts or measures. */
+enum tks_stat_unit {
+  TKS_UNIT_NONE,    /* a count of things, an id, a flag, a string */
+  TKS_UNIT_BYTES,
+  TKS_UNIT_SECONDS,
+  TKS_UNIT_USEC,    /* microseconds (systemd's WATCHDOG_USEC) */
+  TKS_UNIT_TICKS,
+  TKS_UNIT_TICKS_PER_SECOND,
+  TKS_UNIT_BYTES_PER_TICK,
+};
+
+/*
+ * One figure, declared once by the module that reports it.  path: the JSON
+ * path ("ticks.accepted"); a "*" part stands for a name given at emission
+ * ("ticks.rejected_by_reason.*").  help: one line, or NULL to keep the
+ * figure out of Prometheus.  prom: the Prometheus family name without
+ * "tickslab_", or NULL to derive it from the path.  label: for a string,
+ * the label that carries its value in Prometheus; for a path with "*",
+ * the label the filled-in part becomes (reason="bad_type"), or NULL.
+ */
+struct tks_stat {
+  const char *path;
+  enum tks_stat_kind kind;
+  enum tks_stat_unit unit;
+  const char *help;
+  const char *prom;
+  const char *label;
+};
+
+/* Emit a value against its descriptor. */
+void tks_stat_u64(struct tks_stats *s, const struct tks_stat *d, uint64_t v);
+void tks_stat_f64(struct tks_stats *s, const struct tks_stat *d, double v);
+void tks_stat_str(struct tks_stats *s, const struct tks_stat *d, const char *v);
+/* The same for a path with a "*": part fills it in (and labels the
+ * Prometheus sample when d->label is set). */
+void tks_stat_u64_of(struct tks_stats *s, const struct tks_stat *d, const char *part, uint64_t v);
+void tks_stat_str_of(struct tks_stats *s, const struct tks_stat *d, const char *part,
+                     const char *v);
+
 /* Returns NULL on allocation failure. */
 struct tks_stats *tks_stats_create(void);
 void tks_stats_destroy(struct tks_stats *s);
 
 /*
+ * The primitives the descriptors are emitted through (modules use the
+ * descriptors above; these remain for the formats' own tests).
  * Adds one figure.  path: the JSON path ("ticks.accepted"); entries sharing
  * a prefix must be added consecutively.  prom: the Prometheus family name
  * without the "tickslab_" prefix, or NULL to derive it from the path (dots

@@ -685,55 +685,82 @@ uint64_t tks_store_evict_before(struct tks_store *st, int64_t before_ts) {
 uint64_t tks_store_evicted_ticks(const struct tks_store *st) { return st->evicted_ticks; }
 uint64_t tks_store_evicted_bytes(const struct tks_store *st) { return st->evicted_bytes; }
 
+static const struct tks_stat
+    ST_STORE_TICKS = {"store.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                      "Ticks held in the store", NULL, NULL},
+    ST_STORE_SERIES = {"store.series", TKS_STAT_GAUGE, TKS_UNIT_NONE,
+                       "Symbols with at least one tick", NULL, NULL},
+    ST_STORE_LATE_TICKS = {"store.late_ticks", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
+                           "Ticks inserted before the newest tick of their symbol", NULL, NULL},
+    ST_STORE_BLOCK_BYTES = {"store.block_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                            "Bytes of slab chunks holding series blocks", NULL, NULL},
+    ST_STORE_RECORD_BYTES = {"store.record_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                             "Bytes of the slotted records themselves (ticks times record size)",
+                             NULL, NULL},
+    ST_STORE_INDEX_BYTES = {"store.index_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                            "Bytes of the per-symbol series tables and block arrays", NULL, NULL},
+    ST_STORE_SLOTTED_TICKS = {"store.slotted.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                              "Ticks held as slotted records", NULL, NULL},
+    ST_STORE_SLOTTED_BYTES = {"store.slotted.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                              "Bytes of the blocks holding slotted records", NULL, NULL},
+    ST_STORE_SLOTTED_BYTES_PER_TICK = {"store.slotted.bytes_per_tick", TKS_STAT_GAUGE, TKS_UNIT_BYTES_PER_TICK,
+                                       "Bytes per slotted tick (records and their blocks)",
+                                       NULL, NULL},
+    ST_STORE_OVERFLOW_TICKS = {"store.overflow.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                               "Ticks held as a slotted record plus an overflow map (fallback mode)",
+                               NULL, NULL},
+    ST_STORE_OVERFLOW_BYTES = {"store.overflow.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                               "Bytes of overflow entries and their maps", NULL, NULL},
+    ST_STORE_OVERFLOW_BYTES_PER_TICK = {"store.overflow.bytes_per_tick", TKS_STAT_GAUGE, TKS_UNIT_BYTES_PER_TICK,
+                                        "Bytes per overflow tick (record, map pointer, map)",
+                                        NULL, NULL},
+    ST_STORE_OVERFLOW_MAP_BYTES = {"store.overflow.map_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                                   "Slab chunk bytes of the overflow maps", NULL, NULL},
+    ST_STORE_OVERFLOW_ENTRY_BYTES = {"store.overflow.entry_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                                     "Bytes of the blocks holding overflow entries", NULL, NULL},
+    ST_STORE_DYNAMIC_TICKS = {"store.dynamic.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
+                              "Ticks held as dynamic objects", NULL, NULL},
+    ST_STORE_DYNAMIC_BYTES = {"store.dynamic.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                              "Bytes of dynamic objects and their series entries", NULL, NULL},
+    ST_STORE_DYNAMIC_BYTES_PER_TICK = {"store.dynamic.bytes_per_tick", TKS_STAT_GAUGE, TKS_UNIT_BYTES_PER_TICK,
+                                       "Bytes per dynamic tick (object chunk and series entry)",
+                                       NULL, NULL},
+    ST_STORE_DYNAMIC_OBJECT_BYTES = {"store.dynamic.object_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                                     "Slab chunk bytes of dynamic objects", NULL, NULL},
+    ST_STORE_DYNAMIC_OBJECT_REQUESTED_BYTES = {"store.dynamic.object_requested_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                                               "Bytes the dynamic objects asked for (the rest is chunk waste)",
+                                               NULL, NULL},
+    ST_STORE_DYNAMIC_ENTRY_BYTES = {"store.dynamic.entry_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
+                                    "Bytes of the blocks holding dynamic series entries",
+                                    NULL, NULL};
+
 void tks_store_stats(const struct tks_store *st, struct tks_stats *s) {
   uint64_t ticks = tks_store_ticks(st);
-  tks_stats_u64(s, "store.ticks", ticks, TKS_STAT_GAUGE, "Ticks held in the store", NULL, NULL);
-  tks_stats_u64(s, "store.series", tks_store_series_count(st), TKS_STAT_GAUGE,
-                "Symbols with at least one tick", NULL, NULL);
-  tks_stats_u64(s, "store.late_ticks", tks_store_late_ticks(st), TKS_STAT_COUNTER,
-                "Ticks inserted before the newest tick of their symbol", NULL, NULL);
-  tks_stats_u64(s, "store.block_bytes", tks_store_block_bytes(st), TKS_STAT_GAUGE,
-                "Bytes of slab chunks holding series blocks", NULL, NULL);
-  tks_stats_u64(s, "store.record_bytes",
-                (st->sets[SET_SLOTTED].entries + st->sets[SET_OVERFLOW].entries) * st->schema->record_size,
-                TKS_STAT_GAUGE,
-                "Bytes of the slotted records themselves (ticks times record size)", NULL, NULL);
-  tks_stats_u64(s, "store.index_bytes", tks_store_index_bytes(st), TKS_STAT_GAUGE,
-                "Bytes of the per-symbol series tables and block arrays", NULL, NULL);
+  tks_stat_u64(s, &ST_STORE_TICKS, ticks);
+  tks_stat_u64(s, &ST_STORE_SERIES, tks_store_series_count(st));
+  tks_stat_u64(s, &ST_STORE_LATE_TICKS, tks_store_late_ticks(st));
+  tks_stat_u64(s, &ST_STORE_BLOCK_BYTES, tks_store_block_bytes(st));
+  tks_stat_u64(s, &ST_STORE_RECORD_BYTES, (st->sets[SET_SLOTTED].entries + st->sets[SET_OVERFLOW].entries) * st->schema->record_size);
+  tks_stat_u64(s, &ST_STORE_INDEX_BYTES, tks_store_index_bytes(st));
 
   struct tks_store_repr r;
   tks_store_repr(st, &r);
   uint64_t obytes = r.overflow_entry_bytes + r.overflow_map_bytes;
   uint64_t dbytes = r.dynamic_object_bytes + r.dynamic_entry_bytes;
 #define PER(b, n) ((n) ? (double)(b) / (double)(n) : 0.0)
-  tks_stats_u64(s, "store.slotted.ticks", r.slotted_ticks, TKS_STAT_GAUGE,
-                "Ticks held as slotted records", NULL, NULL);
-  tks_stats_u64(s, "store.slotted.bytes", r.slotted_bytes, TKS_STAT_GAUGE,
-                "Bytes of the blocks holding slotted records", NULL, NULL);
-  tks_stats_f64(s, "store.slotted.bytes_per_tick", PER(r.slotted_bytes, r.slotted_ticks),
-                TKS_STAT_GAUGE, "Bytes per slotted tick (records and their blocks)", NULL, NULL);
-  tks_stats_u64(s, "store.overflow.ticks", r.overflow_ticks, TKS_STAT_GAUGE,
-                "Ticks held as a slotted record plus an overflow map (fallback mode)", NULL, NULL);
-  tks_stats_u64(s, "store.overflow.bytes", obytes, TKS_STAT_GAUGE,
-                "Bytes of overflow entries and their maps", NULL, NULL);
-  tks_stats_f64(s, "store.overflow.bytes_per_tick", PER(obytes, r.overflow_ticks), TKS_STAT_GAUGE,
-                "Bytes per overflow tick (record, map pointer, map)", NULL, NULL);
-  tks_stats_u64(s, "store.overflow.map_bytes", r.overflow_map_bytes, TKS_STAT_GAUGE,
-                "Slab chunk bytes of the overflow maps", NULL, NULL);
-  tks_stats_u64(s, "store.overflow.entry_bytes", r.overflow_entry_bytes, TKS_STAT_GAUGE,
-                "Bytes of the blocks holding overflow entries", NULL, NULL);
-  tks_stats_u64(s, "store.dynamic.ticks", r.dynamic_ticks, TKS_STAT_GAUGE,
-                "Ticks held as dynamic objects", NULL, NULL);
-  tks_stats_u64(s, "store.dynamic.bytes", dbytes, TKS_STAT_GAUGE,
-                "Bytes of dynamic objects and their series entries", NULL, NULL);
-  tks_stats_f64(s, "store.dynamic.bytes_per_tick", PER(dbytes, r.dynamic_ticks), TKS_STAT_GAUGE,
-                "Bytes per dynamic tick (object chunk and series entry)", NULL, NULL);
-  tks_stats_u64(s, "store.dynamic.object_bytes", r.dynamic_object_bytes, TKS_STAT_GAUGE,
-                "Slab chunk bytes of dynamic objects", NULL, NULL);
-  tks_stats_u64(s, "store.dynamic.object_requested_bytes", r.dynamic_object_requested,
-                TKS_STAT_GAUGE, "Bytes the dynamic objects asked for (the rest is chunk waste)",
-                NULL, NULL);
-  tks_stats_u64(s, "store.dynamic.entry_bytes", r.dynamic_entry_bytes, TKS_STAT_GAUGE,
-                "Bytes of the blocks holding dynamic series entries", NULL, NULL);
+  tks_stat_u64(s, &ST_STORE_SLOTTED_TICKS, r.slotted_ticks);
+  tks_stat_u64(s, &ST_STORE_SLOTTED_BYTES, r.slotted_bytes);
+  tks_stat_f64(s, &ST_STORE_SLOTTED_BYTES_PER_TICK, PER(r.slotted_bytes, r.slotted_ticks));
+  tks_stat_u64(s, &ST_STORE_OVERFLOW_TICKS, r.overflow_ticks);
+  tks_stat_u64(s, &ST_STORE_OVERFLOW_BYTES, obytes);
+  tks_stat_f64(s, &ST_STORE_OVERFLOW_BYTES_PER_TICK, PER(obytes, r.overflow_ticks));
+  tks_stat_u64(s, &ST_STORE_OVERFLOW_MAP_BYTES, r.overflow_map_bytes);
+  tks_stat_u64(s, &ST_STORE_OVERFLOW_ENTRY_BYTES, r.overflow_entry_bytes);
+  tks_stat_u64(s, &ST_STORE_DYNAMIC_TICKS, r.dynamic_ticks);
+  tks_stat_u64(s, &ST_STORE_DYNAMIC_BYTES, dbytes);
+  tks_stat_f64(s, &ST_STORE_DYNAMIC_BYTES_PER_TICK, PER(dbytes, r.dynamic_ticks));
+  tks_stat_u64(s, &ST_STORE_DYNAMIC_OBJECT_BYTES, r.dynamic_object_bytes);
+  tks_stat_u64(s, &ST_STORE_DYNAMIC_OBJECT_REQUESTED_BYTES, r.dynamic_object_requested);
+  tks_stat_u64(s, &ST_STORE_DYNAMIC_ENTRY_BYTES, r.dynamic_entry_bytes);
 #undef PER
 }

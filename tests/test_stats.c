@@ -81,4 +81,27 @@ TEST(empty_collection_is_an_empty_object) {
   tks_stats_destroy(NULL);
 }
 
+TEST(a_descriptor_with_a_star_fills_in_the_path_and_labels_the_sample) {
+  static const struct tks_stat by_reason = {"ticks.rejected_by_reason.*", TKS_STAT_COUNTER,
+                                            TKS_UNIT_NONE, "Rejected, by reason",
+                                            "ticks_rejected_by_reason", "reason"};
+  static const struct tks_stat plain = {"ticks.accepted", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
+                                        "Accepted", NULL, NULL};
+  struct tks_stats *s = tks_stats_create();
+  tks_stat_u64(s, &plain, 7);
+  tks_stat_u64_of(s, &by_reason, "bad_type", 2);
+  tks_stat_u64_of(s, &by_reason, "malformed", 3);
+  struct tks_buf b = {0};
+  ASSERT_EQ(tks_stats_text(s, &b), 0);
+  ASSERT_STR_EQ(b.data, "ticks.accepted 7\nticks.rejected_by_reason.bad_type 2\n"
+                        "ticks.rejected_by_reason.malformed 3\n");
+  b.len = 0;
+  ASSERT_EQ(tks_stats_prometheus(s, &b), 0);
+  ASSERT_CONTAINS(b.data, "tickslab_ticks_accepted_total 7\n");
+  ASSERT_CONTAINS(b.data, "tickslab_ticks_rejected_by_reason_total{reason=\"bad_type\"} 2\n");
+  ASSERT_CONTAINS(b.data, "tickslab_ticks_rejected_by_reason_total{reason=\"malformed\"} 3\n");
+  tks_buf_finish(&b);
+  tks_stats_destroy(s);
+}
+
 TEST_MAIN()
