@@ -17,9 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An overflow tick's entry in its series (fallback mode): the slotted
- * record rounded up to 8 bytes, then this pointer to its overflow map. */
-#define OVERFLOW_PTR_BYTES 8
 /* The most string bytes one map holds: a uint16 length per field. */
 #define MAP_STRING_BYTES_MAX ((uint64_t)TKS_DYNOBJ_MAX_FIELDS * UINT16_MAX)
 /* A string field whose values average at most this many bytes looks like a
@@ -177,8 +174,7 @@ static uint64_t overflow_tick_bytes(uint32_t record_size, uint64_t fields, uint6
   uint64_t s = ticks ? strings / ticks + (strings % ticks != 0) : 0;
   k = min_u64(k, TKS_DYNOBJ_MAX_FIELDS);
   s = min_u64(s, MAP_STRING_BYTES_MAX);
-  return (((uint64_t)record_size + 7) & ~(uint64_t)7) + OVERFLOW_PTR_BYTES +
-         tks_dynobj_size((unsigned)k, (size_t)s);
+  return tks_store_overflow_entry_size(record_size) + tks_dynobj_size((unsigned)k, (size_t)s);
 }
 
 /* ---- one undeclared field ---- */

@@ -79,8 +79,9 @@ struct tks_store *tks_store_create(const struct tks_schema *schema, struct tks_s
   uint32_t ts_off = schema->fields[schema->ts_field].offset;
   uint32_t sym_off = schema->fields[schema->symbol_field].offset;
   st->sets[SET_SLOTTED] = (struct set){.esize = schema->record_size, .ts_off = ts_off, .sym_off = sym_off};
-  st->ovf_off = (schema->record_size + 7) & ~7u;
-  st->sets[SET_OVERFLOW] = (struct set){.esize = st->ovf_off + 8, .ts_off = ts_off, .sym_off = sym_off};
+  uint32_t ovf_size = tks_store_overflow_entry_size(schema->record_size);
+  st->ovf_off = ovf_size - (uint32_t)sizeof(struct tks_dynobj *);
+  st->sets[SET_OVERFLOW] = (struct set){.esize = ovf_size, .ts_off = ts_off, .sym_off = sym_off};
   st->sets[SET_DYNAMIC] = (struct set){.esize = sizeof(struct dyn_entry),
                                        .ts_off = offsetof(struct dyn_entry, ts),
                                        .sym_off = offsetof(struct dyn_entry, symbol)};

@@ -25,6 +25,13 @@
 
 struct tks_slab;
 struct tks_stats;
+
+/* The bytes of an overflow entry (fallback mode): the slotted record
+ * rounded up to 8 bytes, then the pointer to its overflow map.  The one
+ * place this layout is spelled out. */
+static inline uint32_t tks_store_overflow_entry_size(uint32_t record_size) {
+  return ((record_size + 7) & ~7u) + (uint32_t)sizeof(void *);
+}
 struct tks_store;
 
 struct tks_series_info {
