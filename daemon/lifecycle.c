@@ -42,12 +42,6 @@ struct key {
   unsigned nnames;
 };
 
-static const char *const mode_names[] = {"slotted", "dynamic", "fallback"};
-static const char *const fsync_names[] = {"always", "interval", "never"};
-static const char *const corrupt_names[] = {"truncate", "refuse"};
-static const char *const on_error_names[] = {"backpressure", "reject"};
-static const char *const when_full_names[] = {"evict_oldest", "reject", "backpressure"};
-
 #define FIELD(f) offsetof(struct tks_config, f), sizeof(((struct tks_config *)0)->f)
 #define NAMES(a) a, TKS_ARRAY_SIZE(a)
 
@@ -60,7 +54,7 @@ static const struct key keys[] = {
     {"ingest.read_buffer", K_SIZE, FIXED, FIELD(ingest.read_buffer_bytes), NULL, 0},
     {"ingest.idle_timeout", K_DURATION, LIVE_IDLE, FIELD(ingest.idle_timeout_ns), NULL, 0},
     {"control.socket", K_STR, FIXED, FIELD(control.socket), NULL, 0},
-    {"store.mode", K_ENUM, FIXED, FIELD(store.mode), NAMES(mode_names)},
+    {"store.mode", K_ENUM, FIXED, FIELD(store.mode), NAMES(tks_mode_names)},
     {"store.page_size", K_SIZE, FIXED, FIELD(store.page_size), NULL, 0},
     {"store.growth_factor", K_F64, FIXED, FIELD(store.growth_factor), NULL, 0},
     {"store.max_symbols", K_UINT, FIXED, FIELD(store.max_symbols), NULL, 0},
@@ -68,14 +62,14 @@ static const struct key keys[] = {
     {"schema", K_SCHEMA, FIXED, FIELD(schema), NULL, 0},
     {"journal.enabled", K_BOOL, FIXED, FIELD(journal.enabled), NULL, 0},
     {"journal.dir", K_STR, FIXED, FIELD(journal.dir), NULL, 0},
-    {"journal.fsync", K_ENUM, LIVE_JOURNAL, FIELD(journal.fsync), NAMES(fsync_names)},
+    {"journal.fsync", K_ENUM, LIVE_JOURNAL, FIELD(journal.fsync), NAMES(tks_fsync_names)},
     {"journal.fsync_interval", K_DURATION, LIVE_JOURNAL, FIELD(journal.fsync_interval_ns), NULL, 0},
-    {"journal.on_corrupt", K_ENUM, FIXED, FIELD(journal.on_corrupt), NAMES(corrupt_names)},
+    {"journal.on_corrupt", K_ENUM, FIXED, FIELD(journal.on_corrupt), NAMES(tks_on_corrupt_names)},
     {"journal.segment_size", K_SIZE, FIXED, FIELD(journal.segment_bytes), NULL, 0},
     {"journal.max_bytes", K_SIZE, FIXED, FIELD(journal.max_bytes), NULL, 0},
-    {"journal.on_error", K_ENUM, LIVE_JOURNAL, FIELD(journal.on_error), NAMES(on_error_names)},
+    {"journal.on_error", K_ENUM, LIVE_JOURNAL, FIELD(journal.on_error), NAMES(tks_on_error_names)},
     {"limits.max_memory", K_SIZE, LIVE_LIMITS, FIELD(limits.max_memory), NULL, 0},
-    {"limits.when_full", K_ENUM, LIVE_LIMITS, FIELD(limits.when_full), NAMES(when_full_names)},
+    {"limits.when_full", K_ENUM, LIVE_LIMITS, FIELD(limits.when_full), NAMES(tks_when_full_names)},
     {"limits.retention", K_DURATION, LIVE_LIMITS, FIELD(limits.retention_ns), NULL, 0},
     {"query.max_rows", K_UINT, LIVE, FIELD(query.max_rows), NULL, 0},
     {"log.level", K_LEVEL, LIVE_LOG, FIELD(log.level), NULL, 0},
@@ -92,31 +86,6 @@ static uint64_t load_uint(const void *p, size_t size) {
   case 4: memcpy(&u32, p, 4); return u32;
   default: memcpy(&u64, p, 8); return u64;
   }
-}
-
-static void fmt_size(uint64_t v, char *buf, size_t n) {
-  if (v == 0) snprintf(buf, n, "0");
-  else if (v % (1ull << 30) == 0) snprintf(buf, n, "%lluGiB", (unsigned long long)(v >> 30));
-  else if (v % (1ull << 20) == 0) snprintf(buf, n, "%lluMiB", (unsigned long long)(v >> 20));
-  else if (v % (1ull << 10) == 0) snprintf(buf, n, "%lluKiB", (unsigned long long)(v >> 10));
-  else snprintf(buf, n, "%lluB", (unsigned long long)v);
-}
-
-static void fmt_duration(uint64_t ns, char *buf, size_t n) {
-  static const struct {
-    uint64_t ns;
-    const char *unit;
-  } units[] = {{3600000000000ull, "h"}, {60000000000ull, "m"}, {1000000000ull, "s"},
-               {1000000ull, "ms"},      {1000ull, "us"},       {1ull, "ns"}};
-  if (ns == 0) {
-    snprintf(buf, n, "0");
-    return;
-  }
-  for (unsigned i = 0; i < TKS_ARRAY_SIZE(units); i++)
-    if (ns % units[i].ns == 0) {
-      snprintf(buf, n, "%llu%s", (unsigned long long)(ns / units[i].ns), units[i].unit);
-      return;
-    }
 }
 
 static bool same_default(const struct tks_field *a, const struct tks_field *b) {
@@ -184,8 +153,8 @@ static void fmt_value(const struct key *k, const struct tks_config *c, char *buf
   v = load_uint(p, k->size);
   switch (k->kind) {
   case K_UINT: snprintf(buf, n, "%llu", (unsigned long long)v); break;
-  case K_SIZE: fmt_size(v, buf, n); break;
-  case K_DURATION: fmt_duration(v, buf, n); break;
+  case K_SIZE: tks_format_size(v, buf, n); break;
+  case K_DURATION: tks_format_duration(v, buf, n); break;
   case K_BOOL: snprintf(buf, n, "%s", v ? "true" : "false"); break;
   case K_ENUM: snprintf(buf, n, "%s", v < k->nnames ? k->names[v] : "?"); break;
   case K_LEVEL: snprintf(buf, n, "%s", tks_log_level_name((enum tks_log_level)v)); break;
@@ -283,7 +252,7 @@ static void on_idle_timer(uv_timer_t *t) {
   if (n) {
     char d[32];
     lc.idle_closed += n;
-    fmt_duration(timeout_ns, d, sizeof d);
+    tks_format_duration(timeout_ns, d, sizeof d);
     tks_log(TKS_LOG_INFO, "closed %u idle ingest connection%s (ingest.idle_timeout %s)", n,
             n == 1 ? "" : "s", d);
   }

@@ -27,8 +27,6 @@
 #define SWEEP_MIN_NS 100000000u /* on_full runs the retention sweep at most every 100 ms */
 #define LOG_PERIOD_NS 1000000000u
 
-static const char *const when_full_names[] = {"evict_oldest", "reject", "backpressure"};
-
 /* One server per process: the state is file-local. */
 static struct {
   bool started;
@@ -56,10 +54,6 @@ static struct {
   /* the rate-limited warn line */
   uint64_t log_at_ns, log_suppressed;
 } L;
-
-static const char *when_full_name(enum tks_when_full w) {
-  return (unsigned)w < TKS_ARRAY_SIZE(when_full_names) ? when_full_names[w] : "?";
-}
 
 static double mib(uint64_t b) { return (double)b / (double)MIB; }
 
@@ -158,7 +152,7 @@ static void apply(struct tks_server *srv) {
   if (L.max_memory) snprintf(max, sizeof max, "%.1f MiB", mib(L.max_memory));
   if (L.retention_ns) snprintf(ret, sizeof ret, "%.3f s", (double)L.retention_ns / 1e9);
   tks_log(TKS_LOG_INFO, "limits: max_memory %s, when_full %s, retention %s", max,
-          when_full_name(L.when_full), ret);
+          tks_when_full_name(L.when_full), ret);
 }
 
 int tks_limits_start(struct tks_server *srv) {
@@ -200,7 +194,7 @@ void tks_limits_reload(struct tks_server *srv) {
     return;
   tks_log(TKS_LOG_INFO, "limits reloaded: max_memory %llu -> %llu, when_full %s -> %s, retention "
           "%llu -> %llu ns", (unsigned long long)old_max, (unsigned long long)c->limits.max_memory,
-          when_full_name(old_wf), when_full_name(c->limits.when_full),
+          tks_when_full_name(old_wf), tks_when_full_name(c->limits.when_full),
           (unsigned long long)old_ret, (unsigned long long)c->limits.retention_ns);
   apply(srv);
   L.futile_bytes = 0;
@@ -338,7 +332,7 @@ void tks_limits_stats(struct tks_server *srv, struct tks_stats *st) {
   tks_stats_u64(st, "limits.max_memory", max, TKS_STAT_GAUGE,
                 "Limit on the slab pages in bytes (0: none); tables and index come on top", NULL,
                 NULL);
-  tks_stats_str(st, "limits.when_full", when_full_name(wf),
+  tks_stats_str(st, "limits.when_full", tks_when_full_name(wf),
                 "What the store does at max_memory: evict_oldest, reject or backpressure",
                 "limits_when_full", "policy");
   tks_stats_f64(st, "limits.retention_seconds", (double)ret / 1e9, TKS_STAT_GAUGE,

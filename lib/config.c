@@ -25,6 +25,25 @@
 #define CONFIG_MAX_KEYS 8 /* per mapping; the largest section has 5 */
 #define SUN_PATH_MAX 107  /* sizeof(sun_path) - 1 */
 
+/* ---- the config's enums ---------------------------------------------- */
+
+const char *const tks_fsync_names[TKS_FSYNC_COUNT] = {"always", "interval", "never"};
+const char *const tks_on_error_names[TKS_ON_ERROR_COUNT] = {"backpressure", "reject"};
+const char *const tks_when_full_names[TKS_WHEN_FULL_COUNT] = {"evict_oldest", "reject",
+                                                              "backpressure"};
+
+const char *tks_fsync_name(enum tks_fsync f) {
+  return (unsigned)f < TKS_FSYNC_COUNT ? tks_fsync_names[f] : "?";
+}
+
+const char *tks_on_error_name(enum tks_on_error e) {
+  return (unsigned)e < TKS_ON_ERROR_COUNT ? tks_on_error_names[e] : "?";
+}
+
+const char *tks_when_full_name(enum tks_when_full w) {
+  return (unsigned)w < TKS_WHEN_FULL_COUNT ? tks_when_full_names[w] : "?";
+}
+
 /* ---- defaults -------------------------------------------------------- */
 
 static void set_str(char *dst, size_t size, const char *src) {
@@ -289,17 +308,6 @@ static int scalar(struct reader *r, const char *path, bool allow_null, const cha
   return e ? e : this_scalar(r, path, allow_null, out);
 }
 
-static void fmt_size(uint64_t v, char *buf, size_t size) {
-  if (v && v % (1ull << 30) == 0)
-    snprintf(buf, size, "%lluGiB", (unsigned long long)(v >> 30));
-  else if (v && v % (1ull << 20) == 0)
-    snprintf(buf, size, "%lluMiB", (unsigned long long)(v >> 20));
-  else if (v && v % (1ull << 10) == 0)
-    snprintf(buf, size, "%lluKiB", (unsigned long long)(v >> 10));
-  else
-    snprintf(buf, size, "%lluB", (unsigned long long)v);
-}
-
 static int get_uint(struct reader *r, const char *path, uint64_t min, uint64_t max, uint64_t *out) {
   const char *s = NULL;
   char b[80];
@@ -327,8 +335,12 @@ static int get_size(struct reader *r, const char *path, uint64_t min, uint64_t m
     return fail(r, r->ev.start_mark, "%s: '%s' is not a size (e.g. 1MiB)", path,
                 show(s, b, sizeof b));
   if (e == -ERANGE || v < min || v > max) {
-    fmt_size(min, lo, sizeof lo);
-    fmt_size(max, hi, sizeof hi);
+    /* "0B", not tks_format_size's "0": the message has always said so. */
+    if (min)
+      tks_format_size(min, lo, sizeof lo);
+    else
+      snprintf(lo, sizeof lo, "0B");
+    tks_format_size(max, hi, sizeof hi);
     return fail(r, r->ev.start_mark, "%s: %s is out of range (%s..%s)", path, show(s, b, sizeof b),
                 lo, hi);
   }
@@ -618,9 +630,6 @@ enum { JOURNAL_ENABLED, JOURNAL_DIR, JOURNAL_FSYNC, JOURNAL_FSYNC_INTERVAL, JOUR
 static const char *const journal_keys[] = {"enabled",        "dir",          "fsync",
                                            "fsync_interval", "on_corrupt",   "segment_size",
                                            "max_bytes",      "on_error"};
-static const char *const fsync_names[] = {"always", "interval", "never"};
-static const char *const corrupt_names[] = {"truncate", "refuse"};
-static const char *const on_error_names[] = {"backpressure", "reject"};
 
 static int journal_value(struct reader *r, void *ctx, unsigned key) {
   struct tks_config *c = r->c;
@@ -639,14 +648,16 @@ static int journal_value(struct reader *r, void *ctx, unsigned key) {
     set_str(c->journal.dir, sizeof c->journal.dir, s);
     return 0;
   case JOURNAL_FSYNC:
-    if ((e = get_enum(r, "journal.fsync", fsync_names, 3, &u))) return e;
+    if ((e = get_enum(r, "journal.fsync", tks_fsync_names, TKS_FSYNC_COUNT, &u)))
+      return e;
     c->journal.fsync = (enum tks_fsync)u;
     return 0;
   case JOURNAL_FSYNC_INTERVAL:
     return get_duration(r, "journal.fsync_interval", 1000000, 3600ull * 1000000000,
                         &c->journal.fsync_interval_ns);
   case JOURNAL_ON_CORRUPT:
-    if ((e = get_enum(r, "journal.on_corrupt", corrupt_names, 2, &u))) return e;
+    if ((e = get_enum(r, "journal.on_corrupt", tks_on_corrupt_names, TKS_ON_CORRUPT_COUNT, &u)))
+      return e;
     c->journal.on_corrupt = (enum tks_on_corrupt)u;
     return 0;
   case JOURNAL_SEGMENT_SIZE:
@@ -658,7 +669,8 @@ static int journal_value(struct reader *r, void *ctx, unsigned key) {
     c->journal.max_bytes = v;
     return 0;
   case JOURNAL_ON_ERROR:
-    if ((e = get_enum(r, "journal.on_error", on_error_names, 2, &u))) return e;
+    if ((e = get_enum(r, "journal.on_error", tks_on_error_names, TKS_ON_ERROR_COUNT, &u)))
+      return e;
     c->journal.on_error = (enum tks_on_error)u;
     return 0;
   }
@@ -667,7 +679,6 @@ static int journal_value(struct reader *r, void *ctx, unsigned key) {
 
 enum { LIMITS_MAX_MEMORY, LIMITS_WHEN_FULL, LIMITS_RETENTION };
 static const char *const limits_keys[] = {"max_memory", "when_full", "retention"};
-static const char *const when_full_names[] = {"evict_oldest", "reject", "backpressure"};
 
 static int limits_value(struct reader *r, void *ctx, unsigned key) {
   struct tks_config *c = r->c;
@@ -683,7 +694,8 @@ static int limits_value(struct reader *r, void *ctx, unsigned key) {
     c->limits.max_memory = v;
     return 0;
   case LIMITS_WHEN_FULL:
-    if ((e = get_enum(r, "limits.when_full", when_full_names, 3, &u))) return e;
+    if ((e = get_enum(r, "limits.when_full", tks_when_full_names, TKS_WHEN_FULL_COUNT, &u)))
+      return e;
     c->limits.when_full = (enum tks_when_full)u;
     return 0;
   case LIMITS_RETENTION:
@@ -914,8 +926,8 @@ static int check_whole(struct reader *r) {
   struct tks_config *c = r->c;
   if (c->ingest.read_buffer_bytes < c->ingest.max_message_bytes) {
     char rb[32], mm[32];
-    fmt_size(c->ingest.read_buffer_bytes, rb, sizeof rb);
-    fmt_size(c->ingest.max_message_bytes, mm, sizeof mm);
+    tks_format_size(c->ingest.read_buffer_bytes, rb, sizeof rb);
+    tks_format_size(c->ingest.max_message_bytes, mm, sizeof mm);
     return fail(r, r->have_read_buffer ? r->read_buffer_mark : r->max_message_mark,
                 "ingest.read_buffer (%s%s) must be at least ingest.max_message_bytes (%s)", rb,
                 r->have_read_buffer ? "" : ", the default", mm);

@@ -22,9 +22,23 @@
 #define TKS_DEFAULT_JOURNAL_DIR "/var/lib/tickslab"
 #define TKS_CONFIG_ERR_MAX 512
 
+/* The config's own enums.  Each has its names, as the file writes them, in
+ * the enum's order, and a _name() that gives "?" for a value outside it. */
 enum tks_fsync { TKS_FSYNC_ALWAYS, TKS_FSYNC_INTERVAL, TKS_FSYNC_NEVER };
+#define TKS_FSYNC_COUNT (TKS_FSYNC_NEVER + 1)
+extern const char *const tks_fsync_names[TKS_FSYNC_COUNT];
+const char *tks_fsync_name(enum tks_fsync f);
+
 enum tks_on_error { TKS_ON_ERROR_BACKPRESSURE, TKS_ON_ERROR_REJECT };
+#define TKS_ON_ERROR_COUNT (TKS_ON_ERROR_REJECT + 1)
+extern const char *const tks_on_error_names[TKS_ON_ERROR_COUNT];
+const char *tks_on_error_name(enum tks_on_error e);
+
 enum tks_when_full { TKS_WHEN_FULL_EVICT_OLDEST, TKS_WHEN_FULL_REJECT, TKS_WHEN_FULL_BACKPRESSURE };
+#define TKS_WHEN_FULL_COUNT (TKS_WHEN_FULL_BACKPRESSURE + 1)
+extern const char *const tks_when_full_names[TKS_WHEN_FULL_COUNT];
+const char *tks_when_full_name(enum tks_when_full w);
+
 #define TKS_CONFIG_MAX_BYTES (1 << 20) /* a larger file is refused */
 
 struct tks_config {
