@@ -407,8 +407,7 @@ int tks_durability_start(struct tks_server *srv) {
   }
   D = d;
   tks_log(TKS_LOG_INFO, "journal in %s (fsync %s)", cfg->journal.dir,
-          cfg->journal.fsync == TKS_FSYNC_ALWAYS ? "always"
-          : cfg->journal.fsync == TKS_FSYNC_NEVER ? "never" : "interval");
+          tks_fsync_name(cfg->journal.fsync));
   return 0;
 }
 

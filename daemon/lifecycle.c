@@ -1,8 +1,9 @@
 /*
  * The daemon's life under a supervisor: SIGHUP re-reads the config file and
  * applies the keys that can change while running (log level, fsync policy,
- * memory limits, idle timeout, connection and row caps), refusing every
- * other change with one log line; sd_notify RELOADING=1/READY=1 around it;
+ * memory limits, idle timeout, connection and row caps: the reload group of
+ * each key in lib/config.c's table), refusing every other change with one
+ * log line; sd_notify RELOADING=1/READY=1 around it;
  * WATCHDOG=1 at half of $WATCHDOG_USEC; a STATUS= line every 10 s; and
  * closing ingest clients silent for longer than ingest.idle_timeout.
  * There is one server a process, so the state here is file-static.
@@ -26,188 +27,6 @@ static struct {
   uint64_t watchdog_usec; /* 0: no watchdog */
   uint64_t reloads, reload_errors, reload_applied, reload_refused, idle_closed;
 } lc;
-
-/* ---- the keys, and which of them a reload may change ---------------- */
-
-enum kind { K_LISTEN, K_STR, K_UINT, K_SIZE, K_DURATION, K_BOOL, K_F64, K_ENUM, K_LEVEL, K_SCHEMA };
-/* What applying a changed key takes, beyond copying it into srv->cfg. */
-enum apply { FIXED, LIVE, LIVE_LOG, LIVE_JOURNAL, LIVE_LIMITS, LIVE_IDLE };
-
-struct key {
-  const char *name; /* as written in the YAML file */
-  enum kind kind;
-  enum apply apply;
-  size_t off, size;
-  const char *const *names; /* K_ENUM: value names, in the enum's order (config.h) */
-  unsigned nnames;
-};
-
-static const char *const mode_names[] = {"slotted", "dynamic", "fallback"};
-static const char *const fsync_names[] = {"always", "interval", "never"};
-static const char *const corrupt_names[] = {"truncate", "refuse"};
-static const char *const on_error_names[] = {"backpressure", "reject"};
-static const char *const when_full_names[] = {"evict_oldest", "reject", "backpressure"};
-
-#define FIELD(f) offsetof(struct tks_config, f), sizeof(((struct tks_config *)0)->f)
-#define NAMES(a) a, TKS_ARRAY_SIZE(a)
-
-/* Every key of the config file (lib/config.c).  A key missing here is
- * caught by the whole-struct check in reload() and reported as unknown. */
-static const struct key keys[] = {
-    {"ingest.listen", K_LISTEN, FIXED, FIELD(ingest.listen), NULL, 0},
-    {"ingest.max_connections", K_UINT, LIVE, FIELD(ingest.max_connections), NULL, 0},
-    {"ingest.max_message_bytes", K_SIZE, FIXED, FIELD(ingest.max_message_bytes), NULL, 0},
-    {"ingest.read_buffer", K_SIZE, FIXED, FIELD(ingest.read_buffer_bytes), NULL, 0},
-    {"ingest.idle_timeout", K_DURATION, LIVE_IDLE, FIELD(ingest.idle_timeout_ns), NULL, 0},
-    {"control.socket", K_STR, FIXED, FIELD(control.socket), NULL, 0},
-    {"store.mode", K_ENUM, FIXED, FIELD(store.mode), NAMES(mode_names)},
-    {"store.page_size", K_SIZE, FIXED, FIELD(store.page_size), NULL, 0},
-    {"store.growth_factor", K_F64, FIXED, FIELD(store.growth_factor), NULL, 0},
-    {"store.max_symbols", K_UINT, FIXED, FIELD(store.max_symbols), NULL, 0},
-    {"store.max_strings", K_UINT, FIXED, FIELD(store.max_strings), NULL, 0},
-    {"schema", K_SCHEMA, FIXED, FIELD(schema), NULL, 0},
-    {"journal.enabled", K_BOOL, FIXED, FIELD(journal.enabled), NULL, 0},
-    {"journal.dir", K_STR, FIXED, FIELD(journal.dir), NULL, 0},
-    {"journal.fsync", K_ENUM, LIVE_JOURNAL, FIELD(journal.fsync), NAMES(fsync_names)},
-    {"journal.fsync_interval", K_DURATION, LIVE_JOURNAL, FIELD(journal.fsync_interval_ns), NULL, 0},
-    {"journal.on_corrupt", K_ENUM, FIXED, FIELD(journal.on_corrupt), NAMES(corrupt_names)},
-    {"journal.segment_size", K_SIZE, FIXED, FIELD(journal.segment_bytes), NULL, 0},
-    {"journal.max_bytes", K_SIZE, FIXED, FIELD(journal.max_bytes), NULL, 0},
-    {"journal.on_error", K_ENUM, LIVE_JOURNAL, FIELD(journal.on_error), NAMES(on_error_names)},
-    {"limits.max_memory", K_SIZE, LIVE_LIMITS, FIELD(limits.max_memory), NULL, 0},
-    {"limits.when_full", K_ENUM, LIVE_LIMITS, FIELD(limits.when_full), NAMES(when_full_names)},
-    {"limits.retention", K_DURATION, LIVE_LIMITS, FIELD(limits.retention_ns), NULL, 0},
-    {"query.max_rows", K_UINT, LIVE, FIELD(query.max_rows), NULL, 0},
-    {"log.level", K_LEVEL, LIVE_LOG, FIELD(log.level), NULL, 0},
-};
-
-static uint64_t load_uint(const void *p, size_t size) {
-  uint8_t u8;
-  uint16_t u16;
-  uint32_t u32;
-  uint64_t u64;
-  switch (size) {
-  case 1: memcpy(&u8, p, 1); return u8;
-  case 2: memcpy(&u16, p, 2); return u16;
-  case 4: memcpy(&u32, p, 4); return u32;
-  default: memcpy(&u64, p, 8); return u64;
-  }
-}
-
-static void fmt_size(uint64_t v, char *buf, size_t n) {
-  if (v == 0) snprintf(buf, n, "0");
-  else if (v % (1ull << 30) == 0) snprintf(buf, n, "%lluGiB", (unsigned long long)(v >> 30));
-  else if (v % (1ull << 20) == 0) snprintf(buf, n, "%lluMiB", (unsigned long long)(v >> 20));
-  else if (v % (1ull << 10) == 0) snprintf(buf, n, "%lluKiB", (unsigned long long)(v >> 10));
-  else snprintf(buf, n, "%lluB", (unsigned long long)v);
-}
-
-static void fmt_duration(uint64_t ns, char *buf, size_t n) {
-  static const struct {
-    uint64_t ns;
-    const char *unit;
-  } units[] = {{3600000000000ull, "h"}, {60000000000ull, "m"}, {1000000000ull, "s"},
-               {1000000ull, "ms"},      {1000ull, "us"},       {1ull, "ns"}};
-  if (ns == 0) {
-    snprintf(buf, n, "0");
-    return;
-  }
-  for (unsigned i = 0; i < TKS_ARRAY_SIZE(units); i++)
-    if (ns % units[i].ns == 0) {
-      snprintf(buf, n, "%llu%s", (unsigned long long)(ns / units[i].ns), units[i].unit);
-      return;
-    }
-}
-
-static bool same_default(const struct tks_field *a, const struct tks_field *b) {
-  switch (a->type) {
-  case TKS_TYPE_TIMESTAMP:
-  case TKS_TYPE_I64: return a->dflt.i64 == b->dflt.i64;
-  case TKS_TYPE_U32:
-  case TKS_TYPE_SYMBOL:
-  case TKS_TYPE_STRING: return a->dflt.u32 == b->dflt.u32;
-  case TKS_TYPE_F64: return memcmp(&a->dflt.f64, &b->dflt.f64, sizeof a->dflt.f64) == 0;
-  case TKS_TYPE_BOOL: return a->dflt.b == b->dflt.b;
-  case TKS_TYPE__COUNT: break;
-  }
-  return true;
-}
-
-/* Describes the first difference between two schemas into buf ("" if none):
- * the declared fields, in order, with their types, required flags and defaults. */
-static void schema_diff(const struct tks_schema *a, const struct tks_schema *b, char *buf,
-                        size_t n) {
-  buf[0] = '\0';
-  unsigned common = a->nfields < b->nfields ? a->nfields : b->nfields;
-  for (unsigned i = 0; i < common; i++) {
-    const struct tks_field *x = &a->fields[i], *y = &b->fields[i];
-    if (strcmp(x->name, y->name) != 0) {
-      snprintf(buf, n, "field %u %s -> %s", i + 1, x->name, y->name);
-      return;
-    }
-    if (x->type != y->type) {
-      snprintf(buf, n, "field %s: %s -> %s", x->name, tks_type_name(x->type),
-               tks_type_name(y->type));
-      return;
-    }
-    if (x->required != y->required) {
-      snprintf(buf, n, "field %s: %s -> %s", x->name, x->required ? "required" : "optional",
-               y->required ? "required" : "optional");
-      return;
-    }
-    if (!same_default(x, y)) {
-      snprintf(buf, n, "field %s: another default", x->name);
-      return;
-    }
-  }
-  if (a->nfields != b->nfields)
-    snprintf(buf, n, "%u fields -> %u fields", a->nfields, b->nfields);
-}
-
-/* The key's value in c, for a log line. */
-static void fmt_value(const struct key *k, const struct tks_config *c, char *buf, size_t n) {
-  const char *p = (const char *)c + k->off;
-  uint64_t v = 0;
-  double d;
-  switch (k->kind) {
-  case K_LISTEN:
-  case K_STR: snprintf(buf, n, "%s", p); return;
-  case K_SCHEMA:
-    snprintf(buf, n, "%s, %u fields", c->schema.name, c->schema.nfields);
-    return;
-  case K_F64:
-    memcpy(&d, p, sizeof d);
-    snprintf(buf, n, "%g", d);
-    return;
-  default: break;
-  }
-  v = load_uint(p, k->size);
-  switch (k->kind) {
-  case K_UINT: snprintf(buf, n, "%llu", (unsigned long long)v); break;
-  case K_SIZE: fmt_size(v, buf, n); break;
-  case K_DURATION: fmt_duration(v, buf, n); break;
-  case K_BOOL: snprintf(buf, n, "%s", v ? "true" : "false"); break;
-  case K_ENUM: snprintf(buf, n, "%s", v < k->nnames ? k->names[v] : "?"); break;
-  case K_LEVEL: snprintf(buf, n, "%s", tks_log_level_name((enum tks_log_level)v)); break;
-  default: snprintf(buf, n, "?"); break;
-  }
-}
-
-static bool same_value(const struct key *k, const struct tks_config *a,
-                       const struct tks_config *b) {
-  const char *p = (const char *)a + k->off, *q = (const char *)b + k->off;
-  switch (k->kind) {
-  case K_LISTEN: /* "localhost:7070" and "127.0.0.1:7070" are one address */
-    return strcmp(a->ingest.host, b->ingest.host) == 0 && a->ingest.port == b->ingest.port;
-  case K_STR: return strcmp(p, q) == 0;
-  case K_SCHEMA: {
-    char why[8];
-    schema_diff(&a->schema, &b->schema, why, sizeof why);
-    return why[0] == '\0';
-  }
-  default: return memcmp(p, q, k->size) == 0;
-  }
-}
 
 /* ---- systemd status --------------------------------------------------- */
 
@@ -264,7 +83,7 @@ static void on_idle_timer(uv_timer_t *t) {
   if (n) {
     char d[32];
     lc.idle_closed += n;
-    fmt_duration(timeout_ns, d, sizeof d);
+    tks_format_duration(timeout_ns, d, sizeof d);
     tks_log(TKS_LOG_INFO, "closed %u idle ingest connection%s (ingest.idle_timeout %s)", n,
             n == 1 ? "" : "s", d);
   }
@@ -289,41 +108,35 @@ static void notify_reloading(void) {
   tks_notify(msg);
 }
 
-/* Compares next with the running config: applies the live keys that
- * differ, logs one line for each fixed key that differs. */
+/* Compares next with the running config, key by key (lib/config.c's
+ * table): copies the live keys that differ and runs their apply group's
+ * hook, logs one line for each fixed key that differs. */
 static void apply(struct tks_server *srv, const struct tks_config *next) {
   unsigned applied = 0, refused = 0;
   bool journal = false, limits = false;
-  char was[160], now[160];
-  for (unsigned i = 0; i < TKS_ARRAY_SIZE(keys); i++) {
-    const struct key *k = &keys[i];
-    if (same_value(k, &srv->cfg, next)) continue;
-    if (k->apply == FIXED) {
+  char change[2 * TKS_CONFIG_VALUE_MAX];
+  size_t n;
+  const struct tks_config_key *keys = tks_config_keys(&n);
+  for (size_t i = 0; i < n; i++) {
+    const struct tks_config_key *k = &keys[i];
+    if (tks_config_key_equal(k, &srv->cfg, next)) continue;
+    tks_config_key_diff(k, &srv->cfg, next, change, sizeof change);
+    if (k->reload == TKS_RELOAD_FIXED) {
       refused++;
-      if (k->kind == K_SCHEMA) {
-        schema_diff(&srv->cfg.schema, &next->schema, now, sizeof now);
-        tks_log(TKS_LOG_WARN,
-                "reload: schema changed (%s): needs a restart, keeping the running value", now);
-      } else {
-        fmt_value(k, &srv->cfg, was, sizeof was);
-        fmt_value(k, next, now, sizeof now);
-        tks_log(TKS_LOG_WARN,
-                "reload: %s changed (%s -> %s): needs a restart, keeping the running value",
-                k->name, was, now);
-      }
+      tks_log(TKS_LOG_WARN, "reload: %s changed (%s): needs a restart, keeping the running value",
+              k->name, change);
       continue;
     }
-    fmt_value(k, &srv->cfg, was, sizeof was);
-    fmt_value(k, next, now, sizeof now);
-    memcpy((char *)&srv->cfg + k->off, (const char *)next + k->off, k->size);
+    tks_config_key_copy(k, &srv->cfg, next);
     applied++;
-    tks_log(TKS_LOG_INFO, "reload: %s %s -> %s", k->name, was, now);
-    switch (k->apply) {
-    case LIVE_LOG: tks_log_set_level(srv->cfg.log.level); break;
-    case LIVE_JOURNAL: journal = true; break;
-    case LIVE_LIMITS: limits = true; break;
-    case LIVE_IDLE: idle_update(srv); break;
-    default: break; /* read from srv->cfg where used */
+    tks_log(TKS_LOG_INFO, "reload: %s %s", k->name, change);
+    switch (k->reload) {
+    case TKS_RELOAD_LOG: tks_log_set_level(srv->cfg.log.level); break;
+    case TKS_RELOAD_JOURNAL: journal = true; break;
+    case TKS_RELOAD_LIMITS: limits = true; break;
+    case TKS_RELOAD_IDLE: idle_update(srv); break;
+    case TKS_RELOAD_LIVE: break; /* read from srv->cfg where used */
+    case TKS_RELOAD_FIXED: break;
     }
   }
   /* After every value is in srv->cfg: a section is applied as a whole. */
@@ -333,22 +146,6 @@ static void apply(struct tks_server *srv, const struct tks_config *next) {
   lc.reload_refused += refused;
   tks_log(TKS_LOG_INFO, "reload: applied %u change%s, refused %u", applied, applied == 1 ? "" : "s",
           refused);
-}
-
-/* True if next differs from cfg anywhere the key table does not look (a
- * key added to the config but not here). */
-static bool unlisted_change(const struct tks_config *cfg, const struct tks_config *next) {
-  struct tks_config *probe = malloc(sizeof *probe);
-  if (!probe) return false;
-  memcpy(probe, cfg, sizeof *probe);
-  for (unsigned i = 0; i < TKS_ARRAY_SIZE(keys); i++)
-    memcpy((char *)probe + keys[i].off, (const char *)next + keys[i].off, keys[i].size);
-  memcpy(probe->ingest.host, next->ingest.host, sizeof probe->ingest.host);
-  probe->ingest.port = next->ingest.port;
-  memcpy(probe->path, next->path, sizeof probe->path);
-  bool differs = memcmp(probe, next, sizeof *probe) != 0;
-  free(probe);
-  return differs;
 }
 
 void tks_lifecycle_reload(struct tks_server *srv) {
@@ -374,9 +171,6 @@ void tks_lifecycle_reload(struct tks_server *srv) {
     goto out;
   }
   lc.reloads++;
-  if (unlisted_change(&srv->cfg, next))
-    tks_log(TKS_LOG_WARN,
-            "reload: other settings changed that cannot be applied live: they need a restart");
   apply(srv, next);
 out:
   free(next);

@@ -28,8 +28,6 @@
 #define SWEEP_MIN_NS 100000000u /* on_full runs the retention sweep at most every 100 ms */
 #define LOG_PERIOD_NS 1000000000u
 
-static const char *const when_full_names[] = {"evict_oldest", "reject", "backpressure"};
-
 /* One server per process: the state is file-local. */
 static struct {
   bool started;
@@ -56,10 +54,6 @@ static struct {
   /* the rate-limited warn line */
   uint64_t log_at_ns, log_suppressed;
 } L;
-
-static const char *when_full_name(enum tks_when_full w) {
-  return (unsigned)w < TKS_ARRAY_SIZE(when_full_names) ? when_full_names[w] : "?";
-}
 
 static double mib(uint64_t b) { return (double)b / (double)MIB; }
 
@@ -163,7 +157,7 @@ static void apply(struct tks_server *srv) {
   if (L.max_memory) snprintf(max, sizeof max, "%.1f MiB", mib(L.max_memory));
   if (L.retention_ns) snprintf(ret, sizeof ret, "%.3f s", (double)L.retention_ns / 1e9);
   tks_log(TKS_LOG_INFO, "limits: max_memory %s, when_full %s, retention %s", max,
-          when_full_name(L.when_full), ret);
+          tks_when_full_name(L.when_full), ret);
 }
 
 int tks_limits_start(struct tks_server *srv) {
@@ -201,7 +195,7 @@ void tks_limits_reload(struct tks_server *srv) {
     return;
   tks_log(TKS_LOG_INFO, "limits reloaded: max_memory %llu -> %llu, when_full %s -> %s, retention "
           "%llu -> %llu ns", (unsigned long long)old_max, (unsigned long long)c->limits.max_memory,
-          when_full_name(old_wf), when_full_name(c->limits.when_full),
+          tks_when_full_name(old_wf), tks_when_full_name(c->limits.when_full),
           (unsigned long long)old_ret, (unsigned long long)c->limits.retention_ns);
   apply(srv);
   L.futile_bytes = 0;
@@ -362,7 +356,7 @@ void tks_limits_stats(struct tks_server *srv, struct tks_stats *st) {
   uint64_t ret = L.started ? L.retention_ns : c->limits.retention_ns;
   enum tks_when_full wf = L.started ? L.when_full : c->limits.when_full;
   tks_stat_u64(st, &ST_LIMITS_MAX_MEMORY, max);
-  tks_stat_str(st, &ST_LIMITS_WHEN_FULL, when_full_name(wf));
+  tks_stat_str(st, &ST_LIMITS_WHEN_FULL, tks_when_full_name(wf));
   tks_stat_f64(st, &ST_LIMITS_RETENTION_SECONDS, (double)ret / 1e9);
   tks_stat_u64(st, &ST_LIMITS_USED_BYTES, tks_slab_bytes_allocated(srv->slab));
   tks_stat_u64(st, &ST_LIMITS_EVICTED_TICKS, tks_store_evicted_ticks(srv->store));

@@ -32,11 +32,47 @@ static const char usage[] =
     "\n"
     "At start it replays the journal (journal.dir) into the store before it\n"
     "listens.  Signals: SIGTERM and SIGINT stop it cleanly (what was read is\n"
-    "journaled and fsynced first); SIGHUP reloads the config's live keys\n"
-    "(log.level, journal.fsync*, journal.on_error, limits.*, ingest.idle_timeout,\n"
-    "ingest.max_connections, query.max_rows) and logs the others as refused.\n"
+    "journaled and fsynced first); SIGHUP reloads the config's live keys\n";
+/* print_usage() puts the live keys, from the config's key table, between the two. */
+static const char usage_end[] =
     "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1, RELOADING=1, STOPPING=1,\n"
     "STATUS=, and WATCHDOG=1 when $WATCHDOG_USEC is set).\n";
+
+/* Writes text to f in lines of at most width columns, broken at spaces. */
+static void put_wrapped(FILE *f, const char *text, size_t width) {
+  size_t col = 0;
+  while (*text) {
+    size_t w = strcspn(text, " ");
+    if (col && col + 1 + w > width) {
+      fputc('\n', f);
+      col = 0;
+    } else if (col) {
+      fputc(' ', f);
+      col++;
+    }
+    fwrite(text, 1, w, f);
+    col += w;
+    text += w;
+    while (*text == ' ') text++;
+  }
+  fputc('\n', f);
+}
+
+/* The usage, with the keys a reload applies listed from the key table. */
+static void print_usage(FILE *f) {
+  size_t n;
+  const struct tks_config_key *keys = tks_config_keys(&n);
+  struct tks_buf live;
+  tks_buf_init(&live);
+  for (size_t i = 0; i < n; i++)
+    if (keys[i].reload != TKS_RELOAD_FIXED)
+      tks_buf_printf(&live, "%s%s", live.len ? ", " : "(", keys[i].name);
+  tks_buf_puts(&live, ") and logs the others as refused.");
+  fputs(usage, f);
+  if (live.data) put_wrapped(f, live.data, 79);
+  fputs(usage_end, f);
+  tks_buf_finish(&live);
+}
 
 /* The signal handles: main.c's own. */
 static uv_signal_t sig_term, sig_int, sig_hup;
@@ -139,7 +175,7 @@ int main(int argc, char **argv) {
     switch (o) {
     case 'c': config_path = optarg; break;
     case 'C': check_only = true; break;
-    case 'h': fputs(usage, stdout); return 0;
+    case 'h': print_usage(stdout); return 0;
     case 'V': printf("tickslabd %s\n", TKS_VERSION); return 0;
     default: fputs("Try 'tickslabd --help'.\n", stderr); return 2;
     }

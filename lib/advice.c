@@ -491,7 +491,7 @@ static void write_use_slotted(struct out *o, const struct tks_advice_input *in,
   uint64_t dyn = in->repr.dynamic_ticks;
   uint64_t d = tenths(g->dyn_bytes, dyn);
   uint64_t sl = ((uint64_t)in->schema->record_size * SLOTTED_OVERHEAD_PCT + 5) / 10;
-  const char *mode = u.overflow ? "fallback" : "slotted";
+  const char *mode = tks_mode_name(u.overflow ? TKS_MODE_FALLBACK : TKS_MODE_SLOTTED);
   struct text t = {.n = 0};
   say(&t, "all %" PRIu64 " ticks are held as dynamic objects at %s bytes per tick; ", dyn,
       fmt_tenths(d).s);

@@ -1,14 +1,18 @@
 /*
- * Config loading: libyaml's event API drives a small recursive-descent
- * reader that knows the expected shape (a mapping of sections, each a
- * mapping of scalars; schema a list of field mappings), so it never builds
- * a tree and stops at the first thing that is wrong.  Every error names
- * "file:line:column" (1-based).  Anchors, aliases, nesting deeper than
- * CONFIG_MAX_DEPTH and files over TKS_CONFIG_MAX_BYTES are refused.
+ * Config loading.  keys[] below is the one list of keys: name, type,
+ * default, range, field and reload group; the defaults, the reader and the
+ * daemon's reload (through tks_config_keys) all walk it.  libyaml's event
+ * API drives a small recursive-descent reader whose shape (top-level
+ * sections of scalar keys, schema a list of field mappings) comes from the
+ * table, so it never builds a tree and stops at the first thing that is
+ * wrong.  Every error names "file:line:column" (1-based).  Anchors,
+ * aliases, nesting deeper than CONFIG_MAX_DEPTH and files over
+ * TKS_CONFIG_MAX_BYTES are refused.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,10 +26,30 @@
 #include <yaml.h>
 
 #define CONFIG_MAX_DEPTH 16
-#define CONFIG_MAX_KEYS 8 /* per mapping; the largest section has 5 */
-#define SUN_PATH_MAX 107  /* sizeof(sun_path) - 1 */
+#define CONFIG_MAX_KEYS 16     /* per mapping; the largest section, journal, has 8 */
+#define CONFIG_MAX_SECTIONS 16 /* top-level names; there are 8 */
+#define SUN_PATH_MAX 107       /* sizeof(sun_path) - 1 */
 
-/* ---- defaults -------------------------------------------------------- */
+/* ---- the config's enums ---------------------------------------------- */
+
+const char *const tks_fsync_names[TKS_FSYNC_COUNT] = {"always", "interval", "never"};
+const char *const tks_on_error_names[TKS_ON_ERROR_COUNT] = {"backpressure", "reject"};
+const char *const tks_when_full_names[TKS_WHEN_FULL_COUNT] = {"evict_oldest", "reject",
+                                                              "backpressure"};
+
+const char *tks_fsync_name(enum tks_fsync f) {
+  return (unsigned)f < TKS_FSYNC_COUNT ? tks_fsync_names[f] : "?";
+}
+
+const char *tks_on_error_name(enum tks_on_error e) {
+  return (unsigned)e < TKS_ON_ERROR_COUNT ? tks_on_error_names[e] : "?";
+}
+
+const char *tks_when_full_name(enum tks_when_full w) {
+  return (unsigned)w < TKS_WHEN_FULL_COUNT ? tks_when_full_names[w] : "?";
+}
+
+/* ---- the rules of single keys ------------------------------------------ */
 
 static void set_str(char *dst, size_t size, const char *src) {
   /* Zero the whole buffer so that configs compare equal with memcmp. */
@@ -33,34 +57,290 @@ static void set_str(char *dst, size_t size, const char *src) {
   snprintf(dst, size, "%s", src);
 }
 
+/* A short, printable rendition of user text for messages. */
+static const char *show(const char *s, char *buf, size_t size) {
+  size_t i = 0, max = size - 4;
+  for (; *s && i < max; s++) buf[i++] = isprint((unsigned char)*s) ? *s : '?';
+  if (*s) {
+    memcpy(buf + i, "...", 3);
+    i += 3;
+  }
+  buf[i] = '\0';
+  return buf;
+}
+
+static int check_socket(const char *text, uint64_t len, char *why, size_t n) {
+  (void)text;
+  if (len <= SUN_PATH_MAX) return 0;
+  snprintf(why, n, "the path is %llu bytes, a Unix socket path can have at most %d",
+           (unsigned long long)len, SUN_PATH_MAX);
+  return -EINVAL;
+}
+
+static int check_journal_dir(const char *text, uint64_t len, char *why, size_t n) {
+  (void)text;
+  if (len) return 0;
+  snprintf(why, n, "the path is empty (to run without a journal: enabled: false)");
+  return -EINVAL;
+}
+
+static int check_page_size(const char *text, uint64_t v, char *why, size_t n) {
+  char b[80];
+  if (v % 4096 == 0) return 0;
+  snprintf(why, n, "%s is not a multiple of 4096", show(text, b, sizeof b));
+  return -EINVAL;
+}
+
+#define MIN_MAX_MEMORY (8u << 20)
+
+static int check_max_memory(const char *text, uint64_t v, char *why, size_t n) {
+  char b[32];
+  (void)text;
+  if (v == 0 || v >= MIN_MAX_MEMORY) return 0;
+  tks_format_size(MIN_MAX_MEMORY, b, sizeof b);
+  snprintf(why, n, "at least %s, or 0 for no limit", b);
+  return -EINVAL;
+}
+
+/* ---- the key table ----------------------------------------------------- */
+
+#define KEY(key, t, group, field)                                                        \
+  .name = key, .type = TKS_CONFIG_##t, .reload = TKS_RELOAD_##group,                     \
+  .off = offsetof(struct tks_config, field), .size = sizeof(((struct tks_config *)0)->field)
+#define NAMES(a) .names = a, .nnames = TKS_ARRAY_SIZE(a)
+#define SECONDS 1000000000ull
+#define DAYS (86400 * SECONDS)
+
+/* In the order of config/tickslab.yaml; a section's keys are listed together. */
+static const struct tks_config_key keys[] = {
+    {KEY("ingest.listen", LISTEN, FIXED, ingest.listen), .dflt_str = "127.0.0.1:7070"},
+    {KEY("ingest.max_connections", UINT, LIVE, ingest.max_connections), .dflt = 1024, .min = 1,
+     .max = 1000000},
+    {KEY("ingest.max_message_bytes", SIZE, FIXED, ingest.max_message_bytes), .dflt = 65536,
+     .min = 64, .max = 64u << 20},
+    {KEY("ingest.read_buffer", SIZE, FIXED, ingest.read_buffer_bytes), .dflt = 256u << 10,
+     .min = 64, .max = 1u << 30},
+    {KEY("ingest.idle_timeout", DURATION, IDLE, ingest.idle_timeout_ns), .dflt = 0, .min = 0,
+     .max = 7 * DAYS},
+    {KEY("control.socket", PATH, FIXED, control.socket), .dflt_str = TKS_DEFAULT_CONTROL_SOCKET,
+     .check = check_socket},
+    {KEY("store.mode", ENUM, FIXED, store.mode), .dflt = TKS_MODE_SLOTTED, NAMES(tks_mode_names),
+     .noun = "mode"},
+    {KEY("store.page_size", SIZE, FIXED, store.page_size), .dflt = 1u << 20, .min = 64u << 10,
+     .max = 1u << 30, .check = check_page_size},
+    {KEY("store.growth_factor", F64, FIXED, store.growth_factor), .dflt_f64 = 1.25,
+     .min_f64 = 1.01, .max_f64 = 4},
+    {KEY("store.max_symbols", UINT, FIXED, store.max_symbols), .dflt = 1000000, .min = 1,
+     .max = 1u << 31},
+    {KEY("store.max_strings", UINT, FIXED, store.max_strings), .dflt = 65536, .min = 1,
+     .max = 1u << 31},
+    {KEY("schema", SCHEMA, FIXED, schema)},
+    {KEY("journal.enabled", BOOL, FIXED, journal.enabled), .dflt = true},
+    {KEY("journal.dir", PATH, FIXED, journal.dir), .dflt_str = TKS_DEFAULT_JOURNAL_DIR,
+     .check = check_journal_dir},
+    {KEY("journal.fsync", ENUM, JOURNAL, journal.fsync), .dflt = TKS_FSYNC_INTERVAL,
+     NAMES(tks_fsync_names)},
+    {KEY("journal.fsync_interval", DURATION, JOURNAL, journal.fsync_interval_ns),
+     .dflt = SECONDS, .min = 1000000, .max = 3600 * SECONDS},
+    {KEY("journal.on_corrupt", ENUM, FIXED, journal.on_corrupt), .dflt = TKS_CORRUPT_TRUNCATE,
+     NAMES(tks_on_corrupt_names)},
+    {KEY("journal.segment_size", SIZE, FIXED, journal.segment_bytes), .dflt = 256ull << 20,
+     .min = 1u << 20, .max = 1ull << 40},
+    {KEY("journal.max_bytes", SIZE, FIXED, journal.max_bytes), .dflt = 0, .min = 0,
+     .max = 1ull << 50},
+    {KEY("journal.on_error", ENUM, JOURNAL, journal.on_error), .dflt = TKS_ON_ERROR_BACKPRESSURE,
+     NAMES(tks_on_error_names)},
+    {KEY("limits.max_memory", SIZE, LIMITS, limits.max_memory), .dflt = 0, .min = 0,
+     .max = 1ull << 50, .check = check_max_memory},
+    {KEY("limits.when_full", ENUM, LIMITS, limits.when_full), .dflt = TKS_WHEN_FULL_EVICT_OLDEST,
+     NAMES(tks_when_full_names)},
+    {KEY("limits.retention", DURATION, LIMITS, limits.retention_ns), .dflt = 0, .min = 0,
+     .max = 3650 * DAYS},
+    {KEY("query.max_rows", UINT, LIVE, query.max_rows), .dflt = 10000, .min = 1, .max = 1000000},
+    {KEY("log.level", ENUM, LOG, log.level), .dflt = TKS_LOG_INFO, NAMES(tks_log_level_names),
+     .noun = "level"},
+};
+#define NKEYS TKS_ARRAY_SIZE(keys)
+
+const struct tks_config_key *tks_config_keys(size_t *n) {
+  *n = NKEYS;
+  return keys;
+}
+
+const struct tks_config_key *tks_config_key_find(const char *name) {
+  for (size_t i = 0; i < NKEYS; i++)
+    if (strcmp(keys[i].name, name) == 0) return &keys[i];
+  return NULL;
+}
+
+/* ---- values in struct tks_config --------------------------------------- */
+
+static void *field_at(const struct tks_config_key *k, struct tks_config *c) {
+  return (char *)c + k->off;
+}
+
+static const void *cfield_at(const struct tks_config_key *k, const struct tks_config *c) {
+  return (const char *)c + k->off;
+}
+
+/* The unsigned number (UINT, SIZE, DURATION, BOOL, ENUM) in a field of that size. */
+static uint64_t load_uint(const void *p, size_t size) {
+  uint8_t u8;
+  uint16_t u16;
+  uint32_t u32;
+  uint64_t u64;
+  switch (size) {
+  case 1: memcpy(&u8, p, 1); return u8;
+  case 2: memcpy(&u16, p, 2); return u16;
+  case 4: memcpy(&u32, p, 4); return u32;
+  default: memcpy(&u64, p, 8); return u64;
+  }
+}
+
+/* v fits: the parser checked it against the key's range. */
+static void store_uint(void *p, size_t size, uint64_t v) {
+  uint8_t u8 = (uint8_t)v;
+  uint16_t u16 = (uint16_t)v;
+  uint32_t u32 = (uint32_t)v;
+  switch (size) {
+  case 1: memcpy(p, &u8, 1); break;
+  case 2: memcpy(p, &u16, 2); break;
+  case 4: memcpy(p, &u32, 4); break;
+  default: memcpy(p, &v, 8); break;
+  }
+}
+
+void tks_config_key_format(const struct tks_config_key *k, const struct tks_config *c, char *buf,
+                           size_t n) {
+  const void *p = cfield_at(k, c);
+  uint64_t v;
+  double d;
+  switch (k->type) {
+  case TKS_CONFIG_LISTEN:
+  case TKS_CONFIG_PATH: snprintf(buf, n, "%s", (const char *)p); return;
+  case TKS_CONFIG_SCHEMA:
+    snprintf(buf, n, "%s, %u fields", c->schema.name, c->schema.nfields);
+    return;
+  case TKS_CONFIG_F64:
+    memcpy(&d, p, sizeof d);
+    snprintf(buf, n, "%g", d);
+    return;
+  default: break;
+  }
+  v = load_uint(p, k->size);
+  switch (k->type) {
+  case TKS_CONFIG_UINT: snprintf(buf, n, "%llu", (unsigned long long)v); break;
+  case TKS_CONFIG_SIZE: tks_format_size(v, buf, n); break;
+  case TKS_CONFIG_DURATION: tks_format_duration(v, buf, n); break;
+  case TKS_CONFIG_BOOL: snprintf(buf, n, "%s", v ? "true" : "false"); break;
+  case TKS_CONFIG_ENUM: snprintf(buf, n, "%s", v < k->nnames ? k->names[v] : "?"); break;
+  default: snprintf(buf, n, "?"); break;
+  }
+}
+
+static bool same_default(const struct tks_field *a, const struct tks_field *b) {
+  switch (a->type) {
+  case TKS_TYPE_TIMESTAMP:
+  case TKS_TYPE_I64: return a->dflt.i64 == b->dflt.i64;
+  case TKS_TYPE_U32:
+  case TKS_TYPE_SYMBOL:
+  case TKS_TYPE_STRING: return a->dflt.u32 == b->dflt.u32;
+  case TKS_TYPE_F64: return memcmp(&a->dflt.f64, &b->dflt.f64, sizeof a->dflt.f64) == 0;
+  case TKS_TYPE_BOOL: return a->dflt.b == b->dflt.b;
+  case TKS_TYPE__COUNT: break;
+  }
+  return true;
+}
+
+/* Describes the first difference between two schemas into buf ("" if none):
+ * the declared fields, in order, with their types, required flags and defaults. */
+static void schema_diff(const struct tks_schema *a, const struct tks_schema *b, char *buf,
+                        size_t n) {
+  buf[0] = '\0';
+  unsigned common = a->nfields < b->nfields ? a->nfields : b->nfields;
+  for (unsigned i = 0; i < common; i++) {
+    const struct tks_field *x = &a->fields[i], *y = &b->fields[i];
+    if (strcmp(x->name, y->name) != 0) {
+      snprintf(buf, n, "field %u %s -> %s", i + 1, x->name, y->name);
+      return;
+    }
+    if (x->type != y->type) {
+      snprintf(buf, n, "field %s: %s -> %s", x->name, tks_type_name(x->type),
+               tks_type_name(y->type));
+      return;
+    }
+    if (x->required != y->required) {
+      snprintf(buf, n, "field %s: %s -> %s", x->name, x->required ? "required" : "optional",
+               y->required ? "required" : "optional");
+      return;
+    }
+    if (!same_default(x, y)) {
+      snprintf(buf, n, "field %s: another default", x->name);
+      return;
+    }
+  }
+  if (a->nfields != b->nfields)
+    snprintf(buf, n, "%u fields -> %u fields", a->nfields, b->nfields);
+}
+
+bool tks_config_key_equal(const struct tks_config_key *k, const struct tks_config *a,
+                          const struct tks_config *b) {
+  const void *p = cfield_at(k, a), *q = cfield_at(k, b);
+  switch (k->type) {
+  case TKS_CONFIG_LISTEN:
+    return strcmp(a->ingest.host, b->ingest.host) == 0 && a->ingest.port == b->ingest.port;
+  case TKS_CONFIG_PATH: return strcmp(p, q) == 0;
+  case TKS_CONFIG_SCHEMA: {
+    char why[8];
+    schema_diff(&a->schema, &b->schema, why, sizeof why);
+    return why[0] == '\0';
+  }
+  default: return memcmp(p, q, k->size) == 0;
+  }
+}
+
+void tks_config_key_diff(const struct tks_config_key *k, const struct tks_config *a,
+                         const struct tks_config *b, char *buf, size_t n) {
+  if (k->type == TKS_CONFIG_SCHEMA) {
+    schema_diff(&a->schema, &b->schema, buf, n);
+    return;
+  }
+  char was[TKS_CONFIG_VALUE_MAX], now[TKS_CONFIG_VALUE_MAX];
+  tks_config_key_format(k, a, was, sizeof was);
+  tks_config_key_format(k, b, now, sizeof now);
+  snprintf(buf, n, "%s -> %s", was, now);
+}
+
+void tks_config_key_copy(const struct tks_config_key *k, struct tks_config *dst,
+                         const struct tks_config *src) {
+  memcpy(field_at(k, dst), cfield_at(k, src), k->size);
+  if (k->type == TKS_CONFIG_LISTEN) {
+    memcpy(dst->ingest.host, src->ingest.host, sizeof dst->ingest.host);
+    dst->ingest.port = src->ingest.port;
+  }
+}
+
+/* ---- defaults -------------------------------------------------------- */
+
 void tks_config_defaults(struct tks_config *c) {
   memset(c, 0, sizeof *c);
-  set_str(c->ingest.listen, sizeof c->ingest.listen, "127.0.0.1:7070");
-  set_str(c->ingest.host, sizeof c->ingest.host, "127.0.0.1");
-  c->ingest.port = 7070;
-  c->ingest.max_connections = 1024;
-  c->ingest.max_message_bytes = 65536;
-  c->ingest.read_buffer_bytes = 256u << 10;
-  c->query.max_rows = 10000;
-  c->journal.enabled = true;
-  set_str(c->journal.dir, sizeof c->journal.dir, TKS_DEFAULT_JOURNAL_DIR);
-  c->journal.fsync = TKS_FSYNC_INTERVAL;
-  c->journal.fsync_interval_ns = 1000000000;
-  c->journal.on_corrupt = TKS_CORRUPT_TRUNCATE;
-  c->journal.segment_bytes = 256ull << 20;
-  c->journal.max_bytes = 0;
-  c->journal.on_error = TKS_ON_ERROR_BACKPRESSURE;
-  c->limits.max_memory = 0;
-  c->limits.when_full = TKS_WHEN_FULL_EVICT_OLDEST;
-  c->limits.retention_ns = 0;
-  set_str(c->control.socket, sizeof c->control.socket, TKS_DEFAULT_CONTROL_SOCKET);
-  c->store.mode = TKS_MODE_SLOTTED;
-  c->store.page_size = 1u << 20;
-  c->store.growth_factor = 1.25;
-  c->store.max_symbols = 1000000;
-  c->store.max_strings = 65536;
-  tks_schema_default(&c->schema);
-  c->log.level = TKS_LOG_INFO;
+  for (size_t i = 0; i < NKEYS; i++) {
+    const struct tks_config_key *k = &keys[i];
+    void *p = field_at(k, c);
+    switch (k->type) {
+    case TKS_CONFIG_LISTEN: {
+      int e = tks_config_parse_listen(k->dflt_str, c->ingest.host, sizeof c->ingest.host,
+                                      &c->ingest.port, NULL, 0);
+      assert(e == 0);
+      (void)e;
+    }
+      /* fall through */
+    case TKS_CONFIG_PATH: set_str(p, k->size, k->dflt_str); break;
+    case TKS_CONFIG_F64: memcpy(p, &k->dflt_f64, sizeof k->dflt_f64); break;
+    case TKS_CONFIG_SCHEMA: tks_schema_default(p); break;
+    default: store_uint(p, k->size, k->dflt); break;
+    }
+  }
 }
 
 /* ---- listen addresses ------------------------------------------------ */
@@ -149,9 +429,10 @@ struct reader {
   char *err;
   size_t errlen;
   struct tks_config *c; /* the copy being filled */
-  /* For checks that span keys (read_buffer >= max_message_bytes). */
-  bool have_read_buffer, have_max_message;
-  yaml_mark_t read_buffer_mark, max_message_mark;
+  /* Which keys were given, and where their values are, for the checks
+   * that span keys (read_buffer >= max_message_bytes). */
+  bool seen[NKEYS];
+  yaml_mark_t mark[NKEYS];
 };
 
 static int fail(struct reader *r, yaml_mark_t m, const char *fmt, ...)
@@ -167,18 +448,6 @@ static int fail(struct reader *r, yaml_mark_t m, const char *fmt, ...) {
     }
   }
   return -EINVAL;
-}
-
-/* A short, printable rendition of user text for messages. */
-static const char *show(const char *s, char *buf, size_t size) {
-  size_t i = 0, max = size - 4;
-  for (; *s && i < max; s++) buf[i++] = isprint((unsigned char)*s) ? *s : '?';
-  if (*s) {
-    memcpy(buf + i, "...", 3);
-    i += 3;
-  }
-  buf[i] = '\0';
-  return buf;
 }
 
 static const char *event_kind(const yaml_event_t *ev) {
@@ -289,17 +558,6 @@ static int scalar(struct reader *r, const char *path, bool allow_null, const cha
   return e ? e : this_scalar(r, path, allow_null, out);
 }
 
-static void fmt_size(uint64_t v, char *buf, size_t size) {
-  if (v && v % (1ull << 30) == 0)
-    snprintf(buf, size, "%lluGiB", (unsigned long long)(v >> 30));
-  else if (v && v % (1ull << 20) == 0)
-    snprintf(buf, size, "%lluMiB", (unsigned long long)(v >> 20));
-  else if (v && v % (1ull << 10) == 0)
-    snprintf(buf, size, "%lluKiB", (unsigned long long)(v >> 10));
-  else
-    snprintf(buf, size, "%lluB", (unsigned long long)v);
-}
-
 static int get_uint(struct reader *r, const char *path, uint64_t min, uint64_t max, uint64_t *out) {
   const char *s = NULL;
   char b[80];
@@ -327,8 +585,12 @@ static int get_size(struct reader *r, const char *path, uint64_t min, uint64_t m
     return fail(r, r->ev.start_mark, "%s: '%s' is not a size (e.g. 1MiB)", path,
                 show(s, b, sizeof b));
   if (e == -ERANGE || v < min || v > max) {
-    fmt_size(min, lo, sizeof lo);
-    fmt_size(max, hi, sizeof hi);
+    /* "0B", not tks_format_size's "0": the message has always said so. */
+    if (min)
+      tks_format_size(min, lo, sizeof lo);
+    else
+      snprintf(lo, sizeof lo, "0B");
+    tks_format_size(max, hi, sizeof hi);
     return fail(r, r->ev.start_mark, "%s: %s is out of range (%s..%s)", path, show(s, b, sizeof b),
                 lo, hi);
   }
@@ -353,9 +615,9 @@ static int get_duration(struct reader *r, const char *path, uint64_t min_ns, uin
   return 0;
 }
 
-/* One of names (n of them, listed in the message). */
-static int get_enum(struct reader *r, const char *path, const char *const *names, unsigned n,
-                    unsigned *out) {
+/* One of names (n of them, listed in the message: "unknown <noun> 'x'"). */
+static int get_enum(struct reader *r, const char *path, const char *noun,
+                    const char *const *names, unsigned n, unsigned *out) {
   const char *s = NULL;
   char b[80], list[160] = "";
   int e = scalar(r, path, false, &s);
@@ -369,7 +631,7 @@ static int get_enum(struct reader *r, const char *path, const char *const *names
     size_t l = strlen(list);
     snprintf(list + l, sizeof list - l, "%s%s", i ? (i + 1 == n ? " or " : ", ") : "", names[i]);
   }
-  return fail(r, r->ev.start_mark, "%s: unknown value '%s' (expected %s)", path,
+  return fail(r, r->ev.start_mark, "%s: unknown %s '%s' (expected %s)", path, noun,
               show(s, b, sizeof b), list);
 }
 
@@ -421,12 +683,12 @@ static int parse_i64(const char *s, int64_t *out) {
 
 /*
  * Reads the entries of a mapping whose MAPPING_START was just read.  Keys
- * must be among keys[] and appear once; for each, on_value reads the value.
+ * must be among names[] and appear once; for each, on_value reads the value.
  * where names the mapping in messages ("in 'ingest'", "at the top level").
  */
 typedef int (*value_fn)(struct reader *r, void *ctx, unsigned key);
 
-static int read_mapping(struct reader *r, const char *where, const char *const *keys,
+static int read_mapping(struct reader *r, const char *where, const char *const *names,
                         unsigned nkeys, value_fn on_value, void *ctx) {
   size_t first_line[CONFIG_MAX_KEYS] = {0};
   bool seen[CONFIG_MAX_KEYS] = {false};
@@ -439,17 +701,17 @@ static int read_mapping(struct reader *r, const char *where, const char *const *
       return fail(r, r->ev.start_mark, "expected a key %s, got %s", where, event_kind(&r->ev));
     const char *k = ev_str(r);
     unsigned i = 0;
-    while (i < nkeys && strcmp(k, keys[i]) != 0) i++;
+    while (i < nkeys && strcmp(k, names[i]) != 0) i++;
     if (i == nkeys) {
       char known[256] = "";
       size_t n = 0;
       for (unsigned j = 0; j < nkeys && n < sizeof known; j++)
-        n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", j ? ", " : "", keys[j]);
+        n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", j ? ", " : "", names[j]);
       return fail(r, r->ev.start_mark, "unknown key '%s' %s (known: %s)", show(k, b, sizeof b),
                   where, known);
     }
     if (seen[i])
-      return fail(r, r->ev.start_mark, "duplicate key '%s' %s (first at line %zu)", keys[i], where,
+      return fail(r, r->ev.start_mark, "duplicate key '%s' %s (first at line %zu)", names[i], where,
                   first_line[i]);
     seen[i] = true;
     first_line[i] = r->ev.start_mark.line + 1;
@@ -462,7 +724,7 @@ static int read_mapping(struct reader *r, const char *where, const char *const *
  * Reads the value of a section key: a mapping (read with read_mapping), or
  * a null value, which leaves the section at its defaults.
  */
-static int read_section(struct reader *r, const char *section, const char *const *keys,
+static int read_section(struct reader *r, const char *section, const char *const *names,
                         unsigned nkeys, value_fn on_value, void *ctx) {
   int e = next(r);
   if (e) return e;
@@ -472,237 +734,7 @@ static int read_section(struct reader *r, const char *section, const char *const
                 event_kind(&r->ev));
   char where[64];
   snprintf(where, sizeof where, "in '%s'", section);
-  return read_mapping(r, where, keys, nkeys, on_value, ctx);
-}
-
-/* ---- sections -------------------------------------------------------- */
-
-enum { INGEST_LISTEN, INGEST_MAX_CONNECTIONS, INGEST_MAX_MESSAGE_BYTES, INGEST_READ_BUFFER,
-       INGEST_IDLE_TIMEOUT };
-static const char *const ingest_keys[] = {"listen", "max_connections", "max_message_bytes",
-                                          "read_buffer", "idle_timeout"};
-
-static int ingest_value(struct reader *r, void *ctx, unsigned key) {
-  struct tks_config *c = r->c;
-  const char *s = NULL;
-  char why[256], b[300];
-  uint64_t v;
-  int e;
-  (void)ctx;
-  switch (key) {
-  case INGEST_LISTEN:
-    if ((e = next(r))) return e;
-    /* Unquoted, [::1]:7070 is a YAML flow sequence. */
-    if (r->ev.type == YAML_SEQUENCE_START_EVENT)
-      return fail(r, r->ev.start_mark,
-                  "ingest.listen: expected a scalar value, got a sequence (quote an IPv6 "
-                  "address: listen: \"[::1]:7070\")");
-    if ((e = this_scalar(r, "ingest.listen", false, &s))) return e;
-    if (strlen(s) >= sizeof c->ingest.listen)
-      return fail(r, r->ev.start_mark, "ingest.listen: the address is too long");
-    if (tks_config_parse_listen(s, c->ingest.host, sizeof c->ingest.host, &c->ingest.port, why,
-                                sizeof why))
-      return fail(r, r->ev.start_mark, "ingest.listen: %s", show(why, b, sizeof b));
-    set_str(c->ingest.listen, sizeof c->ingest.listen, s);
-    return 0;
-  case INGEST_MAX_CONNECTIONS:
-    if ((e = get_uint(r, "ingest.max_connections", 1, 1000000, &v))) return e;
-    c->ingest.max_connections = (uint32_t)v;
-    return 0;
-  case INGEST_MAX_MESSAGE_BYTES:
-    if ((e = get_size(r, "ingest.max_message_bytes", 64, 64u << 20, &v))) return e;
-    c->ingest.max_message_bytes = (uint32_t)v;
-    r->have_max_message = true;
-    r->max_message_mark = r->ev.start_mark;
-    return 0;
-  case INGEST_READ_BUFFER:
-    if ((e = get_size(r, "ingest.read_buffer", 64, 1u << 30, &v))) return e;
-    c->ingest.read_buffer_bytes = (uint32_t)v;
-    r->have_read_buffer = true;
-    r->read_buffer_mark = r->ev.start_mark;
-    return 0;
-  case INGEST_IDLE_TIMEOUT:
-    return get_duration(r, "ingest.idle_timeout", 0, 7ull * 86400 * 1000000000, &c->ingest.idle_timeout_ns);
-  }
-  return -EINVAL;
-}
-
-static const char *const control_keys[] = {"socket"};
-
-static int control_value(struct reader *r, void *ctx, unsigned key) {
-  struct tks_config *c = r->c;
-  const char *s = NULL;
-  int e;
-  (void)ctx;
-  (void)key;
-  if ((e = scalar(r, "control.socket", false, &s))) return e;
-  size_t n = strlen(s);
-  if (n == 0) return fail(r, r->ev.start_mark, "control.socket: the path is empty");
-  if (n > SUN_PATH_MAX)
-    return fail(r, r->ev.start_mark,
-                "control.socket: the path is %zu bytes, a Unix socket path can have at most %d",
-                n, SUN_PATH_MAX);
-  set_str(c->control.socket, sizeof c->control.socket, s);
-  return 0;
-}
-
-enum { STORE_MODE, STORE_PAGE_SIZE, STORE_GROWTH_FACTOR, STORE_MAX_SYMBOLS, STORE_MAX_STRINGS };
-static const char *const store_keys[] = {"mode", "page_size", "growth_factor", "max_symbols",
-                                         "max_strings"};
-
-static int store_value(struct reader *r, void *ctx, unsigned key) {
-  struct tks_config *c = r->c;
-  const char *s = NULL;
-  char b[80];
-  uint64_t v;
-  double d;
-  enum tks_mode m;
-  int e;
-  (void)ctx;
-  switch (key) {
-  case STORE_MODE:
-    if ((e = scalar(r, "store.mode", false, &s))) return e;
-    if (tks_mode_parse(s, &m))
-      return fail(r, r->ev.start_mark,
-                  "store.mode: unknown mode '%s' (expected slotted, dynamic or fallback)",
-                  show(s, b, sizeof b));
-    c->store.mode = m;
-    return 0;
-  case STORE_PAGE_SIZE:
-    if ((e = get_size(r, "store.page_size", 64u << 10, 1u << 30, &v))) return e;
-    if (v % 4096)
-      return fail(r, r->ev.start_mark, "store.page_size: %s is not a multiple of 4096",
-                  show(ev_str(r), b, sizeof b));
-    c->store.page_size = v;
-    return 0;
-  case STORE_GROWTH_FACTOR:
-    if ((e = scalar(r, "store.growth_factor", false, &s))) return e;
-    if (parse_f64(s, &d))
-      return fail(r, r->ev.start_mark, "store.growth_factor: '%s' is not a number",
-                  show(s, b, sizeof b));
-    if (d < 1.01 || d > 4)
-      return fail(r, r->ev.start_mark, "store.growth_factor: %s is out of range (1.01..4)",
-                  show(s, b, sizeof b));
-    c->store.growth_factor = d;
-    return 0;
-  case STORE_MAX_SYMBOLS:
-    if ((e = get_uint(r, "store.max_symbols", 1, 1u << 31, &v))) return e;
-    c->store.max_symbols = (uint32_t)v;
-    return 0;
-  case STORE_MAX_STRINGS:
-    if ((e = get_uint(r, "store.max_strings", 1, 1u << 31, &v))) return e;
-    c->store.max_strings = (uint32_t)v;
-    return 0;
-  }
-  return -EINVAL;
-}
-
-static const char *const log_keys[] = {"level"};
-
-static int log_value(struct reader *r, void *ctx, unsigned key) {
-  const char *s = NULL;
-  char b[80];
-  int e;
-  (void)ctx;
-  (void)key;
-  if ((e = scalar(r, "log.level", false, &s))) return e;
-  if (tks_log_level_parse(s, &r->c->log.level))
-    return fail(r, r->ev.start_mark,
-                "log.level: unknown level '%s' (expected error, warn, info or debug)",
-                show(s, b, sizeof b));
-  return 0;
-}
-
-enum { JOURNAL_ENABLED, JOURNAL_DIR, JOURNAL_FSYNC, JOURNAL_FSYNC_INTERVAL, JOURNAL_ON_CORRUPT,
-       JOURNAL_SEGMENT_SIZE, JOURNAL_MAX_BYTES, JOURNAL_ON_ERROR };
-static const char *const journal_keys[] = {"enabled",        "dir",          "fsync",
-                                           "fsync_interval", "on_corrupt",   "segment_size",
-                                           "max_bytes",      "on_error"};
-static const char *const fsync_names[] = {"always", "interval", "never"};
-static const char *const corrupt_names[] = {"truncate", "refuse"};
-static const char *const on_error_names[] = {"backpressure", "reject"};
-
-static int journal_value(struct reader *r, void *ctx, unsigned key) {
-  struct tks_config *c = r->c;
-  const char *s = NULL;
-  uint64_t v = 0;
-  unsigned u = 0;
-  int e;
-  (void)ctx;
-  switch (key) {
-  case JOURNAL_ENABLED: return get_bool(r, "journal.enabled", &c->journal.enabled);
-  case JOURNAL_DIR:
-    if ((e = scalar(r, "journal.dir", false, &s))) return e;
-    if (!*s) return fail(r, r->ev.start_mark, "journal.dir: the path is empty (to run without a journal: enabled: false)");
-    if (strlen(s) >= sizeof c->journal.dir)
-      return fail(r, r->ev.start_mark, "journal.dir: the path is too long");
-    set_str(c->journal.dir, sizeof c->journal.dir, s);
-    return 0;
-  case JOURNAL_FSYNC:
-    if ((e = get_enum(r, "journal.fsync", fsync_names, 3, &u))) return e;
-    c->journal.fsync = (enum tks_fsync)u;
-    return 0;
-  case JOURNAL_FSYNC_INTERVAL:
-    return get_duration(r, "journal.fsync_interval", 1000000, 3600ull * 1000000000,
-                        &c->journal.fsync_interval_ns);
-  case JOURNAL_ON_CORRUPT:
-    if ((e = get_enum(r, "journal.on_corrupt", corrupt_names, 2, &u))) return e;
-    c->journal.on_corrupt = (enum tks_on_corrupt)u;
-    return 0;
-  case JOURNAL_SEGMENT_SIZE:
-    if ((e = get_size(r, "journal.segment_size", 1u << 20, 1ull << 40, &v))) return e;
-    c->journal.segment_bytes = v;
-    return 0;
-  case JOURNAL_MAX_BYTES:
-    if ((e = get_size(r, "journal.max_bytes", 0, 1ull << 50, &v))) return e;
-    c->journal.max_bytes = v;
-    return 0;
-  case JOURNAL_ON_ERROR:
-    if ((e = get_enum(r, "journal.on_error", on_error_names, 2, &u))) return e;
-    c->journal.on_error = (enum tks_on_error)u;
-    return 0;
-  }
-  return -EINVAL;
-}
-
-enum { LIMITS_MAX_MEMORY, LIMITS_WHEN_FULL, LIMITS_RETENTION };
-static const char *const limits_keys[] = {"max_memory", "when_full", "retention"};
-static const char *const when_full_names[] = {"evict_oldest", "reject", "backpressure"};
-
-static int limits_value(struct reader *r, void *ctx, unsigned key) {
-  struct tks_config *c = r->c;
-  uint64_t v = 0;
-  unsigned u = 0;
-  int e;
-  (void)ctx;
-  switch (key) {
-  case LIMITS_MAX_MEMORY:
-    if ((e = get_size(r, "limits.max_memory", 0, 1ull << 50, &v))) return e;
-    if (v && v < (8u << 20))
-      return fail(r, r->ev.start_mark, "limits.max_memory: at least 8MiB, or 0 for no limit");
-    c->limits.max_memory = v;
-    return 0;
-  case LIMITS_WHEN_FULL:
-    if ((e = get_enum(r, "limits.when_full", when_full_names, 3, &u))) return e;
-    c->limits.when_full = (enum tks_when_full)u;
-    return 0;
-  case LIMITS_RETENTION:
-    return get_duration(r, "limits.retention", 0, 3650ull * 86400 * 1000000000,
-                        &c->limits.retention_ns);
-  }
-  return -EINVAL;
-}
-
-static const char *const query_keys[] = {"max_rows"};
-
-static int query_value(struct reader *r, void *ctx, unsigned key) {
-  uint64_t v = 0;
-  int e;
-  (void)ctx;
-  (void)key;
-  if ((e = get_uint(r, "query.max_rows", 1, 1000000, &v))) return e;
-  r->c->query.max_rows = (uint32_t)v;
-  return 0;
+  return read_mapping(r, where, names, nkeys, on_value, ctx);
 }
 
 /* ---- schema ---------------------------------------------------------- */
@@ -881,57 +913,173 @@ static int schema_value(struct reader *r) {
   return 0;
 }
 
-/* ---- top level ------------------------------------------------------- */
+/* ---- the keys -------------------------------------------------------- */
 
-enum { TOP_INGEST, TOP_CONTROL, TOP_STORE, TOP_SCHEMA, TOP_JOURNAL, TOP_LIMITS, TOP_QUERY, TOP_LOG };
-static const char *const top_keys[] = {"ingest", "control", "store",  "schema",
-                                       "journal", "limits", "query", "log"};
-
-static int top_value(struct reader *r, void *ctx, unsigned key) {
-  (void)ctx;
-  switch (key) {
-  case TOP_INGEST:
-    return read_section(r, "ingest", ingest_keys, TKS_ARRAY_SIZE(ingest_keys), ingest_value, NULL);
-  case TOP_CONTROL:
-    return read_section(r, "control", control_keys, TKS_ARRAY_SIZE(control_keys), control_value,
-                        NULL);
-  case TOP_STORE:
-    return read_section(r, "store", store_keys, TKS_ARRAY_SIZE(store_keys), store_value, NULL);
-  case TOP_SCHEMA: return schema_value(r);
-  case TOP_JOURNAL:
-    return read_section(r, "journal", journal_keys, TKS_ARRAY_SIZE(journal_keys), journal_value,
-                        NULL);
-  case TOP_LIMITS:
-    return read_section(r, "limits", limits_keys, TKS_ARRAY_SIZE(limits_keys), limits_value, NULL);
-  case TOP_QUERY:
-    return read_section(r, "query", query_keys, TKS_ARRAY_SIZE(query_keys), query_value, NULL);
-  case TOP_LOG: return read_section(r, "log", log_keys, TKS_ARRAY_SIZE(log_keys), log_value, NULL);
+/* The value of k (its key was just read), checked and stored in r->c. */
+static int read_key(struct reader *r, const struct tks_config_key *k) {
+  void *p = field_at(k, r->c);
+  const char *s = NULL;
+  char why[256], b[300];
+  uint64_t v = 0;
+  unsigned u = 0;
+  double d;
+  bool flag;
+  int e;
+  switch (k->type) {
+  case TKS_CONFIG_LISTEN:
+    if ((e = next(r))) return e;
+    /* Unquoted, [::1]:7070 is a YAML flow sequence. */
+    if (r->ev.type == YAML_SEQUENCE_START_EVENT)
+      return fail(r, r->ev.start_mark,
+                  "%s: expected a scalar value, got a sequence (quote an IPv6 "
+                  "address: listen: \"[::1]:7070\")",
+                  k->name);
+    if ((e = this_scalar(r, k->name, false, &s))) return e;
+    if (strlen(s) >= k->size)
+      return fail(r, r->ev.start_mark, "%s: the address is too long", k->name);
+    if (tks_config_parse_listen(s, r->c->ingest.host, sizeof r->c->ingest.host,
+                                &r->c->ingest.port, why, sizeof why))
+      return fail(r, r->ev.start_mark, "%s: %s", k->name, show(why, b, sizeof b));
+    set_str(p, k->size, s);
+    return 0;
+  case TKS_CONFIG_PATH:
+    if ((e = scalar(r, k->name, false, &s))) return e;
+    v = strlen(s);
+    if (k->check && k->check(s, v, why, sizeof why))
+      return fail(r, r->ev.start_mark, "%s: %s", k->name, why);
+    if (v == 0) return fail(r, r->ev.start_mark, "%s: the path is empty", k->name);
+    if (v >= k->size) return fail(r, r->ev.start_mark, "%s: the path is too long", k->name);
+    set_str(p, k->size, s);
+    return 0;
+  case TKS_CONFIG_UINT:
+  case TKS_CONFIG_SIZE:
+  case TKS_CONFIG_DURATION:
+    e = k->type == TKS_CONFIG_UINT   ? get_uint(r, k->name, k->min, k->max, &v)
+        : k->type == TKS_CONFIG_SIZE ? get_size(r, k->name, k->min, k->max, &v)
+                                     : get_duration(r, k->name, k->min, k->max, &v);
+    if (e) return e;
+    if (k->check && k->check(ev_str(r), v, why, sizeof why))
+      return fail(r, r->ev.start_mark, "%s: %s", k->name, why);
+    store_uint(p, k->size, v);
+    return 0;
+  case TKS_CONFIG_BOOL:
+    if ((e = get_bool(r, k->name, &flag))) return e;
+    memcpy(p, &flag, sizeof flag);
+    return 0;
+  case TKS_CONFIG_F64:
+    if ((e = scalar(r, k->name, false, &s))) return e;
+    if (parse_f64(s, &d))
+      return fail(r, r->ev.start_mark, "%s: '%s' is not a number", k->name, show(s, b, sizeof b));
+    if (d < k->min_f64 || d > k->max_f64)
+      return fail(r, r->ev.start_mark, "%s: %s is out of range (%g..%g)", k->name,
+                  show(s, b, sizeof b), k->min_f64, k->max_f64);
+    memcpy(p, &d, sizeof d);
+    return 0;
+  case TKS_CONFIG_ENUM:
+    if ((e = get_enum(r, k->name, k->noun ? k->noun : "value", k->names, k->nnames, &u))) return e;
+    store_uint(p, k->size, u);
+    return 0;
+  case TKS_CONFIG_SCHEMA: return schema_value(r);
   }
   return -EINVAL;
 }
 
+/*
+ * The shape of the file, from the key table: the top-level names in table
+ * order, each either a key itself ("schema") or a section whose keys are
+ * the table's "<section>.<key>" entries.
+ */
+struct section {
+  char name[32];
+  int key;      /* the table index of a top-level key, or -1 for a section */
+  unsigned nkeys;
+  const char *names[CONFIG_MAX_KEYS]; /* the part after the dot */
+  unsigned index[CONFIG_MAX_KEYS];    /* into keys[] */
+};
+
+struct layout {
+  unsigned n;
+  const char *names[CONFIG_MAX_SECTIONS];
+  struct section s[CONFIG_MAX_SECTIONS];
+};
+
+static void layout_build(struct layout *l) {
+  memset(l, 0, sizeof *l);
+  for (unsigned i = 0; i < NKEYS; i++) {
+    const char *dot = strchr(keys[i].name, '.');
+    size_t len = dot ? (size_t)(dot - keys[i].name) : strlen(keys[i].name);
+    unsigned j = 0;
+    while (j < l->n && !(strlen(l->s[j].name) == len && !memcmp(l->s[j].name, keys[i].name, len)))
+      j++;
+    struct section *s = &l->s[j];
+    if (j == l->n) {
+      assert(l->n < CONFIG_MAX_SECTIONS && len < sizeof s->name);
+      memcpy(s->name, keys[i].name, len);
+      s->key = -1;
+      l->names[l->n++] = s->name;
+    }
+    if (!dot) {
+      assert(s->key < 0 && s->nkeys == 0); /* a name is a key or a section */
+      s->key = (int)i;
+      continue;
+    }
+    assert(s->key < 0 && s->nkeys < CONFIG_MAX_KEYS);
+    s->names[s->nkeys] = dot + 1;
+    s->index[s->nkeys++] = i;
+  }
+}
+
+/* A key of a section: reads its value and notes where it was. */
+static int section_value(struct reader *r, void *ctx, unsigned key) {
+  const struct section *s = ctx;
+  unsigned i = s->index[key];
+  int e = read_key(r, &keys[i]);
+  if (e) return e;
+  r->seen[i] = true;
+  r->mark[i] = r->ev.start_mark;
+  return 0;
+}
+
+static int top_value(struct reader *r, void *ctx, unsigned key) {
+  struct section *s = &((struct layout *)ctx)->s[key];
+  if (s->key >= 0) return read_key(r, &keys[s->key]);
+  return read_section(r, s->name, s->names, s->nkeys, section_value, s);
+}
+
+static unsigned key_index(const char *name) {
+  const struct tks_config_key *k = tks_config_key_find(name);
+  assert(k);
+  return (unsigned)(k - keys);
+}
+
+/* The rules across keys, once the whole file is read. */
 static int check_whole(struct reader *r) {
   struct tks_config *c = r->c;
   if (c->ingest.read_buffer_bytes < c->ingest.max_message_bytes) {
+    unsigned rb_key = key_index("ingest.read_buffer");
+    unsigned mm_key = key_index("ingest.max_message_bytes");
     char rb[32], mm[32];
-    fmt_size(c->ingest.read_buffer_bytes, rb, sizeof rb);
-    fmt_size(c->ingest.max_message_bytes, mm, sizeof mm);
-    return fail(r, r->have_read_buffer ? r->read_buffer_mark : r->max_message_mark,
+    tks_format_size(c->ingest.read_buffer_bytes, rb, sizeof rb);
+    tks_format_size(c->ingest.max_message_bytes, mm, sizeof mm);
+    return fail(r, r->seen[rb_key] ? r->mark[rb_key] : r->mark[mm_key],
                 "ingest.read_buffer (%s%s) must be at least ingest.max_message_bytes (%s)", rb,
-                r->have_read_buffer ? "" : ", the default", mm);
+                r->seen[rb_key] ? "" : ", the default", mm);
   }
   return 0;
 }
 
+/* ---- the file -------------------------------------------------------- */
+
 static int read_stream(struct reader *r) {
+  struct layout layout;
+  layout_build(&layout);
   int e;
   if ((e = next(r))) return e; /* STREAM_START */
   if ((e = next(r))) return e;
   if (r->ev.type == YAML_STREAM_END_EVENT) return 0; /* empty, or only comments */
   if ((e = next(r))) return e;                       /* past DOCUMENT_START */
   if (r->ev.type == YAML_MAPPING_START_EVENT) {
-    if ((e = read_mapping(r, "at the top level", top_keys, TKS_ARRAY_SIZE(top_keys), top_value,
-                          NULL)))
+    if ((e = read_mapping(r, "at the top level", layout.names, layout.n, top_value, &layout)))
       return e;
   } else if (!ev_is_null(r)) {
     return fail(r, r->ev.start_mark, "expected a mapping at the top level, got %s",

@@ -1,13 +1,17 @@
 /*
- * The configuration: one YAML file read with libyaml.  Every key has a
- * default (tks_config_defaults); an unknown key, a value of the wrong type
- * or out of range is refused with "file:line:column: what is wrong", and
- * the caller does not start half-configured.  config/tickslab.yaml is the
- * commented default and must parse to exactly the defaults.
+ * The configuration: one YAML file read with libyaml.  One table
+ * (tks_config_keys) lists every key with its type, default, range, place in
+ * struct tks_config and what a reload may do with it; the parser, the
+ * defaults and the daemon's reload all work from it.  An unknown key, a
+ * value of the wrong type or out of range is refused with
+ * "file:line:column: what is wrong", and the caller does not start
+ * half-configured.  config/tickslab.yaml is the commented default and must
+ * parse to exactly the defaults.
  */
 #ifndef TKS_CONFIG_H
 #define TKS_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -22,9 +26,23 @@
 #define TKS_DEFAULT_JOURNAL_DIR "/var/lib/tickslab"
 #define TKS_CONFIG_ERR_MAX 512
 
+/* The config's own enums.  Each has its names, as the file writes them, in
+ * the enum's order, and a _name() that gives "?" for a value outside it. */
 enum tks_fsync { TKS_FSYNC_ALWAYS, TKS_FSYNC_INTERVAL, TKS_FSYNC_NEVER };
+#define TKS_FSYNC_COUNT (TKS_FSYNC_NEVER + 1)
+extern const char *const tks_fsync_names[TKS_FSYNC_COUNT];
+const char *tks_fsync_name(enum tks_fsync f);
+
 enum tks_on_error { TKS_ON_ERROR_BACKPRESSURE, TKS_ON_ERROR_REJECT };
+#define TKS_ON_ERROR_COUNT (TKS_ON_ERROR_REJECT + 1)
+extern const char *const tks_on_error_names[TKS_ON_ERROR_COUNT];
+const char *tks_on_error_name(enum tks_on_error e);
+
 enum tks_when_full { TKS_WHEN_FULL_EVICT_OLDEST, TKS_WHEN_FULL_REJECT, TKS_WHEN_FULL_BACKPRESSURE };
+#define TKS_WHEN_FULL_COUNT (TKS_WHEN_FULL_BACKPRESSURE + 1)
+extern const char *const tks_when_full_names[TKS_WHEN_FULL_COUNT];
+const char *tks_when_full_name(enum tks_when_full w);
+
 #define TKS_CONFIG_MAX_BYTES (1 << 20) /* a larger file is refused */
 
 struct tks_config {
@@ -80,7 +98,96 @@ struct tks_config {
   } log;
 };
 
-/* The defaults, as documented in config/tickslab.yaml. */
+/* ---- the key table ---------------------------------------------------- */
+
+/* How a key's value is written and stored. */
+enum tks_config_type {
+  TKS_CONFIG_LISTEN,   /* "host:port" text in char[]; the parsed host and port go to
+                        * ingest.host and ingest.port (there is one listen key) */
+  TKS_CONFIG_PATH,     /* char[], not empty, NUL-terminated */
+  TKS_CONFIG_UINT,     /* a whole number in a uint32_t or uint64_t */
+  TKS_CONFIG_SIZE,     /* bytes, written "64KiB", in a uint32_t or uint64_t */
+  TKS_CONFIG_DURATION, /* ns in a uint64_t, written "500ms", "1s", "0" */
+  TKS_CONFIG_BOOL,     /* bool */
+  TKS_CONFIG_F64,      /* double */
+  TKS_CONFIG_ENUM,     /* an enum, written as one of names[] */
+  TKS_CONFIG_SCHEMA,   /* struct tks_schema, written as the list of fields */
+};
+
+/* What a reload (SIGHUP) may do with a key that changed.  lib/ applies
+ * nothing: the daemon maps each group to what it calls once the new value
+ * is in its running config. */
+enum tks_reload {
+  TKS_RELOAD_FIXED,   /* needs a restart: the change is logged and refused */
+  TKS_RELOAD_LIVE,    /* copied; read from the running config where it is used */
+  TKS_RELOAD_LOG,     /* copied, then the log threshold is set */
+  TKS_RELOAD_JOURNAL, /* copied, then the journal writer takes the section */
+  TKS_RELOAD_LIMITS,  /* copied, then the memory limits take the section */
+  TKS_RELOAD_IDLE,    /* copied, then the idle-client check is started or stopped */
+};
+
+struct tks_config_key {
+  const char *name; /* as written in the file: "ingest.max_connections", "schema" */
+  enum tks_config_type type;
+  enum tks_reload reload;
+  size_t off, size; /* the field in struct tks_config */
+  /* The default, by type (the schema's is tks_schema_default()). */
+  uint64_t dflt;        /* UINT, SIZE, DURATION, BOOL, ENUM */
+  double dflt_f64;      /* F64 */
+  const char *dflt_str; /* LISTEN, PATH */
+  /* The values accepted, inclusive. */
+  uint64_t min, max;        /* UINT, SIZE, DURATION (ns) */
+  double min_f64, max_f64;  /* F64 */
+  const char *const *names; /* ENUM: the value names, in the enum's order */
+  unsigned nnames;
+  const char *noun; /* ENUM: the word of "unknown <noun> 'x'"; NULL: "value" */
+  /*
+   * A rule of the key's own beyond its type and range (NULL: none), for the
+   * parser: text is the value as written, v the number read (a path's
+   * length).  Returns 0, or -EINVAL with why, the message after "key: ".
+   * It runs after the range check, and for a path before the not-empty and
+   * fits-the-field checks.
+   */
+  int (*check)(const char *text, uint64_t v, char *why, size_t n);
+};
+
+/* A value formatted by tks_config_key_format() is cut to this (NUL included). */
+#define TKS_CONFIG_VALUE_MAX 160
+
+/* Every key, *n of them, in the order the default file lists them.  The
+ * table is static: never freed, never changed. */
+const struct tks_config_key *tks_config_keys(size_t *n);
+
+/* The key of that name ("log.level"), or NULL. */
+const struct tks_config_key *tks_config_key_find(const char *name);
+
+/* k's value in c as the file would write it ("64KiB", "1s", "interval";
+ * the schema as "MarketEvent, 5 fields"), cut to buf's n bytes. */
+void tks_config_key_format(const struct tks_config_key *k, const struct tks_config *c, char *buf,
+                           size_t n);
+
+/* True if k has the same value in a and b: a listen address by its host and
+ * port ("localhost:7070" is "127.0.0.1:7070"), the schema by its fields'
+ * names, types, required flags and defaults, the rest by their bytes. */
+bool tks_config_key_equal(const struct tks_config_key *k, const struct tks_config *a,
+                          const struct tks_config *b);
+
+/* How k changed from a to b, for a log line: "<a> -> <b>" as formatted by
+ * tks_config_key_format (each side cut to TKS_CONFIG_VALUE_MAX - 1 bytes),
+ * or for the schema its first difference ("field 2 ticker -> sym",
+ * "5 fields -> 6 fields"); "" for the schema when equal.  Cut to buf's n
+ * bytes; 2 * TKS_CONFIG_VALUE_MAX always holds it. */
+void tks_config_key_diff(const struct tks_config_key *k, const struct tks_config *a,
+                         const struct tks_config *b, char *buf, size_t n);
+
+/* Copies k's value from src into dst, with what is derived from it (a
+ * listen address's host and port). */
+void tks_config_key_copy(const struct tks_config_key *k, struct tks_config *dst,
+                         const struct tks_config *src);
+
+/* ---- reading ----------------------------------------------------------- */
+
+/* The defaults, from the key table, as documented in config/tickslab.yaml. */
 void tks_config_defaults(struct tks_config *c);
 
 /*

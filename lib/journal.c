@@ -153,6 +153,12 @@ uint32_t tks_crc32c(uint32_t crc, const void *data, size_t len) {
 
 /* ---- helpers ------------------------------------------------------------ */
 
+const char *const tks_on_corrupt_names[TKS_ON_CORRUPT_COUNT] = {"truncate", "refuse"};
+
+const char *tks_on_corrupt_name(enum tks_on_corrupt p) {
+  return (unsigned)p < TKS_ON_CORRUPT_COUNT ? tks_on_corrupt_names[p] : "?";
+}
+
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {

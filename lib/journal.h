@@ -34,7 +34,13 @@ uint32_t tks_crc32c_sw(uint32_t crc, const void *data, size_t len);
 uint32_t tks_crc32c_hw(uint32_t crc, const void *data, size_t len);
 bool tks_crc32c_hw_available(void);
 
+/* What replay does with a torn or corrupt tail (journal.on_corrupt). */
 enum tks_on_corrupt { TKS_CORRUPT_TRUNCATE, TKS_CORRUPT_REFUSE };
+#define TKS_ON_CORRUPT_COUNT (TKS_CORRUPT_REFUSE + 1)
+/* "truncate", "refuse": the policy names, in the enum's order. */
+extern const char *const tks_on_corrupt_names[TKS_ON_CORRUPT_COUNT];
+/* The policy's name, or "?" for a value outside the enum. */
+const char *tks_on_corrupt_name(enum tks_on_corrupt p);
 
 struct tks_journal;
 

@@ -22,14 +22,14 @@ static const struct {
     [TKS_TYPE_BOOL] = {"bool", 1},
 };
 
-static const char *const mode_names[] = {"slotted", "dynamic", "fallback"};
+const char *const tks_mode_names[TKS_MODE_COUNT] = {"slotted", "dynamic", "fallback"};
 
 const char *tks_mode_name(enum tks_mode m) {
-  return (unsigned)m < TKS_ARRAY_SIZE(mode_names) ? mode_names[m] : "?";
+  return (unsigned)m < TKS_MODE_COUNT ? tks_mode_names[m] : "?";
 }
 
 int tks_mode_parse(const char *s, enum tks_mode *out) {
-  int i = tks_name_index(mode_names, TKS_ARRAY_SIZE(mode_names), s);
+  int i = tks_name_index(tks_mode_names, TKS_MODE_COUNT, s);
   if (i < 0) return -EINVAL;
   *out = (enum tks_mode)i;
   return 0;

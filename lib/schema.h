@@ -67,6 +67,10 @@ static inline unsigned tks_schema_name_slot(const char *name, size_t len) {
  * every tick a dynamic object, or slotted where it fits and a dynamic object
  * where it carries undeclared fields. */
 enum tks_mode { TKS_MODE_SLOTTED, TKS_MODE_DYNAMIC, TKS_MODE_FALLBACK };
+#define TKS_MODE_COUNT (TKS_MODE_FALLBACK + 1)
+/* "slotted", "dynamic", "fallback": the names store.mode takes, in the enum's order. */
+extern const char *const tks_mode_names[TKS_MODE_COUNT];
+/* The mode's name, or "?" for a value outside the enum. */
 const char *tks_mode_name(enum tks_mode m);
 int tks_mode_parse(const char *s, enum tks_mode *out);
 

@@ -1,6 +1,7 @@
 /*
- * Shared helpers: leveled logging to stderr, size, duration and time
- * parsing, clocks, the growable tks_buf, and the RSS reading used by stats.
+ * Shared helpers: leveled logging to stderr, size and duration parsing and
+ * formatting, time parsing, clocks, the growable tks_buf, and the RSS
+ * reading used by stats.
  * ISO-8601 dates become ns with the civil-to-days formula (H. Hinnant's
  * days_from_civil), so the result does not depend on TZ or timegm.
  */
@@ -17,13 +18,13 @@
 #include <unistd.h>
 
 static enum tks_log_level log_level = TKS_LOG_INFO;
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+const char *const tks_log_level_names[TKS_LOG_LEVEL_COUNT] = {"error", "warn", "info", "debug"};
 
 void tks_log_set_level(enum tks_log_level level) { log_level = level; }
 enum tks_log_level tks_log_get_level(void) { return log_level; }
 
 const char *tks_log_level_name(enum tks_log_level level) {
-  return (unsigned)level < TKS_ARRAY_SIZE(level_names) ? level_names[level] : "?";
+  return (unsigned)level < TKS_LOG_LEVEL_COUNT ? tks_log_level_names[level] : "?";
 }
 
 int tks_name_index(const char *const *names, unsigned n, const char *s) {
@@ -33,7 +34,7 @@ int tks_name_index(const char *const *names, unsigned n, const char *s) {
 }
 
 int tks_log_level_parse(const char *s, enum tks_log_level *out) {
-  int i = tks_name_index(level_names, TKS_ARRAY_SIZE(level_names), s);
+  int i = tks_name_index(tks_log_level_names, TKS_LOG_LEVEL_COUNT, s);
   if (i < 0) return -EINVAL;
   *out = (enum tks_log_level)i;
   return 0;
@@ -156,6 +157,36 @@ int tks_parse_duration(const char *s, uint64_t *out_ns) {
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(units); i++)
     if (strcmp(unit, units[i].unit) == 0) return scale(num, whole, is_whole, units[i].mult, out_ns);
   return -EINVAL;
+}
+
+void tks_format_size(uint64_t v, char *buf, size_t n) {
+  if (v == 0)
+    snprintf(buf, n, "0");
+  else if (v % (1ull << 30) == 0)
+    snprintf(buf, n, "%lluGiB", (unsigned long long)(v >> 30));
+  else if (v % (1ull << 20) == 0)
+    snprintf(buf, n, "%lluMiB", (unsigned long long)(v >> 20));
+  else if (v % (1ull << 10) == 0)
+    snprintf(buf, n, "%lluKiB", (unsigned long long)(v >> 10));
+  else
+    snprintf(buf, n, "%lluB", (unsigned long long)v);
+}
+
+void tks_format_duration(uint64_t ns, char *buf, size_t n) {
+  static const struct {
+    uint64_t ns;
+    const char *unit;
+  } units[] = {{3600000000000ull, "h"}, {60000000000ull, "m"}, {1000000000ull, "s"},
+               {1000000ull, "ms"},      {1000ull, "us"},       {1ull, "ns"}};
+  if (ns == 0) {
+    snprintf(buf, n, "0");
+    return;
+  }
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(units); i++)
+    if (ns % units[i].ns == 0) {
+      snprintf(buf, n, "%llu%s", (unsigned long long)(ns / units[i].ns), units[i].unit);
+      return;
+    }
 }
 
 #define NS_PER_S 1000000000LL

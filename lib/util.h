@@ -1,8 +1,9 @@
 /*
- * Small shared helpers: logging with a level, parsing of sizes ("1MiB"),
- * durations ("500ms") and times (ns or ISO-8601), clocks, and a growable
- * byte buffer used to build responses and encoded messages.  Nothing here allocates behind the
- * caller's back except tks_buf, whose owner frees it with tks_buf_finish().
+ * Small shared helpers: logging with a level, parsing and formatting of
+ * sizes ("1MiB") and durations ("500ms"), parsing of times (ns or
+ * ISO-8601), clocks, and a growable byte buffer used to build responses
+ * and encoded messages.  Nothing here allocates behind the caller's back
+ * except tks_buf, whose owner frees it with tks_buf_finish().
  */
 #ifndef TKS_UTIL_H
 #define TKS_UTIL_H
@@ -15,6 +16,9 @@
 #define TKS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 enum tks_log_level { TKS_LOG_ERROR = 0, TKS_LOG_WARN, TKS_LOG_INFO, TKS_LOG_DEBUG };
+#define TKS_LOG_LEVEL_COUNT (TKS_LOG_DEBUG + 1)
+/* "error", "warn", "info", "debug": the level names, in the enum's order. */
+extern const char *const tks_log_level_names[TKS_LOG_LEVEL_COUNT];
 
 /* Index of s in names[0..n), or -1: the parsers of enumerated words. */
 int tks_name_index(const char *const *names, unsigned n, const char *s);
@@ -25,6 +29,7 @@ enum tks_log_level tks_log_get_level(void);
 /* Writes "tickslabd[pid]: <level>: <message>\n" to stderr (one write(2)). */
 void tks_log(enum tks_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The level's name, or "?" for a value outside the enum. */
 const char *tks_log_level_name(enum tks_log_level level);
 /* Writes prefix, the formatted message and a newline to stderr in one
  * write(2), cut to max bytes (at most 2048): tks_log's lines (1 KiB) and
@@ -41,6 +46,16 @@ int tks_parse_size(const char *s, uint64_t *out);
 int tks_parse_duration(const char *s, uint64_t *out_ns);
 /* Parses a whole decimal unsigned integer, no sign, no trailing bytes. */
 int tks_parse_u64(const char *s, uint64_t *out);
+
+/*
+ * The inverses, exact and in the form the config takes: a size in the
+ * largest of GiB, MiB, KiB that divides it ("64KiB", "3GiB"), else in
+ * bytes ("1000B"); a duration (ns) in the largest of h, m, s, ms, us, ns
+ * that divides it ("90s", "250ms").  0 is "0" for both.  The text is cut
+ * to fit buf (n bytes with the NUL).
+ */
+void tks_format_size(uint64_t bytes, char *buf, size_t n);
+void tks_format_duration(uint64_t ns, char *buf, size_t n);
 
 /*
  * ISO-8601 date-time, s[0..len), in UTC or with an offset:

@@ -150,6 +150,325 @@ TEST(empty_file_comments_and_empty_sections_give_the_defaults) {
   }
 }
 
+/* ---- the key table --------------------------------------------------- */
+
+/* A file of the source tree (TKS_SOURCE_ROOT), NUL-terminated; free it. */
+static char *read_source(const char *rel, size_t *len) {
+  const char *root = getenv("TKS_SOURCE_ROOT");
+  if (!root) TEST_FAIL("TKS_SOURCE_ROOT is not set");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", root, rel);
+  FILE *f = fopen(path, "rb");
+  if (!f) TEST_FAIL("%s: %s", path, strerror(errno));
+  enum { MAX = 1 << 20 };
+  char *buf = malloc(MAX);
+  ASSERT(buf);
+  size_t n = fread(buf, 1, MAX - 1, f);
+  fclose(f);
+  ASSERT(n > 0 && n < MAX - 1);
+  buf[n] = '\0';
+  if (len) *len = n;
+  return buf;
+}
+
+static const struct tks_config_key *key(const char *name) {
+  const struct tks_config_key *k = tks_config_key_find(name);
+  if (!k) TEST_FAIL("no key '%s' in the table", name);
+  return k;
+}
+
+static const char *format(const char *name, const struct tks_config *c) {
+  static char buf[TKS_CONFIG_VALUE_MAX];
+  tks_config_key_format(key(name), c, buf, sizeof buf);
+  return buf;
+}
+
+TEST(key_table_entries_are_well_formed) {
+  size_t n;
+  const struct tks_config_key *keys = tks_config_keys(&n);
+  ASSERT(n >= 25);
+  struct tks_config d;
+  tks_config_defaults(&d);
+  for (size_t i = 0; i < n; i++) {
+    const struct tks_config_key *k = &keys[i];
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(keys[j].name, k->name) == 0) TEST_FAIL("key %s is listed twice", k->name);
+    ASSERT(tks_config_key_find(k->name) == k);
+    if (k->off + k->size > sizeof(struct tks_config) || k->size == 0)
+      TEST_FAIL("%s: field at %zu+%zu is outside struct tks_config", k->name, k->off, k->size);
+    /* A section's keys are listed together: the file and the README read in that order. */
+    const char *dot = strchr(k->name, '.');
+    if (i > 0 && dot) {
+      size_t len = (size_t)(dot - k->name);
+      bool same = strncmp(keys[i - 1].name, k->name, len + 1) == 0;
+      for (size_t j = 0; j + 1 < i && !same; j++)
+        if (strncmp(keys[j].name, k->name, len + 1) == 0)
+          TEST_FAIL("%s is not next to the other keys of its section", k->name);
+    }
+    switch (k->type) {
+    case TKS_CONFIG_UINT:
+    case TKS_CONFIG_SIZE:
+    case TKS_CONFIG_DURATION:
+      ASSERT(k->size == 4 || k->size == 8);
+      if (k->size == 4) ASSERT(k->max <= UINT32_MAX);
+      if (k->min > k->dflt || k->dflt > k->max)
+        TEST_FAIL("%s: default %llu outside %llu..%llu", k->name, (unsigned long long)k->dflt,
+                  (unsigned long long)k->min, (unsigned long long)k->max);
+      break;
+    case TKS_CONFIG_F64:
+      ASSERT(k->size == sizeof(double));
+      ASSERT(k->min_f64 <= k->dflt_f64 && k->dflt_f64 <= k->max_f64);
+      break;
+    case TKS_CONFIG_ENUM:
+      ASSERT(k->size == sizeof(enum tks_fsync));
+      ASSERT(k->nnames > 0 && k->dflt < k->nnames);
+      for (unsigned v = 0; v < k->nnames; v++) ASSERT(k->names[v] && *k->names[v]);
+      break;
+    case TKS_CONFIG_BOOL: ASSERT(k->size == sizeof(bool)); break;
+    case TKS_CONFIG_LISTEN:
+    case TKS_CONFIG_PATH: ASSERT(k->dflt_str && strlen(k->dflt_str) < k->size); break;
+    case TKS_CONFIG_SCHEMA: ASSERT(k->size == sizeof(struct tks_schema)); break;
+    }
+    if (k->reload != TKS_RELOAD_FIXED)
+      ASSERT(k->type != TKS_CONFIG_LISTEN && k->type != TKS_CONFIG_SCHEMA);
+  }
+}
+
+TEST(enum_keys_use_the_name_table_of_the_module_owning_the_enum) {
+  ASSERT(key("store.mode")->names == tks_mode_names);
+  ASSERT(key("journal.fsync")->names == tks_fsync_names);
+  ASSERT(key("journal.on_corrupt")->names == tks_on_corrupt_names);
+  ASSERT(key("journal.on_error")->names == tks_on_error_names);
+  ASSERT(key("limits.when_full")->names == tks_when_full_names);
+  ASSERT(key("log.level")->names == tks_log_level_names);
+  ASSERT_STR_EQ(tks_mode_name(TKS_MODE_FALLBACK), "fallback");
+  ASSERT_STR_EQ(tks_fsync_name(TKS_FSYNC_NEVER), "never");
+  ASSERT_STR_EQ(tks_on_corrupt_name(TKS_CORRUPT_REFUSE), "refuse");
+  ASSERT_STR_EQ(tks_on_error_name(TKS_ON_ERROR_REJECT), "reject");
+  ASSERT_STR_EQ(tks_when_full_name(TKS_WHEN_FULL_BACKPRESSURE), "backpressure");
+  ASSERT_STR_EQ(tks_log_level_name(TKS_LOG_DEBUG), "debug");
+  ASSERT_STR_EQ(tks_fsync_name((enum tks_fsync)TKS_FSYNC_COUNT), "?");
+  ASSERT_STR_EQ(tks_when_full_name((enum tks_when_full)-1), "?");
+}
+
+TEST(defaults_are_formatted_as_the_file_writes_them) {
+  struct tks_config d;
+  tks_config_defaults(&d);
+  ASSERT_STR_EQ(format("ingest.listen", &d), "127.0.0.1:7070");
+  ASSERT_STR_EQ(format("ingest.max_message_bytes", &d), "64KiB");
+  ASSERT_STR_EQ(format("ingest.idle_timeout", &d), "0");
+  ASSERT_STR_EQ(format("store.mode", &d), "slotted");
+  ASSERT_STR_EQ(format("store.growth_factor", &d), "1.25");
+  ASSERT_STR_EQ(format("schema", &d), "MarketEvent, 5 fields");
+  ASSERT_STR_EQ(format("journal.enabled", &d), "true");
+  ASSERT_STR_EQ(format("journal.fsync_interval", &d), "1s");
+  ASSERT_STR_EQ(format("journal.segment_size", &d), "256MiB");
+  ASSERT_STR_EQ(format("limits.max_memory", &d), "0");
+  ASSERT_STR_EQ(format("log.level", &d), "info");
+}
+
+/*
+ * Each key set alone to another value: the parser puts it where the table
+ * says (the key differs from the defaults, every other key does not) and
+ * formats it back as written.  Every key of the table must be here.
+ */
+TEST(each_key_set_alone_changes_only_its_own_field) {
+  static const struct {
+    const char *name, *yaml, *formatted;
+  } cases[] = {
+      {"ingest.listen", "ingest: {listen: \"localhost:7071\"}", "localhost:7071"},
+      {"ingest.max_connections", "ingest: {max_connections: 7}", "7"},
+      {"ingest.max_message_bytes", "ingest: {max_message_bytes: 1KiB}", "1KiB"},
+      {"ingest.read_buffer", "ingest: {read_buffer: 1GiB}", "1GiB"},
+      {"ingest.idle_timeout", "ingest: {idle_timeout: 90s}", "90s"},
+      {"control.socket", "control: {socket: /tmp/x.sock}", "/tmp/x.sock"},
+      {"store.mode", "store: {mode: fallback}", "fallback"},
+      {"store.page_size", "store: {page_size: 64KiB}", "64KiB"},
+      {"store.growth_factor", "store: {growth_factor: 1.5}", "1.5"},
+      {"store.max_symbols", "store: {max_symbols: 10}", "10"},
+      {"store.max_strings", "store: {max_strings: 10}", "10"},
+      {"schema", "schema: [{name: t, type: timestamp}, {name: s, type: symbol}]",
+       "custom, 2 fields"},
+      {"journal.enabled", "journal: {enabled: false}", "false"},
+      {"journal.dir", "journal: {dir: /tmp/j}", "/tmp/j"},
+      {"journal.fsync", "journal: {fsync: always}", "always"},
+      {"journal.fsync_interval", "journal: {fsync_interval: 250ms}", "250ms"},
+      {"journal.on_corrupt", "journal: {on_corrupt: refuse}", "refuse"},
+      {"journal.segment_size", "journal: {segment_size: 1GiB}", "1GiB"},
+      {"journal.max_bytes", "journal: {max_bytes: 10GiB}", "10GiB"},
+      {"journal.on_error", "journal: {on_error: reject}", "reject"},
+      {"limits.max_memory", "limits: {max_memory: 64MiB}", "64MiB"},
+      {"limits.when_full", "limits: {when_full: reject}", "reject"},
+      {"limits.retention", "limits: {retention: 24h}", "24h"},
+      {"query.max_rows", "query: {max_rows: 5}", "5"},
+      {"log.level", "log: {level: warn}", "warn"},
+  };
+  size_t n;
+  const struct tks_config_key *keys = tks_config_keys(&n);
+  ASSERT_EQ(n, TKS_ARRAY_SIZE(cases));
+  struct tks_config d;
+  tks_config_defaults(&d);
+  for (size_t i = 0; i < n; i++) {
+    ASSERT_STR_EQ(cases[i].name, keys[i].name);
+    struct tks_config c;
+    EXPECT_OK(&c, cases[i].yaml);
+    ASSERT_STR_EQ(format(keys[i].name, &c), cases[i].formatted);
+    for (size_t j = 0; j < n; j++) {
+      bool equal = tks_config_key_equal(&keys[j], &c, &d);
+      if (equal == (i == j))
+        TEST_FAIL("'%s': %s is %s the default", cases[i].yaml, keys[j].name,
+                  equal ? "still" : "no longer");
+    }
+    /* Copying the key back gives the defaults again. */
+    tks_config_key_copy(&keys[i], &c, &d);
+    ASSERT(is_defaults(&c));
+  }
+}
+
+TEST(listen_addresses_compare_by_host_and_port) {
+  struct tks_config a, b;
+  EXPECT_OK(&a, "ingest: {listen: \"localhost:7070\"}");
+  tks_config_defaults(&b);
+  ASSERT(tks_config_key_equal(key("ingest.listen"), &a, &b));
+  EXPECT_OK(&b, "ingest: {listen: \"[::1]:7071\"}");
+  ASSERT(!tks_config_key_equal(key("ingest.listen"), &a, &b));
+  tks_config_key_copy(key("ingest.listen"), &a, &b);
+  ASSERT_STR_EQ(a.ingest.listen, "[::1]:7071");
+  ASSERT_STR_EQ(a.ingest.host, "::1");
+  ASSERT_EQ(a.ingest.port, 7071);
+}
+
+TEST(key_diff_gives_both_values_or_the_first_schema_difference) {
+  struct tks_config a, b;
+  char buf[2 * TKS_CONFIG_VALUE_MAX];
+  tks_config_defaults(&a);
+  EXPECT_OK(&b, "ingest: {max_message_bytes: 4096}\nlimits: {retention: 1h}\n"
+                "schema: [{name: ts, type: timestamp}, {name: sym, type: symbol}]\n");
+  tks_config_key_diff(key("ingest.max_message_bytes"), &a, &b, buf, sizeof buf);
+  ASSERT_STR_EQ(buf, "64KiB -> 4KiB");
+  tks_config_key_diff(key("limits.retention"), &a, &b, buf, sizeof buf);
+  ASSERT_STR_EQ(buf, "0 -> 1h");
+  tks_config_key_diff(key("schema"), &a, &b, buf, sizeof buf);
+  ASSERT_STR_EQ(buf, "field 2 ticker -> sym");
+  tks_config_key_diff(key("schema"), &a, &a, buf, sizeof buf);
+  ASSERT_STR_EQ(buf, "");
+  /* The declared MarketEvent is the default one, whatever the file looked like. */
+  EXPECT_OK(&b, "schema:\n  - {name: ts, type: timestamp}\n  - {name: ticker, type: symbol, "
+                "required: true}\n  - {name: price, type: f64, required: true}\n"
+                "  - {name: volume, type: i64, required: true}\n  - {name: flags, type: string}\n");
+  ASSERT(tks_config_key_equal(key("schema"), &a, &b));
+}
+
+/* The keys of config/tickslab.yaml: "section:" at the start of a line,
+ * then "  key:" lines; a top-level name with no key lines is a key itself. */
+static unsigned yaml_keys(const char *text, char names[][64], unsigned max) {
+  unsigned n = 0;
+  char section[32] = "";
+  bool children = true;
+  for (const char *p = text; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
+    char word[32];
+    int used = 0;
+    if (sscanf(p, "%31[a-z_]:%n", word, &used) == 1 && used > 0) {
+      if (!children) snprintf(names[n++], 64, "%s", section);
+      snprintf(section, sizeof section, "%s", word);
+      children = false;
+    } else if (p[0] == ' ' && p[1] == ' ' && sscanf(p + 2, "%31[a-z_]:%n", word, &used) == 1 &&
+               used > 0) {
+      ASSERT(section[0]);
+      snprintf(names[n++], 64, "%s.%s", section, word);
+      children = true;
+    }
+    ASSERT(n < max);
+  }
+  if (!children) snprintf(names[n++], 64, "%s", section);
+  return n;
+}
+
+TEST(default_file_has_every_key_of_the_table_and_no_other) {
+  char *text = read_source("config/tickslab.yaml", NULL);
+  static char names[128][64];
+  unsigned m = yaml_keys(text, names, 128);
+  size_t n;
+  const struct tks_config_key *keys = tks_config_keys(&n);
+  for (unsigned i = 0; i < m; i++)
+    if (!tks_config_key_find(names[i]))
+      TEST_FAIL("config/tickslab.yaml has '%s', which is not in the key table", names[i]);
+  for (size_t i = 0; i < n; i++) {
+    unsigned j = 0;
+    while (j < m && strcmp(names[j], keys[i].name) != 0) j++;
+    if (j == m) TEST_FAIL("config/tickslab.yaml does not document '%s'", keys[i].name);
+    if (j != i)
+      TEST_FAIL("config/tickslab.yaml has '%s' at place %u, the table at %zu", keys[i].name, j,
+                i);
+  }
+  ASSERT_EQ(m, n);
+  free(text);
+}
+
+/* The cells of the README's key table rows ("| `name` | ..."), in the
+ * section "## Configuring". */
+TEST(readme_key_table_has_every_key_of_the_table_and_no_other) {
+  char *text = read_source("README.md", NULL);
+  char *p = strstr(text, "\n## Configuring\n");
+  if (!p) TEST_FAIL("README.md has no '## Configuring' section");
+  char *end = strstr(p + 1, "\n## ");
+  if (end) *end = '\0';
+  size_t n;
+  const struct tks_config_key *keys = tks_config_keys(&n);
+  struct tks_config d;
+  tks_config_defaults(&d);
+  size_t row = 0;
+  for (char *line = p, *next; line && *line; line = next) {
+    char *eol = strchr(line, '\n');
+    next = eol ? eol + 1 : NULL;
+    if (strncmp(line, "| `", 3) != 0) continue;
+    if (eol) *eol = '\0';
+    char *cell[5] = {0};
+    unsigned nc = 0;
+    for (char *c = line + 1; nc < 5 && c && *c;) {
+      char *bar = strstr(c, " |");
+      if (bar) *bar = '\0';
+      while (*c == ' ') c++;
+      cell[nc++] = c;
+      c = bar ? bar + 2 : NULL;
+    }
+    if (nc != 4) TEST_FAIL("README row '%s' has %u cells, not 4", cell[0], nc);
+    char name[64];
+    if (sscanf(cell[0], "`%63[^`]`", name) != 1) TEST_FAIL("README row '%s': no key", cell[0]);
+    const struct tks_config_key *k = tks_config_key_find(name);
+    if (!k) TEST_FAIL("README.md lists '%s', which is not in the key table", name);
+    if (row >= n || k != &keys[row])
+      TEST_FAIL("README.md lists '%s' at row %zu, the table has '%s'", name, row,
+                row < n ? keys[row].name : "nothing");
+    char want[TKS_CONFIG_VALUE_MAX + 2];
+    tks_config_key_format(k, &d, want + 1, TKS_CONFIG_VALUE_MAX);
+    want[0] = '`';
+    strcat(want, "`");
+    if (strcmp(cell[1], want) != 0)
+      TEST_FAIL("README.md: %s defaults to %s, not %s", name, want, cell[1]);
+    const char *reload = k->reload == TKS_RELOAD_FIXED ? "restart" : "live";
+    if (strcmp(cell[3], reload) != 0)
+      TEST_FAIL("README.md: %s is '%s' on SIGHUP, not '%s'", name, reload, cell[3]);
+    if (k->type == TKS_CONFIG_ENUM) {
+      char names[256] = "";
+      for (unsigned v = 0; v < k->nnames; v++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s`%s`", v ? ", " : "",
+                 k->names[v]);
+      if (strcmp(cell[2], names) != 0)
+        TEST_FAIL("README.md: %s takes %s, not %s", name, names, cell[2]);
+    }
+    if (k->type == TKS_CONFIG_UINT) {
+      snprintf(want, sizeof want, "%llu..%llu", (unsigned long long)k->min,
+               (unsigned long long)k->max);
+      if (strncmp(cell[2], want, strlen(want)) != 0)
+        TEST_FAIL("README.md: %s takes %s, not %s", name, want, cell[2]);
+    }
+    row++;
+  }
+  if (row != n) TEST_FAIL("README.md lists %zu keys, the table has %zu", row, n);
+  free(text);
+}
+
 /* ---- every key ------------------------------------------------------- */
 
 TEST(every_key_can_be_set) {

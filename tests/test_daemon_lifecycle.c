@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "config.h"
 #include "harness.h"
 #include "test.h"
 
@@ -88,6 +89,18 @@ TEST(help_prints_usage_on_stdout) {
   ASSERT_CONTAINS(r.out, "--config");
   ASSERT_CONTAINS(r.out, "--check-config");
   ASSERT(strcasestr(r.out, "usage"));
+  cmd_result_finish(&r);
+}
+
+TEST(help_lists_every_key_a_reload_applies) {
+  struct cmd_result r;
+  run_daemon((char *[]){"--help", NULL}, &r);
+  ASSERT_EQ(r.code, 0);
+  size_t n;
+  const struct tks_config_key *keys = tks_config_keys(&n);
+  for (size_t i = 0; i < n; i++)
+    if (keys[i].reload != TKS_RELOAD_FIXED) ASSERT_CONTAINS(r.out, keys[i].name);
+  ASSERT_CONTAINS(r.out, "and logs the others as refused.\n");
   cmd_result_finish(&r);
 }
 

@@ -44,6 +44,41 @@ TEST(durations_need_a_unit_unless_zero) {
   ASSERT_EQ(tks_parse_duration("5 weeks", &v), -EINVAL);
 }
 
+TEST(sizes_and_durations_are_formatted_in_the_largest_exact_unit) {
+  static const struct {
+    uint64_t v;
+    const char *size, *duration;
+  } cases[] = {
+      {0, "0", "0"},
+      {1, "1B", "1ns"},
+      {1000, "1000B", "1us"},
+      {1024, "1KiB", "1024ns"},
+      {65536, "64KiB", "65536ns"},
+      {3ull << 20, "3MiB", "3145728ns"},
+      {1ull << 40, "1024GiB", "1099511627776ns"},
+      {1500000000ull, "1500000000B", "1500ms"},
+      {90000000000ull, "87890625KiB", "90s"},
+      {7200000000000ull, "7031250000KiB", "2h"},
+  };
+  char buf[32];
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(cases); i++) {
+    tks_format_size(cases[i].v, buf, sizeof buf);
+    ASSERT_STR_EQ(buf, cases[i].size);
+    tks_format_duration(cases[i].v, buf, sizeof buf);
+    ASSERT_STR_EQ(buf, cases[i].duration);
+    /* What is formatted parses back to the same value. */
+    uint64_t back;
+    tks_format_size(cases[i].v, buf, sizeof buf);
+    ASSERT_EQ(tks_parse_size(buf, &back), 0);
+    ASSERT_U64_EQ(back, cases[i].v);
+    tks_format_duration(cases[i].v, buf, sizeof buf);
+    ASSERT_EQ(tks_parse_duration(buf, &back), 0);
+    ASSERT_U64_EQ(back, cases[i].v);
+  }
+  tks_format_size(3ull << 30, buf, 3);
+  ASSERT_STR_EQ(buf, "3G");
+}
+
 TEST(times_take_integer_nanoseconds_without_sign) {
   int64_t ns = -1;
   ASSERT_EQ(tks_parse_time("0", &ns), 0);
