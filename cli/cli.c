@@ -47,9 +47,12 @@ int cli_parse_count(const char *s, uint64_t *out) {
   double v = strtod(s, &end);
   if (errno || end == s) return -EINVAL;
   double mult = 1;
-  if (*end == 'k' || *end == 'K') mult = 1e3, end++;
-  else if (*end == 'M') mult = 1e6, end++;
-  else if (*end == 'G') mult = 1e9, end++;
+  if (*end == 'k' || *end == 'K')
+    mult = 1e3, end++;
+  else if (*end == 'M')
+    mult = 1e6, end++;
+  else if (*end == 'G')
+    mult = 1e9, end++;
   if (*end) return -EINVAL;
   v *= mult;
   if (!(v >= 0) || v >= 1.8e19 || v != floor(v)) return -EINVAL;

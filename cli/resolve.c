@@ -135,8 +135,10 @@ int cli_ingest_address(struct cli *c) {
   if (c->config_state == 1 && c->config->ingest.host[0]) {
     const char *h = c->config->ingest.host;
     /* A daemon listening on every address is reached on loopback. */
-    if (strcmp(h, "0.0.0.0") == 0) h = "127.0.0.1";
-    else if (strcmp(h, "::") == 0) h = "::1";
+    if (strcmp(h, "0.0.0.0") == 0)
+      h = "127.0.0.1";
+    else if (strcmp(h, "::") == 0)
+      h = "::1";
     snprintf(c->ingest_host, sizeof c->ingest_host, "%s", h);
     snprintf(c->ingest_port, sizeof c->ingest_port, "%u", (unsigned)c->config->ingest.port);
     if (c->config->ingest.port == 0 && ask_ingest_port(c)) return -1;
