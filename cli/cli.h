@@ -1,9 +1,10 @@
 /*
- * What the parts of the `tickslab` CLI share: the global options and where
- * they lead (control socket path, ingest address, schema), the control
- * socket client, TCP helpers, and the commands.  Every function that fails
- * has already printed one "tickslab: ..." line on stderr; callers only pass
- * the exit code up.
+ * What the parts of the `tickslab` CLI share, by the file that holds it:
+ * cli_err and option parsing (cli.c), where the daemon is (resolve.c), the
+ * control socket client and TCP helpers (net.c), and the commands.  Calls go
+ * one way: tickslab.c -> commands -> resolve.c -> net.c -> cli.c.  Every
+ * function that fails has already printed one "tickslab: ..." line on
+ * stderr; callers only pass the exit code up.
  */
 #ifndef TKS_CLI_H
 #define TKS_CLI_H
@@ -37,6 +38,8 @@ struct cli {
   char ingest_name[300]; /* "HOST:PORT" for messages */
 };
 
+/* cli.c: calls nothing of cli/, so every file of it may call these. */
+
 /* "tickslab: " + message + "\n" on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -56,10 +59,15 @@ int cli_parse_count(const char *s, uint64_t *out);
 /* Seconds, fractions allowed: "10", "0.5".  Returns 0 or -EINVAL. */
 int cli_parse_seconds(const char *s, double *out);
 
-/* Resolution, see tickslab.c.  Return 0, or -1 (printed). */
+/* resolve.c: the control socket path, the ingest address (c->ingest_host,
+ * ingest_port, ingest_name; a config listening on port 0 is asked for its
+ * port over the control socket) and the schema, each resolved on first use.
+ * Return 0 (the schema: non-NULL), or -1 (NULL) after printing why. */
 int cli_control_socket(struct cli *c, const char **path);
 int cli_ingest_address(struct cli *c);
 const struct tks_schema *cli_schema(struct cli *c);
+
+/* net.c: the control socket client, `stats text` lookups, TCP. */
 
 /* A control socket connection: requests are answered in order, each by
  * lines ending with an empty line. */
@@ -97,9 +105,10 @@ int cli_write_all(int fd, const void *p, size_t n);
  * it has read everything), and closes fd. */
 void cli_finish_stream(int fd, int timeout_ms);
 
-/* Commands: return an exit code. */
-int cli_cmd_send(struct cli *c, int argc, char **argv);
-int cli_cmd_gen(struct cli *c, int argc, char **argv);
+/* Commands, called by tickslab.c's dispatch: return an exit code.
+ * ping, stats and request are tickslab.c's own (static). */
+int cli_cmd_send(struct cli *c, int argc, char **argv); /* send.c */
+int cli_cmd_gen(struct cli *c, int argc, char **argv);  /* gen.c */
 /* query.c: the read-back requests last, range, symbols, advice. */
 int cli_cmd_last(struct cli *c, int argc, char **argv);
 int cli_cmd_range(struct cli *c, int argc, char **argv);

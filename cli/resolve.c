@@ -1,0 +1,159 @@
+/*
+ * Where the daemon is, resolved on first use: the control socket (--socket,
+ * else the config's control.socket, else the default), the ingest address
+ * (--connect, else the config's ingest.listen, asking the daemon for the
+ * port when that is 0, else 127.0.0.1:7070) and the schema send and gen
+ * encode for.  The config is --config, else the default file if it exists.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Loads --config, or the default file if it exists.  0 or -1 (printed). */
+static int load_config(struct cli *c) {
+  if (c->config_state) return c->config_state < 0 ? -1 : 0;
+  const char *path = c->config_opt;
+  if (!path && access(TKS_DEFAULT_CONFIG_PATH, F_OK) == 0) path = TKS_DEFAULT_CONFIG_PATH;
+  if (!path) {
+    c->config_state = 2;
+    return 0;
+  }
+  c->config = calloc(1, sizeof *c->config);
+  if (!c->config) {
+    cli_err("out of memory");
+    c->config_state = -1;
+    return -1;
+  }
+  char err[TKS_CONFIG_ERR_MAX];
+  err[0] = '\0';
+  if (tks_config_load(c->config, path, err, sizeof err)) {
+    if (c->config_opt) {
+      cli_err("%s", err[0] ? err : path);
+      c->config_state = -1;
+      return -1;
+    }
+    /* The default file exists but cannot be used (often: not readable by
+     * this user).  Say so, and go on with the built-in defaults. */
+    cli_err("warning: %s; using the defaults (see --config, --socket, --connect)",
+            err[0] ? err : path);
+    c->config_state = 2;
+    return 0;
+  }
+  c->config_state = 1;
+  return 0;
+}
+
+int cli_control_socket(struct cli *c, const char **path) {
+  if (c->socket_opt) {
+    *path = c->socket_opt;
+    return 0;
+  }
+  if (!c->socket_path[0]) {
+    if (load_config(c)) return -1;
+    const char *p = c->config_state == 1 && c->config->control.socket[0]
+                        ? c->config->control.socket
+                        : TKS_DEFAULT_CONTROL_SOCKET;
+    snprintf(c->socket_path, sizeof c->socket_path, "%s", p);
+  }
+  *path = c->socket_path;
+  return 0;
+}
+
+/* Splits "host:port" or "[v6]:port". */
+static int split_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen) {
+  const char *colon;
+  size_t hl;
+  const char *h = s;
+  if (*s == '[') {
+    const char *rb = strchr(s, ']');
+    if (!rb || rb[1] != ':') return -EINVAL;
+    h = s + 1;
+    hl = (size_t)(rb - h);
+    colon = rb + 1;
+  } else {
+    colon = strrchr(s, ':');
+    if (!colon) return -EINVAL;
+    hl = (size_t)(colon - s);
+    if (memchr(s, ':', hl)) return -EINVAL; /* a bare IPv6 address needs brackets */
+  }
+  uint64_t p;
+  if (hl == 0 || hl >= hostlen || tks_parse_u64(colon + 1, &p) || p == 0 || p > 65535)
+    return -EINVAL;
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  snprintf(port, portlen, "%u", (unsigned)p);
+  return 0;
+}
+
+static void set_ingest_name(struct cli *c) {
+  bool v6 = strchr(c->ingest_host, ':') != NULL;
+  snprintf(c->ingest_name, sizeof c->ingest_name, "%s%s%s:%s", v6 ? "[" : "", c->ingest_host,
+           v6 ? "]" : "", c->ingest_port);
+}
+
+/* The daemon listens on port 0 (any free port): ask it which. */
+static int ask_ingest_port(struct cli *c) {
+  const char *path;
+  if (cli_control_socket(c, &path)) return -1;
+  struct cli_ctl ctl;
+  if (cli_ctl_open(&ctl, path, c->timeout_ms)) return -1;
+  struct tks_buf resp = {0};
+  int rc = -1;
+  uint64_t port;
+  if (cli_ctl_request(&ctl, "stats text", &resp) == 0) {
+    if (cli_stats_u64(resp.data ? resp.data : "", "ingest.port", &port) == 0 && port > 0 &&
+        port <= 65535) {
+      snprintf(c->ingest_port, sizeof c->ingest_port, "%u", (unsigned)port);
+      rc = 0;
+    } else {
+      cli_err("the config listens on port 0 and the daemon at %s does not report ingest.port: "
+              "use --connect",
+              path);
+    }
+  }
+  tks_buf_finish(&resp);
+  cli_ctl_close(&ctl);
+  return rc;
+}
+
+int cli_ingest_address(struct cli *c) {
+  if (c->ingest_name[0]) return 0;
+  if (c->connect_opt) {
+    if (split_hostport(c->connect_opt, c->ingest_host, sizeof c->ingest_host, c->ingest_port,
+                       sizeof c->ingest_port)) {
+      cli_err("bad --connect '%s': want HOST:PORT or [IPv6]:PORT", c->connect_opt);
+      return -1;
+    }
+    set_ingest_name(c);
+    return 0;
+  }
+  if (load_config(c)) return -1;
+  if (c->config_state == 1 && c->config->ingest.host[0]) {
+    const char *h = c->config->ingest.host;
+    /* A daemon listening on every address is reached on loopback. */
+    if (strcmp(h, "0.0.0.0") == 0)
+      h = "127.0.0.1";
+    else if (strcmp(h, "::") == 0)
+      h = "::1";
+    snprintf(c->ingest_host, sizeof c->ingest_host, "%s", h);
+    snprintf(c->ingest_port, sizeof c->ingest_port, "%u", (unsigned)c->config->ingest.port);
+    if (c->config->ingest.port == 0 && ask_ingest_port(c)) return -1;
+  } else {
+    snprintf(c->ingest_host, sizeof c->ingest_host, "%s", CLI_DEFAULT_INGEST_HOST);
+    snprintf(c->ingest_port, sizeof c->ingest_port, "%d", CLI_DEFAULT_INGEST_PORT);
+  }
+  set_ingest_name(c);
+  return 0;
+}
+
+const struct tks_schema *cli_schema(struct cli *c) {
+  static struct tks_schema dflt;
+  if (load_config(c)) return NULL;
+  if (c->config_state == 1) return &c->config->schema;
+  if (dflt.nfields == 0) tks_schema_default(&dflt);
+  return &dflt;
+}
