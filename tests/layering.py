@@ -23,11 +23,14 @@ from collections import defaultdict
 # A file takes the layer that names it exactly, else the first whose
 # pattern matches it.
 LAYERS = {
-    "daemon": [
-        ["daemon/main.c"],     # startup, config, the loop
-        ["daemon/*.c"],        # the modules: ingest, control, query, limits, ...
-        ["daemon/server.c"],   # the server object: calls lib/ and leaves only
-        ["daemon/notify.c"],   # leaves: call lib/ only
+    "daemon": [                # as drawn at the top of daemon/daemon.h
+        ["daemon/main.c"],                             # options, wiring, signals
+        ["daemon/control.c", "daemon/lifecycle.c"],    # control socket; reload, watchdog
+        ["daemon/query.c", "daemon/ingest.c"],         # reading back; TCP ingest
+        ["daemon/durability.c"],                       # the journal, replay
+        ["daemon/admit.c"],                            # a decoded tick into the store
+        ["daemon/limits.c"],                           # max_memory, when_full, retention
+        ["daemon/server.c", "daemon/notify.c"],        # shared state; sd_notify
         ["lib/*.c"],
     ],
     "cli": [
