@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "codec.h"
+#include "encode.h"
 
 #define GEN_BATCH_BYTES (256 * 1024)
 #define GEN_POOL_TICKS 16384     /* per connection, at least (rounded to whole rounds of symbols) */

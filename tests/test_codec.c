@@ -1,9 +1,12 @@
-/* Unit tests of lib/codec.c: every accepted and rejected tick shape, the
- * structural checks on hostile bytes, and agreement with msgpack-c. */
+/* Unit tests of lib/decode.c, with lib/encode.c and lib/render.c: every
+ * accepted and rejected tick shape, the structural checks on hostile bytes,
+ * and agreement with msgpack-c. */
 #include <math.h>
 #include <msgpack.h>
 
-#include "codec.h"
+#include "decode.h"
+#include "encode.h"
+#include "render.h"
 #include "schema.h"
 #include "symtab.h"
 #include "test.h"

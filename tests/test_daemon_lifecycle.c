@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "codec.h"
+#include "encode.h"
 #include "harness.h"
 #include "test.h"
 

@@ -1,13 +1,14 @@
 /*
- * The encoding half of the codec: ticks as msgpack maps or arrays, written
- * with msgpack-c's packer into a tks_buf.  Used by the CLI, the load
- * generator and the tests; the daemon only decodes (codec.c).
+ * The encoder: ticks as msgpack maps or arrays, written with msgpack-c's
+ * packer into a tks_buf.  Used by the CLI, the load generator and the
+ * tests; the daemon only decodes (decode.c).  This is the one file that
+ * uses msgpack-c.
  */
+#include "encode.h"
+
 #include <errno.h>
 #include <msgpack.h>
 #include <string.h>
-
-#include "codec.h"
 
 static int buf_write(void *data, const char *p, size_t n) {
   return tks_buf_append(data, p, n) ? -1 : 0;
