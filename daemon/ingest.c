@@ -91,17 +91,6 @@ static void conn_close(struct conn *c) {
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
-static unsigned usage_type_bit(enum tks_dyn_type t) {
-  switch (t) {
-  case TKS_DYN_NIL: return TKS_USAGE_NIL;
-  case TKS_DYN_BOOL: return TKS_USAGE_BOOL;
-  case TKS_DYN_INT:
-  case TKS_DYN_UINT: return TKS_USAGE_INT;
-  case TKS_DYN_F64: return TKS_USAGE_FLOAT;
-  default: return TKS_USAGE_STRING;
-  }
-}
-
 /* Counts a kept tick's undeclared fields in srv->usage.  In fallback mode
  * the overflow map (and its pointer) is what those fields cost, shared
  * evenly; in dynamic mode every tick is an object anyway, so a field costs
@@ -123,11 +112,11 @@ static void note_dynamic(struct tks_server *srv, const struct tks_dyn_tick *t,
     }
     u->ticks++;
     u->kept++;
-    u->types |= usage_type_bit(f->value.type);
-    if (f->value.type == TKS_DYN_STR) u->string_bytes += f->value.len;
+    u->types |= tks_usage_type_bit(f->value.type);
+    if (f->value.type == TKS_V_STR) u->string_bytes += f->value.v.s.len;
     u->cost_bytes += srv->cfg.store.mode == TKS_MODE_FALLBACK
                          ? excess / t->undeclared
-                         : sizeof(struct tks_dyn_slot) + (f->value.type == TKS_DYN_STR ? f->value.len : 0);
+                         : sizeof(struct tks_dyn_slot) + (f->value.type == TKS_V_STR ? f->value.v.s.len : 0);
   }
   srv->usage.overflow += overflow;
 }

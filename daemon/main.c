@@ -40,7 +40,6 @@ static const char usage[] =
 /* "undeclared.<name>.*": the fields ticks carried that the schema does not
  * declare (names are cut to what a stats path can carry). */
 static void usage_stats(const struct tks_usage *u, struct tks_stats *st) {
-  static const char *const type_names[] = {"nil", "bool", "int", "float", "string"};
   tks_stats_u64(st, "undeclared_overflow", u->overflow, TKS_STAT_COUNTER,
                 "Ticks whose undeclared field names did not fit the usage table", NULL, NULL);
   for (unsigned i = 0; i < u->count; i++) {
@@ -67,14 +66,9 @@ static void usage_stats(const struct tks_usage *u, struct tks_stats *st) {
       snprintf(prom, sizeof prom, "undeclared_field_%s", figs[k].key);
       tks_stats_u64(st, path, figs[k].v, TKS_STAT_GAUGE, figs[k].help, prom, label);
     }
-    char types[64] = "";
-    for (unsigned b = 0; b < TKS_ARRAY_SIZE(type_names); b++)
-      if (f->types & (1u << b)) {
-        if (types[0]) strcat(types, ",");
-        strcat(types, type_names[b]);
-      }
+    char types[TKS_USAGE_TYPES_TEXT_MAX];
     snprintf(path, sizeof path, "undeclared.%s.types", name);
-    tks_stats_str(st, path, types, NULL, NULL, NULL);
+    tks_stats_str(st, path, tks_usage_types_text(f->types, types, sizeof types), NULL, NULL, NULL);
   }
 }
 

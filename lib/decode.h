@@ -14,6 +14,7 @@
 
 #include "dynobj.h"
 #include "schema.h"
+#include "value.h"
 
 #define TKS_DECODE_MAX_DEPTH 16
 
@@ -50,6 +51,26 @@ enum tks_decode_status {
 };
 
 struct tks_symtab;
+
+/* One field of a decoded tick bound for a dynamic object. */
+struct tks_dyn_field {
+  uint32_t name;   /* id in the field-name table */
+  int field;       /* the schema field, or -1 for an undeclared one */
+  const char *key; /* the name as sent (points into the input) */
+  uint32_t key_len;
+  struct tks_value value; /* STR bytes point into the input; declared
+                             symbol and string fields are SYM and ISTR */
+};
+
+/* A decoded tick bound for a dynamic object (filled by tks_decode). */
+struct tks_dyn_tick {
+  uint32_t symbol; /* series key */
+  int64_t ts;
+  unsigned n;      /* fields */
+  unsigned undeclared;
+  size_t string_bytes; /* of STR values */
+  struct tks_dyn_field f[TKS_DYNOBJ_MAX_FIELDS + 1]; /* + a receive-time ts */
+};
 
 struct tks_decoder {
   const struct tks_schema *schema;

@@ -1,8 +1,9 @@
 /*
- * JSON rendering of stored ticks: a record field by field in slot order, a
- * dynamic object's fields the schema declares first, in slot order, then
- * the others by name id (the order the daemon first saw them).  Doubles in
- * their shortest exact form, NaN and Inf as null.
+ * JSON rendering of stored ticks.  A record's fields (tks_field_value())
+ * and an object's slots (tks_dynobj_value()) are read into struct
+ * tks_value and printed by value_json(); an object's fields the schema
+ * declares come first, in slot order, then the others by name id (the
+ * order the daemon first saw them).
  */
 #include "render.h"
 
@@ -26,72 +27,52 @@ static int put_double(struct tks_buf *out, double x) {
   return tks_buf_puts(out, num);
 }
 
+/* Appends one value as JSON; an id not in its table is null. */
+static int value_json(const struct tks_value *v, const struct tks_symtab *symbols,
+                      const struct tks_symtab *strings, struct tks_buf *out) {
+  switch (v->type) {
+  case TKS_V_NIL: break;
+  case TKS_V_BOOL: return tks_buf_puts(out, v->v.b ? "true" : "false");
+  case TKS_V_INT: return tks_buf_printf(out, "%lld", (long long)v->v.i);
+  case TKS_V_UINT: return tks_buf_printf(out, "%llu", (unsigned long long)v->v.u);
+  case TKS_V_F64: return put_double(out, v->v.f);
+  case TKS_V_STR: return tks_buf_json_string(out, v->v.s.p, v->v.s.len);
+  case TKS_V_SYM:
+  case TKS_V_ISTR: {
+    size_t len = 0;
+    const char *n = tks_symtab_name(v->type == TKS_V_SYM ? symbols : strings, v->v.id, &len);
+    if (n) return tks_buf_json_string(out, n, len);
+    break;
+  }
+  }
+  return tks_buf_puts(out, "null");
+}
+
 int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols,
                     const struct tks_symtab *strings, const void *record, struct tks_buf *out) {
-  const char *rec = record;
   int r = tks_buf_putc(out, '{');
   for (unsigned fi = 0; fi < s->nfields && r == 0; fi++) {
     const struct tks_field *f = &s->fields[fi];
-    const char *at = rec + f->offset;
+    struct tks_value v = tks_field_value(f, record);
     if (fi) r |= tks_buf_putc(out, ',');
     r |= tks_buf_json_string(out, f->name, strlen(f->name));
     r |= tks_buf_putc(out, ':');
-    switch (f->type) {
-    case TKS_TYPE_TIMESTAMP:
-    case TKS_TYPE_I64: {
-      int64_t x;
-      memcpy(&x, at, 8);
-      r |= tks_buf_printf(out, "%lld", (long long)x);
-      break;
-    }
-    case TKS_TYPE_U32: {
-      uint32_t x;
-      memcpy(&x, at, 4);
-      r |= tks_buf_printf(out, "%u", x);
-      break;
-    }
-    case TKS_TYPE_F64: {
-      double x;
-      memcpy(&x, at, 8);
-      r |= put_double(out, x);
-      break;
-    }
-    case TKS_TYPE_SYMBOL:
-    case TKS_TYPE_STRING: {
-      uint32_t id;
-      memcpy(&id, at, 4);
-      size_t len = 0;
-      const char *name = tks_symtab_name(f->type == TKS_TYPE_SYMBOL ? symbols : strings, id, &len);
-      r |= name ? tks_buf_json_string(out, name, len) : tks_buf_puts(out, "null");
-      break;
-    }
-    case TKS_TYPE_BOOL: r |= tks_buf_puts(out, *(const bool *)at ? "true" : "false"); break;
-    case TKS_TYPE__COUNT: break;
-    }
+    r |= value_json(&v, symbols, strings, out);
   }
   r |= tks_buf_putc(out, '}');
   return r ? -ENOMEM : 0;
 }
 
-/* Appends one dynamic value as JSON. */
-static int dyn_value_json(const struct tks_dynobj *o, const struct tks_dyn_slot *sl,
-                          const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                          struct tks_buf *out) {
-  switch ((enum tks_dyn_type)sl->type) {
-  case TKS_DYN_NIL: return tks_buf_puts(out, "null");
-  case TKS_DYN_BOOL: return tks_buf_puts(out, sl->v.b ? "true" : "false");
-  case TKS_DYN_INT: return tks_buf_printf(out, "%lld", (long long)sl->v.i);
-  case TKS_DYN_UINT: return tks_buf_printf(out, "%llu", (unsigned long long)sl->v.u);
-  case TKS_DYN_F64: return put_double(out, sl->v.f);
-  case TKS_DYN_STR: return tks_buf_json_string(out, tks_dynobj_str(o, sl), sl->len);
-  case TKS_DYN_SYM:
-  case TKS_DYN_ISTR: {
-    size_t len = 0;
-    const char *n = tks_symtab_name(sl->type == TKS_DYN_SYM ? symbols : strings, sl->v.id, &len);
-    return n ? tks_buf_json_string(out, n, len) : tks_buf_puts(out, "null");
-  }
-  }
-  return tks_buf_puts(out, "null");
+/* Appends one object member: "name":value. */
+static int member_json(const char *name, size_t len, const struct tks_dynobj *o,
+                       const struct tks_dyn_slot *sl, const struct tks_symtab *symbols,
+                       const struct tks_symtab *strings, bool first, struct tks_buf *out) {
+  struct tks_value v = tks_dynobj_value(o, sl);
+  int r = first ? 0 : tks_buf_putc(out, ',');
+  r |= tks_buf_json_string(out, name, len);
+  r |= tks_buf_putc(out, ':');
+  r |= value_json(&v, symbols, strings, out);
+  return r;
 }
 
 /* Appends the object's fields as JSON members: those of the schema first,
@@ -110,11 +91,8 @@ static int dyn_members_json(const struct tks_schema *schema, const struct tks_sy
     declared_ids[nd++] = id;
     const struct tks_dyn_slot *sl = tks_dynobj_get(o, id);
     if (!sl || only_undeclared) continue;
-    if (!first) r |= tks_buf_putc(out, ',');
+    r |= member_json(f->name, f->name_len, o, sl, symbols, strings, first, out);
     first = false;
-    r |= tks_buf_json_string(out, f->name, f->name_len);
-    r |= tks_buf_putc(out, ':');
-    r |= dyn_value_json(o, sl, symbols, strings, out);
   }
   /* Then the others, by name id: the order the daemon first saw them. */
   uint32_t last = 0;
@@ -131,11 +109,8 @@ static int dyn_members_json(const struct tks_schema *schema, const struct tks_sy
     last = next->key;
     size_t len = 0;
     const char *name = tks_symtab_name(names, next->key, &len);
-    if (!first) r |= tks_buf_putc(out, ',');
+    r |= member_json(name ? name : "?", name ? len : 1, o, next, symbols, strings, first, out);
     first = false;
-    r |= tks_buf_json_string(out, name ? name : "?", name ? len : 1);
-    r |= tks_buf_putc(out, ':');
-    r |= dyn_value_json(o, next, symbols, strings, out);
   }
   return r;
 }
