@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "codec.h"
+#include "encode.h"
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "codec.h"
+#include "encode.h"
 
 #define GEN_BATCH_BYTES (256 * 1024)
 #define GEN_POOL_TICKS 16384     /* per connection, at least (rounded to whole rounds of symbols) */
@@ -240,7 +240,7 @@ static int build_pool(struct gen_conn *c, const struct slots *sl) {
     double price = (double)c->cents[sym] / 100.0;
     int64_t volume = 1 + (int64_t)rnd_below(c->rng, 1000);
     bool r_flag = rnd_below(c->rng, 8) == 0;
-    struct tks_value vts = {.type = TKS_V_INT_FIXED, .v.i = ts};
+    struct tks_value vts = {.type = TKS_V_INT, .flags = TKS_VF_FIXED, .v.i = ts};
     struct tks_value vticker = {.type = TKS_V_STR, .v.s = {ticker, (size_t)tl}};
     struct tks_value vprice = {.type = TKS_V_F64, .v.f = price};
     struct tks_value vvolume = {.type = TKS_V_INT, .v.i = volume};

@@ -27,8 +27,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "codec.h"
 #include "config.h"
+#include "decode.h"
+#include "render.h"
 #include "slab.h"
 #include "stats.h"
 #include "store.h"

@@ -186,7 +186,7 @@ static int64_t tick_ts(const struct emit *e, const void *record, const struct tk
     return ts;
   }
   const struct tks_dyn_slot *s = e->ts_name ? tks_dynobj_get(obj, e->ts_name) : NULL;
-  return s && s->type == TKS_DYN_INT ? s->v.i : e->last_ts;
+  return s && s->type == TKS_V_INT ? s->v.i : e->last_ts;
 }
 
 static int render(struct emit *e, const void *record, const struct tks_dynobj *obj) {

@@ -238,7 +238,6 @@ static const struct tks_stat
 /* "undeclared.<name>.*": the fields ticks carried that the schema does not
  * declare (names are cut to what a stats path can carry). */
 static void usage_stats(const struct tks_usage *u, struct tks_stats *st) {
-  static const char *const type_names[] = {"nil", "bool", "int", "float", "string"};
   tks_stat_u64(st, &ST_UNDECLARED_OVERFLOW, u->overflow);
   for (unsigned i = 0; i < u->count; i++) {
     const struct tks_usage_field *f = &u->fields[i];
@@ -253,12 +252,8 @@ static void usage_stats(const struct tks_usage *u, struct tks_stats *st) {
     tks_stat_u64_of(st, &ST_UNDECLARED_REJECTED, name, f->rejected);
     tks_stat_u64_of(st, &ST_UNDECLARED_COST_BYTES, name, f->cost_bytes);
     tks_stat_u64_of(st, &ST_UNDECLARED_STRING_BYTES, name, f->string_bytes);
-    char types[64] = "";
-    for (unsigned b = 0; b < TKS_ARRAY_SIZE(type_names); b++)
-      if (f->types & (1u << b)) {
-        if (types[0]) strcat(types, ",");
-        strcat(types, type_names[b]);
-      }
+    char types[TKS_USAGE_TYPES_TEXT_MAX];
+    tks_usage_types_text(f->types, types, sizeof types);
     tks_stat_str_of(st, &ST_UNDECLARED_TYPES, name, types);
   }
 }

@@ -266,22 +266,21 @@ static const char *article(enum tks_type t) {
   return t == TKS_TYPE_I64 || t == TKS_TYPE_F64 ? "an" : "a";
 }
 
-/* The value types of tks_usage_field.types, in the order they are listed. */
-static const struct {
-  unsigned bit;
-  const char *name;
-} value_types[] = {{TKS_USAGE_STRING, "string"}, {TKS_USAGE_INT, "int"}, {TKS_USAGE_FLOAT, "float"},
-                   {TKS_USAGE_BOOL, "bool"},     {TKS_USAGE_NIL, "nil"}};
+/* The value types of tks_usage_field.types, in the order they are listed
+ * (named by tks_usage_type_name()). */
+static const unsigned value_types[] = {TKS_USAGE_STRING, TKS_USAGE_INT, TKS_USAGE_FLOAT,
+                                       TKS_USAGE_BOOL, TKS_USAGE_NIL};
 
 /* "string and int", "string, int and nil". */
 static void say_types(struct text *t, unsigned types) {
   unsigned total = 0, done = 0;
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(value_types); i++)
-    total += (types & value_types[i].bit) != 0;
+    total += (types & value_types[i]) != 0;
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(value_types); i++) {
-    if (!(types & value_types[i].bit)) continue;
+    if (!(types & value_types[i])) continue;
     done++;
-    say(t, "%s%s", done == 1 ? "" : done == total ? " and " : ", ", value_types[i].name);
+    say(t, "%s%s", done == 1 ? "" : done == total ? " and " : ", ",
+        tks_usage_type_name(value_types[i]));
   }
 }
 
@@ -289,8 +288,9 @@ static void put_types(struct out *o, unsigned types) {
   if (!o->err) o->err = tks_buf_puts(o->b, ",\"types\":[");
   bool first = true;
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(value_types); i++) {
-    if (!(types & value_types[i].bit)) continue;
-    if (!o->err) o->err = tks_buf_printf(o->b, "%s\"%s\"", first ? "" : ",", value_types[i].name);
+    if (!(types & value_types[i])) continue;
+    if (!o->err)
+      o->err = tks_buf_printf(o->b, "%s\"%s\"", first ? "" : ",", tks_usage_type_name(value_types[i]));
     first = false;
   }
   if (!o->err) o->err = tks_buf_putc(o->b, ']');

@@ -46,11 +46,11 @@ static uint32_t strings_end(struct tks_dynobj *o) {
   uint32_t end = (uint32_t)(entries_off(o->cap) + o->nfields * sizeof(struct tks_dyn_slot));
   const struct tks_dyn_slot *e = entries(o);
   for (unsigned i = 0; i < o->count; i++)
-    if (e[i].type == TKS_DYN_STR && e[i].v.off + e[i].len > end) end = e[i].v.off + e[i].len;
+    if (e[i].type == TKS_V_STR && e[i].v.off + e[i].len > end) end = e[i].v.off + e[i].len;
   return end;
 }
 
-int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_dyn_value *v) {
+int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_value *v) {
   if (key == 0) return -EINVAL;
   struct tks_dyn_slot *e = entries(o);
   unsigned i = slot_of(key, o->cap);
@@ -59,19 +59,19 @@ int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_dyn_valu
   if (is_new && o->count >= o->nfields) return -ENOSPC;
   struct tks_dyn_slot nv = {.key = key, .type = (uint8_t)v->type};
   switch (v->type) {
-  case TKS_DYN_NIL: break;
-  case TKS_DYN_BOOL: nv.v.b = v->b; break;
-  case TKS_DYN_INT: nv.v.i = v->i; break;
-  case TKS_DYN_UINT: nv.v.u = v->u; break;
-  case TKS_DYN_SYM:
-  case TKS_DYN_ISTR: nv.v.id = v->id; break;
-  case TKS_DYN_F64: nv.v.f = v->f; break;
-  case TKS_DYN_STR: {
+  case TKS_V_NIL: break;
+  case TKS_V_BOOL: nv.v.b = v->v.b; break;
+  case TKS_V_INT: nv.v.i = v->v.i; break;
+  case TKS_V_UINT: nv.v.u = v->v.u; break;
+  case TKS_V_SYM:
+  case TKS_V_ISTR: nv.v.id = v->v.id; break;
+  case TKS_V_F64: nv.v.f = v->v.f; break;
+  case TKS_V_STR: {
     uint32_t at = strings_end(o);
-    if (v->len > UINT16_MAX || at + v->len > o->bytes) return -ENOSPC;
-    memcpy((char *)o + at, v->s, v->len);
+    if (v->v.s.len > UINT16_MAX || at + v->v.s.len > o->bytes) return -ENOSPC;
+    memcpy((char *)o + at, v->v.s.p, v->v.s.len);
     nv.v.off = at;
-    nv.len = (uint16_t)v->len;
+    nv.len = (uint16_t)v->v.s.len;
     break;
   }
   }

@@ -1,12 +1,12 @@
 /*
  * Dynamic objects: the __dict__ analogue.  One tick kept as its own small
- * hash map from interned field name (a uint32 id) to a tagged value (nil,
- * bool, int, float, string), laid out as CPython's compact dict is since
- * 3.6: a sparse index of one byte per slot (open addressing, load at most
- * 2/3) pointing into a dense array of 16-byte entries in insertion order,
- * strings stored inline after the entries.  An object is one slab chunk of
- * exactly tks_dynobj_size() bytes, so its memory shows in `stats slabs`,
- * waste included.  It holds nothing slotted on the side.
+ * hash map from interned field name (a uint32 id) to a value (value.h),
+ * laid out as CPython's compact dict is since 3.6: a sparse index of one
+ * byte per slot (open addressing, load at most 2/3) pointing into a dense
+ * array of 16-byte entries in insertion order, strings stored inline after
+ * the entries.  An object is one slab chunk of exactly tks_dynobj_size()
+ * bytes, so its memory shows in `stats slabs`, waste included.  It holds
+ * nothing slotted on the side.
  */
 #ifndef TKS_DYNOBJ_H
 #define TKS_DYNOBJ_H
@@ -15,22 +15,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "value.h"
+
 #define TKS_DYNOBJ_MAX_FIELDS 64 /* fields one dynamic tick may carry (the index is bytes) */
 
-enum tks_dyn_type {
-  TKS_DYN_NIL = 0,
-  TKS_DYN_BOOL,
-  TKS_DYN_INT,
-  TKS_DYN_UINT, /* an unsigned value beyond INT64_MAX */
-  TKS_DYN_F64,
-  TKS_DYN_STR,  /* bytes stored in the object */
-  TKS_DYN_SYM,  /* a declared symbol field: id in the symbol table */
-  TKS_DYN_ISTR, /* a declared string field: id in the string table */
-};
-
+/* One entry, 16 bytes (the store's memory per field depends on it): a
+ * struct tks_value packed, its type in a byte and a string as an offset. */
 struct tks_dyn_slot {
   uint32_t key;  /* field-name id; 0 = empty slot */
-  uint8_t type;  /* enum tks_dyn_type */
+  uint8_t type;  /* enum tks_vtype */
   uint8_t pad;
   uint16_t len;  /* string length */
   union {
@@ -53,35 +46,7 @@ struct tks_dynobj {
   /* then, 8-aligned, nfields entries (struct tks_dyn_slot), then strings */
 };
 
-/* A value to put. */
-struct tks_dyn_value {
-  enum tks_dyn_type type;
-  bool b;
-  int64_t i;
-  uint64_t u;
-  double f;
-  const char *s; /* STR */
-  size_t len;
-  uint32_t id;   /* SYM, ISTR */
-};
-
-/* A decoded tick bound for a dynamic object (filled by tks_decode). */
-struct tks_dyn_field {
-  uint32_t name;   /* id in the field-name table */
-  int field;       /* the schema field, or -1 for an undeclared one */
-  const char *key; /* the name as sent (points into the input) */
-  uint32_t key_len;
-  struct tks_dyn_value value;
-};
-
-struct tks_dyn_tick {
-  uint32_t symbol; /* series key */
-  int64_t ts;
-  unsigned n;      /* fields */
-  unsigned undeclared;
-  size_t string_bytes; /* of STR values */
-  struct tks_dyn_field f[TKS_DYNOBJ_MAX_FIELDS + 1]; /* + a receive-time ts */
-};
+_Static_assert(sizeof(struct tks_dyn_slot) == 16, "a dynobj entry is 16 bytes");
 
 /* Index slots for n fields: the smallest power of two >= 4 holding n at a
  * load of at most 2/3, as CPython's dict. */
@@ -93,7 +58,7 @@ size_t tks_dynobj_size(unsigned nfields, size_t string_bytes);
 struct tks_dynobj *tks_dynobj_init(void *mem, unsigned nfields, size_t string_bytes);
 /* Adds or replaces key.  Returns 0, or -ENOSPC when the object was sized
  * for fewer fields or string bytes. */
-int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_dyn_value *v);
+int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_value *v);
 /* The slot of key, or NULL. */
 const struct tks_dyn_slot *tks_dynobj_get(const struct tks_dynobj *o, uint32_t key);
 /* The entries, o->count of them, in insertion order. */
@@ -103,6 +68,22 @@ static inline const struct tks_dyn_slot *tks_dynobj_entries(const struct tks_dyn
 /* The bytes of a string slot. */
 static inline const char *tks_dynobj_str(const struct tks_dynobj *o, const struct tks_dyn_slot *s) {
   return (const char *)o + s->v.off;
+}
+/* The value of a slot (a STR's bytes point into the object). */
+static inline struct tks_value tks_dynobj_value(const struct tks_dynobj *o,
+                                                const struct tks_dyn_slot *s) {
+  struct tks_value v = {.type = (enum tks_vtype)s->type};
+  switch (v.type) {
+  case TKS_V_NIL: break;
+  case TKS_V_BOOL: v.v.b = s->v.b; break;
+  case TKS_V_INT: v.v.i = s->v.i; break;
+  case TKS_V_UINT: v.v.u = s->v.u; break;
+  case TKS_V_F64: v.v.f = s->v.f; break;
+  case TKS_V_STR: v.v.s.p = tks_dynobj_str(o, s), v.v.s.len = s->len; break;
+  case TKS_V_SYM:
+  case TKS_V_ISTR: v.v.id = s->v.id; break;
+  }
+  return v;
 }
 
 #endif

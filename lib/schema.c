@@ -12,14 +12,20 @@
 
 #include "util.h"
 
+/* The declared types: config name, slot size, and the value type a slot
+ * holds (the one place these are mapped). */
 static const struct {
   const char *name;
   uint32_t size;
+  enum tks_vtype vtype;
 } types[TKS_TYPE__COUNT] = {
-    [TKS_TYPE_TIMESTAMP] = {"timestamp", 8}, [TKS_TYPE_SYMBOL] = {"symbol", 4},
-    [TKS_TYPE_STRING] = {"string", 4},       [TKS_TYPE_I64] = {"i64", 8},
-    [TKS_TYPE_U32] = {"u32", 4},             [TKS_TYPE_F64] = {"f64", 8},
-    [TKS_TYPE_BOOL] = {"bool", 1},
+    [TKS_TYPE_TIMESTAMP] = {"timestamp", 8, TKS_V_INT},
+    [TKS_TYPE_SYMBOL] = {"symbol", 4, TKS_V_SYM},
+    [TKS_TYPE_STRING] = {"string", 4, TKS_V_ISTR},
+    [TKS_TYPE_I64] = {"i64", 8, TKS_V_INT},
+    [TKS_TYPE_U32] = {"u32", 4, TKS_V_INT},
+    [TKS_TYPE_F64] = {"f64", 8, TKS_V_F64},
+    [TKS_TYPE_BOOL] = {"bool", 1, TKS_V_BOOL},
 };
 
 const char *const tks_mode_names[TKS_MODE_COUNT] = {"slotted", "dynamic", "fallback"};
@@ -40,6 +46,10 @@ const char *tks_type_name(enum tks_type t) {
 }
 
 uint32_t tks_type_size(enum tks_type t) { return (unsigned)t < TKS_TYPE__COUNT ? types[t].size : 0; }
+
+enum tks_vtype tks_type_vtype(enum tks_type t) {
+  return (unsigned)t < TKS_TYPE__COUNT ? types[t].vtype : TKS_V_NIL;
+}
 
 int tks_type_parse(const char *s, enum tks_type *out) {
   for (unsigned i = 0; i < TKS_TYPE__COUNT; i++)
@@ -116,6 +126,7 @@ int tks_schema_layout(struct tks_schema *s, char *err, size_t errlen) {
     }
     if (f->type == TKS_TYPE_SYMBOL && s->symbol_field < 0) s->symbol_field = (int)i;
     f->size = tks_type_size(f->type);
+    f->vtype = tks_type_vtype(f->type);
     f->name_len = (uint32_t)strnlen(f->name, TKS_FIELD_NAME_MAX - 1);
     f->name_head = tks_head8(f->name, f->name_len);
   }

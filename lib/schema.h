@@ -11,11 +11,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "value.h"
 
 #define TKS_SCHEMA_MAX_FIELDS 32
 #define TKS_FIELD_NAME_MAX 32 /* bytes, including the NUL */
 #define TKS_RECORD_MAX 128    /* bytes: a larger record is refused */
 
+/* A field's declared type: what its slot holds and in how many bytes.  Each
+ * maps to one value type (tks_type_vtype()): INT for timestamp, i64 and
+ * u32, SYM for symbol, ISTR for string, F64, BOOL. */
 enum tks_type {
   TKS_TYPE_TIMESTAMP, /* int64 ns since the Unix epoch */
   TKS_TYPE_SYMBOL,    /* interned string, uint32 id */
@@ -42,6 +48,7 @@ struct tks_field {
   uint32_t offset;       /* computed by tks_schema_layout() */
   uint32_t size;
   uint32_t name_len;     /* computed: strlen(name) */
+  enum tks_vtype vtype;  /* computed: tks_type_vtype(type) */
   uint64_t name_head;    /* computed: the first 8 bytes of name, zero-padded */
 };
 
@@ -78,6 +85,35 @@ const char *tks_type_name(enum tks_type t);
 /* Returns 0 and sets *out, or -EINVAL for an unknown type name. */
 int tks_type_parse(const char *s, enum tks_type *out);
 uint32_t tks_type_size(enum tks_type t);
+/* The value type a field of type t holds (see enum tks_type); TKS_V_NIL for
+ * an unknown t.  The one mapping from declared types to value types. */
+enum tks_vtype tks_type_vtype(enum tks_type t);
+
+/* The value in field f of a record (f laid out by tks_schema_layout()):
+ * ints widened to int64, symbol and string ids as SYM and ISTR. */
+static inline struct tks_value tks_field_value(const struct tks_field *f, const void *record) {
+  const char *at = (const char *)record + f->offset;
+  struct tks_value v = {.type = f->vtype};
+  switch (f->vtype) {
+  case TKS_V_INT:
+    if (f->size == 8) {
+      memcpy(&v.v.i, at, 8);
+    } else {
+      uint32_t u;
+      memcpy(&u, at, 4);
+      v.v.i = u;
+    }
+    break;
+  case TKS_V_F64: memcpy(&v.v.f, at, 8); break;
+  case TKS_V_BOOL: v.v.b = *(const bool *)at; break;
+  case TKS_V_SYM:
+  case TKS_V_ISTR: memcpy(&v.v.id, at, 4); break;
+  case TKS_V_NIL:
+  case TKS_V_UINT:
+  case TKS_V_STR: break; /* no declared type holds these */
+  }
+  return v;
+}
 
 /* Fills s with MarketEvent (ts, ticker, price, volume, flags) and lays it out. */
 void tks_schema_default(struct tks_schema *s);

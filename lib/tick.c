@@ -9,17 +9,6 @@
 #include <errno.h>
 #include <string.h>
 
-static unsigned usage_type_bit(enum tks_dyn_type t) {
-  switch (t) {
-  case TKS_DYN_NIL: return TKS_USAGE_NIL;
-  case TKS_DYN_BOOL: return TKS_USAGE_BOOL;
-  case TKS_DYN_INT:
-  case TKS_DYN_UINT: return TKS_USAGE_INT;
-  case TKS_DYN_F64: return TKS_USAGE_FLOAT;
-  default: return TKS_USAGE_STRING;
-  }
-}
-
 /* Counts a kept tick's undeclared fields.  In fallback mode the overflow
  * map (and its pointer) is what those fields cost, shared evenly; in
  * dynamic mode every tick is an object anyway, so a field costs its own
@@ -39,11 +28,12 @@ static void note_kept(const struct tks_tick_sink *k, const struct tks_dyn_tick *
     }
     u->ticks++;
     u->kept++;
-    u->types |= usage_type_bit(f->value.type);
-    if (f->value.type == TKS_DYN_STR) u->string_bytes += f->value.len;
+    u->types |= tks_usage_type_bit(f->value.type);
+    if (f->value.type == TKS_V_STR) u->string_bytes += f->value.v.s.len;
     u->cost_bytes += k->mode == TKS_MODE_FALLBACK
                          ? excess / t->undeclared
-                         : sizeof(struct tks_dyn_slot) + (f->value.type == TKS_DYN_STR ? f->value.len : 0);
+                         : sizeof(struct tks_dyn_slot) +
+                               (f->value.type == TKS_V_STR ? f->value.v.s.len : 0);
   }
   k->usage->overflow += overflow;
 }

@@ -9,7 +9,7 @@
 #ifndef TKS_TICK_H
 #define TKS_TICK_H
 
-#include "codec.h"
+#include "decode.h"
 #include "store.h"
 #include "usage.h"
 

@@ -1,11 +1,38 @@
 /*
  * Undeclared-field usage table: a small array searched linearly (at most
  * TKS_USAGE_MAX_NAMES names, touched only for ticks that carry undeclared
- * fields).
+ * fields); and the value types it counts, with their names for the stats
+ * and the advice.
  */
 #include "usage.h"
 
 #include <string.h>
+
+#include "util.h"
+
+/* Indexed by bit number: TKS_USAGE_NIL is bit 0. */
+static const char *const type_names[] = {"nil", "bool", "int", "float", "string"};
+
+const char *tks_usage_type_name(unsigned bit) {
+  for (unsigned b = 0; b < TKS_ARRAY_SIZE(type_names); b++)
+    if (bit == 1u << b) return type_names[b];
+  return "?";
+}
+
+char *tks_usage_types_text(unsigned types, char *buf, size_t len) {
+  if (len == 0) return buf;
+  size_t n = 0;
+  buf[0] = '\0';
+  for (unsigned b = 0; b < TKS_ARRAY_SIZE(type_names); b++) {
+    if (!(types & (1u << b))) continue;
+    size_t sep = n > 0, name = strlen(type_names[b]);
+    if (n + sep + name >= len) break;
+    if (sep) buf[n++] = ',';
+    memcpy(buf + n, type_names[b], name + 1);
+    n += name;
+  }
+  return buf;
+}
 
 void tks_usage_init(struct tks_usage *u) { memset(u, 0, sizeof *u); }
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "schema.h"
+#include "value.h"
 
 #define TKS_USAGE_MAX_NAMES 256
 
@@ -27,6 +28,33 @@ enum {
   TKS_USAGE_FLOAT = 1 << 3,
   TKS_USAGE_STRING = 1 << 4,
 };
+
+/* The bit a value of type t counts under: INT and UINT are int, F64 float,
+ * STR (and the interned SYM, ISTR) string.  Inline: it is on the ingest
+ * path, once per undeclared field. */
+static inline unsigned tks_usage_type_bit(enum tks_vtype t) {
+  switch (t) {
+  case TKS_V_NIL: return TKS_USAGE_NIL;
+  case TKS_V_BOOL: return TKS_USAGE_BOOL;
+  case TKS_V_INT:
+  case TKS_V_UINT: return TKS_USAGE_INT;
+  case TKS_V_F64: return TKS_USAGE_FLOAT;
+  case TKS_V_STR:
+  case TKS_V_SYM:
+  case TKS_V_ISTR: break;
+  }
+  return TKS_USAGE_STRING;
+}
+/* The name of one TKS_USAGE_* bit ("nil", "bool", "int", "float",
+ * "string"), or "?". */
+const char *tks_usage_type_name(unsigned bit);
+
+/* Room for tks_usage_types_text() of every bit, NUL included. */
+#define TKS_USAGE_TYPES_TEXT_MAX 32
+/* Writes the names of the bits set in types, in bit order and comma
+ * separated ("int,string"; "" for none), into buf (len bytes, cut to fit).
+ * Returns buf. */
+char *tks_usage_types_text(unsigned types, char *buf, size_t len);
 
 struct tks_usage_field {
   char name[TKS_FIELD_NAME_MAX * 2]; /* cut at 63 bytes */

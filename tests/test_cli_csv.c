@@ -2,7 +2,7 @@
  * ticks, and their msgpack encoding as map and as schema-ordered array. */
 #include <errno.h>
 
-#include "codec.h"
+#include "encode.h"
 #include "csv.h"
 #include "test.h"
 

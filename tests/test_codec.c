@@ -1,9 +1,13 @@
-/* Unit tests of lib/codec.c: every accepted and rejected tick shape, the
- * structural checks on hostile bytes, and agreement with msgpack-c. */
+/* Unit tests of lib/decode.c, with lib/encode.c and lib/render.c: every
+ * accepted and rejected tick shape, the structural checks on hostile bytes,
+ * and agreement with msgpack-c. */
+#include <errno.h>
 #include <math.h>
 #include <msgpack.h>
 
-#include "codec.h"
+#include "decode.h"
+#include "encode.h"
+#include "render.h"
 #include "schema.h"
 #include "symtab.h"
 #include "test.h"
@@ -483,12 +487,22 @@ TEST(reason_names_are_the_stats_names) {
   ASSERT(tks_reason_is_fatal(TKS_REASON_MALFORMED));
 }
 
+TEST(our_encoder_refuses_interned_ids_and_leaves_the_buffer) {
+  struct tks_buf b = {0};
+  struct tks_value v[] = {{.type = TKS_V_INT, .v.i = 1}, {.type = TKS_V_SYM, .v.id = 3}};
+  ASSERT_EQ(tks_encode_array(&b, v, 1), 0);
+  size_t len = b.len;
+  ASSERT_EQ(tks_encode_array(&b, v, 2), -EINVAL);
+  ASSERT_EQ(b.len, len);
+  tks_buf_finish(&b);
+}
+
 TEST(our_encoder_round_trips_through_the_decoder) {
   setup(65536);
   struct tks_buf b = {0};
   struct tks_kv kv[] = {
       {"ticker", {.type = TKS_V_STR, .v.s = {"IBM", 3}}},
-      {"ts", {.type = TKS_V_INT_FIXED, .v.i = 42}},
+      {"ts", {.type = TKS_V_INT, .flags = TKS_VF_FIXED, .v.i = 42}},
       {"price", {.type = TKS_V_F64, .v.f = 99.5}},
       {"volume", {.type = TKS_V_UINT, .v.u = 12}},
       {"flags", {.type = TKS_V_NIL}},
@@ -601,15 +615,15 @@ TEST(fallback_turns_a_tick_with_extra_fields_into_a_dynamic_tick) {
   ASSERT_EQ(dt.ts, 777);
   ASSERT_STR_EQ(tks_symtab_name(dec.symbols, dt.symbol, NULL), "AAPL");
   ASSERT_EQ(dt.f[0].field, 0);
-  ASSERT_EQ(dt.f[0].value.i, 777);
+  ASSERT_EQ(dt.f[0].value.v.i, 777);
   ASSERT_EQ(dt.f[1].field, 1);
-  ASSERT_EQ(dt.f[1].value.type, TKS_DYN_SYM);
+  ASSERT_EQ(dt.f[1].value.type, TKS_V_SYM);
   ASSERT_EQ(dt.f[4].field, -1);
-  ASSERT_EQ(dt.f[4].value.type, TKS_DYN_STR);
-  ASSERT_EQ(memcmp(dt.f[4].value.s, "XNAS", 4), 0);
-  ASSERT_EQ(dt.f[5].value.type, TKS_DYN_UINT);
-  ASSERT_U64_EQ(dt.f[5].value.u, UINT64_MAX);
-  ASSERT_EQ(dt.f[6].value.type, TKS_DYN_BOOL);
+  ASSERT_EQ(dt.f[4].value.type, TKS_V_STR);
+  ASSERT_EQ(memcmp(dt.f[4].value.v.s.p, "XNAS", 4), 0);
+  ASSERT_EQ(dt.f[5].value.type, TKS_V_UINT);
+  ASSERT_U64_EQ(dt.f[5].value.v.u, UINT64_MAX);
+  ASSERT_EQ(dt.f[6].value.type, TKS_V_BOOL);
   ASSERT_EQ(dt.string_bytes, 4);
   ASSERT_STR_EQ(tks_symtab_name(dec.names, dt.f[4].name, NULL), "exchange");
 }
@@ -657,6 +671,36 @@ static void pack_base(unsigned extra) {
   str("ticker"); str("A");
   str("price"); msgpack_pack_double(&pk, 1);
   str("volume"); msgpack_pack_int64(&pk, 1);
+}
+
+/* A msgpack timestamp32 (0xd6, type -1) of sec seconds. */
+static void pack_ts32(uint32_t sec) {
+  char be[4] = {(char)(sec >> 24), (char)(sec >> 16), (char)(sec >> 8), (char)sec};
+  msgpack_pack_ext(&pk, 4, -1);
+  msgpack_pack_ext_body(&pk, be, 4);
+}
+
+TEST(a_timestamp_extension_is_an_int_only_where_no_type_is_declared) {
+  /* In an i64 field it is the wrong type ... */
+  setup(65536);
+  start();
+  msgpack_pack_map(&pk, 3);
+  str("ticker"); str("A");
+  str("price"); msgpack_pack_double(&pk, 1);
+  str("volume"); pack_ts32(3);
+  expect_reject(TKS_REASON_BAD_TYPE, "volume");
+  /* ... and undeclared, an int of ns. */
+  setup_mode(TKS_MODE_FALLBACK);
+  start();
+  pack_base(1);
+  str("seen"); pack_ts32(3);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
+  ASSERT_EQ(dt.f[dt.n - 1].field, -1);
+  ASSERT_EQ(dt.f[dt.n - 1].value.type, TKS_V_INT);
+  ASSERT_EQ(dt.f[dt.n - 1].value.v.i, 3000000000LL);
+  ASSERT_EQ(dt.f[dt.n - 1].value.flags, 0);
 }
 
 TEST(hostile_undeclared_fields_get_a_clear_reason) {

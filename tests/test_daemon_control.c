@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "codec.h"
+#include "encode.h"
 #include "harness.h"
 #include "test.h"
 

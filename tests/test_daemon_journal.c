@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "codec.h"
+#include "encode.h"
 #include "harness.h"
 #include "test.h"
 #include "util.h"

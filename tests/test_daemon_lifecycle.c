@@ -18,8 +18,8 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "codec.h"
 #include "config.h"
+#include "encode.h"
 #include "harness.h"
 #include "test.h"
 

@@ -10,7 +10,7 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 
-#include "codec.h"
+#include "encode.h"
 #include "harness.h"
 #include "test.h"
 

@@ -25,13 +25,13 @@ TEST(entries_keep_insertion_order) {
   struct tks_dynobj *o = tks_dynobj_init(mem, 4, 0);
   uint32_t keys[] = {90, 3, 41, 7};
   for (unsigned i = 0; i < 4; i++) {
-    struct tks_dyn_value v = {.type = TKS_DYN_INT, .i = i};
+    struct tks_value v = {.type = TKS_V_INT, .v.i = i};
     ASSERT_EQ(tks_dynobj_put(o, keys[i], &v), 0);
   }
   const struct tks_dyn_slot *e = tks_dynobj_entries(o);
   for (unsigned i = 0; i < 4; i++) ASSERT_EQ(e[i].key, keys[i]);
   /* Replacing keeps the place. */
-  struct tks_dyn_value v = {.type = TKS_DYN_INT, .i = 99};
+  struct tks_value v = {.type = TKS_V_INT, .v.i = 99};
   ASSERT_EQ(tks_dynobj_put(o, 41, &v), 0);
   ASSERT_EQ(o->count, 4);
   ASSERT_EQ(tks_dynobj_entries(o)[2].v.i, 99);
@@ -39,26 +39,26 @@ TEST(entries_keep_insertion_order) {
 
 TEST(every_value_type_round_trips) {
   struct tks_dynobj *o = tks_dynobj_init(mem, 7, 5);
-  struct tks_dyn_value v[] = {
-      {.type = TKS_DYN_NIL},
-      {.type = TKS_DYN_BOOL, .b = true},
-      {.type = TKS_DYN_INT, .i = -42},
-      {.type = TKS_DYN_UINT, .u = UINT64_MAX},
-      {.type = TKS_DYN_F64, .f = 150.05},
-      {.type = TKS_DYN_STR, .s = "XNAS!", .len = 5},
-      {.type = TKS_DYN_SYM, .id = 77},
+  struct tks_value v[] = {
+      {.type = TKS_V_NIL},
+      {.type = TKS_V_BOOL, .v.b = true},
+      {.type = TKS_V_INT, .v.i = -42},
+      {.type = TKS_V_UINT, .v.u = UINT64_MAX},
+      {.type = TKS_V_F64, .v.f = 150.05},
+      {.type = TKS_V_STR, .v.s = {"XNAS!", 5}},
+      {.type = TKS_V_SYM, .v.id = 77},
   };
   for (unsigned i = 0; i < 7; i++) ASSERT_EQ(tks_dynobj_put(o, 100 + i * 13, &v[i]), 0);
   ASSERT_EQ(o->count, 7);
   const struct tks_dyn_slot *s;
-  ASSERT((s = tks_dynobj_get(o, 100)) && s->type == TKS_DYN_NIL);
-  ASSERT((s = tks_dynobj_get(o, 113)) && s->type == TKS_DYN_BOOL && s->v.b);
+  ASSERT((s = tks_dynobj_get(o, 100)) && s->type == TKS_V_NIL);
+  ASSERT((s = tks_dynobj_get(o, 113)) && s->type == TKS_V_BOOL && s->v.b);
   ASSERT((s = tks_dynobj_get(o, 126)) && s->v.i == -42);
   ASSERT((s = tks_dynobj_get(o, 139)) && s->v.u == UINT64_MAX);
   ASSERT((s = tks_dynobj_get(o, 152)) && s->v.f == 150.05);
   ASSERT((s = tks_dynobj_get(o, 165)) && s->len == 5);
   ASSERT_EQ(memcmp(tks_dynobj_str(o, s), "XNAS!", 5), 0);
-  ASSERT((s = tks_dynobj_get(o, 178)) && s->type == TKS_DYN_SYM && s->v.id == 77);
+  ASSERT((s = tks_dynobj_get(o, 178)) && s->type == TKS_V_SYM && s->v.id == 77);
   ASSERT(tks_dynobj_get(o, 99) == NULL);
   /* Strings stay inside the object. */
   ASSERT(tks_dynobj_str(o, tks_dynobj_get(o, 165)) + 5 <= (const char *)o + o->bytes);
@@ -66,8 +66,8 @@ TEST(every_value_type_round_trips) {
 
 TEST(an_object_holds_no_more_than_it_was_sized_for) {
   struct tks_dynobj *o = tks_dynobj_init(mem, 3, 2);
-  struct tks_dyn_value i = {.type = TKS_DYN_INT, .i = 1};
-  struct tks_dyn_value str = {.type = TKS_DYN_STR, .s = "abcdefghijklmnopq", .len = 17};
+  struct tks_value i = {.type = TKS_V_INT, .v.i = 1};
+  struct tks_value str = {.type = TKS_V_STR, .v.s = {"abcdefghijklmnopq", 17}};
   ASSERT_EQ(tks_dynobj_put(o, 1, &i), 0);
   ASSERT_EQ(tks_dynobj_put(o, 2, &str), -ENOSPC); /* 17 string bytes, sized for 2 (8 with padding) */
   ASSERT_EQ(tks_dynobj_put(o, 2, &i), 0);
@@ -80,7 +80,7 @@ TEST(an_object_holds_no_more_than_it_was_sized_for) {
 TEST(colliding_keys_are_all_found) {
   struct tks_dynobj *o = tks_dynobj_init(mem, 48, 0);
   for (uint32_t k = 1; k <= 48; k++) {
-    struct tks_dyn_value v = {.type = TKS_DYN_INT, .i = k * 10};
+    struct tks_value v = {.type = TKS_V_INT, .v.i = k * 10};
     ASSERT_EQ(tks_dynobj_put(o, k * 64, &v), 0); /* keys chosen to share low bits */
   }
   for (uint32_t k = 1; k <= 48; k++) {

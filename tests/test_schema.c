@@ -116,4 +116,50 @@ TEST(type_names_round_trip) {
   ASSERT(tks_type_parse("float", &x) < 0);
 }
 
+TEST(every_declared_type_reads_back_as_its_value_type) {
+  struct tks_schema s;
+  memset(&s, 0, sizeof s);
+  add(&s, "ts", TKS_TYPE_TIMESTAMP);
+  add(&s, "sym", TKS_TYPE_SYMBOL);
+  add(&s, "note", TKS_TYPE_STRING);
+  add(&s, "i", TKS_TYPE_I64);
+  add(&s, "n", TKS_TYPE_U32);
+  add(&s, "x", TKS_TYPE_F64);
+  add(&s, "ok", TKS_TYPE_BOOL);
+  char err[128];
+  ASSERT_EQ(tks_schema_layout(&s, err, sizeof err), 0);
+  _Alignas(8) char rec[TKS_RECORD_MAX] = {0};
+  int64_t ts = -5, i = INT64_MIN;
+  uint32_t sym = 7, note = 9, n = UINT32_MAX;
+  double x = 2.5;
+  memcpy(rec + s.fields[0].offset, &ts, 8);
+  memcpy(rec + s.fields[1].offset, &sym, 4);
+  memcpy(rec + s.fields[2].offset, &note, 4);
+  memcpy(rec + s.fields[3].offset, &i, 8);
+  memcpy(rec + s.fields[4].offset, &n, 4);
+  memcpy(rec + s.fields[5].offset, &x, 8);
+  rec[s.fields[6].offset] = 1;
+  struct tks_value v[7];
+  for (int k = 0; k < 7; k++) {
+    v[k] = tks_field_value(&s.fields[k], rec);
+    ASSERT_EQ(v[k].type, tks_type_vtype(s.fields[k].type));
+    ASSERT_EQ(v[k].flags, 0);
+  }
+  ASSERT_EQ(v[0].type, TKS_V_INT);
+  ASSERT_EQ(v[0].v.i, -5);
+  ASSERT_EQ(v[1].type, TKS_V_SYM);
+  ASSERT_EQ(v[1].v.id, 7);
+  ASSERT_EQ(v[2].type, TKS_V_ISTR);
+  ASSERT_EQ(v[2].v.id, 9);
+  ASSERT_EQ(v[3].type, TKS_V_INT);
+  ASSERT(v[3].v.i == INT64_MIN);
+  ASSERT_EQ(v[4].type, TKS_V_INT);
+  ASSERT_EQ(v[4].v.i, 4294967295LL); /* u32 widened, not sign-extended */
+  ASSERT_EQ(v[5].type, TKS_V_F64);
+  ASSERT(v[5].v.f == 2.5);
+  ASSERT_EQ(v[6].type, TKS_V_BOOL);
+  ASSERT(v[6].v.b);
+  ASSERT_EQ(tks_type_vtype(TKS_TYPE__COUNT), TKS_V_NIL);
+}
+
 TEST_MAIN()

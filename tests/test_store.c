@@ -222,7 +222,7 @@ static int kind_fn(void *ctx, const void *record, const struct tks_dynobj *obj) 
 static struct tks_dynobj *obj_with_ts(struct fixture *f, int64_t ts) {
   struct tks_dynobj *o = tks_store_new_dynobj(f->st, 1, 0);
   ASSERT(o);
-  struct tks_dyn_value v = {.type = TKS_DYN_INT, .i = ts};
+  struct tks_value v = {.type = TKS_V_INT, .v.i = ts};
   ASSERT_EQ(tks_dynobj_put(o, 1, &v), 0);
   return o;
 }

@@ -43,4 +43,26 @@ TEST(long_names_are_cut_to_the_entry) {
   ASSERT(tks_usage_get(&u, big, sizeof big) == f); /* the same cut name */
 }
 
+TEST(value_types_count_under_their_usage_bit) {
+  ASSERT_EQ(tks_usage_type_bit(TKS_V_NIL), TKS_USAGE_NIL);
+  ASSERT_EQ(tks_usage_type_bit(TKS_V_BOOL), TKS_USAGE_BOOL);
+  ASSERT_EQ(tks_usage_type_bit(TKS_V_INT), TKS_USAGE_INT);
+  ASSERT_EQ(tks_usage_type_bit(TKS_V_UINT), TKS_USAGE_INT);
+  ASSERT_EQ(tks_usage_type_bit(TKS_V_F64), TKS_USAGE_FLOAT);
+  ASSERT_EQ(tks_usage_type_bit(TKS_V_STR), TKS_USAGE_STRING);
+  ASSERT_EQ(tks_usage_type_bit(TKS_V_SYM), TKS_USAGE_STRING);
+  ASSERT_EQ(tks_usage_type_bit(TKS_V_ISTR), TKS_USAGE_STRING);
+  ASSERT_STR_EQ(tks_usage_type_name(TKS_USAGE_FLOAT), "float");
+  ASSERT_STR_EQ(tks_usage_type_name(TKS_USAGE_INT | TKS_USAGE_NIL), "?");
+}
+
+TEST(types_text_lists_the_bits_in_bit_order) {
+  char b[TKS_USAGE_TYPES_TEXT_MAX];
+  ASSERT_STR_EQ(tks_usage_types_text(0, b, sizeof b), "");
+  ASSERT_STR_EQ(tks_usage_types_text(TKS_USAGE_STRING | TKS_USAGE_INT, b, sizeof b), "int,string");
+  ASSERT_STR_EQ(tks_usage_types_text(~0u, b, sizeof b), "nil,bool,int,float,string");
+  char small[9];
+  ASSERT_STR_EQ(tks_usage_types_text(~0u, small, sizeof small), "nil,bool"); /* whole names only */
+}
+
 TEST_MAIN()

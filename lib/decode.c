@@ -1,20 +1,19 @@
 /*
- * The decoding half of the codec: one bounded pass over a message, checking
- * every length prefix against max_message_bytes before trusting it, fills a
- * record field by field.  Nested values, and the rest of a message found to
- * be unacceptable, are measured by tks_msgpack_skip(), which walks msgpack
- * structure with a fixed stack and a nesting limit.  Nothing is allocated;
- * strings are interned only after the whole tick is known to be valid.
+ * The decoder: one bounded pass over a message, every length prefix checked
+ * against max_message_bytes before it is trusted, fills a record (and
+ * outside slotted mode a tks_dyn_tick) field by field.  Nested values and
+ * the rest of an unacceptable message are measured by tks_msgpack_skip()
+ * (a fixed stack, a nesting limit).  Nothing is allocated; strings are
+ * interned only once the whole tick is known good.
  */
-#include "codec.h"
+#include "decode.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "symtab.h"
+#include "util.h"
 
 static const char *const reason_names[TKS_REASON__COUNT] = {
     [TKS_REASON_UNKNOWN_FIELD] = "unknown_field",
@@ -153,51 +152,45 @@ long tks_msgpack_skip(const uint8_t *p, size_t len, size_t max) {
   return skip_depth(p, len, max, TKS_DECODE_MAX_DEPTH);
 }
 
-/* One decoded msgpack value. */
-enum vkind { VK_NIL, VK_BOOL, VK_INT, VK_UINT, VK_F64, VK_STR, VK_TS, VK_OTHER };
-struct val {
-  enum vkind k;
-  union {
-    bool b;
-    int64_t i;
-    uint64_t u;
-    double f;
-    struct {
-      const char *p;
-      uint32_t len;
-    } s;
-  } v;
-};
+/* Values are read into struct tks_value, with two kinds beside the value
+ * types that never leave this file: a msgpack timestamp (ns since the
+ * epoch in v.i: only a timestamp field takes it, an undeclared field keeps
+ * it as an INT), and a value no field takes (array, map, bin, another ext),
+ * measured and skipped.  As types of their own, past the last value type,
+ * they cost no check on the path of the common values.  The reader never
+ * sets flags. */
+#define V_TS ((enum tks_vtype)(TKS_V__LAST + 1))
+#define V_OTHER ((enum tks_vtype)(TKS_V__LAST + 2))
+
+/* A msgpack timestamp as ns since the epoch; out of int64 range, or ns not
+ * under a second, is reported as TKS_V_UINT so the tick is rejected bad_value. */
+static void ts_from(struct tks_value *v, int64_t sec, uint32_t ns) {
+  int64_t t;
+  if (ns > 999999999 || __builtin_mul_overflow(sec, (int64_t)1000000000, &t) ||
+      __builtin_add_overflow(t, (int64_t)ns, &t)) {
+    v->type = TKS_V_UINT, v->v.u = 0;
+    return;
+  }
+  v->type = V_TS, v->v.i = t;
+}
 
 /*
  * Reads one value at p[*pos] of a message of which len bytes have arrived.
  * Returns 1 (read, *pos advanced), 0 (more bytes needed) or a SKIP_ERR.
  * Containers, bin and ext values are measured with skip_depth() and
- * reported as VK_OTHER.
+ * reported as V_OTHER.
  */
-/* A msgpack timestamp as ns since the epoch; out of int64 range, or ns not
- * under a second, is reported as VK_UINT so the tick is rejected bad_value. */
-static void ts_from(struct val *v, int64_t sec, uint32_t ns) {
-  int64_t t;
-  if (ns > 999999999 || __builtin_mul_overflow(sec, (int64_t)1000000000, &t) ||
-      __builtin_add_overflow(t, (int64_t)ns, &t)) {
-    v->k = VK_UINT, v->v.u = 0;
-    return;
-  }
-  v->k = VK_TS, v->v.i = t;
-}
-
-static int read_val_slow(const uint8_t *p, size_t *pos, size_t len, size_t max, struct val *v) {
+static int read_val_slow(const uint8_t *p, size_t *pos, size_t len, size_t max, struct tks_value *v) {
   const uint8_t *q = p + *pos;
   size_t avail = len - *pos;
   if (avail == 0) return 0;
   uint8_t b = q[0];
   if (b <= 0x7f) {
-    v->k = VK_INT, v->v.i = b, *pos += 1;
+    v->type = TKS_V_INT, v->v.i = b, *pos += 1;
     return 1;
   }
   if (b >= 0xe0) {
-    v->k = VK_INT, v->v.i = (int8_t)b, *pos += 1;
+    v->type = TKS_V_INT, v->v.i = (int8_t)b, *pos += 1;
     return 1;
   }
   size_t hdr;
@@ -213,60 +206,60 @@ static int read_val_slow(const uint8_t *p, size_t *pos, size_t len, size_t max, 
   if (other && !is_ts) {
     long n = skip_depth(q, avail, max, TKS_DECODE_MAX_DEPTH - 1);
     if (n <= 0) return (int)n;
-    v->k = VK_OTHER;
+    v->type = V_OTHER;
     *pos += (size_t)n;
     return 1;
   }
   if (hdr + body > avail) return 0;
   if (b >= 0xa0 && b <= 0xbf) {
-    v->k = VK_STR, v->v.s.p = (const char *)q + 1, v->v.s.len = b & 0x1f;
+    v->type = TKS_V_STR, v->v.s.p = (const char *)q + 1, v->v.s.len = b & 0x1f;
     *pos += 1 + (b & 0x1f);
     return 1;
   }
   switch (b) {
-  case 0xc0: v->k = VK_NIL; *pos += 1; return 1;
-  case 0xc2: v->k = VK_BOOL; v->v.b = false; *pos += 1; return 1;
-  case 0xc3: v->k = VK_BOOL; v->v.b = true; *pos += 1; return 1;
+  case 0xc0: v->type = TKS_V_NIL; *pos += 1; return 1;
+  case 0xc2: v->type = TKS_V_BOOL; v->v.b = false; *pos += 1; return 1;
+  case 0xc3: v->type = TKS_V_BOOL; v->v.b = true; *pos += 1; return 1;
   case 0xca: {
     uint32_t u = be32(q + 1);
     float f;
     memcpy(&f, &u, 4);
-    v->k = VK_F64, v->v.f = f, *pos += 5;
+    v->type = TKS_V_F64, v->v.f = f, *pos += 5;
     return 1;
   }
   case 0xcb: {
     uint64_t u = be64(q + 1);
     memcpy(&v->v.f, &u, 8);
-    v->k = VK_F64, *pos += 9;
+    v->type = TKS_V_F64, *pos += 9;
     return 1;
   }
-  case 0xcc: v->k = VK_INT, v->v.i = q[1], *pos += 2; return 1;
-  case 0xcd: v->k = VK_INT, v->v.i = be16(q + 1), *pos += 3; return 1;
-  case 0xce: v->k = VK_INT, v->v.i = be32(q + 1), *pos += 5; return 1;
+  case 0xcc: v->type = TKS_V_INT, v->v.i = q[1], *pos += 2; return 1;
+  case 0xcd: v->type = TKS_V_INT, v->v.i = be16(q + 1), *pos += 3; return 1;
+  case 0xce: v->type = TKS_V_INT, v->v.i = be32(q + 1), *pos += 5; return 1;
   case 0xcf: {
     uint64_t u = be64(q + 1);
     if (u > INT64_MAX)
-      v->k = VK_UINT, v->v.u = u;
+      v->type = TKS_V_UINT, v->v.u = u;
     else
-      v->k = VK_INT, v->v.i = (int64_t)u;
+      v->type = TKS_V_INT, v->v.i = (int64_t)u;
     *pos += 9;
     return 1;
   }
-  case 0xd0: v->k = VK_INT, v->v.i = (int8_t)q[1], *pos += 2; return 1;
-  case 0xd1: v->k = VK_INT, v->v.i = (int16_t)be16(q + 1), *pos += 3; return 1;
-  case 0xd2: v->k = VK_INT, v->v.i = (int32_t)be32(q + 1), *pos += 5; return 1;
-  case 0xd3: v->k = VK_INT, v->v.i = (int64_t)be64(q + 1), *pos += 9; return 1;
-  case 0xd9: v->k = VK_STR, v->v.s.p = (const char *)q + 2, v->v.s.len = q[1]; *pos += 2 + q[1]; return 1;
-  case 0xda: v->k = VK_STR, v->v.s.p = (const char *)q + 3, v->v.s.len = be16(q + 1);
+  case 0xd0: v->type = TKS_V_INT, v->v.i = (int8_t)q[1], *pos += 2; return 1;
+  case 0xd1: v->type = TKS_V_INT, v->v.i = (int16_t)be16(q + 1), *pos += 3; return 1;
+  case 0xd2: v->type = TKS_V_INT, v->v.i = (int32_t)be32(q + 1), *pos += 5; return 1;
+  case 0xd3: v->type = TKS_V_INT, v->v.i = (int64_t)be64(q + 1), *pos += 9; return 1;
+  case 0xd9: v->type = TKS_V_STR, v->v.s.p = (const char *)q + 2, v->v.s.len = q[1]; *pos += 2 + q[1]; return 1;
+  case 0xda: v->type = TKS_V_STR, v->v.s.p = (const char *)q + 3, v->v.s.len = be16(q + 1);
     *pos += 3 + v->v.s.len;
     return 1;
-  case 0xdb: v->k = VK_STR, v->v.s.p = (const char *)q + 5, v->v.s.len = be32(q + 1);
+  case 0xdb: v->type = TKS_V_STR, v->v.s.p = (const char *)q + 5, v->v.s.len = be32(q + 1);
     *pos += 5 + (size_t)v->v.s.len;
     return 1;
   /* The msgpack timestamp extension (type -1) in its three sizes. */
   case 0xd6:
     if ((int8_t)q[1] == -1) {
-      v->k = VK_TS, v->v.i = (int64_t)be32(q + 2) * 1000000000, *pos += 6;
+      v->type = V_TS, v->v.i = (int64_t)be32(q + 2) * 1000000000, *pos += 6;
       return 1;
     }
     break;
@@ -292,37 +285,37 @@ static int read_val_slow(const uint8_t *p, size_t *pos, size_t len, size_t max, 
 /* The common tick values (small ints, fixstr, float64, int64, str8) on a
  * short path; everything else goes to read_val_slow(). */
 static inline int read_val(const uint8_t *p, size_t *pos, size_t len, size_t max,
-                           struct val *v) {
+                           struct tks_value *v) {
   const uint8_t *q = p + *pos;
   size_t avail = len - *pos;
   if (avail == 0) return 0;
   uint8_t b = q[0];
   if (b <= 0x7f) {
-    v->k = VK_INT, v->v.i = b, *pos += 1;
+    v->type = TKS_V_INT, v->v.i = b, *pos += 1;
     return 1;
   }
   if ((b & 0xe0) == 0xa0) {
     uint32_t n = b & 0x1f;
     if (1 + n > avail) return 0;
-    v->k = VK_STR, v->v.s.p = (const char *)q + 1, v->v.s.len = n, *pos += 1 + n;
+    v->type = TKS_V_STR, v->v.s.p = (const char *)q + 1, v->v.s.len = n, *pos += 1 + n;
     return 1;
   }
   if (b == 0xcb && avail >= 9) {
     uint64_t u = be64(q + 1);
     memcpy(&v->v.f, &u, 8);
-    v->k = VK_F64, *pos += 9;
+    v->type = TKS_V_F64, *pos += 9;
     return 1;
   }
   if (b == 0xd3 && avail >= 9) {
-    v->k = VK_INT, v->v.i = (int64_t)be64(q + 1), *pos += 9;
+    v->type = TKS_V_INT, v->v.i = (int64_t)be64(q + 1), *pos += 9;
     return 1;
   }
   if (b == 0xcd && avail >= 3) {
-    v->k = VK_INT, v->v.i = be16(q + 1), *pos += 3;
+    v->type = TKS_V_INT, v->v.i = be16(q + 1), *pos += 3;
     return 1;
   }
   if (b == 0xcc && avail >= 2) {
-    v->k = VK_INT, v->v.i = q[1], *pos += 2;
+    v->type = TKS_V_INT, v->v.i = q[1], *pos += 2;
     return 1;
   }
   return read_val_slow(p, pos, len, max, v);
@@ -351,43 +344,43 @@ static enum tks_decode_status reject_field(const struct tks_schema *s,
 
 /* Checks v against field f and writes it into the record.  Strings are
  * only noted here (in strs) and interned once the tick is known good. */
-static enum tks_decode_status put_field(const struct tks_decoder *d, int fi, const struct val *v,
-                                        char *rec, struct val *strs, struct tks_decode_result *res) {
+static enum tks_decode_status put_field(const struct tks_decoder *d, int fi, const struct tks_value *v,
+                                        char *rec, struct tks_value *strs, struct tks_decode_result *res) {
   const struct tks_schema *s = d->schema;
   const struct tks_field *f = &s->fields[fi];
   char *at = rec + f->offset;
   switch (f->type) {
   case TKS_TYPE_TIMESTAMP:
-    if (v->k == VK_INT || v->k == VK_TS) {
+    if (v->type == TKS_V_INT || v->type == V_TS) {
       memcpy(at, &v->v.i, 8);
       res->has_ts = true;
       return TKS_DECODE_OK;
     }
-    if (v->k == VK_UINT) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+    if (v->type == TKS_V_UINT) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
     break;
   case TKS_TYPE_I64:
-    if (v->k == VK_INT) {
+    if (v->type == TKS_V_INT) {
       memcpy(at, &v->v.i, 8);
       return TKS_DECODE_OK;
     }
-    if (v->k == VK_UINT) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+    if (v->type == TKS_V_UINT) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
     break;
   case TKS_TYPE_U32:
-    if (v->k == VK_INT) {
+    if (v->type == TKS_V_INT) {
       if (v->v.i < 0 || v->v.i > UINT32_MAX) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
       uint32_t u = (uint32_t)v->v.i;
       memcpy(at, &u, 4);
       return TKS_DECODE_OK;
     }
-    if (v->k == VK_UINT) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+    if (v->type == TKS_V_UINT) return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
     break;
   case TKS_TYPE_F64: {
     double x;
-    if (v->k == VK_F64)
+    if (v->type == TKS_V_F64)
       x = v->v.f;
-    else if (v->k == VK_INT)
+    else if (v->type == TKS_V_INT)
       x = (double)v->v.i;
-    else if (v->k == VK_UINT)
+    else if (v->type == TKS_V_UINT)
       x = (double)v->v.u;
     else
       break;
@@ -397,13 +390,13 @@ static enum tks_decode_status put_field(const struct tks_decoder *d, int fi, con
   }
   case TKS_TYPE_SYMBOL:
   case TKS_TYPE_STRING:
-    if (v->k != VK_STR) break;
+    if (v->type != TKS_V_STR) break;
     if (v->v.s.len > TKS_SYMBOL_MAX_LEN || (fi == s->symbol_field && v->v.s.len == 0))
       return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
     strs[fi] = *v;
     return TKS_DECODE_OK;
   case TKS_TYPE_BOOL:
-    if (v->k != VK_BOOL) break;
+    if (v->type != TKS_V_BOOL) break;
     *(bool *)at = v->v.b;
     return TKS_DECODE_OK;
   case TKS_TYPE__COUNT: break;
@@ -431,8 +424,8 @@ static int find_field(const struct tks_schema *s, const char *name, uint32_t len
 }
 
 /* Notes an undeclared field of a dynamic tick: any scalar value. */
-static enum tks_decode_status add_undeclared(struct tks_dyn_tick *dt, const struct val *key,
-                                             const struct val *v,
+static enum tks_decode_status add_undeclared(struct tks_dyn_tick *dt, const struct tks_value *key,
+                                             const struct tks_value *v,
                                              struct tks_decode_result *res) {
   if (key->v.s.len == 0 || key->v.s.len > TKS_SYMBOL_MAX_LEN)
     return reject(res, TKS_REASON_BAD_VALUE, -1, key->v.s.len ? "field name over 255 bytes" : "empty field name",
@@ -441,25 +434,17 @@ static enum tks_decode_status add_undeclared(struct tks_dyn_tick *dt, const stru
     if (dt->f[j].field < 0 && dt->f[j].key_len == key->v.s.len &&
         memcmp(dt->f[j].key, key->v.s.p, key->v.s.len) == 0)
       return reject(res, TKS_REASON_DUPLICATE_FIELD, -1, key->v.s.p, key->v.s.len);
-  struct tks_dyn_field *f = &dt->f[dt->n];
-  memset(f, 0, sizeof *f);
-  f->field = -1;
-  f->key = key->v.s.p;
-  f->key_len = key->v.s.len;
-  switch (v->k) {
-  case VK_NIL: f->value.type = TKS_DYN_NIL; break;
-  case VK_BOOL: f->value.type = TKS_DYN_BOOL, f->value.b = v->v.b; break;
-  case VK_INT:
-  case VK_TS: f->value.type = TKS_DYN_INT, f->value.i = v->v.i; break;
-  case VK_UINT: f->value.type = TKS_DYN_UINT, f->value.u = v->v.u; break;
-  case VK_F64: f->value.type = TKS_DYN_F64, f->value.f = v->v.f; break;
-  case VK_STR:
+  if (v->type == V_OTHER) return reject(res, TKS_REASON_BAD_TYPE, -1, key->v.s.p, key->v.s.len);
+  if (v->type == TKS_V_STR) {
     if (v->v.s.len > UINT16_MAX) return reject(res, TKS_REASON_BAD_VALUE, -1, key->v.s.p, key->v.s.len);
-    f->value.type = TKS_DYN_STR, f->value.s = v->v.s.p, f->value.len = v->v.s.len;
     dt->string_bytes += v->v.s.len;
-    break;
-  case VK_OTHER: return reject(res, TKS_REASON_BAD_TYPE, -1, key->v.s.p, key->v.s.len);
   }
+  dt->f[dt->n] = (struct tks_dyn_field){
+      .field = -1,
+      .key = key->v.s.p,
+      .key_len = (uint32_t)key->v.s.len,
+      .value = {.type = v->type == V_TS ? TKS_V_INT : v->type, .v = v->v},
+  };
   dt->n++;
   dt->undeclared++;
   return TKS_DECODE_OK;
@@ -479,27 +464,12 @@ static enum tks_decode_status finish_dynamic(const struct tks_decoder *d, const 
   for (unsigned fi = 0; fi < s->nfields; fi++) {
     if (!(seen & (1u << fi)) && (int)fi != s->ts_field) continue;
     const struct tks_field *f = &s->fields[fi];
-    struct tks_dyn_field *o = &dt->f[k++];
-    memset(o, 0, sizeof *o);
-    o->field = (int)fi;
-    o->key = f->name;
-    o->key_len = f->name_len;
-    const char *at = rec + f->offset;
-    switch (f->type) {
-    case TKS_TYPE_TIMESTAMP:
-    case TKS_TYPE_I64: o->value.type = TKS_DYN_INT; memcpy(&o->value.i, at, 8); break;
-    case TKS_TYPE_U32: {
-      uint32_t u;
-      memcpy(&u, at, 4);
-      o->value.type = TKS_DYN_INT, o->value.i = u;
-      break;
-    }
-    case TKS_TYPE_F64: o->value.type = TKS_DYN_F64; memcpy(&o->value.f, at, 8); break;
-    case TKS_TYPE_SYMBOL: o->value.type = TKS_DYN_SYM; memcpy(&o->value.id, at, 4); break;
-    case TKS_TYPE_STRING: o->value.type = TKS_DYN_ISTR; memcpy(&o->value.id, at, 4); break;
-    case TKS_TYPE_BOOL: o->value.type = TKS_DYN_BOOL, o->value.b = *(const bool *)at; break;
-    case TKS_TYPE__COUNT: break;
-    }
+    dt->f[k++] = (struct tks_dyn_field){
+        .field = (int)fi,
+        .key = f->name,
+        .key_len = f->name_len,
+        .value = tks_field_value(f, rec),
+    };
   }
   dt->n += ndecl;
   for (unsigned i = 0; i < dt->n; i++)
@@ -570,9 +540,9 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
   /* Outside slotted mode undeclared fields are collected for a dynamic object. */
   struct tks_dyn_tick *dt = d->mode != TKS_MODE_SLOTTED ? res->dyn : NULL;
   if (dt) dt->n = dt->undeclared = 0, dt->string_bytes = 0;
-  struct val strs[TKS_SCHEMA_MAX_FIELDS];
+  struct tks_value strs[TKS_SCHEMA_MAX_FIELDS];
   uint32_t seen = 0, present = 0; /* fields with a value; keys met (nil too) */
-  struct val v, key;
+  struct tks_value v, key;
   enum tks_decode_status st = TKS_DECODE_OK;
   int r;
 
@@ -593,7 +563,7 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
     }
     for (uint64_t i = 0; i < count; i++) {
       READ(&key);
-      if (key.k != VK_STR) {
+      if (key.type != TKS_V_STR) {
         st = reject(res, TKS_REASON_BAD_TYPE, -1, "non-string key", 14);
         break;
       }
@@ -614,7 +584,7 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
       }
       present |= 1u << fi;
       READ(&v);
-      if (v.k == VK_NIL) continue; /* an explicit nil is an absent field */
+      if (v.type == TKS_V_NIL) continue; /* an explicit nil is an absent field */
       seen |= 1u << fi;
       st = put_field(d, fi, &v, rec, strs, res);
       if (st != TKS_DECODE_OK) break;
@@ -628,7 +598,7 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
     }
     for (unsigned fi = 0; fi < s->nfields; fi++) {
       READ(&v);
-      if (v.k == VK_NIL) continue;
+      if (v.type == TKS_V_NIL) continue;
       seen |= 1u << fi;
       st = put_field(d, (int)fi, &v, rec, strs, res);
       if (st != TKS_DECODE_OK) break;
@@ -679,151 +649,4 @@ incomplete_or_bad:
     return TKS_DECODE_ERROR;
   }
   return TKS_DECODE_NEED_MORE;
-}
-
-/* A double in the shortest form that reads back as the same value (JSON
- * has no NaN or Inf: those are null). */
-static int put_double(struct tks_buf *out, double x) {
-  if (!isfinite(x)) return tks_buf_puts(out, "null");
-  char num[32];
-  for (int prec = 15; prec <= 17; prec++) {
-    snprintf(num, sizeof num, "%.*g", prec, x);
-    if (strtod(num, NULL) == x) break;
-  }
-  return tks_buf_puts(out, num);
-}
-
-int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols,
-                    const struct tks_symtab *strings, const void *record, struct tks_buf *out) {
-  const char *rec = record;
-  int r = tks_buf_putc(out, '{');
-  for (unsigned fi = 0; fi < s->nfields && r == 0; fi++) {
-    const struct tks_field *f = &s->fields[fi];
-    const char *at = rec + f->offset;
-    if (fi) r |= tks_buf_putc(out, ',');
-    r |= tks_buf_json_string(out, f->name, strlen(f->name));
-    r |= tks_buf_putc(out, ':');
-    switch (f->type) {
-    case TKS_TYPE_TIMESTAMP:
-    case TKS_TYPE_I64: {
-      int64_t x;
-      memcpy(&x, at, 8);
-      r |= tks_buf_printf(out, "%lld", (long long)x);
-      break;
-    }
-    case TKS_TYPE_U32: {
-      uint32_t x;
-      memcpy(&x, at, 4);
-      r |= tks_buf_printf(out, "%u", x);
-      break;
-    }
-    case TKS_TYPE_F64: {
-      double x;
-      memcpy(&x, at, 8);
-      r |= put_double(out, x);
-      break;
-    }
-    case TKS_TYPE_SYMBOL:
-    case TKS_TYPE_STRING: {
-      uint32_t id;
-      memcpy(&id, at, 4);
-      size_t len = 0;
-      const char *name = tks_symtab_name(f->type == TKS_TYPE_SYMBOL ? symbols : strings, id, &len);
-      r |= name ? tks_buf_json_string(out, name, len) : tks_buf_puts(out, "null");
-      break;
-    }
-    case TKS_TYPE_BOOL: r |= tks_buf_puts(out, *(const bool *)at ? "true" : "false"); break;
-    case TKS_TYPE__COUNT: break;
-    }
-  }
-  r |= tks_buf_putc(out, '}');
-  return r ? -ENOMEM : 0;
-}
-
-/* Appends one dynamic value as JSON. */
-static int dyn_value_json(const struct tks_dynobj *o, const struct tks_dyn_slot *sl,
-                          const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                          struct tks_buf *out) {
-  switch ((enum tks_dyn_type)sl->type) {
-  case TKS_DYN_NIL: return tks_buf_puts(out, "null");
-  case TKS_DYN_BOOL: return tks_buf_puts(out, sl->v.b ? "true" : "false");
-  case TKS_DYN_INT: return tks_buf_printf(out, "%lld", (long long)sl->v.i);
-  case TKS_DYN_UINT: return tks_buf_printf(out, "%llu", (unsigned long long)sl->v.u);
-  case TKS_DYN_F64: return put_double(out, sl->v.f);
-  case TKS_DYN_STR: return tks_buf_json_string(out, tks_dynobj_str(o, sl), sl->len);
-  case TKS_DYN_SYM:
-  case TKS_DYN_ISTR: {
-    size_t len = 0;
-    const char *n = tks_symtab_name(sl->type == TKS_DYN_SYM ? symbols : strings, sl->v.id, &len);
-    return n ? tks_buf_json_string(out, n, len) : tks_buf_puts(out, "null");
-  }
-  }
-  return tks_buf_puts(out, "null");
-}
-
-/* Appends the object's fields as JSON members: those of the schema first,
- * in slot order (unless only_undeclared), then the others by name id. */
-static int dyn_members_json(const struct tks_schema *schema, const struct tks_symtab *names,
-                            const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                            const struct tks_dynobj *o, bool only_undeclared, bool first,
-                            struct tks_buf *out) {
-  int r = 0;
-  uint32_t declared_ids[TKS_SCHEMA_MAX_FIELDS];
-  unsigned nd = 0;
-  for (unsigned fi = 0; fi < schema->nfields; fi++) {
-    const struct tks_field *f = &schema->fields[fi];
-    uint32_t id;
-    if (tks_symtab_lookup(names, f->name, f->name_len, &id) != 0) continue;
-    declared_ids[nd++] = id;
-    const struct tks_dyn_slot *sl = tks_dynobj_get(o, id);
-    if (!sl || only_undeclared) continue;
-    if (!first) r |= tks_buf_putc(out, ',');
-    first = false;
-    r |= tks_buf_json_string(out, f->name, f->name_len);
-    r |= tks_buf_putc(out, ':');
-    r |= dyn_value_json(o, sl, symbols, strings, out);
-  }
-  /* Then the others, by name id: the order the daemon first saw them. */
-  uint32_t last = 0;
-  for (;;) {
-    const struct tks_dyn_slot *next = NULL, *ent = tks_dynobj_entries(o);
-    for (unsigned i = 0; i < o->count; i++) {
-      const struct tks_dyn_slot *sl = &ent[i];
-      if (sl->key <= last || (next && sl->key >= next->key)) continue;
-      bool is_declared = false;
-      for (unsigned k = 0; k < nd; k++) is_declared |= declared_ids[k] == sl->key;
-      if (!is_declared) next = sl;
-    }
-    if (!next) break;
-    last = next->key;
-    size_t len = 0;
-    const char *name = tks_symtab_name(names, next->key, &len);
-    if (!first) r |= tks_buf_putc(out, ',');
-    first = false;
-    r |= tks_buf_json_string(out, name ? name : "?", name ? len : 1);
-    r |= tks_buf_putc(out, ':');
-    r |= dyn_value_json(o, next, symbols, strings, out);
-  }
-  return r;
-}
-
-int tks_dynobj_json(const struct tks_schema *schema, const struct tks_symtab *names,
-                    const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                    const struct tks_dynobj *o, struct tks_buf *out) {
-  int r = tks_buf_putc(out, '{');
-  r |= dyn_members_json(schema, names, symbols, strings, o, false, true, out);
-  r |= tks_buf_putc(out, '}');
-  return r ? -ENOMEM : 0;
-}
-
-int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *names,
-                  const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                  const void *record, const struct tks_dynobj *obj, struct tks_buf *out) {
-  if (!record) return tks_dynobj_json(schema, names, symbols, strings, obj, out);
-  int r = tks_record_json(schema, symbols, strings, record, out);
-  if (r || !obj) return r;
-  out->len--; /* reopen the record's object for its overflow fields */
-  r = dyn_members_json(schema, names, symbols, strings, obj, true, false, out);
-  r |= tks_buf_putc(out, '}');
-  return r ? -ENOMEM : 0;
 }

@@ -1,13 +1,12 @@
 /*
- * The wire codec.  Decoding: a zero-copy, zero-allocation reader of the
- * msgpack tick stream (one map or array per tick, no other framing) that
- * checks every length prefix and nesting level against the configured
- * limits before trusting it, then fills a record of the schema's layout,
- * interning symbol and string fields.  Encoding: msgpack-c's packer, used
- * by the CLI, the load generator and the tests.
+ * The decoder: a zero-copy, zero-allocation reader of the msgpack tick
+ * stream (one map or array per tick, no other framing) that checks every
+ * length prefix and nesting level against the configured limits before
+ * trusting it, then fills a record of the schema's layout, interning symbol
+ * and string fields, or describes a dynamic tick field by field.
  */
-#ifndef TKS_CODEC_H
-#define TKS_CODEC_H
+#ifndef TKS_DECODE_H
+#define TKS_DECODE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,7 +14,7 @@
 
 #include "dynobj.h"
 #include "schema.h"
-#include "util.h"
+#include "value.h"
 
 #define TKS_DECODE_MAX_DEPTH 16
 
@@ -52,6 +51,26 @@ enum tks_decode_status {
 };
 
 struct tks_symtab;
+
+/* One field of a decoded tick bound for a dynamic object. */
+struct tks_dyn_field {
+  uint32_t name;   /* id in the field-name table */
+  int field;       /* the schema field, or -1 for an undeclared one */
+  const char *key; /* the name as sent (points into the input) */
+  uint32_t key_len;
+  struct tks_value value; /* STR bytes point into the input; declared
+                             symbol and string fields are SYM and ISTR */
+};
+
+/* A decoded tick bound for a dynamic object (filled by tks_decode). */
+struct tks_dyn_tick {
+  uint32_t symbol; /* series key */
+  int64_t ts;
+  unsigned n;      /* fields */
+  unsigned undeclared;
+  size_t string_bytes; /* of STR values */
+  struct tks_dyn_field f[TKS_DYNOBJ_MAX_FIELDS + 1]; /* + a receive-time ts */
+};
 
 struct tks_decoder {
   const struct tks_schema *schema;
@@ -93,49 +112,5 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
  * error (TOO_LARGE, TOO_DEEP, MALFORMED).
  */
 long tks_msgpack_skip(const uint8_t *buf, size_t len, size_t max_bytes);
-
-/* Values for the encoder. */
-/* TKS_V_INT_FIXED: an int64 always written in 9 bytes (0xd3 + big-endian),
- * so that a generator can patch it in place in a pre-encoded message. */
-enum tks_value_type { TKS_V_NIL, TKS_V_BOOL, TKS_V_INT, TKS_V_INT_FIXED, TKS_V_UINT, TKS_V_F64, TKS_V_STR };
-struct tks_value {
-  enum tks_value_type type;
-  union {
-    bool b;
-    int64_t i;
-    uint64_t u;
-    double f;
-    struct {
-      const char *p;
-      size_t len;
-    } s;
-  } v;
-};
-struct tks_kv {
-  const char *key;
-  struct tks_value v;
-};
-
-/* Append one msgpack map (string keys) / array to out.  0 or -ENOMEM. */
-int tks_encode_map(struct tks_buf *out, const struct tks_kv *kv, size_t n);
-int tks_encode_array(struct tks_buf *out, const struct tks_value *v, size_t n);
-
-/* Render a decoded record as a JSON object of its fields. */
-int tks_record_json(const struct tks_schema *schema, const struct tks_symtab *symbols,
-                    const struct tks_symtab *strings, const void *record, struct tks_buf *out);
-
-struct tks_dynobj;
-/* Render a dynamic object as a JSON object: the schema's fields it holds
- * first, in slot order, then its other fields in the order of their name
- * ids.  names: the field-name table the object's keys come from. */
-int tks_dynobj_json(const struct tks_schema *schema, const struct tks_symtab *names,
-                    const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                    const struct tks_dynobj *obj, struct tks_buf *out);
-
-/* Render what a store visitor is given (tks_tick_fn): a record, an object,
- * or a record and its overflow map (the map's fields follow the record's). */
-int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *names,
-                  const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                  const void *record, const struct tks_dynobj *obj, struct tks_buf *out);
 
 #endif

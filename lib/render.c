@@ -1,0 +1,137 @@
+/*
+ * JSON rendering of stored ticks.  A record's fields (tks_field_value())
+ * and an object's slots (tks_dynobj_value()) are read into struct
+ * tks_value and printed by value_json(); an object's fields the schema
+ * declares come first, in slot order, then the others by name id (the
+ * order the daemon first saw them).
+ */
+#include "render.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "symtab.h"
+
+/* A double in the shortest form that reads back as the same value (JSON
+ * has no NaN or Inf: those are null). */
+static int put_double(struct tks_buf *out, double x) {
+  if (!isfinite(x)) return tks_buf_puts(out, "null");
+  char num[32];
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(num, sizeof num, "%.*g", prec, x);
+    if (strtod(num, NULL) == x) break;
+  }
+  return tks_buf_puts(out, num);
+}
+
+/* Appends one value as JSON; an id not in its table is null. */
+static int value_json(const struct tks_value *v, const struct tks_symtab *symbols,
+                      const struct tks_symtab *strings, struct tks_buf *out) {
+  switch (v->type) {
+  case TKS_V_NIL: break;
+  case TKS_V_BOOL: return tks_buf_puts(out, v->v.b ? "true" : "false");
+  case TKS_V_INT: return tks_buf_printf(out, "%lld", (long long)v->v.i);
+  case TKS_V_UINT: return tks_buf_printf(out, "%llu", (unsigned long long)v->v.u);
+  case TKS_V_F64: return put_double(out, v->v.f);
+  case TKS_V_STR: return tks_buf_json_string(out, v->v.s.p, v->v.s.len);
+  case TKS_V_SYM:
+  case TKS_V_ISTR: {
+    size_t len = 0;
+    const char *n = tks_symtab_name(v->type == TKS_V_SYM ? symbols : strings, v->v.id, &len);
+    if (n) return tks_buf_json_string(out, n, len);
+    break;
+  }
+  }
+  return tks_buf_puts(out, "null");
+}
+
+int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols,
+                    const struct tks_symtab *strings, const void *record, struct tks_buf *out) {
+  int r = tks_buf_putc(out, '{');
+  for (unsigned fi = 0; fi < s->nfields && r == 0; fi++) {
+    const struct tks_field *f = &s->fields[fi];
+    struct tks_value v = tks_field_value(f, record);
+    if (fi) r |= tks_buf_putc(out, ',');
+    r |= tks_buf_json_string(out, f->name, strlen(f->name));
+    r |= tks_buf_putc(out, ':');
+    r |= value_json(&v, symbols, strings, out);
+  }
+  r |= tks_buf_putc(out, '}');
+  return r ? -ENOMEM : 0;
+}
+
+/* Appends one object member: "name":value. */
+static int member_json(const char *name, size_t len, const struct tks_dynobj *o,
+                       const struct tks_dyn_slot *sl, const struct tks_symtab *symbols,
+                       const struct tks_symtab *strings, bool first, struct tks_buf *out) {
+  struct tks_value v = tks_dynobj_value(o, sl);
+  int r = first ? 0 : tks_buf_putc(out, ',');
+  r |= tks_buf_json_string(out, name, len);
+  r |= tks_buf_putc(out, ':');
+  r |= value_json(&v, symbols, strings, out);
+  return r;
+}
+
+/* Appends the object's fields as JSON members: those of the schema first,
+ * in slot order (unless only_undeclared), then the others by name id. */
+static int dyn_members_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                            const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                            const struct tks_dynobj *o, bool only_undeclared, bool first,
+                            struct tks_buf *out) {
+  int r = 0;
+  uint32_t declared_ids[TKS_SCHEMA_MAX_FIELDS];
+  unsigned nd = 0;
+  for (unsigned fi = 0; fi < schema->nfields; fi++) {
+    const struct tks_field *f = &schema->fields[fi];
+    uint32_t id;
+    if (tks_symtab_lookup(names, f->name, f->name_len, &id) != 0) continue;
+    declared_ids[nd++] = id;
+    const struct tks_dyn_slot *sl = tks_dynobj_get(o, id);
+    if (!sl || only_undeclared) continue;
+    r |= member_json(f->name, f->name_len, o, sl, symbols, strings, first, out);
+    first = false;
+  }
+  /* Then the others, by name id: the order the daemon first saw them. */
+  uint32_t last = 0;
+  for (;;) {
+    const struct tks_dyn_slot *next = NULL, *ent = tks_dynobj_entries(o);
+    for (unsigned i = 0; i < o->count; i++) {
+      const struct tks_dyn_slot *sl = &ent[i];
+      if (sl->key <= last || (next && sl->key >= next->key)) continue;
+      bool is_declared = false;
+      for (unsigned k = 0; k < nd; k++) is_declared |= declared_ids[k] == sl->key;
+      if (!is_declared) next = sl;
+    }
+    if (!next) break;
+    last = next->key;
+    size_t len = 0;
+    const char *name = tks_symtab_name(names, next->key, &len);
+    r |= member_json(name ? name : "?", name ? len : 1, o, next, symbols, strings, first, out);
+    first = false;
+  }
+  return r;
+}
+
+int tks_dynobj_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                    const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                    const struct tks_dynobj *o, struct tks_buf *out) {
+  int r = tks_buf_putc(out, '{');
+  r |= dyn_members_json(schema, names, symbols, strings, o, false, true, out);
+  r |= tks_buf_putc(out, '}');
+  return r ? -ENOMEM : 0;
+}
+
+int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                  const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                  const void *record, const struct tks_dynobj *obj, struct tks_buf *out) {
+  if (!record) return tks_dynobj_json(schema, names, symbols, strings, obj, out);
+  int r = tks_record_json(schema, symbols, strings, record, out);
+  if (r || !obj) return r;
+  out->len--; /* reopen the record's object for its overflow fields */
+  r = dyn_members_json(schema, names, symbols, strings, obj, true, false, out);
+  r |= tks_buf_putc(out, '}');
+  return r ? -ENOMEM : 0;
+}

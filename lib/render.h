@@ -1,0 +1,37 @@
+/*
+ * JSON rendering of stored ticks, for query answers: a slotted record, a
+ * dynamic object, or a record with its overflow map, each as one JSON
+ * object of its fields.  Every field is read into a struct tks_value
+ * (value.h) and printed by one value printer: doubles in their shortest
+ * exact form, NaN and Inf as null, symbol and string ids by their text.
+ */
+#ifndef TKS_RENDER_H
+#define TKS_RENDER_H
+
+#include "dynobj.h"
+#include "schema.h"
+#include "util.h"
+
+struct tks_symtab;
+
+/* Render a decoded record as a JSON object of its fields, in slot order.
+ * 0 or -ENOMEM. */
+int tks_record_json(const struct tks_schema *schema, const struct tks_symtab *symbols,
+                    const struct tks_symtab *strings, const void *record, struct tks_buf *out);
+
+/* Render a dynamic object as a JSON object: the schema's fields it holds
+ * first, in slot order, then its other fields in the order of their name
+ * ids.  names: the field-name table the object's keys come from.
+ * 0 or -ENOMEM. */
+int tks_dynobj_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                    const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                    const struct tks_dynobj *obj, struct tks_buf *out);
+
+/* Render what a store visitor is given (tks_tick_fn): a record, an object,
+ * or a record and its overflow map (the map's fields follow the record's).
+ * 0 or -ENOMEM. */
+int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *names,
+                  const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                  const void *record, const struct tks_dynobj *obj, struct tks_buf *out);
+
+#endif
