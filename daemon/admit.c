@@ -11,17 +11,17 @@
 
 #define ATTEMPTS 8 /* evictions tried for one tick before it is refused */
 
-enum tks_admit tks_admit(struct tks_server *srv, enum tks_decode_status st, const void *record,
-                         const struct tks_dyn_tick *dyn) {
-  for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
-    int r = tks_tick_store(&srv->sink, st, record, dyn);
-    if (r == 0) return TKS_ADMIT_STORED;
-    if (r == -E2BIG) return TKS_ADMIT_TOO_BIG;
+enum tks_admit tks_admit_failed(struct tks_server *srv, enum tks_decode_status st,
+                                const void *record, const struct tks_dyn_tick *dyn, int error) {
+  for (int attempt = 1;; attempt++) {
+    if (error == -E2BIG) return TKS_ADMIT_TOO_BIG;
     switch (tks_limits_on_full(srv)) {
-    case TKS_FULL_RETRY: continue;
+    case TKS_FULL_RETRY: break;
     case TKS_FULL_REJECT: return TKS_ADMIT_FULL;
     case TKS_FULL_PAUSE: return TKS_ADMIT_PAUSE;
     }
+    if (attempt == ATTEMPTS) return TKS_ADMIT_FULL;
+    error = tks_tick_store(&srv->sink, st, record, dyn);
+    if (error == 0) return TKS_ADMIT_STORED;
   }
-  return TKS_ADMIT_FULL;
 }

@@ -184,10 +184,18 @@ enum tks_admit {
   TKS_ADMIT_PAUSE,   /* backpressure: ingest is held, keep the tick's bytes */
   TKS_ADMIT_TOO_BIG, /* rejected: bad_value (an object over a slab page) */
 };
+/* What tks_admit does once the first attempt failed with error (from
+ * tks_tick_store): the when_full policy, and attempts after room was made. */
+enum tks_admit tks_admit_failed(struct tks_server *srv, enum tks_decode_status st,
+                                const void *record, const struct tks_dyn_tick *dyn, int error);
 /* Stores one tick tks_decode gave (OK or DYNAMIC), applying the when_full
- * policy while the store has no room.  Ingest and replay both call it. */
-enum tks_admit tks_admit(struct tks_server *srv, enum tks_decode_status st, const void *record,
-                         const struct tks_dyn_tick *dyn);
+ * policy while the store has no room.  Ingest and replay both call it; the
+ * first attempt is inline (the common case costs no call of its own). */
+static inline enum tks_admit tks_admit(struct tks_server *srv, enum tks_decode_status st,
+                                       const void *record, const struct tks_dyn_tick *dyn) {
+  int r = tks_tick_store(&srv->sink, st, record, dyn);
+  return r == 0 ? TKS_ADMIT_STORED : tks_admit_failed(srv, st, record, dyn, r);
+}
 
 /* ==== durability.c: the journal ======================================== */
 /* A writer thread owns the journal files; the loop thread hands it, per

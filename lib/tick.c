@@ -63,10 +63,9 @@ static int store_dynamic(const struct tks_tick_sink *k, const struct tks_dyn_tic
   return 0;
 }
 
-int tks_tick_store(const struct tks_tick_sink *k, enum tks_decode_status status,
-                   const void *record, const struct tks_dyn_tick *dyn) {
-  return status == TKS_DECODE_OK ? tks_store_append(k->store, record)
-                                 : store_dynamic(k, dyn, record);
+int tks_tick_store_dynamic(const struct tks_tick_sink *k, const void *record,
+                           const struct tks_dyn_tick *dyn) {
+  return store_dynamic(k, dyn, record);
 }
 
 void tks_tick_note_rejected(const struct tks_tick_sink *k, const char *name) {

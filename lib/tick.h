@@ -27,8 +27,14 @@ struct tks_tick_sink {
  * caller may free memory and try again) or -E2BIG (an object larger than a
  * slab page: it can never be stored, freeing memory does not help).
  */
-int tks_tick_store(const struct tks_tick_sink *k, enum tks_decode_status status,
-                   const void *record, const struct tks_dyn_tick *dyn);
+int tks_tick_store_dynamic(const struct tks_tick_sink *k, const void *record,
+                           const struct tks_dyn_tick *dyn);
+static inline int tks_tick_store(const struct tks_tick_sink *k, enum tks_decode_status status,
+                                 const void *record, const struct tks_dyn_tick *dyn) {
+  /* Inline: the slotted case is one call into the store, on the hot path. */
+  return status == TKS_DECODE_OK ? tks_store_append(k->store, record)
+                                 : tks_tick_store_dynamic(k, record, dyn);
+}
 
 /* Counts a rejected tick's undeclared field (unknown_field in slotted
  * mode) in the usage table. */

@@ -44,7 +44,7 @@ struct tks_value {
     double f;
     struct {
       const char *p;
-      size_t len;
+      uint32_t len; /* a message is at most 64 MiB (ingest.max_message_bytes) */
     } s;
     uint32_t id; /* SYM, ISTR */
   } v;
