@@ -365,6 +365,5 @@ void tks_control_stop(struct tks_server *srv) {
     uv_close((uv_handle_t *)&C.pipe, NULL);
     unlink(srv->cfg.control.socket);
   }
-  while (C.conns.next != &C.conns)
-    cconn_close(CCONN_OF(C.conns.next));
+  while (C.conns.next != &C.conns) cconn_close(CCONN_OF(C.conns.next));
 }

@@ -39,7 +39,7 @@
 
 /* ==== server.c: the one owner of shared state ========================== */
 
-#define TKS_RATE_WINDOW 11     /* seconds of per-second accepted counts kept */
+#define TKS_RATE_WINDOW 11       /* seconds of per-second accepted counts kept */
 #define TKS_MAX_FIELD_NAMES 4096 /* distinct field names of dynamic ticks */
 #define TKS_MAX_STATS_SECTIONS 8
 
@@ -65,7 +65,7 @@ struct tks_server {
   struct tks_symtab *strings;
   struct tks_symtab *names; /* field names of dynamic objects */
   struct tks_store *store;
-  struct tks_usage usage;   /* undeclared fields seen */
+  struct tks_usage usage; /* undeclared fields seen */
   struct tks_decoder decoder;
   struct tks_tick_sink sink; /* store + usage + mode, for tks_tick_store */
 
@@ -97,7 +97,7 @@ struct tks_server {
 
 /* What systemd's STATUS= line says. */
 struct tks_server_summary {
-  uint64_t rate_1s;      /* ticks accepted in the last whole second */
+  uint64_t rate_1s; /* ticks accepted in the last whole second */
   uint64_t ticks_stored;
   uint64_t memory_bytes; /* memory.total_bytes */
   uint64_t connections;

@@ -449,37 +449,37 @@ void tks_durability_reload(struct tks_server *srv) {
   pthread_mutex_unlock(&d->mu);
 }
 
-static const struct tks_stat
-    ST_JOURNAL_ENABLED = {"journal.enabled", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                          "1 when the journal is on", NULL, NULL},
-    ST_JOURNAL_DIR = {"journal.dir", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_JOURNAL_STATE = {"journal.state", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                        "Journal state", "journal_state", "state"},
-    ST_JOURNAL_LAST_ERROR = {"journal.last_error", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_JOURNAL_BYTES = {"journal.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                        "Bytes of journal segments", NULL, NULL},
-    ST_JOURNAL_SEGMENTS = {"journal.segments", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                           "Journal segment files", NULL, NULL},
-    ST_JOURNAL_FRAMES_WRITTEN = {"journal.frames_written", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                                 "Journal frames written since start", NULL, NULL},
-    ST_JOURNAL_FSYNCS = {"journal.fsyncs", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                         "Journal fsyncs since start", NULL, NULL},
-    ST_JOURNAL_WRITE_ERRORS = {"journal.write_errors", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                               "Failed journal writes", NULL, NULL},
-    ST_JOURNAL_QUEUED_BYTES = {"journal.queued_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                               "Journal bytes waiting for the writer thread", NULL, NULL},
-    ST_JOURNAL_LAST_FSYNC_AGE_SECONDS = {"journal.last_fsync_age_seconds", TKS_STAT_GAUGE, TKS_UNIT_SECONDS,
-                                         "Seconds since the last journal fsync", NULL, NULL},
-    ST_JOURNAL_WRITTEN_TICKS = {"journal.written_ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                                "Ticks in the journal files (replayed ones included)", NULL, NULL},
-    ST_JOURNAL_REPLAYED_TICKS = {"journal.replayed_ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                                 "Ticks rebuilt from the journal at start", NULL, NULL},
-    ST_JOURNAL_REPLAY_REJECTED = {"journal.replay_rejected", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                                  "Journal ticks not stored at replay", NULL, NULL},
-    ST_JOURNAL_REPLAY_SECONDS = {"journal.replay_seconds", TKS_STAT_GAUGE, TKS_UNIT_SECONDS,
-                                 "Seconds the replay took", NULL, NULL},
-    ST_JOURNAL_TRUNCATED_BYTES = {"journal.truncated_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                                  "Bytes of a torn or corrupt tail cut at start", NULL, NULL};
+static const struct tks_stat ST_JOURNAL_ENABLED = TKS_STAT("journal.enabled", GAUGE, NONE,
+                                                           "1 when the journal is on");
+static const struct tks_stat ST_JOURNAL_DIR = TKS_STAT("journal.dir", GAUGE, NONE, NULL);
+static const struct tks_stat ST_JOURNAL_STATE = TKS_STAT_NAMED(
+    "journal.state", GAUGE, NONE, "Journal state", "journal_state", "state");
+static const struct tks_stat ST_JOURNAL_LAST_ERROR = TKS_STAT("journal.last_error", GAUGE, NONE,
+                                                              NULL);
+static const struct tks_stat ST_JOURNAL_BYTES = TKS_STAT("journal.bytes", GAUGE, BYTES,
+                                                         "Bytes of journal segments");
+static const struct tks_stat ST_JOURNAL_SEGMENTS = TKS_STAT("journal.segments", GAUGE, NONE,
+                                                            "Journal segment files");
+static const struct tks_stat ST_JOURNAL_FRAMES_WRITTEN = TKS_STAT(
+    "journal.frames_written", COUNTER, NONE, "Journal frames written since start");
+static const struct tks_stat ST_JOURNAL_FSYNCS = TKS_STAT("journal.fsyncs", COUNTER, NONE,
+                                                          "Journal fsyncs since start");
+static const struct tks_stat ST_JOURNAL_WRITE_ERRORS = TKS_STAT("journal.write_errors", COUNTER,
+                                                                NONE, "Failed journal writes");
+static const struct tks_stat ST_JOURNAL_QUEUED_BYTES = TKS_STAT(
+    "journal.queued_bytes", GAUGE, BYTES, "Journal bytes waiting for the writer thread");
+static const struct tks_stat ST_JOURNAL_LAST_FSYNC_AGE_SECONDS = TKS_STAT(
+    "journal.last_fsync_age_seconds", GAUGE, SECONDS, "Seconds since the last journal fsync");
+static const struct tks_stat ST_JOURNAL_WRITTEN_TICKS = TKS_STAT(
+    "journal.written_ticks", GAUGE, TICKS, "Ticks in the journal files (replayed ones included)");
+static const struct tks_stat ST_JOURNAL_REPLAYED_TICKS = TKS_STAT(
+    "journal.replayed_ticks", GAUGE, TICKS, "Ticks rebuilt from the journal at start");
+static const struct tks_stat ST_JOURNAL_REPLAY_REJECTED = TKS_STAT(
+    "journal.replay_rejected", GAUGE, NONE, "Journal ticks not stored at replay");
+static const struct tks_stat ST_JOURNAL_REPLAY_SECONDS = TKS_STAT(
+    "journal.replay_seconds", GAUGE, SECONDS, "Seconds the replay took");
+static const struct tks_stat ST_JOURNAL_TRUNCATED_BYTES = TKS_STAT(
+    "journal.truncated_bytes", GAUGE, BYTES, "Bytes of a torn or corrupt tail cut at start");
 
 void tks_durability_stats(struct tks_server *srv, struct tks_stats *st) {
   struct tks_durability *d = D;

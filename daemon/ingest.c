@@ -191,8 +191,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       uv_read_stop((uv_stream_t *)&c->tcp);
       c->reading = false;
       c->yielded = true;
-      if (!uv_is_active((uv_handle_t *)&I.yield_idle))
-        uv_idle_start(&I.yield_idle, on_yield_idle);
+      if (!uv_is_active((uv_handle_t *)&I.yield_idle)) uv_idle_start(&I.yield_idle, on_yield_idle);
       return;
     }
     /* Held (backpressure) or full with a partial message: read no more for now. */
@@ -335,8 +334,9 @@ int tks_ingest_start(struct tks_server *srv) {
     snprintf(addr, sizeof addr, "%s:%u", host, port);
   }
   tks_server_set_ingesting(srv, addr, port);
-  tks_log(TKS_LOG_INFO, "ingest listening on %s (msgpack ticks, max %u connections, max message %u bytes)",
-          addr, cfg->ingest.max_connections, cfg->ingest.max_message_bytes);
+  tks_log(TKS_LOG_INFO,
+          "ingest listening on %s (msgpack ticks, max %u connections, max message %u bytes)", addr,
+          cfg->ingest.max_connections, cfg->ingest.max_message_bytes);
   return 0;
 }
 

@@ -212,24 +212,22 @@ void tks_lifecycle_stop(struct tks_server *srv) {
   lc.idle_running = false;
 }
 
-static const struct tks_stat
-    ST_LIFECYCLE_RELOADS = {"lifecycle.reloads", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                            "SIGHUP reloads of the config file that were read and applied",
-                            NULL, NULL},
-    ST_LIFECYCLE_RELOAD_ERRORS = {"lifecycle.reload_errors", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                                  "SIGHUP reloads refused (config unreadable or invalid; the running one kept)",
-                                  NULL, NULL},
-    ST_LIFECYCLE_RELOAD_APPLIED = {"lifecycle.reload_applied", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                                   "Config keys changed by reloads", NULL, NULL},
-    ST_LIFECYCLE_RELOAD_REFUSED = {"lifecycle.reload_refused", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                                   "Config key changes refused by reloads (need a restart)",
-                                   NULL, NULL},
-    ST_LIFECYCLE_IDLE_CLOSED = {"lifecycle.idle_closed", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                                "Ingest connections closed for silence (ingest.idle_timeout)",
-                                NULL, NULL},
-    ST_LIFECYCLE_WATCHDOG_USEC = {"lifecycle.watchdog_usec", TKS_STAT_GAUGE, TKS_UNIT_USEC,
-                                  "systemd watchdog timeout (WATCHDOG_USEC), 0 when off",
-                                  NULL, NULL};
+static const struct tks_stat ST_LIFECYCLE_RELOADS = TKS_STAT(
+    "lifecycle.reloads", COUNTER, NONE,
+    "SIGHUP reloads of the config file that were read and applied");
+static const struct tks_stat ST_LIFECYCLE_RELOAD_ERRORS = TKS_STAT(
+    "lifecycle.reload_errors", COUNTER, NONE,
+    "SIGHUP reloads refused (config unreadable or invalid; the running one kept)");
+static const struct tks_stat ST_LIFECYCLE_RELOAD_APPLIED = TKS_STAT(
+    "lifecycle.reload_applied", COUNTER, NONE, "Config keys changed by reloads");
+static const struct tks_stat ST_LIFECYCLE_RELOAD_REFUSED = TKS_STAT(
+    "lifecycle.reload_refused", COUNTER, NONE,
+    "Config key changes refused by reloads (need a restart)");
+static const struct tks_stat ST_LIFECYCLE_IDLE_CLOSED = TKS_STAT(
+    "lifecycle.idle_closed", COUNTER, NONE,
+    "Ingest connections closed for silence (ingest.idle_timeout)");
+static const struct tks_stat ST_LIFECYCLE_WATCHDOG_USEC = TKS_STAT(
+    "lifecycle.watchdog_usec", GAUGE, USEC, "systemd watchdog timeout (WATCHDOG_USEC), 0 when off");
 
 void tks_lifecycle_stats(struct tks_server *srv, struct tks_stats *st) {
   (void)srv;

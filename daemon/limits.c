@@ -193,8 +193,10 @@ void tks_limits_reload(struct tks_server *srv) {
   if (c->limits.max_memory == old_max && c->limits.when_full == old_wf &&
       c->limits.retention_ns == old_ret)
     return;
-  tks_log(TKS_LOG_INFO, "limits reloaded: max_memory %llu -> %llu, when_full %s -> %s, retention "
-          "%llu -> %llu ns", (unsigned long long)old_max, (unsigned long long)c->limits.max_memory,
+  tks_log(TKS_LOG_INFO,
+          "limits reloaded: max_memory %llu -> %llu, when_full %s -> %s, retention "
+          "%llu -> %llu ns",
+          (unsigned long long)old_max, (unsigned long long)c->limits.max_memory,
           tks_when_full_name(old_wf), tks_when_full_name(c->limits.when_full),
           (unsigned long long)old_ret, (unsigned long long)c->limits.retention_ns);
   apply(srv);
@@ -308,44 +310,45 @@ enum tks_full_action tks_limits_on_full(struct tks_server *srv) {
   return TKS_FULL_REJECT;
 }
 
-static const struct tks_stat
-    ST_LIMITS_MAX_MEMORY = {"limits.max_memory", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                            "Limit on the slab pages in bytes (0: none); tables and index come on top",
-                            NULL, NULL},
-    ST_LIMITS_WHEN_FULL = {"limits.when_full", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                           "What the store does at max_memory: evict_oldest, reject or backpressure",
-                           "limits_when_full", "policy"},
-    ST_LIMITS_RETENTION_SECONDS = {"limits.retention_seconds", TKS_STAT_GAUGE, TKS_UNIT_SECONDS,
-                                   "Ticks older than this are evicted (0: kept)", NULL, NULL},
-    ST_LIMITS_USED_BYTES = {"limits.used_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                            "Bytes of slab pages held, what max_memory limits", NULL, NULL},
-    ST_LIMITS_EVICTED_TICKS = {"limits.evicted_ticks", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
-                               "Ticks evicted from memory, by the memory limit or retention",
-                               NULL, NULL},
-    ST_LIMITS_EVICTED_BYTES = {"limits.evicted_bytes", TKS_STAT_COUNTER, TKS_UNIT_BYTES,
-                               "Bytes of slab chunks freed by eviction, by the memory limit or retention",
-                               NULL, NULL},
-    ST_LIMITS_EVICTIONS = {"limits.evictions", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                           "Rounds of evicting the oldest blocks at max_memory (evict_oldest)",
-                           NULL, NULL},
-    ST_LIMITS_EVICT_FAILED = {"limits.evict_failed", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                              "Ticks refused under evict_oldest because evicting made no room for them",
-                              NULL, NULL},
-    ST_LIMITS_REJECTED_FULL = {"limits.rejected_full", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                               "Ticks refused at max_memory by the reject policy (or by backpressure while ingest is not served: replay, stop)",
-                               NULL, NULL},
-    ST_LIMITS_PAUSED = {"limits.paused", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                        "1 while ingest is paused at max_memory (backpressure)", NULL, NULL},
-    ST_LIMITS_PAUSES = {"limits.pauses", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                        "Times ingest was paused at max_memory (backpressure)", NULL, NULL},
-    ST_LIMITS_PAUSED_SECONDS = {"limits.paused_seconds", TKS_STAT_COUNTER, TKS_UNIT_SECONDS,
-                                "Seconds ingest spent paused at max_memory (backpressure)",
-                                NULL, NULL},
-    ST_LIMITS_RETENTION_EVICTED_TICKS = {"limits.retention_evicted_ticks", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
-                                         "Ticks evicted because they were older than limits.retention",
-                                         NULL, NULL},
-    ST_LIMITS_RETENTION_EVICTED_BYTES = {"limits.retention_evicted_bytes", TKS_STAT_COUNTER, TKS_UNIT_BYTES,
-                                         "Bytes of slab chunks freed by retention", NULL, NULL};
+static const struct tks_stat ST_LIMITS_MAX_MEMORY = TKS_STAT(
+    "limits.max_memory", GAUGE, BYTES,
+    "Limit on the slab pages in bytes (0: none); tables and index come on top");
+static const struct tks_stat ST_LIMITS_WHEN_FULL = TKS_STAT_NAMED(
+    "limits.when_full", GAUGE, NONE,
+    "What the store does at max_memory: evict_oldest, reject or backpressure", "limits_when_full",
+    "policy");
+static const struct tks_stat ST_LIMITS_RETENTION_SECONDS = TKS_STAT(
+    "limits.retention_seconds", GAUGE, SECONDS, "Ticks older than this are evicted (0: kept)");
+static const struct tks_stat ST_LIMITS_USED_BYTES = TKS_STAT(
+    "limits.used_bytes", GAUGE, BYTES, "Bytes of slab pages held, what max_memory limits");
+static const struct tks_stat ST_LIMITS_EVICTED_TICKS = TKS_STAT(
+    "limits.evicted_ticks", COUNTER, TICKS,
+    "Ticks evicted from memory, by the memory limit or retention");
+static const struct tks_stat ST_LIMITS_EVICTED_BYTES = TKS_STAT(
+    "limits.evicted_bytes", COUNTER, BYTES,
+    "Bytes of slab chunks freed by eviction, by the memory limit or retention");
+static const struct tks_stat ST_LIMITS_EVICTIONS = TKS_STAT(
+    "limits.evictions", COUNTER, NONE,
+    "Rounds of evicting the oldest blocks at max_memory (evict_oldest)");
+static const struct tks_stat ST_LIMITS_EVICT_FAILED = TKS_STAT(
+    "limits.evict_failed", COUNTER, NONE,
+    "Ticks refused under evict_oldest because evicting made no room for them");
+static const struct tks_stat ST_LIMITS_REJECTED_FULL = TKS_STAT(
+    "limits.rejected_full", COUNTER, NONE,
+    "Ticks refused at max_memory by the reject policy (or by backpressure while ingest is not "
+    "served: replay, stop)");
+static const struct tks_stat ST_LIMITS_PAUSED = TKS_STAT(
+    "limits.paused", GAUGE, NONE, "1 while ingest is paused at max_memory (backpressure)");
+static const struct tks_stat ST_LIMITS_PAUSES = TKS_STAT(
+    "limits.pauses", COUNTER, NONE, "Times ingest was paused at max_memory (backpressure)");
+static const struct tks_stat ST_LIMITS_PAUSED_SECONDS = TKS_STAT(
+    "limits.paused_seconds", COUNTER, SECONDS,
+    "Seconds ingest spent paused at max_memory (backpressure)");
+static const struct tks_stat ST_LIMITS_RETENTION_EVICTED_TICKS = TKS_STAT(
+    "limits.retention_evicted_ticks", COUNTER, TICKS,
+    "Ticks evicted because they were older than limits.retention");
+static const struct tks_stat ST_LIMITS_RETENTION_EVICTED_BYTES = TKS_STAT(
+    "limits.retention_evicted_bytes", COUNTER, BYTES, "Bytes of slab chunks freed by retention");
 
 void tks_limits_stats(struct tks_server *srv, struct tks_stats *st) {
   bool is_paused = paused(srv);

@@ -22,8 +22,7 @@ static const char usage[] =
     "them in slab-allocated fixed-layout records, and answers stats and queries on\n"
     "a Unix control socket.  It runs in the foreground and logs to stderr.\n"
     "\n"
-    "  -c, --config FILE   read FILE (default " TKS_DEFAULT_CONFIG_PATH
-    " if it exists,\n"
+    "  -c, --config FILE   read FILE (default " TKS_DEFAULT_CONFIG_PATH " if it exists,\n"
     "                      else the built-in defaults)\n"
     "      --check-config  check the config, print what is wrong, and exit\n"
     "                      (0 valid, 2 invalid)\n"

@@ -134,106 +134,110 @@ void tks_server_log_limited(struct tks_server *srv, const char *fmt, ...) {
 
 /* ---- stats --------------------------------------------------------------- */
 
-static const struct tks_stat
-    ST_TICKS_REJECTED_BY_REASON = {"ticks.rejected_by_reason.*", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                                   "Messages rejected, by reason", "ticks_rejected_by_reason",
-                                   "reason"},
-    ST_SCHEMA_FIELD_TYPE = {"schema.fields.*.type", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_SCHEMA_FIELD_OFFSET = {"schema.fields.*.offset", TKS_STAT_GAUGE, TKS_UNIT_BYTES, NULL, NULL,
-                              NULL},
-    ST_SCHEMA_FIELD_SIZE = {"schema.fields.*.size", TKS_STAT_GAUGE, TKS_UNIT_BYTES, NULL, NULL, NULL},
-    ST_SCHEMA_FIELD_REQUIRED = {"schema.fields.*.required", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL,
-                                NULL, NULL},
-    ST_UNDECLARED_TICKS = {"undeclared.*.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                           "Ticks that carried the undeclared field", "undeclared_field_ticks",
-                           "field"},
-    ST_UNDECLARED_KEPT = {"undeclared.*.kept", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                          "Ticks with the field kept (overflow map or dynamic object)",
-                          "undeclared_field_kept", "field"},
-    ST_UNDECLARED_REJECTED = {"undeclared.*.rejected", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                              "Ticks rejected for the field (slotted mode)",
-                              "undeclared_field_rejected", "field"},
-    ST_UNDECLARED_COST_BYTES = {"undeclared.*.cost_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                                "Bytes the field costs beyond the slotted records",
-                                "undeclared_field_cost_bytes", "field"},
-    ST_UNDECLARED_STRING_BYTES = {"undeclared.*.string_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                                  "Bytes of the field's string values",
-                                  "undeclared_field_string_bytes", "field"},
-    ST_UNDECLARED_TYPES = {"undeclared.*.types", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_UNDECLARED_OVERFLOW = {"undeclared_overflow", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                              "Ticks whose undeclared field names did not fit the usage table",
-                              NULL, NULL},
-    ST_VERSION = {"version", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                  "tickslabd version", "build_info", "version"},
-    ST_PID = {"pid", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_UPTIME_SECONDS = {"uptime_seconds", TKS_STAT_GAUGE, TKS_UNIT_SECONDS,
-                         "Seconds since the daemon started", NULL, NULL},
-    ST_CONFIG_PATH = {"config.path", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_STORE_MODE = {"store.mode", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                     "Store mode", "store_mode", "mode"},
-    ST_SCHEMA_NAME = {"schema.name", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_SCHEMA_RECORD_SIZE = {"schema.record_size", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                             "Bytes of one slotted record", NULL, NULL},
-    ST_SCHEMA_FIELD_COUNT = {"schema.field_count", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_INGEST_LISTEN = {"ingest.listen", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_INGEST_PORT = {"ingest.port", TKS_STAT_GAUGE, TKS_UNIT_NONE, NULL, NULL, NULL},
-    ST_INGEST_BYTES_RECEIVED = {"ingest.bytes_received", TKS_STAT_COUNTER, TKS_UNIT_BYTES,
-                                "Bytes read from ingest connections", NULL, NULL},
-    ST_INGEST_RATE_1S = {"ingest.rate_1s", TKS_STAT_GAUGE, TKS_UNIT_TICKS_PER_SECOND,
-                         "Ticks accepted in the last whole second", NULL, NULL},
-    ST_INGEST_RATE_10S = {"ingest.rate_10s", TKS_STAT_GAUGE, TKS_UNIT_TICKS_PER_SECOND,
-                          "Ticks accepted per second over the last ten seconds", NULL, NULL},
-    ST_INGEST_HELD = {"ingest.held", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                      "1 while ingest is held back (memory limit or journal)", NULL, NULL},
-    ST_INGEST_HOLDS = {"ingest.holds", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                       "Times ingest was held back", NULL, NULL},
-    ST_TICKS_ACCEPTED = {"ticks.accepted", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
-                         "Ticks accepted into the store", NULL, NULL},
-    ST_TICKS_STORED = {"ticks.stored", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                       "Ticks held in the store now", NULL, NULL},
-    ST_TICKS_REJECTED = {"ticks.rejected", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                         "Messages rejected, for any reason", NULL, NULL},
-    ST_TICKS_DURABLE = {"ticks.durable", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                        "Ticks fsynced to the journal (replayed at start, and accepted since)",
-                        NULL, NULL},
-    ST_TICKS_LATE = {"ticks.late", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
-                     "Ticks older than the newest tick of their symbol, inserted in place",
-                     NULL, NULL},
-    ST_CONNECTIONS_CURRENT = {"connections.current", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                              "Open ingest connections", NULL, NULL},
-    ST_CONNECTIONS_TOTAL = {"connections.total", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                            "Ingest connections accepted", NULL, NULL},
-    ST_CONNECTIONS_CLOSED_ON_ERROR = {"connections.closed_on_error", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                                      "Ingest connections closed for a protocol error", NULL, NULL},
-    ST_CONNECTIONS_REFUSED = {"connections.refused", TKS_STAT_COUNTER, TKS_UNIT_NONE,
-                              "Ingest connections closed at once (max_connections)", NULL, NULL},
-    ST_MEMORY_RSS_BYTES = {"memory.rss_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                           "Resident set size of the process (from /proc)", NULL, NULL},
-    ST_MEMORY_SLAB_BYTES = {"memory.slab_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                            "Bytes of slab pages", NULL, NULL},
-    ST_MEMORY_SLAB_USED_BYTES = {"memory.slab_used_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                                 "Bytes of slab chunks in use", NULL, NULL},
-    ST_MEMORY_SYMBOL_BYTES = {"memory.symbol_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                              "Bytes of the symbol, string and field-name tables", NULL, NULL},
-    ST_MEMORY_INDEX_BYTES = {"memory.index_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                             "Bytes of the per-symbol index", NULL, NULL},
-    ST_MEMORY_TOTAL_BYTES = {"memory.total_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                             "Bytes the store holds: slab pages, symbol tables and index",
-                             NULL, NULL},
-    ST_MEMORY_BYTES_PER_TICK = {"memory.bytes_per_tick", TKS_STAT_GAUGE, TKS_UNIT_BYTES_PER_TICK,
-                                "memory.total_bytes divided by ticks stored", NULL, NULL},
-    ST_SYMBOLS_COUNT = {"symbols.count", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                        "Distinct symbols interned", NULL, NULL},
-    ST_SYMBOLS_BYTES = {"symbols.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                        "Bytes of the symbol table", NULL, NULL},
-    ST_STRINGS_COUNT = {"strings.count", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                        "Distinct values of string fields interned", NULL, NULL},
-    ST_STRINGS_BYTES = {"strings.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                        "Bytes of the string table", NULL, NULL},
-    ST_FIELDS_NAMES_COUNT = {"fields.names.count", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                             "Distinct field names of dynamic ticks", NULL, NULL},
-    ST_FIELDS_NAMES_BYTES = {"fields.names.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                             "Bytes of the field-name table", NULL, NULL};
+static const struct tks_stat ST_TICKS_REJECTED_BY_REASON = TKS_STAT_NAMED(
+    "ticks.rejected_by_reason.*", COUNTER, NONE, "Messages rejected, by reason",
+    "ticks_rejected_by_reason", "reason");
+static const struct tks_stat ST_SCHEMA_FIELD_TYPE = TKS_STAT("schema.fields.*.type", GAUGE, NONE,
+                                                             NULL);
+static const struct tks_stat ST_SCHEMA_FIELD_OFFSET = TKS_STAT("schema.fields.*.offset", GAUGE,
+                                                               BYTES, NULL);
+static const struct tks_stat ST_SCHEMA_FIELD_SIZE = TKS_STAT("schema.fields.*.size", GAUGE, BYTES,
+                                                             NULL);
+static const struct tks_stat ST_SCHEMA_FIELD_REQUIRED = TKS_STAT("schema.fields.*.required", GAUGE,
+                                                                 NONE, NULL);
+static const struct tks_stat ST_UNDECLARED_TICKS = TKS_STAT_NAMED(
+    "undeclared.*.ticks", GAUGE, TICKS, "Ticks that carried the undeclared field",
+    "undeclared_field_ticks", "field");
+static const struct tks_stat ST_UNDECLARED_KEPT = TKS_STAT_NAMED(
+    "undeclared.*.kept", GAUGE, TICKS, "Ticks with the field kept (overflow map or dynamic object)",
+    "undeclared_field_kept", "field");
+static const struct tks_stat ST_UNDECLARED_REJECTED = TKS_STAT_NAMED(
+    "undeclared.*.rejected", GAUGE, TICKS, "Ticks rejected for the field (slotted mode)",
+    "undeclared_field_rejected", "field");
+static const struct tks_stat ST_UNDECLARED_COST_BYTES = TKS_STAT_NAMED(
+    "undeclared.*.cost_bytes", GAUGE, BYTES, "Bytes the field costs beyond the slotted records",
+    "undeclared_field_cost_bytes", "field");
+static const struct tks_stat ST_UNDECLARED_STRING_BYTES = TKS_STAT_NAMED(
+    "undeclared.*.string_bytes", GAUGE, BYTES, "Bytes of the field's string values",
+    "undeclared_field_string_bytes", "field");
+static const struct tks_stat ST_UNDECLARED_TYPES = TKS_STAT("undeclared.*.types", GAUGE, NONE,
+                                                            NULL);
+static const struct tks_stat ST_UNDECLARED_OVERFLOW = TKS_STAT(
+    "undeclared_overflow", COUNTER, NONE,
+    "Ticks whose undeclared field names did not fit the usage table");
+static const struct tks_stat ST_VERSION = TKS_STAT_NAMED(
+    "version", GAUGE, NONE, "tickslabd version", "build_info", "version");
+static const struct tks_stat ST_PID = TKS_STAT("pid", GAUGE, NONE, NULL);
+static const struct tks_stat ST_UPTIME_SECONDS = TKS_STAT("uptime_seconds", GAUGE, SECONDS,
+                                                          "Seconds since the daemon started");
+static const struct tks_stat ST_CONFIG_PATH = TKS_STAT("config.path", GAUGE, NONE, NULL);
+static const struct tks_stat ST_STORE_MODE = TKS_STAT_NAMED("store.mode", GAUGE, NONE, "Store mode",
+                                                            "store_mode", "mode");
+static const struct tks_stat ST_SCHEMA_NAME = TKS_STAT("schema.name", GAUGE, NONE, NULL);
+static const struct tks_stat ST_SCHEMA_RECORD_SIZE = TKS_STAT("schema.record_size", GAUGE, BYTES,
+                                                              "Bytes of one slotted record");
+static const struct tks_stat ST_SCHEMA_FIELD_COUNT = TKS_STAT("schema.field_count", GAUGE, NONE,
+                                                              NULL);
+static const struct tks_stat ST_INGEST_LISTEN = TKS_STAT("ingest.listen", GAUGE, NONE, NULL);
+static const struct tks_stat ST_INGEST_PORT = TKS_STAT("ingest.port", GAUGE, NONE, NULL);
+static const struct tks_stat ST_INGEST_BYTES_RECEIVED = TKS_STAT(
+    "ingest.bytes_received", COUNTER, BYTES, "Bytes read from ingest connections");
+static const struct tks_stat ST_INGEST_RATE_1S = TKS_STAT(
+    "ingest.rate_1s", GAUGE, TICKS_PER_SECOND, "Ticks accepted in the last whole second");
+static const struct tks_stat ST_INGEST_RATE_10S = TKS_STAT(
+    "ingest.rate_10s", GAUGE, TICKS_PER_SECOND,
+    "Ticks accepted per second over the last ten seconds");
+static const struct tks_stat ST_INGEST_HELD = TKS_STAT(
+    "ingest.held", GAUGE, NONE, "1 while ingest is held back (memory limit or journal)");
+static const struct tks_stat ST_INGEST_HOLDS = TKS_STAT("ingest.holds", COUNTER, NONE,
+                                                        "Times ingest was held back");
+static const struct tks_stat ST_TICKS_ACCEPTED = TKS_STAT("ticks.accepted", COUNTER, TICKS,
+                                                          "Ticks accepted into the store");
+static const struct tks_stat ST_TICKS_STORED = TKS_STAT("ticks.stored", GAUGE, TICKS,
+                                                        "Ticks held in the store now");
+static const struct tks_stat ST_TICKS_REJECTED = TKS_STAT("ticks.rejected", COUNTER, NONE,
+                                                          "Messages rejected, for any reason");
+static const struct tks_stat ST_TICKS_DURABLE = TKS_STAT(
+    "ticks.durable", GAUGE, TICKS,
+    "Ticks fsynced to the journal (replayed at start, and accepted since)");
+static const struct tks_stat ST_TICKS_LATE = TKS_STAT(
+    "ticks.late", COUNTER, TICKS,
+    "Ticks older than the newest tick of their symbol, inserted in place");
+static const struct tks_stat ST_CONNECTIONS_CURRENT = TKS_STAT("connections.current", GAUGE, NONE,
+                                                               "Open ingest connections");
+static const struct tks_stat ST_CONNECTIONS_TOTAL = TKS_STAT("connections.total", COUNTER, NONE,
+                                                             "Ingest connections accepted");
+static const struct tks_stat ST_CONNECTIONS_CLOSED_ON_ERROR = TKS_STAT(
+    "connections.closed_on_error", COUNTER, NONE, "Ingest connections closed for a protocol error");
+static const struct tks_stat ST_CONNECTIONS_REFUSED = TKS_STAT(
+    "connections.refused", COUNTER, NONE, "Ingest connections closed at once (max_connections)");
+static const struct tks_stat ST_MEMORY_RSS_BYTES = TKS_STAT(
+    "memory.rss_bytes", GAUGE, BYTES, "Resident set size of the process (from /proc)");
+static const struct tks_stat ST_MEMORY_SLAB_BYTES = TKS_STAT("memory.slab_bytes", GAUGE, BYTES,
+                                                             "Bytes of slab pages");
+static const struct tks_stat ST_MEMORY_SLAB_USED_BYTES = TKS_STAT(
+    "memory.slab_used_bytes", GAUGE, BYTES, "Bytes of slab chunks in use");
+static const struct tks_stat ST_MEMORY_SYMBOL_BYTES = TKS_STAT(
+    "memory.symbol_bytes", GAUGE, BYTES, "Bytes of the symbol, string and field-name tables");
+static const struct tks_stat ST_MEMORY_INDEX_BYTES = TKS_STAT("memory.index_bytes", GAUGE, BYTES,
+                                                              "Bytes of the per-symbol index");
+static const struct tks_stat ST_MEMORY_TOTAL_BYTES = TKS_STAT(
+    "memory.total_bytes", GAUGE, BYTES,
+    "Bytes the store holds: slab pages, symbol tables and index");
+static const struct tks_stat ST_MEMORY_BYTES_PER_TICK = TKS_STAT(
+    "memory.bytes_per_tick", GAUGE, BYTES_PER_TICK, "memory.total_bytes divided by ticks stored");
+static const struct tks_stat ST_SYMBOLS_COUNT = TKS_STAT("symbols.count", GAUGE, NONE,
+                                                         "Distinct symbols interned");
+static const struct tks_stat ST_SYMBOLS_BYTES = TKS_STAT("symbols.bytes", GAUGE, BYTES,
+                                                         "Bytes of the symbol table");
+static const struct tks_stat ST_STRINGS_COUNT = TKS_STAT(
+    "strings.count", GAUGE, NONE, "Distinct values of string fields interned");
+static const struct tks_stat ST_STRINGS_BYTES = TKS_STAT("strings.bytes", GAUGE, BYTES,
+                                                         "Bytes of the string table");
+static const struct tks_stat ST_FIELDS_NAMES_COUNT = TKS_STAT(
+    "fields.names.count", GAUGE, NONE, "Distinct field names of dynamic ticks");
+static const struct tks_stat ST_FIELDS_NAMES_BYTES = TKS_STAT("fields.names.bytes", GAUGE, BYTES,
+                                                              "Bytes of the field-name table");
 
 /* "undeclared.<name>.*": the fields ticks carried that the schema does not
  * declare (names are cut to what a stats path can carry). */
@@ -316,7 +320,8 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   unsigned p = srv->rate_pos;
   uint64_t ten_ago = srv->rate_ring[(p + TKS_RATE_WINDOW - 10) % TKS_RATE_WINDOW];
   tks_stat_u64(st, &ST_INGEST_RATE_1S, rate_1s(srv));
-  tks_stat_f64(st, &ST_INGEST_RATE_10S, (double)(srv->rate_ring[p % TKS_RATE_WINDOW] - ten_ago) / 10.0);
+  tks_stat_f64(st, &ST_INGEST_RATE_10S,
+               (double)(srv->rate_ring[p % TKS_RATE_WINDOW] - ten_ago) / 10.0);
   tks_stat_u64(st, &ST_INGEST_HELD, srv->held != 0);
   tks_stat_u64(st, &ST_INGEST_HOLDS, srv->holds);
 

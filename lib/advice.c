@@ -274,12 +274,14 @@ static const unsigned value_types[] = {TKS_USAGE_STRING, TKS_USAGE_INT, TKS_USAG
 /* "string and int", "string, int and nil". */
 static void say_types(struct text *t, unsigned types) {
   unsigned total = 0, done = 0;
-  for (unsigned i = 0; i < TKS_ARRAY_SIZE(value_types); i++)
-    total += (types & value_types[i]) != 0;
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(value_types); i++) total += (types & value_types[i]) != 0;
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(value_types); i++) {
     if (!(types & value_types[i])) continue;
     done++;
-    say(t, "%s%s", done == 1 ? "" : done == total ? " and " : ", ",
+    say(t, "%s%s",
+        done == 1       ? ""
+        : done == total ? " and "
+                        : ", ",
         tks_usage_type_name(value_types[i]));
   }
 }
@@ -290,7 +292,8 @@ static void put_types(struct out *o, unsigned types) {
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(value_types); i++) {
     if (!(types & value_types[i])) continue;
     if (!o->err)
-      o->err = tks_buf_printf(o->b, "%s\"%s\"", first ? "" : ",", tks_usage_type_name(value_types[i]));
+      o->err = tks_buf_printf(o->b, "%s\"%s\"", first ? "" : ",",
+                              tks_usage_type_name(value_types[i]));
     first = false;
   }
   if (!o->err) o->err = tks_buf_putc(o->b, ']');

@@ -104,8 +104,8 @@ static int check_max_memory(const char *text, uint64_t v, char *why, size_t n) {
 
 /* ---- the key table ----------------------------------------------------- */
 
-#define KEY(key, t, group, field)                                                        \
-  .name = key, .type = TKS_CONFIG_##t, .reload = TKS_RELOAD_##group,                     \
+#define KEY(key, t, group, field)                                    \
+  .name = key, .type = TKS_CONFIG_##t, .reload = TKS_RELOAD_##group, \
   .off = offsetof(struct tks_config, field), .size = sizeof(((struct tks_config *)0)->field)
 #define NAMES(a) .names = a, .nnames = TKS_ARRAY_SIZE(a)
 #define SECONDS 1000000000ull
@@ -128,8 +128,8 @@ static const struct tks_config_key keys[] = {
      .noun = "mode"},
     {KEY("store.page_size", SIZE, FIXED, store.page_size), .dflt = 1u << 20, .min = 64u << 10,
      .max = 1u << 30, .check = check_page_size},
-    {KEY("store.growth_factor", F64, FIXED, store.growth_factor), .dflt_f64 = 1.25,
-     .min_f64 = 1.01, .max_f64 = 4},
+    {KEY("store.growth_factor", F64, FIXED, store.growth_factor), .dflt_f64 = 1.25, .min_f64 = 1.01,
+     .max_f64 = 4},
     {KEY("store.max_symbols", UINT, FIXED, store.max_symbols), .dflt = 1000000, .min = 1,
      .max = 1u << 31},
     {KEY("store.max_strings", UINT, FIXED, store.max_strings), .dflt = 65536, .min = 1,
@@ -140,8 +140,8 @@ static const struct tks_config_key keys[] = {
      .check = check_journal_dir},
     {KEY("journal.fsync", ENUM, JOURNAL, journal.fsync), .dflt = TKS_FSYNC_INTERVAL,
      NAMES(tks_fsync_names)},
-    {KEY("journal.fsync_interval", DURATION, JOURNAL, journal.fsync_interval_ns),
-     .dflt = SECONDS, .min = 1000000, .max = 3600 * SECONDS},
+    {KEY("journal.fsync_interval", DURATION, JOURNAL, journal.fsync_interval_ns), .dflt = SECONDS,
+     .min = 1000000, .max = 3600 * SECONDS},
     {KEY("journal.on_corrupt", ENUM, FIXED, journal.on_corrupt), .dflt = TKS_CORRUPT_TRUNCATE,
      NAMES(tks_on_corrupt_names)},
     {KEY("journal.segment_size", SIZE, FIXED, journal.segment_bytes), .dflt = 256ull << 20,
@@ -279,8 +279,7 @@ static void schema_diff(const struct tks_schema *a, const struct tks_schema *b, 
       return;
     }
   }
-  if (a->nfields != b->nfields)
-    snprintf(buf, n, "%u fields -> %u fields", a->nfields, b->nfields);
+  if (a->nfields != b->nfields) snprintf(buf, n, "%u fields -> %u fields", a->nfields, b->nfields);
 }
 
 bool tks_config_key_equal(const struct tks_config_key *k, const struct tks_config *a,
@@ -616,8 +615,8 @@ static int get_duration(struct reader *r, const char *path, uint64_t min_ns, uin
 }
 
 /* One of names (n of them, listed in the message: "unknown <noun> 'x'"). */
-static int get_enum(struct reader *r, const char *path, const char *noun,
-                    const char *const *names, unsigned n, unsigned *out) {
+static int get_enum(struct reader *r, const char *path, const char *noun, const char *const *names,
+                    unsigned n, unsigned *out) {
   const char *s = NULL;
   char b[80], list[160] = "";
   int e = scalar(r, path, false, &s);
@@ -937,8 +936,8 @@ static int read_key(struct reader *r, const struct tks_config_key *k) {
     if ((e = this_scalar(r, k->name, false, &s))) return e;
     if (strlen(s) >= k->size)
       return fail(r, r->ev.start_mark, "%s: the address is too long", k->name);
-    if (tks_config_parse_listen(s, r->c->ingest.host, sizeof r->c->ingest.host,
-                                &r->c->ingest.port, why, sizeof why))
+    if (tks_config_parse_listen(s, r->c->ingest.host, sizeof r->c->ingest.host, &r->c->ingest.port,
+                                why, sizeof why))
       return fail(r, r->ev.start_mark, "%s: %s", k->name, show(why, b, sizeof b));
     set_str(p, k->size, s);
     return 0;
@@ -991,7 +990,7 @@ static int read_key(struct reader *r, const struct tks_config_key *k) {
  */
 struct section {
   char name[32];
-  int key;      /* the table index of a top-level key, or -1 for a section */
+  int key; /* the table index of a top-level key, or -1 for a section */
   unsigned nkeys;
   const char *names[CONFIG_MAX_KEYS]; /* the part after the dot */
   unsigned index[CONFIG_MAX_KEYS];    /* into keys[] */

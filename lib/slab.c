@@ -239,19 +239,34 @@ int tks_slab_class_info(const struct tks_slab *s, unsigned id, struct tks_slab_c
   return 0;
 }
 
-static const struct tks_stat
-    ST_SLABS_PAGE_SIZE = {"slabs.page_size", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                          "Size of one slab page in bytes", NULL, NULL},
-    ST_SLABS_TOTAL_PAGES = {"slabs.total_pages", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                            "Slab pages obtained from the OS", NULL, NULL},
-    ST_SLABS_TOTAL_MALLOCED = {"slabs.total_malloced", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                               "Bytes of slab pages obtained from the OS", NULL, NULL},
-    ST_SLABS_ACTIVE_CLASSES = {"slabs.active_classes", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                               "Slab classes that hold at least one page", NULL, NULL};
+static const struct tks_stat ST_SLABS_PAGE_SIZE = {"slabs.page_size",
+                                                   TKS_STAT_GAUGE,
+                                                   TKS_UNIT_BYTES,
+                                                   "Size of one slab page in bytes",
+                                                   NULL,
+                                                   NULL},
+                             ST_SLABS_TOTAL_PAGES = {"slabs.total_pages",
+                                                     TKS_STAT_GAUGE,
+                                                     TKS_UNIT_NONE,
+                                                     "Slab pages obtained from the OS",
+                                                     NULL,
+                                                     NULL},
+                             ST_SLABS_TOTAL_MALLOCED = {"slabs.total_malloced",
+                                                        TKS_STAT_GAUGE,
+                                                        TKS_UNIT_BYTES,
+                                                        "Bytes of slab pages obtained from the OS",
+                                                        NULL,
+                                                        NULL},
+                             ST_SLABS_ACTIVE_CLASSES = {"slabs.active_classes",
+                                                        TKS_STAT_GAUGE,
+                                                        TKS_UNIT_NONE,
+                                                        "Slab classes that hold at least one page",
+                                                        NULL,
+                                                        NULL};
 
 /* slabs.classes.<id>.*, in the order of the values in tks_slab_stats. */
 #define CLASS_STAT(name, unit, help) \
-  {"slabs.classes.*." name, TKS_STAT_GAUGE, unit, help, "slab_class_" name, "class"}
+  { "slabs.classes.*." name, TKS_STAT_GAUGE, unit, help, "slab_class_" name, "class" }
 static const struct tks_stat class_stats[] = {
     CLASS_STAT("chunk_size", TKS_UNIT_BYTES, "Chunk size of the slab class in bytes"),
     CLASS_STAT("chunks_per_page", TKS_UNIT_NONE, "Chunks per page of the slab class"),
@@ -261,8 +276,10 @@ static const struct tks_stat class_stats[] = {
     CLASS_STAT("free_chunks", TKS_UNIT_NONE, "Freed chunks waiting for reuse in the slab class"),
     CLASS_STAT("free_chunks_end", TKS_UNIT_NONE,
                "Never used chunks at the end of the newest page of the slab class"),
-    CLASS_STAT("mem_requested", TKS_UNIT_BYTES, "Bytes requested by live allocations in the slab class"),
-    CLASS_STAT("waste_bytes", TKS_UNIT_BYTES, "Bytes of chunks held by the class minus bytes requested"),
+    CLASS_STAT("mem_requested", TKS_UNIT_BYTES,
+               "Bytes requested by live allocations in the slab class"),
+    CLASS_STAT("waste_bytes", TKS_UNIT_BYTES,
+               "Bytes of chunks held by the class minus bytes requested"),
 };
 
 void tks_slab_stats(const struct tks_slab *s, struct tks_stats *st) {

@@ -22,10 +22,10 @@ struct tks_stats;
 
 /* What a figure counts or measures. */
 enum tks_stat_unit {
-  TKS_UNIT_NONE,    /* a count of things, an id, a flag, a string */
+  TKS_UNIT_NONE, /* a count of things, an id, a flag, a string */
   TKS_UNIT_BYTES,
   TKS_UNIT_SECONDS,
-  TKS_UNIT_USEC,    /* microseconds (systemd's WATCHDOG_USEC) */
+  TKS_UNIT_USEC, /* microseconds (systemd's WATCHDOG_USEC) */
   TKS_UNIT_TICKS,
   TKS_UNIT_TICKS_PER_SECOND,
   TKS_UNIT_BYTES_PER_TICK,
@@ -48,6 +48,13 @@ struct tks_stat {
   const char *prom;
   const char *label;
 };
+
+/* Descriptors, written as TKS_STAT("ticks.accepted", COUNTER, TICKS, "help")
+ * or, with a Prometheus family name and a label, TKS_STAT_NAMED(...). */
+#define TKS_STAT(path, kind, unit, help) \
+  { path, TKS_STAT_##kind, TKS_UNIT_##unit, help, NULL, NULL }
+#define TKS_STAT_NAMED(path, kind, unit, help, prom, label) \
+  { path, TKS_STAT_##kind, TKS_UNIT_##unit, help, prom, label }
 
 /* Emit a value against its descriptor. */
 void tks_stat_u64(struct tks_stats *s, const struct tks_stat *d, uint64_t v);

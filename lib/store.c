@@ -686,54 +686,53 @@ uint64_t tks_store_evict_before(struct tks_store *st, int64_t before_ts) {
 uint64_t tks_store_evicted_ticks(const struct tks_store *st) { return st->evicted_ticks; }
 uint64_t tks_store_evicted_bytes(const struct tks_store *st) { return st->evicted_bytes; }
 
-static const struct tks_stat
-    ST_STORE_TICKS = {"store.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                      "Ticks held in the store", NULL, NULL},
-    ST_STORE_SERIES = {"store.series", TKS_STAT_GAUGE, TKS_UNIT_NONE,
-                       "Symbols with at least one tick", NULL, NULL},
-    ST_STORE_LATE_TICKS = {"store.late_ticks", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
-                           "Ticks inserted before the newest tick of their symbol", NULL, NULL},
-    ST_STORE_BLOCK_BYTES = {"store.block_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                            "Bytes of slab chunks holding series blocks", NULL, NULL},
-    ST_STORE_RECORD_BYTES = {"store.record_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                             "Bytes of the slotted records themselves (ticks times record size)",
-                             NULL, NULL},
-    ST_STORE_INDEX_BYTES = {"store.index_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                            "Bytes of the per-symbol series tables and block arrays", NULL, NULL},
-    ST_STORE_SLOTTED_TICKS = {"store.slotted.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                              "Ticks held as slotted records", NULL, NULL},
-    ST_STORE_SLOTTED_BYTES = {"store.slotted.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                              "Bytes of the blocks holding slotted records", NULL, NULL},
-    ST_STORE_SLOTTED_BYTES_PER_TICK = {"store.slotted.bytes_per_tick", TKS_STAT_GAUGE, TKS_UNIT_BYTES_PER_TICK,
-                                       "Bytes per slotted tick (records and their blocks)",
-                                       NULL, NULL},
-    ST_STORE_OVERFLOW_TICKS = {"store.overflow.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                               "Ticks held as a slotted record plus an overflow map (fallback mode)",
-                               NULL, NULL},
-    ST_STORE_OVERFLOW_BYTES = {"store.overflow.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                               "Bytes of overflow entries and their maps", NULL, NULL},
-    ST_STORE_OVERFLOW_BYTES_PER_TICK = {"store.overflow.bytes_per_tick", TKS_STAT_GAUGE, TKS_UNIT_BYTES_PER_TICK,
-                                        "Bytes per overflow tick (record, map pointer, map)",
-                                        NULL, NULL},
-    ST_STORE_OVERFLOW_MAP_BYTES = {"store.overflow.map_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                                   "Slab chunk bytes of the overflow maps", NULL, NULL},
-    ST_STORE_OVERFLOW_ENTRY_BYTES = {"store.overflow.entry_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                                     "Bytes of the blocks holding overflow entries", NULL, NULL},
-    ST_STORE_DYNAMIC_TICKS = {"store.dynamic.ticks", TKS_STAT_GAUGE, TKS_UNIT_TICKS,
-                              "Ticks held as dynamic objects", NULL, NULL},
-    ST_STORE_DYNAMIC_BYTES = {"store.dynamic.bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                              "Bytes of dynamic objects and their series entries", NULL, NULL},
-    ST_STORE_DYNAMIC_BYTES_PER_TICK = {"store.dynamic.bytes_per_tick", TKS_STAT_GAUGE, TKS_UNIT_BYTES_PER_TICK,
-                                       "Bytes per dynamic tick (object chunk and series entry)",
-                                       NULL, NULL},
-    ST_STORE_DYNAMIC_OBJECT_BYTES = {"store.dynamic.object_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                                     "Slab chunk bytes of dynamic objects", NULL, NULL},
-    ST_STORE_DYNAMIC_OBJECT_REQUESTED_BYTES = {"store.dynamic.object_requested_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                                               "Bytes the dynamic objects asked for (the rest is chunk waste)",
-                                               NULL, NULL},
-    ST_STORE_DYNAMIC_ENTRY_BYTES = {"store.dynamic.entry_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES,
-                                    "Bytes of the blocks holding dynamic series entries",
-                                    NULL, NULL};
+static const struct tks_stat ST_STORE_TICKS = TKS_STAT("store.ticks", GAUGE, TICKS,
+                                                       "Ticks held in the store");
+static const struct tks_stat ST_STORE_SERIES = TKS_STAT("store.series", GAUGE, NONE,
+                                                        "Symbols with at least one tick");
+static const struct tks_stat ST_STORE_LATE_TICKS = TKS_STAT(
+    "store.late_ticks", COUNTER, TICKS, "Ticks inserted before the newest tick of their symbol");
+static const struct tks_stat ST_STORE_BLOCK_BYTES = TKS_STAT(
+    "store.block_bytes", GAUGE, BYTES, "Bytes of slab chunks holding series blocks");
+static const struct tks_stat ST_STORE_RECORD_BYTES = TKS_STAT(
+    "store.record_bytes", GAUGE, BYTES,
+    "Bytes of the slotted records themselves (ticks times record size)");
+static const struct tks_stat ST_STORE_INDEX_BYTES = TKS_STAT(
+    "store.index_bytes", GAUGE, BYTES, "Bytes of the per-symbol series tables and block arrays");
+static const struct tks_stat ST_STORE_SLOTTED_TICKS = TKS_STAT("store.slotted.ticks", GAUGE, TICKS,
+                                                               "Ticks held as slotted records");
+static const struct tks_stat ST_STORE_SLOTTED_BYTES = TKS_STAT(
+    "store.slotted.bytes", GAUGE, BYTES, "Bytes of the blocks holding slotted records");
+static const struct tks_stat ST_STORE_SLOTTED_BYTES_PER_TICK = TKS_STAT(
+    "store.slotted.bytes_per_tick", GAUGE, BYTES_PER_TICK,
+    "Bytes per slotted tick (records and their blocks)");
+static const struct tks_stat ST_STORE_OVERFLOW_TICKS = TKS_STAT(
+    "store.overflow.ticks", GAUGE, TICKS,
+    "Ticks held as a slotted record plus an overflow map (fallback mode)");
+static const struct tks_stat ST_STORE_OVERFLOW_BYTES = TKS_STAT(
+    "store.overflow.bytes", GAUGE, BYTES, "Bytes of overflow entries and their maps");
+static const struct tks_stat ST_STORE_OVERFLOW_BYTES_PER_TICK = TKS_STAT(
+    "store.overflow.bytes_per_tick", GAUGE, BYTES_PER_TICK,
+    "Bytes per overflow tick (record, map pointer, map)");
+static const struct tks_stat ST_STORE_OVERFLOW_MAP_BYTES = TKS_STAT(
+    "store.overflow.map_bytes", GAUGE, BYTES, "Slab chunk bytes of the overflow maps");
+static const struct tks_stat ST_STORE_OVERFLOW_ENTRY_BYTES = TKS_STAT(
+    "store.overflow.entry_bytes", GAUGE, BYTES, "Bytes of the blocks holding overflow entries");
+static const struct tks_stat ST_STORE_DYNAMIC_TICKS = TKS_STAT("store.dynamic.ticks", GAUGE, TICKS,
+                                                               "Ticks held as dynamic objects");
+static const struct tks_stat ST_STORE_DYNAMIC_BYTES = TKS_STAT(
+    "store.dynamic.bytes", GAUGE, BYTES, "Bytes of dynamic objects and their series entries");
+static const struct tks_stat ST_STORE_DYNAMIC_BYTES_PER_TICK = TKS_STAT(
+    "store.dynamic.bytes_per_tick", GAUGE, BYTES_PER_TICK,
+    "Bytes per dynamic tick (object chunk and series entry)");
+static const struct tks_stat ST_STORE_DYNAMIC_OBJECT_BYTES = TKS_STAT(
+    "store.dynamic.object_bytes", GAUGE, BYTES, "Slab chunk bytes of dynamic objects");
+static const struct tks_stat ST_STORE_DYNAMIC_OBJECT_REQUESTED_BYTES = TKS_STAT(
+    "store.dynamic.object_requested_bytes", GAUGE, BYTES,
+    "Bytes the dynamic objects asked for (the rest is chunk waste)");
+static const struct tks_stat ST_STORE_DYNAMIC_ENTRY_BYTES = TKS_STAT(
+    "store.dynamic.entry_bytes", GAUGE, BYTES,
+    "Bytes of the blocks holding dynamic series entries");
 
 void tks_store_stats(const struct tks_store *st, struct tks_stats *s) {
   uint64_t ticks = tks_store_ticks(st);
@@ -741,7 +740,9 @@ void tks_store_stats(const struct tks_store *st, struct tks_stats *s) {
   tks_stat_u64(s, &ST_STORE_SERIES, tks_store_series_count(st));
   tks_stat_u64(s, &ST_STORE_LATE_TICKS, tks_store_late_ticks(st));
   tks_stat_u64(s, &ST_STORE_BLOCK_BYTES, tks_store_block_bytes(st));
-  tks_stat_u64(s, &ST_STORE_RECORD_BYTES, (st->sets[SET_SLOTTED].entries + st->sets[SET_OVERFLOW].entries) * st->schema->record_size);
+  tks_stat_u64(s, &ST_STORE_RECORD_BYTES,
+               (st->sets[SET_SLOTTED].entries + st->sets[SET_OVERFLOW].entries) *
+                   st->schema->record_size);
   tks_stat_u64(s, &ST_STORE_INDEX_BYTES, tks_store_index_bytes(st));
 
   struct tks_store_repr r;

@@ -248,7 +248,7 @@ TEST(enum_keys_use_the_name_table_of_the_module_owning_the_enum) {
   ASSERT_STR_EQ(tks_when_full_name(TKS_WHEN_FULL_BACKPRESSURE), "backpressure");
   ASSERT_STR_EQ(tks_log_level_name(TKS_LOG_DEBUG), "debug");
   ASSERT_STR_EQ(tks_fsync_name((enum tks_fsync)TKS_FSYNC_COUNT), "?");
-  ASSERT_STR_EQ(tks_when_full_name((enum tks_when_full)-1), "?");
+  ASSERT_STR_EQ(tks_when_full_name((enum tks_when_full) - 1), "?");
 }
 
 TEST(defaults_are_formatted_as_the_file_writes_them) {
@@ -398,8 +398,7 @@ TEST(default_file_has_every_key_of_the_table_and_no_other) {
     while (j < m && strcmp(names[j], keys[i].name) != 0) j++;
     if (j == m) TEST_FAIL("config/tickslab.yaml does not document '%s'", keys[i].name);
     if (j != i)
-      TEST_FAIL("config/tickslab.yaml has '%s' at place %u, the table at %zu", keys[i].name, j,
-                i);
+      TEST_FAIL("config/tickslab.yaml has '%s' at place %u, the table at %zu", keys[i].name, j, i);
   }
   ASSERT_EQ(m, n);
   free(text);

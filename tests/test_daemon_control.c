@@ -603,7 +603,8 @@ static void expand_braces(const char *item, char **names, unsigned *n) {
  * column of the table that follows "Stats, all in one table". */
 static unsigned readme_stat_names(char **names) {
   char path[4096];
-  snprintf(path, sizeof path, "%s/README.md", getenv("TKS_SOURCE_ROOT") ? getenv("TKS_SOURCE_ROOT") : ".");
+  snprintf(path, sizeof path, "%s/README.md",
+           getenv("TKS_SOURCE_ROOT") ? getenv("TKS_SOURCE_ROOT") : ".");
   char *readme = read_file(path);
   if (!readme) TEST_FAIL("cannot read %s", path);
   const char *t = strstr(readme, "Stats, all in one table");

@@ -82,11 +82,11 @@ TEST(empty_collection_is_an_empty_object) {
 }
 
 TEST(a_descriptor_with_a_star_fills_in_the_path_and_labels_the_sample) {
-  static const struct tks_stat by_reason = {"ticks.rejected_by_reason.*", TKS_STAT_COUNTER,
-                                            TKS_UNIT_NONE, "Rejected, by reason",
-                                            "ticks_rejected_by_reason", "reason"};
-  static const struct tks_stat plain = {"ticks.accepted", TKS_STAT_COUNTER, TKS_UNIT_TICKS,
-                                        "Accepted", NULL, NULL};
+  static const struct tks_stat by_reason = {
+      "ticks.rejected_by_reason.*", TKS_STAT_COUNTER,           TKS_UNIT_NONE,
+      "Rejected, by reason",        "ticks_rejected_by_reason", "reason"};
+  static const struct tks_stat plain = {
+      "ticks.accepted", TKS_STAT_COUNTER, TKS_UNIT_TICKS, "Accepted", NULL, NULL};
   struct tks_stats *s = tks_stats_create();
   tks_stat_u64(s, &plain, 7);
   tks_stat_u64_of(s, &by_reason, "bad_type", 2);
