@@ -154,6 +154,12 @@ int cli_csv_parse_tick(char *line, size_t len, struct cli_tick *t, char *err, si
     return -EINVAL;
   }
   memset(t, 0, sizeof *t);
+  /* A msgpack value (struct tks_value) holds at most 4 GiB - 1 bytes. */
+  for (size_t i = 0; i < n; i++)
+    if (f[i].len > UINT32_MAX) {
+      snprintf(err, errlen, "column %zu is over 4 GiB", i + 1);
+      return -EINVAL;
+    }
 
   if (f[0].len == 0) {
     snprintf(err, errlen, "empty ticker");

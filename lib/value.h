@@ -44,7 +44,8 @@ struct tks_value {
     double f;
     struct {
       const char *p;
-      uint32_t len; /* a message is at most 64 MiB (ingest.max_message_bytes) */
+      uint32_t len; /* 32 bits, as msgpack's str32 (and a message is at most
+                       64 MiB, ingest.max_message_bytes): callers refuse longer */
     } s;
     uint32_t id; /* SYM, ISTR */
   } v;
