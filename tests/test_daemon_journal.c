@@ -1458,21 +1458,23 @@ static off_t newest_segment_size(const char *dir, char *path, size_t n) {
 }
 
 /* Sets RLIMIT_FSIZE of the daemon to its newest segment's size + slack;
- * returns false (after printing why) where prlimit(2) is not allowed. */
-static bool limit_file_size(struct tks_daemon *d, off_t slack, struct rlimit *old) {
+ * where prlimit(2) is not allowed, stops the daemon and skips the test. */
+static void limit_file_size(struct tks_daemon *d, off_t slack, struct rlimit *old) {
   char jdir[128], seg[512];
   FMT(jdir, "%s/journal", d->dir);
   off_t size = newest_segment_size(jdir, seg, sizeof seg);
+  const char *what = NULL;
   if (prlimit(d->pid, RLIMIT_FSIZE, NULL, old) != 0) {
-    fprintf(stderr, "  skip: prlimit(RLIMIT_FSIZE) on the daemon: %s\n", strerror(errno));
-    return false;
+    what = "reading";
+  } else {
+    struct rlimit lim = {.rlim_cur = (rlim_t)(size + slack), .rlim_max = old->rlim_max};
+    if (prlimit(d->pid, RLIMIT_FSIZE, &lim, NULL) != 0) what = "setting";
   }
-  struct rlimit lim = {.rlim_cur = (rlim_t)(size + slack), .rlim_max = old->rlim_max};
-  if (prlimit(d->pid, RLIMIT_FSIZE, &lim, NULL) != 0) {
-    fprintf(stderr, "  skip: cannot set RLIMIT_FSIZE on the daemon: %s\n", strerror(errno));
-    return false;
-  }
-  return true;
+  if (!what) return;
+  int e = errno;
+  stop_expect_0(d);
+  daemon_cleanup(d);
+  TEST_SKIP("%s the daemon's RLIMIT_FSIZE with prlimit(2): %s", what, strerror(e));
 }
 
 static void fail_if_dead(struct tks_daemon *d, const char *when) {
@@ -1494,11 +1496,7 @@ TEST_TIMEOUT(disk_full_holds_ingest_and_recovers, 180) {
   send_ticks(&d, nsym, 0, 0, first, first);
   ASSERT_U64_EQ(sync_durable(&d), first);
   struct rlimit old;
-  if (!limit_file_size(&d, 64, &old)) {
-    stop_expect_0(&d);
-    daemon_cleanup(&d);
-    return;
-  }
+  limit_file_size(&d, 64, &old);
 
   /* A few ticks whose write fails: failing, counted, ingest held. */
   int tfd = daemon_connect_ingest(&d);
@@ -1599,11 +1597,7 @@ TEST_TIMEOUT(sigterm_while_writes_fail_and_syncs_wait_exits_promptly_claiming_no
   send_ticks(&d, 4, 0, 0, 1000, 1000);
   ASSERT_U64_EQ(sync_durable(&d), 1000);
   struct rlimit old;
-  if (!limit_file_size(&d, 64, &old)) {
-    stop_expect_0(&d);
-    daemon_cleanup(&d);
-    return;
-  }
+  limit_file_size(&d, 64, &old);
   int tfd = daemon_connect_ingest(&d);
   struct tks_buf tb;
   tks_buf_init(&tb);
