@@ -44,7 +44,7 @@ static int parse_i64(const char *s, size_t len, int64_t *out) {
 }
 
 int cli_parse_ts(const char *s, size_t len, int64_t *out_ns) {
-  /* tks_parse_time() takes no sign; the ingest port takes negative ns. */
+  /* Negative ns directly (tks_parse_time() takes them too, but wants a copy). */
   if (len > 0 && s[0] == '-') return parse_i64(s, len, out_ns);
   char z[64];
   if (len >= sizeof z || memchr(s, '\0', len)) return -EINVAL;

@@ -298,15 +298,19 @@ int tks_parse_time(const char *s, int64_t *out_ns) {
   size_t len = strlen(s);
   /* An ISO date has '-' at index 4; an integer never does. */
   if (len >= 5 && s[4] == '-') return parse_iso(s, len, true, out_ns);
-  if (len == 0) return -EINVAL;
-  uint64_t v = 0;
-  for (size_t i = 0; i < len; i++) {
+  /* ns: an optional '-', then digits; the most is INT64_MAX, or its
+   * magnitude + 1 (INT64_MIN) after a '-'. */
+  bool neg = len > 0 && s[0] == '-';
+  size_t i = neg ? 1 : 0;
+  if (i == len) return -EINVAL;
+  uint64_t v = 0, max = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  for (; i < len; i++) {
     if (!is_digit(s[i])) return -EINVAL;
     unsigned dg = (unsigned)(s[i] - '0');
-    if (v > ((uint64_t)INT64_MAX - dg) / 10) return -ERANGE;
+    if (v > (max - dg) / 10) return -ERANGE;
     v = v * 10 + dg;
   }
-  *out_ns = (int64_t)v;
+  *out_ns = !neg ? (int64_t)v : v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
   return 0;
 }
 

@@ -70,7 +70,9 @@ int tks_parse_iso8601(const char *s, size_t len, int64_t *out_ns);
 
 /*
  * A point in time as the queries and the CLI take it (NUL-terminated):
- * digits, the ns since the epoch (no sign: negative times are refused);
+ * digits, the ns since the epoch, with an optional leading '-' for times
+ * before 1970 (-9223372036854775808 to 9223372036854775807; "-0" is 0; no
+ * '+', no white space);
  * an ISO-8601 date-time as tks_parse_iso8601(); or a bare date YYYY-MM-DD,
  * midnight UTC.  Returns 0, -EINVAL (not a time) or -ERANGE.
  */

@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <time.h>
 
+const char *test_current = "";
+
+/* 0 passed, 1 failed, 2 skipped. */
 static int run_one(const struct test_case *t) {
   fflush(stdout);
   fflush(stderr);
@@ -18,6 +21,7 @@ static int run_one(const struct test_case *t) {
   if (pid == 0) {
     setpgid(0, 0); /* so the parent can kill daemons the test started */
     alarm(t->timeout_s);
+    test_current = t->name;
     t->fn();
     fflush(stdout);
     exit(0); /* not _exit: LeakSanitizer checks at exit */
@@ -30,6 +34,7 @@ static int run_one(const struct test_case *t) {
     printf("ok %s\n", t->name);
     return 0;
   }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == TEST_SKIP_CODE) return 2; /* it said why */
   if (WIFSIGNALED(status))
     printf("FAIL %s: %s%s\n", t->name, strsignal(WTERMSIG(status)),
            WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
@@ -39,7 +44,7 @@ static int run_one(const struct test_case *t) {
 }
 
 int test_main(int argc, char **argv) {
-  unsigned passed = 0, failed = 0;
+  unsigned passed = 0, failed = 0, skipped = 0;
   const char *suite = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
   signal(SIGPIPE, SIG_IGN);
   for (unsigned i = 0; i < test_count; i++) {
@@ -49,12 +54,18 @@ int test_main(int argc, char **argv) {
         if (strcmp(argv[a], test_cases[i].name) == 0) wanted = 1;
       if (!wanted) continue;
     }
-    if (run_one(&test_cases[i]))
+    int r = run_one(&test_cases[i]);
+    if (r == 1)
       failed++;
+    else if (r == 2)
+      skipped++;
     else
       passed++;
   }
-  printf("# %s: %u passed, %u failed\n", suite, passed, failed);
+  if (skipped)
+    printf("# %s: %u passed, %u failed, %u skipped\n", suite, passed, failed, skipped);
+  else
+    printf("# %s: %u passed, %u failed\n", suite, passed, failed);
   fflush(stdout);
   return failed ? 1 : (passed ? 0 : 77);
 }

@@ -1,9 +1,12 @@
 /*
  * A minimal test runner in the manner of libuv's: each test is a function,
  * run in its own forked process with a timeout, so one crash or hang fails
- * one test and not the suite.  Output: "ok <name>" or "FAIL <name>: ...",
- * then "# <suite>: N passed, M failed".  A failed check prints both sides.
- * Run one test with `./test_x <name>`.
+ * one test and not the suite.  Output: "ok <name>", "FAIL <name>: ..." or
+ * "skip <name>: reason" (a precondition missing here: TEST_SKIP), then
+ * "# <suite>: N passed, M failed" (", K skipped" when some were).  A failed
+ * check prints both sides.  Run one test with `./test_x <name>`.  The
+ * executable exits 0, 1 when a test failed, or 77 (meson's skip) when none
+ * passed or failed.
  *
  *   TEST(slab_free_returns_chunk_to_its_class) { ... ASSERT_EQ(a, b); }
  *   TEST_MAIN()
@@ -46,6 +49,21 @@ extern unsigned test_count;
     fputc('\n', stderr);                                                                 \
     fflush(stderr);                                                                      \
     _exit(1);                                                                            \
+  } while (0)
+
+/* Ends the test as skipped, neither passed nor failed: for a precondition
+ * this machine lacks (no IPv6 loopback, prlimit refused, no SSE4.2), never
+ * for a check that went wrong.  Prints "skip <name>: reason". */
+#define TEST_SKIP_CODE 77
+extern const char *test_current;
+#define TEST_SKIP(...)                                                  \
+  do {                                                                  \
+    fflush(stderr);                                                     \
+    printf("skip %s: ", test_current);                                  \
+    printf(__VA_ARGS__);                                                \
+    putchar('\n');                                                      \
+    fflush(stdout);                                                     \
+    exit(TEST_SKIP_CODE); /* not _exit: LeakSanitizer checks at exit */ \
   } while (0)
 
 #define ASSERT(cond)                                                                     \

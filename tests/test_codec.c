@@ -331,6 +331,158 @@ TEST(deep_nesting_is_too_deep) {
   expect_error(buf, 40, 65536, TKS_REASON_TOO_DEEP);
 }
 
+/* {"a": [[...[1]...]]}: the map and `arrays` arrays inside it. */
+static size_t nested(uint8_t *buf, int arrays) {
+  size_t n = 0;
+  buf[n++] = 0x81;
+  buf[n++] = 0xa1;
+  buf[n++] = 'a';
+  for (int i = 0; i < arrays; i++) buf[n++] = 0x91;
+  buf[n++] = 0x01;
+  return n;
+}
+
+TEST(nesting_of_exactly_16_levels_is_read_and_17_is_too_deep) {
+  ASSERT_EQ(TKS_DECODE_MAX_DEPTH, 16);
+  uint8_t buf[64];
+  struct rec r;
+  struct tks_decode_result res;
+  /* 16 levels (the tick's map and 15 arrays): read whole, and refused for
+   * its undeclared field, not for its depth; the stream goes on. */
+  size_t n = nested(buf, 15);
+  setup(65536);
+  ASSERT_EQ(tks_decode(&dec, buf, n, 0, &r, &res), TKS_DECODE_REJECT);
+  ASSERT_STR_EQ(tks_reason_name(res.reason), "unknown_field");
+  ASSERT_EQ(res.consumed, n);
+  /* The same 16 levels where undeclared fields are kept. */
+  for (int mode = 0; mode < 2; mode++) {
+    setup(65536);
+    dec.mode = mode ? TKS_MODE_DYNAMIC : TKS_MODE_FALLBACK;
+    dec.names = tks_symtab_create(0);
+    struct tks_dyn_tick dyn;
+    struct tks_decode_result rd = {.dyn = &dyn};
+    enum tks_decode_status st = tks_decode(&dec, buf, n, 0, &r, &rd);
+    if (st == TKS_DECODE_ERROR)
+      TEST_FAIL("mode %d: 16 levels refused: %s", mode, tks_reason_name(rd.reason));
+    ASSERT_EQ(rd.consumed, n);
+  }
+  /* 17 levels: too deep, whole or in part, in every mode. */
+  n = nested(buf, 16);
+  expect_error(buf, n, 65536, TKS_REASON_TOO_DEEP);
+  expect_error(buf, n - 1, 65536, TKS_REASON_TOO_DEEP);
+  for (int mode = 0; mode < 2; mode++) {
+    setup(65536);
+    dec.mode = mode ? TKS_MODE_DYNAMIC : TKS_MODE_FALLBACK;
+    dec.names = tks_symtab_create(0);
+    struct tks_dyn_tick dyn;
+    struct tks_decode_result rd = {.dyn = &dyn};
+    enum tks_decode_status st = tks_decode(&dec, buf, n, 0, &r, &rd);
+    if (st != TKS_DECODE_ERROR || rd.reason != TKS_REASON_TOO_DEEP)
+      TEST_FAIL("mode %d: 17 levels: status %d (%s), want ERROR too_deep", mode, st,
+                tks_reason_name(rd.reason));
+  }
+  /* The skipper on its own: 16 arrays deep is one value, 17 too deep. */
+  uint8_t a[32];
+  for (int depth = 15; depth <= 17; depth++) {
+    for (int i = 0; i < depth; i++) a[i] = 0x91;
+    a[depth] = 0x01;
+    long got = tks_msgpack_skip(a, (size_t)depth + 1, 65536);
+    if (depth <= 16 && got != depth + 1) TEST_FAIL("%d arrays deep: skip gave %ld", depth, got);
+    if (depth == 17 && got >= 0) TEST_FAIL("17 arrays deep: skip gave %ld, want an error", got);
+  }
+}
+
+/* A schema with a u32 field n (besides ts and the symbol). */
+static struct tks_schema u32_schema;
+static void setup_u32(void) {
+  setup(65536);
+  memset(&u32_schema, 0, sizeof u32_schema);
+  snprintf(u32_schema.name, sizeof u32_schema.name, "U32Tick");
+  static const struct {
+    const char *name;
+    enum tks_type type;
+  } f[] = {{"ts", TKS_TYPE_TIMESTAMP}, {"sym", TKS_TYPE_SYMBOL}, {"n", TKS_TYPE_U32}};
+  for (unsigned i = 0; i < TKS_ARRAY_SIZE(f); i++) {
+    struct tks_field *fl = &u32_schema.fields[u32_schema.nfields++];
+    snprintf(fl->name, sizeof fl->name, "%s", f[i].name);
+    fl->type = f[i].type;
+    fl->required = true;
+  }
+  char err[128];
+  if (tks_schema_layout(&u32_schema, err, sizeof err)) TEST_FAIL("layout: %s", err);
+  dec.schema = &u32_schema;
+}
+
+TEST(u32_fields_take_0_to_4294967295_and_refuse_the_rest_as_bad_value) {
+  static const struct {
+    int64_t v;
+    bool is_uint64; /* packed as a uint64 over INT64_MAX */
+    bool ok;
+  } cases[] = {{0, false, true},          {1, false, true},          {65535, false, true},
+               {4294967294, false, true}, {4294967295, false, true}, {4294967296, false, false},
+               {-1, false, false},        {INT64_MIN, false, false}, {INT64_MAX, false, false},
+               {0, true, false}};
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(cases); i++) {
+    setup_u32();
+    start();
+    msgpack_pack_map(&pk, 3);
+    str("ts");
+    msgpack_pack_int64(&pk, 5);
+    str("sym");
+    str("A");
+    str("n");
+    if (cases[i].is_uint64)
+      msgpack_pack_uint64(&pk, UINT64_MAX);
+    else if (cases[i].v >= 0)
+      msgpack_pack_uint64(&pk, (uint64_t)cases[i].v); /* as a sender would: smallest form */
+    else
+      msgpack_pack_int64(&pk, cases[i].v);
+    _Alignas(8) char rec[TKS_RECORD_MAX];
+    struct tks_decode_result res;
+    enum tks_decode_status st = tks_decode(&dec, (const uint8_t *)sb.data, sb.size, 0, rec, &res);
+    const struct tks_field *nf = &u32_schema.fields[2];
+    if (cases[i].ok) {
+      if (st != TKS_DECODE_OK)
+        TEST_FAIL("n = %lld: status %d (%s), want OK", (long long)cases[i].v, st,
+                  tks_reason_name(res.reason));
+      struct tks_value v = tks_field_value(nf, rec);
+      if (v.v.i != cases[i].v)
+        TEST_FAIL("n = %lld read back as %lld", (long long)cases[i].v, (long long)v.v.i);
+    } else {
+      if (st != TKS_DECODE_REJECT || res.reason != TKS_REASON_BAD_VALUE)
+        TEST_FAIL("n = %lld%s: status %d (%s), want REJECT bad_value", (long long)cases[i].v,
+                  cases[i].is_uint64 ? " (uint64 max)" : "", st, tks_reason_name(res.reason));
+      ASSERT_STR_EQ(res.detail, "n");
+      ASSERT_EQ(res.consumed, sb.size);
+    }
+  }
+  /* Also packed as an int64 (msgpack-c's int64 packer picks the smallest
+   * form, so force the 0xd3 encoding by hand): 4294967295 kept, 2^32 not. */
+  static const int64_t wide[] = {4294967295, 4294967296};
+  for (int k = 0; k < 2; k++) {
+    setup_u32();
+    uint8_t b[64];
+    size_t n = 0;
+    b[n++] = 0x83;
+    memcpy(b + n,
+           "\xa2ts\x05\xa3sym\xa1"
+           "A\xa1n\xd3",
+           13);
+    n += 13;
+    for (int i = 7; i >= 0; i--) b[n++] = (uint8_t)((uint64_t)wide[k] >> (8 * i));
+    _Alignas(8) char rec[TKS_RECORD_MAX];
+    struct tks_decode_result res;
+    enum tks_decode_status st = tks_decode(&dec, b, n, 0, rec, &res);
+    if (k == 0) {
+      ASSERT_EQ(st, TKS_DECODE_OK);
+      ASSERT_EQ(tks_field_value(&u32_schema.fields[2], rec).v.i, 4294967295);
+    } else {
+      ASSERT_EQ(st, TKS_DECODE_REJECT);
+      ASSERT_STR_EQ(tks_reason_name(res.reason), "bad_value");
+    }
+  }
+}
+
 TEST(split_message_at_every_byte_is_decoded_once) {
   setup(65536);
   start();

@@ -392,6 +392,78 @@ TEST(every_request_read_is_answered_after_the_client_shuts_down_writing) {
   stop_cleanly(&d);
 }
 
+TEST(a_last_request_without_its_newline_is_answered_after_the_client_shuts_down_writing) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  static const char *const reqs[] = {"ping", "ping\nstats text\nping", "stats text\r"};
+  static const int answers[] = {1, 3, 1};
+  for (int k = 0; k < 3; k++) {
+    int fd = control_connect(d.sock);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(send_all(fd, reqs[k], strlen(reqs[k])), 0);
+    sleep_ms(50); /* read by the daemon before the EOF, most of the time */
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    bool eof = false;
+    char *all = read_until(fd, "", 0, HARNESS_IO_MS, &eof);
+    if (!eof) TEST_FAIL("request %d: the daemon did not close after answering: \"%s\"", k, all);
+    char *resp[4];
+    int n = split_responses(all, resp, 4);
+    if (n != answers[k]) TEST_FAIL("request %d: want %d answers, got \"%s\"", k, answers[k], all);
+    ASSERT_NOT_CONTAINS(resp[n - 1], "{\"error\":");
+    if (k == 1) ASSERT_STR_EQ(resp[2], "{\"ok\":true}\n");
+    free(all);
+    close(fd);
+  }
+  stop_cleanly(&d);
+}
+
+/* A request line of exactly len bytes: "ping" padded with spaces (the
+ * daemon trims them), sent without its newline.  With `newline`, the
+ * newline (and a ping) follow in a later write, after a pause in which the
+ * daemon reads what it has; without, nothing more is sent.  Returns what the
+ * daemon said. */
+static char *padded_ping(const struct tks_daemon *d, size_t len, bool newline, bool *eof) {
+  char *line = malloc(len);
+  ASSERT(line);
+  memcpy(line, "ping", 4);
+  memset(line + 4, ' ', len - 4);
+  int fd = control_connect(d->sock);
+  ASSERT(fd >= 0);
+  ASSERT_EQ(send_all(fd, line, len), 0);
+  char *all;
+  if (newline) {
+    sleep_ms(100); /* only makes the test sharper: it passes either way */
+    ASSERT_EQ(send_all(fd, "\nping\n", 6), 0);
+    all = read_until(fd, "\n\n", 2, HARNESS_IO_MS, eof);
+  } else {
+    all = read_until(fd, "", 0, HARNESS_IO_MS, eof); /* the refusal, then EOF */
+  }
+  close(fd);
+  free(line);
+  return all;
+}
+
+TEST(a_4096_byte_request_whose_newline_comes_later_is_answered_and_4097_is_refused) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  bool eof = false;
+  char *all = padded_ping(&d, 4096, true, &eof);
+  char *resp[2];
+  if (split_responses(all, resp, 2) != 2) TEST_FAIL("4096 bytes: want 2 answers, got \"%s\"", all);
+  ASSERT_STR_EQ(resp[0], "{\"ok\":true}\n");
+  ASSERT_STR_EQ(resp[1], "{\"ok\":true}\n");
+  free(all);
+  all = padded_ping(&d, 4097, false, &eof);
+  ASSERT_CONTAINS(all, "request line too long (the most is 4096 bytes)");
+  ASSERT_NOT_CONTAINS(all, "{\"ok\":true}");
+  if (!eof) TEST_FAIL("connection still open after a 4097-byte line: \"%s\"", all);
+  free(all);
+  char *r = daemon_request(&d, "ping");
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  stop_cleanly(&d);
+}
+
 TEST(request_line_over_4096_bytes_gets_an_error_and_a_close) {
   struct tks_daemon d;
   daemon_start(&d, NULL);

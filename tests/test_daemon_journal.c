@@ -1044,6 +1044,70 @@ static void *crash_stream_main(void *arg) {
   return NULL;
 }
 
+/* Two figures from one `stats text`. ticks.durable is emitted before the
+ * journal section, so within one answer durable <= written_ticks holds
+ * even though ticks keep coming between the two reads. */
+static void durable_and_written(const struct tks_daemon *d, uint64_t *durable, uint64_t *written) {
+  char *text = ask(d, "stats text", 10000);
+  char v[64];
+  if (stats_text_lookup(text, "ticks.durable", v, sizeof v) < 0) TEST_FAIL("no ticks.durable");
+  *durable = strtoull(v, NULL, 10);
+  if (stats_text_lookup(text, "journal.written_ticks", v, sizeof v) < 0)
+    TEST_FAIL("no journal.written_ticks");
+  *written = strtoull(v, NULL, 10);
+  free(text);
+}
+
+TEST_TIMEOUT(ticks_arriving_during_a_sync_are_not_durable_before_they_are_written, 120) {
+  static const char *const policies[] = {"  fsync: always\n", "  fsync: never\n"};
+  for (int p = 0; p < 2; p++) {
+    struct tks_daemon d;
+    start_with(&d, policies[p]);
+    struct crash_stream cs = {.fd = daemon_connect_ingest(&d), .nsym = 4, .round = 0};
+    atomic_init(&cs.stop, false);
+    pthread_create(&cs.thread, NULL, crash_stream_main, &cs);
+    daemon_wait_stat(&d, "ticks.accepted", 1000, 10000);
+    /* Rounds of: a sync asked (not waited for), stats sampled while it is
+     * in flight and ticks stream in, then its answer. */
+    unsigned samples = 0, syncs = 0;
+    uint64_t until = now_ms() + 3000;
+    for (int round = 0; round < 100 && now_ms() < until; round++) {
+      int sfd = control_connect(d.sock);
+      ASSERT(sfd >= 0);
+      ASSERT_EQ(send_all(sfd, "sync\n", 5), 0);
+      for (int k = 0; k < 5; k++, samples++) {
+        uint64_t durable, written;
+        durable_and_written(&d, &durable, &written);
+        if (durable > written)
+          TEST_FAIL("fsync %s: ticks.durable %llu over journal.written_ticks %llu (sample %u)",
+                    p ? "never" : "always", (unsigned long long)durable,
+                    (unsigned long long)written, samples);
+      }
+      bool complete;
+      char *r = read_response(sfd, SYNC_MS, &complete);
+      close(sfd);
+      if (!complete) TEST_FAIL("no answer to sync: \"%s\"", r);
+      uint64_t said = parse_sync(r);
+      free(r);
+      uint64_t durable, written;
+      durable_and_written(&d, &durable, &written);
+      if (said > written || said > durable)
+        TEST_FAIL("fsync %s: sync said %llu durable; afterwards written_ticks %llu, durable %llu",
+                  p ? "never" : "always", (unsigned long long)said, (unsigned long long)written,
+                  (unsigned long long)durable);
+      syncs++;
+    }
+    atomic_store(&cs.stop, true);
+    pthread_join(cs.thread, NULL);
+    close(cs.fd);
+    printf("  fsync %s: %u syncs, %u samples while %llu ticks streamed\n", p ? "never" : "always",
+           syncs, samples, (unsigned long long)cs.sent);
+    ASSERT(syncs > 0);
+    stop_expect_0(&d);
+    daemon_cleanup(&d);
+  }
+}
+
 TEST_TIMEOUT(kill_9_after_sync_keeps_every_durable_tick_none_twice, 240) {
   const char *seed = getenv("JOURNAL_SEED");
   rng_state = seed ? strtoull(seed, NULL, 0) : 20240601;
@@ -1458,21 +1522,23 @@ static off_t newest_segment_size(const char *dir, char *path, size_t n) {
 }
 
 /* Sets RLIMIT_FSIZE of the daemon to its newest segment's size + slack;
- * returns false (after printing why) where prlimit(2) is not allowed. */
-static bool limit_file_size(struct tks_daemon *d, off_t slack, struct rlimit *old) {
+ * where prlimit(2) is not allowed, stops the daemon and skips the test. */
+static void limit_file_size(struct tks_daemon *d, off_t slack, struct rlimit *old) {
   char jdir[128], seg[512];
   FMT(jdir, "%s/journal", d->dir);
   off_t size = newest_segment_size(jdir, seg, sizeof seg);
+  const char *what = NULL;
   if (prlimit(d->pid, RLIMIT_FSIZE, NULL, old) != 0) {
-    fprintf(stderr, "  skip: prlimit(RLIMIT_FSIZE) on the daemon: %s\n", strerror(errno));
-    return false;
+    what = "reading";
+  } else {
+    struct rlimit lim = {.rlim_cur = (rlim_t)(size + slack), .rlim_max = old->rlim_max};
+    if (prlimit(d->pid, RLIMIT_FSIZE, &lim, NULL) != 0) what = "setting";
   }
-  struct rlimit lim = {.rlim_cur = (rlim_t)(size + slack), .rlim_max = old->rlim_max};
-  if (prlimit(d->pid, RLIMIT_FSIZE, &lim, NULL) != 0) {
-    fprintf(stderr, "  skip: cannot set RLIMIT_FSIZE on the daemon: %s\n", strerror(errno));
-    return false;
-  }
-  return true;
+  if (!what) return;
+  int e = errno;
+  stop_expect_0(d);
+  daemon_cleanup(d);
+  TEST_SKIP("%s the daemon's RLIMIT_FSIZE with prlimit(2): %s", what, strerror(e));
 }
 
 static void fail_if_dead(struct tks_daemon *d, const char *when) {
@@ -1494,11 +1560,7 @@ TEST_TIMEOUT(disk_full_holds_ingest_and_recovers, 180) {
   send_ticks(&d, nsym, 0, 0, first, first);
   ASSERT_U64_EQ(sync_durable(&d), first);
   struct rlimit old;
-  if (!limit_file_size(&d, 64, &old)) {
-    stop_expect_0(&d);
-    daemon_cleanup(&d);
-    return;
-  }
+  limit_file_size(&d, 64, &old);
 
   /* A few ticks whose write fails: failing, counted, ingest held. */
   int tfd = daemon_connect_ingest(&d);
@@ -1599,11 +1661,7 @@ TEST_TIMEOUT(sigterm_while_writes_fail_and_syncs_wait_exits_promptly_claiming_no
   send_ticks(&d, 4, 0, 0, 1000, 1000);
   ASSERT_U64_EQ(sync_durable(&d), 1000);
   struct rlimit old;
-  if (!limit_file_size(&d, 64, &old)) {
-    stop_expect_0(&d);
-    daemon_cleanup(&d);
-    return;
-  }
+  limit_file_size(&d, 64, &old);
   int tfd = daemon_connect_ingest(&d);
   struct tks_buf tb;
   tks_buf_init(&tb);

@@ -409,6 +409,43 @@ TEST_TIMEOUT(sighup_switching_backpressure_to_evict_oldest_resumes_and_evicts, 1
 
 /* ---- retention ---- */
 
+TEST_TIMEOUT(reject_sweeps_expired_ticks_before_refusing_one, 300) {
+  /* Every tick is years older than the 1 h retention: whenever the store
+   * is full, a retention sweep makes room, so reject never has to refuse.
+   * The once-a-second sweep alone would not keep up: 2 million ticks are
+   * four times what fits in 16 MiB. */
+  struct tks_daemon d;
+  start_with_limits(&d, "reject", "  retention: 1h\n");
+  static struct wire w;
+  make_ticks(&w, NTICKS, TS0);
+  struct sender s;
+  sender_start(&s, &d, &w);
+  sender_join(&s);
+  uint64_t deadline = now_ms() + 60000, accepted, full;
+  for (;;) {
+    accepted = daemon_stat(&d, "ticks.accepted");
+    full = daemon_stat(&d, "ticks.rejected_by_reason.store_full");
+    if (accepted + full >= NTICKS || now_ms() > deadline) break;
+    sleep_ms(20);
+  }
+  uint64_t swept = daemon_stat(&d, "limits.retention_evicted_ticks");
+  printf("  %llu accepted, %llu refused, %llu swept by retention\n", (unsigned long long)accepted,
+         (unsigned long long)full, (unsigned long long)swept);
+  /* Alone on the machine none is refused; in a loaded full-suite run a
+   * few percent were (the sweep runs at most every 100 ms, and the freed
+   * chunks may sit in other slab classes than the ones new blocks want):
+   * see the report of issue 9.  Without the sweep, over half are refused. */
+  if (full > NTICKS / 10)
+    TEST_FAIL("%llu of %d ticks refused store_full though every one was past the retention",
+              (unsigned long long)full, NTICKS);
+  ASSERT_U64_EQ(daemon_stat(&d, "limits.rejected_full"), full);
+  ASSERT_U64_EQ(accepted + full, NTICKS);
+  ASSERT(swept > 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "limits.evicted_ticks"), swept);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
 TEST_TIMEOUT(retention_evicts_ticks_older_than_the_retention_and_keeps_newer_ones, 120) {
   struct tks_daemon d;
   daemon_start(&d, "journal:\n  enabled: false\nlimits:\n  retention: 1h\n");

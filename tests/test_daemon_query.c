@@ -316,7 +316,8 @@ static char *follow_pages(const struct tks_daemon *d, const char *sym, int64_t f
   tks_buf_init(&all);
   tks_buf_puts(&all, "");
   int fd = ctl_open(d);
-  long long prev_last_ts = INT64_MIN;
+  long long prev_last_ts = 0;
+  bool have_prev = false; /* any ts, INT64_MIN too, can be a page's first */
   *pages = 0;
   for (int guard = 0; guard < 10000; guard++) {
     char req[256];
@@ -326,7 +327,7 @@ static char *follow_pages(const struct tks_daemon *d, const char *sym, int64_t f
     char *more = strstr(r, "{\"more\":");
     int rows = count_lines(r) - (more ? 1 : 0);
     if (rows < (more ? limit : 0)) TEST_FAIL("page of %d rows, LIMIT %d: \"%s\"", rows, limit, r);
-    if (rows > 0 && json_int(r, "ts") == prev_last_ts)
+    if (rows > 0 && have_prev && json_int(r, "ts") == prev_last_ts)
       TEST_FAIL("ts %lld straddles two pages: \"%s\"", prev_last_ts, r);
     tks_buf_append(&all, r, more ? (size_t)(more - r) : strlen(r));
     if (!more) {
@@ -342,6 +343,7 @@ static char *follow_pages(const struct tks_daemon *d, const char *sym, int64_t f
     const char *last_row = r;
     for (char *p = r; (p = strstr(p, "\n{")); p++) last_row = p + 1;
     prev_last_ts = json_int(last_row, "ts");
+    have_prev = true;
     if (next <= prev_last_ts)
       TEST_FAIL("next_from %lld is not after the last row's ts %lld", next, prev_last_ts);
     from = next;
@@ -528,7 +530,9 @@ TEST(every_bad_request_gets_an_error_and_the_connection_keeps_working) {
       {"range AAPL abc 10",
        "bad time 'abc' (want ns since the epoch or ISO-8601 like 2026-11-25T14:30:00Z)"},
       {"range AAPL 0 abc", "bad time 'abc'"},
-      {"range AAPL -5 10", "bad time '-5'"},
+      {"range AAPL --5 10", "bad time '--5'"},
+      {"range AAPL - 10", "bad time '-'"},
+      {"range AAPL -9223372036854775809 1", "bad time '-9223372036854775809': out of range"},
       {"range AAPL 2026-11-25T14:30:00 10", "bad time '2026-11-25T14:30:00': no time zone"},
       {"range AAPL 2026-02-30 2026-03-01", "bad time '2026-02-30'"},
       {"range AAPL 99999999999999999999 1", "bad time"},
@@ -691,6 +695,75 @@ TEST(cli_range_all_follows_every_page) {
   ASSERT_STR_EQ(r.out, want);
   free(want);
   cmd_result_finish(&r);
+  stop_cleanly(&d);
+}
+
+/* rows holds every tick of sorted[0..n) with from <= ts < to exactly once
+ * (told apart by volume = index + 1), in ts order. */
+static void expect_each_once(const char *what, const char *rows, const struct tk *sorted, int n,
+                             int64_t from, int64_t to) {
+  bool seen[64] = {false};
+  ASSERT(n <= 64);
+  int want = 0, got = 0;
+  for (int i = 0; i < n; i++) want += sorted[i].ts >= from && sorted[i].ts < to;
+  long long prev = INT64_MIN;
+  for (const char *p = rows; *p; p = strchr(p, '\n') + 1, got++) {
+    long long v = json_int(p, "volume"), ts = json_int(p, "ts");
+    if (v < 1 || v > n || seen[v - 1]) TEST_FAIL("%s: volume %lld twice or unknown", what, v);
+    seen[v - 1] = true;
+    if (ts != sorted[v - 1].ts) TEST_FAIL("%s: volume %lld with ts %lld", what, v, ts);
+    if (ts < from || ts >= to) TEST_FAIL("%s: ts %lld outside the range", what, ts);
+    if (ts < prev) TEST_FAIL("%s: ts went back from %lld to %lld", what, prev, ts);
+    prev = ts;
+  }
+  if (got != want) TEST_FAIL("%s: %d rows, want %d: \"%s\"", what, got, want, rows);
+}
+
+TEST(range_pages_across_negative_timestamps_with_every_tick_once_in_order) {
+  struct tks_daemon d;
+  daemon_start(&d, "query:\n  max_rows: 3\n");
+  /* 40 ticks from before the epoch (INT64_MIN included) to after it, runs
+   * of equal ts among them, volume = 1..40 in ts order, sent shuffled. */
+  static const int64_t ts[] = {INT64_MIN,   INT64_MIN + 1,
+                               -TS0,        -TS0,
+                               -TS0,        -1000000001,
+                               -1000000000, -1000000000,
+                               -2,          -1,
+                               -1,          -1,
+                               -1,          0,
+                               0,           1,
+                               2,           3,
+                               999,         TS0};
+  enum { N = 2 * TKS_ARRAY_SIZE(ts) };
+  struct tk sorted[N], sent[N];
+  for (int i = 0; i < N; i++)
+    sorted[i] = (struct tk){"NEG", ts[i / 2], "1.5", i + 1, "R", NULL, -1, false};
+  for (int i = 0; i < N; i++) sent[i] = sorted[(i * 7) % N]; /* 7 is prime to 40 */
+  send_tks(&d, sent, N, N);
+  /* From INT64_MIN itself (the lowest FROM there is) and through the CLI. */
+  int pages;
+  char *all = follow_pages(&d, "NEG", INT64_MIN, INT64_MAX, 3, &pages);
+  expect_each_once("pages from INT64_MIN", all, sorted, N, INT64_MIN, INT64_MAX);
+  ASSERT(pages > N / 9); /* it did page (runs of up to 8 make a page longer than 3) */
+  free(all);
+  /* Pages that start on a negative next_from, and an ISO bound before 1970. */
+  char *r = queryf(&d, "range NEG %lld 0 2", (long long)-TS0);
+  ASSERT_CONTAINS(r, "{\"more\":true,\"next_from\":-1000000001,\"returned\":6}\n");
+  free(r);
+  r = query(&d, "range NEG 1969-12-31T23:59:59Z -999999999");
+  ASSERT_EQ(count_lines(r), 4); /* -1000000000 twice, -1000000000 twice */
+  ASSERT_CONTAINS(r, "\"ts\":-1000000000,");
+  ASSERT_NOT_CONTAINS(r, "\"ts\":-1000000001,");
+  free(r);
+  struct cmd_result cr;
+  cli(&d, &cr, "range", "NEG", "-9223372036854775808", "9223372036854775807", "--all", NULL);
+  expect_exit(&cr, 0, "range --all over negative ts");
+  expect_each_once("range --all", cr.out, sorted, N, INT64_MIN, INT64_MAX);
+  cmd_result_finish(&cr);
+  cli(&d, &cr, "range", "NEG", "-1000000000", "1", "2", "--all", NULL);
+  expect_exit(&cr, 0, "range --all from a negative FROM");
+  expect_each_once("range --all from -1000000000", cr.out, sorted, N, -1000000000, 1);
+  cmd_result_finish(&cr);
   stop_cleanly(&d);
 }
 

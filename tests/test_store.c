@@ -354,6 +354,54 @@ TEST(evict_oldest_keeps_the_newest_ticks_of_every_symbol_in_time_order) {
   teardown(&f);
 }
 
+/* An object with 1 + extra fields: ts as key 1, then keys 2.. . */
+static struct tks_dynobj *obj_sized(struct fixture *f, int64_t ts, unsigned extra) {
+  struct tks_dynobj *o = tks_store_new_dynobj(f->st, 1 + extra, 0);
+  ASSERT(o);
+  struct tks_value v = {.type = TKS_V_INT, .v.i = ts};
+  for (unsigned k = 0; k <= extra; k++) ASSERT_EQ(tks_dynobj_put(o, 1 + k, &v), 0);
+  return o;
+}
+
+TEST(eviction_reports_the_bytes_the_slab_got_back) {
+  struct fixture f;
+  setup(&f);
+  /* Slotted, overflow and dynamic ticks, objects of several sizes (and so
+   * of several slab classes, whose chunks are larger than the objects). */
+  for (int i = 0; i < 6000; i++) {
+    uint32_t sym = 1 + (uint32_t)(i % 7);
+    struct rec r = {.ts = i, .price = 1, .volume = i, .ticker = sym};
+    if (i % 3 == 0)
+      ASSERT_EQ(tks_store_append(f.st, &r), 0);
+    else if (i % 3 == 1)
+      ASSERT_EQ(tks_store_append_overflow(f.st, &r, obj_sized(&f, i, (unsigned)i % 5)), 0);
+    else
+      ASSERT_EQ(tks_store_append_dynamic(f.st, sym, i, obj_sized(&f, i, (unsigned)i % 9)), 0);
+  }
+  /* evict_oldest's answer, and the evicted-bytes counter, against the slab
+   * bytes in use before and after, slice after slice. */
+  static const uint64_t slices[] = {1, 5000, 30000, 100000};
+  for (size_t k = 0; k < TKS_ARRAY_SIZE(slices); k++) {
+    uint64_t used0 = tks_slab_bytes_used(f.slab), ev0 = tks_store_evicted_bytes(f.st);
+    uint64_t freed = tks_store_evict_oldest(f.st, slices[k]);
+    ASSERT(freed >= slices[k]);
+    ASSERT_U64_EQ(used0 - tks_slab_bytes_used(f.slab), freed);
+    ASSERT_U64_EQ(tks_store_evicted_bytes(f.st) - ev0, freed);
+  }
+  /* The retention path: evict_before counts into the same figure. */
+  uint64_t used0 = tks_slab_bytes_used(f.slab), ev0 = tks_store_evicted_bytes(f.st);
+  ASSERT(tks_store_evict_before(f.st, 4000) > 0);
+  ASSERT(tks_store_evicted_bytes(f.st) > ev0);
+  ASSERT_U64_EQ(used0 - tks_slab_bytes_used(f.slab), tks_store_evicted_bytes(f.st) - ev0);
+  /* And the rest. */
+  used0 = tks_slab_bytes_used(f.slab);
+  uint64_t freed = tks_store_evict_oldest(f.st, UINT64_MAX);
+  ASSERT_U64_EQ(used0 - tks_slab_bytes_used(f.slab), freed);
+  ASSERT_U64_EQ(tks_slab_bytes_used(f.slab), 0);
+  ASSERT_EQ(tks_store_ticks(f.st), 0);
+  teardown(&f);
+}
+
 TEST(evicting_everything_returns_every_chunk_and_object) {
   struct fixture f;
   setup(&f);

@@ -79,7 +79,7 @@ TEST(sizes_and_durations_are_formatted_in_the_largest_exact_unit) {
   ASSERT_STR_EQ(buf, "3G");
 }
 
-TEST(times_take_integer_nanoseconds_without_sign) {
+TEST(times_take_integer_nanoseconds_with_an_optional_minus) {
   int64_t ns = -1;
   ASSERT_EQ(tks_parse_time("0", &ns), 0);
   ASSERT_EQ(ns, 0);
@@ -91,11 +91,41 @@ TEST(times_take_integer_nanoseconds_without_sign) {
   ASSERT_EQ(ns, INT64_MAX);
   ASSERT_EQ(tks_parse_time("9223372036854775808", &ns), -ERANGE);
   ASSERT_EQ(tks_parse_time("99999999999999999999999", &ns), -ERANGE);
-  static const char *const bad[] = {"", "-5", "+5", "-", "1.5", "12abc", " 12", "12 ", "1e9",
-                                    "0x10", "abc", "2026x"};
+  static const char *const bad[] = {"",     "+5",  "-",    "--1",   "-+1",   "+-1",  "- 1",
+                                    "-1-",  "-x",  "1.5",  "-1.5",  "12abc", " 12",  "12 ",
+                                    " -12", "1e9", "0x10", "-0x10", "abc",   "2026x"};
   for (size_t i = 0; i < TKS_ARRAY_SIZE(bad); i++)
     if (tks_parse_time(bad[i], &ns) != -EINVAL) TEST_FAIL("'%s' is not a time", bad[i]);
   ASSERT_EQ(tks_parse_time(NULL, &ns), -EINVAL);
+}
+
+TEST(negative_times_reach_int64_min_and_no_further) {
+  int64_t ns = 7;
+  ASSERT_EQ(tks_parse_time("-1", &ns), 0);
+  ASSERT_EQ(ns, -1);
+  ns = 7;
+  ASSERT_EQ(tks_parse_time("-0", &ns), 0);
+  ASSERT_EQ(ns, 0);
+  ASSERT_EQ(tks_parse_time("-1700000000000000000", &ns), 0);
+  ASSERT_EQ(ns, -1700000000000000000LL);
+  ASSERT_EQ(tks_parse_time("-0000000000000000000000000042", &ns), 0);
+  ASSERT_EQ(ns, -42);
+  ASSERT_EQ(tks_parse_time("-9223372036854775807", &ns), 0);
+  ASSERT_EQ(ns, -INT64_MAX);
+  ASSERT_EQ(tks_parse_time("-9223372036854775808", &ns), 0);
+  ASSERT(ns == INT64_MIN);
+  ns = 7;
+  ASSERT_EQ(tks_parse_time("-9223372036854775809", &ns), -ERANGE);
+  ASSERT_EQ(tks_parse_time("-99999999999999999999999", &ns), -ERANGE);
+  ASSERT_EQ(ns, 7); /* left alone on an error */
+  /* What `range` answers as next_from, printed with PRId64, parses back. */
+  static const int64_t round[] = {INT64_MIN, INT64_MIN + 1, -1000000000, -1, 0, 1, INT64_MAX};
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(round); i++) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRId64, round[i]);
+    ASSERT_EQ(tks_parse_time(buf, &ns), 0);
+    if (ns != round[i]) TEST_FAIL("'%s' parsed as %" PRId64, buf, ns);
+  }
 }
 
 TEST(times_take_iso8601_with_zone_fractions_and_offsets) {
