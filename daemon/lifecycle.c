@@ -82,7 +82,17 @@ static void on_idle_timer(uv_timer_t *t) {
   if (srv->stopping) return;
   uint64_t now = uv_now(srv->loop);
   tks_control_sweep(srv, now);
+  uint64_t timeouts = srv->conns_closed_timeout, slow = srv->conns_closed_slow;
   unsigned n = tks_ingest_sweep(srv, now);
+  /* One line a sweep, whatever the per-connection lines' rate limit dropped. */
+  timeouts = srv->conns_closed_timeout - timeouts;
+  slow = srv->conns_closed_slow - slow;
+  if (timeouts + slow)
+    tks_log(TKS_LOG_INFO,
+            "closed %llu ingest connection%s holding an unfinished message (%llu over "
+            "ingest.message_timeout, %llu under ingest.min_rate)",
+            (unsigned long long)(timeouts + slow), timeouts + slow == 1 ? "" : "s",
+            (unsigned long long)timeouts, (unsigned long long)slow);
   if (n) {
     char d[32];
     lc.idle_closed += n;

@@ -934,6 +934,7 @@ TEST_TIMEOUT(tricklers_holding_every_connection_let_a_good_client_in_and_are_clo
   daemon_expect_stat(&d, "ticks.accepted", 1001, 10000);
   char *log = daemon_log(&d);
   ASSERT_CONTAINS(log, "a message unfinished after");
+  ASSERT_CONTAINS(log, "ingest connections holding an unfinished message ("); /* the summary */
   free(log);
   close(good);
   wire_finish(&w);
