@@ -3,7 +3,9 @@
  * per line and answering each, in order, with one or more lines ended by
  * an empty line.  Requests: ping, stats, stats slabs, stats prometheus,
  * stats text, and the queries of query.c.  When a client shuts down its sending side, every request
- * already read is answered before the connection is closed.
+ * already read is answered before the connection is closed.  A client that
+ * leaves a request line unfinished for ingest.message_timeout is closed
+ * (lifecycle.c's sweep calls tks_control_sweep).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +37,8 @@ struct cconn {
   bool finishing; /* shutting down after the last answer */
   bool in_lines; /* inside handle_lines (a sync answered at once must not re-enter it) */
   bool eof;     /* the client has shut down its side */
+  bool partial; /* c->in ends inside a line, begun at partial_since_ms (uv_now) */
+  uint64_t partial_since_ms;
 };
 
 #define CCONN_OF(l) ((struct cconn *)((char *)(l) - offsetof(struct cconn, link)))
@@ -260,6 +264,7 @@ static void pump(struct cconn *c) {
   if (want && !c->reading) {
     uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
     c->reading = true;
+    c->partial_since_ms = uv_now(c->srv->loop); /* not read meanwhile: its time starts now */
   } else if (!want && c->reading) {
     uv_read_stop((uv_stream_t *)&c->pipe);
     c->reading = false;
@@ -273,6 +278,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       cconn_close(c);
       return;
     }
+    /* The line left unfinished began in this read, unless none ended in it. */
+    bool ended = memchr(buf->base, '\n', (size_t)nread) != NULL;
+    if (ended || !c->partial) c->partial_since_ms = uv_now(c->srv->loop);
+    c->partial = buf->base[nread - 1] != '\n';
     pump(c);
     return;
   }
@@ -350,13 +359,33 @@ int tks_control_start(struct tks_server *srv) {
   mode_t old = umask(0177); /* the socket is born 0600 */
   int r = uv_pipe_bind(&C.pipe, path);
   umask(old);
-  if (r == 0) r = uv_listen((uv_stream_t *)&C.pipe, 64, on_connection);
+  if (r == 0) r = uv_listen((uv_stream_t *)&C.pipe, SOMAXCONN, on_connection);
   if (r) {
     tks_log(TKS_LOG_ERROR, "cannot listen on control socket %s: %s", path, uv_strerror(r));
     return r;
   }
   tks_log(TKS_LOG_INFO, "control socket %s", path);
   return 0;
+}
+
+unsigned tks_control_sweep(struct tks_server *srv, uint64_t now_ms) {
+  uint64_t timeout_ms = (srv->cfg.ingest.message_timeout_ns + 999999) / 1000000;
+  unsigned n = 0;
+  if (!timeout_ms) return 0;
+  for (struct conn_link *l = C.conns.next, *next; l != &C.conns; l = next) {
+    next = l->next;
+    struct cconn *c = CCONN_OF(l);
+    /* Only a line the client could have finished: not one we stopped reading. */
+    if (!c->partial || !c->reading || c->finishing || now_ms - c->partial_since_ms < timeout_ms)
+      continue;
+    tks_log(TKS_LOG_INFO,
+            "closing control connection: a request line unfinished after %llu ms "
+            "(ingest.message_timeout)",
+            (unsigned long long)(now_ms - c->partial_since_ms));
+    cconn_close(c);
+    n++;
+  }
+  return n;
 }
 
 void tks_control_stop(struct tks_server *srv) {

@@ -6,7 +6,8 @@
  *
  *   main.c         options, wiring, signals, the start and stop order
  *   control.c      the control socket: ping, stats, sync, then query.c
- *   lifecycle.c    SIGHUP reload, watchdog, STATUS=, idle ingest clients
+ *   lifecycle.c    SIGHUP reload, watchdog, STATUS=, the sweep of idle and
+ *                  slow clients (ingest.c's and control.c's)
  *   query.c        last, range, symbols, advice
  *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal
  *   durability.c   the journal: writer thread, sync, replay through admit
@@ -78,6 +79,10 @@ struct tks_server {
   uint64_t rejected[TKS_REASON__COUNT];
   uint64_t bytes_received;
   uint64_t conns_current, conns_total, conns_closed_on_error, conns_refused;
+  uint64_t conns_refused_per_ip; /* over ingest.max_connections_per_ip */
+  uint64_t conns_closed_for_new; /* slow or idle, closed at max_connections for a new one */
+  uint64_t conns_closed_timeout; /* a message unfinished for ingest.message_timeout */
+  uint64_t conns_closed_slow;    /* a message unfinished, under ingest.min_rate */
 
   /* Holds: read with tks_server_held, changed with tks_server_hold. */
   unsigned held;
@@ -231,9 +236,14 @@ void tks_ingest_stop(struct tks_server *srv); /* closes the listener and drains 
 /* The on_hold listener: stops reading every client, or processes what was
  * kept and reads on. */
 void tks_ingest_on_hold(struct tks_server *srv, bool held);
-/* Closes ingest clients idle since before now_ms - timeout_ms (uv_now
- * clock).  Returns how many. */
-unsigned tks_ingest_close_idle(struct tks_server *srv, uint64_t now_ms, uint64_t timeout_ms);
+/* The once-a-second sweep (lifecycle.c's timer; now_ms on the uv_now
+ * clock), by srv->cfg.ingest: closes a client holding an unfinished message
+ * for message_timeout (counted connections.closed_timeout) or under
+ * min_rate over a TKS_INGEST_RATE_WINDOW_MS window (closed_slow), and one
+ * silent for idle_timeout.  Nothing while ingest is held (the clients wait
+ * for us).  Returns how many were closed for idle_timeout. */
+#define TKS_INGEST_RATE_WINDOW_MS 5000
+unsigned tks_ingest_sweep(struct tks_server *srv, uint64_t now_ms);
 
 /* ==== query.c: last, range, symbols, advice ============================ */
 
@@ -244,6 +254,9 @@ int tks_query_handle(struct tks_server *srv, const char *line, struct tks_buf *o
 /* ==== control.c: the control socket ==================================== */
 
 int tks_control_start(struct tks_server *srv);
+/* Closes control clients holding an unfinished request line for
+ * ingest.message_timeout (lifecycle.c's sweep).  Returns how many. */
+unsigned tks_control_sweep(struct tks_server *srv, uint64_t now_ms);
 void tks_control_stop(struct tks_server *srv); /* closes it and removes the socket file */
 
 /* ==== lifecycle.c: SIGHUP reload, the systemd watchdog and status ====== */

@@ -3,7 +3,11 @@
  * own buffer (read_buffer bytes), decodes every complete msgpack message in
  * it and appends the ticks to the store, keeping a partial message at the
  * front of the buffer for the next read.  Per-tick problems are counted and
- * the stream goes on; protocol errors close that connection only.
+ * the stream goes on; protocol errors close that connection only.  Slow and
+ * idle clients: a read notes when the unfinished message began, and one
+ * sweep a second (tks_ingest_sweep) closes what is too slow; connections
+ * are limited per address, and a full server makes room by closing the
+ * slowest or longest idle one.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -27,6 +31,12 @@ struct conn {
   bool yielded;            /* stopped for one loop turn so others get theirs */
   unsigned burst;          /* reads since the connection last yielded */
   uint64_t last_active_ms; /* uv_now of the last read */
+  /* An unfinished message at the front of buf: since when, and min_rate's
+   * window (from its first byte, then every TKS_INGEST_RATE_WINDOW_MS). */
+  bool partial;
+  uint64_t partial_since_ms, window_start_ms, window_bytes;
+  struct conn_link ip_link; /* in the bucket of its address */
+  uint8_t ip[16];           /* IPv6, or IPv4 as ::ffff:a.b.c.d */
 };
 
 /* libuv reads a busy stream up to 32 times in one poll; a few reads of
@@ -36,6 +46,8 @@ struct conn {
 #define STOP_DRAIN_NS 3000000000u /* the most a stop spends reading what was queued */
 
 #define CONN_OF(l) ((struct conn *)((char *)(l) - offsetof(struct conn, link)))
+#define IP_BUCKETS 4096  /* connections by address, for max_connections_per_ip */
+#define NO_VICTIM_MS 100 /* a full server that found none to close looks again after this */
 
 /* One server a process: the listener and its connections are file-local. */
 static struct {
@@ -44,23 +56,50 @@ static struct {
   uv_idle_t yield_idle; /* restarts connections that yielded the loop */
   bool yield_started;
   struct conn_link conns; /* list head */
+  struct conn_link by_ip[IP_BUCKETS];
+  uint64_t no_victim_until_ms; /* refuse at max_connections without a scan until then */
 } I = {.conns = {&I.conns, &I.conns}};
 
-static void format_peer(uv_tcp_t *tcp, char *out, size_t outlen) {
+/* The peer as text ("1.2.3.4:5678") and its address as 16 bytes (all
+ * zeros when unknown). */
+static void format_peer(uv_tcp_t *tcp, char *out, size_t outlen, uint8_t ip[16]) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
   snprintf(out, outlen, "?");
+  memset(ip, 0, 16);
   if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) return;
   char host[64];
   if (ss.ss_family == AF_INET) {
     struct sockaddr_in *in = (struct sockaddr_in *)&ss;
     uv_ip4_name(in, host, sizeof host);
     snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
+    ip[10] = ip[11] = 0xff;
+    memcpy(ip + 12, &in->sin_addr, 4);
   } else if (ss.ss_family == AF_INET6) {
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     uv_ip6_name(in6, host, sizeof host);
     snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
+    memcpy(ip, &in6->sin6_addr, 16);
   }
+}
+
+static struct conn *conn_of_ip(struct conn_link *l) {
+  return (struct conn *)((char *)l - offsetof(struct conn, ip_link));
+}
+
+static struct conn_link *ip_bucket(const uint8_t ip[16]) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (int i = 0; i < 16; i++) h = (h ^ ip[i]) * 16777619u;
+  return &I.by_ip[h & (IP_BUCKETS - 1)];
+}
+
+/* Open connections from ip, counted up to limit. */
+static unsigned count_from(const uint8_t ip[16], unsigned limit) {
+  struct conn_link *head = ip_bucket(ip);
+  unsigned n = 0;
+  for (struct conn_link *l = head->next; l != head && n < limit; l = l->next)
+    if (memcmp(conn_of_ip(l)->ip, ip, 16) == 0) n++;
+  return n;
 }
 
 static void on_conn_closed(uv_handle_t *h) {
@@ -74,6 +113,7 @@ static void conn_close(struct conn *c) {
   c->closing = true;
   c->srv->conns_current--;
   conn_list_del(&c->link);
+  conn_list_del(&c->ip_link);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -163,6 +203,19 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+/* After process(): what is left of c->buf (had bytes before) is an
+ * unfinished message, begun at now unless it was there before and nothing
+ * was consumed. */
+static void note_partial(struct conn *c, size_t had, uint64_t now) {
+  if (c->len == 0) {
+    c->partial = false;
+  } else if (!c->partial || c->len < had) {
+    c->partial = true;
+    c->partial_since_ms = c->window_start_ms = now;
+    c->window_bytes = c->len;
+  }
+}
+
 /* One loop turn later: the connections that yielded read on. */
 static void on_yield_idle(uv_idle_t *h) {
   struct tks_server *srv = h->data;
@@ -186,7 +239,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->len += (size_t)nread;
     c->srv->bytes_received += (uint64_t)nread;
     c->last_active_ms = uv_now(c->srv->loop);
-    process(c);
+    c->window_bytes += (uint64_t)nread;
+    size_t had = c->len;
+    if (process(c)) note_partial(c, had, c->last_active_ms);
     if (!c->closing && c->reading && !c->srv->held && ++c->burst >= READ_BURST) {
       uv_read_stop((uv_stream_t *)&c->tcp);
       c->reading = false;
@@ -210,6 +265,58 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   conn_close(c);
 }
 
+/* The yardstick of slow and idle at max_connections: message_timeout, or
+ * its default when it is off. */
+static uint64_t evict_after_ms(const struct tks_server *srv) {
+  uint64_t ns = srv->cfg.ingest.message_timeout_ns;
+  return ns ? (ns + 999999) / 1000000 : 10000;
+}
+
+/* max_connections are open: closes the connection holding an unfinished
+ * message longest, if for over a quarter of the yardstick, else the one
+ * silent longest, if for over the yardstick, to let newcomer in.  Returns
+ * whether one was closed.  A held ingest has none to close (every client
+ * waits for us), and after a scan that found none the next comes only
+ * NO_VICTIM_MS later, so a flood of connects costs no scan each. */
+static bool make_room(struct tks_server *srv, const char *newcomer) {
+  uint64_t now = uv_now(srv->loop);
+  if (srv->held || now < I.no_victim_until_ms) return false;
+  uint64_t yard = evict_after_ms(srv), slow_age = 0, idle_age = 0;
+  struct conn *slow = NULL, *idle = NULL;
+  for (struct conn_link *l = I.conns.next; l != &I.conns; l = l->next) {
+    struct conn *c = CONN_OF(l);
+    uint64_t age = c->partial ? now - c->partial_since_ms : 0;
+    uint64_t silent = now - c->last_active_ms;
+    if (c->partial && age * 4 > yard && age > slow_age) {
+      slow = c;
+      slow_age = age;
+    } else if (silent > yard && silent > idle_age) {
+      idle = c;
+      idle_age = silent;
+    }
+  }
+  struct conn *v = slow ? slow : idle;
+  if (!v) {
+    I.no_victim_until_ms = now + NO_VICTIM_MS;
+    return false;
+  }
+  if (v == slow)
+    tks_server_log_limited(srv,
+                           "closing ingest connection from %s for one from %s: a message of %zu "
+                           "bytes unfinished for %llu ms (max_connections %u reached)",
+                           v->peer, newcomer, v->len, (unsigned long long)slow_age,
+                           srv->cfg.ingest.max_connections);
+  else
+    tks_server_log_limited(srv,
+                           "closing ingest connection from %s for one from %s: silent for %llu ms "
+                           "(max_connections %u reached)",
+                           v->peer, newcomer, (unsigned long long)idle_age,
+                           srv->cfg.ingest.max_connections);
+  srv->conns_closed_for_new++;
+  conn_close(v);
+  return true;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   struct tks_server *srv = server->data;
   if (status < 0) {
@@ -228,8 +335,22 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     return;
   }
-  format_peer(&c->tcp, c->peer, sizeof c->peer);
-  if (srv->conns_current >= srv->cfg.ingest.max_connections || srv->stopping) {
+  format_peer(&c->tcp, c->peer, sizeof c->peer, c->ip);
+  conn_list_init(&c->ip_link);
+  unsigned per_ip = srv->cfg.ingest.max_connections_per_ip;
+  if (per_ip && !srv->stopping && count_from(c->ip, per_ip) >= per_ip) {
+    srv->conns_refused_per_ip++;
+    tks_server_log_limited(srv,
+                           "refusing ingest connection from %s: %u connections from that address "
+                           "open (max_connections_per_ip)",
+                           c->peer, per_ip);
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    return;
+  }
+  uint64_t max = srv->cfg.ingest.max_connections;
+  if (srv->stopping || srv->conns_current > max ||
+      (srv->conns_current == max && !make_room(srv, c->peer))) {
     srv->conns_refused++;
     tks_server_log_limited(srv, "refusing ingest connection from %s: %llu connections open (max_connections)",
                            c->peer, (unsigned long long)srv->conns_current);
@@ -248,6 +369,7 @@ static void on_connection(uv_stream_t *server, int status) {
   srv->conns_current++;
   srv->conns_total++;
   conn_list_add(&I.conns, &c->link);
+  conn_list_add(ip_bucket(c->ip), &c->ip_link);
   c->last_active_ms = uv_now(srv->loop);
   tks_log(TKS_LOG_DEBUG, "ingest connection from %s", c->peer);
   if (!srv->held) {
@@ -265,6 +387,9 @@ void tks_ingest_on_hold(struct tks_server *srv, bool held) {
       next = l->next;
       struct conn *c = CONN_OF(l);
       if (c->len && !process(c)) continue;
+      /* What is left waited for us: its time starts now. */
+      c->partial = false;
+      note_partial(c, c->len, uv_now(srv->loop));
       if (!srv->held && !c->reading && c->len < c->cap) {
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         c->reading = true;
@@ -283,13 +408,52 @@ void tks_ingest_on_hold(struct tks_server *srv, bool held) {
   }
 }
 
-unsigned tks_ingest_close_idle(struct tks_server *srv, uint64_t now_ms, uint64_t timeout_ms) {
+/* Closes c if its unfinished message is over message_timeout or under
+ * min_rate; returns whether it did. */
+static bool close_if_slow(struct conn *c, uint64_t now, uint64_t message_ms, uint64_t rate) {
+  struct tks_server *srv = c->srv;
+  uint64_t age = now - c->partial_since_ms;
+  if (message_ms && age >= message_ms) {
+    srv->conns_closed_timeout++;
+    tks_server_log_limited(srv,
+                           "closing ingest connection from %s: a message unfinished after %llu ms "
+                           "(%zu bytes of it; message_timeout)",
+                           c->peer, (unsigned long long)age, c->len);
+    conn_close(c);
+    return true;
+  }
+  uint64_t span = now - c->window_start_ms;
+  if (!rate || span < TKS_INGEST_RATE_WINDOW_MS) return false;
+  if (c->window_bytes * 1000 < rate * span) {
+    srv->conns_closed_slow++;
+    tks_server_log_limited(
+        srv,
+        "closing ingest connection from %s: %llu bytes in %llu ms of an "
+        "unfinished message (%zu bytes so far, %llu ms), under min_rate %llu B/s",
+        c->peer, (unsigned long long)c->window_bytes, (unsigned long long)span, c->len,
+        (unsigned long long)age, (unsigned long long)rate);
+    conn_close(c);
+    return true;
+  }
+  c->window_start_ms = now;
+  c->window_bytes = 0;
+  return false;
+}
+
+unsigned tks_ingest_sweep(struct tks_server *srv, uint64_t now_ms) {
+  /* A client held back by backpressure is neither slow nor idle: it is
+   * waiting for us. */
+  if (srv->held) return 0;
+  const struct tks_config *cfg = &srv->cfg;
+  uint64_t timeout_ms = (cfg->ingest.idle_timeout_ns + 999999) / 1000000;
+  uint64_t message_ms = (cfg->ingest.message_timeout_ns + 999999) / 1000000;
+  uint64_t rate = cfg->ingest.min_rate;
   unsigned n = 0;
   for (struct conn_link *l = I.conns.next, *next; l != &I.conns; l = next) {
     next = l->next;
     struct conn *c = CONN_OF(l);
-    /* A client held back by backpressure is not idle: it is waiting for us. */
-    if (srv->held || now_ms - c->last_active_ms < timeout_ms) continue;
+    if (c->partial && close_if_slow(c, now_ms, message_ms, rate)) continue;
+    if (!timeout_ms || now_ms - c->last_active_ms < timeout_ms) continue;
     tks_log(TKS_LOG_INFO, "closing idle ingest connection from %s (nothing for %llu ms)", c->peer,
             (unsigned long long)(now_ms - c->last_active_ms));
     conn_close(c);
@@ -308,6 +472,7 @@ int tks_ingest_start(struct tks_server *srv) {
     tks_log(TKS_LOG_ERROR, "ingest.listen %s: %s", cfg->ingest.listen, uv_strerror(r));
     return r;
   }
+  for (unsigned i = 0; i < IP_BUCKETS; i++) conn_list_init(&I.by_ip[i]);
   uv_idle_init(srv->loop, &I.yield_idle);
   I.yield_idle.data = srv;
   I.yield_started = true;
@@ -315,7 +480,7 @@ int tks_ingest_start(struct tks_server *srv) {
   I.listener.data = srv;
   I.listener_open = true;
   r = uv_tcp_bind(&I.listener, (struct sockaddr *)&ss, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&I.listener, 511, on_connection);
+  if (r == 0) r = uv_listen((uv_stream_t *)&I.listener, SOMAXCONN, on_connection);
   if (r) {
     tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s", cfg->ingest.listen, uv_strerror(r));
     return r;

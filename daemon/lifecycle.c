@@ -5,7 +5,9 @@
  * each key in lib/config.c's table), refusing every other change with one
  * log line; sd_notify RELOADING=1/READY=1 around it;
  * WATCHDOG=1 at half of $WATCHDOG_USEC; a STATUS= line every 10 s; and
- * closing ingest clients silent for longer than ingest.idle_timeout.
+ * a sweep a second of the clients: ingest ones silent for longer than
+ * ingest.idle_timeout or slow (message_timeout, min_rate), control ones
+ * with a request line unfinished for message_timeout.
  * There is one server a process, so the state here is file-static.
  */
 #include <errno.h>
@@ -72,14 +74,25 @@ static void on_watchdog_timer(uv_timer_t *t) {
   tks_notify("WATCHDOG=1");
 }
 
-/* ---- idle clients ----------------------------------------------------- */
+/* ---- idle and slow clients -------------------------------------------- */
 
 static void on_idle_timer(uv_timer_t *t) {
   struct tks_server *srv = t->data;
   uint64_t timeout_ns = srv->cfg.ingest.idle_timeout_ns;
-  if (srv->stopping || timeout_ns == 0) return;
-  uint64_t timeout_ms = (timeout_ns + 999999) / 1000000;
-  unsigned n = tks_ingest_close_idle(srv, uv_now(srv->loop), timeout_ms);
+  if (srv->stopping) return;
+  uint64_t now = uv_now(srv->loop);
+  tks_control_sweep(srv, now);
+  uint64_t timeouts = srv->conns_closed_timeout, slow = srv->conns_closed_slow;
+  unsigned n = tks_ingest_sweep(srv, now);
+  /* One line a sweep, whatever the per-connection lines' rate limit dropped. */
+  timeouts = srv->conns_closed_timeout - timeouts;
+  slow = srv->conns_closed_slow - slow;
+  if (timeouts + slow)
+    tks_log(TKS_LOG_INFO,
+            "closed %llu ingest connection%s holding an unfinished message (%llu over "
+            "ingest.message_timeout, %llu under ingest.min_rate)",
+            (unsigned long long)(timeouts + slow), timeouts + slow == 1 ? "" : "s",
+            (unsigned long long)timeouts, (unsigned long long)slow);
   if (n) {
     char d[32];
     lc.idle_closed += n;
@@ -89,9 +102,12 @@ static void on_idle_timer(uv_timer_t *t) {
   }
 }
 
-/* Runs the idle check while ingest.idle_timeout is set. */
+/* Runs the sweep while ingest.idle_timeout, message_timeout or min_rate is set. */
 static void idle_update(struct tks_server *srv) {
-  bool want = srv->cfg.ingest.idle_timeout_ns > 0 && !srv->stopping;
+  const struct tks_config *cfg = &srv->cfg;
+  bool want = (cfg->ingest.idle_timeout_ns > 0 || cfg->ingest.message_timeout_ns > 0 ||
+               cfg->ingest.min_rate > 0) &&
+              !srv->stopping;
   if (want && !lc.idle_running)
     uv_timer_start(&lc.idle_timer, on_idle_timer, IDLE_CHECK_MS, IDLE_CHECK_MS);
   else if (!want && lc.idle_running)

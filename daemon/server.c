@@ -211,6 +211,18 @@ static const struct tks_stat ST_CONNECTIONS_CLOSED_ON_ERROR = TKS_STAT(
     "connections.closed_on_error", COUNTER, NONE, "Ingest connections closed for a protocol error");
 static const struct tks_stat ST_CONNECTIONS_REFUSED = TKS_STAT(
     "connections.refused", COUNTER, NONE, "Ingest connections closed at once (max_connections)");
+static const struct tks_stat ST_CONNECTIONS_REFUSED_PER_IP = TKS_STAT(
+    "connections.refused_per_ip", COUNTER, NONE,
+    "Ingest connections closed at once (max_connections_per_ip from their address)");
+static const struct tks_stat ST_CONNECTIONS_CLOSED_FOR_NEW = TKS_STAT(
+    "connections.closed_for_new", COUNTER, NONE,
+    "Slow or idle ingest connections closed to let a new one in (max_connections)");
+static const struct tks_stat ST_CONNECTIONS_CLOSED_TIMEOUT = TKS_STAT(
+    "connections.closed_timeout", COUNTER, NONE,
+    "Ingest connections closed holding an unfinished message (message_timeout)");
+static const struct tks_stat ST_CONNECTIONS_CLOSED_SLOW = TKS_STAT(
+    "connections.closed_slow", COUNTER, NONE,
+    "Ingest connections closed sending an unfinished message too slowly (min_rate)");
 static const struct tks_stat ST_MEMORY_RSS_BYTES = TKS_STAT(
     "memory.rss_bytes", GAUGE, BYTES, "Resident set size of the process (from /proc)");
 static const struct tks_stat ST_MEMORY_SLAB_BYTES = TKS_STAT("memory.slab_bytes", GAUGE, BYTES,
@@ -339,6 +351,10 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   tks_stat_u64(st, &ST_CONNECTIONS_TOTAL, srv->conns_total);
   tks_stat_u64(st, &ST_CONNECTIONS_CLOSED_ON_ERROR, srv->conns_closed_on_error);
   tks_stat_u64(st, &ST_CONNECTIONS_REFUSED, srv->conns_refused);
+  tks_stat_u64(st, &ST_CONNECTIONS_REFUSED_PER_IP, srv->conns_refused_per_ip);
+  tks_stat_u64(st, &ST_CONNECTIONS_CLOSED_FOR_NEW, srv->conns_closed_for_new);
+  tks_stat_u64(st, &ST_CONNECTIONS_CLOSED_TIMEOUT, srv->conns_closed_timeout);
+  tks_stat_u64(st, &ST_CONNECTIONS_CLOSED_SLOW, srv->conns_closed_slow);
 
   uint64_t slab = tks_slab_bytes_allocated(srv->slab);
   uint64_t total = total_bytes(srv);

@@ -56,6 +56,9 @@ struct tks_config {
     uint32_t max_message_bytes;  /* default 65536, 64..64 MiB */
     uint32_t read_buffer_bytes;  /* default 256 KiB: per-connection read buffer */
     uint64_t idle_timeout_ns;    /* default 0: none; close a client silent this long */
+    uint64_t message_timeout_ns; /* default 10 s; 0: none; a message whole within it */
+    uint32_t min_rate;           /* default 1 KiB: bytes/s while a message is unfinished */
+    uint32_t max_connections_per_ip; /* default 0: no limit */
   } ingest;
 
   struct {
@@ -123,7 +126,7 @@ enum tks_reload {
   TKS_RELOAD_LOG,     /* copied, then the log threshold is set */
   TKS_RELOAD_JOURNAL, /* copied, then the journal writer takes the section */
   TKS_RELOAD_LIMITS,  /* copied, then the memory limits take the section */
-  TKS_RELOAD_IDLE,    /* copied, then the idle-client check is started or stopped */
+  TKS_RELOAD_IDLE,    /* copied, then the client sweep (idle, slow) is started or stopped */
 };
 
 struct tks_config_key {

@@ -281,6 +281,9 @@ TEST(each_key_set_alone_changes_only_its_own_field) {
       {"ingest.max_message_bytes", "ingest: {max_message_bytes: 1KiB}", "1KiB"},
       {"ingest.read_buffer", "ingest: {read_buffer: 1GiB}", "1GiB"},
       {"ingest.idle_timeout", "ingest: {idle_timeout: 90s}", "90s"},
+      {"ingest.message_timeout", "ingest: {message_timeout: 2s}", "2s"},
+      {"ingest.min_rate", "ingest: {min_rate: 64KiB}", "64KiB"},
+      {"ingest.max_connections_per_ip", "ingest: {max_connections_per_ip: 8}", "8"},
       {"control.socket", "control: {socket: /tmp/x.sock}", "/tmp/x.sock"},
       {"store.mode", "store: {mode: fallback}", "fallback"},
       {"store.page_size", "store: {page_size: 64KiB}", "64KiB"},
@@ -847,7 +850,8 @@ TEST(log_level_is_one_of_four) {
 TEST(unknown_key_is_reported_with_line_and_column) {
   EXPECT_ERROR("ingest:\n  listen: 127.0.0.1:7070\n  max_conection: 5\n",
                "x.yaml:3:3: unknown key 'max_conection' in 'ingest' (known: listen, "
-               "max_connections, max_message_bytes, read_buffer, idle_timeout)");
+               "max_connections, max_message_bytes, read_buffer, idle_timeout, message_timeout, "
+               "min_rate, max_connections_per_ip)");
   EXPECT_ERROR("log: {level: info}\nreplication:\n  dir: /tmp\n",
                "x.yaml:2:1: unknown key 'replication' at the top level (known: ingest, control, "
                "store, schema, journal, limits, query, log)");

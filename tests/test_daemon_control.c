@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -521,6 +522,68 @@ TEST(idle_and_half_written_clients_do_not_block_others) {
   ASSERT_CONTAINS(r, "ticks.accepted ");
   free(r);
   for (int i = 0; i < 100; i++) close(fds[i]);
+  stop_cleanly(&d);
+}
+
+TEST(control_socket_takes_200_simultaneous_connects) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  /* Stopped, the daemon accepts none: all 200 wait in the listen backlog
+   * (non-blocking connects fail with EAGAIN once it is full). */
+  ASSERT_EQ(kill(d.pid, SIGSTOP), 0);
+  int fds[200], refused = 0, err = 0;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  strcpy(sa.sun_path, d.sock);
+  for (int i = 0; i < 200; i++) {
+    fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    ASSERT(fds[i] >= 0);
+    if (connect(fds[i], (struct sockaddr *)&sa, sizeof sa) < 0) {
+      refused++;
+      err = errno;
+      close(fds[i]);
+      fds[i] = -1;
+    }
+  }
+  ASSERT_EQ(kill(d.pid, SIGCONT), 0);
+  if (refused) TEST_FAIL("%d of 200 connects refused (%s)", refused, strerror(err));
+  for (int i = 0; i < 200; i++) {
+    fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) & ~O_NONBLOCK);
+    ASSERT_EQ(send_all(fds[i], "ping\n", 5), 0);
+  }
+  for (int i = 0; i < 200; i++) {
+    char *r = read_until(fds[i], "\n\n", 1, HARNESS_IO_MS, NULL);
+    ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+    free(r);
+    close(fds[i]);
+  }
+  stop_cleanly(&d);
+}
+
+TEST(control_client_holding_half_a_request_line_is_closed_after_message_timeout) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  message_timeout: 1s\n", NULL);
+  int half = control_connect(d.sock);
+  int quiet = control_connect(d.sock); /* between requests: left alone */
+  ASSERT(half >= 0 && quiet >= 0);
+  ASSERT_EQ(send_all(half, "sta", 3), 0);
+  ASSERT_EQ(send_all(quiet, "ping\n", 5), 0);
+  char *r = read_until(quiet, "\n\n", 1, HARNESS_IO_MS, NULL);
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  bool eof = false;
+  r = read_until(half, "\n\n", 1, 8000, &eof);
+  if (!eof) TEST_FAIL("the half-written request was not closed within 8 s; got '%s'", r);
+  ASSERT_STR_EQ(r, "");
+  free(r);
+  ASSERT_EQ(send_all(quiet, "ping\n", 5), 0);
+  r = read_until(quiet, "\n\n", 1, HARNESS_IO_MS, NULL);
+  ASSERT_STR_EQ(r, "{\"ok\":true}\n\n");
+  free(r);
+  char *log = daemon_log(&d);
+  ASSERT_CONTAINS(log, "closing control connection: a request line unfinished after");
+  free(log);
+  close(half);
+  close(quiet);
   stop_cleanly(&d);
 }
 

@@ -6,14 +6,15 @@
  * connections.  Hostile input (garbage, huge length prefixes, deep nesting,
  * random bytes) must be refused, counted, and never take the daemon down.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <msgpack.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "util.h"
@@ -828,6 +829,278 @@ TEST(ingest_listens_on_ipv6_loopback) {
   send_good_tick(fd, "V6", TS0);
   daemon_expect_stat(&d, "ticks.accepted", 1, 10000);
   close(fd);
+  stop_cleanly(&d);
+}
+
+/* ---- slow and idle clients ---- */
+
+/* The first bytes of one tick whose flags run to 300 bytes: a trickler
+ * never finishes it. */
+static void pack_long_tick(struct wire *w) {
+  char flags[301];
+  memset(flags, 'F', 300);
+  flags[300] = '\0';
+  pack_map_tick(&w->pk, "SLOW", TS0, 1.0, 1, flags);
+}
+
+/* Closed by the daemon?  Reads (and drops) what is there without waiting. */
+static bool peer_closed(int fd) {
+  char buf[256];
+  ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+  return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* A child process sends one byte of msg to each of the n fds every
+ * every_ms, until the daemon closes them or bound_ms pass.  Its exit
+ * status is the number still open at the end (0: all closed in time). */
+static pid_t trickle(const int *fds, int n, const struct wire *msg, int every_ms, int bound_ms) {
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid > 0) return pid;
+  bool *open = calloc((size_t)n, sizeof *open);
+  int left = n;
+  for (int i = 0; i < n; i++) open[i] = true;
+  uint64_t end = now_ms() + (uint64_t)bound_ms;
+  for (size_t off = 0; left > 0 && now_ms() < end; off++) {
+    for (int i = 0; i < n; i++) {
+      if (!open[i]) continue;
+      if (peer_closed(fds[i]) || off >= msg->sb.size ||
+          send(fds[i], msg->sb.data + off, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+        open[i] = false;
+        left--;
+      }
+    }
+    sleep_ms(every_ms);
+  }
+  _exit(left > 255 ? 255 : left); /* _exit: the test's cleanup belongs to the parent */
+}
+
+/* The trickler's exit status, waiting at most timeout_ms; -1 if it did not end. */
+static int wait_child(pid_t pid, int timeout_ms) {
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  int status;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (now_ms() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    sleep_ms(50);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+#define TRICKLERS 100
+
+TEST_TIMEOUT(tricklers_holding_every_connection_let_a_good_client_in_and_are_closed, 120) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  max_connections: 100\n  message_timeout: 2s\n", NULL);
+  int fds[TRICKLERS];
+  for (int i = 0; i < TRICKLERS; i++) fds[i] = daemon_connect_ingest(&d);
+  daemon_expect_stat(&d, "connections.current", TRICKLERS, 10000);
+  struct wire slow;
+  wire_init(&slow);
+  pack_long_tick(&slow);
+  uint64_t start = now_ms();
+  pid_t child = trickle(fds, TRICKLERS, &slow, 200, 20000);
+  for (int i = 0; i < TRICKLERS; i++) close(fds[i]); /* the child holds them */
+  sleep_ms(1000); /* every trickler holds an unfinished message, none is whole */
+
+  int good = daemon_connect_ingest(&d);
+  struct wire w;
+  wire_init(&w);
+  for (int i = 0; i < 1000; i++) pack_map_tick(&w.pk, "GOOD", TS0 + i, 1.0 + i, i, "R");
+  wire_send(good, &w);
+  daemon_expect_stat(&d, "ticks.accepted", 1000, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
+
+  int open = wait_child(child, 30000);
+  uint64_t took = now_ms() - start;
+  if (open != 0)
+    TEST_FAIL("%d of %d tricklers still open after 20 s (message_timeout 2s)", open, TRICKLERS);
+  uint64_t timeout = daemon_stat(&d, "connections.closed_timeout");
+  uint64_t slow_n = daemon_stat(&d, "connections.closed_slow");
+  uint64_t for_new = daemon_stat(&d, "connections.closed_for_new");
+  printf("  100 tricklers closed within %llu ms: %llu message_timeout, %llu min_rate, %llu for the "
+         "good client\n",
+         (unsigned long long)took, (unsigned long long)timeout, (unsigned long long)slow_n,
+         (unsigned long long)for_new);
+  ASSERT_U64_EQ(timeout + slow_n + for_new, TRICKLERS);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.refused"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 1);
+  send_good_tick(good, "GOOD", TS0 + 5000); /* the good client was left alone */
+  daemon_expect_stat(&d, "ticks.accepted", 1001, 10000);
+  char *log = daemon_log(&d);
+  ASSERT_CONTAINS(log, "a message unfinished after");
+  ASSERT_CONTAINS(log, "ingest connections holding an unfinished message ("); /* the summary */
+  free(log);
+  close(good);
+  wire_finish(&w);
+  wire_finish(&slow);
+  stop_cleanly(&d);
+}
+
+TEST(full_server_closes_the_longest_unfinished_message_for_a_new_client) {
+  struct tks_daemon d;
+  /* No timeout closes the trickler: only the room a new client needs. */
+  daemon_start_with(&d, "  max_connections: 3\n  message_timeout: 0\n  min_rate: 0\n", NULL);
+  int busy[2];
+  for (int i = 0; i < 2; i++) {
+    busy[i] = daemon_connect_ingest(&d);
+    send_good_tick(busy[i], "BUSY", TS0 + i);
+  }
+  daemon_expect_stat(&d, "ticks.accepted", 2, 10000);
+  uint64_t received = daemon_stat(&d, "ingest.bytes_received");
+  int half = daemon_connect_ingest(&d);
+  struct wire slow;
+  wire_init(&slow);
+  pack_long_tick(&slow);
+  ASSERT_EQ(send_all(half, slow.sb.data, 20), 0);
+  daemon_expect_stat(&d, "ingest.bytes_received", received + 20, 5000);
+  /* Past a quarter of the yardstick (message_timeout, 10 s when off). */
+  sleep_ms(2700);
+  for (int i = 0; i < 2; i++) send_good_tick(busy[i], "BUSY", TS0 + 10 + i); /* not idle */
+  daemon_expect_stat(&d, "ticks.accepted", 4, 10000);
+  int fresh = daemon_connect_ingest(&d);
+  ASSERT(wait_closed(half, 5000));
+  send_good_tick(fresh, "NEW", TS0);
+  daemon_expect_stat(&d, "ticks.accepted", 5, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_for_new"), 1);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.refused"), 0);
+  char *log = daemon_log(&d);
+  ASSERT_CONTAINS(log, "bytes unfinished for");
+  free(log);
+  /* Now every one is busy and healthy: the next is refused. */
+  int over = daemon_connect_ingest(&d);
+  ASSERT(wait_closed(over, 5000));
+  daemon_expect_stat(&d, "connections.refused", 1, 5000);
+  close(over);
+  close(half);
+  close(fresh);
+  for (int i = 0; i < 2; i++) close(busy[i]);
+  wire_finish(&slow);
+  stop_cleanly(&d);
+}
+
+TEST(full_server_closes_the_longest_silent_client_for_a_new_one) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  max_connections: 2\n  message_timeout: 1s\n", NULL);
+  int quiet = daemon_connect_ingest(&d);
+  send_good_tick(quiet, "QUIET", TS0);
+  daemon_expect_stat(&d, "ticks.accepted", 1, 10000);
+  int other = daemon_connect_ingest(&d);
+  sleep_ms(600);
+  send_good_tick(other, "OTHER", TS0);
+  daemon_expect_stat(&d, "ticks.accepted", 2, 10000);
+  sleep_ms(700); /* quiet: silent for over message_timeout; other: not yet */
+  int fresh = daemon_connect_ingest(&d);
+  ASSERT(wait_closed(quiet, 5000));
+  send_good_tick(fresh, "NEW", TS0);
+  daemon_expect_stat(&d, "ticks.accepted", 3, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_for_new"), 1);
+  char *log = daemon_log(&d);
+  ASSERT_CONTAINS(log, "silent for");
+  free(log);
+  close(quiet);
+  close(other);
+  close(fresh);
+  stop_cleanly(&d);
+}
+
+TEST(connection_over_max_connections_per_ip_is_refused_and_counted) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  max_connections_per_ip: 3\n", NULL);
+  int fds[3];
+  for (int i = 0; i < 3; i++) {
+    fds[i] = daemon_connect_ingest(&d);
+    send_good_tick(fds[i], "IP", TS0 + i);
+  }
+  daemon_expect_stat(&d, "ticks.accepted", 3, 10000);
+  int fourth = daemon_connect_ingest(&d); /* 127.0.0.1 like the others */
+  ASSERT(wait_closed(fourth, 5000));
+  close(fourth);
+  daemon_expect_stat(&d, "connections.refused_per_ip", 1, 5000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.refused"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 3);
+  char *log = daemon_log(&d);
+  ASSERT_CONTAINS(log, "connections from that address open (max_connections_per_ip)");
+  free(log);
+  close(fds[0]);
+  wait_stat_at_most(&d, "connections.current", 2, 5000);
+  fds[0] = daemon_connect_ingest(&d);
+  send_good_tick(fds[0], "IP", TS0 + 10);
+  daemon_expect_stat(&d, "ticks.accepted", 4, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.refused_per_ip"), 1);
+  for (int i = 0; i < 3; i++) close(fds[i]);
+  stop_cleanly(&d);
+}
+
+TEST(half_sent_message_is_closed_after_message_timeout) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  message_timeout: 1s\n  min_rate: 0\n", NULL);
+  int whole = daemon_connect_ingest(&d);
+  send_good_tick(whole, "WHOLE", TS0);
+  struct wire w;
+  wire_init(&w);
+  pack_map_tick(&w.pk, "HALF", TS0, 1.0, 1, "R");
+  int half = daemon_connect_ingest(&d);
+  ASSERT_EQ(send_all(half, w.sb.data, w.sb.size / 2), 0);
+  uint64_t start = now_ms();
+  if (!wait_closed(half, 8000)) TEST_FAIL("the half-sent message was not closed within 8 s");
+  printf("  closed after %llu ms (message_timeout 1s)\n", (unsigned long long)(now_ms() - start));
+  close(half);
+  daemon_expect_stat(&d, "connections.closed_timeout", 1, 5000);
+  char want[64];
+  snprintf(want, sizeof want, "(%zu bytes of it; message_timeout)", w.sb.size / 2);
+  char *log = daemon_log(&d);
+  ASSERT_CONTAINS(log, want);
+  free(log);
+  send_good_tick(whole, "WHOLE", TS0 + 1); /* the other client goes on */
+  daemon_expect_stat(&d, "ticks.accepted", 2, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 1);
+  close(whole);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST(quiet_client_between_whole_messages_is_not_closed_for_slowness) {
+  struct tks_daemon d;
+  /* Timeouts that would close any unfinished message at once. */
+  daemon_start_with(&d, "  message_timeout: 1s\n  min_rate: 64KiB\n", NULL);
+  int fd = daemon_connect_ingest(&d);
+  send_good_tick(fd, "QUIET", TS0);
+  daemon_expect_stat(&d, "ticks.accepted", 1, 10000);
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  /* Longer than message_timeout and than min_rate's 5 s window. */
+  ASSERT_EQ(poll(&pfd, 1, 6500), 0);
+  send_good_tick(fd, "QUIET", TS0 + 1);
+  daemon_expect_stat(&d, "ticks.accepted", 2, 10000);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_timeout"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_slow"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.current"), 1);
+  close(fd);
+  stop_cleanly(&d);
+}
+
+TEST_TIMEOUT(trickler_under_min_rate_is_closed_with_message_timeout_off, 60) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  message_timeout: 0\n  min_rate: 1KiB\n", NULL);
+  int fd = daemon_connect_ingest(&d);
+  struct wire slow;
+  wire_init(&slow);
+  pack_long_tick(&slow);
+  pid_t child = trickle(&fd, 1, &slow, 200, 20000);
+  close(fd);
+  uint64_t start = now_ms();
+  int open = wait_child(child, 30000);
+  if (open != 0) TEST_FAIL("the trickler was not closed within 20 s (min_rate 1KiB, 5 s window)");
+  printf("  closed after %llu ms\n", (unsigned long long)(now_ms() - start));
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_slow"), 1);
+  ASSERT_U64_EQ(daemon_stat(&d, "connections.closed_timeout"), 0);
+  char *log = daemon_log(&d);
+  ASSERT_CONTAINS(log, "under min_rate 1024 B/s");
+  free(log);
+  wire_finish(&slow);
   stop_cleanly(&d);
 }
 
