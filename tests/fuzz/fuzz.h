@@ -18,14 +18,14 @@
 /* libFuzzer's entry point, one a target. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond, ...)                                                 \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
+#define FUZZ_CHECK(cond, ...)                                                  \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                           \
-      fputc('\n', stderr);                                                    \
-      abort();                                                                \
-    }                                                                         \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fputc('\n', stderr);                                                     \
+      abort();                                                                 \
+    }                                                                          \
   } while (0)
 
 /* ts, sym (required), venue (string), bid (f64), qty (u32), live (bool),
@@ -47,8 +47,8 @@ static inline const struct tks_schema *fuzz_schema(unsigned i) {
     tks_schema_default(&schemas[0]);
     static struct tks_config c;
     char err[256];
-    if (tks_config_parse(&c, fuzz_wide_yaml, sizeof fuzz_wide_yaml - 1, "wide", err,
-                         sizeof err) != 0) {
+    if (tks_config_parse(&c, fuzz_wide_yaml, sizeof fuzz_wide_yaml - 1, "wide", err, sizeof err) !=
+        0) {
       fprintf(stderr, "fuzz: the wide schema does not parse: %s\n", err);
       abort();
     }

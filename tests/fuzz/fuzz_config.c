@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   for (size_t i = 0; i < n; i++) {
     const struct tks_config_key *k = &keys[i];
-    if (k->type == TKS_CONFIG_UINT || k->type == TKS_CONFIG_SIZE || k->type == TKS_CONFIG_DURATION) {
+    if (k->type == TKS_CONFIG_UINT || k->type == TKS_CONFIG_SIZE ||
+        k->type == TKS_CONFIG_DURATION) {
       uint64_t v = key_uint(k, &c);
       FUZZ_CHECK(v >= k->min && v <= k->max, "%s = %llu outside %llu..%llu", k->name,
                  (unsigned long long)v, (unsigned long long)k->min, (unsigned long long)k->max);

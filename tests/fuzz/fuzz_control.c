@@ -138,8 +138,8 @@ static void add_tick(struct tks_server *srv, const char *sym, int64_t ts, double
   _Alignas(8) char record[TKS_RECORD_MAX];
   struct tks_dyn_tick dyn;
   struct tks_decode_result res = {.dyn = &dyn};
-  enum tks_decode_status st =
-      tks_decode(&srv->decoder, (const uint8_t *)sb.data, sb.size, ts, record, &res);
+  enum tks_decode_status st = tks_decode(&srv->decoder, (const uint8_t *)sb.data, sb.size, ts,
+                                         record, &res);
   if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
     FUZZ_CHECK(tks_tick_store(&srv->sink, st, record, &dyn) == 0, "store");
     srv->ticks_accepted++;

@@ -78,7 +78,8 @@ static void run_finish(struct run *r) {
   tks_symtab_destroy(r->d.names);
 }
 
-static void check_record(const struct run *r, const char *rec, const struct tks_decode_result *res) {
+static void check_record(const struct run *r, const char *rec,
+                         const struct tks_decode_result *res) {
   const struct tks_schema *s = r->d.schema;
   for (unsigned fi = 0; fi < s->nfields; fi++) {
     const struct tks_field *f = &s->fields[fi];
@@ -86,8 +87,8 @@ static void check_record(const struct run *r, const char *rec, const struct tks_
     uint32_t id;
     memcpy(&id, rec + f->offset, 4);
     const struct tks_symtab *t = f->type == TKS_TYPE_SYMBOL ? r->d.symbols : r->d.strings;
-    FUZZ_CHECK(id == 0 || tks_symtab_name(t, id, NULL) != NULL, "field %s: id %u unknown",
-               f->name, id);
+    FUZZ_CHECK(id == 0 || tks_symtab_name(t, id, NULL) != NULL, "field %s: id %u unknown", f->name,
+               id);
     if ((int)fi == s->symbol_field)
       FUZZ_CHECK(id != 0 && id <= tks_symtab_count(r->d.symbols), "symbol id %u", id);
   }
@@ -131,8 +132,8 @@ static size_t process(struct run *r, const uint8_t *buf, size_t len) {
     FUZZ_CHECK(res.consumed <= avail, "consumed %zu of %zu", res.consumed, avail);
     if (st == TKS_DECODE_NEED_MORE) {
       FUZZ_CHECK(res.consumed == 0, "NEED_MORE consumed %zu", res.consumed);
-      FUZZ_CHECK(avail < r->d.max_message_bytes, "NEED_MORE with %zu bytes pending, max %zu",
-                 avail, r->d.max_message_bytes);
+      FUZZ_CHECK(avail < r->d.max_message_bytes, "NEED_MORE with %zu bytes pending, max %zu", avail,
+                 r->d.max_message_bytes);
       break;
     }
     struct event *e = r->nev < MAX_EVENTS ? &r->ev[r->nev++] : NULL;
