@@ -90,7 +90,7 @@ static int parse_u64(const char *s, uint64_t *v) {
 
 int main(int argc, char **argv) {
   uint64_t count = 1000000, symbols = 100, seed = 1;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) { /* an option and its value */
     uint64_t *dst = strcmp(argv[i], "--count") == 0     ? &count
                     : strcmp(argv[i], "--symbols") == 0 ? &symbols
                     : strcmp(argv[i], "--seed") == 0    ? &seed
@@ -99,7 +99,6 @@ int main(int argc, char **argv) {
       fprintf(stderr, "usage: redis_load [--count N] [--symbols S] [--seed X]\n");
       return 2;
     }
-    i++;
   }
   if (symbols == 0 || symbols > 10000000) {
     fprintf(stderr, "redis_load: --symbols must be 1..10000000\n");

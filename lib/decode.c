@@ -505,6 +505,11 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
   res->detail[0] = '\0';
   res->has_ts = false;
   if (len == 0) return TKS_DECODE_NEED_MORE;
+  /* Nothing past the limit is looked at: a message longer than max is
+   * too_large whatever its later bytes hold and however the stream was cut
+   * into reads (they could otherwise decide another reason, too_deep or
+   * malformed, only when they happened to arrive with the rest). */
+  if (len > max) len = max;
 
   uint8_t b = buf[0];
   int is_map;
@@ -606,12 +611,7 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
   }
 #undef READ
   if (st != TKS_DECODE_OK) return skip_rejected(d, buf, len, res);
-  if (pos > max) {
-    res->reason = TKS_REASON_TOO_LARGE;
-    snprintf(res->detail, sizeof res->detail, "message of %zu bytes", pos);
-    return TKS_DECODE_ERROR;
-  }
-  res->consumed = pos;
+  res->consumed = pos; /* pos <= len <= max */
 
   uint32_t missing = s->required_mask & ~seen;
   if (missing) return reject_field(s, res, TKS_REASON_MISSING_FIELD, __builtin_ctz(missing));

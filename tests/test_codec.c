@@ -483,6 +483,39 @@ TEST(u32_fields_take_0_to_4294967295_and_refuse_the_rest_as_bad_value) {
   }
 }
 
+/* Found by tests/fuzz/fuzz_decode (its corpus keeps the input as
+ * regress-too-deep-past-limit): a message over max_message_bytes is
+ * too_large whatever its bytes past the limit hold and however many of
+ * them came in the same read; before, nesting too deep, or a never-used
+ * byte, past the limit was reported instead when it had arrived. */
+TEST(bytes_past_the_limit_never_decide_the_reason) {
+  uint8_t buf[160];
+  size_t n = 0;
+  /* {"ticker": "AAAA...A" (48 bytes), "price": [[[[...]]]] 20 deep}: the
+   * nesting starts before byte 64 and is too deep only after it. */
+  buf[n++] = 0x82;
+  buf[n++] = 0xa6;
+  memcpy(buf + n, "ticker", 6), n += 6;
+  buf[n++] = 0xd9;
+  buf[n++] = 48;
+  memset(buf + n, 'A', 48), n += 48;
+  buf[n++] = 0xa5;
+  memcpy(buf + n, "price", 5), n += 5;
+  for (int i = 0; i < 20; i++) buf[n++] = 0x91;
+  buf[n++] = 0x01;
+  for (size_t len = 64; len <= n; len++) expect_error(buf, len, 64, TKS_REASON_TOO_LARGE);
+  /* {"ticker": "AAAA...A" (60 bytes), 0xc1}: malformed only past the limit. */
+  n = 0;
+  buf[n++] = 0x82;
+  buf[n++] = 0xa6;
+  memcpy(buf + n, "ticker", 6), n += 6;
+  buf[n++] = 0xd9;
+  buf[n++] = 60;
+  memset(buf + n, 'A', 60), n += 60;
+  buf[n++] = 0xc1;
+  for (size_t len = 64; len <= n; len++) expect_error(buf, len, 64, TKS_REASON_TOO_LARGE);
+}
+
 TEST(split_message_at_every_byte_is_decoded_once) {
   setup(65536);
   start();

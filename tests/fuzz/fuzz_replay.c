@@ -1,0 +1,237 @@
+/*
+ * libFuzzer target: journal replay (lib/journal.c) of a segment made of the
+ * input, in a temporary directory (on /dev/shm where there is one: replay
+ * fsyncs what it cuts).  The first byte chooses the layout:
+ *   0  the rest is the whole segment file, header included;
+ *   1  a valid header ("TKSJRNL1", the sequence), then the rest as is;
+ *   2  a valid header, then frames with good CRCs made of the rest (a
+ *      length byte, then that many payload bytes + 1 each), what is left
+ *      over appended raw (a torn tail);
+ *   3  as 2, but the first frame goes into an older segment of its own and
+ *      the rest into the newest (corruption before the tail is refused);
+ * and bit 2 the decoder's mode (slotted or dynamic).  Each frame is decoded
+ * as the daemon's replay does (a receive time, then msgpack ticks, stored
+ * in a real store).  Checked: refuse and truncate see the same good frames;
+ * both fail only with -EBADMSG and a message; refuse fails where truncate
+ * cuts and nowhere else; after truncate a replay with refuse is clean and
+ * sees the same frames; a well-formed journal replays every frame.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "fuzz.h"
+#include "journal.h"
+#include "slab.h"
+#include "store.h"
+#include "symtab.h"
+#include "tick.h"
+#include "usage.h"
+
+static char dir[64];
+
+struct replay_ctx {
+  struct tks_decoder d;
+  struct tks_tick_sink sink;
+  uint64_t frames, ticks, rejected;
+  uint32_t hash; /* CRC32C of every payload seen, in order */
+};
+
+/* As daemon/durability.c's replay_frame(). */
+static int on_frame(void *arg, const void *payload, size_t len) {
+  struct replay_ctx *rc = arg;
+  FUZZ_CHECK(len > 0 && len <= TKS_JOURNAL_MAX_PAYLOAD, "payload of %zu bytes", len);
+  rc->frames++;
+  rc->hash = tks_crc32c(rc->hash, payload, len);
+  if (len < sizeof(int64_t)) {
+    rc->rejected++;
+    return 0;
+  }
+  int64_t recv_ns;
+  memcpy(&recv_ns, payload, sizeof recv_ns);
+  const uint8_t *p = (const uint8_t *)payload + sizeof recv_ns;
+  size_t n = len - sizeof recv_ns, off = 0;
+  _Alignas(8) char record[TKS_RECORD_MAX];
+  struct tks_dyn_tick dyn;
+  struct tks_decode_result res = {.dyn = &dyn};
+  while (off < n) {
+    enum tks_decode_status st = tks_decode(&rc->d, p + off, n - off, recv_ns, record, &res);
+    FUZZ_CHECK(res.consumed <= n - off, "consumed %zu of %zu", res.consumed, n - off);
+    if (st == TKS_DECODE_NEED_MORE || st == TKS_DECODE_ERROR) {
+      rc->rejected++;
+      break;
+    }
+    FUZZ_CHECK(res.consumed > 0, "status %d consumed nothing", st);
+    off += res.consumed;
+    if (st == TKS_DECODE_REJECT) {
+      rc->rejected++;
+      continue;
+    }
+    if (tks_tick_store(&rc->sink, st, record, &dyn) == 0)
+      rc->ticks++;
+    else
+      rc->rejected++;
+  }
+  return 0;
+}
+
+static void clear_dir(void) {
+  DIR *dp = opendir(dir);
+  FUZZ_CHECK(dp, "opendir %s", dir);
+  struct dirent *e;
+  char path[600];
+  while ((e = readdir(dp)))
+    if (e->d_name[0] != '.') {
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      unlink(path);
+    }
+  closedir(dp);
+}
+
+static void write_file(uint64_t seq, const uint8_t *p, size_t n) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/journal-%020llu.tkj", dir, (unsigned long long)seq);
+  FILE *f = fopen(path, "wb");
+  FUZZ_CHECK(f && fwrite(p, 1, n, f) == n && fclose(f) == 0, "writing %s", path);
+}
+
+static size_t put_header(uint8_t *out, uint64_t seq) {
+  memcpy(out, "TKSJRNL1", 8);
+  for (int i = 0; i < 8; i++) out[8 + i] = (uint8_t)(seq >> (8 * i));
+  return TKS_JOURNAL_SEGMENT_HEADER;
+}
+
+static size_t put_frame(uint8_t *out, const uint8_t *payload, uint32_t len) {
+  uint32_t crc = tks_crc32c(0, payload, len);
+  for (int i = 0; i < 4; i++) {
+    out[i] = (uint8_t)(len >> (8 * i));
+    out[4 + i] = (uint8_t)(crc >> (8 * i));
+  }
+  memcpy(out + 8, payload, len);
+  return TKS_JOURNAL_FRAME_HEADER + len;
+}
+
+struct outcome {
+  int rc;
+  char err[700];
+  struct tks_replay_result res;
+  uint64_t frames;
+  uint32_t hash;
+};
+
+static void replay(enum tks_on_corrupt policy, enum tks_mode mode, struct outcome *o) {
+  struct replay_ctx rc = {0};
+  struct tks_slab *slab = tks_slab_create(64 * 1024, 1.25, 32);
+  const struct tks_schema *s = fuzz_schema(0);
+  struct tks_store *store = tks_store_create(s, slab);
+  struct tks_usage usage;
+  tks_usage_init(&usage);
+  rc.d = (struct tks_decoder){
+      .schema = s,
+      .symbols = tks_symtab_create(16),
+      .strings = tks_symtab_create(16),
+      .names = tks_symtab_create(32),
+      .max_message_bytes = 4096,
+      .mode = mode,
+  };
+  rc.sink = (struct tks_tick_sink){.store = store, .usage = &usage, .mode = mode};
+  FUZZ_CHECK(slab && store && rc.d.symbols && rc.d.strings && rc.d.names, "no memory");
+  o->rc = tks_journal_replay(dir, policy, on_frame, &rc, &o->res, o->err, sizeof o->err);
+  o->frames = rc.frames;
+  o->hash = rc.hash;
+  FUZZ_CHECK(o->rc == 0 || o->rc == -EBADMSG, "replay (%s) returned %d: %s",
+             tks_on_corrupt_name(policy), o->rc, o->err);
+  FUZZ_CHECK(o->rc == 0 || o->err[0], "an error without a message");
+  FUZZ_CHECK(o->res.frames == rc.frames, "result says %llu frames, the callback saw %llu",
+             (unsigned long long)o->res.frames, (unsigned long long)rc.frames);
+  tks_store_destroy(store);
+  tks_slab_destroy(slab);
+  tks_symtab_destroy(rc.d.symbols);
+  tks_symtab_destroy(rc.d.strings);
+  tks_symtab_destroy(rc.d.names);
+}
+
+static void remove_dir(void) {
+  clear_dir();
+  rmdir(dir);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (!dir[0]) {
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(dir, sizeof dir, "%s/tks-fuzz-replay-XXXXXX", base);
+    FUZZ_CHECK(mkdtemp(dir), "mkdtemp %s", dir);
+    atexit(remove_dir);
+  }
+  if (size < 1) return 0;
+  unsigned layout = data[0] & 3;
+  enum tks_mode mode = data[0] & 4 ? TKS_MODE_DYNAMIC : TKS_MODE_SLOTTED;
+  const uint8_t *in = data + 1;
+  size_t n = size - 1;
+  uint8_t *file = malloc(2 * TKS_JOURNAL_SEGMENT_HEADER + n + 8 * (n + 1));
+  size_t flen = 0;
+  uint64_t seq = 1 + data[0] / 8; /* any sequence: the name and header agree */
+  uint64_t frames_made = 0;
+  bool clean = false; /* a well-formed journal: replay must take all of it */
+
+  clear_dir();
+  if (layout == 0) {
+    write_file(seq, in, n);
+  } else if (layout == 1) {
+    flen = put_header(file, seq);
+    memcpy(file + flen, in, n);
+    write_file(seq, file, flen + n);
+  } else {
+    flen = put_header(file, seq);
+    size_t pos = 0;
+    while (pos < n && 1 + (size_t)in[pos] + 1 <= n - pos) {
+      uint32_t len = (uint32_t)in[pos] + 1;
+      flen += put_frame(file + flen, in + pos + 1, len);
+      pos += 1 + len;
+      frames_made++;
+      if (layout == 3 && frames_made == 1) { /* the older segment ends here */
+        write_file(seq, file, flen);
+        seq++;
+        flen = put_header(file, seq);
+      }
+    }
+    clean = pos == n;
+    memcpy(file + flen, in + pos, n - pos);
+    flen += n - pos;
+    write_file(seq, file, flen);
+  }
+  free(file);
+
+  struct outcome refuse, cut, again;
+  replay(TKS_CORRUPT_REFUSE, mode, &refuse);
+  replay(TKS_CORRUPT_TRUNCATE, mode, &cut);
+  FUZZ_CHECK(refuse.frames == cut.frames && refuse.hash == cut.hash,
+             "refuse saw %llu frames, truncate %llu", (unsigned long long)refuse.frames,
+             (unsigned long long)cut.frames);
+  if (refuse.rc == 0)
+    FUZZ_CHECK(cut.rc == 0 && cut.res.truncated_file[0] == '\0',
+               "refuse took the journal, truncate (%d) cut %s", cut.rc, cut.res.truncated_file);
+  if (cut.rc != 0) FUZZ_CHECK(refuse.rc != 0, "truncate failed where refuse did not: %s", cut.err);
+  if (cut.rc == 0 && refuse.rc != 0)
+    FUZZ_CHECK(cut.res.truncated_file[0], "refuse failed (%s), truncate cut nothing", refuse.err);
+  if (cut.res.truncated_bytes)
+    FUZZ_CHECK(cut.res.side_file[0] && access(cut.res.side_file, R_OK) == 0,
+               "no side file for %llu bytes cut", (unsigned long long)cut.res.truncated_bytes);
+  if (cut.rc == 0) {
+    replay(TKS_CORRUPT_REFUSE, mode, &again);
+    FUZZ_CHECK(again.rc == 0, "after truncate, refuse fails: %s", again.err);
+    FUZZ_CHECK(again.frames == cut.frames && again.hash == cut.hash,
+               "after truncate %llu frames, before %llu", (unsigned long long)again.frames,
+               (unsigned long long)cut.frames);
+  }
+  if (clean) {
+    FUZZ_CHECK(refuse.rc == 0, "a well-formed journal refused: %s", refuse.err);
+    FUZZ_CHECK(refuse.frames == frames_made, "%llu of %llu frames replayed",
+               (unsigned long long)refuse.frames, (unsigned long long)frames_made);
+  }
+  return 0;
+}
