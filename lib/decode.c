@@ -641,9 +641,9 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
    * before anything is interned (the store would refuse it after). */
   bool dynamic = dt && (d->mode == TKS_MODE_DYNAMIC || dt->undeclared > 0);
   if (dynamic && d->max_object_bytes) {
-    unsigned n = d->mode == TKS_MODE_FALLBACK ? dt->undeclared
-                                              : dt->n + (unsigned)__builtin_popcount(seen) +
-                                                    !(seen & (1u << s->ts_field));
+    unsigned n = d->mode == TKS_MODE_FALLBACK
+                     ? dt->undeclared
+                     : dt->n + (unsigned)__builtin_popcount(seen) + !(seen & (1u << s->ts_field));
     if (tks_dynobj_size(n, dt->string_bytes) > d->max_object_bytes) {
       static const char why[] = "(its fields need more than a slab page, store.page_size)";
       return reject(res, TKS_REASON_BAD_VALUE, -1, why, sizeof why - 1);

@@ -27,15 +27,15 @@ enum tks_reason {
                                  a string not UTF-8, a symbol with a space or control) */
   TKS_REASON_DUPLICATE_FIELD, /* the same key twice */
   TKS_REASON_TOO_MANY_FIELDS, /* a map of over TKS_DYNOBJ_MAX_FIELDS entries, or an array too long */
-  TKS_REASON_TOO_MANY_SYMBOLS,/* the symbol table is full */
-  TKS_REASON_STORE_FULL,      /* no memory for the record */
-  TKS_REASON_JOURNAL_ERROR,   /* journal writes failing and journal.on_error is reject */
-  TKS_REASON_BAD_KEY,         /* an undeclared key not valid UTF-8, or with a control character */
+  TKS_REASON_TOO_MANY_SYMBOLS, /* the symbol table is full */
+  TKS_REASON_STORE_FULL,       /* no memory for the record */
+  TKS_REASON_JOURNAL_ERROR,    /* journal writes failing and journal.on_error is reject */
+  TKS_REASON_BAD_KEY,          /* an undeclared key not valid UTF-8, or with a control character */
   /* Protocol errors: the stream cannot go on, the connection is closed. */
-  TKS_REASON_TOO_LARGE,       /* a message or length prefix over max_message_bytes */
-  TKS_REASON_TOO_DEEP,        /* nesting deeper than TKS_DECODE_MAX_DEPTH */
-  TKS_REASON_MALFORMED,       /* bytes that are not msgpack (0xc1, bad ext) */
-  TKS_REASON_NOT_A_TICK,      /* a top-level value that is not a map or array */
+  TKS_REASON_TOO_LARGE,  /* a message or length prefix over max_message_bytes */
+  TKS_REASON_TOO_DEEP,   /* nesting deeper than TKS_DECODE_MAX_DEPTH */
+  TKS_REASON_MALFORMED,  /* bytes that are not msgpack (0xc1, bad ext) */
+  TKS_REASON_NOT_A_TICK, /* a top-level value that is not a map or array */
   TKS_REASON__COUNT
 };
 

@@ -484,7 +484,10 @@ TEST_TIMEOUT(random_bytes_never_crash_the_decoder, 120) {
 static size_t pack_ts96(uint8_t *buf, int64_t sec, uint32_t ns) {
   size_t n = 0;
   buf[n++] = 0x84;
-  memcpy(buf + n, "\xa6ticker\xa1" "A\xa5price\x01\xa6volume\x01\xa2ts", 27);
+  memcpy(buf + n,
+         "\xa6ticker\xa1"
+         "A\xa5price\x01\xa6volume\x01\xa2ts",
+         27);
   n += 27;
   buf[n++] = 0xc7, buf[n++] = 12, buf[n++] = 0xff;
   for (int i = 3; i >= 0; i--) buf[n++] = (uint8_t)(ns >> (8 * i));
@@ -607,10 +610,16 @@ TEST(control_bytes_of_a_key_never_reach_the_detail) {
 /* A tick of the default schema whose ticker, flags or one more key is given. */
 static void pack_tick_with(const char *ticker, size_t tlen, const char *flags, size_t flen) {
   msgpack_pack_map(&pk, 4);
-  str("ticker"); msgpack_pack_str(&pk, tlen); msgpack_pack_str_body(&pk, ticker, tlen);
-  str("price"); msgpack_pack_double(&pk, 1);
-  str("volume"); msgpack_pack_int64(&pk, 1);
-  str("flags"); msgpack_pack_str(&pk, flen); msgpack_pack_str_body(&pk, flags, flen);
+  str("ticker");
+  msgpack_pack_str(&pk, tlen);
+  msgpack_pack_str_body(&pk, ticker, tlen);
+  str("price");
+  msgpack_pack_double(&pk, 1);
+  str("volume");
+  msgpack_pack_int64(&pk, 1);
+  str("flags");
+  msgpack_pack_str(&pk, flen);
+  msgpack_pack_str_body(&pk, flags, flen);
 }
 
 TEST(a_ticker_not_utf8_is_bad_value_and_interns_nothing) {
@@ -657,18 +666,27 @@ TEST(an_unknown_key_not_utf8_is_bad_key_with_its_bytes_escaped) {
   setup(65536);
   start();
   msgpack_pack_map(&pk, 4);
-  str("ticker"); str("A");
-  str("price"); msgpack_pack_double(&pk, 1);
-  str("volume"); msgpack_pack_int64(&pk, 1);
-  str("ex\xff" "ch"); str("XNAS");
+  str("ticker");
+  str("A");
+  str("price");
+  msgpack_pack_double(&pk, 1);
+  str("volume");
+  msgpack_pack_int64(&pk, 1);
+  str("ex\xff"
+      "ch");
+  str("XNAS");
   expect_reject(TKS_REASON_BAD_KEY, "ex\\xffch");
   /* A key with a space is an ordinary unknown field. */
   start();
   msgpack_pack_map(&pk, 4);
-  str("ticker"); str("A");
-  str("price"); msgpack_pack_double(&pk, 1);
-  str("volume"); msgpack_pack_int64(&pk, 1);
-  str("venue name"); str("XNAS");
+  str("ticker");
+  str("A");
+  str("price");
+  msgpack_pack_double(&pk, 1);
+  str("volume");
+  msgpack_pack_int64(&pk, 1);
+  str("venue name");
+  str("XNAS");
   expect_reject(TKS_REASON_UNKNOWN_FIELD, "venue name");
 }
 
@@ -900,18 +918,22 @@ TEST(undeclared_keys_and_values_not_utf8_add_nothing_to_any_table) {
   struct tks_decode_result res;
   start();
   pack_base(1);
-  str("ex\xff" "ch"); str("XNAS");
+  str("ex\xff"
+      "ch");
+  str("XNAS");
   ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
   ASSERT_EQ(res.reason, TKS_REASON_BAD_KEY);
   ASSERT_STR_EQ(res.detail, "ex\\xffch");
   start();
   pack_base(1);
-  str("line\nbreak"); msgpack_pack_int64(&pk, 1);
+  str("line\nbreak");
+  msgpack_pack_int64(&pk, 1);
   ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
   ASSERT_EQ(res.reason, TKS_REASON_BAD_KEY);
   start();
   pack_base(1);
-  str("exch"); str("XN\xf4\x90\x80\x80"); /* past U+10FFFF */
+  str("exch");
+  str("XN\xf4\x90\x80\x80"); /* past U+10FFFF */
   ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
   ASSERT_EQ(res.reason, TKS_REASON_BAD_VALUE);
   ASSERT_STR_EQ(res.detail, "exch");
@@ -922,7 +944,8 @@ TEST(undeclared_keys_and_values_not_utf8_add_nothing_to_any_table) {
   setup_mode(TKS_MODE_DYNAMIC);
   start();
   pack_base(1);
-  str("\xfe"); msgpack_pack_int64(&pk, 1);
+  str("\xfe");
+  msgpack_pack_int64(&pk, 1);
   ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
   ASSERT_EQ(res.reason, TKS_REASON_BAD_KEY);
   ASSERT_EQ(tks_symtab_count(dec.names), 0);
@@ -937,8 +960,12 @@ TEST(an_object_over_the_page_size_is_bad_value_before_anything_is_interned) {
   memset(big, 'v', sizeof big);
   start();
   pack_base(2);
-  str("a"); msgpack_pack_str(&pk, 200); msgpack_pack_str_body(&pk, big, 200);
-  str("b"); msgpack_pack_str(&pk, 100); msgpack_pack_str_body(&pk, big, 100);
+  str("a");
+  msgpack_pack_str(&pk, 200);
+  msgpack_pack_str_body(&pk, big, 200);
+  str("b");
+  msgpack_pack_str(&pk, 100);
+  msgpack_pack_str_body(&pk, big, 100);
   ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
   ASSERT_EQ(res.reason, TKS_REASON_BAD_VALUE);
   ASSERT_CONTAINS(res.detail, "slab page");
@@ -948,7 +975,9 @@ TEST(an_object_over_the_page_size_is_bad_value_before_anything_is_interned) {
   start();
   pack_base(1);
   size_t room = 256 - tks_dynobj_size(1, 0);
-  str("a"); msgpack_pack_str(&pk, room); msgpack_pack_str_body(&pk, big, room);
+  str("a");
+  msgpack_pack_str(&pk, room);
+  msgpack_pack_str_body(&pk, big, room);
   enum tks_decode_status st = decode_dyn(&r, &res);
   if (st != TKS_DECODE_DYNAMIC) TEST_FAIL("%s %s", tks_reason_name(res.reason), res.detail);
   ASSERT_EQ(tks_dynobj_size(1, dt.string_bytes), 256);
@@ -960,7 +989,8 @@ TEST(an_object_over_the_page_size_is_bad_value_before_anything_is_interned) {
   ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
   start();
   pack_base(1);
-  str("x"); msgpack_pack_int64(&pk, 1);
+  str("x");
+  msgpack_pack_int64(&pk, 1);
   if (tks_dynobj_size(5, 0) > dec.max_object_bytes) {
     ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
     ASSERT_EQ(res.reason, TKS_REASON_BAD_VALUE);
@@ -977,7 +1007,8 @@ TEST(check_only_decodes_and_interns_nothing) {
   ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_OK);
   start();
   pack_base(1);
-  str("x"); msgpack_pack_int64(&pk, 1);
+  str("x");
+  msgpack_pack_int64(&pk, 1);
   ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
   ASSERT_EQ(res.consumed, sb.size);
   ASSERT_EQ(tks_symtab_count(dec.names), 0);

@@ -91,11 +91,11 @@ static void wait_stat_at_most(const struct tks_daemon *d, const char *path, uint
 /* ticks.rejected is the sum of its reasons; every protocol error closed
  * one connection. */
 static void expect_counters_consistent(const struct tks_daemon *d) {
-  static const char *const reasons[] = {
-      "unknown_field", "missing_field", "bad_type", "bad_value", "duplicate_field",
-      "too_many_fields", "too_many_symbols", "store_full", "journal_error", "bad_key",
-      /* the protocol errors, from index 10 */
-      "too_large", "too_deep", "malformed", "not_a_tick"};
+  static const char *const reasons[] = {"unknown_field", "missing_field", "bad_type", "bad_value",
+                                        "duplicate_field", "too_many_fields", "too_many_symbols",
+                                        "store_full", "journal_error", "bad_key",
+                                        /* the protocol errors, from index 10 */
+                                        "too_large", "too_deep", "malformed", "not_a_tick"};
   char *text = daemon_request(d, "stats text");
   ASSERT(text);
   uint64_t sum = 0, fatal = 0;

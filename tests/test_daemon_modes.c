@@ -16,9 +16,9 @@
 
 #include "harness.h"
 #include "test.h"
-#include "wire.h"
 #include "utf8.h"
 #include "util.h"
+#include "wire.h"
 
 #define TS0 INT64_C(1700000000000000000) /* 2023-11-14, in ns */
 #define MIB (1024u * 1024u)
@@ -1566,12 +1566,14 @@ static void expect_prometheus_well_formed(const char *text) {
       for (;;) {
         const char *n = p;
         while (isalnum((unsigned char)*p) || *p == '_') p++;
-        if (p == n || p[0] != '=' || p[1] != '"') TEST_FAIL("bad label in: %.*s", (int)(end - l), l);
+        if (p == n || p[0] != '=' || p[1] != '"')
+          TEST_FAIL("bad label in: %.*s", (int)(end - l), l);
         for (p += 2; *p != '"'; p++) {
           if (p >= end) TEST_FAIL("unterminated label in: %.*s", (int)(end - l), l);
           if (*p == '\\') {
             p++;
-            if (*p != '\\' && *p != '"' && *p != 'n') TEST_FAIL("bad escape in: %.*s", (int)(end - l), l);
+            if (*p != '\\' && *p != '"' && *p != 'n')
+              TEST_FAIL("bad escape in: %.*s", (int)(end - l), l);
           }
         }
         p++;
@@ -1637,17 +1639,21 @@ static char *expect_answers_well_formed(const struct tks_daemon *d) {
   return flat;
 }
 
-TEST_TIMEOUT(strings_not_utf8_and_unqueryable_tickers_are_refused_and_every_answer_stays_well_formed, 60) {
+TEST_TIMEOUT(
+    strings_not_utf8_and_unqueryable_tickers_are_refused_and_every_answer_stays_well_formed, 60) {
   struct tks_daemon d;
   start_mode(&d, "fallback");
   struct wire w;
   wire_init(&w);
   pack_raw(&w.pk, "AAPL", 4, NULL, 0, NULL, 0);
-  pack_raw(&w.pk, "BAD\xff\xfe", 5, NULL, 0, NULL, 0);            /* bad_value */
-  pack_raw(&w.pk, "BRK B", 5, NULL, 0, NULL, 0);                  /* bad_value: a space */
-  pack_raw(&w.pk, "AAPL\nX", 6, NULL, 0, NULL, 0);                /* bad_value: a newline */
-  pack_raw(&w.pk, "AAPL", 4, "flags", 5, "R\xc0\xaf", 3);          /* bad_value: overlong */
-  pack_raw(&w.pk, "AAPL", 4, "ex\xff" "ch", 5, "XNAS", 4);         /* bad_key */
+  pack_raw(&w.pk, "BAD\xff\xfe", 5, NULL, 0, NULL, 0);    /* bad_value */
+  pack_raw(&w.pk, "BRK B", 5, NULL, 0, NULL, 0);          /* bad_value: a space */
+  pack_raw(&w.pk, "AAPL\nX", 6, NULL, 0, NULL, 0);        /* bad_value: a newline */
+  pack_raw(&w.pk, "AAPL", 4, "flags", 5, "R\xc0\xaf", 3); /* bad_value: overlong */
+  pack_raw(&w.pk, "AAPL", 4,
+           "ex\xff"
+           "ch",
+           5, "XNAS", 4);                                          /* bad_key */
   pack_raw(&w.pk, "AAPL", 4, "exch", 4, "XN\xed\xa0\x80", 5);      /* bad_value: surrogate */
   pack_raw(&w.pk, "AAPL", 4, "venue name", 10, "X N", 3);          /* kept */
   pack_raw(&w.pk, "AAPL", 4, "q\"uo\\te", 7, "v", 1);              /* kept */
@@ -1659,7 +1665,7 @@ TEST_TIMEOUT(strings_not_utf8_and_unqueryable_tickers_are_refused_and_every_answ
     ASSERT_U64_EQ(snap(t, "ticks.rejected_by_reason.bad_key"), 0 + (round ? 0 : 1));
     ASSERT_U64_EQ(snap(t, "ticks.stored"), 4);
     ASSERT_U64_EQ(snap(t, "symbols.count"), 2);
-    ASSERT_U64_EQ(snap(t, "fields.names.count"), 7); /* ticker, price, volume, ts + 3 */
+    ASSERT_U64_EQ(snap(t, "fields.names.count"), 7);         /* ticker, price, volume, ts + 3 */
     ASSERT_U64_EQ(snap(t, "undeclared.venue name.kept"), 1); /* replay counts it again */
     free(t);
     char *text = stats_text(&d);
@@ -1700,7 +1706,10 @@ TEST(a_rejected_ticks_key_not_utf8_never_reaches_the_usage_table_in_slotted_mode
   start_mode(&d, "slotted");
   struct wire w;
   wire_init(&w);
-  pack_raw(&w.pk, "AAPL", 4, "ex\xff" "ch", 5, "XNAS", 4);
+  pack_raw(&w.pk, "AAPL", 4,
+           "ex\xff"
+           "ch",
+           5, "XNAS", 4);
   pack_raw(&w.pk, "AAPL", 4, "line\nbreak", 10, "XNAS", 4);
   pack_raw(&w.pk, "AAPL", 4, "venue name", 10, "XNAS", 4);
   send_and_wait(&d, &w, 3);

@@ -104,9 +104,8 @@ TEST(a_descriptor_with_a_star_fills_in_the_path_and_labels_the_sample) {
   tks_stats_destroy(s);
 }
 
-static const struct tks_stat ST_NAMED = TKS_STAT_NAMED("undeclared.*.ticks", COUNTER, TICKS,
-                                                       "Ticks carrying it", "undeclared_ticks",
-                                                       "field");
+static const struct tks_stat ST_NAMED = TKS_STAT_NAMED(
+    "undeclared.*.ticks", COUNTER, TICKS, "Ticks carrying it", "undeclared_ticks", "field");
 
 TEST(a_name_in_a_path_is_safe_in_every_format) {
   struct tks_stats *s = tks_stats_create();

@@ -207,7 +207,8 @@ TEST(a_log_line_escapes_newlines_controls_and_bytes_not_utf8) {
   ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
   ASSERT(n > 0);
   buf[n] = '\0';
-  ASSERT_CONTAINS(buf, ": warn: tick rejected: x\\x0ainfo: forged\\x1b[1m BAD\\xff\\xfe caf\xc3\xa9\n");
+  ASSERT_CONTAINS(buf,
+                  ": warn: tick rejected: x\\x0ainfo: forged\\x1b[1m BAD\\xff\\xfe caf\xc3\xa9\n");
   ASSERT_EQ(strchr(buf, '\n'), buf + n - 1); /* one line */
 }
 
