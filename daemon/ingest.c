@@ -137,8 +137,13 @@ static bool process(struct conn *c) {
     tks_server_hold(srv, TKS_HOLD_JOURNAL, true);
   struct tks_buf *jb = tks_durability_batch(srv, now);
   bool closed = false;
+  /* Ticks refused for the journal are decoded (protocol errors still close
+   * the stream) but not interned: a refused tick adds no symbol. */
+  struct tks_decoder check = srv->decoder;
+  check.check_only = true;
+  const struct tks_decoder *dec = refusing ? &check : &srv->decoder;
   while (!srv->held) {
-    enum tks_decode_status st = tks_decode(&srv->decoder, p + off, c->len - off, now, record, &res);
+    enum tks_decode_status st = tks_decode(dec, p + off, c->len - off, now, record, &res);
     if (st == TKS_DECODE_NEED_MORE) break;
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
       if (refusing) {

@@ -25,7 +25,7 @@
 #define MIB ((uint64_t)1 << 20)
 #define RETENTION_PERIOD_MS 1000
 #define ROOM_PERIOD_MS 100
-#define SWEEP_MIN_NS 100000000u /* on_full runs the retention sweep at most every 100 ms */
+#define SWEEP_MIN_NS 100000000u /* on_full retries a sweep that freed nothing after 100 ms */
 #define LOG_PERIOD_NS 1000000000u
 
 /* One server per process: the state is file-local. */
@@ -45,6 +45,7 @@ static struct {
   uint64_t progress_mark, futile_bytes, futile_since_ns;
 
   uint64_t last_sweep_ns;
+  bool last_sweep_freed; /* the last early sweep evicted something */
 
   /* counters */
   uint64_t evictions, evicted_ticks_oldest, evicted_bytes_oldest;
@@ -263,11 +264,16 @@ static enum tks_full_action evict_oldest(struct tks_server *srv) {
 }
 
 /* reject and backpressure drop nothing that is not due: expired ticks
- * (limits.retention) may go before the timer gets to them, at most once
- * every 100 ms, so that a rejected stream does not sweep per tick. */
+ * (limits.retention) may go before the timer gets to them.  A sweep that
+ * freed nothing is not tried again for 100 ms, so that a rejected stream
+ * does not sweep per tick. */
 static bool early_retention(struct tks_server *srv) {
-  if (!L.retention_ns || tks_mono_ns() - L.last_sweep_ns < SWEEP_MIN_NS) return false;
-  return retention_sweep(srv) > 0;
+  /* A sweep that freed ticks may be followed by another at once (the store
+   * filled again with ticks that are due); only fruitless ones wait. */
+  if (!L.retention_ns || (!L.last_sweep_freed && tks_mono_ns() - L.last_sweep_ns < SWEEP_MIN_NS))
+    return false;
+  L.last_sweep_freed = retention_sweep(srv) > 0;
+  return L.last_sweep_freed;
 }
 
 enum tks_full_action tks_limits_on_full(struct tks_server *srv) {

@@ -35,6 +35,7 @@ int tks_server_init(struct tks_server *srv, uv_loop_t *loop) {
       .max_message_bytes = cfg->ingest.max_message_bytes,
       .mode = cfg->store.mode,
       .names = srv->names,
+      .max_object_bytes = tks_slab_page_size(srv->slab),
   };
   srv->sink = (struct tks_tick_sink){
       .store = srv->store, .usage = &srv->usage, .mode = cfg->store.mode};
@@ -257,12 +258,9 @@ static void usage_stats(const struct tks_usage *u, struct tks_stats *st) {
   tks_stat_u64(st, &ST_UNDECLARED_OVERFLOW, u->overflow);
   for (unsigned i = 0; i < u->count; i++) {
     const struct tks_usage_field *f = &u->fields[i];
-    char name[sizeof f->name];
-    /* A dot would split the JSON path, a quote or a backslash the label. */
-    size_t n = 0;
-    for (const char *c = f->name; *c; c++)
-      name[n++] = (*c == '.' || *c == '"' || *c == '\\' || (unsigned char)*c < 0x20) ? '_' : *c;
-    name[n] = '\0';
+    /* The name as sent (valid UTF-8, no control characters: the decoder
+     * saw to it); lib/stats.c makes it safe for each format. */
+    const char *name = f->name;
     tks_stat_u64_of(st, &ST_UNDECLARED_TICKS, name, f->ticks);
     tks_stat_u64_of(st, &ST_UNDECLARED_KEPT, name, f->kept);
     tks_stat_u64_of(st, &ST_UNDECLARED_REJECTED, name, f->rejected);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "symtab.h"
+#include "utf8.h"
 #include "util.h"
 
 static const char *const reason_names[TKS_REASON__COUNT] = {
@@ -25,6 +26,7 @@ static const char *const reason_names[TKS_REASON__COUNT] = {
     [TKS_REASON_TOO_MANY_SYMBOLS] = "too_many_symbols",
     [TKS_REASON_STORE_FULL] = "store_full",
     [TKS_REASON_JOURNAL_ERROR] = "journal_error",
+    [TKS_REASON_BAD_KEY] = "bad_key",
     [TKS_REASON_TOO_LARGE] = "too_large",
     [TKS_REASON_TOO_DEEP] = "too_deep",
     [TKS_REASON_MALFORMED] = "malformed",
@@ -163,11 +165,14 @@ long tks_msgpack_skip(const uint8_t *p, size_t len, size_t max) {
 #define V_OTHER ((enum tks_vtype)(TKS_V__LAST + 2))
 
 /* A msgpack timestamp as ns since the epoch; out of int64 range, or ns not
- * under a second, is reported as TKS_V_UINT so the tick is rejected bad_value. */
+ * under a second, is reported as TKS_V_UINT so the tick is rejected bad_value.
+ * Before the epoch the seconds are negative and ns counts up from them:
+ * borrowing a second first keeps sec * 1e9 in range down to INT64_MIN. */
 static void ts_from(struct tks_value *v, int64_t sec, uint32_t ns) {
-  int64_t t;
+  int64_t t, add = ns;
+  if (sec < 0 && ns > 0) sec += 1, add -= 1000000000;
   if (ns > 999999999 || __builtin_mul_overflow(sec, (int64_t)1000000000, &t) ||
-      __builtin_add_overflow(t, (int64_t)ns, &t)) {
+      __builtin_add_overflow(t, add, &t)) {
     v->type = TKS_V_UINT, v->v.u = 0;
     return;
   }
@@ -325,13 +330,9 @@ static enum tks_decode_status reject(struct tks_decode_result *res, enum tks_rea
                                      const char *detail, size_t dlen) {
   res->reason = r;
   res->field = field;
-  if (dlen >= sizeof res->detail) dlen = sizeof res->detail - 1;
-  /* Client bytes go to the log: no control bytes (no forged log lines). */
-  for (size_t i = 0; i < dlen; i++) {
-    unsigned char ch = (unsigned char)detail[i];
-    res->detail[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-  }
-  res->detail[dlen] = '\0';
+  /* Client bytes go to the log and to the usage table: valid UTF-8 without
+   * control bytes (no forged log lines), cut at a character. */
+  tks_utf8_escape(res->detail, sizeof res->detail, detail, dlen);
   return TKS_DECODE_REJECT;
 }
 
@@ -393,6 +394,11 @@ static enum tks_decode_status put_field(const struct tks_decoder *d, int fi, con
     if (v->type != TKS_V_STR) break;
     if (v->v.s.len > TKS_SYMBOL_MAX_LEN || (fi == s->symbol_field && v->v.s.len == 0))
       return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
+    /* A symbol is a word of the control protocol (`last AAPL`): no space,
+     * no control character; any string is UTF-8, as JSON answers need. */
+    if (tks_utf8_scan(v->v.s.p, v->v.s.len) &
+        (f->type == TKS_TYPE_SYMBOL ? ~0u : (unsigned)TKS_UTF8_INVALID))
+      return reject_field(s, res, TKS_REASON_BAD_VALUE, fi);
     strs[fi] = *v;
     return TKS_DECODE_OK;
   case TKS_TYPE_BOOL:
@@ -436,7 +442,8 @@ static enum tks_decode_status add_undeclared(struct tks_dyn_tick *dt, const stru
       return reject(res, TKS_REASON_DUPLICATE_FIELD, -1, key->v.s.p, key->v.s.len);
   if (v->type == V_OTHER) return reject(res, TKS_REASON_BAD_TYPE, -1, key->v.s.p, key->v.s.len);
   if (v->type == TKS_V_STR) {
-    if (v->v.s.len > UINT16_MAX) return reject(res, TKS_REASON_BAD_VALUE, -1, key->v.s.p, key->v.s.len);
+    if (v->v.s.len > UINT16_MAX || !tks_utf8_valid(v->v.s.p, v->v.s.len))
+      return reject(res, TKS_REASON_BAD_VALUE, -1, key->v.s.p, key->v.s.len);
     dt->string_bytes += v->v.s.len;
   }
   dt->f[dt->n] = (struct tks_dyn_field){
@@ -574,6 +581,12 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
       }
       int fi = find_field(s, key.v.s.p, key.v.s.len);
       if (fi < 0) {
+        /* Declared names are the config's; an undeclared one becomes a
+         * table entry, a stats name and a log word: checked here. */
+        if (tks_utf8_scan(key.v.s.p, key.v.s.len) & (TKS_UTF8_INVALID | TKS_UTF8_CONTROL)) {
+          st = reject(res, TKS_REASON_BAD_KEY, -1, key.v.s.p, key.v.s.len);
+          break;
+        }
         if (!dt) {
           st = reject(res, TKS_REASON_UNKNOWN_FIELD, -1, key.v.s.p, key.v.s.len);
           break;
@@ -624,6 +637,19 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
     else
       memcpy(rec + f->offset, &f->dflt, f->size);
   }
+  /* A dynamic object or overflow map no slab page holds: refused here,
+   * before anything is interned (the store would refuse it after). */
+  bool dynamic = dt && (d->mode == TKS_MODE_DYNAMIC || dt->undeclared > 0);
+  if (dynamic && d->max_object_bytes) {
+    unsigned n = d->mode == TKS_MODE_FALLBACK
+                     ? dt->undeclared
+                     : dt->n + (unsigned)__builtin_popcount(seen) + !(seen & (1u << s->ts_field));
+    if (tks_dynobj_size(n, dt->string_bytes) > d->max_object_bytes) {
+      static const char why[] = "(its fields need more than a slab page, store.page_size)";
+      return reject(res, TKS_REASON_BAD_VALUE, -1, why, sizeof why - 1);
+    }
+  }
+  if (d->check_only) return dynamic ? TKS_DECODE_DYNAMIC : TKS_DECODE_OK;
   /* The tick is good: intern its strings. */
   for (uint32_t todo = seen & s->intern_mask; todo; todo &= todo - 1) {
     int fi = __builtin_ctz(todo);
@@ -634,8 +660,7 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
       return reject(res, TKS_REASON_TOO_MANY_SYMBOLS, fi, strs[fi].v.s.p, strs[fi].v.s.len);
     memcpy(rec + f->offset, &id, 4);
   }
-  if (dt && (d->mode == TKS_MODE_DYNAMIC || dt->undeclared > 0))
-    return finish_dynamic(d, rec, seen, res);
+  if (dynamic) return finish_dynamic(d, rec, seen, res);
   return TKS_DECODE_OK;
 
 incomplete_or_bad:

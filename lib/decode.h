@@ -23,17 +23,19 @@ enum tks_reason {
   TKS_REASON_UNKNOWN_FIELD,   /* a key the schema does not declare */
   TKS_REASON_MISSING_FIELD,   /* a required field absent (or array too short) */
   TKS_REASON_BAD_TYPE,        /* a value of the wrong msgpack type, or a non-string key */
-  TKS_REASON_BAD_VALUE,       /* right type, unusable value (NaN, out of range, empty ticker) */
+  TKS_REASON_BAD_VALUE,       /* right type, unusable value (NaN, out of range, empty ticker,
+                                 a string not UTF-8, a symbol with a space or control) */
   TKS_REASON_DUPLICATE_FIELD, /* the same key twice */
   TKS_REASON_TOO_MANY_FIELDS, /* a map of over TKS_DYNOBJ_MAX_FIELDS entries, or an array too long */
-  TKS_REASON_TOO_MANY_SYMBOLS,/* the symbol table is full */
-  TKS_REASON_STORE_FULL,      /* no memory for the record */
-  TKS_REASON_JOURNAL_ERROR,   /* journal writes failing and journal.on_error is reject */
+  TKS_REASON_TOO_MANY_SYMBOLS, /* the symbol table is full */
+  TKS_REASON_STORE_FULL,       /* no memory for the record */
+  TKS_REASON_JOURNAL_ERROR,    /* journal writes failing and journal.on_error is reject */
+  TKS_REASON_BAD_KEY,          /* an undeclared key not valid UTF-8, or with a control character */
   /* Protocol errors: the stream cannot go on, the connection is closed. */
-  TKS_REASON_TOO_LARGE,       /* a message or length prefix over max_message_bytes */
-  TKS_REASON_TOO_DEEP,        /* nesting deeper than TKS_DECODE_MAX_DEPTH */
-  TKS_REASON_MALFORMED,       /* bytes that are not msgpack (0xc1, bad ext) */
-  TKS_REASON_NOT_A_TICK,      /* a top-level value that is not a map or array */
+  TKS_REASON_TOO_LARGE,  /* a message or length prefix over max_message_bytes */
+  TKS_REASON_TOO_DEEP,   /* nesting deeper than TKS_DECODE_MAX_DEPTH */
+  TKS_REASON_MALFORMED,  /* bytes that are not msgpack (0xc1, bad ext) */
+  TKS_REASON_NOT_A_TICK, /* a top-level value that is not a map or array */
   TKS_REASON__COUNT
 };
 
@@ -79,13 +81,17 @@ struct tks_decoder {
   size_t max_message_bytes;
   enum tks_mode mode;         /* TKS_MODE_SLOTTED unless set */
   struct tks_symtab *names;   /* field names of dynamic ticks (not slotted mode) */
+  size_t max_object_bytes;    /* a dynamic object (or overflow map) larger is bad_value;
+                                 0: no limit.  The daemon's slab page size. */
+  bool check_only;            /* check the tick, intern nothing: for a tick refused anyway */
 };
 
 struct tks_decode_result {
   size_t consumed;
   enum tks_reason reason;  /* for REJECT and ERROR */
   int field;               /* schema field concerned, or -1 */
-  char detail[64];         /* e.g. the unknown key: cut, control bytes as '?' */
+  char detail[64];         /* e.g. the unknown key: cut at a character, bytes not UTF-8
+                              and control characters as \xHH (tks_utf8_escape) */
   bool has_ts;             /* the tick carried its own ts */
   struct tks_dyn_tick *dyn; /* set by the caller outside slotted mode: where a
                                dynamic tick is described */
@@ -101,7 +107,12 @@ struct tks_decode_result {
  * and names are interned only once the whole tick is known to be valid, so
  * a rejected tick adds nothing to the tables (one exception: when a table
  * fills up part way through a tick's strings, too_many_symbols, the strings
- * interned before stay).
+ * interned before stay).  Valid means, beside the schema's types: every
+ * string value well-formed UTF-8 (else bad_value), a symbol field's value
+ * without spaces or control characters (bad_value), an undeclared key
+ * well-formed UTF-8 without control characters (bad_key), and a dynamic
+ * object within d->max_object_bytes (bad_value).  With d->check_only
+ * nothing is interned (ids and names are left unset): the answer only.
  */
 enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *buf, size_t len,
                                   int64_t now_ns, void *record, struct tks_decode_result *res);

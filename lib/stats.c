@@ -127,16 +127,52 @@ void tks_stat_str(struct tks_stats *s, const struct tks_stat *d, const char *v) 
   tks_stats_str(s, d->path, v, d->help, d->prom, d->label);
 }
 
-/* d->path with its "*" replaced by part, and the label text for it. */
+/* Appends v to out (len bytes used of cap) as a Prometheus label value:
+ * backslash, double quote and newline as \\, \" and \n (the exposition
+ * format's escapes); cut whole, never inside an escape. */
+static size_t label_value(char *out, size_t len, size_t cap, const char *v) {
+  for (; *v; v++) {
+    const char *e = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+    size_t k = e ? 2 : 1;
+    if (len + k >= cap) break;
+    if (e)
+      memcpy(out + len, e, 2);
+    else
+      out[len] = *v;
+    len += k;
+  }
+  out[len] = '\0';
+  return len;
+}
+
+/*
+ * d->path with its "*" replaced by part, and the label text for it.  The
+ * one rule for a name in a path: a '.' in it becomes '_' (it would split
+ * the path); JSON keys are then escaped by JSON's rules (tks_stats_json),
+ * `stats text` writes '_' for any other byte outside [A-Za-z0-9_]
+ * (tks_stats_text); the Prometheus label holds the name exactly, escaped.
+ */
 static void fill(const struct tks_stat *d, const char *part, char *path, size_t pathlen,
                  char *label, size_t labellen) {
   const char *star = strchr(d->path, '*');
-  if (star)
-    snprintf(path, pathlen, "%.*s%s%s", (int)(star - d->path), d->path, part, star + 1);
-  else
+  if (star) {
+    int n = snprintf(path, pathlen, "%.*s%s%s", (int)(star - d->path), d->path, part, star + 1);
+    size_t end = n < 0 ? 0 : (size_t)n < pathlen ? (size_t)n : pathlen - 1;
+    size_t from = (size_t)(star - d->path), to = from + strlen(part);
+    for (size_t i = from; i < to && i < end; i++)
+      if (path[i] == '.') path[i] = '_';
+  } else {
     snprintf(path, pathlen, "%s", d->path);
+  }
   label[0] = '\0';
-  if (d->label) snprintf(label, labellen, "%s=\"%s\"", d->label, part);
+  if (d->label) {
+    int n = snprintf(label, labellen, "%s=\"", d->label);
+    size_t len = n < 0 || (size_t)n + 2 >= labellen ? 0 : (size_t)n;
+    if (len == 0) return;
+    len = label_value(label, len, labellen - 1, part);
+    label[len++] = '"';
+    label[len] = '\0';
+  }
 }
 
 void tks_stat_u64_of(struct tks_stats *s, const struct tks_stat *d, const char *part, uint64_t v) {
@@ -278,7 +314,17 @@ int tks_stats_text(const struct tks_stats *s, struct tks_buf *out) {
   int r = 0;
   for (unsigned i = 0; i < s->n && r == 0; i++) {
     const struct entry *e = &s->e[i];
+    /* Only the path's own bytes: a name with a space or a quote in it
+     * must not split the "path value" line (see fill()). */
+    size_t at = out->len;
     r |= tks_buf_printf(out, "%s ", e->path);
+    if (r == 0)
+      for (size_t k = at; k < out->len - 1; k++) {
+        unsigned char c = (unsigned char)out->data[k];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.'))
+          out->data[k] = '_';
+      }
     if (e->type == V_STR)
       r |= tks_buf_puts(out, e->v.s);
     else

@@ -37,7 +37,10 @@ char *tks_usage_types_text(unsigned types, char *buf, size_t len) {
 void tks_usage_init(struct tks_usage *u) { memset(u, 0, sizeof *u); }
 
 struct tks_usage_field *tks_usage_get(struct tks_usage *u, const char *name, size_t len) {
-  if (len >= sizeof u->fields[0].name) len = sizeof u->fields[0].name - 1;
+  if (len >= sizeof u->fields[0].name) {
+    len = sizeof u->fields[0].name - 1;
+    while (len > 0 && ((unsigned char)name[len] & 0xc0) == 0x80) len--; /* at a character */
+  }
   for (unsigned i = 0; i < u->count; i++)
     if (strncmp(u->fields[i].name, name, len) == 0 && u->fields[i].name[len] == '\0')
       return &u->fields[i];

@@ -57,7 +57,7 @@ const char *tks_usage_type_name(unsigned bit);
 char *tks_usage_types_text(unsigned types, char *buf, size_t len);
 
 struct tks_usage_field {
-  char name[TKS_FIELD_NAME_MAX * 2]; /* cut at 63 bytes */
+  char name[TKS_FIELD_NAME_MAX * 2]; /* cut at 63 bytes, between characters */
   uint64_t ticks;        /* ticks that carried it */
   uint64_t kept;         /* of those, stored (overflow map or dynamic object) */
   uint64_t rejected;     /* of those, rejected (slotted mode) */

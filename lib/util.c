@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
 static enum tks_log_level log_level = TKS_LOG_INFO;
 const char *const tks_log_level_names[TKS_LOG_LEVEL_COUNT] = {"error", "warn", "info", "debug"};
 
@@ -41,13 +43,17 @@ int tks_log_level_parse(const char *s, enum tks_log_level *out) {
 }
 
 void tks_vwrite_line(size_t max, const char *prefix, const char *fmt, va_list ap) {
-  char line[2048];
+  char line[2048], msg[2048];
   if (max > sizeof line) max = sizeof line;
   int n = snprintf(line, max, "%s", prefix);
   if (n < 0 || (size_t)n >= max) n = 0;
-  int m = vsnprintf(line + n, max - (size_t)n - 1, fmt, ap);
-  size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-  if (len > max - 2) len = max - 2;
+  int m = vsnprintf(msg, max - (size_t)n - 1, fmt, ap);
+  size_t mlen = m < 0 ? 0 : (size_t)m;
+  if (mlen > max - (size_t)n - 2) mlen = max - (size_t)n - 2;
+  /* A message carries client bytes (peer names, keys, requests): a newline
+   * must not start a forged line, nor bytes not UTF-8 reach journald or a log
+   * reader.  Escaped \xHH, cut at a character (tks_utf8_escape). */
+  size_t len = (size_t)n + tks_utf8_escape(line + n, max - (size_t)n - 1, msg, mlen);
   line[len++] = '\n';
   /* One write so that lines from concurrent processes do not interleave. */
   ssize_t w = write(STDERR_FILENO, line, len);

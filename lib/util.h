@@ -33,7 +33,9 @@ void tks_log(enum tks_log_level level, const char *fmt, ...)
 const char *tks_log_level_name(enum tks_log_level level);
 /* Writes prefix, the formatted message and a newline to stderr in one
  * write(2), cut to max bytes (at most 2048): tks_log's lines (1 KiB) and
- * the CLI's error lines (2 KiB). */
+ * the CLI's error lines (2 KiB).  In the message, control bytes (a newline
+ * too) and bytes not UTF-8 are written \xHH (tks_utf8_escape), so one
+ * call is one line of valid UTF-8. */
 void tks_vwrite_line(size_t max, const char *prefix, const char *fmt, va_list ap);
 /* Parses "error" | "warn" | "info" | "debug".  Returns 0 or -EINVAL. */
 int tks_log_level_parse(const char *s, enum tks_log_level *out);

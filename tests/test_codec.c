@@ -11,6 +11,7 @@
 #include "schema.h"
 #include "symtab.h"
 #include "test.h"
+#include "utf8.h"
 
 struct rec {
   int64_t ts;
@@ -664,6 +665,59 @@ TEST_TIMEOUT(random_bytes_never_crash_the_decoder, 120) {
   }
 }
 
+/* {"ticker":"A","price":1,"volume":1,"ts":ts96(sec, ns)} */
+static size_t pack_ts96(uint8_t *buf, int64_t sec, uint32_t ns) {
+  size_t n = 0;
+  buf[n++] = 0x84;
+  memcpy(buf + n,
+         "\xa6ticker\xa1"
+         "A\xa5price\x01\xa6volume\x01\xa2ts",
+         27);
+  n += 27;
+  buf[n++] = 0xc7, buf[n++] = 12, buf[n++] = 0xff;
+  for (int i = 3; i >= 0; i--) buf[n++] = (uint8_t)(ns >> (8 * i));
+  for (int i = 7; i >= 0; i--) buf[n++] = (uint8_t)((uint64_t)sec >> (8 * i));
+  return n;
+}
+
+/* The decoded ts of a ts96, or 1 for a bad_value rejection (never a ts here). */
+static int64_t ts96(int64_t sec, uint32_t ns) {
+  uint8_t buf[64];
+  size_t n = pack_ts96(buf, sec, ns);
+  struct rec r;
+  struct tks_decode_result res;
+  enum tks_decode_status st = tks_decode(&dec, buf, n, 0, &r, &res);
+  if (st == TKS_DECODE_REJECT && res.reason == TKS_REASON_BAD_VALUE) return 1;
+  ASSERT_EQ(st, TKS_DECODE_OK);
+  return r.ts;
+}
+
+TEST(timestamp_extension_reaches_both_ends_of_the_int64_range) {
+  setup(65536);
+  /* INT64_MIN ns is -9223372037 s + 145224192 ns: the first 0.85 s of the
+   * range have negative seconds whose product alone does not fit. */
+  ASSERT_EQ(ts96(-9223372037LL, 145224192), INT64_MIN);
+  ASSERT_EQ(ts96(-9223372037LL, 145224193), INT64_MIN + 1);
+  ASSERT_EQ(ts96(-9223372037LL, 999999999), -9223372036000000001LL);
+  ASSERT_EQ(ts96(-9223372036LL, 0), -9223372036000000000LL);
+  ASSERT_EQ(ts96(-9223372036LL, 1), -9223372035999999999LL);
+  ASSERT_EQ(ts96(-9223372037LL, 145224191), 1); /* one ns under INT64_MIN */
+  ASSERT_EQ(ts96(-9223372037LL, 0), 1);
+  ASSERT_EQ(ts96(-9223372038LL, 999999999), 1);
+  ASSERT_EQ(ts96(INT64_MIN, 0), 1);
+  ASSERT_EQ(ts96(-1, 999999999), -1);
+  ASSERT_EQ(ts96(-1, 0), -1000000000);
+  ASSERT_EQ(ts96(0, 0), 0);
+  /* The top: INT64_MAX is 9223372036 s + 854775807 ns. */
+  ASSERT_EQ(ts96(9223372036LL, 854775807), INT64_MAX);
+  ASSERT_EQ(ts96(9223372036LL, 854775806), INT64_MAX - 1);
+  ASSERT_EQ(ts96(9223372036LL, 854775808), 1);
+  ASSERT_EQ(ts96(9223372037LL, 0), 1);
+  ASSERT_EQ(ts96(INT64_MAX, 0), 1);
+  ASSERT_EQ(ts96(5, 1000000000), 1); /* ns not under a second */
+  ASSERT_EQ(ts96(-5, 1000000000), 1);
+}
+
 TEST(reason_names_are_the_stats_names) {
   ASSERT_STR_EQ(tks_reason_name(TKS_REASON_UNKNOWN_FIELD), "unknown_field");
   ASSERT_STR_EQ(tks_reason_name(TKS_REASON_TOO_LARGE), "too_large");
@@ -735,7 +789,109 @@ TEST(control_bytes_of_a_key_never_reach_the_detail) {
   msgpack_pack_map(&pk, 1);
   str("bad\nkey\x01");
   msgpack_pack_int64(&pk, 1);
-  expect_reject(TKS_REASON_UNKNOWN_FIELD, "bad?key?");
+  expect_reject(TKS_REASON_BAD_KEY, "bad\\x0akey\\x01");
+}
+
+/* A tick of the default schema whose ticker, flags or one more key is given. */
+static void pack_tick_with(const char *ticker, size_t tlen, const char *flags, size_t flen) {
+  msgpack_pack_map(&pk, 4);
+  str("ticker");
+  msgpack_pack_str(&pk, tlen);
+  msgpack_pack_str_body(&pk, ticker, tlen);
+  str("price");
+  msgpack_pack_double(&pk, 1);
+  str("volume");
+  msgpack_pack_int64(&pk, 1);
+  str("flags");
+  msgpack_pack_str(&pk, flen);
+  msgpack_pack_str_body(&pk, flags, flen);
+}
+
+TEST(a_ticker_not_utf8_is_bad_value_and_interns_nothing) {
+  setup(65536);
+  start();
+  pack_tick_with("BAD\xff\xfe", 5, "R", 1);
+  expect_reject(TKS_REASON_BAD_VALUE, "ticker");
+  start();
+  pack_tick_with("\xc0\xaf", 2, "R", 1); /* an overlong '/' */
+  expect_reject(TKS_REASON_BAD_VALUE, "ticker");
+  ASSERT_EQ(tks_symtab_count(dec.strings), 0);
+}
+
+TEST(a_ticker_with_a_space_or_a_control_character_is_bad_value) {
+  setup(65536);
+  const char *bad[] = {"BRK B", "AAPL\n", "A\tB", "\x1b[2J", "X\x7f", "NEL\xc2\x85"};
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(bad); i++) {
+    start();
+    pack_tick_with(bad[i], strlen(bad[i]), "R", 1);
+    expect_reject(TKS_REASON_BAD_VALUE, "ticker");
+  }
+  /* Beyond ASCII is fine. */
+  start();
+  pack_tick_with("N\xc3\x96K", 4, "R", 1);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode(&r, &res), TKS_DECODE_OK);
+}
+
+TEST(a_string_field_not_utf8_is_bad_value_but_may_hold_spaces) {
+  setup(65536);
+  start();
+  pack_tick_with("A", 1, "R\xed\xa0\x80", 4); /* a surrogate */
+  expect_reject(TKS_REASON_BAD_VALUE, "flags");
+  ASSERT_EQ(tks_symtab_count(dec.strings), 0);
+  start();
+  pack_tick_with("A", 1, "odd lot\n", 8);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode(&r, &res), TKS_DECODE_OK);
+}
+
+TEST(an_unknown_key_not_utf8_is_bad_key_with_its_bytes_escaped) {
+  setup(65536);
+  start();
+  msgpack_pack_map(&pk, 4);
+  str("ticker");
+  str("A");
+  str("price");
+  msgpack_pack_double(&pk, 1);
+  str("volume");
+  msgpack_pack_int64(&pk, 1);
+  str("ex\xff"
+      "ch");
+  str("XNAS");
+  expect_reject(TKS_REASON_BAD_KEY, "ex\\xffch");
+  /* A key with a space is an ordinary unknown field. */
+  start();
+  msgpack_pack_map(&pk, 4);
+  str("ticker");
+  str("A");
+  str("price");
+  msgpack_pack_double(&pk, 1);
+  str("volume");
+  msgpack_pack_int64(&pk, 1);
+  str("venue name");
+  str("XNAS");
+  expect_reject(TKS_REASON_UNKNOWN_FIELD, "venue name");
+}
+
+TEST(a_long_unknown_key_is_cut_in_the_detail_between_characters) {
+  setup(65536);
+  start();
+  char k[100];
+  size_t n = 0;
+  k[n++] = 'k';
+  while (n + 2 <= 80) k[n++] = '\xc3', k[n++] = '\xa9'; /* e acute, from an odd offset */
+  msgpack_pack_map(&pk, 1);
+  msgpack_pack_str(&pk, n);
+  msgpack_pack_str_body(&pk, k, n);
+  msgpack_pack_int64(&pk, 1);
+  struct rec r;
+  struct tks_decode_result res;
+  ASSERT_EQ(decode(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_UNKNOWN_FIELD);
+  ASSERT_EQ(strlen(res.detail), 63);
+  ASSERT(tks_utf8_valid(res.detail, strlen(res.detail)));
 }
 
 TEST(a_key_repeated_after_a_nil_is_still_a_duplicate) {
@@ -939,6 +1095,110 @@ TEST(hostile_undeclared_fields_get_a_clear_reason) {
   ASSERT_EQ(dt.undeclared, 61);
   /* Nothing of the rejected ticks was interned. */
   ASSERT_EQ(tks_symtab_count(dec.names), 4 + 61);
+}
+
+TEST(undeclared_keys_and_values_not_utf8_add_nothing_to_any_table) {
+  setup_mode(TKS_MODE_FALLBACK);
+  struct rec r;
+  struct tks_decode_result res;
+  start();
+  pack_base(1);
+  str("ex\xff"
+      "ch");
+  str("XNAS");
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_BAD_KEY);
+  ASSERT_STR_EQ(res.detail, "ex\\xffch");
+  start();
+  pack_base(1);
+  str("line\nbreak");
+  msgpack_pack_int64(&pk, 1);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_BAD_KEY);
+  start();
+  pack_base(1);
+  str("exch");
+  str("XN\xf4\x90\x80\x80"); /* past U+10FFFF */
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_BAD_VALUE);
+  ASSERT_STR_EQ(res.detail, "exch");
+  ASSERT_EQ(tks_symtab_count(dec.names), 0);
+  ASSERT_EQ(tks_symtab_count(dec.symbols), 0);
+  ASSERT_EQ(tks_symtab_count(dec.strings), 0);
+  /* In dynamic mode the same. */
+  setup_mode(TKS_MODE_DYNAMIC);
+  start();
+  pack_base(1);
+  str("\xfe");
+  msgpack_pack_int64(&pk, 1);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_BAD_KEY);
+  ASSERT_EQ(tks_symtab_count(dec.names), 0);
+}
+
+TEST(an_object_over_the_page_size_is_bad_value_before_anything_is_interned) {
+  setup_mode(TKS_MODE_FALLBACK);
+  dec.max_object_bytes = 256;
+  struct rec r;
+  struct tks_decode_result res;
+  char big[300];
+  memset(big, 'v', sizeof big);
+  start();
+  pack_base(2);
+  str("a");
+  msgpack_pack_str(&pk, 200);
+  msgpack_pack_str_body(&pk, big, 200);
+  str("b");
+  msgpack_pack_str(&pk, 100);
+  msgpack_pack_str_body(&pk, big, 100);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+  ASSERT_EQ(res.reason, TKS_REASON_BAD_VALUE);
+  ASSERT_CONTAINS(res.detail, "slab page");
+  ASSERT_EQ(tks_symtab_count(dec.names), 0);
+  ASSERT_EQ(tks_symtab_count(dec.symbols), 0);
+  /* Exactly what fits is kept. */
+  start();
+  pack_base(1);
+  size_t room = 256 - tks_dynobj_size(1, 0);
+  str("a");
+  msgpack_pack_str(&pk, room);
+  msgpack_pack_str_body(&pk, big, room);
+  enum tks_decode_status st = decode_dyn(&r, &res);
+  if (st != TKS_DECODE_DYNAMIC) TEST_FAIL("%s %s", tks_reason_name(res.reason), res.detail);
+  ASSERT_EQ(tks_dynobj_size(1, dt.string_bytes), 256);
+  /* In dynamic mode the declared fields count too. */
+  setup_mode(TKS_MODE_DYNAMIC);
+  dec.max_object_bytes = tks_dynobj_size(4, 0); /* ticker, price, volume, ts */
+  start();
+  pack_base(0);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
+  start();
+  pack_base(1);
+  str("x");
+  msgpack_pack_int64(&pk, 1);
+  if (tks_dynobj_size(5, 0) > dec.max_object_bytes) {
+    ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_REJECT);
+    ASSERT_EQ(res.reason, TKS_REASON_BAD_VALUE);
+  }
+}
+
+TEST(check_only_decodes_and_interns_nothing) {
+  setup_mode(TKS_MODE_FALLBACK);
+  dec.check_only = true;
+  struct rec r;
+  struct tks_decode_result res;
+  start();
+  pack_good_tick();
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_OK);
+  start();
+  pack_base(1);
+  str("x");
+  msgpack_pack_int64(&pk, 1);
+  ASSERT_EQ(decode_dyn(&r, &res), TKS_DECODE_DYNAMIC);
+  ASSERT_EQ(res.consumed, sb.size);
+  ASSERT_EQ(tks_symtab_count(dec.names), 0);
+  ASSERT_EQ(tks_symtab_count(dec.symbols), 0);
+  ASSERT_EQ(tks_symtab_count(dec.strings), 0);
 }
 
 TEST(field_name_table_full_is_too_many_symbols) {

@@ -8,6 +8,7 @@
  * per-representation stats must add up to the totals; hostile maps get a
  * clear reason each and leave memory and the field-name table bounded.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <msgpack.h>
@@ -15,8 +16,9 @@
 
 #include "harness.h"
 #include "test.h"
-#include "wire.h"
+#include "utf8.h"
 #include "util.h"
+#include "wire.h"
 
 #define TS0 INT64_C(1700000000000000000) /* 2023-11-14, in ns */
 #define MIB (1024u * 1024u)
@@ -1522,6 +1524,248 @@ TEST_TIMEOUT(twenty_thousand_distinct_undeclared_names_keep_the_name_table_bound
 TEST_TIMEOUT(twenty_thousand_distinct_undeclared_names_keep_the_name_table_bounded_in_dynamic_mode,
              120) {
   expect_names_bounded("dynamic");
+}
+
+/* ---- hostile strings: UTF-8, names nobody can query, ticks too big ---- */
+
+/* A tick of required fields with raw bytes as ticker, then extra (key,
+ * string value) pairs as raw bytes (NULL key: none). */
+static void pack_raw(msgpack_packer *pk, const char *ticker, size_t tlen, const char *key,
+                     size_t klen, const char *val, size_t vlen) {
+  msgpack_pack_map(pk, 3 + (key != NULL));
+  pk_str(pk, "ticker");
+  pk_strn(pk, ticker, tlen);
+  pk_str(pk, "price");
+  msgpack_pack_double(pk, 1.5);
+  pk_str(pk, "volume");
+  msgpack_pack_int64(pk, 1);
+  if (key) {
+    pk_strn(pk, key, klen);
+    pk_strn(pk, val, vlen);
+  }
+}
+
+/* Well-formed exposition text: "# HELP name text", "# TYPE name type", or
+ * name{label="escaped",...} value, all of it valid UTF-8. */
+static void expect_prometheus_well_formed(const char *text) {
+  ASSERT(tks_utf8_valid(text, strlen(text)));
+  for (const char *l = text; *l;) {
+    const char *end = strchr(l, '\n');
+    ASSERT(end != NULL);
+    if (end == l) break; /* the response's closing empty line */
+    const char *p = l;
+    if (*p == '#') {
+      ASSERT(!strncmp(p, "# HELP tickslab_", 16) || !strncmp(p, "# TYPE tickslab_", 16));
+      l = end + 1;
+      continue;
+    }
+    ASSERT(!strncmp(p, "tickslab_", 9));
+    while (isalnum((unsigned char)*p) || *p == '_' || *p == ':') p++;
+    if (*p == '{') {
+      p++;
+      for (;;) {
+        const char *n = p;
+        while (isalnum((unsigned char)*p) || *p == '_') p++;
+        if (p == n || p[0] != '=' || p[1] != '"')
+          TEST_FAIL("bad label in: %.*s", (int)(end - l), l);
+        for (p += 2; *p != '"'; p++) {
+          if (p >= end) TEST_FAIL("unterminated label in: %.*s", (int)(end - l), l);
+          if (*p == '\\') {
+            p++;
+            if (*p != '\\' && *p != '"' && *p != 'n')
+              TEST_FAIL("bad escape in: %.*s", (int)(end - l), l);
+          }
+        }
+        p++;
+        if (*p == ',') {
+          p++;
+          continue;
+        }
+        if (*p != '}') TEST_FAIL("bad labels in: %.*s", (int)(end - l), l);
+        p++;
+        break;
+      }
+    }
+    if (*p != ' ') TEST_FAIL("no value in: %.*s", (int)(end - l), l);
+    char *num_end;
+    strtod(p + 1, &num_end);
+    if (num_end != end || num_end == p + 1) TEST_FAIL("bad value in: %.*s", (int)(end - l), l);
+    l = end + 1;
+  }
+}
+
+/* Every line of `stats text` is "path value" with the path in [A-Za-z0-9_.]. */
+static void expect_text_paths_clean(const char *text) {
+  for (const char *l = text; *l && *l != '\n';) {
+    const char *p = l;
+    while (isalnum((unsigned char)*p) || *p == '_' || *p == '.') p++;
+    const char *end = strchr(l, '\n');
+    ASSERT(end != NULL);
+    if (p == l || *p != ' ') TEST_FAIL("bad path in: %.*s", (int)(end - l), l);
+    l = end + 1;
+  }
+}
+
+/* `stats` parses as JSON, `stats prometheus` and `stats text` are well
+ * formed, `symbols` is one JSON object a line; returns the flattened
+ * stats (malloc'd). */
+static char *expect_answers_well_formed(const struct tks_daemon *d) {
+  char *js = daemon_request(d, "stats");
+  ASSERT(js != NULL);
+  ASSERT(tks_utf8_valid(js, strlen(js)));
+  char *flat = json_flatten(js);
+  if (!flat) TEST_FAIL("stats is not JSON: %s", js);
+  free(js);
+  char *prom = daemon_request(d, "stats prometheus");
+  ASSERT(prom != NULL);
+  expect_prometheus_well_formed(prom);
+  free(prom);
+  char *text = daemon_request(d, "stats text");
+  ASSERT(text != NULL);
+  expect_text_paths_clean(text);
+  free(text);
+  char *sym = daemon_request(d, "symbols");
+  ASSERT(sym != NULL);
+  ASSERT(tks_utf8_valid(sym, strlen(sym)));
+  for (char *l = sym; *l && *l != '\n';) {
+    char *end = strchr(l, '\n');
+    *end = '\0';
+    char *f = json_flatten(l);
+    if (!f) TEST_FAIL("a symbols line is not JSON: %s", l);
+    free(f);
+    l = end + 1;
+  }
+  free(sym);
+  return flat;
+}
+
+TEST_TIMEOUT(
+    strings_not_utf8_and_unqueryable_tickers_are_refused_and_every_answer_stays_well_formed, 60) {
+  struct tks_daemon d;
+  start_mode(&d, "fallback");
+  struct wire w;
+  wire_init(&w);
+  pack_raw(&w.pk, "AAPL", 4, NULL, 0, NULL, 0);
+  pack_raw(&w.pk, "BAD\xff\xfe", 5, NULL, 0, NULL, 0);    /* bad_value */
+  pack_raw(&w.pk, "BRK B", 5, NULL, 0, NULL, 0);          /* bad_value: a space */
+  pack_raw(&w.pk, "AAPL\nX", 6, NULL, 0, NULL, 0);        /* bad_value: a newline */
+  pack_raw(&w.pk, "AAPL", 4, "flags", 5, "R\xc0\xaf", 3); /* bad_value: overlong */
+  pack_raw(&w.pk, "AAPL", 4,
+           "ex\xff"
+           "ch",
+           5, "XNAS", 4);                                          /* bad_key */
+  pack_raw(&w.pk, "AAPL", 4, "exch", 4, "XN\xed\xa0\x80", 5);      /* bad_value: surrogate */
+  pack_raw(&w.pk, "AAPL", 4, "venue name", 10, "X N", 3);          /* kept */
+  pack_raw(&w.pk, "AAPL", 4, "q\"uo\\te", 7, "v", 1);              /* kept */
+  pack_raw(&w.pk, "N\xc3\x96K", 4, "prix\xe2\x82\xac", 7, "1", 1); /* kept */
+  send_and_wait(&d, &w, 10);
+  for (int round = 0; round < 2; round++) {
+    char *t = expect_answers_well_formed(&d);
+    ASSERT_U64_EQ(snap(t, "ticks.rejected_by_reason.bad_value"), round ? 0 : 5);
+    ASSERT_U64_EQ(snap(t, "ticks.rejected_by_reason.bad_key"), 0 + (round ? 0 : 1));
+    ASSERT_U64_EQ(snap(t, "ticks.stored"), 4);
+    ASSERT_U64_EQ(snap(t, "symbols.count"), 2);
+    ASSERT_U64_EQ(snap(t, "fields.names.count"), 7);         /* ticker, price, volume, ts + 3 */
+    ASSERT_U64_EQ(snap(t, "undeclared.venue name.kept"), 1); /* replay counts it again */
+    free(t);
+    char *text = stats_text(&d);
+    if (!round) ASSERT_CONTAINS(text, "\nundeclared.venue_name.kept 1\n");
+    ASSERT_NOT_CONTAINS(text, "undeclared.ex");
+    free(text);
+    char *prom = daemon_request(&d, "stats prometheus");
+    if (!round) ASSERT_CONTAINS(prom, "{field=\"q\\\"uo\\\\te\"} 1\n");
+    free(prom);
+    char *sym = daemon_request(&d, "symbols");
+    ASSERT_CONTAINS(sym, "\"symbol\":\"AAPL\"");
+    ASSERT_CONTAINS(sym, "\"symbol\":\"N\xc3\x96K\"");
+    ASSERT_NOT_CONTAINS(sym, "BAD");
+    ASSERT_NOT_CONTAINS(sym, "BRK");
+    free(sym);
+    char *last = daemon_request(&d, "last BRK");
+    ASSERT_CONTAINS(last, "unknown symbol");
+    free(last);
+    /* The same after a restart: nothing bad was journaled. */
+    ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+    if (!round) {
+      daemon_spawn(&d, NULL);
+      daemon_wait_ready(&d);
+      ASSERT_U64_EQ(daemon_stat(&d, "journal.replay_rejected"), 0);
+    }
+  }
+  char *log = daemon_log(&d);
+  ASSERT(tks_utf8_valid(log, strlen(log)));
+  ASSERT_CONTAINS(log, "rejected: bad_key ex\\xffch");
+  ASSERT_NOT_CONTAINS(log, "\nX");
+  free(log);
+  daemon_cleanup(&d);
+  wire_finish(&w);
+}
+
+TEST(a_rejected_ticks_key_not_utf8_never_reaches_the_usage_table_in_slotted_mode) {
+  struct tks_daemon d;
+  start_mode(&d, "slotted");
+  struct wire w;
+  wire_init(&w);
+  pack_raw(&w.pk, "AAPL", 4,
+           "ex\xff"
+           "ch",
+           5, "XNAS", 4);
+  pack_raw(&w.pk, "AAPL", 4, "line\nbreak", 10, "XNAS", 4);
+  pack_raw(&w.pk, "AAPL", 4, "venue name", 10, "XNAS", 4);
+  send_and_wait(&d, &w, 3);
+  char *t = expect_answers_well_formed(&d);
+  ASSERT_U64_EQ(snap(t, "ticks.rejected_by_reason.bad_key"), 2);
+  ASSERT_U64_EQ(snap(t, "ticks.rejected_by_reason.unknown_field"), 1);
+  ASSERT_U64_EQ(snap(t, "undeclared.venue name.rejected"), 1);
+  ASSERT_U64_EQ(snap(t, "symbols.count"), 0);
+  free(t);
+  char *text = stats_text(&d);
+  ASSERT_NOT_CONTAINS(text, "undeclared.ex");
+  ASSERT_NOT_CONTAINS(text, "undeclared.line");
+  free(text);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
+TEST_TIMEOUT(a_tick_too_big_for_a_slab_page_adds_nothing_to_any_table, 60) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  max_message_bytes: 131072\n",
+                    "store:\n  mode: fallback\n  page_size: 64KiB\n");
+  static char big[40000];
+  memset(big, 'v', sizeof big);
+  struct wire w;
+  wire_init(&w);
+  pack_raw(&w.pk, "AAPL", 4, NULL, 0, NULL, 0);
+  send_and_wait(&d, &w, 1);
+  char *before = daemon_request(&d, "symbols");
+  wire_clear(&w);
+  msgpack_pack_map(&w.pk, 5);
+  pk_str(&w.pk, "ticker");
+  pk_str(&w.pk, "HUGE");
+  pk_str(&w.pk, "price");
+  msgpack_pack_double(&w.pk, 1);
+  pk_str(&w.pk, "volume");
+  msgpack_pack_int64(&w.pk, 1);
+  pk_str(&w.pk, "big_a");
+  pk_strn(&w.pk, big, sizeof big);
+  pk_str(&w.pk, "big_b");
+  pk_strn(&w.pk, big, sizeof big);
+  send_and_wait(&d, &w, 1);
+  char *t = expect_answers_well_formed(&d);
+  ASSERT_U64_EQ(snap(t, "ticks.rejected_by_reason.bad_value"), 1);
+  ASSERT_U64_EQ(snap(t, "symbols.count"), 1);
+  ASSERT_U64_EQ(snap(t, "fields.names.count"), 0);
+  free(t);
+  char *after = daemon_request(&d, "symbols");
+  ASSERT_STR_EQ(after, before);
+  char *last = daemon_request(&d, "last HUGE");
+  ASSERT_CONTAINS(last, "unknown symbol");
+  ASSERT(log_has_line_with(&d, "rejected: bad_value", "slab page"));
+  free(last);
+  free(after);
+  free(before);
+  wire_finish(&w);
+  stop_cleanly(&d);
 }
 
 TEST_MAIN()

@@ -104,4 +104,32 @@ TEST(a_descriptor_with_a_star_fills_in_the_path_and_labels_the_sample) {
   tks_stats_destroy(s);
 }
 
+static const struct tks_stat ST_NAMED = TKS_STAT_NAMED(
+    "undeclared.*.ticks", COUNTER, TICKS, "Ticks carrying it", "undeclared_ticks", "field");
+
+TEST(a_name_in_a_path_is_safe_in_every_format) {
+  struct tks_stats *s = tks_stats_create();
+  const char *names[] = {"venue name", "a.b", "q\"uo\\te", "prix\xe2\x82\xac"};
+  for (unsigned i = 0; i < 4; i++) tks_stat_u64_of(s, &ST_NAMED, names[i], i + 1);
+  struct tks_buf b = {0};
+  /* JSON: the name as a key, JSON-escaped, its dot as '_'. */
+  ASSERT_EQ(tks_stats_json(s, &b), 0);
+  ASSERT_STR_EQ(b.data, "{\"undeclared\":{\"venue name\":{\"ticks\":1},\"a_b\":{\"ticks\":2},"
+                        "\"q\\\"uo\\\\te\":{\"ticks\":3},\"prix\xe2\x82\xac\":{\"ticks\":4}}}");
+  /* Prometheus: the exact name, escaped as the exposition format says. */
+  b.len = 0;
+  ASSERT_EQ(tks_stats_prometheus(s, &b), 0);
+  ASSERT_CONTAINS(b.data, "tickslab_undeclared_ticks_total{field=\"venue name\"} 1\n");
+  ASSERT_CONTAINS(b.data, "tickslab_undeclared_ticks_total{field=\"a.b\"} 2\n");
+  ASSERT_CONTAINS(b.data, "tickslab_undeclared_ticks_total{field=\"q\\\"uo\\\\te\"} 3\n");
+  ASSERT_CONTAINS(b.data, "tickslab_undeclared_ticks_total{field=\"prix\xe2\x82\xac\"} 4\n");
+  /* Text: one "path value" line each, the path in [A-Za-z0-9_.]. */
+  b.len = 0;
+  ASSERT_EQ(tks_stats_text(s, &b), 0);
+  ASSERT_STR_EQ(b.data, "undeclared.venue_name.ticks 1\nundeclared.a_b.ticks 2\n"
+                        "undeclared.q_uo_te.ticks 3\nundeclared.prix___.ticks 4\n");
+  tks_buf_finish(&b);
+  tks_stats_destroy(s);
+}
+
 TEST_MAIN()

@@ -1,5 +1,7 @@
 /* Unit tests of lib/util.c: sizes, durations, times, buffers, JSON strings. */
 #include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "util.h"
@@ -222,6 +224,22 @@ TEST(rss_is_read_from_proc) {
   uint64_t rss2 = tks_rss_bytes();
   ASSERT(rss2 >= rss + (60 << 20));
   free((void *)p);
+}
+
+TEST(a_log_line_escapes_newlines_controls_and_bytes_not_utf8) {
+  char path[] = "/tmp/tks-util-log-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT(fd >= 0);
+  unlink(path);
+  ASSERT(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+  tks_log(TKS_LOG_WARN, "tick rejected: %s", "x\ninfo: forged\x1b[1m BAD\xff\xfe caf\xc3\xa9");
+  char buf[512];
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  ASSERT(n > 0);
+  buf[n] = '\0';
+  ASSERT_CONTAINS(buf,
+                  ": warn: tick rejected: x\\x0ainfo: forged\\x1b[1m BAD\\xff\\xfe caf\xc3\xa9\n");
+  ASSERT_EQ(strchr(buf, '\n'), buf + n - 1); /* one line */
 }
 
 TEST_MAIN()
