@@ -195,6 +195,45 @@ int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t 
   return 0;
 }
 
+/* Empties slot i and shifts back the entries after it in its cluster that
+ * are no longer reachable from their home slot (linear probing deletion). */
+static void delete_slot(struct tks_symtab *t, uint32_t i) {
+  for (uint32_t j = (i + 1) & t->mask;; j = (j + 1) & t->mask) {
+    struct slot sl = t->table[j];
+    if (sl.id == 0) break;
+    const unsigned char *n = t->names[sl.id];
+    uint32_t home = hash_bytes((const char *)n + 1, n[0]) & t->mask;
+    /* sl may stay at j if its home lies cyclically in (i, j]. */
+    if (((j - home) & t->mask) < ((j - i) & t->mask)) continue;
+    t->table[i] = sl;
+    i = j;
+  }
+  t->table[i] = (struct slot){0};
+}
+
+void tks_symtab_truncate(struct tks_symtab *t, uint32_t count) {
+  while (t->count > count) {
+    uint32_t id = t->count;
+    const unsigned char *n = t->names[id];
+    size_t len = n[0];
+    uint32_t i = hash_bytes((const char *)n + 1, len) & t->mask;
+    while (t->table[i].id != id) i = (i + 1) & t->mask;
+    delete_slot(t, i);
+    struct arena_block *b = t->arena;
+    if (b && (const char *)n + len + 2 == b->data + b->used) {
+      b->used -= len + 2;
+      if (b->used == 0) {
+        t->arena = b->next;
+        t->arena_bytes -= sizeof *b + ARENA_BLOCK;
+        free(b);
+      }
+    }
+    t->names[id] = NULL;
+    t->string_bytes -= len + 1;
+    t->count = id - 1;
+  }
+}
+
 const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len) {
   if (id == 0) {
     if (len) *len = 0;

@@ -29,6 +29,15 @@ int tks_symtab_lookup(const struct tks_symtab *t, const char *s, size_t len, uin
 /* The NUL-terminated string of id, or NULL if id is unknown.  *len may be NULL. */
 const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len);
 
+/*
+ * Removes every id above count (count at most tks_symtab_count), newest
+ * first: their strings are no longer found, their ids are given again in
+ * order, and the arena bytes of the newest strings are given back (an arena
+ * block left empty is freed).  For undoing the strings one tick added when
+ * the tick is then refused.  The table keeps its size.
+ */
+void tks_symtab_truncate(struct tks_symtab *t, uint32_t count);
+
 uint32_t tks_symtab_count(const struct tks_symtab *t); /* ids in use, not counting 0 */
 uint64_t tks_symtab_bytes(const struct tks_symtab *t); /* arena + table + headers */
 uint64_t tks_symtab_string_bytes(const struct tks_symtab *t); /* string bytes incl. NULs */

@@ -1,5 +1,6 @@
 /* Unit tests of lib/symtab.c: interning, ids, limits, counting. */
 #include <errno.h>
+#include <stdbool.h>
 
 #include "symtab.h"
 #include "test.h"
@@ -92,6 +93,139 @@ TEST(overlong_and_binary_strings) {
   size_t len;
   tks_symtab_name(t, id2, &len);
   ASSERT_EQ(len, 3);
+  tks_symtab_destroy(t);
+}
+
+TEST(truncate_forgets_the_newest_ids_and_gives_back_their_bytes) {
+  struct tks_symtab *t = tks_symtab_create(0);
+  uint32_t a, b, c, id;
+  ASSERT_EQ(tks_symtab_intern(t, "A", 1, &a), 0);
+  uint64_t bytes = tks_symtab_bytes(t), strings = tks_symtab_string_bytes(t);
+  ASSERT_EQ(tks_symtab_intern(t, "B", 1, &b), 0);
+  ASSERT_EQ(tks_symtab_intern(t, "CCCCCCCCCCCC", 12, &c), 0);
+  ASSERT_EQ(c, 3);
+  tks_symtab_truncate(t, 1);
+  ASSERT_EQ(tks_symtab_count(t), 1);
+  ASSERT_EQ(tks_symtab_lookup(t, "B", 1, &id), -ENOENT);
+  ASSERT_EQ(tks_symtab_lookup(t, "CCCCCCCCCCCC", 12, &id), -ENOENT);
+  ASSERT(tks_symtab_name(t, 2, NULL) == NULL);
+  ASSERT_EQ(tks_symtab_lookup(t, "A", 1, &id), 0);
+  ASSERT_EQ(id, a);
+  ASSERT_U64_EQ(tks_symtab_bytes(t), bytes);
+  ASSERT_U64_EQ(tks_symtab_string_bytes(t), strings);
+  ASSERT_EQ(tks_symtab_intern(t, "B", 1, &b), 0);
+  ASSERT_EQ(b, 2);
+  ASSERT_STR_EQ(tks_symtab_name(t, 2, NULL), "B");
+  tks_symtab_truncate(t, 2); /* nothing above 2: no change */
+  ASSERT_EQ(tks_symtab_count(t), 2);
+  tks_symtab_destroy(t);
+}
+
+TEST(truncate_frees_an_arena_block_it_empties) {
+  struct tks_symtab *t = tks_symtab_create(0);
+  char s[255];
+  uint32_t id;
+  memset(s, 'x', sizeof s);
+  for (int i = 0; i < 300; i++) { /* grow the table and names first: they keep their size */
+    memcpy(s, &i, sizeof i);
+    ASSERT_EQ(tks_symtab_intern(t, s, 8, &id), 0);
+  }
+  tks_symtab_truncate(t, 0);
+  ASSERT_EQ(tks_symtab_count(t), 0);
+  ASSERT_U64_EQ(tks_symtab_string_bytes(t), 0);
+  uint64_t empty = tks_symtab_bytes(t);
+  for (int i = 0; i < 200; i++) { /* 200 * 257 bytes: most of the first 64 KiB block */
+    memcpy(s, &i, sizeof i);
+    ASSERT_EQ(tks_symtab_intern(t, s, sizeof s, &id), 0);
+  }
+  uint64_t bytes = tks_symtab_bytes(t), strings = tks_symtab_string_bytes(t);
+  ASSERT(bytes > empty);
+  for (int i = 200; i < 300; i++) { /* past the first block */
+    memcpy(s, &i, sizeof i);
+    ASSERT_EQ(tks_symtab_intern(t, s, sizeof s, &id), 0);
+  }
+  ASSERT(tks_symtab_bytes(t) > bytes);
+  tks_symtab_truncate(t, 200);
+  ASSERT_U64_EQ(tks_symtab_bytes(t), bytes);
+  ASSERT_U64_EQ(tks_symtab_string_bytes(t), strings);
+  int i = 250;
+  memcpy(s, &i, sizeof i);
+  ASSERT_EQ(tks_symtab_lookup(t, s, sizeof s, &id), -ENOENT);
+  i = 199;
+  memcpy(s, &i, sizeof i);
+  ASSERT_EQ(tks_symtab_lookup(t, s, sizeof s, &id), 0);
+  ASSERT_EQ(id, 200);
+  tks_symtab_truncate(t, 0);
+  ASSERT_U64_EQ(tks_symtab_bytes(t), empty);
+  tks_symtab_destroy(t);
+}
+
+/* A pool of strings (short, past 8 bytes, long) interned and truncated at
+ * random; a plain array of ids is the model every lookup is checked against. */
+TEST(random_interns_and_truncates_agree_with_a_simple_model) {
+  enum { POOL = 3000, ROUNDS = 4000 };
+  static char pool[POOL][40];
+  static size_t plen[POOL];
+  static uint32_t model[POOL]; /* id of pool[i], 0 = not interned */
+  static uint32_t by_id[POOL + 1];
+  uint64_t x = 88172645463325252ull;
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+  for (int i = 0; i < POOL; i++) {
+    plen[i] = 1 + NEXT() % 39;
+    for (size_t k = 0; k < plen[i]; k++) pool[i][k] = (char)('A' + NEXT() % 3);
+    bool dup = false; /* every pool string distinct */
+    for (int j = 0; j < i && !dup; j++)
+      dup = plen[j] == plen[i] && memcmp(pool[j], pool[i], plen[i]) == 0;
+    if (dup) i--;
+  }
+  struct tks_symtab *t = tks_symtab_create(0);
+  uint32_t count = 0;
+  uint64_t sbytes = 0;
+  for (int r = 0; r < ROUNDS; r++) {
+    int n = (int)(NEXT() % 8);
+    for (int k = 0; k < n; k++) {
+      int i = (int)(NEXT() % POOL);
+      uint32_t id;
+      ASSERT_EQ(tks_symtab_intern(t, pool[i], plen[i], &id), 0);
+      if (model[i]) {
+        ASSERT_EQ(id, model[i]);
+      } else {
+        ASSERT_EQ(id, count + 1);
+        by_id[++count] = (uint32_t)i;
+        sbytes += plen[i] + 1;
+        model[i] = id;
+      }
+    }
+    if (NEXT() % 3 == 0) {
+      uint32_t to = count ? (uint32_t)(count - NEXT() % (count < 10 ? count + 1 : 10)) : 0;
+      tks_symtab_truncate(t, to);
+      for (; count > to; count--) sbytes -= plen[by_id[count]] + 1;
+    }
+    for (int i = 0; i < POOL; i++)
+      if (model[i] > count) model[i] = 0;
+    ASSERT_EQ(tks_symtab_count(t), count);
+    ASSERT_U64_EQ(tks_symtab_string_bytes(t), sbytes);
+    if (r % 50 == 0 || r == ROUNDS - 1) {
+      for (int i = 0; i < POOL; i++) {
+        uint32_t id = 0;
+        int e = tks_symtab_lookup(t, pool[i], plen[i], &id);
+        if (model[i]) {
+          ASSERT_EQ(e, 0);
+          ASSERT_EQ(id, model[i]);
+        } else {
+          ASSERT_EQ(e, -ENOENT);
+        }
+      }
+      for (uint32_t j = 1; j <= count; j++) {
+        size_t len;
+        const char *nm = tks_symtab_name(t, j, &len);
+        ASSERT(nm != NULL);
+        ASSERT_EQ(len, plen[by_id[j]]);
+        ASSERT(memcmp(nm, pool[by_id[j]], len) == 0);
+      }
+    }
+  }
+#undef NEXT
   tks_symtab_destroy(t);
 }
 
