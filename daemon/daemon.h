@@ -132,6 +132,20 @@ static inline bool tks_server_held(const struct tks_server *srv, unsigned reason
   return (srv->held & reason) != 0;
 }
 
+/* The sizes of the three tables a tick interns into (symbols, strings,
+ * field names), taken before tks_decode.  A decoded tick that is then not
+ * stored is undone with tks_server_unintern: a rejected tick adds nothing
+ * to any table (ids are sequential and only the loop thread interns). */
+struct tks_intern_mark {
+  uint32_t symbols, strings, names;
+};
+static inline struct tks_intern_mark tks_server_intern_mark(const struct tks_server *srv) {
+  return (struct tks_intern_mark){tks_symtab_count(srv->symbols), tks_symtab_count(srv->strings),
+                                  tks_symtab_count(srv->names)};
+}
+/* Removes every id added since m. */
+void tks_server_unintern(struct tks_server *srv, struct tks_intern_mark m);
+
 /* The ingest listener is bound to addr (port), or closed (addr NULL). */
 void tks_server_set_ingesting(struct tks_server *srv, const char *addr, uint16_t port);
 

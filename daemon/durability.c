@@ -306,7 +306,10 @@ static int replay_frame(void *arg, const void *payload, size_t len) {
   struct tks_dyn_tick dyn;
   struct tks_decode_result res = {.dyn = &dyn};
   while (off < n) {
+    struct tks_intern_mark mark = tks_server_intern_mark(srv);
     enum tks_decode_status st = tks_decode(&srv->decoder, p + off, n - off, recv_ns, record, &res);
+    if (st != TKS_DECODE_OK && st != TKS_DECODE_DYNAMIC)
+      tks_server_unintern(srv, mark); /* a table filled part-way (too_many_symbols) */
     if (st == TKS_DECODE_NEED_MORE || st == TKS_DECODE_ERROR) {
       rc->rejected++; /* a frame that passed its CRC but does not decode: count, go on */
       break;
@@ -318,10 +321,12 @@ static int replay_frame(void *arg, const void *payload, size_t len) {
     }
     /* Backpressure cannot wait here (nothing is read during replay): the
      * policy refuses instead, and the tick is counted not stored. */
-    if (tks_admit(srv, st, record, &dyn) == TKS_ADMIT_STORED)
+    if (tks_admit(srv, st, record, &dyn) == TKS_ADMIT_STORED) {
       rc->ticks++;
-    else
+    } else {
+      tks_server_unintern(srv, mark); /* a refused tick adds no symbol */
       rc->rejected++;
+    }
   }
   rc->frames++;
   uint64_t now = mono_ns();

@@ -143,6 +143,7 @@ static bool process(struct conn *c) {
   check.check_only = true;
   const struct tks_decoder *dec = refusing ? &check : &srv->decoder;
   while (!srv->held) {
+    struct tks_intern_mark mark = tks_server_intern_mark(srv);
     enum tks_decode_status st = tks_decode(dec, p + off, c->len - off, now, record, &res);
     if (st == TKS_DECODE_NEED_MORE) break;
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
@@ -153,6 +154,9 @@ static bool process(struct conn *c) {
         continue;
       }
       enum tks_admit a = tks_admit(srv, st, record, &dyn);
+      /* Not stored: the tick adds no symbol (a paused tick interns again
+       * when it is decoded again). */
+      if (a != TKS_ADMIT_STORED) tks_server_unintern(srv, mark);
       if (a == TKS_ADMIT_PAUSE) break; /* held: the tick stays in c->buf for the resume */
       if (a == TKS_ADMIT_TOO_BIG) {
         srv->rejected[TKS_REASON_BAD_VALUE]++;
@@ -173,6 +177,7 @@ static bool process(struct conn *c) {
       off += res.consumed;
       continue;
     }
+    tks_server_unintern(srv, mark); /* a table filled part-way (too_many_symbols) */
     srv->rejected[res.reason]++;
     if (st == TKS_DECODE_REJECT) {
       off += res.consumed;

@@ -272,6 +272,12 @@ static void usage_stats(const struct tks_usage *u, struct tks_stats *st) {
   }
 }
 
+void tks_server_unintern(struct tks_server *srv, struct tks_intern_mark m) {
+  tks_symtab_truncate(srv->symbols, m.symbols);
+  tks_symtab_truncate(srv->strings, m.strings);
+  tks_symtab_truncate(srv->names, m.names);
+}
+
 /* memory.total_bytes: slab pages, symbol tables and index. */
 static uint64_t symbol_bytes(const struct tks_server *srv) {
   return tks_symtab_bytes(srv->symbols) + tks_symtab_bytes(srv->strings) +

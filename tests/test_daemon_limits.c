@@ -301,6 +301,75 @@ TEST_TIMEOUT(reject_refuses_and_counts_the_ticks_that_do_not_fit, 300) {
   stop_cleanly(&d);
 }
 
+/* A tick the store refuses adds nothing to the symbol table: its symbol
+ * stays unknown, and symbols.count does not grow (issue 9). */
+TEST_TIMEOUT(a_tick_refused_store_full_adds_no_symbol, 300) {
+  struct tks_daemon d;
+  daemon_start(&d, "journal:\n  enabled: false\nstore:\n  page_size: 64KiB\n"
+                   "limits:\n  max_memory: 8MiB\n  when_full: reject\n");
+  enum { FILL = 400000, NEW = 20000 }; /* 8 MiB hold about 250000 ticks */
+  static struct wire w;
+  make_ticks(&w, FILL, TS0);
+  struct sender s;
+  sender_start(&s, &d, &w);
+  sender_join(&s);
+  uint64_t deadline = now_ms() + 60000, accepted, full;
+  for (;;) {
+    accepted = daemon_stat(&d, "ticks.accepted");
+    full = daemon_stat(&d, "ticks.rejected_by_reason.store_full");
+    if (accepted + full >= FILL || now_ms() > deadline) break;
+    sleep_ms(20);
+  }
+  ASSERT_U64_EQ(accepted + full, FILL);
+  ASSERT(full > 0);
+  uint64_t symbols = daemon_stat(&d, "symbols.count");
+  ASSERT_U64_EQ(symbols, NSYM);
+  wire_finish(&w);
+
+  /* One tick each of NEW symbols never seen: the first may still find a
+   * small block free, the rest are refused, and must add no symbol. */
+  msgpack_sbuffer_init(&w.sb);
+  msgpack_packer_init(&w.pk, &w.sb, msgpack_sbuffer_write);
+  char sym[16];
+  for (unsigned i = 0; i < NEW; i++) {
+    snprintf(sym, sizeof sym, "N%05u", i);
+    msgpack_pack_array(&w.pk, 5);
+    msgpack_pack_int64(&w.pk, TS0 + FILL + i);
+    msgpack_pack_str(&w.pk, 6);
+    msgpack_pack_str_body(&w.pk, sym, 6);
+    msgpack_pack_double(&w.pk, 1.5);
+    msgpack_pack_int64(&w.pk, i);
+    msgpack_pack_nil(&w.pk);
+  }
+  sender_start(&s, &d, &w);
+  sender_join(&s);
+  uint64_t accepted2, full2;
+  deadline = now_ms() + 30000;
+  for (;;) {
+    accepted2 = daemon_stat(&d, "ticks.accepted") - accepted;
+    full2 = daemon_stat(&d, "ticks.rejected_by_reason.store_full") - full;
+    if (accepted2 + full2 >= NEW || now_ms() > deadline) break;
+    sleep_ms(20);
+  }
+  printf("  new symbols: %llu stored, %llu refused store_full\n", (unsigned long long)accepted2,
+         (unsigned long long)full2);
+  ASSERT_U64_EQ(accepted2 + full2, NEW);
+  ASSERT(full2 > NEW / 2);
+  ASSERT_U64_EQ(daemon_stat(&d, "symbols.count"), symbols + accepted2);
+  snprintf(sym, sizeof sym, "N%05u", NEW - 1); /* the last was refused */
+  char req[64];
+  snprintf(req, sizeof req, "last %s 1", sym);
+  char *r = daemon_request(&d, req);
+  ASSERT(r);
+  ASSERT_CONTAINS(r, "unknown symbol 'N19999'");
+  free(r);
+  /* The ids stay dense: stored symbols still answer. */
+  ASSERT(last_ts(&d, "S042") >= TS0);
+  if (accepted2) ASSERT(last_ts(&d, "N00000") == TS0 + FILL);
+  wire_finish(&w);
+  stop_cleanly(&d);
+}
+
 TEST_TIMEOUT(backpressure_slows_the_sender_and_resumes_when_retention_makes_room, 300) {
   struct tks_daemon d;
   /* All ticks are stamped now: the first 16 MiB fill in well under the
