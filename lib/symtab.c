@@ -35,8 +35,8 @@ struct arena_block {
 };
 
 struct tks_symtab {
+  struct tks_symtab_head head; /* first: head.count, ids 1..count are in use */
   uint32_t max;
-  uint32_t count;  /* ids 1..count are in use */
   uint32_t mask;   /* table size - 1 */
   struct slot *table;
   const unsigned char **names; /* names[id] -> length byte */
@@ -170,12 +170,12 @@ int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t 
     *id = found;
     return 0;
   }
-  if (t->count >= t->max) return -ENOSPC;
-  if ((t->count + 1) * 2 > t->mask + 1) {
+  if (t->head.count >= t->max) return -ENOSPC;
+  if ((t->head.count + 1) * 2 > t->mask + 1) {
     if (grow_table(t)) return -ENOMEM;
     find(t, h, s, len, &pos);
   }
-  uint32_t nid = t->count + 1;
+  uint32_t nid = t->head.count + 1;
   if (nid >= t->names_cap) {
     const unsigned char **nn = realloc(t->names, (size_t)t->names_cap * 2 * sizeof *nn);
     if (!nn) return -ENOMEM;
@@ -189,7 +189,7 @@ int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t 
   p[len + 1] = '\0';
   t->names[nid] = p;
   t->table[pos] = (struct slot){tks_head8(s, len), tag_of(h, len), nid};
-  t->count = nid;
+  t->head.count = nid;
   t->string_bytes += len + 1;
   *id = nid;
   return 0;
@@ -212,8 +212,8 @@ static void delete_slot(struct tks_symtab *t, uint32_t i) {
 }
 
 void tks_symtab_truncate(struct tks_symtab *t, uint32_t count) {
-  while (t->count > count) {
-    uint32_t id = t->count;
+  while (t->head.count > count) {
+    uint32_t id = t->head.count;
     const unsigned char *n = t->names[id];
     size_t len = n[0];
     uint32_t i = hash_bytes((const char *)n + 1, len) & t->mask;
@@ -230,7 +230,7 @@ void tks_symtab_truncate(struct tks_symtab *t, uint32_t count) {
     }
     t->names[id] = NULL;
     t->string_bytes -= len + 1;
-    t->count = id - 1;
+    t->head.count = id - 1;
   }
 }
 
@@ -239,12 +239,11 @@ const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len
     if (len) *len = 0;
     return "";
   }
-  if (id > t->count) return NULL;
+  if (id > t->head.count) return NULL;
   if (len) *len = t->names[id][0];
   return (const char *)t->names[id] + 1;
 }
 
-uint32_t tks_symtab_count(const struct tks_symtab *t) { return t->count; }
 
 uint64_t tks_symtab_bytes(const struct tks_symtab *t) {
   return sizeof *t + (uint64_t)(t->mask + 1) * sizeof(struct slot) +

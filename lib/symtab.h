@@ -38,7 +38,14 @@ const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len
  */
 void tks_symtab_truncate(struct tks_symtab *t, uint32_t count);
 
-uint32_t tks_symtab_count(const struct tks_symtab *t); /* ids in use, not counting 0 */
+/* The first member of struct tks_symtab, so that the count is read inline
+ * (ingest reads three counts a tick).  Only lib/symtab.c writes it. */
+struct tks_symtab_head {
+  uint32_t count; /* ids in use, not counting 0 */
+};
+static inline uint32_t tks_symtab_count(const struct tks_symtab *t) {
+  return ((const struct tks_symtab_head *)(const void *)t)->count;
+}
 uint64_t tks_symtab_bytes(const struct tks_symtab *t); /* arena + table + headers */
 uint64_t tks_symtab_string_bytes(const struct tks_symtab *t); /* string bytes incl. NULs */
 
