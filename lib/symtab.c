@@ -244,7 +244,6 @@ const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len
   return (const char *)t->names[id] + 1;
 }
 
-
 uint64_t tks_symtab_bytes(const struct tks_symtab *t) {
   return sizeof *t + (uint64_t)(t->mask + 1) * sizeof(struct slot) +
          (uint64_t)t->names_cap * sizeof *t->names + t->arena_bytes;
