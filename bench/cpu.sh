@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The daemon's own cost per tick, the figures that hold on a shared VM:
+#
+#   bench/cpu.sh cpu BUILD_DIR [on|off] [COUNT]
+#       CPU time of every tickslabd thread (utime+stime from /proc/PID/stat)
+#       divided by the ticks, the daemon pinned to CPU 0 and `tickslab gen`
+#       to CPU 1; with the journal on it waits for `sync`.  Prints
+#       "N ns/tick  R M/s".  Interleave two builds for an A/B:
+#         for i in 1 2 3 4; do bench/cpu.sh cpu A off; bench/cpu.sh cpu B off; done
+#   bench/cpu.sh instructions BUILD_DIR [COUNT]
+#       Instructions the daemon executes (valgrind --tool=callgrind, journal
+#       off) for COUNT ticks (default 1000000) over 100 symbols: repeatable
+#       whatever else the machine does.  Prints callgrind's total; the
+#       profile is left in ./callgrind.tickslabd.out for callgrind_annotate.
+#
+# Loopback only, port 0, a temporary journal directory and control socket.
+set -euo pipefail
+what=${1:?usage: bench/cpu.sh cpu|instructions BUILD_DIR ...}
+B=${2:?build dir}
+T=$(mktemp -d "${TMPDIR:-/tmp}/tickslab-cpu.XXXXXX")
+P=
+trap '[[ -n $P ]] && kill -KILL $P 2>/dev/null; rm -rf "$T"' EXIT
+config() { # journal enabled: true | false
+  printf 'ingest:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: %s/c.sock\njournal:\n  enabled: %s\n  dir: %s/j\n' \
+    "$T" "$1" "$T" > "$T/c.yaml"
+}
+stat_of() { "$B/cli/tickslab" --socket "$T/c.sock" --timeout 30 stats --text 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'; }
+wait_ready() { for _ in $(seq 1200); do [[ $(stat_of ingest.port) =~ ^[1-9] ]] && return; sleep 0.1; done; echo "bench: daemon not ready" >&2; exit 1; }
+wait_accepted() { while (( $(stat_of ticks.accepted || echo 0) < $1 )); do sleep 0.05; done; }
+case $what in
+cpu)
+  J=${3:-off}; N=${4:-10000000}
+  config "$([[ $J == on ]] && echo true || echo false)"
+  taskset -c 0 "$B/daemon/tickslabd" --config "$T/c.yaml" 2>"$T/log" & P=$!
+  wait_ready
+  cpu() { awk '{ print $14 + $15 }' "/proc/$P/stat"; }
+  c0=$(cpu); t0=$(date +%s.%N)
+  taskset -c 1 "$B/cli/tickslab" --config "$T/c.yaml" gen --count "$N" --symbols 100 >/dev/null
+  wait_accepted "$N"
+  [[ $J == on ]] && "$B/cli/tickslab" --socket "$T/c.sock" request sync >/dev/null
+  t1=$(date +%s.%N); c1=$(cpu)
+  awk -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" -v n="$N" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%.1f ns/tick  %.2f M/s\n", (c1 - c0) / hz * 1e9 / n, n / (t1 - t0) / 1e6 }'
+  kill -TERM $P; wait $P || true; P=
+  ;;
+instructions)
+  N=${3:-1000000}
+  config false
+  valgrind --tool=callgrind --callgrind-out-file=callgrind.tickslabd.out \
+    "$B/daemon/tickslabd" --config "$T/c.yaml" 2>"$T/log" & P=$!
+  wait_ready
+  "$B/cli/tickslab" --config "$T/c.yaml" gen --count "$N" --symbols 100 >/dev/null
+  wait_accepted "$N"
+  kill -TERM $P; wait $P || true; P=
+  callgrind_annotate callgrind.tickslabd.out 2>/dev/null | grep -m1 "PROGRAM TOTALS"
+  ;;
+*) echo "usage: bench/cpu.sh cpu|instructions BUILD_DIR ..." >&2; exit 2 ;;
+esac
