@@ -370,6 +370,60 @@ TEST_TIMEOUT(a_tick_refused_store_full_adds_no_symbol, 300) {
   stop_cleanly(&d);
 }
 
+/* The same at replay: ticks journaled without a limit and replayed under
+ * one are refused there (journal.replay_rejected), and a refused tick's
+ * symbol is not left behind in the table: every symbol has ticks. */
+TEST_TIMEOUT(a_tick_refused_at_replay_adds_no_symbol, 300) {
+  struct tks_daemon d;
+  daemon_start(&d, "store:\n  page_size: 64KiB\n");
+  enum { FILL = 400000, NEW = 2000 }; /* 8 MiB hold about 250000 ticks */
+  static struct wire w;
+  make_ticks(&w, FILL, TS0);
+  char sym[16];
+  for (unsigned i = 0; i < NEW; i++) { /* journaled last, so refused at replay */
+    snprintf(sym, sizeof sym, "N%05u", i);
+    msgpack_pack_array(&w.pk, 5);
+    msgpack_pack_int64(&w.pk, TS0 + FILL + i);
+    msgpack_pack_str(&w.pk, 6);
+    msgpack_pack_str_body(&w.pk, sym, 6);
+    msgpack_pack_double(&w.pk, 1.5);
+    msgpack_pack_int64(&w.pk, i);
+    msgpack_pack_nil(&w.pk);
+  }
+  struct sender s;
+  sender_start(&s, &d, &w);
+  sender_join(&s);
+  daemon_expect_stat(&d, "ticks.accepted", FILL + NEW, 60000);
+  char *r = daemon_request(&d, "sync");
+  ASSERT(r);
+  ASSERT_CONTAINS(r, "\"ok\":true");
+  free(r);
+  ASSERT_U64_EQ(daemon_stat(&d, "symbols.count"), NSYM + NEW);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  wire_finish(&w);
+
+  daemon_write_config(&d, NULL,
+                      "store:\n  page_size: 64KiB\n"
+                      "limits:\n  max_memory: 8MiB\n  when_full: reject\n");
+  daemon_spawn(&d, NULL);
+  daemon_wait_ready(&d);
+  uint64_t rejected = daemon_stat(&d, "journal.replay_rejected");
+  uint64_t series = daemon_stat(&d, "store.series");
+  uint64_t symbols = daemon_stat(&d, "symbols.count");
+  printf("  replay: %llu refused, %llu symbols, %llu with ticks\n", (unsigned long long)rejected,
+         (unsigned long long)symbols, (unsigned long long)series);
+  ASSERT(rejected > NEW);
+  ASSERT_U64_EQ(symbols, series);
+  snprintf(sym, sizeof sym, "N%05u", NEW - 1);
+  char req[64];
+  snprintf(req, sizeof req, "last %s 1", sym);
+  r = daemon_request(&d, req);
+  ASSERT(r);
+  ASSERT_CONTAINS(r, "unknown symbol 'N01999'");
+  free(r);
+  stop_cleanly(&d);
+}
+
 TEST_TIMEOUT(backpressure_slows_the_sender_and_resumes_when_retention_makes_room, 300) {
   struct tks_daemon d;
   /* All ticks are stamped now: the first 16 MiB fill in well under the
