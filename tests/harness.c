@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "test.h"
+#include "config.h"
 #include "util.h"
 
 extern char **environ;
@@ -306,6 +307,14 @@ void daemon_wait_ready(struct tks_daemon *d) {
   if (daemon_stat_get(d, "ingest.port", &port) < 0 || port == 0 || port > 65535)
     fail_with_log(d, "stats text has no usable ingest.port");
   d->port = (int)port;
+  /* No test may write the real /var/lib/tickslab: every config names its
+   * own journal dir (the harness's do, unless a test writes its own). */
+  char *text = daemon_request(d, "stats text");
+  char dir[512];
+  bool real = text && stats_text_lookup(text, "journal.dir", dir, sizeof dir) == 0 &&
+              strcmp(dir, TKS_DEFAULT_JOURNAL_DIR) == 0;
+  free(text);
+  if (real) fail_with_log(d, "the test's config journals into " TKS_DEFAULT_JOURNAL_DIR);
 }
 
 void daemon_start_with(struct tks_daemon *d, const char *ingest_extra, const char *extra_yaml) {

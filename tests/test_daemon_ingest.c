@@ -812,9 +812,12 @@ TEST(ingest_listens_on_ipv6_loopback) {
   close(probe);
   struct tks_daemon d;
   daemon_prepare(&d, NULL, NULL);
-  char yaml[512];
-  snprintf(yaml, sizeof yaml, "ingest:\n  listen: \"[::1]:0\"\ncontrol:\n  socket: \"%s\"\n",
-           d.sock);
+  char yaml[1024];
+  /* Its own journal dir, as the harness's configs have: never the default. */
+  snprintf(yaml, sizeof yaml,
+           "ingest:\n  listen: \"[::1]:0\"\ncontrol:\n  socket: \"%s\"\n"
+           "journal:\n  dir: \"%s/journal\"\n",
+           d.sock, d.dir);
   write_file(d.config, yaml);
   daemon_spawn(&d, NULL);
   daemon_wait_ready(&d);
