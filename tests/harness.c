@@ -22,8 +22,8 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "test.h"
 #include "config.h"
+#include "test.h"
 #include "util.h"
 
 extern char **environ;
