@@ -23,6 +23,18 @@
 #define HARNESS_STOP_MS 10000  /* bound on a stop */
 #define HARNESS_IO_MS 5000     /* bound on one control request */
 
+/* 1 in a build with AddressSanitizer (gcc or clang), else 0. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 struct tks_daemon {
   pid_t pid;     /* 0 once reaped */
   int exit_code; /* once reaped: see daemon_wait_exit() */

@@ -21,17 +21,6 @@
 #define FIRST 1000 /* ticks made durable before the fault */
 #define MORE 100   /* ticks sent while it is armed */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 struct faulty {
   struct tks_daemon d;
   char arm[160];

@@ -39,17 +39,6 @@
 #define NTICKS 2000000
 #define TS0 INT64_C(1700000000000000000) /* 2023-11-14, in ns */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 static const char *const limits_yaml_fmt =
     "journal:\n"
     "  enabled: false\n"
@@ -92,6 +81,22 @@ static void make_ticks(struct wire *w, unsigned n, int64_t ts0) {
     msgpack_pack_int64(&w->pk, i);
     msgpack_pack_nil(&w->pk);
     w->last_ts[s] = ts0 + i;
+  }
+}
+
+/* Appends one tick each of n symbols never seen before (N00000, N00001,
+ * ...), at ts0, ts0 + 1, ... */
+static void pack_new_symbols(struct wire *w, unsigned n, int64_t ts0) {
+  char sym[16];
+  for (unsigned i = 0; i < n; i++) {
+    snprintf(sym, sizeof sym, "N%05u", i);
+    msgpack_pack_array(&w->pk, 5);
+    msgpack_pack_int64(&w->pk, ts0 + i);
+    msgpack_pack_str(&w->pk, 6);
+    msgpack_pack_str_body(&w->pk, sym, 6);
+    msgpack_pack_double(&w->pk, 1.5);
+    msgpack_pack_int64(&w->pk, i);
+    msgpack_pack_nil(&w->pk);
   }
 }
 
@@ -215,6 +220,19 @@ static void stop_cleanly(struct tks_daemon *d) {
 
 /* ---- when_full ---- */
 
+/* Waits (up to timeout_ms) until every message sent is decoded, i.e.
+ * ticks.accepted + store_full reach n; gives both. */
+static void wait_decoded(const struct tks_daemon *d, uint64_t n, int timeout_ms, uint64_t *accepted,
+                         uint64_t *full) {
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    *accepted = daemon_stat(d, "ticks.accepted");
+    *full = daemon_stat(d, "ticks.rejected_by_reason.store_full");
+    if (*accepted + *full >= n || now_ms() > deadline) return;
+    sleep_ms(20);
+  }
+}
+
 TEST_TIMEOUT(evict_oldest_keeps_the_newest_ticks_within_the_memory_limit, 300) {
   struct tks_daemon d;
   start_with_limits(&d, "evict_oldest", NULL);
@@ -270,13 +288,8 @@ TEST_TIMEOUT(reject_refuses_and_counts_the_ticks_that_do_not_fit, 300) {
   watch_until(&wt, &d, "ingest.bytes_received", w.sb.size, 240000);
   sender_join(&s);
   /* Every message is decoded once it is read: accepted or store_full. */
-  uint64_t deadline = now_ms() + 30000, accepted, full;
-  for (;;) {
-    accepted = daemon_stat(&d, "ticks.accepted");
-    full = daemon_stat(&d, "ticks.rejected_by_reason.store_full");
-    if (accepted + full >= NTICKS || now_ms() > deadline) break;
-    sleep_ms(20);
-  }
+  uint64_t accepted, full;
+  wait_decoded(&d, NTICKS, 30000, &accepted, &full);
   watch_sample(&wt, &d);
   ASSERT_U64_EQ(accepted + full, NTICKS);
   ASSERT(full > 0);
@@ -313,13 +326,8 @@ TEST_TIMEOUT(a_tick_refused_store_full_adds_no_symbol, 300) {
   struct sender s;
   sender_start(&s, &d, &w);
   sender_join(&s);
-  uint64_t deadline = now_ms() + 60000, accepted, full;
-  for (;;) {
-    accepted = daemon_stat(&d, "ticks.accepted");
-    full = daemon_stat(&d, "ticks.rejected_by_reason.store_full");
-    if (accepted + full >= FILL || now_ms() > deadline) break;
-    sleep_ms(20);
-  }
+  uint64_t accepted, full;
+  wait_decoded(&d, FILL, 60000, &accepted, &full);
   ASSERT_U64_EQ(accepted + full, FILL);
   ASSERT(full > 0);
   uint64_t symbols = daemon_stat(&d, "symbols.count");
@@ -330,27 +338,14 @@ TEST_TIMEOUT(a_tick_refused_store_full_adds_no_symbol, 300) {
    * small block free, the rest are refused, and must add no symbol. */
   msgpack_sbuffer_init(&w.sb);
   msgpack_packer_init(&w.pk, &w.sb, msgpack_sbuffer_write);
+  pack_new_symbols(&w, NEW, TS0 + FILL);
   char sym[16];
-  for (unsigned i = 0; i < NEW; i++) {
-    snprintf(sym, sizeof sym, "N%05u", i);
-    msgpack_pack_array(&w.pk, 5);
-    msgpack_pack_int64(&w.pk, TS0 + FILL + i);
-    msgpack_pack_str(&w.pk, 6);
-    msgpack_pack_str_body(&w.pk, sym, 6);
-    msgpack_pack_double(&w.pk, 1.5);
-    msgpack_pack_int64(&w.pk, i);
-    msgpack_pack_nil(&w.pk);
-  }
   sender_start(&s, &d, &w);
   sender_join(&s);
   uint64_t accepted2, full2;
-  deadline = now_ms() + 30000;
-  for (;;) {
-    accepted2 = daemon_stat(&d, "ticks.accepted") - accepted;
-    full2 = daemon_stat(&d, "ticks.rejected_by_reason.store_full") - full;
-    if (accepted2 + full2 >= NEW || now_ms() > deadline) break;
-    sleep_ms(20);
-  }
+  wait_decoded(&d, accepted + full + NEW, 30000, &accepted2, &full2);
+  accepted2 -= accepted;
+  full2 -= full;
   printf("  new symbols: %llu stored, %llu refused store_full\n", (unsigned long long)accepted2,
          (unsigned long long)full2);
   ASSERT_U64_EQ(accepted2 + full2, NEW);
@@ -379,17 +374,8 @@ TEST_TIMEOUT(a_tick_refused_at_replay_adds_no_symbol, 300) {
   enum { FILL = 400000, NEW = 2000 }; /* 8 MiB hold about 250000 ticks */
   static struct wire w;
   make_ticks(&w, FILL, TS0);
+  pack_new_symbols(&w, NEW, TS0 + FILL); /* journaled last, so refused at replay */
   char sym[16];
-  for (unsigned i = 0; i < NEW; i++) { /* journaled last, so refused at replay */
-    snprintf(sym, sizeof sym, "N%05u", i);
-    msgpack_pack_array(&w.pk, 5);
-    msgpack_pack_int64(&w.pk, TS0 + FILL + i);
-    msgpack_pack_str(&w.pk, 6);
-    msgpack_pack_str_body(&w.pk, sym, 6);
-    msgpack_pack_double(&w.pk, 1.5);
-    msgpack_pack_int64(&w.pk, i);
-    msgpack_pack_nil(&w.pk);
-  }
   struct sender s;
   sender_start(&s, &d, &w);
   sender_join(&s);
@@ -544,13 +530,8 @@ TEST_TIMEOUT(reject_sweeps_expired_ticks_before_refusing_one, 300) {
   struct sender s;
   sender_start(&s, &d, &w);
   sender_join(&s);
-  uint64_t deadline = now_ms() + 60000, accepted, full;
-  for (;;) {
-    accepted = daemon_stat(&d, "ticks.accepted");
-    full = daemon_stat(&d, "ticks.rejected_by_reason.store_full");
-    if (accepted + full >= NTICKS || now_ms() > deadline) break;
-    sleep_ms(20);
-  }
+  uint64_t accepted, full;
+  wait_decoded(&d, NTICKS, 60000, &accepted, &full);
   uint64_t swept = daemon_stat(&d, "limits.retention_evicted_ticks");
   printf("  %llu accepted, %llu refused, %llu swept by retention\n", (unsigned long long)accepted,
          (unsigned long long)full, (unsigned long long)swept);
