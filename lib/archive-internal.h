@@ -32,9 +32,16 @@ int tks_archive_check_part(const void *file, size_t len, int32_t day, uint32_t p
                            const struct tks_archive_view *v, tks_tick_fn fn, void *ctx,
                            uint64_t *ticks, char *err, size_t errlen);
 
-/* How the writer hands a block to zstd (for bench/archive_bench.c): 0 one
- * frame in one call (the default), 1 one frame with a flush after each
- * column, so that each column gets zstd blocks (Huffman tables) of its own. */
+/* For the fuzzer: a copy of a part file (*out, malloc'd) whose header,
+ * footer, index and block CRCs are all made to match their bytes (the
+ * index recompressed), so that only the other checks remain.  -EINVAL when
+ * its footer does not locate an index that decompresses. */
+int tks_archive_fix_crcs(const void *file, size_t len, uint8_t **out, size_t *out_len);
+
+/* How the writer hands a block to zstd (for bench/archive_bench.c's A/B):
+ * 1 (the default) one frame with a flush after each column, so that each
+ * column gets zstd blocks (Huffman tables) of its own; 0 one frame in one
+ * call.  Both read alike.  Process-wide: not for the daemon. */
 void tks_archive_set_column_flush(int on);
 
 #endif

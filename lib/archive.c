@@ -3,7 +3,9 @@
  * Writing: ticks are copied per symbol into pending columns with their ids
  * turned into the writer's own string table; a full pending block is
  * sorted by ts (stably), encoded column by column and compressed as one
- * zstd frame.  Reading: footers at open, an index when a query first needs
+ * zstd frame, flushed after each column so that every column gets zstd
+ * blocks (and Huffman tables) of its own: 3-6% smaller than one call, at
+ * the same speed (bench/archive_bench.c).  Reading: footers at open, an index when a query first needs
  * its part, blocks when a cursor reaches them; a cursor merges the blocks
  * of one symbol (of every part of a day) by ts, then part, then block.
  * libzstd is used here only.
@@ -56,8 +58,11 @@
 
 /* Kinds of a tick in a block. */
 enum { K_SLOTTED, K_OVERFLOW, K_DYNAMIC };
+/* Value types of a map beyond enum tks_vtype's: the tick's own ts (INT),
+ * the block's symbol (SYM), and a double that is m / 10^k exactly. */
+enum { M_TICK_TS = 0x80, M_TICK_SYMBOL = 0x81, M_DECIMAL = 0x82 };
 
-static int column_flush;
+static int column_flush = 1; /* see tks_archive_set_column_flush() */
 void tks_archive_set_column_flush(int on) { column_flush = on; }
 
 /* ---- bytes out and in ------------------------------------------------------- */
@@ -825,10 +830,12 @@ static const struct isym *index_find(const struct index *ix, const char *name, s
  * (the block's symbol), over the ticks with a record; then, if bit 0, the
  * maps: a dictionary of field names, one of strings (SYM and ISTR values),
  * and per tick that is not slotted, in order, varint fields, each varint
- * name, u8 value type (enum tks_vtype), the value (BOOL u8, INT zigzag
- * varint, UINT varint, F64 8 bytes, STR varint length + bytes, SYM and ISTR
- * varint string, NIL nothing).  An overflow map holds the undeclared
- * fields; a dynamic object all of them, in its order.
+ * name, u8 value type (enum tks_vtype, or M_*), the value (BOOL u8, INT
+ * zigzag varint, UINT varint, F64 8 bytes, STR varint length + bytes, SYM
+ * and ISTR varint string, M_DECIMAL u8 k + zigzag varint m for m / 10^k,
+ * NIL, M_TICK_TS and M_TICK_SYMBOL nothing).  An overflow map holds the
+ * undeclared fields; a dynamic object all of them, in its order, its ts
+ * and symbol as M_TICK_TS and M_TICK_SYMBOL when they are the tick's.
  */
 
 struct blk {
@@ -871,13 +878,20 @@ static void check_map(struct rd *r, const struct blk *b, uint32_t *seen, uint32_
   for (uint64_t k = 0; k < nf && !r->bad; k++) {
     uint64_t name = rd_var(r);
     uint8_t type = rd_u8(r);
-    if (r->bad || name >= b->names.n || seen[name] == stamp || type > TKS_V__LAST) {
+    if (r->bad || name >= b->names.n || seen[name] == stamp ||
+        (type > TKS_V__LAST && type != M_TICK_TS && type != M_TICK_SYMBOL && type != M_DECIMAL)) {
       r->bad = true;
       return;
     }
     seen[name] = stamp;
-    switch ((enum tks_vtype)type) {
+    switch (type) {
+    case M_TICK_TS:
+    case M_TICK_SYMBOL:
     case TKS_V_NIL: break;
+    case M_DECIMAL:
+      if (rd_u8(r) >= TKS_ARRAY_SIZE(p10)) r->bad = true;
+      rd_var(r);
+      break;
     case TKS_V_BOOL:
       if (rd_u8(r) > 1) r->bad = true;
       break;
@@ -1418,7 +1432,8 @@ static void pend_clear(struct pend *p) {
 
 /* An object's entries in the writer's form: varint count, then each
  * varint name (own id), u8 type, value (SYM, ISTR as own ids). */
-static int obj_encode(struct tks_archive_writer *w, const struct tks_dynobj *o, struct tks_buf *x) {
+static int obj_encode(struct tks_archive_writer *w, const struct tks_dynobj *o, bool dynamic,
+                      int64_t ts, uint32_t sym, struct tks_buf *x) {
   struct ob ob = {x, 0};
   const struct tks_dyn_slot *e = tks_dynobj_entries(o);
   put_var(&ob, o->count);
@@ -1428,6 +1443,26 @@ static int obj_encode(struct tks_archive_writer *w, const struct tks_dynobj *o, 
     if (rc) return rc;
     if (name == 0) return -EINVAL;
     put_var(&ob, name);
+    /* A dynamic object's own ts and symbol are the block's columns. */
+    if (dynamic && e[i].key == w->ts_name && e[i].type == TKS_V_INT && e[i].v.i == ts) {
+      put_u8(&ob, M_TICK_TS);
+      continue;
+    }
+    if (dynamic && e[i].key == w->sym_name && e[i].type == TKS_V_SYM && e[i].v.id == sym) {
+      put_u8(&ob, M_TICK_SYMBOL);
+      continue;
+    }
+    int64_t m;
+    int k = 0;
+    if (e[i].type == TKS_V_F64) {
+      while (k <= DECIMALS_MAX && !decimal_exact(e[i].v.f, k, &m)) k++;
+      if (k <= DECIMALS_MAX) {
+        put_u8(&ob, M_DECIMAL);
+        put_u8(&ob, (uint8_t)k);
+        put_var(&ob, zz(m));
+        continue;
+      }
+    }
     put_u8(&ob, e[i].type);
     switch ((enum tks_vtype)e[i].type) {
     case TKS_V_NIL: break;
@@ -1513,8 +1548,14 @@ static int enc_maps(struct tks_archive_writer *w, struct ob *o, const struct pen
           put_u8(o, type);
         }
         const uint8_t *v = r.p;
-        switch ((enum tks_vtype)type) {
+        switch (type) {
+        case M_TICK_TS:
+        case M_TICK_SYMBOL:
         case TKS_V_NIL: break;
+        case M_DECIMAL:
+          rd_u8(&r);
+          rd_var(&r);
+          break;
         case TKS_V_BOOL: rd_u8(&r); break;
         case TKS_V_INT:
         case TKS_V_UINT: rd_var(&r); break;
@@ -1776,7 +1817,7 @@ int tks_archive_writer_add(struct tks_archive_writer *w, const void *record,
   }
   size_t xlen = p->x.len;
   if (obj) {
-    rc = obj_encode(w, obj, &p->x);
+    rc = obj_encode(w, obj, kind == K_DYNAMIC, ts, live, &p->x);
     if (rc) {
       p->x.len = xlen;
       return rc == -ENOMEM ? werr(w, rc, "out of memory") : rc;
@@ -2045,8 +2086,9 @@ static int write_tail(struct tks_archive_writer *w, uint32_t part, uint32_t *nsy
     return werr(w, -ENOMEM, "out of memory");
   if ((rc = out_flush(w))) return rc;
   w->off += clen + FOOTER_SIZE;
-  if (pwrite(w->fd, h, sizeof h, 0) != (ssize_t)sizeof h || fsync(w->fd) < 0)
-    return werr(w, errno ? -errno : -EIO, "%s: %s", w->file, strerror(errno ? errno : EIO));
+  ssize_t n = pwrite(w->fd, h, sizeof h, 0);
+  rc = n < 0 ? -errno : n != (ssize_t)sizeof h ? -EIO : fsync(w->fd) < 0 ? -errno : 0;
+  if (rc) return werr(w, rc, "%s: %s", w->file, strerror(-rc));
   rc = close(w->fd) < 0 ? -errno : 0;
   w->fd = -1;
   return rc ? werr(w, rc, "%s: %s", w->file, strerror(-rc)) : 0;
@@ -2298,7 +2340,19 @@ static void gather(struct cv *x, struct blk *b, uint32_t i) {
       struct gf *g = &x->g[n++];
       *g = (struct gf){.name = (const char *)b->names.s[name], .nlen = b->names.len[name]};
       g->v.type = (enum tks_vtype)type;
-      switch ((enum tks_vtype)type) {
+      switch (type) {
+      case M_TICK_TS: g->v = (struct tks_value){.type = TKS_V_INT, .v.i = b->ts[i]}; break;
+      case M_TICK_SYMBOL:
+        g->v = (struct tks_value){.type = TKS_V_STR, .v.s = {x->sym, x->sym_len}};
+        g->stype = TKS_V_SYM;
+        g->is_key = true;
+        break;
+      case M_DECIMAL: {
+        uint8_t dk = rd_u8(&r);
+        int64_t m = unzz(rd_var(&r));
+        g->v = (struct tks_value){.type = TKS_V_F64, .v.f = (double)m / p10[dk]};
+        break;
+      }
       case TKS_V_NIL: break;
       case TKS_V_BOOL: g->v.v.b = rd_u8(&r) != 0; break;
       case TKS_V_INT: g->v.v.i = unzz(rd_var(&r)); break;
@@ -3157,6 +3211,58 @@ int tks_archive_retain(struct tks_archive *a, int32_t first_kept_day,
 }
 
 /* ---- the layers one by one (archive-internal.h) ----------------------------------- */
+
+int tks_archive_fix_crcs(const void *file, size_t len, uint8_t **out, size_t *out_len) {
+  const uint8_t *f = file;
+  if (len < HEADER_SIZE + FOOTER_SIZE) return -EINVAL;
+  const uint8_t *ft = f + len - FOOTER_SIZE;
+  uint64_t off = get64(ft);
+  uint32_t clen = get32(ft + 8), raw_len = get32(ft + 12);
+  if (off < HEADER_SIZE || off > len - FOOTER_SIZE || clen != len - FOOTER_SIZE - off ||
+      raw_len == 0 || raw_len > (1u << 24))
+    return -EINVAL;
+  uint8_t *raw = malloc(raw_len);
+  if (!raw) return -ENOMEM;
+  size_t got = ZSTD_decompress(raw, raw_len, f + off, clen);
+  if (ZSTD_isError(got) || got != raw_len) {
+    free(raw);
+    return -EINVAL;
+  }
+  /* The block entries are the index's last bytes, a CRC the last field of each. */
+  if (raw_len >= 4) {
+    uint32_t nblk = 0;
+    for (uint32_t k = 1; (uint64_t)k * BLK_ENTRY + 4 <= raw_len; k++)
+      if (get32(raw + raw_len - (size_t)k * BLK_ENTRY - 4) == k) nblk = k;
+    for (uint32_t k = 0; k < nblk; k++) {
+      uint8_t *e = raw + raw_len - (size_t)(nblk - k) * BLK_ENTRY;
+      uint64_t boff = get64(e + 24);
+      uint32_t bclen = get32(e + 32);
+      if (boff <= off && bclen <= off - boff) le32(e + 40, tks_crc32c(0, f + boff, bclen));
+    }
+  }
+  size_t bound = ZSTD_compressBound(raw_len);
+  uint8_t *o = malloc(off + bound + FOOTER_SIZE);
+  if (!o) {
+    free(raw);
+    return -ENOMEM;
+  }
+  memcpy(o, f, off);
+  le32(o + 28, tks_crc32c(0, o, 28));
+  size_t c = ZSTD_compress(o + off, bound, raw, raw_len, 1);
+  free(raw);
+  if (ZSTD_isError(c)) {
+    free(o);
+    return -EINVAL;
+  }
+  uint8_t *nf = o + off + c;
+  memcpy(nf, ft, FOOTER_SIZE);
+  le32(nf + 8, (uint32_t)c);
+  le32(nf + 16, tks_crc32c(0, o + off, c));
+  le32(nf + 68, tks_crc32c(0, nf, 68));
+  *out = o;
+  *out_len = off + c + FOOTER_SIZE;
+  return 0;
+}
 
 int tks_archive_check_index(const void *raw, size_t len, int32_t day, uint32_t part,
                             uint64_t data_end, uint64_t *ticks, char *err, size_t errlen) {

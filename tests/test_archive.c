@@ -1606,6 +1606,7 @@ TEST(an_index_with_good_crcs_that_lies_is_refused) {
       {b0 - 4, 4, 0xfffffff, "do not add up"},      /* an oversized block count */
       {44, 4, 0x7fffffff, "bad symbol count"},      /* an oversized symbol count */
   };
+  lies[7].value = rd32(o.index + b0 + 36) - 1; /* one byte short */
   /* The symbol count sits right after the schema: find it. */
   {
     size_t at = 8 + 4 + 4 + 4 + 4 + 8 + 8 + 8 + 1;
