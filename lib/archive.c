@@ -5,10 +5,10 @@
  * sorted by ts (stably), encoded column by column and compressed as one
  * zstd frame, flushed after each column so that every column gets zstd
  * blocks (and Huffman tables) of its own: 3-6% smaller than one call, at
- * the same speed (bench/archive_bench.c).  Reading: footers at open, an index when a query first needs
- * its part, blocks when a cursor reaches them; a cursor merges the blocks
- * of one symbol (of every part of a day) by ts, then part, then block.
- * libzstd is used here only.
+ * the same speed (bench/archive_bench.c).  Reading: footers at open, an
+ * index when a query first needs its part, blocks when a cursor reaches
+ * them; a cursor merges the blocks of one symbol (of every part of a day)
+ * by ts, then part, then block.  libzstd is used here only.
  *
  * A part file, every integer little-endian:
  *   header  32 B   "TKSARCH1", u32 version, i32 day, u32 part, u32 0, u32 0,
@@ -2745,6 +2745,19 @@ static int part_load(struct tks_archive *a, struct part *p, int32_t day) {
 }
 
 uint64_t tks_archive_blocks_read(const struct tks_archive *a) { return a->blocks_read; }
+
+uint64_t tks_archive_memory(const struct tks_archive *a) {
+  uint64_t n = sizeof *a + a->cbuf.cap + (uint64_t)a->ndays * sizeof *a->days;
+  for (uint32_t i = 0; i < a->ndays; i++)
+    for (uint32_t k = 0; k < a->days[i].nparts; k++) {
+      const struct part *p = &a->days[i].parts[k];
+      n += sizeof *p + strlen(p->path) + 1;
+      if (p->ix)
+        n += sizeof *p->ix + p->ft.index_raw + (uint64_t)p->ix->nsym * sizeof *p->ix->sym +
+             (uint64_t)p->ix->nblk * sizeof *p->ix->blk;
+    }
+  return n;
+}
 uint64_t tks_archive_index_loads(const struct tks_archive *a) { return a->index_loads; }
 
 /* Reads, checks and decodes block bi of p's index. */

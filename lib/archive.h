@@ -175,6 +175,10 @@ const char *tks_archive_error(const struct tks_archive *a);
  * indexes loaded. */
 uint64_t tks_archive_blocks_read(const struct tks_archive *a);
 uint64_t tks_archive_index_loads(const struct tks_archive *a);
+/* Bytes the handle holds: its lists of days and parts, the indexes loaded
+ * (kept until close or rescan; about 50 bytes a block and 40 a symbol of
+ * each part read), the read buffer.  Not counting libzstd's context. */
+uint64_t tks_archive_memory(const struct tks_archive *a);
 
 struct tks_archive_day_info {
   int32_t day;

@@ -723,6 +723,8 @@ TEST(range_and_last_read_only_the_blocks_they_need) {
   struct reader r;
   reader_open(&r, dir, NULL);
   ASSERT_EQ(tks_archive_index_loads(r.a), 0); /* open reads footers only */
+  uint64_t mem0 = tks_archive_memory(r.a);
+  ASSERT(mem0 > 0 && mem0 < 10000);
   static struct collect c;
   memset(&c, 0, sizeof c);
   int64_t d1 = tks_archive_day_start(day_of(DAY) + 1);
@@ -731,6 +733,7 @@ TEST(range_and_last_read_only_the_blocks_they_need) {
   ASSERT_EQ(c.vol[0], 1005);
   ASSERT_EQ(tks_archive_blocks_read(r.a), 1);
   ASSERT_EQ(tks_archive_index_loads(r.a), 1);
+  ASSERT(tks_archive_memory(r.a) > mem0 + 10 * 48); /* an index of 11 blocks, and a buffer */
   /* last 3: the newest block of the newest day only. */
   memset(&c, 0, sizeof c);
   uint64_t got;
