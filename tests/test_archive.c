@@ -17,12 +17,17 @@
 
 #include "archive-internal.h"
 #include "archive.h"
+#include "decode.h"
+#include "encode.h"
 #include "journal.h"
+#include "render.h"
 #include "schema.h"
 #include "slab.h"
 #include "store.h"
 #include "symtab.h"
 #include "test.h"
+#include "tick.h"
+#include "usage.h"
 #include "util.h"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -476,6 +481,103 @@ TEST(dynamic_objects_come_back_exactly_in_their_field_order) {
   reader_close(&r);
   world_finish(&w);
   rm_rf(dir);
+}
+
+/* Every tick as the daemon's queries print it (tks_tick_json), a line each. */
+struct jsoner {
+  const struct tks_schema *schema;
+  const struct tks_symtab *symbols, *strings, *names;
+  struct tks_buf out;
+};
+
+static int json_fn(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct jsoner *j = ctx;
+  ASSERT_EQ(tks_tick_json(j->schema, j->names, j->symbols, j->strings, record, obj, &j->out), 0);
+  tks_buf_putc(&j->out, '\n');
+  return 0;
+}
+
+TEST(ticks_decoded_in_every_mode_come_back_as_the_queries_print_them) {
+  for (int m = 0; m < TKS_MODE_COUNT; m++) {
+    char *dir = make_dir();
+    struct world w;
+    world_init(&w, NULL, (enum tks_mode)m);
+    /* As ingest does: msgpack maps through the decoder into the store. */
+    static struct tks_usage usage;
+    tks_usage_init(&usage);
+    struct tks_decoder dec = {.schema = &w.schema,
+                              .symbols = w.symbols,
+                              .strings = w.strings,
+                              .max_message_bytes = 1 << 20,
+                              .mode = w.mode,
+                              .names = w.names};
+    struct tks_tick_sink sink = {w.st, &usage, w.mode};
+    struct tks_buf msg = {0};
+    int64_t t = day0() + 3600000000000ll;
+    unsigned stored = 0;
+    for (int i = 0; i < 5000; i++) {
+      t += (int64_t)(rnd() % 100000);
+      char sym[8];
+      snprintf(sym, sizeof sym, "T%d", i % 7);
+      struct tks_kv kv[8] = {{"ticker", vstr(sym)},
+                             {"ts", vint(t)},
+                             {"price", vf(100 + (double)(i % 300) / 4)},
+                             {"volume", vint(i % 1000)},
+                             {"flags", vstr(i % 9 ? "" : "R")}};
+      size_t n = 5;
+      if (m != TKS_MODE_SLOTTED && i % 4 == 0) kv[n++] = (struct tks_kv){"venue", vstr("XNAS")};
+      if (m != TKS_MODE_SLOTTED && i % 6 == 0) kv[n++] = (struct tks_kv){"seq", vint(-i)};
+      msg.len = 0;
+      ASSERT_EQ(tks_encode_map(&msg, kv, n), 0);
+      _Alignas(8) char record[TKS_RECORD_MAX];
+      static struct tks_dyn_tick dyn;
+      struct tks_decode_result res = {.dyn = &dyn};
+      enum tks_decode_status st = tks_decode(&dec, (const uint8_t *)msg.data, msg.len, t, record,
+                                             &res);
+      ASSERT(st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC);
+      ASSERT_EQ(tks_tick_store(&sink, st, record, &dyn), 0);
+      stored++;
+    }
+    tks_buf_finish(&msg);
+    ASSERT_EQ(tks_store_ticks(w.st), stored);
+    /* What the store prints, and what the archive read into the same
+     * tables prints: the same lines. */
+    struct jsoner want = {&w.schema, w.symbols, w.strings, w.names, {0}};
+    for (uint32_t id = 1; id <= tks_symtab_count(w.symbols); id++)
+      tks_store_range(w.st, id, INT64_MIN, INT64_MAX, 0, json_fn, &want);
+    char *dump_want = dump_store(&w, NULL);
+    archive_store(&w, dir, NULL);
+    char err[256];
+    struct tks_archive *a = tks_archive_open(dir, err, sizeof err);
+    ASSERT(a);
+    struct tks_archive_view v = {&w.schema, w.symbols, w.strings, w.names};
+    struct jsoner got = {&w.schema, w.symbols, w.strings, w.names, {0}};
+    uint32_t nsym = tks_symtab_count(w.symbols);
+    for (uint32_t id = 1; id <= nsym; id++) {
+      size_t len;
+      const char *name = tks_symtab_name(w.symbols, id, &len);
+      ASSERT_EQ(tks_archive_range(a, &v, name, len, INT64_MIN, INT64_MAX, 0, json_fn, &got, NULL),
+                0);
+    }
+    ASSERT_EQ(tks_symtab_count(w.symbols), nsym); /* every symbol was known */
+    tks_buf_putc(&want.out, 0);
+    tks_buf_putc(&got.out, 0);
+    assert_same_text(got.out.data, want.out.data);
+    ASSERT_CONTAINS(got.out.data, m == TKS_MODE_SLOTTED ? "\"flags\":\"R\"" : "\"venue\":\"XNAS\"");
+    tks_archive_close(a);
+    /* And through fresh tables, exactly. */
+    struct reader r;
+    reader_open(&r, dir, NULL);
+    char *dump_got = dump_archive(&r, w.symbols, NULL);
+    assert_same_text(dump_got, dump_want);
+    reader_close(&r);
+    free(dump_got);
+    free(dump_want);
+    tks_buf_finish(&want.out);
+    tks_buf_finish(&got.out);
+    world_finish(&w);
+    rm_rf(dir);
+  }
 }
 
 TEST(extreme_values_keep_their_bits) {
