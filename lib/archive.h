@@ -87,7 +87,9 @@ struct tks_archive_writer_opts {
 };
 
 /* The live tables the store's ids point into.  The writer reads them only
- * inside tks_archive_writer_add(). */
+ * inside tks_archive_writer_add(), and resolves each id once: an id must
+ * name the same string while the writer lives (tks_symtab_truncate() only
+ * takes back ids that no stored tick holds, so the store's ids do). */
 struct tks_archive_tables {
   const struct tks_symtab *symbols; /* symbol fields, SYM values */
   const struct tks_symtab *strings; /* string fields, ISTR values */
@@ -256,8 +258,10 @@ struct tks_archive_view {
  * Reads only the blocks that hold such ticks.  Returns 0 and the ticks
  * visited in *visited (may be NULL), or -EBADMSG (a part or block that
  * does not verify: nothing wrong was visited, though ticks before it may
- * have been), -ENOSPC (no room for a field name in view->names), -ENOMEM,
- * -errno.  An unknown symbol visits nothing.
+ * have been), -ENOSPC (no room for a field name in view->names), -E2BIG (a
+ * tick that must come back as an object of more than
+ * TKS_ARCHIVE_MAX_OBJECT_FIELDS fields), -ENOMEM, -errno.  An unknown
+ * symbol visits nothing.
  */
 int tks_archive_range(struct tks_archive *a, const struct tks_archive_view *v, const char *symbol,
                       size_t len, int64_t from, int64_t to, uint64_t limit, tks_tick_fn fn,

@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <zstd.h>
 
@@ -1253,6 +1255,50 @@ TEST(a_small_budget_cuts_blocks_early_and_loses_nothing) {
             0);
   ASSERT_EQ(c.n, 1500);
   for (unsigned i = 0; i < 1500 && i < 4096; i++) ASSERT_EQ(c.vol[i], 7 + 200 * (int64_t)i);
+  reader_close(&r);
+  world_finish(&w);
+  rm_rf(dir);
+}
+
+TEST(a_failing_write_leaves_the_day_as_it_was) {
+  /* RLIMIT_FSIZE makes a write past it fail (EFBIG) without a full disk;
+   * this test's process is its own, so the limit goes with it. */
+  char *dir = make_dir();
+  struct world w;
+  world_init(&w, NULL, TKS_MODE_SLOTTED);
+  struct tks_archive_writer *wr = writer(&w, dir, 100);
+  for (int i = 0; i < 1000; i++) add(wr, &w, "A", day0() + i, i);
+  seal(wr);
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit lim;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &lim), 0);
+  lim.rlim_cur = 64 << 10;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  /* Random volumes: 200,000 ticks make far more than 64 KiB. */
+  wr = writer(&w, dir, 4096);
+  int rc = 0;
+  for (int i = 0; i < 200000 && !rc; i++) {
+    struct rec r = {
+        .ts = day0() + 5000 + i, .volume = (int64_t)rnd(), .ticker = intern(w.symbols, "A")};
+    rc = tks_archive_writer_add(wr, &r, NULL);
+  }
+  char err[256];
+  struct tks_archive_part_info pi;
+  int sealed = tks_archive_writer_seal(wr, &pi, err, sizeof err);
+  ASSERT(rc == -EFBIG || sealed == -EFBIG);
+  ASSERT_EQ(sealed, -EFBIG);
+  ASSERT_CONTAINS(err, "part.tka");
+  /* The second part never appeared, its temporary directory is gone. */
+  ASSERT_EQ(count_entries(dir), 1);
+  char path[512];
+  snprintf(path, sizeof path, "%s/" DAY, dir);
+  ASSERT_EQ(count_entries(path), 1);
+  struct reader r;
+  reader_open(&r, dir, NULL);
+  static struct collect c;
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(tks_archive_range(r.a, &r.v, "A", 1, INT64_MIN, INT64_MAX, 0, collect_fn, &c, NULL), 0);
+  ASSERT_EQ(c.n, 1000);
   reader_close(&r);
   world_finish(&w);
   rm_rf(dir);
