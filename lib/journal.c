@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #define MAGIC "TKSJRNL1"
 #define MIN_SEGMENT_BYTES (1ull << 20)
 #define MAX_UNSYNCED 4             /* rotated segments kept open until the next fsync */
@@ -245,40 +247,6 @@ static int list_segments(int dirfd, uint64_t **out, size_t *n, uint64_t *bytes) 
   return 0;
 }
 
-/* mkdir(path) unless it exists; a new entry is made durable by an fsync of
- * the directory holding it, as a new segment's is. */
-static int make_one_dir(char *path) {
-  if (mkdir(path, 0750) < 0) return errno == EEXIST ? 0 : -errno;
-  char *slash = strrchr(path, '/');
-  const char *parent = ".";
-  if (slash == path) parent = "/";
-  else if (slash) *slash = 0, parent = path;
-  int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-  if (slash && slash != path) *slash = '/';
-  return 0;
-}
-
-/* mkdir -p, new directories mode 0750. */
-static int mkdir_p(const char *dir) {
-  char tmp[PATH_MAX];
-  size_t n = strlen(dir);
-  int rc;
-  if (n == 0) return -ENOENT;
-  if (n >= sizeof tmp) return -ENAMETOOLONG;
-  memcpy(tmp, dir, n + 1);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if ((rc = make_one_dir(tmp))) return rc;
-    *p = '/';
-  }
-  return make_one_dir(tmp);
-}
-
 static int write_all_at(int fd, const uint8_t *p, size_t n, uint64_t off, size_t *done) {
   size_t w = 0;
   int rc = 0;
@@ -331,7 +299,7 @@ struct tks_journal *tks_journal_open(const char *dir, uint64_t segment_bytes, ui
   if (!(j->dir = strdup(dir))) goto fail;
   j->segment_bytes = segment_bytes < MIN_SEGMENT_BYTES ? MIN_SEGMENT_BYTES : segment_bytes;
   j->max_bytes = max_bytes;
-  if ((rc = mkdir_p(dir))) goto fail;
+  if ((rc = tks_mkdir_p(dir))) goto fail;
   j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (j->dirfd < 0) {
     rc = -errno;
