@@ -224,7 +224,9 @@ static inline enum tks_admit tks_admit(struct tks_server *srv, enum tks_decode_s
 
 #define TKS_JOURNAL_BATCH_MAX (16u << 20) /* bytes of ticks in one journal frame */
 
-int tks_durability_start(struct tks_server *srv); /* replay, then open; 0 or -errno */
+/* Locks journal.dir (-EBUSY: another daemon has it, logged with its pid),
+ * replays, then opens the journal; 0 or -errno. */
+int tks_durability_start(struct tks_server *srv);
 void tks_durability_stop(struct tks_server *srv); /* flush, fsync, join */
 /* The batch buffer for the ticks of one read (NULL when the journal is
  * off): ingest appends the accepted messages, then calls submit. */

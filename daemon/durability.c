@@ -9,8 +9,9 @@
  * the counts written and fsynced, and wakes the loop with a uv_async so
  * `sync` waiters can be answered.  A failing write (ENOSPC, EIO) leaves the
  * frames queued, marks the journal failing, and is retried every 100 ms;
- * nothing is counted durable that is not fsynced.  At start the journal is
- * replayed into the store before the daemon reports ready.
+ * nothing is counted durable that is not fsynced.  At start journal.dir is
+ * locked (one daemon a directory), then the journal is replayed into the
+ * store before the daemon reports ready.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +22,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "dirlock.h"
 #include "journal.h"
 
 #define QUEUE_HOLD_BYTES (64u << 20) /* hold ingest when this much waits for the disk */
@@ -69,6 +71,10 @@ struct tks_durability {
 
 /* One server a process: NULL while the journal is off. */
 static struct tks_durability *D;
+/* The lock on journal.dir (lib/dirlock.h): taken by the first start, held
+ * until the process ends, so no other daemon opens the directory while
+ * this one may still write to it (the stop included). */
+static int lock_fd = -1;
 
 static uint64_t mono_ns(void) { return tks_mono_ns(); }
 
@@ -352,12 +358,20 @@ int tks_durability_start(struct tks_server *srv) {
     tks_log(TKS_LOG_WARN, "journal disabled (journal.enabled: false): ticks live in memory only");
     return 0;
   }
+  char err[600];
+  /* One daemon a directory, before anything in it is read. */
+  if (lock_fd < 0) {
+    int r = tks_dirlock_take(cfg->journal.dir, "journal.dir", &lock_fd, err, sizeof err);
+    if (r) {
+      tks_log(TKS_LOG_ERROR, "%s", err);
+      return r;
+    }
+  }
   struct tks_durability *d = calloc(1, sizeof *d);
   if (!d) return -ENOMEM;
   d->srv = srv;
   d->fsync = cfg->journal.fsync;
   d->fsync_interval_ns = cfg->journal.fsync_interval_ns;
-  char err[600];
 
   /* Replay before anything is accepted. */
   struct replay_ctx rc = {.srv = srv, .start_ns = mono_ns()};

@@ -29,9 +29,10 @@ static const char usage[] =
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "\n"
-    "At start it replays the journal (journal.dir) into the store before it\n"
-    "listens.  Signals: SIGTERM and SIGINT stop it cleanly (what was read is\n"
-    "journaled and fsynced first); SIGHUP reloads the config's live keys\n";
+    "At start it locks journal.dir (a second daemon on the same directory exits\n"
+    "1, naming the pid that holds it) and replays the journal into the store\n"
+    "before it listens.  Signals: SIGTERM and SIGINT stop it cleanly (what was\n"
+    "read is journaled and fsynced first); SIGHUP reloads the config's live keys\n";
 /* print_usage() puts the live keys, from the config's key table, between the two. */
 static const char usage_end[] =
     "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1, RELOADING=1, STOPPING=1,\n"
@@ -136,7 +137,7 @@ static int run(struct tks_server *srv, uv_loop_t *loop) {
   /* The journal is replayed before anything listens: nothing is accepted,
    * and no one is told the daemon is ready, before the store is whole. */
   if (tks_limits_start(srv) != 0 || tks_durability_start(srv) != 0) {
-    tks_log(TKS_LOG_ERROR, "cannot start: the journal could not be replayed or opened");
+    tks_log(TKS_LOG_ERROR, "cannot start: the journal could not be locked, replayed or opened");
     tks_server_stop(srv);
     close_signals();
     tks_limits_stop(srv);
