@@ -339,8 +339,9 @@ void tks_control_stop(struct tks_server *srv); /* closes it and removes the sock
 /* ==== lifecycle.c: SIGHUP reload, the systemd watchdog and status ====== */
 
 /* After the sockets are bound, before loading: the watchdog, idle
- * clients, and while srv->loading a STATUS=loading: line a second, with
- * EXTEND_TIMEOUT_USEC= when loading made progress in that second. */
+ * clients, and while srv->loading a STATUS=loading: line at once, 0.1 s
+ * in and then each second, with EXTEND_TIMEOUT_USEC= when loading made
+ * progress since the last one. */
 int tks_lifecycle_start(struct tks_server *srv);
 /* Once loaded and ingest is served: READY=1, STATUS= every 10 s, and a
  * SIGHUP that came while loading. */

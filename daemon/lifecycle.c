@@ -6,10 +6,11 @@
  * log line; sd_notify RELOADING=1/READY=1 around it (a SIGHUP while the
  * store loads is applied once it is loaded);
  * WATCHDOG=1 at half of $WATCHDOG_USEC, from before loading on; while
- * loading a STATUS=loading: line a second, with EXTEND_TIMEOUT_USEC= when
- * the second made progress (systemd waits as long as loading moves on,
- * and times the start out once it stalls); READY=1 once loaded and ingest
- * is served; then a STATUS= line every 10 s; and
+ * loading a STATUS=loading: line at once, 0.1 s in and then each second,
+ * with EXTEND_TIMEOUT_USEC= when loading made progress since the last one
+ * (systemd waits as long as loading moves on, and times the start out once
+ * it stalls); READY=1 once loaded and ingest is served; then a STATUS=
+ * line every 10 s; and
  * a sweep a second of the clients: ingest ones silent for longer than
  * ingest.idle_timeout or slow (message_timeout, min_rate), control ones
  * with a request line unfinished for message_timeout.
@@ -26,7 +27,8 @@
 
 #define STATUS_INTERVAL_MS 10000
 #define IDLE_CHECK_MS 1000
-#define LOAD_STATUS_MS 1000          /* STATUS=loading: a second */
+#define LOAD_FIRST_MS 100            /* the first STATUS=loading: with progress */
+#define LOAD_STATUS_MS 1000          /* then one a second */
 #define LOAD_EXTEND_USEC 10000000ull /* each extension: 10 s from now */
 
 static struct {
@@ -256,7 +258,7 @@ int tks_lifecycle_start(struct tks_server *srv) {
   if (srv->loading) {
     lc.load_seen = 0;
     send_loading_status(srv, false);
-    uv_timer_start(&lc.load_timer, on_load_timer, LOAD_STATUS_MS, LOAD_STATUS_MS);
+    uv_timer_start(&lc.load_timer, on_load_timer, LOAD_FIRST_MS, LOAD_STATUS_MS);
   }
   return 0;
 }

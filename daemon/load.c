@@ -116,10 +116,11 @@ void tks_load_progress(struct tks_server *srv, struct tks_load_progress *out) {
   if (srv->loading) out->seconds = (double)(tks_mono_ns() - L.start_ns) / 1e9;
 }
 
-/* Whole percents, never 100 before the end. */
+/* Whole percents, rounded down: 100 only once every byte is read. */
 static unsigned percent(const struct tks_load_progress *p) {
   if (!p->bytes_total || p->bytes_done >= p->bytes_total) return p->bytes_total ? 100 : 0;
-  return (unsigned)((double)p->bytes_done * 100.0 / (double)p->bytes_total);
+  if (p->bytes_done <= UINT64_MAX / 100) return (unsigned)(p->bytes_done * 100 / p->bytes_total);
+  return (unsigned)(p->bytes_done / (p->bytes_total / 100 + 1));
 }
 
 void tks_load_describe(struct tks_server *srv, char *out, size_t n) {
