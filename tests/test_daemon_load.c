@@ -609,6 +609,51 @@ TEST_TIMEOUT(sigterm_while_loading_exits_0_and_leaves_the_journal_as_it_was, 240
   daemon_cleanup(&d);
 }
 
+TEST_TIMEOUT(sighup_while_loading_is_applied_once_loaded, 240) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  char jdir[128];
+  FMT(jdir, "%s/journal", d.dir);
+  write_journal(jdir, LONG_TICKS, 64u << 20);
+  write_config(&d, "127.0.0.1:0", jdir, NULL);
+  daemon_spawn(&d, NULL);
+  ASSERT(await_first_ping(&d));
+  /* A live key changed, then SIGHUP while the replay runs. */
+  char yaml[2048];
+  FMT(yaml,
+      "ingest:\n  listen: \"127.0.0.1:0\"\ncontrol:\n  socket: \"%s\"\njournal:\n  dir: \"%s\"\n"
+      "query:\n  max_rows: 7\n",
+      d.sock, jdir);
+  write_file(d.config, yaml);
+  ASSERT_EQ(kill(d.pid, SIGHUP), 0);
+  char *p = request(&d, "ping");
+  bool still = is_loading_ping(p);
+  free(p);
+  if (!still) TEST_FAIL("loaded before SIGHUP was handled: raise LONG_TICKS");
+  await_ready(&d);
+  /* Applied after the load, not during it. */
+  char *log = NULL;
+  for (uint64_t deadline = now_ms() + 10000;;) {
+    free(log);
+    log = daemon_log(&d);
+    if (strstr(log, "reload: applied 1 change")) break;
+    if (now_ms() > deadline) TEST_FAIL("the reload was not applied once loaded; log:\n%s", log);
+    sleep_ms(20);
+  }
+  const char *deferred = strstr(log, "SIGHUP while loading: the config is reloaded once loaded");
+  const char *loaded = strstr(log, "loaded in ");
+  const char *applied = strstr(log, "reload: query.max_rows ");
+  if (!deferred || !loaded || !applied || deferred > loaded || applied < loaded)
+    TEST_FAIL("want the SIGHUP deferred, the load, then the reload; log:\n%s", log);
+  free(log);
+  ASSERT_U64_EQ(daemon_stat(&d, "lifecycle.reloads"), 1);
+  char *r = request(&d, "last L001 100");
+  ASSERT_CONTAINS(r, "\"max_rows\":7");
+  free(r);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  daemon_cleanup(&d);
+}
+
 /* ---- segment gaps ---- */
 
 TEST_TIMEOUT(missing_middle_segment_exits_1_under_both_policies_naming_it, 120) {
