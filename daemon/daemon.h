@@ -298,8 +298,8 @@ void tks_load_stop(struct tks_server *srv);
 void tks_load_progress(struct tks_server *srv, struct tks_load_progress *out);
 /* "loading.*" (while loading only). */
 void tks_load_stats(struct tks_server *srv, struct tks_stats *st);
-/* "N of M bytes (x%)" (or "N ticks" with nothing to read), for a log line,
- * STATUS= and the control socket's loading error. */
+/* "B of T bytes (P%), PHASE, N ticks": for STATUS=loading: and the control
+ * socket's loading error. */
 void tks_load_describe(struct tks_server *srv, char *out, size_t n);
 
 /* ==== ingest.c: the TCP listener and its connections =================== */

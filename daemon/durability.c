@@ -308,7 +308,6 @@ static struct {
 
 static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len) {
   struct tks_server *srv = rc->srv;
-  rc->frames++;
   if (len < sizeof(int64_t)) {
     rc->rejected++;
     return;
@@ -343,6 +342,7 @@ static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len)
       rc->rejected++;
     }
   }
+  rc->frames++;
 }
 
 static void on_wake_closed(uv_handle_t *h) {
