@@ -35,10 +35,10 @@ static const char usage[] =
     "At start it locks journal.dir (a second daemon on the same directory exits\n"
     "1, naming the pid that holds it), binds its sockets, then replays the\n"
     "journal into the store; meanwhile ping and stats answer with\n"
-    "\"state\":\"loading\" and the progress, other requests get a loading error, and ingest connections wait\n"
-    "unread until the store is loaded.  Signals: SIGTERM and SIGINT stop it\n"
-    "cleanly, also while loading (what was read is journaled and fsynced\n"
-    "first); SIGHUP reloads the config's live keys\n";
+    "\"state\":\"loading\" and the progress, other requests get a loading\n"
+    "error, and ingest connections wait unread until the store is loaded.\n"
+    "Signals: SIGTERM and SIGINT stop it cleanly, also while loading (what was\n"
+    "read is journaled and fsynced first); SIGHUP reloads the config's live keys\n";
 /* print_usage() puts the live keys, from the config's key table, between the two. */
 static const char usage_end[] =
     "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1 once loaded, RELOADING=1,\n"
