@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "dirlock.h"
 #include "encode.h"
 #include "harness.h"
 #include "journal.h"
@@ -93,7 +94,9 @@ static long long file_size(const char *path) {
   return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
-/* Names and sizes of the entries of dir, "name size\n" sorted by name. */
+/* Names and sizes of the entries of dir, "name size\n" sorted by name;
+ * the lock file (tickslabd.lock, the pid of whoever started last) left
+ * out, as it is the daemon's and not the journal's. */
 static char *dir_listing(const char *dir) {
   struct dirent **list;
   int n = scandir(dir, &list, NULL, alphasort);
@@ -101,7 +104,7 @@ static char *dir_listing(const char *dir) {
   struct tks_buf b;
   tks_buf_init(&b);
   for (int i = 0; i < n; i++) {
-    if (list[i]->d_name[0] != '.') {
+    if (list[i]->d_name[0] != '.' && strcmp(list[i]->d_name, TKS_DIRLOCK_NAME) != 0) {
       char path[600];
       FMT(path, "%s/%s", dir, list[i]->d_name);
       tks_buf_printf(&b, "%s %lld\n", list[i]->d_name, file_size(path));
