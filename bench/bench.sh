@@ -148,11 +148,12 @@ EOF
   "${PIN_SERVER[@]}" "$DAEMON" --config "$cfg" > "$TMP/$name.log" 2>&1 &
   DPID=$!
   for i in $(seq 1 $((READY_S * 10))); do
-    if "$CLI" --socket "$SOCK" --timeout 2 ping > /dev/null 2>&1; then return 0; fi
+    # "ok" once ready ("ok (loading)" while the journal is replayed).
+    if [[ $("$CLI" --socket "$SOCK" --timeout 2 ping 2>/dev/null) == ok ]]; then return 0; fi
     kill -0 "$DPID" 2>/dev/null || break
     sleep 0.1
   done
-  note "tickslabd did not answer ping within $READY_S s; its log:"
+  note "tickslabd was not ready (ping) within $READY_S s; its log:"
   sed 's/^/  /' "$TMP/$name.log" >&2
   stop_daemon
   return 1
@@ -459,7 +460,7 @@ if [[ -n $REPLAY_DIR ]]; then
     ready=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
     REPLAY_LINE="replay of the $REPLAY_FROM run's journal: $rp_ticks ticks (ticks.stored $rp_stored) in"
     REPLAY_LINE="$REPLAY_LINE $(awk -v s="$rp_secs" 'BEGIN { printf "%.3f", s }') s = $rp_rate ticks/s"
-    REPLAY_LINE="$REPLAY_LINE (journal.replay_seconds); ping answered $ready s after the start;"
+    REPLAY_LINE="$REPLAY_LINE (journal.replay_seconds); ready (ping: ok) $ready s after the start;"
     REPLAY_LINE="$REPLAY_LINE RSS $(awk -v r="$rp_rss" 'BEGIN { printf "%.0f MiB", r / 1048576 }')"
     note "  $REPLAY_LINE"
   else

@@ -25,7 +25,7 @@ config() { # journal enabled: true | false
     "$T" "$1" "$T" > "$T/c.yaml"
 }
 stat_of() { "$B/cli/tickslab" --socket "$T/c.sock" --timeout 30 stats --text 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'; }
-wait_ready() { for _ in $(seq 1200); do [[ $(stat_of ingest.port) =~ ^[1-9] ]] && return; sleep 0.1; done; echo "bench: daemon not ready" >&2; exit 1; }
+wait_ready() { for _ in $(seq 1200); do [[ $(stat_of state) == ready ]] && return; sleep 0.1; done; echo "bench: daemon not ready" >&2; exit 1; }
 wait_accepted() { while (( $(stat_of ticks.accepted || echo 0) < $1 )); do sleep 0.05; done; }
 case $what in
 cpu)

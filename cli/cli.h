@@ -88,7 +88,8 @@ int cli_ctl_open(struct cli_ctl *ctl, const char *path, int timeout_ms);
 int cli_ctl_request(struct cli_ctl *ctl, const char *request, struct tks_buf *resp);
 void cli_ctl_close(struct cli_ctl *ctl);
 /* If the response's first line is a JSON object whose first key is
- * "error", copies the unescaped message to msg and returns true. */
+ * "error", copies the unescaped message to msg (with ": " and the
+ * "detail" that follows it, if one does) and returns true. */
 bool cli_response_error(const char *resp, char *msg, size_t msglen);
 /* Looks key up in `stats text` output (lines "dotted.key value").
  * Returns 0 or -ENOENT / -EINVAL (not a number). */

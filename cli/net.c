@@ -146,25 +146,11 @@ static size_t put_utf8(char *o, unsigned cp) {
   return 3;
 }
 
-bool cli_response_error(const char *resp, char *msg, size_t msglen) {
-  const char *p = resp;
-  while (*p == ' ' || *p == '\t') p++;
-  if (*p++ != '{') return false;
-  while (*p == ' ' || *p == '\t') p++;
-  if (strncmp(p, "\"error\"", 7) != 0) return false;
-  p += 7;
-  while (*p == ' ' || *p == '\t') p++;
-  if (*p++ != ':') return false;
-  while (*p == ' ' || *p == '\t') p++;
-  if (msglen == 0) return true;
-  size_t o = 0;
-  if (*p != '"') {
-    /* Not a string: show the raw value. */
-    while (*p && *p != '\n' && *p != '}' && o + 1 < msglen) msg[o++] = *p++;
-    msg[o] = '\0';
-    return true;
-  }
-  p++;
+/* Unescapes the JSON string at p (just after its opening quote) into
+ * msg[o..msglen), on one line.  Returns the new o; *end is where it stopped
+ * (at the closing quote when the string fitted). */
+static size_t json_string_into(const char *p, char *msg, size_t o, size_t msglen,
+                               const char **end) {
   while (*p && *p != '"' && *p != '\n' && o + 4 < msglen) {
     if (*p != '\\') {
       msg[o++] = *p++;
@@ -197,6 +183,35 @@ bool cli_response_error(const char *resp, char *msg, size_t msglen) {
     case '\0': break;
     default: msg[o++] = e; break; /* \" \\ \/ */
     }
+  }
+  *end = p;
+  return o;
+}
+
+bool cli_response_error(const char *resp, char *msg, size_t msglen) {
+  const char *p = resp;
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p++ != '{') return false;
+  while (*p == ' ' || *p == '\t') p++;
+  if (strncmp(p, "\"error\"", 7) != 0) return false;
+  p += 7;
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p++ != ':') return false;
+  while (*p == ' ' || *p == '\t') p++;
+  if (msglen == 0) return true;
+  size_t o = 0;
+  if (*p != '"') {
+    /* Not a string: show the raw value. */
+    while (*p && *p != '\n' && *p != '}' && o + 1 < msglen) msg[o++] = *p++;
+    msg[o] = '\0';
+    return true;
+  }
+  o = json_string_into(p + 1, msg, o, msglen, &p);
+  /* {"error":"loading","detail":"..."}: the detail follows the word. */
+  if (*p == '"' && strncmp(p + 1, ",\"detail\":\"", 11) == 0 && o + 6 < msglen) {
+    msg[o++] = ':';
+    msg[o++] = ' ';
+    o = json_string_into(p + 12, msg, o, msglen, &p);
   }
   msg[o] = '\0';
   return true;

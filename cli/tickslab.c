@@ -65,7 +65,9 @@ static const char ping_help[] =
     "Usage: tickslab ping\n"
     "\n"
     "Sends 'ping' to the control socket; prints 'ok' and exits 0 if the daemon\n"
-    "answers {\"ok\":true}, else prints why on stderr and exits 1.\n";
+    "answers {\"ok\":true}, else prints why on stderr and exits 1.  While the\n"
+    "daemon loads its store at start it prints 'ok (loading)' (tickslab stats\n"
+    "shows the progress; other requests are refused until it is ready).\n";
 
 static const char request_help[] =
     "Usage: tickslab request WORD...\n"
@@ -96,7 +98,8 @@ static int run_request(struct cli *c, const char *request, bool is_ping) {
       cli_err("unexpected answer to ping from %s: %.*s", path, (int)(l > 200 ? 200 : l), body);
       goto out;
     }
-    puts("ok");
+    /* Alive but not ready yet: say so (the exit status is still 0). */
+    puts(strstr(body, "\"state\":\"loading\"") ? "ok (loading)" : "ok");
   } else {
     fwrite(body, 1, resp.len, stdout);
   }

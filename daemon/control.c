@@ -2,7 +2,10 @@
  * The control socket: a Unix stream socket (mode 0600) taking one request
  * per line and answering each, in order, with one or more lines ended by
  * an empty line.  Requests: ping, stats, stats slabs, stats prometheus,
- * stats text, and the queries of query.c.  When a client shuts down its sending side, every request
+ * stats text, and the queries of query.c.  While the store is loading at
+ * start only ping and stats (json, text, prometheus) are answered, with
+ * "state":"loading" and the progress; the rest get a `loading` error.
+ * When a client shuts down its sending side, every request
  * already read is answered before the connection is closed.  A client that
  * leaves a request line unfinished for ingest.message_timeout is closed
  * (lifecycle.c's sweep calls tks_control_sweep).
@@ -140,6 +143,25 @@ static int error_response(struct tks_buf *out, const char *msg, const char *arg)
 
 static void cconn_finish(struct cconn *c);
 
+/* {"error":"loading","detail":"..."}: what every request but ping and
+ * stats gets while the store is loading. */
+static int loading_response(struct tks_server *srv, struct tks_buf *out) {
+  char progress[160], detail[400];
+  tks_load_describe(srv, progress, sizeof progress);
+  snprintf(detail, sizeof detail,
+           "the store is loading (%s): only ping and stats are answered until it is ready",
+           progress);
+  int r = tks_buf_puts(out, "{\"error\":\"loading\",\"detail\":");
+  r |= tks_buf_json_string(out, detail, strlen(detail));
+  r |= tks_buf_puts(out, "}\n");
+  return r;
+}
+
+static bool is_stats(const char *line) {
+  return strcmp(line, "stats") == 0 || strcmp(line, "stats slabs") == 0 ||
+         strcmp(line, "stats prometheus") == 0 || strcmp(line, "stats text") == 0;
+}
+
 /* The answer to `sync`: every tick accepted before it is fsynced. */
 static void sync_done(void *ctx, uint64_t durable) {
   struct cconn *c = ctx;
@@ -162,14 +184,21 @@ static void handle_request(struct cconn *c, char *line) {
   while (*line == ' ' || *line == '\t') line++;
   int r = 0;
   if (strcmp(line, "ping") == 0) {
-    r = tks_buf_puts(&out, "{\"ok\":true}\n");
-  } else if (strcmp(line, "stats") == 0 || strcmp(line, "stats slabs") == 0 ||
-             strcmp(line, "stats prometheus") == 0 || strcmp(line, "stats text") == 0) {
+    r = tks_buf_puts(&out,
+                     srv->loading ? "{\"ok\":true,\"state\":\"loading\"}\n" : "{\"ok\":true}\n");
+  } else if (srv->loading && (!is_stats(line) || strcmp(line, "stats slabs") == 0)) {
+    r = loading_response(srv, &out);
+  } else if (is_stats(line)) {
     struct tks_stats *st = tks_stats_create();
     if (!st) {
       r = -ENOMEM;
     } else {
-      tks_server_stats(srv, st, strcmp(line, "stats slabs") == 0);
+      if (srv->loading) {
+        tks_server_stats_loading(srv, st);
+        tks_load_stats(srv, st);
+      } else {
+        tks_server_stats(srv, st, strcmp(line, "stats slabs") == 0);
+      }
       if (strcmp(line, "stats prometheus") == 0)
         r = tks_stats_prometheus(st, &out);
       else if (strcmp(line, "stats text") == 0)

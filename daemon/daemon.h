@@ -5,11 +5,15 @@
  * never by name.  tests/layering.py checks this on the built objects.
  *
  *   main.c         options, wiring, signals, the start and stop order
- *   control.c      the control socket: ping, stats, sync, then query.c
- *   lifecycle.c    SIGHUP reload, watchdog, STATUS=, the sweep of idle and
- *                  slow clients (ingest.c's and control.c's)
+ *   control.c      the control socket: ping, stats, sync, then query.c;
+ *                  while loading only ping and stats
+ *   lifecycle.c    SIGHUP reload, watchdog, STATUS= (loading progress and
+ *                  EXTEND_TIMEOUT_USEC= while loading), the sweep of idle
+ *                  and slow clients (ingest.c's and control.c's)
  *   query.c        last, range, symbols, advice
  *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal
+ *   load.c         the loading phase at start: its steps (the journal
+ *                  replay) in slices of the event loop, progress
  *   durability.c   the journal: writer thread, sync, replay through admit
  *   admit.c        one decoded tick into the store, when_full applied
  *   limits.c       max_memory and the when_full policy, eviction, retention
@@ -58,7 +62,8 @@ struct tks_server {
   struct tks_config cfg;
   uint64_t start_mono_ns;
   bool stopping;  /* a stop has begun */
-  bool ingesting; /* the ingest listener is open (not during replay or the stop) */
+  bool loading;   /* the loading phase (load.c) runs: only ping and stats are answered */
+  bool ingesting; /* the ingest listener is served (not while loading, nor in the stop) */
 
   /* The store and its tables (built by tks_server_init). */
   struct tks_slab *slab;
@@ -146,8 +151,10 @@ static inline struct tks_intern_mark tks_server_intern_mark(const struct tks_ser
 /* Removes every id added since m. */
 void tks_server_unintern(struct tks_server *srv, struct tks_intern_mark m);
 
-/* The ingest listener is bound to addr (port), or closed (addr NULL). */
-void tks_server_set_ingesting(struct tks_server *srv, const char *addr, uint16_t port);
+/* The ingest listener is bound to addr (port), for stats. */
+void tks_server_set_listen_addr(struct tks_server *srv, const char *addr, uint16_t port);
+/* Ingest is served (accepting and reading), or not (loading, stopping). */
+void tks_server_set_ingesting(struct tks_server *srv, bool on);
 
 /* Logs a per-tick problem at warn level, at most 10 lines a second. */
 void tks_server_log_limited(struct tks_server *srv, const char *fmt, ...)
@@ -155,6 +162,9 @@ void tks_server_log_limited(struct tks_server *srv, const char *fmt, ...)
 
 /* Fills st with every figure ("stats"), or only the slab ones. */
 void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_only);
+/* The figures that hold while loading: state, version, pid, uptime, config
+ * path, the bound ingest address (load.c's "loading.*" go with them). */
+void tks_server_stats_loading(struct tks_server *srv, struct tks_stats *st);
 void tks_server_summary(struct tks_server *srv, struct tks_server_summary *out);
 
 /* Intrusive list of open connections, so shutdown can reach them all. */
@@ -220,12 +230,42 @@ static inline enum tks_admit tks_admit(struct tks_server *srv, enum tks_decode_s
 /* A writer thread owns the journal files; the loop thread hands it, per
  * read, the bytes of the accepted ticks and their receive time, and learns
  * through a uv_async when they are written and fsynced.  Replay rebuilds
- * the store (through tks_admit) before the daemon is ready. */
+ * the store (through tks_admit) before the daemon is ready, in slices that
+ * load.c runs on the loop. */
 
 #define TKS_JOURNAL_BATCH_MAX (16u << 20) /* bytes of ticks in one journal frame */
 
-int tks_durability_start(struct tks_server *srv); /* replay, then open; 0 or -errno */
-void tks_durability_stop(struct tks_server *srv); /* flush, fsync, join */
+/* Locks journal.dir (lib/dirlock.h; -EBUSY: another daemon has it, logged
+ * with its pid), before the sockets are bound and anything in it is read;
+ * held until the process ends.  0 with the journal off. */
+int tks_durability_lock(struct tks_server *srv);
+/* How far a loading step is (load.c shows it; a step fills what it knows). */
+struct tks_load_progress {
+  const char *phase;   /* "journal" */
+  uint64_t ticks;      /* stored so far */
+  uint64_t rejected;   /* read but not stored (journal.replay_rejected) */
+  uint64_t bytes_done; /* of the files the step reads */
+  uint64_t bytes_total;
+  uint64_t segment;       /* the journal segment being read, 0 between them */
+  uint64_t segments_done; /* journal segments read to their end */
+  uint64_t segments;      /* journal segments to read */
+  double seconds;         /* since loading began */
+};
+
+/* Begins the replay at journal segment `from` (0: the oldest there is; a
+ * step before it, such as a checkpoint load, gives the one after what it
+ * covered) and fills p's totals.  Nothing to do with the journal off (a
+ * warning is logged).  Returns 0, or -errno with the reason logged (a gap
+ * in the segments). */
+int tks_durability_replay_begin(struct tks_server *srv, uint64_t from, struct tks_load_progress *p);
+/* Replays frames until deadline_ns (tks_mono_ns) has passed, then fills p.
+ * Returns 1 while there is more, 0 once the journal is replayed and open
+ * for appending (the writer thread runs), or -errno with the reason logged
+ * (a journal refused by on_corrupt, the writer not started). */
+int tks_durability_replay_slice(struct tks_server *srv, uint64_t deadline_ns,
+                                struct tks_load_progress *p);
+/* Flush, fsync, join; during the replay: abandons it, writing nothing. */
+void tks_durability_stop(struct tks_server *srv);
 /* The batch buffer for the ticks of one read (NULL when the journal is
  * off): ingest appends the accepted messages, then calls submit. */
 struct tks_buf *tks_durability_batch(struct tks_server *srv, int64_t recv_ns);
@@ -243,9 +283,36 @@ void tks_durability_stats(struct tks_server *srv, struct tks_stats *st);
 uint64_t tks_durability_durable(struct tks_server *srv);
 void tks_durability_reload(struct tks_server *srv); /* journal.fsync, interval, on_error */
 
+/* ==== load.c: the loading phase ======================================= */
+/* At start, after the sockets are bound: the steps that rebuild the store
+ * (today the journal replay; loading a checkpoint goes before it and tells
+ * the replay where to begin), run from a uv_idle handle in slices of about
+ * TKS_LOAD_SLICE_NS, so that the loop answers the control socket between
+ * them.  srv->loading is true until they are done; done(srv, 0) is called
+ * then, or done(srv, -errno) when a step failed (its reason logged). */
+
+#define TKS_LOAD_SLICE_NS 10000000u /* 10 ms of loading a loop turn */
+
+typedef void (*tks_load_done_fn)(struct tks_server *srv, int status);
+/* Returns 0, or -errno when the first step cannot begin (logged). */
+int tks_load_start(struct tks_server *srv, tks_load_done_fn done);
+/* A stop while loading (SIGTERM): abandons the step, writes nothing; done
+ * is not called.  A no-op once loaded. */
+void tks_load_stop(struct tks_server *srv);
+void tks_load_progress(struct tks_server *srv, struct tks_load_progress *out);
+/* "loading.*" (while loading only). */
+void tks_load_stats(struct tks_server *srv, struct tks_stats *st);
+/* "B of T bytes (P%), PHASE, N ticks": for STATUS=loading: and the control
+ * socket's loading error. */
+void tks_load_describe(struct tks_server *srv, char *out, size_t n);
+
 /* ==== ingest.c: the TCP listener and its connections =================== */
 
-int tks_ingest_start(struct tks_server *srv);
+/* Binds and listens (the kernel queues connections from here on) without
+ * accepting any: a port in use is found before loading.  0 or -errno (logged). */
+int tks_ingest_bind(struct tks_server *srv);
+/* Accepts and reads from here on (once loaded). */
+int tks_ingest_serve(struct tks_server *srv);
 void tks_ingest_stop(struct tks_server *srv); /* closes the listener and drains connections */
 /* The on_hold listener: stops reading every client, or processes what was
  * kept and reads on. */
@@ -275,8 +342,14 @@ void tks_control_stop(struct tks_server *srv); /* closes it and removes the sock
 
 /* ==== lifecycle.c: SIGHUP reload, the systemd watchdog and status ====== */
 
-/* After the sockets listen: READY=1, STATUS=, watchdog, idle clients. */
+/* After the sockets are bound, before loading: the watchdog, idle
+ * clients, and while srv->loading a STATUS=loading: line at once, 0.1 s
+ * in and then each second, with EXTEND_TIMEOUT_USEC= when loading made
+ * progress since the last one. */
 int tks_lifecycle_start(struct tks_server *srv);
+/* Once loaded and ingest is served: READY=1, STATUS= every 10 s, and a
+ * SIGHUP that came while loading. */
+void tks_lifecycle_ready(struct tks_server *srv);
 void tks_lifecycle_stop(struct tks_server *srv);
 /* SIGHUP: re-reads srv->cfg.path, applies the live keys, refuses the rest. */
 void tks_lifecycle_reload(struct tks_server *srv);

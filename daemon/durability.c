@@ -9,8 +9,11 @@
  * the counts written and fsynced, and wakes the loop with a uv_async so
  * `sync` waiters can be answered.  A failing write (ENOSPC, EIO) leaves the
  * frames queued, marks the journal failing, and is retried every 100 ms;
- * nothing is counted durable that is not fsynced.  At start the journal is
- * replayed into the store before the daemon reports ready.
+ * nothing is counted durable that is not fsynced.  At start journal.dir is
+ * locked (one daemon a directory) before the sockets are bound; then the journal is
+ * replayed into the store before the daemon reports ready: a journal reader
+ * (lib/journal.c) pulled a slice at a time from load.c's idle handle, the
+ * writer opened once the reader is done.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +24,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "dirlock.h"
 #include "journal.h"
 
 #define QUEUE_HOLD_BYTES (64u << 20) /* hold ingest when this much waits for the disk */
@@ -69,6 +73,10 @@ struct tks_durability {
 
 /* One server a process: NULL while the journal is off. */
 static struct tks_durability *D;
+/* The lock on journal.dir (lib/dirlock.h): taken by the first start, held
+ * until the process ends, so no other daemon opens the directory while
+ * this one may still write to it (the stop included). */
+static int lock_fd = -1;
 
 static uint64_t mono_ns(void) { return tks_mono_ns(); }
 
@@ -284,6 +292,10 @@ void tks_durability_cancel(struct tks_server *srv, void *ctx) {
 
 /* ---- replay ---------------------------------------------------------- */
 
+#define REPLAY_LOG_NS 2000000000u /* a progress line every 2 s */
+#define CLOCK_EVERY (256u << 10)  /* look at the clock after this many bytes of frames */
+#define FRAME_COST 256u           /* a frame's own cost, in bytes of payload */
+
 struct replay_ctx {
   struct tks_server *srv;
   uint64_t ticks, rejected, frames;
@@ -291,12 +303,20 @@ struct replay_ctx {
   uint64_t start_ns;
 };
 
-static int replay_frame(void *arg, const void *payload, size_t len) {
-  struct replay_ctx *rc = arg;
+/* The replay while it runs: the reader, and the journal's state that goes
+ * live (D) once it is done. */
+static struct {
+  bool active;
+  struct tks_durability *d;
+  struct tks_journal_reader *r;
+  struct replay_ctx rc;
+} RP;
+
+static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len) {
   struct tks_server *srv = rc->srv;
   if (len < sizeof(int64_t)) {
     rc->rejected++;
-    return 0;
+    return;
   }
   int64_t recv_ns;
   memcpy(&recv_ns, payload, sizeof recv_ns);
@@ -329,13 +349,6 @@ static int replay_frame(void *arg, const void *payload, size_t len) {
     }
   }
   rc->frames++;
-  uint64_t now = mono_ns();
-  if (now >= rc->next_log_ns) {
-    tks_log(TKS_LOG_INFO, "replay: %" PRIu64 " ticks so far (%.1f s)", rc->ticks,
-            (double)(now - rc->start_ns) / 1e9);
-    rc->next_log_ns = now + 2000000000u;
-  }
-  return 0;
 }
 
 static void on_wake_closed(uv_handle_t *h) {
@@ -346,34 +359,80 @@ static void on_wake_closed(uv_handle_t *h) {
   free(d);
 }
 
-int tks_durability_start(struct tks_server *srv) {
+int tks_durability_lock(struct tks_server *srv) {
+  const struct tks_config *cfg = &srv->cfg;
+  if (!cfg->journal.enabled || lock_fd >= 0) return 0;
+  char err[600];
+  int r = tks_dirlock_take(cfg->journal.dir, "journal.dir", &lock_fd, err, sizeof err);
+  if (r) tks_log(TKS_LOG_ERROR, "%s", err);
+  return r;
+}
+
+static void replay_progress(struct tks_load_progress *p) {
+  struct tks_journal_progress pr;
+  tks_journal_reader_progress(RP.r, &pr);
+  p->ticks = RP.rc.ticks;
+  p->rejected = RP.rc.rejected;
+  p->bytes_done = pr.bytes_done;
+  p->bytes_total = pr.bytes_total;
+  p->segment = pr.segment;
+  p->segments_done = pr.segments_done;
+  p->segments = pr.segments;
+}
+
+int tks_durability_replay_begin(struct tks_server *srv, uint64_t from,
+                                struct tks_load_progress *p) {
   const struct tks_config *cfg = &srv->cfg;
   if (!cfg->journal.enabled) {
     tks_log(TKS_LOG_WARN, "journal disabled (journal.enabled: false): ticks live in memory only");
     return 0;
   }
+  char err[1024];
   struct tks_durability *d = calloc(1, sizeof *d);
   if (!d) return -ENOMEM;
   d->srv = srv;
   d->fsync = cfg->journal.fsync;
   d->fsync_interval_ns = cfg->journal.fsync_interval_ns;
-  char err[600];
-
-  /* Replay before anything is accepted. */
-  struct replay_ctx rc = {.srv = srv, .start_ns = mono_ns()};
-  rc.next_log_ns = rc.start_ns + 2000000000u;
-  tks_log(TKS_LOG_INFO, "replaying the journal in %s", cfg->journal.dir);
-  int r = tks_journal_replay(cfg->journal.dir, cfg->journal.on_corrupt, replay_frame, &rc,
-                             &d->replay, err, sizeof err);
+  int r = tks_journal_reader_open(&RP.r, cfg->journal.dir, from, cfg->journal.on_corrupt, err,
+                                  sizeof err);
   if (r) {
     tks_log(TKS_LOG_ERROR, "%s", err[0] ? err : strerror(-r));
     free(d);
-    return r < 0 ? r : -EIO;
+    return r;
   }
-  d->replay_seconds = (double)(mono_ns() - rc.start_ns) / 1e9;
-  d->replayed_ticks = rc.ticks;
-  d->replay_rejected = rc.rejected;
-  d->replay_frames = rc.frames;
+  struct tks_journal_progress pr;
+  tks_journal_reader_progress(RP.r, &pr);
+  char from_text[48] = "";
+  if (from) snprintf(from_text, sizeof from_text, " from segment %" PRIu64, from);
+  tks_log(TKS_LOG_INFO, "replaying the journal in %s%s: %" PRIu64 " bytes in %" PRIu64 " segments",
+          cfg->journal.dir, from_text, pr.bytes_total, pr.segments);
+  RP.d = d;
+  RP.rc = (struct replay_ctx){.srv = srv, .start_ns = mono_ns()};
+  RP.rc.next_log_ns = RP.rc.start_ns + REPLAY_LOG_NS;
+  RP.active = true;
+  replay_progress(p);
+  return 0;
+}
+
+static void replay_end(void) {
+  tks_journal_reader_close(RP.r);
+  RP.r = NULL;
+  RP.d = NULL;
+  RP.active = false;
+}
+
+/* The replay is done: its figures logged, the journal opened for appending
+ * and its writer started.  Returns 0 or -errno (logged; d freed). */
+static int replay_done(struct tks_server *srv, struct tks_durability *d) {
+  const struct tks_config *cfg = &srv->cfg;
+  struct replay_ctx *rc = &RP.rc;
+  char err[600];
+  d->replay = *tks_journal_reader_result(RP.r);
+  d->replay_seconds = (double)(mono_ns() - rc->start_ns) / 1e9;
+  d->replayed_ticks = rc->ticks;
+  d->replay_rejected = rc->rejected;
+  d->replay_frames = rc->frames;
+  replay_end();
   if (d->replay.truncated_bytes)
     tks_log(TKS_LOG_WARN,
             "journal: cut a torn or corrupt tail of %" PRIu64 " bytes from %s at offset %" PRIu64
@@ -381,13 +440,16 @@ int tks_durability_start(struct tks_server *srv) {
             d->replay.truncated_bytes, d->replay.truncated_file, d->replay.truncated_at,
             d->replay.side_file);
   tks_log(TKS_LOG_INFO,
-          "replay: %" PRIu64 " ticks from %" PRIu64 " frames in %" PRIu64 " segments in %.2f s (%.0f ticks/s)%s",
-          rc.ticks, rc.frames, d->replay.segments, d->replay_seconds,
-          d->replay_seconds > 0 ? (double)rc.ticks / d->replay_seconds : 0.0,
-          rc.rejected ? " (some could not be stored: see journal.replay_rejected)" : "");
-  if (rc.rejected)
-    tks_log(TKS_LOG_WARN, "replay: %" PRIu64 " ticks in the journal were not stored (store full or refused by the current config)",
-            rc.rejected);
+          "replay: %" PRIu64 " ticks from %" PRIu64 " frames in %" PRIu64
+          " segments in %.2f s (%.0f ticks/s)%s",
+          rc->ticks, rc->frames, d->replay.segments, d->replay_seconds,
+          d->replay_seconds > 0 ? (double)rc->ticks / d->replay_seconds : 0.0,
+          rc->rejected ? " (some could not be stored: see journal.replay_rejected)" : "");
+  if (rc->rejected)
+    tks_log(TKS_LOG_WARN,
+            "replay: %" PRIu64
+            " ticks in the journal were not stored (store full or refused by the current config)",
+            rc->rejected);
 
   d->j = tks_journal_open(cfg->journal.dir, cfg->journal.segment_bytes, cfg->journal.max_bytes, err,
                           sizeof err);
@@ -416,8 +478,57 @@ int tks_durability_start(struct tks_server *srv) {
   return 0;
 }
 
+int tks_durability_replay_slice(struct tks_server *srv, uint64_t deadline_ns,
+                                struct tks_load_progress *p) {
+  if (!RP.active) return 0; /* the journal is off */
+  struct replay_ctx *rc = &RP.rc;
+  const void *payload;
+  size_t len;
+  int r;
+  uint64_t since = 0;
+  while ((r = tks_journal_reader_next(RP.r, &payload, &len)) == 1) {
+    replay_frame(rc, payload, len);
+    /* The clock is read every CLOCK_EVERY bytes, not every frame: a frame
+     * can be one small tick. */
+    since += len + FRAME_COST;
+    if (since < CLOCK_EVERY) continue;
+    since = 0;
+    uint64_t now = mono_ns();
+    if (now >= rc->next_log_ns) {
+      struct tks_load_progress lp;
+      replay_progress(&lp);
+      tks_log(TKS_LOG_INFO,
+              "replay: %" PRIu64 " ticks so far, %" PRIu64 " of %" PRIu64
+              " bytes (%.0f%%) (%.1f s)",
+              rc->ticks, lp.bytes_done, lp.bytes_total,
+              lp.bytes_total ? 100.0 * (double)lp.bytes_done / (double)lp.bytes_total : 100.0,
+              (double)(now - rc->start_ns) / 1e9);
+      rc->next_log_ns = now + REPLAY_LOG_NS;
+    }
+    if (now >= deadline_ns) break;
+  }
+  replay_progress(p);
+  if (r == 1) return 1;
+  if (r < 0) {
+    const char *why = tks_journal_reader_error(RP.r);
+    tks_log(TKS_LOG_ERROR, "%s", why[0] ? why : strerror(-r));
+    free(RP.d);
+    replay_end();
+    return r;
+  }
+  return replay_done(srv, RP.d);
+}
 
 void tks_durability_stop(struct tks_server *srv) {
+  if (RP.active) {
+    /* Stopped while replaying: nothing was written, nothing is. */
+    tks_log(TKS_LOG_INFO,
+            "journal: replay abandoned after %" PRIu64 " ticks; the journal is as it was",
+            RP.rc.ticks);
+    free(RP.d);
+    replay_end();
+    return;
+  }
   struct tks_durability *d = D;
   if (!d) return;
   pthread_mutex_lock(&d->mu);

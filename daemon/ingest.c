@@ -7,14 +7,19 @@
  * idle clients: a read notes when the unfinished message began, and one
  * sweep a second (tks_ingest_sweep) closes what is too slow; connections
  * are limited per address, and a full server makes room by closing the
- * slowest or longest idle one.
+ * slowest or longest idle one.  The listening socket is made before the
+ * store is loaded, so that a port in use fails the start at once, but it is
+ * watched only once loaded (tks_ingest_serve): until then connections wait
+ * in the kernel's backlog, neither accepted nor read.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -472,9 +477,31 @@ unsigned tks_ingest_sweep(struct tks_server *srv, uint64_t now_ms) {
   return n;
 }
 
-int tks_ingest_start(struct tks_server *srv) {
+/* A listening TCP socket on ss, made as libuv's uv_tcp_bind + uv_listen
+ * make one (SO_REUSEADDR; IPv6 sockets take IPv4 too), but without
+ * watching it: nothing is accepted until tks_ingest_serve.  Returns the fd
+ * or -errno. */
+static int listen_socket(const struct sockaddr_storage *ss) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -errno;
+  int on = 1, off = 0;
+  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+      (ss->ss_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) ||
+      bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, SOMAXCONN) < 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  return fd;
+}
+
+int tks_ingest_bind(struct tks_server *srv) {
   const struct tks_config *cfg = &srv->cfg;
   struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
   int r = strchr(cfg->ingest.host, ':')
               ? uv_ip6_addr(cfg->ingest.host, cfg->ingest.port, (struct sockaddr_in6 *)&ss)
               : uv_ip4_addr(cfg->ingest.host, cfg->ingest.port, (struct sockaddr_in *)&ss);
@@ -486,12 +513,17 @@ int tks_ingest_start(struct tks_server *srv) {
   uv_idle_init(srv->loop, &I.yield_idle);
   I.yield_idle.data = srv;
   I.yield_started = true;
+  int fd = listen_socket(&ss);
+  if (fd < 0) {
+    tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s", cfg->ingest.listen, strerror(-fd));
+    return fd;
+  }
   uv_tcp_init(srv->loop, &I.listener);
   I.listener.data = srv;
   I.listener_open = true;
-  r = uv_tcp_bind(&I.listener, (struct sockaddr *)&ss, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&I.listener, SOMAXCONN, on_connection);
+  r = uv_tcp_open(&I.listener, fd);
   if (r) {
+    close(fd); /* not the handle's: uv_close leaves it alone */
     tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s", cfg->ingest.listen, uv_strerror(r));
     return r;
   }
@@ -508,10 +540,23 @@ int tks_ingest_start(struct tks_server *srv) {
     port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     snprintf(addr, sizeof addr, "%s:%u", host, port);
   }
-  tks_server_set_ingesting(srv, addr, port);
+  tks_server_set_listen_addr(srv, addr, port);
+  tks_log(TKS_LOG_INFO, "ingest bound to %s (connections wait until the store is loaded)", addr);
+  return 0;
+}
+
+int tks_ingest_serve(struct tks_server *srv) {
+  const struct tks_config *cfg = &srv->cfg;
+  /* The socket listens already; this makes libuv watch it. */
+  int r = uv_listen((uv_stream_t *)&I.listener, SOMAXCONN, on_connection);
+  if (r) {
+    tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s", cfg->ingest.listen, uv_strerror(r));
+    return r;
+  }
+  tks_server_set_ingesting(srv, true);
   tks_log(TKS_LOG_INFO,
-          "ingest listening on %s (msgpack ticks, max %u connections, max message %u bytes)", addr,
-          cfg->ingest.max_connections, cfg->ingest.max_message_bytes);
+          "ingest listening on %s (msgpack ticks, max %u connections, max message %u bytes)",
+          srv->listen_addr, cfg->ingest.max_connections, cfg->ingest.max_message_bytes);
   return 0;
 }
 
@@ -543,7 +588,7 @@ void tks_ingest_stop(struct tks_server *srv) {
     I.listener_open = false;
     uv_close((uv_handle_t *)&I.listener, NULL);
   }
-  tks_server_set_ingesting(srv, NULL, 0);
+  tks_server_set_ingesting(srv, false);
   /* A journal that is only behind is flushed at stop anyway: read on. */
   tks_server_unhold_quietly(srv, TKS_HOLD_JOURNAL);
   if (srv->held)

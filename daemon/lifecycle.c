@@ -3,8 +3,14 @@
  * applies the keys that can change while running (log level, fsync policy,
  * memory limits, idle timeout, connection and row caps: the reload group of
  * each key in lib/config.c's table), refusing every other change with one
- * log line; sd_notify RELOADING=1/READY=1 around it;
- * WATCHDOG=1 at half of $WATCHDOG_USEC; a STATUS= line every 10 s; and
+ * log line; sd_notify RELOADING=1/READY=1 around it (a SIGHUP while the
+ * store loads is applied once it is loaded);
+ * WATCHDOG=1 at half of $WATCHDOG_USEC, from before loading on; while
+ * loading a STATUS=loading: line at once, 0.1 s in and then each second,
+ * with EXTEND_TIMEOUT_USEC= when loading made progress since the last one
+ * (systemd waits as long as loading moves on, and times the start out once
+ * it stalls); READY=1 once loaded and ingest is served; then a STATUS=
+ * line every 10 s; and
  * a sweep a second of the clients: ingest ones silent for longer than
  * ingest.idle_timeout or slow (message_timeout, min_rate), control ones
  * with a request line unfinished for message_timeout.
@@ -21,11 +27,16 @@
 
 #define STATUS_INTERVAL_MS 10000
 #define IDLE_CHECK_MS 1000
+#define LOAD_FIRST_MS 100            /* the first STATUS=loading: with progress */
+#define LOAD_STATUS_MS 1000          /* then one a second */
+#define LOAD_EXTEND_USEC 10000000ull /* each extension: 10 s from now */
 
 static struct {
   bool started;
-  uv_timer_t status_timer, idle_timer, watchdog_timer;
+  uv_timer_t status_timer, idle_timer, watchdog_timer, load_timer;
   bool idle_running;
+  bool reload_pending;    /* a SIGHUP while loading */
+  uint64_t load_seen;     /* bytes_done + ticks at the last loading status */
   uint64_t watchdog_usec; /* 0: no watchdog */
   uint64_t reloads, reload_errors, reload_applied, reload_refused, idle_closed;
 } lc;
@@ -48,6 +59,31 @@ static void send_status(struct tks_server *srv, const char *prefix) {
 static void on_status_timer(uv_timer_t *t) {
   struct tks_server *srv = t->data;
   if (!srv->stopping) send_status(srv, "");
+}
+
+/* "STATUS=loading: N of M bytes (x%), ..." and, when loading moved on since
+ * the last one, "EXTEND_TIMEOUT_USEC=": systemd's start timeout then runs
+ * from now, so a long load is not killed while it makes progress, and one
+ * that stalls still times out. */
+static void send_loading_status(struct tks_server *srv, bool extend_on_progress) {
+  char what[200], msg[320];
+  struct tks_load_progress p;
+  tks_load_progress(srv, &p);
+  tks_load_describe(srv, what, sizeof what);
+  uint64_t seen = p.bytes_done + p.ticks;
+  bool extend = extend_on_progress && seen > lc.load_seen;
+  lc.load_seen = seen;
+  if (extend)
+    snprintf(msg, sizeof msg, "STATUS=loading: %s\nEXTEND_TIMEOUT_USEC=%llu", what,
+             LOAD_EXTEND_USEC);
+  else
+    snprintf(msg, sizeof msg, "STATUS=loading: %s", what);
+  tks_notify(msg);
+}
+
+static void on_load_timer(uv_timer_t *t) {
+  struct tks_server *srv = t->data;
+  if (srv->loading && !srv->stopping) send_loading_status(srv, true);
 }
 
 /* ---- watchdog ----------------------------------------------------------- */
@@ -166,6 +202,14 @@ static void apply(struct tks_server *srv, const struct tks_config *next) {
 
 void tks_lifecycle_reload(struct tks_server *srv) {
   if (srv->stopping) return;
+  if (srv->loading) {
+    /* A reload changes limits and the journal's policy, which the replay
+     * is using: it waits until the store is loaded. */
+    if (!lc.reload_pending)
+      tks_log(TKS_LOG_INFO, "SIGHUP while loading: the config is reloaded once loaded");
+    lc.reload_pending = true;
+    return;
+  }
   notify_reloading();
   char err[TKS_CONFIG_ERR_MAX];
   struct tks_config *next = NULL;
@@ -199,9 +243,9 @@ int tks_lifecycle_start(struct tks_server *srv) {
   uv_timer_init(srv->loop, &lc.status_timer);
   uv_timer_init(srv->loop, &lc.idle_timer);
   uv_timer_init(srv->loop, &lc.watchdog_timer);
-  lc.status_timer.data = lc.idle_timer.data = lc.watchdog_timer.data = srv;
+  uv_timer_init(srv->loop, &lc.load_timer);
+  lc.status_timer.data = lc.idle_timer.data = lc.watchdog_timer.data = lc.load_timer.data = srv;
   lc.started = true;
-  uv_timer_start(&lc.status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);
   idle_update(srv);
   lc.watchdog_usec = watchdog_usec_from_env();
   if (lc.watchdog_usec) {
@@ -211,8 +255,23 @@ int tks_lifecycle_start(struct tks_server *srv) {
     tks_log(TKS_LOG_INFO, "systemd watchdog: WATCHDOG=1 every %llu ms (WATCHDOG_USEC=%llu)",
             (unsigned long long)every_ms, (unsigned long long)lc.watchdog_usec);
   }
-  send_status(srv, "READY=1\n");
+  if (srv->loading) {
+    lc.load_seen = 0;
+    send_loading_status(srv, false);
+    uv_timer_start(&lc.load_timer, on_load_timer, LOAD_FIRST_MS, LOAD_STATUS_MS);
+  }
   return 0;
+}
+
+void tks_lifecycle_ready(struct tks_server *srv) {
+  if (!lc.started) return;
+  uv_timer_stop(&lc.load_timer);
+  uv_timer_start(&lc.status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);
+  send_status(srv, "READY=1\n");
+  if (lc.reload_pending) {
+    lc.reload_pending = false;
+    tks_lifecycle_reload(srv);
+  }
 }
 
 void tks_lifecycle_stop(struct tks_server *srv) {
@@ -225,6 +284,7 @@ void tks_lifecycle_stop(struct tks_server *srv) {
   uv_close((uv_handle_t *)&lc.status_timer, NULL);
   uv_close((uv_handle_t *)&lc.idle_timer, NULL);
   uv_close((uv_handle_t *)&lc.watchdog_timer, NULL);
+  uv_close((uv_handle_t *)&lc.load_timer, NULL);
   lc.idle_running = false;
 }
 

@@ -41,7 +41,8 @@ static struct {
   uint64_t paused_since_ns, paused_ns; /* mono clock */
 
   /* evict_oldest: eviction bytes since a tick was last stored, so that a
-   * tick no eviction can help does not empty the store (see evict_oldest) */
+   * tick no eviction can help does not empty the store (see evict_oldest);
+   * progress_mark is stored_ever() when futile_bytes was last reset */
   uint64_t progress_mark, futile_bytes, futile_since_ns;
 
   uint64_t last_sweep_ns;
@@ -210,6 +211,13 @@ void tks_limits_reload(struct tks_server *srv) {
   }
 }
 
+/* Ticks ever stored: held plus evicted, which eviction leaves unchanged and
+ * every append advances, whoever stores (ingest, or replay, which does not
+ * count ticks_accepted), so that both evict by the same rule. */
+static uint64_t stored_ever(const struct tks_server *srv) {
+  return tks_store_ticks(srv->store) + tks_store_evicted_ticks(srv->store);
+}
+
 /* evict_oldest: a slice of the oldest blocks, max(max_memory / 32, 1 MiB),
  * so that a full store evicts once per slice of ticks, not per tick.
  * Guard: the slab does not move pages between chunk sizes, so a tick whose
@@ -217,11 +225,16 @@ void tks_limits_reload(struct tks_server *srv) {
  * much is evicted.  Once the slices evicted since a tick was last stored
  * reach half of max_memory, the tick is refused (limits.evict_failed,
  * store_full) instead of emptying the store for it, and evicting is tried
- * again, one slice, at most once a second until a tick is stored. */
+ * again, one slice, at most once a second until a tick is stored.
+ * "Stored" is stored_ever(), not ticks_accepted: replay stores ticks without
+ * accepting any, and keyed on ticks_accepted it took every eviction of a
+ * replay as futile, refusing the newest ticks once max_memory / 2 was
+ * evicted (issue 8). */
 static enum tks_full_action evict_oldest(struct tks_server *srv) {
   uint64_t now = tks_mono_ns();
-  if (srv->ticks_accepted != L.progress_mark) {
-    L.progress_mark = srv->ticks_accepted;
+  uint64_t stored = stored_ever(srv);
+  if (stored != L.progress_mark) {
+    L.progress_mark = stored;
     L.futile_bytes = 0;
   }
   uint64_t slice = L.max_memory / 32 > MIB ? L.max_memory / 32 : MIB;

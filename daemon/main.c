@@ -1,8 +1,11 @@
 /*
  * tickslabd: parses the options, reads the config, and wires the modules
- * together: the server (store and tables), limits, the journal (replayed
- * before anything listens), ingest, the control socket and the lifecycle,
- * started in that order and stopped in reverse on SIGTERM or SIGINT.
+ * together: the server (store and tables), limits, the ingest and control
+ * sockets (bound first, so that a port in use fails the start at once),
+ * the lifecycle, then the loading phase (the journal replayed in slices of
+ * the event loop while the control socket answers); once loaded, ingest is
+ * served and systemd told READY=1.  Stopped in reverse on SIGTERM or
+ * SIGINT, loading or not.
  * Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or config.
  */
 #include <errno.h>
@@ -29,13 +32,18 @@ static const char usage[] =
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "\n"
-    "At start it replays the journal (journal.dir) into the store before it\n"
-    "listens.  Signals: SIGTERM and SIGINT stop it cleanly (what was read is\n"
-    "journaled and fsynced first); SIGHUP reloads the config's live keys\n";
+    "At start it locks journal.dir (a second daemon on the same directory exits\n"
+    "1, naming the pid that holds it), binds its sockets, then replays the\n"
+    "journal into the store; meanwhile ping and stats answer with\n"
+    "\"state\":\"loading\" and the progress, other requests get a loading\n"
+    "error, and ingest connections wait unread until the store is loaded.\n"
+    "Signals: SIGTERM and SIGINT stop it cleanly, also while loading (what was\n"
+    "read is journaled and fsynced first); SIGHUP reloads the config's live keys\n";
 /* print_usage() puts the live keys, from the config's key table, between the two. */
 static const char usage_end[] =
-    "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1, RELOADING=1, STOPPING=1,\n"
-    "STATUS=, and WATCHDOG=1 when $WATCHDOG_USEC is set).\n";
+    "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1 once loaded, RELOADING=1,\n"
+    "STOPPING=1, STATUS=, while loading STATUS=loading: and EXTEND_TIMEOUT_USEC=\n"
+    "as long as loading makes progress, and WATCHDOG=1 when $WATCHDOG_USEC is set).\n";
 
 /* Writes text to f in lines of at most width columns, broken at spaces. */
 static void put_wrapped(FILE *f, const char *text, size_t width) {
@@ -73,8 +81,9 @@ static void print_usage(FILE *f) {
   tks_buf_finish(&live);
 }
 
-/* The signal handles: main.c's own. */
+/* The signal handles and the exit status: main.c's own. */
 static uv_signal_t sig_term, sig_int, sig_hup;
+static int exit_status;
 
 static void close_signals(void) {
   uv_close((uv_handle_t *)&sig_term, NULL);
@@ -88,6 +97,7 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
   tks_log(TKS_LOG_INFO, "%s: stopping", why);
   tks_notify("STOPPING=1");
   tks_lifecycle_stop(srv);
+  tks_load_stop(srv);
   tks_ingest_stop(srv);
   tks_durability_stop(srv); /* after the drain: what was read is journaled */
   tks_limits_stop(srv);
@@ -115,6 +125,20 @@ static void wire(struct tks_server *srv) {
   tks_server_add_stats(srv, tks_lifecycle_stats);
 }
 
+/* The loading phase is over: serve ingest and say ready, or stop. */
+static void on_loaded(struct tks_server *srv, int status) {
+  if (status == 0 && tks_ingest_serve(srv) == 0) {
+    tks_log(TKS_LOG_INFO, "ready: mode %s, schema %s (%u bytes a record), slab pages of %llu bytes",
+            tks_mode_name(srv->cfg.store.mode), srv->cfg.schema.name, srv->cfg.schema.record_size,
+            (unsigned long long)srv->cfg.store.page_size);
+    tks_lifecycle_ready(srv); /* READY=1, STATUS= */
+    return;
+  }
+  if (status) tks_log(TKS_LOG_ERROR, "cannot start: the journal could not be replayed or opened");
+  exit_status = 1;
+  shutdown_server(srv, "start failed");
+}
+
 static int run(struct tks_server *srv, uv_loop_t *loop) {
   int r = tks_server_init(srv, loop);
   if (r) {
@@ -132,33 +156,28 @@ static int run(struct tks_server *srv, uv_loop_t *loop) {
   uv_signal_start(&sig_hup, on_signal, SIGHUP);
   tks_server_start(srv);
 
-  int status = 0;
-  /* The journal is replayed before anything listens: nothing is accepted,
-   * and no one is told the daemon is ready, before the store is whole. */
-  if (tks_limits_start(srv) != 0 || tks_durability_start(srv) != 0) {
+  /* The sockets first, so that a port or a socket path in use fails the
+   * start before a long load.  Nothing is accepted on the ingest port,
+   * and no one is told the daemon is ready, before the store is whole;
+   * meanwhile the control socket answers ping and stats (control.c). */
+  exit_status = 0;
+  if (tks_durability_lock(srv) != 0 || tks_limits_start(srv) != 0 || tks_ingest_bind(srv) != 0 ||
+      tks_control_start(srv) != 0) {
+    exit_status = 1;
+    shutdown_server(srv, "start failed");
+  } else if (tks_load_start(srv, on_loaded) != 0) {
     tks_log(TKS_LOG_ERROR, "cannot start: the journal could not be replayed or opened");
-    tks_server_stop(srv);
-    close_signals();
-    tks_limits_stop(srv);
-    uv_run(loop, UV_RUN_DEFAULT);
-    tks_server_finish(srv);
-    return 1;
-  }
-  if (tks_ingest_start(srv) != 0 || tks_control_start(srv) != 0) {
-    status = 1;
+    exit_status = 1;
     shutdown_server(srv, "start failed");
   } else {
-    tks_log(TKS_LOG_INFO, "ready: mode %s, schema %s (%u bytes a record), slab pages of %llu bytes",
-            tks_mode_name(srv->cfg.store.mode), srv->cfg.schema.name, srv->cfg.schema.record_size,
-            (unsigned long long)srv->cfg.store.page_size);
-    tks_lifecycle_start(srv); /* READY=1, STATUS=, watchdog, idle clients */
+    tks_lifecycle_start(srv); /* watchdog, STATUS=loading: */
   }
   uv_run(loop, UV_RUN_DEFAULT);
-  if (status == 0)
+  if (exit_status == 0)
     tks_log(TKS_LOG_INFO, "stopped: %llu ticks accepted, %llu held",
             (unsigned long long)srv->ticks_accepted, (unsigned long long)tks_store_ticks(srv->store));
   tks_server_finish(srv);
-  return status;
+  return exit_status;
 }
 
 int main(int argc, char **argv) {

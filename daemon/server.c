@@ -103,12 +103,12 @@ void tks_server_hold(struct tks_server *srv, unsigned reason, bool on) {
 
 void tks_server_unhold_quietly(struct tks_server *srv, unsigned reason) { srv->held &= ~reason; }
 
-void tks_server_set_ingesting(struct tks_server *srv, const char *addr, uint16_t port) {
-  srv->ingesting = addr != NULL;
-  if (!addr) return;
+void tks_server_set_listen_addr(struct tks_server *srv, const char *addr, uint16_t port) {
   snprintf(srv->listen_addr, sizeof srv->listen_addr, "%s", addr);
   srv->port = port;
 }
+
+void tks_server_set_ingesting(struct tks_server *srv, bool on) { srv->ingesting = on; }
 
 void tks_server_log_limited(struct tks_server *srv, const char *fmt, ...) {
   uint64_t now = tks_mono_ns();
@@ -166,6 +166,9 @@ static const struct tks_stat ST_UNDECLARED_TYPES = TKS_STAT("undeclared.*.types"
 static const struct tks_stat ST_UNDECLARED_OVERFLOW = TKS_STAT(
     "undeclared_overflow", COUNTER, NONE,
     "Ticks whose undeclared field names did not fit the usage table");
+static const struct tks_stat ST_STATE = TKS_STAT_NAMED(
+    "state", GAUGE, NONE, "loading (the store is being rebuilt at start) or ready", "state",
+    "state");
 static const struct tks_stat ST_VERSION = TKS_STAT_NAMED(
     "version", GAUGE, NONE, "tickslabd version", "build_info", "version");
 static const struct tks_stat ST_PID = TKS_STAT("pid", GAUGE, NONE, NULL);
@@ -304,17 +307,28 @@ void tks_server_summary(struct tks_server *srv, struct tks_server_summary *out) 
   };
 }
 
+/* What `stats` begins with, loading or not. */
+static void head_stats(struct tks_server *srv, struct tks_stats *st) {
+  tks_stat_str(st, &ST_STATE, srv->loading ? "loading" : "ready");
+  tks_stat_str(st, &ST_VERSION, TKS_VERSION);
+  tks_stat_u64(st, &ST_PID, (uint64_t)getpid());
+  tks_stat_u64(st, &ST_UPTIME_SECONDS, (tks_mono_ns() - srv->start_mono_ns) / 1000000000u);
+  tks_stat_str(st, &ST_CONFIG_PATH, srv->cfg.path[0] ? srv->cfg.path : "(defaults)");
+}
+
+void tks_server_stats_loading(struct tks_server *srv, struct tks_stats *st) {
+  head_stats(srv, st);
+  tks_stat_str(st, &ST_INGEST_LISTEN, srv->listen_addr);
+  tks_stat_u64(st, &ST_INGEST_PORT, srv->port);
+}
+
 void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_only) {
   if (slabs_only) {
     tks_slab_stats(srv->slab, st);
     return;
   }
   const struct tks_schema *sc = &srv->cfg.schema;
-  uint64_t now = tks_mono_ns();
-  tks_stat_str(st, &ST_VERSION, TKS_VERSION);
-  tks_stat_u64(st, &ST_PID, (uint64_t)getpid());
-  tks_stat_u64(st, &ST_UPTIME_SECONDS, (now - srv->start_mono_ns) / 1000000000u);
-  tks_stat_str(st, &ST_CONFIG_PATH, srv->cfg.path[0] ? srv->cfg.path : "(defaults)");
+  head_stats(srv, st);
 
   tks_stat_str(st, &ST_STORE_MODE, tks_mode_name(srv->cfg.store.mode));
   tks_store_stats(srv->store, st);

@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #define MAGIC "TKSJRNL1"
 #define MIN_SEGMENT_BYTES (1ull << 20)
 #define MAX_UNSYNCED 4             /* rotated segments kept open until the next fsync */
@@ -245,40 +247,6 @@ static int list_segments(int dirfd, uint64_t **out, size_t *n, uint64_t *bytes) 
   return 0;
 }
 
-/* mkdir(path) unless it exists; a new entry is made durable by an fsync of
- * the directory holding it, as a new segment's is. */
-static int make_one_dir(char *path) {
-  if (mkdir(path, 0750) < 0) return errno == EEXIST ? 0 : -errno;
-  char *slash = strrchr(path, '/');
-  const char *parent = ".";
-  if (slash == path) parent = "/";
-  else if (slash) *slash = 0, parent = path;
-  int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-  if (slash && slash != path) *slash = '/';
-  return 0;
-}
-
-/* mkdir -p, new directories mode 0750. */
-static int mkdir_p(const char *dir) {
-  char tmp[PATH_MAX];
-  size_t n = strlen(dir);
-  int rc;
-  if (n == 0) return -ENOENT;
-  if (n >= sizeof tmp) return -ENAMETOOLONG;
-  memcpy(tmp, dir, n + 1);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if ((rc = make_one_dir(tmp))) return rc;
-    *p = '/';
-  }
-  return make_one_dir(tmp);
-}
-
 static int write_all_at(int fd, const uint8_t *p, size_t n, uint64_t off, size_t *done) {
   size_t w = 0;
   int rc = 0;
@@ -331,7 +299,7 @@ struct tks_journal *tks_journal_open(const char *dir, uint64_t segment_bytes, ui
   if (!(j->dir = strdup(dir))) goto fail;
   j->segment_bytes = segment_bytes < MIN_SEGMENT_BYTES ? MIN_SEGMENT_BYTES : segment_bytes;
   j->max_bytes = max_bytes;
-  if ((rc = mkdir_p(dir))) goto fail;
+  if ((rc = tks_mkdir_p(dir))) goto fail;
   j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (j->dirfd < 0) {
     rc = -errno;
@@ -698,100 +666,232 @@ fail:
   return rc;
 }
 
-/* Replays one segment.  Returns 0, fn's value, or -errno with err set. */
-static int replay_segment(const char *dir, int dirfd, uint64_t seq, bool newest,
-                          enum tks_on_corrupt policy, tks_replay_fn fn, void *ctx,
-                          struct tks_replay_result *res, char *err, size_t errlen) {
-  struct segment s = {.dirfd = dirfd};
+/* ---- the reader ---------------------------------------------------------- */
+
+struct tks_journal_reader {
+  char dir[PATH_MAX];
+  int dirfd; /* -1: no directory, an empty journal */
+  enum tks_on_corrupt policy;
+  uint64_t *seqs;                     /* the segments to read, in order, without a gap */
+  uint64_t *sizes;                    /* their sizes when the reader was opened */
+  size_t n, next;                     /* how many; the index of the one to open next */
+  uint64_t bytes_total, bytes_before; /* of all of them; of those finished */
+
+  /* The segment being read (in_segment). */
+  bool in_segment, newest;
+  struct segment s;
+  int fd;
+  uint8_t *map;
+  uint64_t off, dropped;
   uint8_t small[TKS_JOURNAL_SEGMENT_HEADER];
-  uint8_t *map = NULL;
+
+  int rc;    /* sticky: an error, returned by every later call */
+  bool done; /* every segment read */
+  struct tks_replay_result res;
+  char err[1024];
+};
+
+static void close_segment(struct tks_journal_reader *r) {
+  if (!r->in_segment) return;
+  r->in_segment = false;
+  if (r->map) munmap(r->map, (size_t)r->s.size);
+  if (r->fd >= 0) close(r->fd);
+  r->map = NULL;
+  r->fd = -1;
+  r->bytes_before += r->sizes[r->next - 1];
+}
+
+/* Names the first missing segment of the reader's list, if any: the first
+ * must be `from` (when given), and each the one after the one before. */
+static int check_gaps(struct tks_journal_reader *r, uint64_t from) {
+  char want[40], have[40];
+  if (from && r->n && r->seqs[0] != from) {
+    segment_name(want, from);
+    segment_name(have, r->seqs[0]);
+    set_err(r->err, sizeof r->err,
+            "journal: segment %s/%s is missing (the replay starts at segment %" PRIu64
+            ", the oldest after it is %s): refusing to replay past a gap (put it back, or move "
+            "the newer segments aside to start without them)",
+            r->dir, want, from, have);
+    return -EBADMSG;
+  }
+  for (size_t i = 1; i < r->n; i++) {
+    if (r->seqs[i] == r->seqs[i - 1] + 1) continue;
+    char before[40];
+    segment_name(want, r->seqs[i - 1] + 1);
+    segment_name(before, r->seqs[i - 1]);
+    segment_name(have, r->seqs[i]);
+    set_err(r->err, sizeof r->err,
+            "journal: segment %s/%s is missing (between %s and %s): refusing to replay past a "
+            "gap (put it back, or move the segments on one side of the gap aside to start "
+            "without them)",
+            r->dir, want, before, have);
+    return -EBADMSG;
+  }
+  return 0;
+}
+
+int tks_journal_reader_open(struct tks_journal_reader **out, const char *dir, uint64_t from,
+                            enum tks_on_corrupt policy, char *err, size_t errlen) {
+  *out = NULL;
+  if (err && errlen) err[0] = 0;
+  struct tks_journal_reader *r = calloc(1, sizeof *r);
+  if (!r) {
+    set_err(err, errlen, "%s: %s", dir, strerror(ENOMEM));
+    return -ENOMEM;
+  }
+  r->fd = -1;
+  r->policy = policy;
   int rc = 0;
-  segment_name(s.name, seq);
-  snprintf(s.path, sizeof s.path, "%s/%s", dir, s.name);
-  int fd = openat(dirfd, s.name, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) goto fail_errno;
+  if (strlen(dir) >= sizeof r->dir) {
+    rc = -ENAMETOOLONG;
+    set_err(r->err, sizeof r->err, "%s: %s", dir, strerror(-rc));
+    goto fail;
+  }
+  strcpy(r->dir, dir);
+  r->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (r->dirfd < 0) {
+    if (errno == ENOENT) goto done; /* an empty journal */
+    rc = -errno;
+    set_err(r->err, sizeof r->err, "%s: %s", dir, strerror(-rc));
+    goto fail;
+  }
+  size_t n = 0;
+  if ((rc = list_segments(r->dirfd, &r->seqs, &n, NULL))) {
+    set_err(r->err, sizeof r->err, "%s: %s", dir, strerror(-rc));
+    goto fail;
+  }
+  /* Segments before `from` are covered by what was loaded before. */
+  size_t skip = 0;
+  while (skip < n && r->seqs[skip] < from) skip++;
+  if (skip) memmove(r->seqs, r->seqs + skip, (n - skip) * sizeof *r->seqs);
+  r->n = n - skip;
+  if ((rc = check_gaps(r, from))) goto fail;
+  if (r->n && !(r->sizes = calloc(r->n, sizeof *r->sizes))) {
+    rc = -ENOMEM;
+    set_err(r->err, sizeof r->err, "%s: %s", dir, strerror(-rc));
+    goto fail;
+  }
+  for (size_t i = 0; i < r->n; i++) {
+    char name[40];
+    struct stat st;
+    segment_name(name, r->seqs[i]);
+    if (fstatat(r->dirfd, name, &st, 0) == 0 && S_ISREG(st.st_mode))
+      r->sizes[i] = (uint64_t)st.st_size;
+    r->bytes_total += r->sizes[i];
+  }
+done:
+  *out = r;
+  return 0;
+
+fail:
+  if (err && errlen) copy_field(err, errlen, r->err);
+  tks_journal_reader_close(r);
+  return rc;
+}
+
+void tks_journal_reader_close(struct tks_journal_reader *r) {
+  if (!r) return;
+  close_segment(r);
+  if (r->dirfd >= 0) close(r->dirfd);
+  free(r->seqs);
+  free(r->sizes);
+  free(r);
+}
+
+/* Opens segment r->seqs[r->next] and checks its header; a torn header of
+ * the newest is handled as a tail here (the segment is then finished).
+ * Returns 0 or -errno with r->err set. */
+static int open_segment(struct tks_journal_reader *r) {
+  struct segment *s = &r->s;
+  uint64_t seq = r->seqs[r->next];
+  struct tks_replay_result *res = &r->res;
+  char *err = r->err;
+  size_t errlen = sizeof r->err;
+  int rc = 0;
+  *s = (struct segment){.dirfd = r->dirfd};
+  r->map = NULL;
+  r->newest = r->next + 1 == r->n;
+  r->next++;
+  r->in_segment = true; /* from here on close_segment() undoes it */
+  r->off = TKS_JOURNAL_SEGMENT_HEADER;
+  r->dropped = 0;
+  segment_name(s->name, seq);
+  snprintf(s->path, sizeof s->path, "%s/%s", r->dir, s->name);
+  r->fd = openat(r->dirfd, s->name, O_RDONLY | O_CLOEXEC);
+  if (r->fd < 0) goto fail_errno;
   struct stat st;
-  if (fstat(fd, &st) < 0) goto fail_errno;
+  if (fstat(r->fd, &st) < 0) goto fail_errno;
   if (!S_ISREG(st.st_mode)) {
-    set_err(err, errlen, "%s: not a regular file", s.path);
-    rc = -EBADMSG;
-    goto out;
+    set_err(err, errlen, "%s: not a regular file", s->path);
+    return -EBADMSG;
   }
-  s.size = (uint64_t)st.st_size;
+  s->size = (uint64_t)st.st_size;
 
-  if (s.size < TKS_JOURNAL_SEGMENT_HEADER) {
-    if (!newest) {
-      set_err(err, errlen, "%s: bad segment header", s.path);
-      rc = -EBADMSG;
-      goto out;
+  if (s->size < TKS_JOURNAL_SEGMENT_HEADER) {
+    if (!r->newest) {
+      set_err(err, errlen, "%s: bad segment header", s->path);
+      return -EBADMSG;
     }
-    ssize_t r;
-    do r = pread(fd, small, (size_t)s.size, 0);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) goto fail_errno;
-    s.size = (uint64_t)r;
-    s.data = small;
+    ssize_t n;
+    do n = pread(r->fd, r->small, (size_t)s->size, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) goto fail_errno;
+    s->size = (uint64_t)n;
+    s->data = r->small;
     res->segments++;
-    rc = handle_tail(&s, 0, policy, res, err, errlen);
-    goto out;
+    rc = handle_tail(s, 0, r->policy, res, err, errlen);
+    close_segment(r);
+    return rc;
   }
 
-  if ((uint64_t)(size_t)s.size != s.size) {
+  if ((uint64_t)(size_t)s->size != s->size) {
     rc = -EFBIG;
     goto fail;
   }
-  map = mmap(NULL, (size_t)s.size, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (map == MAP_FAILED) {
-    map = NULL;
-    goto fail_errno;
-  }
-  madvise(map, (size_t)s.size, MADV_SEQUENTIAL);
-  s.data = map;
+  void *map = mmap(NULL, (size_t)s->size, PROT_READ, MAP_PRIVATE, r->fd, 0);
+  if (map == MAP_FAILED) goto fail_errno;
+  r->map = map;
+  madvise(map, (size_t)s->size, MADV_SEQUENTIAL);
+  s->data = map;
   static const uint8_t zeros[TKS_JOURNAL_SEGMENT_HEADER];
-  if (newest && memcmp(map, zeros, sizeof zeros) == 0) {
+  if (r->newest && memcmp(map, zeros, sizeof zeros) == 0) {
     /* A crash can leave a new file's size on disk without its data (zeros):
      * the header never made it, so nothing after it did either. */
     res->segments++;
-    rc = handle_tail(&s, 0, policy, res, err, errlen);
-    goto out;
+    rc = handle_tail(s, 0, r->policy, res, err, errlen);
+    close_segment(r);
+    return rc;
   }
-  if (memcmp(map, MAGIC, 8) != 0 || le64(map + 8) != seq) {
-    set_err(err, errlen, "%s: bad segment header", s.path);
-    rc = -EBADMSG;
-    goto out;
+  if (memcmp(map, MAGIC, 8) != 0 || le64(r->map + 8) != seq) {
+    set_err(err, errlen, "%s: bad segment header", s->path);
+    return -EBADMSG;
   }
   res->segments++;
+  return 0;
 
-  uint64_t off = TKS_JOURNAL_SEGMENT_HEADER, dropped = 0;
-  const uint64_t size = s.size;
-  while (off < size) {
-    if (size - off < TKS_JOURNAL_FRAME_HEADER) break;
-    uint32_t len = le32(map + off);
-    if (len == 0 || len > TKS_JOURNAL_MAX_PAYLOAD || len > size - off - TKS_JOURNAL_FRAME_HEADER)
-      break;
-    const uint8_t *payload = map + off + TKS_JOURNAL_FRAME_HEADER;
-    if (tks_crc32c(0, payload, len) != le32(map + off + 4)) break;
-    res->frames++;
-    res->bytes += TKS_JOURNAL_FRAME_HEADER + len;
-    if ((rc = fn(ctx, payload, len))) goto out;
-    off += TKS_JOURNAL_FRAME_HEADER + len;
-    /* Give back the pages behind us so a large segment does not sit in RSS. */
-    if (off - dropped >= 2 * (uint64_t)REPLAY_DROP_BEHIND) {
-      madvise(map + dropped, REPLAY_DROP_BEHIND, MADV_DONTNEED);
-      dropped += REPLAY_DROP_BEHIND;
-    }
-  }
-  res->bytes += TKS_JOURNAL_SEGMENT_HEADER;
-  if (off == size) goto out;
+fail_errno:
+  rc = -errno;
+fail:
+  set_err(err, errlen, "%s: %s", s->path, strerror(-rc));
+  return rc;
+}
 
-  /* A bad frame at off: the tail, or corruption with more after it? */
-  if (!newest) {
+/* The frames of the segment end at r->off with something that is not a
+ * good frame: the tail (cut or refused by policy) or corruption with more
+ * after it (refused).  Returns 0 (cut) or -errno with r->err set. */
+static int bad_frame(struct tks_journal_reader *r) {
+  const struct segment *s = &r->s;
+  const uint8_t *map = r->map;
+  const uint64_t size = s->size, off = r->off;
+  char *err = r->err;
+  size_t errlen = sizeof r->err;
+  if (!r->newest) {
     set_err(err, errlen,
             "%s: corrupt frame at offset %" PRIu64 " followed by newer segments: refusing to "
             "skip it (move the segment aside to start without it)",
-            s.path, off);
-    rc = -EBADMSG;
-    goto out;
+            s->path, off);
+    return -EBADMSG;
   }
   /* A frame whose plausible length runs past the end of the file looks like
    * a torn write.  Its payload is client bytes and may hold frame-like bytes,
@@ -806,53 +906,97 @@ static int replay_segment(const char *dir, int dirfd, uint64_t seq, bool newest,
     set_err(err, errlen,
             "%s: corrupt frame at offset %" PRIu64 " followed by good frames: refusing to skip "
             "it (move the segment aside to start without it)",
-            s.path, off);
-    rc = -EBADMSG;
-  } else if (after < 0) {
+            s->path, off);
+    return -EBADMSG;
+  }
+  if (after < 0) {
     set_err(err, errlen,
             "%s: corrupt frame at offset %" PRIu64 " with too much damage after it to tell "
             "whether good frames follow: refusing to skip it (move the segment aside to start "
             "without it)",
-            s.path, off);
-    rc = -EBADMSG;
-  } else {
-    rc = handle_tail(&s, off, policy, res, err, errlen);
+            s->path, off);
+    return -EBADMSG;
   }
-  goto out;
+  return handle_tail(s, off, r->policy, &r->res, err, errlen);
+}
 
-fail_errno:
-  rc = -errno;
-fail:
-  set_err(err, errlen, "%s: %s", s.path, strerror(-rc));
-out:
-  if (map) munmap(map, (size_t)s.size);
-  if (fd >= 0) close(fd);
-  return rc;
+int tks_journal_reader_next(struct tks_journal_reader *r, const void **payload, size_t *len) {
+  for (;;) {
+    if (r->rc) return r->rc;
+    if (r->done) return 0;
+    if (!r->in_segment) {
+      if (r->next == r->n) {
+        r->done = true;
+        continue;
+      }
+      int rc = open_segment(r);
+      if (rc) {
+        close_segment(r);
+        r->rc = rc;
+      }
+      continue;
+    }
+    const uint8_t *map = r->map;
+    const uint64_t size = r->s.size, off = r->off;
+    if (size - off >= TKS_JOURNAL_FRAME_HEADER) {
+      uint32_t l = le32(map + off);
+      if (l != 0 && l <= TKS_JOURNAL_MAX_PAYLOAD && l <= size - off - TKS_JOURNAL_FRAME_HEADER) {
+        const uint8_t *p = map + off + TKS_JOURNAL_FRAME_HEADER;
+        if (tks_crc32c(0, p, l) == le32(map + off + 4)) {
+          r->res.frames++;
+          r->res.bytes += TKS_JOURNAL_FRAME_HEADER + l;
+          r->off = off + TKS_JOURNAL_FRAME_HEADER + l;
+          /* Give back the pages behind us so a large segment does not sit
+           * in RSS (they end at least a frame's length before p). */
+          if (r->off - r->dropped >= 2 * (uint64_t)REPLAY_DROP_BEHIND) {
+            madvise(r->map + r->dropped, REPLAY_DROP_BEHIND, MADV_DONTNEED);
+            r->dropped += REPLAY_DROP_BEHIND;
+          }
+          *payload = p;
+          *len = l;
+          return 1;
+        }
+      }
+    }
+    /* The end of the segment's good frames. */
+    r->res.bytes += TKS_JOURNAL_SEGMENT_HEADER;
+    int rc = off == size ? 0 : bad_frame(r);
+    close_segment(r);
+    r->rc = rc;
+  }
+}
+
+const char *tks_journal_reader_error(const struct tks_journal_reader *r) { return r->err; }
+
+const struct tks_replay_result *tks_journal_reader_result(const struct tks_journal_reader *r) {
+  return &r->res;
+}
+
+void tks_journal_reader_progress(const struct tks_journal_reader *r,
+                                 struct tks_journal_progress *out) {
+  uint64_t done = r->bytes_before;
+  if (r->in_segment) done += r->off < r->sizes[r->next - 1] ? r->off : r->sizes[r->next - 1];
+  *out = (struct tks_journal_progress){
+      .bytes_done = r->done ? r->bytes_total : done,
+      .bytes_total = r->bytes_total,
+      .segment = r->in_segment ? r->seqs[r->next - 1] : 0,
+      .segments_done = r->in_segment ? r->next - 1 : r->next,
+      .segments = r->n,
+  };
 }
 
 int tks_journal_replay(const char *dir, enum tks_on_corrupt policy, tks_replay_fn fn, void *ctx,
                        struct tks_replay_result *res, char *err, size_t errlen) {
-  struct tks_replay_result local;
-  if (!res) res = &local;
-  memset(res, 0, sizeof *res);
-  if (err && errlen) err[0] = 0;
-  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0) {
-    if (errno == ENOENT) return 0;
-    int rc = -errno;
-    set_err(err, errlen, "%s: %s", dir, strerror(-rc));
-    return rc;
-  }
-  uint64_t *seqs = NULL;
-  size_t n = 0;
-  int rc = list_segments(dirfd, &seqs, &n, NULL);
-  if (rc) {
-    set_err(err, errlen, "%s: %s", dir, strerror(-rc));
-  } else {
-    for (size_t i = 0; i < n && !rc; i++)
-      rc = replay_segment(dir, dirfd, seqs[i], i + 1 == n, policy, fn, ctx, res, err, errlen);
-  }
-  free(seqs);
-  close(dirfd);
+  struct tks_journal_reader *r;
+  if (res) memset(res, 0, sizeof *res);
+  int rc = tks_journal_reader_open(&r, dir, 0, policy, err, errlen);
+  if (rc) return rc;
+  const void *payload;
+  size_t len;
+  while ((rc = tks_journal_reader_next(r, &payload, &len)) == 1)
+    if ((rc = fn(ctx, payload, len))) break;
+  if (rc < 0 && err && errlen) copy_field(err, errlen, r->err);
+  if (res) *res = r->res;
+  tks_journal_reader_close(r);
   return rc;
 }

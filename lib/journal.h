@@ -139,4 +139,48 @@ typedef int (*tks_replay_fn)(void *ctx, const void *payload, size_t len);
 int tks_journal_replay(const char *dir, enum tks_on_corrupt policy, tks_replay_fn fn, void *ctx,
                        struct tks_replay_result *res, char *err, size_t errlen);
 
+/*
+ * The same replay as a reader the caller pulls frames from, so that it can
+ * stop between any two frames and go on later (the daemon replays in slices
+ * of its event loop); tks_journal_replay() is a loop over it.  One reader
+ * is used by one thread at a time.
+ *
+ * Segment numbers must run without a gap: from `from` on when it is given
+ * (not 0: segments before it are covered by what was loaded before, e.g. a
+ * checkpoint, and are skipped; the first one read must then be `from`
+ * itself, or there must be none from `from` on), else from the oldest one
+ * present.  A missing segment is refused at open, whatever the policy:
+ * -EBADMSG with err naming it ("journal: segment DIR/journal-...02.tkj is
+ * missing (between ... and ...)").  A missing dir is an empty journal.
+ * Returns 0 with *out set (freed with tks_journal_reader_close), or -errno
+ * with err set and *out NULL.
+ */
+struct tks_journal_reader;
+int tks_journal_reader_open(struct tks_journal_reader **out, const char *dir, uint64_t from,
+                            enum tks_on_corrupt policy, char *err, size_t errlen);
+/*
+ * The next good frame: returns 1 with *payload and *len set (valid until the
+ * next call or the close), 0 once every segment is read (a torn tail of the
+ * newest one handled by the policy, as tks_journal_replay() does), or
+ * -errno: the replay cannot go on (tks_journal_reader_error() says why, in
+ * the words of tks_journal_replay()).  After 0 or an error every later call
+ * returns the same.
+ */
+int tks_journal_reader_next(struct tks_journal_reader *r, const void **payload, size_t *len);
+/* Why the last call failed, or "". */
+const char *tks_journal_reader_error(const struct tks_journal_reader *r);
+/* What was read so far, as tks_journal_replay() reports it at the end. */
+const struct tks_replay_result *tks_journal_reader_result(const struct tks_journal_reader *r);
+
+struct tks_journal_progress {
+  uint64_t bytes_done;  /* of the segment files, headers and frames, read so far */
+  uint64_t bytes_total; /* of the segments to read, as they were at open */
+  uint64_t segment;     /* the number of the one being read, or 0 between segments */
+  uint64_t segments_done, segments;
+};
+void tks_journal_reader_progress(const struct tks_journal_reader *r,
+                                 struct tks_journal_progress *out);
+/* Closes the segment being read and frees r; writes nothing.  NULL is a no-op. */
+void tks_journal_reader_close(struct tks_journal_reader *r);
+
 #endif

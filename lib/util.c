@@ -1,7 +1,7 @@
 /*
  * Shared helpers: leveled logging to stderr, size and duration parsing and
- * formatting, time parsing, clocks, the growable tks_buf, and the RSS
- * reading used by stats.
+ * formatting, time parsing, clocks, the growable tks_buf, mkdir -p, and the
+ * RSS reading used by stats.
  * ISO-8601 dates become ns with the civil-to-days formula (H. Hinnant's
  * days_from_civil), so the result does not depend on TZ or timegm.
  */
@@ -10,10 +10,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -425,4 +427,44 @@ uint64_t tks_rss_bytes(void) {
   unsigned long long size, resident;
   if (sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
   return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* mkdir(path) unless it exists; a new entry is made durable by an fsync of
+ * the directory holding it. */
+static int make_one_dir(char *path) {
+  if (mkdir(path, 0750) < 0) {
+    if (errno != EEXIST) return -errno;
+    struct stat st; /* there already: as a directory (or a link to one)? */
+    if (stat(path, &st) < 0) return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+  }
+  char *slash = strrchr(path, '/');
+  const char *parent = ".";
+  if (slash == path)
+    parent = "/";
+  else if (slash)
+    *slash = 0, parent = path;
+  int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+  if (slash && slash != path) *slash = '/';
+  return 0;
+}
+
+int tks_mkdir_p(const char *dir) {
+  char tmp[PATH_MAX];
+  size_t n = strlen(dir);
+  int rc;
+  if (n == 0) return -ENOENT;
+  if (n >= sizeof tmp) return -ENAMETOOLONG;
+  memcpy(tmp, dir, n + 1);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if ((rc = make_one_dir(tmp))) return rc;
+    *p = '/';
+  }
+  return make_one_dir(tmp);
 }

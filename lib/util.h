@@ -130,6 +130,11 @@ static inline uint64_t tks_head8(const char *s, size_t n) {
   return 0;
 }
 
+/* mkdir -p: creates dir and its missing parents, mode 0750, each new entry
+ * made durable by an fsync of its parent.  An existing directory is fine.
+ * Returns 0 or -errno (-ENOENT for "", -ENAMETOOLONG, -ENOTDIR, ...). */
+int tks_mkdir_p(const char *dir);
+
 /* Resident set size of this process from /proc/self/statm, in bytes, or 0. */
 uint64_t tks_rss_bytes(void);
 

@@ -293,7 +293,8 @@ void daemon_wait_ready(struct tks_daemon *d) {
       fail_with_log(d, what);
     }
     char *r = daemon_request(d, "ping");
-    int ok = r && strstr(r, "\"ok\":true");
+    /* Alive and done loading ("state":"loading" while it replays). */
+    int ok = r && strstr(r, "\"ok\":true") && !strstr(r, "\"loading\"");
     free(r);
     if (ok) break;
     if (now_ms() > deadline) {
@@ -687,6 +688,85 @@ void cmd_result_finish(struct cmd_result *r) {
   free(r->out);
   free(r->err);
   r->out = r->err = NULL;
+}
+
+/* ---- README's stats tables ---- */
+
+/* Expands "a.{b,c}.d" into names[] (one brace group at a time). */
+static void expand_braces(const char *item, char **names, unsigned *n, unsigned max) {
+  const char *open = strchr(item, '{');
+  if (!open) {
+    if (*n < max) names[(*n)++] = strdup(item);
+    return;
+  }
+  const char *close = strchr(open, '}');
+  if (!close) TEST_FAIL("README stats table: unclosed brace in `%s`", item);
+  for (const char *alt = open + 1; alt < close;) {
+    const char *end = memchr(alt, ',', (size_t)(close - alt));
+    if (!end) end = close;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%.*s%.*s%s", (int)(open - item), item, (int)(end - alt), alt,
+             close + 1);
+    expand_braces(buf, names, n, max);
+    alt = end + 1;
+  }
+}
+
+unsigned readme_stat_names(const char *heading, char **names, unsigned max) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/README.md",
+           getenv("TKS_SOURCE_ROOT") ? getenv("TKS_SOURCE_ROOT") : ".");
+  char *readme = read_file(path);
+  if (!readme) TEST_FAIL("cannot read %s", path);
+  const char *t = strstr(readme, heading);
+  if (!t) TEST_FAIL("README.md has no stats table after \"%s\"", heading);
+  t = strstr(t, "\n|---|");
+  if (!t) TEST_FAIL("README.md: no table after \"%s\"", heading);
+  unsigned n = 0;
+  for (const char *line = strchr(t + 1, '\n') + 1; *line == '|'; line = strchr(line, '\n') + 1) {
+    const char *cell_end = strstr(line + 1, " | ");
+    if (!cell_end) TEST_FAIL("README.md: a row of the table after \"%s\" has one cell", heading);
+    for (const char *q = line; (q = memchr(q, '`', (size_t)(cell_end - q))) != NULL;) {
+      const char *e = memchr(q + 1, '`', (size_t)(cell_end - q - 1));
+      if (!e) TEST_FAIL("README.md: an unclosed ` in the table after \"%s\"", heading);
+      char item[256];
+      snprintf(item, sizeof item, "%.*s", (int)(e - q - 1), q + 1);
+      expand_braces(item, names, &n, max);
+      q = e + 1;
+    }
+  }
+  free(readme);
+  return n;
+}
+
+bool stat_name_matches(const char *pattern, const char *path) {
+  while (*pattern && *path) {
+    if (*pattern == '<') {
+      pattern = strchr(pattern, '>');
+      if (!pattern) return false;
+      pattern++;
+      path += strcspn(path, ".");
+      continue;
+    }
+    if (*pattern++ != *path++) return false;
+  }
+  return *pattern == '\0' && *path == '\0';
+}
+
+unsigned stat_names_compare(char **doc, unsigned ndoc, char **got, unsigned ngot) {
+  unsigned missing = 0;
+  for (unsigned i = 0; i < ngot; i++) {
+    bool found = false;
+    for (unsigned j = 0; j < ndoc && !found; j++) found = stat_name_matches(doc[j], got[i]);
+    if (!found) printf("  emitted but not in README.md's table: %s\n", got[i]), missing++;
+  }
+  for (unsigned j = 0; j < ndoc; j++) {
+    bool found = false;
+    for (unsigned i = 0; i < ngot && !found; i++) found = stat_name_matches(doc[j], got[i]);
+    if (!found) printf("  in README.md's table but not emitted: %s\n", doc[j]), missing++;
+  }
+  fflush(stdout);
+  return missing;
 }
 
 /* ---- JSON ---- */

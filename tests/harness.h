@@ -68,8 +68,9 @@ void daemon_write_config(struct tks_daemon *d, const char *ingest_extra, const c
 /* Starts tickslabd --config d->config, stderr and stdout appended to d->log.
  * env: extra "NAME=value" strings, NULL-terminated, or NULL. */
 void daemon_spawn(struct tks_daemon *d, char *const env[]);
-/* Waits until ping answers and reads ingest.port.  Fails the test (showing
- * the log) if the daemon exits or HARNESS_READY_MS pass. */
+/* Waits until ping answers as a ready daemon does (not "state":"loading")
+ * and reads ingest.port.  Fails the test (showing the log) if the daemon
+ * exits or HARNESS_READY_MS pass. */
 void daemon_wait_ready(struct tks_daemon *d);
 /* prepare + spawn + wait_ready. */
 void daemon_start(struct tks_daemon *d, const char *extra_yaml);
@@ -121,6 +122,19 @@ void daemon_expect_stat(const struct tks_daemon *d, const char *path, uint64_t w
  * stats_text_lookup() works on it.  Returns malloc'd text, or NULL if the
  * JSON is invalid. */
 char *json_flatten(const char *text);
+
+/* ---- README.md's stats tables ---- */
+
+/* The names documented in the first column of the table that follows the
+ * text `heading` in README.md ("a.{b,c}" stands for a.b and a.c), at most
+ * max, strdup'ed into names.  Returns how many; fails the test without one. */
+unsigned readme_stat_names(const char *heading, char **names, unsigned max);
+/* A README name against an emitted path: a "<...>" component matches any
+ * one component of the path. */
+bool stat_name_matches(const char *pattern, const char *path);
+/* Both ways: every emitted path documented, every documented name emitted.
+ * Prints each one that is not; returns how many. */
+unsigned stat_names_compare(char **doc, unsigned ndoc, char **got, unsigned ngot);
 
 /* ---- the ingest port ---- */
 

@@ -714,71 +714,6 @@ TEST_TIMEOUT(a_client_that_never_reads_its_answers_cannot_grow_the_daemon, 120) 
 
 #define MAX_NAMES 1024
 
-/* Expands "a.{b,c}.d" into names[] (one brace group at a time). */
-static void expand_braces(const char *item, char **names, unsigned *n) {
-  const char *open = strchr(item, '{');
-  if (!open) {
-    if (*n < MAX_NAMES) names[(*n)++] = strdup(item);
-    return;
-  }
-  const char *close = strchr(open, '}');
-  if (!close) TEST_FAIL("README stats table: unclosed brace in `%s`", item);
-  for (const char *alt = open + 1; alt < close;) {
-    const char *end = memchr(alt, ',', (size_t)(close - alt));
-    if (!end) end = close;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%.*s%.*s%s", (int)(open - item), item, (int)(end - alt), alt,
-             close + 1);
-    expand_braces(buf, names, n);
-    alt = end + 1;
-  }
-}
-
-/* The names the README's stats table documents: every `code` in the first
- * column of the table that follows "Stats, all in one table". */
-static unsigned readme_stat_names(char **names) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/README.md",
-           getenv("TKS_SOURCE_ROOT") ? getenv("TKS_SOURCE_ROOT") : ".");
-  char *readme = read_file(path);
-  if (!readme) TEST_FAIL("cannot read %s", path);
-  const char *t = strstr(readme, "Stats, all in one table");
-  if (!t) TEST_FAIL("README.md has no stats table");
-  t = strstr(t, "\n|---|");
-  ASSERT(t);
-  unsigned n = 0;
-  for (const char *line = strchr(t + 1, '\n') + 1; *line == '|'; line = strchr(line, '\n') + 1) {
-    const char *cell_end = strstr(line + 1, " | ");
-    ASSERT(cell_end);
-    for (const char *q = line; (q = memchr(q, '`', (size_t)(cell_end - q))) != NULL;) {
-      const char *e = memchr(q + 1, '`', (size_t)(cell_end - q - 1));
-      ASSERT(e);
-      char item[256];
-      snprintf(item, sizeof item, "%.*s", (int)(e - q - 1), q + 1);
-      expand_braces(item, names, &n);
-      q = e + 1;
-    }
-  }
-  free(readme);
-  return n;
-}
-
-/* A README name against an emitted path: a "<...>" component matches any
- * one component of the path. */
-static bool name_matches(const char *pattern, const char *path) {
-  while (*pattern && *path) {
-    if (*pattern == '<') {
-      pattern = strchr(pattern, '>');
-      if (!pattern) return false;
-      pattern++;
-      path += strcspn(path, ".");
-      continue;
-    }
-    if (*pattern++ != *path++) return false;
-  }
-  return *pattern == '\0' && *path == '\0';
-}
-
 /* Every path of `stats text` in a daemon that emits all of them: fallback
  * mode (an undeclared field), the journal on, ticks in slab classes. */
 static unsigned emitted_stat_names(char **names) {
@@ -813,20 +748,11 @@ static unsigned emitted_stat_names(char **names) {
 
 TEST(every_emitted_stat_is_in_the_readme_table_and_every_documented_one_is_emitted) {
   static char *doc[MAX_NAMES], *got[MAX_NAMES];
-  unsigned ndoc = readme_stat_names(doc), ngot = emitted_stat_names(got);
+  unsigned ndoc = readme_stat_names("Stats, all in one table", doc, MAX_NAMES),
+           ngot = emitted_stat_names(got);
   ASSERT(ndoc > 50);
   ASSERT(ngot > 100);
-  unsigned missing = 0;
-  for (unsigned i = 0; i < ngot; i++) {
-    bool found = false;
-    for (unsigned j = 0; j < ndoc && !found; j++) found = name_matches(doc[j], got[i]);
-    if (!found) printf("  emitted but not in README.md's stats table: %s\n", got[i]), missing++;
-  }
-  for (unsigned j = 0; j < ndoc; j++) {
-    bool found = false;
-    for (unsigned i = 0; i < ngot && !found; i++) found = name_matches(doc[j], got[i]);
-    if (!found) printf("  in README.md's stats table but not emitted: %s\n", doc[j]), missing++;
-  }
+  unsigned missing = stat_names_compare(doc, ndoc, got, ngot);
   printf("  %u names emitted, %u documented\n", ngot, ndoc);
   for (unsigned i = 0; i < ngot; i++) free(got[i]);
   for (unsigned j = 0; j < ndoc; j++) free(doc[j]);

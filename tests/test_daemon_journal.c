@@ -821,7 +821,7 @@ TEST_TIMEOUT(restart_replays_every_tick_exactly_once, 120) {
   daemon_cleanup(&b);
 }
 
-TEST_TIMEOUT(nothing_answers_before_the_replay_is_done, 120) {
+TEST_TIMEOUT(nothing_is_served_before_the_replay_is_done, 120) {
   struct tks_daemon d;
   start_with(&d, NULL);
   const uint64_t n = 400000; /* ~23 MB of journal: a replay that takes a while */
@@ -830,7 +830,8 @@ TEST_TIMEOUT(nothing_answers_before_the_replay_is_done, 120) {
   stop_expect_0(&d);
   size_t from = log_len(&d);
   daemon_spawn(&d, NULL);
-  /* The first ping answered: the store must already be whole. */
+  /* Until ping answers as ready, every answer is a loading one; the first
+   * ready ping: the store must already be whole. */
   uint64_t deadline = now_ms() + HARNESS_READY_MS;
   for (;;) {
     fail_if_dead_early(&d);
@@ -839,24 +840,39 @@ TEST_TIMEOUT(nothing_answers_before_the_replay_is_done, 120) {
       bool complete = false;
       char *r = NULL;
       if (send_all(fd, "ping\n", 5) == 0) r = read_response(fd, 2000, &complete);
+      if (r && complete && strcmp(r, "{\"ok\":true,\"state\":\"loading\"}\n\n") == 0) {
+        free(r);
+        r = NULL;
+        if (send_all(fd, "last J00 1\n", 11) == 0) r = read_response(fd, 2000, &complete);
+        if (!r || !complete) TEST_FAIL("`last` unanswered");
+        /* Refused as loading, or loading has ended since the ping: then the
+         * store is whole. */
+        if (!strstr(r, "{\"error\":\"loading\",\"detail\":"))
+          ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), n);
+        free(r);
+        r = NULL;
+      }
       close(fd);
       bool ok = r && strcmp(r, "{\"ok\":true}\n\n") == 0;
       free(r);
       if (ok) break;
     }
     if (now_ms() > deadline)
-      TEST_FAIL("no ping answered within %d ms of the start", HARNESS_READY_MS);
+      TEST_FAIL("no ready ping answered within %d ms of the start", HARNESS_READY_MS);
     sleep_ms(1);
   }
   ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), n);
   ASSERT_U64_EQ(daemon_stat(&d, "journal.replayed_ticks"), n);
-  /* And in the log, the replay comes before the sockets. */
+  /* And in the log: both sockets bound before the replay, ingest served
+   * after it. */
   char *log = log_since(&d, from);
+  const char *bound = strstr(log, "ingest bound to ");
+  const char *control = strstr(log, "control socket");
   const char *replay = strstr(log, "replay: 400000 ticks from ");
   const char *ingest = strstr(log, "ingest listening");
-  const char *control = strstr(log, "control socket");
-  if (!replay || (ingest && ingest < replay) || (control && control < replay))
-    TEST_FAIL("want the replay line before the listening lines; log:\n%s", log);
+  if (!bound || !control || !replay || !ingest || bound > replay || control > replay ||
+      ingest < replay)
+    TEST_FAIL("want the sockets bound before the replay line, ingest served after; log:\n%s", log);
   free(log);
   stop_expect_0(&d);
   daemon_cleanup(&d);
@@ -1833,6 +1849,129 @@ TEST_TIMEOUT(journal_rotates_segments_at_segment_size, 180) {
   }
   stop_expect_0(&d);
   daemon_cleanup(&d);
+}
+
+/* ==================================================================== */
+/* one daemon a journal dir (issue 8) */
+
+/* The lock file names pid ("1234\n"). */
+static void expect_lock_pid(const char *jdir, pid_t pid) {
+  char path[256], want[32];
+  FMT(path, "%s/tickslabd.lock", jdir);
+  FMT(want, "%ld\n", (long)pid);
+  char *text = read_file(path);
+  if (!text) TEST_FAIL("no lock file %s", path);
+  ASSERT_STR_EQ(text, want);
+  free(text);
+}
+
+/* d2 is started on a journal dir d holds: it must exit 1 at once, saying
+ * who holds the dir, before it reads anything there or binds anything. */
+static void expect_dir_in_use(struct tks_daemon *d2, const char *jdir, pid_t holder) {
+  daemon_spawn(d2, NULL);
+  int code = daemon_wait_exit(d2, HARNESS_READY_MS);
+  char *log = daemon_log(d2);
+  if (code != 1) TEST_FAIL("a second daemon on %s exited %d, want 1; log:\n%s", jdir, code, log);
+  char want[256];
+  FMT(want, "error: journal.dir %s is in use by pid %ld\n", jdir, (long)holder);
+  ASSERT_CONTAINS(log, want);
+  ASSERT_NOT_CONTAINS(log, "replaying");
+  ASSERT_NOT_CONTAINS(log, "ready");
+  free(log);
+}
+
+TEST_TIMEOUT(a_second_daemon_on_the_same_journal_dir_exits_1_and_the_first_serves_on, 120) {
+  struct tks_daemon d;
+  start_with(&d, NULL);
+  char jdir[128];
+  FMT(jdir, "%s/journal", d.dir);
+  expect_lock_pid(jdir, d.pid);
+  send_ticks(&d, 2, 0, 0, 1000, 1000);
+  ASSERT_U64_EQ(sync_durable(&d), 1000);
+
+  /* The very same config (control socket and all), its own log: it must
+   * not take the socket over either. */
+  struct tks_daemon same = d;
+  same.pid = 0;
+  FMT(same.log, "%s/second.log", d.dir);
+  expect_dir_in_use(&same, jdir, d.pid);
+  /* Another config, only the journal dir shared. */
+  struct tks_daemon other;
+  char yaml[1024];
+  journal_yaml(yaml, sizeof yaml, jdir, NULL);
+  daemon_prepare(&other, NULL, yaml);
+  expect_dir_in_use(&other, jdir, d.pid);
+  daemon_cleanup(&other);
+
+  /* The first serves on: its socket, its lock, ingest and sync. */
+  expect_lock_pid(jdir, d.pid);
+  char *r = ask(&d, "ping", 5000);
+  ASSERT_CONTAINS(r, "\"ok\":true");
+  free(r);
+  send_ticks(&d, 2, 1, 0, 1000, 2000);
+  ASSERT_U64_EQ(sync_durable(&d), 2000);
+  for (int s = 0; s < 2; s++) {
+    uint64_t per[MAX_ROUNDS];
+    ASSERT_U64_EQ(check_symbol(&d, s, per), 1000);
+  }
+  /* Stopped cleanly, the dir is free: the next start replays it all. */
+  stop_expect_0(&d);
+  restart(&d);
+  expect_lock_pid(jdir, d.pid);
+  ASSERT_U64_EQ(daemon_stat(&d, "journal.replayed_ticks"), 2000);
+  stop_expect_0(&d);
+  daemon_cleanup(&d);
+}
+
+TEST_TIMEOUT(a_daemon_killed_with_kill_9_leaves_a_lock_file_that_blocks_no_one, 120) {
+  struct tks_daemon d;
+  start_with(&d, "  segment_size: 1MiB\n");
+  char jdir[128];
+  FMT(jdir, "%s/journal", d.dir);
+  const uint64_t n = 40000; /* a few MB: more than one segment */
+  send_ticks(&d, 4, 0, 0, n, n);
+  ASSERT_U64_EQ(sync_durable(&d), n);
+  pid_t dead = d.pid;
+  ASSERT_EQ(daemon_stop(&d, SIGKILL), 128 + SIGKILL);
+  expect_lock_pid(jdir, dead); /* left behind, naming the dead */
+
+  restart(&d);
+  ASSERT(d.pid != dead);
+  expect_lock_pid(jdir, d.pid);
+  ASSERT_U64_EQ(daemon_stat(&d, "journal.replayed_ticks"), n);
+  ASSERT_U64_EQ(daemon_stat(&d, "journal.replay_rejected"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), n);
+  /* The lock file is no segment: journal.segments and journal.bytes count
+   * the segment files alone. */
+  char names[64][64], path[512];
+  int nseg = list_segments(jdir, names, 64);
+  ASSERT(nseg >= 2);
+  uint64_t sum = 0;
+  for (int i = 0; i < nseg; i++) {
+    FMT(path, "%s/%s", jdir, names[i]);
+    sum += (uint64_t)file_size(path);
+  }
+  ASSERT_U64_EQ(daemon_stat(&d, "journal.segments"), (uint64_t)nseg);
+  ASSERT_U64_EQ(daemon_stat(&d, "journal.bytes"), sum);
+  ASSERT(dir_has(jdir, "tickslabd.lock"));
+  stop_expect_0(&d);
+  daemon_cleanup(&d);
+}
+
+TEST(without_a_journal_no_directory_is_locked) {
+  char tmp[64], jdir[128], yaml[512];
+  harness_mkdtemp(tmp, sizeof tmp);
+  FMT(jdir, "%s/journal", tmp);
+  FMT(yaml, "journal:\n  enabled: false\n  dir: \"%s\"\n", jdir);
+  struct tks_daemon a, b;
+  daemon_start(&a, yaml);
+  daemon_start(&b, yaml); /* the same (unused) dir: no lock, both run */
+  ASSERT_EQ(access(jdir, F_OK), -1);
+  ASSERT_EQ(errno, ENOENT);
+  stop_expect_0(&a);
+  stop_expect_0(&b);
+  daemon_cleanup(&a);
+  daemon_cleanup(&b);
 }
 
 TEST_MAIN()

@@ -6,8 +6,9 @@
  * process RSS must show the policy at work: evict_oldest keeps the newest
  * and counts the evicted, reject refuses and counts, backpressure slows the
  * sender through TCP and drops nothing.  Retention evicts by age.  The
- * journal is off so that nothing here depends on it.  Loopback only; every
- * loop is bounded in count and time.
+ * journal is off so that nothing here depends on it, except in the replay
+ * tests: a restart under a limit holds what the run held (issue 8).
+ * Loopback only; every loop is bounded in count and time.
  *
  * RSS margin: the slab pages are bounded by max_memory; on top come the
  * symbol/string tables and the per-symbol index (well under 1 MiB for 100
@@ -408,6 +409,191 @@ TEST_TIMEOUT(a_tick_refused_at_replay_adds_no_symbol, 300) {
   ASSERT_CONTAINS(r, "unknown symbol 'N01999'");
   free(r);
   stop_cleanly(&d);
+}
+
+/* ---- restart under evict_oldest (issue 8) ---- */
+
+/* What the store holds, as the queries show it: the `symbols` answer, and
+ * for every symbol the rows of a `range` over all time (paged), counted and
+ * hashed (FNV-1a 64 over the lines), with the first and last ts. */
+struct held {
+  char *symbols; /* the `symbols` answer */
+  uint64_t stored, rows[NSYM], hash[NSYM];
+  int64_t first_ts[NSYM], last_ts[NSYM], last[NSYM]; /* last: `last SYM 1` */
+};
+
+static void held_sym_name(char *out, size_t n, unsigned nsym, unsigned s) {
+  if (nsym == 1)
+    snprintf(out, n, "A");
+  else
+    sym_name(out, n, s);
+}
+
+/* Pages `range sym` over all time into rows, hash, first and last ts. */
+static void held_range(const struct tks_daemon *d, const char *sym, uint64_t *rows, uint64_t *hash,
+                       int64_t *first, int64_t *last) {
+  *rows = 0;
+  *hash = UINT64_C(14695981039346656037);
+  *first = *last = -1;
+  char from[32] = "-9223372036854775808";
+  for (unsigned page = 0;; page++) {
+    if (page > 10000) TEST_FAIL("range %s: more than 10000 pages", sym);
+    char req[128];
+    snprintf(req, sizeof req, "range %s %s 9223372036854775807", sym, from);
+    char *r = daemon_request(d, req);
+    if (!r) TEST_FAIL("%s: no answer", req);
+    bool more = false;
+    for (char *line = r, *nl; *line && *line != '\n'; line = nl + 1) {
+      nl = strchr(line, '\n');
+      if (!nl) TEST_FAIL("%s: unterminated line", req);
+      /* The line alone: strstr on the rest of a large answer, per line, is
+       * quadratic (and ASan's strstr measures the whole haystack). */
+      *nl = '\0';
+      if (strncmp(line, "{\"error\"", 8) == 0) TEST_FAIL("%s: %s", req, line);
+      if (strncmp(line, "{\"more\":true", 12) == 0) {
+        const char *p = strstr(line, "\"next_from\":");
+        if (!p) TEST_FAIL("%s: no next_from", req);
+        snprintf(from, sizeof from, "%lld", strtoll(p + 12, NULL, 10));
+        more = true;
+        continue;
+      }
+      for (const char *c = line; c < nl; c++)
+        *hash = (*hash ^ (unsigned char)*c) * UINT64_C(1099511628211);
+      *hash = (*hash ^ '\n') * UINT64_C(1099511628211);
+      const char *p = strstr(line, "\"ts\":");
+      if (!p) TEST_FAIL("%s: a row without ts: %s", req, line);
+      int64_t ts = strtoll(p + 5, NULL, 10);
+      if (*rows == 0) *first = ts;
+      *last = ts;
+      (*rows)++;
+    }
+    free(r);
+    if (!more) return;
+  }
+}
+
+static void held_read(const struct tks_daemon *d, unsigned nsym, struct held *h) {
+  memset(h, 0, sizeof *h);
+  h->symbols = daemon_request(d, "symbols");
+  ASSERT(h->symbols);
+  h->stored = daemon_stat(d, "ticks.stored");
+  uint64_t total = 0;
+  for (unsigned s = 0; s < nsym; s++) {
+    char sym[16];
+    held_sym_name(sym, sizeof sym, nsym, s);
+    held_range(d, sym, &h->rows[s], &h->hash[s], &h->first_ts[s], &h->last_ts[s]);
+    h->last[s] = last_ts(d, sym);
+    total += h->rows[s];
+  }
+  ASSERT_U64_EQ(total, h->stored);
+}
+
+/* after must hold exactly what before held. */
+static void held_expect_same(const struct held *before, const struct held *after, unsigned nsym,
+                             const char *what) {
+  for (unsigned s = 0; s < nsym; s++) {
+    if (before->rows[s] == after->rows[s] && before->hash[s] == after->hash[s] &&
+        before->last[s] == after->last[s])
+      continue;
+    TEST_FAIL("%s: symbol %u held %llu ticks (ts %lld..%lld, last %lld) before, %llu (ts "
+              "%lld..%lld, last %lld) after%s",
+              what, s, (unsigned long long)before->rows[s], (long long)before->first_ts[s],
+              (long long)before->last_ts[s], (long long)before->last[s],
+              (unsigned long long)after->rows[s], (long long)after->first_ts[s],
+              (long long)after->last_ts[s], (long long)after->last[s],
+              before->rows[s] == after->rows[s] ? " (same count, other ticks)" : "");
+  }
+  ASSERT_U64_EQ(after->stored, before->stored);
+  ASSERT_STR_EQ(after->symbols, before->symbols);
+}
+
+/* n ticks over nsym symbols: tick i is of symbol i % nsym, ts TS0 + i. */
+static void pack_series(msgpack_sbuffer *sb, unsigned nsym, unsigned n) {
+  msgpack_packer pk;
+  msgpack_sbuffer_init(sb);
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  for (unsigned i = 0; i < n; i++) {
+    char sym[16];
+    held_sym_name(sym, sizeof sym, nsym, i % nsym);
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_int64(&pk, TS0 + i);
+    msgpack_pack_str(&pk, strlen(sym));
+    msgpack_pack_str_body(&pk, sym, strlen(sym));
+    msgpack_pack_double(&pk, 100.0 + (double)(i % 1000) / 8);
+    msgpack_pack_int64(&pk, i);
+    msgpack_pack_nil(&pk);
+  }
+}
+
+/* Ingests n ticks over nsym symbols under an 8 MiB evict_oldest limit in
+ * 64 KiB pages (eviction many times over), syncs, reads what is held, stops
+ * the daemon with sig (SIGTERM, or SIGKILL after the sync) and restarts it
+ * on the same journal: the restarted daemon must hold exactly the same
+ * ticks, with nothing refused at replay and no failed eviction. */
+static void restart_holds_what_it_held(unsigned nsym, unsigned n, int sig) {
+  static const char yaml[] = "store:\n  page_size: 64KiB\n"
+                             "limits:\n  max_memory: 8MiB\n  when_full: evict_oldest\n";
+  struct tks_daemon d;
+  daemon_start(&d, yaml);
+  msgpack_sbuffer sb;
+  pack_series(&sb, nsym, n);
+  int fd = daemon_connect_ingest(&d);
+  ASSERT_EQ(send_all(fd, sb.data, sb.size), 0);
+  daemon_expect_stat(&d, "ticks.accepted", n, 120000);
+  close(fd);
+  msgpack_sbuffer_destroy(&sb);
+  char *r = daemon_request(&d, "sync");
+  ASSERT(r);
+  ASSERT_CONTAINS(r, "\"ok\":true");
+  free(r);
+  ASSERT_U64_EQ(daemon_stat(&d, "limits.evict_failed"), 0);
+  uint64_t evictions = daemon_stat(&d, "limits.evictions");
+  static struct held before, after;
+  held_read(&d, nsym, &before);
+  printf("  %u symbols, %u ticks: %llu held after %llu evictions\n", nsym, n,
+         (unsigned long long)before.stored, (unsigned long long)evictions);
+  ASSERT(evictions >= 4);
+  ASSERT(before.stored < n);
+  for (unsigned s = 0; s < nsym; s++) ASSERT_EQ(before.last[s], TS0 + (int64_t)(n - nsym + s));
+
+  int code = daemon_stop(&d, sig);
+  ASSERT_EQ(code, sig == SIGTERM ? 0 : 128 + sig);
+  daemon_spawn(&d, NULL);
+  daemon_wait_ready(&d);
+  uint64_t replay_rejected = daemon_stat(&d, "journal.replay_rejected");
+  uint64_t evict_failed = daemon_stat(&d, "limits.evict_failed");
+  held_read(&d, nsym, &after);
+  printf("  after %s and restart: %llu held, replayed %llu, replay_rejected %llu, evict_failed "
+         "%llu, evictions %llu\n",
+         sig == SIGTERM ? "SIGTERM" : "kill -9", (unsigned long long)after.stored,
+         (unsigned long long)daemon_stat(&d, "journal.replayed_ticks"),
+         (unsigned long long)replay_rejected, (unsigned long long)evict_failed,
+         (unsigned long long)daemon_stat(&d, "limits.evictions"));
+  fflush(stdout); /* a failed check _exits */
+  ASSERT_U64_EQ(replay_rejected, 0);
+  ASSERT_U64_EQ(evict_failed, 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "journal.replayed_ticks"), n);
+  held_expect_same(&before, &after, nsym, sig == SIGTERM ? "SIGTERM" : "kill -9");
+  ASSERT_U64_EQ(daemon_stat(&d, "limits.evicted_ticks"), n - after.stored);
+  free(before.symbols);
+  free(after.symbols);
+  stop_cleanly(&d);
+}
+
+TEST_TIMEOUT(restart_after_sigterm_under_evict_oldest_holds_the_same_ticks_of_one_symbol, 300) {
+  restart_holds_what_it_held(1, 500000, SIGTERM);
+}
+
+TEST_TIMEOUT(restart_after_kill_9_under_evict_oldest_holds_the_same_ticks_of_one_symbol, 300) {
+  restart_holds_what_it_held(1, 500000, SIGKILL);
+}
+
+TEST_TIMEOUT(restart_after_sigterm_under_evict_oldest_holds_the_same_ticks_of_many_symbols, 300) {
+  restart_holds_what_it_held(NSYM, 1000000, SIGTERM);
+}
+
+TEST_TIMEOUT(restart_after_kill_9_under_evict_oldest_holds_the_same_ticks_of_many_symbols, 300) {
+  restart_holds_what_it_held(NSYM, 1000000, SIGKILL);
 }
 
 TEST_TIMEOUT(backpressure_slows_the_sender_and_resumes_when_retention_makes_room, 300) {

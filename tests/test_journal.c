@@ -1205,4 +1205,304 @@ TEST(torn_frame_holding_frame_like_client_bytes_is_still_a_tail) {
   rm_rf(dir);
 }
 
+/* ---- the reader: resumable replay, progress, segment gaps ---------------- */
+
+/* Which segment each frame of dir is in (frame i in seg[i]), read with the
+ * reader; returns the number of frames. */
+static uint64_t frame_segments(const char *dir, uint64_t *seg, uint64_t cap) {
+  struct tks_journal_reader *r;
+  char err[1024];
+  ASSERT_EQ(tks_journal_reader_open(&r, dir, 0, TKS_CORRUPT_REFUSE, err, sizeof err), 0);
+  const void *p;
+  size_t len;
+  uint64_t n = 0;
+  while (tks_journal_reader_next(r, &p, &len) == 1) {
+    struct tks_journal_progress pr;
+    tks_journal_reader_progress(r, &pr);
+    ASSERT(n < cap);
+    seg[n++] = pr.segment;
+  }
+  tks_journal_reader_close(r);
+  return n;
+}
+
+TEST(reader_gives_the_frames_replay_gives_and_can_stop_between_any_two) {
+  char *dir = make_dir();
+  struct gen g = {20000, 60000};
+  write_journal(dir, &g, 100, MIB);
+  uint64_t n;
+  struct tks_replay_result want;
+  char err[1024] = "x";
+  ASSERT_EQ(replay(dir, TKS_CORRUPT_REFUSE, &g, &n, &want, err, sizeof err), 0);
+  ASSERT_EQ(n, 100);
+  ASSERT(want.segments >= 3);
+  uint64_t total = 0;
+  for (uint64_t seq = 1; seq <= want.segments; seq++) {
+    char path[600];
+    seg_path(path, sizeof path, dir, seq);
+    total += (uint64_t)file_size(path);
+  }
+  /* Pulled one frame at a time, with a progress look between frames: the
+   * same frames, bytes_done growing to bytes_total, the same result. */
+  struct tks_journal_reader *r;
+  ASSERT_EQ(tks_journal_reader_open(&r, dir, 0, TKS_CORRUPT_REFUSE, err, sizeof err), 0);
+  ASSERT_STR_EQ(err, "");
+  struct tks_journal_progress pr;
+  tks_journal_reader_progress(r, &pr);
+  ASSERT_U64_EQ(pr.bytes_done, 0);
+  ASSERT_U64_EQ(pr.bytes_total, total);
+  ASSERT_U64_EQ(pr.segments, want.segments);
+  uint8_t *buf = malloc(g.hi);
+  ASSERT(buf);
+  uint64_t last_done = 0, last_seg = 0;
+  const void *p;
+  size_t len;
+  int rc;
+  for (uint64_t i = 0; (rc = tks_journal_reader_next(r, &p, &len)) == 1; i++) {
+    size_t wl = gen_payload(&g, i, buf);
+    ASSERT_EQ(len, wl);
+    ASSERT(memcmp(p, buf, len) == 0);
+    tks_journal_reader_progress(r, &pr);
+    ASSERT(pr.bytes_done > last_done);
+    ASSERT(pr.bytes_done <= pr.bytes_total);
+    ASSERT(pr.segment >= last_seg && pr.segment >= 1);
+    last_done = pr.bytes_done;
+    last_seg = pr.segment;
+  }
+  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(tks_journal_reader_next(r, &p, &len), 0); /* and again */
+  tks_journal_reader_progress(r, &pr);
+  ASSERT_U64_EQ(pr.bytes_done, total);
+  ASSERT_U64_EQ(pr.segments_done, want.segments);
+  const struct tks_replay_result *got = tks_journal_reader_result(r);
+  ASSERT_U64_EQ(got->frames, want.frames);
+  ASSERT_U64_EQ(got->bytes, want.bytes);
+  ASSERT_U64_EQ(got->segments, want.segments);
+  ASSERT_STR_EQ(tks_journal_reader_error(r), "");
+  tks_journal_reader_close(r);
+
+  /* Closed part way, in the middle of a segment: nothing written, and a
+   * new reader starts from the beginning. */
+  ASSERT_EQ(tks_journal_reader_open(&r, dir, 0, TKS_CORRUPT_TRUNCATE, err, sizeof err), 0);
+  for (int i = 0; i < 37; i++) ASSERT_EQ(tks_journal_reader_next(r, &p, &len), 1);
+  tks_journal_reader_close(r);
+  tks_journal_reader_close(NULL);
+  ASSERT_EQ(count_entries(dir), want.segments);
+  ASSERT_EQ(replay(dir, TKS_CORRUPT_REFUSE, &g, &n, NULL, err, sizeof err), 0);
+  ASSERT_EQ(n, 100);
+  free(buf);
+  rm_rf(dir);
+}
+
+TEST(reader_keeps_the_torn_tail_semantics_of_replay) {
+  /* A torn newest segment under both policies, through the reader: the
+   * frames before the tear, then 0 (cut, side file) or -EBADMSG (refuse),
+   * and the same error on every later call. */
+  struct ref r;
+  make_ref(&r, 20, 20, 60);
+  for (int pol = 0; pol < 2; pol++) {
+    char seg[600];
+    char *dir = stage(r.bytes, r.len - 5, seg, sizeof seg);
+    struct tks_journal_reader *rd;
+    char err[1024];
+    ASSERT_EQ(tks_journal_reader_open(&rd, dir, 0, pol ? TKS_CORRUPT_REFUSE : TKS_CORRUPT_TRUNCATE,
+                                      err, sizeof err),
+              0);
+    const void *p;
+    size_t len;
+    int rc, frames = 0;
+    while ((rc = tks_journal_reader_next(rd, &p, &len)) == 1) frames++;
+    ASSERT_EQ(frames, r.n - 1);
+    uint64_t at = frame_off(&r.g, r.n - 1);
+    if (pol) {
+      ASSERT_EQ(rc, -EBADMSG);
+      ASSERT_EQ(tks_journal_reader_next(rd, &p, &len), -EBADMSG);
+      char want[700];
+      snprintf(want, sizeof want, "%s: corrupt or torn journal tail at offset %llu (", seg,
+               (unsigned long long)at);
+      ASSERT_CONTAINS(tks_journal_reader_error(rd), want);
+      ASSERT_EQ(file_size(seg), r.len - 5);
+    } else {
+      ASSERT_EQ(rc, 0);
+      ASSERT_EQ(tks_journal_reader_result(rd)->truncated_at, at);
+      ASSERT_EQ(file_size(seg), at);
+      ASSERT_EQ(count_entries(dir), 2); /* the segment and its side file */
+    }
+    tks_journal_reader_close(rd);
+    rm_rf(dir);
+  }
+  free(r.bytes);
+}
+
+/* A journal of 4+ segments of 1 MiB, its frames' segments in seg[]. */
+static char *four_segments(const struct gen *g, uint64_t *seg, uint64_t *nframes) {
+  char *dir = make_dir();
+  write_journal(dir, g, 120, MIB);
+  *nframes = frame_segments(dir, seg, 120);
+  ASSERT_EQ(*nframes, 120);
+  ASSERT(seg[119] >= 4);
+  return dir;
+}
+
+TEST(missing_middle_segment_is_refused_under_both_policies_naming_it) {
+  struct gen g = {20000, 60000};
+  uint64_t seg[120], n;
+  for (int missing = 0; missing < 2; missing++) { /* segment 2, or 2 and 3 */
+    char *dir = four_segments(&g, seg, &n);
+    char p1[600], p2[600], p3[600], p4[600];
+    seg_path(p1, sizeof p1, dir, 1);
+    seg_path(p2, sizeof p2, dir, 2);
+    seg_path(p3, sizeof p3, dir, 3);
+    seg_path(p4, sizeof p4, dir, 4);
+    ASSERT_EQ(unlink(p2), 0);
+    if (missing) ASSERT_EQ(unlink(p3), 0);
+    unsigned entries = count_entries(dir);
+    long long size1 = file_size(p1);
+    for (int pol = 0; pol < 2; pol++) {
+      char err[1024] = "";
+      uint64_t frames = 99;
+      struct tks_replay_result res;
+      int rc = replay(dir, pol ? TKS_CORRUPT_REFUSE : TKS_CORRUPT_TRUNCATE, &g, &frames, &res, err,
+                      sizeof err);
+      ASSERT_EQ(rc, -EBADMSG);
+      ASSERT_EQ(frames, 0); /* refused before any frame: nothing half-loaded */
+      char want[1400];
+      snprintf(want, sizeof want,
+               "journal: segment %s is missing (between journal-00000000000000000001.tkj and "
+               "%s): refusing to replay past a gap",
+               p2,
+               missing ? "journal-00000000000000000004.tkj" : "journal-00000000000000000003.tkj");
+      ASSERT_CONTAINS(err, want);
+      /* Nothing cut or moved. */
+      ASSERT_EQ(count_entries(dir), entries);
+      ASSERT_EQ(file_size(p1), size1);
+      struct tks_journal_reader *r = (struct tks_journal_reader *)1;
+      ASSERT_EQ(tks_journal_reader_open(&r, dir, 0, TKS_CORRUPT_TRUNCATE, err, sizeof err),
+                -EBADMSG);
+      ASSERT(r == NULL);
+      ASSERT_CONTAINS(err, "is missing");
+    }
+    rm_rf(dir);
+  }
+}
+
+TEST(gap_before_a_torn_newest_segment_is_still_refused) {
+  /* 1, 2, 4 where 4 is a zero-filled file: the gap wins over the tail rule. */
+  struct gen g = {20000, 60000};
+  uint64_t seg[120], n;
+  char *dir = four_segments(&g, seg, &n);
+  char p3[600], p4[600], err[1024] = "";
+  seg_path(p3, sizeof p3, dir, 3);
+  seg_path(p4, sizeof p4, dir, 4);
+  ASSERT_EQ(unlink(p3), 0);
+  uint8_t zeros[4096] = {0};
+  spill(p4, zeros, sizeof zeros);
+  uint64_t frames;
+  struct tks_replay_result res;
+  ASSERT_EQ(replay(dir, TKS_CORRUPT_TRUNCATE, &g, &frames, &res, err, sizeof err), -EBADMSG);
+  ASSERT_CONTAINS(err, p3);
+  ASSERT_EQ(file_size(p4), (long long)sizeof zeros);
+  rm_rf(dir);
+}
+
+TEST(oldest_segments_removed_without_a_start_segment_are_not_a_gap) {
+  struct gen g = {20000, 60000};
+  uint64_t seg[120], n;
+  char *dir = four_segments(&g, seg, &n);
+  char p1[600], err[1024] = "";
+  seg_path(p1, sizeof p1, dir, 1);
+  ASSERT_EQ(unlink(p1), 0);
+  uint64_t first = 0;
+  while (seg[first] == 1) first++;
+  struct check c = {.g = &g, .n = first, .want = malloc(g.hi + 8)};
+  ASSERT(c.want);
+  ASSERT_EQ(tks_journal_replay(dir, TKS_CORRUPT_REFUSE, check_fn, &c, NULL, err, sizeof err), 0);
+  ASSERT_EQ(c.n, 120);
+  free(c.want);
+  rm_rf(dir);
+}
+
+/* Reads dir from segment `from` and checks that exactly the frames of
+ * segments >= from come, in order. */
+static void expect_from(const char *dir, const struct gen *g, const uint64_t *seg, uint64_t n,
+                        uint64_t from) {
+  uint64_t first = 0;
+  while (first < n && seg[first] < from) first++;
+  struct tks_journal_reader *r;
+  char err[1024];
+  int rc = tks_journal_reader_open(&r, dir, from, TKS_CORRUPT_REFUSE, err, sizeof err);
+  if (rc) TEST_FAIL("from %llu: %s", (unsigned long long)from, err);
+  struct check c = {.g = g, .n = first, .want = malloc(g->hi + 8)};
+  ASSERT(c.want);
+  const void *p;
+  size_t len;
+  uint64_t total = 0;
+  while ((rc = tks_journal_reader_next(r, &p, &len)) == 1) ASSERT_EQ(check_fn(&c, p, len), 0);
+  ASSERT_EQ(rc, 0);
+  ASSERT_U64_EQ(c.n, n);
+  struct tks_journal_progress pr;
+  tks_journal_reader_progress(r, &pr);
+  for (uint64_t s = from; s <= seg[n - 1]; s++) {
+    char path[600];
+    seg_path(path, sizeof path, dir, s);
+    total += (uint64_t)file_size(path);
+  }
+  ASSERT_U64_EQ(pr.bytes_total, total);
+  ASSERT_U64_EQ(pr.segments, from <= seg[n - 1] ? seg[n - 1] - from + 1 : 0);
+  tks_journal_reader_close(r);
+  free(c.want);
+}
+
+TEST(reader_from_a_segment_skips_the_older_ones_and_refuses_a_gap_after_them) {
+  struct gen g = {20000, 60000};
+  uint64_t seg[120], n;
+  char *dir = four_segments(&g, seg, &n);
+  uint64_t newest = seg[n - 1];
+  for (uint64_t from = 1; from <= newest + 2; from++) expect_from(dir, &g, seg, n, from);
+  /* The segments a checkpoint covered may be gone already: the same. */
+  char p1[600], p2[600], p3[600], err[1024] = "";
+  seg_path(p1, sizeof p1, dir, 1);
+  seg_path(p2, sizeof p2, dir, 2);
+  seg_path(p3, sizeof p3, dir, 3);
+  ASSERT_EQ(unlink(p1), 0);
+  expect_from(dir, &g, seg, n, 2);
+  expect_from(dir, &g, seg, n, 3);
+  /* But from 2 with 2 missing (3 and after there) is a gap, named. */
+  ASSERT_EQ(unlink(p2), 0);
+  struct tks_journal_reader *r;
+  for (int pol = 0; pol < 2; pol++) {
+    ASSERT_EQ(tks_journal_reader_open(&r, dir, 2, pol ? TKS_CORRUPT_REFUSE : TKS_CORRUPT_TRUNCATE,
+                                      err, sizeof err),
+              -EBADMSG);
+    char want[1200];
+    snprintf(want, sizeof want,
+             "journal: segment %s is missing (the replay starts at segment 2, the oldest after "
+             "it is journal-00000000000000000003.tkj): refusing to replay past a gap",
+             p2);
+    ASSERT_CONTAINS(err, want);
+  }
+  expect_from(dir, &g, seg, n, 3);
+  rm_rf(dir);
+}
+
+TEST(reader_of_a_missing_dir_is_empty_and_of_a_file_is_an_error) {
+  char *dir = make_dir();
+  char sub[600], err[1024];
+  snprintf(sub, sizeof sub, "%s/never-made", dir);
+  struct tks_journal_reader *r;
+  ASSERT_EQ(tks_journal_reader_open(&r, sub, 7, TKS_CORRUPT_REFUSE, err, sizeof err), 0);
+  const void *p;
+  size_t len;
+  ASSERT_EQ(tks_journal_reader_next(r, &p, &len), 0);
+  struct tks_journal_progress pr;
+  tks_journal_reader_progress(r, &pr);
+  ASSERT_U64_EQ(pr.bytes_total, 0);
+  ASSERT_U64_EQ(pr.bytes_done, 0);
+  tks_journal_reader_close(r);
+  spill(sub, (const uint8_t *)"x", 1);
+  ASSERT_EQ(tks_journal_reader_open(&r, sub, 0, TKS_CORRUPT_REFUSE, err, sizeof err), -ENOTDIR);
+  ASSERT_CONTAINS(err, sub);
+  rm_rf(dir);
+}
+
 TEST_MAIN()

@@ -1,8 +1,11 @@
-/* Unit tests of lib/util.c: sizes, durations, times, buffers, JSON strings. */
+/* Unit tests of lib/util.c: sizes, durations, times, buffers, JSON strings, mkdir -p. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "test.h"
 #include "util.h"
 
@@ -240,6 +243,29 @@ TEST(a_log_line_escapes_newlines_controls_and_bytes_not_utf8) {
   ASSERT_CONTAINS(buf,
                   ": warn: tick rejected: x\\x0ainfo: forged\\x1b[1m BAD\\xff\\xfe caf\xc3\xa9\n");
   ASSERT_EQ(strchr(buf, '\n'), buf + n - 1); /* one line */
+}
+
+TEST(mkdir_p_makes_every_missing_directory_and_takes_an_existing_one) {
+  char base[64], dir[160];
+  harness_mkdtemp(base, sizeof base);
+  snprintf(dir, sizeof dir, "%s/a/b//c/", base);
+  ASSERT_EQ(tks_mkdir_p(dir), 0);
+  struct stat st;
+  snprintf(dir, sizeof dir, "%s/a/b/c", base);
+  ASSERT_EQ(stat(dir, &st), 0);
+  ASSERT(S_ISDIR(st.st_mode));
+  ASSERT_EQ(st.st_mode & 07777 & ~0750u, 0);
+  ASSERT_EQ(tks_mkdir_p(dir), 0); /* exists: fine */
+  ASSERT_EQ(tks_mkdir_p(base), 0);
+  snprintf(dir, sizeof dir, "%s/file", base);
+  write_file(dir, "x");
+  ASSERT_EQ(tks_mkdir_p(dir), -ENOTDIR); /* there, but not a directory */
+  snprintf(dir, sizeof dir, "%s/file/sub", base);
+  ASSERT_EQ(tks_mkdir_p(dir), -ENOTDIR);
+  ASSERT_EQ(tks_mkdir_p(""), -ENOENT);
+  static char longdir[PATH_MAX + 8];
+  memset(longdir, 'x', sizeof longdir - 1);
+  ASSERT_EQ(tks_mkdir_p(longdir), -ENAMETOOLONG);
 }
 
 TEST_MAIN()

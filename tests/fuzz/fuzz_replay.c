@@ -9,7 +9,11 @@
  *      over appended raw (a torn tail);
  *   3  as 2, but the first frame goes into an older segment of its own and
  *      the rest into the newest (corruption before the tail is refused);
- * and bit 2 the decoder's mode (slotted or dynamic).  Each frame is decoded
+ *      with bit 3 set the newest is numbered one further on, a missing
+ *      middle segment that both policies refuse before any frame;
+ * and bit 2 the decoder's mode (slotted or dynamic).  The frames are pulled
+ * through the reader (tks_journal_reader_next), its progress checked after
+ * each: growing, never past the total, the total at the end.  Each frame is decoded
  * as the daemon's replay does (a receive time, then msgpack ticks, stored
  * in a real store).  Checked: refuse and truncate see the same good frames;
  * both fail only with -EBADMSG and a message; refuse fails where truncate
@@ -140,7 +144,30 @@ static void replay(enum tks_on_corrupt policy, enum tks_mode mode, struct outcom
   };
   rc.sink = (struct tks_tick_sink){.store = store, .usage = &usage, .mode = mode};
   FUZZ_CHECK(slab && store && rc.d.symbols && rc.d.strings && rc.d.names, "no memory");
-  o->rc = tks_journal_replay(dir, policy, on_frame, &rc, &o->res, o->err, sizeof o->err);
+  struct tks_journal_reader *r;
+  o->rc = tks_journal_reader_open(&r, dir, 0, policy, o->err, sizeof o->err);
+  memset(&o->res, 0, sizeof o->res);
+  if (o->rc == 0) {
+    const void *payload;
+    size_t len;
+    uint64_t done = 0;
+    struct tks_journal_progress pr;
+    while ((o->rc = tks_journal_reader_next(r, &payload, &len)) == 1) {
+      on_frame(&rc, payload, len);
+      tks_journal_reader_progress(r, &pr);
+      FUZZ_CHECK(pr.bytes_done > done && pr.bytes_done <= pr.bytes_total,
+                 "progress %llu after %llu of %llu", (unsigned long long)pr.bytes_done,
+                 (unsigned long long)done, (unsigned long long)pr.bytes_total);
+      done = pr.bytes_done;
+    }
+    tks_journal_reader_progress(r, &pr);
+    if (o->rc == 0)
+      FUZZ_CHECK(pr.bytes_done == pr.bytes_total, "done at %llu of %llu",
+                 (unsigned long long)pr.bytes_done, (unsigned long long)pr.bytes_total);
+    snprintf(o->err, sizeof o->err, "%s", tks_journal_reader_error(r));
+    o->res = *tks_journal_reader_result(r);
+    tks_journal_reader_close(r);
+  }
   o->frames = rc.frames;
   o->hash = rc.hash;
   FUZZ_CHECK(o->rc == 0 || o->rc == -EBADMSG, "replay (%s) returned %d: %s",
@@ -177,6 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint64_t seq = 1 + data[0] / 8; /* any sequence: the name and header agree */
   uint64_t frames_made = 0;
   bool clean = false; /* a well-formed journal: replay must take all of it */
+  bool gap = layout == 3 && (data[0] & 8);
 
   clear_dir();
   if (layout == 0) {
@@ -195,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       frames_made++;
       if (layout == 3 && frames_made == 1) { /* the older segment ends here */
         write_file(seq, file, flen);
-        seq++;
+        seq += gap ? 2 : 1;
         flen = put_header(file, seq);
       }
     }
@@ -228,7 +256,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                "after truncate %llu frames, before %llu", (unsigned long long)again.frames,
                (unsigned long long)cut.frames);
   }
-  if (clean) {
+  if (gap && frames_made >= 1) {
+    FUZZ_CHECK(refuse.rc == -EBADMSG && cut.rc == -EBADMSG && strstr(cut.err, "is missing"),
+               "a gap taken: %d %d %s", refuse.rc, cut.rc, cut.err);
+    FUZZ_CHECK(refuse.frames == 0, "%llu frames replayed before a gap",
+               (unsigned long long)refuse.frames);
+  } else if (clean) {
     FUZZ_CHECK(refuse.rc == 0, "a well-formed journal refused: %s", refuse.err);
     FUZZ_CHECK(refuse.frames == frames_made, "%llu of %llu frames replayed",
                (unsigned long long)refuse.frames, (unsigned long long)frames_made);
