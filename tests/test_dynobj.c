@@ -113,23 +113,23 @@ TEST(check_accepts_what_put_builds_and_refuses_each_defect) {
   ASSERT(why != NULL);
   ASSERT_EQ(tks_dynobj_check(o, o->bytes + 1, &why), -EINVAL);
   size_t ents = (size_t)((const char *)tks_dynobj_entries(o) - (const char *)o);
-  ASSERT_EQ(check_with(o, 0, 6), -EINVAL);   /* count over nfields */
-  ASSERT_EQ(check_with(o, 1, 65), -EINVAL);  /* nfields over the most */
-  ASSERT_EQ(check_with(o, 2, 16), -EINVAL);  /* index size wrong */
-  ASSERT_EQ(check_with(o, 4, 0), -EINVAL);   /* bytes */
-  for (unsigned i = 0; i < o->cap; i++) {    /* an index slot pointing past the entries */
+  ASSERT_EQ(check_with(o, 0, 6), -EINVAL);  /* count over nfields */
+  ASSERT_EQ(check_with(o, 1, 65), -EINVAL); /* nfields over the most */
+  ASSERT_EQ(check_with(o, 2, 16), -EINVAL); /* index size wrong */
+  ASSERT_EQ(check_with(o, 4, 0), -EINVAL);  /* bytes */
+  for (unsigned i = 0; i < o->cap; i++) {   /* an index slot pointing past the entries */
     if (o->index[i]) continue;
     ASSERT_EQ(check_with(o, 8 + i, 4), -EINVAL);
     ASSERT_EQ(check_with(o, 8 + i, 1), -EINVAL); /* an entry twice */
     break;
   }
-  ASSERT_EQ(check_with(o, ents + 0, 0), -EINVAL);          /* key 0 (key 3's low byte) */
-  ASSERT_EQ(check_with(o, ents + 4, 99), -EINVAL);         /* unknown type */
-  ASSERT_EQ(check_with(o, ents + 16 + 8, 2), -EINVAL);     /* bool 2 */
-  ASSERT_EQ(check_with(o, ents + 32 + 8, 0), -EINVAL);     /* string inside the entries */
-  ASSERT_EQ(check_with(o, ents + 32 + 6, 200), -EINVAL);   /* string past the end */
-  ASSERT_EQ(check_with(o, ents + 16 + 0, 3), -EINVAL);     /* key 9 becomes a second 3 */
-  ASSERT_EQ(check_with(o, ents + 0, 4), -EINVAL);          /* a key the index does not lead to */
+  ASSERT_EQ(check_with(o, ents + 0, 0), -EINVAL);        /* key 0 (key 3's low byte) */
+  ASSERT_EQ(check_with(o, ents + 4, 99), -EINVAL);       /* unknown type */
+  ASSERT_EQ(check_with(o, ents + 16 + 8, 2), -EINVAL);   /* bool 2 */
+  ASSERT_EQ(check_with(o, ents + 32 + 8, 0), -EINVAL);   /* string inside the entries */
+  ASSERT_EQ(check_with(o, ents + 32 + 6, 200), -EINVAL); /* string past the end */
+  ASSERT_EQ(check_with(o, ents + 16 + 0, 3), -EINVAL);   /* key 9 becomes a second 3 */
+  ASSERT_EQ(check_with(o, ents + 0, 4), -EINVAL);        /* a key the index does not lead to */
 }
 
 TEST_MAIN()
