@@ -29,9 +29,12 @@ static const char usage[] =
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "\n"
-    "At start it replays the journal (journal.dir) into the store before it\n"
-    "listens.  Signals: SIGTERM and SIGINT stop it cleanly (what was read is\n"
-    "journaled and fsynced first); SIGHUP reloads the config's live keys\n";
+    "At start it loads the newest checkpoint in journal.dir and replays the\n"
+    "journal after it into the store before it listens; it writes checkpoints\n"
+    "(journal.checkpoint_interval, journal.checkpoint_bytes, the control request\n"
+    "`checkpoint`, a clean stop) and deletes the journal they cover.  Signals:\n"
+    "SIGTERM and SIGINT stop it cleanly (what was read is journaled and fsynced,\n"
+    "and a last checkpoint written); SIGHUP reloads the config's live keys\n";
 /* print_usage() puts the live keys, from the config's key table, between the two. */
 static const char usage_end[] =
     "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1, RELOADING=1, STOPPING=1,\n"
@@ -89,6 +92,7 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
   tks_notify("STOPPING=1");
   tks_lifecycle_stop(srv);
   tks_ingest_stop(srv);
+  tks_checkpoint_stop(srv); /* the last one: ingest has stopped, the journal is open */
   tks_durability_stop(srv); /* after the drain: what was read is journaled */
   tks_limits_stop(srv);
   tks_control_stop(srv);
@@ -111,6 +115,7 @@ static void wire(struct tks_server *srv) {
   tks_server_on_hold(srv, tks_ingest_on_hold);
   tks_server_set_durable(srv, tks_durability_durable);
   tks_server_add_stats(srv, tks_durability_stats);
+  tks_server_add_stats(srv, tks_checkpoint_stats);
   tks_server_add_stats(srv, tks_limits_stats);
   tks_server_add_stats(srv, tks_lifecycle_stats);
 }
@@ -144,7 +149,7 @@ static int run(struct tks_server *srv, uv_loop_t *loop) {
     tks_server_finish(srv);
     return 1;
   }
-  if (tks_ingest_start(srv) != 0 || tks_control_start(srv) != 0) {
+  if (tks_checkpoint_start(srv) != 0 || tks_ingest_start(srv) != 0 || tks_control_start(srv) != 0) {
     status = 1;
     shutdown_server(srv, "start failed");
   } else {

@@ -1452,7 +1452,7 @@ static int conversion_verdict(struct tks_checkpoint_load *l) {
     const struct tks_field *f = &b->fields[bi];
     const uint64_t *n = l->fails[bi];
     if (n[FAIL_MISSING])
-      return failf(l, l->off, -EBADMSG,
+      return failf(l, l->off, -ENOTSUP,
                    "cannot convert to the current schema: field %s is %s but %" PRIu64
                    " ticks in the checkpoint lack it (%s)",
                    f->name, (int)bi == b->ts_field ? "the timestamp" : "required", n[FAIL_MISSING],
@@ -1461,7 +1461,7 @@ static int conversion_verdict(struct tks_checkpoint_load *l) {
       static const char *const vnames[] = {"a nil",   "a bool",   "an int",      "a uint",
                                            "a float", "a string", "a symbol id", "a string id"};
       enum tks_vtype vt = l->fail_vtype[bi];
-      return failf(l, l->off, -EBADMSG,
+      return failf(l, l->off, -ENOTSUP,
                    "cannot convert to the current schema: field %s (%s) cannot take the values of "
                    "%" PRIu64 " ticks in the checkpoint (e.g. %s) (%s)",
                    f->name, tks_type_name(f->type), n[FAIL_TYPE] + n[FAIL_VALUE],

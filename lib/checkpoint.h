@@ -169,8 +169,10 @@ const struct tks_checkpoint_info *tks_checkpoint_header(const struct tks_checkpo
  * Returns 1 while there is more, 0 once the file was loaded whole and its
  * END agreed with what was loaded, or -errno with err set ("path: offset N:
  * what": truncation, a bad CRC or length, an id out of range, ticks out of
- * order, counts that disagree, an unknown chunk, a change that cannot be
- * converted).  An error is final (every later call returns it).
+ * order, counts that disagree, an unknown chunk: -EBADMSG mostly), and
+ * -ENOTSUP for a change that cannot be converted (the file is good, the
+ * config asks what its ticks cannot give).  An error is final (every later
+ * call returns it).
  *
  * After an error the target holds part of the checkpoint: the caller must
  * throw the store and the three tables away (or empty them) before using
