@@ -620,12 +620,15 @@ int tks_durability_start(struct tks_server *srv) {
             d->replay.truncated_bytes, d->replay.truncated_file, d->replay.truncated_at,
             d->replay.side_file);
   tks_log(TKS_LOG_INFO,
-          "replay: %" PRIu64 " ticks from %" PRIu64 " frames in %" PRIu64 " segments in %.2f s (%.0f ticks/s)%s",
+          "replay: %" PRIu64 " ticks from %" PRIu64 " frames in %" PRIu64
+          " segments in %.2f s (%.0f ticks/s)%s",
           rc.ticks, rc.frames, d->replay.segments, d->replay_seconds,
           d->replay_seconds > 0 ? (double)rc.ticks / d->replay_seconds : 0.0,
           rc.rejected ? " (some could not be stored: see journal.replay_rejected)" : "");
   if (rc.rejected)
-    tks_log(TKS_LOG_WARN, "replay: %" PRIu64 " ticks in the journal were not stored (store full or refused by the current config)",
+    tks_log(TKS_LOG_WARN,
+            "replay: %" PRIu64
+            " ticks in the journal were not stored (store full or refused by the current config)",
             rc.rejected);
 
   d->j = tks_journal_open(cfg->journal.dir, cfg->journal.segment_bytes, cfg->journal.max_bytes, err,
@@ -656,7 +659,6 @@ int tks_durability_start(struct tks_server *srv) {
           tks_fsync_name(cfg->journal.fsync));
   return 0;
 }
-
 
 void tks_durability_stop(struct tks_server *srv) {
   struct tks_durability *d = D;

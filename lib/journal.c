@@ -251,8 +251,10 @@ static int make_one_dir(char *path) {
   if (mkdir(path, 0750) < 0) return errno == EEXIST ? 0 : -errno;
   char *slash = strrchr(path, '/');
   const char *parent = ".";
-  if (slash == path) parent = "/";
-  else if (slash) *slash = 0, parent = path;
+  if (slash == path)
+    parent = "/";
+  else if (slash)
+    *slash = 0, parent = path;
   int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     fsync(fd);
