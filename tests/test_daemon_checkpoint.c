@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -544,6 +545,104 @@ TEST_TIMEOUT(a_failed_checkpoint_is_counted_and_deletes_nothing, 120) {
   stop_expect_0(&d);
   start(&d);
   ASSERT_U64_EQ(check_all(&d, 4), 9000);
+  stop_expect_0(&d);
+  daemon_cleanup(&d);
+}
+
+/* The pid of a child of parent (the checkpoint's), or 0 after timeout_ms. */
+static pid_t child_of(pid_t parent, int timeout_ms) {
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  do {
+    DIR *dd = opendir("/proc");
+    ASSERT(dd);
+    struct dirent *de;
+    pid_t found = 0;
+    while (!found && (de = readdir(dd))) {
+      char path[300], buf[512];
+      if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+      FMT(path, "/proc/%s/stat", de->d_name);
+      int fd = open(path, O_RDONLY);
+      if (fd < 0) continue;
+      ssize_t n = read(fd, buf, sizeof buf - 1);
+      close(fd);
+      if (n <= 0) continue;
+      buf[n] = 0;
+      const char *rp = strrchr(buf, ')'); /* pid (comm) state ppid ... */
+      int ppid;
+      char state;
+      if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent)
+        found = (pid_t)atoi(de->d_name);
+    }
+    closedir(dd);
+    if (found) return found;
+    sleep_ms(10);
+  } while (now_ms() < deadline);
+  return 0;
+}
+
+TEST_TIMEOUT(a_checkpoint_that_cannot_be_written_or_whose_child_dies_deletes_nothing, 120) {
+  struct tks_daemon d;
+  char jdir[256];
+  configure(&d, jdir, sizeof jdir, "  checkpoint_interval: 0\n  checkpoint_bytes: 0\n", NULL);
+  start(&d);
+  send_ticks(&d, 4, 0, 6000, 6000, false);
+  ASSERT_U64_EQ(checkpoint(&d).ticks, 6000); /* checkpoint 2 */
+  send_ticks(&d, 4, 6000, 12000, 12000, false);
+  free(ask(&d, "sync"));
+  char seg1[512];
+  FMT(seg1, "%s/journal-%020d.tkj", jdir, 1);
+
+  /* A file-size limit under the checkpoint's size (set from outside; the
+   * child inherits it): the journal is all written, so it is cut, and the
+   * child's write fails as on a full disk. */
+  struct rlimit old, lim;
+  if (prlimit(d.pid, RLIMIT_FSIZE, NULL, &old) != 0) {
+    stop_expect_0(&d);
+    daemon_cleanup(&d);
+    TEST_SKIP("reading the daemon's RLIMIT_FSIZE: %s", strerror(errno));
+  }
+  lim = (struct rlimit){.rlim_cur = 4096, .rlim_max = old.rlim_max};
+  ASSERT_EQ(prlimit(d.pid, RLIMIT_FSIZE, &lim, NULL), 0);
+  char *r = ask(&d, "checkpoint");
+  ASSERT_CONTAINS(r, "checkpoint failed");
+  ASSERT_CONTAINS(r, "File too large");
+  free(r);
+  ASSERT_U64_EQ(daemon_stat(&d, "checkpoint.failed"), 1);
+  ASSERT_EQ(count_files(jdir, "checkpoint-", ".tmp", NULL), 0);
+  ASSERT_EQ(count_files(jdir, "checkpoint-", ".tkc", NULL), 1);
+  ASSERT(exists(seg1));
+
+  /* Ticks the journal cannot write now: the journal cannot be cut behind
+   * them, so the child waits for it, and is killed meanwhile. */
+  send_ticks(&d, 4, 12000, 12100, 12100, false);
+  int fd = control_connect(d.sock);
+  ASSERT(fd >= 0);
+  ASSERT_EQ(send_all(fd, "checkpoint\n", 11), 0);
+  pid_t child = child_of(d.pid, 10000);
+  if (!child) fail_with_log(&d, "no checkpoint child");
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  bool eof;
+  r = read_until(fd, "\n\n", 1, CKPT_MS, &eof);
+  close(fd);
+  ASSERT_CONTAINS(r, "checkpoint failed");
+  ASSERT_CONTAINS(r, "killed by signal 9");
+  free(r);
+  ASSERT_U64_EQ(daemon_stat(&d, "checkpoint.failed"), 2);
+  ASSERT_U64_EQ(daemon_stat(&d, "checkpoint.count"), 1);
+  ASSERT_EQ(count_files(jdir, "checkpoint-", ".tmp", NULL), 0);
+  ASSERT(exists(seg1));
+  char *log = daemon_log(&d);
+  ASSERT_CONTAINS(log, "checkpoint failed: the child writing it was killed by signal 9");
+  free(log);
+
+  /* Room again: the journal catches up and the next checkpoint holds it all. */
+  ASSERT_EQ(prlimit(d.pid, RLIMIT_FSIZE, &old, NULL), 0);
+  free(ask(&d, "sync"));
+  ASSERT_U64_EQ(checkpoint(&d).ticks, 12100);
+  ASSERT_U64_EQ(daemon_stat(&d, "checkpoint.count"), 2);
+  ASSERT_EQ(daemon_stop(&d, SIGKILL), 128 + SIGKILL);
+  start(&d);
+  ASSERT_U64_EQ(check_all(&d, 4), 12100);
   stop_expect_0(&d);
   daemon_cleanup(&d);
 }
