@@ -493,7 +493,8 @@ static int load_checkpoint(struct tks_server *srv, struct tks_durability *d, uin
     tks_checkpoint_name(name, seqs[i]);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     struct tks_checkpoint_target t = {&srv->cfg.schema, srv->cfg.store.mode, srv->store,
-                                      srv->symbols,     srv->strings,        srv->names};
+                                      srv->symbols,     srv->strings,        srv->names,
+                                      &srv->usage};
     uint64_t t0 = mono_ns(), next_log = t0 + 2000000000u;
     tks_log(TKS_LOG_INFO, "loading checkpoint %s", path);
     struct tks_checkpoint_load *l = tks_checkpoint_open(path, &t, err, sizeof err);

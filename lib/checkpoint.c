@@ -27,6 +27,7 @@
 
 #include "journal.h"
 #include "symtab.h"
+#include "tick.h"
 #include "utf8.h"
 #include "util.h"
 
@@ -1194,6 +1195,13 @@ static struct tks_value undeclared_value(const struct tks_checkpoint_load *l,
   return out;
 }
 
+/* The undeclared fields of a map or object just stored, in the usage table. */
+static void note_stored(const struct tks_checkpoint_load *l, const struct tks_dynobj *o) {
+  if (!l->t.usage) return;
+  struct tks_tick_sink k = {l->t.store, l->t.usage, l->t.mode};
+  tks_tick_note_stored(&k, l->t.schema, l->t.names, o);
+}
+
 /* Builds a tick taken apart again under the target's schema and mode, and
  * (apply) stores it; the first pass only counts what does not fit. */
 static int rebuild(struct tks_checkpoint_load *l, struct ltick *t, uint64_t off) {
@@ -1274,7 +1282,10 @@ static int rebuild(struct tks_checkpoint_load *l, struct ltick *t, uint64_t off)
                                : "out of memory (limits.max_memory?)");
     r = l->t.mode == TKS_MODE_DYNAMIC ? tks_store_append_dynamic(st, symbol, ts, o)
                                       : tks_store_append_overflow(st, rec, o);
-    if (r) tks_store_drop_dynobj(st, o);
+    if (r)
+      tks_store_drop_dynobj(st, o);
+    else
+      note_stored(l, o);
   }
   if (r) return failf(l, off, r, "out of memory storing a tick (limits.max_memory?)");
   return 0;
@@ -1296,6 +1307,7 @@ static int append_scratch(struct tks_checkpoint_load *l, uint32_t rep, uint32_t 
                           uint64_t off) {
   uint32_t done = 0;
   int r = tks_store_append_many(l->t.store, rep, sym, l->scratch, n, &done);
+  for (uint32_t i = 0; i < done; i++) note_stored(l, l->objs[i]);
   for (uint32_t i = done; i < n; i++) tks_store_drop_dynobj(l->t.store, l->objs[i]);
   if (r == -EINVAL) return failf(l, off, -EBADMSG, "ticks of symbol %" PRIu32 " out of order", sym);
   if (r) return failf(l, off, r, "out of memory storing ticks (limits.max_memory?)");

@@ -38,6 +38,7 @@
 #define TKS_CHECKPOINT_NAME_MAX 48           /* "checkpoint-<20 digits>.tkc.tmp" and its NUL */
 
 struct tks_symtab;
+struct tks_usage;
 
 /* What a file holds, as its header says (and its END confirms). */
 struct tks_checkpoint_info {
@@ -113,12 +114,15 @@ int tks_checkpoint_prune(const char *dir, unsigned keep, uint64_t *oldest_kept);
 /* ---- loading ------------------------------------------------------------- */
 
 /* Where a checkpoint is loaded: a fresh store (no ticks) and empty tables,
- * and the schema and mode they run under now. */
+ * and the schema and mode they run under now.  usage (NULL: none) counts
+ * the undeclared fields of the maps and objects loaded, as storing their
+ * ticks did (tks_tick_note_stored), so `advice` knows them after a start. */
 struct tks_checkpoint_target {
   const struct tks_schema *schema;
   enum tks_mode mode;
   struct tks_store *store;
   struct tks_symtab *symbols, *strings, *names;
+  struct tks_usage *usage;
 };
 
 struct tks_checkpoint_load;

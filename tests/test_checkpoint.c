@@ -73,8 +73,8 @@ static void env_free(struct env *e) {
 }
 
 static struct tks_checkpoint_target target_of(struct env *e) {
-  return (struct tks_checkpoint_target){
-      e->store ? &e->schema : NULL, e->mode, e->store, e->symbols, e->strings, e->names};
+  return (struct tks_checkpoint_target){&e->schema, e->mode,  e->store, e->symbols,
+                                        e->strings, e->names, &e->usage};
 }
 
 /* Decodes and stores every message of buf; returns how many were stored. */
@@ -265,6 +265,22 @@ static void assert_same_ticks(const struct env *got, const struct env *want) {
   free(y);
 }
 
+/* The undeclared fields' figures, name by name (the advice reads them). */
+static void assert_same_usage(const struct env *got, const struct env *want) {
+  ASSERT_EQ(got->usage.count, want->usage.count);
+  ASSERT_U64_EQ(got->usage.overflow, want->usage.overflow);
+  for (unsigned i = 0; i < want->usage.count; i++) {
+    const struct tks_usage_field *w = &want->usage.fields[i];
+    const struct tks_usage_field *g = tks_usage_find(&got->usage, w->name);
+    if (!g) TEST_FAIL("usage: no %s", w->name);
+    ASSERT_U64_EQ(g->ticks, w->ticks);
+    ASSERT_U64_EQ(g->kept, w->kept);
+    ASSERT_U64_EQ(g->string_bytes, w->string_bytes);
+    ASSERT_U64_EQ(g->cost_bytes, w->cost_bytes);
+    ASSERT_EQ(g->types, w->types);
+  }
+}
+
 static void assert_same_table(const struct tks_symtab *a, const struct tks_symtab *b) {
   ASSERT_EQ(tks_symtab_count(a), tks_symtab_count(b));
   for (uint32_t id = 1; id <= tks_symtab_count(a); id++)
@@ -398,6 +414,7 @@ static void round_trip(struct env *a) {
   assert_same_table(b->strings, a->strings);
   assert_same_table(b->names, a->names);
   assert_same_ticks(b, a);
+  assert_same_usage(b, a);
   struct tks_store_repr x, y;
   tks_store_repr(a->store, &x);
   tks_store_repr(b->store, &y);
@@ -547,6 +564,7 @@ static void assert_converts_as_replay(const struct tks_schema *sa, enum tks_mode
   ASSERT(li->conversion[0] != '\0');
   tks_checkpoint_close(l);
   assert_same_ticks(got, want);
+  assert_same_usage(got, want);
   /* Loaded in time order: no more block memory than replay's. */
   ASSERT(tks_store_block_bytes(got->store) <= tks_store_block_bytes(want->store));
   env_free(a);
