@@ -464,9 +464,9 @@ static int replay_frame(void *arg, const void *payload, size_t len) {
 /*
  * Start-up, before the replay: the newest checkpoint of journal.dir that
  * loads whole, after which replay resumes at its segment N (*from).  A bad
- * one is logged with its file and offset, the store emptied, and the next
- * older one tried (journal.on_corrupt: truncate), or the start refused
- * (refuse).  A schema change the checkpoint cannot be converted to refuses
+ * one is logged with its file and offset, the store emptied, the file set
+ * aside as "<name>.bad" and the next older one tried (journal.on_corrupt:
+ * truncate), or the start refused (refuse).  A schema change the checkpoint cannot be converted to refuses
  * the start whatever the policy (an older checkpoint or the journal would
  * not convert either, and would lose ticks).  With every checkpoint bad the
  * whole journal is replayed when its first segment is still there, else the
@@ -555,7 +555,13 @@ static int load_checkpoint(struct tks_server *srv, struct tks_durability *d, uin
               path, i + 1 < n ? "the previous checkpoint" : "the journal");
       return -EBADMSG;
     }
-    tks_log(TKS_LOG_WARN, "checkpoint %s is bad: falling back to %s", path,
+    /* Set aside, so that the newest two kept are good ones: a bad one left
+     * in place would count as one of them and let the good one go. */
+    char aside[4210];
+    snprintf(aside, sizeof aside, "%s.bad", path);
+    bool moved = rename(path, aside) == 0 && tks_fsync_dir(dir) == 0;
+    tks_log(TKS_LOG_WARN, "checkpoint %s is bad%s%s: falling back to %s", path,
+            moved ? ", kept as " : "", moved ? aside : "",
             i + 1 < n ? "the previous checkpoint and the journal after it" : "the whole journal");
   }
   char first[4200];

@@ -230,16 +230,30 @@ static int dump_tick(void *ctx, const void *record, const struct tks_dynobj *obj
   return 0;
 }
 
-/* Every tick of every symbol, symbols by name. */
+static const struct tks_symtab *sort_table;
+static int by_name(const void *a, const void *b) {
+  return strcmp(tks_symtab_name(sort_table, *(const uint32_t *)a, NULL),
+                tks_symtab_name(sort_table, *(const uint32_t *)b, NULL));
+}
+
+/* Every tick of every symbol, symbols by name (ids differ when a
+ * conversion interns more symbols than replay did, in another order). */
 static char *dump_store(const struct env *e) {
   struct dump d = {.e = e};
   tks_buf_init(&d.out);
   uint32_t n = tks_symtab_count(e->symbols);
-  for (uint32_t id = 0; id <= n; id++) {
-    const char *name = tks_symtab_name(e->symbols, id, NULL);
-    tks_buf_printf(&d.out, "# %s\n", name ? name : "?");
-    tks_store_range(e->store, id, INT64_MIN, INT64_MAX, 0, dump_tick, &d);
+  uint32_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
+  ASSERT(ids);
+  for (uint32_t id = 0; id <= n; id++) ids[id] = id;
+  sort_table = e->symbols;
+  qsort(ids, (size_t)n + 1, sizeof *ids, by_name);
+  for (uint32_t i = 0; i <= n; i++) {
+    struct tks_series_info info;
+    if (tks_store_series(e->store, ids[i], &info) != 0) continue; /* a symbol with no ticks */
+    tks_buf_printf(&d.out, "# %s\n", tks_symtab_name(e->symbols, ids[i], NULL));
+    tks_store_range(e->store, ids[i], INT64_MIN, INT64_MAX, 0, dump_tick, &d);
   }
+  free(ids);
   tks_buf_putc(&d.out, 0);
   return d.out.data;
 }
@@ -583,6 +597,15 @@ TEST(declaring_a_field_fallback_ticks_carry_equals_replaying_under_the_new_schem
                             WITH_EXCHANGE | WITH_FLAGS | LATE, 20000, &li);
   ASSERT_CONTAINS(li.conversion, "exchange");
   ASSERT_U64_EQ(li.dropped_ticks, 0);
+}
+
+TEST(declaring_it_a_symbol_as_advice_suggests_equals_replay_too) {
+  struct tks_schema sa, sb;
+  schema_with(&sa, NULL, 0, false);
+  schema_with(&sb, "exchange", TKS_TYPE_SYMBOL, false);
+  struct tks_checkpoint_load_info li;
+  assert_converts_as_replay(&sa, TKS_MODE_FALLBACK, &sb, TKS_MODE_FALLBACK,
+                            WITH_EXCHANGE | WITH_VENUE | LATE, 8000, &li);
 }
 
 TEST(declaring_the_only_undeclared_field_leaves_no_overflow_ticks) {

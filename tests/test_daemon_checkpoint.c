@@ -484,6 +484,15 @@ TEST_TIMEOUT(a_bad_newest_checkpoint_falls_back_to_the_previous_one_and_the_long
   ASSERT_CONTAINS(log, path);
   ASSERT_CONTAINS(log, "falling back to the previous checkpoint");
   free(log);
+  /* It was set aside: the two kept are good ones (2 and the next). */
+  char bad[600];
+  FMT(bad, "%s.bad", path);
+  ASSERT(exists(bad));
+  ASSERT(!exists(path));
+  ASSERT_U64_EQ(checkpoint(&d).ticks, 25000);
+  ASSERT_EQ(count_files(jdir, "checkpoint-", ".tkc", NULL), 2);
+  checkpoint_path(path, sizeof path, jdir, 2);
+  ASSERT(exists(path));
   stop_expect_0(&d);
   daemon_cleanup(&d);
 }
