@@ -455,7 +455,14 @@ void tks_checkpoint_stop(struct tks_server *srv) {
     uv_close((uv_handle_t *)&K.timer, NULL);
   }
   if (K.state != IDLE) wait_child(srv);
-  if (enabled(srv) && changed(srv)) final_checkpoint(srv);
+  if (enabled(srv) && changed(srv)) {
+    if (tks_durability_failing(srv))
+      record_failure(srv, -EIO,
+                     "none at the stop: journal writes are failing (the journal is "
+                     "replayed at the next start)");
+    else
+      final_checkpoint(srv);
+  }
   /* Requests never answered (none are left unless the stop raced one). */
   struct tks_checkpoint_result r = {.error = -ESHUTDOWN, .message = "the daemon is stopping"};
   answer(&r);
