@@ -197,12 +197,10 @@ static void record_success(struct tks_server *srv, uint64_t ticks, uint64_t byte
   if (prune_below) tks_durability_prune(srv, prune_below);
 }
 
-static void record_failure(struct tks_server *srv, int error, const char *why) {
+static void record_failure(const char *why) {
   K.failed++;
   snprintf(K.last_error, sizeof K.last_error, "%s", why);
   tks_log(TKS_LOG_ERROR, "checkpoint failed: %s (the journal is kept whole)", why);
-  (void)srv;
-  (void)error;
 }
 
 /* The child is done (res NULL: it said nothing). */
@@ -244,7 +242,7 @@ static void finish(struct tks_server *srv, const struct child_result *res) {
       snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir_of(srv), name);
       unlink(tmp);
     }
-    record_failure(srv, res && res->rc ? res->rc : -EIO, why);
+    record_failure(why);
     r.error = res && res->rc ? res->rc : -EIO;
     r.message = why;
   }
@@ -334,7 +332,7 @@ static void begin_or_count(struct tks_server *srv, const char *trigger) {
   if (r) {
     char why[160];
     snprintf(why, sizeof why, "cannot begin one (%s): %s", trigger, strerror(-r));
-    record_failure(srv, r, why);
+    record_failure(why);
     mark(srv); /* not again at once */
   }
 }
@@ -428,7 +426,7 @@ static void final_checkpoint(struct tks_server *srv) {
   uint64_t t0 = tks_mono_ns(), next;
   int r = tks_durability_rotate_wait(srv, STOP_ROTATE_NS, &next);
   if (r) {
-    record_failure(srv, r, "at the stop: the journal could not be cut (journal writes failing?)");
+    record_failure("at the stop: the journal could not be cut (journal writes failing?)");
     return;
   }
   struct tks_checkpoint_src src = src_of(srv, next, tks_now_ns());
@@ -438,7 +436,7 @@ static void final_checkpoint(struct tks_server *srv) {
   K.fork_seconds = 0;
   r = tks_checkpoint_save(dir_of(srv), &src, &info, err, sizeof err);
   if (r) {
-    record_failure(srv, r, err);
+    record_failure(err);
     return;
   }
   double seconds = (double)(tks_mono_ns() - t0) / 1e9;
@@ -457,8 +455,7 @@ void tks_checkpoint_stop(struct tks_server *srv) {
   if (K.state != IDLE) wait_child(srv);
   if (enabled(srv) && changed(srv)) {
     if (tks_durability_failing(srv))
-      record_failure(srv, -EIO,
-                     "none at the stop: journal writes are failing (the journal is "
+      record_failure("none at the stop: journal writes are failing (the journal is "
                      "replayed at the next start)");
     else
       final_checkpoint(srv);
