@@ -591,7 +591,8 @@ struct tks_checkpoint_load {
   struct tks_schema a; /* the checkpoint's schema */
   int a2b[TKS_SCHEMA_MAX_FIELDS];
   bool raw[TKS_STORE_REPS]; /* copied as they are */
-  bool convert;             /* some ticks are not raw: two passes */
+  bool convert;             /* some ticks are not raw */
+  bool two_passes;          /* ... and some could fail: a first pass checks them */
   int pass;                 /* 0: the first pass of a converting load (stores nothing) */
   int rc;                   /* sticky: 0, or the error */
   bool done;
@@ -624,6 +625,25 @@ struct tks_checkpoint_load {
   size_t objscap;
 
   struct ltick lt; /* the tick being converted */
+  /* A record of the old schema into one of the new by a fixed plan, where
+   * no record can fail and the series key and ts are copied (see
+   * make_plan): a slotted record is then converted without being taken
+   * apart.  Old fields the new schema lacks make a record leave the plan
+   * when they hold a value, unless the target is slotted (dropped). */
+  bool plan;
+  unsigned nplan, ndrop;
+  struct plan_op {
+    uint32_t dst, src, size;
+    bool copy;                 /* else the default */
+    bool keep_if_default;      /* copy even what equals the old default */
+    union tks_scalar from, to; /* old default, new default */
+  } ops[TKS_SCHEMA_MAX_FIELDS];
+  struct {
+    uint32_t off, size;
+    bool required;
+    union tks_scalar dflt;
+  } drops[TKS_SCHEMA_MAX_FIELDS];
+  uint32_t batched; /* records of the run in scratch, not yet appended */
   uint64_t fails[TKS_SCHEMA_MAX_FIELDS][NFAILS];
   enum tks_vtype fail_vtype[TKS_SCHEMA_MAX_FIELDS];
   uint64_t dropped_ticks, dropped_fields;
@@ -727,6 +747,66 @@ static bool same_fields(const struct tks_schema *a, const struct tks_schema *b, 
   }
   return a->ts_field >= 0 && a2b[a->ts_field] == b->ts_field &&
          a2b[a->symbol_field] == b->symbol_field;
+}
+
+/* The plan for slotted records, when every target field is either an old
+ * field of the same type (copied; one holding the old default takes the
+ * new default, as an absent field does) that cannot turn up missing (not
+ * newly required), or new and optional (its default); the ts and series key
+ * are copied; the target is not dynamic.  Otherwise records are taken
+ * apart like the rest. */
+static void make_plan(struct tks_checkpoint_load *l) {
+  const struct tks_schema *a = &l->a, *b = l->t.schema;
+  l->plan = false;
+  if (l->t.mode == TKS_MODE_DYNAMIC) return;
+  int b2a[TKS_SCHEMA_MAX_FIELDS];
+  for (unsigned bi = 0; bi < b->nfields; bi++) b2a[bi] = -1;
+  for (unsigned ai = 0; ai < a->nfields; ai++)
+    if (l->a2b[ai] >= 0) b2a[l->a2b[ai]] = (int)ai;
+  if (b2a[b->ts_field] != a->ts_field || b2a[b->symbol_field] != a->symbol_field) return;
+  l->nplan = l->ndrop = 0;
+  for (unsigned bi = 0; bi < b->nfields; bi++) {
+    const struct tks_field *y = &b->fields[bi];
+    struct plan_op *op = &l->ops[l->nplan++];
+    *op = (struct plan_op){.dst = y->offset, .size = y->size, .to = y->dflt};
+    if (b2a[bi] < 0) {
+      if (y->required || (int)bi == b->ts_field) return;
+      continue;
+    }
+    const struct tks_field *x = &a->fields[b2a[bi]];
+    if (x->type != y->type || (y->required && !x->required)) return;
+    op->copy = true;
+    op->src = x->offset;
+    op->from = x->dflt;
+    op->keep_if_default = x->required || (int)bi == b->ts_field || same_default(x, y);
+  }
+  for (unsigned ai = 0; ai < a->nfields; ai++) {
+    if (l->a2b[ai] >= 0) continue;
+    const struct tks_field *x = &a->fields[ai];
+    l->drops[l->ndrop].off = x->offset;
+    l->drops[l->ndrop].size = x->size;
+    l->drops[l->ndrop].required = x->required;
+    l->drops[l->ndrop++].dflt = x->dflt;
+  }
+  l->plan = true;
+}
+
+/* A record by the plan into out (the target's record_size bytes).  Returns
+ * how many old fields the target lacks hold a value. */
+static unsigned plan_record(const struct tks_checkpoint_load *l, const uint8_t *rec, char *out) {
+  memset(out, 0, l->t.schema->record_size);
+  for (unsigned i = 0; i < l->nplan; i++) {
+    const struct plan_op *op = &l->ops[i];
+    if (op->copy && (op->keep_if_default || memcmp(rec + op->src, &op->from, op->size) != 0))
+      memcpy(out + op->dst, rec + op->src, op->size);
+    else
+      memcpy(out + op->dst, &op->to, op->size);
+  }
+  unsigned left = 0;
+  for (unsigned i = 0; i < l->ndrop; i++)
+    left += l->drops[i].required ||
+            memcmp(rec + l->drops[i].off, &l->drops[i].dflt, l->drops[i].size) != 0;
+  return left;
 }
 
 /* Describes what changed between the checkpoint's schema and mode and the
@@ -845,7 +925,15 @@ static int parse_header(struct tks_checkpoint_load *l, const uint8_t *p, uint32_
   for (unsigned k = 0; k < TKS_STORE_REPS; k++)
     if (h->rep_ticks[k] && !l->raw[k]) l->convert = true;
   if (l->convert || h->mode != l->t.mode || !layout) describe_conversion(l);
-  l->pass = l->convert ? 0 : 1;
+  if (l->convert) make_plan(l);
+  /* The first pass is for what some tick could fail: not needed when every
+   * tick is raw or goes by the plan and cannot leave it. */
+  bool can_fail = false;
+  for (unsigned k = 0; k < TKS_STORE_REPS; k++)
+    if (h->rep_ticks[k] && !l->raw[k])
+      can_fail |= k != TKS_STORE_SLOTTED || !l->plan || (l->ndrop && l->t.mode != TKS_MODE_SLOTTED);
+  l->pass = can_fail ? 0 : 1;
+  l->two_passes = can_fail;
   l->name_a = malloc((size_t)h->names + 1);
   l->name_b = malloc((size_t)h->names + 1);
   if (!l->name_a || !l->name_b) return failf(l, off, -ENOMEM, "out of memory");
@@ -1314,6 +1402,16 @@ static int append_scratch(struct tks_checkpoint_load *l, uint32_t rep, uint32_t 
   return 0;
 }
 
+/* Appends the records the plan converted into scratch (target layout). */
+static int flush_batch(struct tks_checkpoint_load *l, uint32_t sym, uint64_t off) {
+  uint32_t done, n = l->batched;
+  l->batched = 0;
+  int r = tks_store_append_many(l->t.store, TKS_STORE_SLOTTED, sym, l->scratch, n, &done);
+  if (r == -EINVAL) return failf(l, off, -EBADMSG, "ticks of symbol %" PRIu32 " out of order", sym);
+  if (r) return failf(l, off, r, "out of memory storing ticks (limits.max_memory?)");
+  return 0;
+}
+
 /* One run at p (its header included, avail bytes left in the chunk).
  * Returns its length or a negative error. */
 static long load_run(struct tks_checkpoint_load *l, const uint8_t *p, size_t avail, uint64_t off) {
@@ -1349,10 +1447,15 @@ static long load_run(struct tks_checkpoint_load *l, const uint8_t *p, size_t ava
                  rep_names[rep]);
   struct tks_store *st = l->t.store;
   uint32_t esize = tks_store_entry_size(st, rep);
+  bool planned = !raw && rep == TKS_STORE_SLOTTED && l->plan;
   if (apply && raw && rep != TKS_STORE_SLOTTED &&
       (grow((void **)&l->scratch, &l->scratchcap, (size_t)count * esize) ||
        grow((void **)&l->objs, &l->objscap, (size_t)count * sizeof *l->objs)))
     return failf(l, off, -ENOMEM, "out of memory");
+  uint32_t brs = l->t.schema->record_size;
+  if (apply && planned && grow((void **)&l->scratch, &l->scratchcap, (size_t)count * brs))
+    return failf(l, off, -ENOMEM, "out of memory");
+  l->batched = 0;
   struct ltick *t = &l->lt;
   uint32_t built = 0;
   int rc = 0;
@@ -1418,9 +1521,25 @@ static long load_run(struct tks_checkpoint_load *l, const uint8_t *p, size_t ava
       built++;
       continue;
     }
+    if (planned) {
+      _Alignas(8) char one[TKS_RECORD_MAX];
+      char *out = apply ? (char *)l->scratch + (size_t)l->batched * brs : one;
+      unsigned left = plan_record(l, rec, out);
+      if (left == 0 || l->t.mode == TKS_MODE_SLOTTED) {
+        if (apply) {
+          if (left) l->dropped_ticks++, l->dropped_fields += left;
+          l->batched++;
+        }
+        continue;
+      }
+      /* A value the target keeps in a map: this one is taken apart, after
+       * the records before it are stored (time order). */
+      if (apply && (rc = flush_batch(l, sym, off))) break;
+    }
     take_apart(l, rec, (const struct tks_dynobj *)obj, t);
     rc = rebuild(l, t, off);
   }
+  if (rc == 0 && apply && planned) rc = flush_batch(l, sym, off);
   if (rc) {
     for (uint32_t i = 0; i < built; i++) tks_store_drop_dynobj(st, l->objs[i]);
     return rc;
@@ -1546,9 +1665,9 @@ int tks_checkpoint_next(struct tks_checkpoint_load *l, uint64_t budget, char *er
 }
 
 void tks_checkpoint_progress(const struct tks_checkpoint_load *l, uint64_t *done, uint64_t *total) {
-  uint64_t passes = l->convert ? 2 : 1;
+  uint64_t passes = l->two_passes ? 2 : 1;
   *total = passes * l->size;
-  uint64_t before = l->convert && l->pass == 1 ? l->size : 0;
+  uint64_t before = l->two_passes && l->pass == 1 ? l->size : 0;
   *done = l->done ? *total : before + l->off;
 }
 

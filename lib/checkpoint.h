@@ -149,7 +149,10 @@ struct tks_checkpoint_load;
  * A change some tick cannot take (a new required field it lacks, a value of
  * another type) is found by a first pass over the whole file that stores
  * nothing, and refused naming the field and how many ticks: nothing is
- * loaded then.  A converting load thus reads the file twice.
+ * loaded then.  A converting load where some tick could fail thus reads
+ * the file twice; one where none can (slotted records of fields of the
+ * same types, new ones optional) converts each record by a fixed plan of
+ * copies and defaults, in one pass.
  *
  * Returns NULL with err set ("path: offset N: what") on any error.  On
  * success the target must stay untouched by others until
@@ -186,8 +189,8 @@ const struct tks_checkpoint_info *tks_checkpoint_header(const struct tks_checkpo
  */
 int tks_checkpoint_next(struct tks_checkpoint_load *l, uint64_t budget, char *err, size_t errlen);
 
-/* Bytes read of the bytes to read (a converting load reads the file twice:
- * total is then twice its size). */
+/* Bytes read of the bytes to read (total is twice the file's size when a
+ * first pass checks a conversion). */
 void tks_checkpoint_progress(const struct tks_checkpoint_load *l, uint64_t *done, uint64_t *total);
 
 struct tks_checkpoint_load_info {
