@@ -2,7 +2,7 @@
  * The control socket: a Unix stream socket (mode 0600) taking one request
  * per line and answering each, in order, with one or more lines ended by
  * an empty line.  Requests: ping, stats, stats slabs, stats prometheus,
- * stats text, and the queries of query.c.  While the store is loading at
+ * stats text, sync, checkpoint, and the queries of query.c.  While the store is loading at
  * start only ping and stats (json, text, prometheus) are answered, with
  * "state":"loading" and the progress; the rest get a `loading` error.
  * When a client shuts down its sending side, every request
@@ -25,8 +25,9 @@
 #define REQUEST_MAX 4096
 #define IN_CAP (64u << 10)  /* requests buffered behind a waiting `sync` before reading stops */
 #define OUT_CAP (1u << 20)  /* answers queued to a client that does not read before we stop */
-#define REQUESTS \
-  "ping, stats, stats slabs, stats prometheus, stats text, sync, last, range, symbols, advice"
+#define REQUESTS                                                                            \
+  "ping, stats, stats slabs, stats prometheus, stats text, sync, checkpoint, last, range, " \
+  "symbols, advice"
 
 struct cconn {
   uv_pipe_t pipe; /* first */
@@ -35,7 +36,7 @@ struct cconn {
   struct tks_buf in;
   char rbuf[REQUEST_MAX + 1];
   bool closing;
-  bool waiting; /* a `sync` is not answered yet: later requests wait */
+  bool waiting; /* a `sync` or `checkpoint` is not answered yet: later requests wait */
   bool reading; /* uv_read_start'ed */
   bool finishing; /* shutting down after the last answer */
   bool in_lines; /* inside handle_lines (a sync answered at once must not re-enter it) */
@@ -67,7 +68,7 @@ static void on_cconn_closed(uv_handle_t *h) {
 static void cconn_close(struct cconn *c) {
   if (c->closing) return;
   c->closing = true;
-  if (c->waiting) tks_durability_cancel(c->srv, c);
+  if (c->waiting) tks_durability_cancel(c->srv, c), tks_checkpoint_cancel(c->srv, c);
   conn_list_del(&c->link);
   uv_close((uv_handle_t *)&c->pipe, on_cconn_closed);
 }
@@ -175,6 +176,22 @@ static void sync_done(void *ctx, uint64_t durable) {
   if (!c->closing && !c->in_lines) pump(c);
 }
 
+/* The answer to `checkpoint`, once it is durable (or failed). */
+static void checkpoint_done(void *ctx, const struct tks_checkpoint_result *r) {
+  struct cconn *c = ctx;
+  struct tks_buf out;
+  tks_buf_init(&out);
+  if (r->error == 0)
+    tks_buf_printf(&out, "{\"ok\":true,\"ticks\":%llu,\"bytes\":%llu,\"seconds\":%.3f}\n",
+                   (unsigned long long)r->ticks, (unsigned long long)r->bytes, r->seconds);
+  else
+    error_response(&out, "checkpoint failed:", r->message);
+  tks_buf_putc(&out, '\n');
+  c->waiting = false;
+  send_response(c, &out);
+  if (!c->closing && !c->in_lines) pump(c);
+}
+
 static void handle_request(struct cconn *c, char *line) {
   struct tks_server *srv = c->srv;
   struct tks_buf out;
@@ -217,6 +234,18 @@ static void handle_request(struct cconn *c, char *line) {
     c->waiting = false;
     r = error_response(&out, e == -ENOTSUP ? "sync: the journal is disabled (journal.enabled: false)"
                                            : "sync: out of memory", NULL);
+  } else if (strcmp(line, "checkpoint") == 0) {
+    c->waiting = true;
+    int e = tks_checkpoint_request(srv, checkpoint_done, c);
+    if (e == 0) {
+      tks_buf_finish(&out);
+      return; /* answered by checkpoint_done */
+    }
+    c->waiting = false;
+    char why[160];
+    snprintf(why, sizeof why, "checkpoint: %s",
+             e == -ENOTSUP ? "the journal is disabled (journal.enabled: false)" : strerror(-e));
+    r = error_response(&out, why, NULL);
   } else if (*line == '\0') {
     r = error_response(&out, "empty request (try: " REQUESTS ")", NULL);
   } else if (tks_query_handle(srv, line, &out)) {

@@ -14,7 +14,10 @@
  *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal
  *   load.c         the loading phase at start: its steps (the journal
  *                  replay) in slices of the event loop, progress
- *   durability.c   the journal: writer thread, sync, replay through admit
+ *   checkpoint.c   checkpoints: a forked child writes the store, the journal
+ *                  is cut at the fork, covered segments are deleted
+ *   durability.c   the journal: writer thread, sync, checkpoint load and
+ *                  replay through admit
  *   admit.c        one decoded tick into the store, when_full applied
  *   limits.c       max_memory and the when_full policy, eviction, retention
  *   server.c       the one owner of shared state: store and tables,
@@ -150,6 +153,11 @@ static inline struct tks_intern_mark tks_server_intern_mark(const struct tks_ser
 }
 /* Removes every id added since m. */
 void tks_server_unintern(struct tks_server *srv, struct tks_intern_mark m);
+
+/* Throws away every tick and every id of the three tables, usage too: the
+ * store as tks_server_init made it (after a checkpoint failed part way
+ * through loading).  Returns 0 or -ENOMEM. */
+int tks_server_reset_store(struct tks_server *srv);
 
 /* The ingest listener is bound to addr (port), for stats. */
 void tks_server_set_listen_addr(struct tks_server *srv, const char *addr, uint16_t port);
@@ -305,6 +313,62 @@ void tks_load_stats(struct tks_server *srv, struct tks_stats *st);
 /* "B of T bytes (P%), PHASE, N ticks": for STATUS=loading: and the control
  * socket's loading error. */
 void tks_load_describe(struct tks_server *srv, char *out, size_t n);
+
+/* Checkpoints.  Cuts the journal here: a rotate marker after every tick
+ * accepted so far; once the writer thread wrote what is before it and began
+ * a new segment, done(ctx, next) is called on the loop with that segment's
+ * number (every tick before the marker is in the segments below it).
+ * Returns 0, -ENOTSUP (journal off), -EBUSY (one is waited for) or -ENOMEM. */
+int tks_durability_rotate(struct tks_server *srv, void (*done)(void *ctx, uint64_t next),
+                          void *ctx);
+/* Forgets the rotation waited for (its marker still cuts the journal). */
+void tks_durability_rotate_cancel(struct tks_server *srv);
+/* The same, blocking (the stop): waits up to timeout_ns for the rotation
+ * waited for, or a new one.  Returns 0 with *next set, -ETIMEDOUT (the
+ * journal is failing or behind) or -ENOTSUP. */
+int tks_durability_rotate_wait(struct tks_server *srv, uint64_t timeout_ns, uint64_t *next);
+/* Has the writer thread delete the segments numbered below `below` (a
+ * checkpoint covers them); journal.bytes and .segments follow. */
+void tks_durability_prune(struct tks_server *srv, uint64_t below);
+/* Journal frame bytes submitted since start (journal.checkpoint_bytes). */
+uint64_t tks_durability_submitted_bytes(struct tks_server *srv);
+/* The checkpoint loaded at start (all zero when none was). */
+struct tks_durability_load {
+  char file[4200];
+  uint64_t ticks, bytes, next_segment;
+  int64_t created_ns;
+  double seconds;
+  bool converted;
+};
+void tks_durability_load_info(struct tks_server *srv, struct tks_durability_load *out);
+
+/* ==== checkpoint.c: checkpoints ======================================== */
+/* The store written to journal.dir/checkpoint-<N>.tkc by a forked child
+ * (the loop keeps serving), with the journal cut at the fork so that replay
+ * resumes at segment N; the newest two are kept and the segments below the
+ * older one's N deleted.  Taken every journal.checkpoint_interval, after
+ * journal.checkpoint_bytes of journal, on `checkpoint`, and at a clean stop. */
+
+struct tks_checkpoint_result {
+  int error;           /* 0, or -errno */
+  const char *message; /* why it failed ("" when it did not), valid during the call */
+  uint64_t ticks, bytes;
+  double seconds;
+};
+/* The triggers' timer.  0 (also with the journal off: then it does nothing). */
+int tks_checkpoint_start(struct tks_server *srv);
+/* The clean stop, after ingest stopped and before the journal closes: waits
+ * for one in progress, then takes one more in this process (the store no
+ * longer changes) when checkpoints are on and the store changed since. */
+void tks_checkpoint_stop(struct tks_server *srv);
+/* `checkpoint`: done(ctx, result) once it is durable (requests share the one
+ * in progress).  Returns 0, or -ENOTSUP (journal off) or -ENOMEM. */
+int tks_checkpoint_request(struct tks_server *srv,
+                           void (*done)(void *ctx, const struct tks_checkpoint_result *r),
+                           void *ctx);
+/* Forgets the requests with this ctx (a closing control connection). */
+void tks_checkpoint_cancel(struct tks_server *srv, void *ctx);
+void tks_checkpoint_stats(struct tks_server *srv, struct tks_stats *st);
 
 /* ==== ingest.c: the TCP listener and its connections =================== */
 

@@ -9,9 +9,14 @@
  * the counts written and fsynced, and wakes the loop with a uv_async so
  * `sync` waiters can be answered.  A failing write (ENOSPC, EIO) leaves the
  * frames queued, marks the journal failing, and is retried every 100 ms;
- * nothing is counted durable that is not fsynced.  At start journal.dir is
- * locked (one daemon a directory) before the sockets are bound; then the journal is
- * replayed into the store before the daemon reports ready: a journal reader
+ * nothing is counted durable that is not fsynced.  For checkpoints the
+ * loop puts a rotate marker in the queue (an entry of length 0): the writer
+ * writes every frame before it, starts a new segment, and says its number,
+ * so the ticks before the marker are in the segments below it; later it
+ * deletes the segments a checkpoint covers.  At start journal.dir is locked
+ * (one daemon a directory) before the sockets are bound; then the newest
+ * good checkpoint is loaded (in one go) and the journal after it replayed
+ * into the store before the daemon reports ready: a journal reader
  * (lib/journal.c) pulled a slice at a time from load.c's idle handle, the
  * writer opened once the reader is done.
  */
@@ -23,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "checkpoint.h"
 #include "daemon.h"
 #include "dirlock.h"
 #include "journal.h"
@@ -56,6 +62,10 @@ struct tks_durability {
   struct tks_journal_info info;
   enum tks_fsync fsync;
   uint64_t fsync_interval_ns;
+  uint64_t rotations_asked, rotations_done; /* rotate markers queued, and handled */
+  uint64_t rotated_next;                    /* the segment the last one began */
+  pthread_cond_t rotated_cv;                /* signalled when a marker is handled */
+  uint64_t prune_below, pruned_below;       /* segments a checkpoint covers; removed below */
 
   /* Loop thread only. */
   struct tks_buf batch;    /* the payload being built by process() */
@@ -64,8 +74,13 @@ struct tks_durability {
   size_t nwaiters, waiters_cap;
   bool failing_logged;
   uint64_t batch_start_accepted;
+  uint64_t submitted_bytes;                  /* journal frame bytes queued since start */
+  void (*rotated)(void *ctx, uint64_t next); /* the rotation the loop waits for */
+  void *rotated_ctx;
+  uint64_t rotated_ticket;
 
-  /* Replay figures. */
+  /* Load and replay figures. */
+  struct tks_durability_load load; /* the checkpoint loaded at start */
   uint64_t replayed_ticks, replay_rejected, replay_frames;
   double replay_seconds;
   struct tks_replay_result replay;
@@ -91,7 +106,8 @@ static void *writer_main(void *arg) {
   for (;;) {
     /* Wait for work: queued frames, a sync, stop, a retry or an fsync due. */
     while (!d->stopping && d->queue.len == 0 && !pending && d->sync_wanted <= d->synced_ticks &&
-           !(d->fsync != TKS_FSYNC_NEVER && d->written_ticks > d->synced_ticks)) {
+           !(d->fsync != TKS_FSYNC_NEVER && d->written_ticks > d->synced_ticks) &&
+           d->prune_below <= d->pruned_below) {
       pthread_cond_wait(&d->cv, &d->mu);
     }
     bool stopping = d->stopping;
@@ -117,16 +133,34 @@ static void *writer_main(void *arg) {
     uint64_t interval = d->fsync_interval_ns;
     bool want_sync = d->sync_wanted > d->synced_ticks || stopping;
     uint64_t since_fsync = mono_ns() - d->last_fsync_mono_ns;
+    uint64_t prune = d->prune_below > d->pruned_below ? d->prune_below : 0;
     pthread_mutex_unlock(&d->mu);
 
     int err = 0;
     size_t off = 0;
+    uint64_t rotated = 0, rotated_next = 0;
     while (off + 4 <= work.len) {
       uint32_t len;
       memcpy(&len, work.data + off, 4);
+      if (len == 0) {
+        /* A rotate marker: what came before is written first, so that the
+         * new segment holds exactly what comes after.  Failing, the marker
+         * stays for the retry. */
+        if ((err = tks_journal_flush(d->j, false))) break;
+        if ((err = tks_journal_rotate(d->j, &rotated_next))) break;
+        rotated++;
+        off += 4;
+        continue;
+      }
       err = tks_journal_append(d->j, work.data + off + 4, len);
       if (err) break;
       off += 4 + len;
+    }
+    if (prune) {
+      int r = tks_journal_remove_below(d->j, prune);
+      if (r < 0)
+        tks_log(TKS_LOG_WARN, "journal: removing segments below %" PRIu64 ": %s", prune,
+                strerror(-r));
     }
     if (off) pending = true;
     /* Ticks count as written only once every frame up to them is handed over. */
@@ -141,6 +175,12 @@ static void *writer_main(void *arg) {
     pthread_mutex_lock(&d->mu);
     d->info = info;
     d->last_error = err;
+    if (prune) d->pruned_below = prune;
+    if (rotated) {
+      d->rotations_done += rotated;
+      d->rotated_next = rotated_next;
+      pthread_cond_broadcast(&d->rotated_cv);
+    }
     if (!err) {
       if (pending) d->written_ticks = pending_ticks;
       pending = false;
@@ -193,7 +233,8 @@ static void answer_waiters(struct tks_durability *d, uint64_t synced) {
       d->waiters[keep++] = d->waiters[i];
   }
   d->nwaiters = keep;
-  for (size_t i = 0; i < ndue; i++) due[i].done(due[i].ctx, synced + d->replayed_ticks);
+  for (size_t i = 0; i < ndue; i++)
+    due[i].done(due[i].ctx, synced + d->replayed_ticks + d->load.ticks);
   if (keep && d->waiters[0].target <= synced) answer_waiters(d, synced); /* more than 64 due */
 }
 
@@ -204,8 +245,14 @@ static void on_wake(uv_async_t *h) {
   uint64_t synced = d->synced_ticks;
   int err = d->last_error;
   size_t queued = d->queue.len;
+  uint64_t rotations = d->rotations_done, next = d->rotated_next;
   pthread_mutex_unlock(&d->mu);
   answer_waiters(d, synced);
+  if (d->rotated && rotations >= d->rotated_ticket) {
+    void (*fn)(void *, uint64_t) = d->rotated;
+    d->rotated = NULL;
+    fn(d->rotated_ctx, next);
+  }
   if (err && !d->failing_logged) {
     tks_log(TKS_LOG_ERROR, "journal writes failing in %s: %s; %s until they succeed again",
             srv->cfg.journal.dir, strerror(-err),
@@ -233,6 +280,7 @@ void tks_durability_submit(struct tks_server *srv) {
   struct tks_durability *d = D;
   if (!d || d->batch.len <= sizeof(int64_t)) return;
   uint32_t len = (uint32_t)d->batch.len;
+  d->submitted_bytes += TKS_JOURNAL_FRAME_HEADER + len;
   pthread_mutex_lock(&d->mu);
   int r = tks_buf_append(&d->queue, &len, 4);
   if (r == 0) r = tks_buf_append(&d->queue, d->batch.data, d->batch.len);
@@ -267,7 +315,7 @@ int tks_durability_sync(struct tks_server *srv, void (*done)(void *ctx, uint64_t
   }
   pthread_mutex_unlock(&d->mu);
   if (synced >= target) {
-    done(ctx, synced + d->replayed_ticks);
+    done(ctx, synced + d->replayed_ticks + d->load.ticks);
     return 0;
   }
   if (d->nwaiters == d->waiters_cap) {
@@ -288,6 +336,81 @@ void tks_durability_cancel(struct tks_server *srv, void *ctx) {
   for (size_t i = 0; i < d->nwaiters; i++)
     if (d->waiters[i].ctx != ctx) d->waiters[keep++] = d->waiters[i];
   d->nwaiters = keep;
+}
+
+/* ---- checkpoints' side: rotation, pruning -------------------------- */
+
+/* Queues a rotate marker; returns its ticket (the rotations it completes). */
+static int queue_marker(struct tks_durability *d, uint64_t *ticket) {
+  uint32_t zero = 0;
+  pthread_mutex_lock(&d->mu);
+  int r = tks_buf_append(&d->queue, &zero, 4);
+  if (r == 0) *ticket = ++d->rotations_asked;
+  pthread_cond_signal(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+  return r;
+}
+
+int tks_durability_rotate(struct tks_server *srv, void (*done)(void *ctx, uint64_t next),
+                          void *ctx) {
+  struct tks_durability *d = D;
+  if (!d) return -ENOTSUP;
+  if (d->rotated) return -EBUSY;
+  uint64_t ticket;
+  int r = queue_marker(d, &ticket);
+  if (r) return r;
+  d->rotated = done;
+  d->rotated_ctx = ctx;
+  d->rotated_ticket = ticket;
+  return 0;
+}
+
+void tks_durability_rotate_cancel(struct tks_server *srv) {
+  if (D) D->rotated = NULL;
+}
+
+int tks_durability_rotate_wait(struct tks_server *srv, uint64_t timeout_ns, uint64_t *next) {
+  struct tks_durability *d = D;
+  if (!d) return -ENOTSUP;
+  uint64_t ticket = d->rotated ? d->rotated_ticket : 0;
+  if (!ticket) {
+    int r = queue_marker(d, &ticket);
+    if (r) return r;
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  uint64_t ns = (uint64_t)until.tv_nsec + timeout_ns;
+  until.tv_sec += (time_t)(ns / 1000000000u);
+  until.tv_nsec = (long)(ns % 1000000000u);
+  int r = 0;
+  pthread_mutex_lock(&d->mu);
+  while (d->rotations_done < ticket && r == 0)
+    r = pthread_cond_timedwait(&d->rotated_cv, &d->mu, &until);
+  bool done = d->rotations_done >= ticket;
+  *next = d->rotated_next;
+  pthread_mutex_unlock(&d->mu);
+  d->rotated = NULL;
+  return done ? 0 : -ETIMEDOUT;
+}
+
+void tks_durability_prune(struct tks_server *srv, uint64_t below) {
+  struct tks_durability *d = D;
+  if (!d || !below) return;
+  pthread_mutex_lock(&d->mu);
+  if (below > d->prune_below) d->prune_below = below;
+  pthread_cond_signal(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+}
+
+uint64_t tks_durability_submitted_bytes(struct tks_server *srv) {
+  return D ? D->submitted_bytes : 0;
+}
+
+void tks_durability_load_info(struct tks_server *srv, struct tks_durability_load *out) {
+  if (D)
+    *out = D->load;
+  else
+    memset(out, 0, sizeof *out);
 }
 
 /* ---- replay ---------------------------------------------------------- */
@@ -351,6 +474,121 @@ static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len)
   rc->frames++;
 }
 
+/*
+ * Start-up, before the replay: the newest checkpoint of journal.dir that
+ * loads whole, after which replay resumes at its segment N (*from).  A bad
+ * one is logged with its file and offset, the store emptied, the file set
+ * aside as "<name>.bad" and the next older one tried (journal.on_corrupt:
+ * truncate), or the start refused (refuse).  A schema change the checkpoint cannot be converted to refuses
+ * the start whatever the policy (an older checkpoint or the journal would
+ * not convert either, and would lose ticks).  With every checkpoint bad the
+ * whole journal is replayed when its first segment is still there, else the
+ * start is refused: segments were deleted that only a checkpoint held.
+ *
+ * A small synchronous step for now: the incremental loading phase on the
+ * event loop takes it over (the loader, lib/checkpoint.h, works chunk by
+ * chunk with progress for that).
+ */
+static int load_checkpoint(struct tks_server *srv, struct tks_durability *d, uint64_t *from) {
+  const char *dir = srv->cfg.journal.dir;
+  uint64_t seqs[16];
+  size_t n;
+  *from = 0;
+  int r = tks_checkpoint_list(dir, seqs, TKS_ARRAY_SIZE(seqs), &n);
+  if (r) {
+    tks_log(TKS_LOG_ERROR, "%s: listing checkpoints: %s", dir, strerror(-r));
+    return r;
+  }
+  if (n == 0) return 0;
+  if (n > TKS_ARRAY_SIZE(seqs)) n = TKS_ARRAY_SIZE(seqs);
+  for (size_t i = 0; i < n; i++) {
+    char name[TKS_CHECKPOINT_NAME_MAX], path[4200], err[1200];
+    tks_checkpoint_name(name, seqs[i]);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct tks_checkpoint_target t = {&srv->cfg.schema, srv->cfg.store.mode, srv->store,
+                                      srv->symbols,     srv->strings,        srv->names,
+                                      &srv->usage};
+    uint64_t t0 = mono_ns(), next_log = t0 + 2000000000u;
+    tks_log(TKS_LOG_INFO, "loading checkpoint %s", path);
+    struct tks_checkpoint_load *l = tks_checkpoint_open(path, &t, err, sizeof err);
+    int rc = l ? 1 : -EBADMSG;
+    while (rc == 1) {
+      rc = tks_checkpoint_next(l, 64u << 20, err, sizeof err);
+      uint64_t now = mono_ns(), done, total;
+      if (rc == 1 && now >= next_log) {
+        tks_checkpoint_progress(l, &done, &total);
+        tks_log(TKS_LOG_INFO, "checkpoint: %.0f%% loaded (%.1f s)",
+                100.0 * (double)done / (double)total, (double)(now - t0) / 1e9);
+        next_log = now + 2000000000u;
+      }
+    }
+    if (rc == 0) {
+      struct tks_checkpoint_load_info li;
+      tks_checkpoint_load_info(l, &li);
+      const struct tks_checkpoint_info *h = tks_checkpoint_header(l);
+      double secs = (double)(mono_ns() - t0) / 1e9;
+      d->load = (struct tks_durability_load){.ticks = li.ticks,
+                                             .bytes = h->bytes,
+                                             .next_segment = h->next_segment,
+                                             .created_ns = h->created_ns,
+                                             .seconds = secs,
+                                             .converted = li.converted};
+      snprintf(d->load.file, sizeof d->load.file, "%s", path);
+      tks_log(TKS_LOG_INFO,
+              "checkpoint %s: %" PRIu64 " ticks in %.2f s (%.0f ticks/s, %.0f MB/s); replay "
+              "resumes at segment %" PRIu64,
+              path, li.ticks, secs, secs > 0 ? (double)li.ticks / secs : 0.0,
+              secs > 0 ? (double)h->bytes / secs / 1e6 : 0.0, h->next_segment);
+      if (li.converted)
+        tks_log(TKS_LOG_INFO, "checkpoint converted to the current schema and mode: %s",
+                li.conversion);
+      if (li.dropped_ticks)
+        tks_log(TKS_LOG_WARN,
+                "checkpoint: %" PRIu64 " fields of %" PRIu64 " ticks dropped: the schema no "
+                "longer declares them and store.mode is slotted",
+                li.dropped_fields, li.dropped_ticks);
+      *from = h->next_segment;
+      tks_checkpoint_close(l); /* h with it */
+      return 0;
+    }
+    tks_log(TKS_LOG_ERROR, "%s", err);
+    tks_checkpoint_close(l);
+    if ((r = tks_server_reset_store(srv))) return r;
+    if (rc == -ENOTSUP) {
+      tks_log(TKS_LOG_ERROR,
+              "refusing to start: %s cannot be converted to the schema in %s "
+              "(declare the field optional, or start with the old schema)",
+              path, srv->cfg.path[0] ? srv->cfg.path : "the config");
+      return rc;
+    }
+    if (srv->cfg.journal.on_corrupt == TKS_CORRUPT_REFUSE) {
+      tks_log(TKS_LOG_ERROR,
+              "refusing to start: journal.on_corrupt is refuse (move %s aside to "
+              "start from %s)",
+              path, i + 1 < n ? "the previous checkpoint" : "the journal");
+      return -EBADMSG;
+    }
+    /* Set aside, so that the newest two kept are good ones: a bad one left
+     * in place would count as one of them and let the good one go. */
+    char aside[4210];
+    snprintf(aside, sizeof aside, "%s.bad", path);
+    bool moved = rename(path, aside) == 0 && tks_fsync_dir(dir) == 0;
+    tks_log(TKS_LOG_WARN, "checkpoint %s is bad%s%s: falling back to %s", path,
+            moved ? ", kept as " : "", moved ? aside : "",
+            i + 1 < n ? "the previous checkpoint and the journal after it" : "the whole journal");
+  }
+  char first[4200];
+  snprintf(first, sizeof first, "%s/journal-%020d.tkj", dir, 1);
+  if (access(first, F_OK) != 0) {
+    tks_log(TKS_LOG_ERROR,
+            "refusing to start: no checkpoint in %s loads, and the journal no "
+            "longer holds what they covered (%s is gone)",
+            dir, first);
+    return -EBADMSG;
+  }
+  return 0;
+}
+
 static void on_wake_closed(uv_handle_t *h) {
   struct tks_durability *d = h->data;
   tks_buf_finish(&d->queue);
@@ -393,8 +631,17 @@ int tks_durability_replay_begin(struct tks_server *srv, uint64_t from,
   d->srv = srv;
   d->fsync = cfg->journal.fsync;
   d->fsync_interval_ns = cfg->journal.fsync_interval_ns;
-  int r = tks_journal_reader_open(&RP.r, cfg->journal.dir, from, cfg->journal.on_corrupt, err,
-                                  sizeof err);
+  /* The newest good checkpoint first (in one go: it loads at memory
+   * speed), then the journal after it, in slices. */
+  uint64_t ck_from;
+  int r = load_checkpoint(srv, d, &ck_from);
+  if (r) {
+    free(d);
+    return r;
+  }
+  if (ck_from > from) from = ck_from;
+  r = tks_journal_reader_open(&RP.r, cfg->journal.dir, from, cfg->journal.on_corrupt, err,
+                              sizeof err);
   if (r) {
     tks_log(TKS_LOG_ERROR, "%s", err[0] ? err : strerror(-r));
     free(d);
@@ -462,6 +709,7 @@ static int replay_done(struct tks_server *srv, struct tks_durability *d) {
   d->last_fsync_mono_ns = mono_ns();
   pthread_mutex_init(&d->mu, NULL);
   pthread_cond_init(&d->cv, NULL);
+  pthread_cond_init(&d->rotated_cv, NULL);
   uv_async_init(srv->loop, &d->wake, on_wake);
   d->wake.data = d;
   if (pthread_create(&d->thread, NULL, writer_main, d) != 0) {
@@ -469,6 +717,7 @@ static int replay_done(struct tks_server *srv, struct tks_durability *d) {
     tks_journal_close(d->j);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
+    pthread_cond_destroy(&d->rotated_cv);
     uv_close((uv_handle_t *)&d->wake, on_wake_closed); /* frees d once libuv is done with it */
     return -EAGAIN;
   }
@@ -551,6 +800,7 @@ void tks_durability_stop(struct tks_server *srv) {
   tks_journal_close(d->j);
   pthread_mutex_destroy(&d->mu);
   pthread_cond_destroy(&d->cv);
+  pthread_cond_destroy(&d->rotated_cv);
   D = NULL;
   uv_close((uv_handle_t *)&d->wake, on_wake_closed);
 }
@@ -629,7 +879,7 @@ uint64_t tks_durability_durable(struct tks_server *srv) {
   struct tks_durability *d = D;
   if (!d) return 0;
   pthread_mutex_lock(&d->mu);
-  uint64_t n = d->synced_ticks + d->replayed_ticks;
+  uint64_t n = d->synced_ticks + d->replayed_ticks + d->load.ticks;
   pthread_mutex_unlock(&d->mu);
   return n;
 }

@@ -33,12 +33,16 @@ static const char usage[] =
     "  -V, --version       show the version and exit\n"
     "\n"
     "At start it locks journal.dir (a second daemon on the same directory exits\n"
-    "1, naming the pid that holds it), binds its sockets, then replays the\n"
-    "journal into the store; meanwhile ping and stats answer with\n"
-    "\"state\":\"loading\" and the progress, other requests get a loading\n"
-    "error, and ingest connections wait unread until the store is loaded.\n"
-    "Signals: SIGTERM and SIGINT stop it cleanly, also while loading (what was\n"
-    "read is journaled and fsynced first); SIGHUP reloads the config's live keys\n";
+    "1, naming the pid that holds it), binds its sockets, then loads the newest\n"
+    "checkpoint in journal.dir and replays the journal after it into the store;\n"
+    "meanwhile ping and stats answer with \"state\":\"loading\" and the\n"
+    "progress, other requests get a loading error, and ingest connections wait\n"
+    "unread until the store is loaded.  It writes checkpoints\n"
+    "(journal.checkpoint_interval, journal.checkpoint_bytes, the control request\n"
+    "`checkpoint`, a clean stop) and deletes the journal they cover.  Signals:\n"
+    "SIGTERM and SIGINT stop it cleanly, also while loading (what was read is\n"
+    "journaled and fsynced, and a last checkpoint written); SIGHUP reloads the\n"
+    "config's live keys\n";
 /* print_usage() puts the live keys, from the config's key table, between the two. */
 static const char usage_end[] =
     "With $NOTIFY_SOCKET set it speaks sd_notify (READY=1 once loaded, RELOADING=1,\n"
@@ -99,6 +103,7 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
   tks_lifecycle_stop(srv);
   tks_load_stop(srv);
   tks_ingest_stop(srv);
+  tks_checkpoint_stop(srv); /* the last one: ingest has stopped, the journal is open */
   tks_durability_stop(srv); /* after the drain: what was read is journaled */
   tks_limits_stop(srv);
   tks_control_stop(srv);
@@ -121,13 +126,14 @@ static void wire(struct tks_server *srv) {
   tks_server_on_hold(srv, tks_ingest_on_hold);
   tks_server_set_durable(srv, tks_durability_durable);
   tks_server_add_stats(srv, tks_durability_stats);
+  tks_server_add_stats(srv, tks_checkpoint_stats);
   tks_server_add_stats(srv, tks_limits_stats);
   tks_server_add_stats(srv, tks_lifecycle_stats);
 }
 
 /* The loading phase is over: serve ingest and say ready, or stop. */
 static void on_loaded(struct tks_server *srv, int status) {
-  if (status == 0 && tks_ingest_serve(srv) == 0) {
+  if (status == 0 && tks_checkpoint_start(srv) == 0 && tks_ingest_serve(srv) == 0) {
     tks_log(TKS_LOG_INFO, "ready: mode %s, schema %s (%u bytes a record), slab pages of %llu bytes",
             tks_mode_name(srv->cfg.store.mode), srv->cfg.schema.name, srv->cfg.schema.record_size,
             (unsigned long long)srv->cfg.store.page_size);

@@ -42,6 +42,16 @@ int tks_server_init(struct tks_server *srv, uv_loop_t *loop) {
   return 0;
 }
 
+int tks_server_reset_store(struct tks_server *srv) {
+  tks_store_destroy(srv->store);
+  tks_symtab_truncate(srv->symbols, 0);
+  tks_symtab_truncate(srv->strings, 0);
+  tks_symtab_truncate(srv->names, 0);
+  tks_usage_init(&srv->usage);
+  srv->store = srv->sink.store = tks_store_create(&srv->cfg.schema, srv->slab);
+  return srv->store ? 0 : -ENOMEM;
+}
+
 void tks_server_finish(struct tks_server *srv) {
   tks_store_destroy(srv->store);
   tks_symtab_destroy(srv->symbols);

@@ -26,7 +26,7 @@
 #include <yaml.h>
 
 #define CONFIG_MAX_DEPTH 16
-#define CONFIG_MAX_KEYS 16     /* per mapping; the largest section, journal, has 8 */
+#define CONFIG_MAX_KEYS 16     /* per mapping; the largest section, journal, has 10 */
 #define CONFIG_MAX_SECTIONS 16 /* top-level names; there are 8 */
 #define SUN_PATH_MAX 107       /* sizeof(sun_path) - 1 */
 
@@ -155,6 +155,10 @@ static const struct tks_config_key keys[] = {
      .max = 1ull << 50},
     {KEY("journal.on_error", ENUM, JOURNAL, journal.on_error), .dflt = TKS_ON_ERROR_BACKPRESSURE,
      NAMES(tks_on_error_names)},
+    {KEY("journal.checkpoint_interval", DURATION, LIVE, journal.checkpoint_interval_ns),
+     .dflt = 300 * SECONDS, .min = 0, .max = 7 * DAYS},
+    {KEY("journal.checkpoint_bytes", SIZE, LIVE, journal.checkpoint_bytes), .dflt = 1ull << 30,
+     .min = 0, .max = 1ull << 50},
     {KEY("limits.max_memory", SIZE, LIMITS, limits.max_memory), .dflt = 0, .min = 0,
      .max = 1ull << 50, .check = check_max_memory},
     {KEY("limits.when_full", ENUM, LIMITS, limits.when_full), .dflt = TKS_WHEN_FULL_EVICT_OLDEST,

@@ -84,6 +84,8 @@ struct tks_config {
     uint64_t segment_bytes;      /* default 256 MiB; rotate at this size */
     uint64_t max_bytes;          /* default 0: no cap; else writes past it fail as ENOSPC */
     enum tks_on_error on_error;  /* default backpressure: what a failing write does to ingest */
+    uint64_t checkpoint_interval_ns; /* default 5 min; 0: off; a checkpoint this often */
+    uint64_t checkpoint_bytes; /* default 1 GiB; 0: off; a checkpoint after this much journal */
   } journal;
 
   struct {

@@ -91,3 +91,42 @@ const struct tks_dyn_slot *tks_dynobj_get(const struct tks_dynobj *o, uint32_t k
     if (e[o->index[i] - 1].key == key) return &e[o->index[i] - 1];
   return NULL;
 }
+
+int tks_dynobj_check(const void *p, size_t len, const char **why) {
+  const struct tks_dynobj *o = p;
+#define BAD(msg)    \
+  do {              \
+    *why = (msg);   \
+    return -EINVAL; \
+  } while (0)
+  if (len < 8 || len % 8) BAD("object size not a multiple of 8");
+  if (o->bytes != len) BAD("object size disagrees with its header");
+  if (o->nfields > TKS_DYNOBJ_MAX_FIELDS || o->count > o->nfields)
+    BAD("object field count out of range");
+  if (o->cap != tks_dynobj_cap(o->nfields)) BAD("object index size wrong");
+  if (len < tks_dynobj_size(o->nfields, 0)) BAD("object shorter than its entries");
+  const struct tks_dyn_slot *e = tks_dynobj_entries(o);
+  size_t strings = entries_off(o->cap) + (size_t)o->nfields * sizeof *e;
+  unsigned used = 0;
+  for (unsigned i = 0; i < o->cap; i++) {
+    if (o->index[i] > o->count) BAD("object index points past its entries");
+    used += o->index[i] != 0;
+  }
+  if (used != o->count) BAD("object index does not hold every entry once");
+  for (unsigned i = 0; i < o->count; i++) {
+    const struct tks_dyn_slot *s = &e[i];
+    if (s->key == 0) BAD("object entry without a key");
+    if (s->type > TKS_V__LAST) BAD("object entry of an unknown type");
+    if (s->type == TKS_V_BOOL) {
+      unsigned char b;
+      memcpy(&b, &s->v, 1);
+      if (b > 1) BAD("object bool neither 0 nor 1");
+    }
+    if (s->type == TKS_V_STR && (s->v.off < strings || s->v.off > len || s->len > len - s->v.off))
+      BAD("object string outside the object");
+    /* The index must lead to this very entry: keys unique, probing sound. */
+    if (tks_dynobj_get(o, s->key) != s) BAD("object index does not find an entry");
+  }
+  return 0;
+#undef BAD
+}

@@ -61,6 +61,19 @@ struct tks_dynobj *tks_dynobj_init(void *mem, unsigned nfields, size_t string_by
 int tks_dynobj_put(struct tks_dynobj *o, uint32_t key, const struct tks_value *v);
 /* The slot of key, or NULL. */
 const struct tks_dyn_slot *tks_dynobj_get(const struct tks_dynobj *o, uint32_t key);
+/*
+ * Checks that the bytes p[0..len) are a well-formed object, for a reader of
+ * objects from outside (a checkpoint file): the header agrees with len
+ * (bytes == len, cap == tks_dynobj_cap(nfields), count <= nfields <=
+ * TKS_DYNOBJ_MAX_FIELDS, len at least tks_dynobj_size(nfields, 0)), every
+ * entry has a key, a known type, a bool of 0 or 1 and a string inside the
+ * object after the entries, no key is held twice, and the index finds
+ * every entry (and nothing else).  p must be 8-byte aligned.  Returns 0,
+ * or -EINVAL with a short reason in *why (a static string).  Ids (keys,
+ * SYM, ISTR) are the caller's to check against its tables.
+ */
+int tks_dynobj_check(const void *p, size_t len, const char **why);
+
 /* The entries, o->count of them, in insertion order. */
 static inline const struct tks_dyn_slot *tks_dynobj_entries(const struct tks_dynobj *o) {
   return (const struct tks_dyn_slot *)((const char *)o + ((8 + (size_t)o->cap + 7) & ~(size_t)7));

@@ -280,6 +280,7 @@ struct tks_journal {
   bool dir_dirty;     /* a segment was created since the last directory fsync */
   int sync_failed;    /* -errno of a failed fsync: sticky, see sync_all() */
   bool need_cut;      /* a failed write left bytes past seg_size that ftruncate could not cut */
+  bool rotate;        /* tks_journal_rotate(): the next frame starts a new segment */
   int unsynced[MAX_UNSYNCED]; /* rotated-out segments written since their last fsync */
   unsigned n_unsynced;
   uint8_t *buf;       /* frames appended and not yet written, headers included */
@@ -431,6 +432,7 @@ static int new_segment(struct tks_journal *j) {
   j->seg_dirty = true;
   j->dir_dirty = true;
   j->need_cut = false;
+  j->rotate = false;
   j->info.bytes += TKS_JOURNAL_SEGMENT_HEADER;
   j->info.segments++;
   return rc;
@@ -476,7 +478,7 @@ int tks_journal_flush(struct tks_journal *j, bool do_fsync) {
   }
   while (off < j->len) {
     size_t fl = frame_len_at(j, off);
-    if (j->fd < 0 ||
+    if (j->fd < 0 || j->rotate ||
         (j->seg_size > TKS_JOURNAL_SEGMENT_HEADER && j->seg_size + fl > j->segment_bytes)) {
       if (j->max_bytes && j->info.bytes + TKS_JOURNAL_SEGMENT_HEADER + fl > j->max_bytes) {
         rc = -ENOSPC;
@@ -533,6 +535,44 @@ done:
     j->info.last_error = 0;
   }
   return rc;
+}
+
+int tks_journal_rotate(struct tks_journal *j, uint64_t *next) {
+  if (j->len) return -EBUSY;
+  if (j->fd >= 0 && j->seg_size == TKS_JOURNAL_SEGMENT_HEADER) {
+    *next = j->seq; /* no frame in it yet */
+    return 0;
+  }
+  /* With no segment open, the next flush creates seq + 1 anyway. */
+  j->rotate = j->fd >= 0;
+  *next = j->seq + 1;
+  return 0;
+}
+
+int tks_journal_remove_below(struct tks_journal *j, uint64_t seq) {
+  uint64_t *seqs = NULL;
+  size_t n = 0;
+  int rc = list_segments(j->dirfd, &seqs, &n, NULL);
+  if (rc) return rc;
+  int removed = 0;
+  for (size_t i = 0; i < n && seqs[i] < seq; i++) {
+    if (j->fd >= 0 && seqs[i] == j->seq) continue;
+    char name[40];
+    segment_name(name, seqs[i]);
+    struct stat st;
+    uint64_t size = fstatat(j->dirfd, name, &st, 0) == 0 ? (uint64_t)st.st_size : 0;
+    if (unlinkat(j->dirfd, name, 0) < 0) {
+      if (errno == ENOENT) continue;
+      rc = -errno;
+      break;
+    }
+    removed++;
+    j->info.bytes -= size < j->info.bytes ? size : j->info.bytes;
+    if (j->info.segments) j->info.segments--;
+  }
+  free(seqs);
+  if (removed && fsync(j->dirfd) < 0 && !rc) rc = -errno;
+  return rc ? rc : removed;
 }
 
 /* ---- replay -------------------------------------------------------------- */
@@ -987,9 +1027,15 @@ void tks_journal_reader_progress(const struct tks_journal_reader *r,
 
 int tks_journal_replay(const char *dir, enum tks_on_corrupt policy, tks_replay_fn fn, void *ctx,
                        struct tks_replay_result *res, char *err, size_t errlen) {
+  return tks_journal_replay_from(dir, 0, policy, fn, ctx, res, err, errlen);
+}
+
+int tks_journal_replay_from(const char *dir, uint64_t from, enum tks_on_corrupt policy,
+                            tks_replay_fn fn, void *ctx, struct tks_replay_result *res, char *err,
+                            size_t errlen) {
   struct tks_journal_reader *r;
   if (res) memset(res, 0, sizeof *res);
-  int rc = tks_journal_reader_open(&r, dir, 0, policy, err, errlen);
+  int rc = tks_journal_reader_open(&r, dir, from, policy, err, errlen);
   if (rc) return rc;
   const void *payload;
   size_t len;

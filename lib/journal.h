@@ -87,6 +87,25 @@ int tks_journal_flush(struct tks_journal *j, bool do_fsync);
  * made room: frames held back by -ENOSPC are written by the next flush. */
 void tks_journal_set_max_bytes(struct tks_journal *j, uint64_t max_bytes);
 
+/*
+ * Ends the current segment for checkpoints: the frames appended after this
+ * call go to a new segment, whose number is put in *next, so every frame
+ * written before the call is in a segment numbered below it.  -EBUSY while
+ * frames are buffered (flush them first: the cut falls between frames
+ * written and frames not yet appended).  A current segment that holds no
+ * frame is kept: it is the next one.  Nothing is written until the next
+ * flush with frames creates the segment.
+ */
+int tks_journal_rotate(struct tks_journal *j, uint64_t *next);
+
+/*
+ * Removes the segment files numbered below seq (never the current one) and
+ * fsyncs the directory; info's bytes and segments follow.  For the
+ * segments a checkpoint covers.  Returns how many were removed, or -errno
+ * (those removed before the error stay removed).
+ */
+int tks_journal_remove_below(struct tks_journal *j, uint64_t seq);
+
 struct tks_journal_info {
   uint64_t bytes;         /* in all segments of dir, headers included */
   uint64_t segments;
@@ -138,6 +157,11 @@ typedef int (*tks_replay_fn)(void *ctx, const void *payload, size_t len);
  */
 int tks_journal_replay(const char *dir, enum tks_on_corrupt policy, tks_replay_fn fn, void *ctx,
                        struct tks_replay_result *res, char *err, size_t errlen);
+/* The same from segment `from` on (0: all), as tks_journal_reader_open()
+ * takes it: the segments below it (a checkpoint covers them) are skipped. */
+int tks_journal_replay_from(const char *dir, uint64_t from, enum tks_on_corrupt policy,
+                            tks_replay_fn fn, void *ctx, struct tks_replay_result *res, char *err,
+                            size_t errlen);
 
 /*
  * The same replay as a reader the caller pulls frames from, so that it can

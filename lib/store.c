@@ -60,6 +60,9 @@ struct dyn_entry {
 };
 
 enum { SET_SLOTTED, SET_OVERFLOW, SET_DYNAMIC, NSETS }; /* also the order of ties */
+_Static_assert(SET_SLOTTED == (int)TKS_STORE_SLOTTED && SET_OVERFLOW == (int)TKS_STORE_OVERFLOW &&
+                   SET_DYNAMIC == (int)TKS_STORE_DYNAMIC && NSETS == (int)TKS_STORE_REPS,
+               "the public representations are the sets");
 
 struct tks_store {
   const struct tks_schema *schema;
@@ -528,6 +531,111 @@ int tks_store_series(const struct tks_store *st, uint32_t symbol, struct tks_ser
     if (l > out->last_ts) out->last_ts = l;
   }
   return out->count ? 0 : -ENOENT;
+}
+
+/* ---- checkpoints ---- */
+
+uint32_t tks_store_entry_size(const struct tks_store *st, enum tks_store_rep rep) {
+  return st->sets[rep].esize;
+}
+
+int64_t tks_store_entry_ts(const struct tks_store *st, enum tks_store_rep rep, const void *entry) {
+  return ent_ts(&st->sets[rep], entry);
+}
+
+const struct tks_dynobj *tks_store_entry_obj(const struct tks_store *st, enum tks_store_rep rep,
+                                             const void *entry) {
+  return entry_obj(st, (int)rep, entry);
+}
+
+void tks_store_entry_make(const struct tks_store *st, enum tks_store_rep rep, void *entry,
+                          const void *record, uint32_t symbol, int64_t ts, struct tks_dynobj *obj) {
+  char *e = entry;
+  uint32_t rs = st->schema->record_size;
+  switch (rep) {
+  case TKS_STORE_SLOTTED: memcpy(e, record, rs); break;
+  case TKS_STORE_OVERFLOW:
+    memcpy(e, record, rs);
+    memset(e + rs, 0, st->ovf_off - rs);
+    memcpy(e + st->ovf_off, &obj, sizeof obj);
+    break;
+  case TKS_STORE_DYNAMIC: {
+    struct dyn_entry d = {.ts = ts, .obj = obj, .symbol = symbol};
+    memcpy(e, &d, sizeof d);
+    break;
+  }
+  case TKS_STORE_REPS: break;
+  }
+}
+
+void tks_store_walk_begin(const struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
+                          struct tks_store_walk *w) {
+  const struct series *sr = get_series(&st->sets[rep], symbol);
+  w->next = sr ? sr->head : NULL;
+}
+
+bool tks_store_walk_next(struct tks_store_walk *w, const void **entries, uint32_t *count) {
+  const struct block *b = w->next;
+  if (!b) return false;
+  *entries = b + 1;
+  *count = b->count;
+  w->next = b->next;
+  return true;
+}
+
+int tks_store_append_many(struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
+                          const void *entries, uint32_t n, uint32_t *done) {
+  struct set *s = &st->sets[rep];
+  *done = 0;
+  if (n == 0) return 0;
+  /* The series' invariants are checked before anything is copied. */
+  const struct series *old = symbol < s->cap ? &s->series[symbol] : NULL;
+  int64_t prev = old && old->tail ? last_ts(s, old->tail) : INT64_MIN;
+  const char *src = entries;
+  for (uint32_t i = 0; i < n; i++) {
+    const char *e = src + (size_t)i * s->esize;
+    uint32_t sym;
+    memcpy(&sym, e + s->sym_off, sizeof sym);
+    int64_t ts = ent_ts(s, e);
+    if (sym != symbol || ts < prev) return -EINVAL;
+    prev = ts;
+  }
+  if (ensure_series(s, symbol)) return -ENOMEM;
+  struct series *sr = &s->series[symbol];
+  while (*done < n) {
+    struct block *b = sr->tail;
+    if (!b || b->count == b->cap) {
+      size_t want = b ? (size_t)b->bytes * 2 : TKS_STORE_BLOCK_MIN;
+      if (want > TKS_STORE_BLOCK_MAX) want = TKS_STORE_BLOCK_MAX;
+      struct block *nb = block_new(st, s, want);
+      if (!nb) return -ENOMEM;
+      if (link_after(s, sr, b, sr->nblocks, nb)) {
+        s->block_bytes -= nb->bytes;
+        tks_slab_free(st->slab, nb, nb->bytes);
+        return -ENOMEM;
+      }
+      b = nb;
+    }
+    uint32_t k = b->cap - b->count;
+    if (k > n - *done) k = n - *done;
+    char *dst = ent_at(s, b, b->count);
+    memcpy(dst, src + (size_t)*done * s->esize, (size_t)k * s->esize);
+    for (uint32_t j = 0; rep != TKS_STORE_SLOTTED && j < k; j++)
+      count_obj(st, (int)rep, entry_obj(st, (int)rep, dst + (size_t)j * s->esize));
+    b->count += k;
+    if (sr->count == 0) s->used++;
+    sr->count += k;
+    s->entries += k;
+    *done += k;
+  }
+  return 0;
+}
+
+struct tks_dynobj *tks_store_copy_dynobj(struct tks_store *st, const void *src, size_t len) {
+  if (len > tks_slab_page_size(st->slab)) return NULL;
+  void *mem = tks_slab_alloc(st->slab, len);
+  if (mem) memcpy(mem, src, len);
+  return mem;
 }
 
 /* ---- eviction ---- */

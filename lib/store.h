@@ -22,7 +22,6 @@
 #define TKS_STORE_BLOCK_MIN 512
 #define TKS_STORE_BLOCK_MAX 4096
 
-
 struct tks_slab;
 struct tks_stats;
 
@@ -164,6 +163,59 @@ uint64_t tks_store_evict_before(struct tks_store *st, int64_t before_ts);
 /* Ticks evicted so far (both calls), and the chunk bytes they gave back. */
 uint64_t tks_store_evicted_ticks(const struct tks_store *st);
 uint64_t tks_store_evicted_bytes(const struct tks_store *st);
+
+/*
+ * Checkpoints (lib/checkpoint.c): a walk over the blocks of every series for
+ * the writer, and a bulk append for the loader.  The entry layouts stay
+ * here; the checkpoint reads and builds entries through these calls.
+ */
+
+/* The three representations, in the order queries merge equal ts. */
+enum tks_store_rep { TKS_STORE_SLOTTED, TKS_STORE_OVERFLOW, TKS_STORE_DYNAMIC, TKS_STORE_REPS };
+
+/* Bytes of one entry of rep: the record (slotted), the record rounded up
+ * plus the map pointer (overflow, tks_store_overflow_entry_size), or ts,
+ * object pointer and symbol (dynamic). */
+uint32_t tks_store_entry_size(const struct tks_store *st, enum tks_store_rep rep);
+/* An entry's ts, and the object it points to (NULL for a slotted entry).
+ * A slotted or overflow entry begins with its record. */
+int64_t tks_store_entry_ts(const struct tks_store *st, enum tks_store_rep rep, const void *entry);
+const struct tks_dynobj *tks_store_entry_obj(const struct tks_store *st, enum tks_store_rep rep,
+                                             const void *entry);
+/* Writes one entry of rep into entry (tks_store_entry_size bytes): from the
+ * record (slotted, overflow), the object (overflow map, dynamic object), and
+ * for a dynamic entry symbol and ts. */
+void tks_store_entry_make(const struct tks_store *st, enum tks_store_rep rep, void *entry,
+                          const void *record, uint32_t symbol, int64_t ts, struct tks_dynobj *obj);
+
+/* A walk over the blocks of one series, oldest first. */
+struct tks_store_walk {
+  const void *next; /* the next block, or NULL */
+};
+void tks_store_walk_begin(const struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
+                          struct tks_store_walk *w);
+/* The next block's entries, *count of them in ts order (tks_store_entry_size
+ * bytes each, valid until the store changes).  False at the end. */
+bool tks_store_walk_next(struct tks_store_walk *w, const void **entries, uint32_t *count);
+
+/*
+ * Appends n entries of rep (built as tks_store_entry_make does) to the end
+ * of symbol's series, copied a block at a time: the tail block is filled,
+ * then new blocks are made with the sizes in-order appends give them.  The
+ * entries must carry symbol, be in ts order and none be older than the
+ * series' newest tick: otherwise -EINVAL and nothing is appended.  Returns 0
+ * or -EINVAL or -ENOMEM; *done is how many were appended (on -ENOMEM the
+ * first *done stay), and the store owns the objects of those, the caller the
+ * rest's.
+ */
+int tks_store_append_many(struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
+                          const void *entries, uint32_t n, uint32_t *done);
+
+/* An object copied from src (len bytes, an object's whole size as
+ * tks_dynobj_check() accepts it) into a chunk of the store's slab, for
+ * tks_store_entry_make; NULL when out of memory or larger than a slab
+ * page.  Given back with tks_store_drop_dynobj unless an append takes it. */
+struct tks_dynobj *tks_store_copy_dynobj(struct tks_store *st, const void *src, size_t len);
 
 /* Adds "store.*" figures. */
 void tks_store_stats(const struct tks_store *st, struct tks_stats *s);

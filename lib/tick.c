@@ -9,31 +9,59 @@
 #include <errno.h>
 #include <string.h>
 
-/* Counts a kept tick's undeclared fields.  In fallback mode the overflow
- * map (and its pointer) is what those fields cost, shared evenly; in
+#include "symtab.h"
+
+/* Counts one kept undeclared field.  In fallback mode the overflow map
+ * (and its pointer) is what those fields cost, shared evenly (share); in
  * dynamic mode every tick is an object anyway, so a field costs its own
- * slot and string bytes. */
+ * slot and string bytes.  Returns false when the table had no room. */
+static bool note_field(const struct tks_tick_sink *k, const char *key, size_t len,
+                       const struct tks_value *v, uint64_t share) {
+  struct tks_usage_field *u = tks_usage_get(k->usage, key, len);
+  if (!u) return false;
+  u->ticks++;
+  u->kept++;
+  u->types |= tks_usage_type_bit(v->type);
+  if (v->type == TKS_V_STR) u->string_bytes += v->v.s.len;
+  u->cost_bytes += k->mode == TKS_MODE_FALLBACK
+                       ? share
+                       : sizeof(struct tks_dyn_slot) + (v->type == TKS_V_STR ? v->v.s.len : 0);
+  return true;
+}
+
+/* Counts a kept tick's undeclared fields. */
 static void note_kept(const struct tks_tick_sink *k, const struct tks_dyn_tick *t,
                       const struct tks_dynobj *o) {
   if (t->undeclared == 0) return;
-  uint64_t excess = tks_store_overflow_cost(k->store, o);
+  uint64_t share = tks_store_overflow_cost(k->store, o) / t->undeclared;
   bool overflow = false;
   for (unsigned i = 0; i < t->n; i++) {
     const struct tks_dyn_field *f = &t->f[i];
-    if (f->field >= 0) continue;
-    struct tks_usage_field *u = tks_usage_get(k->usage, f->key, f->key_len);
-    if (!u) {
-      overflow = true;
-      continue;
-    }
-    u->ticks++;
-    u->kept++;
-    u->types |= tks_usage_type_bit(f->value.type);
-    if (f->value.type == TKS_V_STR) u->string_bytes += f->value.v.s.len;
-    u->cost_bytes += k->mode == TKS_MODE_FALLBACK
-                         ? excess / t->undeclared
-                         : sizeof(struct tks_dyn_slot) +
-                               (f->value.type == TKS_V_STR ? f->value.v.s.len : 0);
+    if (f->field < 0) overflow |= !note_field(k, f->key, f->key_len, &f->value, share);
+  }
+  k->usage->overflow += overflow;
+}
+
+void tks_tick_note_stored(const struct tks_tick_sink *k, const struct tks_schema *schema,
+                          const struct tks_symtab *names, const struct tks_dynobj *o) {
+  const struct tks_dyn_slot *e = tks_dynobj_entries(o);
+  const char *name[TKS_DYNOBJ_MAX_FIELDS];
+  size_t len[TKS_DYNOBJ_MAX_FIELDS];
+  unsigned undeclared = 0;
+  for (unsigned i = 0; i < o->count; i++) {
+    name[i] = tks_symtab_name(names, e[i].key, &len[i]);
+    if (name[i] && (k->mode == TKS_MODE_FALLBACK || tks_schema_find(schema, name[i], len[i]) < 0))
+      undeclared++;
+    else
+      name[i] = NULL;
+  }
+  if (undeclared == 0) return;
+  uint64_t share = tks_store_overflow_cost(k->store, o) / undeclared;
+  bool overflow = false;
+  for (unsigned i = 0; i < o->count; i++) {
+    if (!name[i]) continue;
+    struct tks_value v = tks_dynobj_value(o, &e[i]);
+    overflow |= !note_field(k, name[i], len[i], &v, share);
   }
   k->usage->overflow += overflow;
 }

@@ -40,4 +40,13 @@ static inline int tks_tick_store(const struct tks_tick_sink *k, enum tks_decode_
  * mode) in the usage table. */
 void tks_tick_note_rejected(const struct tks_tick_sink *k, const char *name);
 
+struct tks_symtab;
+/* Counts the undeclared fields of an object put in the store without
+ * tks_tick_store (a checkpoint's, as the loader stores them) as storing
+ * its tick would have: in fallback mode every field of the overflow map,
+ * in dynamic mode those schema does not declare.  names: the table the
+ * object's keys are ids of. */
+void tks_tick_note_stored(const struct tks_tick_sink *k, const struct tks_schema *schema,
+                          const struct tks_symtab *names, const struct tks_dynobj *o);
+
 #endif

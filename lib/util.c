@@ -416,6 +416,14 @@ void tks_buf_consume(struct tks_buf *b, size_t n) {
   if (b->data) b->data[b->len] = '\0';
 }
 
+int tks_fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  int rc = fsync(fd) < 0 ? -errno : 0;
+  close(fd);
+  return rc;
+}
+
 uint64_t tks_rss_bytes(void) {
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;

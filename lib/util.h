@@ -106,6 +106,11 @@ int tks_buf_json_string(struct tks_buf *b, const char *s, size_t n);
 /* Drops the first n bytes, keeping the rest. */
 void tks_buf_consume(struct tks_buf *b, size_t n);
 
+/* fsync(2) of a directory, so that entries created, renamed or removed in it
+ * are durable (a rename is not, until its directory is synced).  Returns 0
+ * or -errno. */
+int tks_fsync_dir(const char *dir);
+
 /*
  * A 64-bit key that, together with n, identifies the first min(n, 8) bytes
  * of s: with the length it tells short names apart without a memcmp.

@@ -300,6 +300,8 @@ TEST(each_key_set_alone_changes_only_its_own_field) {
       {"journal.segment_size", "journal: {segment_size: 1GiB}", "1GiB"},
       {"journal.max_bytes", "journal: {max_bytes: 10GiB}", "10GiB"},
       {"journal.on_error", "journal: {on_error: reject}", "reject"},
+      {"journal.checkpoint_interval", "journal: {checkpoint_interval: 0}", "0"},
+      {"journal.checkpoint_bytes", "journal: {checkpoint_bytes: 64MiB}", "64MiB"},
       {"limits.max_memory", "limits: {max_memory: 64MiB}", "64MiB"},
       {"limits.when_full", "limits: {when_full: reject}", "reject"},
       {"limits.retention", "limits: {retention: 24h}", "24h"},

@@ -88,7 +88,11 @@ static void start_faulty(struct faulty *f, const char *ops, const char *err, int
   struct tks_daemon *d = &f->d;
   daemon_prepare(d, NULL, NULL);
   char yaml[512];
-  snprintf(yaml, sizeof yaml, "journal:\n  dir: \"%s/journal\"\n  fsync: always\n", d->dir);
+  /* Checkpoints off: the restarts here replay the journal. */
+  snprintf(yaml, sizeof yaml,
+           "journal:\n  dir: \"%s/journal\"\n  fsync: always\n  checkpoint_interval: 0\n"
+           "  checkpoint_bytes: 0\n",
+           d->dir);
   daemon_write_config(d, NULL, yaml);
   snprintf(f->arm, sizeof f->arm, "%s/faultfs.arm", d->dir);
   int n = 0;

@@ -90,11 +90,16 @@ static void send_ticks(const struct tks_daemon *d, int nsym, int round, uint64_t
 /* ---- config ---- */
 
 /* A journal section for dir plus `extra` (journal keys, indented by two
- * spaces), then a query section that lets one range answer a whole symbol. */
+ * spaces), then a query section that lets one range answer a whole symbol.
+ * Checkpoints are off: this suite is about the journal and its replay (a
+ * stop would otherwise write one, and a restart replay nothing);
+ * test_daemon_checkpoint.c has them. */
 static void journal_yaml(char *out, size_t n, const char *dir, const char *extra) {
   int len = snprintf(out, n,
                      "journal:\n"
                      "  dir: \"%s\"\n"
+                     "  checkpoint_interval: 0\n"
+                     "  checkpoint_bytes: 0\n"
                      "%s"
                      "query:\n"
                      "  max_rows: 1000000\n",

@@ -91,4 +91,45 @@ TEST(colliding_keys_are_all_found) {
   ASSERT(tks_dynobj_get(o, 49 * 64) == NULL);
 }
 
+/* A copy of o's bytes with one change, checked. */
+static int check_with(const struct tks_dynobj *o, size_t at, uint8_t value) {
+  static _Alignas(8) char copy[4096];
+  memcpy(copy, o, o->bytes);
+  copy[at] = (char)value;
+  const char *why;
+  return tks_dynobj_check(copy, o->bytes, &why);
+}
+
+TEST(check_accepts_what_put_builds_and_refuses_each_defect) {
+  struct tks_dynobj *o = tks_dynobj_init(mem, 5, 8);
+  struct tks_value vi = {.type = TKS_V_INT, .v.i = 7}, vb = {.type = TKS_V_BOOL, .v.b = true};
+  struct tks_value vs = {.type = TKS_V_STR, .v.s = {"abc", 3}};
+  ASSERT_EQ(tks_dynobj_put(o, 3, &vi), 0);
+  ASSERT_EQ(tks_dynobj_put(o, 9, &vb), 0);
+  ASSERT_EQ(tks_dynobj_put(o, 12, &vs), 0);
+  const char *why = NULL;
+  ASSERT_EQ(tks_dynobj_check(o, o->bytes, &why), 0);
+  ASSERT_EQ(tks_dynobj_check(o, o->bytes - 8, &why), -EINVAL); /* size disagrees */
+  ASSERT(why != NULL);
+  ASSERT_EQ(tks_dynobj_check(o, o->bytes + 1, &why), -EINVAL);
+  size_t ents = (size_t)((const char *)tks_dynobj_entries(o) - (const char *)o);
+  ASSERT_EQ(check_with(o, 0, 6), -EINVAL);  /* count over nfields */
+  ASSERT_EQ(check_with(o, 1, 65), -EINVAL); /* nfields over the most */
+  ASSERT_EQ(check_with(o, 2, 16), -EINVAL); /* index size wrong */
+  ASSERT_EQ(check_with(o, 4, 0), -EINVAL);  /* bytes */
+  for (unsigned i = 0; i < o->cap; i++) {   /* an index slot pointing past the entries */
+    if (o->index[i]) continue;
+    ASSERT_EQ(check_with(o, 8 + i, 4), -EINVAL);
+    ASSERT_EQ(check_with(o, 8 + i, 1), -EINVAL); /* an entry twice */
+    break;
+  }
+  ASSERT_EQ(check_with(o, ents + 0, 0), -EINVAL);        /* key 0 (key 3's low byte) */
+  ASSERT_EQ(check_with(o, ents + 4, 99), -EINVAL);       /* unknown type */
+  ASSERT_EQ(check_with(o, ents + 16 + 8, 2), -EINVAL);   /* bool 2 */
+  ASSERT_EQ(check_with(o, ents + 32 + 8, 0), -EINVAL);   /* string inside the entries */
+  ASSERT_EQ(check_with(o, ents + 32 + 6, 200), -EINVAL); /* string past the end */
+  ASSERT_EQ(check_with(o, ents + 16 + 0, 3), -EINVAL);   /* key 9 becomes a second 3 */
+  ASSERT_EQ(check_with(o, ents + 0, 4), -EINVAL);        /* a key the index does not lead to */
+}
+
 TEST_MAIN()

@@ -1076,6 +1076,98 @@ TEST(rotation_without_fsync_is_made_durable_by_the_next_fsync) {
 
 /* ---- throughput (printed, never asserted) --------------------------------- */
 
+/* ---- rotation and removal for checkpoints ---- */
+
+/* Counts frames, and which frame came first from segment `from` on. */
+struct tally {
+  uint64_t n;
+  uint8_t first[16];
+};
+
+static int tally_fn(void *ctx, const void *payload, size_t len) {
+  struct tally *c = ctx;
+  if (c->n++ == 0) memcpy(c->first, payload, len < 16 ? len : 16);
+  return 0;
+}
+
+TEST(rotate_puts_every_later_frame_in_the_segment_it_names) {
+  char *dir = make_dir();
+  char err[512];
+  struct tks_journal *j = tks_journal_open(dir, 64 * MIB, 0, err, sizeof err);
+  ASSERT(j);
+  uint64_t next;
+  /* Nothing open yet: the first segment is the next one. */
+  ASSERT_EQ(tks_journal_rotate(j, &next), 0);
+  ASSERT_U64_EQ(next, 1);
+  struct gen g = {10, 100};
+  write_range(j, &g, 0, 50);
+  /* Frames buffered: the cut has to wait for the flush. */
+  uint8_t p[8] = "abcdefg";
+  ASSERT_EQ(tks_journal_append(j, p, 8), 0);
+  ASSERT_EQ(tks_journal_rotate(j, &next), -EBUSY);
+  ASSERT_EQ(tks_journal_flush(j, true), 0);
+  ASSERT_EQ(tks_journal_rotate(j, &next), 0);
+  ASSERT_U64_EQ(next, 2);
+  /* Asked again before a frame: the same segment, not another. */
+  uint64_t again;
+  ASSERT_EQ(tks_journal_rotate(j, &again), 0);
+  ASSERT_U64_EQ(again, 2);
+  ASSERT_EQ(tks_journal_append(j, "second", 6), 0);
+  ASSERT_EQ(tks_journal_flush(j, true), 0);
+  char path[512];
+  seg_path(path, sizeof path, dir, 2);
+  ASSERT(exists(path));
+  struct tks_journal_info info;
+  tks_journal_info(j, &info);
+  ASSERT_U64_EQ(info.segments, 2);
+  tks_journal_close(j);
+  /* Replay from 2: exactly the frames after the cut. */
+  struct tally c = {0};
+  ASSERT_EQ(
+      tks_journal_replay_from(dir, 2, TKS_CORRUPT_REFUSE, tally_fn, &c, NULL, err, sizeof err), 0);
+  ASSERT_U64_EQ(c.n, 1);
+  ASSERT(memcmp(c.first, "second", 6) == 0);
+  c.n = 0;
+  ASSERT_EQ(
+      tks_journal_replay_from(dir, 0, TKS_CORRUPT_REFUSE, tally_fn, &c, NULL, err, sizeof err), 0);
+  ASSERT_U64_EQ(c.n, 52);
+  rm_rf(dir);
+}
+
+TEST(remove_below_deletes_covered_segments_and_keeps_the_counts_true) {
+  char *dir = make_dir();
+  char err[512];
+  struct tks_journal *j = tks_journal_open(dir, 1 * MIB, 0, err, sizeof err);
+  ASSERT(j);
+  struct gen g = {1000, 4000};
+  write_range(j, &g, 0, 2000); /* several 1 MiB segments */
+  struct tks_journal_info before, after;
+  tks_journal_info(j, &before);
+  ASSERT(before.segments >= 4);
+  uint64_t next;
+  ASSERT_EQ(tks_journal_rotate(j, &next), 0);
+  ASSERT_EQ(tks_journal_append(j, "x", 1), 0);
+  ASSERT_EQ(tks_journal_flush(j, true), 0);
+  char path[512];
+  seg_path(path, sizeof path, dir, 2);
+  long long seg2 = file_size(path);
+  ASSERT_EQ(tks_journal_remove_below(j, 3), 2);
+  ASSERT(!exists(path));
+  tks_journal_info(j, &after);
+  ASSERT_U64_EQ(after.segments, before.segments + 1 - 2);
+  ASSERT(after.bytes < before.bytes - (uint64_t)seg2);
+  /* The current segment is never removed, whatever seq says. */
+  ASSERT_EQ(tks_journal_remove_below(j, UINT64_MAX), (int)(after.segments - 1));
+  tks_journal_info(j, &after);
+  ASSERT_U64_EQ(after.segments, 1);
+  seg_path(path, sizeof path, dir, next);
+  ASSERT(exists(path));
+  ASSERT_EQ(count_entries(dir), 1);
+  ASSERT_U64_EQ(after.bytes, (uint64_t)file_size(path));
+  tks_journal_close(j);
+  rm_rf(dir);
+}
+
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

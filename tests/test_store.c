@@ -639,4 +639,71 @@ TEST(modes_parse_and_name) {
   ASSERT(tks_mode_parse("Slotted", &m) < 0);
 }
 
+static uint64_t block_chain_bytes(struct fixture *f, uint32_t sym, unsigned *nblocks, uint64_t *n) {
+  struct tks_store_walk w;
+  tks_store_walk_begin(f->st, TKS_STORE_SLOTTED, sym, &w);
+  const void *e;
+  uint32_t c;
+  int64_t prev = INT64_MIN;
+  *nblocks = 0;
+  *n = 0;
+  while (tks_store_walk_next(&w, &e, &c)) {
+    for (uint32_t i = 0; i < c; i++) {
+      const struct rec *r = (const struct rec *)e + i;
+      ASSERT(r->ts >= prev);
+      ASSERT_EQ(r->ticker, sym);
+      prev = r->ts;
+    }
+    (*nblocks)++;
+    *n += c;
+  }
+  return tks_store_block_bytes(f->st);
+}
+
+TEST(append_many_lays_out_blocks_as_in_order_appends_do) {
+  struct fixture a, b;
+  setup(&a);
+  setup(&b);
+  static struct rec recs[5000];
+  for (int i = 0; i < 5000; i++) recs[i] = (struct rec){.ts = i, .ticker = 7, .volume = i};
+  for (int i = 0; i < 5000; i++) put(&a, 7, i, i);
+  uint32_t done;
+  ASSERT_EQ(tks_store_append_many(b.st, TKS_STORE_SLOTTED, 7, recs, 1000, &done), 0);
+  ASSERT_EQ(done, 1000);
+  ASSERT_EQ(tks_store_append_many(b.st, TKS_STORE_SLOTTED, 7, recs + 1000, 4000, &done), 0);
+  unsigned na, nb;
+  uint64_t ta, tb;
+  ASSERT_U64_EQ(block_chain_bytes(&b, 7, &nb, &tb), block_chain_bytes(&a, 7, &na, &ta));
+  ASSERT_EQ(nb, na);
+  ASSERT_U64_EQ(tb, 5000);
+  ASSERT_U64_EQ(tks_store_ticks(b.st), 5000);
+  coll.n = 0;
+  ASSERT_U64_EQ(tks_store_range(b.st, 7, 100, 200, 0, collect_fn, &coll), 100);
+  ASSERT_EQ(coll.ts[0], 100);
+  /* Out of order, another symbol, older than the series: refused whole. */
+  struct rec bad[2] = {{.ts = 9000, .ticker = 7}, {.ts = 8999, .ticker = 7}};
+  ASSERT_EQ(tks_store_append_many(b.st, TKS_STORE_SLOTTED, 7, bad, 2, &done), -EINVAL);
+  bad[1].ts = 9001, bad[1].ticker = 8;
+  ASSERT_EQ(tks_store_append_many(b.st, TKS_STORE_SLOTTED, 7, bad, 2, &done), -EINVAL);
+  bad[0].ts = 10, bad[1].ticker = 7;
+  ASSERT_EQ(tks_store_append_many(b.st, TKS_STORE_SLOTTED, 7, bad, 2, &done), -EINVAL);
+  ASSERT_EQ(done, 0);
+  ASSERT_U64_EQ(tks_store_ticks(b.st), 5000);
+  teardown(&a);
+  teardown(&b);
+}
+
+TEST(append_many_stops_at_a_full_slab_and_says_how_far_it_got) {
+  struct fixture f;
+  setup(&f);
+  tks_slab_set_limit(f.slab, 1 << 20);
+  static struct rec recs[60000];
+  for (int i = 0; i < 60000; i++) recs[i] = (struct rec){.ts = i, .ticker = 1};
+  uint32_t done;
+  ASSERT_EQ(tks_store_append_many(f.st, TKS_STORE_SLOTTED, 1, recs, 60000, &done), -ENOMEM);
+  ASSERT(done > 0 && done < 60000);
+  ASSERT_U64_EQ(tks_store_ticks(f.st), done);
+  teardown(&f);
+}
+
 TEST_MAIN()
