@@ -26,6 +26,7 @@
 #include "slab.h"
 #include "store.h"
 #include "symtab.h"
+#include "usage.h"
 
 struct visit {
   const struct tks_schema *schema;
@@ -83,7 +84,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct tks_store *store = tks_store_create(schema, slab);
   FUZZ_CHECK(slab && symbols && strings && names && store, "setup");
   tks_slab_set_limit(slab, 64u << 20); /* an absurd count must not take the machine */
-  struct tks_checkpoint_target t = {schema, mode, store, symbols, strings, names};
+  static struct tks_usage usage;
+  tks_usage_init(&usage);
+  struct tks_checkpoint_target t = {schema, mode, store, symbols, strings, names, &usage};
   char err[1200] = "";
   struct tks_checkpoint_load *l = tks_checkpoint_open_fd(fd, "fuzz.tkc", &t, err, sizeof err);
   if (!l) {
