@@ -260,6 +260,17 @@ struct tks_load_progress {
   double seconds;         /* since loading began */
 };
 
+/* The checkpoint step, before the replay: begins loading the newest
+ * checkpoint of journal.dir (none: nothing to do), and loads it chunk by
+ * chunk until deadline_ns, as tks_durability_replay_slice does.  A bad one
+ * resets the store and falls back to the previous one (or refuses, by
+ * journal.on_corrupt, or when the schema cannot convert).  The replay's
+ * begin then starts after the segments the loaded one covers. */
+int tks_durability_checkpoint_begin(struct tks_server *srv, struct tks_load_progress *p);
+int tks_durability_checkpoint_slice(struct tks_server *srv, uint64_t deadline_ns,
+                                    struct tks_load_progress *p);
+/* After begin: false when there is no checkpoint to load. */
+bool tks_durability_checkpoint_pending(void);
 /* Begins the replay at journal segment `from` (0: the oldest there is; a
  * step before it, such as a checkpoint load, gives the one after what it
  * covered) and fills p's totals.  Nothing to do with the journal off (a

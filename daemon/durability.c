@@ -15,10 +15,10 @@
  * so the ticks before the marker are in the segments below it; later it
  * deletes the segments a checkpoint covers.  At start journal.dir is locked
  * (one daemon a directory) before the sockets are bound; then the newest
- * good checkpoint is loaded (in one go) and the journal after it replayed
- * into the store before the daemon reports ready: a journal reader
- * (lib/journal.c) pulled a slice at a time from load.c's idle handle, the
- * writer opened once the reader is done.
+ * good checkpoint is loaded and the journal after it replayed into the
+ * store before the daemon reports ready, both a slice at a time from
+ * load.c's idle handle (the checkpoint loader of lib/checkpoint.c and a
+ * journal reader of lib/journal.c); the writer opens once replay is done.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -474,109 +474,90 @@ static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len)
   rc->frames++;
 }
 
-/*
- * Start-up, before the replay: the newest checkpoint of journal.dir that
- * loads whole, after which replay resumes at its segment N (*from).  A bad
- * one is logged with its file and offset, the store emptied, the file set
- * aside as "<name>.bad" and the next older one tried (journal.on_corrupt:
- * truncate), or the start refused (refuse).  A schema change the checkpoint cannot be converted to refuses
- * the start whatever the policy (an older checkpoint or the journal would
- * not convert either, and would lose ticks).  With every checkpoint bad the
- * whole journal is replayed when its first segment is still there, else the
- * start is refused: segments were deleted that only a checkpoint held.
- *
- * A small synchronous step for now: the incremental loading phase on the
- * event loop takes it over (the loader, lib/checkpoint.h, works chunk by
- * chunk with progress for that).
- */
-static int load_checkpoint(struct tks_server *srv, struct tks_durability *d, uint64_t *from) {
-  const char *dir = srv->cfg.journal.dir;
+/* The checkpoint step's state: the candidates newest first, the one being
+ * loaded, and what the load gave (copied into D by the replay's begin). */
+#define CKPT_SLICE_BYTES (16u << 20) /* chunk bytes one call loads at most */
+static struct {
   uint64_t seqs[16];
-  size_t n;
-  *from = 0;
-  int r = tks_checkpoint_list(dir, seqs, TKS_ARRAY_SIZE(seqs), &n);
-  if (r) {
-    tks_log(TKS_LOG_ERROR, "%s: listing checkpoints: %s", dir, strerror(-r));
-    return r;
-  }
-  if (n == 0) return 0;
-  if (n > TKS_ARRAY_SIZE(seqs)) n = TKS_ARRAY_SIZE(seqs);
-  for (size_t i = 0; i < n; i++) {
-    char name[TKS_CHECKPOINT_NAME_MAX], path[4200], err[1200];
-    tks_checkpoint_name(name, seqs[i]);
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+  size_t n, i;
+  struct tks_checkpoint_load *l;
+  char path[4200];
+  uint64_t t0, next_log;
+  uint64_t from; /* the journal segment after what was loaded, 0: all */
+  struct tks_durability_load load;
+} CK;
+
+static void ckpt_progress(struct tks_load_progress *p) {
+  uint64_t done = 0, total = 0;
+  if (CK.l) tks_checkpoint_progress(CK.l, &done, &total);
+  p->bytes_done = done;
+  p->bytes_total = total;
+}
+
+static int ckpt_bad(struct tks_server *srv, int rc);
+
+/* Opens candidate CK.i onwards; CK.l NULL when none is left. */
+static int ckpt_open(struct tks_server *srv) {
+  const char *dir = srv->cfg.journal.dir;
+  char name[TKS_CHECKPOINT_NAME_MAX], err[1200];
+  while (CK.i < CK.n) {
+    tks_checkpoint_name(name, CK.seqs[CK.i]);
+    snprintf(CK.path, sizeof CK.path, "%s/%s", dir, name);
     struct tks_checkpoint_target t = {&srv->cfg.schema, srv->cfg.store.mode, srv->store,
                                       srv->symbols,     srv->strings,        srv->names,
                                       &srv->usage};
-    uint64_t t0 = mono_ns(), next_log = t0 + 2000000000u;
-    tks_log(TKS_LOG_INFO, "loading checkpoint %s", path);
-    struct tks_checkpoint_load *l = tks_checkpoint_open(path, &t, err, sizeof err);
-    int rc = l ? 1 : -EBADMSG;
-    while (rc == 1) {
-      rc = tks_checkpoint_next(l, 64u << 20, err, sizeof err);
-      uint64_t now = mono_ns(), done, total;
-      if (rc == 1 && now >= next_log) {
-        tks_checkpoint_progress(l, &done, &total);
-        tks_log(TKS_LOG_INFO, "checkpoint: %.0f%% loaded (%.1f s)",
-                100.0 * (double)done / (double)total, (double)(now - t0) / 1e9);
-        next_log = now + 2000000000u;
-      }
-    }
-    if (rc == 0) {
-      struct tks_checkpoint_load_info li;
-      tks_checkpoint_load_info(l, &li);
-      const struct tks_checkpoint_info *h = tks_checkpoint_header(l);
-      double secs = (double)(mono_ns() - t0) / 1e9;
-      d->load = (struct tks_durability_load){.ticks = li.ticks,
-                                             .bytes = h->bytes,
-                                             .next_segment = h->next_segment,
-                                             .created_ns = h->created_ns,
-                                             .seconds = secs,
-                                             .converted = li.converted};
-      snprintf(d->load.file, sizeof d->load.file, "%s", path);
-      tks_log(TKS_LOG_INFO,
-              "checkpoint %s: %" PRIu64 " ticks in %.2f s (%.0f ticks/s, %.0f MB/s); replay "
-              "resumes at segment %" PRIu64,
-              path, li.ticks, secs, secs > 0 ? (double)li.ticks / secs : 0.0,
-              secs > 0 ? (double)h->bytes / secs / 1e6 : 0.0, h->next_segment);
-      if (li.converted)
-        tks_log(TKS_LOG_INFO, "checkpoint converted to the current schema and mode: %s",
-                li.conversion);
-      if (li.dropped_ticks)
-        tks_log(TKS_LOG_WARN,
-                "checkpoint: %" PRIu64 " fields of %" PRIu64 " ticks dropped: the schema no "
-                "longer declares them and store.mode is slotted",
-                li.dropped_fields, li.dropped_ticks);
-      *from = h->next_segment;
-      tks_checkpoint_close(l); /* h with it */
-      return 0;
-    }
+    CK.t0 = mono_ns();
+    CK.next_log = CK.t0 + 2000000000u;
+    tks_log(TKS_LOG_INFO, "loading checkpoint %s", CK.path);
+    CK.l = tks_checkpoint_open(CK.path, &t, err, sizeof err);
+    if (CK.l) return 0;
     tks_log(TKS_LOG_ERROR, "%s", err);
-    tks_checkpoint_close(l);
-    if ((r = tks_server_reset_store(srv))) return r;
-    if (rc == -ENOTSUP) {
-      tks_log(TKS_LOG_ERROR,
-              "refusing to start: %s cannot be converted to the schema in %s "
-              "(declare the field optional, or start with the old schema)",
-              path, srv->cfg.path[0] ? srv->cfg.path : "the config");
-      return rc;
-    }
-    if (srv->cfg.journal.on_corrupt == TKS_CORRUPT_REFUSE) {
-      tks_log(TKS_LOG_ERROR,
-              "refusing to start: journal.on_corrupt is refuse (move %s aside to "
-              "start from %s)",
-              path, i + 1 < n ? "the previous checkpoint" : "the journal");
-      return -EBADMSG;
-    }
-    /* Set aside, so that the newest two kept are good ones: a bad one left
-     * in place would count as one of them and let the good one go. */
-    char aside[4210];
-    snprintf(aside, sizeof aside, "%s.bad", path);
-    bool moved = rename(path, aside) == 0 && tks_fsync_dir(dir) == 0;
-    tks_log(TKS_LOG_WARN, "checkpoint %s is bad%s%s: falling back to %s", path,
-            moved ? ", kept as " : "", moved ? aside : "",
-            i + 1 < n ? "the previous checkpoint and the journal after it" : "the whole journal");
+    int r = ckpt_bad(srv, -EBADMSG);
+    if (r) return r;
   }
+  return 0;
+}
+
+/* The candidate being loaded failed with rc (its reason logged): the store
+ * is reset, then refuse (a schema that cannot convert, on_corrupt: refuse)
+ * or set it aside and go on with the next one.  0 or -errno. */
+static int ckpt_bad(struct tks_server *srv, int rc) {
+  const char *dir = srv->cfg.journal.dir;
+  bool more = CK.i + 1 < CK.n;
+  tks_checkpoint_close(CK.l);
+  CK.l = NULL;
+  int r = tks_server_reset_store(srv);
+  if (r) return r;
+  if (rc == -ENOTSUP) {
+    tks_log(TKS_LOG_ERROR,
+            "refusing to start: %s cannot be converted to the schema in %s "
+            "(declare the field optional, or start with the old schema)",
+            CK.path, srv->cfg.path[0] ? srv->cfg.path : "the config");
+    return rc;
+  }
+  if (srv->cfg.journal.on_corrupt == TKS_CORRUPT_REFUSE) {
+    tks_log(TKS_LOG_ERROR,
+            "refusing to start: journal.on_corrupt is refuse (move %s aside to "
+            "start from %s)",
+            CK.path, more ? "the previous checkpoint" : "the journal");
+    return -EBADMSG;
+  }
+  /* Set aside, so that the newest two kept are good ones: a bad one left
+   * in place would count as one of them and let the good one go. */
+  char aside[4210];
+  snprintf(aside, sizeof aside, "%s.bad", CK.path);
+  bool moved = rename(CK.path, aside) == 0 && tks_fsync_dir(dir) == 0;
+  tks_log(TKS_LOG_WARN, "checkpoint %s is bad%s%s: falling back to %s", CK.path,
+          moved ? ", kept as " : "", moved ? aside : "",
+          more ? "the previous checkpoint and the journal after it" : "the whole journal");
+  CK.i++;
+  return 0;
+}
+
+/* No candidate loaded: the journal must still hold everything. */
+static int ckpt_none_loaded(struct tks_server *srv) {
+  if (CK.n == 0) return 0;
+  const char *dir = srv->cfg.journal.dir;
   char first[4200];
   snprintf(first, sizeof first, "%s/journal-%020d.tkj", dir, 1);
   if (access(first, F_OK) != 0) {
@@ -587,6 +568,88 @@ static int load_checkpoint(struct tks_server *srv, struct tks_durability *d, uin
     return -EBADMSG;
   }
   return 0;
+}
+
+int tks_durability_checkpoint_begin(struct tks_server *srv, struct tks_load_progress *p) {
+  memset(&CK, 0, sizeof CK);
+  if (!srv->cfg.journal.enabled) return 0;
+  const char *dir = srv->cfg.journal.dir;
+  int r = tks_checkpoint_list(dir, CK.seqs, TKS_ARRAY_SIZE(CK.seqs), &CK.n);
+  if (r) {
+    tks_log(TKS_LOG_ERROR, "%s: listing checkpoints: %s", dir, strerror(-r));
+    return r;
+  }
+  if (CK.n > TKS_ARRAY_SIZE(CK.seqs)) CK.n = TKS_ARRAY_SIZE(CK.seqs);
+  if ((r = ckpt_open(srv))) return r;
+  ckpt_progress(p);
+  return 0;
+}
+
+int tks_durability_checkpoint_slice(struct tks_server *srv, uint64_t deadline_ns,
+                                    struct tks_load_progress *p) {
+  char err[1200];
+  while (CK.l) {
+    int rc = tks_checkpoint_next(CK.l, CKPT_SLICE_BYTES, err, sizeof err);
+    if (rc == 1) {
+      ckpt_progress(p);
+      uint64_t now = mono_ns();
+      if (now >= CK.next_log) {
+        tks_log(TKS_LOG_INFO, "checkpoint: %.0f%% loaded (%.1f s)",
+                p->bytes_total ? 100.0 * (double)p->bytes_done / (double)p->bytes_total : 100.0,
+                (double)(now - CK.t0) / 1e9);
+        CK.next_log = now + 2000000000u;
+      }
+      if (now >= deadline_ns) return 1;
+      continue;
+    }
+    if (rc == 0) {
+      struct tks_checkpoint_load_info li;
+      tks_checkpoint_load_info(CK.l, &li);
+      const struct tks_checkpoint_info *h = tks_checkpoint_header(CK.l);
+      double secs = (double)(mono_ns() - CK.t0) / 1e9;
+      CK.load = (struct tks_durability_load){.ticks = li.ticks,
+                                             .bytes = h->bytes,
+                                             .next_segment = h->next_segment,
+                                             .created_ns = h->created_ns,
+                                             .seconds = secs,
+                                             .converted = li.converted};
+      snprintf(CK.load.file, sizeof CK.load.file, "%s", CK.path);
+      tks_log(TKS_LOG_INFO,
+              "checkpoint %s: %" PRIu64 " ticks in %.2f s (%.0f ticks/s, %.0f MB/s); replay "
+              "resumes at segment %" PRIu64,
+              CK.path, li.ticks, secs, secs > 0 ? (double)li.ticks / secs : 0.0,
+              secs > 0 ? (double)h->bytes / secs / 1e6 : 0.0, h->next_segment);
+      if (li.converted)
+        tks_log(TKS_LOG_INFO, "checkpoint converted to the current schema and mode: %s",
+                li.conversion);
+      if (li.dropped_ticks)
+        tks_log(TKS_LOG_WARN,
+                "checkpoint: %" PRIu64 " fields of %" PRIu64 " ticks dropped: the schema no "
+                "longer declares them and store.mode is slotted",
+                li.dropped_fields, li.dropped_ticks);
+      p->ticks = li.ticks;
+      CK.from = h->next_segment;
+      tks_checkpoint_close(CK.l); /* h with it */
+      CK.l = NULL;
+      return 0;
+    }
+    tks_log(TKS_LOG_ERROR, "%s", err);
+    int r = ckpt_bad(srv, rc);
+    if (r) return r;
+    if ((r = ckpt_open(srv))) return r;
+    if (mono_ns() >= deadline_ns) return CK.l ? 1 : ckpt_none_loaded(srv);
+  }
+  return CK.from ? 0 : ckpt_none_loaded(srv);
+}
+
+bool tks_durability_checkpoint_pending(void) { return CK.l != NULL; }
+
+/* A stop while the checkpoint loads: the loader closed, nothing written. */
+static void ckpt_abandon(void) {
+  if (!CK.l) return;
+  tks_checkpoint_close(CK.l);
+  CK.l = NULL;
+  tks_log(TKS_LOG_INFO, "checkpoint load abandoned (%s)", CK.path);
 }
 
 static void on_wake_closed(uv_handle_t *h) {
@@ -631,17 +694,12 @@ int tks_durability_replay_begin(struct tks_server *srv, uint64_t from,
   d->srv = srv;
   d->fsync = cfg->journal.fsync;
   d->fsync_interval_ns = cfg->journal.fsync_interval_ns;
-  /* The newest good checkpoint first (in one go: it loads at memory
-   * speed), then the journal after it, in slices. */
-  uint64_t ck_from;
-  int r = load_checkpoint(srv, d, &ck_from);
-  if (r) {
-    free(d);
-    return r;
-  }
-  if (ck_from > from) from = ck_from;
-  r = tks_journal_reader_open(&RP.r, cfg->journal.dir, from, cfg->journal.on_corrupt, err,
-                              sizeof err);
+  /* After the checkpoint step (load.c runs it first): the journal from
+   * the segment after what it loaded. */
+  d->load = CK.load;
+  if (CK.from > from) from = CK.from;
+  int r = tks_journal_reader_open(&RP.r, cfg->journal.dir, from, cfg->journal.on_corrupt, err,
+                                  sizeof err);
   if (r) {
     tks_log(TKS_LOG_ERROR, "%s", err[0] ? err : strerror(-r));
     free(d);
@@ -769,6 +827,7 @@ int tks_durability_replay_slice(struct tks_server *srv, uint64_t deadline_ns,
 }
 
 void tks_durability_stop(struct tks_server *srv) {
+  ckpt_abandon();
   if (RP.active) {
     /* Stopped while replaying: nothing was written, nothing is. */
     tks_log(TKS_LOG_INFO,

@@ -4,11 +4,10 @@
  * stats say "loading", as Redis answers LOADING).  A uv_idle handle runs
  * the current step for about TKS_LOAD_SLICE_NS a loop turn; the loop then
  * polls its sockets without waiting and comes back.  The steps run in
- * order, each resumable (begin, then slices until it says done): today
- * one, the journal replay of durability.c.  Loading the newest checkpoint
- * goes first in the table and sets L.journal_from, the segment the replay
- * begins at.  Nothing here writes to disk, and only the loop thread
- * touches the store.
+ * order, each resumable (begin, then slices until it says done): the
+ * newest checkpoint's load, then the journal replay after the segments it
+ * covers (both durability.c's).  Nothing here writes to disk but the
+ * renaming of a bad checkpoint, and only the loop thread touches the store.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,14 +21,18 @@ struct step {
   int (*begin)(struct tks_server *srv, struct tks_load_progress *p); /* 0 or -errno (logged) */
   /* 1: more to do (the slice's time is up), 0: done, -errno: failed (logged). */
   int (*slice)(struct tks_server *srv, uint64_t deadline_ns, struct tks_load_progress *p);
+  /* NULL, or false when begin found nothing to do (the step is skipped,
+   * so that no status names a phase that loads nothing). */
+  bool (*pending)(void);
 };
 
 static int journal_begin(struct tks_server *srv, struct tks_load_progress *p);
 
 static const struct step steps[] = {
-    /* A checkpoint step goes here, before the journal: it loads the newest
-     * good checkpoint and sets L.journal_from to the segment after it. */
-    {"journal", journal_begin, tks_durability_replay_slice},
+    /* The newest good checkpoint, then the journal after what it covers. */
+    {"checkpoint", tks_durability_checkpoint_begin, tks_durability_checkpoint_slice,
+     tks_durability_checkpoint_pending},
+    {"journal", journal_begin, tks_durability_replay_slice, NULL},
 };
 #define NSTEPS (sizeof steps / sizeof steps[0])
 
@@ -51,9 +54,13 @@ static int journal_begin(struct tks_server *srv, struct tks_load_progress *p) {
 
 /* Begins step i (its progress zeroed, its phase named). */
 static int begin_step(struct tks_server *srv, unsigned i) {
-  L.step = i;
-  L.p = (struct tks_load_progress){.phase = i < NSTEPS ? steps[i].phase : "done"};
-  return i < NSTEPS ? steps[i].begin(srv, &L.p) : 0;
+  for (;; i++) {
+    L.step = i;
+    L.p = (struct tks_load_progress){.phase = i < NSTEPS ? steps[i].phase : "done"};
+    if (i >= NSTEPS) return 0;
+    int r = steps[i].begin(srv, &L.p);
+    if (r || !steps[i].pending || steps[i].pending()) return r;
+  }
 }
 
 static void finish(struct tks_server *srv, int status) {
@@ -131,7 +138,8 @@ void tks_load_describe(struct tks_server *srv, char *out, size_t n) {
 }
 
 static const struct tks_stat ST_LOADING_PHASE = TKS_STAT_NAMED(
-    "loading.phase", GAUGE, NONE, "What the start is loading (journal)", "loading_phase", "phase");
+    "loading.phase", GAUGE, NONE, "What the start is loading (checkpoint, journal)",
+    "loading_phase", "phase");
 static const struct tks_stat ST_LOADING_TICKS = TKS_STAT("loading.ticks", GAUGE, TICKS,
                                                          "Ticks stored by the phase so far");
 static const struct tks_stat ST_LOADING_REJECTED = TKS_STAT(

@@ -2,7 +2,8 @@
  * tickslabd: parses the options, reads the config, and wires the modules
  * together: the server (store and tables), limits, the ingest and control
  * sockets (bound first, so that a port in use fails the start at once),
- * the lifecycle, then the loading phase (the journal replayed in slices of
+ * the lifecycle, then the loading phase (the newest checkpoint loaded and
+ * the journal after it replayed, in slices of
  * the event loop while the control socket answers); once loaded, ingest is
  * served and systemd told READY=1.  Stopped in reverse on SIGTERM or
  * SIGINT, loading or not.

@@ -422,6 +422,77 @@ TEST_TIMEOUT(ping_and_stats_answer_while_loading_and_everything_else_gets_the_lo
   daemon_cleanup(&d);
 }
 
+/* The checkpoint step: the clean stop writes one; the next start loads it
+ * in slices too, ping and stats answering with phase "checkpoint" and
+ * its bytes, then replays only the (empty) journal after it. */
+TEST_TIMEOUT(a_checkpoint_loads_in_slices_while_ping_and_stats_answer, 240) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  char jdir[128];
+  FMT(jdir, "%s/journal", d.dir);
+  write_journal(jdir, LONG_TICKS, 64u << 20);
+  write_config(&d, "127.0.0.1:0", jdir, NULL);
+  daemon_spawn(&d, NULL);
+  await_ready(&d);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0); /* writes checkpoint-<N>.tkc */
+  char *log = daemon_log(&d);
+  size_t log_from = strlen(log);
+  free(log);
+
+  daemon_spawn(&d, NULL);
+  ASSERT(await_first_ping(&d));
+  unsigned samples = 0, growing = 0;
+  uint64_t last_done = 0, total = 0;
+  for (uint64_t deadline = now_ms() + LOAD_MS;;) {
+    char *flat = stats_flat(&d);
+    ASSERT(flat);
+    if (flat_is(flat, "state", "ready")) {
+      free(flat);
+      break;
+    }
+    ASSERT(flat_is(flat, "state", "loading"));
+    if (flat_is(flat, "loading.phase", "checkpoint")) {
+      uint64_t done = flat_u64(flat, "loading.bytes_done");
+      total = flat_u64(flat, "loading.bytes_total");
+      ASSERT(total > 0 && done <= total && done >= last_done);
+      if (done > last_done && last_done > 0) growing++;
+      last_done = done;
+      samples++;
+    } else {
+      ASSERT(flat_is(flat, "loading.phase", "journal"));
+    }
+    free(flat);
+    char *r = request(&d, "ping");
+    ASSERT(r && (is_loading_ping(r) || strcmp(r, "{\"ok\":true}\n\n") == 0));
+    free(r);
+    if (now_ms() > deadline) TEST_FAIL("still loading after %d ms", LOAD_MS);
+    sleep_ms(5);
+  }
+  printf("  %u samples in the checkpoint phase (%llu bytes), %u growing\n", samples,
+         (unsigned long long)total, growing);
+  /* A request while loading takes a loop turn or two, each with a slice:
+   * at least one answer must have come while the checkpoint loaded. */
+  if (samples < 1)
+    TEST_FAIL("no stats answer while the checkpoint loaded: it loaded too fast to watch "
+              "(raise LONG_TICKS)");
+  await_ready(&d);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), LONG_TICKS);
+  ASSERT_U64_EQ(daemon_stat(&d, "checkpoint.loaded_ticks"), LONG_TICKS);
+  ASSERT_U64_EQ(daemon_stat(&d, "journal.replayed_ticks"), 0);
+  log = daemon_log(&d);
+  ASSERT_CONTAINS(log + log_from, "loading checkpoint ");
+  ASSERT_CONTAINS(log + log_from, "replay resumes at segment ");
+  const char *loaded = strstr(log + log_from, "loaded in ");
+  double secs;
+  unsigned slices;
+  ASSERT(loaded && sscanf(loaded, "loaded in %lf s (%u slices", &secs, &slices) == 2);
+  printf("  loaded in %.2f s, %u slices\n", secs, slices);
+  ASSERT(slices >= 2);
+  free(log);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  daemon_cleanup(&d);
+}
+
 TEST_TIMEOUT(stats_while_loading_are_the_readme_loading_table_both_ways, 240) {
   struct tks_daemon d;
   daemon_prepare(&d, NULL, NULL);
