@@ -525,12 +525,24 @@ static void pack_series(msgpack_sbuffer *sb, unsigned nsym, unsigned n) {
   }
 }
 
+/* The byte offset where tick k begins in sb (pack_series's ticks). */
+static size_t tick_offset(const msgpack_sbuffer *sb, unsigned k) {
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  size_t off = 0;
+  for (unsigned i = 0; i < k; i++)
+    if (msgpack_unpack_next(&u, sb->data, sb->size, &off) != MSGPACK_UNPACK_SUCCESS)
+      TEST_FAIL("tick %u of the series does not unpack", i);
+  msgpack_unpacked_destroy(&u);
+  return off;
+}
+
 /* Ingests n ticks over nsym symbols under an 8 MiB evict_oldest limit in
  * 64 KiB pages (eviction many times over), syncs, reads what is held, stops
  * the daemon with sig (SIGTERM, or SIGKILL after the sync) and restarts it
  * on the same journal: the restarted daemon must hold exactly the same
  * ticks, with nothing refused at replay and no failed eviction. */
-static void restart_holds_what_it_held(unsigned nsym, unsigned n, int sig) {
+static void restart_holds_what_it_held(unsigned nsym, unsigned n, int sig, bool mid_checkpoint) {
   static const char yaml[] = "store:\n  page_size: 64KiB\n"
                              "limits:\n  max_memory: 8MiB\n  when_full: evict_oldest\n";
   struct tks_daemon d;
@@ -538,7 +550,19 @@ static void restart_holds_what_it_held(unsigned nsym, unsigned n, int sig) {
   msgpack_sbuffer sb;
   pack_series(&sb, nsym, n);
   int fd = daemon_connect_ingest(&d);
-  ASSERT_EQ(send_all(fd, sb.data, sb.size), 0);
+  /* With a checkpoint in the middle: half the ticks, `checkpoint`, the
+   * rest (a kill -9 then restarts from the checkpoint + the journal tail). */
+  size_t cut = sb.size;
+  if (mid_checkpoint) {
+    cut = tick_offset(&sb, n / 2);
+    ASSERT_EQ(send_all(fd, sb.data, cut), 0);
+    daemon_expect_stat(&d, "ticks.accepted", n / 2, 120000);
+    char *c = daemon_request(&d, "checkpoint");
+    ASSERT(c);
+    ASSERT_CONTAINS(c, "\"ok\":true");
+    free(c);
+  }
+  ASSERT_EQ(send_all(fd, sb.data + (mid_checkpoint ? cut : 0), sb.size - (mid_checkpoint ? cut : 0)), 0);
   daemon_expect_stat(&d, "ticks.accepted", n, 120000);
   close(fd);
   msgpack_sbuffer_destroy(&sb);
@@ -577,12 +601,39 @@ static void restart_holds_what_it_held(unsigned nsym, unsigned n, int sig) {
      * and nothing is left to replay (nor to evict again). */
     ASSERT_U64_EQ(daemon_stat(&d, "checkpoint.loaded_ticks"), before.stored);
     ASSERT_U64_EQ(daemon_stat(&d, "journal.replayed_ticks"), 0);
+  } else if (mid_checkpoint) {
+    /* The checkpoint's ticks, then the tail after it, evicted by the live
+     * rule from there on. */
+    ASSERT(daemon_stat(&d, "checkpoint.loaded_ticks") > 0);
+    ASSERT_U64_EQ(daemon_stat(&d, "journal.replayed_ticks"), n - n / 2);
   } else {
     /* No checkpoint yet (the interval is 5 minutes): the whole journal is
      * replayed and evicted again by the live rule. */
     ASSERT_U64_EQ(daemon_stat(&d, "checkpoint.loaded_ticks"), 0);
     ASSERT_U64_EQ(daemon_stat(&d, "journal.replayed_ticks"), n);
     ASSERT_U64_EQ(daemon_stat(&d, "limits.evicted_ticks"), n - after.stored);
+  }
+  if (mid_checkpoint) {
+    /* What holds today: the newest tick of every symbol, nothing refused.
+     * What does not yet (issue 8, item 3): the exact set.  The checkpoint
+     * is loaded into a fresh slab, re-packed, so the tail's replay finds
+     * the store full at other moments than live ingest did and evicts
+     * other blocks.  Reported as a skip with the figures until journaled
+     * evictions (or a slab-exact checkpoint) make it exact. */
+    unsigned differ = 0;
+    for (unsigned s = 0; s < nsym; s++) {
+      ASSERT_EQ(after.last[s], before.last[s]);
+      if (before.rows[s] != after.rows[s] || before.hash[s] != after.hash[s]) differ++;
+    }
+    if (differ || after.stored != before.stored) {
+      free(before.symbols);
+      free(after.symbols);
+      stop_cleanly(&d);
+      TEST_SKIP("known (issue 8): from a checkpoint + journal tail the set held differs in %u of "
+                "%u symbols (%llu ticks held before, %llu after); the newest of each is kept",
+                differ, nsym, (unsigned long long)before.stored,
+                (unsigned long long)after.stored);
+    }
   }
   held_expect_same(&before, &after, nsym, sig == SIGTERM ? "SIGTERM" : "kill -9");
   free(before.symbols);
@@ -591,19 +642,23 @@ static void restart_holds_what_it_held(unsigned nsym, unsigned n, int sig) {
 }
 
 TEST_TIMEOUT(restart_after_sigterm_under_evict_oldest_holds_the_same_ticks_of_one_symbol, 300) {
-  restart_holds_what_it_held(1, 500000, SIGTERM);
+  restart_holds_what_it_held(1, 500000, SIGTERM, false);
 }
 
 TEST_TIMEOUT(restart_after_kill_9_under_evict_oldest_holds_the_same_ticks_of_one_symbol, 300) {
-  restart_holds_what_it_held(1, 500000, SIGKILL);
+  restart_holds_what_it_held(1, 500000, SIGKILL, false);
 }
 
 TEST_TIMEOUT(restart_after_sigterm_under_evict_oldest_holds_the_same_ticks_of_many_symbols, 300) {
-  restart_holds_what_it_held(NSYM, 1000000, SIGTERM);
+  restart_holds_what_it_held(NSYM, 1000000, SIGTERM, false);
 }
 
 TEST_TIMEOUT(restart_after_kill_9_under_evict_oldest_holds_the_same_ticks_of_many_symbols, 300) {
-  restart_holds_what_it_held(NSYM, 1000000, SIGKILL);
+  restart_holds_what_it_held(NSYM, 1000000, SIGKILL, false);
+}
+
+TEST_TIMEOUT(restart_after_kill_9_from_a_checkpoint_and_tail_under_evict_oldest_holds_the_same_ticks, 300) {
+  restart_holds_what_it_held(NSYM, 1000000, SIGKILL, true);
 }
 
 TEST_TIMEOUT(backpressure_slows_the_sender_and_resumes_when_retention_makes_room, 300) {
