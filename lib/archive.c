@@ -1071,14 +1071,6 @@ static int pread_all(int fd, void *p, size_t n, uint64_t off) {
   return 0;
 }
 
-static int fsync_path(const char *path) {
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  int rc = fsync(fd) < 0 ? -errno : 0;
-  close(fd);
-  return rc;
-}
-
 /* The directory a path is in ("." for a bare name). */
 static void parent_of(const char *path, char *out, size_t n) {
   const char *slash = strrchr(path, '/');
@@ -1888,7 +1880,7 @@ static int make_dir(const char *dir) {
   if (mkdir(dir, 0750) == 0) {
     char parent[PATH_MAX];
     parent_of(dir, parent, sizeof parent);
-    return fsync_path(parent);
+    return tks_fsync_dir(parent);
   }
   if (errno != EEXIST) return -errno;
   struct stat st;
@@ -2103,14 +2095,14 @@ static int publish(struct tks_archive_writer *w, const char *daydir, bool day_ex
     /* The day's first part: the whole directory appears at once. */
     snprintf(final, sizeof final, "%s/%s", w->tmp, pname);
     if (rename(w->file, final) < 0) return werr(w, -errno, "%s: %s", final, strerror(errno));
-    if ((rc = fsync_path(w->tmp))) return werr(w, rc, "%s: %s", w->tmp, strerror(-rc));
+    if ((rc = tks_fsync_dir(w->tmp))) return werr(w, rc, "%s: %s", w->tmp, strerror(-rc));
     if (rename(w->tmp, daydir) < 0) return werr(w, -errno, "%s: %s", daydir, strerror(errno));
-    if ((rc = fsync_path(w->dir))) return werr(w, rc, "%s: %s", w->dir, strerror(-rc));
+    if ((rc = tks_fsync_dir(w->dir))) return werr(w, rc, "%s: %s", w->dir, strerror(-rc));
     return 0;
   }
   snprintf(final, sizeof final, "%s/%s", daydir, pname);
   if ((rc = rename_noreplace(w->file, final))) return werr(w, rc, "%s: %s", final, strerror(-rc));
-  rc = fsync_path(daydir);
+  rc = tks_fsync_dir(daydir);
   rmdir(w->tmp);
   return rc ? werr(w, rc, "%s: %s", daydir, strerror(-rc)) : 0;
 }
@@ -3204,7 +3196,7 @@ int tks_archive_retain(struct tks_archive *a, int32_t first_kept_day,
     struct tks_archive_day_info di;
     day_info(d, &di);
     /* Gone once the rename is durable; the files go after. */
-    if ((rc = fsync_path(a->dir))) {
+    if ((rc = tks_fsync_dir(a->dir))) {
       aerr(a, rc, "%s: %s", a->dir, strerror(-rc));
       break;
     }
