@@ -159,6 +159,13 @@ static const struct tks_config_key keys[] = {
      .dflt = 300 * SECONDS, .min = 0, .max = 7 * DAYS},
     {KEY("journal.checkpoint_bytes", SIZE, LIVE, journal.checkpoint_bytes), .dflt = 1ull << 30,
      .min = 0, .max = 1ull << 50},
+    {KEY("archive.enabled", BOOL, FIXED, archive.enabled), .dflt = true},
+    {KEY("archive.dir", PATH, FIXED, archive.dir), .dflt_str = ""},
+    {KEY("archive.roll_at", TIME_OF_DAY, LIVE, archive.roll_at_ns), .dflt = 0, .min = 0,
+     .max = DAYS - 1},
+    {KEY("archive.retention", DURATION, LIVE, archive.retention_ns), .dflt = 0, .min = 0,
+     .max = 36500 * DAYS},
+    {KEY("archive.level", UINT, LIVE, archive.level), .dflt = 3, .min = 1, .max = 19},
     {KEY("limits.max_memory", SIZE, LIMITS, limits.max_memory), .dflt = 0, .min = 0,
      .max = 1ull << 50, .check = check_max_memory},
     {KEY("limits.when_full", ENUM, LIMITS, limits.when_full), .dflt = TKS_WHEN_FULL_EVICT_OLDEST,
@@ -226,7 +233,10 @@ void tks_config_key_format(const struct tks_config_key *k, const struct tks_conf
   double d;
   switch (k->type) {
   case TKS_CONFIG_LISTEN:
-  case TKS_CONFIG_PATH: snprintf(buf, n, "%s", (const char *)p); return;
+  case TKS_CONFIG_PATH:
+    /* A path whose default is empty (archive.dir: derived) is written "". */
+    snprintf(buf, n, "%s", *(const char *)p ? (const char *)p : "\"\"");
+    return;
   case TKS_CONFIG_SCHEMA:
     snprintf(buf, n, "%s, %u fields", c->schema.name, c->schema.nfields);
     return;
@@ -241,6 +251,10 @@ void tks_config_key_format(const struct tks_config_key *k, const struct tks_conf
   case TKS_CONFIG_UINT: snprintf(buf, n, "%llu", (unsigned long long)v); break;
   case TKS_CONFIG_SIZE: tks_format_size(v, buf, n); break;
   case TKS_CONFIG_DURATION: tks_format_duration(v, buf, n); break;
+  case TKS_CONFIG_TIME_OF_DAY:
+    snprintf(buf, n, "%02u:%02u:%02u", (unsigned)(v / 3600000000000ull),
+             (unsigned)(v / 60000000000ull % 60), (unsigned)(v / 1000000000ull % 60));
+    break;
   case TKS_CONFIG_BOOL: snprintf(buf, n, "%s", v ? "true" : "false"); break;
   case TKS_CONFIG_ENUM: snprintf(buf, n, "%s", v < k->nnames ? k->names[v] : "?"); break;
   default: snprintf(buf, n, "?"); break;
@@ -545,8 +559,7 @@ static bool ev_is_null(const struct reader *r) {
   if (r->ev.type != YAML_SCALAR_EVENT || r->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
     return false;
   const char *s = ev_str(r);
-  return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-         !strcmp(s, "NULL");
+  return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 /* Takes the event just read as the scalar value of path; a null value is
@@ -620,6 +633,27 @@ static int get_duration(struct reader *r, const char *path, uint64_t min_ns, uin
   if (e == -ERANGE || v < min_ns || v > max_ns)
     return fail(r, r->ev.start_mark, "%s: %s is out of range", path, show(s, b, sizeof b));
   *out = v;
+  return 0;
+}
+
+/* "HH:MM" or "HH:MM:SS", a UTC time of day, into ns since 00:00. */
+static int get_time_of_day(struct reader *r, const char *path, uint64_t *out) {
+  const char *s = NULL;
+  char b[80];
+  int e = scalar(r, path, false, &s);
+  if (e) return e;
+  unsigned h = 0, m = 0, sec = 0;
+  int used = 0;
+  size_t len = strlen(s);
+  bool ok = (len == 5 && sscanf(s, "%2u:%2u%n", &h, &m, &used) == 2 && used == 5) ||
+            (len == 8 && sscanf(s, "%2u:%2u:%2u%n", &h, &m, &sec, &used) == 3 && used == 8);
+  for (size_t i = 0; ok && i < len; i++)
+    if (!(s[i] >= '0' && s[i] <= '9') && !(s[i] == ':' && (i == 2 || i == 5))) ok = false;
+  if (!ok || h > 23 || m > 59 || sec > 59)
+    return fail(r, r->ev.start_mark,
+                "%s: '%s' is not a UTC time of day (HH:MM or HH:MM:SS, e.g. 00:00 or 21:30)", path,
+                show(s, b, sizeof b));
+  *out = ((uint64_t)h * 3600 + m * 60 + sec) * 1000000000ull;
   return 0;
 }
 
@@ -738,8 +772,7 @@ static int read_section(struct reader *r, const char *section, const char *const
   if (e) return e;
   if (ev_is_null(r)) return 0;
   if (r->ev.type != YAML_MAPPING_START_EVENT)
-    return fail(r, r->ev.start_mark, "%s: expected a mapping, got %s", section,
-                event_kind(&r->ev));
+    return fail(r, r->ev.start_mark, "%s: expected a mapping, got %s", section, event_kind(&r->ev));
   char where[64];
   snprintf(where, sizeof where, "in '%s'", section);
   return read_mapping(r, where, names, nkeys, on_value, ctx);
@@ -797,8 +830,7 @@ static int field_value(struct reader *r, void *ctx, unsigned key) {
                   path, show(s, b, sizeof b));
     fc->have_type = true;
     return 0;
-  case FIELD_REQUIRED:
-    return get_bool(r, path, &fc->f->required);
+  case FIELD_REQUIRED: return get_bool(r, path, &fc->f->required);
   case FIELD_DEFAULT:
     /* Checked against the type once the whole field is read: keys come in any order. */
     if ((e = scalar(r, path, true, &s))) return e;
@@ -840,8 +872,8 @@ static int check_default(struct reader *r, struct field_ctx *fc) {
       return fail(r, m, "%s '%s': default '%s' is not a whole number", fc->path, f->name,
                   show(s, b, sizeof b));
     if (e || v > UINT32_MAX)
-      return fail(r, m, "%s '%s': default %s is out of range (0..4294967295)", fc->path,
-                  f->name, show(s, b, sizeof b));
+      return fail(r, m, "%s '%s': default %s is out of range (0..4294967295)", fc->path, f->name,
+                  show(s, b, sizeof b));
     f->dflt.u32 = (uint32_t)v;
     return 0;
   }
@@ -955,7 +987,8 @@ static int read_key(struct reader *r, const struct tks_config_key *k) {
     v = strlen(s);
     if (k->check && k->check(s, v, why, sizeof why))
       return fail(r, r->ev.start_mark, "%s: %s", k->name, why);
-    if (v == 0) return fail(r, r->ev.start_mark, "%s: the path is empty", k->name);
+    if (v == 0 && !(k->dflt_str && !*k->dflt_str)) /* "" is the derived default */
+      return fail(r, r->ev.start_mark, "%s: the path is empty", k->name);
     if (v >= k->size) return fail(r, r->ev.start_mark, "%s: the path is too long", k->name);
     set_str(p, k->size, s);
     return 0;
@@ -968,6 +1001,10 @@ static int read_key(struct reader *r, const struct tks_config_key *k) {
     if (e) return e;
     if (k->check && k->check(ev_str(r), v, why, sizeof why))
       return fail(r, r->ev.start_mark, "%s: %s", k->name, why);
+    store_uint(p, k->size, v);
+    return 0;
+  case TKS_CONFIG_TIME_OF_DAY:
+    if ((e = get_time_of_day(r, k->name, &v))) return e;
     store_uint(p, k->size, v);
     return 0;
   case TKS_CONFIG_BOOL:
@@ -1122,7 +1159,8 @@ int tks_config_parse(struct tks_config *c, const char *text, size_t len, const c
     return -ENOMEM;
   }
   tks_config_defaults(tmp);
-  struct reader r = {.name = name, .text = text, .len = len, .err = err, .errlen = errlen, .c = tmp};
+  struct reader r = {
+      .name = name, .text = text, .len = len, .err = err, .errlen = errlen, .c = tmp};
   int e;
   if (!yaml_parser_initialize(&r.yp)) {
     snprintf(err, errlen, "%s: out of memory", name);

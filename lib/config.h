@@ -89,6 +89,14 @@ struct tks_config {
   } journal;
 
   struct {
+    bool enabled;            /* default true */
+    char dir[4096];          /* default "": <journal.dir>/archive */
+    uint64_t roll_at_ns;     /* default 00:00: UTC time of day of the rollover */
+    uint64_t retention_ns;   /* default 0: keep every day; else days older are deleted */
+    uint32_t level;          /* default 3: zstd level, 1..19 */
+  } archive;
+
+  struct {
     uint64_t max_memory;         /* default 0: no limit; else at least 8 MiB */
     enum tks_when_full when_full; /* default evict_oldest */
     uint64_t retention_ns;       /* default 0: keep; else drop ticks older than this */
@@ -116,6 +124,7 @@ enum tks_config_type {
   TKS_CONFIG_BOOL,     /* bool */
   TKS_CONFIG_F64,      /* double */
   TKS_CONFIG_ENUM,     /* an enum, written as one of names[] */
+  TKS_CONFIG_TIME_OF_DAY, /* ns since 00:00 UTC in a uint64_t, written "00:00" or "23:59:30" */
   TKS_CONFIG_SCHEMA,   /* struct tks_schema, written as the list of fields */
 };
 

@@ -31,33 +31,33 @@ static bool is_defaults(const struct tks_config *c) {
 }
 
 /* The config is refused with exactly this message, and c is the defaults. */
-#define EXPECT_ERROR(yaml, want)                                                         \
-  do {                                                                                   \
-    struct tks_config c_;                                                                \
-    int r_ = parse(&c_, (yaml), strlen(yaml));                                           \
-    ASSERT_EQ(r_, -EINVAL);                                                              \
-    ASSERT_STR_EQ(err, (want));                                                          \
-    ASSERT(is_defaults(&c_));                                                            \
+#define EXPECT_ERROR(yaml, want)               \
+  do {                                         \
+    struct tks_config c_;                      \
+    int r_ = parse(&c_, (yaml), strlen(yaml)); \
+    ASSERT_EQ(r_, -EINVAL);                    \
+    ASSERT_STR_EQ(err, (want));                \
+    ASSERT(is_defaults(&c_));                  \
   } while (0)
 
 /* Refused at "x.yaml:<at>: " with a message containing what. */
-#define EXPECT_ERROR_AT(yaml, at, what)                                                  \
-  do {                                                                                   \
-    struct tks_config c_;                                                                \
-    int r_ = parse(&c_, (yaml), strlen(yaml));                                           \
-    ASSERT_EQ(r_, -EINVAL);                                                              \
-    char want_[64];                                                                      \
-    snprintf(want_, sizeof want_, "x.yaml:%s: ", (at));                                  \
-    if (strncmp(err, want_, strlen(want_)) != 0)                                         \
-      TEST_FAIL("error \"%s\" does not start with \"%s\"", err, want_);                  \
-    ASSERT_CONTAINS(err, (what));                                                        \
-    ASSERT(is_defaults(&c_));                                                            \
+#define EXPECT_ERROR_AT(yaml, at, what)                                 \
+  do {                                                                  \
+    struct tks_config c_;                                               \
+    int r_ = parse(&c_, (yaml), strlen(yaml));                          \
+    ASSERT_EQ(r_, -EINVAL);                                             \
+    char want_[64];                                                     \
+    snprintf(want_, sizeof want_, "x.yaml:%s: ", (at));                 \
+    if (strncmp(err, want_, strlen(want_)) != 0)                        \
+      TEST_FAIL("error \"%s\" does not start with \"%s\"", err, want_); \
+    ASSERT_CONTAINS(err, (what));                                       \
+    ASSERT(is_defaults(&c_));                                           \
   } while (0)
 
-#define EXPECT_OK(c, yaml)                                                               \
-  do {                                                                                   \
-    int r_ = parse((c), (yaml), strlen(yaml));                                           \
-    if (r_ != 0) TEST_FAIL("parse failed (%d): %s", r_, err);                            \
+#define EXPECT_OK(c, yaml)                                    \
+  do {                                                        \
+    int r_ = parse((c), (yaml), strlen(yaml));                \
+    if (r_ != 0) TEST_FAIL("parse failed (%d): %s", r_, err); \
   } while (0)
 
 static const struct tks_field *field(const struct tks_config *c, const char *name) {
@@ -140,8 +140,14 @@ TEST(default_file_parses_to_exactly_the_defaults) {
 
 TEST(empty_file_comments_and_empty_sections_give_the_defaults) {
   static const char *const texts[] = {
-      "", "\n", "# only a comment\n", "---\n", "---\n...\n", "~\n",
-      "ingest:\ncontrol:\nstore:\nschema:\nlog:\n", "ingest: {}\nlog: ~\n",
+      "",
+      "\n",
+      "# only a comment\n",
+      "---\n",
+      "---\n...\n",
+      "~\n",
+      "ingest:\ncontrol:\nstore:\nschema:\nlog:\n",
+      "ingest: {}\nlog: ~\n",
   };
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(texts); i++) {
     struct tks_config c;
@@ -209,6 +215,7 @@ TEST(key_table_entries_are_well_formed) {
     case TKS_CONFIG_UINT:
     case TKS_CONFIG_SIZE:
     case TKS_CONFIG_DURATION:
+    case TKS_CONFIG_TIME_OF_DAY:
       ASSERT(k->size == 4 || k->size == 8);
       if (k->size == 4) ASSERT(k->max <= UINT32_MAX);
       if (k->min > k->dflt || k->dflt > k->max)
@@ -302,6 +309,11 @@ TEST(each_key_set_alone_changes_only_its_own_field) {
       {"journal.on_error", "journal: {on_error: reject}", "reject"},
       {"journal.checkpoint_interval", "journal: {checkpoint_interval: 0}", "0"},
       {"journal.checkpoint_bytes", "journal: {checkpoint_bytes: 64MiB}", "64MiB"},
+      {"archive.enabled", "archive: {enabled: false}", "false"},
+      {"archive.dir", "archive: {dir: /tmp/a}", "/tmp/a"},
+      {"archive.roll_at", "archive: {roll_at: \"21:30\"}", "21:30:00"},
+      {"archive.retention", "archive: {retention: 90d}", "2160h"},
+      {"archive.level", "archive: {level: 9}", "9"},
       {"limits.max_memory", "limits: {max_memory: 64MiB}", "64MiB"},
       {"limits.when_full", "limits: {when_full: reject}", "reject"},
       {"limits.retention", "limits: {retention: 24h}", "24h"},
@@ -576,9 +588,9 @@ TEST(sizes_accept_units_and_plain_numbers) {
     const char *text;
     uint32_t want;
   } cases[] = {
-      {"65536", 65536},   {"64KiB", 65536},   {"64KB", 65536},     {"64k", 65536},
-      {"1MiB", 1 << 20},  {"\"2MiB\"", 2 << 20}, {"512B", 512},    {"64", 64},
-      {"0.5KiB", 512},    {"64MiB", 64 << 20},
+      {"65536", 65536},  {"64KiB", 65536},      {"64KB", 65536}, {"64k", 65536},
+      {"1MiB", 1 << 20}, {"\"2MiB\"", 2 << 20}, {"512B", 512},   {"64", 64},
+      {"0.5KiB", 512},   {"64MiB", 64 << 20},
   };
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(cases); i++) {
     char yaml[128];
@@ -804,19 +816,23 @@ TEST(journal_and_limits_keys_are_read_and_checked) {
   ASSERT_EQ(c.limits.when_full, TKS_WHEN_FULL_BACKPRESSURE);
   ASSERT_U64_EQ(c.limits.retention_ns, 86400ull * 1000000000);
   ASSERT_U64_EQ(c.ingest.idle_timeout_ns, 300ull * 1000000000);
-  EXPECT_ERROR("journal:\n  fsync: sometimes\n",
-               "x.yaml:2:10: journal.fsync: unknown value 'sometimes' (expected always, interval or "
-               "never)");
-  EXPECT_ERROR("limits:\n  when_full: panic\n",
-               "x.yaml:2:14: limits.when_full: unknown value 'panic' (expected evict_oldest, reject "
-               "or backpressure)");
+  EXPECT_ERROR(
+      "journal:\n  fsync: sometimes\n",
+      "x.yaml:2:10: journal.fsync: unknown value 'sometimes' (expected always, interval or "
+      "never)");
+  EXPECT_ERROR(
+      "limits:\n  when_full: panic\n",
+      "x.yaml:2:14: limits.when_full: unknown value 'panic' (expected evict_oldest, reject "
+      "or backpressure)");
   EXPECT_ERROR("limits:\n  max_memory: 1MiB\n",
                "x.yaml:2:15: limits.max_memory: at least 8MiB, or 0 for no limit");
-  EXPECT_ERROR("journal:\n  fsync_interval: 5\n",
-               "x.yaml:2:19: journal.fsync_interval: '5' is not a duration (e.g. 500ms, 1s, 5m, 24h, "
-               "or 0)");
-  EXPECT_ERROR("journal:\n  dir: \"\"\n",
-               "x.yaml:2:8: journal.dir: the path is empty (to run without a journal: enabled: false)");
+  EXPECT_ERROR(
+      "journal:\n  fsync_interval: 5\n",
+      "x.yaml:2:19: journal.fsync_interval: '5' is not a duration (e.g. 500ms, 1s, 5m, 24h, "
+      "or 0)");
+  EXPECT_ERROR(
+      "journal:\n  dir: \"\"\n",
+      "x.yaml:2:8: journal.dir: the path is empty (to run without a journal: enabled: false)");
 }
 
 TEST(query_max_rows_is_bounded) {
@@ -833,7 +849,9 @@ TEST(log_level_is_one_of_four) {
   static const struct {
     const char *name;
     enum tks_log_level level;
-  } ok[] = {{"error", TKS_LOG_ERROR}, {"warn", TKS_LOG_WARN}, {"info", TKS_LOG_INFO},
+  } ok[] = {{"error", TKS_LOG_ERROR},
+            {"warn", TKS_LOG_WARN},
+            {"info", TKS_LOG_INFO},
             {"debug", TKS_LOG_DEBUG}};
   for (unsigned i = 0; i < TKS_ARRAY_SIZE(ok); i++) {
     char yaml[64];
@@ -856,10 +874,35 @@ TEST(unknown_key_is_reported_with_line_and_column) {
                "min_rate, max_connections_per_ip)");
   EXPECT_ERROR("log: {level: info}\nreplication:\n  dir: /tmp\n",
                "x.yaml:2:1: unknown key 'replication' at the top level (known: ingest, control, "
-               "store, schema, journal, limits, query, log)");
+               "store, schema, journal, archive, limits, query, log)");
   EXPECT_ERROR("store:\n  # comment\n\n  pagesize: 1MiB\n",
                "x.yaml:4:3: unknown key 'pagesize' in 'store' (known: mode, page_size, "
                "growth_factor, max_symbols, max_strings)");
+}
+
+TEST(archive_roll_at_is_a_utc_time_of_day) {
+  struct tks_config c;
+  EXPECT_OK(&c, "archive: {roll_at: \"23:59:59\"}");
+  ASSERT_EQ(c.archive.roll_at_ns, (23 * 3600 + 59 * 60 + 59) * 1000000000ull);
+  EXPECT_OK(&c, "archive: {roll_at: \"00:00\"}");
+  ASSERT_EQ(c.archive.roll_at_ns, 0);
+  static const char *const bad[] = {"24:00", "12:60", "1:30",    "12:30:60", "12-30", "12:30:",
+                                    "",      "x",     "12:30am", "+1:30",    " 1:30", "12:3a"};
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(bad); i++) {
+    char yaml[96], want[200];
+    snprintf(yaml, sizeof yaml, "archive: {roll_at: \"%s\"}", bad[i]);
+    snprintf(want, sizeof want,
+             "x.yaml:1:20: archive.roll_at: '%s' is not a UTC time of day (HH:MM or HH:MM:SS, "
+             "e.g. 00:00 or 21:30)",
+             bad[i]);
+    EXPECT_ERROR(yaml, want);
+  }
+  EXPECT_OK(&c, "archive: {dir: \"\"}");
+  ASSERT_STR_EQ(c.archive.dir, "");
+  EXPECT_ERROR("journal: {dir: \"\"}",
+               "x.yaml:1:16: journal.dir: the path is empty (to run without a journal: enabled: "
+               "false)");
+  EXPECT_ERROR("archive: {level: 20}", "x.yaml:1:18: archive.level: 20 is out of range (1..19)");
 }
 
 TEST(duplicate_key_is_reported_at_its_second_occurrence) {
@@ -1023,8 +1066,8 @@ TEST(bad_field_names_are_refused) {
                "digits and _, not starting with a digit)");
   EXPECT_ERROR_AT("schema:\n  - {name: 'a-b', type: symbol}\n", "2:12", "not a valid field name");
   EXPECT_ERROR_AT("schema:\n  - {name: '', type: symbol}\n", "2:12", "not a valid field name");
-  EXPECT_ERROR_AT("schema:\n  - {name: abcdefghijabcdefghijabcdefghij12, type: symbol}\n",
-                  "2:12", "is longer than 31 bytes");
+  EXPECT_ERROR_AT("schema:\n  - {name: abcdefghijabcdefghijabcdefghij12, type: symbol}\n", "2:12",
+                  "is longer than 31 bytes");
   struct tks_config c;
   EXPECT_OK(&c, "schema:\n  - {name: _abcdefghijabcdefghijabcdefghij, type: symbol}\n"
                 "  - {name: t, type: timestamp}\n");
