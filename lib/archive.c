@@ -8,18 +8,22 @@
  * the same speed (bench/archive_bench.c).  Reading: footers at open, an
  * index when a query first needs its part, blocks when a cursor reaches
  * them; a cursor merges the blocks of one symbol (of every part of a day)
- * by ts, then part, then block.  libzstd is used here only.
+ * by ts, then part, then block.  A part of a seal above the handle's limit
+ * is skipped wherever parts are walked for a query.  libzstd is used here
+ * only.
  *
  * A part file, every integer little-endian:
  *   header  32 B   "TKSARCH1", u32 version, i32 day, u32 part, u32 0, u32 0,
  *                  u32 CRC32C of the 28 bytes before
  *   blocks         one zstd frame each, at the offsets the index gives
  *   index          one zstd frame: the decompressed index (index_encode())
- *   footer  72 B   u64 index offset, u32 index length, u32 decompressed
+ *   footer  80 B   u64 index offset, u32 index length, u32 decompressed
  *                  length, u32 CRC32C of the index frame, u32 symbols,
  *                  u64 ticks, i64 first ts, i64 last ts, u32 blocks,
- *                  i32 day, u32 part, u32 0, "TKSAEND1", u32 CRC32C of the
- *                  68 bytes before
+ *                  i32 day, u32 part, u64 seal id (0: none), "TKSAEND1",
+ *                  u32 CRC32C of the 76 bytes before
+ * Version 2 (header and index); version 1 had no seal id and a 72-byte
+ * footer, and is not read (its parts are bad).
  * A block's CRC32C covers its zstd frame; its payload is block_encode()'s.
  */
 #include "archive.h"
@@ -48,9 +52,11 @@
 #define FILE_MAGIC "TKSARCH1"
 #define INDEX_MAGIC "TKSAIDX1"
 #define FOOTER_MAGIC "TKSAEND1"
-#define VERSION 1
+#define VERSION 2 /* 2: the footer holds the seal id (80 bytes, was 72) */
 #define HEADER_SIZE 32
-#define FOOTER_SIZE 72
+#define FOOTER_SIZE 80
+#define FOOTER_MAGIC_AT (FOOTER_SIZE - 12)
+#define FOOTER_CRC_AT (FOOTER_SIZE - 4) /* the CRC covers the bytes before */
 #define PART_NAME_MAX 32
 #define WRITE_CHUNK (1u << 20) /* file bytes buffered before a write(2) */
 #define MAX_MAP_STRING 65535   /* a dynobj string's length is 16 bits */
@@ -1181,6 +1187,7 @@ struct footer {
   uint32_t nblk;
   int32_t day;
   uint32_t part;
+  uint64_t seal;
 };
 
 static void footer_encode(uint8_t f[FOOTER_SIZE], const struct footer *ft) {
@@ -1196,8 +1203,9 @@ static void footer_encode(uint8_t f[FOOTER_SIZE], const struct footer *ft) {
   le32(f + 48, ft->nblk);
   le32(f + 52, (uint32_t)ft->day);
   le32(f + 56, ft->part);
-  memcpy(f + 60, FOOTER_MAGIC, 8);
-  le32(f + 68, tks_crc32c(0, f, 68));
+  le64(f + 60, ft->seal);
+  memcpy(f + FOOTER_MAGIC_AT, FOOTER_MAGIC, 8);
+  le32(f + FOOTER_CRC_AT, tks_crc32c(0, f, FOOTER_CRC_AT));
 }
 
 /* Checks a part's header and footer against its place (day, part) and size. */
@@ -1213,7 +1221,8 @@ static int ends_check(const uint8_t h[HEADER_SIZE], const uint8_t f[FOOTER_SIZE]
          get32(h + 16));
     return -EBADMSG;
   }
-  if (memcmp(f + 60, FOOTER_MAGIC, 8) || get32(f + 68) != tks_crc32c(0, f, 68)) {
+  if (memcmp(f + FOOTER_MAGIC_AT, FOOTER_MAGIC, 8) ||
+      get32(f + FOOTER_CRC_AT) != tks_crc32c(0, f, FOOTER_CRC_AT)) {
     errf(err, errlen, "bad footer");
     return -EBADMSG;
   }
@@ -1227,7 +1236,8 @@ static int ends_check(const uint8_t h[HEADER_SIZE], const uint8_t f[FOOTER_SIZE]
                         .last = (int64_t)get64(f + 40),
                         .nblk = get32(f + 48),
                         .day = (int32_t)get32(f + 52),
-                        .part = get32(f + 56)};
+                        .part = get32(f + 56),
+                        .seal = get64(f + 60)};
   if (ft->day != day || ft->part != part || ft->index_off < HEADER_SIZE || ft->index_off > size ||
       size - ft->index_off != (uint64_t)ft->index_clen + FOOTER_SIZE || ft->index_clen == 0 ||
       ft->index_raw == 0 || ft->index_raw > TKS_ARCHIVE_MAX_INDEX_RAW ||
@@ -1300,6 +1310,7 @@ struct tks_archive_writer {
   int level;
   uint32_t block_ticks;
   uint64_t budget;
+  uint64_t seal; /* into the footer */
   int fd;
   uint64_t off;       /* file offset of the next byte written */
   struct tks_buf out; /* file bytes not yet written */
@@ -1932,6 +1943,7 @@ tks_archive_writer_create(const char *dir, int32_t day, const struct tks_schema 
   w->level = o.level;
   w->block_ticks = o.block_ticks;
   w->budget = o.buffer_bytes;
+  w->seal = o.seal;
   w->first = INT64_MAX;
   w->last = INT64_MIN;
   snprintf(w->tmp, sizeof w->tmp, "%s/%s.tmp-%ld", dir, w->day_name, (long)getpid());
@@ -2070,7 +2082,8 @@ static int write_tail(struct tks_archive_writer *w, uint32_t part, uint32_t *nsy
                       .last = w->last,
                       .nblk = w->nblk,
                       .day = w->day,
-                      .part = part};
+                      .part = part,
+                      .seal = w->seal};
   uint8_t f[FOOTER_SIZE], h[HEADER_SIZE];
   footer_encode(f, &ft);
   header_encode(h, w->day, part);
@@ -2111,7 +2124,7 @@ int tks_archive_writer_seal(struct tks_archive_writer *w, struct tks_archive_par
                             char *err, size_t errlen) {
   if (out)
     *out = (struct tks_archive_part_info){
-        .day = w->day, .first_ts = INT64_MAX, .last_ts = INT64_MIN};
+        .day = w->day, .first_ts = INT64_MAX, .last_ts = INT64_MIN, .seal = w->seal};
   for (uint32_t i = 0; i < w->nsyms && !w->err; i++) flush_sym(w, i);
   if (!w->err && w->ticks == 0) {
     tks_archive_writer_abort(w);
@@ -2138,7 +2151,8 @@ int tks_archive_writer_seal(struct tks_archive_writer *w, struct tks_archive_par
                                           .symbols = nsym,
                                           .blocks = w->nblk,
                                           .first_ts = w->first,
-                                          .last_ts = w->last};
+                                          .last_ts = w->last,
+                                          .seal = w->seal};
   writer_free(w);
   return 0;
 }
@@ -3263,7 +3277,7 @@ int tks_archive_fix_crcs(const void *file, size_t len, uint8_t **out, size_t *ou
   memcpy(nf, ft, FOOTER_SIZE);
   le32(nf + 8, (uint32_t)c);
   le32(nf + 16, tks_crc32c(0, o + off, c));
-  le32(nf + 68, tks_crc32c(0, nf, 68));
+  le32(nf + FOOTER_CRC_AT, tks_crc32c(0, nf, FOOTER_CRC_AT));
   *out = o;
   *out_len = off + c + FOOTER_SIZE;
   return 0;

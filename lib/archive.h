@@ -16,8 +16,8 @@
  * (field names, types, record layout, mode), the symbols (name, count,
  * first and last ts) and per block its symbol, first and last ts, count,
  * offset, compressed and decompressed length and CRC32C; then a fixed-size
- * footer locating the index, with the part's totals.  Symbols are kept as
- * their text, never as live ids.
+ * footer locating the index, with the part's totals and the id of the
+ * seal that wrote it.  Symbols are kept as their text, never as live ids.
  *
  * Sealing is atomic: a part is written in <dir>/YYYY-MM-DD.tmp-<pid>/, its
  * file and that directory fsynced; the day's first part then renames the
@@ -84,6 +84,7 @@ struct tks_archive_writer_opts {
   int level;             /* zstd level 1..19; 0: TKS_ARCHIVE_DEFAULT_LEVEL */
   uint32_t block_ticks;  /* MIN..MAX_BLOCK_TICKS; 0: TKS_ARCHIVE_DEFAULT_BLOCK_TICKS */
   uint64_t buffer_bytes; /* 0: TKS_ARCHIVE_DEFAULT_BUFFER (at least 1 MiB is used) */
+  uint64_t seal;         /* the id of the seal writing the part, into its footer; 0: none */
 };
 
 /* The live tables the store's ids point into.  The writer reads them only
@@ -137,6 +138,7 @@ struct tks_archive_part_info {
   uint32_t symbols;
   uint32_t blocks;
   int64_t first_ts, last_ts; /* INT64_MAX, INT64_MIN when empty */
+  uint64_t seal;             /* opts.seal of its writer */
 };
 
 /*

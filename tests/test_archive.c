@@ -1654,6 +1654,12 @@ TEST(random_bytes_are_refused_at_every_layer) {
   checker_finish(&c);
 }
 
+/* A part file's footer (lib/archive.c): 80 bytes, the seal id at 60, its
+ * CRC32C (of the bytes before) last. */
+#define FOOTER 80
+#define FOOTER_SEAL 60
+#define FOOTER_CRC (FOOTER - 4)
+
 /* The decompressed index and the decompressed blocks of a part file. */
 struct opened {
   uint8_t *file;
@@ -1677,7 +1683,7 @@ static void wr64(uint8_t *p, uint64_t v) {
 
 static void open_part(const char *path, struct opened *o) {
   o->file = slurp(path, &o->len);
-  const uint8_t *f = o->file + o->len - 72;
+  const uint8_t *f = o->file + o->len - FOOTER;
   o->index_off = rd64(f);
   uint32_t clen = rd32(f + 8);
   o->index_len = rd32(f + 12);
@@ -1688,18 +1694,18 @@ static void open_part(const char *path, struct opened *o) {
 /* A part file made of o's blocks and the (patched) index: CRCs all good. */
 static uint8_t *rebuild(const struct opened *o, size_t *len) {
   size_t bound = ZSTD_compressBound(o->index_len);
-  uint8_t *out = malloc(o->index_off + bound + 72);
+  uint8_t *out = malloc(o->index_off + bound + FOOTER);
   memcpy(out, o->file, o->index_off);
   size_t clen = ZSTD_compress(out + o->index_off, bound, o->index, o->index_len, 3);
   ASSERT(!ZSTD_isError(clen));
   uint8_t *f = out + o->index_off + clen;
-  memcpy(f, o->file + o->len - 72, 72);
+  memcpy(f, o->file + o->len - FOOTER, FOOTER);
   wr64(f, o->index_off);
   wr32(f + 8, (uint32_t)clen);
   wr32(f + 12, (uint32_t)o->index_len);
   wr32(f + 16, tks_crc32c(0, out + o->index_off, clen));
-  wr32(f + 68, tks_crc32c(0, f, 68));
-  *len = o->index_off + clen + 72;
+  wr32(f + FOOTER_CRC, tks_crc32c(0, f, FOOTER_CRC));
+  *len = o->index_off + clen + FOOTER;
   return out;
 }
 
