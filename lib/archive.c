@@ -8,18 +8,22 @@
  * the same speed (bench/archive_bench.c).  Reading: footers at open, an
  * index when a query first needs its part, blocks when a cursor reaches
  * them; a cursor merges the blocks of one symbol (of every part of a day)
- * by ts, then part, then block.  libzstd is used here only.
+ * by ts, then part, then block.  A part of a seal above the handle's limit
+ * is skipped wherever parts are walked for a query.  libzstd is used here
+ * only.
  *
  * A part file, every integer little-endian:
  *   header  32 B   "TKSARCH1", u32 version, i32 day, u32 part, u32 0, u32 0,
  *                  u32 CRC32C of the 28 bytes before
  *   blocks         one zstd frame each, at the offsets the index gives
  *   index          one zstd frame: the decompressed index (index_encode())
- *   footer  72 B   u64 index offset, u32 index length, u32 decompressed
+ *   footer  80 B   u64 index offset, u32 index length, u32 decompressed
  *                  length, u32 CRC32C of the index frame, u32 symbols,
  *                  u64 ticks, i64 first ts, i64 last ts, u32 blocks,
- *                  i32 day, u32 part, u32 0, "TKSAEND1", u32 CRC32C of the
- *                  68 bytes before
+ *                  i32 day, u32 part, u64 seal id (0: none), "TKSAEND1",
+ *                  u32 CRC32C of the 76 bytes before
+ * Version 2 (header and index); version 1 had no seal id and a 72-byte
+ * footer, and is not read (its parts are bad).
  * A block's CRC32C covers its zstd frame; its payload is block_encode()'s.
  */
 #include "archive.h"
@@ -48,9 +52,11 @@
 #define FILE_MAGIC "TKSARCH1"
 #define INDEX_MAGIC "TKSAIDX1"
 #define FOOTER_MAGIC "TKSAEND1"
-#define VERSION 1
+#define VERSION 2 /* 2: the footer holds the seal id (80 bytes, was 72) */
 #define HEADER_SIZE 32
-#define FOOTER_SIZE 72
+#define FOOTER_SIZE 80
+#define FOOTER_MAGIC_AT (FOOTER_SIZE - 12)
+#define FOOTER_CRC_AT (FOOTER_SIZE - 4) /* the CRC covers the bytes before */
 #define PART_NAME_MAX 32
 #define WRITE_CHUNK (1u << 20) /* file bytes buffered before a write(2) */
 #define MAX_MAP_STRING 65535   /* a dynobj string's length is 16 bits */
@@ -1181,6 +1187,7 @@ struct footer {
   uint32_t nblk;
   int32_t day;
   uint32_t part;
+  uint64_t seal;
 };
 
 static void footer_encode(uint8_t f[FOOTER_SIZE], const struct footer *ft) {
@@ -1196,8 +1203,9 @@ static void footer_encode(uint8_t f[FOOTER_SIZE], const struct footer *ft) {
   le32(f + 48, ft->nblk);
   le32(f + 52, (uint32_t)ft->day);
   le32(f + 56, ft->part);
-  memcpy(f + 60, FOOTER_MAGIC, 8);
-  le32(f + 68, tks_crc32c(0, f, 68));
+  le64(f + 60, ft->seal);
+  memcpy(f + FOOTER_MAGIC_AT, FOOTER_MAGIC, 8);
+  le32(f + FOOTER_CRC_AT, tks_crc32c(0, f, FOOTER_CRC_AT));
 }
 
 /* Checks a part's header and footer against its place (day, part) and size. */
@@ -1213,7 +1221,8 @@ static int ends_check(const uint8_t h[HEADER_SIZE], const uint8_t f[FOOTER_SIZE]
          get32(h + 16));
     return -EBADMSG;
   }
-  if (memcmp(f + 60, FOOTER_MAGIC, 8) || get32(f + 68) != tks_crc32c(0, f, 68)) {
+  if (memcmp(f + FOOTER_MAGIC_AT, FOOTER_MAGIC, 8) ||
+      get32(f + FOOTER_CRC_AT) != tks_crc32c(0, f, FOOTER_CRC_AT)) {
     errf(err, errlen, "bad footer");
     return -EBADMSG;
   }
@@ -1227,7 +1236,8 @@ static int ends_check(const uint8_t h[HEADER_SIZE], const uint8_t f[FOOTER_SIZE]
                         .last = (int64_t)get64(f + 40),
                         .nblk = get32(f + 48),
                         .day = (int32_t)get32(f + 52),
-                        .part = get32(f + 56)};
+                        .part = get32(f + 56),
+                        .seal = get64(f + 60)};
   if (ft->day != day || ft->part != part || ft->index_off < HEADER_SIZE || ft->index_off > size ||
       size - ft->index_off != (uint64_t)ft->index_clen + FOOTER_SIZE || ft->index_clen == 0 ||
       ft->index_raw == 0 || ft->index_raw > TKS_ARCHIVE_MAX_INDEX_RAW ||
@@ -1300,6 +1310,7 @@ struct tks_archive_writer {
   int level;
   uint32_t block_ticks;
   uint64_t budget;
+  uint64_t seal; /* into the footer */
   int fd;
   uint64_t off;       /* file offset of the next byte written */
   struct tks_buf out; /* file bytes not yet written */
@@ -1932,6 +1943,7 @@ tks_archive_writer_create(const char *dir, int32_t day, const struct tks_schema 
   w->level = o.level;
   w->block_ticks = o.block_ticks;
   w->budget = o.buffer_bytes;
+  w->seal = o.seal;
   w->first = INT64_MAX;
   w->last = INT64_MIN;
   snprintf(w->tmp, sizeof w->tmp, "%s/%s.tmp-%ld", dir, w->day_name, (long)getpid());
@@ -2070,7 +2082,8 @@ static int write_tail(struct tks_archive_writer *w, uint32_t part, uint32_t *nsy
                       .last = w->last,
                       .nblk = w->nblk,
                       .day = w->day,
-                      .part = part};
+                      .part = part,
+                      .seal = w->seal};
   uint8_t f[FOOTER_SIZE], h[HEADER_SIZE];
   footer_encode(f, &ft);
   header_encode(h, w->day, part);
@@ -2111,7 +2124,7 @@ int tks_archive_writer_seal(struct tks_archive_writer *w, struct tks_archive_par
                             char *err, size_t errlen) {
   if (out)
     *out = (struct tks_archive_part_info){
-        .day = w->day, .first_ts = INT64_MAX, .last_ts = INT64_MIN};
+        .day = w->day, .first_ts = INT64_MAX, .last_ts = INT64_MIN, .seal = w->seal};
   for (uint32_t i = 0; i < w->nsyms && !w->err; i++) flush_sym(w, i);
   if (!w->err && w->ticks == 0) {
     tks_archive_writer_abort(w);
@@ -2138,7 +2151,8 @@ int tks_archive_writer_seal(struct tks_archive_writer *w, struct tks_archive_par
                                           .symbols = nsym,
                                           .blocks = w->nblk,
                                           .first_ts = w->first,
-                                          .last_ts = w->last};
+                                          .last_ts = w->last,
+                                          .seal = w->seal};
   writer_free(w);
   return 0;
 }
@@ -2453,7 +2467,7 @@ struct part {
   char *path;
   uint64_t size;
   ino_t ino;
-  struct footer ft;
+  struct footer ft; /* all 0 (first, last INT64_MAX, INT64_MIN) if header or footer is bad */
   bool bad;
   char why[240];
   struct index *ix; /* loaded, or NULL */
@@ -2474,6 +2488,7 @@ struct tks_archive {
   ZSTD_DCtx *dctx;
   struct tks_buf cbuf; /* a compressed block being read */
   uint64_t blocks_read, index_loads;
+  uint64_t max_seal; /* parts of a seal above it are hidden */
   char err[512];
 };
 
@@ -2488,6 +2503,11 @@ static int aerr(struct tks_archive *a, int rc, const char *fmt, ...) {
 }
 
 const char *tks_archive_error(const struct tks_archive *a) { return a->err; }
+
+/* A part the seal limit hides from the queries. */
+static bool hidden(const struct tks_archive *a, const struct part *p) {
+  return p->ft.seal > a->max_seal;
+}
 
 static void part_unload(struct part *p) {
   index_free(p->ix);
@@ -2525,6 +2545,7 @@ static void part_probe(struct part *p, int32_t day) {
   }
   if (fd >= 0) close(fd);
   p->bad = rc != 0;
+  if (p->bad) p->ft = (struct footer){.first = INT64_MAX, .last = INT64_MIN};
 }
 
 static int cmp_u32(const void *a, const void *b) {
@@ -2631,6 +2652,7 @@ struct tks_archive *tks_archive_open(const char *dir, char *err, size_t errlen) 
     return NULL;
   }
   snprintf(a->dir, sizeof a->dir, "%s", dir);
+  a->max_seal = UINT64_MAX;
   sweep_stale(dir);
   if (scan(a, NULL, 0)) {
     errf(err, errlen, "%s", a->err);
@@ -2658,11 +2680,13 @@ int tks_archive_rescan(struct tks_archive *a) {
   return rc;
 }
 
-static void day_info(const struct day *d, struct tks_archive_day_info *out) {
+/* What day d holds in its parts of a seal up to max_seal. */
+static void day_info(const struct day *d, uint64_t max_seal, struct tks_archive_day_info *out) {
   *out = (struct tks_archive_day_info){.day = d->day, .first_ts = INT64_MAX, .last_ts = INT64_MIN};
   memcpy(out->name, d->name, sizeof out->name);
   for (uint32_t i = 0; i < d->nparts; i++) {
     const struct part *p = &d->parts[i];
+    if (p->ft.seal > max_seal) continue;
     out->parts++;
     out->bytes += p->size;
     if (p->bad) {
@@ -2679,7 +2703,7 @@ uint32_t tks_archive_days(const struct tks_archive *a, tks_archive_day_fn fn, vo
   uint32_t n = 0;
   for (uint32_t i = 0; i < a->ndays; i++) {
     struct tks_archive_day_info di;
-    day_info(&a->days[i], &di);
+    day_info(&a->days[i], a->max_seal, &di);
     if (di.parts == 0) continue; /* an empty directory is no day */
     n++;
     if (fn(ctx, &di)) break;
@@ -2691,7 +2715,7 @@ void tks_archive_totals(const struct tks_archive *a, struct tks_archive_totals *
   memset(out, 0, sizeof *out);
   for (uint32_t i = 0; i < a->ndays; i++) {
     struct tks_archive_day_info di;
-    day_info(&a->days[i], &di);
+    day_info(&a->days[i], a->max_seal, &di);
     if (di.parts == 0) continue;
     out->days++;
     out->parts += di.parts;
@@ -2853,6 +2877,7 @@ static int next_day(struct tks_archive_cursor *c) {
     }
     for (uint32_t k = 0; k < d->nparts; k++) {
       struct part *p = &d->parts[k];
+      if (hidden(a, p)) continue;
       int rc = part_load(a, p, d->day);
       if (rc) return rc;
       const struct isym *s = index_find(p->ix, c->sym, c->x.sym_len);
@@ -3028,6 +3053,7 @@ int tks_archive_last(struct tks_archive *a, const struct tks_archive_view *v, co
   while (oldest > 0 && total < n) {
     struct day *d = &a->days[--oldest];
     for (uint32_t k = 0; k < d->nparts; k++) {
+      if (hidden(a, &d->parts[k])) continue;
       int rc = part_load(a, &d->parts[k], d->day);
       if (rc) return rc;
       const struct isym *s = index_find(d->parts[k].ix, symbol, len);
@@ -3042,6 +3068,7 @@ int tks_archive_last(struct tks_archive *a, const struct tks_archive_view *v, co
   for (uint32_t i = oldest; i < a->ndays; i++) {
     struct day *d = &a->days[i];
     for (uint32_t k = 0; k < d->nparts; k++) {
+      if (hidden(a, &d->parts[k])) continue;
       const struct index *ix = d->parts[k].ix;
       const struct isym *s = index_find(ix, symbol, len);
       for (uint32_t j = 0; s && j < s->nblocks; j++) {
@@ -3098,6 +3125,7 @@ int tks_archive_symbols(struct tks_archive *a, int32_t first_day, int32_t last_d
     struct day *d = &a->days[i];
     if (d->day < first_day || d->day > last_day) continue;
     for (uint32_t k = 0; k < d->nparts && !rc; k++) {
+      if (hidden(a, &d->parts[k])) continue;
       if ((rc = part_load(a, &d->parts[k], d->day))) break;
       const struct index *ix = d->parts[k].ix;
       for (uint32_t j = 0; j < ix->nsym && !rc; j++) {
@@ -3166,6 +3194,7 @@ int tks_archive_verify(struct tks_archive *a, int32_t day, uint64_t *ticks) {
     if (day != INT32_MIN && d->day != day) continue;
     for (uint32_t k = 0; k < d->nparts && !rc; k++) {
       struct part *p = &d->parts[k];
+      if (hidden(a, p)) continue;
       if ((rc = part_load(a, p, d->day))) break;
       for (uint32_t b = 0; b < p->ix->nblk && !rc; b++) {
         struct blk *bk;
@@ -3194,7 +3223,7 @@ int tks_archive_retain(struct tks_archive *a, int32_t first_kept_day,
       break;
     }
     struct tks_archive_day_info di;
-    day_info(d, &di);
+    day_info(d, UINT64_MAX, &di); /* hidden parts go too */
     /* Gone once the rename is durable; the files go after. */
     if ((rc = tks_fsync_dir(a->dir))) {
       aerr(a, rc, "%s: %s", a->dir, strerror(-rc));
@@ -3211,6 +3240,105 @@ int tks_archive_retain(struct tks_archive *a, int32_t first_kept_day,
   }
   memmove(a->days, a->days + gone, (size_t)(a->ndays - gone) * sizeof *a->days);
   a->ndays -= gone;
+  if (out) *out = f;
+  return rc;
+}
+
+/* ---- seals ----------------------------------------------------------------------- */
+
+uint32_t tks_archive_parts(const struct tks_archive *a, tks_archive_part_fn fn, void *ctx) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < a->ndays; i++) {
+    const struct day *d = &a->days[i];
+    for (uint32_t k = 0; k < d->nparts; k++) {
+      const struct part *p = &d->parts[k];
+      struct tks_archive_part_info pi = {.day = d->day,
+                                         .part = p->no,
+                                         .ticks = p->ft.ticks,
+                                         .bytes = p->size,
+                                         .symbols = p->ft.nsym,
+                                         .blocks = p->ft.nblk,
+                                         .first_ts = p->ft.first,
+                                         .last_ts = p->ft.last,
+                                         .seal = p->ft.seal};
+      n++;
+      if (fn(ctx, &pi, p->bad)) return n;
+    }
+  }
+  return n;
+}
+
+void tks_archive_set_seal_limit(struct tks_archive *a, uint64_t max_seal) {
+  a->max_seal = max_seal;
+}
+
+uint64_t tks_archive_max_seal(const struct tks_archive *a) {
+  uint64_t mx = 0;
+  for (uint32_t i = 0; i < a->ndays; i++)
+    for (uint32_t k = 0; k < a->days[i].nparts; k++)
+      if (a->days[i].parts[k].ft.seal > mx) mx = a->days[i].parts[k].ft.seal;
+  return mx;
+}
+
+/* Unlinks day d's parts of a seal above max_seal (and fsyncs its
+ * directory), dropping them from d->parts.  0 or the first -errno (the
+ * parts before it are gone). */
+static int day_remove_seals(struct tks_archive *a, struct day *d, uint64_t max_seal,
+                            struct tks_archive_freed *f) {
+  uint32_t kept = 0, gone = 0;
+  int rc = 0;
+  for (uint32_t k = 0; k < d->nparts; k++) {
+    struct part *p = &d->parts[k];
+    if (rc || p->ft.seal <= max_seal) {
+      d->parts[kept++] = *p;
+      continue;
+    }
+    if (unlink(p->path) < 0 && errno != ENOENT) {
+      rc = aerr(a, -errno, "%s: %s", p->path, strerror(errno));
+      d->parts[kept++] = *p;
+      continue;
+    }
+    f->parts++;
+    f->ticks += p->ft.ticks;
+    f->bytes += p->size;
+    part_unload(p);
+    free(p->path);
+    gone++;
+  }
+  d->nparts = kept;
+  if (!gone) return rc;
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/%s", a->dir, d->name);
+  int frc = tks_fsync_dir(path);
+  if (frc && !rc) rc = aerr(a, frc, "%s: %s", path, strerror(-frc));
+  return rc;
+}
+
+int tks_archive_remove_seals_above(struct tks_archive *a, uint64_t max_seal,
+                                   struct tks_archive_freed *out) {
+  struct tks_archive_freed f = {0};
+  int rc = 0;
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < a->ndays; i++) {
+    struct day *d = &a->days[i];
+    uint32_t before = d->nparts;
+    if (!rc) rc = day_remove_seals(a, d, max_seal, &f);
+    if (!rc && before && !d->nparts) {
+      /* Emptied: the directory goes (unless something else is in it). */
+      char path[PATH_MAX + 16];
+      snprintf(path, sizeof path, "%s/%s", a->dir, d->name);
+      if (rmdir(path) == 0 || errno == ENOENT) {
+        if ((rc = tks_fsync_dir(a->dir))) aerr(a, rc, "%s: %s", a->dir, strerror(-rc));
+        day_free(d);
+        f.days++;
+        continue;
+      }
+      if (errno != ENOTEMPTY && errno != EEXIST)
+        rc = aerr(a, -errno, "%s: %s", path, strerror(errno));
+    }
+    a->days[kept++] = *d;
+  }
+  a->ndays = kept;
   if (out) *out = f;
   return rc;
 }
@@ -3263,7 +3391,7 @@ int tks_archive_fix_crcs(const void *file, size_t len, uint8_t **out, size_t *ou
   memcpy(nf, ft, FOOTER_SIZE);
   le32(nf + 8, (uint32_t)c);
   le32(nf + 16, tks_crc32c(0, o + off, c));
-  le32(nf + 68, tks_crc32c(0, nf, 68));
+  le32(nf + FOOTER_CRC_AT, tks_crc32c(0, nf, FOOTER_CRC_AT));
   *out = o;
   *out_len = off + c + FOOTER_SIZE;
   return 0;

@@ -16,8 +16,8 @@
  * (field names, types, record layout, mode), the symbols (name, count,
  * first and last ts) and per block its symbol, first and last ts, count,
  * offset, compressed and decompressed length and CRC32C; then a fixed-size
- * footer locating the index, with the part's totals.  Symbols are kept as
- * their text, never as live ids.
+ * footer locating the index, with the part's totals and the id of the
+ * seal that wrote it.  Symbols are kept as their text, never as live ids.
  *
  * Sealing is atomic: a part is written in <dir>/YYYY-MM-DD.tmp-<pid>/, its
  * file and that directory fsynced; the day's first part then renames the
@@ -27,6 +27,12 @@
  * removed by the next writer or tks_archive_open().  One writer at a time
  * per archive directory (the daemon's lock file): part numbers are taken
  * as one more than the highest in the day.
+ *
+ * Seals: a writer may stamp its part with a seal id (opts.seal), so that a
+ * part sealed by a process that crashed before it committed the seal
+ * elsewhere (the daemon seals in a forked child and commits afterwards)
+ * can be told apart: a handle's seal limit hides parts of higher seals
+ * from every query, and tks_archive_remove_seals_above() deletes them.
  *
  * Reading goes through the layout the part was written with, into the
  * CURRENT schema's form: conversion is by field name (see tks_archive_view).
@@ -84,6 +90,7 @@ struct tks_archive_writer_opts {
   int level;             /* zstd level 1..19; 0: TKS_ARCHIVE_DEFAULT_LEVEL */
   uint32_t block_ticks;  /* MIN..MAX_BLOCK_TICKS; 0: TKS_ARCHIVE_DEFAULT_BLOCK_TICKS */
   uint64_t buffer_bytes; /* 0: TKS_ARCHIVE_DEFAULT_BUFFER (at least 1 MiB is used) */
+  uint64_t seal;         /* the id of the seal writing the part, into its footer; 0: none */
 };
 
 /* The live tables the store's ids point into.  The writer reads them only
@@ -128,7 +135,7 @@ int tks_archive_writer_add(struct tks_archive_writer *w, const void *record,
 int tks_archive_writer_visit(void *w, const void *record, const struct tks_dynobj *obj);
 uint64_t tks_archive_writer_ticks(const struct tks_archive_writer *w);
 
-/* What one sealed part holds (also what tks_archive_part_info tells). */
+/* What one sealed part holds (also what tks_archive_parts() tells). */
 struct tks_archive_part_info {
   int32_t day;
   uint32_t part; /* its number in the day, from 1 */
@@ -137,6 +144,7 @@ struct tks_archive_part_info {
   uint32_t symbols;
   uint32_t blocks;
   int64_t first_ts, last_ts; /* INT64_MAX, INT64_MIN when empty */
+  uint64_t seal;             /* opts.seal of its writer */
 };
 
 /*
@@ -304,6 +312,7 @@ int tks_archive_verify(struct tks_archive *a, int32_t day, uint64_t *ticks);
 
 /* ---- retention ------------------------------------------------------------ */
 
+/* What a deletion freed (tks_archive_retain(), _remove_seals_above()). */
 struct tks_archive_freed {
   uint32_t days;
   uint32_t parts;
@@ -312,10 +321,49 @@ struct tks_archive_freed {
 /*
  * Deletes every day before first_kept_day (whole directories: renamed to
  * *.del-<pid> first, so a crash leaves nothing half-deleted visible), and
- * says what it freed in *out.  Returns 0 or the first -errno (the days
- * before it are gone).  No cursor may be open.
+ * says what it freed in *out (parts hidden by the seal limit included).
+ * Returns 0 or the first -errno (the days before it are gone).  No cursor
+ * may be open.
  */
 int tks_archive_retain(struct tks_archive *a, int32_t first_kept_day,
                        struct tks_archive_freed *out);
+
+/* ---- seals ---------------------------------------------------------------- */
+
+/* A part as its footer tells it; bad: its header or footer (or, once
+ * loaded, its index) does not verify.  Of a part whose footer does not
+ * verify only day, part and bytes are known (the rest 0, first_ts and
+ * last_ts INT64_MAX and INT64_MIN, seal 0). */
+typedef int (*tks_archive_part_fn)(void *ctx, const struct tks_archive_part_info *p, bool bad);
+/* Visits every part, oldest day first and in part order within a day, bad
+ * ones and those the seal limit hides too, from the footers (no index is
+ * read).  Returns the parts visited (stops when fn returns non-zero). */
+uint32_t tks_archive_parts(const struct tks_archive *a, tks_archive_part_fn fn, void *ctx);
+
+/*
+ * Hides the parts of a seal above max_seal from every query of a:
+ * tks_archive_days(), _totals(), _symbols(), _symbol(), _range(), _last(),
+ * cursors and _verify() act as if they were absent (tks_archive_parts()
+ * and _max_seal() still see them).  UINT64_MAX (the default) hides
+ * nothing; raising the limit again shows them (their indexes are loaded
+ * when a query first needs them).  Kept across tks_archive_rescan().  A
+ * cursor already open sees the new limit for the days it has yet to reach.
+ */
+void tks_archive_set_seal_limit(struct tks_archive *a, uint64_t max_seal);
+/* The highest seal id of any part, hidden or not (0 when none): a new seal
+ * takes an id above it. */
+uint64_t tks_archive_max_seal(const struct tks_archive *a);
+/*
+ * Deletes every part of a seal above max_seal: unlinks its file and fsyncs
+ * its day's directory; a day directory left empty is removed (and the
+ * archive directory fsynced).  A crash midway leaves some of them, which a
+ * second call removes.  Bad parts whose footer does not verify (seal 0)
+ * are never removed.  *out (may be NULL) gets what went (days: the
+ * directories removed).  Returns 0 or the first -errno (the parts before
+ * it are gone, the rest stay).  No cursor may be open, and no writer may
+ * be sealing into the archive meanwhile.
+ */
+int tks_archive_remove_seals_above(struct tks_archive *a, uint64_t max_seal,
+                                   struct tks_archive_freed *out);
 
 #endif

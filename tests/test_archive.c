@@ -1654,6 +1654,12 @@ TEST(random_bytes_are_refused_at_every_layer) {
   checker_finish(&c);
 }
 
+/* A part file's footer (lib/archive.c): 80 bytes, the seal id at 60, its
+ * CRC32C (of the bytes before) last. */
+#define FOOTER 80
+#define FOOTER_SEAL 60
+#define FOOTER_CRC (FOOTER - 4)
+
 /* The decompressed index and the decompressed blocks of a part file. */
 struct opened {
   uint8_t *file;
@@ -1677,7 +1683,7 @@ static void wr64(uint8_t *p, uint64_t v) {
 
 static void open_part(const char *path, struct opened *o) {
   o->file = slurp(path, &o->len);
-  const uint8_t *f = o->file + o->len - 72;
+  const uint8_t *f = o->file + o->len - FOOTER;
   o->index_off = rd64(f);
   uint32_t clen = rd32(f + 8);
   o->index_len = rd32(f + 12);
@@ -1688,18 +1694,18 @@ static void open_part(const char *path, struct opened *o) {
 /* A part file made of o's blocks and the (patched) index: CRCs all good. */
 static uint8_t *rebuild(const struct opened *o, size_t *len) {
   size_t bound = ZSTD_compressBound(o->index_len);
-  uint8_t *out = malloc(o->index_off + bound + 72);
+  uint8_t *out = malloc(o->index_off + bound + FOOTER);
   memcpy(out, o->file, o->index_off);
   size_t clen = ZSTD_compress(out + o->index_off, bound, o->index, o->index_len, 3);
   ASSERT(!ZSTD_isError(clen));
   uint8_t *f = out + o->index_off + clen;
-  memcpy(f, o->file + o->len - 72, 72);
+  memcpy(f, o->file + o->len - FOOTER, FOOTER);
   wr64(f, o->index_off);
   wr32(f + 8, (uint32_t)clen);
   wr32(f + 12, (uint32_t)o->index_len);
   wr32(f + 16, tks_crc32c(0, out + o->index_off, clen));
-  wr32(f + 68, tks_crc32c(0, f, 68));
-  *len = o->index_off + clen + 72;
+  wr32(f + FOOTER_CRC, tks_crc32c(0, f, FOOTER_CRC));
+  *len = o->index_off + clen + FOOTER;
   return out;
 }
 
@@ -1959,6 +1965,345 @@ TEST(a_zstd_frame_that_lies_about_its_size_is_refused) {
   free(raw);
   free(o.file);
   free(o.index);
+  free(path);
+  rm_rf(dir);
+}
+
+/* ---- seals ------------------------------------------------------------------------------------ */
+
+/* Seals one part of day DAY + dday: n ticks of sym from ts t0 on, of the
+ * given volume, stamped with seal. */
+static struct tks_archive_part_info sealed_part(struct world *w, const char *dir, int dday,
+                                                uint64_t seal, const char *sym, int64_t t0, int n,
+                                                int64_t vol) {
+  char err[256];
+  struct tks_archive_tables t = {w->symbols, w->strings, w->names};
+  struct tks_archive_writer_opts o = {.block_ticks = 16, .seal = seal};
+  struct tks_archive_writer *wr = tks_archive_writer_create(dir, day_of(DAY) + dday, &w->schema,
+                                                            w->mode, &t, &o, err, sizeof err);
+  if (!wr) TEST_FAIL("writer_create: %s", err);
+  for (int i = 0; i < n; i++) {
+    struct rec r = {.ts = t0 + i, .price = 1.5, .volume = vol, .ticker = intern(w->symbols, sym)};
+    ASSERT_EQ(tks_archive_writer_add(wr, &r, NULL), 0);
+  }
+  struct tks_archive_part_info pi;
+  if (tks_archive_writer_seal(wr, &pi, err, sizeof err)) TEST_FAIL("seal: %s", err);
+  return pi;
+}
+
+/* Day DAY: part 1 of seal 1 (100 ticks of A), part 2 of seal 3 (10 of A,
+ * 1 of B); DAY + 1: part 1 of no seal (20 of A); DAY + 2: part 1 of seal 3
+ * (5 of C).  pi[4] gets their infos. */
+static void four_seals(const char *dir, struct tks_archive_part_info pi[4]) {
+  struct world w;
+  world_init(&w, NULL, TKS_MODE_SLOTTED);
+  int64_t d0 = day0(), d1 = tks_archive_day_start(day_of(DAY) + 1),
+          d2 = tks_archive_day_start(day_of(DAY) + 2);
+  pi[0] = sealed_part(&w, dir, 0, 1, "A", d0, 100, 1);
+  struct tks_archive_tables t = {w.symbols, w.strings, w.names};
+  struct tks_archive_writer_opts o = {.seal = 3};
+  char err[256];
+  struct tks_archive_writer *wr = tks_archive_writer_create(dir, day_of(DAY), &w.schema, w.mode, &t,
+                                                            &o, err, sizeof err);
+  ASSERT(wr);
+  for (int i = 0; i < 10; i++) add(wr, &w, "A", d0 + 50 + i, 3);
+  add(wr, &w, "B", d0 + 7, 3);
+  ASSERT_EQ(tks_archive_writer_seal(wr, &pi[1], err, sizeof err), 0);
+  pi[2] = sealed_part(&w, dir, 1, 0, "A", d1 + 1000, 20, 0);
+  pi[3] = sealed_part(&w, dir, 2, 3, "C", d2, 5, 3);
+  world_finish(&w);
+}
+
+struct part_seen {
+  struct tks_archive_part_info p[8];
+  bool bad[8];
+  unsigned n, stop_at; /* stop_at: return 1 at the stop_at-th part (0: never) */
+};
+
+static int seen_part(void *ctx, const struct tks_archive_part_info *p, bool bad) {
+  struct part_seen *z = ctx;
+  if (z->n < 8) {
+    z->p[z->n] = *p;
+    z->bad[z->n] = bad;
+  }
+  z->n++;
+  return z->stop_at && z->n == z->stop_at;
+}
+
+TEST(seal_ids_go_from_the_writer_to_the_part_info_and_the_part_list) {
+  char *dir = make_dir();
+  struct tks_archive_part_info pi[4];
+  four_seals(dir, pi);
+  ASSERT_EQ(pi[0].seal, 1);
+  ASSERT_EQ(pi[0].part, 1);
+  ASSERT_EQ(pi[1].seal, 3);
+  ASSERT_EQ(pi[1].part, 2);
+  ASSERT_EQ(pi[1].ticks, 11);
+  ASSERT_EQ(pi[2].seal, 0);
+  ASSERT_EQ(pi[3].seal, 3);
+  struct reader r;
+  reader_open(&r, dir, NULL);
+  struct part_seen z = {0};
+  ASSERT_EQ(tks_archive_parts(r.a, seen_part, &z), 4);
+  ASSERT_EQ(z.n, 4);
+  for (unsigned i = 0; i < 4; i++) {
+    ASSERT(!z.bad[i]);
+    ASSERT_EQ(z.p[i].day, pi[i].day);
+    ASSERT_EQ(z.p[i].part, pi[i].part);
+    ASSERT_EQ(z.p[i].seal, pi[i].seal);
+    ASSERT_EQ(z.p[i].ticks, pi[i].ticks);
+    ASSERT_EQ(z.p[i].bytes, pi[i].bytes);
+    ASSERT_EQ(z.p[i].symbols, pi[i].symbols);
+    ASSERT_EQ(z.p[i].blocks, pi[i].blocks);
+    ASSERT_EQ(z.p[i].first_ts, pi[i].first_ts);
+    ASSERT_EQ(z.p[i].last_ts, pi[i].last_ts);
+  }
+  ASSERT_EQ(z.p[1].symbols, 2);
+  ASSERT_EQ(tks_archive_index_loads(r.a), 0); /* from the footers */
+  ASSERT_EQ(tks_archive_max_seal(r.a), 3);
+  memset(&z, 0, sizeof z);
+  z.stop_at = 2;
+  ASSERT_EQ(tks_archive_parts(r.a, seen_part, &z), 2);
+  reader_close(&r);
+  /* The largest id there is, and an empty archive. */
+  char *dir2 = make_dir();
+  struct world w;
+  world_init(&w, NULL, TKS_MODE_SLOTTED);
+  reader_open(&r, dir2, NULL);
+  ASSERT_EQ(tks_archive_max_seal(r.a), 0);
+  ASSERT_EQ(tks_archive_parts(r.a, seen_part, &z), 0);
+  reader_close(&r);
+  sealed_part(&w, dir2, 0, UINT64_MAX, "A", day0(), 3, 0);
+  reader_open(&r, dir2, NULL);
+  ASSERT_EQ(tks_archive_max_seal(r.a), UINT64_MAX);
+  reader_close(&r);
+  world_finish(&w);
+  rm_rf(dir2);
+  rm_rf(dir);
+}
+
+static uint64_t count_range(struct reader *r, const char *sym) {
+  uint64_t got;
+  int rc = tks_archive_range(r->a, &r->v, sym, strlen(sym), INT64_MIN, INT64_MAX, 0, any_fn, NULL,
+                             &got);
+  if (rc) TEST_FAIL("range %s: %d %s", sym, rc, tks_archive_error(r->a));
+  return got;
+}
+
+static uint64_t count_last(struct reader *r, const char *sym, uint64_t n) {
+  uint64_t got;
+  int rc = tks_archive_last(r->a, &r->v, sym, strlen(sym), n, any_fn, NULL, &got);
+  if (rc) TEST_FAIL("last %s: %d %s", sym, rc, tks_archive_error(r->a));
+  return got;
+}
+
+TEST(the_seal_limit_hides_parts_from_every_query_until_it_is_raised) {
+  char *dir = make_dir();
+  struct tks_archive_part_info pi[4];
+  four_seals(dir, pi);
+  struct reader r;
+  reader_open(&r, dir, NULL);
+  struct tks_archive_totals tot;
+  tks_archive_totals(r.a, &tot);
+  ASSERT_EQ(tot.parts, 4); /* nothing hidden by default */
+  ASSERT_EQ(tot.ticks, 136);
+  tks_archive_set_seal_limit(r.a, 2);
+  ASSERT_EQ(count_range(&r, "A"), 120);
+  ASSERT_EQ(count_range(&r, "B"), 0);
+  ASSERT_EQ(count_range(&r, "C"), 0);
+  ASSERT_EQ(count_last(&r, "A", 1000), 120);
+  ASSERT_EQ(count_last(&r, "C", 10), 0);
+  /* The newest 115 of A: the next day's 20 and part 1's ts 5..99, none
+   * of part 2's (volume 3). */
+  static struct collect c;
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(tks_archive_last(r.a, &r.v, "A", 1, 115, collect_fn, &c, NULL), 0);
+  ASSERT_EQ(c.n, 115);
+  ASSERT_EQ(c.ts[0], day0() + 5);
+  for (unsigned i = 0; i < c.n; i++) ASSERT(c.vol[i] != 3);
+  struct tks_archive_cursor *cur = tks_archive_cursor_create(r.a, &r.v, "A", 1, day0() + 50,
+                                                             day0() + 59);
+  ASSERT(cur);
+  ASSERT_EQ(tks_archive_cursor_skip(cur, 1000), 10); /* part 1's, not also part 2's */
+  tks_archive_cursor_destroy(cur);
+  struct seen z = {0};
+  ASSERT_EQ(tks_archive_symbols(r.a, INT32_MIN, INT32_MAX, seen_sym, &z), 0);
+  ASSERT_EQ(z.n, 1);
+  ASSERT_STR_EQ(z.names[0], "A");
+  ASSERT_EQ(z.count[0], 120);
+  struct tks_archive_symbol_info si;
+  ASSERT_EQ(tks_archive_symbol(r.a, "B", 1, &si), -ENOENT);
+  memset(&z, 0, sizeof z);
+  ASSERT_EQ(tks_archive_days(r.a, seen_day, &z), 2); /* DAY + 2 holds only seal 3 */
+  ASSERT_EQ(z.count[0], 100);
+  ASSERT_EQ(z.last[0], pi[0].bytes);
+  ASSERT_EQ(z.count[1], 20);
+  tks_archive_totals(r.a, &tot);
+  ASSERT_EQ(tot.days, 2);
+  ASSERT_EQ(tot.parts, 2);
+  ASSERT_EQ(tot.ticks, 120);
+  ASSERT_EQ(tot.bytes, pi[0].bytes + pi[2].bytes);
+  uint64_t ticks;
+  ASSERT_EQ(tks_archive_verify(r.a, INT32_MIN, &ticks), 0);
+  ASSERT_EQ(ticks, 120);
+  ASSERT_EQ(tks_archive_index_loads(r.a), 2); /* the hidden parts were never read */
+  /* Still listed, and still counted for the next id. */
+  struct part_seen ps = {0};
+  ASSERT_EQ(tks_archive_parts(r.a, seen_part, &ps), 4);
+  ASSERT_EQ(tks_archive_max_seal(r.a), 3);
+  /* Kept across a rescan; 0 leaves only the unstamped part. */
+  ASSERT_EQ(tks_archive_rescan(r.a), 0);
+  ASSERT_EQ(count_range(&r, "A"), 120);
+  tks_archive_set_seal_limit(r.a, 0);
+  ASSERT_EQ(count_range(&r, "A"), 20);
+  ASSERT_EQ(tks_archive_days(r.a, seen_day, &z), 1);
+  /* Raised: everything is back. */
+  tks_archive_set_seal_limit(r.a, UINT64_MAX);
+  ASSERT_EQ(count_range(&r, "A"), 130);
+  ASSERT_EQ(count_range(&r, "B"), 1);
+  ASSERT_EQ(count_last(&r, "C", 10), 5);
+  ASSERT_EQ(tks_archive_symbol(r.a, "B", 1, &si), 0);
+  tks_archive_totals(r.a, &tot);
+  ASSERT_EQ(tot.days, 3);
+  ASSERT_EQ(tot.parts, 4);
+  ASSERT_EQ(tot.ticks, 136);
+  ASSERT_EQ(tks_archive_verify(r.a, INT32_MIN, &ticks), 0);
+  ASSERT_EQ(ticks, 136);
+  reader_close(&r);
+  rm_rf(dir);
+}
+
+/* The names in dir, sorted, each followed by a space. */
+static char *listing(const char *dir) {
+  struct dirent **e;
+  int n = scandir(dir, &e, NULL, alphasort);
+  struct tks_buf b = {0};
+  tks_buf_puts(&b, "");
+  for (int i = 0; i < n; i++) {
+    if (strcmp(e[i]->d_name, ".") && strcmp(e[i]->d_name, ".."))
+      tks_buf_printf(&b, "%s ", e[i]->d_name);
+    free(e[i]);
+  }
+  if (n >= 0) free(e);
+  return b.data;
+}
+
+static void assert_listing(const char *dir, const char *sub, const char *want) {
+  char path[512];
+  snprintf(path, sizeof path, "%s%s%s", dir, sub ? "/" : "", sub ? sub : "");
+  char *got = listing(path);
+  ASSERT_STR_EQ(got, want);
+  free(got);
+}
+
+TEST(removing_seals_above_deletes_their_files_and_a_day_they_empty) {
+  char *dir = make_dir();
+  struct tks_archive_part_info pi[4];
+  four_seals(dir, pi);
+  assert_listing(dir, NULL, "2026-11-25 2026-11-26 2026-11-27 ");
+  assert_listing(dir, "2026-11-25", "part-000001.tka part-000002.tka ");
+  struct reader r;
+  reader_open(&r, dir, NULL);
+  ASSERT_EQ(count_range(&r, "A"), 130); /* part 2's index is loaded, and goes */
+  struct tks_archive_freed f;
+  ASSERT_EQ(tks_archive_remove_seals_above(r.a, 3, &f), 0);
+  ASSERT_EQ(f.parts, 0);
+  ASSERT_EQ(f.days, 0);
+  ASSERT_EQ(tks_archive_remove_seals_above(r.a, 1, &f), 0);
+  ASSERT_EQ(f.parts, 2);
+  ASSERT_EQ(f.days, 1);
+  ASSERT_EQ(f.ticks, 16);
+  ASSERT_EQ(f.bytes, pi[1].bytes + pi[3].bytes);
+  assert_listing(dir, NULL, "2026-11-25 2026-11-26 ");
+  assert_listing(dir, "2026-11-25", "part-000001.tka ");
+  assert_listing(dir, "2026-11-26", "part-000001.tka ");
+  /* The handle's lists follow. */
+  struct part_seen z = {0};
+  ASSERT_EQ(tks_archive_parts(r.a, seen_part, &z), 2);
+  ASSERT_EQ(z.p[0].seal, 1);
+  ASSERT_EQ(z.p[1].seal, 0);
+  ASSERT_EQ(tks_archive_max_seal(r.a), 1);
+  struct tks_archive_totals tot;
+  tks_archive_totals(r.a, &tot);
+  ASSERT_EQ(tot.days, 2);
+  ASSERT_EQ(tot.parts, 2);
+  ASSERT_EQ(count_range(&r, "A"), 120);
+  ASSERT_EQ(count_range(&r, "B"), 0);
+  ASSERT_EQ(count_range(&r, "C"), 0);
+  ASSERT_EQ(tks_archive_remove_seals_above(r.a, 1, NULL), 0); /* nothing left to do */
+  /* 0 takes the rest of the stamped parts; the unstamped one stays. */
+  ASSERT_EQ(tks_archive_remove_seals_above(r.a, 0, &f), 0);
+  ASSERT_EQ(f.parts, 1);
+  ASSERT_EQ(f.days, 1);
+  ASSERT_EQ(f.ticks, 100);
+  assert_listing(dir, NULL, "2026-11-26 ");
+  reader_close(&r);
+  /* Reopened: the same. */
+  reader_open(&r, dir, NULL);
+  tks_archive_totals(r.a, &tot);
+  ASSERT_EQ(tot.days, 1);
+  ASSERT_EQ(tot.parts, 1);
+  ASSERT_EQ(tot.ticks, 20);
+  ASSERT_EQ(tks_archive_max_seal(r.a), 0);
+  reader_close(&r);
+  rm_rf(dir);
+}
+
+TEST(a_flipped_bit_in_the_seal_id_makes_the_part_bad) {
+  char *dir = make_dir();
+  struct world w;
+  world_init(&w, NULL, TKS_MODE_SLOTTED);
+  uint64_t id = 0x0102030405060708ull;
+  sealed_part(&w, dir, 0, id, "A", day0(), 50, 0);
+  world_finish(&w);
+  char *path = part_path(dir, 1);
+  size_t len;
+  uint8_t *file = slurp(path, &len);
+  uint8_t *seal = file + len - FOOTER + FOOTER_SEAL;
+  ASSERT_EQ(rd64(seal), id); /* where the footer keeps it */
+  struct checker c;
+  checker_init(&c);
+  char err[256];
+  for (int bit = 0; bit < 64; bit++) {
+    seal[bit / 8] ^= (uint8_t)(1 << bit % 8);
+    ASSERT_EQ(
+        tks_archive_check_part(file, len, day_of(DAY), 1, &c.v, NULL, NULL, NULL, err, sizeof err),
+        -EBADMSG);
+    ASSERT_CONTAINS(err, "bad footer");
+    seal[bit / 8] ^= (uint8_t)(1 << bit % 8);
+  }
+  ASSERT_EQ(
+      tks_archive_check_part(file, len, day_of(DAY), 1, &c.v, NULL, NULL, NULL, err, sizeof err),
+      0);
+  checker_finish(&c);
+  seal[7] ^= 0x80; /* id 0x81...: would be hidden by any limit below it */
+  spill(path, file, len);
+  struct reader r;
+  reader_open(&r, dir, NULL);
+  struct part_seen z = {0};
+  ASSERT_EQ(tks_archive_parts(r.a, seen_part, &z), 1);
+  ASSERT(z.bad[0]);
+  ASSERT_EQ(z.p[0].seal, 0);
+  ASSERT_EQ(z.p[0].ticks, 0);
+  ASSERT_EQ(z.p[0].bytes, len);
+  ASSERT_EQ(z.p[0].first_ts, INT64_MAX);
+  ASSERT_EQ(z.p[0].last_ts, INT64_MIN);
+  ASSERT_EQ(tks_archive_max_seal(r.a), 0);
+  tks_archive_set_seal_limit(r.a, id);
+  struct tks_archive_totals tot;
+  tks_archive_totals(r.a, &tot);
+  ASSERT_EQ(tot.bad_parts, 1);
+  uint64_t got;
+  ASSERT_EQ(tks_archive_range(r.a, &r.v, "A", 1, INT64_MIN, INT64_MAX, 0, any_fn, NULL, &got),
+            -EBADMSG);
+  ASSERT_CONTAINS(tks_archive_error(r.a), "bad footer");
+  /* Its seal unknown, it is not taken for an uncommitted one. */
+  struct tks_archive_freed f;
+  ASSERT_EQ(tks_archive_remove_seals_above(r.a, 0, &f), 0);
+  ASSERT_EQ(f.parts, 0);
+  ASSERT_EQ(access(path, F_OK), 0);
+  reader_close(&r);
+  free(file);
   free(path);
   rm_rf(dir);
 }
