@@ -12,7 +12,8 @@
  * TKS_STORE_BLOCK_MAX bytes.  Queries merge the series of a symbol by ts.
  * Eviction (memory limits, retention) frees whole head blocks: the oldest
  * across all series through a heap of head blocks, or every block older
- * than a cutoff.
+ * than a cutoff; the exact calls then cut the first entries off a head
+ * block.  An observer sees every run of entries removed, before it goes.
  */
 #include "store.h"
 
@@ -72,6 +73,9 @@ struct tks_store {
   uint64_t obj_bytes[NSETS];       /* slab chunk bytes of objects (overflow maps, dynamic) */
   uint64_t obj_requested[NSETS];   /* bytes the objects asked for */
   uint64_t evicted_ticks, evicted_bytes;
+  /* The eviction observer (tks_store_set_evict_hook), or NULL. */
+  tks_store_evict_fn evict_fn;
+  void *evict_ctx;
 };
 
 struct tks_store *tks_store_create(const struct tks_schema *schema, struct tks_slab *slab) {
@@ -640,6 +644,35 @@ struct tks_dynobj *tks_store_copy_dynobj(struct tks_store *st, const void *src, 
 
 /* ---- eviction ---- */
 
+void tks_store_set_evict_hook(struct tks_store *st, tks_store_evict_fn fn, void *ctx) {
+  st->evict_fn = fn;
+  st->evict_ctx = ctx;
+}
+
+/* Shows the observer the first n entries of block b of series sr of set k,
+ * about to be removed. */
+static void observe(const struct tks_store *st, int k, const struct series *sr,
+                    const struct block *b, uint32_t n) {
+  if (!st->evict_fn || n == 0) return;
+  uint32_t sym = (uint32_t)(sr - st->sets[k].series);
+  st->evict_fn(st->evict_ctx, (enum tks_store_rep)k, sym, ent_at(&st->sets[k], b, 0), n);
+}
+
+/* Frees the objects of the first n entries of b (set k), uncounting them.
+ * Returns their chunk bytes. */
+static uint64_t free_objs(struct tks_store *st, int k, const struct block *b, uint32_t n) {
+  uint64_t freed = 0;
+  for (uint32_t j = 0; k != SET_SLOTTED && j < n; j++) {
+    struct tks_dynobj *o = entry_obj(st, k, ent_at(&st->sets[k], b, j));
+    uint64_t chunk = tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, o->bytes));
+    st->obj_bytes[k] -= chunk;
+    st->obj_requested[k] -= o->bytes;
+    freed += chunk;
+    tks_slab_free(st->slab, o, o->bytes);
+  }
+  return freed;
+}
+
 /* Frees the head block of series sr of set k and the objects its entries
  * point to.  sr->blocks still lists it: fix_blocks() drops the freed blocks
  * from the array afterwards, once per series.  Returns the chunk bytes
@@ -647,15 +680,8 @@ struct tks_dynobj *tks_store_copy_dynobj(struct tks_store *st, const void *src, 
 static uint64_t free_head(struct tks_store *st, int k, struct series *sr, uint64_t *ticks) {
   struct set *s = &st->sets[k];
   struct block *b = sr->head;
-  uint64_t freed = b->bytes;
-  for (uint32_t j = 0; k != SET_SLOTTED && j < b->count; j++) {
-    struct tks_dynobj *o = entry_obj(st, k, ent_at(s, b, j));
-    uint64_t chunk = tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, o->bytes));
-    st->obj_bytes[k] -= chunk;
-    st->obj_requested[k] -= o->bytes;
-    freed += chunk;
-    tks_slab_free(st->slab, o, o->bytes);
-  }
+  observe(st, k, sr, b, b->count);
+  uint64_t freed = b->bytes + free_objs(st, k, b, b->count);
   sr->head = b->next;
   if (sr->head)
     sr->head->prev = NULL;
@@ -669,6 +695,26 @@ static uint64_t free_head(struct tks_store *st, int k, struct series *sr, uint64
   st->evicted_bytes += freed;
   *ticks += b->count;
   tks_slab_free(st->slab, b, b->bytes);
+  return freed;
+}
+
+/* Removes the first n entries of the head block of series sr of set k,
+ * fewer than it holds: the block stays (so the series and its block array
+ * do too), its other entries move down.  Returns the object chunk bytes
+ * given back. */
+static uint64_t cut_head(struct tks_store *st, int k, struct series *sr, uint32_t n) {
+  struct set *s = &st->sets[k];
+  struct block *b = sr->head;
+  assert(n < b->count);
+  if (n == 0) return 0;
+  observe(st, k, sr, b, n);
+  uint64_t freed = free_objs(st, k, b, n);
+  memmove(ent_at(s, b, 0), ent_at(s, b, n), (size_t)(b->count - n) * s->esize);
+  b->count -= n;
+  sr->count -= n;
+  s->entries -= n;
+  st->evicted_ticks += n;
+  st->evicted_bytes += freed;
   return freed;
 }
 
@@ -789,6 +835,194 @@ uint64_t tks_store_evict_before(struct tks_store *st, int64_t before_ts) {
     }
   }
   return ticks;
+}
+
+uint64_t tks_store_evict_head(struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
+                              uint64_t n) {
+  if ((unsigned)rep >= NSETS || symbol >= st->sets[rep].cap) return 0;
+  struct set *s = &st->sets[rep];
+  struct series *sr = &s->series[symbol];
+  uint64_t done = 0;
+  while (sr->head && sr->head->count <= n - done) free_head(st, (int)rep, sr, &done);
+  fix_blocks(s, sr);
+  if (sr->head && done < n) {
+    cut_head(st, (int)rep, sr, (uint32_t)(n - done)); /* less than the block holds */
+    done = n;
+  }
+  return done;
+}
+
+uint64_t tks_store_trim_before(struct tks_store *st, int64_t before_ts) {
+  uint64_t ticks = 0;
+  for (int k = 0; k < NSETS; k++) {
+    struct set *s = &st->sets[k];
+    for (uint32_t i = 0; i < s->cap && s->used; i++) {
+      struct series *sr = &s->series[i];
+      if (!sr->count || first_ts(s, sr->head) >= before_ts) continue;
+      while (sr->head && last_ts(s, sr->head) < before_ts) free_head(st, k, sr, &ticks);
+      fix_blocks(s, sr);
+      if (sr->head) {
+        uint32_t n = lower_bound(s, sr->head, before_ts);
+        cut_head(st, k, sr, n);
+        ticks += n;
+      }
+    }
+  }
+  return ticks;
+}
+
+uint64_t tks_store_count_before(const struct tks_store *st, int64_t before_ts) {
+  uint64_t n = 0;
+  for (int k = 0; k < NSETS; k++) {
+    const struct set *s = &st->sets[k];
+    for (uint32_t i = 0; i < s->cap; i++) {
+      const struct series *sr = &s->series[i];
+      if (!sr->count || first_ts(s, sr->head) >= before_ts) continue;
+      uint32_t lo = 0, hi = sr->nblocks; /* the first block ending at or after before_ts */
+      while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (last_ts(s, sr->blocks[mid]) < before_ts)
+          lo = mid + 1;
+        else
+          hi = mid;
+      }
+      /* Count whichever side of that block is shorter. */
+      uint64_t below = 0;
+      if (lo <= sr->nblocks / 2) {
+        for (uint32_t j = 0; j < lo; j++) below += sr->blocks[j]->count;
+      } else {
+        below = sr->count;
+        for (uint32_t j = lo; j < sr->nblocks; j++) below -= sr->blocks[j]->count;
+      }
+      if (lo < sr->nblocks) below += lower_bound(s, sr->blocks[lo], before_ts);
+      n += below;
+    }
+  }
+  return n;
+}
+
+/* The chunk bytes free_head() would give back for b of set k. */
+static uint64_t block_cost(const struct tks_store *st, int k, const struct block *b) {
+  uint64_t n = b->bytes;
+  for (uint32_t j = 0; k != SET_SLOTTED && j < b->count; j++) {
+    const struct tks_dynobj *o = entry_obj(st, k, ent_at(&st->sets[k], b, j));
+    n += tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, o->bytes));
+  }
+  return n;
+}
+
+/* cut_for_bytes' heap: the next block evict_oldest would take of a series. */
+struct peek {
+  int64_t key; /* its newest ts */
+  const struct block *b;
+  uint32_t k;
+};
+
+static void peek_sift_down(struct peek *h, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, m = i;
+    if (l < n && h[l].key < h[m].key) m = l;
+    if (l + 1 < n && h[l + 1].key < h[m].key) m = l + 1;
+    if (m == i) return;
+    struct peek t = h[i];
+    h[i] = h[m];
+    h[m] = t;
+    i = m;
+  }
+}
+
+static inline int64_t cut_after(int64_t x) { return x == INT64_MAX ? INT64_MAX : x + 1; }
+
+/* The first block of sr whose newest ts is above x (any block: above
+ * nothing), or sr->nblocks. */
+static uint32_t first_block_above(const struct set *s, const struct series *sr, bool any,
+                                  int64_t x) {
+  uint32_t lo = 0, hi = sr->nblocks;
+  while (!any && lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (last_ts(s, sr->blocks[mid]) <= x)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/*
+ * Without memory for the heap.  evict_oldest takes blocks in the order of
+ * their newest ts (each series' chain is in that order), so the cut is
+ * after the smallest newest ts X at which the blocks ending at or before X
+ * reach bytes: two scans (a binary search per series) per distinct X.
+ */
+static int64_t cut_scan(const struct tks_store *st, uint64_t bytes, uint64_t *ticks_below) {
+  uint64_t acc = 0, ticks = 0;
+  int64_t x = INT64_MIN;
+  for (bool any = true; acc < bytes; any = false) {
+    bool found = false;
+    int64_t next = 0;
+    for (int k = 0; k < NSETS; k++) {
+      const struct set *s = &st->sets[k];
+      for (uint32_t i = 0; i < s->cap; i++) {
+        const struct series *sr = &s->series[i];
+        uint32_t j = sr->count ? first_block_above(s, sr, any, x) : sr->nblocks;
+        if (j == sr->nblocks) continue;
+        int64_t t = last_ts(s, sr->blocks[j]);
+        if (!found || t < next) next = t, found = true;
+      }
+    }
+    if (!found) break;
+    for (int k = 0; k < NSETS; k++) {
+      const struct set *s = &st->sets[k];
+      for (uint32_t i = 0; i < s->cap; i++) {
+        const struct series *sr = &s->series[i];
+        uint32_t j = sr->count ? first_block_above(s, sr, any, x) : sr->nblocks;
+        for (; j < sr->nblocks && last_ts(s, sr->blocks[j]) == next; j++) {
+          acc += block_cost(st, k, sr->blocks[j]);
+          ticks += sr->blocks[j]->count;
+        }
+      }
+    }
+    x = next;
+  }
+  if (ticks_below) *ticks_below = ticks;
+  return cut_after(x);
+}
+
+int64_t tks_store_cut_for_bytes(const struct tks_store *st, uint64_t bytes, uint64_t *ticks_below) {
+  if (ticks_below) *ticks_below = 0;
+  size_t n = 0;
+  for (int k = 0; k < NSETS; k++) n += st->sets[k].used;
+  if (bytes == 0 || n == 0) return INT64_MIN;
+  struct peek *h = malloc(n * sizeof *h);
+  if (!h) return cut_scan(st, bytes, ticks_below);
+  size_t total = 0;
+  for (uint32_t k = 0; k < NSETS; k++) {
+    const struct set *s = &st->sets[k];
+    for (uint32_t i = 0; i < s->cap && total < n; i++) {
+      const struct block *b = s->series[i].count ? s->series[i].head : NULL;
+      if (b) h[total++] = (struct peek){last_ts(s, b), b, k};
+    }
+  }
+  assert(total == n);
+  for (size_t i = n / 2; i-- > 0;) peek_sift_down(h, n, i);
+  /* Blocks in evict_oldest's order until bytes is reached, then the rest
+   * of the blocks ending at the same ts, which the cut takes too. */
+  uint64_t acc = 0, ticks = 0;
+  int64_t x = INT64_MIN;
+  while (n > 0 && (acc < bytes || h[0].key == x)) {
+    const struct block *b = h[0].b;
+    x = h[0].key;
+    acc += block_cost(st, (int)h[0].k, b);
+    ticks += b->count;
+    if (b->next)
+      h[0] = (struct peek){last_ts(&st->sets[h[0].k], b->next), b->next, h[0].k};
+    else
+      h[0] = h[--n];
+    peek_sift_down(h, n, 0);
+  }
+  free(h);
+  if (ticks_below) *ticks_below = ticks;
+  return cut_after(x);
 }
 
 uint64_t tks_store_evicted_ticks(const struct tks_store *st) { return st->evicted_ticks; }

@@ -33,6 +33,10 @@ static inline uint32_t tks_store_overflow_entry_size(uint32_t record_size) {
 }
 struct tks_store;
 
+/* The three representations, in the order queries merge equal ts.  Each
+ * symbol has one series per representation. */
+enum tks_store_rep { TKS_STORE_SLOTTED, TKS_STORE_OVERFLOW, TKS_STORE_DYNAMIC, TKS_STORE_REPS };
+
 struct tks_series_info {
   uint32_t symbol;
   uint64_t count;
@@ -125,13 +129,32 @@ uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t n,
                         void *ctx);
 
 /*
- * Eviction, for memory limits and retention.  Both free whole blocks, the
- * oldest of a series first (its head), with every object an overflow or
- * dynamic entry of the block points to, and give the chunks back to the
- * slab's free lists, where the next appends of the same size classes find
- * them (the slab keeps its pages: RSS does not shrink, it stops growing).
- * Every counter follows: ticks, series, block, index and object bytes.
+ * Eviction, for memory limits and retention.  Every call removes a prefix
+ * of series (the oldest entries first), with every object an overflow or
+ * dynamic entry removed points to, and gives the chunks back to the slab's
+ * free lists, where the next appends of the same size classes find them
+ * (the slab keeps its pages: RSS does not shrink, it stops growing).
+ * evict_oldest and evict_before free whole blocks; evict_head and
+ * trim_before are exact, and may also remove the first entries of a head
+ * block (its objects are freed, the block stays).  Every counter follows:
+ * ticks, series, block, index and object bytes, evicted ticks and bytes.
  */
+
+/*
+ * The eviction observer: called with every run of entries an eviction call
+ * (evict_oldest, evict_before, evict_head, trim_before) removes, before they
+ * are freed: count entries of rep and symbol, tks_store_entry_size bytes
+ * each, in the layout tks_store_entry_ts/tks_store_entry_obj read, valid
+ * during the call only.  Runs of one series come oldest first, and a call
+ * may report one series in several runs (one per block).  It lets a caller
+ * journal what an eviction removed (per rep and symbol, a count) and repeat
+ * it with tks_store_evict_head.  The observer must not change the store.
+ * tks_store_destroy does not call it.
+ */
+typedef void (*tks_store_evict_fn)(void *ctx, enum tks_store_rep rep, uint32_t symbol,
+                                   const void *entries, uint32_t count);
+/* Sets the observer (fn NULL: none). */
+void tks_store_set_evict_hook(struct tks_store *st, tks_store_evict_fn fn, void *ctx);
 
 /*
  * Frees oldest blocks until at least `bytes` of block and object chunks went
@@ -160,7 +183,49 @@ uint64_t tks_store_evict_oldest(struct tks_store *st, uint64_t bytes);
  */
 uint64_t tks_store_evict_before(struct tks_store *st, int64_t before_ts);
 
-/* Ticks evicted so far (both calls), and the chunk bytes they gave back. */
+/*
+ * Removes exactly the n oldest entries of one series (all of them if it
+ * holds fewer): whole head blocks while they fit in what is left, then the
+ * first entries of the next block (moved down in it; the block stays, so
+ * only its objects' chunks are given back).  The series holds its entries
+ * in ts order, ties in arrival order, whatever the cut of its blocks, so a
+ * store loaded from a checkpoint (whose blocks are packed differently)
+ * loses the same ticks.  Returns the entries removed (0 for a rep out of
+ * range or a symbol without that series).
+ */
+uint64_t tks_store_evict_head(struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
+                              uint64_t n);
+
+/*
+ * Retention, exact: removes every entry with ts < before_ts, in every
+ * series and representation (a prefix of each: whole blocks, then part of
+ * a head block).  Entries at before_ts stay.  Cost: one pass over the
+ * series table, O(1) per block freed and a binary search per series cut.
+ * Returns the entries removed.
+ */
+uint64_t tks_store_trim_before(struct tks_store *st, int64_t before_ts);
+
+/* The entries with ts < before_ts, exactly (a binary search per series). */
+uint64_t tks_store_count_before(const struct tks_store *st, int64_t before_ts);
+
+/*
+ * What tks_store_evict_oldest(st, bytes) would free, as a ts cut, without
+ * changing the store: X + 1 for the newest tick X of the last block it
+ * would free, so tks_store_trim_before(cut) removes at least those blocks
+ * (and a little more: the other blocks whose newest tick is X, and the
+ * entries older than the cut of the blocks kept).  When the whole store
+ * holds less than bytes, the newest ts of all + 1.  Saturates at INT64_MAX
+ * (a tick at INT64_MAX is then never below the cut).  INT64_MIN when the
+ * store is empty or bytes is 0.  *ticks_below (may be NULL): the ticks of
+ * the blocks whose newest tick is below the cut, which trim_before(cut)
+ * frees whole (a lower bound of what it removes).  Cost: evict_oldest's
+ * heap (malloc of 24 bytes per series, freed before it returns), or
+ * without memory a scan per distinct newest ts of the blocks counted.
+ */
+int64_t tks_store_cut_for_bytes(const struct tks_store *st, uint64_t bytes, uint64_t *ticks_below);
+
+/* Ticks evicted so far (every eviction call), and the chunk bytes they
+ * gave back. */
 uint64_t tks_store_evicted_ticks(const struct tks_store *st);
 uint64_t tks_store_evicted_bytes(const struct tks_store *st);
 
@@ -169,9 +234,6 @@ uint64_t tks_store_evicted_bytes(const struct tks_store *st);
  * the writer, and a bulk append for the loader.  The entry layouts stay
  * here; the checkpoint reads and builds entries through these calls.
  */
-
-/* The three representations, in the order queries merge equal ts. */
-enum tks_store_rep { TKS_STORE_SLOTTED, TKS_STORE_OVERFLOW, TKS_STORE_DYNAMIC, TKS_STORE_REPS };
 
 /* Bytes of one entry of rep: the record (slotted), the record rounded up
  * plus the map pointer (overflow, tks_store_overflow_entry_size), or ts,

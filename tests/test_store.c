@@ -1,5 +1,6 @@
 /* Unit tests of lib/store.c: per-symbol time order, late inserts, block
- * growth and splits, range and last queries, memory counting. */
+ * growth and splits, range and last queries, memory counting, eviction
+ * (whole blocks and exact), its observer and the cut for bytes. */
 #include <errno.h>
 
 #include "schema.h"
@@ -704,6 +705,532 @@ TEST(append_many_stops_at_a_full_slab_and_says_how_far_it_got) {
   ASSERT(done > 0 && done < 60000);
   ASSERT_U64_EQ(tks_store_ticks(f.st), done);
   teardown(&f);
+}
+
+/* ---- exact eviction, the eviction observer, the cut for bytes ---- */
+
+/* A tick as every representation can give it back: ts and an id (the
+ * record's volume, or key 2 of a dynamic object), for ties to be told
+ * apart. */
+struct tk {
+  int64_t ts, id;
+};
+
+enum { TKN = 20000 };
+
+static const enum tks_store_rep all_reps[] = {TKS_STORE_SLOTTED, TKS_STORE_OVERFLOW,
+                                              TKS_STORE_DYNAMIC};
+
+/* An object of 2 + extra fields: key 1 ts, key 2 id, then filler (objects
+ * of several sizes, so of several slab classes). */
+static struct tks_dynobj *obj_tick(struct tks_store *st, int64_t ts, int64_t id, unsigned extra) {
+  struct tks_dynobj *o = tks_store_new_dynobj(st, 2 + extra, 0);
+  ASSERT(o);
+  struct tks_value v = {.type = TKS_V_INT, .v.i = ts};
+  ASSERT_EQ(tks_dynobj_put(o, 1, &v), 0);
+  v.v.i = id;
+  for (unsigned k = 0; k <= extra; k++) ASSERT_EQ(tks_dynobj_put(o, 2 + k, &v), 0);
+  return o;
+}
+
+/* Appends one tick of rep (slotted record, overflow record with a map, or
+ * dynamic object). */
+static void add(struct tks_store *st, enum tks_store_rep rep, uint32_t sym, int64_t ts,
+                int64_t id) {
+  struct rec r = {.ts = ts, .price = 1, .volume = id, .ticker = sym};
+  unsigned extra = (unsigned)(id % 5);
+  if (rep == TKS_STORE_SLOTTED)
+    ASSERT_EQ(tks_store_append(st, &r), 0);
+  else if (rep == TKS_STORE_OVERFLOW)
+    ASSERT_EQ(tks_store_append_overflow(st, &r, obj_tick(st, ts, id, extra)), 0);
+  else
+    ASSERT_EQ(tks_store_append_dynamic(st, sym, ts, obj_tick(st, ts, id, extra)), 0);
+}
+
+static int64_t obj_id(const struct tks_dynobj *o) {
+  const struct tks_dyn_slot *sl = tks_dynobj_get(o, 2);
+  ASSERT(sl);
+  return sl->v.i;
+}
+
+static struct tk entry_tick(const struct tks_store *st, enum tks_store_rep rep, const void *e) {
+  struct tk t = {.ts = tks_store_entry_ts(st, rep, e)};
+  if (rep == TKS_STORE_DYNAMIC) {
+    t.id = obj_id(tks_store_entry_obj(st, rep, e));
+  } else {
+    struct rec r;
+    memcpy(&r, e, sizeof r);
+    t.id = r.volume;
+  }
+  return t;
+}
+
+/* The ticks of one series (rep, sym) in store order, through the walk. */
+static unsigned rep_ticks(const struct tks_store *st, enum tks_store_rep rep, uint32_t sym,
+                          struct tk *out, unsigned *nblocks) {
+  struct tks_store_walk w;
+  tks_store_walk_begin(st, rep, sym, &w);
+  const void *e;
+  uint32_t c;
+  unsigned n = 0, nb = 0;
+  uint32_t esize = tks_store_entry_size(st, rep);
+  while (tks_store_walk_next(&w, &e, &c)) {
+    for (uint32_t i = 0; i < c; i++) {
+      ASSERT(n < TKN);
+      out[n++] = entry_tick(st, rep, (const char *)e + (size_t)i * esize);
+    }
+    nb++;
+  }
+  if (nblocks) *nblocks = nb;
+  return n;
+}
+
+static void expect_ticks_eq(const struct tk *got, unsigned ngot, const struct tk *want,
+                            unsigned nwant, const char *what) {
+  if (ngot != nwant) TEST_FAIL("%s: %u ticks, want %u", what, ngot, nwant);
+  for (unsigned i = 0; i < ngot; i++)
+    if (got[i].ts != want[i].ts || got[i].id != want[i].id)
+      TEST_FAIL("%s: tick %u is (%lld, %lld), want (%lld, %lld)", what, i, (long long)got[i].ts,
+                (long long)got[i].id, (long long)want[i].ts, (long long)want[i].id);
+}
+
+/* What the observer saw: every entry, and the runs as (rep, sym, count). */
+struct hooklog {
+  unsigned n, nruns;
+  struct tk t[TKN];
+  uint8_t rep[TKN];
+  uint32_t sym[TKN];
+  struct {
+    enum tks_store_rep rep;
+    uint32_t sym, count;
+  } runs[TKN];
+  const struct tks_store *st;
+};
+
+static struct hooklog hlog;
+
+static void hook_fn(void *ctx, enum tks_store_rep rep, uint32_t symbol, const void *entries,
+                    uint32_t count) {
+  struct hooklog *h = ctx;
+  ASSERT(count > 0);
+  ASSERT(h->nruns < TKN);
+  h->runs[h->nruns].rep = rep;
+  h->runs[h->nruns].sym = symbol;
+  h->runs[h->nruns++].count = count;
+  uint32_t esize = tks_store_entry_size(h->st, rep);
+  for (uint32_t i = 0; i < count; i++) {
+    ASSERT(h->n < TKN);
+    const char *e = (const char *)entries + (size_t)i * esize;
+    uint32_t sym = symbol;
+    if (rep != TKS_STORE_DYNAMIC) memcpy(&sym, e + offsetof(struct rec, ticker), sizeof sym);
+    ASSERT_EQ(sym, symbol);
+    h->t[h->n] = entry_tick(h->st, rep, e); /* objects still readable: not freed yet */
+    h->rep[h->n] = (uint8_t)rep;
+    h->sym[h->n++] = symbol;
+  }
+}
+
+static void hook_on(struct tks_store *st) {
+  memset(&hlog, 0, sizeof hlog);
+  hlog.st = st;
+  tks_store_set_evict_hook(st, hook_fn, &hlog);
+}
+
+/* The observed entries of one series, in the order seen. */
+static unsigned hooked(enum tks_store_rep rep, uint32_t sym, struct tk *out) {
+  unsigned n = 0;
+  for (unsigned i = 0; i < hlog.n; i++)
+    if (hlog.rep[i] == rep && hlog.sym[i] == sym) out[n++] = hlog.t[i];
+  return n;
+}
+
+/* The counters of st against those of a fresh store holding the same
+ * ticks, appended in order (blocks may be cut differently, objects not). */
+static void expect_counters_of_fresh_store(struct fixture *f, uint32_t nsym) {
+  struct fixture g;
+  setup(&g);
+  static struct tk t[TKN];
+  for (size_t r = 0; r < TKS_ARRAY_SIZE(all_reps); r++)
+    for (uint32_t s = 0; s < nsym; s++) {
+      unsigned n = rep_ticks(f->st, all_reps[r], s, t, NULL);
+      for (unsigned i = 0; i < n; i++) add(g.st, all_reps[r], s, t[i].ts, t[i].id);
+    }
+  struct tks_store_repr a, b;
+  tks_store_repr(f->st, &a);
+  tks_store_repr(g.st, &b);
+  ASSERT_U64_EQ(tks_store_ticks(f->st), tks_store_ticks(g.st));
+  ASSERT_U64_EQ(a.slotted_ticks, b.slotted_ticks);
+  ASSERT_U64_EQ(a.overflow_ticks, b.overflow_ticks);
+  ASSERT_U64_EQ(a.dynamic_ticks, b.dynamic_ticks);
+  ASSERT_U64_EQ(a.overflow_map_bytes, b.overflow_map_bytes);
+  ASSERT_U64_EQ(a.dynamic_object_bytes, b.dynamic_object_bytes);
+  ASSERT_U64_EQ(a.dynamic_object_requested, b.dynamic_object_requested);
+  ASSERT_EQ(tks_store_series_count(f->st), tks_store_series_count(g.st));
+  /* And against the slab: every chunk the store holds is counted. */
+  ASSERT_U64_EQ(held_bytes(f->st), tks_slab_bytes_used(f->slab));
+  teardown(&g);
+}
+
+static struct tk all0[TKN], all1[TKN], got[TKN], seen[TKN];
+
+/* What a query visited: ticks and their representations ('s', 'o', 'd'). */
+struct visited {
+  unsigned n;
+  struct tk t[TKN];
+  char kind[TKN];
+};
+
+static int visit_fn(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct visited *v = ctx;
+  ASSERT(v->n < TKN);
+  if (record) {
+    struct rec r;
+    memcpy(&r, record, sizeof r);
+    v->t[v->n] = (struct tk){r.ts, r.volume};
+    ASSERT(!obj || obj_id(obj) == r.volume);
+  } else {
+    const struct tks_dyn_slot *sl = tks_dynobj_get(obj, 1);
+    ASSERT(sl);
+    v->t[v->n] = (struct tk){sl->v.i, obj_id(obj)};
+  }
+  v->kind[v->n++] = record && obj ? 'o' : record ? 's' : 'd';
+  return 0;
+}
+
+/* Symbol 1: ts 0.. in order, then every 9th one again as a late tick (a
+ * tie inserted after its twin; blocks split).  Symbol 2: a few newer
+ * ticks, untouched by what the tests take from symbol 1. */
+static void fill_with_late(struct tks_store *st, enum tks_store_rep rep, int n) {
+  int64_t id = 0;
+  for (int i = 0; i < n; i++) add(st, rep, 1, i, id++);
+  for (int i = 0; i < n; i += 9) add(st, rep, 1, i, id++);
+  for (int i = 0; i < 50; i++) add(st, rep, 2, 1000000 + i, id++);
+}
+
+TEST(evict_head_removes_exactly_the_oldest_n_of_a_series_in_every_representation) {
+  for (size_t r = 0; r < TKS_ARRAY_SIZE(all_reps); r++) {
+    enum tks_store_rep rep = all_reps[r];
+    struct fixture f;
+    setup(&f);
+    fill_with_late(f.st, rep, 3000);
+    unsigned n = rep_ticks(f.st, rep, 1, all0, NULL);
+    ASSERT_EQ(n, 3000 + 334);
+    ASSERT(tks_store_late_ticks(f.st) > 0);
+    uint64_t late = tks_store_late_ticks(f.st);
+    hook_on(f.st);
+    /* Steps: part of the head block, several blocks and a part, nothing,
+     * then more than is left. */
+    static const uint64_t steps[] = {5, 1, 700, 0, 1500, 1000000};
+    unsigned gone = 0;
+    for (size_t k = 0; k < TKS_ARRAY_SIZE(steps); k++) {
+      uint64_t used0 = tks_slab_bytes_used(f.slab), ev0 = tks_store_evicted_bytes(f.st);
+      uint64_t ticks0 = tks_store_ticks(f.st);
+      uint64_t want = steps[k] < n - gone ? steps[k] : n - gone;
+      ASSERT_U64_EQ(tks_store_evict_head(f.st, rep, 1, steps[k]), want);
+      gone += (unsigned)want;
+      ASSERT_U64_EQ(tks_store_ticks(f.st), ticks0 - want);
+      ASSERT_U64_EQ(tks_store_evicted_ticks(f.st), gone);
+      ASSERT_U64_EQ(used0 - tks_slab_bytes_used(f.slab), tks_store_evicted_bytes(f.st) - ev0);
+      ASSERT_EQ(tks_store_late_ticks(f.st), late);
+      unsigned left = rep_ticks(f.st, rep, 1, got, NULL);
+      expect_ticks_eq(got, left, all0 + gone, n - gone, "what stays");
+      expect_ticks_eq(hlog.t, hlog.n, all0, gone, "what the observer saw");
+      expect_counters_of_fresh_store(&f, 3);
+      static struct visited v;
+      v.n = 0;
+      tks_store_range(f.st, 1, INT64_MIN, INT64_MAX, 0, visit_fn, &v);
+      expect_ticks_eq(v.t, v.n, got, left, "what a range query finds");
+    }
+    ASSERT_EQ(gone, n);
+    struct tks_series_info si;
+    ASSERT_EQ(tks_store_series(f.st, 1, &si), -ENOENT);
+    ASSERT_EQ(tks_store_series_count(f.st), 1);
+    /* Symbol 2 and the other representations were not touched; a series
+     * that is not there, a rep out of range: nothing. */
+    ASSERT_EQ(rep_ticks(f.st, rep, 2, got, NULL), 50);
+    ASSERT_EQ(tks_store_evict_head(f.st, rep, 1, 10), 0);
+    ASSERT_EQ(tks_store_evict_head(f.st, rep, 99999, 10), 0);
+    ASSERT_EQ(tks_store_evict_head(f.st, TKS_STORE_REPS, 2, 10), 0);
+    ASSERT_EQ(tks_store_evict_head(
+                  f.st, rep == TKS_STORE_SLOTTED ? TKS_STORE_DYNAMIC : TKS_STORE_SLOTTED, 2, 10),
+              0);
+    ASSERT_EQ(tks_store_ticks(f.st), 50);
+    /* The emptied series takes ticks again. */
+    add(f.st, rep, 1, 7, 7);
+    add(f.st, rep, 1, 3, 3);
+    ASSERT_EQ(rep_ticks(f.st, rep, 1, got, NULL), 2);
+    ASSERT_EQ(got[0].ts, 3);
+    unsigned calls = hlog.nruns;
+    teardown(&f);
+    ASSERT_EQ(hlog.nruns, calls); /* destroy is not an eviction */
+  }
+}
+
+TEST(trim_before_removes_exactly_the_ticks_older_than_the_cutoff) {
+  for (size_t r = 0; r < TKS_ARRAY_SIZE(all_reps); r++) {
+    enum tks_store_rep rep = all_reps[r];
+    struct fixture f;
+    setup(&f);
+    /* Symbol 1: three ticks per ts (ties), 0..999; then late ones at
+     * every 13th ts (ties again, and splits).  Symbol 0: newer ticks. */
+    int64_t id = 0;
+    for (int i = 0; i < 3000; i++) add(f.st, rep, 1, i / 3, id++);
+    for (int i = 0; i < 1000; i += 13) add(f.st, rep, 1, i, id++);
+    for (int i = 0; i < 200; i++) add(f.st, rep, 0, 500 + i, id++);
+    unsigned n1 = rep_ticks(f.st, rep, 1, all1, NULL);
+    unsigned n0 = rep_ticks(f.st, rep, 0, all0, NULL);
+    hook_on(f.st);
+    ASSERT_EQ(tks_store_trim_before(f.st, INT64_MIN), 0);
+    ASSERT_EQ(tks_store_trim_before(f.st, 0), 0); /* the ties at 0 stay */
+    ASSERT_EQ(hlog.n, 0);
+    static const int64_t cuts[] = {1, 2, 13, 14, 300, 501, 502, 999, 1000, INT64_MAX};
+    unsigned g1 = 0, g0 = 0;
+    for (size_t k = 0; k < TKS_ARRAY_SIZE(cuts); k++) {
+      int64_t cut = cuts[k];
+      unsigned w1 = g1, w0 = g0;
+      while (w1 < n1 && all1[w1].ts < cut) w1++;
+      while (w0 < n0 && all0[w0].ts < cut) w0++;
+      ASSERT_U64_EQ(tks_store_count_before(f.st, cut), (w1 - g1) + (w0 - g0));
+      uint64_t used0 = tks_slab_bytes_used(f.slab), ev0 = tks_store_evicted_bytes(f.st);
+      ASSERT_U64_EQ(tks_store_trim_before(f.st, cut), (w1 - g1) + (w0 - g0));
+      ASSERT_U64_EQ(used0 - tks_slab_bytes_used(f.slab), tks_store_evicted_bytes(f.st) - ev0);
+      g1 = w1, g0 = w0;
+      ASSERT_EQ(tks_store_count_before(f.st, cut), 0);
+      unsigned left = rep_ticks(f.st, rep, 1, got, NULL);
+      expect_ticks_eq(got, left, all1 + g1, n1 - g1, "what stays of symbol 1");
+      if (left) ASSERT(got[0].ts >= cut);
+      if (cut < 1000) ASSERT_EQ(got[0].ts, cut); /* its ties stay */
+      left = rep_ticks(f.st, rep, 0, got, NULL);
+      expect_ticks_eq(got, left, all0 + g0, n0 - g0, "what stays of symbol 0");
+      expect_ticks_eq(seen, hooked(rep, 1, seen), all1, g1, "observed of symbol 1");
+      expect_ticks_eq(seen, hooked(rep, 0, seen), all0, g0, "observed of symbol 0");
+      ASSERT_U64_EQ(tks_store_evicted_ticks(f.st), g1 + g0);
+      expect_counters_of_fresh_store(&f, 2);
+    }
+    ASSERT_EQ(tks_store_ticks(f.st), 0);
+    ASSERT_EQ(tks_store_series_count(f.st), 0);
+    ASSERT_EQ(tks_slab_bytes_used(f.slab), 0);
+    teardown(&f);
+  }
+}
+
+TEST(trim_before_and_count_before_cover_every_representation_at_once) {
+  struct fixture f;
+  setup(&f);
+  int64_t id = 0;
+  for (int i = 0; i < 4000; i++) add(f.st, all_reps[i % 3], 1 + (uint32_t)(i % 4), i, id++);
+  for (int i = 0; i < 4000; i += 11) add(f.st, all_reps[i % 3], 1 + (uint32_t)(i % 4), i, id++);
+  ASSERT_EQ(tks_store_count_before(f.st, INT64_MIN), 0);
+  ASSERT_U64_EQ(tks_store_count_before(f.st, INT64_MAX), tks_store_ticks(f.st));
+  ASSERT_U64_EQ(tks_store_count_before(f.st, 2000), 2000 + 182);
+  ASSERT_U64_EQ(tks_store_count_before(f.st, 2001), 2001 + 182);
+  hook_on(f.st);
+  ASSERT_U64_EQ(tks_store_trim_before(f.st, 2001), 2001 + 182);
+  ASSERT_EQ(hlog.n, 2001 + 182);
+  for (unsigned i = 0; i < hlog.n; i++) ASSERT(hlog.t[i].ts < 2001);
+  for (uint32_t s = 1; s <= 4; s++) {
+    struct tks_series_info si;
+    ASSERT_EQ(tks_store_series(f.st, s, &si), 0);
+    ASSERT(si.first_ts >= 2001 && si.first_ts <= 2004);
+  }
+  expect_counters_of_fresh_store(&f, 5);
+  teardown(&f);
+}
+
+/* A store of every representation, 6 symbols, late ticks, objects of
+ * several sizes. */
+static void fill_mixed(struct tks_store *st, int n) {
+  int64_t id = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t ts = i % 10 == 9 ? i - 300 : i;
+    add(st, all_reps[(i / 7) % 3], (uint32_t)(i % 6), ts, id++);
+  }
+}
+
+static struct tk mixed0[3][6][TKN / 4];
+static unsigned nmixed0[3][6];
+
+/* Every series before and after an eviction against what the observer
+ * saw: the observed is a prefix of each series, what stays the rest. */
+static void expect_observed_prefixes(struct fixture *f) {
+  unsigned total = 0;
+  for (unsigned r = 0; r < 3; r++)
+    for (uint32_t s = 0; s < 6; s++) {
+      unsigned h = hooked(all_reps[r], s, seen);
+      ASSERT(h <= nmixed0[r][s]);
+      expect_ticks_eq(seen, h, mixed0[r][s], h, "observed prefix");
+      unsigned left = rep_ticks(f->st, all_reps[r], s, got, NULL);
+      expect_ticks_eq(got, left, mixed0[r][s] + h, nmixed0[r][s] - h, "what stays");
+      total += h;
+    }
+  ASSERT_EQ(total, hlog.n);
+  ASSERT_U64_EQ(hlog.n, tks_store_evicted_ticks(f->st));
+}
+
+static void snapshot_mixed(struct fixture *f) {
+  for (unsigned r = 0; r < 3; r++)
+    for (uint32_t s = 0; s < 6; s++) {
+      nmixed0[r][s] = rep_ticks(f->st, all_reps[r], s, got, NULL);
+      memcpy(mixed0[r][s], got, nmixed0[r][s] * sizeof *got);
+    }
+}
+
+TEST(the_observer_sees_exactly_what_evict_oldest_and_evict_before_remove) {
+  struct fixture f;
+  setup(&f);
+  fill_mixed(f.st, 12000);
+  snapshot_mixed(&f);
+  hook_on(f.st);
+  ASSERT(tks_store_evict_oldest(f.st, 60000) >= 60000);
+  ASSERT(hlog.n > 0);
+  expect_observed_prefixes(&f);
+  unsigned after_oldest = hlog.n;
+  ASSERT(tks_store_evict_before(f.st, 8000) > 0);
+  ASSERT(hlog.n > after_oldest);
+  expect_observed_prefixes(&f);
+  /* Then the exact calls, into the same log. */
+  ASSERT(tks_store_evict_head(f.st, TKS_STORE_DYNAMIC, 3, 10) == 10);
+  ASSERT(tks_store_trim_before(f.st, 9000) > 0);
+  expect_observed_prefixes(&f);
+  expect_counters_of_fresh_store(&f, 6);
+  /* No observer: evictions go on, nothing is reported. */
+  unsigned n = hlog.n;
+  tks_store_set_evict_hook(f.st, NULL, NULL);
+  ASSERT(tks_store_evict_oldest(f.st, 10000) > 0);
+  ASSERT_EQ(hlog.n, n);
+  teardown(&f);
+}
+
+TEST(cut_for_bytes_is_after_the_newest_tick_evict_oldest_would_free) {
+  struct fixture e;
+  setup(&e);
+  ASSERT_EQ(tks_store_cut_for_bytes(e.st, 1000, NULL), INT64_MIN); /* empty */
+  teardown(&e);
+  static const uint64_t asks[] = {1, 4000, 30000, 100000, 250000, 1 << 30};
+  for (size_t k = 0; k < TKS_ARRAY_SIZE(asks); k++) {
+    struct fixture a, b;
+    setup(&a);
+    setup(&b);
+    fill_mixed(a.st, 12000);
+    fill_mixed(b.st, 12000);
+    uint64_t used = tks_slab_bytes_used(a.slab), ticks = tks_store_ticks(a.st);
+    uint64_t below = 12345;
+    ASSERT_EQ(tks_store_cut_for_bytes(a.st, 0, &below), INT64_MIN);
+    ASSERT_EQ(below, 0);
+    int64_t cut = tks_store_cut_for_bytes(a.st, asks[k], &below);
+    ASSERT_EQ(tks_store_cut_for_bytes(a.st, asks[k], NULL), cut);
+    ASSERT_U64_EQ(tks_slab_bytes_used(a.slab), used); /* nothing changed */
+    ASSERT_U64_EQ(tks_store_ticks(a.st), ticks);
+    /* evict_oldest's newest freed tick, through the observer. */
+    hook_on(a.st);
+    tks_store_evict_oldest(a.st, asks[k]);
+    int64_t newest = INT64_MIN;
+    for (unsigned i = 0; i < hlog.n; i++)
+      if (hlog.t[i].ts > newest) newest = hlog.t[i].ts;
+    ASSERT_EQ(cut, newest + 1);
+    ASSERT(below >= hlog.n);
+    /* trim_before(cut) takes at least as much, and what it keeps is a
+     * suffix of what evict_oldest kept. */
+    uint64_t trimmed = tks_store_trim_before(b.st, cut);
+    ASSERT(trimmed >= below);
+    ASSERT(trimmed >= hlog.n);
+    for (unsigned r = 0; r < 3; r++)
+      for (uint32_t s = 0; s < 6; s++) {
+        unsigned na = rep_ticks(a.st, all_reps[r], s, all0, NULL);
+        unsigned nb = rep_ticks(b.st, all_reps[r], s, all1, NULL);
+        ASSERT(nb <= na);
+        expect_ticks_eq(all1, nb, all0 + (na - nb), nb, "trimmed is a suffix of evicted");
+      }
+    if (asks[k] == 1 << 30) {    /* more than the store: everything */
+      ASSERT_EQ(cut, 11998 + 1); /* the newest (11999 came 300 late) */
+      ASSERT_EQ(below, 12000);
+      ASSERT_EQ(tks_store_ticks(b.st), 0);
+    }
+    teardown(&a);
+    teardown(&b);
+  }
+  /* A tick at the largest ts: the cut saturates. */
+  struct fixture f;
+  setup(&f);
+  put(&f, 1, INT64_MAX, 1);
+  uint64_t below;
+  ASSERT_EQ(tks_store_cut_for_bytes(f.st, 1 << 30, &below), INT64_MAX);
+  ASSERT_EQ(below, 1);
+  teardown(&f);
+}
+
+TEST(the_same_evict_heads_on_differently_cut_blocks_keep_the_same_ticks) {
+  /* a: appends with late ticks (split, half-full blocks); b: the same
+   * series copied a walk at a time with append_many, as a checkpoint is
+   * written and loaded (full blocks). */
+  struct fixture a, b;
+  setup(&a);
+  setup(&b);
+  fill_mixed(a.st, 15000);
+  /* More ties: a burst of equal ts in every series. */
+  for (int i = 0; i < 600; i++) add(a.st, all_reps[i % 3], (uint32_t)(i % 6), 7000, 100000 + i);
+  unsigned blocks_a = 0, blocks_b = 0;
+  static char buf[TKN * 64];
+  for (unsigned r = 0; r < 3; r++)
+    for (uint32_t s = 0; s < 6; s++) {
+      enum tks_store_rep rep = all_reps[r];
+      uint32_t esize = tks_store_entry_size(a.st, rep), n = 0;
+      struct tks_store_walk w;
+      tks_store_walk_begin(a.st, rep, s, &w);
+      const void *e;
+      uint32_t c;
+      while (tks_store_walk_next(&w, &e, &c)) {
+        blocks_a++;
+        for (uint32_t i = 0; i < c; i++, n++) {
+          const char *src = (const char *)e + (size_t)i * esize;
+          const struct tks_dynobj *o = tks_store_entry_obj(a.st, rep, src);
+          struct tks_dynobj *copy = o ? tks_store_copy_dynobj(b.st, o, o->bytes) : NULL;
+          ASSERT(!o || copy);
+          tks_store_entry_make(b.st, rep, buf + (size_t)n * esize, src, s,
+                               tks_store_entry_ts(a.st, rep, src), copy);
+        }
+      }
+      uint32_t done;
+      ASSERT_EQ(tks_store_append_many(b.st, rep, s, buf, n, &done), 0);
+      ASSERT_EQ(done, n);
+      unsigned nb;
+      rep_ticks(b.st, rep, s, got, &nb);
+      blocks_b += nb;
+    }
+  ASSERT(blocks_b < blocks_a); /* the blocks are cut differently */
+  ASSERT_U64_EQ(tks_store_ticks(b.st), tks_store_ticks(a.st));
+  /* The same evict_head calls, and a replay of a's journaled evict_oldest. */
+  srand(7);
+  for (int step = 0; step < 200; step++) {
+    enum tks_store_rep rep = all_reps[rand() % 3];
+    uint32_t s = (uint32_t)(rand() % 6);
+    uint64_t n = (uint64_t)(rand() % 60);
+    ASSERT_U64_EQ(tks_store_evict_head(b.st, rep, s, n), tks_store_evict_head(a.st, rep, s, n));
+    if (step % 50 == 49) {
+      hook_on(a.st);
+      tks_store_evict_oldest(a.st, 20000);
+      for (unsigned i = 0; i < hlog.nruns; i++)
+        ASSERT_U64_EQ(
+            tks_store_evict_head(b.st, hlog.runs[i].rep, hlog.runs[i].sym, hlog.runs[i].count),
+            hlog.runs[i].count);
+      tks_store_set_evict_hook(a.st, NULL, NULL);
+    }
+    ASSERT_U64_EQ(tks_store_ticks(b.st), tks_store_ticks(a.st));
+  }
+  ASSERT(tks_store_ticks(a.st) > 0);
+  /* The same ticks, through the queries. */
+  for (uint32_t s = 0; s < 6; s++) {
+    static struct visited va, vb;
+    va.n = vb.n = 0;
+    tks_store_range(a.st, s, INT64_MIN, INT64_MAX, 0, visit_fn, &va);
+    tks_store_range(b.st, s, INT64_MIN, INT64_MAX, 0, visit_fn, &vb);
+    expect_ticks_eq(vb.t, vb.n, va.t, va.n, "range of b against a");
+    ASSERT(memcmp(vb.kind, va.kind, va.n) == 0);
+  }
+  expect_counters_of_fresh_store(&a, 6);
+  expect_counters_of_fresh_store(&b, 6);
+  teardown(&a);
+  teardown(&b);
 }
 
 TEST_MAIN()
