@@ -29,8 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,28 +127,9 @@ static uint64_t prune_checkpoints(const char *dir) {
 
 /* ---- the child ------------------------------------------------------------ */
 
-static void close_others(int a, int b) {
-  int lo = a < b ? a : b, hi = a < b ? b : a;
-  /* Client sockets and listeners go, so the parent's closes are seen at
-   * once; close_range where the kernel has it, else they stay till _exit. */
-  if (lo > 3) syscall(SYS_close_range, 3u, (unsigned)lo - 1, 0u);
-  if (hi > lo + 1) syscall(SYS_close_range, (unsigned)lo + 1, (unsigned)hi - 1, 0u);
-  syscall(SYS_close_range, (unsigned)hi + 1, ~0u, 0u);
-}
-
 static __attribute__((noreturn)) void child_main(struct tks_server *srv, int seq_fd, int res_fd,
                                                  pid_t parent, int64_t created) {
-  /* Die with the parent: a checkpoint published, or files removed, after
-   * another daemon took over the directory would be wrong. */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(1);
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGINT, SIG_DFL);
-  signal(SIGHUP, SIG_DFL);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  close_others(seq_fd, res_fd);
+  if (tks_child_init(parent, seq_fd, res_fd)) _exit(1);
   struct child_result res = {0};
   uint64_t next;
   size_t got = 0;
@@ -344,7 +323,19 @@ static void on_timer(uv_timer_t *t) {
     K.killed = true;
     kill(K.child, SIGKILL); /* finish() comes with the pipe's EOF */
   }
-  if (K.state != IDLE || srv->stopping || tks_durability_failing(srv) || !changed(srv)) return;
+  if (K.state != IDLE || srv->stopping || srv->seal_cut != INT64_MIN) return;
+  if (K.nwaiters) { /* requested while an archive seal ran */
+    int r = begin(srv);
+    if (r) {
+      char why[160];
+      snprintf(why, sizeof why, "cannot begin one: %s", strerror(-r));
+      record_failure(why);
+      struct tks_checkpoint_result res = {.error = r, .message = why};
+      answer(&res);
+    }
+    return;
+  }
+  if (tks_durability_failing(srv) || !changed(srv)) return;
   uint64_t iv = srv->cfg.journal.checkpoint_interval_ns, cb = srv->cfg.journal.checkpoint_bytes;
   if (iv && now - K.begun_ns >= iv)
     begin_or_count(srv, "journal.checkpoint_interval");
@@ -379,12 +370,19 @@ int tks_checkpoint_request(struct tks_server *srv,
     K.waiters = w;
     K.cap = cap;
   }
-  if (K.state == IDLE) {
+  /* Not while an archive seal runs (its trim must not fall inside a
+   * checkpoint's image): the timer begins it after the seal. */
+  if (K.state == IDLE && srv->seal_cut == INT64_MIN) {
     int r = begin(srv);
     if (r) return r;
   }
   K.waiters[K.nwaiters++] = (struct waiter){done, ctx};
   return 0;
+}
+
+bool tks_checkpoint_busy(const struct tks_server *srv) {
+  (void)srv;
+  return K.state != IDLE || K.nwaiters;
 }
 
 void tks_checkpoint_cancel(struct tks_server *srv, void *ctx) {

@@ -23,10 +23,11 @@
 #include "daemon.h"
 
 #define REQUEST_MAX 4096
-#define IN_CAP (64u << 10)  /* requests buffered behind a waiting `sync` before reading stops */
-#define OUT_CAP (1u << 20)  /* answers queued to a client that does not read before we stop */
-#define REQUESTS                                                                            \
-  "ping, stats, stats slabs, stats prometheus, stats text, sync, checkpoint, last, range, " \
+#define IN_CAP (64u << 10) /* requests buffered behind a waiting `sync` before reading stops */
+#define OUT_CAP (1u << 20) /* answers queued to a client that does not read before we stop */
+#define REQUESTS                                                                               \
+  "ping, stats, stats slabs, stats prometheus, stats text, sync, checkpoint, rollover, last, " \
+  "range, "                                                                                    \
   "symbols, advice"
 
 struct cconn {
@@ -36,16 +37,16 @@ struct cconn {
   struct tks_buf in;
   char rbuf[REQUEST_MAX + 1];
   bool closing;
-  bool waiting; /* a `sync` or `checkpoint` is not answered yet: later requests wait */
-  bool reading; /* uv_read_start'ed */
+  bool waiting;   /* a `sync` or `checkpoint` is not answered yet: later requests wait */
+  bool reading;   /* uv_read_start'ed */
   bool finishing; /* shutting down after the last answer */
-  bool in_lines; /* inside handle_lines (a sync answered at once must not re-enter it) */
-  bool eof;     /* the client has shut down its side */
-  bool partial; /* c->in ends inside a line, begun at partial_since_ms (uv_now) */
+  bool in_lines;  /* inside handle_lines (a sync answered at once must not re-enter it) */
+  bool eof;       /* the client has shut down its side */
+  bool partial;   /* c->in ends inside a line, begun at partial_since_ms (uv_now) */
   uint64_t partial_since_ms;
 };
 
-#define CCONN_OF(l) ((struct cconn *)((char *)(l) - offsetof(struct cconn, link)))
+#define CCONN_OF(l) ((struct cconn *)((char *)(l)-offsetof(struct cconn, link)))
 
 /* One server a process: the socket and its connections are file-local. */
 static struct {
@@ -68,7 +69,9 @@ static void on_cconn_closed(uv_handle_t *h) {
 static void cconn_close(struct cconn *c) {
   if (c->closing) return;
   c->closing = true;
-  if (c->waiting) tks_durability_cancel(c->srv, c), tks_checkpoint_cancel(c->srv, c);
+  if (c->waiting)
+    tks_durability_cancel(c->srv, c), tks_checkpoint_cancel(c->srv, c),
+        tks_archiver_cancel(c->srv, c);
   conn_list_del(&c->link);
   uv_close((uv_handle_t *)&c->pipe, on_cconn_closed);
 }
@@ -192,6 +195,23 @@ static void checkpoint_done(void *ctx, const struct tks_checkpoint_result *r) {
   if (!c->closing && !c->in_lines) pump(c);
 }
 
+/* The answer to `rollover`, once the days before today are sealed. */
+static void rollover_done(void *ctx, const struct tks_rollover_result *r) {
+  struct cconn *c = ctx;
+  struct tks_buf out;
+  tks_buf_init(&out);
+  if (r->error == 0)
+    tks_buf_printf(
+        &out, "{\"ok\":true,\"ticks\":%llu,\"bytes\":%llu,\"parts\":%u,\"seconds\":%.3f}\n",
+        (unsigned long long)r->ticks, (unsigned long long)r->bytes, r->parts, r->seconds);
+  else
+    error_response(&out, "rollover failed:", r->message);
+  tks_buf_putc(&out, '\n');
+  c->waiting = false;
+  send_response(c, &out);
+  if (!c->closing && !c->in_lines) pump(c);
+}
+
 static void handle_request(struct cconn *c, char *line) {
   struct tks_server *srv = c->srv;
   struct tks_buf out;
@@ -232,8 +252,10 @@ static void handle_request(struct cconn *c, char *line) {
       return; /* answered by sync_done, now or later */
     }
     c->waiting = false;
-    r = error_response(&out, e == -ENOTSUP ? "sync: the journal is disabled (journal.enabled: false)"
-                                           : "sync: out of memory", NULL);
+    r = error_response(&out,
+                       e == -ENOTSUP ? "sync: the journal is disabled (journal.enabled: false)"
+                                     : "sync: out of memory",
+                       NULL);
   } else if (strcmp(line, "checkpoint") == 0) {
     c->waiting = true;
     int e = tks_checkpoint_request(srv, checkpoint_done, c);
@@ -245,6 +267,18 @@ static void handle_request(struct cconn *c, char *line) {
     char why[160];
     snprintf(why, sizeof why, "checkpoint: %s",
              e == -ENOTSUP ? "the journal is disabled (journal.enabled: false)" : strerror(-e));
+    r = error_response(&out, why, NULL);
+  } else if (strcmp(line, "rollover") == 0) {
+    c->waiting = true;
+    int e = tks_archiver_rollover(srv, rollover_done, c);
+    if (e == 0) {
+      tks_buf_finish(&out);
+      return; /* answered by rollover_done, now or later */
+    }
+    c->waiting = false;
+    char why[160];
+    snprintf(why, sizeof why, "rollover: %s",
+             e == -ENOTSUP ? "the archive is disabled (archive.enabled: false)" : strerror(-e));
     r = error_response(&out, why, NULL);
   } else if (*line == '\0') {
     r = error_response(&out, "empty request (try: " REQUESTS ")", NULL);
@@ -389,7 +423,7 @@ static int socket_in_use(const char *path) {
 }
 
 static void make_parent_dir(const char *path) {
-  char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+  char dir[sizeof((struct sockaddr_un *)0)->sun_path];
   snprintf(dir, sizeof dir, "%s", path);
   char *slash = strrchr(dir, '/');
   if (!slash || slash == dir) return;

@@ -14,6 +14,9 @@
  *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal
  *   load.c         the loading phase at start: its steps (the journal
  *                  replay) in slices of the event loop, progress
+ *   archiver.c     the day archive: seals past days (and a cut) out of
+ *                  memory from a forked child, commits, retention; the
+ *                  reader queries merge with the store
  *   checkpoint.c   checkpoints: a forked child writes the store, the journal
  *                  is cut at the fork, covered segments are deleted
  *   durability.c   the journal: writer thread, sync, checkpoint load and
@@ -59,6 +62,10 @@ struct tks_server;
 typedef void (*tks_hold_fn)(struct tks_server *srv, bool held);
 typedef void (*tks_stats_fn)(struct tks_server *srv, struct tks_stats *st);
 typedef uint64_t (*tks_count_fn)(struct tks_server *srv);
+/* A run of ticks an eviction is about to free (lib/store.h's hook). */
+typedef void (*tks_evict_fn)(struct tks_server *srv, enum tks_store_rep rep, uint32_t symbol,
+                             const void *entries, uint32_t count);
+#define TKS_MAX_EVICT_LISTENERS 2
 
 struct tks_server {
   uv_loop_t *loop;
@@ -77,6 +84,15 @@ struct tks_server {
   struct tks_usage usage; /* undeclared fields seen */
   struct tks_decoder decoder;
   struct tks_tick_sink sink; /* store + usage + mode, for tks_tick_store */
+
+  /* The day archive's seals (archiver.c).  seal_cut: while a seal runs,
+   * the ts below which ticks go to the archive (late ticks under it are
+   * refused, reason sealing); INT64_MIN otherwise.  seal_committed: the
+   * newest seal whose parts are committed (archive.dir/SEALED), read
+   * before loading: replay trims what committed seals took. */
+  int64_t seal_cut;
+  uint64_t seal_committed;
+  bool evict_quiet; /* evictions are not told to the listeners */
 
   /* The bound ingest address, for stats. */
   char listen_addr[320]; /* "127.0.0.1:40123", "[::1]:7070" */
@@ -104,6 +120,8 @@ struct tks_server {
   uint64_t log_window_start, log_lines_in_window, log_suppressed;
   tks_hold_fn on_hold;
   tks_count_fn durable;
+  tks_evict_fn on_evict[TKS_MAX_EVICT_LISTENERS];
+  unsigned nevict;
   tks_stats_fn sections[TKS_MAX_STATS_SECTIONS];
   unsigned nsections;
 };
@@ -128,6 +146,8 @@ void tks_server_stop(struct tks_server *srv);
  * the stats sections that follow the server's own, in order. */
 void tks_server_on_hold(struct tks_server *srv, tks_hold_fn fn);
 void tks_server_set_durable(struct tks_server *srv, tks_count_fn fn);
+/* Who hears of every eviction from the store (the journal records them). */
+void tks_server_on_evict(struct tks_server *srv, tks_evict_fn fn);
 void tks_server_add_stats(struct tks_server *srv, tks_stats_fn fn);
 
 /* Holds or releases ingest for one reason (TKS_HOLD_*).  On the first hold
@@ -205,8 +225,11 @@ int tks_notify(const char *state);
  * store_full) or PAUSE (backpressure: ingest is held (TKS_HOLD_LIMITS)
  * until a timer finds room; the tick's bytes stay unread). */
 enum tks_full_action { TKS_FULL_RETRY, TKS_FULL_REJECT, TKS_FULL_PAUSE };
-/* Applies max_memory to the slab and starts the retention timer. */
+/* Applies max_memory to the slab and starts the retention timer.  Until
+ * tks_limits_loaded (the load is done) the slab may take a quarter more
+ * and retention waits: the replay repeats the journaled evictions. */
 int tks_limits_start(struct tks_server *srv);
+void tks_limits_loaded(struct tks_server *srv);
 void tks_limits_stop(struct tks_server *srv);
 enum tks_full_action tks_limits_on_full(struct tks_server *srv);
 void tks_limits_stats(struct tks_server *srv, struct tks_stats *st);
@@ -301,6 +324,18 @@ void tks_durability_stats(struct tks_server *srv, struct tks_stats *st);
 /* Ticks fsynced to the journal: replayed at start plus accepted and fsynced since. */
 uint64_t tks_durability_durable(struct tks_server *srv);
 void tks_durability_reload(struct tks_server *srv); /* journal.fsync, interval, on_error */
+/* The evict listener (tks_server_on_evict): journals which ticks an
+ * eviction took (per series, a count) where it happened among the ticks,
+ * so that a replay takes the same ones, whatever blocks it built. */
+void tks_durability_on_evict(struct tks_server *srv, enum tks_store_rep rep, uint32_t symbol,
+                             const void *entries, uint32_t count);
+/* Archive seals (archiver.c), journaled where they happen: begin (the
+ * ticks before cut are being sealed), commit (they are in the archive and
+ * left memory: replay takes them out again when the seal is committed in
+ * archive.dir), abort. */
+void tks_durability_seal_begin(struct tks_server *srv, uint64_t seal, int64_t cut);
+void tks_durability_seal_commit(struct tks_server *srv, uint64_t seal);
+void tks_durability_seal_abort(struct tks_server *srv, uint64_t seal);
 
 /* ==== load.c: the loading phase ======================================= */
 /* At start, after the sockets are bound: the steps that rebuild the store
@@ -341,6 +376,8 @@ int tks_durability_rotate_wait(struct tks_server *srv, uint64_t timeout_ns, uint
 /* Has the writer thread delete the segments numbered below `below` (a
  * checkpoint covers them); journal.bytes and .segments follow. */
 void tks_durability_prune(struct tks_server *srv, uint64_t below);
+/* Bytes of the journal's segment files (0 with the journal off). */
+uint64_t tks_durability_journal_bytes(struct tks_server *srv);
 /* Journal frame bytes submitted since start (journal.checkpoint_bytes). */
 uint64_t tks_durability_submitted_bytes(struct tks_server *srv);
 /* The checkpoint loaded at start (all zero when none was). */
@@ -379,7 +416,49 @@ int tks_checkpoint_request(struct tks_server *srv,
                            void *ctx);
 /* Forgets the requests with this ctx (a closing control connection). */
 void tks_checkpoint_cancel(struct tks_server *srv, void *ctx);
+/* One is being written or asked for.  Checkpoints and archive seals take
+ * turns: neither begins while the other runs (srv->seal_cut says a seal
+ * does); a `checkpoint` asked during a seal begins after it. */
+bool tks_checkpoint_busy(const struct tks_server *srv);
 void tks_checkpoint_stats(struct tks_server *srv, struct tks_stats *st);
+
+/* ==== archiver.c: the day archive ====================================== */
+/* Seals ticks older than a cut out of memory into archive.dir (a rollover:
+ * the days before today, at archive.roll_at and on `rollover`) from a
+ * forked child, commits them (archive.dir/SEALED) and trims memory; holds
+ * the reader queries merge with the store; archive.retention.  See the top
+ * of archiver.c for how a seal stays exactly once across crashes. */
+
+struct tks_rollover_result {
+  int error;           /* 0, or -errno */
+  const char *message; /* why it failed ("" when it did not), valid during the call */
+  uint64_t ticks, bytes;
+  uint32_t parts;
+  double seconds;
+};
+struct tks_archive;
+struct tks_archive_view;
+/* At start, before loading: locks archive.dir, reads which seal is
+ * committed (srv->seal_committed, for the replay), deletes the parts of a
+ * seal that was not, opens the reader.  0 (also with the archive off), or
+ * -errno logged (in use by another daemon, SEALED unreadable). */
+int tks_archiver_open(struct tks_server *srv);
+/* Once loaded: the roll_at and retention timer. */
+int tks_archiver_start(struct tks_server *srv);
+/* `rollover`: done(ctx, result) once the days before today are sealed and
+ * out of memory (at once when there is nothing to seal).  0, -ENOTSUP (the
+ * archive is off) or -ENOMEM. */
+int tks_archiver_rollover(struct tks_server *srv,
+                          void (*done)(void *ctx, const struct tks_rollover_result *r), void *ctx);
+void tks_archiver_cancel(struct tks_server *srv, void *ctx);
+/* The stop, before the last checkpoint: waits for a seal in progress. */
+void tks_archiver_stop(struct tks_server *srv);
+void tks_archiver_close(void);                    /* the reader, after the loop */
+void tks_archiver_reload(struct tks_server *srv); /* archive.roll_at, retention */
+/* The reader and the view that converts into the live tables, or NULL with
+ * the archive off.  Queries (the loop thread) only. */
+struct tks_archive *tks_archiver_reader(struct tks_server *srv, struct tks_archive_view *view);
+void tks_archiver_stats(struct tks_server *srv, struct tks_stats *st);
 
 /* ==== ingest.c: the TCP listener and its connections =================== */
 

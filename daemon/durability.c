@@ -75,6 +75,7 @@ struct tks_durability {
   bool failing_logged;
   uint64_t batch_start_accepted;
   uint64_t submitted_bytes;                  /* journal frame bytes queued since start */
+  uint64_t records;                          /* record frames queued since start */
   void (*rotated)(void *ctx, uint64_t next); /* the rotation the loop waits for */
   void *rotated_ctx;
   uint64_t rotated_ticket;
@@ -82,6 +83,7 @@ struct tks_durability {
   /* Load and replay figures. */
   struct tks_durability_load load; /* the checkpoint loaded at start */
   uint64_t replayed_ticks, replay_rejected, replay_frames;
+  uint64_t replay_records, replay_evicted, replay_sealed; /* records applied, ticks they took */
   double replay_seconds;
   struct tks_replay_result replay;
 };
@@ -276,22 +278,102 @@ struct tks_buf *tks_durability_batch(struct tks_server *srv, int64_t recv_ns) {
   return &d->batch;
 }
 
-void tks_durability_submit(struct tks_server *srv) {
-  struct tks_durability *d = D;
-  if (!d || d->batch.len <= sizeof(int64_t)) return;
-  uint32_t len = (uint32_t)d->batch.len;
+/* Queues one frame for the writer thread. */
+static void queue_frame(struct tks_server *srv, struct tks_durability *d, const void *data,
+                        uint32_t len) {
   d->submitted_bytes += TKS_JOURNAL_FRAME_HEADER + len;
   pthread_mutex_lock(&d->mu);
   int r = tks_buf_append(&d->queue, &len, 4);
-  if (r == 0) r = tks_buf_append(&d->queue, d->batch.data, d->batch.len);
+  if (r == 0) r = tks_buf_append(&d->queue, data, len);
   d->queued_ticks = srv->ticks_accepted;
   size_t queued = d->queue.len;
   pthread_cond_signal(&d->cv);
   pthread_mutex_unlock(&d->mu);
   if (r) tks_log(TKS_LOG_ERROR, "out of memory queueing %u journal bytes", len);
-  d->batch.len = 0;
   if (queued > QUEUE_HOLD_BYTES && !tks_server_held(srv, TKS_HOLD_JOURNAL))
     tks_server_hold(srv, TKS_HOLD_JOURNAL, true); /* the disk is behind */
+}
+
+void tks_durability_submit(struct tks_server *srv) {
+  struct tks_durability *d = D;
+  if (!d || d->batch.len <= sizeof(int64_t)) return;
+  queue_frame(srv, d, d->batch.data, (uint32_t)d->batch.len);
+  d->batch.len = 0;
+}
+
+/* ---- records: operations on the store, journaled among the ticks ------ */
+
+/*
+ * A frame whose receive time is RECORD_MARK (never a real one) holds one
+ * operation on the store instead of ticks, so that a replay repeats it at
+ * the same place among the ticks:
+ *   evict        u8 kind, u8 rep, u8 symbol length, symbol, u64 ticks:
+ *                the oldest `ticks` of that series left memory (an eviction
+ *                of limits.c, by max_memory or retention)
+ *   seal begin   u8 kind, u64 seal, i64 cut: archiver.c began sealing the
+ *                ticks older than cut
+ *   seal commit  u8 kind, u64 seal: they are in the archive and left memory
+ *   seal abort   u8 kind, u64 seal: the seal failed; memory kept them
+ * Replay applies evictions as recorded (never by its own policy: blocks a
+ * checkpoint loaded are cut differently) and a seal's trim when the seal is
+ * committed in archive.dir (srv->seal_committed), at its commit record or,
+ * when the crash came before that record was durable, at the end.
+ */
+#define RECORD_MARK INT64_MIN
+enum { REC_EVICT = 1, REC_SEAL_BEGIN = 2, REC_SEAL_COMMIT = 3, REC_SEAL_ABORT = 4 };
+
+static void queue_record(struct tks_server *srv, const void *body, size_t len) {
+  struct tks_durability *d = D;
+  if (!d) return;
+  /* The ticks of this read before it go first: their frame ends here and
+   * the rest of the read begins a new one with the same receive time. */
+  if (d->batch.len > sizeof(int64_t)) {
+    int64_t recv;
+    memcpy(&recv, d->batch.data, sizeof recv);
+    tks_durability_submit(srv);
+    tks_buf_append(&d->batch, &recv, sizeof recv);
+  }
+  uint8_t frame[8 + 1 + 1 + 1 + TKS_SYMBOL_MAX_LEN + 8];
+  int64_t mark = RECORD_MARK;
+  memcpy(frame, &mark, 8);
+  memcpy(frame + 8, body, len);
+  queue_frame(srv, d, frame, (uint32_t)(8 + len));
+}
+
+void tks_durability_on_evict(struct tks_server *srv, enum tks_store_rep rep, uint32_t symbol,
+                             const void *entries, uint32_t count) {
+  (void)entries;
+  size_t len;
+  const char *name = tks_symtab_name(srv->symbols, symbol, &len);
+  if (!D || !name || !count) return;
+  uint8_t body[3 + TKS_SYMBOL_MAX_LEN + 8];
+  body[0] = REC_EVICT;
+  body[1] = (uint8_t)rep;
+  body[2] = (uint8_t)len;
+  memcpy(body + 3, name, len);
+  uint64_t n = count;
+  memcpy(body + 3 + len, &n, 8);
+  queue_record(srv, body, 3 + len + 8);
+  D->records++;
+}
+
+static void seal_record(struct tks_server *srv, uint8_t kind, uint64_t seal, int64_t cut) {
+  uint8_t body[17];
+  body[0] = kind;
+  memcpy(body + 1, &seal, 8);
+  memcpy(body + 9, &cut, 8);
+  queue_record(srv, body, kind == REC_SEAL_BEGIN ? 17 : 9);
+  if (D) D->records++;
+}
+
+void tks_durability_seal_begin(struct tks_server *srv, uint64_t seal, int64_t cut) {
+  seal_record(srv, REC_SEAL_BEGIN, seal, cut);
+}
+void tks_durability_seal_commit(struct tks_server *srv, uint64_t seal) {
+  seal_record(srv, REC_SEAL_COMMIT, seal, 0);
+}
+void tks_durability_seal_abort(struct tks_server *srv, uint64_t seal) {
+  seal_record(srv, REC_SEAL_ABORT, seal, 0);
 }
 
 bool tks_durability_failing(const struct tks_server *srv) {
@@ -402,6 +484,15 @@ void tks_durability_prune(struct tks_server *srv, uint64_t below) {
   pthread_mutex_unlock(&d->mu);
 }
 
+uint64_t tks_durability_journal_bytes(struct tks_server *srv) {
+  struct tks_durability *d = D;
+  if (!d) return 0;
+  pthread_mutex_lock(&d->mu);
+  uint64_t b = d->info.bytes;
+  pthread_mutex_unlock(&d->mu);
+  return b;
+}
+
 uint64_t tks_durability_submitted_bytes(struct tks_server *srv) {
   return D ? D->submitted_bytes : 0;
 }
@@ -419,9 +510,17 @@ void tks_durability_load_info(struct tks_server *srv, struct tks_durability_load
 #define CLOCK_EVERY (256u << 10)  /* look at the clock after this many bytes of frames */
 #define FRAME_COST 256u           /* a frame's own cost, in bytes of payload */
 
+#define MAX_PENDING_SEALS 64 /* seals begun and not yet ended in a replay */
+
 struct replay_ctx {
   struct tks_server *srv;
   uint64_t ticks, rejected, frames;
+  uint64_t records, evicted, sealed, bad_records;
+  struct {
+    uint64_t seal;
+    int64_t cut;
+  } pending[MAX_PENDING_SEALS]; /* seal begun, no commit or abort yet */
+  unsigned npending;
   uint64_t next_log_ns;
   uint64_t start_ns;
 };
@@ -435,6 +534,65 @@ static struct {
   struct replay_ctx rc;
 } RP;
 
+/* A committed seal's ticks leave memory, as they did when it committed. */
+static void replay_trim(struct replay_ctx *rc, uint64_t seal, int64_t cut) {
+  struct tks_server *srv = rc->srv;
+  srv->evict_quiet = true;
+  uint64_t n = tks_store_trim_before(srv->store, cut);
+  srv->evict_quiet = false;
+  rc->sealed += n;
+  tks_log(TKS_LOG_DEBUG,
+          "replay: seal %" PRIu64 " is committed: %" PRIu64 " ticks before %" PRId64
+          " are in the archive",
+          seal, n, cut);
+}
+
+static void pending_drop(struct replay_ctx *rc, unsigned i) {
+  rc->pending[i] = rc->pending[--rc->npending];
+}
+
+/* A record frame (see RECORD_MARK).  One that does not parse is counted
+ * (journal.replay_bad_records) and skipped: it passed its CRC, so it was
+ * written so, by a version that knows more kinds. */
+static void replay_record(struct replay_ctx *rc, const uint8_t *p, size_t n) {
+  struct tks_server *srv = rc->srv;
+  rc->records++;
+  if (n >= 3 + 8 && p[0] == REC_EVICT && p[1] < TKS_STORE_REPS && n == 3u + p[2] + 8) {
+    uint32_t id;
+    uint64_t count;
+    memcpy(&count, p + 3 + p[2], 8);
+    if (tks_symtab_lookup(srv->symbols, (const char *)p + 3, p[2], &id) == 0) {
+      srv->evict_quiet = true;
+      rc->evicted += tks_store_evict_head(srv->store, (enum tks_store_rep)p[1], id, count);
+      srv->evict_quiet = false;
+    }
+    return;
+  }
+  if ((n == 17 && p[0] == REC_SEAL_BEGIN) ||
+      (n == 9 && (p[0] == REC_SEAL_COMMIT || p[0] == REC_SEAL_ABORT))) {
+    uint64_t seal;
+    int64_t cut = 0;
+    memcpy(&seal, p + 1, 8);
+    if (n == 17) memcpy(&cut, p + 9, 8);
+    if (p[0] == REC_SEAL_BEGIN) {
+      if (rc->npending < MAX_PENDING_SEALS) {
+        rc->pending[rc->npending].seal = seal;
+        rc->pending[rc->npending++].cut = cut;
+      }
+      return;
+    }
+    for (unsigned i = 0; i < rc->npending; i++) {
+      if (rc->pending[i].seal != seal) continue;
+      if (p[0] == REC_SEAL_COMMIT && seal <= srv->seal_committed)
+        replay_trim(rc, seal, rc->pending[i].cut);
+      pending_drop(rc, i);
+      return;
+    }
+    return; /* its begin is before the checkpoint: what it did is in there */
+  }
+  rc->bad_records++;
+}
+
 static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len) {
   struct tks_server *srv = rc->srv;
   if (len < sizeof(int64_t)) {
@@ -443,6 +601,10 @@ static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len)
   }
   int64_t recv_ns;
   memcpy(&recv_ns, payload, sizeof recv_ns);
+  if (recv_ns == RECORD_MARK) {
+    replay_record(rc, (const uint8_t *)payload + sizeof recv_ns, len - sizeof recv_ns);
+    return;
+  }
   const uint8_t *p = (const uint8_t *)payload + sizeof recv_ns;
   size_t n = len - sizeof recv_ns, off = 0;
   _Alignas(8) char record[TKS_RECORD_MAX];
@@ -737,6 +899,23 @@ static int replay_done(struct tks_server *srv, struct tks_durability *d) {
   d->replayed_ticks = rc->ticks;
   d->replay_rejected = rc->rejected;
   d->replay_frames = rc->frames;
+  /* Seals begun and committed in archive.dir whose commit record did not
+   * reach the disk: their ticks are in the archive, so they leave memory
+   * now (nothing after the missing record was journaled either). */
+  uint64_t ended[MAX_PENDING_SEALS];
+  unsigned nended = rc->npending;
+  for (unsigned i = 0; i < rc->npending; i++) {
+    ended[i] = rc->pending[i].seal;
+    if (rc->pending[i].seal <= srv->seal_committed)
+      replay_trim(rc, rc->pending[i].seal, rc->pending[i].cut);
+  }
+  rc->npending = 0;
+  d->replay_records = rc->records;
+  d->replay_evicted = rc->evicted;
+  d->replay_sealed = rc->sealed;
+  if (rc->bad_records)
+    tks_log(TKS_LOG_WARN, "replay: %" PRIu64 " journal records of an unknown kind were skipped",
+            rc->bad_records);
   replay_end();
   if (d->replay.truncated_bytes)
     tks_log(TKS_LOG_WARN,
@@ -780,6 +959,14 @@ static int replay_done(struct tks_server *srv, struct tks_durability *d) {
     return -EAGAIN;
   }
   D = d;
+  /* The seals the replay ended get their record now, before any new tick:
+   * a later replay must end them here too, not after ticks to come. */
+  for (unsigned i = 0; i < nended; i++) {
+    if (ended[i] <= srv->seal_committed)
+      tks_durability_seal_commit(srv, ended[i]);
+    else
+      tks_durability_seal_abort(srv, ended[i]);
+  }
   tks_log(TKS_LOG_INFO, "journal in %s (fsync %s)", cfg->journal.dir,
           tks_fsync_name(cfg->journal.fsync));
   return 0;
@@ -901,6 +1088,17 @@ static const struct tks_stat ST_JOURNAL_REPLAYED_TICKS = TKS_STAT(
     "journal.replayed_ticks", GAUGE, TICKS, "Ticks rebuilt from the journal at start");
 static const struct tks_stat ST_JOURNAL_REPLAY_REJECTED = TKS_STAT(
     "journal.replay_rejected", GAUGE, NONE, "Journal ticks not stored at replay");
+static const struct tks_stat ST_JOURNAL_RECORDS = TKS_STAT(
+    "journal.records", COUNTER, NONE,
+    "Store operations journaled since start (evictions, archive seals), for replay to repeat");
+static const struct tks_stat ST_JOURNAL_REPLAY_RECORDS = TKS_STAT(
+    "journal.replay_records", GAUGE, NONE, "Store operations repeated at replay");
+static const struct tks_stat ST_JOURNAL_REPLAY_EVICTED_TICKS = TKS_STAT(
+    "journal.replay_evicted_ticks", GAUGE, TICKS,
+    "Ticks journaled evictions took out of memory again at replay");
+static const struct tks_stat ST_JOURNAL_REPLAY_SEALED_TICKS = TKS_STAT(
+    "journal.replay_sealed_ticks", GAUGE, TICKS,
+    "Ticks committed archive seals took out of memory again at replay");
 static const struct tks_stat ST_JOURNAL_REPLAY_SECONDS = TKS_STAT(
     "journal.replay_seconds", GAUGE, SECONDS, "Seconds the replay took");
 static const struct tks_stat ST_JOURNAL_TRUNCATED_BYTES = TKS_STAT(
@@ -929,6 +1127,10 @@ void tks_durability_stats(struct tks_server *srv, struct tks_stats *st) {
   tks_stat_u64(st, &ST_JOURNAL_WRITTEN_TICKS, written + d->replayed_ticks);
   tks_stat_u64(st, &ST_JOURNAL_REPLAYED_TICKS, d->replayed_ticks);
   tks_stat_u64(st, &ST_JOURNAL_REPLAY_REJECTED, d->replay_rejected);
+  tks_stat_u64(st, &ST_JOURNAL_RECORDS, d->records);
+  tks_stat_u64(st, &ST_JOURNAL_REPLAY_RECORDS, d->replay_records);
+  tks_stat_u64(st, &ST_JOURNAL_REPLAY_EVICTED_TICKS, d->replay_evicted);
+  tks_stat_u64(st, &ST_JOURNAL_REPLAY_SEALED_TICKS, d->replay_sealed);
   tks_stat_f64(st, &ST_JOURNAL_REPLAY_SECONDS, d->replay_seconds);
   tks_stat_u64(st, &ST_JOURNAL_TRUNCATED_BYTES, d->replay.truncated_bytes);
   (void)synced;

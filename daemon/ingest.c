@@ -13,6 +13,7 @@
  * in the kernel's backlog, neither accepted nor read.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,6 +126,17 @@ static void conn_close(struct conn *c) {
 /* Decodes and stores every complete message in c->buf, and hands the bytes
  * of the accepted ticks to the journal.  Returns false when the connection
  * has been closed for a protocol error. */
+
+/* A decoded tick's ts: the record's, or the dynamic tick's. */
+static inline int64_t tick_ts(const struct tks_server *srv, enum tks_decode_status st,
+                              const void *record, const struct tks_dyn_tick *dyn) {
+  if (st == TKS_DECODE_DYNAMIC) return dyn->ts;
+  int64_t ts;
+  memcpy(&ts, (const char *)record + srv->cfg.schema.fields[srv->cfg.schema.ts_field].offset,
+         sizeof ts);
+  return ts;
+}
+
 static bool process(struct conn *c) {
   struct tks_server *srv = c->srv;
   const uint8_t *p = (const uint8_t *)c->buf;
@@ -156,6 +168,19 @@ static bool process(struct conn *c) {
         off += res.consumed;
         srv->rejected[TKS_REASON_JOURNAL_ERROR]++;
         tks_server_log_limited(srv, "tick from %s rejected: journal_error (journal writes failing, on_error: reject)", c->peer);
+        continue;
+      }
+      if (srv->seal_cut != INT64_MIN && tick_ts(srv, st, record, &dyn) < srv->seal_cut) {
+        /* A late tick of what a seal is taking to the archive: memory gives
+         * those ticks up when the seal commits, so it cannot take one. */
+        tks_server_unintern(srv, mark);
+        off += res.consumed;
+        srv->rejected[TKS_REASON_SEALING]++;
+        tks_server_log_limited(
+            srv,
+            "tick from %s rejected: sealing (older than %" PRId64
+            ", the cut of the archive seal running; send it again after the seal)",
+            c->peer, srv->seal_cut);
         continue;
       }
       enum tks_admit a = tks_admit(srv, st, record, &dyn);

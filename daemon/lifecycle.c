@@ -194,6 +194,7 @@ static void apply(struct tks_server *srv, const struct tks_config *next) {
   /* After every value is in srv->cfg: a section is applied as a whole. */
   if (journal) tks_durability_reload(srv);
   if (limits) tks_limits_reload(srv);
+  if (applied) tks_archiver_reload(srv); /* roll_at, retention: read where used */
   lc.reload_applied += applied;
   lc.reload_refused += refused;
   tks_log(TKS_LOG_INFO, "reload: applied %u change%s, refused %u", applied, applied == 1 ? "" : "s",

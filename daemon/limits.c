@@ -31,6 +31,7 @@
 /* One server per process: the state is file-local. */
 static struct {
   bool started;
+  bool loading; /* until tks_limits_loaded: the replay repeats journaled evictions instead */
   uv_timer_t retention_timer, room_timer;
   bool timers_open;
 
@@ -83,7 +84,7 @@ static void warn_limited(const char *fmt, ...) {
 
 /* Evicts what retention says is expired.  Returns the ticks evicted. */
 static uint64_t retention_sweep(struct tks_server *srv) {
-  if (!L.retention_ns) return 0;
+  if (!L.retention_ns || L.loading) return 0;
   L.last_sweep_ns = tks_mono_ns();
   int64_t now = tks_now_ns();
   int64_t cutoff = now - (int64_t)L.retention_ns;
@@ -133,8 +134,13 @@ static void apply(struct tks_server *srv) {
   L.max_memory = c->limits.max_memory;
   L.when_full = c->limits.when_full;
   L.retention_ns = c->limits.retention_ns;
-  tks_slab_set_limit(srv->slab, L.max_memory);
-  if (L.max_memory) {
+  /* While loading, the replay repeats the evictions the journal recorded,
+   * so the store holds what it held before; its own policy evicting too
+   * would take other ticks.  The blocks a checkpoint load builds are cut
+   * differently from those ingest built, so the same ticks may need a
+   * little more room: a quarter more, until loaded. */
+  tks_slab_set_limit(srv->slab, L.loading ? L.max_memory + L.max_memory / 4 : L.max_memory);
+  if (L.max_memory && !L.loading) {
     uint64_t page = tks_slab_page_size(srv->slab), held = tks_slab_bytes_allocated(srv->slab);
     /* Every size class in use holds at least one page of its own. */
     if (L.max_memory < 8 * page)
@@ -170,8 +176,15 @@ int tks_limits_start(struct tks_server *srv) {
   L.retention_timer.data = L.room_timer.data = srv;
   L.timers_open = true;
   L.started = true;
+  L.loading = true;
   apply(srv);
   return 0;
+}
+
+void tks_limits_loaded(struct tks_server *srv) {
+  if (!L.started || !L.loading) return;
+  L.loading = false;
+  apply(srv);
 }
 
 void tks_limits_stop(struct tks_server *srv) {

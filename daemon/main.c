@@ -104,6 +104,7 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
   tks_lifecycle_stop(srv);
   tks_load_stop(srv);
   tks_ingest_stop(srv);
+  tks_archiver_stop(srv);   /* a seal in progress ends before the last checkpoint */
   tks_checkpoint_stop(srv); /* the last one: ingest has stopped, the journal is open */
   tks_durability_stop(srv); /* after the drain: what was read is journaled */
   tks_limits_stop(srv);
@@ -126,15 +127,19 @@ static void on_signal(uv_signal_t *h, int signum) {
 static void wire(struct tks_server *srv) {
   tks_server_on_hold(srv, tks_ingest_on_hold);
   tks_server_set_durable(srv, tks_durability_durable);
+  tks_server_on_evict(srv, tks_durability_on_evict);
   tks_server_add_stats(srv, tks_durability_stats);
   tks_server_add_stats(srv, tks_checkpoint_stats);
+  tks_server_add_stats(srv, tks_archiver_stats);
   tks_server_add_stats(srv, tks_limits_stats);
   tks_server_add_stats(srv, tks_lifecycle_stats);
 }
 
 /* The loading phase is over: serve ingest and say ready, or stop. */
 static void on_loaded(struct tks_server *srv, int status) {
-  if (status == 0 && tks_checkpoint_start(srv) == 0 && tks_ingest_serve(srv) == 0) {
+  if (status == 0) tks_limits_loaded(srv);
+  if (status == 0 && tks_checkpoint_start(srv) == 0 && tks_archiver_start(srv) == 0 &&
+      tks_ingest_serve(srv) == 0) {
     tks_log(TKS_LOG_INFO, "ready: mode %s, schema %s (%u bytes a record), slab pages of %llu bytes",
             tks_mode_name(srv->cfg.store.mode), srv->cfg.schema.name, srv->cfg.schema.record_size,
             (unsigned long long)srv->cfg.store.page_size);
@@ -168,8 +173,8 @@ static int run(struct tks_server *srv, uv_loop_t *loop) {
    * and no one is told the daemon is ready, before the store is whole;
    * meanwhile the control socket answers ping and stats (control.c). */
   exit_status = 0;
-  if (tks_durability_lock(srv) != 0 || tks_limits_start(srv) != 0 || tks_ingest_bind(srv) != 0 ||
-      tks_control_start(srv) != 0) {
+  if (tks_durability_lock(srv) != 0 || tks_archiver_open(srv) != 0 || tks_limits_start(srv) != 0 ||
+      tks_ingest_bind(srv) != 0 || tks_control_start(srv) != 0) {
     exit_status = 1;
     shutdown_server(srv, "start failed");
   } else if (tks_load_start(srv, on_loaded) != 0) {
@@ -182,15 +187,19 @@ static int run(struct tks_server *srv, uv_loop_t *loop) {
   uv_run(loop, UV_RUN_DEFAULT);
   if (exit_status == 0)
     tks_log(TKS_LOG_INFO, "stopped: %llu ticks accepted, %llu held",
-            (unsigned long long)srv->ticks_accepted, (unsigned long long)tks_store_ticks(srv->store));
+            (unsigned long long)srv->ticks_accepted,
+            (unsigned long long)tks_store_ticks(srv->store));
+  tks_archiver_close();
   tks_server_finish(srv);
   return exit_status;
 }
 
 int main(int argc, char **argv) {
   static const struct option opts[] = {
-      {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
-      {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+      {"config", required_argument, NULL, 'c'},
+      {"check-config", no_argument, NULL, 'C'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
   };
   const char *config_path = NULL;
@@ -212,7 +221,8 @@ int main(int argc, char **argv) {
 
   static struct tks_server srv; /* large; zeroed */
   tks_config_defaults(&srv.cfg);
-  if (!config_path && access(TKS_DEFAULT_CONFIG_PATH, F_OK) == 0) config_path = TKS_DEFAULT_CONFIG_PATH;
+  if (!config_path && access(TKS_DEFAULT_CONFIG_PATH, F_OK) == 0)
+    config_path = TKS_DEFAULT_CONFIG_PATH;
   if (config_path) {
     char err[TKS_CONFIG_ERR_MAX];
     if (tks_config_load(&srv.cfg, config_path, err, sizeof err) != 0) {

@@ -13,9 +13,11 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "advice.h"
+#include "archive.h"
 #include "daemon.h"
 
 #define MAX_WORDS 6 /* the longest request has 5; one more to say "too many" */
@@ -109,15 +111,21 @@ static int parse_count(const struct word *w, uint64_t *out) {
   return 0;
 }
 
-/* Looks the symbol up without interning it.  Returns 0 and its id, or
+/* Looks the symbol up without interning it: its id in memory (0 when only
+ * the archive has it) and whether the archive has it.  Returns 0, or
  * answers the error and returns -1. */
 static int find_symbol(struct tks_server *srv, const struct word *w, struct tks_buf *out,
-                       size_t start, uint32_t *id) {
+                       size_t start, uint32_t *id, bool *archived) {
   if (w->len > TKS_SYMBOL_MAX_LEN) {
     answer_error(out, start, "symbol longer than %d bytes (%zu)", TKS_SYMBOL_MAX_LEN, w->len);
     return -1;
   }
-  if (tks_symtab_lookup(srv->symbols, w->p, w->len, id) != 0 || *id == 0) {
+  if (tks_symtab_lookup(srv->symbols, w->p, w->len, id) != 0) *id = 0;
+  struct tks_archive_view v;
+  struct tks_archive *a = tks_archiver_reader(srv, &v);
+  struct tks_archive_symbol_info ai;
+  *archived = a && tks_archive_symbol(a, w->p, w->len, &ai) == 0;
+  if (*id == 0 && !*archived) {
     answer_error(out, start, "unknown symbol '%.*s'", (int)w->len, w->p);
     return -1;
   }
@@ -223,6 +231,54 @@ static int visit_page(void *ctx, const void *record, const struct tks_dynobj *ob
 
 /* ---- the requests ---- */
 
+/* Rendered rows of one source, for merging: each row's ts and where its
+ * line starts in buf. */
+struct rows {
+  struct emit e; /* renders into buf */
+  struct tks_buf buf;
+  int64_t *ts;
+  size_t *at;
+  size_t n, cap;
+};
+
+static int visit_row(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct rows *r = ctx;
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 64;
+    int64_t *ts = realloc(r->ts, cap * sizeof *ts);
+    if (ts) r->ts = ts;
+    size_t *at = ts ? realloc(r->at, cap * sizeof *at) : NULL;
+    if (!at) {
+      r->e.err = -ENOMEM;
+      return 1;
+    }
+    r->at = at;
+    r->cap = cap;
+  }
+  r->ts[r->n] = tick_ts(&r->e, record, obj);
+  r->at[r->n] = r->buf.len;
+  if (render(&r->e, record, obj)) return 1;
+  r->e.last_ts = r->ts[r->n++];
+  return 0;
+}
+
+static void rows_init(struct rows *r, struct tks_server *srv) {
+  memset(r, 0, sizeof *r);
+  tks_buf_init(&r->buf);
+  emit_init(&r->e, srv, &r->buf);
+}
+
+static void rows_finish(struct rows *r) {
+  tks_buf_finish(&r->buf);
+  free(r->ts);
+  free(r->at);
+}
+
+static int rows_put(struct tks_buf *out, const struct rows *r, size_t i) {
+  size_t end = i + 1 < r->n ? r->at[i + 1] : r->buf.len;
+  return tks_buf_append(out, r->buf.data + r->at[i], end - r->at[i]);
+}
+
 static void req_last(struct tks_server *srv, const struct word *w, unsigned n, struct tks_buf *out,
                      size_t start) {
   if (n < 2) FAIL("missing symbol (usage: " USAGE_LAST ")");
@@ -231,19 +287,90 @@ static void req_last(struct tks_server *srv, const struct word *w, unsigned n, s
   if (n == 3 && parse_count(&w[2], &want))
     FAIL("bad count '%s' (want a whole number, 1 or more)", echo(&w[2]).s);
   uint32_t id;
-  if (find_symbol(srv, &w[1], out, start, &id)) return;
+  bool archived;
+  if (find_symbol(srv, &w[1], out, start, &id, &archived)) return;
   uint64_t max = srv->cfg.query.max_rows;
   bool clamped = want > max;
   if (clamped) want = max;
-  struct emit e;
-  emit_init(&e, srv, out);
-  tks_store_last(srv->store, id, want, visit_all, &e);
-  if (e.err) FAIL("out of memory");
-  struct tks_series_info info;
+  struct tks_series_info info = {0};
+  bool in_memory = id && tks_store_series(srv->store, id, &info) == 0;
+  uint64_t total = in_memory ? info.count : 0;
+  if (!archived) {
+    struct emit e;
+    emit_init(&e, srv, out);
+    if (in_memory) tks_store_last(srv->store, id, want, visit_all, &e);
+    if (e.err) FAIL("out of memory");
+  } else {
+    /* The newest `want` of memory and of the archive, merged by ts (the
+     * archive's first among equal ts), and the newest `want` of those. */
+    struct tks_archive_view v;
+    struct tks_archive *a = tks_archiver_reader(srv, &v);
+    struct tks_archive_symbol_info ai;
+    if (tks_archive_symbol(a, w[1].p, w[1].len, &ai) == 0) total += ai.count;
+    struct rows m, ar;
+    rows_init(&m, srv);
+    rows_init(&ar, srv);
+    if (in_memory) tks_store_last(srv->store, id, want, visit_row, &m);
+    int rc = tks_archive_last(a, &v, w[1].p, w[1].len, want, visit_row, &ar, NULL);
+    int err = m.e.err ? m.e.err : ar.e.err;
+    if (rc == 0 && err == 0) {
+      /* Count back from the newest end, then write in order. */
+      size_t i = m.n, j = ar.n;
+      uint64_t k = 0;
+      while (k < want && (i || j)) {
+        if (j && (!i || ar.ts[j - 1] > m.ts[i - 1]))
+          j--;
+        else
+          i--;
+        k++;
+      }
+      while ((i < m.n || j < ar.n) && err == 0) {
+        if (j < ar.n && (i == m.n || ar.ts[j] <= m.ts[i]))
+          err = rows_put(out, &ar, j++);
+        else
+          err = rows_put(out, &m, i++);
+      }
+    }
+    rows_finish(&m);
+    rows_finish(&ar);
+    if (rc) FAIL("archive: %s", tks_archive_error(a)[0] ? tks_archive_error(a) : strerror(-rc));
+    if (err) FAIL("out of memory");
+  }
   /* Say so only when rows were held back. */
-  if (clamped && tks_store_series(srv->store, id, &info) == 0 && info.count > want &&
+  if (clamped && total > want &&
       tks_buf_printf(out, "{\"truncated\":true,\"max_rows\":%" PRIu64 "}\n", max))
     answer_error(out, start, "out of memory");
+}
+
+/* A range over memory and the archive: the store's visitor renders each of
+ * its ticks after the archive's up to the same ts. */
+struct merge {
+  struct emit *e;
+  struct tks_archive_cursor *c;
+  int err; /* the cursor's */
+};
+
+/* The archive's ticks with ts <= upto.  1 when the page (or an error) stops it. */
+static int drain(struct merge *m, int64_t upto) {
+  for (;;) {
+    int64_t ts;
+    int r = tks_archive_cursor_peek(m->c, &ts);
+    if (r == 0) return 0;
+    if (r > 0 && ts > upto) return 0;
+    struct tks_archive_tick t;
+    if (r > 0) r = tks_archive_cursor_next(m->c, &t);
+    if (r < 0) {
+      m->err = r;
+      return 1;
+    }
+    if (visit_page(m->e, t.record, t.obj)) return 1;
+  }
+}
+
+static int visit_merged(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct merge *m = ctx;
+  if (drain(m, tick_ts(m->e, record, obj))) return 1;
+  return visit_page(m->e, record, obj);
 }
 
 static void req_range(struct tks_server *srv, const struct word *w, unsigned n, struct tks_buf *out,
@@ -260,17 +387,60 @@ static void req_range(struct tks_server *srv, const struct word *w, unsigned n, 
     FAIL("bad count '%s' (want a whole number, 1 or more)", echo(&w[4]).s);
   if (limit > max) limit = max;
   uint32_t id;
-  if (find_symbol(srv, &w[1], out, start, &id)) return;
+  bool archived;
+  if (find_symbol(srv, &w[1], out, start, &id, &archived)) return;
   struct emit e;
   emit_init(&e, srv, out);
   e.limit = limit;
   e.last_ts = from;
-  tks_store_range(srv->store, id, from, to, 0, visit_page, &e);
+  if (!archived) {
+    if (id) tks_store_range(srv->store, id, from, to, 0, visit_page, &e);
+  } else {
+    struct tks_archive_view v;
+    struct tks_archive *a = tks_archiver_reader(srv, &v);
+    struct merge m = {.e = &e};
+    m.c = tks_archive_cursor_create(a, &v, w[1].p, w[1].len, from, to - 1);
+    if (!m.c) FAIL("out of memory");
+    if (id) tks_store_range(srv->store, id, from, to, 0, visit_merged, &m);
+    if (!e.more && !e.err && !m.err) drain(&m, INT64_MAX);
+    tks_archive_cursor_destroy(m.c);
+    if (m.err)
+      FAIL("archive: %s", tks_archive_error(a)[0] ? tks_archive_error(a) : strerror(-m.err));
+  }
   if (e.err) FAIL("out of memory");
   if (e.more &&
       tks_buf_printf(out, "{\"more\":true,\"next_from\":%" PRId64 ",\"returned\":%" PRIu64 "}\n",
                      e.next_from, e.rows))
     answer_error(out, start, "out of memory");
+}
+
+struct sym_list {
+  struct tks_server *srv;
+  struct tks_buf *out;
+  uint64_t limit, shown, total;
+  int r;
+};
+
+static void sym_put(struct sym_list *sl, const char *name, size_t len, uint64_t count,
+                    int64_t first, int64_t last) {
+  sl->total++;
+  if (sl->shown >= sl->limit) return;
+  sl->r = tks_buf_puts(sl->out, "{\"symbol\":") | tks_buf_json_string(sl->out, name, len) |
+          tks_buf_printf(
+              sl->out, ",\"ticks\":%" PRIu64 ",\"first_ts\":%" PRId64 ",\"last_ts\":%" PRId64 "}\n",
+              count, first, last);
+  sl->shown++;
+}
+
+static int archive_only(void *ctx, const struct tks_archive_symbol_info *s) {
+  struct sym_list *sl = ctx;
+  uint32_t id;
+  struct tks_series_info info;
+  if (tks_symtab_lookup(sl->srv->symbols, s->name, s->len, &id) == 0 &&
+      tks_store_series(sl->srv->store, id, &info) == 0)
+    return 0; /* listed with memory's */
+  sym_put(sl, s->name, s->len, s->count, s->first_ts, s->last_ts);
+  return sl->r != 0;
 }
 
 static void req_symbols(struct tks_server *srv, const struct word *w, unsigned n,
@@ -280,26 +450,30 @@ static void req_symbols(struct tks_server *srv, const struct word *w, unsigned n
   if (n == 2 && parse_count(&w[1], &limit))
     FAIL("bad count '%s' (want a whole number, 1 or more)", echo(&w[1]).s);
   if (limit > max) limit = max;
+  struct tks_archive_view v;
+  struct tks_archive *a = tks_archiver_reader(srv, &v);
+  struct sym_list sl = {.srv = srv, .out = out, .limit = limit};
   uint32_t count = tks_symtab_count(srv->symbols);
-  uint64_t shown = 0, total = 0;
-  int r = 0;
-  for (uint32_t id = 1; id <= count && r == 0; id++) {
+  for (uint32_t id = 1; id <= count && sl.r == 0; id++) {
     struct tks_series_info info;
     if (tks_store_series(srv->store, id, &info) != 0) continue; /* a symbol with no ticks */
-    total++;
-    if (shown >= limit) continue;
     size_t len;
     const char *name = tks_symtab_name(srv->symbols, id, &len);
     if (!name) continue;
-    r = tks_buf_puts(out, "{\"symbol\":") | tks_buf_json_string(out, name, len) |
-        tks_buf_printf(out,
-                       ",\"ticks\":%" PRIu64 ",\"first_ts\":%" PRId64 ",\"last_ts\":%" PRId64 "}\n",
-                       info.count, info.first_ts, info.last_ts);
-    shown++;
+    struct tks_archive_symbol_info ai;
+    if (a && tks_archive_symbol(a, name, len, &ai) == 0) {
+      info.count += ai.count;
+      if (ai.first_ts < info.first_ts) info.first_ts = ai.first_ts;
+      if (ai.last_ts > info.last_ts) info.last_ts = ai.last_ts;
+    }
+    sym_put(&sl, name, len, info.count, info.first_ts, info.last_ts);
   }
-  if (r == 0 && total > shown)
-    r = tks_buf_printf(out, "{\"truncated\":true,\"symbols\":%" PRIu64 "}\n", total);
-  if (r) answer_error(out, start, "out of memory");
+  /* Then those only the archive has, in byte order. */
+  int rc = a && sl.r == 0 ? tks_archive_symbols(a, INT32_MIN, INT32_MAX, archive_only, &sl) : 0;
+  if (rc) FAIL("archive: %s", tks_archive_error(a)[0] ? tks_archive_error(a) : strerror(-rc));
+  if (sl.r == 0 && sl.total > sl.shown)
+    sl.r = tks_buf_printf(out, "{\"truncated\":true,\"symbols\":%" PRIu64 "}\n", sl.total);
+  if (sl.r) answer_error(out, start, "out of memory");
 }
 
 static void req_advice(struct tks_server *srv, unsigned n, struct tks_buf *out, size_t start) {

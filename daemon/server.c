@@ -16,6 +16,16 @@
 
 #define RATE_PERIOD_MS 1000
 
+/* The store's eviction hook: every run of ticks an eviction removes goes to
+ * the listeners (the journal records it), unless the server is quiet (a
+ * trim the journal records another way, a replay). */
+static void on_store_evict(void *ctx, enum tks_store_rep rep, uint32_t symbol, const void *entries,
+                           uint32_t count) {
+  struct tks_server *srv = ctx;
+  if (srv->evict_quiet) return;
+  for (unsigned i = 0; i < srv->nevict; i++) srv->on_evict[i](srv, rep, symbol, entries, count);
+}
+
 int tks_server_init(struct tks_server *srv, uv_loop_t *loop) {
   const struct tks_config *cfg = &srv->cfg;
   srv->loop = loop;
@@ -28,6 +38,8 @@ int tks_server_init(struct tks_server *srv, uv_loop_t *loop) {
   tks_usage_init(&srv->usage);
   srv->store = tks_store_create(&srv->cfg.schema, srv->slab);
   if (!srv->store) return -ENOMEM;
+  tks_store_set_evict_hook(srv->store, on_store_evict, srv);
+  srv->seal_cut = INT64_MIN;
   srv->decoder = (struct tks_decoder){
       .schema = &srv->cfg.schema,
       .symbols = srv->symbols,
@@ -49,7 +61,9 @@ int tks_server_reset_store(struct tks_server *srv) {
   tks_symtab_truncate(srv->names, 0);
   tks_usage_init(&srv->usage);
   srv->store = srv->sink.store = tks_store_create(&srv->cfg.schema, srv->slab);
-  return srv->store ? 0 : -ENOMEM;
+  if (!srv->store) return -ENOMEM;
+  tks_store_set_evict_hook(srv->store, on_store_evict, srv);
+  return 0;
 }
 
 void tks_server_finish(struct tks_server *srv) {
@@ -87,6 +101,9 @@ void tks_server_stop(struct tks_server *srv) {
 
 void tks_server_on_hold(struct tks_server *srv, tks_hold_fn fn) { srv->on_hold = fn; }
 void tks_server_set_durable(struct tks_server *srv, tks_count_fn fn) { srv->durable = fn; }
+void tks_server_on_evict(struct tks_server *srv, tks_evict_fn fn) {
+  if (srv->nevict < TKS_MAX_EVICT_LISTENERS) srv->on_evict[srv->nevict++] = fn;
+}
 
 void tks_server_add_stats(struct tks_server *srv, tks_stats_fn fn) {
   if (srv->nsections < TKS_MAX_STATS_SECTIONS) srv->sections[srv->nsections++] = fn;

@@ -11,11 +11,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -475,4 +478,48 @@ int tks_mkdir_p(const char *dir) {
     *p = '/';
   }
   return make_one_dir(tmp);
+}
+
+int tks_write_file_atomic(const char *dir, const char *name, const void *data, size_t len) {
+  char path[4200], tmp[4210];
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) return -ENAMETOOLONG;
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return -errno;
+  int rc = 0;
+  const char *p = data;
+  while (len && rc == 0) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0)
+      rc = w < 0 ? -errno : -EIO;
+    else
+      p += w, len -= (size_t)w;
+  }
+  if (rc == 0 && fsync(fd) < 0) rc = -errno;
+  if (close(fd) < 0 && rc == 0) rc = -errno;
+  if (rc == 0 && rename(tmp, path) < 0) rc = -errno;
+  if (rc) {
+    unlink(tmp);
+    return rc;
+  }
+  return tks_fsync_dir(dir);
+}
+
+int tks_child_init(pid_t parent, int keep_a, int keep_b) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) return -1;
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  unsigned lo = (unsigned)(keep_a < keep_b ? keep_a : keep_b);
+  unsigned hi = (unsigned)(keep_a < keep_b ? keep_b : keep_a);
+  /* close_range where the kernel has it, else they stay till _exit. */
+  if (lo > 3) syscall(SYS_close_range, 3u, lo - 1, 0u);
+  if (hi > lo + 1) syscall(SYS_close_range, lo + 1, hi - 1, 0u);
+  syscall(SYS_close_range, hi + 1, ~0u, 0u);
+  return 0;
 }

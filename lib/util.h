@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #define TKS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -139,6 +140,22 @@ static inline uint64_t tks_head8(const char *s, size_t n) {
  * made durable by an fsync of its parent.  An existing directory is fine.
  * Returns 0 or -errno (-ENOENT for "", -ENAMETOOLONG, -ENOTDIR, ...). */
 int tks_mkdir_p(const char *dir);
+
+/* Replaces dir/name with len bytes of data, atomically and durably: written
+ * to dir/name.tmp, fsynced, renamed over name, dir fsynced.  A crash leaves
+ * the old file or the new one, never a mix.  Returns 0 or -errno (the temp
+ * file removed). */
+int tks_write_file_atomic(const char *dir, const char *name, const void *data, size_t len);
+
+/*
+ * The first call of a forked worker child (a checkpoint or an archive seal
+ * writer): it dies with its parent (PR_SET_PDEATHSIG; files published after
+ * another daemon took over the directory would be wrong), returns -1 when
+ * the parent is already gone, resets the signals the daemon handles and
+ * the mask, and closes every fd from 3 up but keep_a and keep_b (client
+ * sockets and listeners go, so the parent's closes are seen at once).
+ */
+int tks_child_init(pid_t parent, int keep_a, int keep_b);
 
 /* Resident set size of this process from /proc/self/statm, in bytes, or 0. */
 uint64_t tks_rss_bytes(void);

@@ -28,6 +28,7 @@ LAYERS = {
         ["daemon/control.c", "daemon/lifecycle.c"],    # control socket; reload, watchdog
         ["daemon/query.c", "daemon/ingest.c"],         # reading back; TCP ingest
         ["daemon/load.c"],                             # the loading phase at start
+        ["daemon/archiver.c"],                         # the day archive: seals, reader
         ["daemon/checkpoint.c"],                       # checkpoints: fork, cut, delete
         ["daemon/durability.c"],                       # the journal, replay
         ["daemon/admit.c"],                            # a decoded tick into the store

@@ -343,6 +343,7 @@ static bool dir_has(const char *dir, const char *part) {
   return found;
 }
 
+/* Empties dir, its subdirectories (the day archive in journal.dir) too. */
 static void clear_dir(const char *dir) {
   DIR *dp = opendir(dir);
   if (!dp) TEST_FAIL("opendir %s: %s", dir, strerror(errno));
@@ -351,6 +352,12 @@ static void clear_dir(const char *dir) {
   while ((e = readdir(dp))) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
     FMT(path, "%s/%s", dir, e->d_name);
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+      clear_dir(path);
+      if (rmdir(path) != 0) TEST_FAIL("rmdir %s: %s", path, strerror(errno));
+      continue;
+    }
     if (unlink(path) != 0) TEST_FAIL("unlink %s: %s", path, strerror(errno));
   }
   closedir(dp);

@@ -97,8 +97,9 @@ static long long file_size(const char *path) {
 }
 
 /* Names and sizes of the entries of dir, "name size\n" sorted by name;
- * the lock file (tickslabd.lock, the pid of whoever started last) left
- * out, as it is the daemon's and not the journal's. */
+ * the lock file (tickslabd.lock, the pid of whoever started last) and the
+ * day archive's directory (archive.dir's default) left out, as they are
+ * the daemon's and not the journal's. */
 static char *dir_listing(const char *dir) {
   struct dirent **list;
   int n = scandir(dir, &list, NULL, alphasort);
@@ -106,7 +107,8 @@ static char *dir_listing(const char *dir) {
   struct tks_buf b;
   tks_buf_init(&b);
   for (int i = 0; i < n; i++) {
-    if (list[i]->d_name[0] != '.' && strcmp(list[i]->d_name, TKS_DIRLOCK_NAME) != 0) {
+    if (list[i]->d_name[0] != '.' && strcmp(list[i]->d_name, TKS_DIRLOCK_NAME) != 0 &&
+        strcmp(list[i]->d_name, "archive") != 0) {
       char path[600];
       FMT(path, "%s/%s", dir, list[i]->d_name);
       tks_buf_printf(&b, "%s %lld\n", list[i]->d_name, file_size(path));
