@@ -53,6 +53,7 @@
 #define SEALED_MAX 64              /* bytes of it read */
 #define WRITER_BUFFER (16u << 20)  /* a part writer's memory in the child */
 #define NS_PER_DAY 86400000000000ll
+#define FAILED_BACKOFF_NS 10000000000ull /* after a failed seal, evict_oldest evicts without one */
 
 /* What the child says, in one write (under PIPE_BUF). */
 struct child_result {
@@ -82,6 +83,10 @@ static struct {
 
   /* the seal in progress */
   bool sealing;
+  enum { SEAL_ROLL, SEAL_PRESSURE, SEAL_RETAIN } kind;
+  uint64_t evicted_below;  /* ticks below its cut evicted meanwhile (in its parts) */
+  uint64_t last_retain_ns; /* mono ns a retention seal last began */
+  uint64_t failed_ns;      /* mono ns the last seal failed */
   pid_t child;
   int result_fd;
   uv_poll_t *poll;
@@ -98,6 +103,8 @@ static struct {
   double last_seconds;
   int64_t last_roll_ns; /* wall clock of the last good seal, 0: none this run */
   uint64_t retention_days, retention_bytes, retention_ticks;
+  uint64_t evicted_sealed, evicted_lost; /* evictions below a running seal's cut, and not */
+  uint64_t pressure_seals, retain_seals;
   char last_error[4700];
 } A = {.lock_fd = -1, .result_fd = -1};
 
@@ -351,12 +358,15 @@ static int commit(struct tks_server *srv, const struct child_result *res) {
   tks_archive_set_seal_limit(A.reader, A.seal);
   if ((r = tks_archive_rescan(A.reader)))
     tks_log(TKS_LOG_WARN, "archive: listing %s again: %s", A.dir, strerror(-r));
-  if (gone != res->ticks)
+  if (gone + A.evicted_below != res->ticks)
     tks_log(TKS_LOG_WARN,
-            "archive: seal %" PRIu64 " wrote %" PRIu64 " ticks and memory gave up %" PRIu64, A.seal,
-            res->ticks, gone);
+            "archive: seal %" PRIu64 " wrote %" PRIu64 " ticks and memory gave up %" PRIu64
+            " (%" PRIu64 " evicted before the commit)",
+            A.seal, res->ticks, gone, A.evicted_below);
   return 0;
 }
+
+static void try_roll(struct tks_server *srv);
 
 static void finish(struct tks_server *srv, const struct child_result *res) {
   int status = 0;
@@ -419,7 +429,10 @@ static void finish(struct tks_server *srv, const struct child_result *res) {
   }
   A.sealing = false;
   srv->seal_cut = INT64_MIN;
-  answer(&r);
+  if (!ok || r.error) A.failed_ns = tks_mono_ns();
+  if (A.kind == SEAL_ROLL) answer(&r);
+  tks_limits_recheck(srv); /* ingest held for this seal reads on */
+  try_roll(srv);           /* one asked while another kind ran */
 }
 
 static void on_result(uv_poll_t *h, int status, int events) {
@@ -433,12 +446,14 @@ static void on_result(uv_poll_t *h, int status, int events) {
 
 /* Begins sealing every tick before cut.  Returns 0 (begun, or nothing to
  * seal: answered), or -errno. */
-static int begin(struct tks_server *srv, int64_t cut) {
+static int begin(struct tks_server *srv, int64_t cut, int kind) {
   uint64_t below = tks_store_count_before(srv->store, cut);
   if (below == 0) {
-    struct tks_rollover_result r = {.message = ""};
-    A.last_roll_ns = tks_now_ns();
-    answer(&r);
+    if (kind == SEAL_ROLL) {
+      struct tks_rollover_result r = {.message = ""};
+      A.last_roll_ns = tks_now_ns();
+      answer(&r);
+    }
     return 0;
   }
   int resp[2];
@@ -469,6 +484,8 @@ static int begin(struct tks_server *srv, int64_t cut) {
     return e;
   }
   A.sealing = true;
+  A.kind = kind;
+  A.evicted_below = 0;
   A.child = pid;
   A.result_fd = resp[0];
   A.seal = seal;
@@ -481,8 +498,10 @@ static int begin(struct tks_server *srv, int64_t cut) {
   A.poll = poll;
   char day[11];
   tks_archive_day_name(tks_archive_day_of(cut), day);
-  tks_log(TKS_LOG_INFO, "archive: sealing %" PRIu64 " ticks before %s (seal %" PRIu64 ", child %d)",
-          below, day, seal, (int)pid);
+  static const char *const why[] = {"rollover", "memory full (evict_oldest)", "limits.retention"};
+  tks_log(kind == SEAL_ROLL ? TKS_LOG_INFO : TKS_LOG_DEBUG,
+          "archive: sealing %" PRIu64 " ticks before %s (%s; seal %" PRIu64 ", child %d)", below,
+          day, why[kind], seal, (int)pid);
   return 0;
 }
 
@@ -498,7 +517,7 @@ static int64_t next_roll(const struct tks_server *srv, int64_t now) {
 static void try_roll(struct tks_server *srv) {
   if (!A.want_roll || A.sealing || srv->stopping || tks_checkpoint_busy(srv)) return;
   A.want_roll = false;
-  int r = begin(srv, today_start());
+  int r = begin(srv, today_start(), SEAL_ROLL);
   if (r) {
     snprintf(A.last_error, sizeof A.last_error, "cannot begin a seal: %s", strerror(-r));
     A.failed++;
@@ -544,6 +563,12 @@ static void on_timer(uv_timer_t *t) {
   }
   try_roll(srv);
   retention(srv);
+  /* Ahead of evict_oldest: from three quarters of max_memory on, the
+   * oldest quarter is sealed before the store is full. */
+  const struct tks_config *c = &srv->cfg;
+  if (c->limits.max_memory && c->limits.when_full == TKS_WHEN_FULL_EVICT_OLDEST &&
+      tks_slab_bytes_used(srv->slab) >= c->limits.max_memory / 4 * 3)
+    tks_archiver_on_pressure(srv, c->limits.max_memory / 4, 0);
 }
 
 int tks_archiver_start(struct tks_server *srv) {
@@ -625,6 +650,71 @@ void tks_archiver_close(void) {
   A.reader = NULL;
 }
 
+/* ---- eviction and retention into the archive ------------------------------ */
+
+static bool can_seal(const struct tks_server *srv) {
+  return A.started && !A.sealing && !srv->stopping && !tks_checkpoint_busy(srv);
+}
+
+bool tks_archiver_on_pressure(struct tks_server *srv, uint64_t bytes, uint64_t slice) {
+  if (!A.started || srv->stopping) return false;
+  if (A.sealing) {
+    /* The blocks the slice takes must all be below the running seal's cut. */
+    int64_t cut = tks_store_cut_for_bytes(srv->store, slice, NULL);
+    return cut > srv->seal_cut;
+  }
+  /* Seals failing (a full disk): evict without them for a while. */
+  if (A.failed_ns && tks_mono_ns() - A.failed_ns < FAILED_BACKOFF_NS) return false;
+  if (tks_checkpoint_busy(srv)) return true; /* it ends soon: then a seal */
+  int64_t cut = tks_store_cut_for_bytes(srv->store, bytes, NULL);
+  if (cut == INT64_MIN) return false;
+  int r = begin(srv, cut, SEAL_PRESSURE);
+  if (r == 0 && A.sealing) A.pressure_seals++;
+  if (r) {
+    A.failed++;
+    A.failed_ns = tks_mono_ns();
+    snprintf(A.last_error, sizeof A.last_error, "cannot begin a seal: %s", strerror(-r));
+    tks_log(TKS_LOG_ERROR, "archive: %s (evicting without the archive for %u s)", A.last_error,
+            (unsigned)(FAILED_BACKOFF_NS / 1000000000u));
+  }
+  return false;
+}
+
+bool tks_archiver_on_retain(struct tks_server *srv, int64_t cutoff) {
+  if (!A.started) return false;
+  /* Not a seal a second: at most every sixteenth of the retention, from 1 s to 1 min. */
+  uint64_t gap = srv->cfg.limits.retention_ns / 16;
+  if (gap < 1000000000u) gap = 1000000000u;
+  if (gap > 60000000000u) gap = 60000000000u;
+  if (!can_seal(srv) || (A.last_retain_ns && tks_mono_ns() - A.last_retain_ns < gap)) return true;
+  A.last_retain_ns = tks_mono_ns();
+  if (begin(srv, cutoff, SEAL_RETAIN) == 0 && A.sealing) A.retain_seals++;
+  return true;
+}
+
+void tks_archiver_on_evict(struct tks_server *srv, enum tks_store_rep rep, uint32_t symbol,
+                           const void *entries, uint32_t count) {
+  (void)symbol;
+  if (!A.started) return;
+  uint64_t below = 0;
+  if (A.sealing) {
+    uint32_t size = tks_store_entry_size(srv->store, rep);
+    for (uint32_t i = 0; i < count; i++)
+      below += tks_store_entry_ts(srv->store, rep, (const char *)entries + (size_t)i * size) <
+               srv->seal_cut;
+  }
+  A.evicted_below += below;
+  A.evicted_sealed += below;
+  if (count > below) {
+    if (!A.evicted_lost)
+      tks_log(TKS_LOG_WARN,
+              "archive: evicted ticks that are not in the archive (no seal was running below "
+              "them: the store filled faster than a seal of its oldest ticks, or seals fail); "
+              "archive.evicted_unarchived_ticks counts them");
+    A.evicted_lost += count - below;
+  }
+}
+
 /* ---- reading --------------------------------------------------------------- */
 
 struct tks_archive *tks_archiver_reader(struct tks_server *srv, struct tks_archive_view *view) {
@@ -671,6 +761,17 @@ static const struct tks_stat ST_ARCHIVE_COMMITTED_SEAL = TKS_STAT(
     "archive.committed_seal", GAUGE, NONE, "Id of the newest committed seal (archive.dir/SEALED)");
 static const struct tks_stat ST_ARCHIVE_RETENTION_DAYS = TKS_STAT(
     "archive.retention_deleted_days", COUNTER, NONE, "Days archive.retention deleted since start");
+static const struct tks_stat ST_ARCHIVE_PRESSURE_SEALS = TKS_STAT(
+    "archive.pressure_seals", COUNTER, NONE,
+    "Seals begun because the store was full under evict_oldest");
+static const struct tks_stat ST_ARCHIVE_RETENTION_SEALS = TKS_STAT(
+    "archive.retention_seals", COUNTER, NONE, "Seals begun for limits.retention");
+static const struct tks_stat ST_ARCHIVE_EVICTED_SEALED = TKS_STAT(
+    "archive.evicted_sealed_ticks", COUNTER, TICKS,
+    "Ticks evicted from memory below a running seal's cut (in the archive once it commits)");
+static const struct tks_stat ST_ARCHIVE_EVICTED_UNARCHIVED = TKS_STAT(
+    "archive.evicted_unarchived_ticks", COUNTER, TICKS,
+    "Ticks evicted from memory that no seal took into the archive");
 static const struct tks_stat ST_ARCHIVE_LAST_ERROR = TKS_STAT("archive.last_error", GAUGE, NONE,
                                                               NULL);
 static const struct tks_stat ST_DISK_BYTES = TKS_STAT(
@@ -718,6 +819,10 @@ void tks_archiver_stats(struct tks_server *srv, struct tks_stats *st) {
     tks_stat_f64(st, &ST_ARCHIVE_LAST_SECONDS, A.last_seconds);
     tks_stat_u64(st, &ST_ARCHIVE_COMMITTED_SEAL, srv->seal_committed);
     tks_stat_u64(st, &ST_ARCHIVE_RETENTION_DAYS, A.retention_days);
+    tks_stat_u64(st, &ST_ARCHIVE_PRESSURE_SEALS, A.pressure_seals);
+    tks_stat_u64(st, &ST_ARCHIVE_RETENTION_SEALS, A.retain_seals);
+    tks_stat_u64(st, &ST_ARCHIVE_EVICTED_SEALED, A.evicted_sealed);
+    tks_stat_u64(st, &ST_ARCHIVE_EVICTED_UNARCHIVED, A.evicted_lost);
     tks_stat_str(st, &ST_ARCHIVE_LAST_ERROR, A.last_error[0] ? A.last_error : "none");
   }
   uint64_t disk = tks_durability_journal_bytes(srv) + checkpoint_bytes(srv) + t.bytes;

@@ -66,6 +66,14 @@ typedef uint64_t (*tks_count_fn)(struct tks_server *srv);
 typedef void (*tks_evict_fn)(struct tks_server *srv, enum tks_store_rep rep, uint32_t symbol,
                              const void *entries, uint32_t count);
 #define TKS_MAX_EVICT_LISTENERS 2
+/* The store is full under evict_oldest and `slice` bytes of the oldest
+ * blocks are to go: the archive begins sealing the oldest `bytes`, so that
+ * those evicted are in it first (archiver.c).  True: wait (hold ingest)
+ * for the seal running, the oldest blocks are not below its cut yet. */
+typedef bool (*tks_pressure_fn)(struct tks_server *srv, uint64_t bytes, uint64_t slice);
+/* limits.retention wants the ticks before cutoff out of memory: true when
+ * the archive takes them (seals, then trims), false for a plain eviction. */
+typedef bool (*tks_retain_fn)(struct tks_server *srv, int64_t cutoff);
 
 struct tks_server {
   uv_loop_t *loop;
@@ -122,6 +130,8 @@ struct tks_server {
   tks_count_fn durable;
   tks_evict_fn on_evict[TKS_MAX_EVICT_LISTENERS];
   unsigned nevict;
+  tks_pressure_fn on_pressure;
+  tks_retain_fn on_retain;
   tks_stats_fn sections[TKS_MAX_STATS_SECTIONS];
   unsigned nsections;
 };
@@ -148,6 +158,10 @@ void tks_server_on_hold(struct tks_server *srv, tks_hold_fn fn);
 void tks_server_set_durable(struct tks_server *srv, tks_count_fn fn);
 /* Who hears of every eviction from the store (the journal records them). */
 void tks_server_on_evict(struct tks_server *srv, tks_evict_fn fn);
+/* Who seals ahead of evict_oldest and takes over limits.retention (the
+ * archive), if anyone. */
+void tks_server_on_pressure(struct tks_server *srv, tks_pressure_fn fn);
+void tks_server_on_retain(struct tks_server *srv, tks_retain_fn fn);
 void tks_server_add_stats(struct tks_server *srv, tks_stats_fn fn);
 
 /* Holds or releases ingest for one reason (TKS_HOLD_*).  On the first hold
@@ -235,6 +249,8 @@ enum tks_full_action tks_limits_on_full(struct tks_server *srv);
 void tks_limits_stats(struct tks_server *srv, struct tks_stats *st);
 /* Applies a reloaded limits section (SIGHUP). */
 void tks_limits_reload(struct tks_server *srv);
+/* An archive seal ended: ingest held for it (evict_oldest) reads on. */
+void tks_limits_recheck(struct tks_server *srv);
 
 /* ==== admit.c: a decoded tick into the store ============================ */
 
@@ -459,6 +475,15 @@ void tks_archiver_reload(struct tks_server *srv); /* archive.roll_at, retention 
  * the archive off.  Queries (the loop thread) only. */
 struct tks_archive *tks_archiver_reader(struct tks_server *srv, struct tks_archive_view *view);
 void tks_archiver_stats(struct tks_server *srv, struct tks_stats *st);
+/* The server's pressure, retain and evict listeners (wired in main.c):
+ * under evict_oldest a full store begins a seal of the oldest quarter of
+ * max_memory, so the slices evicted meanwhile are below its cut and in the
+ * archive once it commits; limits.retention becomes a seal at its cutoff;
+ * evictions are counted as sealed or lost to the archive. */
+bool tks_archiver_on_pressure(struct tks_server *srv, uint64_t bytes, uint64_t slice);
+bool tks_archiver_on_retain(struct tks_server *srv, int64_t cutoff);
+void tks_archiver_on_evict(struct tks_server *srv, enum tks_store_rep rep, uint32_t symbol,
+                           const void *entries, uint32_t count);
 
 /* ==== ingest.c: the TCP listener and its connections =================== */
 

@@ -88,6 +88,9 @@ static uint64_t retention_sweep(struct tks_server *srv) {
   L.last_sweep_ns = tks_mono_ns();
   int64_t now = tks_now_ns();
   int64_t cutoff = now - (int64_t)L.retention_ns;
+  /* With the day archive on, the ticks go there first (sealed, then taken
+   * out of memory when the seal commits). */
+  if (srv->on_retain && srv->on_retain(srv, cutoff)) return 0;
   uint64_t bytes0 = tks_store_evicted_bytes(srv->store);
   uint64_t ticks = tks_store_evict_before(srv->store, cutoff);
   if (ticks) {
@@ -200,6 +203,11 @@ void tks_limits_stop(struct tks_server *srv) {
   }
 }
 
+void tks_limits_recheck(struct tks_server *srv) {
+  if (paused(srv) && L.when_full == TKS_WHEN_FULL_EVICT_OLDEST)
+    resume(srv, "the archive seal ended"); /* a full store evicts again, or waits again */
+}
+
 void tks_limits_reload(struct tks_server *srv) {
   if (!L.started) return;
   uint64_t old_max = L.max_memory, old_ret = L.retention_ns;
@@ -222,6 +230,18 @@ void tks_limits_reload(struct tks_server *srv) {
     else if (tks_store_has_room(srv->store))
       resume(srv, "the new limit leaves room");
   }
+}
+
+/* Holds ingest (TKS_HOLD_LIMITS) until the room timer finds room. */
+static void pause_ingest(struct tks_server *srv, const char *why) {
+  L.paused_since_ns = tks_mono_ns();
+  L.pauses++;
+  if (L.timers_open) uv_timer_start(&L.room_timer, on_room_timer, ROOM_PERIOD_MS, ROOM_PERIOD_MS);
+  warn_limited("limits: store full at max_memory %.1f MiB: ingest paused (%s) until "
+               "there is room; %llu ticks held, %llu pauses so far",
+               mib(L.max_memory), why, (unsigned long long)tks_store_ticks(srv->store),
+               (unsigned long long)L.pauses);
+  tks_server_hold(srv, TKS_HOLD_LIMITS, true);
 }
 
 /* Ticks ever stored: held plus evicted, which eviction leaves unchanged and
@@ -258,6 +278,17 @@ static enum tks_full_action evict_oldest(struct tks_server *srv) {
       return TKS_FULL_REJECT;
     }
     L.futile_bytes = cap - slice; /* one more slice, then wait again */
+  }
+  /* With the day archive on, the oldest ticks are sealed before they go:
+   * a seal of the oldest quarter begins now, and the slices evicted while
+   * it runs are below its cut (in the archive once it commits).  Past its
+   * cut ingest waits for it (while serving ingest: a replay repeats the
+   * journaled evictions, a stop evicts). */
+  if (paused(srv)) return TKS_FULL_PAUSE;
+  if (srv->on_pressure && srv->ingesting &&
+      srv->on_pressure(srv, L.max_memory / 4 > slice ? L.max_memory / 4 : slice, slice)) {
+    pause_ingest(srv, "evict_oldest: waiting for the archive seal of the oldest ticks");
+    return TKS_FULL_PAUSE;
   }
   uint64_t ticks0 = tks_store_evicted_ticks(srv->store);
   uint64_t freed = tks_store_evict_oldest(srv->store, slice);
@@ -329,14 +360,7 @@ enum tks_full_action tks_limits_on_full(struct tks_server *srv) {
                    mib(L.max_memory), (unsigned long long)L.rejected_full);
       return TKS_FULL_REJECT;
     }
-    L.paused_since_ns = tks_mono_ns();
-    L.pauses++;
-    if (L.timers_open) uv_timer_start(&L.room_timer, on_room_timer, ROOM_PERIOD_MS, ROOM_PERIOD_MS);
-    warn_limited("limits: store full at max_memory %.1f MiB: ingest paused (backpressure) until "
-                 "there is room; %llu ticks held, %llu pauses so far",
-                 mib(L.max_memory), (unsigned long long)tks_store_ticks(srv->store),
-                 (unsigned long long)L.pauses);
-    tks_server_hold(srv, TKS_HOLD_LIMITS, true);
+    pause_ingest(srv, "backpressure");
     return TKS_FULL_PAUSE;
   }
   return TKS_FULL_REJECT;

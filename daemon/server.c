@@ -101,6 +101,8 @@ void tks_server_stop(struct tks_server *srv) {
 
 void tks_server_on_hold(struct tks_server *srv, tks_hold_fn fn) { srv->on_hold = fn; }
 void tks_server_set_durable(struct tks_server *srv, tks_count_fn fn) { srv->durable = fn; }
+void tks_server_on_pressure(struct tks_server *srv, tks_pressure_fn fn) { srv->on_pressure = fn; }
+void tks_server_on_retain(struct tks_server *srv, tks_retain_fn fn) { srv->on_retain = fn; }
 void tks_server_on_evict(struct tks_server *srv, tks_evict_fn fn) {
   if (srv->nevict < TKS_MAX_EVICT_LISTENERS) srv->on_evict[srv->nevict++] = fn;
 }

@@ -570,4 +570,120 @@ TEST_TIMEOUT(a_damaged_part_fails_the_queries_that_read_it_naming_the_file, 120)
   daemon_cleanup(&d);
 }
 
+/* ---- eviction and retention into the archive ---- */
+
+/* Ticks i of n: C<i % nsym>, ts base + i * step, volume i. */
+static void send_spaced(const struct tks_daemon *d, int nsym, int64_t n, int64_t base,
+                        int64_t step) {
+  struct tks_buf b;
+  tks_buf_init(&b);
+  for (int64_t i = 0; i < n; i++) {
+    char ticker[16];
+    FMT(ticker, "C%02d", (int)(i % nsym));
+    encode_tick(&b, ticker, base + i * step, i);
+  }
+  send_buf(d, &b, (uint64_t)n);
+  tks_buf_finish(&b);
+}
+
+static void check_spaced(const struct tks_daemon *d, int nsym, int64_t n, int64_t base,
+                         int64_t step) {
+  size_t want = (size_t)(n / nsym) + 1;
+  struct row *rows = malloc((want + 1) * sizeof *rows);
+  ASSERT(rows);
+  for (int s = 0; s < nsym; s++) {
+    char req[96];
+    FMT(req, "range C%02d 0 9223372036854775807", s);
+    char *r = ask(d, req);
+    size_t got = parse_rows(r, rows, want + 1, NULL, NULL), k = 0;
+    free(r);
+    for (int64_t i = s; i < n; i += nsym, k++) {
+      if (k >= got)
+        TEST_FAIL("%s: %zu rows, want more (tick %lld missing)", req, got, (long long)i);
+      if (rows[k].volume != i || rows[k].ts != base + i * step)
+        TEST_FAIL("%s: row %zu is volume %lld, want %lld", req, k, rows[k].volume, (long long)i);
+    }
+    if (k != got) TEST_FAIL("%s: %zu rows, want %zu", req, got, k);
+  }
+  free(rows);
+}
+
+TEST_TIMEOUT(evict_oldest_seals_the_oldest_ticks_into_the_archive_before_they_leave_memory, 300) {
+  struct tks_daemon d;
+  configure(&d, "store:\n  page_size: 64KiB\n"
+                "limits:\n  max_memory: 8MiB\n  when_full: evict_oldest\n");
+  start(&d);
+  enum { NSYM = 10 };
+  const int64_t n = UNDER_ASAN ? 400000 : 1000000; /* 8 MiB hold about 250000 */
+  const int64_t base = INT64_C(1700000000000000000), step = 1000;
+  send_spaced(&d, NSYM, n, base, step);
+  free(ask(&d, "sync"));
+  /* Settled: seals ahead of the limit (from 3/4 of it, once a second) are
+   * done, none begun for 1.5 s. */
+  uint64_t deadline = now_ms() + 60000, seals = UINT64_MAX, since = now_ms();
+  while (now_ms() < deadline) {
+    uint64_t now_seals = daemon_stat(&d, "archive.seals");
+    if (now_seals != seals || daemon_stat(&d, "archive.in_progress")) {
+      seals = now_seals;
+      since = now_ms();
+    } else if (now_ms() - since > 1500) {
+      break;
+    }
+    sleep_ms(50);
+  }
+  free(ask(&d, "sync"));
+  uint64_t stored = daemon_stat(&d, "ticks.stored"), arch = daemon_stat(&d, "archive.ticks");
+  printf("  %lld ticks: %llu in memory, %llu in the archive, %llu seals for memory, %llu pauses, "
+         "%llu evicted below a seal's cut\n",
+         (long long)n, (unsigned long long)stored, (unsigned long long)arch,
+         (unsigned long long)daemon_stat(&d, "archive.pressure_seals"),
+         (unsigned long long)daemon_stat(&d, "limits.pauses"),
+         (unsigned long long)daemon_stat(&d, "archive.evicted_sealed_ticks"));
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "archive.evicted_unarchived_ticks"), 0);
+  ASSERT(daemon_stat(&d, "archive.pressure_seals") >= 1);
+  ASSERT(stored < (uint64_t)n);
+  check_counts(&d, (uint64_t)n);
+  check_spaced(&d, NSYM, n, base, step);
+  /* kill -9 and a restart: the same, from the journal's records. */
+  kill_9(&d);
+  start(&d);
+  check_counts(&d, (uint64_t)n);
+  ASSERT_U64_EQ(daemon_stat(&d, "journal.replay_rejected"), 0);
+  printf("  after kill -9: %llu in memory (%llu replayed, %llu sealed at replay, %llu evicted at "
+         "replay), %llu seals since\n",
+         (unsigned long long)daemon_stat(&d, "ticks.stored"),
+         (unsigned long long)daemon_stat(&d, "journal.replayed_ticks"),
+         (unsigned long long)daemon_stat(&d, "journal.replay_sealed_ticks"),
+         (unsigned long long)daemon_stat(&d, "journal.replay_evicted_ticks"),
+         (unsigned long long)daemon_stat(&d, "archive.seals"));
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), stored);
+  check_spaced(&d, NSYM, n, base, step);
+  stop_expect_0(&d);
+  daemon_cleanup(&d);
+}
+
+TEST_TIMEOUT(limits_retention_seals_expired_ticks_into_the_archive, 120) {
+  struct tks_daemon d;
+  configure(&d, "limits:\n  retention: 3s\n");
+  start(&d);
+  enum { NSYM = 3, N = 3000 };
+  /* From 20 s ago to 10 s ahead: two thirds expired already. */
+  const int64_t step = INT64_C(10000000), base = tks_now_ns() - 20 * INT64_C(1000000000);
+  send_spaced(&d, NSYM, N, base, step);
+  uint64_t deadline = now_ms() + 30000;
+  while (
+      (daemon_stat(&d, "archive.retention_seals") == 0 || daemon_stat(&d, "archive.in_progress")) &&
+      now_ms() < deadline)
+    sleep_ms(50);
+  ASSERT(daemon_stat(&d, "archive.retention_seals") >= 1);
+  ASSERT(daemon_stat(&d, "archive.ticks") >= N / 2);
+  ASSERT_U64_EQ(daemon_stat(&d, "limits.retention_evicted_ticks"), 0);
+  ASSERT_U64_EQ(daemon_stat(&d, "archive.evicted_unarchived_ticks"), 0);
+  check_counts(&d, N);
+  check_spaced(&d, NSYM, N, base, step);
+  stop_expect_0(&d);
+  daemon_cleanup(&d);
+}
+
 TEST_MAIN()
