@@ -159,7 +159,8 @@ int tks_archiver_open(struct tks_server *srv) {
   }
   dir_of(cfg, A.dir, sizeof A.dir);
   char err[5000];
-  int r = tks_dirlock_take(A.dir, "archive.dir", &A.lock_fd, err, sizeof err);
+  int r = tks_dirlock_take_waiting(A.dir, "archive.dir", TKS_DIRLOCK_DEAD_WAIT_MS, &A.lock_fd, err,
+                                   sizeof err);
   if (r) {
     tks_log(TKS_LOG_ERROR, "%s", err);
     return r;

@@ -32,6 +32,7 @@
 #include "daemon.h"
 #include "dirlock.h"
 #include "journal.h"
+#include "oprec.h"
 
 #define QUEUE_HOLD_BYTES (64u << 20) /* hold ingest when this much waits for the disk */
 #define RETRY_NS 100000000u          /* retry a failing write after 100 ms */
@@ -304,27 +305,19 @@ void tks_durability_submit(struct tks_server *srv) {
 /* ---- records: operations on the store, journaled among the ticks ------ */
 
 /*
- * A frame whose receive time is RECORD_MARK (never a real one) holds one
- * operation on the store instead of ticks, so that a replay repeats it at
- * the same place among the ticks:
- *   evict        u8 kind, u8 rep, u8 symbol length, symbol, u64 ticks:
- *                the oldest `ticks` of that series left memory (an eviction
- *                of limits.c, by max_memory or retention)
- *   seal begin   u8 kind, u64 seal, i64 cut: archiver.c began sealing the
- *                ticks older than cut
- *   seal commit  u8 kind, u64 seal: they are in the archive and left memory
- *   seal abort   u8 kind, u64 seal: the seal failed; memory kept them
- * Replay applies evictions as recorded (never by its own policy: blocks a
- * checkpoint loaded are cut differently) and a seal's trim when the seal is
- * committed in archive.dir (srv->seal_committed), at its commit record or,
- * when the crash came before that record was durable, at the end.
+ * A record (lib/oprec.h) is journaled where it happens among the ticks, so
+ * that a replay repeats it there: evictions (never the replay's own policy:
+ * blocks a checkpoint loaded are cut differently) and archive seals (their
+ * trim applied when the seal is committed in archive.dir, srv->seal_committed,
+ * at its commit record or, when the crash came before that record reached
+ * the disk, at the end of the replay, which then journals the commit).
  */
-#define RECORD_MARK INT64_MIN
-enum { REC_EVICT = 1, REC_SEAL_BEGIN = 2, REC_SEAL_COMMIT = 3, REC_SEAL_ABORT = 4 };
-
-static void queue_record(struct tks_server *srv, const void *body, size_t len) {
+static void queue_record(struct tks_server *srv, const struct tks_oprec *rec) {
   struct tks_durability *d = D;
   if (!d) return;
+  uint8_t frame[TKS_OPREC_MAX];
+  size_t len = tks_oprec_encode(rec, frame);
+  if (!len) return;
   /* The ticks of this read before it go first: their frame ends here and
    * the rest of the read begins a new one with the same receive time. */
   if (d->batch.len > sizeof(int64_t)) {
@@ -333,11 +326,8 @@ static void queue_record(struct tks_server *srv, const void *body, size_t len) {
     tks_durability_submit(srv);
     tks_buf_append(&d->batch, &recv, sizeof recv);
   }
-  uint8_t frame[8 + 1 + 1 + 1 + TKS_SYMBOL_MAX_LEN + 8];
-  int64_t mark = RECORD_MARK;
-  memcpy(frame, &mark, 8);
-  memcpy(frame + 8, body, len);
-  queue_frame(srv, d, frame, (uint32_t)(8 + len));
+  queue_frame(srv, d, frame, (uint32_t)len);
+  d->records++;
 }
 
 void tks_durability_on_evict(struct tks_server *srv, enum tks_store_rep rep, uint32_t symbol,
@@ -346,34 +336,21 @@ void tks_durability_on_evict(struct tks_server *srv, enum tks_store_rep rep, uin
   size_t len;
   const char *name = tks_symtab_name(srv->symbols, symbol, &len);
   if (!D || !name || !count) return;
-  uint8_t body[3 + TKS_SYMBOL_MAX_LEN + 8];
-  body[0] = REC_EVICT;
-  body[1] = (uint8_t)rep;
-  body[2] = (uint8_t)len;
-  memcpy(body + 3, name, len);
-  uint64_t n = count;
-  memcpy(body + 3 + len, &n, 8);
-  queue_record(srv, body, 3 + len + 8);
-  D->records++;
-}
-
-static void seal_record(struct tks_server *srv, uint8_t kind, uint64_t seal, int64_t cut) {
-  uint8_t body[17];
-  body[0] = kind;
-  memcpy(body + 1, &seal, 8);
-  memcpy(body + 9, &cut, 8);
-  queue_record(srv, body, kind == REC_SEAL_BEGIN ? 17 : 9);
-  if (D) D->records++;
+  queue_record(srv, &(struct tks_oprec){.kind = TKS_OPREC_EVICT,
+                                        .rep = (uint8_t)rep,
+                                        .symbol = name,
+                                        .symbol_len = (uint8_t)len,
+                                        .ticks = count});
 }
 
 void tks_durability_seal_begin(struct tks_server *srv, uint64_t seal, int64_t cut) {
-  seal_record(srv, REC_SEAL_BEGIN, seal, cut);
+  queue_record(srv, &(struct tks_oprec){.kind = TKS_OPREC_SEAL_BEGIN, .seal = seal, .cut = cut});
 }
 void tks_durability_seal_commit(struct tks_server *srv, uint64_t seal) {
-  seal_record(srv, REC_SEAL_COMMIT, seal, 0);
+  queue_record(srv, &(struct tks_oprec){.kind = TKS_OPREC_SEAL_COMMIT, .seal = seal});
 }
 void tks_durability_seal_abort(struct tks_server *srv, uint64_t seal) {
-  seal_record(srv, REC_SEAL_ABORT, seal, 0);
+  queue_record(srv, &(struct tks_oprec){.kind = TKS_OPREC_SEAL_ABORT, .seal = seal});
 }
 
 bool tks_durability_failing(const struct tks_server *srv) {
@@ -551,46 +528,44 @@ static void pending_drop(struct replay_ctx *rc, unsigned i) {
   rc->pending[i] = rc->pending[--rc->npending];
 }
 
-/* A record frame (see RECORD_MARK).  One that does not parse is counted
- * (journal.replay_bad_records) and skipped: it passed its CRC, so it was
- * written so, by a version that knows more kinds. */
-static void replay_record(struct replay_ctx *rc, const uint8_t *p, size_t n) {
+/* A record (lib/oprec.h).  One that does not parse is counted
+ * (a warning at the end) and skipped: it passed its CRC, so it was written
+ * so, by a version that knows more kinds. */
+static void replay_record(struct replay_ctx *rc, const void *payload, size_t len) {
   struct tks_server *srv = rc->srv;
+  struct tks_oprec r;
   rc->records++;
-  if (n >= 3 + 8 && p[0] == REC_EVICT && p[1] < TKS_STORE_REPS && n == 3u + p[2] + 8) {
+  if (tks_oprec_parse(payload, len, &r) != 0) {
+    rc->bad_records++;
+    return;
+  }
+  switch (r.kind) {
+  case TKS_OPREC_EVICT: {
     uint32_t id;
-    uint64_t count;
-    memcpy(&count, p + 3 + p[2], 8);
-    if (tks_symtab_lookup(srv->symbols, (const char *)p + 3, p[2], &id) == 0) {
+    if (tks_symtab_lookup(srv->symbols, r.symbol, r.symbol_len, &id) == 0) {
       srv->evict_quiet = true;
-      rc->evicted += tks_store_evict_head(srv->store, (enum tks_store_rep)p[1], id, count);
+      rc->evicted += tks_store_evict_head(srv->store, (enum tks_store_rep)r.rep, id, r.ticks);
       srv->evict_quiet = false;
     }
     return;
   }
-  if ((n == 17 && p[0] == REC_SEAL_BEGIN) ||
-      (n == 9 && (p[0] == REC_SEAL_COMMIT || p[0] == REC_SEAL_ABORT))) {
-    uint64_t seal;
-    int64_t cut = 0;
-    memcpy(&seal, p + 1, 8);
-    if (n == 17) memcpy(&cut, p + 9, 8);
-    if (p[0] == REC_SEAL_BEGIN) {
-      if (rc->npending < MAX_PENDING_SEALS) {
-        rc->pending[rc->npending].seal = seal;
-        rc->pending[rc->npending++].cut = cut;
-      }
-      return;
+  case TKS_OPREC_SEAL_BEGIN:
+    if (rc->npending < MAX_PENDING_SEALS) {
+      rc->pending[rc->npending].seal = r.seal;
+      rc->pending[rc->npending++].cut = r.cut;
     }
+    return;
+  case TKS_OPREC_SEAL_COMMIT:
+  case TKS_OPREC_SEAL_ABORT:
     for (unsigned i = 0; i < rc->npending; i++) {
-      if (rc->pending[i].seal != seal) continue;
-      if (p[0] == REC_SEAL_COMMIT && seal <= srv->seal_committed)
-        replay_trim(rc, seal, rc->pending[i].cut);
+      if (rc->pending[i].seal != r.seal) continue;
+      if (r.kind == TKS_OPREC_SEAL_COMMIT && r.seal <= srv->seal_committed)
+        replay_trim(rc, r.seal, rc->pending[i].cut);
       pending_drop(rc, i);
       return;
     }
     return; /* its begin is before the checkpoint: what it did is in there */
   }
-  rc->bad_records++;
 }
 
 static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len) {
@@ -601,8 +576,8 @@ static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len)
   }
   int64_t recv_ns;
   memcpy(&recv_ns, payload, sizeof recv_ns);
-  if (recv_ns == RECORD_MARK) {
-    replay_record(rc, (const uint8_t *)payload + sizeof recv_ns, len - sizeof recv_ns);
+  if (recv_ns == TKS_OPREC_MARK) {
+    replay_record(rc, payload, len);
     return;
   }
   const uint8_t *p = (const uint8_t *)payload + sizeof recv_ns;
@@ -826,7 +801,8 @@ int tks_durability_lock(struct tks_server *srv) {
   const struct tks_config *cfg = &srv->cfg;
   if (!cfg->journal.enabled || lock_fd >= 0) return 0;
   char err[600];
-  int r = tks_dirlock_take(cfg->journal.dir, "journal.dir", &lock_fd, err, sizeof err);
+  int r = tks_dirlock_take_waiting(cfg->journal.dir, "journal.dir", TKS_DIRLOCK_DEAD_WAIT_MS,
+                                   &lock_fd, err, sizeof err);
   if (r) tks_log(TKS_LOG_ERROR, "%s", err);
   return r;
 }

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +49,19 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* True when the file names a process that is gone: the lock is then held
+ * by a forked child of it (a checkpoint or seal writer: they share the
+ * open file), which dies with its parent (PR_SET_PDEATHSIG) in a moment. */
+static bool holder_gone(int fd) {
+  char buf[TKS_DIRLOCK_READ_MAX];
+  ssize_t n;
+  do n = pread(fd, buf, sizeof buf, 0);
+  while (n < 0 && errno == EINTR);
+  pid_t pid;
+  if (n <= 0 || tks_dirlock_parse_pid(buf, (size_t)n, &pid) != 0 || pid == getpid()) return false;
+  return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
 /* The lock is held by another open file: name its holder from the file. */
 static void explain_busy(int fd, const char *what, const char *dir, const char *path, char *err,
                          size_t errlen) {
@@ -69,6 +84,11 @@ static void explain_busy(int fd, const char *what, const char *dir, const char *
 }
 
 int tks_dirlock_take(const char *dir, const char *what, int *fd_out, char *err, size_t errlen) {
+  return tks_dirlock_take_waiting(dir, what, 0, fd_out, err, errlen);
+}
+
+int tks_dirlock_take_waiting(const char *dir, const char *what, unsigned dead_wait_ms, int *fd_out,
+                             char *err, size_t errlen) {
   char path[PATH_MAX];
   int fd = -1, rc;
   *fd_out = -1;
@@ -89,8 +109,14 @@ int tks_dirlock_take(const char *dir, const char *what, int *fd_out, char *err, 
     set_err(err, errlen, "%s %s: cannot lock %s: not a regular file", what, dir, path);
     goto out;
   }
+  unsigned waited_ms = 0;
   while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
     if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK && waited_ms < dead_wait_ms && holder_gone(fd)) {
+      usleep(10000); /* the dead holder's child is going too */
+      waited_ms += 10;
+      continue;
+    }
     if (errno == EWOULDBLOCK) {
       explain_busy(fd, what, dir, path, err, errlen);
       rc = -EBUSY;

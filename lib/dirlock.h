@@ -17,7 +17,8 @@
 #include <sys/types.h>
 
 #define TKS_DIRLOCK_NAME "tickslabd.lock"
-#define TKS_DIRLOCK_READ_MAX 64 /* bytes of the file read for the pid */
+#define TKS_DIRLOCK_READ_MAX 64       /* bytes of the file read for the pid */
+#define TKS_DIRLOCK_DEAD_WAIT_MS 5000 /* see tks_dirlock_take: a dead holder's child */
 
 /*
  * Takes the lock of dir, creating dir (mode 0750, as tks_mkdir_p) and the
@@ -37,6 +38,15 @@
  * on every error.
  */
 int tks_dirlock_take(const char *dir, const char *what, int *fd_out, char *err, size_t errlen);
+
+/* The same, but when the file names a process that is gone and the lock is
+ * still held, the holder is a child it forked (they share the open file: a
+ * checkpoint or archive seal writer, which dies with its parent), so the
+ * lock is tried again for up to dead_wait_ms (the daemon gives
+ * TKS_DIRLOCK_DEAD_WAIT_MS) before it is refused: a restart right after
+ * kill -9 does not fail for a child still exiting. */
+int tks_dirlock_take_waiting(const char *dir, const char *what, unsigned dead_wait_ms, int *fd_out,
+                             char *err, size_t errlen);
 
 /* Gives the lock up (closes fd).  A negative fd is a no-op. */
 void tks_dirlock_release(int fd);

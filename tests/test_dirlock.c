@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dirlock.h"
@@ -143,6 +144,69 @@ TEST(a_lock_held_by_a_process_killed_with_sigkill_is_free_again) {
   ASSERT_STR_EQ(text, want);
   free(text);
   tks_dirlock_release(fd);
+}
+
+/* kill -9 of a daemon whose forked child (a checkpoint writer) still holds
+ * the lock for a moment: the next take waits for the child, it is not
+ * refused; a dead holder's child that never lets go is refused after
+ * TKS_DIRLOCK_DEAD_WAIT_MS. */
+static pid_t holder_with_child(const char *dir, int child_ms, pid_t *grandchild) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t p = fork();
+  ASSERT(p >= 0);
+  if (p == 0) {
+    char err[ERR_MAX];
+    int fd;
+    if (tks_dirlock_take(dir, "journal.dir", &fd, err, sizeof err) != 0) _exit(1);
+    pid_t g = fork();
+    if (g == 0) { /* holds the inherited open file for child_ms */
+      char msg[1 + sizeof(pid_t)] = {'y'};
+      pid_t me = getpid();
+      memcpy(msg + 1, &me, sizeof me);
+      if (write(ready[1], msg, sizeof msg) != (ssize_t)sizeof msg) _exit(1);
+      usleep((useconds_t)child_ms * 1000);
+      _exit(0);
+    }
+    pause();
+    _exit(0);
+  }
+  close(ready[1]);
+  char y = 0;
+  ASSERT_EQ(read(ready[0], &y, 1), 1);
+  ASSERT_EQ(y, 'y');
+  ASSERT_EQ(read(ready[0], grandchild, sizeof *grandchild), (ssize_t)sizeof *grandchild);
+  close(ready[0]);
+  return p;
+}
+
+TEST(a_lock_a_dead_holders_child_still_holds_is_waited_for) {
+  char dir[64];
+  harness_mkdtemp(dir, sizeof dir);
+  pid_t g;
+  pid_t p = holder_with_child(dir, 400, &g);
+  ASSERT_EQ(kill(p, SIGKILL), 0);
+  ASSERT_EQ(waitpid(p, NULL, 0), p);
+  char err[ERR_MAX];
+  int fd;
+  uint64_t t0 = now_ms();
+  ASSERT_EQ(tks_dirlock_take(dir, "journal.dir", &fd, err, sizeof err), -EBUSY); /* no wait */
+  ASSERT_EQ(
+      tks_dirlock_take_waiting(dir, "journal.dir", TKS_DIRLOCK_DEAD_WAIT_MS, &fd, err, sizeof err),
+      0);
+  printf("  taken %llu ms after the holder died (its child held it 400 ms)\n",
+         (unsigned long long)(now_ms() - t0));
+  tks_dirlock_release(fd);
+  /* A live holder is refused at once, child or not. */
+  p = holder_with_child(dir, 60000, &g);
+  t0 = now_ms();
+  ASSERT_EQ(
+      tks_dirlock_take_waiting(dir, "journal.dir", TKS_DIRLOCK_DEAD_WAIT_MS, &fd, err, sizeof err),
+      -EBUSY);
+  ASSERT(now_ms() - t0 < 1000);
+  kill(g, SIGKILL);
+  kill(p, SIGKILL);
+  waitpid(p, NULL, 0);
 }
 
 /* The lock held by a bare open + flock over a file of the given content:

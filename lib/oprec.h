@@ -1,0 +1,63 @@
+/*
+ * Store operations journaled among the ticks ("records"), so that a replay
+ * repeats them where they happened: an eviction (which ticks of a series
+ * left memory) and the steps of an archive seal.  A record is the payload
+ * of a journal frame whose receive time is TKS_OPREC_MARK (never a real
+ * receive time: ticks' frames begin with one):
+ *
+ *   i64 TKS_OPREC_MARK | u8 kind | body
+ *   evict        u8 rep, u8 symbol length, symbol, u64 ticks: the oldest
+ *                `ticks` of that series (representation rep) left memory
+ *   seal begin   u64 seal, i64 cut: the ticks before cut are being sealed
+ *   seal commit  u64 seal: they are in the archive and left memory
+ *   seal abort   u64 seal: the seal failed, memory kept them
+ *
+ * Integers little-endian, as the journal writes them.  The parser checks
+ * every length against the kind: a record that does not parse is an error,
+ * never read past its end.
+ */
+#ifndef TKS_OPREC_H
+#define TKS_OPREC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "symtab.h"
+
+#define TKS_OPREC_MARK INT64_MIN
+#define TKS_OPREC_MAX (8 + 1 + 2 + TKS_SYMBOL_MAX_LEN + 8) /* the longest payload */
+
+enum tks_oprec_kind {
+  TKS_OPREC_EVICT = 1,
+  TKS_OPREC_SEAL_BEGIN = 2,
+  TKS_OPREC_SEAL_COMMIT = 3,
+  TKS_OPREC_SEAL_ABORT = 4,
+};
+
+struct tks_oprec {
+  enum tks_oprec_kind kind;
+  /* evict */
+  uint8_t rep;        /* enum tks_store_rep, checked < TKS_STORE_REPS */
+  const char *symbol; /* into the payload, not NUL-terminated */
+  uint8_t symbol_len;
+  uint64_t ticks;
+  /* seals */
+  uint64_t seal;
+  int64_t cut; /* begin only */
+};
+
+/* True when a journal payload is a record (begins with TKS_OPREC_MARK). */
+bool tks_oprec_is(const void *payload, size_t len);
+
+/* Writes the payload of r into out (TKS_OPREC_MAX bytes); returns its
+ * length, or 0 for a record that cannot be written (an evict symbol over
+ * TKS_SYMBOL_MAX_LEN bytes or empty, a kind out of range). */
+size_t tks_oprec_encode(const struct tks_oprec *r, uint8_t out[static TKS_OPREC_MAX]);
+
+/* Parses a whole payload (the mark included).  Returns 0 and *out, or
+ * -EINVAL: not a record, an unknown kind, a length that does not match the
+ * kind, a rep out of range, an empty symbol. */
+int tks_oprec_parse(const void *payload, size_t len, struct tks_oprec *out);
+
+#endif
