@@ -40,7 +40,10 @@ static const char usage[] =
     "progress, other requests get a loading error, and ingest connections wait\n"
     "unread until the store is loaded.  It writes checkpoints\n"
     "(journal.checkpoint_interval, journal.checkpoint_bytes, the control request\n"
-    "`checkpoint`, a clean stop) and deletes the journal they cover.  Signals:\n"
+    "`checkpoint`, a clean stop) and deletes the journal they cover.  At\n"
+    "archive.roll_at and on `rollover` it seals the ticks of past UTC days into\n"
+    "archive.dir (locked too) and takes them out of memory; queries read memory\n"
+    "and the archive as one.  Signals:\n"
     "SIGTERM and SIGINT stop it cleanly, also while loading (what was read is\n"
     "journaled and fsynced, and a last checkpoint written); SIGHUP reloads the\n"
     "config's live keys\n";

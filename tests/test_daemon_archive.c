@@ -570,6 +570,64 @@ TEST_TIMEOUT(a_damaged_part_fails_the_queries_that_read_it_naming_the_file, 120)
   daemon_cleanup(&d);
 }
 
+/* ---- a schema change over the archive ---- */
+
+TEST_TIMEOUT(the_archive_is_read_through_the_layout_it_was_written_with_after_a_schema_change,
+             120) {
+  fix_today();
+  struct tks_daemon d;
+  configure(&d, "store:\n  mode: fallback\n");
+  start(&d);
+  /* Yesterday's ticks, every other one with an undeclared exchange (kept in
+   * an overflow map in fallback mode); sealed with that layout. */
+  struct tks_buf b;
+  tks_buf_init(&b);
+  enum { N = 200 };
+  for (int i = 0; i < N; i++) {
+    struct tks_kv kv[5] = {
+        {"ticker", {.type = TKS_V_STR, .v.s = {"X", 1}}},
+        {"ts", {.type = TKS_V_INT, .v.i = today - DAY_NS / 2 + i}},
+        {"price", {.type = TKS_V_F64, .v.f = 10.5}},
+        {"volume", {.type = TKS_V_INT, .v.i = i}},
+        {"exchange", {.type = TKS_V_STR, .v.s = {i % 2 ? "XNYS" : "XNAS", 4}}},
+    };
+    if (tks_encode_map(&b, kv, i % 4 == 3 ? 4 : 5) != 0) TEST_FAIL("out of memory");
+  }
+  send_buf(&d, &b, N);
+  tks_buf_finish(&b);
+  ASSERT(daemon_stat(&d, "store.overflow.ticks") > 0);
+  ASSERT_U64_EQ(rollover(&d).ticks, N);
+  stop_expect_0(&d);
+  /* exchange declared now: the archived ticks that carried it come back
+   * with it as a declared field, in slot order; those without it have no
+   * exchange (the day's layout lacks the field: absent, not defaulted). */
+  char yaml[2048];
+  FMT(yaml,
+      "journal:\n  dir: \"%s/journal\"\n  checkpoint_interval: 0\n  checkpoint_bytes: 0\n"
+      "query:\n  max_rows: 1000000\nstore:\n  mode: fallback\n"
+      "schema:\n"
+      "  - {name: ts, type: timestamp}\n"
+      "  - {name: ticker, type: symbol, required: true}\n"
+      "  - {name: price, type: f64, required: true}\n"
+      "  - {name: volume, type: i64, required: true}\n"
+      "  - {name: flags, type: string}\n"
+      "  - {name: exchange, type: string}\n",
+      d.dir);
+  daemon_write_config(&d, NULL, yaml);
+  start(&d);
+  char *a = ask(&d, "range X 0 9223372036854775807");
+  struct row rows[N + 1];
+  ASSERT_EQ(parse_rows(a, rows, N + 1, NULL, NULL), N);
+  ASSERT_CONTAINS(a, "\"volume\":1,\"flags\":\"\",\"exchange\":\"XNYS\"}");
+  ASSERT_CONTAINS(a, "\"volume\":2,\"flags\":\"\",\"exchange\":\"XNAS\"}");
+  ASSERT_NOT_CONTAINS(a, "\"volume\":3,\"flags\":\"\",\"exchange\"");
+  ASSERT_CONTAINS(a, "\"volume\":3");
+  for (int i = 0; i < N; i++) ASSERT_EQ(rows[i].volume, i);
+  free(a);
+  stop_expect_0(&d);
+  daemon_cleanup(&d);
+}
+
 /* ---- eviction and retention into the archive ---- */
 
 /* Ticks i of n: C<i % nsym>, ts base + i * step, volume i. */
