@@ -139,9 +139,9 @@ static int parse_time_word(const struct word *w, int64_t *ns, struct tks_buf *ou
   /* Name the usual mistake: a date-time without its zone. */
   int64_t ignored;
   if (r == -EINVAL && w->len + 1 < sizeof buf && w->len > 10) {
-    buf[w->len] = 'Z';
-    buf[w->len + 1] = '\0';
-    if (tks_parse_time(buf, &ignored) == 0) {
+    char zoned[sizeof buf + 1];
+    snprintf(zoned, sizeof zoned, "%.*sZ", (int)w->len, w->p);
+    if (tks_parse_time(zoned, &ignored) == 0) {
       answer_error(out, start, "bad time '%s': no time zone (add Z for UTC)", echo(w).s);
       return -1;
     }

@@ -181,6 +181,14 @@ struct row {
   long long ts, volume;
 };
 
+/* needle in [line, nl), or NULL. */
+static const char *in_line(const char *line, const char *nl, const char *needle) {
+  size_t n = strlen(needle);
+  for (const char *p = line; p + n <= nl; p++)
+    if (memcmp(p, needle, n) == 0) return p;
+  return NULL;
+}
+
 /* The rows of an answer (lines with a ts); *more and *next_from from a
  * paging line. */
 static size_t parse_rows(const char *r, struct row *out, size_t max, bool *more,
@@ -189,15 +197,15 @@ static size_t parse_rows(const char *r, struct row *out, size_t max, bool *more,
   if (more) *more = false;
   for (const char *line = r, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
     if (!strncmp(line, "{\"error\"", 8)) TEST_FAIL("error answer: %.300s", line);
-    const char *m = memmem(line, (size_t)(nl - line), "\"next_from\":", 12);
+    const char *m = in_line(line, nl, "\"next_from\":");
     if (m) {
       if (more) *more = true;
       if (next_from) *next_from = strtoll(m + 12, NULL, 10);
       continue;
     }
-    const char *p = memmem(line, (size_t)(nl - line), "\"ts\":", 5);
+    const char *p = in_line(line, nl, "\"ts\":");
     if (!p) continue;
-    const char *v = memmem(line, (size_t)(nl - line), "\"volume\":", 9);
+    const char *v = in_line(line, nl, "\"volume\":");
     if (!v) TEST_FAIL("no volume in %.200s", line);
     if (n == max) TEST_FAIL("more rows than the %zu expected", max);
     out[n++] = (struct row){strtoll(p + 5, NULL, 10), strtoll(v + 9, NULL, 10)};
