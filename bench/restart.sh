@@ -85,7 +85,7 @@ trap 'exit 130' INT TERM
 # bytes a tick and two checkpoints of 32.
 if [[ " $SECTIONS " == *" restart "* ]]; then
   held=$((COUNT + MORE + DAYS * DAY_TICKS))
-  avail=$(awk '$1 == "MemAvailable:" { printf "%d", $2 * 1024 }' /proc/meminfo)
+  avail=$(awk '$1 == "MemAvailable:" { printf "%.0f", $2 * 1024 }' /proc/meminfo)
   ((held * 40 < avail * 7 / 10)) ||
     die "COUNT=$COUNT needs about $((held * 40 >> 20)) MiB of memory, $((avail >> 20)) MiB available: lower COUNT"
   free=$(df -B1 --output=avail "$TMP" | tail -1)
