@@ -210,15 +210,29 @@ request() { # WORD: the answer, or die
 # ------------------------------------------------------------------ restart
 RESTART_ROWS=() RESTART_HEAD=()
 declare -A CASE_READY=()
+# What the daemon's start cost it, profile-free, from /proc at ready: CPU
+# seconds of all its threads (utime + stime), seconds its main thread (the
+# loop, which loads) waited for a CPU on a run queue (schedstat), and the
+# bytes it read from storage rather than the page cache (io read_bytes).
+proc_cost() {
+  local f hz wait rb
+  read -r -a f <"/proc/$DPID/stat"
+  hz=$(getconf CLK_TCK)
+  read -r _ wait _ <"/proc/$DPID/schedstat"
+  rb=$(awk '$1 == "read_bytes:" { print $2 }' "/proc/$DPID/io")
+  calc "printf \"%.2f %.2f %.0f\\n\", (${f[13]} + ${f[14]}) / $hz, $wait / 1e9, $rb / 1e6"
+}
 restart_row() { # CASE: after start, from stats
   stats
-  local lt ls rt rs st ds
+  local lt ls rt rs st ds cpu runq rmb
+  read -r cpu runq rmb < <(proc_cost)
   lt=$(stat_value checkpoint.loaded_ticks) ls=$(stat_value checkpoint.load_seconds)
   rt=$(stat_value journal.replayed_ticks) rs=$(stat_value journal.replay_seconds)
   st=$(stat_value ticks.stored) ds=$(stat_value archive.days)
-  RESTART_ROWS+=("$(printf '%-28s  %9s  %12s  %9.3f  %10s  %12s  %9.3f  %12s  %5s  %8s' "$1" \
-    "$READY_S" "$lt" "$ls" "$(calc "if ($ls > 0) printf \"%.1f\", $lt / $ls / 1e6; else print \"NA\"")" \
-    "$rt" "$rs" "$st" "$ds" "$(($(stat_value memory.rss_bytes) >> 20))")")
+  RESTART_ROWS+=("$(printf '%-26s  %7s  %8s  %12s  %8.3f  %9s  %10s  %10.3f  %12s  %4s  %7s  %7s  %7s  %8s' \
+    "$1" "$STOP_S" "$READY_S" "$lt" "$ls" \
+    "$(calc "if ($ls > 0) printf \"%.1f\", $lt / $ls / 1e6; else print \"NA\"")" \
+    "$rt" "$rs" "$st" "$ds" "$cpu" "$runq" "$rmb" "$(($(stat_value memory.rss_bytes) >> 20))")")
   CASE_READY[$1]="${CASE_READY[$1]:-} $READY_S"
   note "  $1: ready in $READY_S s (checkpoint $lt ticks in $ls s, journal $rt ticks in $rs s)"
 }
@@ -257,6 +271,7 @@ section_restart() {
   local i
   for ((i = 1; i <= RESTARTS; i++)); do
     kill9
+    STOP_S=kill
     start
     restart_row "kill -9, +$(human "$MORE") tail"
   done
@@ -273,7 +288,7 @@ section_restart() {
     note "restart: $((DAYS - 1)) more past days of $(human "$DAY_TICKS") ticks, rollover"
     feed $(((DAYS - 1) * DAY_TICKS)) --symbols "$SYMBOLS" --days-ago 2 --days $((DAYS - 1))
     a=$(request rollover)
-    RESTART_HEAD+=("$(printf 'rollover:     %s ticks of %d days, %s bytes in %d parts in %.2f s' \
+    RESTART_HEAD+=("$(printf 'rollover:     %s ticks of %d more days, %s bytes in %d parts in %.2f s' \
       "$(json_field ticks "$a")" $((DAYS - 1)) "$(json_field bytes "$a")" "$(json_field parts "$a")" \
       "$(json_field seconds "$a")")")
     note "  ${RESTART_HEAD[-1]}"
@@ -382,10 +397,13 @@ if ((${#RESTART_ROWS[@]})); then
   echo
   echo "restart ($(human "$COUNT") ticks over $SYMBOLS symbols in memory, journal.fsync $FSYNC; ready: exec to ping 'ok')"
   printf '%s\n' "${RESTART_HEAD[@]}"
-  printf '%-28s  %9s  %12s  %9s  %10s  %12s  %9s  %12s  %5s  %8s\n' case "ready (s)" \
-    "ckpt ticks" "load (s)" "M ticks/s" "replayed" "replay (s)" "ticks.stored" days "RSS MiB"
-  printf '%-28s  %9s  %12s  %9s  %10s  %12s  %9s  %12s  %5s  %8s\n' ---------------------------- \
-    --------- ------------ --------- ---------- ------------ --------- ------------ ----- --------
+  RFMT='%-26s  %7s  %8s  %12s  %8s  %9s  %10s  %10s  %12s  %4s  %7s  %7s  %7s  %8s\n'
+  # shellcheck disable=SC2059 # the format is the table's layout
+  printf "$RFMT" case "stop (s)" "ready(s)" "ckpt ticks" "load (s)" "M ticks/s" "replayed" \
+    "replay (s)" "ticks.stored" days "cpu (s)" "runq(s)" "read MB" "RSS MiB"
+  # shellcheck disable=SC2059
+  printf "$RFMT" -------------------------- ------- -------- ------------ -------- --------- \
+    ---------- ---------- ------------ ---- ------- ------- ------- --------
   printf '%s\n' "${RESTART_ROWS[@]}"
   echo
   line="ready (s):"
