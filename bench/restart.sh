@@ -271,7 +271,7 @@ section_restart() {
   local i
   for ((i = 1; i <= RESTARTS; i++)); do
     kill9
-    STOP_S=kill
+    STOP_S='kill'
     start
     restart_row "kill -9, +$(human "$MORE") tail"
   done
