@@ -22,7 +22,10 @@
 # default 1 and 0.1); for the journal table: JOURNAL (the runs, default
 # "off always interval never"; "" skips the table), JOURNAL_COUNT (default
 # COUNT), JOURNAL_SYMBOLS (default 100), REPLAY_FROM (the run whose journal
-# is replayed, default interval; "" skips the replay).
+# is replayed, default interval; "" skips the replay); RESTART=1 then runs
+# bench/restart.sh (restart time, archive and disk bytes a tick, disk under
+# steady ingest) with RESTART_COUNT ticks in memory (default 50000000,
+# about 4 minutes; off by default).
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -41,6 +44,8 @@ JOURNAL=${JOURNAL-off always interval never}
 JOURNAL_COUNT=${JOURNAL_COUNT:-$COUNT}
 JOURNAL_SYMBOLS=${JOURNAL_SYMBOLS:-100}
 REPLAY_FROM=${REPLAY_FROM-interval}
+RESTART=${RESTART:-0}
+RESTART_COUNT=${RESTART_COUNT:-50000000}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 
 DAEMON=$BUILD/daemon/tickslabd
@@ -67,6 +72,8 @@ for j in $JOURNAL; do
   [[ $j == off || $j == always || $j == interval || $j == never ]] ||
     die "JOURNAL: '$j': want off, always, interval or never"
 done
+[[ $RESTART == 0 || $RESTART == 1 ]] || die "RESTART must be 0 or 1"
+[[ $RESTART_COUNT =~ ^[0-9]+$ && $RESTART_COUNT -gt 0 ]] || die "RESTART_COUNT must be a positive integer"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tickslab-bench.XXXXXX")
 DPID= RPID=
@@ -540,5 +547,13 @@ if ((${#JOURNAL_ROWS[@]})); then
   echo
   [[ -z $REPLAY_LINE ]] || echo "$REPLAY_LINE"
   echo "targets: replay >= 5000000 ticks/s; ingest with the journal on: as close to 'off' as the disk allows"
+fi
+
+# ------------------------------------------------------------------ restart
+# Opt-in: bench/restart.sh prints its own tables (see bench/README.md).
+# COUNT and SYMBOLS are given explicitly, so that this script's do not leak
+# into it from the environment.
+if ((RESTART)); then
+  COUNT=$RESTART_COUNT SYMBOLS=100 "$SRC/bench/restart.sh" "$BUILD" || FAILED=1
 fi
 exit "$FAILED"
