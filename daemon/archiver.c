@@ -320,7 +320,10 @@ static int seal_days(struct tks_server *srv, uint64_t seal, int64_t cut, int lev
 
 static __attribute__((noreturn)) void child_main(struct tks_server *srv, int res_fd, pid_t parent,
                                                  uint64_t seal, int64_t cut, int level) {
-  if (tks_child_init(parent, res_fd, res_fd)) _exit(1);
+  /* The child keeps archive.dir's lock: a daemon started after a kill -9
+   * of this one waits for it to be gone (tks_dirlock_take_waiting) before
+   * it rolls back parts no seal committed, so no part lands after that. */
+  if (tks_child_init(parent, res_fd, A.lock_fd)) _exit(1);
   struct child_result res = {0};
   res.rc = seal_days(srv, seal, cut, level, &res);
   ssize_t w;

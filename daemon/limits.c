@@ -125,10 +125,27 @@ static void on_retention_timer(uv_timer_t *t) {
     resume(srv, "retention made room");
 }
 
+/* evict_oldest's slice: max(max_memory / 32, 1 MiB), so that a full store
+ * evicts once per slice of ticks, not per tick. */
+static uint64_t evict_slice(void) { return L.max_memory / 32 > MIB ? L.max_memory / 32 : MIB; }
+
+/* With the day archive on: true while the oldest slice must wait for a
+ * seal (archiver.c); asking may begin one, of the oldest quarter. */
+static bool archive_waits(struct tks_server *srv) {
+  uint64_t slice = evict_slice();
+  return srv->on_pressure && srv->ingesting &&
+         srv->on_pressure(srv, L.max_memory / 4 > slice ? L.max_memory / 4 : slice, slice);
+}
+
 static void on_room_timer(uv_timer_t *t) {
   struct tks_server *srv = t->data;
   if (!paused(srv) || srv->stopping) return;
-  if (tks_store_has_room(srv->store)) resume(srv, "room in the store");
+  if (tks_store_has_room(srv->store))
+    resume(srv, "room in the store");
+  else if (L.when_full == TKS_WHEN_FULL_EVICT_OLDEST && !archive_waits(srv))
+    /* Held for the archive (a seal running, or a checkpoint before one can
+     * begin): the oldest slice may go now. */
+    resume(srv, "the archive took the oldest ticks");
 }
 
 /* Applies the limits section of srv->cfg. */
@@ -270,7 +287,7 @@ static enum tks_full_action evict_oldest(struct tks_server *srv) {
     L.progress_mark = stored;
     L.futile_bytes = 0;
   }
-  uint64_t slice = L.max_memory / 32 > MIB ? L.max_memory / 32 : MIB;
+  uint64_t slice = evict_slice();
   uint64_t cap = L.max_memory / 2 > slice ? L.max_memory / 2 : slice;
   if (L.futile_bytes >= cap) {
     if (now - L.futile_since_ns < 1000000000u) {
@@ -285,8 +302,7 @@ static enum tks_full_action evict_oldest(struct tks_server *srv) {
    * cut ingest waits for it (while serving ingest: a replay repeats the
    * journaled evictions, a stop evicts). */
   if (paused(srv)) return TKS_FULL_PAUSE;
-  if (srv->on_pressure && srv->ingesting &&
-      srv->on_pressure(srv, L.max_memory / 4 > slice ? L.max_memory / 4 : slice, slice)) {
+  if (archive_waits(srv)) {
     pause_ingest(srv, "evict_oldest: waiting for the archive seal of the oldest ticks");
     return TKS_FULL_PAUSE;
   }
