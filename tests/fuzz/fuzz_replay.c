@@ -13,12 +13,23 @@
  *      middle segment that both policies refuse before any frame;
  * and bit 2 the decoder's mode (slotted or dynamic).  The frames are pulled
  * through the reader (tks_journal_reader_next), its progress checked after
- * each: growing, never past the total, the total at the end.  Each frame is decoded
- * as the daemon's replay does (a receive time, then msgpack ticks, stored
- * in a real store).  Checked: refuse and truncate see the same good frames;
- * both fail only with -EBADMSG and a message; refuse fails where truncate
- * cuts and nowhere else; after truncate a replay with refuse is clean and
- * sees the same frames; a well-formed journal replays every frame.
+ * each: growing, never past the total, the total at the end.  Each frame is
+ * replayed as daemon/durability.c's replay_frame() does: a tick frame (a
+ * receive time, then msgpack ticks) decoded and stored in a real store; a
+ * record (lib/oprec.h: the payload begins with TKS_OPREC_MARK) parsed and
+ * applied (an evict of a known symbol is tks_store_evict_head, a seal begin
+ * is remembered, the commit of a remembered seal trims the store before
+ * its cut, an abort forgets it).  Checked: a record never adds ticks; an
+ * evict removes at most the count it names, all of its rep and symbol
+ * (the store's eviction observer sees each run); a trim leaves nothing
+ * before its cut and removes only ticks before it; refuse and truncate see
+ * the same good frames and records; both fail only with -EBADMSG and a
+ * message; refuse fails where truncate cuts and nowhere else; after
+ * truncate a replay with refuse is clean and sees the same frames; a
+ * well-formed journal replays every frame.
+ *
+ * Seeds with records (corpus/replay/records-*) are layout 2 inputs made by
+ * tests/fuzz/replay_seeds.py.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -30,6 +41,7 @@
 #include "decode.h"
 #include "fuzz.h"
 #include "journal.h"
+#include "oprec.h"
 #include "slab.h"
 #include "store.h"
 #include "symtab.h"
@@ -38,12 +50,121 @@
 
 static char dir[64];
 
+#define MAX_PENDING_SEALS 64 /* as durability.c's */
+
 struct replay_ctx {
   struct tks_decoder d;
   struct tks_tick_sink sink;
   uint64_t frames, ticks, rejected;
+  uint64_t records, bad_records, evicted, trimmed;
   uint32_t hash; /* CRC32C of every payload seen, in order */
+  struct {
+    uint64_t seal;
+    int64_t cut;
+  } pending[MAX_PENDING_SEALS]; /* seals begun, not yet committed or aborted */
+  unsigned npending;
+  /* What the store's eviction observer saw during one record's call. */
+  struct {
+    bool trim; /* runs must be of entries before cut */
+    enum tks_store_rep rep;
+    uint32_t symbol;
+    int64_t cut;
+    uint64_t seen;
+  } ev;
 };
+
+/* The store's eviction observer: every run an evict or trim removes. */
+static void on_evict(void *arg, enum tks_store_rep rep, uint32_t symbol, const void *entries,
+                     uint32_t count) {
+  struct replay_ctx *rc = arg;
+  const struct tks_store *st = rc->sink.store;
+  FUZZ_CHECK(count > 0, "an empty run of rep %d symbol %u", rep, symbol);
+  rc->ev.seen += count;
+  if (!rc->ev.trim) {
+    FUZZ_CHECK(rep == rc->ev.rep && symbol == rc->ev.symbol,
+               "evict_head of rep %d symbol %u removed ticks of rep %d symbol %u", rc->ev.rep,
+               rc->ev.symbol, rep, symbol);
+    return;
+  }
+  size_t size = tks_store_entry_size(st, rep);
+  for (uint32_t i = 0; i < count; i++) {
+    int64_t ts = tks_store_entry_ts(st, rep, (const char *)entries + i * size);
+    FUZZ_CHECK(ts < rc->ev.cut, "trim before %lld removed a tick at %lld", (long long)rc->ev.cut,
+               (long long)ts);
+  }
+}
+
+/* As daemon/durability.c's replay_record() (without its committed-seal
+ * limit: every remembered seal that commits is trimmed). */
+static void on_record(struct replay_ctx *rc, const void *payload, size_t len) {
+  struct tks_store *st = rc->sink.store;
+  struct tks_oprec r;
+  rc->records++;
+  int err = tks_oprec_parse(payload, len, &r);
+  if (err != 0) {
+    FUZZ_CHECK(err == -EINVAL, "tks_oprec_parse returned %d", err);
+    rc->bad_records++;
+    return;
+  }
+  FUZZ_CHECK(len <= TKS_OPREC_MAX, "a record of %zu bytes parsed", len);
+  uint64_t before = tks_store_ticks(st);
+  rc->ev.seen = 0;
+  switch (r.kind) {
+  case TKS_OPREC_EVICT: {
+    FUZZ_CHECK(r.rep < TKS_STORE_REPS && r.symbol_len > 0, "rep %d, symbol of %u bytes", r.rep,
+               r.symbol_len);
+    uint32_t id;
+    if (tks_symtab_lookup(rc->d.symbols, r.symbol, r.symbol_len, &id) != 0) break;
+    rc->ev.trim = false;
+    rc->ev.rep = (enum tks_store_rep)r.rep;
+    rc->ev.symbol = id;
+    uint64_t n = tks_store_evict_head(st, (enum tks_store_rep)r.rep, id, r.ticks);
+    FUZZ_CHECK(n <= r.ticks, "evict_head of %llu removed %llu", (unsigned long long)r.ticks,
+               (unsigned long long)n);
+    FUZZ_CHECK(tks_store_ticks(st) == before - n, "evict_head removed %llu, ticks %llu -> %llu",
+               (unsigned long long)n, (unsigned long long)before,
+               (unsigned long long)tks_store_ticks(st));
+    FUZZ_CHECK(rc->ev.seen == n, "evict_head says %llu, the observer saw %llu",
+               (unsigned long long)n, (unsigned long long)rc->ev.seen);
+    rc->evicted += n;
+    break;
+  }
+  case TKS_OPREC_SEAL_BEGIN:
+    if (rc->npending < MAX_PENDING_SEALS) {
+      rc->pending[rc->npending].seal = r.seal;
+      rc->pending[rc->npending++].cut = r.cut;
+    }
+    break;
+  case TKS_OPREC_SEAL_COMMIT:
+  case TKS_OPREC_SEAL_ABORT:
+    for (unsigned i = 0; i < rc->npending; i++) {
+      if (rc->pending[i].seal != r.seal) continue;
+      if (r.kind == TKS_OPREC_SEAL_COMMIT) {
+        int64_t cut = rc->pending[i].cut;
+        uint64_t below = tks_store_count_before(st, cut);
+        rc->ev.trim = true;
+        rc->ev.cut = cut;
+        uint64_t n = tks_store_trim_before(st, cut);
+        FUZZ_CHECK(n == below, "trim before %lld removed %llu of the %llu before it",
+                   (long long)cut, (unsigned long long)n, (unsigned long long)below);
+        FUZZ_CHECK(tks_store_count_before(st, cut) == 0, "ticks before %lld left by its trim",
+                   (long long)cut);
+        FUZZ_CHECK(tks_store_ticks(st) == before - n && rc->ev.seen == n,
+                   "trim removed %llu, ticks %llu -> %llu, observer %llu", (unsigned long long)n,
+                   (unsigned long long)before, (unsigned long long)tks_store_ticks(st),
+                   (unsigned long long)rc->ev.seen);
+        rc->trimmed += n;
+      }
+      rc->pending[i] = rc->pending[--rc->npending];
+      break;
+    }
+    break;
+  }
+  FUZZ_CHECK(tks_store_ticks(st) <= before, "a record (kind %d) added ticks: %llu -> %llu", r.kind,
+             (unsigned long long)before, (unsigned long long)tks_store_ticks(st));
+  FUZZ_CHECK(r.kind == TKS_OPREC_EVICT || r.kind == TKS_OPREC_SEAL_COMMIT || rc->ev.seen == 0,
+             "a record of kind %d evicted %llu", r.kind, (unsigned long long)rc->ev.seen);
+}
 
 /* As daemon/durability.c's replay_frame(). */
 static int on_frame(void *arg, const void *payload, size_t len) {
@@ -55,8 +176,13 @@ static int on_frame(void *arg, const void *payload, size_t len) {
     rc->rejected++;
     return 0;
   }
+  if (tks_oprec_is(payload, len)) {
+    on_record(rc, payload, len);
+    return 0;
+  }
   int64_t recv_ns;
   memcpy(&recv_ns, payload, sizeof recv_ns);
+  FUZZ_CHECK(recv_ns != TKS_OPREC_MARK, "tks_oprec_is missed the mark");
   const uint8_t *p = (const uint8_t *)payload + sizeof recv_ns;
   size_t n = len - sizeof recv_ns, off = 0;
   _Alignas(8) char record[TKS_RECORD_MAX];
@@ -123,7 +249,8 @@ struct outcome {
   int rc;
   char err[700];
   struct tks_replay_result res;
-  uint64_t frames;
+  uint64_t frames, records, bad_records, removed; /* removed: by the records */
+  uint64_t ticks;                                 /* in the store at the end */
   uint32_t hash;
 };
 
@@ -144,6 +271,7 @@ static void replay(enum tks_on_corrupt policy, enum tks_mode mode, struct outcom
   };
   rc.sink = (struct tks_tick_sink){.store = store, .usage = &usage, .mode = mode};
   FUZZ_CHECK(slab && store && rc.d.symbols && rc.d.strings && rc.d.names, "no memory");
+  tks_store_set_evict_hook(store, on_evict, &rc);
   struct tks_journal_reader *r;
   o->rc = tks_journal_reader_open(&r, dir, 0, policy, o->err, sizeof o->err);
   memset(&o->res, 0, sizeof o->res);
@@ -169,7 +297,14 @@ static void replay(enum tks_on_corrupt policy, enum tks_mode mode, struct outcom
     tks_journal_reader_close(r);
   }
   o->frames = rc.frames;
+  o->records = rc.records;
+  o->bad_records = rc.bad_records;
+  o->removed = rc.evicted + rc.trimmed;
+  o->ticks = tks_store_ticks(store);
   o->hash = rc.hash;
+  FUZZ_CHECK(o->ticks == rc.ticks - o->removed, "%llu ticks stored, %llu removed, %llu left",
+             (unsigned long long)rc.ticks, (unsigned long long)o->removed,
+             (unsigned long long)o->ticks);
   FUZZ_CHECK(o->rc == 0 || o->rc == -EBADMSG, "replay (%s) returned %d: %s",
              tks_on_corrupt_name(policy), o->rc, o->err);
   FUZZ_CHECK(o->rc == 0 || o->err[0], "an error without a message");
@@ -240,6 +375,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(refuse.frames == cut.frames && refuse.hash == cut.hash,
              "refuse saw %llu frames, truncate %llu", (unsigned long long)refuse.frames,
              (unsigned long long)cut.frames);
+  FUZZ_CHECK(refuse.records == cut.records && refuse.bad_records == cut.bad_records &&
+                 refuse.removed == cut.removed && refuse.ticks == cut.ticks,
+             "refuse: %llu records (%llu bad) removed %llu, %llu ticks; truncate: %llu (%llu) "
+             "%llu, %llu",
+             (unsigned long long)refuse.records, (unsigned long long)refuse.bad_records,
+             (unsigned long long)refuse.removed, (unsigned long long)refuse.ticks,
+             (unsigned long long)cut.records, (unsigned long long)cut.bad_records,
+             (unsigned long long)cut.removed, (unsigned long long)cut.ticks);
   if (refuse.rc == 0)
     FUZZ_CHECK(cut.rc == 0 && cut.res.truncated_file[0] == '\0',
                "refuse took the journal, truncate (%d) cut %s", cut.rc, cut.res.truncated_file);
@@ -252,9 +395,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (cut.rc == 0) {
     replay(TKS_CORRUPT_REFUSE, mode, &again);
     FUZZ_CHECK(again.rc == 0, "after truncate, refuse fails: %s", again.err);
-    FUZZ_CHECK(again.frames == cut.frames && again.hash == cut.hash,
-               "after truncate %llu frames, before %llu", (unsigned long long)again.frames,
-               (unsigned long long)cut.frames);
+    FUZZ_CHECK(again.frames == cut.frames && again.hash == cut.hash &&
+                   again.records == cut.records && again.ticks == cut.ticks,
+               "after truncate %llu frames (%llu records, %llu ticks), before %llu (%llu, %llu)",
+               (unsigned long long)again.frames, (unsigned long long)again.records,
+               (unsigned long long)again.ticks, (unsigned long long)cut.frames,
+               (unsigned long long)cut.records, (unsigned long long)cut.ticks);
   }
   if (gap && frames_made >= 1) {
     FUZZ_CHECK(refuse.rc == -EBADMSG && cut.rc == -EBADMSG && strstr(cut.err, "is missing"),
