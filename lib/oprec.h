@@ -51,8 +51,8 @@ struct tks_oprec {
 bool tks_oprec_is(const void *payload, size_t len);
 
 /* Writes the payload of r into out (TKS_OPREC_MAX bytes); returns its
- * length, or 0 for a record that cannot be written (an evict symbol over
- * TKS_SYMBOL_MAX_LEN bytes or empty, a kind out of range). */
+ * length, or 0 for a record that cannot be written (an evict with an empty
+ * symbol or a rep out of range, a kind that is not one of the enum's). */
 size_t tks_oprec_encode(const struct tks_oprec *r, uint8_t out[static TKS_OPREC_MAX]);
 
 /* Parses a whole payload (the mark included).  Returns 0 and *out, or
