@@ -254,6 +254,7 @@ TEST(a_trailing_byte_after_any_record_is_refused) {
   for (unsigned i = 0; i < nvalid; i++) {
     uint8_t buf[TKS_OPREC_MAX + 1];
     size_t n = encode(&valid[i], buf);
+    if (n == 0 || n >= sizeof buf) TEST_FAIL("record %u encoded to %zu bytes", i, n);
     for (unsigned v = 0; v < 256; v += 85) {
       buf[n] = (uint8_t)v;
       struct tks_oprec got;
