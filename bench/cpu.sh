@@ -7,6 +7,7 @@
 #       to CPU 1; with the journal on it waits for `sync`.  Prints
 #       "N ns/tick  R M/s".  Interleave two builds for an A/B:
 #         for i in 1 2 3 4; do bench/cpu.sh cpu A off; bench/cpu.sh cpu B off; done
+#       EXTRA='store:\n  huge_pages: on' (real newlines) adds config sections.
 #   bench/cpu.sh instructions BUILD_DIR [COUNT]
 #       Instructions the daemon executes (valgrind --tool=callgrind, journal
 #       off) for COUNT ticks (default 1000000) over 100 symbols: repeatable
@@ -20,9 +21,9 @@ B=${2:?build dir}
 T=$(mktemp -d "${TMPDIR:-/tmp}/tickslab-cpu.XXXXXX")
 P=
 trap '[[ -n $P ]] && kill -KILL $P 2>/dev/null; rm -rf "$T"' EXIT
-config() { # journal enabled: true | false
-  printf 'ingest:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: %s/c.sock\njournal:\n  enabled: %s\n  dir: %s/j\n' \
-    "$T" "$1" "$T" > "$T/c.yaml"
+config() { # journal enabled: true | false; $EXTRA: more top-level YAML sections
+  printf 'ingest:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: %s/c.sock\njournal:\n  enabled: %s\n  dir: %s/j\n%s\n' \
+    "$T" "$1" "$T" "${EXTRA:-}" > "$T/c.yaml"
 }
 stat_of() { "$B/cli/tickslab" --socket "$T/c.sock" --timeout 30 stats --text 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'; }
 wait_ready() { for _ in $(seq 1200); do [[ $(stat_of state) == ready ]] && return; sleep 0.1; done; echo "bench: daemon not ready" >&2; exit 1; }

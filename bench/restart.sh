@@ -25,7 +25,8 @@
 # RESTARTS (2), DAYS (30), DAY_TICKS (1000000), ARCHIVE_COUNT (10000000),
 # REAL_SYMBOLS (2000), DISK_SECONDS (60), DISK_RATE (500000),
 # DISK_CHECKPOINT_BYTES (64MiB), DISK_SEGMENT (16MiB), DISK_MAX_MEMORY
-# (256MiB), DISK_EVERY (5), FSYNC (journal.fsync, never).
+# (256MiB), DISK_EVERY (5), FSYNC (journal.fsync, never), HUGE_PAGES
+# (store.huge_pages; unset: the default).
 # Timings only here, never in the tests.  Loopback only, port 0, a temp dir
 # under $TMPDIR (else /tmp), removed at the end; the daemon pinned to CPU 0,
 # the senders to CPU 1.  Progress on stderr, the tables on stdout.  See
@@ -130,6 +131,8 @@ journal:
   checkpoint_interval: 7d
   checkpoint_bytes: 0
 ${EXTRA_CFG}
+${HUGE_PAGES:+store:
+  huge_pages: $HUGE_PAGES}
 log:
   level: info
 EOF

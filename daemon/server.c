@@ -31,6 +31,7 @@ int tks_server_init(struct tks_server *srv, uv_loop_t *loop) {
   srv->loop = loop;
   srv->start_mono_ns = tks_mono_ns();
   srv->slab = tks_slab_create(cfg->store.page_size, cfg->store.growth_factor, 32);
+  if (srv->slab) tks_slab_set_huge_pages(srv->slab, cfg->store.huge_pages);
   srv->symbols = tks_symtab_create(cfg->store.max_symbols);
   srv->strings = tks_symtab_create(cfg->store.max_strings);
   srv->names = tks_symtab_create(TKS_MAX_FIELD_NAMES);
@@ -256,6 +257,12 @@ static const struct tks_stat ST_CONNECTIONS_CLOSED_TIMEOUT = TKS_STAT(
 static const struct tks_stat ST_CONNECTIONS_CLOSED_SLOW = TKS_STAT(
     "connections.closed_slow", COUNTER, NONE,
     "Ingest connections closed sending an unfinished message too slowly (min_rate)");
+static const struct tks_stat ST_MEMORY_HUGE_BYTES = TKS_STAT(
+    "memory.huge_page_bytes", GAUGE, BYTES,
+    "Bytes of the process backed by transparent huge pages (store.huge_pages)");
+static const struct tks_stat ST_STORE_HUGE_PAGES = TKS_STAT_NAMED(
+    "store.huge_pages", GAUGE, NONE, "Transparent huge pages for the store: auto, on or off",
+    "store_huge_pages", "setting");
 static const struct tks_stat ST_MEMORY_RSS_BYTES = TKS_STAT(
     "memory.rss_bytes", GAUGE, BYTES, "Resident set size of the process (from /proc)");
 static const struct tks_stat ST_MEMORY_SLAB_BYTES = TKS_STAT("memory.slab_bytes", GAUGE, BYTES,
@@ -360,6 +367,10 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   head_stats(srv, st);
 
   tks_stat_str(st, &ST_STORE_MODE, tks_mode_name(srv->cfg.store.mode));
+  tks_stat_str(st, &ST_STORE_HUGE_PAGES,
+               tks_huge_pages_names[srv->cfg.store.huge_pages < TKS_HUGE_PAGES_COUNT
+                                        ? srv->cfg.store.huge_pages
+                                        : 0]);
   tks_store_stats(srv->store, st);
 
   tks_stat_str(st, &ST_SCHEMA_NAME, sc->name);
@@ -407,6 +418,7 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   uint64_t total = total_bytes(srv);
   uint64_t ticks = tks_store_ticks(srv->store);
   tks_stat_u64(st, &ST_MEMORY_RSS_BYTES, tks_rss_bytes());
+  tks_stat_u64(st, &ST_MEMORY_HUGE_BYTES, tks_anon_huge_bytes());
   tks_stat_u64(st, &ST_MEMORY_SLAB_BYTES, slab);
   tks_stat_u64(st, &ST_MEMORY_SLAB_USED_BYTES, tks_slab_bytes_used(srv->slab));
   tks_stat_u64(st, &ST_MEMORY_SYMBOL_BYTES, symbol_bytes(srv));

@@ -135,6 +135,8 @@ static const struct tks_config_key keys[] = {
      .max = 1u << 30, .check = check_page_size},
     {KEY("store.growth_factor", F64, FIXED, store.growth_factor), .dflt_f64 = 1.25, .min_f64 = 1.01,
      .max_f64 = 4},
+    {KEY("store.huge_pages", ENUM, FIXED, store.huge_pages), .dflt = TKS_HUGE_PAGES_AUTO,
+     NAMES(tks_huge_pages_names), .noun = "value"},
     {KEY("store.max_symbols", UINT, FIXED, store.max_symbols), .dflt = 1000000, .min = 1,
      .max = 1u << 31},
     {KEY("store.max_strings", UINT, FIXED, store.max_strings), .dflt = 65536, .min = 1,

@@ -18,6 +18,7 @@
 
 #include "journal.h"
 #include "schema.h"
+#include "slab.h"
 #include "store.h"
 #include "util.h"
 
@@ -69,6 +70,7 @@ struct tks_config {
     enum tks_mode mode;       /* default slotted */
     uint64_t page_size;       /* default 1 MiB; 64 KiB..1 GiB, multiple of 4096 */
     double growth_factor;     /* default 1.25; 1.01..4 */
+    enum tks_huge_pages huge_pages; /* default auto: for the load at start only (bench/README.md) */
     uint32_t max_symbols;     /* default 1000000 */
     uint32_t max_strings;     /* default 65536: distinct values of string fields */
   } store;

@@ -32,9 +32,9 @@ struct slab_class {
   uint64_t requested;
 };
 
-/* Pages are carved from extents: 2 MiB-aligned reservations that the
- * kernel may back with transparent huge pages (MADV_HUGEPAGE), which
- * roughly halves the cost of faulting fresh memory in. */
+/* Pages are carved from extents: 2 MiB-aligned reservations, so that the
+ * kernel can back them with transparent huge pages where they are asked
+ * for (tks_slab_set_huge_pages; measured in bench/README.md). */
 #define EXTENT_BYTES ((size_t)64 << 20)
 #define HUGE_ALIGN ((size_t)2 << 20)
 
@@ -45,6 +45,7 @@ struct extent {
 
 struct tks_slab {
   size_t page_size;
+  enum tks_huge_pages huge;
   char *ext_next;  /* next unused byte of the newest extent */
   size_t ext_left;
   struct extent *extents;
@@ -113,7 +114,9 @@ static void *page_from_os(struct tks_slab *s) {
     if (base > raw) munmap(raw, (size_t)(base - raw));
     size_t tail = (size_t)(raw + len + HUGE_ALIGN - (base + len));
     if (tail) munmap(base + len, tail);
-    madvise(base, len, MADV_HUGEPAGE); /* a hint: failure is fine */
+    /* A hint: failure is fine. */
+    if (s->huge == TKS_HUGE_PAGES_ON) madvise(base, len, MADV_HUGEPAGE);
+    if (s->huge == TKS_HUGE_PAGES_OFF) madvise(base, len, MADV_NOHUGEPAGE);
     s->extents[s->nextents++] = (struct extent){base, len};
     s->ext_next = base;
     s->ext_left = len;
@@ -123,6 +126,10 @@ static void *page_from_os(struct tks_slab *s) {
   s->ext_left -= s->page_size;
   return p;
 }
+
+const char *const tks_huge_pages_names[TKS_HUGE_PAGES_COUNT] = {"auto", "on", "off"};
+
+void tks_slab_set_huge_pages(struct tks_slab *s, enum tks_huge_pages mode) { s->huge = mode; }
 
 unsigned tks_slab_class_for(const struct tks_slab *s, size_t size) {
   if (size == 0 || size > s->page_size) return 0;

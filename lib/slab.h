@@ -37,6 +37,16 @@ struct tks_slab;
  * page_size bytes.  Returns NULL on bad arguments (errno EINVAL) or ENOMEM.
  */
 struct tks_slab *tks_slab_create(size_t page_size, double growth, size_t min_chunk);
+
+/* Transparent huge pages for the slab's memory (store.huge_pages): ON asks
+ * for them (MADV_HUGEPAGE), OFF refuses them (MADV_NOHUGEPAGE, also where
+ * the system's /sys/kernel/mm/transparent_hugepage/enabled says "always"),
+ * AUTO leaves it to the system (the daemon's auto switches between ON
+ * and OFF: daemon/load.c).  For the extents mapped from the call on. */
+enum tks_huge_pages { TKS_HUGE_PAGES_AUTO, TKS_HUGE_PAGES_ON, TKS_HUGE_PAGES_OFF };
+#define TKS_HUGE_PAGES_COUNT (TKS_HUGE_PAGES_OFF + 1)
+extern const char *const tks_huge_pages_names[TKS_HUGE_PAGES_COUNT]; /* "auto", "on", "off" */
+void tks_slab_set_huge_pages(struct tks_slab *s, enum tks_huge_pages mode);
 /* Unmaps every page.  NULL is a no-op. */
 void tks_slab_destroy(struct tks_slab *s);
 

@@ -440,6 +440,17 @@ uint64_t tks_rss_bytes(void) {
   return resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+uint64_t tks_anon_huge_bytes(void) {
+  FILE *f = fopen("/proc/self/smaps_rollup", "re");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "AnonHugePages: %llu kB", &kb) == 1) break;
+  fclose(f);
+  return (uint64_t)kb << 10;
+}
+
 /* mkdir(path) unless it exists; a new entry is made durable by an fsync of
  * the directory holding it. */
 static int make_one_dir(char *path) {

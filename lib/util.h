@@ -157,6 +157,10 @@ int tks_write_file_atomic(const char *dir, const char *name, const void *data, s
  */
 int tks_child_init(pid_t parent, int keep_a, int keep_b);
 
+/* Bytes of this process's memory backed by transparent huge pages
+ * (AnonHugePages of /proc/self/smaps_rollup), or 0. */
+uint64_t tks_anon_huge_bytes(void);
+
 /* Resident set size of this process from /proc/self/statm, in bytes, or 0. */
 uint64_t tks_rss_bytes(void);
 

@@ -244,6 +244,7 @@ TEST(key_table_entries_are_well_formed) {
 TEST(enum_keys_use_the_name_table_of_the_module_owning_the_enum) {
   ASSERT(key("store.mode")->names == tks_mode_names);
   ASSERT(key("journal.fsync")->names == tks_fsync_names);
+  ASSERT(key("store.huge_pages")->names == tks_huge_pages_names);
   ASSERT(key("journal.on_corrupt")->names == tks_on_corrupt_names);
   ASSERT(key("journal.on_error")->names == tks_on_error_names);
   ASSERT(key("limits.when_full")->names == tks_when_full_names);
@@ -295,6 +296,7 @@ TEST(each_key_set_alone_changes_only_its_own_field) {
       {"store.mode", "store: {mode: fallback}", "fallback"},
       {"store.page_size", "store: {page_size: 64KiB}", "64KiB"},
       {"store.growth_factor", "store: {growth_factor: 1.5}", "1.5"},
+      {"store.huge_pages", "store: {huge_pages: on}", "on"},
       {"store.max_symbols", "store: {max_symbols: 10}", "10"},
       {"store.max_strings", "store: {max_strings: 10}", "10"},
       {"schema", "schema: [{name: t, type: timestamp}, {name: s, type: symbol}]",
@@ -877,7 +879,7 @@ TEST(unknown_key_is_reported_with_line_and_column) {
                "store, schema, journal, archive, limits, query, log)");
   EXPECT_ERROR("store:\n  # comment\n\n  pagesize: 1MiB\n",
                "x.yaml:4:3: unknown key 'pagesize' in 'store' (known: mode, page_size, "
-               "growth_factor, max_symbols, max_strings)");
+               "growth_factor, huge_pages, max_symbols, max_strings)");
 }
 
 TEST(archive_roll_at_is_a_utc_time_of_day) {

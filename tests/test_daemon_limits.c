@@ -700,6 +700,62 @@ TEST_TIMEOUT(backpressure_slows_the_sender_and_resumes_when_retention_makes_room
   stop_cleanly(&d);
 }
 
+/* ---- store.huge_pages ---- */
+
+/* The system's transparent huge page setting: "always", "madvise" or
+ * "never" (the bracketed word), or "" where there is none. */
+static void thp_setting(char *out, size_t n) {
+  out[0] = '\0';
+  char *t = read_file("/sys/kernel/mm/transparent_hugepage/enabled");
+  const char *a = t ? strchr(t, '[') : NULL, *b = a ? strchr(a, ']') : NULL;
+  if (a && b && (size_t)(b - a) < n) {
+    memcpy(out, a + 1, (size_t)(b - a - 1));
+    out[b - a - 1] = '\0';
+  }
+  free(t);
+}
+
+/* 1 M ticks (about 32 MB of records) under a setting; memory.huge_page_bytes. */
+static uint64_t huge_bytes_with(const char *setting) {
+  struct tks_daemon d;
+  char yaml[256];
+  snprintf(yaml, sizeof yaml, "journal:\n  enabled: false\nstore:\n  huge_pages: %s\n", setting);
+  daemon_start(&d, yaml);
+  static struct wire w;
+  enum { N = 1000000 };
+  make_ticks(&w, N, TS0);
+  struct sender s;
+  sender_start(&s, &d, &w);
+  sender_join(&s);
+  daemon_expect_stat(&d, "ticks.accepted", N, 60000);
+  char v[32];
+  char *text = daemon_request(&d, "stats text");
+  ASSERT(text);
+  ASSERT_EQ(stats_text_lookup(text, "store.huge_pages", v, sizeof v), 0);
+  ASSERT_STR_EQ(v, setting);
+  free(text);
+  uint64_t huge = daemon_stat(&d, "memory.huge_page_bytes");
+  printf("  store.huge_pages %s: %llu bytes in huge pages, rss %llu\n", setting,
+         (unsigned long long)huge, (unsigned long long)daemon_stat(&d, "memory.rss_bytes"));
+  wire_finish(&w);
+  stop_cleanly(&d);
+  return huge;
+}
+
+TEST_TIMEOUT(store_huge_pages_on_asks_for_huge_pages_and_off_refuses_them, 120) {
+  char thp[16];
+  thp_setting(thp, sizeof thp);
+  uint64_t off = huge_bytes_with("off");
+  ASSERT_U64_EQ(off, 0); /* madvise(MADV_NOHUGEPAGE), whatever the system says */
+  uint64_t on = huge_bytes_with("on");
+  if (!strcmp(thp, "never"))
+    ASSERT_U64_EQ(on, 0);
+  else if (thp[0])
+    ASSERT(on >= (2u << 20)); /* at least one 2 MiB page of the store's */
+  /* auto: none for ingest (the store loaded nothing at start here). */
+  ASSERT_U64_EQ(huge_bytes_with("auto"), 0);
+}
+
 /* ---- reload (SIGHUP) ---- */
 
 /* Backpressure with no retention: ingest pauses and stays paused, until a
