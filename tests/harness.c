@@ -6,6 +6,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -916,4 +917,34 @@ char *json_flatten(const char *text) {
     return NULL;
   }
   return j.out.data;
+}
+
+pid_t harness_child_of(pid_t parent, int timeout_ms) {
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  do {
+    DIR *dd = opendir("/proc");
+    if (!dd) return 0;
+    struct dirent *de;
+    pid_t found = 0;
+    while (!found && (de = readdir(dd))) {
+      char path[300], buf[512];
+      if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+      snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+      int fd = open(path, O_RDONLY);
+      if (fd < 0) continue;
+      ssize_t n = read(fd, buf, sizeof buf - 1);
+      close(fd);
+      if (n <= 0) continue;
+      buf[n] = 0;
+      const char *rp = strrchr(buf, ')'); /* pid (comm) state ppid ... */
+      int ppid;
+      char state;
+      if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent)
+        found = (pid_t)atoi(de->d_name);
+    }
+    closedir(dd);
+    if (found) return found;
+    sleep_ms(10);
+  } while (now_ms() < deadline);
+  return 0;
 }

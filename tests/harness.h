@@ -161,6 +161,10 @@ void run_cmd(char *const argv[], char *const env[], const char *stdin_path, int 
              struct cmd_result *r);
 void cmd_result_finish(struct cmd_result *r);
 
+/* A child process of parent (the daemon's forked checkpoint or seal
+ * writer), looked for in /proc for up to timeout_ms; 0 if none. */
+pid_t harness_child_of(pid_t parent, int timeout_ms);
+
 /* Milliseconds on the monotonic clock, and a sleep. */
 uint64_t now_ms(void);
 void sleep_ms(int ms);

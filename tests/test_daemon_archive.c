@@ -403,7 +403,7 @@ TEST_TIMEOUT(kill_9_at_random_moments_of_rollovers_keeps_every_tick_exactly_once
   int took = (int)(now_ms() - t0) + 1;
   uint64_t total = (uint64_t)n, in_memory = (uint64_t)(n - past);
   srand(20261202);
-  unsigned before_answer = 0;
+  unsigned before_answer = 0, stopped = 0;
   for (int round = 1; round <= rounds; round++) {
     /* Fresh ticks of past days (and today) under symbols of their own,
      * then a rollover, killed at a random moment up to 3x its time. */
@@ -414,11 +414,24 @@ TEST_TIMEOUT(kill_9_at_random_moments_of_rollovers_keeps_every_tick_exactly_once
     int fd = control_connect(d.sock);
     if (fd < 0) TEST_FAIL("connect: %s", strerror(errno));
     if (send_all(fd, "rollover\n", 9) != 0) TEST_FAIL("send: %s", strerror(errno));
-    int wait = rand() % (3 * took + 1);
-    bool eof;
-    char *a = read_until(fd, "\n\n", 1, wait, &eof);
-    bool answered = strstr(a, "\n\n") != NULL;
-    free(a);
+    bool answered;
+    if (round % 2) {
+      /* Inside the seal by construction: its child stopped (SIGSTOP), then
+       * the daemon killed; the child dies with it (SIGKILL reaches a
+       * stopped process). */
+      pid_t child = harness_child_of(d.pid, 10000);
+      if (!child) fail_with_log(&d, "no seal child");
+      kill(child, SIGSTOP);
+      stopped++;
+      answered = false;
+    } else {
+      /* At a random moment up to 3x a seal's time. */
+      int wait = rand() % (3 * took + 1);
+      bool eof;
+      char *a = read_until(fd, "\n\n", 1, wait, &eof);
+      answered = strstr(a, "\n\n") != NULL;
+      free(a);
+    }
     close(fd);
     before_answer += !answered;
     kill_9(&d);
@@ -428,9 +441,10 @@ TEST_TIMEOUT(kill_9_at_random_moments_of_rollovers_keeps_every_tick_exactly_once
     check_symbol_as(&d, round * NSYM, NSYM, n, round % NSYM);
     check_symbol_as(&d, 0, NSYM, n, round % NSYM);
   }
-  printf("  %d rounds (a rollover took %d ms), %u killed before the answer\n", rounds, took,
-         before_answer);
-  ASSERT(before_answer > 0);
+  printf("  %d rounds (a rollover took %d ms), %u killed before the answer, %u of them with the "
+         "seal's child stopped\n",
+         rounds, took, before_answer, stopped);
+  ASSERT(stopped > 0);
   rollover(&d);
   ASSERT_U64_EQ(daemon_stat(&d, "ticks.stored"), in_memory);
   for (int round = 0; round <= rounds; round++)

@@ -559,35 +559,6 @@ TEST_TIMEOUT(a_failed_checkpoint_is_counted_and_deletes_nothing, 120) {
 }
 
 /* The pid of a child of parent (the checkpoint's), or 0 after timeout_ms. */
-static pid_t child_of(pid_t parent, int timeout_ms) {
-  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-  do {
-    DIR *dd = opendir("/proc");
-    ASSERT(dd);
-    struct dirent *de;
-    pid_t found = 0;
-    while (!found && (de = readdir(dd))) {
-      char path[300], buf[512];
-      if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
-      FMT(path, "/proc/%s/stat", de->d_name);
-      int fd = open(path, O_RDONLY);
-      if (fd < 0) continue;
-      ssize_t n = read(fd, buf, sizeof buf - 1);
-      close(fd);
-      if (n <= 0) continue;
-      buf[n] = 0;
-      const char *rp = strrchr(buf, ')'); /* pid (comm) state ppid ... */
-      int ppid;
-      char state;
-      if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent)
-        found = (pid_t)atoi(de->d_name);
-    }
-    closedir(dd);
-    if (found) return found;
-    sleep_ms(10);
-  } while (now_ms() < deadline);
-  return 0;
-}
 
 TEST_TIMEOUT(a_checkpoint_that_cannot_be_written_or_whose_child_dies_deletes_nothing, 120) {
   struct tks_daemon d;
@@ -627,7 +598,7 @@ TEST_TIMEOUT(a_checkpoint_that_cannot_be_written_or_whose_child_dies_deletes_not
   int fd = control_connect(d.sock);
   ASSERT(fd >= 0);
   ASSERT_EQ(send_all(fd, "checkpoint\n", 11), 0);
-  pid_t child = child_of(d.pid, 10000);
+  pid_t child = harness_child_of(d.pid, 10000);
   if (!child) fail_with_log(&d, "no checkpoint child");
   ASSERT_EQ(kill(child, SIGKILL), 0);
   bool eof;
