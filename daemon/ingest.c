@@ -163,8 +163,8 @@ static bool process(struct conn *c) {
   const struct tks_decoder *dec = refusing ? &check : &srv->decoder;
   while (!srv->held) {
     struct tks_intern_mark mark = tks_server_intern_mark(srv);
-    enum tks_decode_status st =
-        tks_shape_decode(&c->shape, dec, p + off, c->len - off, now, record, &res);
+    enum tks_decode_status st = tks_shape_decode(&c->shape, dec, p + off, c->len - off, now, record,
+                                                 &res);
     if (st == TKS_DECODE_NEED_MORE) break;
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
       if (refusing) {

@@ -446,8 +446,10 @@ static void random_value(struct mp *m, const struct tks_field *f) {
     break;
   case TKS_TYPE_I64: random_int(m); break;
   case TKS_TYPE_U32: /* mostly in range */
-    if (below(4)) put1(m, 0xce), put_be(m, rnd(), 4);
-    else random_int(m);
+    if (below(4))
+      put1(m, 0xce), put_be(m, rnd(), 4);
+    else
+      random_int(m);
     break;
   case TKS_TYPE_F64:
     if (below(10) == 0)
