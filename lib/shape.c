@@ -5,7 +5,8 @@
  * be one tks_decode() accepts: header and keys byte for byte, every value of
  * its field's type and in range, required fields there, strings checked as
  * tks_decode() checks them.  Then it interns, in field order as tks_decode()
- * does; anything else, a failed intern included, is left to tks_decode().
+ * does.  Anything else is left to tks_decode(), a failed intern too (a full
+ * table: tks_decode() finds the strings added before it and fails alike).
  */
 #include "shape.h"
 
