@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "shape.h"
 
 struct conn {
   uv_tcp_t tcp; /* first: the handle's address is the conn's */
@@ -43,6 +44,7 @@ struct conn {
   uint64_t partial_since_ms, window_start_ms, window_bytes;
   struct conn_link ip_link; /* in the bucket of its address */
   uint8_t ip[16];           /* IPv6, or IPv4 as ::ffff:a.b.c.d */
+  struct tks_shape_cache shape; /* the keys this client sends, its recent symbols */
 };
 
 /* libuv reads a busy stream up to 32 times in one poll; a few reads of
@@ -161,7 +163,8 @@ static bool process(struct conn *c) {
   const struct tks_decoder *dec = refusing ? &check : &srv->decoder;
   while (!srv->held) {
     struct tks_intern_mark mark = tks_server_intern_mark(srv);
-    enum tks_decode_status st = tks_decode(dec, p + off, c->len - off, now, record, &res);
+    enum tks_decode_status st = tks_shape_decode(&c->shape, dec, p + off, c->len - off, now, record,
+                                                 &res);
     if (st == TKS_DECODE_NEED_MORE) break;
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
       if (refusing) {
@@ -369,6 +372,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   c->srv = srv;
+  tks_shape_init(&c->shape);
   conn_list_init(&c->link);
   uv_tcp_init(srv->loop, &c->tcp);
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {

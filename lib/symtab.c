@@ -212,6 +212,7 @@ static void delete_slot(struct tks_symtab *t, uint32_t i) {
 }
 
 void tks_symtab_truncate(struct tks_symtab *t, uint32_t count) {
+  if (t->head.count > count) t->head.generation++;
   while (t->head.count > count) {
     uint32_t id = t->head.count;
     const unsigned char *n = t->names[id];

@@ -41,10 +41,19 @@ void tks_symtab_truncate(struct tks_symtab *t, uint32_t count);
 /* The first member of struct tks_symtab, so that the count is read inline
  * (ingest reads three counts a tick).  Only lib/symtab.c writes it. */
 struct tks_symtab_head {
-  uint32_t count; /* ids in use, not counting 0 */
+  uint32_t count;      /* ids in use, not counting 0 */
+  uint64_t generation; /* tks_symtab_truncate calls that removed an id */
 };
 static inline uint32_t tks_symtab_count(const struct tks_symtab *t) {
   return ((const struct tks_symtab_head *)(const void *)t)->count;
+}
+/*
+ * Changes whenever an id is removed (tks_symtab_truncate), and only then:
+ * while it reads the same, every id handed out still names the string it
+ * named, so a cache of (string, id) pairs taken at one generation holds.
+ */
+static inline uint64_t tks_symtab_generation(const struct tks_symtab *t) {
+  return ((const struct tks_symtab_head *)(const void *)t)->generation;
 }
 uint64_t tks_symtab_bytes(const struct tks_symtab *t); /* arena + table + headers */
 uint64_t tks_symtab_string_bytes(const struct tks_symtab *t); /* string bytes incl. NULs */

@@ -121,6 +121,28 @@ TEST(truncate_forgets_the_newest_ids_and_gives_back_their_bytes) {
   tks_symtab_destroy(t);
 }
 
+TEST(the_generation_changes_when_a_truncate_removes_an_id_and_only_then) {
+  struct tks_symtab *t = tks_symtab_create(0);
+  uint32_t id;
+  uint64_t g0 = tks_symtab_generation(t);
+  ASSERT_EQ(tks_symtab_intern(t, "A", 1, &id), 0);
+  ASSERT_EQ(tks_symtab_intern(t, "B", 1, &id), 0);
+  ASSERT_U64_EQ(tks_symtab_generation(t), g0); /* interning keeps every id */
+  tks_symtab_truncate(t, 2);
+  tks_symtab_truncate(t, 5);
+  ASSERT_U64_EQ(tks_symtab_generation(t), g0); /* nothing removed */
+  tks_symtab_truncate(t, 1);
+  uint64_t g1 = tks_symtab_generation(t);
+  ASSERT_NE(g1, g0);
+  /* id 2 is given again, to other bytes: a cache of g0 would be wrong. */
+  ASSERT_EQ(tks_symtab_intern(t, "C", 1, &id), 0);
+  ASSERT_EQ(id, 2);
+  ASSERT_U64_EQ(tks_symtab_generation(t), g1);
+  tks_symtab_truncate(t, 0);
+  ASSERT_NE(tks_symtab_generation(t), g1);
+  tks_symtab_destroy(t);
+}
+
 TEST(truncate_frees_an_arena_block_it_empties) {
   struct tks_symtab *t = tks_symtab_create(0);
   char s[255];
