@@ -209,6 +209,7 @@ static void *writer_main(void *arg) {
       if (tks_buf_append(&work, d->queue.data, d->queue.len) == 0) d->queue.len = 0;
     }
     work_ticks = d->queue.len ? work_ticks : d->queued_ticks;
+    d->writer_bytes = work.cap + tks_journal_buffer_bytes(d->j); /* what it holds meanwhile */
     uint64_t now = mono_ns();
     if (now - span_start >= IDLE_NS) {
       need_before = need_now;
