@@ -385,10 +385,10 @@ static void run_flush(struct tks_durability *d) {
   d->run_len = 0;
 }
 
-void tks_durability_accept(struct tks_server *srv, const void *msg, size_t len) {
-  struct tks_durability *d = D;
-  if (!d) return;
-  if (d->run_len && d->run + d->run_len == (const char *)msg) {
+/* A run begun or ended, or the batch full: tks_durability_accept's rest. */
+static __attribute__((noinline)) void accept_slow(struct tks_server *srv, struct tks_durability *d,
+                                                  const char *msg, size_t len) {
+  if (d->run_len && d->run + d->run_len == msg) {
     d->run_len += len;
   } else {
     run_flush(d);
@@ -401,6 +401,18 @@ void tks_durability_accept(struct tks_server *srv, const void *msg, size_t len) 
     tks_durability_submit(srv);
     batch_begin(d, recv);
   }
+}
+
+void tks_durability_accept(struct tks_server *srv, const void *msg, size_t len) {
+  struct tks_durability *d = D;
+  if (!d) return;
+  /* The common case, a tick right after the one before: a leaf, no call. */
+  if (d->run_len && d->run + d->run_len == (const char *)msg &&
+      d->batch.len + d->run_len + len < TKS_JOURNAL_BATCH_MAX) {
+    d->run_len += len;
+    return;
+  }
+  accept_slow(srv, d, msg, len);
 }
 
 /* Queues one frame for the writer thread: the batch (BATCH_HEADER, then
