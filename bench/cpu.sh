@@ -86,7 +86,7 @@ memory)
   wait_accepted "$N"
   show stored
   [[ $J == on ]] && "$B/cli/tickslab" --socket "$T/c.sock" request sync >/dev/null
-  sleep 1
+  sleep 2 # the writer gives its buffers back after a second with nothing to write
   show drained
   kill -TERM $P; wait $P || true; P=
   ;;

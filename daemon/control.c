@@ -36,7 +36,7 @@ struct cconn {
   struct conn_link link;
   struct tks_server *srv;
   struct tks_buf in;
-  size_t in_counted; /* in.cap as counted in srv->query_buffer_bytes */
+  size_t in_counted; /* tks_buf_bytes(&in) as counted in srv->query_buffer_bytes */
   char rbuf[REQUEST_MAX + 1];
   bool closing;
   bool waiting;   /* a `sync` or `checkpoint` is not answered yet: later requests wait */
@@ -62,11 +62,11 @@ struct write_req {
   struct tks_buf buf;
 };
 
-/* memory.query_buffer_bytes follows c->in's capacity. */
+/* memory.query_buffer_bytes follows what c->in holds. */
 static void count_in(struct cconn *c) {
-  c->srv->query_buffer_bytes += c->in.cap;
+  c->srv->query_buffer_bytes += tks_buf_bytes(&c->in);
   c->srv->query_buffer_bytes -= c->in_counted;
-  c->in_counted = c->in.cap;
+  c->in_counted = tks_buf_bytes(&c->in);
 }
 
 static void on_cconn_closed(uv_handle_t *h) {
@@ -115,7 +115,7 @@ static void on_written(uv_write_t *req, int status) {
   struct cconn *c = (struct cconn *)req->handle;
   if (status < 0 && status != UV_ECANCELED)
     tks_log(TKS_LOG_DEBUG, "control write failed: %s", uv_strerror(status));
-  c->srv->query_buffer_bytes -= w->buf.cap;
+  c->srv->query_buffer_bytes -= tks_buf_bytes(&w->buf);
   tks_buf_finish(&w->buf);
   free(w);
   /* Answers held back for a client that reads slowly can go on now. */
@@ -133,9 +133,9 @@ static void send_response(struct cconn *c, struct tks_buf *resp) {
   w->buf = *resp;
   tks_buf_init(resp);
   uv_buf_t b = uv_buf_init(w->buf.data, (unsigned)w->buf.len);
-  c->srv->query_buffer_bytes += w->buf.cap; /* until written */
+  c->srv->query_buffer_bytes += tks_buf_bytes(&w->buf); /* until written */
   if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
-    c->srv->query_buffer_bytes -= w->buf.cap;
+    c->srv->query_buffer_bytes -= tks_buf_bytes(&w->buf);
     tks_buf_finish(&w->buf);
     free(w);
     cconn_close(c);

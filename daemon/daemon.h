@@ -116,7 +116,7 @@ struct tks_server {
   uint64_t conns_closed_timeout; /* a message unfinished for ingest.message_timeout */
   uint64_t conns_closed_slow;    /* a message unfinished, under ingest.min_rate */
 
-  /* Buffers outside the store, as capacity allocated (memory.*). */
+  /* Buffers outside the store, as tks_buf_bytes counts them (memory.*). */
   uint64_t read_buffer_bytes;  /* ingest.c: the connections' read buffers */
   uint64_t query_buffer_bytes; /* control.c: requests read, answers not yet written */
 

@@ -73,7 +73,7 @@ struct tks_durability {
   pthread_cond_t rotated_cv;                /* signalled when a marker is handled */
   uint64_t prune_below, pruned_below;       /* segments a checkpoint covers; removed below */
   size_t keep_bytes;   /* what an empty buffer may keep now (the writer decides) */
-  size_t writer_bytes; /* capacity of the writer's work buffer and of the journal's */
+  size_t writer_bytes; /* held by the writer's work buffer and the journal's */
 
   /* Loop thread only. */
   struct tks_buf batch; /* [u32 len][i64 recv][ticks]: the frame being built by process() */
@@ -129,7 +129,7 @@ static void buf_give_back(struct tks_buf *b, size_t keep) {
 static void queue_give_back(struct tks_durability *d, const struct tks_buf *work, size_t keep) {
   buf_give_back(&d->queue, keep);
   d->keep_bytes = keep;
-  d->writer_bytes = work->cap + tks_journal_buffer_bytes(d->j);
+  d->writer_bytes = tks_buf_bytes(work) + tks_journal_buffer_bytes(d->j);
 }
 
 static bool writer_holds_more_than(const struct tks_durability *d, const struct tks_buf *work,
@@ -209,7 +209,7 @@ static void *writer_main(void *arg) {
       if (tks_buf_append(&work, d->queue.data, d->queue.len) == 0) d->queue.len = 0;
     }
     work_ticks = d->queue.len ? work_ticks : d->queued_ticks;
-    d->writer_bytes = work.cap + tks_journal_buffer_bytes(d->j); /* what it holds meanwhile */
+    d->writer_bytes = tks_buf_bytes(&work) + tks_journal_buffer_bytes(d->j); /* meanwhile */
     uint64_t now = mono_ns();
     if (now - span_start >= IDLE_NS) {
       need_before = need_now;
@@ -464,9 +464,9 @@ uint64_t tks_durability_buffer_bytes(struct tks_server *srv) {
   struct tks_durability *d = D;
   if (!d) return 0;
   pthread_mutex_lock(&d->mu);
-  uint64_t n = d->queue.cap + d->writer_bytes;
+  uint64_t n = tks_buf_bytes(&d->queue) + d->writer_bytes;
   pthread_mutex_unlock(&d->mu);
-  return n + d->batch.cap;
+  return n + tks_buf_bytes(&d->batch);
 }
 
 /* ---- records: operations on the store, journaled among the ticks ------ */
