@@ -25,6 +25,7 @@
 #define REQUEST_MAX 4096
 #define IN_CAP (64u << 10) /* requests buffered behind a waiting `sync` before reading stops */
 #define OUT_CAP (1u << 20) /* answers queued to a client that does not read before we stop */
+#define IN_KEEP (2 * REQUEST_MAX) /* an empty request buffer larger than this is freed */
 #define REQUESTS                                                                               \
   "ping, stats, stats slabs, stats prometheus, stats text, sync, checkpoint, rollover, last, " \
   "range, "                                                                                    \
@@ -35,6 +36,7 @@ struct cconn {
   struct conn_link link;
   struct tks_server *srv;
   struct tks_buf in;
+  size_t in_counted; /* tks_buf_bytes(&in) as counted in srv->query_buffer_bytes */
   char rbuf[REQUEST_MAX + 1];
   bool closing;
   bool waiting;   /* a `sync` or `checkpoint` is not answered yet: later requests wait */
@@ -60,9 +62,17 @@ struct write_req {
   struct tks_buf buf;
 };
 
+/* memory.query_buffer_bytes follows what c->in holds. */
+static void count_in(struct cconn *c) {
+  c->srv->query_buffer_bytes += tks_buf_bytes(&c->in);
+  c->srv->query_buffer_bytes -= c->in_counted;
+  c->in_counted = tks_buf_bytes(&c->in);
+}
+
 static void on_cconn_closed(uv_handle_t *h) {
   struct cconn *c = (struct cconn *)h;
   tks_buf_finish(&c->in);
+  count_in(c);
   free(c);
 }
 
@@ -105,6 +115,7 @@ static void on_written(uv_write_t *req, int status) {
   struct cconn *c = (struct cconn *)req->handle;
   if (status < 0 && status != UV_ECANCELED)
     tks_log(TKS_LOG_DEBUG, "control write failed: %s", uv_strerror(status));
+  c->srv->query_buffer_bytes -= tks_buf_bytes(&w->buf);
   tks_buf_finish(&w->buf);
   free(w);
   /* Answers held back for a client that reads slowly can go on now. */
@@ -122,7 +133,9 @@ static void send_response(struct cconn *c, struct tks_buf *resp) {
   w->buf = *resp;
   tks_buf_init(resp);
   uv_buf_t b = uv_buf_init(w->buf.data, (unsigned)w->buf.len);
+  c->srv->query_buffer_bytes += tks_buf_bytes(&w->buf); /* until written */
   if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
+    c->srv->query_buffer_bytes -= tks_buf_bytes(&w->buf);
     tks_buf_finish(&w->buf);
     free(w);
     cconn_close(c);
@@ -308,6 +321,8 @@ static void handle_lines(struct cconn *c) {
   }
   c->in_lines = false;
   tks_buf_consume(&c->in, start);
+  if (c->in.len == 0 && c->in.cap > IN_KEEP) tks_buf_finish(&c->in); /* a burst of requests */
+  count_in(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
@@ -370,6 +385,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       cconn_close(c);
       return;
     }
+    count_in(c);
     /* The line left unfinished began in this read, unless none ended in it. */
     bool ended = memchr(buf->base, '\n', (size_t)nread) != NULL;
     if (ended || !c->partial) c->partial_since_ms = uv_now(c->srv->loop);

@@ -116,6 +116,10 @@ struct tks_server {
   uint64_t conns_closed_timeout; /* a message unfinished for ingest.message_timeout */
   uint64_t conns_closed_slow;    /* a message unfinished, under ingest.min_rate */
 
+  /* Buffers outside the store, as tks_buf_bytes counts them (memory.*). */
+  uint64_t read_buffer_bytes;  /* ingest.c: the connections' read buffers */
+  uint64_t query_buffer_bytes; /* control.c: requests read, answers not yet written */
+
   /* Holds: read with tks_server_held, changed with tks_server_hold. */
   unsigned held;
   uint64_t holds;
@@ -128,6 +132,7 @@ struct tks_server {
   uint64_t log_window_start, log_lines_in_window, log_suppressed;
   tks_hold_fn on_hold;
   tks_count_fn durable;
+  tks_count_fn journal_buffers; /* memory.journal_buffer_bytes */
   tks_evict_fn on_evict[TKS_MAX_EVICT_LISTENERS];
   unsigned nevict;
   tks_pressure_fn on_pressure;
@@ -156,6 +161,8 @@ void tks_server_stop(struct tks_server *srv);
  * the stats sections that follow the server's own, in order. */
 void tks_server_on_hold(struct tks_server *srv, tks_hold_fn fn);
 void tks_server_set_durable(struct tks_server *srv, tks_count_fn fn);
+/* Who counts the journal's buffers (memory.journal_buffer_bytes). */
+void tks_server_set_journal_buffers(struct tks_server *srv, tks_count_fn fn);
 /* Who hears of every eviction from the store (the journal records them). */
 void tks_server_on_evict(struct tks_server *srv, tks_evict_fn fn);
 /* Who seals ahead of evict_oldest and takes over limits.retention (the
@@ -324,10 +331,19 @@ int tks_durability_replay_slice(struct tks_server *srv, uint64_t deadline_ns,
                                 struct tks_load_progress *p);
 /* Flush, fsync, join; during the replay: abandons it, writing nothing. */
 void tks_durability_stop(struct tks_server *srv);
-/* The batch buffer for the ticks of one read (NULL when the journal is
- * off): ingest appends the accepted messages, then calls submit. */
-struct tks_buf *tks_durability_batch(struct tks_server *srv, int64_t recv_ns);
+/* The journal frame of the ticks of one read: begun with their receive
+ * time (false when the journal is off), then ingest names each accepted
+ * message with accept, in stream order, then calls submit.  Consecutive
+ * messages (each starting where the one before ended) are copied as one
+ * run, when the run ends, at a record (an eviction) or at submit: the
+ * bytes must stay in place until submit.  A batch that reaches
+ * TKS_JOURNAL_BATCH_MAX is submitted at once and a new one begun. */
+bool tks_durability_batch(struct tks_server *srv, int64_t recv_ns);
+void tks_durability_accept(struct tks_server *srv, const void *msg, size_t len);
 void tks_durability_submit(struct tks_server *srv);
+/* Bytes of memory the journal's buffers hold (the batch, the queue, the
+ * writer's and the journal's own), for memory.journal_buffer_bytes. */
+uint64_t tks_durability_buffer_bytes(struct tks_server *srv);
 /* True while journal writes fail (journal.on_error says what ingest does). */
 bool tks_durability_failing(const struct tks_server *srv);
 /* `sync`: calls done(ctx, durable) once every tick accepted so far is

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,10 @@
 #define QUEUE_HOLD_BYTES (64u << 20) /* hold ingest when this much waits for the disk */
 #define RETRY_NS 100000000u          /* retry a failing write after 100 ms */
 #define BATCH_NS 2000000u            /* interval/never: gather writes for up to 2 ms */
+#define WRITE_CHUNK (1u << 20)       /* the writer hands the journal this much at a time */
+#define BUF_KEEP (1u << 20)          /* an empty buffer keeps this much, or twice the recent need */
+#define IDLE_NS 1000000000u          /* "recent", and the rest after which all goes back */
+#define BATCH_HEADER (4 + sizeof(int64_t)) /* [u32 len][i64 recv] before the ticks of a batch */
 
 struct waiter {
   void (*done)(void *ctx, uint64_t durable);
@@ -67,9 +72,13 @@ struct tks_durability {
   uint64_t rotated_next;                    /* the segment the last one began */
   pthread_cond_t rotated_cv;                /* signalled when a marker is handled */
   uint64_t prune_below, pruned_below;       /* segments a checkpoint covers; removed below */
+  size_t keep_bytes;   /* what an empty buffer may keep now (the writer decides) */
+  size_t writer_bytes; /* held by the writer's work buffer and the journal's */
 
   /* Loop thread only. */
-  struct tks_buf batch;    /* the payload being built by process() */
+  struct tks_buf batch; /* [u32 len][i64 recv][ticks]: the frame being built by process() */
+  const char *run;      /* accepted ticks not yet copied into batch: [run, run + run_len) */
+  size_t run_len;
   uv_async_t wake;
   struct waiter *waiters;
   size_t nwaiters, waiters_cap;
@@ -100,18 +109,86 @@ static uint64_t mono_ns(void) { return tks_mono_ns(); }
 
 /* ---- the writer thread ---------------------------------------------- */
 
+/*
+ * The buffers between the loop and the disk (the batch, the queue, the
+ * writer's work buffer and the journal's own) grow to what a burst needs
+ * and are given back once empty: an empty buffer keeps at most keep_bytes,
+ * BUF_KEEP or twice the most the writer took in a round over the last
+ * IDLE_NS or the span before it, and after IDLE_NS with nothing to write
+ * at most BUF_KEEP.  A backlog that lasts keeps its buffers; one that
+ * ended does not stay resident.
+ */
+static size_t keep_for(size_t recent) { return recent > BUF_KEEP / 2 ? 2 * recent : BUF_KEEP; }
+
+static void buf_give_back(struct tks_buf *b, size_t keep) {
+  if (b->len == 0 && b->cap > keep) tks_buf_finish(b);
+}
+
+/* Under mu: the queue given back if it is empty and larger than keep, and
+ * the writer's figures published (memory.journal_buffer_bytes). */
+static void queue_give_back(struct tks_durability *d, const struct tks_buf *work, size_t keep) {
+  buf_give_back(&d->queue, keep);
+  d->keep_bytes = keep;
+  d->writer_bytes = tks_buf_bytes(work) + tks_journal_buffer_bytes(d->j);
+}
+
+static bool writer_holds_more_than(const struct tks_durability *d, const struct tks_buf *work,
+                                   size_t keep) {
+  return d->queue.cap > keep || work->cap > keep || tks_journal_buffer_bytes(d->j) > keep;
+}
+
+static struct timespec deadline_in(uint64_t ns) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ns += (uint64_t)ts.tv_nsec;
+  ts.tv_sec += (time_t)(ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  return ts;
+}
+
 static void *writer_main(void *arg) {
   struct tks_durability *d = arg;
   struct tks_buf work = {0};
   uint64_t work_ticks = 0, pending_ticks = 0; /* in j's buffer, not yet written */
   bool pending = false;
+  /* The most taken in a round in this IDLE_NS span and in the one before. */
+  size_t need_now = 0, need_before = 0;
+  uint64_t span_start = mono_ns();
+  pthread_setname_np(pthread_self(), "tks-journal"); /* bench/cpu.sh finds it by name */
   pthread_mutex_lock(&d->mu);
   for (;;) {
     /* Wait for work: queued frames, a sync, stop, a retry or an fsync due. */
     while (!d->stopping && d->queue.len == 0 && !pending && d->sync_wanted <= d->synced_ticks &&
            !(d->fsync != TKS_FSYNC_NEVER && d->written_ticks > d->synced_ticks) &&
            d->prune_below <= d->pruned_below) {
-      pthread_cond_wait(&d->cv, &d->mu);
+      if (!writer_holds_more_than(d, &work, BUF_KEEP)) {
+        pthread_cond_wait(&d->cv, &d->mu);
+        continue;
+      }
+      /* Buffers a burst left: back to BUF_KEEP after IDLE_NS of nothing. */
+      struct timespec ts = deadline_in(IDLE_NS);
+      if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) != ETIMEDOUT || d->queue.len) continue;
+      need_now = need_before = 0;
+      struct tks_buf queue = {0};
+      if (d->queue.len == 0) {
+        queue = d->queue;
+        d->queue = (struct tks_buf){0};
+      }
+      pthread_mutex_unlock(&d->mu); /* the loop may queue meanwhile */
+      buf_give_back(&queue, BUF_KEEP);
+      buf_give_back(&work, BUF_KEEP);
+      tks_journal_trim(d->j, BUF_KEEP);
+      /* free() keeps what lies below the top of a heap, and glibc serves
+       * buffers of a few MiB from the heap once one was freed: hand the
+       * free pages back to the OS. */
+      malloc_trim(0);
+      pthread_mutex_lock(&d->mu);
+      if (queue.cap && d->queue.cap == 0)
+        d->queue = queue; /* small enough to keep, and the loop queued nothing meanwhile */
+      else
+        tks_buf_finish(&queue);
+      queue_give_back(d, &work, BUF_KEEP);
+      uv_async_send(&d->wake); /* the loop gives back its batch */
     }
     bool stopping = d->stopping;
     if (d->fsync != TKS_FSYNC_ALWAYS && !stopping && d->sync_wanted <= d->synced_ticks &&
@@ -132,6 +209,15 @@ static void *writer_main(void *arg) {
       if (tks_buf_append(&work, d->queue.data, d->queue.len) == 0) d->queue.len = 0;
     }
     work_ticks = d->queue.len ? work_ticks : d->queued_ticks;
+    d->writer_bytes = tks_buf_bytes(&work) + tks_journal_buffer_bytes(d->j); /* meanwhile */
+    uint64_t now = mono_ns();
+    if (now - span_start >= IDLE_NS) {
+      need_before = need_now;
+      need_now = 0;
+      span_start = now;
+    }
+    if (work.len > need_now) need_now = work.len;
+    size_t keep = keep_for(need_now > need_before ? need_now : need_before);
     enum tks_fsync policy = d->fsync;
     uint64_t interval = d->fsync_interval_ns;
     bool want_sync = d->sync_wanted > d->synced_ticks || stopping;
@@ -158,6 +244,9 @@ static void *writer_main(void *arg) {
       err = tks_journal_append(d->j, work.data + off + 4, len);
       if (err) break;
       off += 4 + len;
+      /* A chunk at a time: the journal's buffer stays small however far
+       * behind the writer is (a failed write keeps the frames there). */
+      if (tks_journal_pending(d->j) >= WRITE_CHUNK && (err = tks_journal_flush(d->j, false))) break;
     }
     if (prune) {
       int r = tks_journal_remove_below(d->j, prune);
@@ -169,13 +258,16 @@ static void *writer_main(void *arg) {
     /* Ticks count as written only once every frame up to them is handed over. */
     if (!err && off == work.len && off) pending_ticks = work_ticks;
     tks_buf_consume(&work, off);
+    buf_give_back(&work, keep);
     bool do_fsync = policy == TKS_FSYNC_ALWAYS || want_sync ||
                     (policy == TKS_FSYNC_INTERVAL && since_fsync >= interval);
     if (!err && (pending || do_fsync)) err = tks_journal_flush(d->j, do_fsync);
+    tks_journal_trim(d->j, keep);
     struct tks_journal_info info;
     tks_journal_info(d->j, &info);
 
     pthread_mutex_lock(&d->mu);
+    queue_give_back(d, &work, keep);
     d->info = info;
     d->last_error = err;
     if (prune) d->pruned_below = prune;
@@ -207,13 +299,9 @@ static void *writer_main(void *arg) {
     } else if (policy == TKS_FSYNC_INTERVAL && d->written_ticks > d->synced_ticks &&
                d->queue.len == 0 && d->sync_wanted <= d->synced_ticks && !d->stopping) {
       /* Sleep until the fsync is due (or work arrives). */
-      uint64_t due = d->last_fsync_mono_ns + interval, now = mono_ns();
-      if (due > now) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (due - now);
-        ts.tv_sec += (time_t)(ns / 1000000000u);
-        ts.tv_nsec = (long)(ns % 1000000000u);
+      uint64_t due = d->last_fsync_mono_ns + interval, at = mono_ns();
+      if (due > at) {
+        struct timespec ts = deadline_in(due - at);
         pthread_cond_timedwait(&d->cv, &d->mu, &ts);
       }
     }
@@ -247,9 +335,10 @@ static void on_wake(uv_async_t *h) {
   pthread_mutex_lock(&d->mu);
   uint64_t synced = d->synced_ticks;
   int err = d->last_error;
-  size_t queued = d->queue.len;
+  size_t queued = d->queue.len, keep = d->keep_bytes;
   uint64_t rotations = d->rotations_done, next = d->rotated_next;
   pthread_mutex_unlock(&d->mu);
+  buf_give_back(&d->batch, keep > BUF_KEEP ? keep : BUF_KEEP); /* empty between reads */
   answer_waiters(d, synced);
   if (d->rotated && rotations >= d->rotated_ticket) {
     void (*fn)(void *, uint64_t) = d->rotated;
@@ -271,25 +360,92 @@ static void on_wake(uv_async_t *h) {
   if (hold != tks_server_held(srv, TKS_HOLD_JOURNAL)) tks_server_hold(srv, TKS_HOLD_JOURNAL, hold);
 }
 
-struct tks_buf *tks_durability_batch(struct tks_server *srv, int64_t recv_ns) {
-  struct tks_durability *d = D;
-  if (!d) return NULL;
+/* The batch begun: its frame length to come, then the receive time. */
+static void batch_begin(struct tks_durability *d, int64_t recv_ns) {
   d->batch.len = 0;
-  tks_buf_append(&d->batch, &recv_ns, sizeof recv_ns);
-  return &d->batch;
+  d->run_len = 0;
+  uint32_t len = 0;
+  if (tks_buf_append(&d->batch, &len, 4) || tks_buf_append(&d->batch, &recv_ns, sizeof recv_ns))
+    tks_log(TKS_LOG_ERROR, "out of memory for the journal batch");
 }
 
-/* Queues one frame for the writer thread. */
-static void queue_frame(struct tks_server *srv, struct tks_durability *d, const void *data,
-                        uint32_t len) {
+bool tks_durability_batch(struct tks_server *srv, int64_t recv_ns) {
+  (void)srv;
+  struct tks_durability *d = D;
+  if (!d) return false;
+  batch_begin(d, recv_ns);
+  return true;
+}
+
+/* The run of accepted ticks copied into the batch. */
+static void run_flush(struct tks_durability *d) {
+  if (!d->run_len) return;
+  if (tks_buf_append(&d->batch, d->run, d->run_len))
+    tks_log(TKS_LOG_ERROR, "out of memory for the journal batch");
+  d->run_len = 0;
+}
+
+/* A run begun or ended, or the batch full: tks_durability_accept's rest. */
+static __attribute__((noinline)) void accept_slow(struct tks_server *srv, struct tks_durability *d,
+                                                  const char *msg, size_t len) {
+  if (d->run_len && d->run + d->run_len == msg) {
+    d->run_len += len;
+  } else {
+    run_flush(d);
+    d->run = msg;
+    d->run_len = len;
+  }
+  if (d->batch.len + d->run_len >= TKS_JOURNAL_BATCH_MAX) { /* frames well under the frame limit */
+    int64_t recv;
+    memcpy(&recv, d->batch.data + 4, sizeof recv);
+    tks_durability_submit(srv);
+    batch_begin(d, recv);
+  }
+}
+
+void tks_durability_accept(struct tks_server *srv, const void *msg, size_t len) {
+  struct tks_durability *d = D;
+  if (!d) return;
+  /* The common case, a tick right after the one before: a leaf, no call. */
+  if (d->run_len && d->run + d->run_len == (const char *)msg &&
+      d->batch.len + d->run_len + len < TKS_JOURNAL_BATCH_MAX) {
+    d->run_len += len;
+    return;
+  }
+  accept_slow(srv, d, msg, len);
+}
+
+/* Queues one frame for the writer thread: the batch (BATCH_HEADER, then
+ * its payload) or, with batch NULL, len bytes at data.  The batch buffer is
+ * handed over whole when the queue is empty (the writer took the rest):
+ * no copy, unless the writer is behind. */
+static void queue_frame(struct tks_server *srv, struct tks_durability *d, struct tks_buf *batch,
+                        const void *data, uint32_t len) {
+  if (batch) {
+    len = (uint32_t)(batch->len - 4);
+    memcpy(batch->data, &len, 4);
+  }
   d->submitted_bytes += TKS_JOURNAL_FRAME_HEADER + len;
   pthread_mutex_lock(&d->mu);
-  int r = tks_buf_append(&d->queue, &len, 4);
-  if (r == 0) r = tks_buf_append(&d->queue, data, len);
+  int r = 0;
+  if (batch && d->queue.len == 0) {
+    struct tks_buf tmp = d->queue;
+    d->queue = *batch;
+    *batch = tmp;
+  } else if (batch) {
+    r = tks_buf_append(&d->queue, batch->data, batch->len);
+  } else {
+    r = tks_buf_append(&d->queue, &len, 4);
+    if (r == 0) r = tks_buf_append(&d->queue, data, len);
+  }
   d->queued_ticks = srv->ticks_accepted;
-  size_t queued = d->queue.len;
+  size_t queued = d->queue.len, keep = d->keep_bytes;
   pthread_cond_signal(&d->cv);
   pthread_mutex_unlock(&d->mu);
+  if (batch) {
+    batch->len = 0;
+    if (batch->cap > (keep > BUF_KEEP ? keep : BUF_KEEP)) tks_buf_finish(batch);
+  }
   if (r) tks_log(TKS_LOG_ERROR, "out of memory queueing %u journal bytes", len);
   if (queued > QUEUE_HOLD_BYTES && !tks_server_held(srv, TKS_HOLD_JOURNAL))
     tks_server_hold(srv, TKS_HOLD_JOURNAL, true); /* the disk is behind */
@@ -297,9 +453,20 @@ static void queue_frame(struct tks_server *srv, struct tks_durability *d, const 
 
 void tks_durability_submit(struct tks_server *srv) {
   struct tks_durability *d = D;
-  if (!d || d->batch.len <= sizeof(int64_t)) return;
-  queue_frame(srv, d, d->batch.data, (uint32_t)d->batch.len);
+  if (!d) return;
+  run_flush(d);
+  if (d->batch.len > BATCH_HEADER) queue_frame(srv, d, &d->batch, NULL, 0);
   d->batch.len = 0;
+}
+
+uint64_t tks_durability_buffer_bytes(struct tks_server *srv) {
+  (void)srv;
+  struct tks_durability *d = D;
+  if (!d) return 0;
+  pthread_mutex_lock(&d->mu);
+  uint64_t n = tks_buf_bytes(&d->queue) + d->writer_bytes;
+  pthread_mutex_unlock(&d->mu);
+  return n + tks_buf_bytes(&d->batch);
 }
 
 /* ---- records: operations on the store, journaled among the ticks ------ */
@@ -320,13 +487,14 @@ static void queue_record(struct tks_server *srv, const struct tks_oprec *rec) {
   if (!len) return;
   /* The ticks of this read before it go first: their frame ends here and
    * the rest of the read begins a new one with the same receive time. */
-  if (d->batch.len > sizeof(int64_t)) {
+  run_flush(d);
+  if (d->batch.len > BATCH_HEADER) {
     int64_t recv;
-    memcpy(&recv, d->batch.data, sizeof recv);
+    memcpy(&recv, d->batch.data + 4, sizeof recv);
     tks_durability_submit(srv);
-    tks_buf_append(&d->batch, &recv, sizeof recv);
+    batch_begin(d, recv);
   }
-  queue_frame(srv, d, frame, (uint32_t)len);
+  queue_frame(srv, d, NULL, frame, (uint32_t)len);
   d->records++;
 }
 

@@ -112,6 +112,7 @@ static unsigned count_from(const uint8_t ip[16], unsigned limit) {
 
 static void on_conn_closed(uv_handle_t *h) {
   struct conn *c = (struct conn *)h;
+  if (c->buf) c->srv->read_buffer_bytes -= c->cap;
   free(c->buf);
   free(c);
 }
@@ -154,7 +155,7 @@ static bool process(struct conn *c) {
   bool refusing = failing && srv->cfg.journal.on_error == TKS_ON_ERROR_REJECT;
   if (failing && !refusing && !tks_server_held(srv, TKS_HOLD_JOURNAL))
     tks_server_hold(srv, TKS_HOLD_JOURNAL, true);
-  struct tks_buf *jb = tks_durability_batch(srv, now);
+  bool journal = tks_durability_batch(srv, now);
   bool closed = false;
   /* Ticks refused for the journal are decoded (protocol errors still close
    * the stream) but not interned: a refused tick adds no symbol. */
@@ -196,12 +197,8 @@ static bool process(struct conn *c) {
         tks_server_log_limited(srv, "tick from %s rejected: bad_value (its undeclared fields need more than a slab page, store.page_size)", c->peer);
       } else if (a == TKS_ADMIT_STORED) {
         srv->ticks_accepted++;
-        if (jb && tks_buf_append(jb, p + off, res.consumed) != 0)
-          tks_log(TKS_LOG_ERROR, "out of memory for the journal batch");
-        if (jb && jb->len >= TKS_JOURNAL_BATCH_MAX) { /* keep frames well under the frame limit */
-          tks_durability_submit(srv);
-          jb = tks_durability_batch(srv, now);
-        }
+        /* A run of accepted ticks is copied at once, when it ends. */
+        if (journal) tks_durability_accept(srv, p + off, res.consumed);
       } else {
         srv->rejected[TKS_REASON_STORE_FULL]++;
         tks_server_log_limited(srv, "tick from %s rejected: store_full (no memory for the record)",
@@ -410,6 +407,7 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     return;
   }
+  srv->read_buffer_bytes += c->cap;
   srv->conns_current++;
   srv->conns_total++;
   conn_list_add(&I.conns, &c->link);

@@ -130,6 +130,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 static void wire(struct tks_server *srv) {
   tks_server_on_hold(srv, tks_ingest_on_hold);
   tks_server_set_durable(srv, tks_durability_durable);
+  tks_server_set_journal_buffers(srv, tks_durability_buffer_bytes);
   tks_server_on_evict(srv, tks_durability_on_evict);
   tks_server_on_evict(srv, tks_archiver_on_evict);
   tks_server_on_pressure(srv, tks_archiver_on_pressure);

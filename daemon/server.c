@@ -102,6 +102,9 @@ void tks_server_stop(struct tks_server *srv) {
 
 void tks_server_on_hold(struct tks_server *srv, tks_hold_fn fn) { srv->on_hold = fn; }
 void tks_server_set_durable(struct tks_server *srv, tks_count_fn fn) { srv->durable = fn; }
+void tks_server_set_journal_buffers(struct tks_server *srv, tks_count_fn fn) {
+  srv->journal_buffers = fn;
+}
 void tks_server_on_pressure(struct tks_server *srv, tks_pressure_fn fn) { srv->on_pressure = fn; }
 void tks_server_on_retain(struct tks_server *srv, tks_retain_fn fn) { srv->on_retain = fn; }
 void tks_server_on_evict(struct tks_server *srv, tks_evict_fn fn) {
@@ -273,9 +276,17 @@ static const struct tks_stat ST_MEMORY_SYMBOL_BYTES = TKS_STAT(
     "memory.symbol_bytes", GAUGE, BYTES, "Bytes of the symbol, string and field-name tables");
 static const struct tks_stat ST_MEMORY_INDEX_BYTES = TKS_STAT("memory.index_bytes", GAUGE, BYTES,
                                                               "Bytes of the per-symbol index");
+static const struct tks_stat ST_MEMORY_JOURNAL_BUFFER_BYTES = TKS_STAT(
+    "memory.journal_buffer_bytes", GAUGE, BYTES,
+    "Bytes of the journal's buffers: the batch, the queue, the writer's and the journal's");
+static const struct tks_stat ST_MEMORY_READ_BUFFER_BYTES = TKS_STAT(
+    "memory.read_buffer_bytes", GAUGE, BYTES, "Bytes of the ingest connections' read buffers");
+static const struct tks_stat ST_MEMORY_QUERY_BUFFER_BYTES = TKS_STAT(
+    "memory.query_buffer_bytes", GAUGE, BYTES,
+    "Bytes of control connections' buffers: requests read, answers not yet written");
 static const struct tks_stat ST_MEMORY_TOTAL_BYTES = TKS_STAT(
     "memory.total_bytes", GAUGE, BYTES,
-    "Bytes the store holds: slab pages, symbol tables and index");
+    "Bytes the daemon holds: slab pages, symbol tables, index and buffers");
 static const struct tks_stat ST_MEMORY_BYTES_PER_TICK = TKS_STAT(
     "memory.bytes_per_tick", GAUGE, BYTES_PER_TICK, "memory.total_bytes divided by ticks stored");
 static const struct tks_stat ST_SYMBOLS_COUNT = TKS_STAT("symbols.count", GAUGE, NONE,
@@ -317,15 +328,20 @@ void tks_server_unintern(struct tks_server *srv, struct tks_intern_mark m) {
   tks_symtab_truncate(srv->names, m.names);
 }
 
-/* memory.total_bytes: slab pages, symbol tables and index. */
+/* memory.total_bytes: slab pages, symbol tables, index and the buffers. */
 static uint64_t symbol_bytes(const struct tks_server *srv) {
   return tks_symtab_bytes(srv->symbols) + tks_symtab_bytes(srv->strings) +
          tks_symtab_bytes(srv->names);
 }
 
-static uint64_t total_bytes(const struct tks_server *srv) {
+static uint64_t journal_buffer_bytes(struct tks_server *srv) {
+  return srv->journal_buffers ? srv->journal_buffers(srv) : 0;
+}
+
+static uint64_t total_bytes(const struct tks_server *srv, uint64_t journal) {
   return tks_slab_bytes_allocated(srv->slab) + symbol_bytes(srv) +
-         tks_store_index_bytes(srv->store);
+         tks_store_index_bytes(srv->store) + journal + srv->read_buffer_bytes +
+         srv->query_buffer_bytes;
 }
 
 static uint64_t rate_1s(const struct tks_server *srv) {
@@ -338,7 +354,7 @@ void tks_server_summary(struct tks_server *srv, struct tks_server_summary *out) 
   *out = (struct tks_server_summary){
       .rate_1s = rate_1s(srv),
       .ticks_stored = tks_store_ticks(srv->store),
-      .memory_bytes = total_bytes(srv),
+      .memory_bytes = total_bytes(srv, journal_buffer_bytes(srv)),
       .connections = srv->conns_current,
   };
 }
@@ -415,7 +431,8 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   tks_stat_u64(st, &ST_CONNECTIONS_CLOSED_SLOW, srv->conns_closed_slow);
 
   uint64_t slab = tks_slab_bytes_allocated(srv->slab);
-  uint64_t total = total_bytes(srv);
+  uint64_t journal = journal_buffer_bytes(srv);
+  uint64_t total = total_bytes(srv, journal);
   uint64_t ticks = tks_store_ticks(srv->store);
   tks_stat_u64(st, &ST_MEMORY_RSS_BYTES, tks_rss_bytes());
   tks_stat_u64(st, &ST_MEMORY_HUGE_BYTES, tks_anon_huge_bytes());
@@ -423,6 +440,9 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   tks_stat_u64(st, &ST_MEMORY_SLAB_USED_BYTES, tks_slab_bytes_used(srv->slab));
   tks_stat_u64(st, &ST_MEMORY_SYMBOL_BYTES, symbol_bytes(srv));
   tks_stat_u64(st, &ST_MEMORY_INDEX_BYTES, tks_store_index_bytes(srv->store));
+  tks_stat_u64(st, &ST_MEMORY_JOURNAL_BUFFER_BYTES, journal);
+  tks_stat_u64(st, &ST_MEMORY_READ_BUFFER_BYTES, srv->read_buffer_bytes);
+  tks_stat_u64(st, &ST_MEMORY_QUERY_BUFFER_BYTES, srv->query_buffer_bytes);
   tks_stat_u64(st, &ST_MEMORY_TOTAL_BYTES, total);
   tks_stat_f64(st, &ST_MEMORY_BYTES_PER_TICK, ticks ? (double)total / (double)ticks : 0.0);
 

@@ -353,6 +353,15 @@ int tks_journal_append(struct tks_journal *j, const void *payload, size_t len) {
 
 size_t tks_journal_pending(const struct tks_journal *j) { return j->len; }
 
+size_t tks_journal_buffer_bytes(const struct tks_journal *j) { return j->cap; }
+
+void tks_journal_trim(struct tks_journal *j, size_t keep) {
+  if (j->len || j->cap <= keep) return;
+  free(j->buf);
+  j->buf = NULL;
+  j->cap = 0;
+}
+
 void tks_journal_set_max_bytes(struct tks_journal *j, uint64_t max_bytes) {
   j->max_bytes = max_bytes;
 }

@@ -69,6 +69,11 @@ void tks_journal_close(struct tks_journal *j);
 int tks_journal_append(struct tks_journal *j, const void *payload, size_t len);
 /* Bytes buffered and not yet written. */
 size_t tks_journal_pending(const struct tks_journal *j);
+/* Bytes of memory the write buffer holds (its capacity, written or not). */
+size_t tks_journal_buffer_bytes(const struct tks_journal *j);
+/* Frees the write buffer if it holds no frame and more than keep bytes.
+ * (A flush that empties it frees it anyway when it is over 8 MiB.) */
+void tks_journal_trim(struct tks_journal *j, size_t keep);
 
 /*
  * A failed fsync is sticky: every later flush that asks for an fsync fails

@@ -346,14 +346,18 @@ void tks_buf_finish(struct tks_buf *b) {
 }
 
 int tks_buf_reserve(struct tks_buf *b, size_t extra) {
-  if (b->cap - b->len > extra) return 0; /* keep room for a NUL */
-  size_t want = b->len + extra + 1;
+  size_t want = b->len + extra + 1; /* room for a NUL */
+  if (b->cap - b->len > extra) {
+    if (want > b->peak) b->peak = want;
+    return 0;
+  }
   size_t cap = b->cap ? b->cap : 256;
   while (cap < want) cap *= 2;
   char *p = realloc(b->data, cap);
   if (!p) return -ENOMEM;
   b->data = p;
   b->cap = cap;
+  b->peak = want;
   return 0;
 }
 
@@ -408,6 +412,8 @@ int tks_buf_json_string(struct tks_buf *b, const char *s, size_t n) {
   b->data[b->len] = '\0';
   return 0;
 }
+
+size_t tks_buf_bytes(const struct tks_buf *b) { return b->data ? b->peak : 0; }
 
 void tks_buf_consume(struct tks_buf *b, size_t n) {
   if (n >= b->len) {

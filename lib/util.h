@@ -92,6 +92,7 @@ struct tks_buf {
   char *data;
   size_t len;
   size_t cap;
+  size_t peak; /* the most bytes written since data was allocated (room reserved counts) */
 };
 
 void tks_buf_init(struct tks_buf *b);
@@ -106,6 +107,10 @@ int tks_buf_printf(struct tks_buf *b, const char *fmt, ...)
 int tks_buf_json_string(struct tks_buf *b, const char *s, size_t n);
 /* Drops the first n bytes, keeping the rest. */
 void tks_buf_consume(struct tks_buf *b, size_t n);
+/* The bytes of memory b holds: what it ever held since data was allocated,
+ * not the capacity past it, which was never touched (a large allocation
+ * takes no memory until written).  0 once finished. */
+size_t tks_buf_bytes(const struct tks_buf *b);
 
 /* fsync(2) of a directory, so that entries created, renamed or removed in it
  * are durable (a rename is not, until its directory is synced).  Returns 0

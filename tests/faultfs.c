@@ -7,7 +7,10 @@
  *   FAULTFS_DIR     the directory (a prefix of the file's /proc/self/fd path)
  *   FAULTFS_OPS     which calls fail: a comma list of write, pwrite, fsync,
  *                   fdatasync ("sync" is both fsync and fdatasync)
- *   FAULTFS_ERRNO   EIO (default) or ENOSPC
+ *   FAULTFS_ERRNO   EIO (default), ENOSPC, or none: the calls succeed (slowed
+ *                   by FAULTFS_DELAY_MS)
+ *   FAULTFS_DELAY_MS milliseconds each matching call sleeps first (0), as a
+ *                   slow disk would
  *   FAULTFS_AFTER   matching calls that succeed before the first failure (0)
  *   FAULTFS_TIMES   failures, then calls succeed again (0: fail forever)
  *   FAULTFS_ARM     if set, a file: calls fail only while it exists, and
@@ -41,7 +44,7 @@ static struct {
   size_t dir_len;
   char arm[PATH_MAX];
   int ops, err;
-  long after, times;
+  long after, times, delay_ms;
   atomic_long calls;
 } F;
 
@@ -70,7 +73,9 @@ static void setup(void) {
       if (p == o || p[-1] == ',') F.ops |= OP_FSYNC | OP_FDATASYNC;
   }
   const char *e = getenv("FAULTFS_ERRNO");
-  F.err = e && strcmp(e, "ENOSPC") == 0 ? ENOSPC : EIO;
+  F.err = e && strcmp(e, "ENOSPC") == 0 ? ENOSPC : e && strcmp(e, "none") == 0 ? 0 : EIO;
+  const char *dl = getenv("FAULTFS_DELAY_MS");
+  F.delay_ms = dl ? strtol(dl, NULL, 10) : 0;
   const char *a = getenv("FAULTFS_AFTER");
   F.after = a ? strtol(a, NULL, 10) : 0;
   const char *arm = getenv("FAULTFS_ARM");
@@ -95,6 +100,8 @@ static int should_fail(int op, int fd) {
   if (F.arm[0] && access(F.arm, F_OK) != 0) return 0;
   long k = atomic_fetch_add(&F.calls, 1);
   if (k < F.after || (F.times > 0 && k >= F.after + F.times)) return 0;
+  if (F.delay_ms > 0) usleep((useconds_t)F.delay_ms * 1000);
+  if (!F.err) return 0;
   errno = F.err;
   return 1;
 }

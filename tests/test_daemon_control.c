@@ -710,6 +710,46 @@ TEST_TIMEOUT(a_client_that_never_reads_its_answers_cannot_grow_the_daemon, 120) 
   daemon_cleanup(&d);
 }
 
+/* Polls until the stat is at most `most` or timeout_ms pass; returns the
+ * last value seen. */
+static uint64_t wait_stat_at_most(const struct tks_daemon *d, const char *path, uint64_t most,
+                                  int timeout_ms) {
+  uint64_t v = daemon_stat(d, path);
+  for (uint64_t until = now_ms() + (uint64_t)timeout_ms; v > most && now_ms() < until; sleep_ms(50))
+    v = daemon_stat(d, path);
+  return v;
+}
+
+/* A read buffer is counted while its connection is open, and answers a
+ * client leaves unread while they wait; both leave the count when the
+ * connection closes. */
+TEST_TIMEOUT(read_and_query_buffers_are_counted_while_held, 120) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  send_aapl_ticks(&d, 10000);
+  ASSERT_U64_EQ(wait_stat_at_most(&d, "memory.read_buffer_bytes", 0, 5000), 0);
+  uint64_t query0 = daemon_stat(&d, "memory.query_buffer_bytes");
+  int in = daemon_connect_ingest(&d);
+  ASSERT_U64_EQ(daemon_wait_stat(&d, "memory.read_buffer_bytes", 256u << 10, 5000), 256u << 10);
+  int fd = control_connect(d.sock);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  const char *q = "last AAPL 10000\n"; /* ~1 MB of answer each; never read */
+  for (int i = 0; i < 8; i++) ASSERT_EQ(send(fd, q, strlen(q), MSG_NOSIGNAL), (ssize_t)strlen(q));
+  uint64_t held = daemon_wait_stat(&d, "memory.query_buffer_bytes", query0 + (1u << 20), 5000);
+  if (held < query0 + (1u << 20))
+    TEST_FAIL("memory.query_buffer_bytes %llu with unread answers (%llu before)",
+              (unsigned long long)held, (unsigned long long)query0);
+  close(fd);
+  close(in);
+  ASSERT_U64_EQ(wait_stat_at_most(&d, "memory.read_buffer_bytes", 0, 5000), 0);
+  uint64_t after = wait_stat_at_most(&d, "memory.query_buffer_bytes", query0 + 4096, 5000);
+  if (after > query0 + 4096)
+    TEST_FAIL("memory.query_buffer_bytes %llu after the client left (%llu before, %llu held)",
+              (unsigned long long)after, (unsigned long long)query0, (unsigned long long)held);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  daemon_cleanup(&d);
+}
+
 /* ---- the stats names against README.md's table, both ways ---- */
 
 #define MAX_NAMES 1024

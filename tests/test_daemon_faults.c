@@ -71,8 +71,10 @@ static long long sync_now(const struct tks_daemon *d, int timeout_ms) {
 
 /* Starts a daemon (fsync: always) with faultfs failing `ops` with `err`
  * on its journal directory, `times` times (0: for as long as armed), once
- * armed.  Skips where the seam cannot be loaded. */
-static void start_faulty(struct faulty *f, const char *ops, const char *err, int times) {
+ * armed, each call slowed by delay_ms ("none" for err: slowed only).
+ * Skips where the seam cannot be loaded. */
+static void start_faulty(struct faulty *f, const char *ops, const char *err, int times,
+                         int delay_ms) {
   /* $FAULTFS_LIB (meson sets it), else next to this executable. */
   const char *lib = getenv("FAULTFS_LIB");
   static char here[4000];
@@ -102,6 +104,7 @@ static void start_faulty(struct faulty *f, const char *ops, const char *err, int
   snprintf(f->env[n++], sizeof f->env[0], "FAULTFS_ERRNO=%s", err);
   snprintf(f->env[n++], sizeof f->env[0], "FAULTFS_TIMES=%d", times);
   snprintf(f->env[n++], sizeof f->env[0], "FAULTFS_ARM=%s", f->arm);
+  snprintf(f->env[n++], sizeof f->env[0], "FAULTFS_DELAY_MS=%d", delay_ms);
   if (UNDER_ASAN) {
     /* The seam comes before the ASan runtime in the library list. */
     const char *o = getenv("ASAN_OPTIONS");
@@ -152,7 +155,7 @@ static void durable_stays_at_most(const struct faulty *f, uint64_t most, const c
  * written since the last good fsync is ever counted durable, until restart. */
 static void fsync_failure_is_sticky(const char *err) {
   struct faulty f;
-  start_faulty(&f, "fsync,fdatasync", err, 1);
+  start_faulty(&f, "fsync,fdatasync", err, 1, 0);
   send_ticks(&f.d, 0, FIRST);
   ASSERT_EQ(sync_now(&f.d, 10000), FIRST);
   arm(&f);
@@ -198,7 +201,7 @@ TEST_TIMEOUT(an_fsync_enospc_is_sticky_and_nothing_after_it_is_ever_durable, 60)
  * they succeed again (and are fsynced) the held ticks are, exactly once. */
 static void write_failure_holds_durability(const char *ops, const char *err) {
   struct faulty f;
-  start_faulty(&f, ops, err, 0);
+  start_faulty(&f, ops, err, 0, 0);
   send_ticks(&f.d, 0, FIRST);
   ASSERT_EQ(sync_now(&f.d, 10000), FIRST);
   arm(&f);
@@ -230,6 +233,50 @@ TEST_TIMEOUT(a_write_eio_holds_durability_until_writes_and_an_fsync_succeed, 60)
 
 TEST_TIMEOUT(a_write_enospc_holds_durability_until_writes_and_an_fsync_succeed, 60) {
   write_failure_holds_durability("write,pwrite", "ENOSPC");
+}
+
+/* stats text's value of path in text, as a number. */
+static uint64_t stat_in(const char *text, const char *path) {
+  char v[64];
+  if (stats_text_lookup(text, path, v, sizeof v) != 0) TEST_FAIL("no %s in stats", path);
+  return strtoull(v, NULL, 10);
+}
+
+/* A slow disk (each journal write 150 ms while armed): the ticks the writer
+ * is behind on wait in the journal's buffers, counted in
+ * memory.journal_buffer_bytes and memory.total_bytes; once it caught up
+ * and a second passed with nothing to write, the buffers are given back. */
+TEST_TIMEOUT(journal_buffers_are_counted_while_ticks_wait_and_given_back_after, 60) {
+  struct faulty f;
+  start_faulty(&f, "write,pwrite", "none", 0, 150);
+  send_ticks(&f.d, 0, FIRST);
+  ASSERT_EQ(sync_now(&f.d, 10000), FIRST);
+  arm(&f);
+  const int64_t n = 200000; /* about 8 MB of ticks */
+  send_ticks(&f.d, FIRST, FIRST + n);
+  char *st = daemon_request(&f.d, "stats text");
+  ASSERT(st);
+  uint64_t waiting = stat_in(st, "memory.journal_buffer_bytes");
+  if (waiting < (4u << 20))
+    TEST_FAIL("memory.journal_buffer_bytes %llu with ~8 MB of ticks behind a slow disk\n%s",
+              (unsigned long long)waiting, st);
+  ASSERT_U64_EQ(stat_in(st, "memory.total_bytes"), stat_in(st, "memory.slab_bytes") +
+                                                       stat_in(st, "memory.symbol_bytes") +
+                                                       stat_in(st, "memory.index_bytes") + waiting +
+                                                       stat_in(st, "memory.read_buffer_bytes") +
+                                                       stat_in(st, "memory.query_buffer_bytes"));
+  free(st);
+  disarm(&f);
+  ASSERT_EQ(sync_now(&f.d, 20000), FIRST + n);
+  /* Given back: at most 1 MiB each of batch, queue, work and journal buffer. */
+  uint64_t left = waiting;
+  for (uint64_t until = now_ms() + 10000; now_ms() < until && left > (4u << 20); sleep_ms(100))
+    left = daemon_stat(&f.d, "memory.journal_buffer_bytes");
+  if (left > (4u << 20))
+    TEST_FAIL("memory.journal_buffer_bytes still %llu (was %llu) 10 s after the journal caught up",
+              (unsigned long long)left, (unsigned long long)waiting);
+  ASSERT_EQ(daemon_stop(&f.d, SIGTERM), 0);
+  daemon_cleanup(&f.d);
 }
 
 TEST_MAIN()

@@ -211,6 +211,21 @@ TEST(buffer_grows_and_consumes) {
   tks_buf_finish(&b);
 }
 
+TEST(buffer_bytes_are_what_was_written_since_allocated_not_the_capacity) {
+  struct tks_buf b = {0};
+  ASSERT_U64_EQ(tks_buf_bytes(&b), 0);
+  char chunk[3000] = {0};
+  for (int i = 0; i < 3; i++) ASSERT_EQ(tks_buf_append(&b, chunk, sizeof chunk), 0);
+  ASSERT_U64_EQ(tks_buf_bytes(&b), 9001); /* and its NUL; the capacity is 16384 */
+  ASSERT(b.cap > 9001);
+  tks_buf_consume(&b, b.len); /* what was written stays held */
+  ASSERT_U64_EQ(tks_buf_bytes(&b), 9001);
+  ASSERT_EQ(tks_buf_append(&b, chunk, 10), 0);
+  ASSERT_U64_EQ(tks_buf_bytes(&b), 9001);
+  tks_buf_finish(&b);
+  ASSERT_U64_EQ(tks_buf_bytes(&b), 0);
+}
+
 TEST(json_strings_escape_quotes_and_control_bytes) {
   struct tks_buf b = {0};
   ASSERT_EQ(tks_buf_json_string(&b, "a\"b\\c\n\x01", 7), 0);
