@@ -34,6 +34,7 @@
 #include "dirlock.h"
 #include "journal.h"
 #include "oprec.h"
+#include "shape.h"
 
 #define QUEUE_HOLD_BYTES (64u << 20) /* hold ingest when this much waits for the disk */
 #define RETRY_NS 100000000u          /* retry a failing write after 100 ms */
@@ -661,6 +662,7 @@ struct replay_ctx {
   struct tks_server *srv;
   uint64_t ticks, rejected, frames;
   uint64_t records, evicted, sealed, bad_records;
+  struct tks_shape_cache shape; /* the replay's, as a connection's */
   struct {
     uint64_t seal;
     int64_t cut;
@@ -755,7 +757,10 @@ static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len)
   struct tks_decode_result res = {.dyn = &dyn};
   while (off < n) {
     struct tks_intern_mark mark = tks_server_intern_mark(srv);
-    enum tks_decode_status st = tks_decode(&srv->decoder, p + off, n - off, recv_ns, record, &res);
+    /* Through a shape cache, as ingest decodes: the journal holds the
+     * ticks as the clients sent them, the same shapes over and over. */
+    enum tks_decode_status st =
+        tks_shape_decode(&rc->shape, &srv->decoder, p + off, n - off, recv_ns, record, &res);
     if (st != TKS_DECODE_OK && st != TKS_DECODE_DYNAMIC)
       tks_server_unintern(srv, mark); /* a table filled part-way (too_many_symbols) */
     if (st == TKS_DECODE_NEED_MORE || st == TKS_DECODE_ERROR) {
