@@ -948,3 +948,48 @@ pid_t harness_child_of(pid_t parent, int timeout_ms) {
   } while (now_ms() < deadline);
   return 0;
 }
+
+char *daemon_request_big(const struct tks_daemon *d, const char *req, int timeout_ms) {
+  int fd = control_connect(d->sock);
+  if (fd < 0) return NULL;
+  size_t rl = strlen(req);
+  char *line = malloc(rl + 2);
+  if (!line) {
+    close(fd);
+    return NULL;
+  }
+  memcpy(line, req, rl);
+  line[rl] = '\n';
+  int sent = send_all(fd, line, rl + 1);
+  free(line);
+  size_t cap = 1 << 16, len = 0;
+  char *buf = sent == 0 ? malloc(cap) : NULL;
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  bool complete = false;
+  while (buf && !complete && now_ms() < deadline) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int pr = poll(&pfd, 1, 1000);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr == 0) continue;
+    if (pr < 0) break;
+    if (cap - len < (1 << 15)) {
+      char *more = realloc(buf, cap * 2);
+      if (!more) break;
+      buf = more;
+      cap *= 2;
+    }
+    ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (r <= 0) break;
+    size_t from = len ? len - 1 : 0;
+    len += (size_t)r;
+    complete = memmem(buf + from, len - from, "\n\n", 2) != NULL;
+  }
+  close(fd);
+  if (!complete) {
+    free(buf);
+    return NULL;
+  }
+  buf[len] = '\0';
+  return buf;
+}

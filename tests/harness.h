@@ -95,6 +95,10 @@ int control_connect(const char *path);
  * response's terminating empty line.  Returns the response, "\n\n"
  * included, malloc'd; NULL if the connection fails or times out. */
 char *daemon_request(const struct tks_daemon *d, const char *req);
+/* The same for an answer of any size (a long range): reads until its
+ * empty line, scanning only what is new, for up to timeout_ms.  NULL if
+ * the connection fails or the answer is not complete in time. */
+char *daemon_request_big(const struct tks_daemon *d, const char *req, int timeout_ms);
 /* Reads from fd until `count` occurrences of needle were read (count 0:
  * until EOF), EOF, or timeout.  Returns what was read (never NULL);
  * *eof (if given) tells whether EOF (or a reset) was seen. */

@@ -108,37 +108,9 @@ static char *ask(const struct tks_daemon *d, const char *req) {
 /* The same for a large answer: reads until its empty line, scanning only
  * what is new. */
 static char *ask_big(const struct tks_daemon *d, const char *req) {
-  int fd = control_connect(d->sock);
-  if (fd < 0) TEST_FAIL("connect: %s", strerror(errno));
-  char line[256];
-  FMT(line, "%s\n", req);
-  if (send_all(fd, line, strlen(line)) != 0) TEST_FAIL("send: %s", strerror(errno));
-  size_t cap = 1 << 16, len = 0;
-  char *buf = malloc(cap);
-  ASSERT(buf);
-  uint64_t deadline = now_ms() + 60000;
-  bool complete = false;
-  while (!complete && now_ms() < deadline) {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int pr = poll(&pfd, 1, 1000);
-    if (pr < 0 && errno == EINTR) continue;
-    if (pr == 0) continue;
-    if (pr < 0) break;
-    if (cap - len < (1 << 15)) {
-      buf = realloc(buf, cap *= 2);
-      ASSERT(buf);
-    }
-    ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (r <= 0) break;
-    size_t from = len ? len - 1 : 0;
-    len += (size_t)r;
-    complete = memmem(buf + from, len - from, "\n\n", 2) != NULL;
-  }
-  buf[len] = '\0';
-  close(fd);
-  if (!complete) fail_with_log(d, req);
-  return buf;
+  char *r = daemon_request_big(d, req, 60000);
+  if (!r) fail_with_log(d, req);
+  return r;
 }
 
 /* `checkpoint`: the answer's figures, or fails. */
