@@ -1,14 +1,29 @@
 /*
  * The tick store.  Each symbol has up to three series, one per
- * representation: slotted records (the schema's fixed layout); overflow
- * entries, a slotted record followed by a pointer to an overflow map (a
- * dynamic object of the fields the schema does not declare: fallback
- * mode); and dynamic entries (ts, object pointer, symbol: 24 bytes; the
- * object holds every field: dynamic mode).  Objects are slab chunks.  A series is a doubly linked chain of blocks in time
- * order; a block is one slab chunk: a 32-byte header, then entries sorted
- * by ts.  Appending in order touches only the tail block; a late tick is
- * inserted by binary search into the block that covers its ts, splitting
- * the block when it is full.  Blocks grow from TKS_STORE_BLOCK_MIN to
+ * representation: slotted records (the schema's fields); overflow entries,
+ * a slotted record and a pointer to an overflow map (a dynamic object of
+ * the fields the schema does not declare: fallback mode); and dynamic
+ * entries (ts and a pointer to an object holding every field: dynamic
+ * mode).  Objects are slab chunks.  A series is a doubly linked chain of
+ * blocks in time order; a block is one slab chunk: a 40-byte header, then
+ * entries sorted by ts.
+ *
+ * Entries are packed: each block has a layout, the bytes each field takes
+ * in it, and every entry of the block has that layout, so entry i is at
+ * i * size (O(1) access by position, as unpacked records).  The series key
+ * is not stored (it is the series'); ts is stored relative to the block's
+ * base ts; an integer field takes the bytes its largest value in the block
+ * needs (0 when it is 0 in every entry); floats and pointers take 8.  A
+ * value that does not fit widens the block's layout (its entries are
+ * rewritten in place, and moved into new blocks where they no longer fit);
+ * a new tail block starts with its predecessor's layout, so a steady stream
+ * widens nothing.  Layouts are interned per representation.  Outside the
+ * store an entry has its unpacked form (tks_store_entry_size): queries,
+ * walks and the eviction observer see unpacked copies.
+ *
+ * Appending in order touches only the tail block; a late tick is inserted
+ * by binary search into the block that covers its ts, splitting the block
+ * when it is full.  Blocks grow from TKS_STORE_BLOCK_MIN to
  * TKS_STORE_BLOCK_MAX bytes.  Queries merge the series of a symbol by ts.
  * Eviction (memory limits, retention) frees whole head blocks: the oldest
  * across all series through a heap of head blocks, or every block older
@@ -19,6 +34,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,32 +43,83 @@
 
 struct block {
   struct block *prev, *next;
-  uint32_t count; /* entries held */
-  uint32_t cap;   /* entries that fit */
-  uint32_t bytes; /* chunk size asked of the slab */
-  uint32_t pad;
-  /* entries follow */
+  uint32_t count;  /* entries held */
+  uint32_t cap;    /* entries that fit, in its layout */
+  uint32_t bytes;  /* chunk size asked of the slab */
+  uint16_t layout; /* index in its set's layouts */
+  uint16_t pad;
+  int64_t base; /* an entry's ts is base plus its stored delta */
+  /* entries follow, then at least SLACK bytes */
 };
-_Static_assert(sizeof(struct block) == 32, "block header is 32 bytes");
+_Static_assert(sizeof(struct block) == 40, "block header is 40 bytes");
+
+/* Bytes after a block's last entry: a field is read as one 8-byte load,
+ * which may run past the entry. */
+#define SLACK 8
+
+/* How a field is packed: ts (signed, relative to the block's base), a
+ * signed or unsigned integer (the bytes its value needs), or raw (all 8
+ * bytes: floats, pointers). */
+enum pkind { PK_TS, PK_SIGNED, PK_UNSIGNED, PK_RAW };
+
+/* A field of an entry's unpacked form. */
+struct pfield {
+  uint16_t off; /* in the unpacked entry */
+  uint8_t size; /* 1, 4 or 8 bytes there */
+  uint8_t kind; /* enum pkind */
+  int field;    /* the schema's field, or -1 (an object pointer) */
+};
+
+#define PF_MAX (TKS_SCHEMA_MAX_FIELDS + 1) /* the fields and an overflow pointer */
+#define LAYOUT_MAX 4096                    /* per set; then the widest is used */
+
+/* How a layout packs one field, gathered for the hot paths: where it is
+ * unpacked (src, size) and packed (dst), the mask of its bytes, the bias
+ * that tests a signed value's range, the shift that sign-extends it, and
+ * for ts the mask that makes it relative to the block's base. */
+struct lfield {
+  uint64_t lim, hi, bias; /* hi: ~lim, the bits a value must not have once biased */
+  uint16_t src, dst;
+  uint8_t sh;
+};
+
+/* A packed layout: the bytes of each field and their offsets (in the set's
+ * field order, no padding). */
+struct layout {
+  uint64_t entries; /* held in blocks of this layout */
+  uint32_t size;    /* bytes of a packed entry, at least 1 */
+  uint8_t w[PF_MAX];
+  struct lfield f[PF_MAX];
+};
 
 struct series {
   struct block *head, *tail;
   uint64_t count;
+  int64_t last;          /* the newest ts, while count > 0 */
   struct block **blocks; /* the chain as an array, for binary search */
   uint32_t nblocks, bcap;
 };
 
 /* The series of one representation, for every symbol. */
 struct set {
-  uint32_t esize, ts_off, sym_off;
+  uint32_t esize, ts_off, sym_off; /* the unpacked entry */
+  /* The fields packed, but the series key: ts first, then the signed
+   * 8-byte ones, the raw ones, the 4-byte and the 1-byte ones (unsigned),
+   * each group ending at its index, so that the hot path needs no switch. */
+  struct pfield pf[PF_MAX];
+  unsigned npf, end_signed, end_raw, end_4;
+  int obj_pf;              /* the object pointer (-1: none) */
+  struct layout **layouts; /* layouts[0]: every field at its widest */
+  uint32_t nlayouts, lcap;
   struct series *series; /* indexed by symbol id */
   uint32_t cap;
   uint32_t used; /* series with at least one entry */
   uint64_t entries, late, block_bytes;
   uint64_t blockidx_bytes; /* bytes of the series' block arrays */
+  uint64_t packed_bytes;   /* of the entries held, as packed */
 };
 
-/* A dynamic tick's entry in its series. */
+/* A dynamic tick's unpacked entry. */
 struct dyn_entry {
   int64_t ts;
   struct tks_dynobj *obj;
@@ -64,6 +131,7 @@ enum { SET_SLOTTED, SET_OVERFLOW, SET_DYNAMIC, NSETS }; /* also the order of tie
 _Static_assert(SET_SLOTTED == (int)TKS_STORE_SLOTTED && SET_OVERFLOW == (int)TKS_STORE_OVERFLOW &&
                    SET_DYNAMIC == (int)TKS_STORE_DYNAMIC && NSETS == (int)TKS_STORE_REPS,
                "the public representations are the sets");
+_Static_assert(TKS_STORE_ENTRY_MAX >= sizeof(struct dyn_entry), "a dynamic entry fits");
 
 struct tks_store {
   const struct tks_schema *schema;
@@ -78,6 +146,231 @@ struct tks_store {
   void *evict_ctx;
 };
 
+/* ---- packing ---- */
+
+/* Bytes a value needs: unsigned, or signed (two's complement). */
+static inline unsigned ubytes(uint64_t v) {
+  return v ? (unsigned)(71 - __builtin_clzll(v)) / 8 : 0;
+}
+
+static inline unsigned sbytes(uint64_t v) {
+  uint64_t m = (int64_t)v < 0 ? ~v : v; /* the magnitude's bits, plus a sign bit */
+  return m ? (unsigned)(72 - __builtin_clzll(m)) / 8 : (v ? 1 : 0);
+}
+
+static unsigned need(enum pkind k, uint64_t code) {
+  switch (k) {
+  case PK_TS:
+  case PK_SIGNED: return sbytes(code);
+  case PK_UNSIGNED: return ubytes(code);
+  case PK_RAW: break;
+  }
+  return 8;
+}
+
+static inline uint64_t load8(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* The codes of an unpacked entry: each field as the 64 bits it packs to,
+ * ts relative to base. */
+static void codes_of(const struct set *s, const char *e, int64_t base, uint64_t *code) {
+  for (unsigned i = 0; i < s->npf; i++) {
+    const struct pfield *f = &s->pf[i];
+    uint64_t v;
+    if (f->size == 8) {
+      v = load8(e + f->off);
+    } else if (f->size == 4) {
+      uint32_t u;
+      memcpy(&u, e + f->off, sizeof u);
+      v = u;
+    } else {
+      v = (unsigned char)e[f->off];
+    }
+    code[i] = f->kind == PK_TS ? v - (uint64_t)base : v;
+  }
+}
+
+static bool fits(const struct layout *L, unsigned n, const uint64_t *code) {
+  uint64_t over = 0;
+  for (unsigned i = 0; i < n; i++) over |= (code[i] + L->f[i].bias) & L->f[i].hi;
+  return over == 0;
+}
+
+/* Writes the codes in L's layout to dst (L->size bytes).  Each field is
+ * stored as 8 bytes in declaration order, the next overwriting the spill. */
+static void pack(const struct layout *L, unsigned n, const uint64_t *code, char *dst) {
+  char tmp[PF_MAX * 8 + 8];
+  for (unsigned i = 0; i < n; i++) memcpy(tmp + L->f[i].dst, &code[i], 8);
+  memcpy(dst, tmp, L->size);
+}
+
+/* The hot path of in-order appends: packs the unpacked entry e into dst,
+ * the free entry after a block's last (it and SLACK bytes are the block's
+ * to scribble on), and tells whether every field fitted L.  When one did
+ * not, dst holds garbage and is still free. */
+static inline bool pack_tail(const struct set *s, const struct layout *L, const char *e,
+                             uint64_t base, char *dst) {
+  const struct lfield *f = L->f;
+  uint64_t v = load8(e + f[0].src) - base; /* ts */
+  uint64_t over = (v + f[0].bias) & f[0].hi;
+  memcpy(dst + f[0].dst, &v, 8);
+  unsigned i = 1;
+  for (; i < s->end_signed; i++) {
+    v = load8(e + f[i].src);
+    over |= (v + f[i].bias) & f[i].hi;
+    memcpy(dst + f[i].dst, &v, 8);
+  }
+  for (; i < s->end_raw; i++) memcpy(dst + f[i].dst, e + f[i].src, 8);
+  for (; i < s->end_4; i++) {
+    uint32_t u;
+    memcpy(&u, e + f[i].src, sizeof u);
+    v = u;
+    over |= v & f[i].hi;
+    memcpy(dst + f[i].dst, &v, 8);
+  }
+  for (; i < s->npf; i++) {
+    v = (unsigned char)e[f[i].src];
+    over |= v & f[i].hi;
+    memcpy(dst + f[i].dst, &v, 8);
+  }
+  return over == 0;
+}
+
+/* Field i of a packed entry p (SLACK readable bytes after it): its code. */
+static inline uint64_t code_at(const struct layout *L, unsigned i, const char *p) {
+  const struct lfield *f = &L->f[i];
+  uint64_t v = load8(p + f->dst) & f->lim;
+  return (uint64_t)((int64_t)(v << f->sh) >> f->sh);
+}
+
+/* A packed entry p of L back in its unpacked form (s->esize bytes). */
+static void unpack(const struct set *s, const struct layout *L, int64_t base, uint32_t sym,
+                   const char *p, char *e) {
+  memset(e, 0, s->esize);
+  for (unsigned i = 0; i < s->npf; i++) {
+    const struct pfield *f = &s->pf[i];
+    uint64_t v = code_at(L, i, p);
+    if (f->kind == PK_TS) v += (uint64_t)base;
+    if (f->size == 8) {
+      memcpy(e + f->off, &v, 8);
+    } else if (f->size == 4) {
+      uint32_t u = (uint32_t)v;
+      memcpy(e + f->off, &u, 4);
+    } else {
+      e[f->off] = (char)v;
+    }
+  }
+  memcpy(e + s->sym_off, &sym, sizeof sym);
+}
+
+/* The layout with widths w, made if it is new.  Its index, or 0 (the
+ * widest, which fits anything) when the table is full or out of memory. */
+static uint16_t layout_get(struct set *s, const uint8_t *w) {
+  for (uint32_t i = 0; i < s->nlayouts; i++)
+    if (memcmp(s->layouts[i]->w, w, s->npf) == 0) return (uint16_t)i;
+  if (s->nlayouts == LAYOUT_MAX) return 0;
+  if (s->nlayouts == s->lcap) {
+    uint32_t cap = s->lcap ? s->lcap * 2 : 8;
+    struct layout **nl = realloc(s->layouts, (size_t)cap * sizeof *nl);
+    if (!nl) return 0;
+    s->layouts = nl;
+    s->lcap = cap;
+  }
+  struct layout *L = calloc(1, sizeof *L);
+  if (!L) return 0;
+  uint32_t off = 0;
+  for (unsigned i = 0; i < s->npf; i++) {
+    unsigned wi = w[i];
+    bool sgn = s->pf[i].kind == PK_TS || s->pf[i].kind == PK_SIGNED;
+    L->w[i] = (uint8_t)wi;
+    struct lfield *f = &L->f[i];
+    f->src = s->pf[i].off;
+    f->dst = (uint16_t)off;
+    f->lim = wi == 8 ? UINT64_MAX : (UINT64_C(1) << (8 * wi)) - 1;
+    f->hi = ~f->lim;
+    f->bias = sgn && wi > 0 && wi < 8 ? UINT64_C(1) << (8 * wi - 1) : 0;
+    f->sh = (uint8_t)(sgn && wi > 0 && wi < 8 ? 64 - 8 * wi : 0);
+    off += wi;
+  }
+  L->size = off ? off : 1;
+  s->layouts[s->nlayouts] = L;
+  return (uint16_t)s->nlayouts++;
+}
+
+/* The layout for codes: L's widths (the narrowest when L is NULL) widened
+ * to what code needs. */
+static uint16_t layout_for(struct set *s, const struct layout *L, const uint64_t *code) {
+  uint8_t w[PF_MAX];
+  for (unsigned i = 0; i < s->npf; i++) {
+    unsigned n = need((enum pkind)s->pf[i].kind, code[i]);
+    w[i] = (uint8_t)(L && L->w[i] > n ? L->w[i] : n);
+  }
+  return layout_get(s, w);
+}
+
+static void set_init(struct set *s, uint32_t esize, uint32_t ts_off, uint32_t sym_off) {
+  s->esize = esize;
+  s->ts_off = ts_off;
+  s->sym_off = sym_off;
+  s->obj_pf = -1;
+}
+
+static void add_pf(struct set *s, uint32_t off, uint32_t size, enum pkind kind, int field) {
+  s->pf[s->npf++] = (struct pfield){(uint16_t)off, (uint8_t)size, (uint8_t)kind, field};
+}
+
+/* The schema's fields but the series key, as slotted and overflow entries
+ * hold them. */
+static void add_schema_pfs(struct set *s, const struct tks_schema *sc) {
+  for (unsigned i = 0; i < sc->nfields; i++) {
+    const struct tks_field *f = &sc->fields[i];
+    if ((int)i == sc->symbol_field) continue;
+    enum pkind k = PK_UNSIGNED; /* u32, symbol and string ids, bool */
+    if ((int)i == sc->ts_field)
+      k = PK_TS;
+    else if (f->type == TKS_TYPE_I64)
+      k = PK_SIGNED;
+    else if (f->type == TKS_TYPE_F64)
+      k = PK_RAW;
+    add_pf(s, f->offset, f->size, k, (int)i);
+  }
+}
+
+/* Puts the fields in their groups (see struct set), declaration order
+ * within each. */
+static void order_pfs(struct set *s) {
+  struct pfield in[PF_MAX];
+  memcpy(in, s->pf, sizeof in);
+  unsigned n = 0, *ends[] = {NULL, &s->end_signed, &s->end_raw, &s->end_4, NULL};
+  for (unsigned g = 0; g < 5; g++) {
+    for (unsigned i = 0; i < s->npf; i++) {
+      const struct pfield *f = &in[i];
+      unsigned group = f->kind == PK_TS       ? 0
+                       : f->kind == PK_SIGNED ? 1
+                       : f->kind == PK_RAW    ? 2
+                       : f->size == 4         ? 3
+                                              : 4;
+      if (group != g) continue;
+      if (f->field < 0) s->obj_pf = (int)n;
+      s->pf[n++] = *f;
+    }
+    if (ends[g]) *ends[g] = n;
+  }
+  assert(n == s->npf && s->pf[0].kind == PK_TS);
+  for (unsigned i = 1; i < s->end_signed; i++) assert(s->pf[i].size == 8);
+  for (unsigned i = s->end_4; i < s->npf; i++) assert(s->pf[i].size == 1);
+}
+
+/* layouts[0], the widest: made first, so that it is index 0. */
+static int add_widest(struct set *s) {
+  uint8_t w[PF_MAX];
+  for (unsigned i = 0; i < s->npf; i++) w[i] = s->pf[i].kind == PK_TS ? 8 : s->pf[i].size;
+  return layout_get(s, w) == 0 && s->nlayouts == 1 ? 0 : -ENOMEM;
+}
+
 struct tks_store *tks_store_create(const struct tks_schema *schema, struct tks_slab *slab) {
   struct tks_store *st = calloc(1, sizeof *st);
   if (!st) return NULL;
@@ -85,22 +378,71 @@ struct tks_store *tks_store_create(const struct tks_schema *schema, struct tks_s
   st->slab = slab;
   uint32_t ts_off = schema->fields[schema->ts_field].offset;
   uint32_t sym_off = schema->fields[schema->symbol_field].offset;
-  st->sets[SET_SLOTTED] = (struct set){.esize = schema->record_size, .ts_off = ts_off, .sym_off = sym_off};
+  struct set *sl = &st->sets[SET_SLOTTED], *ov = &st->sets[SET_OVERFLOW],
+             *dy = &st->sets[SET_DYNAMIC];
+  set_init(sl, schema->record_size, ts_off, sym_off);
+  add_schema_pfs(sl, schema);
   uint32_t ovf_size = tks_store_overflow_entry_size(schema->record_size);
   st->ovf_off = ovf_size - (uint32_t)sizeof(struct tks_dynobj *);
-  st->sets[SET_OVERFLOW] = (struct set){.esize = ovf_size, .ts_off = ts_off, .sym_off = sym_off};
-  st->sets[SET_DYNAMIC] = (struct set){.esize = sizeof(struct dyn_entry),
-                                       .ts_off = offsetof(struct dyn_entry, ts),
-                                       .sym_off = offsetof(struct dyn_entry, symbol)};
+  set_init(ov, ovf_size, ts_off, sym_off);
+  add_schema_pfs(ov, schema);
+  add_pf(ov, st->ovf_off, 8, PK_RAW, -1);
+  set_init(dy, sizeof(struct dyn_entry), offsetof(struct dyn_entry, ts),
+           offsetof(struct dyn_entry, symbol));
+  add_pf(dy, offsetof(struct dyn_entry, ts), 8, PK_TS, -1);
+  add_pf(dy, offsetof(struct dyn_entry, obj), 8, PK_RAW, -1);
+  for (int k = 0; k < NSETS; k++) {
+    order_pfs(&st->sets[k]);
+    if (add_widest(&st->sets[k])) {
+      tks_store_destroy(st);
+      return NULL;
+    }
+  }
   return st;
 }
 
-/* The object an entry of set k points to, or NULL. */
-static struct tks_dynobj *entry_obj(const struct tks_store *st, int k, const char *e) {
+static inline const struct layout *lay(const struct set *s, const struct block *b) {
+  return s->layouts[b->layout];
+}
+
+static inline char *ent_at(const struct set *s, const struct block *b, uint32_t i) {
+  return (char *)(b + 1) + (size_t)i * lay(s, b)->size;
+}
+
+/* The ts of entry i of b. */
+static inline int64_t ent_ts(const struct set *s, const struct block *b, uint32_t i) {
+  const struct layout *L = lay(s, b);
+  return (int64_t)(code_at(L, 0, (const char *)(b + 1) + (size_t)i * L->size) + (uint64_t)b->base);
+}
+
+/* The ts of an unpacked entry. */
+static inline int64_t wide_ts(const struct set *s, const void *e) {
+  int64_t ts;
+  memcpy(&ts, (const char *)e + s->ts_off, sizeof ts);
+  return ts;
+}
+
+/* The object entry i of b (set k) points to, or NULL. */
+static struct tks_dynobj *ent_obj(const struct set *s, const struct block *b, uint32_t i) {
+  if (s->obj_pf < 0) return NULL;
+  uint64_t p = code_at(lay(s, b), (unsigned)s->obj_pf, ent_at(s, b, i));
+  struct tks_dynobj *o;
+  memcpy(&o, &p, sizeof o);
+  return o;
+}
+
+/* The object an unpacked entry of set k points to, or NULL. */
+static struct tks_dynobj *wide_obj(const struct tks_store *st, int k, const char *e) {
   struct tks_dynobj *o = NULL;
   if (k == SET_OVERFLOW) memcpy(&o, e + st->ovf_off, sizeof o);
   if (k == SET_DYNAMIC) o = ((const struct dyn_entry *)e)->obj;
   return o;
+}
+
+/* Entry i of block b of symbol sym, unpacked into e. */
+static inline void ent_unpack(const struct set *s, const struct block *b, uint32_t sym, uint32_t i,
+                              char *e) {
+  unpack(s, lay(s, b), b->base, sym, ent_at(s, b, i), e);
 }
 
 static void set_free(struct tks_store *st, int k) {
@@ -111,7 +453,7 @@ static void set_free(struct tks_store *st, int k) {
     while (b) {
       struct block *next = b->next;
       for (uint32_t j = 0; k != SET_SLOTTED && j < b->count; j++) {
-        struct tks_dynobj *o = entry_obj(st, k, (char *)(b + 1) + (size_t)j * s->esize);
+        struct tks_dynobj *o = ent_obj(s, b, j);
         tks_slab_free(st->slab, o, o->bytes);
       }
       tks_slab_free(st->slab, b, b->bytes);
@@ -119,6 +461,8 @@ static void set_free(struct tks_store *st, int k) {
     }
   }
   free(s->series);
+  for (uint32_t i = 0; i < s->nlayouts; i++) free(s->layouts[i]);
+  free(s->layouts);
 }
 
 void tks_store_destroy(struct tks_store *st) {
@@ -127,43 +471,49 @@ void tks_store_destroy(struct tks_store *st) {
   free(st);
 }
 
-static inline char *ent_at(const struct set *s, const struct block *b, uint32_t i) {
-  return (char *)(b + 1) + (size_t)i * s->esize;
+static inline uint32_t cap_for(uint32_t bytes, uint32_t size) {
+  return (bytes - (uint32_t)sizeof(struct block) - SLACK) / size;
 }
 
-static inline int64_t ent_ts(const struct set *s, const void *e) {
-  int64_t ts;
-  memcpy(&ts, (const char *)e + s->ts_off, sizeof ts);
-  return ts;
-}
-
-static struct block *block_new(struct tks_store *st, struct set *s, size_t want) {
-  /* At least 8 entries, so that a split leaves both halves non-empty. */
-  if (want < sizeof(struct block) + 8 * (size_t)s->esize)
-    want = sizeof(struct block) + 8 * (size_t)s->esize;
+/* A new block of about want bytes with layout l and base ts. */
+static struct block *block_new(struct tks_store *st, struct set *s, size_t want, uint16_t l,
+                               int64_t base) {
+  /* At least 8 entries of the widest layout, so that a split leaves both
+   * halves non-empty whatever the block's layout becomes. */
+  size_t least = sizeof(struct block) + SLACK + 8 * (size_t)s->layouts[0]->size;
+  if (want < least) want = least;
   size_t bytes = tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, want));
   struct block *b = tks_slab_alloc(st->slab, bytes);
   if (!b) return NULL;
-  b->prev = b->next = NULL;
-  b->count = 0;
-  b->cap = (uint32_t)((bytes - sizeof *b) / s->esize);
-  b->bytes = (uint32_t)bytes;
+  *b = (struct block){.bytes = (uint32_t)bytes, .layout = l, .base = base};
+  b->cap = cap_for(b->bytes, s->layouts[l]->size);
   s->block_bytes += bytes;
   return b;
+}
+
+static void block_drop(struct tks_store *st, struct set *s, struct block *b) {
+  s->block_bytes -= b->bytes;
+  tks_slab_free(st->slab, b, b->bytes);
+}
+
+/* Room in sr->blocks for n more.  Returns 0 or -ENOMEM. */
+static int reserve_blocks(struct set *s, struct series *sr, uint32_t n) {
+  if (sr->nblocks + n <= sr->bcap) return 0;
+  uint32_t cap = sr->bcap ? sr->bcap : 4;
+  while (cap < sr->nblocks + n) cap *= 2;
+  struct block **nbk = realloc(sr->blocks, (size_t)cap * sizeof *nbk);
+  if (!nbk) return -ENOMEM;
+  s->blockidx_bytes += (uint64_t)(cap - sr->bcap) * sizeof *nbk;
+  sr->blocks = nbk;
+  sr->bcap = cap;
+  return 0;
 }
 
 /* Links nb after b, which is blocks[at - 1] (b NULL, at 0: nb becomes the
  * head).  Returns 0 or -ENOMEM (nothing changed). */
 static int link_after(struct set *s, struct series *sr, struct block *b, uint32_t at,
                       struct block *nb) {
-  if (sr->nblocks == sr->bcap) {
-    uint32_t cap = sr->bcap ? sr->bcap * 2 : 4;
-    struct block **nbk = realloc(sr->blocks, (size_t)cap * sizeof *nbk);
-    if (!nbk) return -ENOMEM;
-    s->blockidx_bytes += (uint64_t)(cap - sr->bcap) * sizeof *nbk;
-    sr->blocks = nbk;
-    sr->bcap = cap;
-  }
+  if (reserve_blocks(s, sr, 1)) return -ENOMEM;
   memmove(sr->blocks + at + 1, sr->blocks + at, (size_t)(sr->nblocks - at) * sizeof *sr->blocks);
   sr->blocks[at] = nb;
   sr->nblocks++;
@@ -180,8 +530,64 @@ static int link_after(struct set *s, struct series *sr, struct block *b, uint32_
   return 0;
 }
 
-static int ensure_series(struct set *s, uint32_t sym) {
-  if (sym < s->cap) return 0;
+/* Moves n entries of src from index i to the end of dst (both in the
+ * layout l, the same base). */
+static void move_entries(const struct set *s, struct block *dst, struct block *src, uint32_t i,
+                         uint32_t n) {
+  memcpy(ent_at(s, dst, dst->count), ent_at(s, src, i), (size_t)n * lay(s, src)->size);
+  dst->count += n;
+}
+
+/*
+ * Gives block blocks[at] of sr the layout l, wider than its own: its
+ * entries are rewritten in l, and those past what the block then holds go
+ * to new blocks (of its size, base and layout) after it.  Returns 0 or
+ * -ENOMEM (nothing changed).
+ */
+static int relayout(struct tks_store *st, struct set *s, struct series *sr, uint32_t at,
+                    uint16_t l) {
+  struct block *b = sr->blocks[at];
+  struct layout *from = s->layouts[b->layout], *to = s->layouts[l];
+  uint32_t cap = cap_for(b->bytes, to->size);
+  uint32_t extra = b->count > cap ? (b->count - cap + cap - 1) / cap : 0;
+  struct block *nb[8]; /* cap >= b->count / 8 (block_new's least) */
+  assert(extra <= 8);
+  if (extra && reserve_blocks(s, sr, extra)) return -ENOMEM;
+  for (uint32_t j = 0; j < extra; j++) {
+    nb[j] = block_new(st, s, b->bytes, l, b->base);
+    if (!nb[j]) {
+      while (j-- > 0) block_drop(st, s, nb[j]);
+      return -ENOMEM;
+    }
+  }
+  uint64_t code[PF_MAX];
+  const char *src = (const char *)(b + 1);
+  for (uint32_t j = 0; j < extra; j++) {
+    for (uint32_t i = cap * (j + 1); i < b->count && i < cap * (j + 2); i++) {
+      for (unsigned f = 0; f < s->npf; f++)
+        code[f] = code_at(from, f, src + (size_t)i * from->size);
+      pack(to, s->npf, code, ent_at(s, nb[j], nb[j]->count++));
+    }
+    link_after(s, sr, j ? nb[j - 1] : b, at + 1 + j, nb[j]); /* room reserved: cannot fail */
+  }
+  /* In place, last first: entry i's new place starts at or after its old
+   * one and ends before the new place of i + 1. */
+  uint32_t keep = b->count < cap ? b->count : cap;
+  char *dst = (char *)(b + 1);
+  for (uint32_t i = keep; i-- > 0;) {
+    for (unsigned f = 0; f < s->npf; f++) code[f] = code_at(from, f, src + (size_t)i * from->size);
+    pack(to, s->npf, code, dst + (size_t)i * to->size);
+  }
+  from->entries -= b->count;
+  to->entries += b->count;
+  s->packed_bytes += (uint64_t)b->count * (to->size - from->size);
+  b->count = keep;
+  b->cap = cap;
+  b->layout = l;
+  return 0;
+}
+
+static int grow_series(struct set *s, uint32_t sym) {
   uint64_t want = s->cap ? s->cap : 64; /* 64-bit: doubling past 2^31 must not wrap */
   while (want <= sym) want *= 2;
   uint32_t cap = want > UINT32_MAX ? UINT32_MAX : (uint32_t)want;
@@ -193,12 +599,16 @@ static int ensure_series(struct set *s, uint32_t sym) {
   return 0;
 }
 
+static inline int ensure_series(struct set *s, uint32_t sym) {
+  return sym < s->cap ? 0 : grow_series(s, sym);
+}
+
 /* Index of the first entry in b with ts > t (ties keep arrival order). */
 static uint32_t upper_bound(const struct set *s, const struct block *b, int64_t t) {
   uint32_t lo = 0, hi = b->count;
   while (lo < hi) {
     uint32_t mid = (lo + hi) / 2;
-    if (ent_ts(s, ent_at(s, b, mid)) <= t)
+    if (ent_ts(s, b, mid) <= t)
       lo = mid + 1;
     else
       hi = mid;
@@ -211,7 +621,7 @@ static uint32_t lower_bound(const struct set *s, const struct block *b, int64_t 
   uint32_t lo = 0, hi = b->count;
   while (lo < hi) {
     uint32_t mid = (lo + hi) / 2;
-    if (ent_ts(s, ent_at(s, b, mid)) < t)
+    if (ent_ts(s, b, mid) < t)
       lo = mid + 1;
     else
       hi = mid;
@@ -220,49 +630,113 @@ static uint32_t lower_bound(const struct set *s, const struct block *b, int64_t 
 }
 
 static inline int64_t first_ts(const struct set *s, const struct block *b) {
-  return ent_ts(s, ent_at(s, b, 0));
+  return ent_ts(s, b, 0);
 }
 
 static inline int64_t last_ts(const struct set *s, const struct block *b) {
-  return ent_ts(s, ent_at(s, b, b->count - 1));
+  return ent_ts(s, b, b->count - 1);
+}
+
+/* Stores the codes as entry pos of b (which has room and whose layout
+ * fits them), after moving the entries from pos up. */
+static void put_at(struct set *s, struct block *b, uint32_t pos, const uint64_t *code) {
+  struct layout *L = s->layouts[b->layout];
+  memmove(ent_at(s, b, pos + 1), ent_at(s, b, pos), (size_t)(b->count - pos) * L->size);
+  pack(L, s->npf, code, ent_at(s, b, pos));
+  b->count++;
+  L->entries++;
+  s->packed_bytes += L->size;
 }
 
 static int insert_late(struct tks_store *st, struct set *s, struct series *sr, const void *e,
                        int64_t ts) {
-  /* The last block starting at or before ts (or the first block). */
-  uint32_t lo = 0, hi = sr->nblocks;
-  while (lo < hi) {
-    uint32_t mid = (lo + hi) / 2;
-    if (first_ts(s, sr->blocks[mid]) <= ts)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  uint32_t at = lo ? lo - 1 : 0;
-  struct block *b = sr->blocks[at];
-  uint32_t pos = upper_bound(s, b, ts);
-  if (b->count == b->cap) {
-    struct block *nb = block_new(st, s, b->bytes);
-    if (!nb) return -ENOMEM;
-    if (link_after(s, sr, b, at + 1, nb)) {
-      s->block_bytes -= nb->bytes;
-      tks_slab_free(st->slab, nb, nb->bytes);
-      return -ENOMEM;
+  uint64_t code[PF_MAX];
+  for (;;) {
+    /* The last block starting at or before ts (or the first block). */
+    uint32_t lo = 0, hi = sr->nblocks;
+    while (lo < hi) {
+      uint32_t mid = (lo + hi) / 2;
+      if (first_ts(s, sr->blocks[mid]) <= ts)
+        lo = mid + 1;
+      else
+        hi = mid;
     }
-    uint32_t half = b->count / 2;
-    memcpy(ent_at(s, nb, 0), ent_at(s, b, half), (size_t)(b->count - half) * s->esize);
-    nb->count = b->count - half;
-    b->count = half;
-    if (pos > half) {
-      b = nb;
-      pos -= half;
+    uint32_t at = lo ? lo - 1 : 0;
+    struct block *b = sr->blocks[at];
+    codes_of(s, e, b->base, code);
+    const struct layout *L = lay(s, b);
+    if (!fits(L, s->npf, code)) {
+      if (relayout(st, s, sr, at, layout_for(s, L, code))) return -ENOMEM;
+      continue; /* the entry's block may now be one of those split off */
     }
+    uint32_t pos = upper_bound(s, b, ts);
+    if (b->count == b->cap) {
+      struct block *nb = block_new(st, s, b->bytes, b->layout, b->base);
+      if (!nb) return -ENOMEM;
+      if (link_after(s, sr, b, at + 1, nb)) {
+        block_drop(st, s, nb);
+        return -ENOMEM;
+      }
+      uint32_t half = b->count / 2;
+      move_entries(s, nb, b, half, b->count - half);
+      b->count = half;
+      if (pos > half) {
+        b = nb;
+        pos -= half;
+      }
+    }
+    put_at(s, b, pos, code);
+    s->late++;
+    return 0;
   }
-  memmove(ent_at(s, b, pos + 1), ent_at(s, b, pos), (size_t)(b->count - pos) * s->esize);
-  memcpy(ent_at(s, b, pos), e, s->esize);
-  b->count++;
-  s->late++;
+}
+
+/* append_tail() when e does not go into the tail block as it is: the tail
+ * is widened, or a new one made, with the layout its predecessor came to,
+ * widened where e needs. */
+static int append_tail_slow(struct tks_store *st, struct set *s, struct series *sr, const void *e,
+                            int64_t ts) {
+  uint64_t code[PF_MAX];
+  struct block *b;
+  while ((b = sr->tail) && b->count < b->cap) {
+    struct layout *L = s->layouts[b->layout];
+    codes_of(s, e, b->base, code);
+    if (fits(L, s->npf, code)) {
+      put_at(s, b, b->count, code);
+      sr->last = ts;
+      return 0;
+    }
+    if (relayout(st, s, sr, sr->nblocks - 1, layout_for(s, L, code))) return -ENOMEM;
+  }
+  size_t want = b ? (size_t)b->bytes * 2 : TKS_STORE_BLOCK_MIN;
+  if (want > TKS_STORE_BLOCK_MAX) want = TKS_STORE_BLOCK_MAX;
+  codes_of(s, e, ts, code);
+  struct block *nb = block_new(st, s, want, layout_for(s, b ? lay(s, b) : NULL, code), ts);
+  if (!nb) return -ENOMEM;
+  if (link_after(s, sr, b, sr->nblocks, nb)) {
+    block_drop(st, s, nb);
+    return -ENOMEM;
+  }
+  put_at(s, nb, 0, code);
+  sr->last = ts;
   return 0;
+}
+
+/* Appends e (not older than the series' newest) to the tail of sr. */
+static inline int append_tail(struct tks_store *st, struct set *s, struct series *sr, const void *e,
+                              int64_t ts) {
+  struct block *b = sr->tail;
+  if (b && b->count < b->cap) {
+    struct layout *L = s->layouts[b->layout];
+    if (pack_tail(s, L, e, (uint64_t)b->base, (char *)(b + 1) + (size_t)b->count * L->size)) {
+      b->count++;
+      L->entries++;
+      s->packed_bytes += L->size;
+      sr->last = ts;
+      return 0;
+    }
+  }
+  return append_tail_slow(st, s, sr, e, ts);
 }
 
 static int set_append(struct tks_store *st, struct set *s, const void *e) {
@@ -270,26 +744,10 @@ static int set_append(struct tks_store *st, struct set *s, const void *e) {
   memcpy(&sym, (const char *)e + s->sym_off, sizeof sym);
   if (ensure_series(s, sym)) return -ENOMEM;
   struct series *sr = &s->series[sym];
-  struct block *b = sr->tail;
-  int64_t ts = ent_ts(s, e);
-  if (b && ts < last_ts(s, b)) {
-    if (insert_late(st, s, sr, e, ts)) return -ENOMEM;
-  } else {
-    if (!b || b->count == b->cap) {
-      size_t want = b ? (size_t)b->bytes * 2 : TKS_STORE_BLOCK_MIN;
-      if (want > TKS_STORE_BLOCK_MAX) want = TKS_STORE_BLOCK_MAX;
-      struct block *nb = block_new(st, s, want);
-      if (!nb) return -ENOMEM;
-      if (link_after(s, sr, b, sr->nblocks, nb)) {
-        s->block_bytes -= nb->bytes;
-        tks_slab_free(st->slab, nb, nb->bytes);
-        return -ENOMEM;
-      }
-      b = nb;
-    }
-    memcpy(ent_at(s, b, b->count), e, s->esize);
-    b->count++;
-  }
+  int64_t ts = wide_ts(s, e);
+  int r = sr->count && ts < sr->last ? insert_late(st, s, sr, e, ts)
+                                     : append_tail(st, s, sr, e, ts);
+  if (r) return r;
   if (sr->count++ == 0) s->used++;
   s->entries++;
   return 0;
@@ -320,7 +778,7 @@ uint64_t tks_store_overflow_cost(const struct tks_store *st, const struct tks_dy
 
 bool tks_store_has_room(const struct tks_store *st) {
   /* The steady state allocates blocks of the largest size (block_new). */
-  size_t want = sizeof(struct block) + 8 * (size_t)st->sets[SET_OVERFLOW].esize;
+  size_t want = sizeof(struct block) + SLACK + 8 * (size_t)st->sets[SET_OVERFLOW].layouts[0]->size;
   if (want < TKS_STORE_BLOCK_MAX) want = TKS_STORE_BLOCK_MAX;
   return tks_slab_can_alloc(st->slab, want);
 }
@@ -413,11 +871,12 @@ void tks_store_repr(const struct tks_store *st, struct tks_store_repr *out) {
 struct cur {
   const struct set *s;
   int k;                 /* which set */
+  uint32_t sym;
   const struct block *b; /* NULL: past either end */
   uint32_t i;
 };
 
-static inline int64_t cur_ts(const struct cur *c) { return ent_ts(c->s, ent_at(c->s, c->b, c->i)); }
+static inline int64_t cur_ts(const struct cur *c) { return ent_ts(c->s, c->b, c->i); }
 
 static inline void cur_next(struct cur *c) {
   if (++c->i >= c->b->count) {
@@ -449,8 +908,9 @@ static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t
       if ((!bounded || t < to) && (!best || t < best_ts)) best = &c[k], best_ts = t;
     }
     if (!best) break;
-    const char *e = ent_at(best->s, best->b, best->i);
-    const struct tks_dynobj *o = entry_obj(st, best->k, e);
+    _Alignas(8) char e[TKS_STORE_ENTRY_MAX];
+    ent_unpack(best->s, best->b, best->sym, best->i, e);
+    const struct tks_dynobj *o = wide_obj(st, best->k, e);
     int stop = fn(ctx, best->k == SET_DYNAMIC ? NULL : e, o);
     cur_next(best);
     done++;
@@ -463,7 +923,7 @@ static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t
 static struct cur seek(const struct tks_store *st, int k, uint32_t symbol, int64_t from) {
   const struct set *s = &st->sets[k];
   const struct series *sr = get_series(s, symbol);
-  struct cur c = {s, k, NULL, 0};
+  struct cur c = {s, k, symbol, NULL, 0};
   if (!sr) return c;
   uint32_t lo = 0, hi = sr->nblocks; /* the first block ending at or after from */
   while (lo < hi) {
@@ -494,7 +954,8 @@ uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t wa
   const struct series *sr[NSETS];
   for (int k = 0; k < NSETS; k++) {
     sr[k] = get_series(&st->sets[k], symbol);
-    c[k] = (struct cur){&st->sets[k], k, sr[k] ? sr[k]->tail : NULL, sr[k] ? sr[k]->tail->count - 1 : 0};
+    c[k] = (struct cur){&st->sets[k], k, symbol, sr[k] ? sr[k]->tail : NULL,
+                        sr[k] ? sr[k]->tail->count - 1 : 0};
   }
   /* Walk back over the newest `want`, newest first; on equal ts the set
    * that the forward merge visits last is taken first. */
@@ -537,6 +998,17 @@ int tks_store_series(const struct tks_store *st, uint32_t symbol, struct tks_ser
   return out->count ? 0 : -ENOENT;
 }
 
+int tks_store_block_info(const struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
+                         uint32_t i, struct tks_store_block_info *out) {
+  if ((unsigned)rep >= NSETS) return -ENOENT;
+  const struct set *s = &st->sets[rep];
+  const struct series *sr = get_series(s, symbol);
+  if (!sr || i >= sr->nblocks) return -ENOENT;
+  const struct block *b = sr->blocks[i];
+  *out = (struct tks_store_block_info){b->count, b->cap, b->bytes, lay(s, b)->size};
+  return 0;
+}
+
 /* ---- checkpoints ---- */
 
 uint32_t tks_store_entry_size(const struct tks_store *st, enum tks_store_rep rep) {
@@ -544,12 +1016,12 @@ uint32_t tks_store_entry_size(const struct tks_store *st, enum tks_store_rep rep
 }
 
 int64_t tks_store_entry_ts(const struct tks_store *st, enum tks_store_rep rep, const void *entry) {
-  return ent_ts(&st->sets[rep], entry);
+  return wide_ts(&st->sets[rep], entry);
 }
 
 const struct tks_dynobj *tks_store_entry_obj(const struct tks_store *st, enum tks_store_rep rep,
                                              const void *entry) {
-  return entry_obj(st, (int)rep, entry);
+  return wide_obj(st, (int)rep, entry);
 }
 
 void tks_store_entry_make(const struct tks_store *st, enum tks_store_rep rep, void *entry,
@@ -575,15 +1047,27 @@ void tks_store_entry_make(const struct tks_store *st, enum tks_store_rep rep, vo
 void tks_store_walk_begin(const struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
                           struct tks_store_walk *w) {
   const struct series *sr = get_series(&st->sets[rep], symbol);
+  w->set = &st->sets[rep];
   w->next = sr ? sr->head : NULL;
+  w->at = 0;
+  w->symbol = symbol;
 }
 
 bool tks_store_walk_next(struct tks_store_walk *w, const void **entries, uint32_t *count) {
+  const struct set *s = w->set;
   const struct block *b = w->next;
   if (!b) return false;
-  *entries = b + 1;
-  *count = b->count;
-  w->next = b->next;
+  uint32_t n = b->count - w->at;
+  if (n > TKS_STORE_WALK_CHUNK) n = TKS_STORE_WALK_CHUNK;
+  for (uint32_t i = 0; i < n; i++)
+    ent_unpack(s, b, w->symbol, w->at + i, w->buf + (size_t)i * s->esize);
+  *entries = w->buf;
+  *count = n;
+  w->at += n;
+  if (w->at == b->count) {
+    w->next = b->next;
+    w->at = 0;
+  }
   return true;
 }
 
@@ -592,45 +1076,26 @@ int tks_store_append_many(struct tks_store *st, enum tks_store_rep rep, uint32_t
   struct set *s = &st->sets[rep];
   *done = 0;
   if (n == 0) return 0;
-  /* The series' invariants are checked before anything is copied. */
+  /* The series' invariants are checked before anything is stored. */
   const struct series *old = symbol < s->cap ? &s->series[symbol] : NULL;
-  int64_t prev = old && old->tail ? last_ts(s, old->tail) : INT64_MIN;
+  int64_t prev = old && old->count ? old->last : INT64_MIN;
   const char *src = entries;
   for (uint32_t i = 0; i < n; i++) {
     const char *e = src + (size_t)i * s->esize;
     uint32_t sym;
     memcpy(&sym, e + s->sym_off, sizeof sym);
-    int64_t ts = ent_ts(s, e);
+    int64_t ts = wide_ts(s, e);
     if (sym != symbol || ts < prev) return -EINVAL;
     prev = ts;
   }
   if (ensure_series(s, symbol)) return -ENOMEM;
   struct series *sr = &s->series[symbol];
-  while (*done < n) {
-    struct block *b = sr->tail;
-    if (!b || b->count == b->cap) {
-      size_t want = b ? (size_t)b->bytes * 2 : TKS_STORE_BLOCK_MIN;
-      if (want > TKS_STORE_BLOCK_MAX) want = TKS_STORE_BLOCK_MAX;
-      struct block *nb = block_new(st, s, want);
-      if (!nb) return -ENOMEM;
-      if (link_after(s, sr, b, sr->nblocks, nb)) {
-        s->block_bytes -= nb->bytes;
-        tks_slab_free(st->slab, nb, nb->bytes);
-        return -ENOMEM;
-      }
-      b = nb;
-    }
-    uint32_t k = b->cap - b->count;
-    if (k > n - *done) k = n - *done;
-    char *dst = ent_at(s, b, b->count);
-    memcpy(dst, src + (size_t)*done * s->esize, (size_t)k * s->esize);
-    for (uint32_t j = 0; rep != TKS_STORE_SLOTTED && j < k; j++)
-      count_obj(st, (int)rep, entry_obj(st, (int)rep, dst + (size_t)j * s->esize));
-    b->count += k;
-    if (sr->count == 0) s->used++;
-    sr->count += k;
-    s->entries += k;
-    *done += k;
+  for (; *done < n; ++*done) {
+    const char *e = src + (size_t)*done * s->esize;
+    if (append_tail(st, s, sr, e, wide_ts(s, e))) return -ENOMEM;
+    if (rep != TKS_STORE_SLOTTED) count_obj(st, (int)rep, wide_obj(st, (int)rep, e));
+    if (sr->count++ == 0) s->used++;
+    s->entries++;
   }
   return 0;
 }
@@ -654,8 +1119,15 @@ void tks_store_set_evict_hook(struct tks_store *st, tks_store_evict_fn fn, void 
 static void observe(const struct tks_store *st, int k, const struct series *sr,
                     const struct block *b, uint32_t n) {
   if (!st->evict_fn || n == 0) return;
-  uint32_t sym = (uint32_t)(sr - st->sets[k].series);
-  st->evict_fn(st->evict_ctx, (enum tks_store_rep)k, sym, ent_at(&st->sets[k], b, 0), n);
+  const struct set *s = &st->sets[k];
+  uint32_t sym = (uint32_t)(sr - s->series);
+  _Alignas(8) char buf[TKS_STORE_WALK_CHUNK * TKS_STORE_ENTRY_MAX];
+  for (uint32_t i = 0; i < n;) {
+    uint32_t m = n - i < TKS_STORE_WALK_CHUNK ? n - i : TKS_STORE_WALK_CHUNK;
+    for (uint32_t j = 0; j < m; j++) ent_unpack(s, b, sym, i + j, buf + (size_t)j * s->esize);
+    st->evict_fn(st->evict_ctx, (enum tks_store_rep)k, sym, buf, m);
+    i += m;
+  }
 }
 
 /* Frees the objects of the first n entries of b (set k), uncounting them.
@@ -663,7 +1135,7 @@ static void observe(const struct tks_store *st, int k, const struct series *sr,
 static uint64_t free_objs(struct tks_store *st, int k, const struct block *b, uint32_t n) {
   uint64_t freed = 0;
   for (uint32_t j = 0; k != SET_SLOTTED && j < n; j++) {
-    struct tks_dynobj *o = entry_obj(st, k, ent_at(&st->sets[k], b, j));
+    struct tks_dynobj *o = ent_obj(&st->sets[k], b, j);
     uint64_t chunk = tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, o->bytes));
     st->obj_bytes[k] -= chunk;
     st->obj_requested[k] -= o->bytes;
@@ -682,6 +1154,9 @@ static uint64_t free_head(struct tks_store *st, int k, struct series *sr, uint64
   struct block *b = sr->head;
   observe(st, k, sr, b, b->count);
   uint64_t freed = b->bytes + free_objs(st, k, b, b->count);
+  struct layout *L = s->layouts[b->layout];
+  L->entries -= b->count;
+  s->packed_bytes -= (uint64_t)b->count * L->size;
   sr->head = b->next;
   if (sr->head)
     sr->head->prev = NULL;
@@ -709,7 +1184,10 @@ static uint64_t cut_head(struct tks_store *st, int k, struct series *sr, uint32_
   if (n == 0) return 0;
   observe(st, k, sr, b, n);
   uint64_t freed = free_objs(st, k, b, n);
-  memmove(ent_at(s, b, 0), ent_at(s, b, n), (size_t)(b->count - n) * s->esize);
+  struct layout *L = s->layouts[b->layout];
+  memmove(ent_at(s, b, 0), ent_at(s, b, n), (size_t)(b->count - n) * L->size);
+  L->entries -= n;
+  s->packed_bytes -= (uint64_t)n * L->size;
   b->count -= n;
   sr->count -= n;
   s->entries -= n;
@@ -905,7 +1383,7 @@ uint64_t tks_store_count_before(const struct tks_store *st, int64_t before_ts) {
 static uint64_t block_cost(const struct tks_store *st, int k, const struct block *b) {
   uint64_t n = b->bytes;
   for (uint32_t j = 0; k != SET_SLOTTED && j < b->count; j++) {
-    const struct tks_dynobj *o = entry_obj(st, k, ent_at(&st->sets[k], b, j));
+    const struct tks_dynobj *o = ent_obj(&st->sets[k], b, j);
     n += tks_slab_chunk_size(st->slab, tks_slab_class_for(st->slab, o->bytes));
   }
   return n;
@@ -1038,7 +1516,16 @@ static const struct tks_stat ST_STORE_BLOCK_BYTES = TKS_STAT(
     "store.block_bytes", GAUGE, BYTES, "Bytes of slab chunks holding series blocks");
 static const struct tks_stat ST_STORE_RECORD_BYTES = TKS_STAT(
     "store.record_bytes", GAUGE, BYTES,
-    "Bytes of the slotted records themselves (ticks times record size)");
+    "Bytes of the slotted records as packed in their blocks (slotted and overflow ticks)");
+/* The packed layout most slotted records have: bytes per field, + relative
+ * to the block's first ts, - not stored (the series key).  Text: no help,
+ * so not a Prometheus figure. */
+static const struct tks_stat ST_STORE_LAYOUT = TKS_STAT("store.layout", GAUGE, NONE, NULL);
+static const struct tks_stat ST_STORE_LAYOUTS = TKS_STAT(
+    "store.layouts", GAUGE, NONE, "Packed layouts that blocks have, in every representation");
+static const struct tks_stat ST_STORE_SLOTTED_RECORD_BYTES = TKS_STAT(
+    "store.slotted.record_bytes", GAUGE, BYTES,
+    "Bytes a slotted record takes packed, on average (schema.record_size unpacked)");
 static const struct tks_stat ST_STORE_INDEX_BYTES = TKS_STAT(
     "store.index_bytes", GAUGE, BYTES, "Bytes of the per-symbol series tables and block arrays");
 static const struct tks_stat ST_STORE_SLOTTED_TICKS = TKS_STAT("store.slotted.ticks", GAUGE, TICKS,
@@ -1076,16 +1563,49 @@ static const struct tks_stat ST_STORE_DYNAMIC_ENTRY_BYTES = TKS_STAT(
     "store.dynamic.entry_bytes", GAUGE, BYTES,
     "Bytes of the blocks holding dynamic series entries");
 
+/* "ts:+3 ticker:- price:8 volume:2 flags:1": the slotted layout holding
+ * the most entries (the widest when there are none), in declaration order. */
+static const char *layout_text(const struct tks_store *st, char *out, size_t len) {
+  const struct tks_schema *sc = st->schema;
+  const struct set *s = &st->sets[SET_SLOTTED];
+  const struct layout *best = s->layouts[0];
+  for (uint32_t i = 1; i < s->nlayouts; i++)
+    if (s->layouts[i]->entries > best->entries) best = s->layouts[i];
+  size_t at = 0;
+  out[0] = '\0';
+  for (unsigned i = 0; i < sc->nfields && at < len; i++) {
+    const char *sep = i ? " " : "";
+    unsigned p = 0;
+    while (p < s->npf && s->pf[p].field != (int)i) p++;
+    int n;
+    if (p == s->npf) /* the series key */
+      n = snprintf(out + at, len - at, "%s%s:-", sep, sc->fields[i].name);
+    else
+      n = snprintf(out + at, len - at, "%s%s:%s%u", sep, sc->fields[i].name,
+                   (int)i == sc->ts_field ? "+" : "", (unsigned)best->w[p]);
+    if (n < 0) break;
+    at += (size_t)n;
+  }
+  return out;
+}
+
 void tks_store_stats(const struct tks_store *st, struct tks_stats *s) {
   uint64_t ticks = tks_store_ticks(st);
   tks_stat_u64(s, &ST_STORE_TICKS, ticks);
   tks_stat_u64(s, &ST_STORE_SERIES, tks_store_series_count(st));
   tks_stat_u64(s, &ST_STORE_LATE_TICKS, tks_store_late_ticks(st));
   tks_stat_u64(s, &ST_STORE_BLOCK_BYTES, tks_store_block_bytes(st));
+  const struct set *sl = &st->sets[SET_SLOTTED], *ov = &st->sets[SET_OVERFLOW];
   tks_stat_u64(s, &ST_STORE_RECORD_BYTES,
-               (st->sets[SET_SLOTTED].entries + st->sets[SET_OVERFLOW].entries) *
-                   st->schema->record_size);
+               sl->packed_bytes + ov->packed_bytes - ov->entries * sizeof(void *));
   tks_stat_u64(s, &ST_STORE_INDEX_BYTES, tks_store_index_bytes(st));
+  char desc[PF_MAX * (TKS_FIELD_NAME_MAX + 4)];
+  tks_stat_str(s, &ST_STORE_LAYOUT, layout_text(st, desc, sizeof desc));
+  uint32_t layouts = 0;
+  for (int k = 0; k < NSETS; k++)
+    for (uint32_t i = 0; i < st->sets[k].nlayouts; i++)
+      layouts += st->sets[k].layouts[i]->entries > 0;
+  tks_stat_u64(s, &ST_STORE_LAYOUTS, layouts);
 
   struct tks_store_repr r;
   tks_store_repr(st, &r);
@@ -1095,6 +1615,7 @@ void tks_store_stats(const struct tks_store *st, struct tks_stats *s) {
   tks_stat_u64(s, &ST_STORE_SLOTTED_TICKS, r.slotted_ticks);
   tks_stat_u64(s, &ST_STORE_SLOTTED_BYTES, r.slotted_bytes);
   tks_stat_f64(s, &ST_STORE_SLOTTED_BYTES_PER_TICK, PER(r.slotted_bytes, r.slotted_ticks));
+  tks_stat_f64(s, &ST_STORE_SLOTTED_RECORD_BYTES, PER(sl->packed_bytes, sl->entries));
   tks_stat_u64(s, &ST_STORE_OVERFLOW_TICKS, r.overflow_ticks);
   tks_stat_u64(s, &ST_STORE_OVERFLOW_BYTES, obytes);
   tks_stat_f64(s, &ST_STORE_OVERFLOW_BYTES_PER_TICK, PER(obytes, r.overflow_ticks));

@@ -1,13 +1,16 @@
 /*
  * The tick store: ticks kept per symbol in time order, in two
- * representations: slotted records of the schema's fixed layout, and
- * dynamic objects (dynobj.h) for ticks that do not fit it.  Each symbol's
- * series is a doubly linked chain of blocks; a block is one slab chunk
- * holding a small header and up to N entries, so a record costs its
- * record_size plus 1/N of a header.  In-order ticks are appended to the
- * newest block; a late tick is inserted at its place (the block is split
- * when full).  Blocks start small and double up to TKS_STORE_BLOCK_MAX, so
- * a symbol with few ticks wastes little.  Queries merge both by ts.
+ * representations: slotted records of the schema's fields, and dynamic
+ * objects (dynobj.h) for ticks that do not fit it.  Each symbol's series is
+ * a doubly linked chain of blocks; a block is one slab chunk holding a
+ * small header and up to N entries of one fixed-width packed layout (the
+ * series key left out, ts relative to the block's first, each integer in
+ * the bytes its values need), so a record costs its packed size plus 1/N
+ * of a header, and entry i is found by multiplication.  In-order ticks are
+ * appended to the newest block; a late tick is inserted at its place (the
+ * block is split when full).  Blocks start small and double up to
+ * TKS_STORE_BLOCK_MAX, so a symbol with few ticks wastes little.  Queries
+ * merge both by ts and see records unpacked to the schema's layout.
  */
 #ifndef TKS_STORE_H
 #define TKS_STORE_H
@@ -113,6 +116,18 @@ uint64_t tks_store_index_bytes(const struct tks_store *st); /* the per-symbol ta
 
 /* Returns 0 and fills *out, or -ENOENT if symbol has no ticks. */
 int tks_store_series(const struct tks_store *st, uint32_t symbol, struct tks_series_info *out);
+
+/* One block of a series as stored. */
+struct tks_store_block_info {
+  uint32_t count;       /* entries held */
+  uint32_t cap;         /* entries that fit in its layout */
+  uint32_t bytes;       /* its slab chunk */
+  uint32_t entry_bytes; /* an entry packed */
+};
+/* Block i (0 the oldest) of symbol's series of rep.  Returns 0 and fills
+ * *out, or -ENOENT past the last block. */
+int tks_store_block_info(const struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
+                         uint32_t i, struct tks_store_block_info *out);
 
 /* Visitor: given a slotted record (obj NULL), a dynamic object holding
  * every field (record NULL), or, for a fallback tick, both: the record and
@@ -250,20 +265,31 @@ const struct tks_dynobj *tks_store_entry_obj(const struct tks_store *st, enum tk
 void tks_store_entry_make(const struct tks_store *st, enum tks_store_rep rep, void *entry,
                           const void *record, uint32_t symbol, int64_t ts, struct tks_dynobj *obj);
 
-/* A walk over the blocks of one series, oldest first. */
+/* The largest unpacked entry (an overflow entry of the largest record),
+ * and how many entries a walk unpacks at a time. */
+#define TKS_STORE_ENTRY_MAX (TKS_RECORD_MAX + 8)
+#define TKS_STORE_WALK_CHUNK 64
+
+/* A walk over the entries of one series, oldest first, unpacked a part of
+ * a block at a time. */
 struct tks_store_walk {
-  const void *next; /* the next block, or NULL */
+  const void *set;  /* the series' representation */
+  const void *next; /* the block being read, or NULL */
+  uint32_t at;      /* its next entry */
+  uint32_t symbol;
+  _Alignas(8) char buf[TKS_STORE_WALK_CHUNK * TKS_STORE_ENTRY_MAX];
 };
 void tks_store_walk_begin(const struct tks_store *st, enum tks_store_rep rep, uint32_t symbol,
                           struct tks_store_walk *w);
-/* The next block's entries, *count of them in ts order (tks_store_entry_size
- * bytes each, valid until the store changes).  False at the end. */
+/* The next entries, *count of them (1 to TKS_STORE_WALK_CHUNK, from one
+ * block) in ts order, unpacked: tks_store_entry_size bytes each, valid until
+ * the next call or until the store changes.  False at the end. */
 bool tks_store_walk_next(struct tks_store_walk *w, const void **entries, uint32_t *count);
 
 /*
  * Appends n entries of rep (built as tks_store_entry_make does) to the end
- * of symbol's series, copied a block at a time: the tail block is filled,
- * then new blocks are made with the sizes in-order appends give them.  The
+ * of symbol's series, as in-order appends would: the tail block is filled,
+ * then new blocks are made with the sizes and layouts appends give them.  The
  * entries must carry symbol, be in ts order and none be older than the
  * series' newest tick: otherwise -EINVAL and nothing is appended.  Returns 0
  * or -EINVAL or -ENOMEM; *done is how many were appended (on -ENOMEM the

@@ -321,7 +321,7 @@ TEST_TIMEOUT(a_tick_refused_store_full_adds_no_symbol, 300) {
   struct tks_daemon d;
   daemon_start(&d, "journal:\n  enabled: false\nstore:\n  page_size: 64KiB\n"
                    "limits:\n  max_memory: 8MiB\n  when_full: reject\n");
-  enum { FILL = 400000, NEW = 20000 }; /* 8 MiB hold about 250000 ticks */
+  enum { FILL = 1000000, NEW = 20000 }; /* 8 MiB hold about 600000 ticks, packed */
   static struct wire w;
   make_ticks(&w, FILL, TS0);
   struct sender s;
@@ -372,7 +372,7 @@ TEST_TIMEOUT(a_tick_refused_store_full_adds_no_symbol, 300) {
 TEST_TIMEOUT(a_tick_refused_at_replay_adds_no_symbol, 300) {
   struct tks_daemon d;
   daemon_start(&d, "store:\n  page_size: 64KiB\narchive:\n  enabled: false\n");
-  enum { FILL = 400000, NEW = 2000 }; /* 8 MiB hold about 250000 ticks */
+  enum { FILL = 1000000, NEW = 2000 }; /* 8 MiB hold about 600000 ticks, packed */
   static struct wire w;
   make_ticks(&w, FILL, TS0);
   pack_new_symbols(&w, NEW, TS0 + FILL); /* journaled last, so refused at replay */
@@ -627,11 +627,11 @@ static void restart_holds_what_it_held(unsigned nsym, unsigned n, int sig, bool 
 }
 
 TEST_TIMEOUT(restart_after_sigterm_under_evict_oldest_holds_the_same_ticks_of_one_symbol, 300) {
-  restart_holds_what_it_held(1, 500000, SIGTERM, false);
+  restart_holds_what_it_held(1, 1500000, SIGTERM, false);
 }
 
 TEST_TIMEOUT(restart_after_kill_9_under_evict_oldest_holds_the_same_ticks_of_one_symbol, 300) {
-  restart_holds_what_it_held(1, 500000, SIGKILL, false);
+  restart_holds_what_it_held(1, 1500000, SIGKILL, false);
 }
 
 TEST_TIMEOUT(restart_after_sigterm_under_evict_oldest_holds_the_same_ticks_of_many_symbols, 300) {
@@ -764,7 +764,7 @@ static void paused_then_reload(const char *then, uint64_t *evicted) {
   struct tks_daemon d;
   start_with_limits(&d, "backpressure", NULL);
   static struct wire w;
-  enum { N = 1000000 }; /* about 33 MB of records */
+  enum { N = 2500000 }; /* about 35 MB of packed records */
   make_ticks(&w, N, TS0);
   struct watch wt;
   watch_start(&wt, &d);

@@ -2,9 +2,12 @@
  * growth and splits, range and last queries, memory counting, eviction
  * (whole blocks and exact), its observer and the cut for bytes. */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "schema.h"
 #include "slab.h"
+#include "stats.h"
 #include "store.h"
 #include "test.h"
 #include "util.h"
@@ -154,16 +157,32 @@ TEST(last_returns_the_newest_oldest_first) {
   teardown(&f);
 }
 
-TEST(memory_per_tick_approaches_the_record_size) {
+TEST(memory_per_tick_approaches_the_packed_record_size) {
   struct fixture f;
   setup(&f);
   for (int i = 0; i < 400000; i++) put(&f, 1 + (uint32_t)(i % 100), i, i);
+  /* Packed, a record of 32 bytes takes 14: ts 3 bytes from its block's
+   * first (a block spans under 2^23), ticker 0 (the series'), price 8,
+   * volume 3 (under 2^23), flags 0 (always 0). */
+  struct tks_store_block_info bi;
+  ASSERT_EQ(tks_store_block_info(f.st, TKS_STORE_SLOTTED, 7, 5, &bi), 0);
+  ASSERT_EQ(bi.entry_bytes, 14);
+  ASSERT_EQ(bi.count, bi.cap);
+  ASSERT_EQ(bi.cap, (bi.bytes - 48) / 14);
+  struct tks_stats *stats = tks_stats_create();
+  struct tks_buf text = {0};
+  tks_store_stats(f.st, stats);
+  ASSERT_EQ(tks_stats_text(stats, &text), 0);
+  ASSERT_CONTAINS(text.data, "store.layout ts:+3 ticker:- price:8 volume:3 flags:0\n");
+  ASSERT_CONTAINS(text.data, "store.slotted.record_bytes 13.");
+  tks_buf_finish(&text);
+  tks_stats_destroy(stats);
   /* Chunk bytes per tick: records, block headers, the unfilled tail of each
    * symbol's newest block.  (Whole pages are the benchmark's business: at
    * 400k ticks a page per class is still a visible share.) */
   double per_tick = (double)tks_store_block_bytes(f.st) / 400000.0;
-  ASSERT(per_tick >= 32.0);
-  if (per_tick > 34.5) TEST_FAIL("block bytes per tick %.2f, want <= 34.5", per_tick);
+  ASSERT(per_tick >= 14.0);
+  if (per_tick > 15.0) TEST_FAIL("block bytes per tick %.2f, want <= 15", per_tick);
   /* Block bytes are what the slab handed out. */
   ASSERT_U64_EQ(tks_store_block_bytes(f.st), tks_slab_bytes_used(f.slab));
   teardown(&f);
@@ -340,8 +359,10 @@ TEST(evict_oldest_keeps_the_newest_ticks_of_every_symbol_in_time_order) {
     if (coll.ts[0] < oldest_first) oldest_first = coll.ts[0];
   }
   ASSERT_U64_EQ(sum, ticks);
-  /* Blocks of 4 KiB hold 127 ticks, one per 1000 ts units per symbol. */
-  if (newest_first - oldest_first > 2 * 127 * 1000)
+  /* A block holds cap ticks, one per 1000 ts units per symbol. */
+  struct tks_store_block_info bi;
+  ASSERT_EQ(tks_store_block_info(f.st, TKS_STORE_SLOTTED, 1, 0, &bi), 0);
+  if (newest_first - oldest_first > 2 * (int64_t)bi.cap * 1000)
     TEST_FAIL("first kept ts ranges from %lld to %lld", (long long)oldest_first,
               (long long)newest_first);
   /* last still works, and so do late inserts into what is left. */
@@ -504,7 +525,8 @@ TEST(freed_chunks_are_reused_and_the_slab_does_not_grow) {
     ASSERT_U64_EQ(tks_slab_pages(f.slab), pages);
     ASSERT_U64_EQ(tks_store_ticks(f.st) + tks_store_evicted_ticks(f.st), appended);
   }
-  /* 4 KiB blocks hold 127 records of 32 bytes: 33 bytes a tick. */
+  /* 4 KiB blocks hold 127 records of 32 bytes unpacked: packed, a tick
+   * takes less than 33 bytes. */
   if (again_sum < freed_sum / 33 * 8 / 10)
     TEST_FAIL("%llu bytes freed but only %llu ticks stored again", (unsigned long long)freed_sum,
               (unsigned long long)again_sum);
@@ -520,8 +542,10 @@ TEST(evict_before_frees_only_whole_blocks_older_than_the_cutoff) {
   uint64_t used0 = tks_slab_bytes_used(f.slab);
   /* The first block of symbol 1 holds ts 0..cap-1; a cutoff inside it or
    * at its newest tick evicts nothing (retention is block-granular). */
-  size_t chunk = tks_slab_chunk_size(f.slab, tks_slab_class_for(f.slab, TKS_STORE_BLOCK_MIN));
-  int64_t cap = (int64_t)((chunk - 32) / sizeof(struct rec));
+  struct tks_store_block_info bi;
+  ASSERT_EQ(tks_store_block_info(f.st, TKS_STORE_SLOTTED, 1, 0, &bi), 0);
+  size_t chunk = bi.bytes;
+  int64_t cap = bi.count;
   ASSERT(cap > 1);
   ASSERT_EQ(tks_store_evict_before(f.st, INT64_MIN), 0);
   ASSERT_EQ(tks_store_evict_before(f.st, 0), 0);
@@ -540,7 +564,8 @@ TEST(evict_before_frees_only_whole_blocks_older_than_the_cutoff) {
   uint64_t ev = tks_store_evict_before(f.st, 3000);
   expect_series_ordered(&f, 1);
   ASSERT(coll.ts[0] <= 3000);
-  ASSERT(3000 - coll.ts[0] < TKS_STORE_BLOCK_MAX / (int64_t)sizeof(struct rec));
+  ASSERT_EQ(tks_store_block_info(f.st, TKS_STORE_SLOTTED, 1, 0, &bi), 0);
+  ASSERT(3000 - coll.ts[0] < (int64_t)bi.count);
   ASSERT_U64_EQ(ev, (uint64_t)(coll.ts[0] - cap));
   ASSERT_EQ(coll.ts[coll.n - 1], 4999);
   int64_t kept_from = coll.ts[0];
@@ -1231,6 +1256,182 @@ TEST(the_same_evict_heads_on_differently_cut_blocks_keep_the_same_ticks) {
   expect_counters_of_fresh_store(&b, 6);
   teardown(&a);
   teardown(&b);
+}
+
+/* ---- packed layouts ---- */
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15u;
+static uint64_t rnd64(void) { /* xorshift64*: the same sequence on every run */
+  rnd_state ^= rnd_state >> 12;
+  rnd_state ^= rnd_state << 25;
+  rnd_state ^= rnd_state >> 27;
+  return rnd_state * 0x2545f4914f6cdd1du;
+}
+
+/* A value of about `bytes` bytes, of either sign, or an extreme. */
+static int64_t rnd_int(void) {
+  switch (rnd64() % 16) {
+  case 0: return INT64_MIN;
+  case 1: return INT64_MAX;
+  case 2: return 0;
+  case 3: return -1;
+  default: {
+    unsigned bits = (unsigned)(rnd64() % 64);
+    int64_t v = (int64_t)(rnd64() >> (63 - bits) >> 1);
+    return rnd64() & 1 ? -v : v;
+  }
+  }
+}
+
+struct model {
+  struct rec r[20000];
+  unsigned n;
+};
+
+static int collect_recs(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct model *m = ctx;
+  ASSERT(record && !obj);
+  memcpy(&m->r[m->n++], record, sizeof(struct rec));
+  return 0;
+}
+
+/* Symbol sym's ticks of the model, stably sorted by ts (ties in arrival
+ * order): what the store must give back. */
+static unsigned model_series(const struct model *m, uint32_t sym, struct rec *out) {
+  unsigned n = 0;
+  for (unsigned i = 0; i < m->n; i++) {
+    if (m->r[i].ticker != sym) continue;
+    unsigned j = n++;
+    while (j > 0 && out[j - 1].ts > m->r[i].ts) {
+      out[j] = out[j - 1];
+      j--;
+    }
+    out[j] = m->r[i];
+  }
+  return n;
+}
+
+static void expect_model(struct fixture *f, const struct model *m, uint32_t nsym) {
+  static struct model back;
+  static struct rec want[20000];
+  for (uint32_t sym = 1; sym <= nsym; sym++) {
+    unsigned n = model_series(m, sym, want), below_max = n;
+    while (below_max > 0 && want[below_max - 1].ts == INT64_MAX) below_max--; /* to is exclusive */
+    back.n = 0;
+    ASSERT_U64_EQ(tks_store_range(f->st, sym, INT64_MIN, INT64_MAX, 0, collect_recs, &back),
+                  below_max);
+    for (unsigned i = 0; i < back.n; i++)
+      if (memcmp(&back.r[i], &want[i], sizeof want[i]) != 0)
+        TEST_FAIL("symbol %u tick %u: ts %lld volume %lld flags %u, want ts %lld volume %lld "
+                  "flags %u",
+                  sym, i, (long long)back.r[i].ts, (long long)back.r[i].volume, back.r[i].flags,
+                  (long long)want[i].ts, (long long)want[i].volume, want[i].flags);
+    /* A walk gives the same, unpacked. */
+    struct tks_store_walk *w = malloc(sizeof *w);
+    ASSERT(w);
+    tks_store_walk_begin(f->st, TKS_STORE_SLOTTED, sym, w);
+    const void *e;
+    uint32_t c, at = 0;
+    while (tks_store_walk_next(w, &e, &c)) {
+      ASSERT(c >= 1 && c <= TKS_STORE_WALK_CHUNK);
+      for (uint32_t i = 0; i < c; i++, at++)
+        if (memcmp((const struct rec *)e + i, &want[at], sizeof want[at]) != 0)
+          TEST_FAIL("symbol %u: walk entry %u differs", sym, at);
+    }
+    free(w);
+    ASSERT_EQ(at, n);
+  }
+}
+
+TEST(packed_records_come_back_exactly_whatever_their_values) {
+  /* Values of every width and sign, the extremes of int64 and uint32, NaN
+   * payloads and -0.0, ts jumping by up to 2^62 either way (late ticks
+   * below a block's base, deltas that wrap), so that blocks widen, split
+   * when they widen, and take every layout. */
+  static struct model m;
+  m.n = 0;
+  struct fixture f;
+  setup(&f);
+  int64_t ts[6] = {0, INT64_MIN, INT64_MAX - 100000, -5, 1000, 1};
+  for (unsigned i = 0; i < 20000; i++) {
+    uint32_t sym = 1 + (uint32_t)(rnd64() % 5);
+    int64_t *t = &ts[sym];
+    uint64_t r = rnd64() % 100;
+    if (r < 70)
+      *t += (int64_t)(rnd64() % 1000);
+    else if (r < 85)
+      *t -= (int64_t)(rnd64() % 100000); /* late */
+    else if (r < 95)
+      *t = (int64_t)((uint64_t)*t + (rnd64() >> (rnd64() % 64))); /* may wrap */
+    else
+      *t = rnd_int();
+    uint64_t bits = rnd64() % 4 == 0 ? 0x7ff8000000000001u + (rnd64() & 0xffff) : rnd64();
+    if (rnd64() % 10 == 0) bits = 0x8000000000000000u; /* -0.0 */
+    struct rec rec = {.ts = *t, .volume = rnd_int(), .ticker = sym};
+    memcpy(&rec.price, &bits, sizeof bits);
+    rec.flags = rnd64() % 3 == 0 ? 0 : (uint32_t)(rnd64() >> (rnd64() % 64));
+    ASSERT_EQ(tks_store_append(f.st, &rec), 0);
+    m.r[m.n++] = rec;
+  }
+  expect_model(&f, &m, 5);
+  ASSERT_U64_EQ(tks_store_block_bytes(f.st), tks_slab_bytes_used(f.slab));
+  /* Trimming keeps the rest exact. */
+  int64_t cut = 0;
+  uint64_t below = tks_store_count_before(f.st, cut);
+  ASSERT_U64_EQ(tks_store_trim_before(f.st, cut), below);
+  unsigned kept = 0;
+  for (unsigned i = 0; i < m.n; i++)
+    if (m.r[i].ts >= cut) m.r[kept++] = m.r[i];
+  m.n = kept;
+  expect_model(&f, &m, 5);
+  ASSERT_U64_EQ(tks_store_ticks(f.st), kept);
+  teardown(&f);
+}
+
+TEST(a_block_that_cannot_widen_for_want_of_memory_refuses_the_tick_and_keeps_its_own) {
+  struct fixture f;
+  tks_schema_default(&f.schema);
+  f.slab = tks_slab_create(65536, 1.25, 32);
+  tks_slab_set_limit(f.slab,
+                     65536 * 6); /* a page for each class of the first blocks, 2 of 4 KiB ones */
+  f.st = tks_store_create(&f.schema, f.slab);
+  ASSERT(f.slab && f.st);
+  static struct model m;
+  m.n = 0;
+  /* Small values: narrow blocks, filled until the slab is full. */
+  int64_t ts = 0;
+  for (;;) {
+    struct rec r = {.ts = ts++, .price = 1, .volume = 1, .ticker = 1};
+    if (tks_store_append(f.st, &r) != 0) break;
+    m.r[m.n++] = r;
+    ASSERT(m.n < 20000);
+  }
+  /* An in-order tick with a wide volume needs a new block (the newest is
+   * full); a late one into a full 4 KiB block needs its entries rewritten
+   * wider, more than the block holds: a second 4 KiB block, of a class
+   * without a free chunk.  Both are refused. */
+  struct rec wide = {.ts = ts, .price = 1, .volume = INT64_MIN, .ticker = 1};
+  ASSERT_EQ(tks_store_append(f.st, &wide), -ENOMEM);
+  struct tks_store_block_info bi;
+  int64_t first = 0;
+  for (uint32_t i = 0; i < 5; i++) {
+    ASSERT_EQ(tks_store_block_info(f.st, TKS_STORE_SLOTTED, 1, i, &bi), 0);
+    first += bi.count;
+  }
+  ASSERT_EQ(tks_store_block_info(f.st, TKS_STORE_SLOTTED, 1, 5, &bi), 0);
+  ASSERT(bi.bytes >= TKS_STORE_BLOCK_MAX);
+  ASSERT_EQ(bi.count, bi.cap);
+  wide.ts = first + bi.count / 2;
+  ASSERT_EQ(tks_store_append(f.st, &wide), -ENOMEM);
+  ASSERT_U64_EQ(tks_store_ticks(f.st), m.n);
+  expect_model(&f, &m, 1);
+  ASSERT_U64_EQ(tks_store_block_bytes(f.st), tks_slab_bytes_used(f.slab));
+  /* With room again, the wide tick goes in and the block widens. */
+  tks_slab_set_limit(f.slab, 0);
+  ASSERT_EQ(tks_store_append(f.st, &wide), 0);
+  m.r[m.n++] = wide;
+  expect_model(&f, &m, 1);
+  teardown(&f);
 }
 
 TEST_MAIN()
