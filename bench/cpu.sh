@@ -10,6 +10,7 @@
 #       "writer W ns/tick".  Interleave two builds for an A/B:
 #         for i in 1 2 3 4; do bench/cpu.sh cpu A off; bench/cpu.sh cpu B off; done
 #       EXTRA='store:\n  huge_pages: on' (real newlines) adds config sections.
+#       SYMBOLS=N (every mode) spreads the ticks over N symbols (default 100).
 #   bench/cpu.sh memory BUILD_DIR [on|off] [COUNT]
 #       memory.total_bytes against memory.rss_bytes (both per stored tick,
 #       RSS as its growth since the start, as bench.sh's "stats vs RSS")
@@ -55,7 +56,7 @@ cpu)
     echo "$best"
   }
   c0=$(cpu); w0=$(wcpu); t0=$(date +%s.%N)
-  taskset -c 1 "$B/cli/tickslab" --config "$T/c.yaml" gen --count "$N" --symbols 100 >/dev/null
+  taskset -c 1 "$B/cli/tickslab" --config "$T/c.yaml" gen --count "$N" --symbols "${SYMBOLS:-100}" >/dev/null
   wait_accepted "$N"
   [[ $J == on ]] && "$B/cli/tickslab" --socket "$T/c.sock" request sync >/dev/null
   t1=$(date +%s.%N); c1=$(cpu); w1=$(wcpu)
@@ -83,7 +84,7 @@ memory)
         printf "  journal %.1f MiB  read %.1f MiB  query %.1f MiB\n", v["memory.journal_buffer_bytes"] / 1048576,
           v["memory.read_buffer_bytes"] / 1048576, v["memory.query_buffer_bytes"] / 1048576 }' "$T/st"
   }
-  taskset -c 1 "$B/cli/tickslab" --config "$T/c.yaml" gen --count "$N" --symbols 100 >/dev/null
+  taskset -c 1 "$B/cli/tickslab" --config "$T/c.yaml" gen --count "$N" --symbols "${SYMBOLS:-100}" >/dev/null
   wait_accepted "$N"
   show stored
   [[ $J == on ]] && "$B/cli/tickslab" --socket "$T/c.sock" request sync >/dev/null
@@ -97,7 +98,7 @@ instructions)
   valgrind --tool=callgrind --callgrind-out-file=callgrind.tickslabd.out \
     "$B/daemon/tickslabd" --config "$T/c.yaml" 2>"$T/log" & P=$!
   wait_ready
-  "$B/cli/tickslab" --config "$T/c.yaml" gen --count "$N" --symbols 100 >/dev/null
+  "$B/cli/tickslab" --config "$T/c.yaml" gen --count "$N" --symbols "${SYMBOLS:-100}" >/dev/null
   wait_accepted "$N"
   [[ $J == on ]] && "$B/cli/tickslab" --socket "$T/c.sock" --timeout 300 request sync >/dev/null
   kill -TERM $P; wait $P || true; P=
