@@ -272,6 +272,9 @@ static const struct tks_stat ST_MEMORY_SLAB_BYTES = TKS_STAT("memory.slab_bytes"
                                                              "Bytes of slab pages");
 static const struct tks_stat ST_MEMORY_SLAB_USED_BYTES = TKS_STAT(
     "memory.slab_used_bytes", GAUGE, BYTES, "Bytes of slab chunks in use");
+static const struct tks_stat ST_MEMORY_SLAB_UNTOUCHED_BYTES = TKS_STAT(
+    "memory.slab_untouched_bytes", GAUGE, BYTES,
+    "Bytes of slab pages no chunk was cut from yet, not resident (not in memory.total_bytes)");
 static const struct tks_stat ST_MEMORY_SYMBOL_BYTES = TKS_STAT(
     "memory.symbol_bytes", GAUGE, BYTES, "Bytes of the symbol, string and field-name tables");
 static const struct tks_stat ST_MEMORY_INDEX_BYTES = TKS_STAT("memory.index_bytes", GAUGE, BYTES,
@@ -286,7 +289,7 @@ static const struct tks_stat ST_MEMORY_QUERY_BUFFER_BYTES = TKS_STAT(
     "Bytes of control connections' buffers: requests read, answers not yet written");
 static const struct tks_stat ST_MEMORY_TOTAL_BYTES = TKS_STAT(
     "memory.total_bytes", GAUGE, BYTES,
-    "Bytes the daemon holds: slab pages, symbol tables, index and buffers");
+    "Bytes the daemon holds: slab pages as far as touched, symbol tables, index and buffers");
 static const struct tks_stat ST_MEMORY_BYTES_PER_TICK = TKS_STAT(
     "memory.bytes_per_tick", GAUGE, BYTES_PER_TICK, "memory.total_bytes divided by ticks stored");
 static const struct tks_stat ST_SYMBOLS_COUNT = TKS_STAT("symbols.count", GAUGE, NONE,
@@ -328,7 +331,9 @@ void tks_server_unintern(struct tks_server *srv, struct tks_intern_mark m) {
   tks_symtab_truncate(srv->names, m.names);
 }
 
-/* memory.total_bytes: slab pages, symbol tables, index and the buffers. */
+/* memory.total_bytes: slab pages (but their never-touched ends, as a
+ * buffer counts what was written into it), symbol tables, index and the
+ * buffers. */
 static uint64_t symbol_bytes(const struct tks_server *srv) {
   return tks_symtab_bytes(srv->symbols) + tks_symtab_bytes(srv->strings) +
          tks_symtab_bytes(srv->names);
@@ -339,8 +344,8 @@ static uint64_t journal_buffer_bytes(struct tks_server *srv) {
 }
 
 static uint64_t total_bytes(const struct tks_server *srv, uint64_t journal) {
-  return tks_slab_bytes_allocated(srv->slab) + symbol_bytes(srv) +
-         tks_store_index_bytes(srv->store) + journal + srv->read_buffer_bytes +
+  return tks_slab_bytes_allocated(srv->slab) - tks_slab_bytes_untouched(srv->slab) +
+         symbol_bytes(srv) + tks_store_index_bytes(srv->store) + journal + srv->read_buffer_bytes +
          srv->query_buffer_bytes;
 }
 
@@ -438,6 +443,7 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   tks_stat_u64(st, &ST_MEMORY_HUGE_BYTES, tks_anon_huge_bytes());
   tks_stat_u64(st, &ST_MEMORY_SLAB_BYTES, slab);
   tks_stat_u64(st, &ST_MEMORY_SLAB_USED_BYTES, tks_slab_bytes_used(srv->slab));
+  tks_stat_u64(st, &ST_MEMORY_SLAB_UNTOUCHED_BYTES, tks_slab_bytes_untouched(srv->slab));
   tks_stat_u64(st, &ST_MEMORY_SYMBOL_BYTES, symbol_bytes(srv));
   tks_stat_u64(st, &ST_MEMORY_INDEX_BYTES, tks_store_index_bytes(srv->store));
   tks_stat_u64(st, &ST_MEMORY_JOURNAL_BUFFER_BYTES, journal);

@@ -27,6 +27,7 @@ struct slab_class {
   uint64_t free_count;
   char *end;          /* next never-used chunk of the newest page */
   size_t end_left;    /* chunks left at end */
+  bool end_huge;      /* the newest page's extent was asked for huge pages */
   uint64_t pages;
   uint64_t used;
   uint64_t requested;
@@ -43,11 +44,19 @@ struct extent {
   size_t len;
 };
 
+/* The OS page size, for what of a page was never touched. */
+static size_t os_page_size(void) {
+  static size_t n;
+  if (!n) n = (size_t)sysconf(_SC_PAGESIZE);
+  return n;
+}
+
 struct tks_slab {
   size_t page_size;
   enum tks_huge_pages huge;
   char *ext_next;  /* next unused byte of the newest extent */
   size_t ext_left;
+  bool ext_huge; /* the newest extent was madvised MADV_HUGEPAGE */
   struct extent *extents;
   size_t nextents, extents_cap;
   uint64_t limit;
@@ -117,6 +126,7 @@ static void *page_from_os(struct tks_slab *s) {
     /* A hint: failure is fine. */
     if (s->huge == TKS_HUGE_PAGES_ON) madvise(base, len, MADV_HUGEPAGE);
     if (s->huge == TKS_HUGE_PAGES_OFF) madvise(base, len, MADV_NOHUGEPAGE);
+    s->ext_huge = s->huge == TKS_HUGE_PAGES_ON;
     s->extents[s->nextents++] = (struct extent){base, len};
     s->ext_next = base;
     s->ext_left = len;
@@ -176,6 +186,7 @@ static int new_page(struct tks_slab *s, struct slab_class *c) {
   c->pages++;
   c->end = page;
   c->end_left = c->perpage;
+  c->end_huge = s->ext_huge;
   return 0;
 }
 
@@ -212,6 +223,21 @@ void tks_slab_free(struct tks_slab *s, void *p, size_t size) {
 }
 
 uint64_t tks_slab_bytes_allocated(const struct tks_slab *s) { return s->npages * s->page_size; }
+
+uint64_t tks_slab_bytes_untouched(const struct tks_slab *s) {
+  uint64_t n = 0;
+  size_t os = os_page_size();
+  for (unsigned i = 1; i <= s->nclasses; i++) {
+    const struct slab_class *c = &s->cls[i];
+    if (!c->pages || c->end_huge) continue;
+    /* From the first OS page at or after the next chunk to the page's end
+     * (the chunks never cut, and the remainder no chunk fills). */
+    uintptr_t from = ((uintptr_t)c->end + os - 1) & ~(uintptr_t)(os - 1);
+    uintptr_t to = (uintptr_t)c->end + c->end_left * c->size + s->page_size % c->size;
+    if (to > from) n += to - from;
+  }
+  return n;
+}
 
 uint64_t tks_slab_bytes_used(const struct tks_slab *s) {
   uint64_t n = 0;

@@ -73,6 +73,11 @@ void tks_slab_set_limit(struct tks_slab *s, uint64_t max_bytes);
 
 uint64_t tks_slab_bytes_allocated(const struct tks_slab *s); /* pages * page_size */
 uint64_t tks_slab_bytes_used(const struct tks_slab *s);      /* used chunks * chunk size */
+/* Bytes of allocated pages no chunk was ever cut from, to the OS page: the
+ * end of each class's newest page, which the OS has not backed with memory
+ * (0 for a page of an extent asked for huge pages, which a first touch
+ * backs whole). */
+uint64_t tks_slab_bytes_untouched(const struct tks_slab *s);
 uint64_t tks_slab_bytes_requested(const struct tks_slab *s);
 uint64_t tks_slab_pages(const struct tks_slab *s);
 size_t tks_slab_page_size(const struct tks_slab *s);

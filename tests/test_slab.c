@@ -169,4 +169,37 @@ TEST(many_allocations_and_frees_keep_the_counts_consistent) {
   tks_slab_destroy(s);
 }
 
+/* What the RSS really holds: a page's chunks never cut are never touched,
+ * and are not resident (VmRSS grows by what was touched). */
+TEST(untouched_page_ends_are_counted_and_go_as_chunks_are_cut) {
+  struct tks_slab *s = tks_slab_create(MIB, 1.25, 32);
+  ASSERT(s);
+  tks_slab_set_huge_pages(s, TKS_HUGE_PAGES_OFF);
+  ASSERT_U64_EQ(tks_slab_bytes_untouched(s), 0);
+  size_t chunk = tks_slab_chunk_size(s, tks_slab_class_for(s, 1000));
+  char *p = tks_slab_alloc(s, 1000);
+  ASSERT(p);
+  /* One chunk cut: the rest of the page from the next 4 KiB boundary. */
+  uint64_t want = MIB - ((chunk + 4095) / 4096 * 4096);
+  ASSERT_U64_EQ(tks_slab_bytes_untouched(s), want);
+  /* The page filled: nothing untouched; a second class's page adds its own. */
+  size_t per = MIB / chunk;
+  for (size_t i = 1; i < per; i++) ASSERT(tks_slab_alloc(s, 1000));
+  ASSERT_U64_EQ(tks_slab_bytes_untouched(s), 0);
+  ASSERT(tks_slab_alloc(s, 100));
+  uint64_t other = tks_slab_bytes_untouched(s);
+  ASSERT(other > MIB - 8192 && other < MIB);
+  /* Freeing gives no untouched bytes back: a freed chunk was touched. */
+  tks_slab_free(s, p, 1000);
+  ASSERT_U64_EQ(tks_slab_bytes_untouched(s), other);
+  tks_slab_destroy(s);
+  /* Pages of an extent asked for huge pages: a touch backs 2 MiB whole. */
+  s = tks_slab_create(MIB, 1.25, 32);
+  ASSERT(s);
+  tks_slab_set_huge_pages(s, TKS_HUGE_PAGES_ON);
+  ASSERT(tks_slab_alloc(s, 1000));
+  ASSERT_U64_EQ(tks_slab_bytes_untouched(s), 0);
+  tks_slab_destroy(s);
+}
+
 TEST_MAIN()
