@@ -1357,10 +1357,10 @@ TEST(packed_records_come_back_exactly_whatever_their_values) {
     uint32_t sym = 1 + (uint32_t)(rnd64() % 5);
     int64_t *t = &ts[sym];
     uint64_t r = rnd64() % 100;
-    if (r < 70)
-      *t += (int64_t)(rnd64() % 1000);
+    if (r < 70) /* (unsigned: a step past INT64_MAX wraps, as a sender's may) */
+      *t = (int64_t)((uint64_t)*t + rnd64() % 1000);
     else if (r < 85)
-      *t -= (int64_t)(rnd64() % 100000); /* late */
+      *t = (int64_t)((uint64_t)*t - rnd64() % 100000); /* late */
     else if (r < 95)
       *t = (int64_t)((uint64_t)*t + (rnd64() >> (rnd64() % 64))); /* may wrap */
     else
