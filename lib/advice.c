@@ -24,8 +24,11 @@
 #define SYMBOL_MAX_AVG_BYTES 16
 /* The string-table estimate assumes at most this many distinct values. */
 #define STRING_VALUES_MAX 65536
-/* Slotted records cost about 3% more than record_size: block headers and
- * the unfilled tails of the newest blocks.  In percent. */
+/* Slotted records cost at most about 3% more than record_size: block
+ * headers and the unfilled tails of the newest blocks.  Packed in their
+ * blocks (lib/store.c) they take less, by how many bytes their values need,
+ * which the advice cannot know before the ticks are slotted: its figures
+ * for slotted records are upper bounds.  In percent. */
 #define SLOTTED_OVERHEAD_PCT 103
 /* fallback mode: the overflow ticks' share of memory worth a summary. */
 #define OVERFLOW_SHARE_PCT 50
@@ -507,8 +510,8 @@ static void write_use_slotted(struct out *o, const struct tks_advice_input *in,
       say(&t, "in fallback mode the %" PRIu64 " that carry no undeclared field would take", u.moved);
     else
       say(&t, "in slotted mode they would take");
-    say(&t, " about %s bytes per tick (the %u-byte record plus block overhead)", fmt_tenths(sl).s,
-        in->schema->record_size);
+    say(&t, " at most %s bytes per tick (the %u-byte record plus block overhead, less packed)",
+        fmt_tenths(sl).s, in->schema->record_size);
     if (u.overflow)
       say(&t, " and the other %" PRIu64 " about %" PRIu64
               " bytes each as slotted records plus overflow maps",
