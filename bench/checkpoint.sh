@@ -47,7 +47,8 @@ start() {
   $CPU0 "$B/daemon/tickslabd" --config "$T/c.yaml" 2>>"$T/log" &
   P=$!
   for _ in $(seq 6000); do
-    if [[ $(stat_of ingest.port) =~ ^[1-9] ]]; then
+    # Ready, not loading: while a start loads, stats answers loading.* only.
+    if [[ $(stat_of state) == ready ]]; then
       READY=$(echo "$(now) - $t0" | bc -l)
       return
     fi
