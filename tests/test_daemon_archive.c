@@ -670,7 +670,7 @@ TEST_TIMEOUT(evict_oldest_seals_the_oldest_ticks_into_the_archive_before_they_le
                 "limits:\n  max_memory: 8MiB\n  when_full: evict_oldest\n");
   start(&d);
   enum { NSYM = 10 };
-  const int64_t n = UNDER_ASAN ? 400000 : 1000000; /* 8 MiB hold about 250000 */
+  const int64_t n = UNDER_ASAN ? 1200000 : 2000000; /* 8 MiB hold about 600000, packed */
   const int64_t base = INT64_C(1700000000000000000), step = 1000;
   send_spaced(&d, NSYM, n, base, step);
   free(ask(&d, "sync"));
