@@ -15,15 +15,17 @@
 
 #include "symtab.h"
 
-/* A double in the shortest form that reads back as the same value (JSON
- * has no NaN or Inf: those are null). */
+/* A double in the shortest form that reads back as the same value, and
+ * reads back as a float: "2.0", not "2"; "-0.0" keeps its sign (JSON has
+ * no NaN or Inf: those are null, and the decoder refuses them). */
 static int put_double(struct tks_buf *out, double x) {
   if (!isfinite(x)) return tks_buf_puts(out, "null");
-  char num[32];
+  char num[40];
   for (int prec = 15; prec <= 17; prec++) {
     snprintf(num, sizeof num, "%.*g", prec, x);
     if (strtod(num, NULL) == x) break;
   }
+  if (!strpbrk(num, ".e")) strcat(num, ".0");
   return tks_buf_puts(out, num);
 }
 

@@ -761,7 +761,32 @@ TEST(our_encoder_round_trips_through_the_decoder) {
   tks_buf_finish(&j);
 }
 
-
+/* A float reads back as a float, exactly: "2.0" not "2", "-0.0" with its
+ * sign, the shortest form that parses to the same double. */
+TEST(a_float_renders_as_a_float_that_reads_back_exactly) {
+  setup(65536);
+  static const struct {
+    double x;
+    const char *json;
+  } cases[] = {
+      {2.0, "2.0"},          {-0.0, "-0.0"},
+      {0.0, "0.0"},          {0.1, "0.1"},
+      {150.05, "150.05"},    {1e20, "1e+20"},
+      {-3.5e-7, "-3.5e-07"}, {123456789012345.0, "123456789012345.0"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct rec r = {.ts = 1, .price = cases[i].x, .volume = 1};
+    struct tks_buf j = {0};
+    ASSERT_EQ(tks_record_json(&schema, dec.symbols, dec.strings, &r, &j), 0);
+    char want[128];
+    snprintf(want, sizeof want, "\"price\":%s,", cases[i].json);
+    ASSERT_CONTAINS(j.data, want);
+    char *at = strstr(j.data, "\"price\":") + 8;
+    double back = strtod(at, NULL);
+    ASSERT(memcmp(&back, &cases[i].x, sizeof back) == 0); /* the same bits, -0.0 too */
+    tks_buf_finish(&j);
+  }
+}
 
 TEST(timestamp_extension_out_of_int64_range_is_bad_value) {
   /* ts64 (0xd7) with 2^34-1 seconds, and ts96 (0xc7) with ns past a second. */
@@ -1238,14 +1263,14 @@ TEST(tick_json_renders_a_record_with_its_overflow_fields) {
     if (dt.f[i].field < 0) ASSERT_EQ(tks_dynobj_put(o, dt.f[i].name, &dt.f[i].value), 0);
   struct tks_buf b = {0};
   ASSERT_EQ(tks_tick_json(&schema, dec.names, dec.symbols, dec.strings, &r, o, &b), 0);
-  ASSERT_STR_EQ(b.data, "{\"ts\":777,\"ticker\":\"A\",\"price\":1,\"volume\":1,\"flags\":\"\","
+  ASSERT_STR_EQ(b.data, "{\"ts\":777,\"ticker\":\"A\",\"price\":1.0,\"volume\":1,\"flags\":\"\","
                         "\"exchange\":\"XNAS\",\"n\":-3}");
   /* The same tick as a whole dynamic object. */
   o = tks_dynobj_init(mem, dt.n, dt.string_bytes);
   for (unsigned i = 0; i < dt.n; i++) ASSERT_EQ(tks_dynobj_put(o, dt.f[i].name, &dt.f[i].value), 0);
   b.len = 0;
   ASSERT_EQ(tks_tick_json(&schema, dec.names, dec.symbols, dec.strings, NULL, o, &b), 0);
-  ASSERT_STR_EQ(b.data, "{\"ts\":777,\"ticker\":\"A\",\"price\":1,\"volume\":1,"
+  ASSERT_STR_EQ(b.data, "{\"ts\":777,\"ticker\":\"A\",\"price\":1.0,\"volume\":1,"
                         "\"exchange\":\"XNAS\",\"n\":-3}");
   tks_buf_finish(&b);
 }
