@@ -686,7 +686,6 @@ static int insert_late(struct tks_store *st, struct set *s, struct series *sr, c
       }
     }
     put_at(s, b, pos, code);
-    s->late++;
     return 0;
   }
 }
@@ -739,15 +738,28 @@ static inline int append_tail(struct tks_store *st, struct set *s, struct series
   return append_tail_slow(st, s, sr, e, ts);
 }
 
+/* True when sym's newest tick in another representation than s is newer
+ * than ts: late against the symbol, though not against its series in s. */
+static bool late_elsewhere(const struct tks_store *st, const struct set *s, uint32_t sym,
+                           int64_t ts) {
+  for (int k = 0; k < NSETS; k++) {
+    const struct set *o = &st->sets[k];
+    if (o == s || !o->used || sym >= o->cap) continue;
+    if (o->series[sym].count && ts < o->series[sym].last) return true;
+  }
+  return false;
+}
+
 static int set_append(struct tks_store *st, struct set *s, const void *e) {
   uint32_t sym;
   memcpy(&sym, (const char *)e + s->sym_off, sizeof sym);
   if (ensure_series(s, sym)) return -ENOMEM;
   struct series *sr = &s->series[sym];
   int64_t ts = wide_ts(s, e);
-  int r = sr->count && ts < sr->last ? insert_late(st, s, sr, e, ts)
-                                     : append_tail(st, s, sr, e, ts);
+  bool late = sr->count && ts < sr->last;
+  int r = late ? insert_late(st, s, sr, e, ts) : append_tail(st, s, sr, e, ts);
   if (r) return r;
+  if (late || late_elsewhere(st, s, sym, ts)) s->late++;
   if (sr->count++ == 0) s->used++;
   s->entries++;
   return 0;

@@ -109,7 +109,9 @@ void tks_store_repr(const struct tks_store *st, struct tks_store_repr *out);
 uint32_t tks_store_symbol_limit(const struct tks_store *st);
 
 uint64_t tks_store_ticks(const struct tks_store *st);
-uint64_t tks_store_late_ticks(const struct tks_store *st); /* inserted out of order */
+/* Ticks that arrived older than their symbol's newest tick, in any
+ * representation (inserted in place). */
+uint64_t tks_store_late_ticks(const struct tks_store *st);
 uint32_t tks_store_series_count(const struct tks_store *st);
 uint64_t tks_store_block_bytes(const struct tks_store *st); /* slab chunk bytes of blocks */
 uint64_t tks_store_index_bytes(const struct tks_store *st); /* the per-symbol table */

@@ -265,6 +265,18 @@ TEST(queries_merge_the_three_representations_in_time_order) {
     }
   }
   ASSERT_EQ(tks_store_ticks(f.st), 9);
+  /* Late against the symbol's newest at arrival, whatever the series:
+   * 0, 3, 1, 4, 2 and 5; and an overflow tick older than the symbol's
+   * newest slotted one is late though it is the first of its series. */
+  ASSERT_U64_EQ(tks_store_late_ticks(f.st), 6);
+  struct rec r9 = {.ts = 10, .price = 1, .volume = 1, .ticker = 9};
+  ASSERT_EQ(tks_store_append(f.st, &r9), 0);
+  r9.ts = 5;
+  ASSERT_EQ(tks_store_append_overflow(f.st, &r9, obj_with_ts(&f, 5)), 0);
+  ASSERT_U64_EQ(tks_store_late_ticks(f.st), 7);
+  /* Symbol 9 goes again, so that what follows holds. */
+  ASSERT_U64_EQ(tks_store_evict_head(f.st, TKS_STORE_SLOTTED, 9, 1), 1);
+  ASSERT_U64_EQ(tks_store_evict_head(f.st, TKS_STORE_OVERFLOW, 9, 1), 1);
   struct tks_series_info si;
   ASSERT_EQ(tks_store_series(f.st, 3, &si), 0);
   ASSERT_EQ(si.count, 9);
