@@ -177,7 +177,8 @@ static uint64_t overflow_tick_bytes(uint32_t record_size, uint64_t fields, uint6
   uint64_t s = ticks ? strings / ticks + (strings % ticks != 0) : 0;
   k = min_u64(k, TKS_DYNOBJ_MAX_FIELDS);
   s = min_u64(s, MAP_STRING_BYTES_MAX);
-  return tks_store_overflow_entry_size(record_size) + tks_dynobj_size((unsigned)k, (size_t)s);
+  return ((record_size + 7) & ~7u) + TKS_STORE_OVERFLOW_ENTRY_EXTRA +
+         tks_dynobj_size((unsigned)k, (size_t)s);
 }
 
 /* ---- one undeclared field ---- */

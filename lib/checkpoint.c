@@ -294,6 +294,11 @@ static void write_symbol(struct writer *w, const struct tks_store *st, uint32_t 
     while (!w->err && tks_store_walk_next(&c[0].walk, &ents, &n));
     return;
   }
+  /* Equal ts in arrival order, as the store's queries merge them: an
+   * overflow entry before the slotted one of its ts with its ties before
+   * it (run: the slotted entries of ts run_ts written so far). */
+  uint32_t run = 0;
+  int64_t run_ts = 0;
   while (!w->err) {
     int best = -1;
     int64_t best_ts = 0;
@@ -303,6 +308,15 @@ static void write_symbol(struct writer *w, const struct tks_store *st, uint32_t 
       if (best < 0 || ts < best_ts) best = (int)k, best_ts = ts;
     }
     if (best < 0) break;
+    if (best == TKS_STORE_SLOTTED && live[TKS_STORE_OVERFLOW] &&
+        tks_store_entry_ts(st, TKS_STORE_OVERFLOW, c[TKS_STORE_OVERFLOW].e) == best_ts &&
+        tks_store_entry_ties(st, TKS_STORE_OVERFLOW, c[TKS_STORE_OVERFLOW].e) <=
+            (run_ts == best_ts ? run : 0))
+      best = TKS_STORE_OVERFLOW;
+    if (best == TKS_STORE_SLOTTED) {
+      run = run_ts == best_ts ? run + 1 : 1;
+      run_ts = best_ts;
+    }
     struct wcur *b = &c[best];
     emit_entry(w, st, (uint32_t)best, sym, b->e, rs);
     b->e += b->esize;

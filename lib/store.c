@@ -67,8 +67,9 @@ struct pfield {
   uint16_t off; /* in the unpacked entry */
   uint8_t size; /* 1, 4 or 8 bytes there */
   uint8_t kind; /* enum pkind */
-  int field;    /* the schema's field, or -1 (an object pointer) */
+  int field;    /* the schema's field, or one of PF_* */
 };
+enum { PF_OBJ = -1, PF_TIES = -2, PF_DYN_TS = -3 }; /* the object pointer, ties, a dynamic ts */
 
 #define PF_MAX (TKS_SCHEMA_MAX_FIELDS + 1) /* the fields and an overflow pointer */
 #define LAYOUT_MAX 4096                    /* per set; then the widest is used */
@@ -108,7 +109,7 @@ struct set {
    * each group ending at its index, so that the hot path needs no switch. */
   struct pfield pf[PF_MAX];
   unsigned npf, end_signed, end_raw, end_4;
-  int obj_pf;              /* the object pointer (-1: none) */
+  int obj_pf, ties_pf;     /* the object pointer, an overflow entry's ties (-1: none) */
   struct layout **layouts; /* layouts[0]: every field at its widest */
   uint32_t nlayouts, lcap;
   struct series *series; /* indexed by symbol id */
@@ -137,7 +138,7 @@ struct tks_store {
   const struct tks_schema *schema;
   struct tks_slab *slab;
   struct set sets[NSETS];
-  uint32_t ovf_off;                /* offset of the overflow pointer in an overflow entry */
+  uint32_t ovf_off, ties_off;      /* the overflow pointer and ties in an overflow entry */
   uint64_t obj_bytes[NSETS];       /* slab chunk bytes of objects (overflow maps, dynamic) */
   uint64_t obj_requested[NSETS];   /* bytes the objects asked for */
   uint64_t evicted_ticks, evicted_bytes;
@@ -315,7 +316,7 @@ static void set_init(struct set *s, uint32_t esize, uint32_t ts_off, uint32_t sy
   s->esize = esize;
   s->ts_off = ts_off;
   s->sym_off = sym_off;
-  s->obj_pf = -1;
+  s->obj_pf = s->ties_pf = -1;
 }
 
 static void add_pf(struct set *s, uint32_t off, uint32_t size, enum pkind kind, int field) {
@@ -354,7 +355,8 @@ static void order_pfs(struct set *s) {
                        : f->size == 4         ? 3
                                               : 4;
       if (group != g) continue;
-      if (f->field < 0) s->obj_pf = (int)n;
+      if (f->field == PF_OBJ) s->obj_pf = (int)n;
+      if (f->field == PF_TIES) s->ties_pf = (int)n;
       s->pf[n++] = *f;
     }
     if (ends[g]) *ends[g] = n;
@@ -383,14 +385,16 @@ struct tks_store *tks_store_create(const struct tks_schema *schema, struct tks_s
   set_init(sl, schema->record_size, ts_off, sym_off);
   add_schema_pfs(sl, schema);
   uint32_t ovf_size = tks_store_overflow_entry_size(schema->record_size);
-  st->ovf_off = ovf_size - (uint32_t)sizeof(struct tks_dynobj *);
+  st->ovf_off = (schema->record_size + 7) & ~7u;
+  st->ties_off = st->ovf_off + (uint32_t)sizeof(struct tks_dynobj *);
   set_init(ov, ovf_size, ts_off, sym_off);
   add_schema_pfs(ov, schema);
-  add_pf(ov, st->ovf_off, 8, PK_RAW, -1);
+  add_pf(ov, st->ovf_off, 8, PK_RAW, PF_OBJ);
+  add_pf(ov, st->ties_off, 4, PK_UNSIGNED, PF_TIES);
   set_init(dy, sizeof(struct dyn_entry), offsetof(struct dyn_entry, ts),
            offsetof(struct dyn_entry, symbol));
-  add_pf(dy, offsetof(struct dyn_entry, ts), 8, PK_TS, -1);
-  add_pf(dy, offsetof(struct dyn_entry, obj), 8, PK_RAW, -1);
+  add_pf(dy, offsetof(struct dyn_entry, ts), 8, PK_TS, PF_DYN_TS);
+  add_pf(dy, offsetof(struct dyn_entry, obj), 8, PK_RAW, PF_OBJ);
   for (int k = 0; k < NSETS; k++) {
     order_pfs(&st->sets[k]);
     if (add_widest(&st->sets[k])) {
@@ -808,11 +812,22 @@ int tks_store_append_dynamic(struct tks_store *st, uint32_t symbol, int64_t ts,
   return 0;
 }
 
+static uint32_t slotted_ties(const struct tks_store *st, uint32_t sym, int64_t t);
+
+/* Sets the ties of an unpacked overflow entry e: the slotted ticks of its
+ * symbol and ts held now, which arrived before it. */
+static void set_ties(const struct tks_store *st, char *e) {
+  const struct set *ov = &st->sets[SET_OVERFLOW];
+  uint32_t sym, ties;
+  memcpy(&sym, e + ov->sym_off, sizeof sym);
+  ties = slotted_ties(st, sym, wide_ts(ov, e));
+  memcpy(e + st->ties_off, &ties, sizeof ties);
+}
+
 int tks_store_append_overflow(struct tks_store *st, const void *record, struct tks_dynobj *overflow) {
-  _Alignas(8) char e[TKS_RECORD_MAX + 16];
-  memcpy(e, record, st->schema->record_size);
-  memset(e + st->schema->record_size, 0, st->ovf_off - st->schema->record_size);
-  memcpy(e + st->ovf_off, &overflow, sizeof overflow);
+  _Alignas(8) char e[TKS_STORE_ENTRY_MAX];
+  tks_store_entry_make(st, TKS_STORE_OVERFLOW, e, record, 0, 0, overflow);
+  set_ties(st, e);
   if (set_append(st, &st->sets[SET_OVERFLOW], e)) return -ENOMEM;
   count_obj(st, SET_OVERFLOW, overflow);
   return 0;
@@ -884,6 +899,7 @@ struct cur {
   const struct set *s;
   int k;                 /* which set */
   uint32_t sym;
+  uint32_t run;          /* slotted: the entries before it with its ts */
   const struct block *b; /* NULL: past either end */
   uint32_t i;
 };
@@ -906,8 +922,43 @@ static inline void cur_prev(struct cur *c) {
   }
 }
 
+/* The ties of the overflow entry under c. */
+static inline uint32_t cur_ties(const struct cur *c) {
+  const struct set *s = c->s;
+  return (uint32_t)code_at(lay(s, c->b), (unsigned)s->ties_pf, ent_at(s, c->b, c->i));
+}
+
+/* The entries of c's series before c with its ts (ties are rare: short). */
+static uint32_t run_before(const struct cur *c) {
+  if (!c->b) return 0;
+  struct cur p = *c;
+  int64_t t = cur_ts(c);
+  uint32_t n = 0;
+  for (cur_prev(&p); p.b && cur_ts(&p) == t; cur_prev(&p)) n++;
+  return n;
+}
+
+static struct cur seek(const struct tks_store *st, int k, uint32_t symbol, int64_t from);
+
+/* The slotted entries of sym with ts t. */
+static uint32_t slotted_ties(const struct tks_store *st, uint32_t sym, int64_t t) {
+  const struct series *sr = get_series(&st->sets[SET_SLOTTED], sym);
+  if (!sr || t > sr->last) return 0;
+  struct cur c = seek(st, SET_SLOTTED, sym, t);
+  uint32_t n = 0;
+  for (; c.b && cur_ts(&c) == t && n < UINT32_MAX; cur_next(&c)) n++;
+  return n;
+}
+
+/* Of a slotted and an overflow entry with the same ts: whether the
+ * overflow one arrived first (its ties: the slotted ones before it). */
+static inline bool overflow_first(const struct cur *slotted, const struct cur *overflow) {
+  return cur_ties(overflow) <= slotted->run;
+}
+
 /* Merges forward cursors (one per set), visiting at most n entries with
- * ts < to, oldest first; ties in set order. */
+ * ts < to, oldest first; equal ts in arrival order between slotted and
+ * overflow entries, else in set order. */
 static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t to, bool bounded,
                               uint64_t n, tks_tick_fn fn, void *ctx) {
   uint64_t done = 0;
@@ -920,11 +971,14 @@ static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t
       if ((!bounded || t < to) && (!best || t < best_ts)) best = &c[k], best_ts = t;
     }
     if (!best) break;
+    struct cur *sl = &c[SET_SLOTTED], *ov = &c[SET_OVERFLOW];
+    if (best == sl && ov->b && cur_ts(ov) == best_ts && overflow_first(sl, ov)) best = ov;
     _Alignas(8) char e[TKS_STORE_ENTRY_MAX];
     ent_unpack(best->s, best->b, best->sym, best->i, e);
     const struct tks_dynobj *o = wide_obj(st, best->k, e);
     int stop = fn(ctx, best->k == SET_DYNAMIC ? NULL : e, o);
     cur_next(best);
+    if (best == sl) sl->run = sl->b && cur_ts(sl) == best_ts ? sl->run + 1 : 0;
     done++;
     if (stop) break;
   }
@@ -935,7 +989,7 @@ static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t
 static struct cur seek(const struct tks_store *st, int k, uint32_t symbol, int64_t from) {
   const struct set *s = &st->sets[k];
   const struct series *sr = get_series(s, symbol);
-  struct cur c = {s, k, symbol, NULL, 0};
+  struct cur c = {.s = s, .k = k, .sym = symbol};
   if (!sr) return c;
   uint32_t lo = 0, hi = sr->nblocks; /* the first block ending at or after from */
   while (lo < hi) {
@@ -966,11 +1020,15 @@ uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t wa
   const struct series *sr[NSETS];
   for (int k = 0; k < NSETS; k++) {
     sr[k] = get_series(&st->sets[k], symbol);
-    c[k] = (struct cur){&st->sets[k], k, symbol, sr[k] ? sr[k]->tail : NULL,
-                        sr[k] ? sr[k]->tail->count - 1 : 0};
+    c[k] = (struct cur){.s = &st->sets[k],
+                        .k = k,
+                        .sym = symbol,
+                        .b = sr[k] ? sr[k]->tail : NULL,
+                        .i = sr[k] ? sr[k]->tail->count - 1 : 0};
   }
-  /* Walk back over the newest `want`, newest first; on equal ts the set
+  /* Walk back over the newest `want`, newest first; on equal ts the entry
    * that the forward merge visits last is taken first. */
+  struct cur *sl = &c[SET_SLOTTED], *ov = &c[SET_OVERFLOW];
   uint64_t n = 0;
   for (; n < want; n++) {
     struct cur *best = NULL;
@@ -981,6 +1039,10 @@ uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t wa
       if (!best || t > best_ts) best = &c[k], best_ts = t;
     }
     if (!best) break;
+    if (best == ov && sl->b && cur_ts(sl) == best_ts) {
+      sl->run = run_before(sl);
+      if (overflow_first(sl, ov)) best = sl;
+    }
     cur_prev(best);
   }
   /* Each cursor now sits just before its first entry in the window. */
@@ -990,6 +1052,7 @@ uint64_t tks_store_last(const struct tks_store *st, uint32_t symbol, uint64_t wa
     else if (sr[k])
       c[k].b = sr[k]->head, c[k].i = 0;
   }
+  sl->run = run_before(sl);
   return merge_forward(st, c, INT64_MAX, false, n, fn, ctx); /* a tick at INT64_MAX counts too */
 }
 
@@ -1036,6 +1099,13 @@ const struct tks_dynobj *tks_store_entry_obj(const struct tks_store *st, enum tk
   return wide_obj(st, (int)rep, entry);
 }
 
+uint32_t tks_store_entry_ties(const struct tks_store *st, enum tks_store_rep rep,
+                              const void *entry) {
+  uint32_t ties = 0;
+  if (rep == TKS_STORE_OVERFLOW) memcpy(&ties, (const char *)entry + st->ties_off, sizeof ties);
+  return ties;
+}
+
 void tks_store_entry_make(const struct tks_store *st, enum tks_store_rep rep, void *entry,
                           const void *record, uint32_t symbol, int64_t ts, struct tks_dynobj *obj) {
   char *e = entry;
@@ -1044,7 +1114,7 @@ void tks_store_entry_make(const struct tks_store *st, enum tks_store_rep rep, vo
   case TKS_STORE_SLOTTED: memcpy(e, record, rs); break;
   case TKS_STORE_OVERFLOW:
     memcpy(e, record, rs);
-    memset(e + rs, 0, st->ovf_off - rs);
+    memset(e + rs, 0, st->sets[SET_OVERFLOW].esize - rs); /* ties 0: append sets them */
     memcpy(e + st->ovf_off, &obj, sizeof obj);
     break;
   case TKS_STORE_DYNAMIC: {
@@ -1104,6 +1174,12 @@ int tks_store_append_many(struct tks_store *st, enum tks_store_rep rep, uint32_t
   struct series *sr = &s->series[symbol];
   for (; *done < n; ++*done) {
     const char *e = src + (size_t)*done * s->esize;
+    _Alignas(8) char with_ties[TKS_STORE_ENTRY_MAX];
+    if (rep == TKS_STORE_OVERFLOW) { /* the slotted ticks appended before it */
+      memcpy(with_ties, e, s->esize);
+      set_ties(st, with_ties);
+      e = with_ties;
+    }
     if (append_tail(st, s, sr, e, wide_ts(s, e))) return -ENOMEM;
     if (rep != TKS_STORE_SLOTTED) count_obj(st, (int)rep, wide_obj(st, (int)rep, e));
     if (sr->count++ == 0) s->used++;

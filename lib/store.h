@@ -28,12 +28,17 @@
 struct tks_slab;
 struct tks_stats;
 
-/* The bytes of an overflow entry (fallback mode): the slotted record
- * rounded up to 8 bytes, then the pointer to its overflow map.  The one
- * place this layout is spelled out. */
+/* The bytes of an overflow entry (fallback mode) unpacked: the slotted
+ * record rounded up to 8 bytes, the pointer to its overflow map, then its
+ * ties (uint32: the slotted ticks of its symbol and ts that arrived before
+ * it, so that equal ts come back in arrival order) and 4 bytes of padding.
+ * The one place this layout is spelled out. */
 static inline uint32_t tks_store_overflow_entry_size(uint32_t record_size) {
-  return ((record_size + 7) & ~7u) + (uint32_t)sizeof(void *);
+  return ((record_size + 7) & ~7u) + (uint32_t)sizeof(void *) + 8;
 }
+/* What an overflow entry takes in its block at most beside the record: the
+ * map pointer (its ties take no bytes unless ticks tie). */
+#define TKS_STORE_OVERFLOW_ENTRY_EXTRA ((uint32_t)sizeof(void *))
 struct tks_store;
 
 /* The three representations, in the order queries merge equal ts.  Each
@@ -261,6 +266,12 @@ uint32_t tks_store_entry_size(const struct tks_store *st, enum tks_store_rep rep
 int64_t tks_store_entry_ts(const struct tks_store *st, enum tks_store_rep rep, const void *entry);
 const struct tks_dynobj *tks_store_entry_obj(const struct tks_store *st, enum tks_store_rep rep,
                                              const void *entry);
+/* An overflow entry's ties: the slotted ticks of its symbol and ts that
+ * arrived before it (0 for the other representations).  A merge of the
+ * series puts it before the slotted entry of its ts that has that many
+ * before it, and after the others: arrival order. */
+uint32_t tks_store_entry_ties(const struct tks_store *st, enum tks_store_rep rep,
+                              const void *entry);
 /* Writes one entry of rep into entry (tks_store_entry_size bytes): from the
  * record (slotted, overflow), the object (overflow map, dynamic object), and
  * for a dynamic entry symbol and ts. */
@@ -269,7 +280,7 @@ void tks_store_entry_make(const struct tks_store *st, enum tks_store_rep rep, vo
 
 /* The largest unpacked entry (an overflow entry of the largest record),
  * and how many entries a walk unpacks at a time. */
-#define TKS_STORE_ENTRY_MAX (TKS_RECORD_MAX + 8)
+#define TKS_STORE_ENTRY_MAX (TKS_RECORD_MAX + 16)
 #define TKS_STORE_WALK_CHUNK 64
 
 /* A walk over the entries of one series, oldest first, unpacked a part of

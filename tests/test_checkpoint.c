@@ -107,7 +107,14 @@ static uint64_t next_rand(void) {
 }
 
 /* What the ticks carry beyond MarketEvent's fields. */
-enum { WITH_EXCHANGE = 1, WITH_VENUE = 2, WITH_FLAGS = 4, ALWAYS_EXCHANGE = 8, LATE = 16 };
+enum {
+  WITH_EXCHANGE = 1,
+  WITH_VENUE = 2,
+  WITH_FLAGS = 4,
+  ALWAYS_EXCHANGE = 8,
+  LATE = 16,
+  TIES = 32
+};
 
 /* n ticks over nsym symbols: ts unique, some late; flags on some (never
  * ""), `exchange` (a string) and `venue` (an int) on some by `what`. */
@@ -118,7 +125,7 @@ static void make_ticks(struct tks_buf *b, unsigned n, unsigned nsym, unsigned wh
     char ticker[16];
     unsigned s = (unsigned)(next_rand() % nsym);
     snprintf(ticker, sizeof ticker, "S%02u", s);
-    int64_t ts = 1700000000000000000 + (int64_t)i * 1000;
+    int64_t ts = 1700000000000000000 + (int64_t)(what & TIES ? i / 8 : i) * 1000;
     if ((what & LATE) && i > 100 && next_rand() % 10 == 0) ts -= 50 * 1000 + 500; /* late, unique */
     struct tks_kv kv[8];
     unsigned k = 0;
@@ -457,6 +464,24 @@ TEST(slotted_store_round_trips_tick_for_tick_with_identical_tables) {
 TEST(fallback_store_round_trips_with_its_overflow_maps) {
   struct env *a = fallback_store(20000);
   round_trip(a);
+  env_free(a);
+}
+
+/* Equal ts of one symbol, some slotted, some with an overflow map: they
+ * come back in arrival order, before and after the round trip. */
+TEST(fallback_ticks_with_equal_ts_round_trip_in_arrival_order) {
+  struct tks_schema s;
+  schema_with(&s, NULL, 0, false);
+  struct env *a = env_new(&s, TKS_MODE_FALLBACK);
+  struct tks_buf b;
+  tks_buf_init(&b);
+  make_ticks(&b, 6000, 3, WITH_EXCHANGE | WITH_FLAGS | TIES);
+  ASSERT_U64_EQ(feed(a, &b), 6000);
+  struct tks_store_repr r;
+  tks_store_repr(a->store, &r);
+  ASSERT(r.slotted_ticks > 0 && r.overflow_ticks > 0);
+  round_trip(a);
+  tks_buf_finish(&b);
   env_free(a);
 }
 

@@ -1270,6 +1270,76 @@ TEST(the_same_evict_heads_on_differently_cut_blocks_keep_the_same_ticks) {
   teardown(&b);
 }
 
+/* Fallback mode keeps a symbol's ticks in two series, slotted and
+ * overflow; ticks with equal ts come back in the order they arrived, from
+ * range and from last (issue 11: slotted first, then overflow, before). */
+struct arrival {
+  int64_t volume[4000];
+  unsigned n;
+};
+
+static int collect_arrival(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct arrival *a = ctx;
+  ASSERT(record);
+  a->volume[a->n++] = ((const struct rec *)record)->volume;
+  (void)obj;
+  return 0;
+}
+
+TEST(equal_timestamps_across_slotted_and_overflow_keep_arrival_order) {
+  struct fixture f;
+  setup(&f);
+  enum { N = 3000 };
+  static struct rec sent[N];
+  uint64_t x = 12345;
+  for (unsigned i = 0; i < N; i++) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    /* ts mostly stepping on, with many repeats and some late ones. */
+    int64_t ts = (int64_t)(i / 4) - (int64_t)((x >> 60) == 0 ? (x >> 40) % 50 : 0);
+    sent[i] = (struct rec){.ts = ts, .price = 1, .volume = i, .ticker = 4};
+    if ((x >> 33) % 3 == 0)
+      ASSERT_EQ(tks_store_append_overflow(f.st, &sent[i], obj_with_ts(&f, ts)), 0);
+    else
+      ASSERT_EQ(tks_store_append(f.st, &sent[i]), 0);
+  }
+  /* The arrival order, stably sorted by ts. */
+  static struct rec want[N];
+  for (unsigned i = 0; i < N; i++) {
+    unsigned j = i;
+    while (j > 0 && want[j - 1].ts > sent[i].ts) {
+      want[j] = want[j - 1];
+      j--;
+    }
+    want[j] = sent[i];
+  }
+  static struct arrival arr;
+  arr.n = 0;
+  ASSERT_U64_EQ(tks_store_range(f.st, 4, INT64_MIN, INT64_MAX, 0, collect_arrival, &arr), N);
+  for (unsigned i = 0; i < N; i++)
+    if (arr.volume[i] != want[i].volume)
+      TEST_FAIL("range: tick %u is the %lld-th sent, want the %lld-th", i, (long long)arr.volume[i],
+                (long long)want[i].volume);
+  /* A range starting inside a run of equal ts, and last of every length. */
+  arr.n = 0;
+  tks_store_range(f.st, 4, want[1001].ts, INT64_MAX, 0, collect_arrival, &arr);
+  unsigned first = 1001;
+  while (first > 0 && want[first - 1].ts == want[1001].ts) first--;
+  for (unsigned i = 0; i < arr.n; i++) ASSERT_EQ(arr.volume[i], want[first + i].volume);
+  for (unsigned n = 1; n <= 40; n++) {
+    arr.n = 0;
+    ASSERT_U64_EQ(tks_store_last(f.st, 4, n, collect_arrival, &arr), n);
+    for (unsigned i = 0; i < n; i++)
+      if (arr.volume[i] != want[N - n + i].volume)
+        TEST_FAIL("last %u: tick %u is the %lld-th sent, want the %lld-th", n, i,
+                  (long long)arr.volume[i], (long long)want[N - n + i].volume);
+  }
+  /* The newest tick is the one that arrived last among the newest ts. */
+  arr.n = 0;
+  tks_store_last(f.st, 4, 1, collect_arrival, &arr);
+  ASSERT_EQ(arr.volume[0], want[N - 1].volume);
+  teardown(&f);
+}
+
 /* ---- packed layouts ---- */
 
 static uint64_t rnd_state = 0x9e3779b97f4a7c15u;
