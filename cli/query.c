@@ -16,17 +16,21 @@
 #define MAX_POSITIONAL 4
 
 static const char last_help[] =
-    "Usage: tickslab last SYMBOL [N] [--json]\n"
+    "Usage: tickslab last SYMBOL [N] [--ts ns|iso|string] [--json]\n"
     "\n"
     "Prints the newest N ticks of SYMBOL (default 10), oldest first, one JSON\n"
     "object a line with every field the tick has (request 'last SYMBOL N').\n"
     "N is capped by the daemon's query.max_rows; when ticks were held back\n"
     "the last line is {\"truncated\":true,\"max_rows\":M}.\n"
     "\n"
+    "  --ts F   write the timestamp field as F: ns (a JSON number, the\n"
+    "           default), iso (\"2026-11-25T14:30:00.123456789Z\", UTC, every\n"
+    "           ns digit) or string (the ns as a string: JSON.parse and jq\n"
+    "           round numbers past 2^53); request word ts=F\n"
     "  --json   print the answer's lines as they are (the default here too)\n";
 
 static const char range_help[] =
-    "Usage: tickslab range SYMBOL FROM TO [LIMIT] [--all] [--json]\n"
+    "Usage: tickslab range SYMBOL FROM TO [LIMIT] [--all] [--ts ns|iso|string] [--json]\n"
     "\n"
     "Prints the ticks of SYMBOL with FROM <= ts < TO, oldest first, one JSON\n"
     "object a line (request 'range SYMBOL FROM TO LIMIT').  FROM and TO are\n"
@@ -43,10 +47,14 @@ static const char range_help[] =
     "\n"
     "  --all    follow the pages to the end: every tick of the range, once,\n"
     "           and no {\"more\":...} line\n"
+    "  --ts F   write the timestamp field as F: ns (a JSON number, the\n"
+    "           default), iso (\"2026-11-25T14:30:00.123456789Z\", UTC, every\n"
+    "           ns digit) or string (the ns as a string: JSON.parse and jq\n"
+    "           round numbers past 2^53); request word ts=F\n"
     "  --json   print the answer's lines as they are (the default here too)\n";
 
 static const char symbols_help[] =
-    "Usage: tickslab symbols [LIMIT] [--json]\n"
+    "Usage: tickslab symbols [LIMIT] [--ts ns|iso|string] [--json]\n"
     "\n"
     "Prints each symbol that has ticks, first seen first, one JSON object a\n"
     "line (request 'symbols'):\n"
@@ -54,6 +62,7 @@ static const char symbols_help[] =
     "At most LIMIT (default and most: the daemon's query.max_rows); when\n"
     "there are more, the last line is {\"truncated\":true,\"symbols\":TOTAL}.\n"
     "\n"
+    "  --ts F   write first_ts and last_ts as F: ns (default), iso or string\n"
     "  --json   print the answer's lines as they are (the default here too)\n";
 
 static const char advice_help[] =
@@ -72,13 +81,14 @@ struct query_args {
   int npos;
   bool json;
   bool all;
+  const char *ts; /* --ts: ns, iso, string, or NULL */
 };
 
 /* Parses a command's arguments: positionals (min..max), --json, --all
  * where allowed, and the global options.  Returns -1 to go on, else the
  * exit code (after --help, or a printed usage error). */
 static int parse_args(struct cli *c, int argc, char **argv, const char *help, const char *usage,
-                      int min, int max, bool allow_all, struct query_args *q) {
+                      int min, int max, bool allow_all, bool allow_ts, struct query_args *q) {
   memset(q, 0, sizeof *q);
   bool words_only = false;
   for (int i = 1; i < argc;) {
@@ -104,6 +114,16 @@ static int parse_args(struct cli *c, int argc, char **argv, const char *help, co
       if (allow_all && strcmp(a, "--all") == 0) {
         q->all = true;
         i++;
+        continue;
+      }
+      if (allow_ts && (strcmp(a, "--ts") == 0 || strncmp(a, "--ts=", 5) == 0)) {
+        const char *f = a[4] == '=' ? a + 5 : i + 1 < argc ? argv[i + 1] : NULL;
+        if (!f || (strcmp(f, "ns") && strcmp(f, "iso") && strcmp(f, "string"))) {
+          cli_err("%s: --ts takes ns, iso or string", argv[0]);
+          return CLI_USAGE;
+        }
+        q->ts = f;
+        i += a[4] == '=' ? 1 : 2;
         continue;
       }
       int r = cli_global_opt(c, argc, argv, &i);
@@ -135,6 +155,7 @@ static int build_request(struct tks_buf *req, const char *name, const struct que
   req->len = 0;
   int r = tks_buf_puts(req, name);
   for (int k = 0; k < q->npos; k++) r |= tks_buf_putc(req, ' ') | tks_buf_puts(req, q->pos[k]);
+  if (q->ts) r |= tks_buf_puts(req, " ts=") | tks_buf_puts(req, q->ts);
   if (r) cli_err("out of memory");
   return r ? -1 : 0;
 }
@@ -180,7 +201,7 @@ static int run_raw(struct cli *c, const char *request) {
 
 int cli_cmd_last(struct cli *c, int argc, char **argv) {
   struct query_args q;
-  int r = parse_args(c, argc, argv, last_help, "last SYMBOL [N]", 1, 2, false, &q);
+  int r = parse_args(c, argc, argv, last_help, "last SYMBOL [N]", 1, 2, false, true, &q);
   if (r >= 0) return r;
   struct tks_buf req = {0};
   int rc = build_request(&req, "last", &q) ? CLI_FAIL : run_raw(c, req.data);
@@ -190,7 +211,7 @@ int cli_cmd_last(struct cli *c, int argc, char **argv) {
 
 int cli_cmd_symbols(struct cli *c, int argc, char **argv) {
   struct query_args q;
-  int r = parse_args(c, argc, argv, symbols_help, "symbols [LIMIT]", 0, 1, false, &q);
+  int r = parse_args(c, argc, argv, symbols_help, "symbols [LIMIT]", 0, 1, false, true, &q);
   if (r >= 0) return r;
   struct tks_buf req = {0};
   int rc = build_request(&req, "symbols", &q) ? CLI_FAIL : run_raw(c, req.data);
@@ -211,7 +232,8 @@ static const char *last_line(const struct tks_buf *resp) {
 
 int cli_cmd_range(struct cli *c, int argc, char **argv) {
   struct query_args q;
-  int r = parse_args(c, argc, argv, range_help, "range SYMBOL FROM TO [LIMIT]", 3, 4, true, &q);
+  int r = parse_args(c, argc, argv, range_help, "range SYMBOL FROM TO [LIMIT]", 3, 4, true, true,
+                     &q);
   if (r >= 0) return r;
   struct tks_buf req = {0};
   if (build_request(&req, "range", &q)) return CLI_FAIL;
@@ -371,7 +393,7 @@ static int extract_text(const char *p, const char *end, struct tks_buf *o) {
 
 int cli_cmd_advice(struct cli *c, int argc, char **argv) {
   struct query_args q;
-  int r = parse_args(c, argc, argv, advice_help, "advice", 0, 0, false, &q);
+  int r = parse_args(c, argc, argv, advice_help, "advice", 0, 0, false, false, &q);
   if (r >= 0) return r;
   if (q.json) return run_raw(c, "advice");
   struct cli_ctl ctl;

@@ -20,7 +20,7 @@
 #include "archive.h"
 #include "daemon.h"
 
-#define MAX_WORDS 6 /* the longest request has 5; one more to say "too many" */
+#define MAX_WORDS 7 /* the longest request has 5 and ts=; one more to say "too many" */
 #define ECHO_MAX 64 /* bytes of a bad argument quoted back in an error */
 #define TIME_HINT "want ns since the epoch or ISO-8601 like 2026-11-25T14:30:00Z"
 
@@ -161,6 +161,7 @@ static int parse_time_word(const struct word *w, int64_t *ns, struct tks_buf *ou
 struct emit {
   struct tks_server *srv;
   struct tks_buf *out;
+  enum tks_ts_format tf; /* the ts field's format (the request's ts= word) */
   uint32_t ts_name; /* the ts field's id in srv->names; 0 if no object can hold it */
   uint32_t ts_off;  /* the ts field's offset in a record */
   /* range paging: */
@@ -172,10 +173,12 @@ struct emit {
   int err;
 };
 
-static void emit_init(struct emit *e, struct tks_server *srv, struct tks_buf *out) {
+static void emit_init(struct emit *e, struct tks_server *srv, struct tks_buf *out,
+                      enum tks_ts_format tf) {
   memset(e, 0, sizeof *e);
   e->srv = srv;
   e->out = out;
+  e->tf = tf;
   const struct tks_field *f = &srv->cfg.schema.fields[srv->cfg.schema.ts_field];
   e->ts_off = f->offset;
   uint32_t id;
@@ -199,8 +202,8 @@ static int64_t tick_ts(const struct emit *e, const void *record, const struct tk
 
 static int render(struct emit *e, const void *record, const struct tks_dynobj *obj) {
   struct tks_server *srv = e->srv;
-  int r =
-      tks_tick_json(&srv->cfg.schema, srv->names, srv->symbols, srv->strings, record, obj, e->out);
+  int r = tks_tick_json_as(&srv->cfg.schema, srv->names, srv->symbols, srv->strings, record, obj,
+                           e->tf, e->out);
   if (r == 0) r = tks_buf_putc(e->out, '\n');
   if (r) e->err = r;
   return r;
@@ -262,10 +265,10 @@ static int visit_row(void *ctx, const void *record, const struct tks_dynobj *obj
   return 0;
 }
 
-static void rows_init(struct rows *r, struct tks_server *srv) {
+static void rows_init(struct rows *r, struct tks_server *srv, enum tks_ts_format tf) {
   memset(r, 0, sizeof *r);
   tks_buf_init(&r->buf);
-  emit_init(&r->e, srv, &r->buf);
+  emit_init(&r->e, srv, &r->buf, tf);
 }
 
 static void rows_finish(struct rows *r) {
@@ -280,7 +283,7 @@ static int rows_put(struct tks_buf *out, const struct rows *r, size_t i) {
 }
 
 static void req_last(struct tks_server *srv, const struct word *w, unsigned n, struct tks_buf *out,
-                     size_t start) {
+                     size_t start, enum tks_ts_format tf) {
   if (n < 2) FAIL("missing symbol (usage: " USAGE_LAST ")");
   if (n > 3) FAIL("too many arguments (usage: " USAGE_LAST ")");
   uint64_t want = 10;
@@ -297,7 +300,7 @@ static void req_last(struct tks_server *srv, const struct word *w, unsigned n, s
   uint64_t total = in_memory ? info.count : 0;
   if (!archived) {
     struct emit e;
-    emit_init(&e, srv, out);
+    emit_init(&e, srv, out, tf);
     if (in_memory) tks_store_last(srv->store, id, want, visit_all, &e);
     if (e.err) FAIL("out of memory");
   } else {
@@ -308,8 +311,8 @@ static void req_last(struct tks_server *srv, const struct word *w, unsigned n, s
     struct tks_archive_symbol_info ai;
     if (tks_archive_symbol(a, w[1].p, w[1].len, &ai) == 0) total += ai.count;
     struct rows m, ar;
-    rows_init(&m, srv);
-    rows_init(&ar, srv);
+    rows_init(&m, srv, tf);
+    rows_init(&ar, srv, tf);
     if (in_memory) tks_store_last(srv->store, id, want, visit_row, &m);
     int rc = tks_archive_last(a, &v, w[1].p, w[1].len, want, visit_row, &ar, NULL);
     int err = m.e.err ? m.e.err : ar.e.err;
@@ -374,7 +377,7 @@ static int visit_merged(void *ctx, const void *record, const struct tks_dynobj *
 }
 
 static void req_range(struct tks_server *srv, const struct word *w, unsigned n, struct tks_buf *out,
-                      size_t start) {
+                      size_t start, enum tks_ts_format tf) {
   if (n < 2) FAIL("missing symbol (usage: " USAGE_RANGE ")");
   if (n < 3) FAIL("missing FROM (usage: " USAGE_RANGE ")");
   if (n < 4) FAIL("missing TO (usage: " USAGE_RANGE ")");
@@ -390,7 +393,7 @@ static void req_range(struct tks_server *srv, const struct word *w, unsigned n, 
   bool archived;
   if (find_symbol(srv, &w[1], out, start, &id, &archived)) return;
   struct emit e;
-  emit_init(&e, srv, out);
+  emit_init(&e, srv, out, tf);
   e.limit = limit;
   e.last_ts = from;
   if (!archived) {
@@ -417,6 +420,7 @@ static void req_range(struct tks_server *srv, const struct word *w, unsigned n, 
 struct sym_list {
   struct tks_server *srv;
   struct tks_buf *out;
+  enum tks_ts_format tf;
   uint64_t limit, shown, total;
   int r;
 };
@@ -426,9 +430,9 @@ static void sym_put(struct sym_list *sl, const char *name, size_t len, uint64_t 
   sl->total++;
   if (sl->shown >= sl->limit) return;
   sl->r = tks_buf_puts(sl->out, "{\"symbol\":") | tks_buf_json_string(sl->out, name, len) |
-          tks_buf_printf(
-              sl->out, ",\"ticks\":%" PRIu64 ",\"first_ts\":%" PRId64 ",\"last_ts\":%" PRId64 "}\n",
-              count, first, last);
+          tks_buf_printf(sl->out, ",\"ticks\":%" PRIu64 ",\"first_ts\":", count) |
+          tks_ts_json(first, sl->tf, sl->out) | tks_buf_puts(sl->out, ",\"last_ts\":") |
+          tks_ts_json(last, sl->tf, sl->out) | tks_buf_puts(sl->out, "}\n");
   sl->shown++;
 }
 
@@ -444,7 +448,7 @@ static int archive_only(void *ctx, const struct tks_archive_symbol_info *s) {
 }
 
 static void req_symbols(struct tks_server *srv, const struct word *w, unsigned n,
-                        struct tks_buf *out, size_t start) {
+                        struct tks_buf *out, size_t start, enum tks_ts_format tf) {
   if (n > 2) FAIL("too many arguments (usage: " USAGE_SYMBOLS ")");
   uint64_t max = srv->cfg.query.max_rows, limit = max;
   if (n == 2 && parse_count(&w[1], &limit))
@@ -452,7 +456,7 @@ static void req_symbols(struct tks_server *srv, const struct word *w, unsigned n
   if (limit > max) limit = max;
   struct tks_archive_view v;
   struct tks_archive *a = tks_archiver_reader(srv, &v);
-  struct sym_list sl = {.srv = srv, .out = out, .limit = limit};
+  struct sym_list sl = {.srv = srv, .out = out, .tf = tf, .limit = limit};
   uint32_t count = tks_symtab_count(srv->symbols);
   for (uint32_t id = 1; id <= count && sl.r == 0; id++) {
     struct tks_series_info info;
@@ -492,17 +496,45 @@ static void req_advice(struct tks_server *srv, unsigned n, struct tks_buf *out, 
   if (tks_advice(&in, out)) answer_error(out, start, "out of memory");
 }
 
+/* The option word ts=ns|iso|string, anywhere after the request's name:
+ * taken out of w (n one less) into *tf.  Returns 0, or -EINVAL with the
+ * error answered. */
+static int take_ts_word(struct word *w, unsigned *n, enum tks_ts_format *tf, struct tks_buf *out,
+                        size_t start) {
+  unsigned found = 0, keep = 1, stored = *n < MAX_WORDS ? *n : MAX_WORDS;
+  for (unsigned i = 1; i < stored; i++) {
+    if (w[i].len < 3 || memcmp(w[i].p, "ts=", 3) != 0) {
+      w[keep++] = w[i];
+      continue;
+    }
+    if (found++) {
+      answer_error(out, start, "ts= given twice");
+      return -EINVAL;
+    }
+    if (tks_ts_format_parse(w[i].p + 3, w[i].len - 3, tf)) {
+      answer_error(out, start, "bad ts format '%s' (want ts=ns, ts=iso or ts=string)",
+                   echo(&w[i]).s);
+      return -EINVAL;
+    }
+  }
+  *n -= found;
+  return 0;
+}
+
 int tks_query_handle(struct tks_server *srv, const char *line, struct tks_buf *out) {
   struct word w[MAX_WORDS];
   unsigned n = split_words(line, w, MAX_WORDS);
   if (n == 0) return 0;
   size_t start = out->len;
+  bool reads = word_is(&w[0], "last") || word_is(&w[0], "range") || word_is(&w[0], "symbols");
+  enum tks_ts_format tf = TKS_TS_NS;
+  if (reads && take_ts_word(w, &n, &tf, out, start)) return 1;
   if (word_is(&w[0], "last"))
-    req_last(srv, w, n, out, start);
+    req_last(srv, w, n, out, start, tf);
   else if (word_is(&w[0], "range"))
-    req_range(srv, w, n, out, start);
+    req_range(srv, w, n, out, start, tf);
   else if (word_is(&w[0], "symbols"))
-    req_symbols(srv, w, n, out, start);
+    req_symbols(srv, w, n, out, start, tf);
   else if (word_is(&w[0], "advice"))
     req_advice(srv, n, out, start);
   else

@@ -191,19 +191,7 @@ int64_t tks_archive_day_end(int32_t day) {
   return (int64_t)(day + 1) * NS_PER_DAY - 1;
 }
 
-/* Howard Hinnant's civil_from_days and days_from_civil. */
-static void civil(int32_t day, int *y, unsigned *m, unsigned *d) {
-  int64_t z = (int64_t)day + 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  unsigned doe = (unsigned)(z - era * 146097);
-  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
+/* Howard Hinnant's days_from_civil (civil_from_days: tks_civil_from_days). */
 static int64_t days_from_civil(int y, unsigned m, unsigned d) {
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -216,7 +204,7 @@ static int64_t days_from_civil(int y, unsigned m, unsigned d) {
 void tks_archive_day_name(int32_t day, char buf[static 11]) {
   int y;
   unsigned m, d;
-  civil(day, &y, &m, &d);
+  tks_civil_from_days(day, &y, &m, &d);
   unsigned yy = (unsigned)(y < 0 ? 0 : y) % 10000;
   unsigned v[8] = {yy / 1000, yy / 100 % 10, yy / 10 % 10, yy % 10, m / 10, m % 10, d / 10, d % 10};
   static const unsigned at[8] = {0, 1, 2, 3, 5, 6, 8, 9};

@@ -34,4 +34,21 @@ int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *name
                   const struct tks_symtab *symbols, const struct tks_symtab *strings,
                   const void *record, const struct tks_dynobj *obj, struct tks_buf *out);
 
+/* How the timestamp field is written: ns as a JSON number (the default;
+ * JavaScript's JSON.parse and jq round it past 2^53), ISO-8601 in UTC with
+ * every ns digit as a string, or the ns as a string of digits. */
+enum tks_ts_format { TKS_TS_NS, TKS_TS_ISO, TKS_TS_STRING };
+#define TKS_TS_FORMAT_COUNT (TKS_TS_STRING + 1)
+extern const char *const tks_ts_format_names[TKS_TS_FORMAT_COUNT]; /* "ns", "iso", "string" */
+/* Returns 0 and sets *out, or -EINVAL for another name. */
+int tks_ts_format_parse(const char *s, size_t len, enum tks_ts_format *out);
+/* Appends a timestamp in format f. 0 or -ENOMEM. */
+int tks_ts_json(int64_t ns, enum tks_ts_format f, struct tks_buf *out);
+
+/* tks_tick_json with the timestamp field written in format f. */
+int tks_tick_json_as(const struct tks_schema *schema, const struct tks_symtab *names,
+                     const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                     const void *record, const struct tks_dynobj *obj, enum tks_ts_format f,
+                     struct tks_buf *out);
+
 #endif

@@ -225,6 +225,33 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + doe - 719468;
 }
 
+/* Howard Hinnant's civil_from_days, days_from_civil's inverse. */
+void tks_civil_from_days(int64_t day, int *y, unsigned *m, unsigned *d) {
+  int64_t z = day + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  unsigned doe = (unsigned)(z - era * 146097);
+  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = (int)((int64_t)yoe + era * 400 + (*m <= 2));
+}
+
+void tks_format_iso8601(int64_t ns, char out[static TKS_ISO8601_LEN + 1]) {
+  /* Floor division: a time before 1970 is a day before plus a positive
+   * remainder. */
+  int64_t sec = ns / NS_PER_S, frac = ns % NS_PER_S;
+  if (frac < 0) frac += NS_PER_S, sec--;
+  int64_t day = sec / 86400, rem = sec % 86400;
+  if (rem < 0) rem += 86400, day--;
+  int y;
+  unsigned mo, d;
+  tks_civil_from_days(day, &y, &mo, &d);
+  snprintf(out, TKS_ISO8601_LEN + 1, "%04d-%02u-%02uT%02u:%02u:%02u.%09uZ", y, mo, d,
+           (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60), (unsigned)(rem % 60), (unsigned)frac);
+}
+
 static unsigned days_in_month(unsigned y, unsigned m) {
   static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) return 29;

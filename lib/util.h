@@ -71,6 +71,16 @@ void tks_format_duration(uint64_t ns, char *buf, size_t n);
  */
 int tks_parse_iso8601(const char *s, size_t len, int64_t *out_ns);
 
+/* ns since the epoch as ISO-8601 in UTC with every ns digit,
+ * "2026-11-25T14:30:00.123456789Z" (30 bytes and a NUL), which
+ * tks_parse_iso8601() reads back to ns; every int64 has one (years 1677 to
+ * 2262). */
+#define TKS_ISO8601_LEN 30
+void tks_format_iso8601(int64_t ns, char out[static TKS_ISO8601_LEN + 1]);
+
+/* The civil date (proleptic Gregorian) of a day since 1970-01-01. */
+void tks_civil_from_days(int64_t day, int *y, unsigned *m, unsigned *d);
+
 /*
  * A point in time as the queries and the CLI take it (NUL-terminated):
  * digits, the ns since the epoch, with an optional leading '-' for times

@@ -202,6 +202,45 @@ TEST(last_returns_the_newest_n_in_ts_order_with_every_field_exact) {
   stop_cleanly(&d);
 }
 
+/* ts=iso and ts=string write the timestamp field as a string that
+ * JavaScript and jq keep exact; the rest of each row is as with ts=ns. */
+TEST(the_ts_word_writes_timestamps_as_ns_iso_or_string) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  send_tks(&d, market, TKS_ARRAY_SIZE(market), TKS_ARRAY_SIZE(market));
+  char *ns = query(&d, "last AAPL 2");
+  char *ns2 = query(&d, "last AAPL 2 ts=ns");
+  ASSERT_STR_EQ(ns2, ns);
+  char want_iso[TKS_ISO8601_LEN + 16], want_str[40], ns_num[40], iso[TKS_ISO8601_LEN + 1];
+  tks_format_iso8601(TS0 + 70, iso);
+  snprintf(want_iso, sizeof want_iso, "\"ts\":\"%s\"", iso);
+  snprintf(want_str, sizeof want_str, "\"ts\":\"%lld\"", (long long)(TS0 + 70));
+  snprintf(ns_num, sizeof ns_num, "\"ts\":%lld", (long long)(TS0 + 70));
+  const char *reqs[] = {"last AAPL 2 ts=iso", "last ts=iso AAPL 2"};
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(reqs); i++) {
+    char *r = query(&d, reqs[i]);
+    ASSERT_CONTAINS(r, want_iso);
+    ASSERT_EQ(count_lines(r), 2);
+    /* Only the ts differs. */
+    char *at = strstr(ns, ns_num), *at2 = strstr(r, want_iso);
+    ASSERT(at && at2);
+    ASSERT_STR_EQ(at + strlen(ns_num), at2 + strlen(want_iso));
+    free(r);
+  }
+  char *r = queryf(&d, "range AAPL %lld %lld ts=string", (long long)TS0, (long long)(TS0 + 71));
+  ASSERT_CONTAINS(r, want_str);
+  ASSERT_EQ(count_lines(r), 7);
+  ASSERT_NOT_CONTAINS(r, "\"ts\":1");
+  free(r);
+  r = query(&d, "symbols ts=iso");
+  ASSERT_CONTAINS(r, "\"last_ts\":\"");
+  ASSERT_CONTAINS(r, iso);
+  free(r);
+  free(ns);
+  free(ns2);
+  stop_cleanly(&d);
+}
+
 TEST(last_of_a_symbol_with_fewer_ticks_returns_them_all) {
   struct tks_daemon d;
   daemon_start(&d, NULL);
@@ -545,6 +584,11 @@ TEST(every_bad_request_gets_an_error_and_the_connection_keeps_working) {
       {"symbols x", "bad count 'x'"},
       {"symbols 1 2", "too many arguments"},
       {"advice now", "too many arguments"},
+      {"last AAPL ts=xml", "bad ts format 'ts=xml' (want ts=ns, ts=iso or ts=string)"},
+      {"last AAPL ts=", "bad ts format 'ts='"},
+      {"range AAPL ts=iso 0 10 ts=ns", "ts= given twice"},
+      {"last AAPL 3 4 ts=iso", "too many arguments"},
+      {"advice ts=iso", "too many arguments"},
   };
   int fd = ctl_open(&d);
   for (size_t i = 0; i < TKS_ARRAY_SIZE(cases); i++) {
@@ -659,6 +703,22 @@ TEST(cli_last_prints_the_rows) {
   want = rows_of(market, (const int[]){1, 8, -1}, false);
   ASSERT_STR_EQ(r.out, want);
   free(want);
+  cmd_result_finish(&r);
+  /* --ts: the request word ts=; a bad format is a usage error. */
+  char iso[TKS_ISO8601_LEN + 1];
+  tks_format_iso8601(TS0 + 70, iso);
+  cli(&d, &r, "last", "AAPL", "1", "--ts", "iso", NULL);
+  expect_exit(&r, 0, "last AAPL 1 --ts iso");
+  ASSERT_CONTAINS(r.out, iso);
+  cmd_result_finish(&r);
+  cli(&d, &r, "range", "--ts=string", "AAPL", "0", "9223372036854775807", "--all", NULL);
+  expect_exit(&r, 0, "range --ts=string --all");
+  ASSERT_EQ(count_lines(r.out), 7);
+  ASSERT_NOT_CONTAINS(r.out, "\"ts\":1");
+  cmd_result_finish(&r);
+  cli(&d, &r, "last", "AAPL", "--ts", "rfc", NULL);
+  expect_exit(&r, 2, "last --ts rfc");
+  ASSERT_CONTAINS(r.err, "--ts takes ns, iso or string");
   cmd_result_finish(&r);
   stop_cleanly(&d);
 }

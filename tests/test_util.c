@@ -133,6 +133,38 @@ TEST(negative_times_reach_int64_min_and_no_further) {
   }
 }
 
+/* Every int64 ns formats as ISO-8601 and reads back to itself. */
+TEST(iso8601_formats_every_ns_and_reads_back) {
+  static const struct {
+    int64_t ns;
+    const char *iso;
+  } cases[] = {
+      {0, "1970-01-01T00:00:00.000000000Z"},
+      {-1, "1969-12-31T23:59:59.999999999Z"},
+      {1795617000123456789, "2026-11-25T14:30:00.123456789Z"},
+      {951782400000000000, "2000-02-29T00:00:00.000000000Z"},
+      {INT64_MAX, "2262-04-11T23:47:16.854775807Z"},
+      {INT64_MIN, "1677-09-21T00:12:43.145224192Z"},
+  };
+  char buf[TKS_ISO8601_LEN + 1];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tks_format_iso8601(cases[i].ns, buf);
+    ASSERT_STR_EQ(buf, cases[i].iso);
+  }
+  uint64_t x = 1;
+  for (int i = 0; i < 200000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int64_t ns = (int64_t)x;
+    tks_format_iso8601(ns, buf);
+    ASSERT_EQ(strlen(buf), TKS_ISO8601_LEN);
+    int64_t back;
+    ASSERT_EQ(tks_parse_iso8601(buf, strlen(buf), &back), 0);
+    if (back != ns)
+      TEST_FAIL("%lld formats as %s, which reads back as %lld", (long long)ns, buf,
+                (long long)back);
+  }
+}
+
 TEST(times_take_iso8601_with_zone_fractions_and_offsets) {
   int64_t ns;
   ASSERT_EQ(tks_parse_time("2026-11-25T14:30:00Z", &ns), 0);
