@@ -109,6 +109,7 @@ struct set {
    * each group ending at its index, so that the hot path needs no switch. */
   struct pfield pf[PF_MAX];
   unsigned npf, end_signed, end_raw, end_4;
+  bool covers;             /* the fields and the key fill the unpacked entry: no padding to zero */
   int obj_pf, ties_pf;     /* the object pointer, an overflow entry's ties (-1: none) */
   struct layout **layouts; /* layouts[0]: every field at its widest */
   uint32_t nlayouts, lcap;
@@ -250,20 +251,22 @@ static inline uint64_t code_at(const struct layout *L, unsigned i, const char *p
 /* A packed entry p of L back in its unpacked form (s->esize bytes). */
 static void unpack(const struct set *s, const struct layout *L, int64_t base, uint32_t sym,
                    const char *p, char *e) {
-  memset(e, 0, s->esize);
-  for (unsigned i = 0; i < s->npf; i++) {
-    const struct pfield *f = &s->pf[i];
-    uint64_t v = code_at(L, i, p);
-    if (f->kind == PK_TS) v += (uint64_t)base;
-    if (f->size == 8) {
-      memcpy(e + f->off, &v, 8);
-    } else if (f->size == 4) {
-      uint32_t u = (uint32_t)v;
-      memcpy(e + f->off, &u, 4);
-    } else {
-      e[f->off] = (char)v;
-    }
+  /* By the groups of struct set, as pack_tail: no switch per field. */
+  if (!s->covers) memset(e, 0, s->esize);
+  const struct lfield *f = L->f;
+  uint64_t v = code_at(L, 0, p) + (uint64_t)base; /* ts */
+  memcpy(e + f[0].src, &v, 8);
+  unsigned i = 1;
+  for (; i < s->end_signed; i++) {
+    v = code_at(L, i, p);
+    memcpy(e + f[i].src, &v, 8);
   }
+  for (; i < s->end_raw; i++) memcpy(e + f[i].src, p + f[i].dst, 8);
+  for (; i < s->end_4; i++) {
+    uint32_t u = (uint32_t)code_at(L, i, p);
+    memcpy(e + f[i].src, &u, 4);
+  }
+  for (; i < s->npf; i++) e[f[i].src] = (char)code_at(L, i, p);
   memcpy(e + s->sym_off, &sym, sizeof sym);
 }
 
@@ -362,6 +365,9 @@ static void order_pfs(struct set *s) {
     if (ends[g]) *ends[g] = n;
   }
   assert(n == s->npf && s->pf[0].kind == PK_TS);
+  uint32_t bytes = 4; /* the key */
+  for (unsigned i = 0; i < s->npf; i++) bytes += s->pf[i].size;
+  s->covers = bytes == s->esize; /* fields do not overlap: covered means no gap */
   for (unsigned i = 1; i < s->end_signed; i++) assert(s->pf[i].size == 8);
   for (unsigned i = s->end_4; i < s->npf; i++) assert(s->pf[i].size == 1);
 }
@@ -744,8 +750,8 @@ static inline int append_tail(struct tks_store *st, struct set *s, struct series
 
 /* True when sym's newest tick in another representation than s is newer
  * than ts: late against the symbol, though not against its series in s. */
-static bool late_elsewhere(const struct tks_store *st, const struct set *s, uint32_t sym,
-                           int64_t ts) {
+static __attribute__((noinline)) bool
+late_elsewhere(const struct tks_store *st, const struct set *s, uint32_t sym, int64_t ts) {
   for (int k = 0; k < NSETS; k++) {
     const struct set *o = &st->sets[k];
     if (o == s || !o->used || sym >= o->cap) continue;
@@ -763,7 +769,12 @@ static int set_append(struct tks_store *st, struct set *s, const void *e) {
   bool late = sr->count && ts < sr->last;
   int r = late ? insert_late(st, s, sr, e, ts) : append_tail(st, s, sr, e, ts);
   if (r) return r;
-  if (late || late_elsewhere(st, s, sym, ts)) s->late++;
+  /* Another representation with ticks (fallback, or a store converted):
+   * the symbol's newest may be there. */
+  bool others = st->sets[SET_SLOTTED].used + st->sets[SET_OVERFLOW].used +
+                    st->sets[SET_DYNAMIC].used !=
+                s->used;
+  if (late || (others && late_elsewhere(st, s, sym, ts))) s->late++;
   if (sr->count++ == 0) s->used++;
   s->entries++;
   return 0;
