@@ -442,6 +442,9 @@ static enum tks_decode_status add_undeclared(struct tks_dyn_tick *dt, const stru
         memcmp(dt->f[j].key, key->v.s.p, key->v.s.len) == 0)
       return reject(res, TKS_REASON_DUPLICATE_FIELD, -1, key->v.s.p, key->v.s.len);
   if (v->type == V_OTHER) return reject(res, TKS_REASON_BAD_TYPE, -1, key->v.s.p, key->v.s.len);
+  /* As a declared f64 refuses them: no output (JSON) could carry them. */
+  if (v->type == TKS_V_F64 && !isfinite(v->v.f))
+    return reject(res, TKS_REASON_BAD_VALUE, -1, key->v.s.p, key->v.s.len);
   if (v->type == TKS_V_STR) {
     if (v->v.s.len > UINT16_MAX || !tks_utf8_valid(v->v.s.p, v->v.s.len))
       return reject(res, TKS_REASON_BAD_VALUE, -1, key->v.s.p, key->v.s.len);

@@ -994,6 +994,39 @@ TEST(fallback_turns_a_tick_with_extra_fields_into_a_dynamic_tick) {
   ASSERT_STR_EQ(tks_symtab_name(dec.names, dt.f[4].name, NULL), "exchange");
 }
 
+/* NaN and +-Inf in an undeclared field are refused as a declared f64
+ * refuses them (bad_value, naming the field): JSON could not give them
+ * back.  Finite floats, -0.0 included, are kept. */
+TEST(a_non_finite_float_in_an_undeclared_field_is_bad_value) {
+  const double bad[] = {NAN, INFINITY, -INFINITY};
+  for (int m = 0; m < 2; m++) {
+    for (size_t i = 0; i < 4; i++) {
+      setup_mode(m ? TKS_MODE_DYNAMIC : TKS_MODE_FALLBACK);
+      start();
+      msgpack_pack_map(&pk, 4);
+      str("ticker");
+      str("AAPL");
+      str("price");
+      msgpack_pack_double(&pk, 150.05);
+      str("volume");
+      msgpack_pack_int64(&pk, 100);
+      str("spread");
+      msgpack_pack_double(&pk, i < 3 ? bad[i] : -0.0);
+      struct rec r;
+      struct tks_decode_result res;
+      enum tks_decode_status st = decode_dyn(&r, &res);
+      if (i == 3) {
+        ASSERT_EQ(st, TKS_DECODE_DYNAMIC);
+        continue;
+      }
+      ASSERT_EQ(st, TKS_DECODE_REJECT);
+      ASSERT_EQ(res.reason, TKS_REASON_BAD_VALUE);
+      ASSERT_STR_EQ(res.detail, "spread");
+      ASSERT_EQ(res.consumed, sb.size);
+    }
+  }
+}
+
 TEST(dynamic_mode_makes_every_tick_dynamic) {
   setup_mode(TKS_MODE_DYNAMIC);
   start();
