@@ -336,15 +336,16 @@ TEST(dynamic_mode_advises_slotted_with_the_bytes_per_tick) {
   advise(&in);
   ASSERT_EQ(lines(), 1);
   /* 120.5 B a tick now; 32 x 1.03 = 32.96 a tick slotted: 120500000 - 32960000 */
-  ASSERT_STR_EQ(line(0), "{\"advice\":\"use_slotted\",\"text\":\"all 1000000 ticks are held as "
-                         "dynamic objects at 120.5 bytes per tick; in slotted mode they would take "
-                         "at most 33.0 bytes per tick (the 32-byte record plus block overhead, less "
-                         "packed): 83.5 MiB less; set store.mode: slotted\",\"mode\":\"slotted\","
-                         "\"ticks\":1000000,\"ticks_slotted\":1000000,\"ticks_overflow\":0,"
-                         "\"dynamic_bytes_per_tick\":120.5,\"slotted_bytes_per_tick\":33.0,"
-                         "\"overflow_bytes_per_tick\":0,\"record_size\":32,"
-                         "\"dynamic_bytes\":120500000,\"new_bytes\":32960000,"
-                         "\"saved_bytes\":87540000}");
+  ASSERT_STR_EQ(line(0),
+                "{\"advice\":\"use_slotted\",\"text\":\"all 1000000 ticks are held as "
+                "dynamic objects at 120.5 bytes per tick; in slotted mode they would take "
+                "at most 33.0 bytes per tick (the 32-byte record plus block overhead, less "
+                "packed): 83.5 MiB less; set store.mode: slotted\",\"mode\":\"slotted\","
+                "\"ticks\":1000000,\"ticks_slotted\":1000000,\"ticks_overflow\":0,"
+                "\"dynamic_bytes_per_tick\":120.5,\"slotted_bytes_per_tick\":33.0,"
+                "\"overflow_bytes_per_tick\":0,\"record_size\":32,"
+                "\"dynamic_bytes\":120500000,\"new_bytes\":32960000,"
+                "\"saved_bytes\":87540000}");
   tks_buf_finish(&out);
 }
 
@@ -362,17 +363,19 @@ TEST(dynamic_mode_with_undeclared_fields_advises_fallback_with_overflow_maps) {
    * records and 250000 overflow ticks of 32 + 8 + (8 + 8 + 16 + 4 -> 40) =
    * 80 B, 20000000 B: 44720000 B. */
   ASSERT_EQ(lines(), 2);
-  ASSERT_STR_EQ(line(0), "{\"advice\":\"use_slotted\",\"text\":\"all 1000000 ticks are held as "
-                         "dynamic objects at 128.5 bytes per tick; in fallback mode the 750000 that "
-                         "carry no undeclared field would take at most 33.0 bytes per tick (the 32-byte "
-                         "record plus block overhead, less packed) and the other 250000 about 80 bytes each as "
-                         "slotted records plus overflow maps: 79.9 MiB less; set store.mode: "
-                         "fallback\",\"mode\":\"fallback\",\"ticks\":1000000,"
-                         "\"ticks_slotted\":750000,\"ticks_overflow\":250000,"
-                         "\"dynamic_bytes_per_tick\":128.5,\"slotted_bytes_per_tick\":33.0,"
-                         "\"overflow_bytes_per_tick\":80,\"record_size\":32,"
-                         "\"dynamic_bytes\":128500000,\"new_bytes\":44720000,"
-                         "\"saved_bytes\":83780000}");
+  ASSERT_STR_EQ(
+      line(0),
+      "{\"advice\":\"use_slotted\",\"text\":\"all 1000000 ticks are held as "
+      "dynamic objects at 128.5 bytes per tick; in fallback mode the 750000 that "
+      "carry no undeclared field would take at most 33.0 bytes per tick (the 32-byte "
+      "record plus block overhead, less packed) and the other 250000 about 80 bytes each as "
+      "slotted records plus overflow maps: 79.9 MiB less; set store.mode: "
+      "fallback\",\"mode\":\"fallback\",\"ticks\":1000000,"
+      "\"ticks_slotted\":750000,\"ticks_overflow\":250000,"
+      "\"dynamic_bytes_per_tick\":128.5,\"slotted_bytes_per_tick\":33.0,"
+      "\"overflow_bytes_per_tick\":80,\"record_size\":32,"
+      "\"dynamic_bytes\":128500000,\"new_bytes\":44720000,"
+      "\"saved_bytes\":83780000}");
   /* After it, the field: its cost is its entries and strings in the objects. */
   ASSERT_CONTAINS(line(1), "{\"advice\":\"mixed_types\",\"text\":\"field `seq` is in 25.0% of ticks "
                            "and costs 4.8 MiB in the dynamic objects; its values were of types string "

@@ -260,12 +260,11 @@ TEST_TIMEOUT(journal_buffers_are_counted_while_ticks_wait_and_given_back_after, 
   if (waiting < (4u << 20))
     TEST_FAIL("memory.journal_buffer_bytes %llu with ~8 MB of ticks behind a slow disk\n%s",
               (unsigned long long)waiting, st);
-  ASSERT_U64_EQ(stat_in(st, "memory.total_bytes"), stat_in(st, "memory.slab_bytes") -
-                                                       stat_in(st, "memory.slab_untouched_bytes") +
-                                                       stat_in(st, "memory.symbol_bytes") +
-                                                       stat_in(st, "memory.index_bytes") + waiting +
-                                                       stat_in(st, "memory.read_buffer_bytes") +
-                                                       stat_in(st, "memory.query_buffer_bytes"));
+  ASSERT_U64_EQ(stat_in(st, "memory.total_bytes"),
+                stat_in(st, "memory.slab_bytes") - stat_in(st, "memory.slab_untouched_bytes") +
+                    stat_in(st, "memory.symbol_bytes") + stat_in(st, "memory.index_bytes") +
+                    waiting + stat_in(st, "memory.read_buffer_bytes") +
+                    stat_in(st, "memory.query_buffer_bytes"));
   free(st);
   disarm(&f);
   ASSERT_EQ(sync_now(&f.d, 20000), FIRST + n);

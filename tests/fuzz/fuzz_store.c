@@ -138,8 +138,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else if ((op & 15) < 14) { /* trim_before */
       int64_t cut = (int64_t)take_value(&in);
       uint64_t below = tks_store_count_before(st, cut), removed = tks_store_trim_before(st, cut);
-      FUZZ_CHECK(below == removed, "count_before %llu, trim_before %llu",
-                 (unsigned long long)below, (unsigned long long)removed);
+      FUZZ_CHECK(below == removed, "count_before %llu, trim_before %llu", (unsigned long long)below,
+                 (unsigned long long)removed);
       unsigned kept = 0;
       for (unsigned i = 0; i < m.n; i++)
         if (m.t[i].ts >= cut) m.t[kept++] = m.t[i];
@@ -151,8 +151,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       static const struct tick *order[MAXTICKS];
       unsigned len = series_of(&m, sym, order), drop = n < len ? n : len;
       uint64_t removed = tks_store_evict_head(st, TKS_STORE_SLOTTED, sym, n);
-      FUZZ_CHECK(removed == drop, "evict_head removed %llu, model %u",
-                 (unsigned long long)removed, drop);
+      FUZZ_CHECK(removed == drop, "evict_head removed %llu, model %u", (unsigned long long)removed,
+                 drop);
       /* The dropped ticks are the first `drop` of the series' order. */
       static bool gone[MAXTICKS];
       memset(gone, 0, sizeof gone);
