@@ -211,6 +211,41 @@ TEST(crc32c_hardware_and_software_paths_agree_on_random_buffers) {
   free(buf);
 }
 
+/* The hardware path runs three chains over blocks of 3 x 256 and 3 x 8192
+ * bytes and folds them: lengths on and around those block edges, from every
+ * alignment, and long buffers that take both kinds and a tail. */
+TEST(crc32c_hardware_path_agrees_across_its_block_edges) {
+  if (!tks_crc32c_hw_available())
+    TEST_SKIP("this CPU has no SSE4.2: tks_crc32c_hw is the software path");
+  enum { MAXLEN = 4 * 3 * 8192 + 3 * 256 + 100 };
+  uint8_t *buf = malloc(MAXLEN + 16);
+  ASSERT(buf);
+  uint64_t s = 777;
+  for (size_t k = 0; k < MAXLEN + 16; k++) buf[k] = (uint8_t)splitmix(&s);
+  static const size_t edges[] = {3 * 256, 3 * 8192, 2 * 3 * 8192, 3 * 8192 + 3 * 256,
+                                 4 * 3 * 8192 + 3 * 256};
+  for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++)
+    for (size_t d = 0; d < 80; d++)
+      for (size_t align = 0; align < 16; align += 5) {
+        size_t len = edges[e] + d - 40;
+        uint32_t seed = (uint32_t)(d * 2654435761u);
+        uint32_t hw = tks_crc32c_hw(seed, buf + align, len);
+        uint32_t sw = tks_crc32c_sw(seed, buf + align, len);
+        if (hw != sw) TEST_FAIL("len %zu align %zu: hw %08x sw %08x", len, align, hw, sw);
+      }
+  for (int t = 0; t < 200; t++) {
+    size_t len = (size_t)(splitmix(&s) % (MAXLEN + 1)), align = (size_t)(splitmix(&s) % 16);
+    uint32_t hw = tks_crc32c_hw(0, buf + align, len), sw = tks_crc32c_sw(0, buf + align, len);
+    if (hw != sw) TEST_FAIL("len %zu align %zu: hw %08x sw %08x", len, align, hw, sw);
+  }
+  /* A frame's CRC in one call is the same in two, split anywhere. */
+  size_t len = 3 * 8192 * 2 + 1000;
+  uint32_t whole = tks_crc32c_hw(0, buf, len);
+  for (size_t cut = 0; cut <= len; cut += 997)
+    ASSERT_U64_EQ(tks_crc32c_hw(tks_crc32c_hw(0, buf, cut), buf + cut, len - cut), whole);
+  free(buf);
+}
+
 /* ---- writing and replaying ------------------------------------------------ */
 
 TEST(frames_written_then_closed_replay_in_order) {
