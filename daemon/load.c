@@ -51,7 +51,7 @@ static struct {
 static int journal_begin(struct tks_server *srv, struct tks_load_progress *p) {
   /* store.huge_pages auto: none for the replay, which fills the store a
    * tick at a time as ingest does; on this VM their zeroing took 40% of a
-   * 10 M-tick replay's time (bench/README.md). */
+   * 10 M-tick replay's time, and the replay ran 20-60% faster without. */
   if (srv->cfg.store.huge_pages == TKS_HUGE_PAGES_AUTO)
     tks_slab_set_huge_pages(srv->slab, TKS_HUGE_PAGES_OFF);
   return tks_durability_replay_begin(srv, L.journal_from, p);

@@ -15,11 +15,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -29,6 +31,8 @@
 #define MAX_UNSYNCED 4             /* rotated segments kept open until the next fsync */
 #define BUF_KEEP (8u << 20)        /* an empty write buffer larger than this is freed */
 #define REPLAY_DROP_BEHIND (64u << 20) /* replay releases mapped pages in steps of this */
+#define VERIFY_MIN (256u << 10)        /* a segment this large gets a verify-ahead thread */
+#define VERIFY_LEAD (16u << 20)        /* how far it runs ahead of the reader at most */
 
 /* ---- little-endian fields --------------------------------------------- */
 
@@ -807,14 +811,77 @@ struct tks_journal_reader {
   uint64_t off, dropped;
   uint8_t small[TKS_JOURNAL_SEGMENT_HEADER];
 
+  /* The verify-ahead thread of the segment being read (see verify_main). */
+  bool verifying;
+  pthread_t verifier;
+  _Atomic uint64_t verified; /* frames in [header, verified) are good */
+  _Atomic uint64_t read_off; /* r->off, for the verifier's lead */
+  atomic_bool verify_stop;
+
   int rc;    /* sticky: an error, returned by every later call */
   bool done; /* every segment read */
   struct tks_replay_result res;
   char err[1024];
 };
 
+/*
+ * The verify-ahead thread: walks the frames of the mapped segment from its
+ * header on, checking each one's length and CRC as tks_journal_reader_next()
+ * does, and publishes in r->verified the offset up to which every frame is
+ * good; it stops at the first frame that is not, or at the end.  The reader
+ * skips the CRC of a frame below that offset and decides everything else
+ * itself, so what a replay does is the same whether the thread ran ahead,
+ * lagged or never ran: it only takes the checksum (and the page faults of
+ * the mapping, a tenth of a replay's time) off the thread that decodes.
+ * It stays within VERIFY_LEAD bytes of the reader, so that the mapping's
+ * pages it touches are soon released behind the reader, and is joined
+ * before the segment is cut, unmapped or closed.
+ */
+static void *verify_main(void *arg) {
+  struct tks_journal_reader *r = arg;
+  const uint8_t *map = r->map;
+  const uint64_t size = r->s.size;
+  uint64_t off = TKS_JOURNAL_SEGMENT_HEADER;
+  while (!atomic_load_explicit(&r->verify_stop, memory_order_relaxed)) {
+    uint64_t read = atomic_load_explicit(&r->read_off, memory_order_relaxed);
+    if (off < read) off = read; /* it lags: frames the reader checked are no use to it */
+    if (off - read > VERIFY_LEAD) {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+      continue;
+    }
+    if (size - off < TKS_JOURNAL_FRAME_HEADER) break;
+    uint32_t l = le32(map + off);
+    if (l == 0 || l > TKS_JOURNAL_MAX_PAYLOAD || l > size - off - TKS_JOURNAL_FRAME_HEADER) break;
+    if (tks_crc32c(0, map + off + TKS_JOURNAL_FRAME_HEADER, l) != le32(map + off + 4)) break;
+    off += TKS_JOURNAL_FRAME_HEADER + l;
+    atomic_store_explicit(&r->verified, off, memory_order_release);
+  }
+  return NULL;
+}
+
+static void verify_start(struct tks_journal_reader *r) {
+  atomic_store(&r->verified, 0);
+  atomic_store(&r->read_off, r->off);
+  atomic_store(&r->verify_stop, false);
+  if (r->s.size < VERIFY_MIN) return;
+  (void)tks_crc32c_hw_available(); /* the tables are made before the thread reads them */
+  r->verifying = pthread_create(&r->verifier, NULL, verify_main, r) == 0;
+}
+
+/* Stops and joins the verify-ahead thread, if it runs: from here on the
+ * reader checks every CRC itself. */
+static void verify_stop(struct tks_journal_reader *r) {
+  if (!r->verifying) return;
+  atomic_store(&r->verify_stop, true);
+  pthread_join(r->verifier, NULL);
+  r->verifying = false;
+  atomic_store(&r->verified, 0);
+}
+
 static void close_segment(struct tks_journal_reader *r) {
   if (!r->in_segment) return;
+  verify_stop(r);
   r->in_segment = false;
   if (r->map) munmap(r->map, (size_t)r->s.size);
   if (r->fd >= 0) close(r->fd);
@@ -990,6 +1057,7 @@ static int open_segment(struct tks_journal_reader *r) {
     return -EBADMSG;
   }
   res->segments++;
+  verify_start(r);
   return 0;
 
 fail_errno:
@@ -1064,10 +1132,15 @@ int tks_journal_reader_next(struct tks_journal_reader *r, const void **payload, 
       uint32_t l = le32(map + off);
       if (l != 0 && l <= TKS_JOURNAL_MAX_PAYLOAD && l <= size - off - TKS_JOURNAL_FRAME_HEADER) {
         const uint8_t *p = map + off + TKS_JOURNAL_FRAME_HEADER;
-        if (tks_crc32c(0, p, l) == le32(map + off + 4)) {
+        uint64_t end = off + TKS_JOURNAL_FRAME_HEADER + l;
+        /* The verifier walks the same chain of frames: one that ends at
+         * or below its mark is one whose CRC it found good. */
+        if (end <= atomic_load_explicit(&r->verified, memory_order_acquire) ||
+            tks_crc32c(0, p, l) == le32(map + off + 4)) {
           r->res.frames++;
           r->res.bytes += TKS_JOURNAL_FRAME_HEADER + l;
-          r->off = off + TKS_JOURNAL_FRAME_HEADER + l;
+          r->off = end;
+          atomic_store_explicit(&r->read_off, end, memory_order_relaxed);
           /* Give back the pages behind us so a large segment does not sit
            * in RSS (they end at least a frame's length before p). */
           if (r->off - r->dropped >= 2 * (uint64_t)REPLAY_DROP_BEHIND) {
@@ -1080,7 +1153,9 @@ int tks_journal_reader_next(struct tks_journal_reader *r, const void **payload, 
         }
       }
     }
-    /* The end of the segment's good frames. */
+    /* The end of the segment's good frames.  The verifier goes first: a
+     * cut tail must not shrink the file under its reads. */
+    verify_stop(r);
     r->res.bytes += TKS_JOURNAL_SEGMENT_HEADER;
     int rc = off == size ? 0 : bad_frame(r);
     close_segment(r);
