@@ -3,8 +3,10 @@
  * in memory and writes them in large pwrite() batches to numbered segment
  * files, and a replay that maps each segment, checks every frame's length
  * and CRC32C, and tells a torn tail (cut, or refused, by policy) from
- * corruption with good frames after it (always refused).  CRC32C uses the
- * SSE4.2 crc32 instruction when the CPU has it, else slicing-by-8 tables.
+ * corruption with good frames after it (always refused); a thread checks a
+ * large segment's CRCs ahead of the reader.  CRC32C uses the SSE4.2 crc32
+ * instruction (three chains at once) when the CPU has it, else
+ * slicing-by-8 tables.
  */
 #include "journal.h"
 
