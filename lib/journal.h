@@ -172,7 +172,9 @@ int tks_journal_replay_from(const char *dir, uint64_t from, enum tks_on_corrupt 
  * The same replay as a reader the caller pulls frames from, so that it can
  * stop between any two frames and go on later (the daemon replays in slices
  * of its event loop); tks_journal_replay() is a loop over it.  One reader
- * is used by one thread at a time.
+ * is used by one thread at a time.  While it reads a segment of 256 KiB or
+ * more it runs a thread of its own that checks CRCs ahead of it (joined by
+ * the time the segment is done, and by tks_journal_reader_close()).
  *
  * Segment numbers must run without a gap: from `from` on when it is given
  * (not 0: segments before it are covered by what was loaded before, e.g. a

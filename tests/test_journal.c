@@ -211,6 +211,41 @@ TEST(crc32c_hardware_and_software_paths_agree_on_random_buffers) {
   free(buf);
 }
 
+/* The hardware path runs three chains over blocks of 3 x 256 and 3 x 8192
+ * bytes and folds them: lengths on and around those block edges, from every
+ * alignment, and long buffers that take both kinds and a tail. */
+TEST(crc32c_hardware_path_agrees_across_its_block_edges) {
+  if (!tks_crc32c_hw_available())
+    TEST_SKIP("this CPU has no SSE4.2: tks_crc32c_hw is the software path");
+  enum { MAXLEN = 4 * 3 * 8192 + 3 * 256 + 100 };
+  uint8_t *buf = malloc(MAXLEN + 16);
+  ASSERT(buf);
+  uint64_t s = 777;
+  for (size_t k = 0; k < MAXLEN + 16; k++) buf[k] = (uint8_t)splitmix(&s);
+  static const size_t edges[] = {3 * 256, 3 * 8192, 2 * 3 * 8192, 3 * 8192 + 3 * 256,
+                                 4 * 3 * 8192 + 3 * 256};
+  for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++)
+    for (size_t d = 0; d < 80; d++)
+      for (size_t align = 0; align < 16; align += 5) {
+        size_t len = edges[e] + d - 40;
+        uint32_t seed = (uint32_t)(d * 2654435761u);
+        uint32_t hw = tks_crc32c_hw(seed, buf + align, len);
+        uint32_t sw = tks_crc32c_sw(seed, buf + align, len);
+        if (hw != sw) TEST_FAIL("len %zu align %zu: hw %08x sw %08x", len, align, hw, sw);
+      }
+  for (int t = 0; t < 200; t++) {
+    size_t len = (size_t)(splitmix(&s) % (MAXLEN + 1)), align = (size_t)(splitmix(&s) % 16);
+    uint32_t hw = tks_crc32c_hw(0, buf + align, len), sw = tks_crc32c_sw(0, buf + align, len);
+    if (hw != sw) TEST_FAIL("len %zu align %zu: hw %08x sw %08x", len, align, hw, sw);
+  }
+  /* A frame's CRC in one call is the same in two, split anywhere. */
+  size_t len = 3 * 8192 * 2 + 1000;
+  uint32_t whole = tks_crc32c_hw(0, buf, len);
+  for (size_t cut = 0; cut <= len; cut += 997)
+    ASSERT_U64_EQ(tks_crc32c_hw(tks_crc32c_hw(0, buf, cut), buf + cut, len - cut), whole);
+  free(buf);
+}
+
 /* ---- writing and replaying ------------------------------------------------ */
 
 TEST(frames_written_then_closed_replay_in_order) {
@@ -435,17 +470,21 @@ struct ref {
   size_t len;
 };
 
-static void make_ref(struct ref *r, uint64_t n, size_t lo, size_t hi) {
+static void make_ref_of(struct ref *r, uint64_t n, size_t lo, size_t hi, uint64_t seg_bytes) {
   char *dir = make_dir();
   r->g = (struct gen){lo, hi};
   r->n = n;
-  write_journal(dir, &r->g, n, MIB);
+  write_journal(dir, &r->g, n, seg_bytes);
   char path[600];
   seg_path(path, sizeof path, dir, 1);
   r->bytes = slurp(path, &r->len);
   ASSERT(r->bytes);
   ASSERT_EQ(r->len, frame_off(&r->g, n));
   rm_rf(dir);
+}
+
+static void make_ref(struct ref *r, uint64_t n, size_t lo, size_t hi) {
+  make_ref_of(r, n, lo, hi, MIB);
 }
 
 /* A fresh dir holding data as segment 1; its path in seg. */
@@ -1384,6 +1423,86 @@ TEST(reader_gives_the_frames_replay_gives_and_can_stop_between_any_two) {
   ASSERT_EQ(n, 100);
   free(buf);
   rm_rf(dir);
+}
+
+/* Pulls every frame of dir through a reader, checking each against g, with
+ * a pause after the first so that a segment's verify-ahead thread is well
+ * ahead when the damage comes.  Returns what next() ended with; *n frames. */
+static int pull_all(const char *dir, enum tks_on_corrupt pol, const struct gen *g, uint64_t *n,
+                    struct tks_replay_result *res, char *err, size_t errlen) {
+  struct tks_journal_reader *r;
+  int rc = tks_journal_reader_open(&r, dir, 0, pol, err, errlen);
+  if (rc) return rc;
+  uint8_t *buf = malloc(g->hi + 8);
+  ASSERT(buf);
+  const void *p;
+  size_t len;
+  *n = 0;
+  while ((rc = tks_journal_reader_next(r, &p, &len)) == 1) {
+    size_t wl = gen_payload(g, *n, buf);
+    if (len != wl || memcmp(p, buf, len) != 0)
+      TEST_FAIL("frame %llu differs", (unsigned long long)*n);
+    if (++*n == 1) nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+  }
+  snprintf(err, errlen, "%s", tks_journal_reader_error(r));
+  *res = *tks_journal_reader_result(r);
+  tks_journal_reader_close(r);
+  free(buf);
+  return rc;
+}
+
+/* A segment large enough for the reader's verify-ahead thread: damage in
+ * it is judged as in a small one, whether the thread reached it first or
+ * not (the reader checks what the thread did not find good). */
+TEST(damage_in_a_segment_verified_ahead_is_judged_as_in_a_small_one) {
+  struct ref r;
+  make_ref_of(&r, 1500, 1000, 3000, 8 * MIB); /* about 3 MB in one segment */
+  ASSERT(r.len > 2 * MIB);
+  uint8_t *copy = malloc(r.len);
+  ASSERT(copy);
+  const uint64_t ks[] = {1, 2, r.n / 2, r.n - 2, r.n - 1};
+  for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+    uint64_t k = ks[i], at = frame_off(&r.g, k), end = frame_off(&r.g, k + 1);
+    for (int pol = 0; pol < 2; pol++) {
+      memcpy(copy, r.bytes, r.len);
+      copy[at + 8 + (end - at - 8) / 2] ^= 0x10; /* a payload bit: a bad CRC */
+      char seg[600], err[1024] = "";
+      char *dir = stage(copy, r.len, seg, sizeof seg);
+      uint64_t n;
+      struct tks_replay_result res;
+      int rc = pull_all(dir, pol ? TKS_CORRUPT_REFUSE : TKS_CORRUPT_TRUNCATE, &r.g, &n, &res, err,
+                        sizeof err);
+      ASSERT_EQ(n, k);
+      if (k < r.n - 1) {
+        ASSERT_EQ(rc, -EBADMSG);
+        ASSERT_CONTAINS(err, "followed by good frames");
+        ASSERT_EQ(file_size(seg), r.len);
+      } else if (pol) {
+        ASSERT_EQ(rc, -EBADMSG);
+        ASSERT_CONTAINS(err, "journal.on_corrupt is refuse");
+        ASSERT_EQ(file_size(seg), r.len);
+      } else {
+        if (rc) TEST_FAIL("frame %llu: %s", (unsigned long long)k, err);
+        ASSERT_EQ(res.truncated_at, at);
+        ASSERT_EQ(file_size(seg), at);
+      }
+      rm_rf(dir);
+    }
+  }
+  /* Torn: the file cut inside its last frame. */
+  uint64_t last = frame_off(&r.g, r.n - 1);
+  char seg[600], err[1024] = "";
+  char *dir = stage(r.bytes, last + 100, seg, sizeof seg);
+  uint64_t n;
+  struct tks_replay_result res;
+  ASSERT_EQ(pull_all(dir, TKS_CORRUPT_TRUNCATE, &r.g, &n, &res, err, sizeof err), 0);
+  ASSERT_EQ(n, r.n - 1);
+  ASSERT_EQ(res.truncated_at, last);
+  ASSERT_EQ(res.truncated_bytes, 100);
+  ASSERT_EQ(file_size(seg), last);
+  rm_rf(dir);
+  free(copy);
+  free(r.bytes);
 }
 
 TEST(reader_keeps_the_torn_tail_semantics_of_replay) {
