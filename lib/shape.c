@@ -30,8 +30,22 @@ void tks_shape_init(struct tks_shape_cache *c) { memset(c, 0, sizeof *c); }
 
 /* ---- recent strings ---------------------------------------------------- */
 
-static inline unsigned sym_slot(uint64_t head, size_t len, int kind) {
-  uint64_t x = (head ^ len ^ (uint64_t)kind << 63) * 0x9e3779b97f4a7c15ull;
+/* The first min(n, 8) bytes at p, zeros after them, with one 8-byte load
+ * (the caller has 8 bytes at p to read). */
+static inline uint64_t head8(const uint8_t *p, size_t n) {
+  static const uint8_t ones[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  uint64_t x, m;
+  memcpy(&x, p, 8);
+  memcpy(&m, ones + 8 - (n < 8 ? n : 8), 8);
+  return x & m;
+}
+
+static inline uint32_t sym_key(size_t len, int kind) {
+  return (uint32_t)len | (uint32_t)kind << 16;
+}
+
+static inline unsigned sym_slot(uint64_t head, uint32_t key) {
+  uint64_t x = (head ^ key) * 0x9e3779b97f4a7c15ull;
   return (unsigned)(x >> 55); /* 9 bits: TKS_SHAPE_SYMS */
 }
 
@@ -41,29 +55,48 @@ static void syms_clear(struct tks_shape_cache *c) {
 }
 
 /* Empties the recent strings if a table is another or removed ids since. */
-static void syms_check(struct tks_shape_cache *c, const struct tks_decoder *d) {
-  const struct tks_symtab *t[2] = {d->symbols, d->strings};
-  for (int k = 0; k < 2; k++) {
-    if (c->tables[k] == t[k] && c->generations[k] == tks_symtab_generation(t[k])) continue;
-    syms_clear(c);
-    for (int j = 0; j < 2; j++)
-      c->tables[j] = t[j], c->generations[j] = tks_symtab_generation(t[j]);
+static inline void syms_check(struct tks_shape_cache *c, const struct tks_decoder *d) {
+  if (c->tables[0] == d->symbols && c->tables[1] == d->strings &&
+      c->generations[0] == tks_symtab_generation(d->symbols) &&
+      c->generations[1] == tks_symtab_generation(d->strings))
     return;
-  }
+  syms_clear(c);
+  c->tables[0] = d->symbols, c->generations[0] = tks_symtab_generation(d->symbols);
+  c->tables[1] = d->strings, c->generations[1] = tks_symtab_generation(d->strings);
 }
 
 /* The slot of s (len > 0) of that kind, or the free slot where it goes.  Up
- * to 8 bytes, length and tks_head8() are the whole string. */
+ * to 8 bytes, the key and head8() are the whole string. */
 static inline struct tks_shape_sym *sym_find(struct tks_shape_cache *c, int kind, const char *s,
                                              size_t len, uint64_t head) {
-  for (unsigned i = sym_slot(head, len, kind);; i = (i + 1) % TKS_SHAPE_SYMS) {
+  uint32_t key = sym_key(len, kind);
+  for (unsigned i = sym_slot(head, key);; i = (i + 1) % TKS_SHAPE_SYMS) {
     struct tks_shape_sym *e = &c->syms[i];
-    if (e->len == 0) return e;
-    if (e->len == len && e->head == head && e->kind == kind &&
+    if (e->key == 0) return e;
+    if (e->key == key && e->head == head &&
         (len <= 8 ||
          memcmp(tks_symtab_name(c->tables[kind], e->id, NULL) + 8, s + 8, len - 8) == 0))
       return e;
   }
+}
+
+/* s's id, if it is among the recent strings.  The first slot probed is
+ * where nearly every string is found: the rest off line. */
+__attribute__((noinline)) static bool sym_probe(struct tks_shape_cache *c, int kind, const char *s,
+                                                size_t len, uint64_t head, uint32_t *id) {
+  const struct tks_shape_sym *e = sym_find(c, kind, s, len, head);
+  *id = e->id;
+  return e->key != 0;
+}
+static inline bool sym_lookup(struct tks_shape_cache *c, int kind, const char *s, size_t len,
+                              uint64_t head, uint32_t *id) {
+  uint32_t key = sym_key(len, kind);
+  const struct tks_shape_sym *e = &c->syms[sym_slot(head, key)];
+  if (e->key == key && e->head == head && len <= 8) {
+    *id = e->id;
+    return true;
+  }
+  return e->key != 0 && sym_probe(c, kind, s, len, head, id);
 }
 
 /* Notes s's id (after a miss); a cache more than half full starts again
@@ -72,8 +105,8 @@ static void sym_add(struct tks_shape_cache *c, int kind, const char *s, size_t l
                     uint32_t id) {
   if (c->nsyms >= TKS_SHAPE_SYMS / 2) syms_clear(c);
   struct tks_shape_sym *e = sym_find(c, kind, s, len, head);
-  if (e->len) return; /* the same string in two fields of the tick */
-  *e = (struct tks_shape_sym){head, id, (uint16_t)len, (uint16_t)kind};
+  if (e->key) return; /* the same string in two fields of the tick */
+  *e = (struct tks_shape_sym){head, id, sym_key(len, kind)};
   c->nsyms++;
 }
 
@@ -175,6 +208,9 @@ learn(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_t *buf
   c->string_fields = 0;
   for (unsigned fi = 0; fi < s->nfields; fi++)
     if (s->fields[fi].type == TKS_TYPE_STRING) c->string_fields |= 1u << fi;
+  c->strs = c->mask & s->intern_mask;
+  c->long_keys = false;
+  for (unsigned i = 0; i < count; i++) c->long_keys |= c->keys[i].len > 8;
   c->n = (uint8_t)count;
   c->misses = 0;
   c->schema = s;
@@ -182,153 +218,176 @@ learn(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_t *buf
 
 /* ---- the fast path ------------------------------------------------------ */
 
-/* p[0..k->len) == the key's bytes, with one 8-byte compare where the key
- * fits in it and 8 bytes may be read. */
-static inline bool key_matches(const struct tks_shape_key *k, const uint8_t *p, size_t avail) {
-  if (avail < 8) return memcmp(p, k->bytes, k->len) == 0;
-  uint64_t x;
-  memcpy(&x, p, 8);
-  if ((x & k->mask) != k->head) return false;
-  return k->len <= 8 || memcmp(p + 8, k->bytes + 8, k->len - 8) == 0;
-}
-
 /* An integer as tks_decode() reads one into an int64 (a uint64 over
  * INT64_MAX is not): its length, or 0. */
-static inline size_t read_int(const uint8_t *q, size_t avail, int64_t *x) {
+static inline size_t read_int(const uint8_t *q, int64_t *x) {
   uint8_t b = q[0];
-  if (b <= 0x7f || b >= 0xe0) return *x = (int8_t)b, 1;    /* (int8_t) of 0..0x7f is itself */
-  static const uint8_t size[8] = {2, 3, 5, 9, 2, 3, 5, 9}; /* 0xcc..0xcf, 0xd0..0xd3 */
-  if (b < 0xcc || b > 0xd3) return 0;
-  size_t n = size[b - 0xcc];
-  if (avail < n) return 0;
+  if (b <= 0x7f || b >= 0xe0) return *x = (int8_t)b, 1; /* (int8_t) of 0..0x7f is itself */
   switch (b) {
-  case 0xcc: *x = q[1]; break;
-  case 0xcd: *x = be16(q + 1); break;
-  case 0xce: *x = be32(q + 1); break;
+  case 0xcc: return *x = q[1], 2;
+  case 0xcd: return *x = be16(q + 1), 3;
+  case 0xce: return *x = be32(q + 1), 5;
   case 0xcf: {
     uint64_t u = be64(q + 1);
     if (u > INT64_MAX) return 0;
-    *x = (int64_t)u;
-    break;
+    return *x = (int64_t)u, 9;
   }
-  case 0xd0: *x = (int8_t)q[1]; break;
-  case 0xd1: *x = (int16_t)be16(q + 1); break;
-  case 0xd2: *x = (int32_t)be32(q + 1); break;
-  default: *x = (int64_t)be64(q + 1); break;
-  }
-  return n;
-}
-
-/* Reads the value at q into its field's place at, checked as put_field()
- * checks it.  Returns its length, or 0 where tks_decode() must decide.  A
- * string is noted in *sp and *sn (interned later). */
-static inline size_t read_value(enum tks_type type, const uint8_t *q, size_t avail, char *at,
-                                const char **sp, size_t *sn) {
-  uint8_t b = q[0];
-  int64_t i;
-  size_t n;
-  switch (type) {
-  case TKS_TYPE_TIMESTAMP:
-  case TKS_TYPE_I64:
-    n = read_int(q, avail, &i);
-    if (n) memcpy(at, &i, 8);
-    return n;
-  case TKS_TYPE_U32: {
-    n = read_int(q, avail, &i);
-    if (!n || i < 0 || i > UINT32_MAX) return 0;
-    uint32_t u = (uint32_t)i;
-    memcpy(at, &u, 4);
-    return n;
-  }
-  case TKS_TYPE_F64: {
-    double x;
-    if (b == 0xcb && avail >= 9) {
-      uint64_t u = be64(q + 1);
-      memcpy(&x, &u, 8);
-      n = 9;
-    } else if (b == 0xca && avail >= 5) {
-      uint32_t u = be32(q + 1);
-      float fl;
-      memcpy(&fl, &u, 4);
-      x = fl, n = 5;
-    } else {
-      n = read_int(q, avail, &i);
-      x = (double)i;
-    }
-    if (!n || !isfinite(x)) return 0;
-    memcpy(at, &x, 8);
-    return n;
-  }
-  case TKS_TYPE_SYMBOL:
-  case TKS_TYPE_STRING: {
-    size_t h = (b & 0xe0) == 0xa0 ? 1 : b == 0xd9 && avail >= 2 ? 2 : 0;
-    if (!h) return 0;
-    *sn = h == 1 ? b & 0x1f : q[1];
-    if (avail < h + *sn) return 0;
-    *sp = (const char *)q + h;
-    return h + *sn;
-  }
-  case TKS_TYPE_BOOL:
-    if (b != 0xc2 && b != 0xc3) return 0;
-    *(bool *)at = b == 0xc3;
-    return 1;
-  case TKS_TYPE__COUNT: break;
+  case 0xd0: return *x = (int8_t)q[1], 2;
+  case 0xd1: return *x = (int16_t)be16(q + 1), 3;
+  case 0xd2: return *x = (int32_t)be32(q + 1), 5;
+  case 0xd3: return *x = (int64_t)be64(q + 1), 9;
   }
   return 0;
 }
 
+/* A number for an f64 field, as put_field() takes one: its length, or 0. */
+static inline size_t read_f64(const uint8_t *q, double *x) {
+  if (q[0] == 0xcb) {
+    uint64_t u = be64(q + 1);
+    memcpy(x, &u, 8);
+    return 9;
+  }
+  if (q[0] == 0xca) {
+    uint32_t u = be32(q + 1);
+    float f;
+    memcpy(&f, &u, 4);
+    return *x = f, 5;
+  }
+  int64_t i = 0;
+  size_t n = read_int(q, &i);
+  *x = (double)i;
+  return n;
+}
+
 enum fast { FAST_HIT, FAST_OTHER_SHAPE, FAST_UNSURE };
 
+/* The strings of a tick not among the recent ones, by field: checked and
+ * interned once the whole tick is read. */
+struct misses {
+  uint32_t fields;
+  const char *s[TKS_SCHEMA_MAX_FIELDS];
+  uint8_t len[TKS_SCHEMA_MAX_FIELDS];
+  uint64_t head[TKS_SCHEMA_MAX_FIELDS];
+};
+
 /*
- * Reads the keys and values of a tick of the shape into rec.  With roomy,
- * the caller has seen that c->room bytes are there, which no tick of the
- * shape can run past (every key and value within its key's room, one
- * 8-byte load past a key at most): no read checks its bounds.  Sets *pos,
- * the strings (sp, sn) and the fields with a nil (*nils).
+ * Reads the keys and values of a tick of the shape from buf into rec, as
+ * put_field() checks them, a recent string's id too; a string not among
+ * them is noted in *ms and its place left 0.  buf holds c->room bytes,
+ * which no tick of the shape can read past (every key and value within its
+ * key's room, one 8-byte load past a key or into a string at most), so no
+ * read checks a bound: the caller compares the end, *pos, with what it has.
+ * Sets the fields with a nil (*nils).
  */
-static inline enum fast read_tick(const struct tks_shape_cache *c, const uint8_t *buf, size_t len,
-                                  const bool roomy, char *rec, size_t *pos_out, const char **sp,
-                                  size_t *sn, uint32_t *nils) {
-  size_t pos = c->hdr_len;
-  for (unsigned i = 0; i < c->n; i++) {
-    const struct tks_shape_key *k = &c->keys[i];
-    /* Unless roomy: the key and the first byte of its value are there. */
-    if (!roomy && len - pos <= k->len) return FAST_UNSURE;
-    if (!key_matches(k, buf + pos, roomy ? 8 : len - pos)) return FAST_OTHER_SHAPE;
-    pos += k->len;
-    size_t n = read_value((enum tks_type)k->type, buf + pos, roomy ? SIZE_MAX : len - pos,
-                          rec + k->offset, &sp[k->field], &sn[k->field]);
+static inline __attribute__((always_inline)) enum fast
+read_tick(struct tks_shape_cache *c, const bool long_keys, int symbol_field, const uint8_t *buf,
+          char *rec, size_t *pos, uint32_t *nils, struct misses *ms) {
+  const uint8_t *p = buf + c->hdr_len;
+  for (const struct tks_shape_key *k = c->keys, *end = k + c->n; k < end; k++) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    if ((x & k->mask) != k->head ||
+        (long_keys && k->len > 8 && memcmp(p + 8, k->bytes + 8, k->len - 8) != 0))
+      return FAST_OTHER_SHAPE;
+    p += k->len;
+    char *at = rec + k->offset;
+    uint8_t b = p[0];
+    size_t n = 0;
+    switch ((enum tks_type)k->type) {
+    case TKS_TYPE_TIMESTAMP:
+      if (b == 0xd3) { /* what a sender of ns timestamps uses: no second dispatch */
+        uint64_t u = be64(p + 1);
+        memcpy(at, &u, 8);
+        n = 9;
+        break;
+      }
+      /* fall through */
+    case TKS_TYPE_I64: {
+      int64_t i;
+      n = read_int(p, &i);
+      if (n) memcpy(at, &i, 8);
+      break;
+    }
+    case TKS_TYPE_U32: {
+      int64_t i;
+      n = read_int(p, &i);
+      if (n && i >= 0 && i <= UINT32_MAX) {
+        uint32_t u = (uint32_t)i;
+        memcpy(at, &u, 4);
+      } else {
+        n = 0;
+      }
+      break;
+    }
+    case TKS_TYPE_F64: {
+      double f;
+      n = read_f64(p, &f);
+      if (n && isfinite(f))
+        memcpy(at, &f, 8);
+      else
+        n = 0;
+      break;
+    }
+    case TKS_TYPE_SYMBOL:
+    case TKS_TYPE_STRING: {
+      size_t h = (b & 0xe0) == 0xa0 ? 1 : b == 0xd9 ? 2 : 0, len = h == 1 ? b & 0x1fu : p[1];
+      if (!h) break;
+      n = h + len;
+      const char *s = (const char *)p + h;
+      uint32_t id = 0;
+      if (len > 0) {
+        int kind = k->type == TKS_TYPE_STRING;
+        uint64_t head = head8(p + h, len);
+        if (!sym_lookup(c, kind, s, len, head, &id)) {
+          id = 0;
+          ms->fields |= 1u << k->field;
+          ms->s[k->field] = s, ms->len[k->field] = (uint8_t)len, ms->head[k->field] = head;
+        }
+      } else if (k->field == symbol_field) {
+        return FAST_UNSURE; /* an empty series key: bad_value */
+      }
+      memcpy(at, &id, 4);
+      break;
+    }
+    case TKS_TYPE_BOOL:
+      if (b == 0xc2 || b == 0xc3) *(bool *)at = b == 0xc3, n = 1;
+      break;
+    case TKS_TYPE__COUNT: break;
+    }
     if (n == 0) {
       /* No type takes a nil (0xc0): it is an absent field, looked for
        * only here, off the common path. */
-      if (buf[pos] != 0xc0) return FAST_UNSURE;
+      if (b != 0xc0) return FAST_UNSURE;
       *nils |= 1u << k->field;
       n = 1;
     }
-    pos += n;
+    p += n;
   }
-  *pos_out = pos;
+  *pos = (size_t)(p - buf);
   return FAST_HIT;
 }
 
-/* The fast path: FAST_HIT with the tick decoded as tks_decode() would
- * (status OK), else nothing outside rec changed. */
-static enum fast fast_decode(struct tks_shape_cache *c, const struct tks_decoder *d,
-                             const uint8_t *buf, size_t len, int64_t now_ns, char *rec,
-                             struct tks_decode_result *res) {
+/* The fast path on buf[0..len), len >= c->room (see read_tick): FAST_HIT
+ * with the tick decoded as tks_decode() would (status OK), else nothing
+ * outside rec changed. */
+static inline __attribute__((always_inline)) enum fast
+fast_decode(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_t *buf, size_t len,
+            int64_t now_ns, char *rec, struct tks_decode_result *res) {
   const struct tks_schema *s = d->schema;
-  if (len > d->max_message_bytes) len = d->max_message_bytes; /* as tks_decode() */
-  /* len > 0; a header of one byte (fixmap, fixarray) needs no memcmp call. */
-  if (buf[0] != c->hdr[0] ||
-      (c->hdr_len > 1 && (len < c->hdr_len || memcmp(buf, c->hdr, c->hdr_len) != 0)))
+  /* A header of one byte (fixmap, fixarray) needs no memcmp call. */
+  if (buf[0] != c->hdr[0] || (c->hdr_len > 1 && memcmp(buf, c->hdr, c->hdr_len) != 0))
     return FAST_OTHER_SHAPE;
   if (!c->full) memcpy(rec, c->tmpl, s->record_size);
-  const char *sp[TKS_SCHEMA_MAX_FIELDS];
-  size_t sn[TKS_SCHEMA_MAX_FIELDS], pos = 0;
+  if (c->strs) syms_check(c, d);
+  size_t pos;
   uint32_t nils = 0;
-  enum fast f = len >= c->room ? read_tick(c, buf, len, true, rec, &pos, sp, sn, &nils)
-                               : read_tick(c, buf, len, false, rec, &pos, sp, sn, &nils);
+  struct misses ms;
+  ms.fields = 0;
+  /* Keys of up to 8 bytes, the common case, need no second compare. */
+  enum fast f = c->long_keys ? read_tick(c, true, s->symbol_field, buf, rec, &pos, &nils, &ms)
+                             : read_tick(c, false, s->symbol_field, buf, rec, &pos, &nils, &ms);
   if (f != FAST_HIT) return f;
+  if (pos > len) return FAST_UNSURE; /* more bytes needed, or over max_message_bytes */
   uint32_t seen = c->mask & ~nils;
   if (s->required_mask & ~seen) return FAST_UNSURE;
   /* An absent field holds its default (the template has them all). */
@@ -337,44 +396,31 @@ static enum fast fast_decode(struct tks_shape_cache *c, const struct tks_decoder
     memcpy(rec + fl->offset, &fl->dflt, fl->size);
   }
 
-  /* Strings: known (checked when noted) or checked now, all before any is
-   * interned, as tks_decode() interns only a tick it accepts. */
-  uint32_t strs = seen & s->intern_mask, todo = 0, ids[TKS_SCHEMA_MAX_FIELDS];
-  uint64_t heads[TKS_SCHEMA_MAX_FIELDS];
-  if (strs) syms_check(c, d);
-  for (uint32_t m = strs; m; m &= m - 1) {
-    int fi = __builtin_ctz(m), kind = (c->string_fields >> fi) & 1;
-    ids[fi] = 0;
-    if (sn[fi] == 0) {
-      if (fi == s->symbol_field) return FAST_UNSURE; /* an empty series key: bad_value */
-      continue;
-    }
-    heads[fi] = tks_head8(sp[fi], sn[fi]);
-    const struct tks_shape_sym *e = sym_find(c, kind, sp[fi], sn[fi], heads[fi]);
-    if (e->len) {
-      ids[fi] = e->id;
-      continue;
-    }
-    /* A symbol is a word of the control protocol: no space, no control. */
-    if (tks_utf8_scan(sp[fi], sn[fi]) & (kind ? (unsigned)TKS_UTF8_INVALID : ~0u))
+  /* New strings: all checked before any is interned, as tks_decode()
+   * interns only a tick it accepts; then interned in field order, as it
+   * does.  A symbol is a word of the control protocol: no space, no
+   * control character. */
+  for (uint32_t m = ms.fields; m; m &= m - 1) {
+    int fi = __builtin_ctz(m);
+    bool string = (c->string_fields >> fi) & 1;
+    if (tks_utf8_scan(ms.s[fi], ms.len[fi]) & (string ? (unsigned)TKS_UTF8_INVALID : ~0u))
       return FAST_UNSURE;
-    todo |= 1u << fi;
   }
-  if (!d->check_only) {
-    for (uint32_t m = todo; m; m &= m - 1) {
+  if (d->check_only) {
+    /* tks_decode() leaves a present string's place 0. */
+    for (uint32_t m = seen & s->intern_mask; m; m &= m - 1)
+      memset(rec + s->fields[__builtin_ctz(m)].offset, 0, 4);
+  } else {
+    for (uint32_t m = ms.fields; m; m &= m - 1) {
       int fi = __builtin_ctz(m), kind = (c->string_fields >> fi) & 1;
+      uint32_t id;
       /* A full table: tks_decode() interns the same strings again (they
        * are there: no change) and refuses the tick at the same one. */
-      if (tks_symtab_intern(kind ? d->strings : d->symbols, sp[fi], sn[fi], &ids[fi]) != 0)
+      if (tks_symtab_intern(kind ? d->strings : d->symbols, ms.s[fi], ms.len[fi], &id) != 0)
         return FAST_UNSURE;
-      sym_add(c, kind, sp[fi], sn[fi], heads[fi], ids[fi]);
+      sym_add(c, kind, ms.s[fi], ms.len[fi], ms.head[fi], id);
+      memcpy(rec + s->fields[fi].offset, &id, 4);
     }
-  }
-  /* With check_only tks_decode() leaves a present string's place 0. */
-  for (uint32_t m = strs; m; m &= m - 1) {
-    int fi = __builtin_ctz(m);
-    uint32_t id = d->check_only ? 0 : ids[fi];
-    memcpy(rec + s->fields[fi].offset, &id, 4);
   }
 
   bool has_ts = s->ts_field >= 0 && (seen & (1u << s->ts_field));
@@ -388,24 +434,49 @@ static enum fast fast_decode(struct tks_shape_cache *c, const struct tks_decoder
   return FAST_HIT;
 }
 
-enum tks_decode_status tks_shape_decode(struct tks_shape_cache *c, const struct tks_decoder *d,
-                                        const uint8_t *buf, size_t len, int64_t now_ns,
-                                        void *record, struct tks_decode_result *res) {
-  /* Dynamic mode makes every tick a dynamic one: not the fast path's. */
+/* The most bytes read_tick() may read: c->room for the largest shape. */
+#define ROOM_MAX (5 + 8 + TKS_SCHEMA_MAX_FIELDS * (TKS_SHAPE_KEY_MAX + 2 + 255))
+
+/* The fast path on fewer than c->room bytes (the end of a read, a single
+ * tick): on a copy of them with zeros after, which read_tick() may read
+ * (only a tick ending within len is taken). */
+__attribute__((noinline)) static enum fast
+fast_decode_short(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_t *buf,
+                  size_t len, int64_t now_ns, char *rec, struct tks_decode_result *res) {
+  uint8_t copy[ROOM_MAX];
+  memcpy(copy, buf, len);
+  memset(copy + len, 0, c->room - len);
+  /* The strings noted point into the copy, but only until it returns. */
+  return fast_decode(c, d, copy, len, now_ns, rec, res);
+}
+
+/* The fallback: tks_decode(), and learning from what it accepts. */
+__attribute__((noinline)) static enum tks_decode_status
+decode_slow(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_t *buf, size_t len,
+            int64_t now_ns, void *record, struct tks_decode_result *res, enum fast f) {
   bool usable = d->mode != TKS_MODE_DYNAMIC;
-  enum fast f = FAST_UNSURE;
-  if (usable && c->schema == d->schema && len > 0) {
-    f = fast_decode(c, d, buf, len, now_ns, record, res);
-    if (f == FAST_HIT) {
-      c->hits++;
-      c->misses = 0;
-      return TKS_DECODE_OK;
-    }
-  }
   c->fallbacks++;
   enum tks_decode_status st = tks_decode(d, buf, len, now_ns, record, res);
   if (st == TKS_DECODE_OK && usable &&
       (c->schema != d->schema || (f == FAST_OTHER_SHAPE && ++c->misses >= RELEARN_AFTER)))
     learn(c, d, buf, res->consumed);
   return st;
+}
+
+enum tks_decode_status tks_shape_decode(struct tks_shape_cache *c, const struct tks_decoder *d,
+                                        const uint8_t *buf, size_t len, int64_t now_ns,
+                                        void *record, struct tks_decode_result *res) {
+  enum fast f = FAST_UNSURE;
+  /* Dynamic mode makes every tick a dynamic one: not the fast path's. */
+  if (d->mode != TKS_MODE_DYNAMIC && c->schema == d->schema && len > 0) {
+    size_t n = len > d->max_message_bytes ? d->max_message_bytes : len; /* as tks_decode() */
+    f = n >= c->room ? fast_decode(c, d, buf, n, now_ns, record, res)
+                     : fast_decode_short(c, d, buf, n, now_ns, record, res);
+    if (f == FAST_HIT) {
+      c->hits++;
+      c->misses = 0;
+      return TKS_DECODE_OK;
+    }
+  }
+  return decode_slow(c, d, buf, len, now_ns, record, res, f);
 }

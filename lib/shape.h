@@ -35,10 +35,11 @@ struct tks_shape_key {
 
 /* A string checked as tks_decode() checks a value of its kind, and its id. */
 struct tks_shape_sym {
-  uint64_t head; /* tks_head8() */
+  uint64_t head; /* its first 8 bytes, zeros past its end */
   uint32_t id;
-  uint16_t len;  /* 0: a free slot (the empty string is never kept) */
-  uint16_t kind; /* 0 a symbol field's (d->symbols), 1 a string field's (d->strings) */
+  uint32_t key; /* length | kind << 16 (kind 0 a symbol field's, d->symbols; 1 a
+                   string field's, d->strings); 0: a free slot (the empty string
+                   is never kept) */
 };
 
 /* Per connection; all zeros (or tks_shape_init) is empty.  About 10 KiB. */
@@ -49,9 +50,11 @@ struct tks_shape_cache {
   uint8_t n;              /* keys (array form: values) */
   uint8_t misses;         /* accepted ticks of another shape since the last hit */
   bool full;              /* the keys fill every byte of the record: no template */
+  bool long_keys;         /* a key over 8 bytes */
   uint32_t mask;          /* the fields the keys name */
   uint32_t string_fields; /* the schema's fields of type string */
   uint32_t room;          /* the most bytes a tick of the shape may take, + 8 */
+  uint32_t strs;          /* the symbol and string fields the keys name */
   struct tks_shape_key keys[TKS_SCHEMA_MAX_FIELDS];
   /* The record with every field absent: defaults, ts left 0. */
   _Alignas(8) unsigned char tmpl[TKS_RECORD_MAX];

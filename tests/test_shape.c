@@ -248,6 +248,13 @@ TEST(every_near_miss_of_a_learned_shape_decodes_as_tks_decode) {
     if (st != variants[v].want)
       TEST_FAIL("%s: status %d, want %d (%s)", variants[v].what, st, variants[v].want,
                 tks_reason_name(x.a.res.reason));
+    /* The same bytes with more after them: read in place, not from a copy
+     * (fewer bytes than the shape's room are copied first). */
+    static struct mp padded;
+    padded = m;
+    while (padded.n < m.n + 1024) market_tick(&padded, "AAPL", 3, 1.0, 1, "");
+    if (diff_decode(&x, padded.b, padded.n, NOW, false) != st)
+      TEST_FAIL("%s: another status with bytes after it", variants[v].what);
     /* And the learned shape again: still decoded, on the fast path. */
     uint64_t hits = x.cache->hits;
     m.n = 0;
@@ -329,6 +336,54 @@ TEST(an_id_given_again_after_a_truncate_is_never_taken_from_the_cache) {
   memcpy(&id, x.b.rec + market.fields[market.symbol_field].offset, 4);
   ASSERT_EQ(id, 4); /* interned again, not the stale 3 */
   ASSERT_STR_EQ(tks_symtab_name(x.b.d.symbols, 4, NULL), "NEW1");
+  diff_finish(&x);
+}
+
+/* A wide tick: every type, a key over 8 bytes; qty as given (raw bytes). */
+static void wide_tick(struct mp *m, const uint8_t *qty, size_t qn, uint8_t live) {
+  mp_map(m, 7);
+  mp_str(m, "ts"), mp_i64(m, 9), mp_str(m, "sym"), mp_str(m, "AAPL");
+  mp_str(m, "venue"), mp_str(m, "XNAS"), mp_str(m, "bid"), mp_f64(m, 2.5);
+  mp_str(m, "qty"), put(m, qty, qn), mp_str(m, "live"), put1(m, live);
+  mp_str(m, "a_rather_long_field_name"), put1(m, 0xd0), put1(m, 0x80);
+}
+
+TEST(values_at_the_edges_of_their_types_decode_as_tks_decode) {
+  schemas();
+  diff_init(&x, &wide, TKS_MODE_SLOTTED, 65536, 0);
+  static const struct {
+    uint8_t b[9];
+    size_t n;
+    enum tks_decode_status want;
+  } qty[] = {
+      {{0x00}, 1, TKS_DECODE_OK},
+      {{0xce, 0xff, 0xff, 0xff, 0xff}, 5, TKS_DECODE_OK}, /* UINT32_MAX */
+      {{0xcf, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, 9, TKS_DECODE_OK},
+      {{0xcf, 0, 0, 0, 1, 0, 0, 0, 0}, 9, TKS_DECODE_REJECT}, /* UINT32_MAX + 1 */
+      {{0xd3, 0, 0, 0, 1, 0, 0, 0, 0}, 9, TKS_DECODE_REJECT},
+      {{0xff}, 1, TKS_DECODE_REJECT}, /* -1 */
+      {{0xd0, 0x80}, 2, TKS_DECODE_REJECT},
+      {{0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0}, 9, TKS_DECODE_REJECT}, /* 1.0 */
+      {{0xc0}, 1, TKS_DECODE_OK},
+  };
+  static struct mp m, padded;
+  for (int live = 0; live < 3; live++)
+    for (unsigned i = 0; i < sizeof qty / sizeof qty[0]; i++) {
+      enum tks_decode_status want = live == 2 ? TKS_DECODE_REJECT : qty[i].want;
+      m.n = 0;
+      wide_tick(&m, qty[0].b, qty[0].n, 0xc2); /* teaches the shape */
+      ASSERT_EQ(one(&m), TKS_DECODE_OK);
+      m.n = 0;
+      wide_tick(&m, qty[i].b, qty[i].n, live == 2 ? 0x01 : (uint8_t)(0xc2 + live));
+      uint64_t hits = x.cache->hits;
+      enum tks_decode_status st = one(&m);
+      if (st != want) TEST_FAIL("qty %u, live %d: status %d, want %d", i, live, st, want);
+      if (want == TKS_DECODE_OK) ASSERT_U64_EQ(x.cache->hits, hits + 1);
+      padded = m;
+      while (padded.n < m.n + 1024) wide_tick(&padded, qty[0].b, qty[0].n, 0xc3);
+      if (diff_decode(&x, padded.b, padded.n, NOW, false) != want)
+        TEST_FAIL("qty %u, live %d: another status with bytes after it", i, live);
+    }
   diff_finish(&x);
 }
 
