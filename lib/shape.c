@@ -209,6 +209,7 @@ learn(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_t *buf
   for (unsigned fi = 0; fi < s->nfields; fi++)
     if (s->fields[fi].type == TKS_TYPE_STRING) c->string_fields |= 1u << fi;
   c->strs = c->mask & s->intern_mask;
+  c->ts_mask = s->ts_field >= 0 ? c->mask & 1u << s->ts_field : 0;
   c->long_keys = false;
   for (unsigned i = 0; i < count; i++) c->long_keys |= c->keys[i].len > 8;
   c->n = (uint8_t)count;
@@ -367,6 +368,40 @@ read_tick(struct tks_shape_cache *c, const bool long_keys, int symbol_field, con
   return FAST_HIT;
 }
 
+/* The strings of a tick not among the recent ones: all checked before any
+ * is interned, as tks_decode() interns only a tick it accepts; then
+ * interned in field order, as it does.  With d->check_only none is, and
+ * every present string's place is 0, as tks_decode() leaves it.  Returns
+ * false where tks_decode() must decide. */
+__attribute__((noinline)) static bool new_strings(struct tks_shape_cache *c,
+                                                  const struct tks_decoder *d, char *rec,
+                                                  uint32_t seen, const struct misses *ms) {
+  const struct tks_schema *s = d->schema;
+  for (uint32_t m = ms->fields; m; m &= m - 1) {
+    int fi = __builtin_ctz(m);
+    bool string = (c->string_fields >> fi) & 1;
+    /* A symbol is a word of the control protocol: no space, no control. */
+    if (tks_utf8_scan(ms->s[fi], ms->len[fi]) & (string ? (unsigned)TKS_UTF8_INVALID : ~0u))
+      return false;
+  }
+  if (d->check_only) {
+    for (uint32_t m = seen & s->intern_mask; m; m &= m - 1)
+      memset(rec + s->fields[__builtin_ctz(m)].offset, 0, 4);
+    return true;
+  }
+  for (uint32_t m = ms->fields; m; m &= m - 1) {
+    int fi = __builtin_ctz(m), kind = (c->string_fields >> fi) & 1;
+    uint32_t id;
+    /* A full table: tks_decode() interns the same strings again (they
+     * are there: no change) and refuses the tick at the same one. */
+    if (tks_symtab_intern(kind ? d->strings : d->symbols, ms->s[fi], ms->len[fi], &id) != 0)
+      return false;
+    sym_add(c, kind, ms->s[fi], ms->len[fi], ms->head[fi], id);
+    memcpy(rec + s->fields[fi].offset, &id, 4);
+  }
+  return true;
+}
+
 /* The fast path on buf[0..len), len >= c->room (see read_tick): FAST_HIT
  * with the tick decoded as tks_decode() would (status OK), else nothing
  * outside rec changed. */
@@ -389,42 +424,19 @@ fast_decode(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_
   if (f != FAST_HIT) return f;
   if (pos > len) return FAST_UNSURE; /* more bytes needed, or over max_message_bytes */
   uint32_t seen = c->mask & ~nils;
-  if (s->required_mask & ~seen) return FAST_UNSURE;
-  /* An absent field holds its default (the template has them all). */
-  for (uint32_t m = c->full ? nils : 0; m; m &= m - 1) {
-    const struct tks_field *fl = &s->fields[__builtin_ctz(m)];
-    memcpy(rec + fl->offset, &fl->dflt, fl->size);
-  }
-
-  /* New strings: all checked before any is interned, as tks_decode()
-   * interns only a tick it accepts; then interned in field order, as it
-   * does.  A symbol is a word of the control protocol: no space, no
-   * control character. */
-  for (uint32_t m = ms.fields; m; m &= m - 1) {
-    int fi = __builtin_ctz(m);
-    bool string = (c->string_fields >> fi) & 1;
-    if (tks_utf8_scan(ms.s[fi], ms.len[fi]) & (string ? (unsigned)TKS_UTF8_INVALID : ~0u))
-      return FAST_UNSURE;
-  }
-  if (d->check_only) {
-    /* tks_decode() leaves a present string's place 0. */
-    for (uint32_t m = seen & s->intern_mask; m; m &= m - 1)
-      memset(rec + s->fields[__builtin_ctz(m)].offset, 0, 4);
-  } else {
-    for (uint32_t m = ms.fields; m; m &= m - 1) {
-      int fi = __builtin_ctz(m), kind = (c->string_fields >> fi) & 1;
-      uint32_t id;
-      /* A full table: tks_decode() interns the same strings again (they
-       * are there: no change) and refuses the tick at the same one. */
-      if (tks_symtab_intern(kind ? d->strings : d->symbols, ms.s[fi], ms.len[fi], &id) != 0)
-        return FAST_UNSURE;
-      sym_add(c, kind, ms.s[fi], ms.len[fi], ms.head[fi], id);
-      memcpy(rec + s->fields[fi].offset, &id, 4);
+  /* The keys name every required field (tks_decode() accepted the tick
+   * learned): only a nil leaves one out. */
+  if (nils) {
+    if (s->required_mask & ~seen) return FAST_UNSURE;
+    /* An absent field holds its default (the template has them all). */
+    for (uint32_t m = c->full ? nils : 0; m; m &= m - 1) {
+      const struct tks_field *fl = &s->fields[__builtin_ctz(m)];
+      memcpy(rec + fl->offset, &fl->dflt, fl->size);
     }
   }
-
-  bool has_ts = s->ts_field >= 0 && (seen & (1u << s->ts_field));
-  if (s->ts_field >= 0 && !has_ts) memcpy(rec + s->fields[s->ts_field].offset, &now_ns, 8);
+  if ((ms.fields || d->check_only) && !new_strings(c, d, rec, seen, &ms)) return FAST_UNSURE;
+  bool has_ts = seen & c->ts_mask;
+  if (!has_ts && s->ts_field >= 0) memcpy(rec + s->fields[s->ts_field].offset, &now_ns, 8);
   if (d->mode != TKS_MODE_SLOTTED && res->dyn)
     res->dyn->n = res->dyn->undeclared = 0, res->dyn->string_bytes = 0;
   res->consumed = pos;

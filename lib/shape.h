@@ -55,6 +55,7 @@ struct tks_shape_cache {
   uint32_t string_fields; /* the schema's fields of type string */
   uint32_t room;          /* the most bytes a tick of the shape may take, + 8 */
   uint32_t strs;          /* the symbol and string fields the keys name */
+  uint32_t ts_mask;       /* the timestamp field's bit, if the keys name it */
   struct tks_shape_key keys[TKS_SCHEMA_MAX_FIELDS];
   /* The record with every field absent: defaults, ts left 0. */
   _Alignas(8) unsigned char tmpl[TKS_RECORD_MAX];
