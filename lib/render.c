@@ -49,12 +49,87 @@ int tks_ts_json(int64_t ns, enum tks_ts_format f, struct tks_buf *out) {
   return tks_buf_printf(out, f == TKS_TS_STRING ? "\"%lld\"" : "%lld", (long long)ns);
 }
 
-/* Appends one value as JSON; an id not in its table is null; ts (the
- * timestamp field's value) in format tf. */
-static int value_json(const struct tks_value *v, const struct tks_symtab *symbols,
-                      const struct tks_symtab *strings, bool ts, enum tks_ts_format tf,
-                      struct tks_buf *out) {
-  if (ts && v->type == TKS_V_INT) return tks_ts_json(v->v.i, tf, out);
+/* Where a tick is rendered: JSON (ts in format tf) or msgpack. */
+struct out {
+  struct tks_buf *b;
+  bool mp;
+  enum tks_ts_format tf;
+  const struct tks_symtab *symbols, *strings;
+};
+
+/* msgpack's forms, big-endian, the shortest that holds the value (as
+ * msgpack-c's packer writes them). */
+static int mp_put(struct tks_buf *b, uint8_t tag, uint64_t x, unsigned bytes) {
+  if (tks_buf_reserve(b, 1 + bytes)) return -ENOMEM;
+  uint8_t *p = (uint8_t *)b->data + b->len;
+  p[0] = tag;
+  for (unsigned i = 0; i < bytes; i++) p[1 + i] = (uint8_t)(x >> (8 * (bytes - 1 - i)));
+  b->len += 1 + bytes;
+  return 0;
+}
+
+static int mp_uint(struct tks_buf *b, uint64_t u) {
+  if (u < 128) return mp_put(b, (uint8_t)u, 0, 0);
+  if (u <= UINT8_MAX) return mp_put(b, 0xcc, u, 1);
+  if (u <= UINT16_MAX) return mp_put(b, 0xcd, u, 2);
+  if (u <= UINT32_MAX) return mp_put(b, 0xce, u, 4);
+  return mp_put(b, 0xcf, u, 8);
+}
+
+static int mp_int(struct tks_buf *b, int64_t i) {
+  if (i >= 0) return mp_uint(b, (uint64_t)i);
+  if (i >= -32) return mp_put(b, (uint8_t)(int8_t)i, 0, 0);
+  if (i >= INT8_MIN) return mp_put(b, 0xd0, (uint8_t)(int8_t)i, 1);
+  if (i >= INT16_MIN) return mp_put(b, 0xd1, (uint16_t)(int16_t)i, 2);
+  if (i >= INT32_MIN) return mp_put(b, 0xd2, (uint32_t)(int32_t)i, 4);
+  return mp_put(b, 0xd3, (uint64_t)i, 8);
+}
+
+static int mp_str(struct tks_buf *b, const char *s, size_t n) {
+  int r = n < 32            ? mp_put(b, (uint8_t)(0xa0 | n), 0, 0)
+          : n <= UINT8_MAX  ? mp_put(b, 0xd9, n, 1)
+          : n <= UINT16_MAX ? mp_put(b, 0xda, n, 2)
+                            : mp_put(b, 0xdb, n, 4);
+  return r ? r : tks_buf_append(b, s, n);
+}
+
+int tks_msgpack_map_header(struct tks_buf *b, uint32_t n) {
+  if (n < 16) return mp_put(b, (uint8_t)(0x80 | n), 0, 0);
+  return n <= UINT16_MAX ? mp_put(b, 0xde, n, 2) : mp_put(b, 0xdf, n, 4);
+}
+
+int tks_msgpack_str(struct tks_buf *b, const char *s, size_t n) { return mp_str(b, s, n); }
+int tks_msgpack_uint(struct tks_buf *b, uint64_t u) { return mp_uint(b, u); }
+int tks_msgpack_int(struct tks_buf *b, int64_t i) { return mp_int(b, i); }
+
+/* Appends one value; an id not in its table is nil (JSON null); ts (the
+ * timestamp field's value) in o's format (JSON only). */
+static int put_value(const struct out *o, const struct tks_value *v, bool ts) {
+  struct tks_buf *out = o->b;
+  if (o->mp) {
+    switch (v->type) {
+    case TKS_V_NIL: break;
+    case TKS_V_BOOL: return mp_put(out, v->v.b ? 0xc3 : 0xc2, 0, 0);
+    case TKS_V_INT: return mp_int(out, v->v.i);
+    case TKS_V_UINT: return mp_uint(out, v->v.u);
+    case TKS_V_F64: {
+      uint64_t bits;
+      memcpy(&bits, &v->v.f, 8);
+      return mp_put(out, 0xcb, bits, 8);
+    }
+    case TKS_V_STR: return mp_str(out, v->v.s.p, v->v.s.len);
+    case TKS_V_SYM:
+    case TKS_V_ISTR: {
+      size_t len = 0;
+      const char *n = tks_symtab_name(v->type == TKS_V_SYM ? o->symbols : o->strings, v->v.id,
+                                      &len);
+      if (n) return mp_str(out, n, len);
+      break;
+    }
+    }
+    return mp_put(out, 0xc0, 0, 0);
+  }
+  if (ts && v->type == TKS_V_INT) return tks_ts_json(v->v.i, o->tf, out);
   switch (v->type) {
   case TKS_V_NIL: break;
   case TKS_V_BOOL: return tks_buf_puts(out, v->v.b ? "true" : "false");
@@ -65,7 +140,7 @@ static int value_json(const struct tks_value *v, const struct tks_symtab *symbol
   case TKS_V_SYM:
   case TKS_V_ISTR: {
     size_t len = 0;
-    const char *n = tks_symtab_name(v->type == TKS_V_SYM ? symbols : strings, v->v.id, &len);
+    const char *n = tks_symtab_name(v->type == TKS_V_SYM ? o->symbols : o->strings, v->v.id, &len);
     if (n) return tks_buf_json_string(out, n, len);
     break;
   }
@@ -73,108 +148,139 @@ static int value_json(const struct tks_value *v, const struct tks_symtab *symbol
   return tks_buf_puts(out, "null");
 }
 
-static int record_json(const struct tks_schema *s, const struct tks_symtab *symbols,
-                       const struct tks_symtab *strings, const void *record, enum tks_ts_format tf,
-                       struct tks_buf *out) {
-  int r = tks_buf_putc(out, '{');
+/* One member: ("," unless first) key, value. */
+static int put_member(const struct out *o, const char *name, size_t len, const struct tks_value *v,
+                      bool first, bool ts) {
+  int r;
+  if (o->mp) {
+    r = mp_str(o->b, name, len);
+  } else {
+    r = first ? 0 : tks_buf_putc(o->b, ',');
+    r |= tks_buf_json_string(o->b, name, len);
+    r |= tks_buf_putc(o->b, ':');
+  }
+  return r | put_value(o, v, ts);
+}
+
+/* The members of a record, in slot order. */
+static int record_members(const struct out *o, const struct tks_schema *s, const void *record) {
+  int r = 0;
   for (unsigned fi = 0; fi < s->nfields && r == 0; fi++) {
     const struct tks_field *f = &s->fields[fi];
     struct tks_value v = tks_field_value(f, record);
-    if (fi) r |= tks_buf_putc(out, ',');
-    r |= tks_buf_json_string(out, f->name, strlen(f->name));
-    r |= tks_buf_putc(out, ':');
-    r |= value_json(&v, symbols, strings, (int)fi == s->ts_field, tf, out);
+    r |= put_member(o, f->name, strlen(f->name), &v, fi == 0, (int)fi == s->ts_field);
   }
-  r |= tks_buf_putc(out, '}');
-  return r ? -ENOMEM : 0;
-}
-
-int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols,
-                    const struct tks_symtab *strings, const void *record, struct tks_buf *out) {
-  return record_json(s, symbols, strings, record, TKS_TS_NS, out);
-}
-
-/* Appends one object member: "name":value. */
-static int member_json(const char *name, size_t len, const struct tks_dynobj *o,
-                       const struct tks_dyn_slot *sl, const struct tks_symtab *symbols,
-                       const struct tks_symtab *strings, bool first, bool ts, enum tks_ts_format tf,
-                       struct tks_buf *out) {
-  struct tks_value v = tks_dynobj_value(o, sl);
-  int r = first ? 0 : tks_buf_putc(out, ',');
-  r |= tks_buf_json_string(out, name, len);
-  r |= tks_buf_putc(out, ':');
-  r |= value_json(&v, symbols, strings, ts, tf, out);
   return r;
 }
 
-/* Appends the object's fields as JSON members: those of the schema first,
- * in slot order (unless only_undeclared), then the others by name id. */
-static int dyn_members_json(const struct tks_schema *schema, const struct tks_symtab *names,
-                            const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                            const struct tks_dynobj *o, bool only_undeclared, bool first,
-                            enum tks_ts_format tf, struct tks_buf *out) {
-  int r = 0;
-  uint32_t declared_ids[TKS_SCHEMA_MAX_FIELDS];
+/* The name ids of the schema's fields that are in names (nd of them). */
+static unsigned declared_ids(const struct tks_schema *schema, const struct tks_symtab *names,
+                             uint32_t ids[TKS_SCHEMA_MAX_FIELDS],
+                             int fields[TKS_SCHEMA_MAX_FIELDS]) {
   unsigned nd = 0;
   for (unsigned fi = 0; fi < schema->nfields; fi++) {
     const struct tks_field *f = &schema->fields[fi];
     uint32_t id;
     if (tks_symtab_lookup(names, f->name, f->name_len, &id) != 0) continue;
-    declared_ids[nd++] = id;
-    const struct tks_dyn_slot *sl = tks_dynobj_get(o, id);
-    if (!sl || only_undeclared) continue;
-    r |= member_json(f->name, f->name_len, o, sl, symbols, strings, first,
-                     (int)fi == schema->ts_field, tf, out);
+    fields[nd] = (int)fi;
+    ids[nd++] = id;
+  }
+  return nd;
+}
+
+/* Members of the object: (unless only_undeclared) those of the schema
+ * first, in slot order, then the others by name id.  Sets *count to how
+ * many were (or would be: with o->b NULL nothing is written) put. */
+static int dyn_members(const struct out *o, const struct tks_schema *schema,
+                       const struct tks_symtab *names, const struct tks_dynobj *obj,
+                       bool only_undeclared, bool first, uint32_t *count) {
+  int r = 0;
+  uint32_t ids[TKS_SCHEMA_MAX_FIELDS];
+  int fields[TKS_SCHEMA_MAX_FIELDS];
+  unsigned nd = declared_ids(schema, names, ids, fields);
+  unsigned declared_held = 0;
+  for (unsigned k = 0; k < nd; k++) {
+    const struct tks_dyn_slot *sl = tks_dynobj_get(obj, ids[k]);
+    if (!sl) continue;
+    declared_held++;
+    if (only_undeclared || !o->b) continue;
+    const struct tks_field *f = &schema->fields[fields[k]];
+    struct tks_value v = tks_dynobj_value(obj, sl);
+    r |= put_member(o, f->name, f->name_len, &v, first, fields[k] == schema->ts_field);
     first = false;
   }
+  *count = obj->count - (only_undeclared ? declared_held : 0);
+  if (!o->b) return 0;
   /* Then the others, by name id: the order the daemon first saw them. */
   uint32_t last = 0;
   for (;;) {
-    const struct tks_dyn_slot *next = NULL, *ent = tks_dynobj_entries(o);
-    for (unsigned i = 0; i < o->count; i++) {
+    const struct tks_dyn_slot *next = NULL, *ent = tks_dynobj_entries(obj);
+    for (unsigned i = 0; i < obj->count; i++) {
       const struct tks_dyn_slot *sl = &ent[i];
       if (sl->key <= last || (next && sl->key >= next->key)) continue;
       bool is_declared = false;
-      for (unsigned k = 0; k < nd; k++) is_declared |= declared_ids[k] == sl->key;
+      for (unsigned k = 0; k < nd; k++) is_declared |= ids[k] == sl->key;
       if (!is_declared) next = sl;
     }
     if (!next) break;
     last = next->key;
     size_t len = 0;
     const char *name = tks_symtab_name(names, next->key, &len);
-    r |= member_json(name ? name : "?", name ? len : 1, o, next, symbols, strings, first, false, tf,
-                     out);
+    struct tks_value v = tks_dynobj_value(obj, next);
+    r |= put_member(o, name ? name : "?", name ? len : 1, &v, first, false);
     first = false;
   }
   return r;
 }
 
+/* A record, an object, or a record and its overflow map, as one map. */
+static int tick_out(const struct out *o, const struct tks_schema *schema,
+                    const struct tks_symtab *names, const void *record,
+                    const struct tks_dynobj *obj) {
+  uint32_t n = 0;
+  int r = 0;
+  if (o->mp) {
+    const struct out count_only = {.mp = true};
+    if (obj) dyn_members(&count_only, schema, names, obj, record != NULL, true, &n);
+    r = tks_msgpack_map_header(o->b, (record ? schema->nfields : 0) + n);
+  } else {
+    r = tks_buf_putc(o->b, '{');
+  }
+  if (record) r |= record_members(o, schema, record);
+  if (obj) r |= dyn_members(o, schema, names, obj, record != NULL, record == NULL, &n);
+  if (!o->mp) r |= tks_buf_putc(o->b, '}');
+  return r ? -ENOMEM : 0;
+}
+
+int tks_record_json(const struct tks_schema *s, const struct tks_symtab *symbols,
+                    const struct tks_symtab *strings, const void *record, struct tks_buf *out) {
+  const struct out o = {.b = out, .symbols = symbols, .strings = strings};
+  return tick_out(&o, s, NULL, record, NULL);
+}
+
 int tks_dynobj_json(const struct tks_schema *schema, const struct tks_symtab *names,
                     const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                    const struct tks_dynobj *o, struct tks_buf *out) {
-  int r = tks_buf_putc(out, '{');
-  r |= dyn_members_json(schema, names, symbols, strings, o, false, true, TKS_TS_NS, out);
-  r |= tks_buf_putc(out, '}');
-  return r ? -ENOMEM : 0;
+                    const struct tks_dynobj *obj, struct tks_buf *out) {
+  const struct out o = {.b = out, .symbols = symbols, .strings = strings};
+  return tick_out(&o, schema, names, NULL, obj);
 }
 
 int tks_tick_json_as(const struct tks_schema *schema, const struct tks_symtab *names,
                      const struct tks_symtab *symbols, const struct tks_symtab *strings,
                      const void *record, const struct tks_dynobj *obj, enum tks_ts_format tf,
                      struct tks_buf *out) {
-  int r;
-  if (!record) {
-    r = tks_buf_putc(out, '{');
-    r |= dyn_members_json(schema, names, symbols, strings, obj, false, true, tf, out);
-    r |= tks_buf_putc(out, '}');
-    return r ? -ENOMEM : 0;
-  }
-  r = record_json(schema, symbols, strings, record, tf, out);
-  if (r || !obj) return r;
-  out->len--; /* reopen the record's object for its overflow fields */
-  r = dyn_members_json(schema, names, symbols, strings, obj, true, false, tf, out);
-  r |= tks_buf_putc(out, '}');
-  return r ? -ENOMEM : 0;
+  const struct out o = {.b = out, .tf = tf, .symbols = symbols, .strings = strings};
+  return tick_out(&o, schema, names, record, obj);
+}
+
+int tks_tick_msgpack(const struct tks_schema *schema, const struct tks_symtab *names,
+                     const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                     const void *record, const struct tks_dynobj *obj, struct tks_buf *out) {
+  const struct out o = {.b = out, .mp = true, .symbols = symbols, .strings = strings};
+  size_t was = out->len;
+  int r = tick_out(&o, schema, names, record, obj);
+  if (r) out->len = was;
+  return r;
 }
 
 int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *names,

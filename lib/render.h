@@ -1,5 +1,6 @@
 /*
- * JSON rendering of stored ticks, for query answers: a slotted record, a
+ * Rendering of stored ticks, for query answers (JSON) and subscriptions and
+ * export (msgpack): a slotted record, a
  * dynamic object, or a record with its overflow map, each as one JSON
  * object of its fields.  Every field is read into a struct tks_value
  * (value.h) and printed by one value printer: doubles in their shortest
@@ -50,5 +51,20 @@ int tks_tick_json_as(const struct tks_schema *schema, const struct tks_symtab *n
                      const struct tks_symtab *symbols, const struct tks_symtab *strings,
                      const void *record, const struct tks_dynobj *obj, enum tks_ts_format f,
                      struct tks_buf *out);
+
+/* tks_tick_json's tick as one msgpack map, in the form ingest takes
+ * (string keys; ints in their shortest form, ts too; f64 as float64 with
+ * NaN and Inf kept; symbols and strings by their text).  0 or -ENOMEM
+ * (out as it was). */
+int tks_tick_msgpack(const struct tks_schema *schema, const struct tks_symtab *names,
+                     const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                     const void *record, const struct tks_dynobj *obj, struct tks_buf *out);
+
+/* msgpack pieces, appended to b in their shortest form: a map header of n
+ * entries, a str, an int.  0 or -ENOMEM. */
+int tks_msgpack_map_header(struct tks_buf *b, uint32_t n);
+int tks_msgpack_str(struct tks_buf *b, const char *s, size_t n);
+int tks_msgpack_uint(struct tks_buf *b, uint64_t u);
+int tks_msgpack_int(struct tks_buf *b, int64_t i);
 
 #endif
