@@ -157,6 +157,8 @@ start_daemon() { # LISTEN NAME MODE -> DPID, or returns 1
   cat > "$cfg" <<EOF
 ingest:
   listen: $listen
+subscribe:
+  listen: 127.0.0.1:0
 control:
   socket: $SOCK
 store:

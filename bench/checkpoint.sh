@@ -29,7 +29,7 @@ if (($(nproc) >= 2)); then CPU0="taskset -c 0" CPU1="taskset -c 1"; fi
 
 config() { # extra schema field: "" or a YAML list item
   {
-    printf 'ingest:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: %s/c.sock\n' "$T"
+    printf 'ingest:\n  listen: 127.0.0.1:0\nsubscribe:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: %s/c.sock\n' "$T"
     printf 'journal:\n  dir: %s/j\n  fsync: never\n  checkpoint_interval: 0\n  checkpoint_bytes: 0\n' "$T"
     if [[ -n $1 ]]; then
       printf 'schema:\n  - {name: ts, type: timestamp}\n  - {name: ticker, type: symbol, required: true}\n'

@@ -32,7 +32,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/tickslab-cpu.XXXXXX")
 P=
 trap '[[ -n $P ]] && kill -KILL $P 2>/dev/null; rm -rf "$T"' EXIT
 config() { # journal enabled: true | false; $EXTRA: more top-level YAML sections
-  printf 'ingest:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: %s/c.sock\njournal:\n  enabled: %s\n  dir: %s/j\n%s\n' \
+  printf 'ingest:\n  listen: 127.0.0.1:0\nsubscribe:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: %s/c.sock\njournal:\n  enabled: %s\n  dir: %s/j\n%s\n' \
     "$T" "$1" "$T" "${EXTRA:-}" > "$T/c.yaml"
 }
 stat_of() { "$B/cli/tickslab" --socket "$T/c.sock" --timeout 30 stats --text 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'; }

@@ -123,6 +123,8 @@ configure() { # NAME
   cat >"$TMP/$1.yaml" <<EOF
 ingest:
   listen: 127.0.0.1:0
+subscribe:
+  listen: 127.0.0.1:0
 control:
   socket: $SOCK
 journal:

@@ -29,7 +29,7 @@
 #define REQUESTS                                                                               \
   "ping, stats, stats slabs, stats prometheus, stats text, sync, checkpoint, rollover, last, " \
   "range, "                                                                                    \
-  "symbols, advice"
+  "symbols, advice, subscribers"
 
 struct cconn {
   uv_pipe_t pipe; /* first */
@@ -293,6 +293,8 @@ static void handle_request(struct cconn *c, char *line) {
     snprintf(why, sizeof why, "rollover: %s",
              e == -ENOTSUP ? "the archive is disabled (archive.enabled: false)" : strerror(-e));
     r = error_response(&out, why, NULL);
+  } else if (strcmp(line, "subscribers") == 0) {
+    r = tks_subscribe_list(srv, &out); /* one line a subscriber, none: only the empty line */
   } else if (*line == '\0') {
     r = error_response(&out, "empty request (try: " REQUESTS ")", NULL);
   } else if (tks_query_handle(srv, line, &out)) {

@@ -11,6 +11,9 @@
  *                  EXTEND_TIMEOUT_USEC= while loading), the sweep of idle
  *                  and slow clients (ingest.c's and control.c's)
  *   query.c        last, range, symbols, advice
+ *   subscribe.c    the subscription port: a replay of the stored ticks
+ *                  (memory and archive), then the live ones ingest hands
+ *                  over through the server's tap; bounded queues
  *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal
  *   load.c         the loading phase at start: its steps (the journal
  *                  replay) in slices of the event loop, progress
@@ -52,7 +55,7 @@
 
 #define TKS_RATE_WINDOW 11       /* seconds of per-second accepted counts kept */
 #define TKS_MAX_FIELD_NAMES 4096 /* distinct field names of dynamic ticks */
-#define TKS_MAX_STATS_SECTIONS 8
+#define TKS_MAX_STATS_SECTIONS 12
 
 /* Reasons ingest is held (not reading clients), bits of tks_server.held. */
 #define TKS_HOLD_LIMITS 1u  /* limits.when_full: backpressure */
@@ -63,6 +66,9 @@ typedef void (*tks_hold_fn)(struct tks_server *srv, bool held);
 typedef void (*tks_stats_fn)(struct tks_server *srv, struct tks_stats *st);
 typedef uint64_t (*tks_count_fn)(struct tks_server *srv);
 /* A run of ticks an eviction is about to free (lib/store.h's hook). */
+/* A tick ingest just stored, as tks_admit was given it (subscribe.c's). */
+typedef void (*tks_tap_fn)(struct tks_server *srv, enum tks_decode_status st, const void *record,
+                           const struct tks_dyn_tick *dyn);
 typedef void (*tks_evict_fn)(struct tks_server *srv, enum tks_store_rep rep, uint32_t symbol,
                              const void *entries, uint32_t count);
 #define TKS_MAX_EVICT_LISTENERS 2
@@ -133,6 +139,10 @@ struct tks_server {
   tks_hold_fn on_hold;
   tks_count_fn durable;
   tks_count_fn journal_buffers; /* memory.journal_buffer_bytes */
+  tks_count_fn subscriber_buffers; /* memory.subscriber_buffer_bytes */
+  /* Set while subscribers follow the live ticks: ingest hands it each
+   * tick it stored (one predictable branch a tick when NULL). */
+  tks_tap_fn tap;
   tks_evict_fn on_evict[TKS_MAX_EVICT_LISTENERS];
   unsigned nevict;
   tks_pressure_fn on_pressure;
@@ -163,6 +173,8 @@ void tks_server_on_hold(struct tks_server *srv, tks_hold_fn fn);
 void tks_server_set_durable(struct tks_server *srv, tks_count_fn fn);
 /* Who counts the journal's buffers (memory.journal_buffer_bytes). */
 void tks_server_set_journal_buffers(struct tks_server *srv, tks_count_fn fn);
+/* Who counts the subscribers' buffers (memory.subscriber_buffer_bytes). */
+void tks_server_set_subscriber_buffers(struct tks_server *srv, tks_count_fn fn);
 /* Who hears of every eviction from the store (the journal records them). */
 void tks_server_on_evict(struct tks_server *srv, tks_evict_fn fn);
 /* Who seals ahead of evict_oldest and takes over limits.retention (the
@@ -215,6 +227,19 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
  * path, the bound ingest address (load.c's "loading.*" go with them). */
 void tks_server_stats_loading(struct tks_server *srv, struct tks_stats *st);
 void tks_server_summary(struct tks_server *srv, struct tks_server_summary *out);
+
+/* A listening TCP socket on host:port (as_written: the key's text, key its
+ * name, for the log), made as libuv's uv_tcp_bind + uv_listen make one
+ * (SO_REUSEADDR; IPv6 sockets take IPv4 too) but not watched: the caller
+ * uv_listen()s when it serves.  h is initialised (*open set: the caller
+ * closes it) once the socket is made.  Fills addr ("127.0.0.1:40123",
+ * "[::1]:7070") and *bound.  0, or a negative errno logged. */
+int tks_tcp_listen(uv_loop_t *loop, const char *key, const char *as_written, const char *host,
+                   uint16_t port, uv_tcp_t *h, bool *open, char *addr, size_t addrlen,
+                   uint16_t *bound);
+/* The peer as text ("1.2.3.4:5678", "[::1]:5678") and its address as 16
+ * bytes (IPv4 as ::ffff:a.b.c.d; all zeros when unknown). */
+void tks_tcp_peer(uv_tcp_t *tcp, char *out, size_t outlen, uint8_t ip[16]);
 
 /* Intrusive list of open connections, so shutdown can reach them all. */
 struct conn_link {
@@ -520,6 +545,21 @@ void tks_ingest_on_hold(struct tks_server *srv, bool held);
  * for us).  Returns how many were closed for idle_timeout. */
 #define TKS_INGEST_RATE_WINDOW_MS 5000
 unsigned tks_ingest_sweep(struct tks_server *srv, uint64_t now_ms);
+
+/* ==== subscribe.c: subscriptions (subscribe.listen) ==================== */
+
+/* Binds subscribe.listen (nothing when it is off) before loading; serves
+ * it once loaded.  0 or -errno (logged). */
+int tks_subscribe_bind(struct tks_server *srv);
+int tks_subscribe_serve(struct tks_server *srv);
+/* Closes the listener and every subscriber (after ingest stopped). */
+void tks_subscribe_stop(struct tks_server *srv);
+void tks_subscribe_stats(struct tks_server *srv, struct tks_stats *st);
+uint64_t tks_subscribe_buffer_bytes(struct tks_server *srv);
+/* `subscribers`: one JSON line a subscriber (peer, state, symbols, sent,
+ * replayed, dropped, queue_bytes, lag_seconds, connected_seconds).  0 or
+ * -ENOMEM. */
+int tks_subscribe_list(struct tks_server *srv, struct tks_buf *out);
 
 /* ==== query.c: last, range, symbols, advice ============================ */
 

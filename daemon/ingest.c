@@ -68,29 +68,6 @@ static struct {
   uint64_t no_victim_until_ms; /* refuse at max_connections without a scan until then */
 } I = {.conns = {&I.conns, &I.conns}};
 
-/* The peer as text ("1.2.3.4:5678") and its address as 16 bytes (all
- * zeros when unknown). */
-static void format_peer(uv_tcp_t *tcp, char *out, size_t outlen, uint8_t ip[16]) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  snprintf(out, outlen, "?");
-  memset(ip, 0, 16);
-  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) return;
-  char host[64];
-  if (ss.ss_family == AF_INET) {
-    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    uv_ip4_name(in, host, sizeof host);
-    snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
-    ip[10] = ip[11] = 0xff;
-    memcpy(ip + 12, &in->sin_addr, 4);
-  } else if (ss.ss_family == AF_INET6) {
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    uv_ip6_name(in6, host, sizeof host);
-    snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
-    memcpy(ip, &in6->sin6_addr, 16);
-  }
-}
-
 static struct conn *conn_of_ip(struct conn_link *l) {
   return (struct conn *)((char *)l - offsetof(struct conn, ip_link));
 }
@@ -197,6 +174,7 @@ static bool process(struct conn *c) {
         tks_server_log_limited(srv, "tick from %s rejected: bad_value (its undeclared fields need more than a slab page, store.page_size)", c->peer);
       } else if (a == TKS_ADMIT_STORED) {
         srv->ticks_accepted++;
+        if (srv->tap) srv->tap(srv, st, record, &dyn); /* subscribers follow */
         /* A run of accepted ticks is copied at once, when it ends. */
         if (journal) tks_durability_accept(srv, p + off, res.consumed);
       } else {
@@ -376,7 +354,7 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     return;
   }
-  format_peer(&c->tcp, c->peer, sizeof c->peer, c->ip);
+  tks_tcp_peer(&c->tcp, c->peer, sizeof c->peer, c->ip);
   conn_list_init(&c->ip_link);
   unsigned per_ip = srv->cfg.ingest.max_connections_per_ip;
   if (per_ip && !srv->stopping && count_from(c->ip, per_ip) >= per_ip) {
@@ -504,69 +482,18 @@ unsigned tks_ingest_sweep(struct tks_server *srv, uint64_t now_ms) {
   return n;
 }
 
-/* A listening TCP socket on ss, made as libuv's uv_tcp_bind + uv_listen
- * make one (SO_REUSEADDR; IPv6 sockets take IPv4 too), but without
- * watching it: nothing is accepted until tks_ingest_serve.  Returns the fd
- * or -errno. */
-static int listen_socket(const struct sockaddr_storage *ss) {
-  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return -errno;
-  int on = 1, off = 0;
-  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                            : sizeof(struct sockaddr_in);
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
-      (ss->ss_family == AF_INET6 &&
-       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) ||
-      bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, SOMAXCONN) < 0) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
-  return fd;
-}
-
 int tks_ingest_bind(struct tks_server *srv) {
   const struct tks_config *cfg = &srv->cfg;
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
-  int r = strchr(cfg->ingest.host, ':')
-              ? uv_ip6_addr(cfg->ingest.host, cfg->ingest.port, (struct sockaddr_in6 *)&ss)
-              : uv_ip4_addr(cfg->ingest.host, cfg->ingest.port, (struct sockaddr_in *)&ss);
-  if (r) {
-    tks_log(TKS_LOG_ERROR, "ingest.listen %s: %s", cfg->ingest.listen, uv_strerror(r));
-    return r;
-  }
   for (unsigned i = 0; i < IP_BUCKETS; i++) conn_list_init(&I.by_ip[i]);
   uv_idle_init(srv->loop, &I.yield_idle);
   I.yield_idle.data = srv;
   I.yield_started = true;
-  int fd = listen_socket(&ss);
-  if (fd < 0) {
-    tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s", cfg->ingest.listen, strerror(-fd));
-    return fd;
-  }
-  uv_tcp_init(srv->loop, &I.listener);
-  I.listener.data = srv;
-  I.listener_open = true;
-  r = uv_tcp_open(&I.listener, fd);
-  if (r) {
-    close(fd); /* not the handle's: uv_close leaves it alone */
-    tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s", cfg->ingest.listen, uv_strerror(r));
-    return r;
-  }
-  int len = sizeof ss;
-  uv_tcp_getsockname(&I.listener, (struct sockaddr *)&ss, &len);
-  char host[64], addr[sizeof srv->listen_addr];
+  char addr[sizeof srv->listen_addr];
   uint16_t port;
-  if (ss.ss_family == AF_INET6) {
-    uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
-    port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    snprintf(addr, sizeof addr, "[%s]:%u", host, port);
-  } else {
-    uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
-    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    snprintf(addr, sizeof addr, "%s:%u", host, port);
-  }
+  int r = tks_tcp_listen(srv->loop, "ingest.listen", cfg->ingest.listen, cfg->ingest.host,
+                         cfg->ingest.port, &I.listener, &I.listener_open, addr, sizeof addr, &port);
+  if (r) return r;
+  I.listener.data = srv;
   tks_server_set_listen_addr(srv, addr, port);
   tks_log(TKS_LOG_INFO, "ingest bound to %s (connections wait until the store is loaded)", addr);
   return 0;

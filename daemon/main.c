@@ -107,6 +107,7 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
   tks_lifecycle_stop(srv);
   tks_load_stop(srv);
   tks_ingest_stop(srv);
+  tks_subscribe_stop(srv); /* after ingest's drain: no tick comes any more */
   tks_archiver_stop(srv);   /* a seal in progress ends before the last checkpoint */
   tks_checkpoint_stop(srv); /* the last one: ingest has stopped, the journal is open */
   tks_durability_stop(srv); /* after the drain: what was read is journaled */
@@ -131,6 +132,7 @@ static void wire(struct tks_server *srv) {
   tks_server_on_hold(srv, tks_ingest_on_hold);
   tks_server_set_durable(srv, tks_durability_durable);
   tks_server_set_journal_buffers(srv, tks_durability_buffer_bytes);
+  tks_server_set_subscriber_buffers(srv, tks_subscribe_buffer_bytes);
   tks_server_on_evict(srv, tks_durability_on_evict);
   tks_server_on_evict(srv, tks_archiver_on_evict);
   tks_server_on_pressure(srv, tks_archiver_on_pressure);
@@ -139,6 +141,7 @@ static void wire(struct tks_server *srv) {
   tks_server_add_stats(srv, tks_checkpoint_stats);
   tks_server_add_stats(srv, tks_archiver_stats);
   tks_server_add_stats(srv, tks_limits_stats);
+  tks_server_add_stats(srv, tks_subscribe_stats);
   tks_server_add_stats(srv, tks_lifecycle_stats);
 }
 
@@ -146,7 +149,7 @@ static void wire(struct tks_server *srv) {
 static void on_loaded(struct tks_server *srv, int status) {
   if (status == 0) tks_limits_loaded(srv);
   if (status == 0 && tks_checkpoint_start(srv) == 0 && tks_archiver_start(srv) == 0 &&
-      tks_ingest_serve(srv) == 0) {
+      tks_ingest_serve(srv) == 0 && tks_subscribe_serve(srv) == 0) {
     tks_log(TKS_LOG_INFO, "ready: mode %s, schema %s (%u bytes a record), slab pages of %llu bytes",
             tks_mode_name(srv->cfg.store.mode), srv->cfg.schema.name, srv->cfg.schema.record_size,
             (unsigned long long)srv->cfg.store.page_size);
@@ -181,7 +184,7 @@ static int run(struct tks_server *srv, uv_loop_t *loop) {
    * meanwhile the control socket answers ping and stats (control.c). */
   exit_status = 0;
   if (tks_durability_lock(srv) != 0 || tks_archiver_open(srv) != 0 || tks_limits_start(srv) != 0 ||
-      tks_ingest_bind(srv) != 0 || tks_control_start(srv) != 0) {
+      tks_ingest_bind(srv) != 0 || tks_subscribe_bind(srv) != 0 || tks_control_start(srv) != 0) {
     exit_status = 1;
     shutdown_server(srv, "start failed");
   } else if (tks_load_start(srv, on_loaded) != 0) {

@@ -7,9 +7,11 @@
  * and of the summary systemd's STATUS= line is built from.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -102,6 +104,10 @@ void tks_server_stop(struct tks_server *srv) {
 
 void tks_server_on_hold(struct tks_server *srv, tks_hold_fn fn) { srv->on_hold = fn; }
 void tks_server_set_durable(struct tks_server *srv, tks_count_fn fn) { srv->durable = fn; }
+void tks_server_set_subscriber_buffers(struct tks_server *srv, tks_count_fn fn) {
+  srv->subscriber_buffers = fn;
+}
+
 void tks_server_set_journal_buffers(struct tks_server *srv, tks_count_fn fn) {
   srv->journal_buffers = fn;
 }
@@ -287,6 +293,9 @@ static const struct tks_stat ST_MEMORY_READ_BUFFER_BYTES = TKS_STAT(
 static const struct tks_stat ST_MEMORY_QUERY_BUFFER_BYTES = TKS_STAT(
     "memory.query_buffer_bytes", GAUGE, BYTES,
     "Bytes of control connections' buffers: requests read, answers not yet written");
+static const struct tks_stat ST_MEMORY_SUBSCRIBER_BUFFER_BYTES = TKS_STAT(
+    "memory.subscriber_buffer_bytes", GAUGE, BYTES,
+    "Bytes of subscribers' queues and requests, and the live tick being fanned out");
 static const struct tks_stat ST_MEMORY_TOTAL_BYTES = TKS_STAT(
     "memory.total_bytes", GAUGE, BYTES,
     "Bytes the daemon holds: slab pages as far as touched, symbol tables, index and buffers");
@@ -343,10 +352,14 @@ static uint64_t journal_buffer_bytes(struct tks_server *srv) {
   return srv->journal_buffers ? srv->journal_buffers(srv) : 0;
 }
 
-static uint64_t total_bytes(const struct tks_server *srv, uint64_t journal) {
+static uint64_t subscriber_buffer_bytes(struct tks_server *srv) {
+  return srv->subscriber_buffers ? srv->subscriber_buffers(srv) : 0;
+}
+
+static uint64_t total_bytes(struct tks_server *srv, uint64_t journal) {
   return tks_slab_bytes_allocated(srv->slab) - tks_slab_bytes_untouched(srv->slab) +
          symbol_bytes(srv) + tks_store_index_bytes(srv->store) + journal + srv->read_buffer_bytes +
-         srv->query_buffer_bytes;
+         srv->query_buffer_bytes + subscriber_buffer_bytes(srv);
 }
 
 static uint64_t rate_1s(const struct tks_server *srv) {
@@ -449,6 +462,7 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   tks_stat_u64(st, &ST_MEMORY_JOURNAL_BUFFER_BYTES, journal);
   tks_stat_u64(st, &ST_MEMORY_READ_BUFFER_BYTES, srv->read_buffer_bytes);
   tks_stat_u64(st, &ST_MEMORY_QUERY_BUFFER_BYTES, srv->query_buffer_bytes);
+  tks_stat_u64(st, &ST_MEMORY_SUBSCRIBER_BUFFER_BYTES, subscriber_buffer_bytes(srv));
   tks_stat_u64(st, &ST_MEMORY_TOTAL_BYTES, total);
   tks_stat_f64(st, &ST_MEMORY_BYTES_PER_TICK, ticks ? (double)total / (double)ticks : 0.0);
 
@@ -461,4 +475,89 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   usage_stats(&srv->usage, st);
   for (unsigned i = 0; i < srv->nsections; i++) srv->sections[i](srv, st);
   tks_slab_stats(srv->slab, st);
+}
+
+/* ---- TCP listeners and peers (ingest.c, subscribe.c) ---- */
+
+/* The peer as text ("1.2.3.4:5678") and its address as 16 bytes (all
+ * zeros when unknown). */
+void tks_tcp_peer(uv_tcp_t *tcp, char *out, size_t outlen, uint8_t ip[16]) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  snprintf(out, outlen, "?");
+  memset(ip, 0, 16);
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) return;
+  char host[64];
+  if (ss.ss_family == AF_INET) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    uv_ip4_name(in, host, sizeof host);
+    snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
+    ip[10] = ip[11] = 0xff;
+    memcpy(ip + 12, &in->sin_addr, 4);
+  } else if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    uv_ip6_name(in6, host, sizeof host);
+    snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
+    memcpy(ip, &in6->sin6_addr, 16);
+  }
+}
+
+/* A listening TCP socket on ss, made as libuv's uv_tcp_bind + uv_listen
+ * make one (SO_REUSEADDR; IPv6 sockets take IPv4 too), but without
+ * watching it.  Returns the fd
+ * or -errno. */
+static int listen_socket(const struct sockaddr_storage *ss) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -errno;
+  int on = 1, off = 0;
+  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+      (ss->ss_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) ||
+      bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, SOMAXCONN) < 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  return fd;
+}
+
+int tks_tcp_listen(uv_loop_t *loop, const char *key, const char *as_written, const char *host,
+                   uint16_t port, uv_tcp_t *h, bool *open, char *addr, size_t addrlen,
+                   uint16_t *bound) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  int r = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)
+                            : uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+  if (r) {
+    tks_log(TKS_LOG_ERROR, "%s %s: %s", key, as_written, uv_strerror(r));
+    return r;
+  }
+  int fd = listen_socket(&ss);
+  if (fd < 0) {
+    tks_log(TKS_LOG_ERROR, "cannot listen on %s (%s): %s", as_written, key, strerror(-fd));
+    return fd;
+  }
+  uv_tcp_init(loop, h);
+  *open = true;
+  r = uv_tcp_open(h, fd);
+  if (r) {
+    close(fd); /* not the handle's: uv_close leaves it alone */
+    tks_log(TKS_LOG_ERROR, "cannot listen on %s (%s): %s", as_written, key, uv_strerror(r));
+    return r;
+  }
+  int len = sizeof ss;
+  uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len);
+  char name[64];
+  if (ss.ss_family == AF_INET6) {
+    uv_ip6_name((struct sockaddr_in6 *)&ss, name, sizeof name);
+    *bound = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    snprintf(addr, addrlen, "[%s]:%u", name, *bound);
+  } else {
+    uv_ip4_name((struct sockaddr_in *)&ss, name, sizeof name);
+    *bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(addr, addrlen, "%s:%u", name, *bound);
+  }
+  return 0;
 }

@@ -41,6 +41,11 @@ const char *tks_fsync_name(enum tks_fsync f) {
   return (unsigned)f < TKS_FSYNC_COUNT ? tks_fsync_names[f] : "?";
 }
 
+const char *const tks_slow_policy_names[TKS_SLOW_COUNT] = {"disconnect", "drop"};
+const char *tks_slow_policy_name(enum tks_slow_policy p) {
+  return (unsigned)p < TKS_SLOW_COUNT ? tks_slow_policy_names[p] : "?";
+}
+
 const char *tks_on_error_name(enum tks_on_error e) {
   return (unsigned)e < TKS_ON_ERROR_COUNT ? tks_on_error_names[e] : "?";
 }
@@ -127,6 +132,16 @@ static const struct tks_config_key keys[] = {
     {KEY("ingest.min_rate", SIZE, IDLE, ingest.min_rate), .dflt = 1024, .min = 0, .max = 1u << 30},
     {KEY("ingest.max_connections_per_ip", UINT, LIVE, ingest.max_connections_per_ip), .dflt = 0,
      .min = 0, .max = 1000000},
+    {KEY("subscribe.listen", LISTEN, FIXED, subscribe.listen), .dflt_str = "127.0.0.1:7071",
+     .may_be_off = true},
+    {KEY("subscribe.max_connections", UINT, LIVE, subscribe.max_connections), .dflt = 64, .min = 1,
+     .max = 100000},
+    {KEY("subscribe.max_connections_per_ip", UINT, LIVE, subscribe.max_connections_per_ip),
+     .dflt = 0, .min = 0, .max = 100000},
+    {KEY("subscribe.max_queue_bytes", SIZE, LIVE, subscribe.max_queue_bytes), .dflt = 8u << 20,
+     .min = 64u << 10, .max = 1ull << 32},
+    {KEY("subscribe.slow_policy", ENUM, LIVE, subscribe.slow_policy), .dflt = TKS_SLOW_DISCONNECT,
+     NAMES(tks_slow_policy_names), .noun = "policy"},
     {KEY("control.socket", PATH, FIXED, control.socket), .dflt_str = TKS_DEFAULT_CONTROL_SOCKET,
      .check = check_socket},
     {KEY("store.mode", ENUM, FIXED, store.mode), .dflt = TKS_MODE_SLOTTED, NAMES(tks_mode_names),
@@ -228,6 +243,32 @@ static void store_uint(void *p, size_t size, uint64_t v) {
   }
 }
 
+/* Where a LISTEN key's parsed host and port go: its section's. */
+static void listen_parts(const struct tks_config_key *k, const struct tks_config *c,
+                         const char **host, size_t *host_size, const uint16_t **port) {
+  if (k->off == offsetof(struct tks_config, subscribe.listen)) {
+    *host = c->subscribe.host, *host_size = sizeof c->subscribe.host, *port = &c->subscribe.port;
+  } else {
+    *host = c->ingest.host, *host_size = sizeof c->ingest.host, *port = &c->ingest.port;
+  }
+}
+
+/* Parses a LISTEN key's text into its section's host and port ("off":
+ * both empty, where the key may be off). */
+static int parse_listen_key(const struct tks_config_key *k, struct tks_config *c, const char *s,
+                            char *why, size_t n) {
+  const char *h;
+  size_t hs;
+  const uint16_t *pp;
+  listen_parts(k, c, &h, &hs, &pp);
+  if (k->may_be_off && strcmp(s, "off") == 0) {
+    *(char *)h = '\0';
+    *(uint16_t *)pp = 0;
+    return 0;
+  }
+  return tks_config_parse_listen(s, (char *)h, hs, (uint16_t *)pp, why, n);
+}
+
 void tks_config_key_format(const struct tks_config_key *k, const struct tks_config *c, char *buf,
                            size_t n) {
   const void *p = cfield_at(k, c);
@@ -311,8 +352,14 @@ bool tks_config_key_equal(const struct tks_config_key *k, const struct tks_confi
                           const struct tks_config *b) {
   const void *p = cfield_at(k, a), *q = cfield_at(k, b);
   switch (k->type) {
-  case TKS_CONFIG_LISTEN:
-    return strcmp(a->ingest.host, b->ingest.host) == 0 && a->ingest.port == b->ingest.port;
+  case TKS_CONFIG_LISTEN: {
+    const char *ha, *hb;
+    size_t n;
+    const uint16_t *pa, *pb;
+    listen_parts(k, a, &ha, &n, &pa);
+    listen_parts(k, b, &hb, &n, &pb);
+    return strcmp(ha, hb) == 0 && *pa == *pb;
+  }
   case TKS_CONFIG_PATH: return strcmp(p, q) == 0;
   case TKS_CONFIG_SCHEMA: {
     char why[8];
@@ -339,8 +386,13 @@ void tks_config_key_copy(const struct tks_config_key *k, struct tks_config *dst,
                          const struct tks_config *src) {
   memcpy(field_at(k, dst), cfield_at(k, src), k->size);
   if (k->type == TKS_CONFIG_LISTEN) {
-    memcpy(dst->ingest.host, src->ingest.host, sizeof dst->ingest.host);
-    dst->ingest.port = src->ingest.port;
+    const char *hd, *hs;
+    size_t n;
+    const uint16_t *pd, *ps;
+    listen_parts(k, dst, &hd, &n, &pd);
+    listen_parts(k, src, &hs, &n, &ps);
+    memcpy((char *)hd, hs, n);
+    *(uint16_t *)pd = *ps;
   }
 }
 
@@ -353,8 +405,7 @@ void tks_config_defaults(struct tks_config *c) {
     void *p = field_at(k, c);
     switch (k->type) {
     case TKS_CONFIG_LISTEN: {
-      int e = tks_config_parse_listen(k->dflt_str, c->ingest.host, sizeof c->ingest.host,
-                                      &c->ingest.port, NULL, 0);
+      int e = parse_listen_key(k, c, k->dflt_str, NULL, 0);
       assert(e == 0);
       (void)e;
     }
@@ -979,8 +1030,7 @@ static int read_key(struct reader *r, const struct tks_config_key *k) {
     if ((e = this_scalar(r, k->name, false, &s))) return e;
     if (strlen(s) >= k->size)
       return fail(r, r->ev.start_mark, "%s: the address is too long", k->name);
-    if (tks_config_parse_listen(s, r->c->ingest.host, sizeof r->c->ingest.host, &r->c->ingest.port,
-                                why, sizeof why))
+    if (parse_listen_key(k, r->c, s, why, sizeof why))
       return fail(r, r->ev.start_mark, "%s: %s", k->name, show(why, b, sizeof b));
     set_str(p, k->size, s);
     return 0;

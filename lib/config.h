@@ -39,6 +39,11 @@ enum tks_on_error { TKS_ON_ERROR_BACKPRESSURE, TKS_ON_ERROR_REJECT };
 extern const char *const tks_on_error_names[TKS_ON_ERROR_COUNT];
 const char *tks_on_error_name(enum tks_on_error e);
 
+enum tks_slow_policy { TKS_SLOW_DISCONNECT, TKS_SLOW_DROP };
+#define TKS_SLOW_COUNT (TKS_SLOW_DROP + 1)
+extern const char *const tks_slow_policy_names[TKS_SLOW_COUNT];
+const char *tks_slow_policy_name(enum tks_slow_policy p);
+
 enum tks_when_full { TKS_WHEN_FULL_EVICT_OLDEST, TKS_WHEN_FULL_REJECT, TKS_WHEN_FULL_BACKPRESSURE };
 #define TKS_WHEN_FULL_COUNT (TKS_WHEN_FULL_BACKPRESSURE + 1)
 extern const char *const tks_when_full_names[TKS_WHEN_FULL_COUNT];
@@ -61,6 +66,16 @@ struct tks_config {
     uint32_t min_rate;           /* default 1 KiB: bytes/s while a message is unfinished */
     uint32_t max_connections_per_ip; /* default 0: no limit */
   } ingest;
+
+  struct {
+    char listen[300]; /* as ingest.listen, or "off" (host "" and port 0) */
+    char host[256];
+    uint16_t port;
+    uint32_t max_connections;        /* default 64 */
+    uint32_t max_connections_per_ip; /* default 0: no limit */
+    uint64_t max_queue_bytes;        /* default 8 MiB: a subscriber's unsent bytes */
+    enum tks_slow_policy slow_policy; /* default disconnect */
+  } subscribe;
 
   struct {
     char socket[108]; /* sun_path */
@@ -118,7 +133,7 @@ struct tks_config {
 /* How a key's value is written and stored. */
 enum tks_config_type {
   TKS_CONFIG_LISTEN,   /* "host:port" text in char[]; the parsed host and port go to
-                        * ingest.host and ingest.port (there is one listen key) */
+                        * the section's host and port (ingest, subscribe) */
   TKS_CONFIG_PATH,     /* char[], not empty, NUL-terminated */
   TKS_CONFIG_UINT,     /* a whole number in a uint32_t or uint64_t */
   TKS_CONFIG_SIZE,     /* bytes, written "64KiB", in a uint32_t or uint64_t */
@@ -165,6 +180,7 @@ struct tks_config_key {
    * fits-the-field checks.
    */
   int (*check)(const char *text, uint64_t v, char *why, size_t n);
+  bool may_be_off; /* LISTEN: "off" turns the listener off */
 };
 
 /* A value formatted by tks_config_key_format() is cut to this (NUL included). */

@@ -66,6 +66,25 @@ void tks_tick_note_stored(const struct tks_tick_sink *k, const struct tks_schema
   k->usage->overflow += overflow;
 }
 
+/* The fields of t that go into its object: fallback, the undeclared. */
+static int fill_object(struct tks_dynobj *o, enum tks_mode mode, const struct tks_dyn_tick *t) {
+  bool fallback = mode == TKS_MODE_FALLBACK;
+  int r = 0;
+  for (unsigned i = 0; i < t->n && r == 0; i++)
+    if (!fallback || t->f[i].field < 0) r = tks_dynobj_put(o, t->f[i].name, &t->f[i].value);
+  return r;
+}
+
+size_t tks_tick_object_size(enum tks_mode mode, const struct tks_dyn_tick *t) {
+  return tks_dynobj_size(mode == TKS_MODE_FALLBACK ? t->undeclared : t->n, t->string_bytes);
+}
+
+struct tks_dynobj *tks_tick_object(enum tks_mode mode, const struct tks_dyn_tick *t, void *mem) {
+  struct tks_dynobj *o =
+      tks_dynobj_init(mem, mode == TKS_MODE_FALLBACK ? t->undeclared : t->n, t->string_bytes);
+  return fill_object(o, mode, t) == 0 ? o : NULL;
+}
+
 /* Fallback: the record plus an overflow map of the undeclared fields;
  * dynamic: one object of every field. */
 static int store_dynamic(const struct tks_tick_sink *k, const struct tks_dyn_tick *t,
@@ -77,9 +96,7 @@ static int store_dynamic(const struct tks_tick_sink *k, const struct tks_dyn_tic
   if (!tks_store_dynobj_fits(k->store, n, t->string_bytes)) return -E2BIG;
   struct tks_dynobj *o = tks_store_new_dynobj(k->store, n, t->string_bytes);
   if (!o) return -ENOMEM;
-  int r = 0;
-  for (unsigned i = 0; i < t->n && r == 0; i++)
-    if (!fallback || t->f[i].field < 0) r = tks_dynobj_put(o, t->f[i].name, &t->f[i].value);
+  int r = fill_object(o, k->mode, t);
   if (r == 0)
     r = fallback ? tks_store_append_overflow(k->store, record, o)
                  : tks_store_append_dynamic(k->store, t->symbol, t->ts, o);

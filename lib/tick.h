@@ -36,6 +36,14 @@ static inline int tks_tick_store(const struct tks_tick_sink *k, enum tks_decode_
                                  : tks_tick_store_dynamic(k, record, dyn);
 }
 
+/* The object tks_tick_store makes of a DYNAMIC tick (fallback: its
+ * undeclared fields; dynamic: every field), built in mem, 8-aligned, of
+ * tks_tick_object_size() bytes: for rendering a tick as it is stored
+ * without reading it back.  NULL if t does not fit (never, for a tick
+ * tks_decode gave). */
+size_t tks_tick_object_size(enum tks_mode mode, const struct tks_dyn_tick *t);
+struct tks_dynobj *tks_tick_object(enum tks_mode mode, const struct tks_dyn_tick *t, void *mem);
+
 /* Counts a rejected tick's undeclared field (unknown_field in slotted
  * mode) in the usage table. */
 void tks_tick_note_rejected(const struct tks_tick_sink *k, const char *name);

@@ -235,15 +235,21 @@ void daemon_write_config(struct tks_daemon *d, const char *ingest_extra, const c
   /* The journal goes to the temp dir unless the test configures it. */
   if (!extra_yaml || (strncmp(extra_yaml, "journal:", 8) != 0 && !strstr(extra_yaml, "\njournal:")))
     snprintf(journal, sizeof journal, "journal:\n  dir: \"%s/journal\"\n", d->dir);
+  /* Subscriptions on a port of their own choosing, unless configured. */
+  const char *subscribe = "subscribe:\n  listen: \"127.0.0.1:0\"\n";
+  if (extra_yaml && (strncmp(extra_yaml, "subscribe:", 10) == 0 || strstr(extra_yaml, "\nsubscribe:")))
+    subscribe = "";
   snprintf(buf, sizeof buf,
            "# written by tests/harness.c\n"
            "ingest:\n"
            "  listen: \"127.0.0.1:0\"\n"
            "%s"
+           "%s"
            "control:\n"
            "  socket: \"%s\"\n"
            "%s%s",
-           ingest_extra ? ingest_extra : "", d->sock, journal, extra_yaml ? extra_yaml : "");
+           ingest_extra ? ingest_extra : "", subscribe, d->sock, journal,
+           extra_yaml ? extra_yaml : "");
   write_file(d->config, buf);
 }
 

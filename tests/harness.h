@@ -60,8 +60,9 @@ char *read_file(const char *path);
 /* ---- the daemon ---- */
 
 /* Makes d->dir and writes d->config: ingest listen 127.0.0.1:0 plus
- * ingest_extra (lines indented by two spaces, or NULL), the control socket
- * d->sock, then extra_yaml (top-level sections, or NULL). */
+ * ingest_extra (lines indented by two spaces, or NULL), subscribe listen
+ * 127.0.0.1:0 (unless extra_yaml has a subscribe section), the control
+ * socket d->sock, then extra_yaml (top-level sections, or NULL). */
 void daemon_prepare(struct tks_daemon *d, const char *ingest_extra, const char *extra_yaml);
 /* Rewrites d->config (e.g. after changing d->sock). */
 void daemon_write_config(struct tks_daemon *d, const char *ingest_extra, const char *extra_yaml);

@@ -483,7 +483,9 @@ static void write_config_listen(const struct tks_daemon *d, const char *listen, 
            "  socket: \"%s\"\n"
            "journal:\n"
            "  enabled: false\n"
-           "%s",
+           "%s"
+           "subscribe:\n"
+           "  listen: \"127.0.0.1:0\"\n",
            listen, d->sock, extra ? extra : "");
   write_file(d->config, yaml);
 }

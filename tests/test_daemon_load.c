@@ -154,6 +154,8 @@ static void write_config(struct tks_daemon *d, const char *listen, const char *j
   FMT(yaml,
       "ingest:\n"
       "  listen: \"%s\"\n"
+      "subscribe:\n"
+      "  listen: \"127.0.0.1:0\"\n"
       "control:\n"
       "  socket: \"%s\"\n"
       "journal:\n"
@@ -711,7 +713,7 @@ TEST_TIMEOUT(sighup_while_loading_is_applied_once_loaded, 240) {
   /* A live key changed, then SIGHUP while the replay runs. */
   char yaml[2048];
   FMT(yaml,
-      "ingest:\n  listen: \"127.0.0.1:0\"\ncontrol:\n  socket: \"%s\"\njournal:\n  dir: \"%s\"\n"
+      "ingest:\n  listen: \"127.0.0.1:0\"\nsubscribe:\n  listen: \"127.0.0.1:0\"\ncontrol:\n  socket: \"%s\"\njournal:\n  dir: \"%s\"\n"
       "query:\n  max_rows: 7\n",
       d.sock, jdir);
   write_file(d.config, yaml);

@@ -1,0 +1,794 @@
+/*
+ * Subscriptions: a TCP port of their own (subscribe.listen).  A subscriber
+ * writes one msgpack map (lib/subreq.h) and reads a stream of msgpack maps:
+ * ticks in the form ingest takes them, and control messages whose first key
+ * is "$" ({"$":"live"}, {"$":"dropped",...}, {"$":"error",...}).
+ *
+ * From a past `from`, the stored ticks (memory merged with the day archive,
+ * in ts order per symbol, a symbol at a time) are sent in pages as the
+ * socket drains, then the live ticks ingest hands over (the server's tap),
+ * each exactly once across the seam.  The rule that makes it so, per
+ * subscriber and symbol: a symbol's replay goes by a cursor `cur` (every
+ * stored tick with ts < cur has been sent; a page ends after all the ties
+ * of its last ts).  A live tick with ts >= cur is left to the replay, which
+ * will find it in the store; one below cur (a late tick behind the cursor)
+ * is queued at once.  A symbol whose replay ended, and one that did not
+ * exist when the subscription began, takes every live tick.  With "now"
+ * there is no replay.  Ticks older than `from` are never sent.
+ *
+ * Ingest never waits for a subscriber: live ticks are rendered once and
+ * appended to each subscriber's queue (subscribe.max_queue_bytes of unsent
+ * bytes); a full queue disconnects the subscriber (slow_policy disconnect:
+ * what was not handed to the kernel is dropped and an error says why) or
+ * drops the tick (drop: counted, and a {"$":"dropped"} tells how many
+ * before the next tick sent).  Queues are written once a loop turn (a
+ * uv_check), so a read of thousands of ticks costs one write a subscriber.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "archive.h"
+#include "daemon.h"
+#include "subreq.h"
+#include "tick.h"
+
+#define PAGE_ROWS 512          /* replay rows a page, then the ties of the last one */
+#define REPLAY_LOW (256u << 10) /* replay goes on while less than this is unsent */
+#define READ_MAX 4096          /* the read buffer after the request */
+#define ERROR_MAX 512
+
+enum sub_state { SUB_REQUEST, SUB_REPLAY, SUB_LIVE };
+enum sym_want { WANT_NO, WANT_PENDING, WANT_LIVE };
+
+struct sub {
+  uv_tcp_t tcp; /* first: the handle's address is the sub's */
+  struct conn_link link;
+  struct tks_server *srv;
+  char peer[80];
+  uint8_t ip[16];
+  bool closing, shutting; /* closing: uv_close'd; shutting: an error is being written last */
+  enum sub_state state;
+  uint64_t since_ms; /* connected (uv_now) */
+  /* The request, read until whole. */
+  uint8_t *req;
+  size_t req_len;
+  struct tks_subreq want;
+  /* Per symbol id, below nsym: wanted, and the replay cursor. */
+  uint8_t *sym;
+  int64_t *cur;
+  uint32_t nsym, cap;        /* ids decided (0..nsym-1); room */
+  uint32_t nsym_start;       /* the ids that existed at the start */
+  uint32_t replay_id;        /* the next id to replay */
+  uint32_t replay_name;      /* then the next archive-only name (archive_names) */
+  char **archive_names;
+  uint32_t narchive_names;
+  /* The queue: pending is filled, inflight is being written. */
+  struct tks_buf pending, inflight;
+  uv_write_t wr;
+  bool writing;
+  uint64_t pending_since_ns, inflight_since_ns;
+  uint64_t sent, dropped, untold_drops, replayed;
+};
+
+#define SUB_OF(l) ((struct sub *)((char *)(l) - offsetof(struct sub, link)))
+
+/* One server a process. */
+static struct {
+  uv_tcp_t listener;
+  bool listener_open, serving;
+  uv_check_t flush;
+  bool flush_open;
+  struct conn_link subs;
+  uint32_t live_subs; /* past the request: following the live ticks */
+  char addr[320];
+  uint16_t port;
+  struct tks_buf tick; /* the live tick being fanned out, rendered once */
+  void *obj_mem;       /* a dynamic tick's object, built to render it */
+  size_t obj_cap;
+  uint64_t conns_total, refused, closed_slow, closed_error, sent, dropped, replayed;
+} S = {.subs = {&S.subs, &S.subs}};
+
+static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,
+                const struct tks_dyn_tick *dyn);
+
+static uint64_t queue_bytes(const struct sub *s) { return s->pending.len + s->inflight.len; }
+
+static void on_closed(uv_handle_t *h) {
+  struct sub *s = (struct sub *)h;
+  free(s->req);
+  tks_subreq_finish(&s->want);
+  free(s->sym);
+  free(s->cur);
+  for (uint32_t i = 0; i < s->narchive_names; i++) free(s->archive_names[i]);
+  free(s->archive_names);
+  tks_buf_finish(&s->pending);
+  tks_buf_finish(&s->inflight);
+  free(s);
+}
+
+static void set_live_count(struct tks_server *srv, int delta) {
+  S.live_subs = (uint32_t)((int)S.live_subs + delta);
+  srv->tap = S.live_subs ? tap : NULL;
+}
+
+static void sub_close(struct sub *s) {
+  if (s->closing) return;
+  s->closing = true;
+  if (s->state != SUB_REQUEST) set_live_count(s->srv, -1);
+  conn_list_del(&s->link);
+  uv_close((uv_handle_t *)&s->tcp, on_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  struct sub *s = req->data;
+  free(req);
+  sub_close(s);
+}
+
+static void flush(struct sub *s);
+
+/* Ends the subscription with {"$":"error","reason":...}: what was not
+ * handed to the kernel yet is dropped, the error is written, then the
+ * connection is shut down and closed. */
+static void fail(struct sub *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct sub *s, const char *fmt, ...) {
+  if (s->closing || s->shutting) return;
+  char reason[ERROR_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  tks_server_log_limited(s->srv, "closing subscriber %s: %s", s->peer, reason);
+  s->pending.len = 0;
+  int r = tks_msgpack_map_header(&s->pending, 2);
+  r |= tks_msgpack_str(&s->pending, "$", 1);
+  r |= tks_msgpack_str(&s->pending, "error", 5);
+  r |= tks_msgpack_str(&s->pending, "reason", 6);
+  r |= tks_msgpack_str(&s->pending, reason, strlen(reason));
+  s->shutting = true;
+  uv_read_stop((uv_stream_t *)&s->tcp);
+  if (r) {
+    sub_close(s);
+    return;
+  }
+  flush(s);
+}
+
+static void replay(struct sub *s);
+
+static void on_written(uv_write_t *req, int status) {
+  struct sub *s = req->data;
+  s->writing = false;
+  s->inflight.len = 0;
+  if (s->closing) return;
+  if (status < 0) {
+    sub_close(s);
+    return;
+  }
+  if (s->state == SUB_REPLAY && !s->shutting)
+    replay(s); /* then flushes */
+  else
+    flush(s);
+}
+
+/* Hands what is pending to the kernel when nothing is being written; once
+ * an ending error is written, shuts down. */
+static void flush(struct sub *s) {
+  if (s->closing || s->writing) return;
+  if (!s->pending.len) {
+    if (s->shutting) {
+      uv_shutdown_t *sd = malloc(sizeof *sd);
+      if (!sd || uv_shutdown(sd, (uv_stream_t *)&s->tcp, on_shutdown) != 0) {
+        free(sd);
+        sub_close(s);
+        return;
+      }
+      sd->data = s;
+    }
+    return;
+  }
+  struct tks_buf t = s->inflight;
+  s->inflight = s->pending;
+  s->pending = t;
+  s->pending.len = 0;
+  s->inflight_since_ns = s->pending_since_ns;
+  uv_buf_t b = uv_buf_init(s->inflight.data, (unsigned)s->inflight.len);
+  s->wr.data = s;
+  if (uv_write(&s->wr, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
+    s->inflight.len = 0;
+    sub_close(s);
+    return;
+  }
+  s->writing = true;
+}
+
+/* A control message {"$": what, key: n, ...} (n pairs of key and count). */
+static int put_control(struct tks_buf *b, const char *what, unsigned n, const char *const *keys,
+                       const uint64_t *vals) {
+  int r = tks_msgpack_map_header(b, 1 + n);
+  r |= tks_msgpack_str(b, "$", 1);
+  r |= tks_msgpack_str(b, what, strlen(what));
+  for (unsigned i = 0; i < n; i++) {
+    r |= tks_msgpack_str(b, keys[i], strlen(keys[i]));
+    r |= tks_msgpack_uint(b, vals[i]);
+  }
+  return r ? -ENOMEM : 0;
+}
+
+static void mark_pending(struct sub *s) {
+  if (!s->pending.len) s->pending_since_ns = tks_mono_ns();
+}
+
+/* Drops told before the next tick: {"$":"dropped","count":N,"total":T}. */
+static void tell_drops(struct sub *s) {
+  if (!s->untold_drops) return;
+  mark_pending(s);
+  if (put_control(&s->pending, "dropped", 2, (const char *const[]){"count", "total"},
+                  (const uint64_t[]){s->untold_drops, s->dropped}) == 0)
+    s->untold_drops = 0;
+}
+
+/* ---- which symbols, and where the replay is ---- */
+
+static bool name_wanted(const struct sub *s, const char *name, size_t len) {
+  if (s->want.all) return true;
+  for (uint32_t i = 0; i < s->want.nsymbols; i++)
+    if (strlen(s->want.symbols[i]) == len && memcmp(s->want.symbols[i], name, len) == 0)
+      return true;
+  return false;
+}
+
+/* Decides the want of every id up to `id` (interned, all of them): those
+ * new since the start are live, if wanted.  -ENOMEM. */
+static int grow_syms(struct sub *s, uint32_t id) {
+  if (id < s->nsym) return 0;
+  if (id >= s->cap) {
+    uint32_t n = s->cap * 2 > id + 1 ? s->cap * 2 : id + 1;
+    if (n < 64) n = 64;
+    uint8_t *sym = realloc(s->sym, n);
+    if (!sym) return -ENOMEM;
+    s->sym = sym;
+    int64_t *cur = realloc(s->cur, (size_t)n * sizeof *cur);
+    if (!cur) return -ENOMEM;
+    s->cur = cur;
+    s->cap = n;
+  }
+  for (uint32_t i = s->nsym; i <= id; i++) {
+    size_t len = 0;
+    const char *name = i ? tks_symtab_name(s->srv->symbols, i, &len) : NULL;
+    s->sym[i] = name && name_wanted(s, name, len) ? WANT_LIVE : WANT_NO;
+    s->cur[i] = s->want.from;
+  }
+  s->nsym = id + 1;
+  return 0;
+}
+
+static void go_live(struct sub *s) {
+  s->state = SUB_LIVE;
+  mark_pending(s);
+  if (put_control(&s->pending, "live", 0, NULL, NULL)) fail(s, "out of memory");
+}
+
+/* ---- the replay: pages of stored ticks, merged with the archive ---- */
+
+struct page {
+  struct sub *s;
+  uint32_t ts_off;   /* the ts field's offset in a record */
+  uint32_t ts_name;  /* its id among the field names (a dynamic object's), 0: none */
+  uint64_t rows;
+  int64_t last_ts;
+  bool more;
+  int64_t next;
+  int err;
+  struct tks_archive_cursor *ac;
+};
+
+static int64_t row_ts(const struct page *pg, const void *record, const struct tks_dynobj *obj) {
+  int64_t ts;
+  if (record) {
+    memcpy(&ts, (const char *)record + pg->ts_off, sizeof ts);
+    return ts;
+  }
+  const struct tks_dyn_slot *sl = pg->ts_name ? tks_dynobj_get(obj, pg->ts_name) : NULL;
+  return sl && sl->type == TKS_V_INT ? sl->v.i : pg->last_ts;
+}
+
+static int page_row(struct page *pg, const void *record, const struct tks_dynobj *obj) {
+  int64_t ts = row_ts(pg, record, obj);
+  if (pg->rows >= PAGE_ROWS && ts != pg->last_ts) {
+    pg->more = true;
+    pg->next = ts;
+    return 1;
+  }
+  struct tks_server *srv = pg->s->srv;
+  if (tks_tick_msgpack(&srv->cfg.schema, srv->names, srv->symbols, srv->strings, record, obj,
+                       &pg->s->pending)) {
+    pg->err = -ENOMEM;
+    return 1;
+  }
+  pg->rows++;
+  pg->last_ts = ts;
+  return 0;
+}
+
+/* The archive's ticks with ts <= upto.  1 when the page (or an error) stops it. */
+static int drain_archive(struct page *pg, int64_t upto) {
+  if (!pg->ac) return 0;
+  for (;;) {
+    int64_t ts;
+    int r = tks_archive_cursor_peek(pg->ac, &ts);
+    if (r == 0 || (r > 0 && ts > upto)) return 0;
+    struct tks_archive_tick t;
+    if (r > 0) r = tks_archive_cursor_next(pg->ac, &t);
+    if (r < 0) {
+      pg->err = r;
+      return 1;
+    }
+    if (page_row(pg, t.record, t.obj)) return 1;
+  }
+}
+
+static int visit(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct page *pg = ctx;
+  if (drain_archive(pg, row_ts(pg, record, obj))) return 1;
+  return page_row(pg, record, obj);
+}
+
+/* One page of symbol (id, or 0 for an archive-only name) from *cur.
+ * Returns 1 while there is more (cur advanced), 0 at its end, -errno. */
+static int replay_page(struct sub *s, uint32_t id, const char *name, size_t len, int64_t *cur) {
+  struct tks_server *srv = s->srv;
+  const struct tks_field *f = &srv->cfg.schema.fields[srv->cfg.schema.ts_field];
+  struct page pg = {.s = s, .ts_off = f->offset, .last_ts = *cur};
+  uint32_t nid;
+  if (srv->names && tks_symtab_lookup(srv->names, f->name, strlen(f->name), &nid) == 0)
+    pg.ts_name = nid;
+  struct tks_archive_view v;
+  struct tks_archive *a = tks_archiver_reader(srv, &v);
+  struct tks_archive_symbol_info ai;
+  if (a && tks_archive_symbol(a, name, len, &ai) == 0 && ai.last_ts >= *cur) {
+    pg.ac = tks_archive_cursor_create(a, &v, name, len, *cur, INT64_MAX);
+    if (!pg.ac) return -ENOMEM;
+  }
+  if (id) tks_store_range(srv->store, id, *cur, INT64_MAX, 0, visit, &pg);
+  if (!pg.more && !pg.err) drain_archive(&pg, INT64_MAX);
+  if (pg.ac) tks_archive_cursor_destroy(pg.ac);
+  if (pg.err) return pg.err;
+  s->replayed += pg.rows;
+  S.replayed += pg.rows;
+  s->sent += pg.rows;
+  S.sent += pg.rows;
+  if (!pg.more) return 0;
+  *cur = pg.next;
+  return 1;
+}
+
+/* Archive-only symbols a "*" replay sends after the memory ones. */
+struct names_ctx {
+  struct sub *s;
+  int err;
+};
+
+static int collect_archive_name(void *ctx, const struct tks_archive_symbol_info *info) {
+  struct names_ctx *nc = ctx;
+  struct sub *s = nc->s;
+  uint32_t id;
+  if (tks_symtab_lookup(s->srv->symbols, info->name, info->len, &id) == 0) return 0;
+  if (!name_wanted(s, info->name, info->len)) return 0;
+  char **grown = realloc(s->archive_names, (s->narchive_names + 1) * sizeof *grown);
+  char *copy = grown ? malloc(info->len + 1) : NULL;
+  if (grown) s->archive_names = grown;
+  if (!copy) {
+    nc->err = -ENOMEM;
+    return 1;
+  }
+  memcpy(copy, info->name, info->len);
+  copy[info->len] = '\0';
+  s->archive_names[s->narchive_names++] = copy;
+  return 0;
+}
+
+/* Replays while less than REPLAY_LOW is unsent, then waits for the
+ * socket; ends with {"$":"live"}. */
+static void replay(struct sub *s) {
+  while (s->state == SUB_REPLAY && !s->closing && !s->shutting && queue_bytes(s) < REPLAY_LOW) {
+    int r;
+    if (s->replay_id < s->nsym_start) {
+      uint32_t id = s->replay_id;
+      if (s->sym[id] != WANT_PENDING) {
+        s->replay_id++;
+        continue;
+      }
+      size_t len = 0;
+      const char *name = tks_symtab_name(s->srv->symbols, id, &len);
+      tell_drops(s);
+      r = replay_page(s, id, name ? name : "", len, &s->cur[id]);
+      if (r == 0) {
+        s->sym[id] = WANT_LIVE;
+        s->replay_id++;
+      }
+    } else if (s->replay_name < s->narchive_names) {
+      const char *name = s->archive_names[s->replay_name];
+      int64_t *cur = &s->cur[0]; /* id 0 is no symbol's: the archive-only cursor */
+      r = replay_page(s, 0, name, strlen(name), cur);
+      if (r == 0) {
+        s->replay_name++;
+        *cur = s->want.from;
+      }
+    } else {
+      go_live(s);
+      break;
+    }
+    if (r < 0) {
+      fail(s, "replay failed: %s", r == -ENOMEM ? "out of memory" : strerror(-r));
+      return;
+    }
+  }
+  flush(s);
+}
+
+/* ---- live ticks ---- */
+
+/* The live tick in S.tick, for every subscriber that wants it. */
+static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts) {
+  uint64_t max = srv->cfg.subscribe.max_queue_bytes;
+  for (struct conn_link *l = S.subs.next, *next; l != &S.subs; l = next) {
+    next = l->next;
+    struct sub *s = SUB_OF(l);
+    if (s->state == SUB_REQUEST || s->closing || s->shutting) continue;
+    if (symbol >= s->nsym && grow_syms(s, symbol)) {
+      fail(s, "out of memory");
+      continue;
+    }
+    uint8_t w = s->sym[symbol];
+    if (w == WANT_NO) continue;
+    if (!s->want.from_now && ts < s->want.from) continue;
+    if (w == WANT_PENDING && ts >= s->cur[symbol]) continue; /* the replay will send it */
+    if (queue_bytes(s) + S.tick.len > max) {
+      if (srv->cfg.subscribe.slow_policy == TKS_SLOW_DISCONNECT) {
+        S.closed_slow++;
+        fail(s, "too slow: %" PRIu64 " bytes unsent, over subscribe.max_queue_bytes (%" PRIu64
+                "); slow_policy disconnect",
+             queue_bytes(s), max);
+        continue;
+      }
+      s->dropped++;
+      s->untold_drops++;
+      S.dropped++;
+      continue;
+    }
+    tell_drops(s);
+    mark_pending(s);
+    if (tks_buf_append(&s->pending, S.tick.data, S.tick.len)) {
+      fail(s, "out of memory");
+      continue;
+    }
+    s->sent++;
+    S.sent++;
+  }
+}
+
+static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,
+                const struct tks_dyn_tick *dyn) {
+  S.tick.len = 0;
+  const struct tks_dynobj *obj = NULL;
+  uint32_t symbol;
+  int64_t ts;
+  const struct tks_schema *sc = &srv->cfg.schema;
+  if (st == TKS_DECODE_DYNAMIC) {
+    size_t need = tks_tick_object_size(srv->cfg.store.mode, dyn);
+    if (need > S.obj_cap) {
+      void *m = NULL;
+      if (posix_memalign(&m, 8, need)) return;
+      free(S.obj_mem);
+      S.obj_mem = m;
+      S.obj_cap = need;
+    }
+    obj = tks_tick_object(srv->cfg.store.mode, dyn, S.obj_mem);
+    if (!obj) return;
+    symbol = dyn->symbol;
+    ts = dyn->ts;
+    if (srv->cfg.store.mode == TKS_MODE_DYNAMIC) record = NULL;
+  } else {
+    memcpy(&symbol, (const char *)record + sc->fields[sc->symbol_field].offset, sizeof symbol);
+    memcpy(&ts, (const char *)record + sc->fields[sc->ts_field].offset, sizeof ts);
+  }
+  if (tks_tick_msgpack(sc, srv->names, srv->symbols, srv->strings, record, obj, &S.tick)) return;
+  fan_out(srv, symbol, ts);
+}
+
+/* Once a loop turn: writes what the taps queued. */
+static void on_check(uv_check_t *h) {
+  (void)h;
+  for (struct conn_link *l = S.subs.next, *next; l != &S.subs; l = next) {
+    next = l->next;
+    struct sub *s = SUB_OF(l);
+    if (s->pending.len && !s->writing) flush(s);
+  }
+}
+
+/* ---- the request ---- */
+
+static void start(struct sub *s) {
+  struct tks_server *srv = s->srv;
+  if (grow_syms(s, tks_symtab_count(srv->symbols))) {
+    fail(s, "out of memory");
+    return;
+  }
+  s->nsym_start = s->nsym;
+  for (uint32_t i = 0; i < s->nsym; i++)
+    if (s->sym[i] == WANT_LIVE && !s->want.from_now) s->sym[i] = WANT_PENDING;
+  set_live_count(srv, +1);
+  if (s->want.from_now) {
+    go_live(s);
+    flush(s);
+    return;
+  }
+  s->state = SUB_REPLAY;
+  struct tks_archive_view v;
+  struct tks_archive *a = tks_archiver_reader(srv, &v);
+  if (a) {
+    struct names_ctx nc = {.s = s};
+    int r;
+    if (s->want.all) {
+      r = tks_archive_symbols(a, INT32_MIN, INT32_MAX, collect_archive_name, &nc);
+    } else {
+      r = 0;
+      for (uint32_t i = 0; i < s->want.nsymbols && !nc.err; i++) {
+        struct tks_archive_symbol_info ai;
+        if (tks_archive_symbol(a, s->want.symbols[i], strlen(s->want.symbols[i]), &ai) == 0)
+          collect_archive_name(&nc, &ai);
+      }
+    }
+    if (r < 0 || nc.err) {
+      fail(s, "archive: %s", tks_archive_error(a)[0] ? tks_archive_error(a) : strerror(-r));
+      return;
+    }
+  }
+  replay(s);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  struct sub *s = (struct sub *)h;
+  if (!s->req) s->req = malloc(TKS_SUBREQ_MAX_BYTES);
+  if (!s->req || s->req_len >= TKS_SUBREQ_MAX_BYTES) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init((char *)s->req + s->req_len, (unsigned)(TKS_SUBREQ_MAX_BYTES - s->req_len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  struct sub *s = (struct sub *)stream;
+  if (s->closing || s->shutting) return;
+  if (nread == UV_ENOBUFS) {
+    fail(s, "out of memory");
+    return;
+  }
+  if (nread < 0) {
+    /* EOF or an error: the subscriber is gone (or half-closed before its
+     * request was whole). */
+    if (s->state == SUB_REQUEST && s->req_len) {
+      S.closed_error++;
+      fail(s, "the request ended unfinished (%zu bytes)", s->req_len);
+    } else {
+      sub_close(s);
+    }
+    return;
+  }
+  if (nread == 0) return;
+  if (s->state != SUB_REQUEST) {
+    S.closed_error++;
+    fail(s, "unexpected bytes after the subscribe request (a connection takes one request)");
+    return;
+  }
+  s->req_len += (size_t)nread;
+  char why[ERROR_MAX];
+  long r = tks_subreq_parse(s->req, s->req_len, &s->want, why, sizeof why);
+  if (r == 0) return;
+  if (r < 0) {
+    S.closed_error++;
+    fail(s, "bad request: %s", why);
+    return;
+  }
+  if ((size_t)r < s->req_len) {
+    S.closed_error++;
+    tks_subreq_finish(&s->want);
+    fail(s, "unexpected bytes after the subscribe request (a connection takes one request)");
+    return;
+  }
+  free(s->req);
+  s->req = NULL;
+  s->req_len = 0;
+  tks_log(TKS_LOG_INFO, "subscriber %s: %s%s, from %s", s->peer,
+          s->want.all ? "every symbol" : "", s->want.all ? "" : "symbols",
+          s->want.from_now ? "now" : "a past time");
+  start(s);
+}
+
+/* ---- connections ---- */
+
+static unsigned count_from(const uint8_t ip[16]) {
+  unsigned n = 0;
+  for (struct conn_link *l = S.subs.next; l != &S.subs; l = l->next)
+    if (memcmp(SUB_OF(l)->ip, ip, 16) == 0) n++;
+  return n;
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  struct tks_server *srv = server->data;
+  if (status < 0) return;
+  struct sub *s = calloc(1, sizeof *s);
+  if (!s) return;
+  s->srv = srv;
+  uv_tcp_init(srv->loop, &s->tcp);
+  conn_list_init(&s->link);
+  if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0) {
+    s->closing = true;
+    uv_close((uv_handle_t *)&s->tcp, on_closed);
+    return;
+  }
+  tks_tcp_peer(&s->tcp, s->peer, sizeof s->peer, s->ip);
+  s->since_ms = uv_now(srv->loop);
+  conn_list_add(&S.subs, &s->link);
+  S.conns_total++;
+  const struct tks_config *cfg = &srv->cfg;
+  uint64_t n = 0;
+  for (struct conn_link *l = S.subs.next; l != &S.subs; l = l->next) n++;
+  if (n > cfg->subscribe.max_connections) {
+    S.refused++;
+    fail(s, "too many subscribers (subscribe.max_connections %u)", cfg->subscribe.max_connections);
+    return;
+  }
+  if (cfg->subscribe.max_connections_per_ip &&
+      count_from(s->ip) > cfg->subscribe.max_connections_per_ip) {
+    S.refused++;
+    fail(s, "too many subscribers from %s (subscribe.max_connections_per_ip %u)", s->peer,
+         cfg->subscribe.max_connections_per_ip);
+    return;
+  }
+  uv_tcp_nodelay(&s->tcp, 1);
+  uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+}
+
+int tks_subscribe_bind(struct tks_server *srv) {
+  const struct tks_config *cfg = &srv->cfg;
+  if (!cfg->subscribe.host[0]) return 0; /* off */
+  int r = tks_tcp_listen(srv->loop, "subscribe.listen", cfg->subscribe.listen, cfg->subscribe.host,
+                         cfg->subscribe.port, &S.listener, &S.listener_open, S.addr, sizeof S.addr,
+                         &S.port);
+  if (r) return r;
+  S.listener.data = srv;
+  uv_check_init(srv->loop, &S.flush);
+  S.flush_open = true;
+  tks_log(TKS_LOG_INFO, "subscriptions bound to %s (served once the store is loaded)", S.addr);
+  return 0;
+}
+
+int tks_subscribe_serve(struct tks_server *srv) {
+  if (!S.listener_open) return 0;
+  int r = uv_listen((uv_stream_t *)&S.listener, SOMAXCONN, on_connection);
+  if (r) {
+    tks_log(TKS_LOG_ERROR, "cannot listen on %s (subscribe.listen): %s", S.addr, uv_strerror(r));
+    return r;
+  }
+  uv_check_start(&S.flush, on_check);
+  S.serving = true;
+  tks_log(TKS_LOG_INFO, "subscriptions on %s (max %u subscribers, %" PRIu64 " bytes queued each)",
+          S.addr, srv->cfg.subscribe.max_connections, srv->cfg.subscribe.max_queue_bytes);
+  return 0;
+}
+
+void tks_subscribe_stop(struct tks_server *srv) {
+  if (S.listener_open) {
+    S.listener_open = false;
+    uv_close((uv_handle_t *)&S.listener, NULL);
+  }
+  if (S.flush_open) {
+    S.flush_open = false;
+    uv_close((uv_handle_t *)&S.flush, NULL);
+  }
+  while (S.subs.next != &S.subs) sub_close(SUB_OF(S.subs.next));
+  srv->tap = NULL;
+  tks_buf_finish(&S.tick);
+  free(S.obj_mem);
+  S.obj_mem = NULL;
+  S.obj_cap = 0;
+}
+
+/* ---- figures ---- */
+
+static double lag_seconds(const struct sub *s, uint64_t now) {
+  uint64_t since = s->writing ? s->inflight_since_ns : s->pending.len ? s->pending_since_ns : now;
+  return now > since ? (double)(now - since) / 1e9 : 0;
+}
+
+static const struct tks_stat ST_LISTEN = TKS_STAT("subscribe.listen", GAUGE, NONE, NULL);
+static const struct tks_stat ST_PORT = TKS_STAT("subscribe.port", GAUGE, NONE, NULL);
+static const struct tks_stat ST_SUBS = TKS_STAT("subscribe.subscribers", GAUGE, NONE,
+                                                "Subscribers connected");
+static const struct tks_stat ST_TOTAL = TKS_STAT("subscribe.connections_total", COUNTER, NONE,
+                                                 "Subscription connections accepted");
+static const struct tks_stat ST_REFUSED = TKS_STAT(
+    "subscribe.refused", COUNTER, NONE, "Subscribers refused (max_connections, per ip)");
+static const struct tks_stat ST_SENT = TKS_STAT("subscribe.sent_ticks", COUNTER, TICKS,
+                                                "Ticks queued to subscribers, replay and live");
+static const struct tks_stat ST_REPLAYED = TKS_STAT("subscribe.replayed_ticks", COUNTER, TICKS,
+                                                    "Stored ticks sent by replays");
+static const struct tks_stat ST_DROPPED = TKS_STAT(
+    "subscribe.dropped_ticks", COUNTER, TICKS, "Live ticks dropped for full queues (policy drop)");
+static const struct tks_stat ST_CLOSED_SLOW = TKS_STAT(
+    "subscribe.closed_slow", COUNTER, NONE, "Subscribers disconnected for a full queue");
+static const struct tks_stat ST_CLOSED_ERROR = TKS_STAT(
+    "subscribe.closed_error", COUNTER, NONE, "Subscribers closed for a bad request or bytes after it");
+static const struct tks_stat ST_QUEUE = TKS_STAT("subscribe.queue_bytes", GAUGE, BYTES,
+                                                 "Bytes queued to subscribers, not yet sent");
+static const struct tks_stat ST_MAX_LAG = TKS_STAT(
+    "subscribe.max_lag_seconds", GAUGE, SECONDS, "Age of the oldest unsent byte of any subscriber");
+
+void tks_subscribe_stats(struct tks_server *srv, struct tks_stats *st) {
+  (void)srv;
+  uint64_t n = 0, queued = 0, now = tks_mono_ns();
+  double lag = 0;
+  for (struct conn_link *l = S.subs.next; l != &S.subs; l = l->next) {
+    const struct sub *s = SUB_OF(l);
+    n++;
+    queued += queue_bytes(s);
+    double x = lag_seconds(s, now);
+    if (x > lag) lag = x;
+  }
+  tks_stat_str(st, &ST_LISTEN, S.listener_open ? S.addr : "off");
+  tks_stat_u64(st, &ST_PORT, S.port);
+  tks_stat_u64(st, &ST_SUBS, n);
+  tks_stat_u64(st, &ST_TOTAL, S.conns_total);
+  tks_stat_u64(st, &ST_REFUSED, S.refused);
+  tks_stat_u64(st, &ST_SENT, S.sent);
+  tks_stat_u64(st, &ST_REPLAYED, S.replayed);
+  tks_stat_u64(st, &ST_DROPPED, S.dropped);
+  tks_stat_u64(st, &ST_CLOSED_SLOW, S.closed_slow);
+  tks_stat_u64(st, &ST_CLOSED_ERROR, S.closed_error);
+  tks_stat_u64(st, &ST_QUEUE, queued);
+  tks_stat_f64(st, &ST_MAX_LAG, lag);
+}
+
+uint64_t tks_subscribe_buffer_bytes(struct tks_server *srv) {
+  (void)srv;
+  uint64_t b = tks_buf_bytes(&S.tick) + S.obj_cap;
+  for (struct conn_link *l = S.subs.next; l != &S.subs; l = l->next) {
+    const struct sub *s = SUB_OF(l);
+    b += tks_buf_bytes(&s->pending) + tks_buf_bytes(&s->inflight);
+    if (s->req) b += TKS_SUBREQ_MAX_BYTES;
+  }
+  return b;
+}
+
+int tks_subscribe_list(struct tks_server *srv, struct tks_buf *out) {
+  uint64_t now = tks_mono_ns(), now_ms = uv_now(srv->loop);
+  int r = 0;
+  for (struct conn_link *l = S.subs.next; l != &S.subs && r == 0; l = l->next) {
+    const struct sub *s = SUB_OF(l);
+    const char *state = s->state == SUB_REQUEST ? "request" : s->state == SUB_REPLAY ? "replay"
+                                                                                      : "live";
+    r |= tks_buf_puts(out, "{\"peer\":");
+    r |= tks_buf_json_string(out, s->peer, strlen(s->peer));
+    r |= tks_buf_printf(out, ",\"state\":\"%s\",\"symbols\":", state);
+    if (s->want.all)
+      r |= tks_buf_puts(out, "\"*\"");
+    else
+      r |= tks_buf_printf(out, "%" PRIu32, s->want.nsymbols);
+    r |= tks_buf_printf(out,
+                        ",\"sent\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"dropped\":%" PRIu64
+                        ",\"queue_bytes\":%" PRIu64 ",\"lag_seconds\":%.3f,\"connected_seconds\":%"
+                        PRIu64 "}\n",
+                        s->sent, s->replayed, s->dropped, queue_bytes(s), lag_seconds(s, now),
+                        (now_ms - s->since_ms) / 1000);
+  }
+  return r ? -ENOMEM : 0;
+}

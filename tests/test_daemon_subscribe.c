@@ -1,0 +1,575 @@
+/* Subscriptions, black-box: a real tickslabd, subscribers on its
+ * subscribe.listen port over loopback, ticks sent to its ingest port, the
+ * stream read back with msgpack-c.  Every tick carries its sequence number
+ * (volume, per symbol), so "exactly once, in order" is checked tick by
+ * tick across replay and live. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <msgpack.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "encode.h"
+#include "harness.h"
+#include "test.h"
+
+#define T0 1700000000000000000LL
+
+static int sub_port(const struct tks_daemon *d) { return (int)daemon_stat(d, "subscribe.port"); }
+
+static int connect_sub(const struct tks_daemon *d, int rcvbuf) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sub_port(d))};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT(fd >= 0);
+  if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+    TEST_FAIL("connect to the subscription port: %s", strerror(errno));
+  return fd;
+}
+
+/* {"subscribe": symbols (NULL: "*"), "from": from (INT64_MIN: "now")} */
+static void subscribe(int fd, const char *const *symbols, int64_t from) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  msgpack_pack_str_with_body(&pk, "subscribe", 9);
+  if (!symbols) {
+    msgpack_pack_str_with_body(&pk, "*", 1);
+  } else {
+    size_t n = 0;
+    while (symbols[n]) n++;
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) msgpack_pack_str_with_body(&pk, symbols[i], strlen(symbols[i]));
+  }
+  msgpack_pack_str_with_body(&pk, "from", 4);
+  if (from == INT64_MIN)
+    msgpack_pack_str_with_body(&pk, "now", 3);
+  else
+    msgpack_pack_int64(&pk, from);
+  ASSERT_EQ(send_all(fd, sb.data, sb.size), 0);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+/* A stream reader: the maps one after another. */
+struct reader {
+  int fd;
+  msgpack_unpacker up;
+  msgpack_unpacked u;
+  bool eof;
+};
+
+static void reader_init(struct reader *r, int fd) {
+  r->fd = fd;
+  r->eof = false;
+  ASSERT(msgpack_unpacker_init(&r->up, 1 << 16));
+  msgpack_unpacked_init(&r->u);
+}
+
+static void reader_finish(struct reader *r) {
+  msgpack_unpacked_destroy(&r->u);
+  msgpack_unpacker_destroy(&r->up);
+}
+
+/* The next map, or NULL at EOF / timeout. */
+static const msgpack_object *next_map(struct reader *r, int timeout_ms) {
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    msgpack_unpack_return ret = msgpack_unpacker_next(&r->up, &r->u);
+    if (ret == MSGPACK_UNPACK_SUCCESS) {
+      ASSERT_EQ(r->u.data.type, MSGPACK_OBJECT_MAP);
+      return &r->u.data;
+    }
+    if (ret != MSGPACK_UNPACK_CONTINUE) TEST_FAIL("the stream is not msgpack (%d)", (int)ret);
+    if (r->eof || now_ms() > deadline) return NULL;
+    struct pollfd p = {.fd = r->fd, .events = POLLIN};
+    if (poll(&p, 1, 100) <= 0) continue;
+    if (!msgpack_unpacker_reserve_buffer(&r->up, 1 << 16)) TEST_FAIL("out of memory");
+    ssize_t n = recv(r->fd, msgpack_unpacker_buffer(&r->up), 1 << 16, 0);
+    if (n <= 0) {
+      r->eof = true;
+      continue;
+    }
+    msgpack_unpacker_buffer_consumed(&r->up, (size_t)n);
+  }
+}
+
+static const msgpack_object *get(const msgpack_object *m, const char *key) {
+  for (uint32_t i = 0; i < m->via.map.size; i++) {
+    const msgpack_object *k = &m->via.map.ptr[i].key;
+    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
+        memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
+      return &m->via.map.ptr[i].val;
+  }
+  return NULL;
+}
+
+static bool str_is(const msgpack_object *o, const char *s) {
+  return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
+         memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+/* "$" of a control message, or NULL for a tick (a control message has it first). */
+static const msgpack_object *control_of(const msgpack_object *m) {
+  const msgpack_object *k = m->via.map.size ? &m->via.map.ptr[0].key : NULL;
+  return k && str_is(k, "$") ? &m->via.map.ptr[0].val : NULL;
+}
+
+static int64_t int_of(const msgpack_object *o) {
+  ASSERT(o);
+  ASSERT(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
+  return o->via.i64;
+}
+
+/* Reads control messages until {"$":"live"}; fails on a tick or anything else. */
+static void expect_live(struct reader *r) {
+  const msgpack_object *m = next_map(r, 10000);
+  if (!m) TEST_FAIL("no {\"$\":\"live\"} (eof %d)", r->eof);
+  if (!str_is(control_of(m), "live")) TEST_FAIL("the first message is not {\"$\":\"live\"}");
+}
+
+/* Ticks for symbols S0..S<nsym-1>: tick i goes to symbol i % nsym with
+ * volume = its number within that symbol, ts = T0 + i. */
+static void encode_ticks(struct tks_buf *b, uint64_t first, uint64_t count, unsigned nsym) {
+  for (uint64_t i = first; i < first + count; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "S%u", (unsigned)(i % nsym));
+    struct tks_kv kv[] = {
+        {"ticker", {.type = TKS_V_STR, .v.s = {name, strlen(name)}}},
+        {"ts", {.type = TKS_V_INT, .v.i = T0 + (int64_t)i}},
+        {"price", {.type = TKS_V_F64, .v.f = 1.5}},
+        {"volume", {.type = TKS_V_INT, .v.i = (int64_t)(i / nsym)}},
+    };
+    ASSERT_EQ(tks_encode_map(b, kv, 4), 0);
+  }
+}
+
+static void send_ticks(const struct tks_daemon *d, uint64_t first, uint64_t count, unsigned nsym) {
+  struct tks_buf b = {0};
+  encode_ticks(&b, first, count, nsym);
+  int fd = daemon_connect_ingest(d);
+  ASSERT_EQ(send_all(fd, b.data, b.len), 0);
+  close(fd);
+  tks_buf_finish(&b);
+}
+
+/* Reads `want` ticks, checking each symbol's volumes go on from next[s]
+ * (once each, in order); *live: {"$":"live"} was seen (once). */
+static void read_sequences(struct reader *r, unsigned nsym, uint64_t *next, uint64_t want,
+                           bool *live_seen) {
+  uint64_t got = 0;
+  bool live = *live_seen;
+  while (got < want) {
+    const msgpack_object *m = next_map(r, 20000);
+    if (!m) TEST_FAIL("stream ended after %llu of %llu ticks (eof %d)", (unsigned long long)got,
+                      (unsigned long long)want, r->eof);
+    const msgpack_object *c = control_of(m);
+    if (c) {
+      if (str_is(c, "live") && !live) {
+        live = true;
+        continue;
+      }
+      const msgpack_object *why = get(m, "reason");
+      TEST_FAIL("unexpected control message \"%.*s\" after %llu ticks: %.*s",
+                (int)c->via.str.size, c->via.str.ptr, (unsigned long long)got,
+                why && why->type == MSGPACK_OBJECT_STR ? (int)why->via.str.size : 0,
+                why && why->type == MSGPACK_OBJECT_STR ? why->via.str.ptr : "");
+    }
+    const msgpack_object *t = get(m, "ticker");
+    ASSERT(t && t->type == MSGPACK_OBJECT_STR);
+    unsigned s = (unsigned)atoi(t->via.str.ptr + 1);
+    ASSERT(s < nsym);
+    int64_t v = int_of(get(m, "volume"));
+    if ((uint64_t)v != next[s])
+      TEST_FAIL("S%u: volume %lld where %llu was due (a tick lost or sent twice)", s,
+                (long long)v, (unsigned long long)next[s]);
+    ASSERT_EQ(int_of(get(m, "ts")), T0 + (int64_t)(next[s] * nsym + s));
+    next[s]++;
+    got++;
+  }
+  *live_seen = live;
+}
+
+/* Reads ticks until every symbol has `per_sym` of them, from 0. */
+static void expect_sequences(struct reader *r, unsigned nsym, uint64_t per_sym, bool live_seen) {
+  uint64_t *next = calloc(nsym, sizeof *next);
+  read_sequences(r, nsym, next, per_sym * nsym, &live_seen);
+  ASSERT(live_seen);
+  free(next);
+}
+
+static void start_sub_daemon(struct tks_daemon *d, const char *subscribe_yaml, const char *more) {
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml, "subscribe:\n  listen: \"127.0.0.1:0\"\n%sjournal:\n  enabled: false\n%s",
+           subscribe_yaml ? subscribe_yaml : "", more ? more : "");
+  daemon_start(d, yaml);
+}
+
+TEST(a_live_subscriber_gets_every_tick_once_in_ingest_order) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  int fd = connect_sub(&d, 0);
+  subscribe(fd, NULL, INT64_MIN);
+  struct reader r;
+  reader_init(&r, fd);
+  expect_live(&r);
+  send_ticks(&d, 0, 30000, 7);
+  expect_sequences(&r, 7, 30000 / 7, true);
+  daemon_expect_stat(&d, "subscribe.subscribers", 1, 5000);
+  char *list = daemon_request(&d, "subscribers");
+  ASSERT(list);
+  ASSERT_CONTAINS(list, "\"state\":\"live\",\"symbols\":\"*\"");
+  free(list);
+  reader_finish(&r);
+  close(fd);
+  daemon_expect_stat(&d, "subscribe.subscribers", 0, 5000);
+  daemon_cleanup(&d);
+}
+
+TEST(a_list_subscriber_gets_only_its_symbols_also_those_not_yet_seen) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  int fd = connect_sub(&d, 0);
+  subscribe(fd, (const char *const[]){"S1", "S3", "S3", NULL}, INT64_MIN);
+  struct reader r;
+  reader_init(&r, fd);
+  expect_live(&r);
+  send_ticks(&d, 0, 4000, 4); /* S0..S3, 1000 each */
+  unsigned got[4] = {0};
+  for (int i = 0; i < 2000; i++) {
+    const msgpack_object *m = next_map(&r, 10000);
+    ASSERT(m && !control_of(m));
+    const msgpack_object *t = get(m, "ticker");
+    unsigned s = (unsigned)(t->via.str.ptr[1] - '0');
+    ASSERT(s == 1 || s == 3);
+    ASSERT_EQ(int_of(get(m, "volume")), got[s]++);
+  }
+  reader_finish(&r);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+/* The sender thread: ticks [first, first+count) at full speed. */
+struct feed {
+  const struct tks_daemon *d;
+  uint64_t first, count;
+  unsigned nsym;
+};
+
+static void *feed_main(void *arg) {
+  struct feed *f = arg;
+  send_ticks(f->d, f->first, f->count, f->nsym);
+  return NULL;
+}
+
+TEST(a_past_from_replays_then_goes_live_exactly_once_across_the_seam) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  const unsigned nsym = 5;
+  const uint64_t before = 200000, during = 300000;
+  send_ticks(&d, 0, before, nsym);
+  daemon_wait_stat(&d, "ticks.accepted", before, 20000);
+  /* A second feed runs while the replay does: the seam is crossed with
+   * ingest at full speed. */
+  int fd = connect_sub(&d, 0);
+  struct feed f = {&d, before, during, nsym};
+  pthread_t th;
+  subscribe(fd, NULL, T0);
+  ASSERT_EQ(pthread_create(&th, NULL, feed_main, &f), 0);
+  struct reader r;
+  reader_init(&r, fd);
+  expect_sequences(&r, nsym, (before + during) / nsym, false);
+  pthread_join(th, NULL);
+  ASSERT(daemon_stat(&d, "subscribe.replayed_ticks") >= before);
+  /* Nothing more: no tick was queued twice. */
+  ASSERT(next_map(&r, 300) == NULL);
+  reader_finish(&r);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+TEST(from_skips_older_ticks_in_the_replay_and_live) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  send_ticks(&d, 0, 1000, 1);
+  daemon_wait_stat(&d, "ticks.accepted", 1000, 10000);
+  int fd = connect_sub(&d, 0);
+  subscribe(fd, (const char *const[]){"S0", NULL}, T0 + 900);
+  struct reader r;
+  reader_init(&r, fd);
+  for (int i = 900; i < 1000; i++) {
+    const msgpack_object *m = next_map(&r, 10000);
+    ASSERT(m && !control_of(m));
+    ASSERT_EQ(int_of(get(m, "ts")), T0 + i);
+  }
+  expect_live(&r);
+  /* A late tick older than from is not sent; a newer one is. */
+  struct tks_buf b = {0};
+  struct tks_kv late[] = {{"ticker", {.type = TKS_V_STR, .v.s = {"S0", 2}}},
+                          {"ts", {.type = TKS_V_INT, .v.i = T0 + 5}},
+                          {"price", {.type = TKS_V_F64, .v.f = 2.0}},
+                          {"volume", {.type = TKS_V_INT, .v.i = 5}}};
+  ASSERT_EQ(tks_encode_map(&b, late, 4), 0);
+  late[1].v.v.i = T0 + 950; /* late, but not older than from */
+  late[3].v.v.i = 950;
+  ASSERT_EQ(tks_encode_map(&b, late, 4), 0);
+  int in = daemon_connect_ingest(&d);
+  ASSERT_EQ(send_all(in, b.data, b.len), 0);
+  close(in);
+  const msgpack_object *m = next_map(&r, 10000);
+  ASSERT(m && !control_of(m));
+  ASSERT_EQ(int_of(get(m, "ts")), T0 + 950);
+  ASSERT(get(m, "price")->type == MSGPACK_OBJECT_FLOAT64);
+  ASSERT(next_map(&r, 300) == NULL);
+  tks_buf_finish(&b);
+  reader_finish(&r);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+TEST(a_slow_subscriber_is_disconnected_with_a_reason_while_others_keep_up) {
+  struct tks_daemon d;
+  /* The slow one never reads: its socket buffers fill, then its queue. */
+  start_sub_daemon(&d, "  max_queue_bytes: 4MiB\n", NULL);
+  int slow = connect_sub(&d, 4096);
+  subscribe(slow, NULL, INT64_MIN);
+  int fast = connect_sub(&d, 0);
+  subscribe(fast, NULL, INT64_MIN);
+  struct reader rf;
+  reader_init(&rf, fast);
+  expect_live(&rf);
+  daemon_wait_stat(&d, "subscribe.subscribers", 2, 5000);
+  /* Chunks, each read by the fast one before the next is sent (so that it
+   * never falls behind on this shared machine; the bench measures rates). */
+  struct tks_buf b = {0};
+  int in = daemon_connect_ingest(&d);
+  uint64_t next[3] = {0};
+  bool live = true;
+  for (uint64_t first = 0; first < 600000; first += 30000) {
+    b.len = 0;
+    encode_ticks(&b, first, 30000, 3);
+    ASSERT_EQ(send_all(in, b.data, b.len), 0);
+    read_sequences(&rf, 3, next, 30000, &live);
+  }
+  close(in);
+  tks_buf_finish(&b);
+  daemon_expect_stat(&d, "subscribe.closed_slow", 1, 10000);
+  /* The slow one reads what reached its socket, then the reason, then EOF. */
+  struct reader rs;
+  reader_init(&rs, slow);
+  const msgpack_object *m;
+  bool told = false;
+  while ((m = next_map(&rs, 10000)) != NULL) {
+    const msgpack_object *c = control_of(m);
+    if (c && str_is(c, "error")) {
+      const msgpack_object *why = get(m, "reason");
+      ASSERT(why && why->type == MSGPACK_OBJECT_STR);
+      ASSERT(memmem(why->via.str.ptr, why->via.str.size, "too slow", 8));
+      told = true;
+    }
+  }
+  ASSERT(told);
+  ASSERT(rs.eof);
+  ASSERT_EQ(daemon_stat(&d, "ticks.accepted"), 600000);
+  reader_finish(&rs);
+  reader_finish(&rf);
+  close(slow);
+  close(fast);
+  daemon_cleanup(&d);
+}
+
+TEST(the_drop_policy_counts_and_tells_what_it_dropped) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, "  max_queue_bytes: 64KiB\n  slow_policy: drop\n", NULL);
+  int slow = connect_sub(&d, 4096);
+  subscribe(slow, NULL, INT64_MIN);
+  struct reader rs;
+  reader_init(&rs, slow);
+  expect_live(&rs);
+  send_ticks(&d, 0, 100000, 1);
+  daemon_wait_stat(&d, "ticks.accepted", 100000, 20000);
+  uint64_t dropped = daemon_wait_stat(&d, "subscribe.dropped_ticks", 1, 5000);
+  ASSERT(dropped > 0);
+  /* Read what was queued, then one more tick brings the drop count. */
+  uint64_t ticks = 0, told = 0;
+  const msgpack_object *m;
+  bool sent_last = false;
+  for (;;) {
+    m = next_map(&rs, sent_last ? 5000 : 500);
+    if (!m) {
+      ASSERT(!sent_last);
+      /* Everything queued is read: one more tick brings the last count. */
+      send_ticks(&d, 100000, 1, 1);
+      sent_last = true;
+      continue;
+    }
+    const msgpack_object *c = control_of(m);
+    if (c) {
+      ASSERT(str_is(c, "dropped"));
+      told += (uint64_t)int_of(get(m, "count"));
+      ASSERT_EQ(int_of(get(m, "total")), (int64_t)told);
+      continue;
+    }
+    ASSERT_EQ(int_of(get(m, "volume")), (int64_t)(ticks + told)); /* in order, gaps told */
+    ticks++;
+    if (int_of(get(m, "volume")) == 100000) break;
+  }
+  ASSERT_EQ(told, dropped);
+  ASSERT_EQ(ticks + dropped, 100001);
+  ASSERT_EQ(daemon_stat(&d, "subscribe.closed_slow"), 0);
+  reader_finish(&rs);
+  close(slow);
+  daemon_cleanup(&d);
+}
+
+/* Writes raw bytes as a request; expects {"$":"error"} with want in the
+ * reason, then EOF. */
+static void expect_refused(const struct tks_daemon *d, const void *req, size_t len,
+                           const char *want) {
+  int fd = connect_sub(d, 0);
+  ASSERT_EQ(send_all(fd, req, len), 0);
+  struct reader r;
+  reader_init(&r, fd);
+  const msgpack_object *m = next_map(&r, 10000);
+  if (!m) TEST_FAIL("no error for a request (want \"%s\")", want);
+  ASSERT(str_is(control_of(m), "error"));
+  const msgpack_object *why = get(m, "reason");
+  ASSERT(why && why->type == MSGPACK_OBJECT_STR);
+  if (!memmem(why->via.str.ptr, why->via.str.size, want, strlen(want)))
+    TEST_FAIL("reason \"%.*s\" does not say \"%s\"", (int)why->via.str.size, why->via.str.ptr,
+              want);
+  ASSERT(next_map(&r, 5000) == NULL);
+  ASSERT(r.eof);
+  reader_finish(&r);
+  close(fd);
+}
+
+TEST(a_subscriber_that_sends_garbage_is_closed_with_a_reason) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  expect_refused(&d, "\xc1", 1, "not msgpack");
+  expect_refused(&d, "\x93\x01\x02\x03", 4, "not a map");
+  expect_refused(&d, "\x81\xa3" "foo" "\x01", 6, "unknown key 'foo'");
+  expect_refused(&d, "\x81\xa4" "from" "\xa3" "now", 10, "no subscribe key");
+  expect_refused(&d, "\x81\xa9" "subscribe" "\x90", 12, "empty");
+  expect_refused(&d, "\x81\xa9" "subscribe" "\x91\x05", 13, "not a string");
+  expect_refused(&d, "\x81\xa9" "subscribe" "\x91\xa2\xff\xfe", 15, "UTF-8");
+  expect_refused(&d, "\x82\xa9" "subscribe" "\xa1*" "\xa4" "from" "\xa5" "later", 24,
+                 "not a time");
+  /* Deep nesting and a length prefix of 4 GiB: refused without reading it. */
+  char deep[64];
+  deep[0] = (char)0x81, deep[1] = (char)0xa9;
+  memcpy(deep + 2, "subscribe", 9);
+  memset(deep + 11, 0x91, 40);
+  deep[51] = 0x01;
+  expect_refused(&d, deep, 52, "not msgpack");
+  expect_refused(&d, "\x81\xa9" "subscribe" "\xdd\xff\xff\xff\xff", 16, "over");
+  /* A request over 64 KiB. */
+  size_t big = 70000;
+  char *b = malloc(big);
+  memset(b, 'x', big);
+  memcpy(b, "\x81\xa9" "subscribe" "\xdb\x00\x01\x10\x70", 16);
+  expect_refused(&d, b, big, "over");
+  free(b);
+  /* A good request, then bytes after it. */
+  expect_refused(&d, "\x81\xa9" "subscribe" "\xa1*" "\x01", 14, "after the subscribe request");
+  /* Random bytes. */
+  srand(7);
+  for (int i = 0; i < 50; i++) {
+    char junk[32];
+    for (size_t k = 0; k < sizeof junk; k++) junk[k] = (char)(rand() & 0xff);
+    junk[0] = (char)(0x80 | (rand() & 0x0f)); /* a fixmap: not a plain not-a-map case */
+    int fd = connect_sub(&d, 0);
+    send_all(fd, junk, sizeof junk);
+    shutdown(fd, SHUT_WR);
+    ASSERT(wait_closed(fd, 10000));
+    close(fd);
+  }
+  ASSERT(daemon_stat(&d, "subscribe.closed_error") >= 14);
+  /* The daemon goes on: a good subscriber still works. */
+  int fd = connect_sub(&d, 0);
+  subscribe(fd, NULL, INT64_MIN);
+  struct reader r;
+  reader_init(&r, fd);
+  expect_live(&r);
+  reader_finish(&r);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+TEST(fallback_ticks_reach_subscribers_with_their_undeclared_fields) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, "store:\n  mode: fallback\n");
+  int fd = connect_sub(&d, 0);
+  subscribe(fd, NULL, INT64_MIN);
+  struct reader r;
+  reader_init(&r, fd);
+  expect_live(&r);
+  struct tks_buf b = {0};
+  struct tks_kv kv[] = {{"ticker", {.type = TKS_V_STR, .v.s = {"X", 1}}},
+                        {"ts", {.type = TKS_V_INT, .v.i = T0}},
+                        {"price", {.type = TKS_V_F64, .v.f = -0.0}},
+                        {"volume", {.type = TKS_V_INT, .v.i = 3}},
+                        {"venue", {.type = TKS_V_STR, .v.s = {"XNAS", 4}}}};
+  ASSERT_EQ(tks_encode_map(&b, kv, 5), 0);
+  int in = daemon_connect_ingest(&d);
+  ASSERT_EQ(send_all(in, b.data, b.len), 0);
+  close(in);
+  const msgpack_object *m = next_map(&r, 10000);
+  ASSERT(m && !control_of(m));
+  ASSERT(str_is(get(m, "venue"), "XNAS"));
+  ASSERT(str_is(get(m, "ticker"), "X"));
+  const msgpack_object *p = get(m, "price");
+  ASSERT(p->type == MSGPACK_OBJECT_FLOAT64 && p->via.f64 == 0.0 && signbit(p->via.f64));
+  /* The replay renders it the same way. */
+  int fd2 = connect_sub(&d, 0);
+  subscribe(fd2, (const char *const[]){"X", NULL}, 0);
+  struct reader r2;
+  reader_init(&r2, fd2);
+  m = next_map(&r2, 10000);
+  ASSERT(m && !control_of(m));
+  ASSERT(str_is(get(m, "venue"), "XNAS"));
+  expect_live(&r2);
+  tks_buf_finish(&b);
+  reader_finish(&r);
+  reader_finish(&r2);
+  close(fd);
+  close(fd2);
+  daemon_cleanup(&d);
+}
+
+TEST(the_subscription_port_can_be_off) {
+  struct tks_daemon d;
+  daemon_start(&d, "subscribe:\n  listen: \"off\"\njournal:\n  enabled: false\n");
+  char *text = daemon_request(&d, "stats text");
+  char v[64];
+  ASSERT_EQ(stats_text_lookup(text, "subscribe.listen", v, sizeof v), 0);
+  ASSERT_STR_EQ(v, "off");
+  free(text);
+  daemon_cleanup(&d);
+}
+
+TEST(a_stop_closes_subscribers_cleanly) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  int fd = connect_sub(&d, 4096);
+  subscribe(fd, NULL, INT64_MIN);
+  daemon_wait_stat(&d, "subscribe.subscribers", 1, 5000);
+  send_ticks(&d, 0, 50000, 2);
+  daemon_wait_stat(&d, "ticks.accepted", 50000, 20000);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  ASSERT(wait_closed(fd, 10000));
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+TEST_MAIN()
