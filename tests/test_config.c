@@ -292,6 +292,11 @@ TEST(each_key_set_alone_changes_only_its_own_field) {
       {"ingest.message_timeout", "ingest: {message_timeout: 2s}", "2s"},
       {"ingest.min_rate", "ingest: {min_rate: 64KiB}", "64KiB"},
       {"ingest.max_connections_per_ip", "ingest: {max_connections_per_ip: 8}", "8"},
+      {"subscribe.listen", "subscribe: {listen: \"[::1]:7072\"}", "[::1]:7072"},
+      {"subscribe.max_connections", "subscribe: {max_connections: 3}", "3"},
+      {"subscribe.max_connections_per_ip", "subscribe: {max_connections_per_ip: 2}", "2"},
+      {"subscribe.max_queue_bytes", "subscribe: {max_queue_bytes: 1MiB}", "1MiB"},
+      {"subscribe.slow_policy", "subscribe: {slow_policy: drop}", "drop"},
       {"control.socket", "control: {socket: /tmp/x.sock}", "/tmp/x.sock"},
       {"store.mode", "store: {mode: fallback}", "fallback"},
       {"store.page_size", "store: {page_size: 64KiB}", "64KiB"},
@@ -875,7 +880,7 @@ TEST(unknown_key_is_reported_with_line_and_column) {
                "max_connections, max_message_bytes, read_buffer, idle_timeout, message_timeout, "
                "min_rate, max_connections_per_ip)");
   EXPECT_ERROR("log: {level: info}\nreplication:\n  dir: /tmp\n",
-               "x.yaml:2:1: unknown key 'replication' at the top level (known: ingest, control, "
+               "x.yaml:2:1: unknown key 'replication' at the top level (known: ingest, subscribe, control, "
                "store, schema, journal, archive, limits, query, log)");
   EXPECT_ERROR("store:\n  # comment\n\n  pagesize: 1MiB\n",
                "x.yaml:4:3: unknown key 'pagesize' in 'store' (known: mode, page_size, "
