@@ -21,6 +21,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 #define CLI_DEFAULT_INGEST_HOST "127.0.0.1"
 #define CLI_DEFAULT_INGEST_PORT 7070
+#define CLI_DEFAULT_SUBSCRIBE_PORT 7071
 
 struct cli {
   /* From the command line; NULL when not given. */
@@ -66,6 +67,10 @@ int cli_parse_seconds(const char *s, double *out);
 int cli_control_socket(struct cli *c, const char **path);
 int cli_ingest_address(struct cli *c);
 const struct tks_schema *cli_schema(struct cli *c);
+/* The subscription address, as the ingest one: opt (--subscribe), else
+ * the config's subscribe.listen, else 127.0.0.1:7071. */
+int cli_subscribe_address(struct cli *c, const char *opt, char *host, size_t host_len, char *port,
+                          size_t port_len, char *name, size_t name_len);
 
 /* net.c: the control socket client, `stats text` lookups, TCP. */
 
@@ -115,5 +120,6 @@ int cli_cmd_last(struct cli *c, int argc, char **argv);
 int cli_cmd_range(struct cli *c, int argc, char **argv);
 int cli_cmd_symbols(struct cli *c, int argc, char **argv);
 int cli_cmd_advice(struct cli *c, int argc, char **argv);
+int cli_cmd_tail(struct cli *c, int argc, char **argv); /* tail.c: follow the live ticks */
 
 #endif

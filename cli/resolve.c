@@ -89,30 +89,27 @@ static int split_hostport(const char *s, char *host, size_t hostlen, char *port,
   return 0;
 }
 
-static void set_ingest_name(struct cli *c) {
-  bool v6 = strchr(c->ingest_host, ':') != NULL;
-  snprintf(c->ingest_name, sizeof c->ingest_name, "%s%s%s:%s", v6 ? "[" : "", c->ingest_host,
-           v6 ? "]" : "", c->ingest_port);
+static void set_name(const char *host, const char *port, char *name, size_t n) {
+  bool v6 = strchr(host, ':') != NULL;
+  snprintf(name, n, "%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port);
 }
 
-/* The daemon listens on port 0 (any free port): ask it which. */
-static int ask_ingest_port(struct cli *c) {
+/* The daemon listens on port 0 (any free port): ask it which (the stat). */
+static int ask_port(struct cli *c, const char *stat, const char *opt, char *port, size_t n) {
   const char *path;
   if (cli_control_socket(c, &path)) return -1;
   struct cli_ctl ctl;
   if (cli_ctl_open(&ctl, path, c->timeout_ms)) return -1;
   struct tks_buf resp = {0};
   int rc = -1;
-  uint64_t port;
+  uint64_t p;
   if (cli_ctl_request(&ctl, "stats text", &resp) == 0) {
-    if (cli_stats_u64(resp.data ? resp.data : "", "ingest.port", &port) == 0 && port > 0 &&
-        port <= 65535) {
-      snprintf(c->ingest_port, sizeof c->ingest_port, "%u", (unsigned)port);
+    if (cli_stats_u64(resp.data ? resp.data : "", stat, &p) == 0 && p > 0 && p <= 65535) {
+      snprintf(port, n, "%u", (unsigned)p);
       rc = 0;
     } else {
-      cli_err("the config listens on port 0 and the daemon at %s does not report ingest.port: "
-              "use --connect",
-              path);
+      cli_err("the config listens on port 0 and the daemon at %s does not report %s: use %s",
+              path, stat, opt);
     }
   }
   tks_buf_finish(&resp);
@@ -120,34 +117,77 @@ static int ask_ingest_port(struct cli *c) {
   return rc;
 }
 
-int cli_ingest_address(struct cli *c) {
-  if (c->ingest_name[0]) return 0;
-  if (c->connect_opt) {
-    if (split_hostport(c->connect_opt, c->ingest_host, sizeof c->ingest_host, c->ingest_port,
-                       sizeof c->ingest_port)) {
-      cli_err("bad --connect '%s': want HOST:PORT or [IPv6]:PORT", c->connect_opt);
+/* An address: the option's value (opt_name), else the config's host and
+ * port (a port 0 asked of the daemon as `stat`), else the default. */
+struct where {
+  const char *opt, *opt_name, *stat;
+  const char *dflt_host;
+  int dflt_port;
+  char *host, *port, *name;
+  size_t host_len, port_len, name_len;
+};
+
+static int resolve(struct cli *c, const struct where *w, bool (*from_config)(const struct tks_config *,
+                                                                              const char **,
+                                                                              uint16_t *)) {
+  if (w->opt) {
+    if (split_hostport(w->opt, w->host, w->host_len, w->port, w->port_len)) {
+      cli_err("bad %s '%s': want HOST:PORT or [IPv6]:PORT", w->opt_name, w->opt);
       return -1;
     }
-    set_ingest_name(c);
+    set_name(w->host, w->port, w->name, w->name_len);
     return 0;
   }
   if (load_config(c)) return -1;
-  if (c->config_state == 1 && c->config->ingest.host[0]) {
-    const char *h = c->config->ingest.host;
+  const char *h;
+  uint16_t port;
+  if (c->config_state == 1 && from_config(c->config, &h, &port)) {
     /* A daemon listening on every address is reached on loopback. */
     if (strcmp(h, "0.0.0.0") == 0)
       h = "127.0.0.1";
     else if (strcmp(h, "::") == 0)
       h = "::1";
-    snprintf(c->ingest_host, sizeof c->ingest_host, "%s", h);
-    snprintf(c->ingest_port, sizeof c->ingest_port, "%u", (unsigned)c->config->ingest.port);
-    if (c->config->ingest.port == 0 && ask_ingest_port(c)) return -1;
+    snprintf(w->host, w->host_len, "%s", h);
+    snprintf(w->port, w->port_len, "%u", (unsigned)port);
+    if (port == 0 && ask_port(c, w->stat, w->opt_name, w->port, w->port_len)) return -1;
   } else {
-    snprintf(c->ingest_host, sizeof c->ingest_host, "%s", CLI_DEFAULT_INGEST_HOST);
-    snprintf(c->ingest_port, sizeof c->ingest_port, "%d", CLI_DEFAULT_INGEST_PORT);
+    snprintf(w->host, w->host_len, "%s", w->dflt_host);
+    snprintf(w->port, w->port_len, "%d", w->dflt_port);
   }
-  set_ingest_name(c);
+  set_name(w->host, w->port, w->name, w->name_len);
   return 0;
+}
+
+static bool ingest_of(const struct tks_config *cfg, const char **host, uint16_t *port) {
+  *host = cfg->ingest.host;
+  *port = cfg->ingest.port;
+  return cfg->ingest.host[0] != '\0';
+}
+
+static bool subscribe_of(const struct tks_config *cfg, const char **host, uint16_t *port) {
+  *host = cfg->subscribe.host;
+  *port = cfg->subscribe.port;
+  return cfg->subscribe.host[0] != '\0';
+}
+
+int cli_ingest_address(struct cli *c) {
+  if (c->ingest_name[0]) return 0;
+  const struct where w = {c->connect_opt, "--connect", "ingest.port", CLI_DEFAULT_INGEST_HOST,
+                          CLI_DEFAULT_INGEST_PORT, c->ingest_host, c->ingest_port, c->ingest_name,
+                          sizeof c->ingest_host, sizeof c->ingest_port, sizeof c->ingest_name};
+  return resolve(c, &w, ingest_of);
+}
+
+int cli_subscribe_address(struct cli *c, const char *opt, char *host, size_t host_len, char *port,
+                          size_t port_len, char *name, size_t name_len) {
+  if (!opt && load_config(c) == 0 && c->config_state == 1 && !c->config->subscribe.host[0]) {
+    cli_err("subscriptions are off in %s (subscribe.listen: off)", c->config->path);
+    return -1;
+  }
+  const struct where w = {opt,  "--subscribe", "subscribe.port", CLI_DEFAULT_INGEST_HOST,
+                          CLI_DEFAULT_SUBSCRIBE_PORT, host, port, name, host_len, port_len,
+                          name_len};
+  return resolve(c, &w, subscribe_of);
 }
 
 const struct tks_schema *cli_schema(struct cli *c) {

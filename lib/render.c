@@ -18,7 +18,7 @@
 /* A double in the shortest form that reads back as the same value, and
  * reads back as a float: "2.0", not "2"; "-0.0" keeps its sign (JSON has
  * no NaN or Inf: those are null, and the decoder refuses them). */
-static int put_double(struct tks_buf *out, double x) {
+int tks_json_double(struct tks_buf *out, double x) {
   if (!isfinite(x)) return tks_buf_puts(out, "null");
   char num[40];
   for (int prec = 15; prec <= 17; prec++) {
@@ -135,7 +135,7 @@ static int put_value(const struct out *o, const struct tks_value *v, bool ts) {
   case TKS_V_BOOL: return tks_buf_puts(out, v->v.b ? "true" : "false");
   case TKS_V_INT: return tks_buf_printf(out, "%lld", (long long)v->v.i);
   case TKS_V_UINT: return tks_buf_printf(out, "%llu", (unsigned long long)v->v.u);
-  case TKS_V_F64: return put_double(out, v->v.f);
+  case TKS_V_F64: return tks_json_double(out, v->v.f);
   case TKS_V_STR: return tks_buf_json_string(out, v->v.s.p, v->v.s.len);
   case TKS_V_SYM:
   case TKS_V_ISTR: {

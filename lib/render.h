@@ -46,6 +46,10 @@ int tks_ts_format_parse(const char *s, size_t len, enum tks_ts_format *out);
 /* Appends a timestamp in format f. 0 or -ENOMEM. */
 int tks_ts_json(int64_t ns, enum tks_ts_format f, struct tks_buf *out);
 
+/* A double as JSON: the shortest form that reads back as the same value,
+ * and as a float ("2.0", "-0.0"); NaN and Inf are null.  0 or -ENOMEM. */
+int tks_json_double(struct tks_buf *out, double x);
+
 /* tks_tick_json with the timestamp field written in format f. */
 int tks_tick_json_as(const struct tks_schema *schema, const struct tks_symtab *names,
                      const struct tks_symtab *symbols, const struct tks_symtab *strings,

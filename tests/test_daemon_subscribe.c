@@ -572,4 +572,40 @@ TEST(a_stop_closes_subscribers_cleanly) {
   daemon_cleanup(&d);
 }
 
+TEST(tickslab_tail_prints_replayed_and_live_ticks_as_json_or_csv) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  send_ticks(&d, 0, 10, 2); /* S0: ts T0, T0+2, ...; S1: T0+1, ... */
+  daemon_wait_stat(&d, "ticks.accepted", 10, 10000);
+  struct cmd_result r;
+  char *argv[] = {(char *)harness_tickslab(), "--config", d.config, "tail", "S1", "--from", "0",
+                  "--count", "3", "--ts", "string", NULL};
+  run_cmd(argv, NULL, NULL, 20000, &r);
+  ASSERT_EQ(r.code, 0);
+  char want[512];
+  snprintf(want, sizeof want,
+           "{\"ts\":\"%lld\",\"ticker\":\"S1\",\"price\":1.5,\"volume\":0,\"flags\":\"\"}\n"
+           "{\"ts\":\"%lld\",\"ticker\":\"S1\",\"price\":1.5,\"volume\":1,\"flags\":\"\"}\n"
+           "{\"ts\":\"%lld\",\"ticker\":\"S1\",\"price\":1.5,\"volume\":2,\"flags\":\"\"}\n",
+           T0 + 1, T0 + 3, T0 + 5);
+  ASSERT_STR_EQ(r.out, want);
+  cmd_result_finish(&r);
+  char *csv_argv[] = {(char *)harness_tickslab(), "--config", d.config, "tail", "--from",
+                      "2023-11-14T22:13:20Z", "--count", "2", "--csv", "--ts", "iso", NULL};
+  run_cmd(csv_argv, NULL, NULL, 20000, &r);
+  ASSERT_EQ(r.code, 0);
+  ASSERT_STR_EQ(r.out, "ts,ticker,price,volume,flags\n"
+                       "2023-11-14T22:13:20.000000000Z,S0,1.5,0,\n"
+                       "2023-11-14T22:13:20.000000002Z,S0,1.5,1,\n");
+  cmd_result_finish(&r);
+  /* A bad --from is a usage error; subscriptions off say so. */
+  char *bad_argv[] = {(char *)harness_tickslab(), "--config", d.config, "tail", "--from", "soon",
+                      NULL};
+  run_cmd(bad_argv, NULL, NULL, 20000, &r);
+  ASSERT_EQ(r.code, 2);
+  ASSERT_CONTAINS(r.err, "bad --from 'soon'");
+  cmd_result_finish(&r);
+  daemon_cleanup(&d);
+}
+
 TEST_MAIN()
