@@ -107,6 +107,12 @@ int tks_schema_layout(struct tks_schema *s, char *err, size_t errlen) {
       snprintf(err, errlen, "field %u has an empty name", i + 1);
       return -EINVAL;
     }
+    if (strcmp(f->name, "$") == 0) {
+      /* Control messages (subscriptions, acknowledgements) are the maps
+       * whose first key is "$". */
+      snprintf(err, errlen, "field %u: '$' is reserved for control messages", i + 1);
+      return -EINVAL;
+    }
     if ((unsigned)f->type >= TKS_TYPE__COUNT) {
       snprintf(err, errlen, "field '%s' has an unknown type", f->name);
       return -EINVAL;

@@ -1,3 +1,4 @@
+#include <errno.h>
 /* Unit tests of lib/schema.c: record layout for several schemas. */
 #include "schema.h"
 #include "test.h"
@@ -160,6 +161,16 @@ TEST(every_declared_type_reads_back_as_its_value_type) {
   ASSERT_EQ(v[6].type, TKS_V_BOOL);
   ASSERT(v[6].v.b);
   ASSERT_EQ(tks_type_vtype(TKS_TYPE__COUNT), TKS_V_NIL);
+}
+
+TEST(a_field_named_dollar_is_refused_as_the_control_messages_key) {
+  struct tks_schema s = {0};
+  add(&s, "ts", TKS_TYPE_TIMESTAMP);
+  add(&s, "ticker", TKS_TYPE_SYMBOL);
+  add(&s, "$", TKS_TYPE_F64);
+  char err[128];
+  ASSERT_EQ(tks_schema_layout(&s, err, sizeof err), -EINVAL);
+  ASSERT_CONTAINS(err, "'$' is reserved");
 }
 
 TEST_MAIN()
