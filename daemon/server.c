@@ -536,7 +536,7 @@ int tks_tcp_listen(uv_loop_t *loop, const char *key, const char *as_written, con
   }
   int fd = listen_socket(&ss);
   if (fd < 0) {
-    tks_log(TKS_LOG_ERROR, "cannot listen on %s (%s): %s", as_written, key, strerror(-fd));
+    tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s (%s)", as_written, strerror(-fd), key);
     return fd;
   }
   uv_tcp_init(loop, h);
@@ -544,7 +544,7 @@ int tks_tcp_listen(uv_loop_t *loop, const char *key, const char *as_written, con
   r = uv_tcp_open(h, fd);
   if (r) {
     close(fd); /* not the handle's: uv_close leaves it alone */
-    tks_log(TKS_LOG_ERROR, "cannot listen on %s (%s): %s", as_written, key, uv_strerror(r));
+    tks_log(TKS_LOG_ERROR, "cannot listen on %s: %s (%s)", as_written, uv_strerror(r), key);
     return r;
   }
   int len = sizeof ss;
