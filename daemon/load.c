@@ -94,7 +94,9 @@ static void on_idle(uv_idle_t *h) {
     r = steps[L.step].slice(srv, deadline, &L.p);
     if (r != 0) break;
     if ((r = begin_step(srv, L.step + 1)) != 0) break;
-    if (tks_mono_ns() >= deadline) {
+    /* All done: finish now, so that no status shows a phase "done" while
+     * the state still says loading. */
+    if (L.step < NSTEPS && tks_mono_ns() >= deadline) {
       r = 1; /* the next step in the next slice */
       break;
     }
