@@ -66,6 +66,6 @@ run "1 subscriber" 1; NS1=$NS R1=$RATE_M
 run "$SUBS subscribers at $RATE/s" "$SUBS" --rate "$RATE"; RN=$RATE_M KN=$KEPT
 awk -v r0="$R0" -v r1="$R1" -v n0="$NS0" -v n1="$NS1" -v s="$SUBS" -v rn="$RN" -v k="$KN" -v rate="$RATE" 'BEGIN {
   printf "fan-out: 1 subscriber: ingest %.0f%% of none (target >= 80%%: %s), CPU %+.0f%% a tick\n",
-    100 * r1 / r0, r1 >= 0.8 * r0 ? "met" : "MISSED", 100 * (n1 - n0) / n0
+    100 * r1 / r0, (r1 >= 0.8 * r0 ? "met" : "MISSED"), 100 * (n1 - n0) / n0
   printf "fan-out: %d subscribers at %.2f M ticks/s in (asked %.2f M): kept up %s (target: yes at 1 M/s: %s)\n",
     s, rn, rate / 1e6, k, (k == "yes" && rn >= 0.95 && rate >= 1000000) ? "met" : "MISSED" }'

@@ -273,9 +273,117 @@ int tks_tick_json_as(const struct tks_schema *schema, const struct tks_symtab *n
   return tick_out(&o, schema, names, record, obj);
 }
 
+/* Big-endian x in n bytes at p; returns p + n. */
+static inline uint8_t *be(uint8_t *p, uint64_t x, unsigned n) {
+  for (unsigned i = 0; i < n; i++) p[i] = (uint8_t)(x >> (8 * (n - 1 - i)));
+  return p + n;
+}
+
+static inline uint8_t *w_uint(uint8_t *p, uint64_t u) {
+  if (u < 128) {
+    *p = (uint8_t)u;
+    return p + 1;
+  }
+  if (u <= UINT8_MAX) return *p = 0xcc, be(p + 1, u, 1);
+  if (u <= UINT16_MAX) return *p = 0xcd, be(p + 1, u, 2);
+  if (u <= UINT32_MAX) return *p = 0xce, be(p + 1, u, 4);
+  return *p = 0xcf, be(p + 1, u, 8);
+}
+
+static inline uint8_t *w_int(uint8_t *p, int64_t i) {
+  if (i >= 0) return w_uint(p, (uint64_t)i);
+  if (i >= -32) {
+    *p = (uint8_t)(int8_t)i;
+    return p + 1;
+  }
+  if (i >= INT8_MIN) return *p = 0xd0, be(p + 1, (uint8_t)(int8_t)i, 1);
+  if (i >= INT16_MIN) return *p = 0xd1, be(p + 1, (uint16_t)(int16_t)i, 2);
+  if (i >= INT32_MIN) return *p = 0xd2, be(p + 1, (uint32_t)(int32_t)i, 4);
+  return *p = 0xd3, be(p + 1, (uint64_t)i, 8);
+}
+
+static inline uint8_t *w_str(uint8_t *p, const char *s, size_t n) {
+  if (n < 32)
+    *p++ = (uint8_t)(0xa0 | n);
+  else if (n <= UINT8_MAX)
+    *p = 0xd9, p = be(p + 1, n, 1);
+  else if (n <= UINT16_MAX)
+    *p = 0xda, p = be(p + 1, n, 2);
+  else
+    *p = 0xdb, p = be(p + 1, n, 4);
+  memcpy(p, s, n);
+  return p + n;
+}
+
+/* A record alone, the common case of subscriptions and export: the room
+ * is reserved once (the symbol and string texts looked up first), then
+ * written with no further check. */
+static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *symbols,
+                          const struct tks_symtab *strings, const void *record,
+                          struct tks_buf *out) {
+  const char *text[TKS_SCHEMA_MAX_FIELDS];
+  size_t text_len[TKS_SCHEMA_MAX_FIELDS];
+  size_t need = 3;
+  for (unsigned fi = 0; fi < s->nfields; fi++) {
+    const struct tks_field *f = &s->fields[fi];
+    need += 5 + f->name_len + 9;
+    if (f->vtype == TKS_V_SYM || f->vtype == TKS_V_ISTR) {
+      uint32_t id;
+      memcpy(&id, (const char *)record + f->offset, 4);
+      text_len[fi] = 0;
+      text[fi] = tks_symtab_name(f->vtype == TKS_V_SYM ? symbols : strings, id, &text_len[fi]);
+      need += text_len[fi];
+    }
+  }
+  if (tks_buf_reserve(out, need)) return -ENOMEM;
+  uint8_t *p = (uint8_t *)out->data + out->len;
+  if (s->nfields < 16)
+    *p++ = (uint8_t)(0x80 | s->nfields);
+  else
+    *p = 0xde, p = be(p + 1, s->nfields, 2);
+  for (unsigned fi = 0; fi < s->nfields; fi++) {
+    const struct tks_field *f = &s->fields[fi];
+    p = w_str(p, f->name, f->name_len);
+    const char *at = (const char *)record + f->offset;
+    switch (f->vtype) {
+    case TKS_V_INT: {
+      int64_t i;
+      if (f->size == 8) {
+        memcpy(&i, at, 8);
+      } else {
+        uint32_t u;
+        memcpy(&u, at, 4);
+        i = u;
+      }
+      p = w_int(p, i);
+      break;
+    }
+    case TKS_V_F64: {
+      uint64_t bits;
+      memcpy(&bits, at, 8);
+      *p = 0xcb;
+      p = be(p + 1, bits, 8);
+      break;
+    }
+    case TKS_V_BOOL: *p++ = *(const bool *)at ? 0xc3 : 0xc2; break;
+    case TKS_V_SYM:
+    case TKS_V_ISTR:
+      if (text[fi])
+        p = w_str(p, text[fi], text_len[fi]);
+      else
+        *p++ = 0xc0;
+      break;
+    default: *p++ = 0xc0; break; /* no declared type holds the others */
+    }
+  }
+  out->len = (size_t)((char *)p - out->data);
+  return 0;
+}
+
 int tks_tick_msgpack(const struct tks_schema *schema, const struct tks_symtab *names,
                      const struct tks_symtab *symbols, const struct tks_symtab *strings,
                      const void *record, const struct tks_dynobj *obj, struct tks_buf *out) {
+  if (record && !obj) return record_msgpack(schema, symbols, strings, record, out);
   const struct out o = {.b = out, .mp = true, .symbols = symbols, .strings = strings};
   size_t was = out->len;
   int r = tick_out(&o, schema, names, record, obj);
