@@ -86,7 +86,6 @@ static struct {
   uint32_t live_subs; /* past the request: following the live ticks */
   char addr[320];
   uint16_t port;
-  struct tks_buf tick; /* the live tick being fanned out, rendered once */
   void *obj_mem;       /* a dynamic tick's object, built to render it */
   size_t obj_cap;
   uint64_t conns_total, refused, closed_slow, closed_error, sent, dropped, replayed;
@@ -434,39 +433,68 @@ static void replay(struct sub *s) {
 
 /* ---- live ticks ---- */
 
-/* The live tick in S.tick, for every subscriber that wants it. */
-static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts) {
+/* A full queue: slow_policy (the subscriber is closed, or the tick dropped). */
+static void too_slow(struct sub *s, uint64_t max) {
+  if (s->srv->cfg.subscribe.slow_policy == TKS_SLOW_DISCONNECT) {
+    S.closed_slow++;
+    fail(s,
+         "too slow: %" PRIu64 " bytes unsent, over subscribe.max_queue_bytes (%" PRIu64
+         "); slow_policy disconnect",
+         queue_bytes(s), max);
+    return;
+  }
+  s->dropped++;
+  s->untold_drops++;
+  S.dropped++;
+}
+
+/* Whether s takes a live tick of symbol at ts now. */
+static bool takes(struct sub *s, uint32_t symbol, int64_t ts) {
+  if (s->state == SUB_REQUEST || s->closing || s->shutting) return false;
+  if (symbol >= s->nsym && grow_syms(s, symbol)) {
+    fail(s, "out of memory");
+    return false;
+  }
+  uint8_t w = s->sym[symbol];
+  if (w == WANT_NO) return false;
+  if (!s->want.from_now && ts < s->want.from) return false;
+  return w != WANT_PENDING || ts < s->cur[symbol]; /* else the replay will send it */
+}
+
+/* The live tick, rendered once, into the queue of the first subscriber
+ * that takes it, and copied from there to the others. */
+static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const void *record,
+                    const struct tks_dynobj *obj) {
   uint64_t max = srv->cfg.subscribe.max_queue_bytes;
+  struct sub *src = NULL;
+  size_t src_at = 0, len = 0;
   for (struct conn_link *l = S.subs.next, *next; l != &S.subs; l = next) {
     next = l->next;
     struct sub *s = SUB_OF(l);
-    if (s->state == SUB_REQUEST || s->closing || s->shutting) continue;
-    if (symbol >= s->nsym && grow_syms(s, symbol)) {
-      fail(s, "out of memory");
-      continue;
-    }
-    uint8_t w = s->sym[symbol];
-    if (w == WANT_NO) continue;
-    if (!s->want.from_now && ts < s->want.from) continue;
-    if (w == WANT_PENDING && ts >= s->cur[symbol]) continue; /* the replay will send it */
-    if (queue_bytes(s) + S.tick.len > max) {
-      if (srv->cfg.subscribe.slow_policy == TKS_SLOW_DISCONNECT) {
-        S.closed_slow++;
-        fail(s, "too slow: %" PRIu64 " bytes unsent, over subscribe.max_queue_bytes (%" PRIu64
-                "); slow_policy disconnect",
-             queue_bytes(s), max);
-        continue;
-      }
-      s->dropped++;
-      s->untold_drops++;
-      S.dropped++;
+    if (!takes(s, symbol, ts)) continue;
+    if (src && queue_bytes(s) + len > max) {
+      too_slow(s, max);
       continue;
     }
     tell_drops(s);
     mark_pending(s);
-    if (tks_buf_append(&s->pending, S.tick.data, S.tick.len)) {
+    size_t at = s->pending.len;
+    int r = src ? tks_buf_append(&s->pending, src->pending.data + src_at, len)
+                : tks_tick_msgpack(&srv->cfg.schema, srv->names, srv->symbols, srv->strings,
+                                   record, obj, &s->pending);
+    if (r) {
       fail(s, "out of memory");
       continue;
+    }
+    if (!src && queue_bytes(s) > max) {
+      s->pending.len = at; /* over: the tick is not queued */
+      too_slow(s, max);
+      continue;
+    }
+    if (!src) {
+      src = s;
+      src_at = at;
+      len = s->pending.len - at;
     }
     s->sent++;
     S.sent++;
@@ -475,7 +503,6 @@ static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts) {
 
 static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,
                 const struct tks_dyn_tick *dyn) {
-  S.tick.len = 0;
   const struct tks_dynobj *obj = NULL;
   uint32_t symbol;
   int64_t ts;
@@ -498,8 +525,7 @@ static void tap(struct tks_server *srv, enum tks_decode_status st, const void *r
     memcpy(&symbol, (const char *)record + sc->fields[sc->symbol_field].offset, sizeof symbol);
     memcpy(&ts, (const char *)record + sc->fields[sc->ts_field].offset, sizeof ts);
   }
-  if (tks_tick_msgpack(sc, srv->names, srv->symbols, srv->strings, record, obj, &S.tick)) return;
-  fan_out(srv, symbol, ts);
+  fan_out(srv, symbol, ts, record, obj);
 }
 
 /* Once a loop turn: writes what the taps queued. */
@@ -697,7 +723,6 @@ void tks_subscribe_stop(struct tks_server *srv) {
   }
   while (S.subs.next != &S.subs) sub_close(SUB_OF(S.subs.next));
   srv->tap = NULL;
-  tks_buf_finish(&S.tick);
   free(S.obj_mem);
   S.obj_mem = NULL;
   S.obj_cap = 0;
@@ -760,7 +785,7 @@ void tks_subscribe_stats(struct tks_server *srv, struct tks_stats *st) {
 
 uint64_t tks_subscribe_buffer_bytes(struct tks_server *srv) {
   (void)srv;
-  uint64_t b = tks_buf_bytes(&S.tick) + S.obj_cap;
+  uint64_t b = S.obj_cap;
   for (struct conn_link *l = S.subs.next; l != &S.subs; l = l->next) {
     const struct sub *s = SUB_OF(l);
     b += tks_buf_bytes(&s->pending) + tks_buf_bytes(&s->inflight);

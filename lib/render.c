@@ -323,10 +323,10 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
                           struct tks_buf *out) {
   const char *text[TKS_SCHEMA_MAX_FIELDS];
   size_t text_len[TKS_SCHEMA_MAX_FIELDS];
-  size_t need = 3;
+  size_t need = 3 + TKS_FIELD_NAME_MAX; /* the last name's whole-array copy */
   for (unsigned fi = 0; fi < s->nfields; fi++) {
     const struct tks_field *f = &s->fields[fi];
-    need += 5 + f->name_len + 9;
+    need += 1 + f->name_len + 9;
     if (f->vtype == TKS_V_SYM || f->vtype == TKS_V_ISTR) {
       uint32_t id;
       memcpy(&id, (const char *)record + f->offset, 4);
@@ -343,7 +343,11 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
     *p = 0xde, p = be(p + 1, s->nfields, 2);
   for (unsigned fi = 0; fi < s->nfields; fi++) {
     const struct tks_field *f = &s->fields[fi];
-    p = w_str(p, f->name, f->name_len);
+    /* A name is under 32 bytes: a fixstr, copied as the whole array (one
+     * fixed-size copy; the bytes past it are overwritten next). */
+    *p++ = (uint8_t)(0xa0 | f->name_len);
+    memcpy(p, f->name, sizeof f->name);
+    p += f->name_len;
     const char *at = (const char *)record + f->offset;
     switch (f->vtype) {
     case TKS_V_INT: {

@@ -186,8 +186,9 @@ static void read_sequences(struct reader *r, unsigned nsym, uint64_t *next, uint
     }
     const msgpack_object *t = get(m, "ticker");
     ASSERT(t && t->type == MSGPACK_OBJECT_STR);
-    unsigned s = (unsigned)atoi(t->via.str.ptr + 1);
-    ASSERT(s < nsym);
+    unsigned s = 0; /* "S<n>": the str is not NUL-terminated */
+    for (uint32_t k = 1; k < t->via.str.size; k++) s = s * 10 + (unsigned)(t->via.str.ptr[k] - '0');
+    if (s >= nsym) TEST_FAIL("a tick of %.*s", (int)t->via.str.size, t->via.str.ptr);
     int64_t v = int_of(get(m, "volume"));
     if ((uint64_t)v != next[s])
       TEST_FAIL("S%u: volume %lld where %llu was due (a tick lost or sent twice)", s,
@@ -203,7 +204,8 @@ static void read_sequences(struct reader *r, unsigned nsym, uint64_t *next, uint
 static void expect_sequences(struct reader *r, unsigned nsym, uint64_t per_sym, bool live_seen) {
   uint64_t *next = calloc(nsym, sizeof *next);
   read_sequences(r, nsym, next, per_sym * nsym, &live_seen);
-  ASSERT(live_seen);
+  /* The replay may have sent every tick before it caught up. */
+  if (!live_seen) expect_live(r);
   free(next);
 }
 
