@@ -120,6 +120,7 @@ int cli_cmd_last(struct cli *c, int argc, char **argv);
 int cli_cmd_range(struct cli *c, int argc, char **argv);
 int cli_cmd_symbols(struct cli *c, int argc, char **argv);
 int cli_cmd_advice(struct cli *c, int argc, char **argv);
-int cli_cmd_tail(struct cli *c, int argc, char **argv); /* tail.c: follow the live ticks */
+int cli_cmd_tail(struct cli *c, int argc, char **argv);   /* tail.c: follow the live ticks */
+int cli_cmd_export(struct cli *c, int argc, char **argv); /* export.c: a range in bulk */
 
 #endif

@@ -32,6 +32,8 @@ static const char usage_text[] =
     "                         a page at a time, or --all pages\n"
     "  symbols [LIMIT]        each symbol with its tick count and first/last ts\n"
     "  advice [--json]        what to change in the schema, from the live figures\n"
+    "  export SYMBOL|'*' FROM TO [--format msgpack|csv|jsonl] [-o FILE]\n"
+    "                         the ticks of a range in bulk (msgpack: as ingest takes them)\n"
     "  tail [SYMBOL...] [--from TIME] [--csv]\n"
     "                         follow the ticks as they are stored, like tail -f\n"
     "                         (from the subscription port, subscribe.listen)\n"
@@ -231,7 +233,7 @@ static const struct {
     {"ping", cmd_ping},         {"stats", cmd_stats},         {"request", cmd_request},
     {"send", cli_cmd_send},     {"gen", cli_cmd_gen},         {"last", cli_cmd_last},
     {"range", cli_cmd_range},   {"symbols", cli_cmd_symbols}, {"advice", cli_cmd_advice},
-    {"tail", cli_cmd_tail},
+    {"tail", cli_cmd_tail},     {"export", cli_cmd_export},
 };
 
 static int run_command(struct cli *c, int argc, char **argv) {

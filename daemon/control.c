@@ -29,7 +29,7 @@
 #define REQUESTS                                                                               \
   "ping, stats, stats slabs, stats prometheus, stats text, sync, checkpoint, rollover, last, " \
   "range, "                                                                                    \
-  "symbols, advice, subscribers"
+  "symbols, advice, export, subscribers"
 
 struct cconn {
   uv_pipe_t pipe; /* first */
@@ -43,6 +43,7 @@ struct cconn {
   bool reading;   /* uv_read_start'ed */
   bool finishing; /* shutting down after the last answer */
   bool in_lines;  /* inside handle_lines (a sync answered at once must not re-enter it) */
+  struct tks_export *export; /* an export streaming (waiting is set meanwhile) */
   bool eof;       /* the client has shut down its side */
   bool partial;   /* c->in ends inside a line, begun at partial_since_ms (uv_now) */
   uint64_t partial_since_ms;
@@ -79,6 +80,8 @@ static void on_cconn_closed(uv_handle_t *h) {
 static void cconn_close(struct cconn *c) {
   if (c->closing) return;
   c->closing = true;
+  tks_query_export_end(c->export);
+  c->export = NULL;
   if (c->waiting)
     tks_durability_cancel(c->srv, c), tks_checkpoint_cancel(c->srv, c),
         tks_archiver_cancel(c->srv, c);
@@ -109,6 +112,7 @@ static void cconn_finish(struct cconn *c) {
 }
 
 static void pump(struct cconn *c);
+static void export_more(struct cconn *c, struct tks_buf *out);
 
 static void on_written(uv_write_t *req, int status) {
   struct write_req *w = (struct write_req *)req;
@@ -118,6 +122,12 @@ static void on_written(uv_write_t *req, int status) {
   c->srv->query_buffer_bytes -= tks_buf_bytes(&w->buf);
   tks_buf_finish(&w->buf);
   free(w);
+  /* An export goes on as its chunks are taken. */
+  if (status == 0 && !c->closing && c->export && c->pipe.write_queue_size <= OUT_CAP) {
+    struct tks_buf out;
+    tks_buf_init(&out);
+    export_more(c, &out);
+  }
   /* Answers held back for a client that reads slowly can go on now. */
   if (status == 0 && !c->closing && !c->in_lines) pump(c);
 }
@@ -225,6 +235,27 @@ static void rollover_done(void *ctx, const struct tks_rollover_result *r) {
   if (!c->closing && !c->in_lines) pump(c);
 }
 
+#define EXPORT_CHUNK (256u << 10) /* bytes of an export a write */
+
+/* The next chunk of c's export into out (which it sends); at the end the
+ * trailer and the empty line, and requests after it are read again. */
+static void export_more(struct cconn *c, struct tks_buf *out) {
+  int r = tks_query_export_next(c->export, out, EXPORT_CHUNK);
+  if (r < 0) {
+    /* Cut short: a zero-length chunk, then the error line. */
+    tks_buf_append(out, "\0\0\0\0", 4);
+    error_response(out, r == -ENOMEM ? "export: out of memory" : "export: archive error:",
+                   r == -ENOMEM ? NULL : strerror(-r));
+  }
+  if (r <= 0) {
+    tks_buf_putc(out, '\n');
+    tks_query_export_end(c->export);
+    c->export = NULL;
+    c->waiting = false;
+  }
+  send_response(c, out);
+}
+
 static void handle_request(struct cconn *c, char *line) {
   struct tks_server *srv = c->srv;
   struct tks_buf out;
@@ -293,6 +324,14 @@ static void handle_request(struct cconn *c, char *line) {
     snprintf(why, sizeof why, "rollover: %s",
              e == -ENOTSUP ? "the archive is disabled (archive.enabled: false)" : strerror(-e));
     r = error_response(&out, why, NULL);
+  } else if (tks_query_export_begin(srv, line, &out, &c->export)) {
+    if (c->export) {
+      /* Streamed: chunks follow as the client takes them (on_written). */
+      c->waiting = true;
+      export_more(c, &out);
+      return;
+    }
+    r = 0; /* an error answer */
   } else if (strcmp(line, "subscribers") == 0) {
     r = tks_subscribe_list(srv, &out); /* one line a subscriber, none: only the empty line */
   } else if (*line == '\0') {

@@ -567,6 +567,30 @@ int tks_subscribe_list(struct tks_server *srv, struct tks_buf *out);
  * final empty line, are appended to out), 0 when it is not (out untouched). */
 int tks_query_handle(struct tks_server *srv, const char *line, struct tks_buf *out);
 
+/* One page of a symbol's ticks with *from <= ts < to: memory (id, 0 for
+ * an archive-only name) merged with the day archive (name), the archive's
+ * first among equal ts, given to fn in ts order until `limit` were given
+ * and the ts changes (no run of equal ts is split).  *rows: how many.
+ * Returns 1 with *from set to where the next page starts, 0 at the end,
+ * or -errno (an archive error; -ENOMEM also when fn stopped). */
+int tks_query_page(struct tks_server *srv, uint32_t id, const char *name, size_t len,
+                   int64_t *from, int64_t to, uint64_t limit, tks_tick_fn fn, void *ctx,
+                   uint64_t *rows);
+
+/* `export SYMBOL|* FROM TO [format=msgpack|csv|jsonl] [ts=...]`: returns 0
+ * when line is not an export (out untouched), 1 when it is: then either *x
+ * is set and out has the answer's first line ({"ok":true,"export":FMT,
+ * "framing":"chunks"}), or *x is NULL and out has the error line.  Then
+ * tks_query_export_next appends one chunk (a 4-byte big-endian length and
+ * that many bytes, about `budget`) and returns 1 while there is more, or 0
+ * with the zero-length chunk and the trailer line {"ok":true,"rows":N,
+ * "bytes":B} appended, or -errno. */
+struct tks_export;
+int tks_query_export_begin(struct tks_server *srv, const char *line, struct tks_buf *out,
+                           struct tks_export **x);
+int tks_query_export_next(struct tks_export *x, struct tks_buf *out, size_t budget);
+void tks_query_export_end(struct tks_export *x);
+
 /* ==== control.c: the control socket ==================================== */
 
 int tks_control_start(struct tks_server *srv);

@@ -28,6 +28,7 @@
 #define USAGE_RANGE "range SYMBOL FROM TO [LIMIT]"
 #define USAGE_SYMBOLS "symbols [LIMIT]"
 #define USAGE_ADVICE "advice"
+#define USAGE_EXPORT "export SYMBOL|* FROM TO [format=msgpack|csv|jsonl] [ts=ns|iso|string]"
 
 struct word {
   const char *p;
@@ -496,6 +497,298 @@ static void req_advice(struct tks_server *srv, unsigned n, struct tks_buf *out, 
   if (tks_advice(&in, out)) answer_error(out, start, "out of memory");
 }
 
+/* ---- pages of one symbol, for export and subscriptions ---- */
+
+struct pager {
+  tks_tick_fn fn;
+  void *ctx;
+  uint32_t ts_off, ts_name;
+  uint64_t limit, rows;
+  int64_t last_ts, next;
+  bool more, stopped;
+  int err;
+  struct tks_archive_cursor *ac;
+};
+
+static int64_t pager_ts(const struct pager *pg, const void *record, const struct tks_dynobj *obj) {
+  int64_t ts;
+  if (record) {
+    memcpy(&ts, (const char *)record + pg->ts_off, sizeof ts);
+    return ts;
+  }
+  const struct tks_dyn_slot *sl = pg->ts_name ? tks_dynobj_get(obj, pg->ts_name) : NULL;
+  return sl && sl->type == TKS_V_INT ? sl->v.i : pg->last_ts;
+}
+
+static int pager_row(struct pager *pg, const void *record, const struct tks_dynobj *obj) {
+  int64_t ts = pager_ts(pg, record, obj);
+  if (pg->rows >= pg->limit && ts != pg->last_ts) {
+    pg->more = true;
+    pg->next = ts;
+    return 1;
+  }
+  if (pg->fn(pg->ctx, record, obj)) {
+    pg->stopped = true;
+    return 1;
+  }
+  pg->rows++;
+  pg->last_ts = ts;
+  return 0;
+}
+
+/* The archive's ticks with ts <= upto.  1 when the page (or an error) stops it. */
+static int pager_drain(struct pager *pg, int64_t upto) {
+  if (!pg->ac) return 0;
+  for (;;) {
+    int64_t ts;
+    int r = tks_archive_cursor_peek(pg->ac, &ts);
+    if (r == 0 || (r > 0 && ts > upto)) return 0;
+    struct tks_archive_tick t;
+    if (r > 0) r = tks_archive_cursor_next(pg->ac, &t);
+    if (r < 0) {
+      pg->err = r;
+      return 1;
+    }
+    if (pager_row(pg, t.record, t.obj)) return 1;
+  }
+}
+
+static int pager_visit(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct pager *pg = ctx;
+  if (pager_drain(pg, pager_ts(pg, record, obj))) return 1;
+  return pager_row(pg, record, obj);
+}
+
+int tks_query_page(struct tks_server *srv, uint32_t id, const char *name, size_t len,
+                   int64_t *from, int64_t to, uint64_t limit, tks_tick_fn fn, void *ctx,
+                   uint64_t *rows) {
+  const struct tks_field *f = &srv->cfg.schema.fields[srv->cfg.schema.ts_field];
+  struct pager pg = {.fn = fn, .ctx = ctx, .ts_off = f->offset, .limit = limit, .last_ts = *from};
+  uint32_t nid;
+  if (srv->names && tks_symtab_lookup(srv->names, f->name, f->name_len, &nid) == 0)
+    pg.ts_name = nid;
+  struct tks_archive_view v;
+  struct tks_archive *a = tks_archiver_reader(srv, &v);
+  struct tks_archive_symbol_info ai;
+  if (a && tks_archive_symbol(a, name, len, &ai) == 0 && ai.last_ts >= *from &&
+      ai.first_ts < to) {
+    pg.ac = tks_archive_cursor_create(a, &v, name, len, *from, to - 1);
+    if (!pg.ac) return -ENOMEM;
+  }
+  if (id) tks_store_range(srv->store, id, *from, to, 0, pager_visit, &pg);
+  if (!pg.more && !pg.err && !pg.stopped) pager_drain(&pg, INT64_MAX);
+  if (pg.ac) tks_archive_cursor_destroy(pg.ac);
+  *rows = pg.rows;
+  if (pg.err) return pg.err;
+  if (pg.stopped) return -ENOMEM;
+  if (!pg.more) return 0;
+  *from = pg.next;
+  return 1;
+}
+
+/* ---- export ---- */
+
+enum ex_format { EX_MSGPACK, EX_CSV, EX_JSONL };
+static const char *const ex_format_names[] = {"msgpack", "csv", "jsonl"};
+
+struct tks_export {
+  struct tks_server *srv;
+  enum ex_format fmt;
+  enum tks_ts_format tf;
+  bool all;
+  char name[TKS_SYMBOL_MAX_LEN + 1]; /* the one symbol */
+  size_t name_len;
+  uint32_t id;         /* the symbol being exported (0: an archive-only name) */
+  uint32_t next_id;    /* "*": the next memory symbol */
+  char **archive_names; /* "*": then those only the archive has */
+  uint32_t narchive, next_name;
+  bool in_symbol; /* a symbol is begun (cur is its cursor) */
+  int64_t from, to, cur;
+  uint64_t rows, bytes;
+  struct tks_buf *out; /* where rows are rendered */
+};
+
+static int ex_row(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct tks_export *x = ctx;
+  struct tks_server *srv = x->srv;
+  const struct tks_schema *sc = &srv->cfg.schema;
+  switch (x->fmt) {
+  case EX_MSGPACK:
+    return tks_tick_msgpack(sc, srv->names, srv->symbols, srv->strings, record, obj, x->out) != 0;
+  case EX_CSV:
+    return tks_tick_csv(sc, srv->names, srv->symbols, srv->strings, record, obj, x->tf, x->out) !=
+           0;
+  case EX_JSONL:
+    return tks_tick_json_as(sc, srv->names, srv->symbols, srv->strings, record, obj, x->tf,
+                            x->out) != 0 ||
+           tks_buf_putc(x->out, '\n') != 0;
+  }
+  return 1;
+}
+
+static int ex_collect(void *ctx, const struct tks_archive_symbol_info *info) {
+  struct tks_export *x = ctx;
+  uint32_t id;
+  if (tks_symtab_lookup(x->srv->symbols, info->name, info->len, &id) == 0) return 0;
+  if (info->last_ts < x->from || info->first_ts >= x->to) return 0;
+  char **grown = realloc(x->archive_names, (x->narchive + 1) * sizeof *grown);
+  if (!grown) return 1;
+  x->archive_names = grown;
+  char *copy = malloc(info->len + 1);
+  if (!copy) return 1;
+  memcpy(copy, info->name, info->len);
+  copy[info->len] = '\0';
+  x->archive_names[x->narchive++] = copy;
+  return 0;
+}
+
+void tks_query_export_end(struct tks_export *x) {
+  if (!x) return;
+  for (uint32_t i = 0; i < x->narchive; i++) free(x->archive_names[i]);
+  free(x->archive_names);
+  free(x);
+}
+
+static void req_export(struct tks_server *srv, const struct word *w, unsigned n,
+                       struct tks_buf *out, size_t start, enum tks_ts_format tf,
+                       struct tks_export **xp) {
+  enum ex_format fmt = EX_MSGPACK;
+  unsigned keep = 1, given = 0;
+  struct word args[MAX_WORDS];
+  args[0] = w[0];
+  for (unsigned i = 1; i < n; i++) {
+    if (w[i].len > 7 && memcmp(w[i].p, "format=", 7) == 0) {
+      if (given++) FAIL("format= given twice");
+      bool ok = false;
+      for (unsigned k = 0; k < 3; k++)
+        if (w[i].len - 7 == strlen(ex_format_names[k]) &&
+            memcmp(w[i].p + 7, ex_format_names[k], w[i].len - 7) == 0)
+          fmt = (enum ex_format)k, ok = true;
+      if (!ok) FAIL("bad format '%s' (want format=msgpack, format=csv or format=jsonl)", echo(&w[i]).s);
+      continue;
+    }
+    args[keep++] = w[i];
+  }
+  n = keep;
+  if (n < 2) FAIL("missing symbol (usage: " USAGE_EXPORT ")");
+  if (n < 3) FAIL("missing FROM (usage: " USAGE_EXPORT ")");
+  if (n < 4) FAIL("missing TO (usage: " USAGE_EXPORT ")");
+  if (n > 4) FAIL("too many arguments (usage: " USAGE_EXPORT ")");
+  int64_t from, to;
+  if (parse_time_word(&args[2], &from, out, start) || parse_time_word(&args[3], &to, out, start))
+    return;
+  if (from >= to) FAIL("FROM must be before TO");
+  struct tks_export *x = calloc(1, sizeof *x);
+  if (!x) FAIL("out of memory");
+  x->srv = srv;
+  x->fmt = fmt;
+  x->tf = tf;
+  x->from = from;
+  x->to = to;
+  x->next_id = 1;
+  if (args[1].len == 1 && args[1].p[0] == '*') {
+    x->all = true;
+    struct tks_archive_view v;
+    struct tks_archive *a = tks_archiver_reader(srv, &v);
+    int rc = a ? tks_archive_symbols(a, INT32_MIN, INT32_MAX, ex_collect, x) : 0;
+    if (rc) {
+      tks_query_export_end(x);
+      FAIL("archive: %s", tks_archive_error(a)[0] ? tks_archive_error(a) : strerror(-rc));
+    }
+  } else {
+    bool archived;
+    uint32_t id;
+    if (find_symbol(srv, &args[1], out, start, &id, &archived)) {
+      tks_query_export_end(x);
+      return;
+    }
+    memcpy(x->name, args[1].p, args[1].len);
+    x->name_len = args[1].len;
+    x->id = id;
+    x->in_symbol = true;
+    x->cur = from;
+  }
+  if (tks_buf_printf(out, "{\"ok\":true,\"export\":\"%s\",\"framing\":\"chunks\"}\n",
+                     ex_format_names[fmt])) {
+    tks_query_export_end(x);
+    FAIL("out of memory");
+  }
+  *xp = x;
+}
+
+/* The next symbol of a "*" export: 1, or 0 when there is none. */
+static int ex_next_symbol(struct tks_export *x) {
+  struct tks_server *srv = x->srv;
+  uint32_t count = tks_symtab_count(srv->symbols);
+  while (x->next_id <= count) {
+    uint32_t id = x->next_id++;
+    size_t len;
+    const char *name = tks_symtab_name(srv->symbols, id, &len);
+    struct tks_series_info info;
+    bool in_memory = tks_store_series(srv->store, id, &info) == 0;
+    if (!name) continue;
+    struct tks_archive_view v;
+    struct tks_archive *a = tks_archiver_reader(srv, &v);
+    struct tks_archive_symbol_info ai;
+    bool archived = a && tks_archive_symbol(a, name, len, &ai) == 0;
+    if (!in_memory && !archived) continue;
+    memcpy(x->name, name, len);
+    x->name_len = len;
+    x->id = id;
+    x->cur = x->from;
+    return 1;
+  }
+  if (x->next_name < x->narchive) {
+    const char *name = x->archive_names[x->next_name++];
+    x->name_len = strlen(name);
+    memcpy(x->name, name, x->name_len);
+    x->id = 0;
+    x->cur = x->from;
+    return 1;
+  }
+  return 0;
+}
+
+int tks_query_export_next(struct tks_export *x, struct tks_buf *out, size_t budget) {
+  size_t at = out->len;
+  if (tks_buf_reserve(out, 4)) return -ENOMEM;
+  out->len += 4; /* the chunk's length, filled in below */
+  size_t body = out->len;
+  x->out = out;
+  int r = 0;
+  if (x->fmt == EX_CSV && x->rows == 0 && x->bytes == 0 &&
+      tks_schema_csv_header(&x->srv->cfg.schema, out))
+    r = -ENOMEM;
+  bool done = false;
+  while (r == 0 && out->len - body < budget) {
+    if (!x->in_symbol) {
+      if (!x->all || !ex_next_symbol(x)) {
+        done = true;
+        break;
+      }
+      x->in_symbol = true;
+    }
+    uint64_t rows = 0;
+    int p = tks_query_page(x->srv, x->id, x->name, x->name_len, &x->cur, x->to, 4096, ex_row, x,
+                           &rows);
+    x->rows += rows;
+    if (p < 0) r = p;
+    if (p == 0) x->in_symbol = false;
+  }
+  size_t len = out->len - body;
+  x->bytes += len;
+  for (int i = 0; i < 4; i++) out->data[at + i] = (char)(len >> (8 * (3 - i)));
+  if (r) return r;
+  if (len == 0) out->len = at; /* no empty chunk before the end */
+  if (!done) return 1;
+  /* The end: a zero-length chunk, then the trailer line. */
+  if (tks_buf_append(out, "\0\0\0\0", 4) ||
+      tks_buf_printf(out, "{\"ok\":true,\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64 "}\n", x->rows,
+                     x->bytes))
+    return -ENOMEM;
+  return 0;
+}
+
 /* The option word ts=ns|iso|string, anywhere after the request's name:
  * taken out of w (n one less) into *tf.  Returns 0, or -EINVAL with the
  * error answered. */
@@ -519,6 +812,19 @@ static int take_ts_word(struct word *w, unsigned *n, enum tks_ts_format *tf, str
   }
   *n -= found;
   return 0;
+}
+
+int tks_query_export_begin(struct tks_server *srv, const char *line, struct tks_buf *out,
+                           struct tks_export **x) {
+  *x = NULL;
+  struct word w[MAX_WORDS];
+  unsigned n = split_words(line, w, MAX_WORDS);
+  if (n == 0 || !word_is(&w[0], "export")) return 0;
+  size_t start = out->len;
+  enum tks_ts_format tf = TKS_TS_NS;
+  if (take_ts_word(w, &n, &tf, out, start)) return 1;
+  req_export(srv, w, n, out, start, tf, x);
+  return 1;
 }
 
 int tks_query_handle(struct tks_server *srv, const char *line, struct tks_buf *out) {

@@ -275,96 +275,25 @@ static void go_live(struct sub *s) {
 
 /* ---- the replay: pages of stored ticks, merged with the archive ---- */
 
-struct page {
-  struct sub *s;
-  uint32_t ts_off;   /* the ts field's offset in a record */
-  uint32_t ts_name;  /* its id among the field names (a dynamic object's), 0: none */
-  uint64_t rows;
-  int64_t last_ts;
-  bool more;
-  int64_t next;
-  int err;
-  struct tks_archive_cursor *ac;
-};
-
-static int64_t row_ts(const struct page *pg, const void *record, const struct tks_dynobj *obj) {
-  int64_t ts;
-  if (record) {
-    memcpy(&ts, (const char *)record + pg->ts_off, sizeof ts);
-    return ts;
-  }
-  const struct tks_dyn_slot *sl = pg->ts_name ? tks_dynobj_get(obj, pg->ts_name) : NULL;
-  return sl && sl->type == TKS_V_INT ? sl->v.i : pg->last_ts;
-}
-
-static int page_row(struct page *pg, const void *record, const struct tks_dynobj *obj) {
-  int64_t ts = row_ts(pg, record, obj);
-  if (pg->rows >= PAGE_ROWS && ts != pg->last_ts) {
-    pg->more = true;
-    pg->next = ts;
-    return 1;
-  }
-  struct tks_server *srv = pg->s->srv;
-  if (tks_tick_msgpack(&srv->cfg.schema, srv->names, srv->symbols, srv->strings, record, obj,
-                       &pg->s->pending)) {
-    pg->err = -ENOMEM;
-    return 1;
-  }
-  pg->rows++;
-  pg->last_ts = ts;
-  return 0;
-}
-
-/* The archive's ticks with ts <= upto.  1 when the page (or an error) stops it. */
-static int drain_archive(struct page *pg, int64_t upto) {
-  if (!pg->ac) return 0;
-  for (;;) {
-    int64_t ts;
-    int r = tks_archive_cursor_peek(pg->ac, &ts);
-    if (r == 0 || (r > 0 && ts > upto)) return 0;
-    struct tks_archive_tick t;
-    if (r > 0) r = tks_archive_cursor_next(pg->ac, &t);
-    if (r < 0) {
-      pg->err = r;
-      return 1;
-    }
-    if (page_row(pg, t.record, t.obj)) return 1;
-  }
-}
-
-static int visit(void *ctx, const void *record, const struct tks_dynobj *obj) {
-  struct page *pg = ctx;
-  if (drain_archive(pg, row_ts(pg, record, obj))) return 1;
-  return page_row(pg, record, obj);
-}
-
-/* One page of symbol (id, or 0 for an archive-only name) from *cur.
- * Returns 1 while there is more (cur advanced), 0 at its end, -errno. */
-static int replay_page(struct sub *s, uint32_t id, const char *name, size_t len, int64_t *cur) {
+static int replay_row(void *ctx, const void *record, const struct tks_dynobj *obj) {
+  struct sub *s = ctx;
   struct tks_server *srv = s->srv;
-  const struct tks_field *f = &srv->cfg.schema.fields[srv->cfg.schema.ts_field];
-  struct page pg = {.s = s, .ts_off = f->offset, .last_ts = *cur};
-  uint32_t nid;
-  if (srv->names && tks_symtab_lookup(srv->names, f->name, strlen(f->name), &nid) == 0)
-    pg.ts_name = nid;
-  struct tks_archive_view v;
-  struct tks_archive *a = tks_archiver_reader(srv, &v);
-  struct tks_archive_symbol_info ai;
-  if (a && tks_archive_symbol(a, name, len, &ai) == 0 && ai.last_ts >= *cur) {
-    pg.ac = tks_archive_cursor_create(a, &v, name, len, *cur, INT64_MAX);
-    if (!pg.ac) return -ENOMEM;
-  }
-  if (id) tks_store_range(srv->store, id, *cur, INT64_MAX, 0, visit, &pg);
-  if (!pg.more && !pg.err) drain_archive(&pg, INT64_MAX);
-  if (pg.ac) tks_archive_cursor_destroy(pg.ac);
-  if (pg.err) return pg.err;
-  s->replayed += pg.rows;
-  S.replayed += pg.rows;
-  s->sent += pg.rows;
-  S.sent += pg.rows;
-  if (!pg.more) return 0;
-  *cur = pg.next;
-  return 1;
+  return tks_tick_msgpack(&srv->cfg.schema, srv->names, srv->symbols, srv->strings, record, obj,
+                          &s->pending) != 0;
+}
+
+/* One page of symbol (id, or 0 for an archive-only name) from *cur
+ * (query.c's pages: memory merged with the archive, no run of equal ts
+ * split).  Returns 1 while there is more (cur advanced), 0 at its end, -errno. */
+static int replay_page(struct sub *s, uint32_t id, const char *name, size_t len, int64_t *cur) {
+  uint64_t rows = 0;
+  mark_pending(s);
+  int r = tks_query_page(s->srv, id, name, len, cur, INT64_MAX, PAGE_ROWS, replay_row, s, &rows);
+  s->replayed += rows;
+  S.replayed += rows;
+  s->sent += rows;
+  S.sent += rows;
+  return r;
 }
 
 /* Archive-only symbols a "*" replay sends after the memory ones. */

@@ -400,3 +400,79 @@ int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *name
                   const void *record, const struct tks_dynobj *obj, struct tks_buf *out) {
   return tks_tick_json_as(schema, names, symbols, strings, record, obj, TKS_TS_NS, out);
 }
+
+/* A CSV field: as JSON would write a number; text unquoted unless it holds
+ * a comma, a quote or a line break (then quoted, quotes doubled). */
+static int csv_text(struct tks_buf *b, const char *s, size_t n) {
+  bool quote = memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) || memchr(s, '\r', n);
+  if (!quote) return tks_buf_append(b, s, n);
+  int r = tks_buf_putc(b, '"');
+  for (size_t i = 0; i < n && r == 0; i++) {
+    if (s[i] == '"') r = tks_buf_putc(b, '"');
+    if (r == 0) r = tks_buf_putc(b, s[i]);
+  }
+  return r ? r : tks_buf_putc(b, '"');
+}
+
+static int csv_value(struct tks_buf *b, const struct tks_value *v, const struct tks_symtab *symbols,
+                     const struct tks_symtab *strings, bool ts, enum tks_ts_format tf) {
+  if (ts && v->type == TKS_V_INT) {
+    if (tf == TKS_TS_ISO) {
+      char iso[TKS_ISO8601_LEN + 1];
+      tks_format_iso8601(v->v.i, iso);
+      return tks_buf_puts(b, iso);
+    }
+    return tks_buf_printf(b, "%lld", (long long)v->v.i);
+  }
+  switch (v->type) {
+  case TKS_V_NIL: return 0;
+  case TKS_V_BOOL: return tks_buf_puts(b, v->v.b ? "true" : "false");
+  case TKS_V_INT: return tks_buf_printf(b, "%lld", (long long)v->v.i);
+  case TKS_V_UINT: return tks_buf_printf(b, "%llu", (unsigned long long)v->v.u);
+  case TKS_V_F64: return isfinite(v->v.f) ? tks_json_double(b, v->v.f) : 0;
+  case TKS_V_STR: return csv_text(b, v->v.s.p, v->v.s.len);
+  case TKS_V_SYM:
+  case TKS_V_ISTR: {
+    size_t len = 0;
+    const char *n = tks_symtab_name(v->type == TKS_V_SYM ? symbols : strings, v->v.id, &len);
+    return n ? csv_text(b, n, len) : 0;
+  }
+  }
+  return 0;
+}
+
+int tks_schema_csv_header(const struct tks_schema *schema, struct tks_buf *out) {
+  int r = 0;
+  for (unsigned fi = 0; fi < schema->nfields; fi++) {
+    if (fi) r |= tks_buf_putc(out, ',');
+    r |= csv_text(out, schema->fields[fi].name, schema->fields[fi].name_len);
+  }
+  r |= tks_buf_putc(out, '\n');
+  return r ? -ENOMEM : 0;
+}
+
+int tks_tick_csv(const struct tks_schema *schema, const struct tks_symtab *names,
+                 const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                 const void *record, const struct tks_dynobj *obj, enum tks_ts_format tf,
+                 struct tks_buf *out) {
+  size_t was = out->len;
+  int r = 0;
+  for (unsigned fi = 0; fi < schema->nfields && r == 0; fi++) {
+    const struct tks_field *f = &schema->fields[fi];
+    if (fi) r |= tks_buf_putc(out, ',');
+    struct tks_value v = {.type = TKS_V_NIL};
+    if (record) {
+      v = tks_field_value(f, record);
+    } else {
+      uint32_t id;
+      const struct tks_dyn_slot *sl = NULL;
+      if (tks_symtab_lookup(names, f->name, f->name_len, &id) == 0) sl = tks_dynobj_get(obj, id);
+      if (sl) v = tks_dynobj_value(obj, sl);
+    }
+    r |= csv_value(out, &v, symbols, strings, (int)fi == schema->ts_field, tf);
+  }
+  r |= tks_buf_putc(out, '\n');
+  if (r) out->len = was;
+  return r ? -ENOMEM : 0;
+}
+

@@ -64,6 +64,17 @@ int tks_tick_msgpack(const struct tks_schema *schema, const struct tks_symtab *n
                      const struct tks_symtab *symbols, const struct tks_symtab *strings,
                      const void *record, const struct tks_dynobj *obj, struct tks_buf *out);
 
+/* CSV: the schema's field names as a header line, and a tick as a row of
+ * its declared fields in slot order (an absent one empty; a tick's
+ * undeclared fields are left out), ts in format f (iso and string
+ * unquoted), text quoted only when it holds a comma, quote or line break.
+ * 0 or -ENOMEM (out as it was). */
+int tks_schema_csv_header(const struct tks_schema *schema, struct tks_buf *out);
+int tks_tick_csv(const struct tks_schema *schema, const struct tks_symtab *names,
+                 const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                 const void *record, const struct tks_dynobj *obj, enum tks_ts_format f,
+                 struct tks_buf *out);
+
 /* msgpack pieces, appended to b in their shortest form: a map header of n
  * entries, a str, an int.  0 or -ENOMEM. */
 int tks_msgpack_map_header(struct tks_buf *b, uint32_t n);

@@ -38,7 +38,7 @@ LAYERS = {
     ],
     "cli": [
         ["cli/tickslab.c"],                          # main, dispatch, ping/stats/request
-        ["cli/gen.c", "cli/send.c", "cli/query.c", "cli/tail.c"],  # the commands
+        ["cli/gen.c", "cli/send.c", "cli/query.c", "cli/tail.c", "cli/export.c"],  # the commands
         ["cli/resolve.c"],                           # where the daemon is
         ["cli/net.c", "cli/csv.c"],                  # sockets, CSV
         ["cli/cli.c"],                               # cli_err, option parsing
