@@ -315,28 +315,20 @@ static inline uint8_t *w_str(uint8_t *p, const char *s, size_t n) {
   return p + n;
 }
 
-/* A record alone, the common case of subscriptions and export: the room
- * is reserved once (the symbol and string texts looked up first), then
- * written with no further check. */
+/* A record alone, the common case of subscriptions and export: room for
+ * its fixed part is reserved once (a text that does not fit the slack
+ * reserves again), then written with no further check. */
+#define MP_SLACK 256 /* bytes of text a record takes without another reserve */
 static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *symbols,
                           const struct tks_symtab *strings, const void *record,
                           struct tks_buf *out) {
-  const char *text[TKS_SCHEMA_MAX_FIELDS];
-  size_t text_len[TKS_SCHEMA_MAX_FIELDS];
-  size_t need = 3 + TKS_FIELD_NAME_MAX; /* the last name's whole-array copy */
-  for (unsigned fi = 0; fi < s->nfields; fi++) {
-    const struct tks_field *f = &s->fields[fi];
-    need += 1 + f->name_len + 9;
-    if (f->vtype == TKS_V_SYM || f->vtype == TKS_V_ISTR) {
-      uint32_t id;
-      memcpy(&id, (const char *)record + f->offset, 4);
-      text_len[fi] = 0;
-      text[fi] = tks_symtab_name(f->vtype == TKS_V_SYM ? symbols : strings, id, &text_len[fi]);
-      need += text_len[fi];
-    }
-  }
-  if (tks_buf_reserve(out, need)) return -ENOMEM;
+  size_t fixed = 3 + TKS_FIELD_NAME_MAX; /* the last name's whole-array copy */
+  for (unsigned fi = 0; fi < s->nfields; fi++) fixed += 1 + s->fields[fi].name_len + 9 + 5;
+  if (out->cap - out->len < fixed + MP_SLACK && tks_buf_reserve(out, fixed + MP_SLACK))
+    return -ENOMEM;
+  size_t was = out->len;
   uint8_t *p = (uint8_t *)out->data + out->len;
+  size_t slack = MP_SLACK; /* text room left */
   if (s->nfields < 16)
     *p++ = (uint8_t)(0x80 | s->nfields);
   else
@@ -371,12 +363,30 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
     }
     case TKS_V_BOOL: *p++ = *(const bool *)at ? 0xc3 : 0xc2; break;
     case TKS_V_SYM:
-    case TKS_V_ISTR:
-      if (text[fi])
-        p = w_str(p, text[fi], text_len[fi]);
-      else
+    case TKS_V_ISTR: {
+      uint32_t id;
+      memcpy(&id, at, 4);
+      size_t len = 0;
+      const char *text =
+          tks_symtab_name(f->vtype == TKS_V_SYM ? symbols : strings, id, &len);
+      if (!text) {
         *p++ = 0xc0;
+        break;
+      }
+      if (len > slack) {
+        size_t used = (size_t)((char *)p - out->data);
+        out->len = used;
+        if (tks_buf_reserve(out, fixed + len + MP_SLACK)) {
+          out->len = was;
+          return -ENOMEM;
+        }
+        p = (uint8_t *)out->data + used;
+        slack = len + MP_SLACK;
+      }
+      slack -= len;
+      p = w_str(p, text, len);
       break;
+    }
     default: *p++ = 0xc0; break; /* no declared type holds the others */
     }
   }
