@@ -651,8 +651,8 @@ TEST_TIMEOUT(backpressure_slows_the_sender_and_resumes_when_retention_makes_room
   struct tks_daemon d;
   /* All ticks are stamped now: the first 16 MiB fill in well under the
    * retention, ingest pauses, the sender's writes block; once the ticks
-   * are 4 s old retention evicts them, and ingest resumes. */
-  start_with_limits(&d, "backpressure", "  retention: 4s\n");
+   * are 15 s old retention evicts them (long enough for a loaded machine to fill 16 MiB first), and ingest resumes. */
+  start_with_limits(&d, "backpressure", "  retention: 15s\n");
   static struct wire w;
   make_ticks(&w, NTICKS, tks_now_ns());
   struct watch wt;
