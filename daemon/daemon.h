@@ -43,6 +43,7 @@
 
 #include "config.h"
 #include "decode.h"
+#include "hello.h"
 #include "render.h"
 #include "slab.h"
 #include "stats.h"
@@ -366,6 +367,42 @@ void tks_durability_stop(struct tks_server *srv);
 bool tks_durability_batch(struct tks_server *srv, int64_t recv_ns);
 void tks_durability_accept(struct tks_server *srv, const void *msg, size_t len);
 void tks_durability_submit(struct tks_server *srv);
+
+/* Named producers (ingest acks, README "Producer acknowledgements"): the
+ * table of every producer a hello named, kept with the journal off too.
+ * position: the messages of its stream handled (accepted or rejected);
+ * with the journal on it is journaled in the frame of the ticks of each
+ * read (a producer record, lib/oprec.h), replay rebuilds it, and every
+ * rotation restates it at the start of the new segment.  During a read
+ * (ingest.c's process) the position is tks_producer_position: accepted0
+ * is srv->ticks_accepted when the read began, rejected the messages of
+ * the read rejected so far; the journal reads it when it cuts a frame. */
+#define TKS_MAX_PRODUCERS 1024
+struct tks_producer {
+  char name[TKS_PRODUCER_NAME_MAX + 1];
+  uint8_t len;
+  uint64_t position;  /* after the last read */
+  uint64_t journaled; /* the position last journaled */
+  uint64_t accepted0, rejected;
+  void *conn; /* ingest.c's connection that has it, or NULL */
+};
+static inline uint64_t tks_producer_position(const struct tks_server *srv,
+                                             const struct tks_producer *p) {
+  return p->position + (srv->ticks_accepted - p->accepted0) + p->rejected;
+}
+/* The producer of that name, added (position 0) if add and it is not
+ * known; NULL when it is not (or TKS_MAX_PRODUCERS are known). */
+struct tks_producer *tks_durability_producer(struct tks_server *srv, const char *name, size_t len,
+                                             bool add);
+uint32_t tks_durability_producer_count(struct tks_server *srv);
+/* After tks_durability_batch: this read's frames carry p's position. */
+void tks_durability_batch_producer(struct tks_server *srv, struct tks_producer *p);
+/* Ticks accepted since start that are fsynced (in srv->ticks_accepted's
+ * count; 0 with the journal off), and who hears, on the loop, each time
+ * that count grows. */
+uint64_t tks_durability_synced(struct tks_server *srv);
+void tks_durability_on_synced(struct tks_server *srv,
+                              void (*fn)(struct tks_server *srv, uint64_t synced));
 /* Bytes of memory the journal's buffers hold (the batch, the queue, the
  * writer's and the journal's own), for memory.journal_buffer_bytes. */
 uint64_t tks_durability_buffer_bytes(struct tks_server *srv);
