@@ -38,6 +38,12 @@ static int parse_exact(const uint8_t *p, size_t n, struct tks_oprec *out) {
     ASSERT(s >= b + 11 && s + out->symbol_len <= b + n);
     out->symbol = (const char *)p + (s - b);
   }
+  if (rc == 0 && out->kind == TKS_OPREC_PRODUCER) {
+    const uint8_t *s = (const uint8_t *)out->producer;
+    ASSERT(s == b + 10 && s + out->producer_len <= b + n);
+    out->producer = (const char *)p + 10;
+    if (out->has_ticks) out->data = p + (n - out->data_len);
+  }
   free(b);
   return rc;
 }
