@@ -582,6 +582,8 @@ void tks_ingest_on_hold(struct tks_server *srv, bool held);
  * for us).  Returns how many were closed for idle_timeout. */
 #define TKS_INGEST_RATE_WINDOW_MS 5000
 unsigned tks_ingest_sweep(struct tks_server *srv, uint64_t now_ms);
+/* "acks.*": connections with acknowledgements, producers, messages. */
+void tks_ingest_stats(struct tks_server *srv, struct tks_stats *st);
 
 /* ==== subscribe.c: subscriptions (subscribe.listen) ==================== */
 
