@@ -374,7 +374,10 @@ static int first_message(struct conn *c) {
   struct tks_server *srv = c->srv;
   const uint8_t *p = (const uint8_t *)c->buf;
   int is = tks_hello_is(p, c->len);
-  if (is < 0) return 0;
+  /* Not known yet: wait, unless the bytes so far are a protocol error
+   * already (a huge length prefix), which the decoder tells as ever. */
+  if (is < 0 && tks_msgpack_skip(p, c->len, srv->cfg.ingest.max_message_bytes) == 0) return 0;
+  if (is < 0) is = 0;
   if (is == 0) {
     c->fresh = false;
     return 1;
