@@ -123,8 +123,10 @@ static uint64_t line_of(const struct acks *a, uint64_t seq) {
   size_t lo = 0, hi = a->nruns;
   while (hi - lo > 1) {
     size_t mid = (lo + hi) / 2;
-    if (a->runs[mid].seq <= seq) lo = mid;
-    else hi = mid;
+    if (a->runs[mid].seq <= seq)
+      lo = mid;
+    else
+      hi = mid;
   }
   if (a->nruns == 0 || a->runs[lo].seq > seq) return 0;
   return a->runs[lo].line + (seq - a->runs[lo].seq);
@@ -258,7 +260,8 @@ static int hello(struct sender *s, const char *producer) {
     break;
   }
   msgpack_unpacked_destroy(&u);
-  if (rc && !a->error && !a->eof) cli_err("%s: no welcome within %.1f s", s->dest, s->timeout_ms / 1000.0);
+  if (rc && !a->error && !a->eof)
+    cli_err("%s: no welcome within %.1f s", s->dest, s->timeout_ms / 1000.0);
   if (rc && a->eof && !a->error) cli_err("%s: the connection ended after the hello", s->dest);
   return rc;
 }
@@ -455,9 +458,9 @@ int cli_cmd_send(struct cli *c, int argc, char **argv) {
   }
   s.fd = -1;
   if (acks) {
-    printf("sent %llu ticks (%llu bytes) to %s; accepted %llu, rejected %llu", (unsigned long long)s.ticks,
-           (unsigned long long)s.bytes, c->ingest_name, (unsigned long long)s.a.accepted,
-           (unsigned long long)s.a.rejected);
+    printf("sent %llu ticks (%llu bytes) to %s; accepted %llu, rejected %llu",
+           (unsigned long long)s.ticks, (unsigned long long)s.bytes, c->ingest_name,
+           (unsigned long long)s.a.accepted, (unsigned long long)s.a.rejected);
     if (sync) printf(", durable %llu", (unsigned long long)s.a.durable);
     printf("\n");
     if (s.a.rejected > s.a.reported)

@@ -400,10 +400,9 @@ static void batch_begin(struct tks_durability *d, int64_t recv_ns) {
 static void batch_begin_producer(struct tks_durability *d, int64_t recv_ns,
                                  struct tks_producer *p) {
   uint8_t head[TKS_OPREC_MAX];
-  size_t n = tks_oprec_encode(&(struct tks_oprec){.kind = TKS_OPREC_PRODUCER,
-                                                  .producer = p->name,
-                                                  .producer_len = p->len},
-                              head);
+  size_t n = tks_oprec_encode(
+      &(struct tks_oprec){.kind = TKS_OPREC_PRODUCER, .producer = p->name, .producer_len = p->len},
+      head);
   d->batch.len = 0;
   d->run_len = 0;
   uint32_t len = 0;
@@ -656,10 +655,10 @@ static int queue_marker(struct tks_durability *d, uint64_t *ticket) {
     const struct tks_producer *p = &P.list[i];
     uint8_t rec[TKS_OPREC_MAX];
     uint32_t len = (uint32_t)tks_oprec_encode(&(struct tks_oprec){.kind = TKS_OPREC_PRODUCER,
-                                                                   .producer = p->name,
-                                                                   .producer_len = p->len,
-                                                                   .position = p->journaled},
-                                               rec);
+                                                                  .producer = p->name,
+                                                                  .producer_len = p->len,
+                                                                  .position = p->journaled},
+                                              rec);
     if (!len) continue;
     r = tks_buf_append(&d->queue, &len, 4);
     if (r == 0) r = tks_buf_append(&d->queue, rec, len);
@@ -753,7 +752,7 @@ struct replay_ctx {
   struct tks_server *srv;
   uint64_t ticks, rejected, frames;
   uint64_t records, evicted, sealed, bad_records;
-  uint64_t lost_producers; /* positions of producers past TKS_MAX_PRODUCERS */
+  uint64_t lost_producers;      /* positions of producers past TKS_MAX_PRODUCERS */
   struct tks_shape_cache shape; /* the replay's, as a connection's */
   struct {
     uint64_t seal;

@@ -34,15 +34,15 @@
 #include "daemon.h"
 #include "shape.h"
 
-#define ACK_INTERVAL_MS 50       /* counts are written back at most this often */
-#define ACK_OUT_MAX (64u << 10)  /* bytes written to a producer and not yet sent, at most */
-#define ACK_MARKS 64             /* reads whose ticks wait for their fsync, kept apart */
+#define ACK_INTERVAL_MS 50        /* counts are written back at most this often */
+#define ACK_OUT_MAX (64u << 10)   /* bytes written to a producer and not yet sent, at most */
+#define ACK_MARKS 64              /* reads whose ticks wait for their fsync, kept apart */
 #define REJECT_DETAILS_PER_S 1000 /* reject messages a connection gets a second, at most */
 
 /* A connection that asked for acknowledgements (its hello). */
 struct conn;
 struct ack {
-  struct conn_link link;     /* in I.acks */
+  struct conn_link link; /* in I.acks */
   struct conn *conn;
   struct tks_producer *prod; /* named, or NULL */
   uint64_t seq;              /* the seq of the next message */
@@ -83,8 +83,8 @@ struct conn {
   struct conn_link ip_link; /* in the bucket of its address */
   uint8_t ip[16];           /* IPv6, or IPv4 as ::ffff:a.b.c.d */
   struct tks_shape_cache shape; /* the keys this client sends, its recent symbols */
-  bool fresh;      /* its first message is not read yet: it may be a hello */
-  bool ending;     /* its last answer is being written, then it is closed */
+  bool fresh;                   /* its first message is not read yet: it may be a hello */
+  bool ending;                  /* its last answer is being written, then it is closed */
   uint64_t ending_since_ms;
   struct ack *ack; /* NULL: fire-and-forget */
 };
@@ -111,8 +111,7 @@ static struct {
   struct conn_link acks;       /* the connections with acks (struct ack's link) */
   uv_timer_t ack_timer;
   bool ack_timer_open;
-  uint64_t nacks, acks_sent, welcomes, rejects_reported, rejects_omitted, hellos_refused,
-      takeovers;
+  uint64_t nacks, acks_sent, welcomes, rejects_reported, rejects_omitted, hellos_refused, takeovers;
 } I = {.conns = {&I.conns, &I.conns}, .acks = {&I.acks, &I.acks}};
 
 static void ack_end(struct conn *c);
@@ -442,7 +441,6 @@ static int first_message(struct conn *c) {
           prod ? ", producer " : "", prod ? prod->name : "", a->seq);
   return 1;
 }
-
 
 /* Decodes and stores every complete message in c->buf, and hands the bytes
  * of the accepted ticks to the journal.  Returns false when the connection
@@ -897,7 +895,8 @@ static void drain(struct conn *c, uint64_t deadline_ns) {
   int queued = 0;
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, FIONREAD, &queued) != 0) return;
   size_t budget = queued > 0 ? (size_t)queued : 0;
-  while (budget > 0 && !c->closing && !c->ending && c->len < c->cap && tks_mono_ns() < deadline_ns) {
+  while (budget > 0 && !c->closing && !c->ending && c->len < c->cap &&
+         tks_mono_ns() < deadline_ns) {
     size_t want = c->cap - c->len < budget ? c->cap - c->len : budget;
     ssize_t n = recv(fd, c->buf + c->len, want, MSG_DONTWAIT);
     if (n <= 0) break;
@@ -957,7 +956,8 @@ static const struct tks_stat ST_ACKS_WELCOMES = TKS_STAT("acks.welcomes", COUNTE
 static const struct tks_stat ST_ACKS_SENT = TKS_STAT("acks.sent", COUNTER, NONE,
                                                      "Ack messages written to producers");
 static const struct tks_stat ST_ACKS_REJECTS_REPORTED = TKS_STAT(
-    "acks.rejects_reported", COUNTER, NONE, "Rejected ticks told to their producer with seq and reason");
+    "acks.rejects_reported", COUNTER, NONE,
+    "Rejected ticks told to their producer with seq and reason");
 static const struct tks_stat ST_ACKS_REJECTS_OMITTED = TKS_STAT(
     "acks.rejects_omitted", COUNTER, NONE,
     "Rejected ticks only counted (over the rate, or a producer not reading)");

@@ -140,8 +140,9 @@ long tks_hello_parse(const uint8_t *buf, size_t len, struct tks_hello *out, char
   }
   if (r > 0 && !have_acks) r = fail(why, n, -EINVAL, "hello: acks missing (want \"acks\":true)");
   if (r > 0 && out->producer_len && !out->acks)
-    r = fail(why, n, -EINVAL, "hello: a producer needs \"acks\":true (its position comes back "
-                              "in the welcome)");
+    r = fail(why, n, -EINVAL,
+             "hello: a producer needs \"acks\":true (its position comes back "
+             "in the welcome)");
 done:
   msgpack_unpacked_destroy(&u);
   if (r <= 0) memset(out, 0, sizeof *out);
@@ -164,15 +165,15 @@ static int pair_str(struct tks_buf *b, const char *key, const char *s, size_t le
 }
 
 /* Each writer: all or nothing (b as it was on -ENOMEM). */
-#define WRITE(b, body)            \
-  do {                            \
-    size_t at_ = (b)->len;        \
-    int r_ = (body);              \
-    if (r_) {                     \
-      (b)->len = at_;             \
-      return -ENOMEM;             \
-    }                             \
-    return 0;                     \
+#define WRITE(b, body)     \
+  do {                     \
+    size_t at_ = (b)->len; \
+    int r_ = (body);       \
+    if (r_) {              \
+      (b)->len = at_;      \
+      return -ENOMEM;      \
+    }                      \
+    return 0;              \
   } while (0)
 
 int tks_hello_welcome(struct tks_buf *b, const char *producer, size_t len, uint64_t position,

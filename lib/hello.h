@@ -23,12 +23,12 @@
 
 #include "util.h"
 
-#define TKS_HELLO_MAX_BYTES 1024u  /* a larger hello is refused */
-#define TKS_PRODUCER_NAME_MAX 64u  /* bytes of a producer's name */
+#define TKS_HELLO_MAX_BYTES 1024u /* a larger hello is refused */
+#define TKS_PRODUCER_NAME_MAX 64u /* bytes of a producer's name */
 
 struct tks_hello {
   bool acks;
-  uint8_t producer_len; /* 0: anonymous */
+  uint8_t producer_len;                     /* 0: anonymous */
   char producer[TKS_PRODUCER_NAME_MAX + 1]; /* NUL-terminated */
 };
 

@@ -59,7 +59,7 @@ struct tks_oprec {
   const char *producer; /* into the payload, not NUL-terminated */
   uint8_t producer_len; /* 1..TKS_OPREC_PRODUCER_MAX */
   uint64_t position;
-  bool has_ticks;      /* a receive time and ticks follow */
+  bool has_ticks; /* a receive time and ticks follow */
   int64_t recv_ns;
   const void *data; /* into the payload: the msgpack ticks, data_len bytes */
   size_t data_len;

@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "util.h"
 #include "test.h"
+#include "util.h"
 #include "wire.h"
 
 #define TS0 INT64_C(1700000000000000000)
@@ -76,20 +76,32 @@ static void to_msg(const msgpack_object *o, struct msg *m) {
     char k[32];
     copy_str(k, sizeof k, &kv[i].key);
     const msgpack_object *v = &kv[i].val;
-    if (!strcmp(k, "accepted")) m->accepted = as_u64(v);
-    else if (!strcmp(k, "rejected")) m->rejected = as_u64(v);
-    else if (!strcmp(k, "durable")) m->durable = as_u64(v);
-    else if (!strcmp(k, "seq")) m->seq = as_u64(v), m->has_seq = true;
-    else if (!strcmp(k, "position")) m->position = as_u64(v);
-    else if (!strcmp(k, "rejects")) m->rejects = as_u64(v);
-    else if (!strcmp(k, "reason")) copy_str(m->reason, sizeof m->reason, v);
-    else if (!strcmp(k, "field")) copy_str(m->field, sizeof m->field, v), m->has_field = true;
-    else if (!strcmp(k, "error")) copy_str(m->error, sizeof m->error, v);
-    else if (!strcmp(k, "journal")) copy_str(m->journal, sizeof m->journal, v);
-    else if (!strcmp(k, "fsync")) copy_str(m->fsync, sizeof m->fsync, v);
+    if (!strcmp(k, "accepted"))
+      m->accepted = as_u64(v);
+    else if (!strcmp(k, "rejected"))
+      m->rejected = as_u64(v);
+    else if (!strcmp(k, "durable"))
+      m->durable = as_u64(v);
+    else if (!strcmp(k, "seq"))
+      m->seq = as_u64(v), m->has_seq = true;
+    else if (!strcmp(k, "position"))
+      m->position = as_u64(v);
+    else if (!strcmp(k, "rejects"))
+      m->rejects = as_u64(v);
+    else if (!strcmp(k, "reason"))
+      copy_str(m->reason, sizeof m->reason, v);
+    else if (!strcmp(k, "field"))
+      copy_str(m->field, sizeof m->field, v), m->has_field = true;
+    else if (!strcmp(k, "error"))
+      copy_str(m->error, sizeof m->error, v);
+    else if (!strcmp(k, "journal"))
+      copy_str(m->journal, sizeof m->journal, v);
+    else if (!strcmp(k, "fsync"))
+      copy_str(m->fsync, sizeof m->fsync, v);
     else if (!strcmp(k, "producer"))
       copy_str(m->producer, sizeof m->producer, v), m->has_producer = true;
-    else TEST_FAIL("unexpected key '%s' in a %s message", k, m->kind);
+    else
+      TEST_FAIL("unexpected key '%s' in a %s message", k, m->kind);
   }
   if (!strcmp(m->kind, "ack") && o->via.map.size != 4)
     TEST_FAIL("an ack of %u keys, want $, accepted, rejected, durable", o->via.map.size);
@@ -143,8 +155,8 @@ static int next_msg(struct client *cl, struct msg *m, int ms) {
 /* Reads until an ack says at least accepted, rejected and durable. */
 static void wait_ack(struct client *cl, uint64_t accepted, uint64_t rejected, uint64_t durable) {
   uint64_t deadline = now_ms() + WAIT_MS;
-  while (!(cl->have_ack && cl->last_ack.accepted >= accepted &&
-           cl->last_ack.rejected >= rejected && cl->last_ack.durable >= durable)) {
+  while (!(cl->have_ack && cl->last_ack.accepted >= accepted && cl->last_ack.rejected >= rejected &&
+           cl->last_ack.durable >= durable)) {
     struct msg m;
     int r = next_msg(cl, &m, (int)(deadline > now_ms() ? deadline - now_ms() : 0));
     if (r <= 0)
