@@ -25,7 +25,10 @@
 # is replayed, default interval; "" skips the replay); RESTART=1 then runs
 # bench/restart.sh (restart time, archive and disk bytes a tick, disk under
 # steady ingest) with RESTART_COUNT ticks in memory (default 50000000,
-# about 4 minutes; off by default).
+# about 4 minutes; off by default).  Then the ticks-out benches:
+# bench/fanout.sh (20 subscribers at 1 M ticks/s, and what one subscriber
+# costs ingest) and bench/export.sh (export rows/s beside range --all), with
+# OUT_COUNT ticks (default 5000000); OUT= skips them.
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -45,6 +48,7 @@ JOURNAL_COUNT=${JOURNAL_COUNT:-$COUNT}
 JOURNAL_SYMBOLS=${JOURNAL_SYMBOLS:-100}
 REPLAY_FROM=${REPLAY_FROM-interval}
 RESTART=${RESTART:-0}
+OUT=${OUT-1} OUT_COUNT=${OUT_COUNT:-5000000}
 RESTART_COUNT=${RESTART_COUNT:-50000000}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -604,6 +608,16 @@ if ((${#TARGETS[@]})); then
       else verdict = (op == "le" ? v + 0 <= lim + 0 : v + 0 >= lim + 0) ? "met" : "MISSED"
       printf "  %-52s %12s %s %s %s: %s\n", what, v, sign, lim, unit, verdict }'
   done
+fi
+
+# ------------------------------------------------------------------ ticks out
+# Subscriber fan-out (bench/fanout.sh), then export and range --all rows a
+# second side by side (bench/export.sh); OUT= skips both.
+if ((OUT)); then
+  echo
+  echo "ticks out: subscriptions (fanout.sh), export and range --all (export.sh)"
+  "$SRC/bench/fanout.sh" "$BUILD" 20 1000000 "$OUT_COUNT" || FAILED=1
+  "$SRC/bench/export.sh" "$BUILD" "$OUT_COUNT" 100 || FAILED=1
 fi
 
 # ------------------------------------------------------------------ restart

@@ -20,7 +20,10 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
-static void on_signal(int s) { (void)s; stop = 1; }
+static void on_signal(int s) {
+  (void)s;
+  stop = 1;
+}
 
 int main(int argc, char **argv) {
   if (argc != 3) {
@@ -33,7 +36,8 @@ int main(int argc, char **argv) {
   signal(SIGINT, on_signal);
   struct pollfd *p = calloc((size_t)n, sizeof *p);
   unsigned long long *bytes = calloc((size_t)n, sizeof *bytes);
-  static const char req[] = "\x82\xa9subscribe\xa1*\xa4" "from\xa3now";
+  static const char req[] = "\x82\xa9subscribe\xa1*\xa4"
+                            "from\xa3now";
   for (int i = 0; i < n; i++) {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

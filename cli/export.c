@@ -91,7 +91,7 @@ static int fill(struct reader *r) {
 /* The next line (NUL-terminated in place, without its '\n'). */
 static char *next_line(struct reader *r) {
   for (;;) {
-    char *nl = memchr(r->buf + r->off, '\n', r->len - r->off);
+    char *nl = r->len > r->off ? memchr(r->buf + r->off, '\n', r->len - r->off) : NULL;
     if (nl) {
       *nl = '\0';
       char *line = r->buf + r->off;

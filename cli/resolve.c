@@ -108,8 +108,8 @@ static int ask_port(struct cli *c, const char *stat, const char *opt, char *port
       snprintf(port, n, "%u", (unsigned)p);
       rc = 0;
     } else {
-      cli_err("the config listens on port 0 and the daemon at %s does not report %s: use %s",
-              path, stat, opt);
+      cli_err("the config listens on port 0 and the daemon at %s does not report %s: use %s", path,
+              stat, opt);
     }
   }
   tks_buf_finish(&resp);
@@ -127,9 +127,8 @@ struct where {
   size_t host_len, port_len, name_len;
 };
 
-static int resolve(struct cli *c, const struct where *w, bool (*from_config)(const struct tks_config *,
-                                                                              const char **,
-                                                                              uint16_t *)) {
+static int resolve(struct cli *c, const struct where *w,
+                   bool (*from_config)(const struct tks_config *, const char **, uint16_t *)) {
   if (w->opt) {
     if (split_hostport(w->opt, w->host, w->host_len, w->port, w->port_len)) {
       cli_err("bad %s '%s': want HOST:PORT or [IPv6]:PORT", w->opt_name, w->opt);
@@ -172,9 +171,10 @@ static bool subscribe_of(const struct tks_config *cfg, const char **host, uint16
 
 int cli_ingest_address(struct cli *c) {
   if (c->ingest_name[0]) return 0;
-  const struct where w = {c->connect_opt, "--connect", "ingest.port", CLI_DEFAULT_INGEST_HOST,
-                          CLI_DEFAULT_INGEST_PORT, c->ingest_host, c->ingest_port, c->ingest_name,
-                          sizeof c->ingest_host, sizeof c->ingest_port, sizeof c->ingest_name};
+  const struct where w = {
+      c->connect_opt,          "--connect",           "ingest.port",        CLI_DEFAULT_INGEST_HOST,
+      CLI_DEFAULT_INGEST_PORT, c->ingest_host,        c->ingest_port,       c->ingest_name,
+      sizeof c->ingest_host,   sizeof c->ingest_port, sizeof c->ingest_name};
   return resolve(c, &w, ingest_of);
 }
 
@@ -184,8 +184,16 @@ int cli_subscribe_address(struct cli *c, const char *opt, char *host, size_t hos
     cli_err("subscriptions are off in %s (subscribe.listen: off)", c->config->path);
     return -1;
   }
-  const struct where w = {opt,  "--subscribe", "subscribe.port", CLI_DEFAULT_INGEST_HOST,
-                          CLI_DEFAULT_SUBSCRIBE_PORT, host, port, name, host_len, port_len,
+  const struct where w = {opt,
+                          "--subscribe",
+                          "subscribe.port",
+                          CLI_DEFAULT_INGEST_HOST,
+                          CLI_DEFAULT_SUBSCRIBE_PORT,
+                          host,
+                          port,
+                          name,
+                          host_len,
+                          port_len,
                           name_len};
   return resolve(c, &w, subscribe_of);
 }

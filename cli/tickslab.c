@@ -230,10 +230,10 @@ static const struct {
   const char *name;
   int (*fn)(struct cli *c, int argc, char **argv);
 } commands[] = {
-    {"ping", cmd_ping},         {"stats", cmd_stats},         {"request", cmd_request},
-    {"send", cli_cmd_send},     {"gen", cli_cmd_gen},         {"last", cli_cmd_last},
-    {"range", cli_cmd_range},   {"symbols", cli_cmd_symbols}, {"advice", cli_cmd_advice},
-    {"tail", cli_cmd_tail},     {"export", cli_cmd_export},
+    {"ping", cmd_ping},       {"stats", cmd_stats},         {"request", cmd_request},
+    {"send", cli_cmd_send},   {"gen", cli_cmd_gen},         {"last", cli_cmd_last},
+    {"range", cli_cmd_range}, {"symbols", cli_cmd_symbols}, {"advice", cli_cmd_advice},
+    {"tail", cli_cmd_tail},   {"export", cli_cmd_export},
 };
 
 static int run_command(struct cli *c, int argc, char **argv) {

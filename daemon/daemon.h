@@ -9,7 +9,7 @@
  *                  while loading only ping and stats
  *   lifecycle.c    SIGHUP reload, watchdog, STATUS= (loading progress and
  *                  EXTEND_TIMEOUT_USEC= while loading), the sweep of idle
- *                  and slow clients (ingest.c's and control.c's)
+ *                  and slow clients (ingest.c's, subscribe.c's, control.c's)
  *   query.c        last, range, symbols, advice
  *   subscribe.c    the subscription port: a replay of the stored ticks
  *                  (memory and archive), then the live ones ingest hands
@@ -594,6 +594,11 @@ int tks_subscribe_serve(struct tks_server *srv);
 /* Closes the listener and every subscriber (after ingest stopped). */
 void tks_subscribe_stop(struct tks_server *srv);
 void tks_subscribe_stats(struct tks_server *srv, struct tks_stats *st);
+/* lifecycle.c's sweep, once a second: closes a subscriber that has not
+ * taken its ending error within TKS_SUBSCRIBE_END_MS of it, and one still
+ * without a whole request after ingest.message_timeout. */
+#define TKS_SUBSCRIBE_END_MS 10000
+void tks_subscribe_sweep(struct tks_server *srv, uint64_t now_ms);
 uint64_t tks_subscribe_buffer_bytes(struct tks_server *srv);
 /* `subscribers`: one JSON line a subscriber (peer, state, symbols, sent,
  * replayed, dropped, queue_bytes, lag_seconds, connected_seconds).  0 or
@@ -612,9 +617,8 @@ int tks_query_handle(struct tks_server *srv, const char *line, struct tks_buf *o
  * and the ts changes (no run of equal ts is split).  *rows: how many.
  * Returns 1 with *from set to where the next page starts, 0 at the end,
  * or -errno (an archive error; -ENOMEM also when fn stopped). */
-int tks_query_page(struct tks_server *srv, uint32_t id, const char *name, size_t len,
-                   int64_t *from, int64_t to, uint64_t limit, tks_tick_fn fn, void *ctx,
-                   uint64_t *rows);
+int tks_query_page(struct tks_server *srv, uint32_t id, const char *name, size_t len, int64_t *from,
+                   int64_t to, uint64_t limit, tks_tick_fn fn, void *ctx, uint64_t *rows);
 
 /* `export SYMBOL|* FROM TO [format=msgpack|csv|jsonl] [ts=...]`: returns 0
  * when line is not an export (out untouched), 1 when it is: then either *x

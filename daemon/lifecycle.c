@@ -118,6 +118,7 @@ static void on_idle_timer(uv_timer_t *t) {
   if (srv->stopping) return;
   uint64_t now = uv_now(srv->loop);
   tks_control_sweep(srv, now);
+  tks_subscribe_sweep(srv, now);
   uint64_t timeouts = srv->conns_closed_timeout, slow = srv->conns_closed_slow;
   unsigned n = tks_ingest_sweep(srv, now);
   /* One line a sweep, whatever the per-connection lines' rate limit dropped. */

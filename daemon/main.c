@@ -107,7 +107,7 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
   tks_lifecycle_stop(srv);
   tks_load_stop(srv);
   tks_ingest_stop(srv);
-  tks_subscribe_stop(srv); /* after ingest's drain: no tick comes any more */
+  tks_subscribe_stop(srv);  /* after ingest's drain: no tick comes any more */
   tks_archiver_stop(srv);   /* a seal in progress ends before the last checkpoint */
   tks_checkpoint_stop(srv); /* the last one: ingest has stopped, the journal is open */
   tks_durability_stop(srv); /* after the drain: what was read is journaled */

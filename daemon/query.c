@@ -559,9 +559,8 @@ static int pager_visit(void *ctx, const void *record, const struct tks_dynobj *o
   return pager_row(pg, record, obj);
 }
 
-int tks_query_page(struct tks_server *srv, uint32_t id, const char *name, size_t len,
-                   int64_t *from, int64_t to, uint64_t limit, tks_tick_fn fn, void *ctx,
-                   uint64_t *rows) {
+int tks_query_page(struct tks_server *srv, uint32_t id, const char *name, size_t len, int64_t *from,
+                   int64_t to, uint64_t limit, tks_tick_fn fn, void *ctx, uint64_t *rows) {
   const struct tks_field *f = &srv->cfg.schema.fields[srv->cfg.schema.ts_field];
   struct pager pg = {.fn = fn, .ctx = ctx, .ts_off = f->offset, .limit = limit, .last_ts = *from};
   uint32_t nid;
@@ -570,8 +569,7 @@ int tks_query_page(struct tks_server *srv, uint32_t id, const char *name, size_t
   struct tks_archive_view v;
   struct tks_archive *a = tks_archiver_reader(srv, &v);
   struct tks_archive_symbol_info ai;
-  if (a && tks_archive_symbol(a, name, len, &ai) == 0 && ai.last_ts >= *from &&
-      ai.first_ts < to) {
+  if (a && tks_archive_symbol(a, name, len, &ai) == 0 && ai.last_ts >= *from && ai.first_ts < to) {
     pg.ac = tks_archive_cursor_create(a, &v, name, len, *from, to - 1);
     if (!pg.ac) return -ENOMEM;
   }
@@ -598,8 +596,8 @@ struct tks_export {
   bool all;
   char name[TKS_SYMBOL_MAX_LEN + 1]; /* the one symbol */
   size_t name_len;
-  uint32_t id;         /* the symbol being exported (0: an archive-only name) */
-  uint32_t next_id;    /* "*": the next memory symbol */
+  uint32_t id;          /* the symbol being exported (0: an archive-only name) */
+  uint32_t next_id;     /* "*": the next memory symbol */
   char **archive_names; /* "*": then those only the archive has */
   uint32_t narchive, next_name;
   bool in_symbol; /* a symbol is begun (cur is its cursor) */
@@ -664,7 +662,8 @@ static void req_export(struct tks_server *srv, const struct word *w, unsigned n,
         if (w[i].len - 7 == strlen(ex_format_names[k]) &&
             memcmp(w[i].p + 7, ex_format_names[k], w[i].len - 7) == 0)
           fmt = (enum ex_format)k, ok = true;
-      if (!ok) FAIL("bad format '%s' (want format=msgpack, format=csv or format=jsonl)", echo(&w[i]).s);
+      if (!ok)
+        FAIL("bad format '%s' (want format=msgpack, format=csv or format=jsonl)", echo(&w[i]).s);
       continue;
     }
     args[keep++] = w[i];

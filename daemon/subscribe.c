@@ -36,9 +36,9 @@
 #include "subreq.h"
 #include "tick.h"
 
-#define PAGE_ROWS 512          /* replay rows a page, then the ties of the last one */
+#define PAGE_ROWS 512           /* replay rows a page, then the ties of the last one */
 #define REPLAY_LOW (256u << 10) /* replay goes on while less than this is unsent */
-#define READ_MAX 4096          /* the read buffer after the request */
+#define READ_MAX 4096           /* the read buffer after the request */
 #define ERROR_MAX 512
 
 enum sub_state { SUB_REQUEST, SUB_REPLAY, SUB_LIVE };
@@ -51,6 +51,7 @@ struct sub {
   char peer[80];
   uint8_t ip[16];
   bool closing, shutting; /* closing: uv_close'd; shutting: an error is being written last */
+  uint64_t shutting_since_ms;
   enum sub_state state;
   uint64_t since_ms; /* connected (uv_now) */
   /* The request, read until whole. */
@@ -60,10 +61,10 @@ struct sub {
   /* Per symbol id, below nsym: wanted, and the replay cursor. */
   uint8_t *sym;
   int64_t *cur;
-  uint32_t nsym, cap;        /* ids decided (0..nsym-1); room */
-  uint32_t nsym_start;       /* the ids that existed at the start */
-  uint32_t replay_id;        /* the next id to replay */
-  uint32_t replay_name;      /* then the next archive-only name (archive_names) */
+  uint32_t nsym, cap;   /* ids decided (0..nsym-1); room */
+  uint32_t nsym_start;  /* the ids that existed at the start */
+  uint32_t replay_id;   /* the next id to replay */
+  uint32_t replay_name; /* then the next archive-only name (archive_names) */
   char **archive_names;
   uint32_t narchive_names;
   /* The queue: pending is filled, inflight is being written. */
@@ -74,7 +75,7 @@ struct sub {
   uint64_t sent, dropped, untold_drops, replayed;
 };
 
-#define SUB_OF(l) ((struct sub *)((char *)(l) - offsetof(struct sub, link)))
+#define SUB_OF(l) ((struct sub *)((char *)(l)-offsetof(struct sub, link)))
 
 /* One server a process. */
 static struct {
@@ -86,7 +87,7 @@ static struct {
   uint32_t live_subs; /* past the request: following the live ticks */
   char addr[320];
   uint16_t port;
-  void *obj_mem;       /* a dynamic tick's object, built to render it */
+  void *obj_mem; /* a dynamic tick's object, built to render it */
   size_t obj_cap;
   uint64_t conns_total, refused, closed_slow, closed_error, sent, dropped, replayed;
 } S = {.subs = {&S.subs, &S.subs}};
@@ -150,6 +151,7 @@ static void fail(struct sub *s, const char *fmt, ...) {
   r |= tks_msgpack_str(&s->pending, "reason", 6);
   r |= tks_msgpack_str(&s->pending, reason, strlen(reason));
   s->shutting = true;
+  s->shutting_since_ms = uv_now(s->srv->loop);
   uv_read_stop((uv_stream_t *)&s->tcp);
   if (r) {
     sub_close(s);
@@ -409,8 +411,8 @@ static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const v
     mark_pending(s);
     size_t at = s->pending.len;
     int r = src ? tks_buf_append(&s->pending, src->pending.data + src_at, len)
-                : tks_tick_msgpack(&srv->cfg.schema, srv->names, srv->symbols, srv->strings,
-                                   record, obj, &s->pending);
+                : tks_tick_msgpack(&srv->cfg.schema, srv->names, srv->symbols, srv->strings, record,
+                                   obj, &s->pending);
     if (r) {
       fail(s, "out of memory");
       continue;
@@ -534,6 +536,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       S.closed_error++;
       fail(s, "the request ended unfinished (%zu bytes)", s->req_len);
     } else {
+      /* EOF ends the subscription, a half-close too: the daemon learns at
+       * once that a subscriber is gone, not at its next write. */
       sub_close(s);
     }
     return;
@@ -562,9 +566,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   free(s->req);
   s->req = NULL;
   s->req_len = 0;
-  tks_log(TKS_LOG_INFO, "subscriber %s: %s%s, from %s", s->peer,
-          s->want.all ? "every symbol" : "", s->want.all ? "" : "symbols",
-          s->want.from_now ? "now" : "a past time");
+  tks_log(TKS_LOG_INFO, "subscriber %s: %s%s, from %s", s->peer, s->want.all ? "every symbol" : "",
+          s->want.all ? "" : "symbols", s->want.from_now ? "now" : "a past time");
   start(s);
 }
 
@@ -657,6 +660,26 @@ void tks_subscribe_stop(struct tks_server *srv) {
   S.obj_cap = 0;
 }
 
+void tks_subscribe_sweep(struct tks_server *srv, uint64_t now_ms) {
+  uint64_t request_ms = (srv->cfg.ingest.message_timeout_ns + 999999) / 1000000;
+  for (struct conn_link *l = S.subs.next, *next; l != &S.subs; l = next) {
+    next = l->next;
+    struct sub *s = SUB_OF(l);
+    if (s->closing) continue;
+    if (s->shutting && now_ms - s->shutting_since_ms >= TKS_SUBSCRIBE_END_MS) {
+      tks_server_log_limited(srv,
+                             "closing subscriber %s: it did not take its last %zu bytes in %u s",
+                             s->peer, queue_bytes(s), TKS_SUBSCRIBE_END_MS / 1000);
+      sub_close(s);
+    } else if (!s->shutting && s->state == SUB_REQUEST && request_ms &&
+               now_ms - s->since_ms >= request_ms) {
+      S.closed_error++;
+      fail(s, "no whole subscribe request within %llu ms (ingest.message_timeout)",
+           (unsigned long long)request_ms);
+    }
+  }
+}
+
 /* ---- figures ---- */
 
 static double lag_seconds(const struct sub *s, uint64_t now) {
@@ -670,18 +693,19 @@ static const struct tks_stat ST_SUBS = TKS_STAT("subscribe.subscribers", GAUGE, 
                                                 "Subscribers connected");
 static const struct tks_stat ST_TOTAL = TKS_STAT("subscribe.connections_total", COUNTER, NONE,
                                                  "Subscription connections accepted");
-static const struct tks_stat ST_REFUSED = TKS_STAT(
-    "subscribe.refused", COUNTER, NONE, "Subscribers refused (max_connections, per ip)");
+static const struct tks_stat ST_REFUSED = TKS_STAT("subscribe.refused", COUNTER, NONE,
+                                                   "Subscribers refused (max_connections, per ip)");
 static const struct tks_stat ST_SENT = TKS_STAT("subscribe.sent_ticks", COUNTER, TICKS,
                                                 "Ticks queued to subscribers, replay and live");
 static const struct tks_stat ST_REPLAYED = TKS_STAT("subscribe.replayed_ticks", COUNTER, TICKS,
                                                     "Stored ticks sent by replays");
 static const struct tks_stat ST_DROPPED = TKS_STAT(
     "subscribe.dropped_ticks", COUNTER, TICKS, "Live ticks dropped for full queues (policy drop)");
-static const struct tks_stat ST_CLOSED_SLOW = TKS_STAT(
-    "subscribe.closed_slow", COUNTER, NONE, "Subscribers disconnected for a full queue");
+static const struct tks_stat ST_CLOSED_SLOW = TKS_STAT("subscribe.closed_slow", COUNTER, NONE,
+                                                       "Subscribers disconnected for a full queue");
 static const struct tks_stat ST_CLOSED_ERROR = TKS_STAT(
-    "subscribe.closed_error", COUNTER, NONE, "Subscribers closed for a bad request or bytes after it");
+    "subscribe.closed_error", COUNTER, NONE,
+    "Subscribers closed for a bad request or bytes after it");
 static const struct tks_stat ST_QUEUE = TKS_STAT("subscribe.queue_bytes", GAUGE, BYTES,
                                                  "Bytes queued to subscribers, not yet sent");
 static const struct tks_stat ST_MAX_LAG = TKS_STAT(
@@ -728,8 +752,9 @@ int tks_subscribe_list(struct tks_server *srv, struct tks_buf *out) {
   int r = 0;
   for (struct conn_link *l = S.subs.next; l != &S.subs && r == 0; l = l->next) {
     const struct sub *s = SUB_OF(l);
-    const char *state = s->state == SUB_REQUEST ? "request" : s->state == SUB_REPLAY ? "replay"
-                                                                                      : "live";
+    const char *state = s->state == SUB_REQUEST  ? "request"
+                        : s->state == SUB_REPLAY ? "replay"
+                                                 : "live";
     r |= tks_buf_puts(out, "{\"peer\":");
     r |= tks_buf_json_string(out, s->peer, strlen(s->peer));
     r |= tks_buf_printf(out, ",\"state\":\"%s\",\"symbols\":", state);
@@ -739,8 +764,8 @@ int tks_subscribe_list(struct tks_server *srv, struct tks_buf *out) {
       r |= tks_buf_printf(out, "%" PRIu32, s->want.nsymbols);
     r |= tks_buf_printf(out,
                         ",\"sent\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"dropped\":%" PRIu64
-                        ",\"queue_bytes\":%" PRIu64 ",\"lag_seconds\":%.3f,\"connected_seconds\":%"
-                        PRIu64 "}\n",
+                        ",\"queue_bytes\":%" PRIu64
+                        ",\"lag_seconds\":%.3f,\"connected_seconds\":%" PRIu64 "}\n",
                         s->sent, s->replayed, s->dropped, queue_bytes(s), lag_seconds(s, now),
                         (now_ms - s->since_ms) / 1000);
   }

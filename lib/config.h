@@ -71,9 +71,9 @@ struct tks_config {
     char listen[300]; /* as ingest.listen, or "off" (host "" and port 0) */
     char host[256];
     uint16_t port;
-    uint32_t max_connections;        /* default 64 */
-    uint32_t max_connections_per_ip; /* default 0: no limit */
-    uint64_t max_queue_bytes;        /* default 8 MiB: a subscriber's unsent bytes */
+    uint32_t max_connections;         /* default 64 */
+    uint32_t max_connections_per_ip;  /* default 0: no limit */
+    uint64_t max_queue_bytes;         /* default 8 MiB: a subscriber's unsent bytes */
     enum tks_slow_policy slow_policy; /* default disconnect */
   } subscribe;
 
@@ -132,17 +132,17 @@ struct tks_config {
 
 /* How a key's value is written and stored. */
 enum tks_config_type {
-  TKS_CONFIG_LISTEN,   /* "host:port" text in char[]; the parsed host and port go to
+  TKS_CONFIG_LISTEN,      /* "host:port" text in char[]; the parsed host and port go to
                         * the section's host and port (ingest, subscribe) */
-  TKS_CONFIG_PATH,     /* char[], not empty, NUL-terminated */
-  TKS_CONFIG_UINT,     /* a whole number in a uint32_t or uint64_t */
-  TKS_CONFIG_SIZE,     /* bytes, written "64KiB", in a uint32_t or uint64_t */
-  TKS_CONFIG_DURATION, /* ns in a uint64_t, written "500ms", "1s", "0" */
-  TKS_CONFIG_BOOL,     /* bool */
-  TKS_CONFIG_F64,      /* double */
-  TKS_CONFIG_ENUM,     /* an enum, written as one of names[] */
+  TKS_CONFIG_PATH,        /* char[], not empty, NUL-terminated */
+  TKS_CONFIG_UINT,        /* a whole number in a uint32_t or uint64_t */
+  TKS_CONFIG_SIZE,        /* bytes, written "64KiB", in a uint32_t or uint64_t */
+  TKS_CONFIG_DURATION,    /* ns in a uint64_t, written "500ms", "1s", "0" */
+  TKS_CONFIG_BOOL,        /* bool */
+  TKS_CONFIG_F64,         /* double */
+  TKS_CONFIG_ENUM,        /* an enum, written as one of names[] */
   TKS_CONFIG_TIME_OF_DAY, /* ns since 00:00 UTC in a uint64_t, written "00:00" or "23:59:30" */
-  TKS_CONFIG_SCHEMA,   /* struct tks_schema, written as the list of fields */
+  TKS_CONFIG_SCHEMA,      /* struct tks_schema, written as the list of fields */
 };
 
 /* What a reload (SIGHUP) may do with a key that changed.  lib/ applies

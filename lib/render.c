@@ -367,8 +367,7 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
       uint32_t id;
       memcpy(&id, at, 4);
       size_t len = 0;
-      const char *text =
-          tks_symtab_name(f->vtype == TKS_V_SYM ? symbols : strings, id, &len);
+      const char *text = tks_symtab_name(f->vtype == TKS_V_SYM ? symbols : strings, id, &len);
       if (!text) {
         *p++ = 0xc0;
         break;
@@ -485,4 +484,3 @@ int tks_tick_csv(const struct tks_schema *schema, const struct tks_symtab *names
   if (r) out->len = was;
   return r ? -ENOMEM : 0;
 }
-

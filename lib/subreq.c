@@ -68,7 +68,8 @@ static long symbols_of(const msgpack_object *v, struct tks_subreq *r, char *why,
   }
   if (v->type != MSGPACK_OBJECT_ARRAY)
     return fail(why, n, -EINVAL, "subscribe: want an array of symbols or \"*\"");
-  if (v->via.array.size == 0) return fail(why, n, -EINVAL, "subscribe: the array of symbols is empty");
+  if (v->via.array.size == 0)
+    return fail(why, n, -EINVAL, "subscribe: the array of symbols is empty");
   for (uint32_t i = 0; i < v->via.array.size; i++) {
     const msgpack_object *s = &v->via.array.ptr[i];
     if (s->type != MSGPACK_OBJECT_STR)
@@ -79,7 +80,8 @@ static long symbols_of(const msgpack_object *v, struct tks_subreq *r, char *why,
                   TKS_SUBREQ_MAX_SYMBOL);
     if (!tks_utf8_valid(s->via.str.ptr, s->via.str.size))
       return fail(why, n, -EINVAL, "subscribe: symbol %u is not valid UTF-8", i);
-    if (add_symbol(r, s->via.str.ptr, s->via.str.size)) return fail(why, n, -ENOMEM, "out of memory");
+    if (add_symbol(r, s->via.str.ptr, s->via.str.size))
+      return fail(why, n, -ENOMEM, "out of memory");
   }
   return 0;
 }
@@ -133,8 +135,9 @@ long tks_subreq_parse(const uint8_t *buf, size_t len, struct tks_subreq *out, ch
   }
   const msgpack_object *o = &u.data;
   if (o->type != MSGPACK_OBJECT_MAP) {
-    r = fail(why, n, -EINVAL, "the request is not a map (want {\"subscribe\": [...] or \"*\", "
-                              "\"from\": ns or \"now\"})");
+    r = fail(why, n, -EINVAL,
+             "the request is not a map (want {\"subscribe\": [...] or \"*\", "
+             "\"from\": ns or \"now\"})");
     goto done;
   }
   bool have_subscribe = false, have_from = false;

@@ -80,8 +80,8 @@ size_t tks_tick_object_size(enum tks_mode mode, const struct tks_dyn_tick *t) {
 }
 
 struct tks_dynobj *tks_tick_object(enum tks_mode mode, const struct tks_dyn_tick *t, void *mem) {
-  struct tks_dynobj *o =
-      tks_dynobj_init(mem, mode == TKS_MODE_FALLBACK ? t->undeclared : t->n, t->string_bytes);
+  struct tks_dynobj *o = tks_dynobj_init(mem, mode == TKS_MODE_FALLBACK ? t->undeclared : t->n,
+                                         t->string_bytes);
   return fill_object(o, mode, t) == 0 ? o : NULL;
 }
 

@@ -237,7 +237,8 @@ void daemon_write_config(struct tks_daemon *d, const char *ingest_extra, const c
     snprintf(journal, sizeof journal, "journal:\n  dir: \"%s/journal\"\n", d->dir);
   /* Subscriptions on a port of their own choosing, unless configured. */
   const char *subscribe = "subscribe:\n  listen: \"127.0.0.1:0\"\n";
-  if (extra_yaml && (strncmp(extra_yaml, "subscribe:", 10) == 0 || strstr(extra_yaml, "\nsubscribe:")))
+  if (extra_yaml &&
+      (strncmp(extra_yaml, "subscribe:", 10) == 0 || strstr(extra_yaml, "\nsubscribe:")))
     subscribe = "";
   snprintf(buf, sizeof buf,
            "# written by tests/harness.c\n"

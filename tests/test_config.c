@@ -879,9 +879,10 @@ TEST(unknown_key_is_reported_with_line_and_column) {
                "x.yaml:3:3: unknown key 'max_conection' in 'ingest' (known: listen, "
                "max_connections, max_message_bytes, read_buffer, idle_timeout, message_timeout, "
                "min_rate, max_connections_per_ip)");
-  EXPECT_ERROR("log: {level: info}\nreplication:\n  dir: /tmp\n",
-               "x.yaml:2:1: unknown key 'replication' at the top level (known: ingest, subscribe, control, "
-               "store, schema, journal, archive, limits, query, log)");
+  EXPECT_ERROR(
+      "log: {level: info}\nreplication:\n  dir: /tmp\n",
+      "x.yaml:2:1: unknown key 'replication' at the top level (known: ingest, subscribe, control, "
+      "store, schema, journal, archive, limits, query, log)");
   EXPECT_ERROR("store:\n  # comment\n\n  pagesize: 1MiB\n",
                "x.yaml:4:3: unknown key 'pagesize' in 'store' (known: mode, page_size, "
                "growth_factor, huge_pages, max_symbols, max_strings)");

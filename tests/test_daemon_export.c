@@ -114,8 +114,9 @@ TEST(csv_export_opens_in_pythons_csv_module_with_the_schemas_header) {
   char file[300];
   snprintf(file, sizeof file, "%s/export.csv", d.dir);
   struct cmd_result r;
-  run_cli(&d, (char *[]){"export", "S1", "0", "2030-01-01", "--format", "csv", "--ts", "iso", "-o",
-                         file, NULL},
+  run_cli(&d,
+          (char *[]){"export", "S1", "0", "2030-01-01", "--format", "csv", "--ts", "iso", "-o",
+                     file, NULL},
           &r);
   ASSERT_EQ(r.code, 0);
   cmd_result_finish(&r);
@@ -125,7 +126,8 @@ TEST(csv_export_opens_in_pythons_csv_module_with_the_schemas_header) {
            "rows = list(csv.reader(open('%s', newline='')))\n"
            "assert rows[0] == ['ts', 'ticker', 'price', 'volume', 'flags'], rows[0]\n"
            "assert len(rows) == 1501, len(rows)\n"
-           "assert rows[1] == ['2023-11-14T22:13:20.000000000Z', 'S1', '100.125', '-499', 'R'], rows[1]\n"
+           "assert rows[1] == ['2023-11-14T22:13:20.000000000Z', 'S1', '100.125', '-499', 'R'], "
+           "rows[1]\n"
            "assert rows[3][4] == 'a,\"b\"', rows[3]\n"
            "assert rows[4][2] == '-0.0', rows[4]\n"
            "print('ok')\n",
@@ -197,8 +199,8 @@ TEST(a_client_that_stops_reading_an_export_holds_a_bounded_buffer) {
   ASSERT_EQ(send_all(fd, req, sizeof req - 1), 0);
   sleep_ms(500);
   uint64_t held = daemon_stat(&d, "memory.query_buffer_bytes");
-  if (held > (4u << 20)) TEST_FAIL("%llu bytes held for a client that does not read",
-                                   (unsigned long long)held);
+  if (held > (4u << 20))
+    TEST_FAIL("%llu bytes held for a client that does not read", (unsigned long long)held);
   /* Other clients are answered meanwhile; closing frees it all. */
   char *p = daemon_request(&d, "ping");
   ASSERT(p);

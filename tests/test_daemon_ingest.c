@@ -815,7 +815,8 @@ TEST(ingest_listens_on_ipv6_loopback) {
   char yaml[1024];
   /* Its own journal dir, as the harness's configs have: never the default. */
   snprintf(yaml, sizeof yaml,
-           "ingest:\n  listen: \"[::1]:0\"\nsubscribe:\n  listen: \"127.0.0.1:0\"\ncontrol:\n  socket: \"%s\"\n"
+           "ingest:\n  listen: \"[::1]:0\"\nsubscribe:\n  listen: \"127.0.0.1:0\"\ncontrol:\n  "
+           "socket: \"%s\"\n"
            "journal:\n  dir: \"%s/journal\"\n",
            d.sock, d.dir);
   write_file(d.config, yaml);

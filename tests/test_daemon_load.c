@@ -713,7 +713,8 @@ TEST_TIMEOUT(sighup_while_loading_is_applied_once_loaded, 240) {
   /* A live key changed, then SIGHUP while the replay runs. */
   char yaml[2048];
   FMT(yaml,
-      "ingest:\n  listen: \"127.0.0.1:0\"\nsubscribe:\n  listen: \"127.0.0.1:0\"\ncontrol:\n  socket: \"%s\"\njournal:\n  dir: \"%s\"\n"
+      "ingest:\n  listen: \"127.0.0.1:0\"\nsubscribe:\n  listen: \"127.0.0.1:0\"\ncontrol:\n  "
+      "socket: \"%s\"\njournal:\n  dir: \"%s\"\n"
       "query:\n  max_rows: 7\n",
       d.sock, jdir);
   write_file(d.config, yaml);

@@ -5,12 +5,12 @@
  * tick across replay and live. */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <msgpack.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -170,8 +170,9 @@ static void read_sequences(struct reader *r, unsigned nsym, uint64_t *next, uint
   bool live = *live_seen;
   while (got < want) {
     const msgpack_object *m = next_map(r, 20000);
-    if (!m) TEST_FAIL("stream ended after %llu of %llu ticks (eof %d)", (unsigned long long)got,
-                      (unsigned long long)want, r->eof);
+    if (!m)
+      TEST_FAIL("stream ended after %llu of %llu ticks (eof %d)", (unsigned long long)got,
+                (unsigned long long)want, r->eof);
     const msgpack_object *c = control_of(m);
     if (c) {
       if (str_is(c, "live") && !live) {
@@ -179,8 +180,8 @@ static void read_sequences(struct reader *r, unsigned nsym, uint64_t *next, uint
         continue;
       }
       const msgpack_object *why = get(m, "reason");
-      TEST_FAIL("unexpected control message \"%.*s\" after %llu ticks: %.*s",
-                (int)c->via.str.size, c->via.str.ptr, (unsigned long long)got,
+      TEST_FAIL("unexpected control message \"%.*s\" after %llu ticks: %.*s", (int)c->via.str.size,
+                c->via.str.ptr, (unsigned long long)got,
                 why && why->type == MSGPACK_OBJECT_STR ? (int)why->via.str.size : 0,
                 why && why->type == MSGPACK_OBJECT_STR ? why->via.str.ptr : "");
     }
@@ -191,8 +192,8 @@ static void read_sequences(struct reader *r, unsigned nsym, uint64_t *next, uint
     if (s >= nsym) TEST_FAIL("a tick of %.*s", (int)t->via.str.size, t->via.str.ptr);
     int64_t v = int_of(get(m, "volume"));
     if ((uint64_t)v != next[s])
-      TEST_FAIL("S%u: volume %lld where %llu was due (a tick lost or sent twice)", s,
-                (long long)v, (unsigned long long)next[s]);
+      TEST_FAIL("S%u: volume %lld where %llu was due (a tick lost or sent twice)", s, (long long)v,
+                (unsigned long long)next[s]);
     ASSERT_EQ(int_of(get(m, "ts")), T0 + (int64_t)(next[s] * nsym + s));
     next[s]++;
     got++;
@@ -211,7 +212,8 @@ static void expect_sequences(struct reader *r, unsigned nsym, uint64_t per_sym, 
 
 static void start_sub_daemon(struct tks_daemon *d, const char *subscribe_yaml, const char *more) {
   char yaml[1024];
-  snprintf(yaml, sizeof yaml, "subscribe:\n  listen: \"127.0.0.1:0\"\n%sjournal:\n  enabled: false\n%s",
+  snprintf(yaml, sizeof yaml,
+           "subscribe:\n  listen: \"127.0.0.1:0\"\n%sjournal:\n  enabled: false\n%s",
            subscribe_yaml ? subscribe_yaml : "", more ? more : "");
   daemon_start(d, yaml);
 }
@@ -462,13 +464,41 @@ TEST(a_subscriber_that_sends_garbage_is_closed_with_a_reason) {
   start_sub_daemon(&d, NULL, NULL);
   expect_refused(&d, "\xc1", 1, "not msgpack");
   expect_refused(&d, "\x93\x01\x02\x03", 4, "not a map");
-  expect_refused(&d, "\x81\xa3" "foo" "\x01", 6, "unknown key 'foo'");
-  expect_refused(&d, "\x81\xa4" "from" "\xa3" "now", 10, "no subscribe key");
-  expect_refused(&d, "\x81\xa9" "subscribe" "\x90", 12, "empty");
-  expect_refused(&d, "\x81\xa9" "subscribe" "\x91\x05", 13, "not a string");
-  expect_refused(&d, "\x81\xa9" "subscribe" "\x91\xa2\xff\xfe", 15, "UTF-8");
-  expect_refused(&d, "\x82\xa9" "subscribe" "\xa1*" "\xa4" "from" "\xa5" "later", 24,
-                 "not a time");
+  expect_refused(&d,
+                 "\x81\xa3"
+                 "foo"
+                 "\x01",
+                 6, "unknown key 'foo'");
+  expect_refused(&d,
+                 "\x81\xa4"
+                 "from"
+                 "\xa3"
+                 "now",
+                 10, "no subscribe key");
+  expect_refused(&d,
+                 "\x81\xa9"
+                 "subscribe"
+                 "\x90",
+                 12, "empty");
+  expect_refused(&d,
+                 "\x81\xa9"
+                 "subscribe"
+                 "\x91\x05",
+                 13, "not a string");
+  expect_refused(&d,
+                 "\x81\xa9"
+                 "subscribe"
+                 "\x91\xa2\xff\xfe",
+                 15, "UTF-8");
+  expect_refused(&d,
+                 "\x82\xa9"
+                 "subscribe"
+                 "\xa1*"
+                 "\xa4"
+                 "from"
+                 "\xa5"
+                 "later",
+                 24, "not a time");
   /* Deep nesting and a length prefix of 4 GiB: refused without reading it. */
   char deep[64];
   deep[0] = (char)0x81, deep[1] = (char)0xa9;
@@ -476,16 +506,29 @@ TEST(a_subscriber_that_sends_garbage_is_closed_with_a_reason) {
   memset(deep + 11, 0x91, 40);
   deep[51] = 0x01;
   expect_refused(&d, deep, 52, "not msgpack");
-  expect_refused(&d, "\x81\xa9" "subscribe" "\xdd\xff\xff\xff\xff", 16, "over");
+  expect_refused(&d,
+                 "\x81\xa9"
+                 "subscribe"
+                 "\xdd\xff\xff\xff\xff",
+                 16, "over");
   /* A request over 64 KiB. */
   size_t big = 70000;
   char *b = malloc(big);
   memset(b, 'x', big);
-  memcpy(b, "\x81\xa9" "subscribe" "\xdb\x00\x01\x10\x70", 16);
+  memcpy(b,
+         "\x81\xa9"
+         "subscribe"
+         "\xdb\x00\x01\x10\x70",
+         16);
   expect_refused(&d, b, big, "over");
   free(b);
   /* A good request, then bytes after it. */
-  expect_refused(&d, "\x81\xa9" "subscribe" "\xa1*" "\x01", 14, "after the subscribe request");
+  expect_refused(&d,
+                 "\x81\xa9"
+                 "subscribe"
+                 "\xa1*"
+                 "\x01",
+                 14, "after the subscribe request");
   /* Random bytes. */
   srand(7);
   for (int i = 0; i < 50; i++) {
@@ -505,6 +548,36 @@ TEST(a_subscriber_that_sends_garbage_is_closed_with_a_reason) {
   struct reader r;
   reader_init(&r, fd);
   expect_live(&r);
+  reader_finish(&r);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
+TEST(a_request_in_pieces_is_taken_and_one_never_finished_times_out) {
+  struct tks_daemon d;
+  daemon_start_with(&d, "  message_timeout: 1s\n",
+                    "subscribe:\n  listen: \"127.0.0.1:0\"\njournal:\n  enabled: false\n");
+  int fd = connect_sub(&d, 0);
+  static const char req[] = "\x82\xa9subscribe\xa1*\xa4"
+                            "from\xa3now";
+  for (size_t i = 0; i < sizeof req - 1; i++) {
+    ASSERT_EQ(send_all(fd, req + i, 1), 0);
+    sleep_ms(5);
+  }
+  struct reader r;
+  reader_init(&r, fd);
+  expect_live(&r);
+  reader_finish(&r);
+  close(fd);
+  /* Half a request, then nothing: an error after message_timeout. */
+  fd = connect_sub(&d, 0);
+  ASSERT_EQ(send_all(fd, req, 5), 0);
+  reader_init(&r, fd);
+  const msgpack_object *m = next_map(&r, 10000);
+  ASSERT(m && str_is(control_of(m), "error"));
+  const msgpack_object *why = get(m, "reason");
+  ASSERT(why && memmem(why->via.str.ptr, why->via.str.size, "message_timeout", 15));
+  ASSERT(next_map(&r, 5000) == NULL && r.eof);
   reader_finish(&r);
   close(fd);
   daemon_cleanup(&d);
@@ -582,8 +655,18 @@ TEST(tickslab_tail_prints_replayed_and_live_ticks_as_json_or_csv) {
   send_ticks(&d, 0, 10, 2); /* S0: ts T0, T0+2, ...; S1: T0+1, ... */
   daemon_wait_stat(&d, "ticks.accepted", 10, 10000);
   struct cmd_result r;
-  char *argv[] = {(char *)harness_tickslab(), "--config", d.config, "tail", "S1", "--from", "0",
-                  "--count", "3", "--ts", "string", NULL};
+  char *argv[] = {(char *)harness_tickslab(),
+                  "--config",
+                  d.config,
+                  "tail",
+                  "S1",
+                  "--from",
+                  "0",
+                  "--count",
+                  "3",
+                  "--ts",
+                  "string",
+                  NULL};
   run_cmd(argv, NULL, NULL, 20000, &r);
   ASSERT_EQ(r.code, 0);
   char want[512];
@@ -594,8 +677,18 @@ TEST(tickslab_tail_prints_replayed_and_live_ticks_as_json_or_csv) {
            T0 + 1, T0 + 3, T0 + 5);
   ASSERT_STR_EQ(r.out, want);
   cmd_result_finish(&r);
-  char *csv_argv[] = {(char *)harness_tickslab(), "--config", d.config, "tail", "--from",
-                      "2023-11-14T22:13:20Z", "--count", "2", "--csv", "--ts", "iso", NULL};
+  char *csv_argv[] = {(char *)harness_tickslab(),
+                      "--config",
+                      d.config,
+                      "tail",
+                      "--from",
+                      "2023-11-14T22:13:20Z",
+                      "--count",
+                      "2",
+                      "--csv",
+                      "--ts",
+                      "iso",
+                      NULL};
   run_cmd(csv_argv, NULL, NULL, 20000, &r);
   ASSERT_EQ(r.code, 0);
   ASSERT_STR_EQ(r.out, "ts,ticker,price,volume,flags\n"
@@ -603,8 +696,8 @@ TEST(tickslab_tail_prints_replayed_and_live_ticks_as_json_or_csv) {
                        "2023-11-14T22:13:20.000000002Z,S0,1.5,1,\n");
   cmd_result_finish(&r);
   /* A bad --from is a usage error; subscriptions off say so. */
-  char *bad_argv[] = {(char *)harness_tickslab(), "--config", d.config, "tail", "--from", "soon",
-                      NULL};
+  char *bad_argv[] = {
+      (char *)harness_tickslab(), "--config", d.config, "tail", "--from", "soon", NULL};
   run_cmd(bad_argv, NULL, NULL, 20000, &r);
   ASSERT_EQ(r.code, 2);
   ASSERT_CONTAINS(r.err, "bad --from 'soon'");

@@ -76,8 +76,12 @@ TEST(hostile_requests_are_refused_with_a_reason) {
       {B("\x01"), "not a map"},
       {B("\x81\xa9subscribe\xa1?"), "not \"*\""},
       {B("\x82\xa9subscribe\xa1*\xa9subscribe\xa1*"), "given twice"},
-      {B("\x82\xa9subscribe\xa1*\xa4" "from\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), "int64"},
-      {B("\x82\xa9subscribe\xa1*\xa4" "from\xc3"), "want ns"},
+      {B("\x82\xa9subscribe\xa1*\xa4"
+         "from\xcf\xff\xff\xff\xff\xff\xff\xff\xff"),
+       "int64"},
+      {B("\x82\xa9subscribe\xa1*\xa4"
+         "from\xc3"),
+       "want ns"},
       {B("\x81\xa9subscribe\x91\xa0"), "empty"},
       {B("\x81\xc4\x01x\x01"), "unknown key '(not a string)'"},
       {B("\x81\xa3\xff\x01\x02\x01"), "unknown key '?"},

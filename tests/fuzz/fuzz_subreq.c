@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct tks_subreq again;
   long m = tks_subreq_parse(data, (size_t)n, &again, why, sizeof why);
   FUZZ_CHECK(m == n && again.all == r.all && again.nsymbols == r.nsymbols &&
-             again.from_now == r.from_now && (r.from_now || again.from == r.from), "subreq");
+                 again.from_now == r.from_now && (r.from_now || again.from == r.from),
+             "subreq");
   tks_subreq_finish(&again);
   tks_subreq_finish(&r);
   return 0;
