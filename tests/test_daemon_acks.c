@@ -644,7 +644,7 @@ static void newest_segment(const struct tks_daemon *d, char *path, size_t n, off
   snprintf(dir, sizeof dir, "%s/journal", d->dir);
   DIR *dp = opendir(dir);
   if (!dp) TEST_FAIL("opendir %s", dir);
-  char best[128] = "";
+  char best[256] = "";
   struct dirent *e;
   while ((e = readdir(dp))) {
     size_t l = strlen(e->d_name);
