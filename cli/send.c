@@ -48,7 +48,8 @@ static const char send_help[] =
     "           and the summary adds 'accepted A, rejected R'\n"
     "  --sync   --acks, and wait until every accepted tick is durable (fsynced\n"
     "           to the journal) before exiting; the summary adds 'durable D'.\n"
-    "           Exit status 1 when the daemon's journal is off\n"
+    "           With journal.fsync: never it asks the control socket for sync\n"
+    "           (--socket).  Exit status 1 when the daemon's journal is off\n"
     "  --producer NAME\n"
     "           --acks as the named producer NAME: the daemon says how many\n"
     "           of NAME's ticks it already handled, and that many ticks of the\n"
@@ -73,6 +74,7 @@ struct acks {
   bool on, eof;
   uint64_t position; /* the welcome's: seq of the first tick sent */
   bool journal;
+  bool fsync_never; /* journal.fsync: never: only a `sync` makes ticks durable */
   uint64_t accepted, rejected, durable, omitted, reported;
   bool error;
   struct line_run *runs;
@@ -81,6 +83,7 @@ struct acks {
 };
 
 struct sender {
+  struct cli *cli;
   int fd;
   const char *dest;
   const char *name; /* of the input, for messages */
@@ -245,12 +248,14 @@ static int hello(struct sender *s, const char *producer) {
     }
     msgpack_unpacker_buffer_consumed(&a->up, (size_t)n);
     if (msgpack_unpacker_next(&a->up, &u) != MSGPACK_UNPACK_SUCCESS) continue;
-    char what[16], journal[8] = "";
+    char what[16], journal[8] = "", fsync[16] = "";
     if (u.data.type == MSGPACK_OBJECT_MAP && str_of(get(&u.data, "$"), what, sizeof what) &&
         !strcmp(what, "welcome")) {
       a->position = u64_of(get(&u.data, "position"));
       str_of(get(&u.data, "journal"), journal, sizeof journal);
       a->journal = strcmp(journal, "on") == 0;
+      str_of(get(&u.data, "fsync"), fsync, sizeof fsync);
+      a->fsync_never = strcmp(fsync, "never") == 0;
       a->next_seq = a->position;
       rc = 0;
     } else {
@@ -269,12 +274,38 @@ static int hello(struct sender *s, const char *producer) {
 /* After the last tick: waits until the daemon acknowledged every tick
  * sent (and, sync, made them durable), giving up after timeout_ms without
  * progress.  0 or -1 (printed). */
+/* `sync` on the control socket: with journal.fsync never nothing else
+ * makes the ticks durable.  0 or -1 (printed). */
+static int ask_sync(struct sender *s) {
+  const char *path;
+  struct cli_ctl ctl = {.fd = -1};
+  struct tks_buf resp = {0};
+  int rc = -1;
+  if (cli_control_socket(s->cli, &path) == 0 && cli_ctl_open(&ctl, path, s->timeout_ms) == 0 &&
+      cli_ctl_request(&ctl, "sync", &resp) == 0) {
+    char msg[256];
+    if (cli_response_error(resp.data, msg, sizeof msg))
+      cli_err("sync: %s", msg);
+    else
+      rc = 0;
+  }
+  cli_ctl_close(&ctl);
+  tks_buf_finish(&resp);
+  if (rc) cli_err("send --sync: journal.fsync is never and the control socket's sync failed");
+  return rc;
+}
+
 static int wait_acks(struct sender *s, bool sync) {
   struct acks *a = &s->a;
   uint64_t last = 0, t0 = tks_mono_ns();
+  bool asked = false;
   for (;;) {
     bool all = a->accepted + a->rejected >= s->ticks;
     if (all && (!sync || a->durable >= a->accepted)) return 0;
+    if (all && sync && a->fsync_never && !asked) {
+      asked = true;
+      if (ask_sync(s)) return -1;
+    }
     if (a->error || a->eof) {
       cli_err("%s: the connection ended with %llu of %llu ticks acknowledged", s->dest,
               (unsigned long long)(a->accepted + a->rejected), (unsigned long long)s->ticks);
@@ -374,7 +405,8 @@ int cli_cmd_send(struct cli *c, int argc, char **argv) {
     return CLI_FAIL;
   }
 
-  struct sender s = {.dest = c->ingest_name, .name = name, .timeout_ms = c->timeout_ms};
+  struct sender s = {.cli = c,
+                     .dest = c->ingest_name, .name = name, .timeout_ms = c->timeout_ms};
   int rc = CLI_FAIL;
   char *line = NULL;
   size_t cap = 0;

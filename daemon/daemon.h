@@ -1,7 +1,8 @@
 /*
  * tickslabd's modules, from the top down.  A file calls only files below
  * it; a module reaches one above it only through a callback it was handed
- * (tks_server_on_hold, tks_server_add_stats, tks_server_set_durable),
+ * (tks_server_on_hold, tks_server_add_stats, tks_server_set_durable,
+ * tks_durability_on_synced),
  * never by name.  tests/layering.py checks this on the built objects.
  *
  *   main.c         options, wiring, signals, the start and stop order
@@ -14,7 +15,8 @@
  *   subscribe.c    the subscription port: a replay of the stored ticks
  *                  (memory and archive), then the live ones ingest hands
  *                  over through the server's tap; bounded queues
- *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal
+ *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal;
+ *                  producer acknowledgements (hello, acks, rejects)
  *   load.c         the loading phase at start: its steps (the journal
  *                  replay) in slices of the event loop, progress
  *   archiver.c     the day archive: seals past days (and a cut) out of
@@ -23,7 +25,7 @@
  *   checkpoint.c   checkpoints: a forked child writes the store, the journal
  *                  is cut at the fork, covered segments are deleted
  *   durability.c   the journal: writer thread, sync, checkpoint load and
- *                  replay through admit
+ *                  replay through admit; named producers' positions
  *   admit.c        one decoded tick into the store, when_full applied
  *   limits.c       max_memory and the when_full policy, eviction, retention
  *   server.c       the one owner of shared state: store and tables,

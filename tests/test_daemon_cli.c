@@ -191,6 +191,26 @@ TEST(send_sync_exits_once_every_accepted_tick_is_durable) {
   stop_cleanly(&d);
 }
 
+TEST(send_sync_with_fsync_never_asks_the_control_socket_for_sync) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  char yaml[512];
+  snprintf(yaml, sizeof yaml, "journal:\n  dir: \"%s/journal\"\n  fsync: never\n", d.dir);
+  daemon_write_config(&d, NULL, yaml);
+  daemon_spawn(&d, NULL);
+  daemon_wait_ready(&d);
+  char path[160];
+  snprintf(path, sizeof path, "%s/ticks.csv", d.dir);
+  write_csv(path, 500, 2, NULL);
+  struct cmd_result r;
+  cli(&d, true, NULL, &r, "send", "--sync", path, NULL);
+  expect_ok(&r, "send --sync (fsync never)");
+  ASSERT_CONTAINS(r.out, "accepted 500, rejected 0, durable 500");
+  ASSERT(daemon_stat(&d, "ticks.durable") >= 500);
+  cmd_result_finish(&r);
+  stop_cleanly(&d);
+}
+
 TEST(send_sync_with_the_journal_off_says_nothing_becomes_durable_and_exits_1) {
   struct tks_daemon d;
   daemon_start(&d, "journal:\n  enabled: false\n");
