@@ -1,7 +1,8 @@
 /*
  * tickslabd's modules, from the top down.  A file calls only files below
  * it; a module reaches one above it only through a callback it was handed
- * (tks_server_on_hold, tks_server_add_stats, tks_server_set_durable),
+ * (tks_server_on_hold, tks_server_add_stats, tks_server_set_durable,
+ * tks_durability_on_synced),
  * never by name.  tests/layering.py checks this on the built objects.
  *
  *   main.c         options, wiring, signals, the start and stop order
@@ -14,7 +15,8 @@
  *   subscribe.c    the subscription port: a replay of the stored ticks
  *                  (memory and archive), then the live ones ingest hands
  *                  over through the server's tap; bounded queues
- *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal
+ *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal;
+ *                  producer acknowledgements (hello, acks, rejects)
  *   load.c         the loading phase at start: its steps (the journal
  *                  replay) in slices of the event loop, progress
  *   archiver.c     the day archive: seals past days (and a cut) out of
@@ -23,7 +25,7 @@
  *   checkpoint.c   checkpoints: a forked child writes the store, the journal
  *                  is cut at the fork, covered segments are deleted
  *   durability.c   the journal: writer thread, sync, checkpoint load and
- *                  replay through admit
+ *                  replay through admit; named producers' positions
  *   admit.c        one decoded tick into the store, when_full applied
  *   limits.c       max_memory and the when_full policy, eviction, retention
  *   server.c       the one owner of shared state: store and tables,
@@ -43,6 +45,7 @@
 
 #include "config.h"
 #include "decode.h"
+#include "hello.h"
 #include "render.h"
 #include "slab.h"
 #include "stats.h"
@@ -366,6 +369,42 @@ void tks_durability_stop(struct tks_server *srv);
 bool tks_durability_batch(struct tks_server *srv, int64_t recv_ns);
 void tks_durability_accept(struct tks_server *srv, const void *msg, size_t len);
 void tks_durability_submit(struct tks_server *srv);
+
+/* Named producers (ingest acks, README "Producer acknowledgements"): the
+ * table of every producer a hello named, kept with the journal off too.
+ * position: the messages of its stream handled (accepted or rejected);
+ * with the journal on it is journaled in the frame of the ticks of each
+ * read (a producer record, lib/oprec.h), replay rebuilds it, and every
+ * rotation restates it at the start of the new segment.  During a read
+ * (ingest.c's process) the position is tks_producer_position: accepted0
+ * is srv->ticks_accepted when the read began, rejected the messages of
+ * the read rejected so far; the journal reads it when it cuts a frame. */
+#define TKS_MAX_PRODUCERS 1024
+struct tks_producer {
+  char name[TKS_PRODUCER_NAME_MAX + 1];
+  uint8_t len;
+  uint64_t position;  /* after the last read */
+  uint64_t journaled; /* the position last journaled */
+  uint64_t accepted0, rejected;
+  void *conn; /* ingest.c's connection that has it, or NULL */
+};
+static inline uint64_t tks_producer_position(const struct tks_server *srv,
+                                             const struct tks_producer *p) {
+  return p->position + (srv->ticks_accepted - p->accepted0) + p->rejected;
+}
+/* The producer of that name, added (position 0) if add and it is not
+ * known; NULL when it is not (or TKS_MAX_PRODUCERS are known). */
+struct tks_producer *tks_durability_producer(struct tks_server *srv, const char *name, size_t len,
+                                             bool add);
+uint32_t tks_durability_producer_count(struct tks_server *srv);
+/* After tks_durability_batch: this read's frames carry p's position. */
+void tks_durability_batch_producer(struct tks_server *srv, struct tks_producer *p);
+/* Ticks accepted since start that are fsynced (in srv->ticks_accepted's
+ * count; 0 with the journal off), and who hears, on the loop, each time
+ * that count grows. */
+uint64_t tks_durability_synced(struct tks_server *srv);
+void tks_durability_on_synced(struct tks_server *srv,
+                              void (*fn)(struct tks_server *srv, uint64_t synced));
 /* Bytes of memory the journal's buffers hold (the batch, the queue, the
  * writer's and the journal's own), for memory.journal_buffer_bytes. */
 uint64_t tks_durability_buffer_bytes(struct tks_server *srv);
@@ -545,6 +584,8 @@ void tks_ingest_on_hold(struct tks_server *srv, bool held);
  * for us).  Returns how many were closed for idle_timeout. */
 #define TKS_INGEST_RATE_WINDOW_MS 5000
 unsigned tks_ingest_sweep(struct tks_server *srv, uint64_t now_ms);
+/* "acks.*": connections with acknowledgements, producers, messages. */
+void tks_ingest_stats(struct tks_server *srv, struct tks_stats *st);
 
 /* ==== subscribe.c: subscriptions (subscribe.listen) ==================== */
 

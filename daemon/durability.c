@@ -13,7 +13,12 @@
  * loop puts a rotate marker in the queue (an entry of length 0): the writer
  * writes every frame before it, starts a new segment, and says its number,
  * so the ticks before the marker are in the segments below it; later it
- * deletes the segments a checkpoint covers.  At start journal.dir is locked
+ * deletes the segments a checkpoint covers.  A named producer's stream
+ * position (ingest acks) rides in the frame of its read's ticks (a
+ * producer record, lib/oprec.h), so it is durable exactly with them;
+ * replay rebuilds the producer table from those, and every rotation
+ * restates each known position at the start of the new segment, so a
+ * replay from a checkpoint knows them all.  At start journal.dir is locked
  * (one daemon a directory) before the sockets are bound; then the newest
  * good checkpoint is loaded and the journal after it replayed into the
  * store before the daemon reports ready, both a slice at a time from
@@ -78,6 +83,9 @@ struct tks_durability {
 
   /* Loop thread only. */
   struct tks_buf batch; /* [u32 len][i64 recv][ticks]: the frame being built by process() */
+  size_t bheader;       /* bytes of batch before its ticks (BATCH_HEADER, or a producer's) */
+  struct tks_producer *bprod; /* the batch carries this producer's position, or NULL */
+  uint64_t notified_synced;   /* synced_ticks last told to the synced listener */
   const char *run;      /* accepted ticks not yet copied into batch: [run, run + run_len) */
   size_t run_len;
   uv_async_t wake;
@@ -107,6 +115,17 @@ static struct tks_durability *D;
 static int lock_fd = -1;
 
 static uint64_t mono_ns(void) { return tks_mono_ns(); }
+
+/* The named producers (ingest acks), kept with the journal off too (then
+ * their positions last as long as the process).  Loop thread only. */
+_Static_assert(TKS_PRODUCER_NAME_MAX == TKS_OPREC_PRODUCER_MAX, "a producer name fits a record");
+#define PRODUCER_SLOTS (2 * TKS_MAX_PRODUCERS) /* open addressing, at most half full */
+static struct {
+  struct tks_producer *list; /* TKS_MAX_PRODUCERS, allocated with the first */
+  uint32_t n;
+  uint32_t slot[PRODUCER_SLOTS]; /* index + 1 into list, 0: empty */
+} P;
+static void (*synced_fn)(struct tks_server *srv, uint64_t synced);
 
 /* ---- the writer thread ---------------------------------------------- */
 
@@ -341,6 +360,10 @@ static void on_wake(uv_async_t *h) {
   pthread_mutex_unlock(&d->mu);
   buf_give_back(&d->batch, keep > BUF_KEEP ? keep : BUF_KEEP); /* empty between reads */
   answer_waiters(d, synced);
+  if (synced_fn && synced != d->notified_synced) {
+    d->notified_synced = synced;
+    synced_fn(srv, synced);
+  }
   if (d->rotated && rotations >= d->rotated_ticket) {
     void (*fn)(void *, uint64_t) = d->rotated;
     d->rotated = NULL;
@@ -365,10 +388,44 @@ static void on_wake(uv_async_t *h) {
 static void batch_begin(struct tks_durability *d, int64_t recv_ns) {
   d->batch.len = 0;
   d->run_len = 0;
+  d->bheader = BATCH_HEADER;
+  d->bprod = NULL;
   uint32_t len = 0;
   if (tks_buf_append(&d->batch, &len, 4) || tks_buf_append(&d->batch, &recv_ns, sizeof recv_ns))
     tks_log(TKS_LOG_ERROR, "out of memory for the journal batch");
 }
+
+/* The batch begun as a producer record: its header (the position is
+ * written at submit), then the receive time; the ticks follow. */
+static void batch_begin_producer(struct tks_durability *d, int64_t recv_ns,
+                                 struct tks_producer *p) {
+  uint8_t head[TKS_OPREC_MAX];
+  size_t n = tks_oprec_encode(
+      &(struct tks_oprec){.kind = TKS_OPREC_PRODUCER, .producer = p->name, .producer_len = p->len},
+      head);
+  d->batch.len = 0;
+  d->run_len = 0;
+  uint32_t len = 0;
+  if (!n || tks_buf_append(&d->batch, &len, 4) || tks_buf_append(&d->batch, head, n) ||
+      tks_buf_append(&d->batch, &recv_ns, sizeof recv_ns)) {
+    tks_log(TKS_LOG_ERROR, "out of memory for the journal batch");
+    batch_begin(d, recv_ns);
+    return;
+  }
+  d->bheader = d->batch.len;
+  d->bprod = p;
+}
+
+void tks_durability_batch_producer(struct tks_server *srv, struct tks_producer *p) {
+  (void)srv;
+  struct tks_durability *d = D;
+  if (!d || d->batch.len < BATCH_HEADER) return;
+  int64_t recv;
+  memcpy(&recv, d->batch.data + d->bheader - 8, sizeof recv);
+  batch_begin_producer(d, recv, p);
+}
+
+static void batch_cut(struct tks_server *srv, struct tks_durability *d);
 
 bool tks_durability_batch(struct tks_server *srv, int64_t recv_ns) {
   (void)srv;
@@ -396,12 +453,8 @@ static __attribute__((noinline)) void accept_slow(struct tks_server *srv, struct
     d->run = msg;
     d->run_len = len;
   }
-  if (d->batch.len + d->run_len >= TKS_JOURNAL_BATCH_MAX) { /* frames well under the frame limit */
-    int64_t recv;
-    memcpy(&recv, d->batch.data + 4, sizeof recv);
-    tks_durability_submit(srv);
-    batch_begin(d, recv);
-  }
+  if (d->batch.len + d->run_len >= TKS_JOURNAL_BATCH_MAX) /* frames well under the frame limit */
+    batch_cut(srv, d);
 }
 
 void tks_durability_accept(struct tks_server *srv, const void *msg, size_t len) {
@@ -456,8 +509,35 @@ void tks_durability_submit(struct tks_server *srv) {
   struct tks_durability *d = D;
   if (!d) return;
   run_flush(d);
-  if (d->batch.len > BATCH_HEADER) queue_frame(srv, d, &d->batch, NULL, 0);
+  struct tks_producer *p = d->bprod;
+  if (p) {
+    /* The position after this frame's messages: journaled with its ticks,
+     * or alone when they were all rejected. */
+    uint64_t pos = tks_producer_position(srv, p);
+    if (d->batch.len > d->bheader || pos != p->journaled) {
+      memcpy(d->batch.data + d->bheader - 16, &pos, 8);
+      p->journaled = pos;
+      queue_frame(srv, d, &d->batch, NULL, 0);
+    }
+  } else if (d->batch.len > BATCH_HEADER) {
+    queue_frame(srv, d, &d->batch, NULL, 0);
+  }
   d->batch.len = 0;
+  d->bheader = BATCH_HEADER;
+  d->bprod = NULL;
+}
+
+/* The batch so far goes as a frame of its own, and the rest of the read
+ * begins another with the same receive time (and producer). */
+static void batch_cut(struct tks_server *srv, struct tks_durability *d) {
+  int64_t recv;
+  memcpy(&recv, d->batch.data + d->bheader - 8, sizeof recv);
+  struct tks_producer *p = d->bprod;
+  tks_durability_submit(srv);
+  if (p)
+    batch_begin_producer(d, recv, p);
+  else
+    batch_begin(d, recv);
 }
 
 uint64_t tks_durability_buffer_bytes(struct tks_server *srv) {
@@ -489,12 +569,7 @@ static void queue_record(struct tks_server *srv, const struct tks_oprec *rec) {
   /* The ticks of this read before it go first: their frame ends here and
    * the rest of the read begins a new one with the same receive time. */
   run_flush(d);
-  if (d->batch.len > BATCH_HEADER) {
-    int64_t recv;
-    memcpy(&recv, d->batch.data + 4, sizeof recv);
-    tks_durability_submit(srv);
-    batch_begin(d, recv);
-  }
+  if (d->batch.len > d->bheader) batch_cut(srv, d);
   queue_frame(srv, d, NULL, frame, (uint32_t)len);
   d->records++;
 }
@@ -574,6 +649,21 @@ static int queue_marker(struct tks_durability *d, uint64_t *ticket) {
   pthread_mutex_lock(&d->mu);
   int r = tks_buf_append(&d->queue, &zero, 4);
   if (r == 0) *ticket = ++d->rotations_asked;
+  /* Every producer's position restated first thing in the new segment: a
+   * replay that begins there (after a checkpoint) knows them all. */
+  for (uint32_t i = 0; i < P.n && r == 0; i++) {
+    const struct tks_producer *p = &P.list[i];
+    uint8_t rec[TKS_OPREC_MAX];
+    uint32_t len = (uint32_t)tks_oprec_encode(&(struct tks_oprec){.kind = TKS_OPREC_PRODUCER,
+                                                                  .producer = p->name,
+                                                                  .producer_len = p->len,
+                                                                  .position = p->journaled},
+                                              rec);
+    if (!len) continue;
+    r = tks_buf_append(&d->queue, &len, 4);
+    if (r == 0) r = tks_buf_append(&d->queue, rec, len);
+    d->submitted_bytes += TKS_JOURNAL_FRAME_HEADER + len;
+  }
   pthread_cond_signal(&d->cv);
   pthread_mutex_unlock(&d->mu);
   return r;
@@ -662,6 +752,7 @@ struct replay_ctx {
   struct tks_server *srv;
   uint64_t ticks, rejected, frames;
   uint64_t records, evicted, sealed, bad_records;
+  uint64_t lost_producers;      /* positions of producers past TKS_MAX_PRODUCERS */
   struct tks_shape_cache shape; /* the replay's, as a connection's */
   struct {
     uint64_t seal;
@@ -701,15 +792,29 @@ static void pending_drop(struct replay_ctx *rc, unsigned i) {
 /* A record (lib/oprec.h).  One that does not parse is counted
  * (a warning at the end) and skipped: it passed its CRC, so it was written
  * so, by a version that knows more kinds. */
+static void replay_ticks(struct replay_ctx *rc, int64_t recv_ns, const uint8_t *p, size_t n);
+
 static void replay_record(struct replay_ctx *rc, const void *payload, size_t len) {
   struct tks_server *srv = rc->srv;
   struct tks_oprec r;
-  rc->records++;
   if (tks_oprec_parse(payload, len, &r) != 0) {
+    rc->records++;
     rc->bad_records++;
     return;
   }
+  if (r.kind != TKS_OPREC_PRODUCER) rc->records++; /* store operations */
   switch (r.kind) {
+  case TKS_OPREC_PRODUCER: {
+    /* Its position, then the ticks it came with (none: restated). */
+    struct tks_producer *p = tks_durability_producer(srv, r.producer, r.producer_len, true);
+    if (p) {
+      p->position = p->journaled = r.position;
+    } else {
+      rc->lost_producers++;
+    }
+    if (r.has_ticks) replay_ticks(rc, r.recv_ns, r.data, r.data_len);
+    return;
+  }
   case TKS_OPREC_EVICT: {
     uint32_t id;
     if (tks_symtab_lookup(srv->symbols, r.symbol, r.symbol_len, &id) == 0) {
@@ -739,7 +844,6 @@ static void replay_record(struct replay_ctx *rc, const void *payload, size_t len
 }
 
 static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len) {
-  struct tks_server *srv = rc->srv;
   if (len < sizeof(int64_t)) {
     rc->rejected++;
     return;
@@ -750,8 +854,13 @@ static void replay_frame(struct replay_ctx *rc, const void *payload, size_t len)
     replay_record(rc, payload, len);
     return;
   }
-  const uint8_t *p = (const uint8_t *)payload + sizeof recv_ns;
-  size_t n = len - sizeof recv_ns, off = 0;
+  replay_ticks(rc, recv_ns, (const uint8_t *)payload + sizeof recv_ns, len - sizeof recv_ns);
+}
+
+/* The ticks of a frame, as ingest stored them. */
+static void replay_ticks(struct replay_ctx *rc, int64_t recv_ns, const uint8_t *p, size_t n) {
+  struct tks_server *srv = rc->srv;
+  size_t off = 0;
   _Alignas(8) char record[TKS_RECORD_MAX];
   struct tks_dyn_tick dyn;
   struct tks_decode_result res = {.dyn = &dyn};
@@ -1065,6 +1174,12 @@ static int replay_done(struct tks_server *srv, struct tks_durability *d) {
   if (rc->bad_records)
     tks_log(TKS_LOG_WARN, "replay: %" PRIu64 " journal records of an unknown kind were skipped",
             rc->bad_records);
+  if (rc->lost_producers)
+    tks_log(TKS_LOG_WARN,
+            "replay: %" PRIu64 " producer positions skipped: over %u producers are known",
+            rc->lost_producers, TKS_MAX_PRODUCERS);
+  if (P.n)
+    tks_log(TKS_LOG_INFO, "replay: %" PRIu32 " named producers and their positions known", P.n);
   replay_end();
   if (d->replay.truncated_bytes)
     tks_log(TKS_LOG_WARN,
@@ -1292,4 +1407,53 @@ uint64_t tks_durability_durable(struct tks_server *srv) {
   uint64_t n = d->synced_ticks + d->replayed_ticks + d->load.ticks;
   pthread_mutex_unlock(&d->mu);
   return n;
+}
+
+uint64_t tks_durability_synced(struct tks_server *srv) {
+  (void)srv;
+  struct tks_durability *d = D;
+  if (!d) return 0;
+  pthread_mutex_lock(&d->mu);
+  uint64_t n = d->synced_ticks;
+  pthread_mutex_unlock(&d->mu);
+  return n;
+}
+
+void tks_durability_on_synced(struct tks_server *srv,
+                              void (*fn)(struct tks_server *srv, uint64_t synced)) {
+  (void)srv;
+  synced_fn = fn;
+}
+
+/* ---- named producers ------------------------------------------------- */
+
+static uint32_t producer_hash(const char *name, size_t len) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)name[i]) * 16777619u;
+  return h;
+}
+
+struct tks_producer *tks_durability_producer(struct tks_server *srv, const char *name, size_t len,
+                                             bool add) {
+  (void)srv;
+  if (len == 0 || len > TKS_PRODUCER_NAME_MAX) return NULL;
+  uint32_t i = producer_hash(name, len) & (PRODUCER_SLOTS - 1);
+  for (; P.slot[i]; i = (i + 1) & (PRODUCER_SLOTS - 1)) {
+    struct tks_producer *p = &P.list[P.slot[i] - 1];
+    if (p->len == len && memcmp(p->name, name, len) == 0) return p;
+  }
+  if (!add || P.n >= TKS_MAX_PRODUCERS) return NULL;
+  if (!P.list && !(P.list = calloc(TKS_MAX_PRODUCERS, sizeof *P.list))) return NULL;
+  struct tks_producer *p = &P.list[P.n];
+  memset(p, 0, sizeof *p);
+  memcpy(p->name, name, len);
+  p->name[len] = '\0';
+  p->len = (uint8_t)len;
+  P.slot[i] = ++P.n;
+  return p;
+}
+
+uint32_t tks_durability_producer_count(struct tks_server *srv) {
+  (void)srv;
+  return P.n;
 }

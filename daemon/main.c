@@ -137,6 +137,7 @@ static void wire(struct tks_server *srv) {
   tks_server_on_evict(srv, tks_archiver_on_evict);
   tks_server_on_pressure(srv, tks_archiver_on_pressure);
   tks_server_on_retain(srv, tks_archiver_on_retain);
+  tks_server_add_stats(srv, tks_ingest_stats);
   tks_server_add_stats(srv, tks_durability_stats);
   tks_server_add_stats(srv, tks_checkpoint_stats);
   tks_server_add_stats(srv, tks_archiver_stats);

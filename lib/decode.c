@@ -587,7 +587,10 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
       if (fi < 0) {
         /* Declared names are the config's; an undeclared one becomes a
          * table entry, a stats name and a log word: checked here. */
-        if (tks_utf8_scan(key.v.s.p, key.v.s.len) & (TKS_UTF8_INVALID | TKS_UTF8_CONTROL)) {
+        /* "$" is the control messages' key, never a field: a map with it
+         * (a hello after the first message) is refused, in every mode. */
+        if ((key.v.s.len == 1 && key.v.s.p[0] == '$') ||
+            (tks_utf8_scan(key.v.s.p, key.v.s.len) & (TKS_UTF8_INVALID | TKS_UTF8_CONTROL))) {
           st = reject(res, TKS_REASON_BAD_KEY, -1, key.v.s.p, key.v.s.len);
           break;
         }

@@ -32,6 +32,12 @@ size_t tks_oprec_encode(const struct tks_oprec *r, uint8_t out[static TKS_OPREC_
     return 25;
   case TKS_OPREC_SEAL_COMMIT:
   case TKS_OPREC_SEAL_ABORT: memcpy(out + 9, &r->seal, 8); return 17;
+  case TKS_OPREC_PRODUCER:
+    if (r->producer_len == 0 || r->producer_len > TKS_OPREC_PRODUCER_MAX) return 0;
+    out[9] = r->producer_len;
+    memcpy(out + 10, r->producer, r->producer_len);
+    memcpy(out + 10 + r->producer_len, &r->position, 8);
+    return 18u + r->producer_len;
   }
   return 0;
 }
@@ -59,6 +65,21 @@ int tks_oprec_parse(const void *payload, size_t len, struct tks_oprec *out) {
     if (len != 17) return -EINVAL;
     memcpy(&out->seal, p + 9, 8);
     return 0;
+  case TKS_OPREC_PRODUCER: {
+    if (len < 10 || p[9] == 0 || p[9] > TKS_OPREC_PRODUCER_MAX) return -EINVAL;
+    size_t head = 18u + p[9];
+    if (len < head || (len > head && len < head + 8)) return -EINVAL;
+    out->producer_len = p[9];
+    out->producer = (const char *)p + 10;
+    memcpy(&out->position, p + 10 + p[9], 8);
+    if (len > head) {
+      out->has_ticks = true;
+      memcpy(&out->recv_ns, p + head, 8);
+      out->data = p + head + 8;
+      out->data_len = len - head - 8;
+    }
+    return 0;
+  }
   }
   return -EINVAL;
 }

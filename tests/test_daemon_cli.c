@@ -137,6 +137,127 @@ TEST(send_fails_on_a_bad_csv_line_naming_it) {
   stop_cleanly(&d);
 }
 
+/* ---- send with acknowledgements ---- */
+
+TEST(send_with_acks_reports_each_rejected_line_by_its_number_and_exits_1) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  char path[160];
+  snprintf(path, sizeof path, "%s/mixed.csv", d.dir);
+  /* Line 4 and 8 the daemon refuses (a ticker with a space); the header,
+   * the blank line 6 are no ticks: seq and line numbers part ways. */
+  write_file(path, "ticker,ts,price,volume,flags\n"
+                   "AAPL,1700000000000000000,150.5,100,R\n"
+                   "AAPL,1700000000000000001,150.5,100,R\n"
+                   "BAD SYM,1700000000000000002,150.5,100,R\n"
+                   "AAPL,1700000000000000003,150.5,100,R\n"
+                   "\n"
+                   "AAPL,1700000000000000004,150.5,100,R\n"
+                   "NO GOOD,1700000000000000005,150.5,100,R\n"
+                   "AAPL,1700000000000000006,150.5,100,R\n");
+  struct cmd_result r;
+  cli(&d, true, NULL, &r, "send", "--acks", path, NULL);
+  if (r.code != 1) TEST_FAIL("exit %d, want 1; stderr: %s", r.code, r.err);
+  ASSERT_CONTAINS(r.err, "mixed.csv:4: rejected: bad_value (field ticker)");
+  ASSERT_CONTAINS(r.err, "mixed.csv:8: rejected: bad_value (field ticker)");
+  ASSERT_NOT_CONTAINS(r.err, ":9:");
+  ASSERT_CONTAINS(r.out, "sent 7 ticks");
+  ASSERT_CONTAINS(r.out, "accepted 5, rejected 2");
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.accepted"), 5); /* counted before it exited */
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.rejected"), 2);
+  cmd_result_finish(&r);
+  /* All good: exit 0. */
+  write_csv(path, 300, 3, NULL);
+  cli(&d, true, NULL, &r, "send", "--acks", path, NULL);
+  expect_ok(&r, "send --acks");
+  ASSERT_CONTAINS(r.out, "accepted 300, rejected 0");
+  cmd_result_finish(&r);
+  stop_cleanly(&d);
+}
+
+TEST(send_sync_exits_once_every_accepted_tick_is_durable) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  char path[160];
+  snprintf(path, sizeof path, "%s/ticks.csv", d.dir);
+  write_csv(path, 2000, 5, "ticker,ts,price,volume,flags\n");
+  struct cmd_result r;
+  cli(&d, true, NULL, &r, "send", "--sync", path, NULL);
+  expect_ok(&r, "send --sync");
+  ASSERT_CONTAINS(r.out, "accepted 2000, rejected 0, durable 2000");
+  /* No wait: they were durable before it exited. */
+  ASSERT(daemon_stat(&d, "ticks.durable") >= 2000);
+  cmd_result_finish(&r);
+  stop_cleanly(&d);
+}
+
+TEST(send_sync_with_fsync_never_asks_the_control_socket_for_sync) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, NULL);
+  char yaml[512];
+  snprintf(yaml, sizeof yaml, "journal:\n  dir: \"%s/journal\"\n  fsync: never\n", d.dir);
+  daemon_write_config(&d, NULL, yaml);
+  daemon_spawn(&d, NULL);
+  daemon_wait_ready(&d);
+  char path[160];
+  snprintf(path, sizeof path, "%s/ticks.csv", d.dir);
+  write_csv(path, 500, 2, NULL);
+  struct cmd_result r;
+  cli(&d, true, NULL, &r, "send", "--sync", path, NULL);
+  expect_ok(&r, "send --sync (fsync never)");
+  ASSERT_CONTAINS(r.out, "accepted 500, rejected 0, durable 500");
+  ASSERT(daemon_stat(&d, "ticks.durable") >= 500);
+  cmd_result_finish(&r);
+  stop_cleanly(&d);
+}
+
+TEST(send_sync_with_the_journal_off_says_nothing_becomes_durable_and_exits_1) {
+  struct tks_daemon d;
+  daemon_start(&d, "journal:\n  enabled: false\n");
+  char path[160];
+  snprintf(path, sizeof path, "%s/ticks.csv", d.dir);
+  write_csv(path, 10, 1, NULL);
+  struct cmd_result r;
+  cli(&d, true, NULL, &r, "send", "--sync", path, NULL);
+  if (r.code != 1) TEST_FAIL("exit %d, want 1; stderr: %s", r.code, r.err);
+  ASSERT_CONTAINS(r.err, "journal is off");
+  cmd_result_finish(&r);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.accepted"), 0);
+  stop_cleanly(&d);
+}
+
+TEST(send_as_a_named_producer_skips_the_ticks_the_daemon_already_has) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  char part[160], whole[160];
+  snprintf(part, sizeof part, "%s/part.csv", d.dir);
+  snprintf(whole, sizeof whole, "%s/whole.csv", d.dir);
+  write_csv(part, 600, 4, NULL); /* the first 600 lines of whole: a cut run */
+  write_csv(whole, 1000, 4, NULL);
+  struct cmd_result r;
+  cli(&d, true, NULL, &r, "send", "--producer", "loader", part, NULL);
+  expect_ok(&r, "send --producer (part)");
+  cmd_result_finish(&r);
+  cli(&d, true, NULL, &r, "send", "--producer", "loader", whole, NULL);
+  expect_ok(&r, "send --producer (whole)");
+  ASSERT_CONTAINS(r.err, "skipped 600 ticks");
+  ASSERT_CONTAINS(r.out, "sent 400 ticks");
+  cmd_result_finish(&r);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.accepted"), 1000);
+  /* A third run has nothing to send. */
+  cli(&d, true, NULL, &r, "send", "--producer", "loader", whole, NULL);
+  expect_ok(&r, "send --producer (again)");
+  ASSERT_CONTAINS(r.out, "sent 0 ticks");
+  cmd_result_finish(&r);
+  ASSERT_U64_EQ(daemon_stat(&d, "ticks.accepted"), 1000);
+  /* A shorter input than what the daemon has is an error. */
+  cli(&d, true, NULL, &r, "send", "--producer", "loader", part, NULL);
+  if (r.code != 1) TEST_FAIL("exit %d, want 1; stderr: %s", r.code, r.err);
+  ASSERT_CONTAINS(r.err, "the input only 600");
+  cmd_result_finish(&r);
+  stop_cleanly(&d);
+}
+
 TEST_TIMEOUT(gen_sends_exactly_count_ticks_over_the_symbols, 120) {
   struct tks_daemon d;
   daemon_start(&d, NULL);

@@ -38,6 +38,12 @@ static int parse_exact(const uint8_t *p, size_t n, struct tks_oprec *out) {
     ASSERT(s >= b + 11 && s + out->symbol_len <= b + n);
     out->symbol = (const char *)p + (s - b);
   }
+  if (rc == 0 && out->kind == TKS_OPREC_PRODUCER) {
+    const uint8_t *s = (const uint8_t *)out->producer;
+    ASSERT(s == b + 10 && s + out->producer_len <= b + n);
+    out->producer = (const char *)p + 10;
+    if (out->has_ticks) out->data = p + (n - out->data_len);
+  }
   free(b);
   return rc;
 }
@@ -60,6 +66,7 @@ static void expect_same(const struct tks_oprec *got, const struct tks_oprec *wan
     ASSERT_U64_EQ(got->seal, want->seal);
     ASSERT_EQ(got->cut, 0); /* parse clears what the kind does not carry */
     break;
+  case TKS_OPREC_PRODUCER: TEST_FAIL("producer records have tests of their own"); break;
   }
 }
 
@@ -70,6 +77,7 @@ static size_t documented_len(const struct tks_oprec *r) {
   case TKS_OPREC_SEAL_BEGIN: return 8 + 1 + 8 + 8;
   case TKS_OPREC_SEAL_COMMIT:
   case TKS_OPREC_SEAL_ABORT: return 8 + 1 + 8;
+  case TKS_OPREC_PRODUCER: return 8 + 1 + 1 + r->producer_len + 8;
   }
   return 0;
 }
@@ -225,7 +233,7 @@ TEST(encode_refuses_an_empty_symbol_a_rep_out_of_range_and_an_unknown_kind) {
   }
   /* Kinds the enum can hold (0..7) but that are none of its values: a
    * value beyond its range would be undefined behaviour before encode. */
-  static const int kinds[] = {0, 5, 6, 7};
+  static const int kinds[] = {0, 6, 7};
   for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
     struct tks_oprec k = {.kind = (enum tks_oprec_kind)kinds[i], .seal = 1, .cut = 2};
     ASSERT_EQ(tks_oprec_encode(&k, buf), 0);
@@ -267,7 +275,9 @@ TEST(a_trailing_byte_after_any_record_is_refused) {
 /* Kind, rep and length bytes: a flipped bit is read as the flipped value
  * means.  No single bit turns a kind into another of the same length
  * (evict is 20 bytes or more, begin 25, commit and abort 17; 1<->3 and
- * 2<->3 are one bit apart), so a flipped kind is always refused; a flipped
+ * 2<->3 are one bit apart), so a flipped kind is always refused, but for
+ * one that becomes a producer record (5), whose ticks make any length
+ * past its header whole (its own tests cover it); a flipped
  * rep is that rep when it is one; a flipped symbol length no longer adds
  * up to the payload's length. */
 TEST(a_flipped_kind_rep_or_length_bit_is_that_meaning_or_refused) {
@@ -284,6 +294,7 @@ TEST(a_flipped_kind_rep_or_length_bit_is_that_meaning_or_refused) {
         f[at] ^= (uint8_t)(1u << bit);
         struct tks_oprec got;
         int rc = parse_exact(f, n, &got);
+        if (at == 8 && f[8] == TKS_OPREC_PRODUCER) continue;
         if (at == 9 && f[9] < TKS_STORE_REPS) {
           ASSERT_EQ(rc, 0);
           struct tks_oprec want = valid[i];
@@ -319,6 +330,91 @@ TEST(an_evict_of_an_empty_symbol_or_an_unknown_kind_is_refused) {
       buf[10] = 1;
       ASSERT_EQ(parse_exact(buf, lens[l], &got), -EINVAL);
     }
+  }
+}
+
+/* ---- producer positions ---------------------------------------------------- */
+
+/* A producer record of name[0..nlen) and position, then `tail` bytes
+ * (a receive time and ticks, or a cut one), into buf; its length. */
+static size_t producer_payload(uint8_t *buf, const char *name, uint8_t nlen, uint64_t position,
+                               const uint8_t *tail, size_t ntail) {
+  struct tks_oprec r = {
+      .kind = TKS_OPREC_PRODUCER, .producer = name, .producer_len = nlen, .position = position};
+  size_t n = tks_oprec_encode(&r, buf);
+  ASSERT_EQ(n, 8 + 1 + 1 + (size_t)nlen + 8);
+  memcpy(buf + n, tail, ntail);
+  return n + ntail;
+}
+
+TEST(a_producer_position_round_trips_alone_and_with_the_ticks_of_its_read) {
+  char name[TKS_OPREC_PRODUCER_MAX];
+  memset(name, 'p', sizeof name);
+  static const uint8_t lens[] = {1, 9, TKS_OPREC_PRODUCER_MAX};
+  static const uint64_t positions[] = {0, 77, UINT64_MAX};
+  uint8_t tail[8 + 5] = {0};
+  int64_t recv = -123456789;
+  memcpy(tail, &recv, 8);
+  memcpy(tail + 8, "\x81\xa1x\x01\x02", 5);
+  for (unsigned l = 0; l < 3; l++)
+    for (unsigned t = 0; t < 3; t++) {
+      size_t ntail = t == 0 ? 0 : t == 1 ? 8 : sizeof tail; /* none, no ticks, ticks */
+      uint8_t buf[TKS_OPREC_MAX + sizeof tail];
+      size_t n = producer_payload(buf, name, lens[l], positions[(l + t) % 3], tail, ntail);
+      struct tks_oprec got;
+      memset(&got, 0xa5, sizeof got);
+      uint8_t *b = exact(buf, n);
+      ASSERT_EQ(tks_oprec_parse(b, n, &got), 0);
+      ASSERT_EQ(got.kind, TKS_OPREC_PRODUCER);
+      ASSERT_EQ(got.producer_len, lens[l]);
+      ASSERT((const uint8_t *)got.producer == b + 10);
+      ASSERT_U64_EQ(got.position, positions[(l + t) % 3]);
+      ASSERT_EQ(got.has_ticks, ntail > 0);
+      if (ntail) {
+        ASSERT_EQ(got.recv_ns, recv);
+        ASSERT_EQ(got.data_len, ntail - 8);
+        ASSERT((const uint8_t *)got.data == b + n - (ntail - 8));
+        if (ntail > 8) ASSERT(memcmp(got.data, tail + 8, ntail - 8) == 0);
+      }
+      free(b);
+    }
+}
+
+TEST(a_producer_record_cut_anywhere_or_with_a_cut_receive_time_is_refused) {
+  uint8_t buf[TKS_OPREC_MAX + 16];
+  uint8_t tail[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  size_t n = producer_payload(buf, "feed-1", 6, 42, tail, 8);
+  struct tks_oprec got;
+  for (size_t cut = 0; cut < n; cut++) {
+    uint8_t *b = exact(buf, cut);
+    int rc = tks_oprec_parse(b, cut, &got);
+    free(b);
+    /* The header alone (the position restated) is a whole record. */
+    if (cut == n - 8)
+      ASSERT_EQ(rc, 0);
+    else if (rc != -EINVAL)
+      TEST_FAIL("a producer record cut to %zu of %zu bytes parsed", cut, n);
+  }
+}
+
+TEST(a_producer_name_empty_or_over_the_limit_is_neither_written_nor_read) {
+  uint8_t buf[TKS_OPREC_MAX + 1];
+  char name[TKS_OPREC_PRODUCER_MAX + 1];
+  memset(name, 'n', sizeof name);
+  struct tks_oprec r = {.kind = TKS_OPREC_PRODUCER, .producer = name, .producer_len = 0};
+  ASSERT_EQ(tks_oprec_encode(&r, buf), 0);
+  r.producer_len = TKS_OPREC_PRODUCER_MAX + 1;
+  ASSERT_EQ(tks_oprec_encode(&r, buf), 0);
+  r.producer_len = TKS_OPREC_PRODUCER_MAX;
+  size_t n = tks_oprec_encode(&r, buf);
+  ASSERT(n > 0 && n <= TKS_OPREC_MAX);
+  struct tks_oprec got;
+  for (unsigned len = 0; len < 256; len++) {
+    if (len >= 1 && len <= TKS_OPREC_PRODUCER_MAX) continue;
+    buf[9] = (uint8_t)len; /* what the length byte says no longer fits the rules */
+    uint8_t *b = exact(buf, n);
+    ASSERT_EQ(tks_oprec_parse(b, n, &got), -EINVAL);
+    free(b);
   }
 }
 
@@ -406,7 +502,7 @@ static uint64_t next_rand(void) {
  * what parses is canonical: encoding the result gives the same bytes. */
 TEST(random_bytes_parse_only_as_canonical_records) {
   uint8_t buf[2 * TKS_OPREC_MAX];
-  unsigned parsed[5] = {0};
+  unsigned parsed[6] = {0};
   for (unsigned iter = 0; iter < 300000; iter++) {
     size_t n = (size_t)(next_rand() % sizeof buf);
     for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)next_rand();
@@ -428,12 +524,16 @@ TEST(random_bytes_parse_only_as_canonical_records) {
       ASSERT_EQ(rc, -EINVAL);
       continue;
     }
-    ASSERT(got.kind >= TKS_OPREC_EVICT && got.kind <= TKS_OPREC_SEAL_ABORT);
+    ASSERT(got.kind >= TKS_OPREC_EVICT && got.kind <= TKS_OPREC_PRODUCER);
     parsed[got.kind]++;
     uint8_t again[TKS_OPREC_MAX];
     size_t m = tks_oprec_encode(&got, again);
-    ASSERT_EQ(m, n);
-    ASSERT(memcmp(again, buf, n) == 0);
+    /* A producer record encodes its header; the rest is its ticks. */
+    if (got.kind == TKS_OPREC_PRODUCER && got.has_ticks)
+      ASSERT_EQ(m + 8 + got.data_len, n);
+    else
+      ASSERT_EQ(m, n);
+    ASSERT(memcmp(again, buf, m) == 0);
   }
   /* The shaped inputs reach every kind. */
   for (int k = TKS_OPREC_EVICT; k <= TKS_OPREC_SEAL_ABORT; k++) ASSERT(parsed[k] > 100);

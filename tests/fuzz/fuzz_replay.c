@@ -94,6 +94,8 @@ static void on_evict(void *arg, enum tks_store_rep rep, uint32_t symbol, const v
   }
 }
 
+static void on_ticks(struct replay_ctx *rc, int64_t recv_ns, const uint8_t *p, size_t n);
+
 /* As daemon/durability.c's replay_record() (without its committed-seal
  * limit: every remembered seal that commits is trimmed). */
 static void on_record(struct replay_ctx *rc, const void *payload, size_t len) {
@@ -106,7 +108,20 @@ static void on_record(struct replay_ctx *rc, const void *payload, size_t len) {
     rc->bad_records++;
     return;
   }
-  FUZZ_CHECK(len <= TKS_OPREC_MAX, "a record of %zu bytes parsed", len);
+  FUZZ_CHECK(len <= TKS_OPREC_MAX || (r.kind == TKS_OPREC_PRODUCER && r.has_ticks),
+             "a record of %zu bytes parsed", len);
+  if (r.kind == TKS_OPREC_PRODUCER) {
+    /* A named producer's position, and the ticks of its read, as a frame
+     * of ticks (durability.c's replay_ticks). */
+    FUZZ_CHECK(r.producer_len > 0 && r.producer_len <= TKS_OPREC_PRODUCER_MAX,
+               "a producer name of %u bytes", r.producer_len);
+    if (r.has_ticks) {
+      FUZZ_CHECK((const uint8_t *)r.data + r.data_len == (const uint8_t *)payload + len,
+                 "the ticks of a producer record do not end with it");
+      on_ticks(rc, r.recv_ns, r.data, r.data_len);
+    }
+    return;
+  }
   uint64_t before = tks_store_ticks(st);
   rc->ev.seen = 0;
   switch (r.kind) {
@@ -159,6 +174,7 @@ static void on_record(struct replay_ctx *rc, const void *payload, size_t len) {
       break;
     }
     break;
+  case TKS_OPREC_PRODUCER: break; /* above */
   }
   FUZZ_CHECK(tks_store_ticks(st) <= before, "a record (kind %d) added ticks: %llu -> %llu", r.kind,
              (unsigned long long)before, (unsigned long long)tks_store_ticks(st));
@@ -183,8 +199,12 @@ static int on_frame(void *arg, const void *payload, size_t len) {
   int64_t recv_ns;
   memcpy(&recv_ns, payload, sizeof recv_ns);
   FUZZ_CHECK(recv_ns != TKS_OPREC_MARK, "tks_oprec_is missed the mark");
-  const uint8_t *p = (const uint8_t *)payload + sizeof recv_ns;
-  size_t n = len - sizeof recv_ns, off = 0;
+  on_ticks(rc, recv_ns, (const uint8_t *)payload + sizeof recv_ns, len - sizeof recv_ns);
+  return 0;
+}
+
+static void on_ticks(struct replay_ctx *rc, int64_t recv_ns, const uint8_t *p, size_t n) {
+  size_t off = 0;
   _Alignas(8) char record[TKS_RECORD_MAX];
   struct tks_dyn_tick dyn;
   struct tks_decode_result res = {.dyn = &dyn};
@@ -206,7 +226,6 @@ static int on_frame(void *arg, const void *payload, size_t len) {
     else
       rc->rejected++;
   }
-  return 0;
 }
 
 static void clear_dir(void) {
