@@ -405,8 +405,7 @@ int cli_cmd_send(struct cli *c, int argc, char **argv) {
     return CLI_FAIL;
   }
 
-  struct sender s = {.cli = c,
-                     .dest = c->ingest_name, .name = name, .timeout_ms = c->timeout_ms};
+  struct sender s = {.cli = c, .dest = c->ingest_name, .name = name, .timeout_ms = c->timeout_ms};
   int rc = CLI_FAIL;
   char *line = NULL;
   size_t cap = 0;

@@ -193,7 +193,11 @@ TEST(random_bytes_after_a_hello_header_are_taken_well_formed_or_refused_with_a_r
     buf[1] = 0xa1;
     buf[2] = '$';
     for (size_t i = 3; i < n; i++) buf[i] = (uint8_t)next_rand();
-    if (next_rand() & 1 && n > 9) memcpy(buf + 3, "\xa5hello\xa4" "acks\xc3", n - 3 < 12 ? n - 3 : 12);
+    if (next_rand() & 1 && n > 9)
+      memcpy(buf + 3,
+             "\xa5hello\xa4"
+             "acks\xc3",
+             n - 3 < 12 ? n - 3 : 12);
     uint8_t *b = malloc(n);
     ASSERT(b);
     memcpy(b, buf, n);
