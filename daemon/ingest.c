@@ -174,8 +174,7 @@ static void on_out_written(uv_write_t *req, int status) {
   struct conn *c = w->c;
   if (c->ack) c->ack->out_bytes -= w->len;
   free(w);
-  /* What waited for room goes now. */
-  if (status == 0 && c->ack && !c->closing && !c->ending) ack_flush(c);
+  (void)status; /* what waited for room goes with the next tick of the ack timer */
 }
 
 /* Writes b's bytes to c (a copy; b is emptied).  0 or -errno. */
@@ -199,8 +198,8 @@ static int conn_write(struct conn *c, struct tks_buf *b) {
 
 /* What changed goes out: the reject details kept, a note of those left
  * out, and the counts.  Nothing while ACK_OUT_MAX bytes wait for the peer
- * (the write callback comes back here): a producer that does not read
- * gets the newest counts once it does, and no unbounded queue. */
+ * (the ack timer comes back here): a producer that does not read gets the
+ * newest counts once it does, and no unbounded queue. */
 static void ack_write(struct conn *c, bool forced) {
   struct ack *a = c->ack;
   if (c->closing || (!forced && a->out_bytes >= ACK_OUT_MAX)) return;
