@@ -284,10 +284,10 @@ static inline uint8_t *w_uint(uint8_t *p, uint64_t u) {
     *p = (uint8_t)u;
     return p + 1;
   }
+  if (u > UINT32_MAX) return *p = 0xcf, be(p + 1, u, 8); /* a ts in ns: first */
   if (u <= UINT8_MAX) return *p = 0xcc, be(p + 1, u, 1);
   if (u <= UINT16_MAX) return *p = 0xcd, be(p + 1, u, 2);
-  if (u <= UINT32_MAX) return *p = 0xce, be(p + 1, u, 4);
-  return *p = 0xcf, be(p + 1, u, 8);
+  return *p = 0xce, be(p + 1, u, 4);
 }
 
 static inline uint8_t *w_int(uint8_t *p, int64_t i) {
@@ -300,6 +300,24 @@ static inline uint8_t *w_int(uint8_t *p, int64_t i) {
   if (i >= INT16_MIN) return *p = 0xd1, be(p + 1, (uint16_t)(int16_t)i, 2);
   if (i >= INT32_MIN) return *p = 0xd2, be(p + 1, (uint32_t)(int32_t)i, 4);
   return *p = 0xd3, be(p + 1, (uint64_t)i, 8);
+}
+
+/* n bytes from s to p with no call for the short ones (names, tickers):
+ * two overlapping copies of 8 or 4 bytes, or three single bytes. */
+static inline void copy_short(uint8_t *p, const uint8_t *s, size_t n) {
+  if (n > 16) {
+    memcpy(p, s, n);
+  } else if (n >= 8) {
+    memcpy(p, s, 8);
+    memcpy(p + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    memcpy(p, s, 4);
+    memcpy(p + n - 4, s + n - 4, 4);
+  } else if (n) {
+    p[0] = s[0];
+    p[n / 2] = s[n / 2];
+    p[n - 1] = s[n - 1];
+  }
 }
 
 static inline uint8_t *w_str(uint8_t *p, const char *s, size_t n) {
@@ -322,8 +340,10 @@ static inline uint8_t *w_str(uint8_t *p, const char *s, size_t n) {
 static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *symbols,
                           const struct tks_symtab *strings, const void *record,
                           struct tks_buf *out) {
-  size_t fixed = 3 + TKS_FIELD_NAME_MAX; /* the last name's whole-array copy */
-  for (unsigned fi = 0; fi < s->nfields; fi++) fixed += 1 + s->fields[fi].name_len + 9 + 5;
+  /* A bound, not a sum of the names (a loop here cost half the render):
+   * the header, the last name's whole-array copy, and for each field its
+   * name and at most 9 bytes of value or a 5-byte string header. */
+  size_t fixed = 3 + TKS_FIELD_NAME_MAX + s->nfields * (size_t)(1 + TKS_FIELD_NAME_MAX + 9 + 5);
   if (out->cap - out->len < fixed + MP_SLACK && tks_buf_reserve(out, fixed + MP_SLACK))
     return -ENOMEM;
   size_t was = out->len;
@@ -333,13 +353,11 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
     *p++ = (uint8_t)(0x80 | s->nfields);
   else
     *p = 0xde, p = be(p + 1, s->nfields, 2);
-  for (unsigned fi = 0; fi < s->nfields; fi++) {
-    const struct tks_field *f = &s->fields[fi];
+  for (const struct tks_field *f = s->fields, *end = f + s->nfields; f < end; f++) {
     /* A name is under 32 bytes: a fixstr, copied as the whole array (one
      * fixed-size copy; the bytes past it are overwritten next). */
-    *p++ = (uint8_t)(0xa0 | f->name_len);
-    memcpy(p, f->name, sizeof f->name);
-    p += f->name_len;
+    memcpy(p, f->mp_key, sizeof f->mp_key);
+    p += 1 + f->name_len;
     const char *at = (const char *)record + f->offset;
     switch (f->vtype) {
     case TKS_V_INT: {
@@ -366,8 +384,18 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
     case TKS_V_ISTR: {
       uint32_t id;
       memcpy(&id, at, 4);
+      const struct tks_symtab *t = f->vtype == TKS_V_SYM ? symbols : strings;
+      if (id - 1u < tks_symtab_count(t)) { /* the common case: a name under 32 bytes */
+        const uint8_t *ln = tks_symtab_lname(t, id);
+        if (ln[0] < 32) {
+          *p = (uint8_t)(0xa0 | ln[0]);
+          copy_short(p + 1, ln + 1, ln[0]);
+          p += 1 + ln[0];
+          break;
+        }
+      }
       size_t len = 0;
-      const char *text = tks_symtab_name(f->vtype == TKS_V_SYM ? symbols : strings, id, &len);
+      const char *text = tks_symtab_name(t, id, &len);
       if (!text) {
         *p++ = 0xc0;
         break;
