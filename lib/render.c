@@ -273,9 +273,21 @@ int tks_tick_json_as(const struct tks_schema *schema, const struct tks_symtab *n
   return tick_out(&o, schema, names, record, obj);
 }
 
-/* Big-endian x in n bytes at p; returns p + n. */
+/* Big-endian x in n bytes (1, 2, 4 or 8) at p; returns p + n.  One
+ * byte swap and one store (the compiler does not merge a byte loop). */
 static inline uint8_t *be(uint8_t *p, uint64_t x, unsigned n) {
-  for (unsigned i = 0; i < n; i++) p[i] = (uint8_t)(x >> (8 * (n - 1 - i)));
+  if (n == 8) {
+    uint64_t v = __builtin_bswap64(x);
+    memcpy(p, &v, 8);
+  } else if (n == 4) {
+    uint32_t v = __builtin_bswap32((uint32_t)x);
+    memcpy(p, &v, 4);
+  } else if (n == 2) {
+    uint16_t v = __builtin_bswap16((uint16_t)x);
+    memcpy(p, &v, 2);
+  } else {
+    for (unsigned i = 0; i < n; i++) p[i] = (uint8_t)(x >> (8 * (n - 1 - i)));
+  }
   return p + n;
 }
 
