@@ -452,7 +452,7 @@ int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *name
 
 /* A CSV field: as JSON would write a number; text unquoted unless it holds
  * a comma, a quote or a line break (then quoted, quotes doubled). */
-static int csv_text(struct tks_buf *b, const char *s, size_t n) {
+int tks_csv_text(struct tks_buf *b, const char *s, size_t n) {
   bool quote = memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) || memchr(s, '\r', n);
   if (!quote) return tks_buf_append(b, s, n);
   int r = tks_buf_putc(b, '"');
@@ -479,12 +479,12 @@ static int csv_value(struct tks_buf *b, const struct tks_value *v, const struct 
   case TKS_V_INT: return tks_buf_printf(b, "%lld", (long long)v->v.i);
   case TKS_V_UINT: return tks_buf_printf(b, "%llu", (unsigned long long)v->v.u);
   case TKS_V_F64: return isfinite(v->v.f) ? tks_json_double(b, v->v.f) : 0;
-  case TKS_V_STR: return csv_text(b, v->v.s.p, v->v.s.len);
+  case TKS_V_STR: return tks_csv_text(b, v->v.s.p, v->v.s.len);
   case TKS_V_SYM:
   case TKS_V_ISTR: {
     size_t len = 0;
     const char *n = tks_symtab_name(v->type == TKS_V_SYM ? symbols : strings, v->v.id, &len);
-    return n ? csv_text(b, n, len) : 0;
+    return n ? tks_csv_text(b, n, len) : 0;
   }
   }
   return 0;
@@ -494,7 +494,7 @@ int tks_schema_csv_header(const struct tks_schema *schema, struct tks_buf *out) 
   int r = 0;
   for (unsigned fi = 0; fi < schema->nfields; fi++) {
     if (fi) r |= tks_buf_putc(out, ',');
-    r |= csv_text(out, schema->fields[fi].name, schema->fields[fi].name_len);
+    r |= tks_csv_text(out, schema->fields[fi].name, schema->fields[fi].name_len);
   }
   r |= tks_buf_putc(out, '\n');
   return r ? -ENOMEM : 0;
