@@ -397,6 +397,10 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
       uint32_t id;
       memcpy(&id, at, 4);
       const struct tks_symtab *t = f->vtype == TKS_V_SYM ? symbols : strings;
+      if (id == 0) { /* "" */
+        *p++ = 0xa0;
+        break;
+      }
       if (id - 1u < tks_symtab_count(t)) { /* the common case: a name under 32 bytes */
         const uint8_t *ln = tks_symtab_lname(t, id);
         if (ln[0] < 32) {
