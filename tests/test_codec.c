@@ -850,9 +850,10 @@ TEST(symbol_names_of_every_length_render_byte_for_byte) {
     ASSERT(t && t->type == MSGPACK_OBJECT_STR);
     ASSERT_EQ(t->via.str.size, lens[li]);
     ASSERT(memcmp(t->via.str.ptr, name, lens[li]) == 0);
-    /* the header msgpack-c's packer would write: fixstr below 32, else str8 */
+    /* the header msgpack-c's packer would write: fixstr below 32, else str8
+     * (msgpack-c's pointer for "" need not point into the buffer) */
     const uint8_t *raw = (const uint8_t *)t->via.str.ptr - (lens[li] < 32 ? 1 : 2);
-    ASSERT_EQ(raw[0], (lens[li] < 32 ? (0xa0 | lens[li]) : 0xd9));
+    if (lens[li]) ASSERT_EQ(raw[0], (lens[li] < 32 ? (0xa0 | lens[li]) : 0xd9));
     msgpack_unpacked_destroy(&u);
     tks_buf_finish(&b);
   }
