@@ -102,7 +102,8 @@ static void close_signals(void) {
 static void shutdown_server(struct tks_server *srv, const char *why) {
   if (srv->stopping) return;
   srv->stopping = true;
-  tks_log(TKS_LOG_INFO, "%s: stopping", why);
+  /* "start failed: stopping" is an error, a signal's stop is not. */
+  tks_log(exit_status ? TKS_LOG_ERROR : TKS_LOG_INFO, "%s: stopping", why);
   tks_notify("STOPPING=1");
   tks_lifecycle_stop(srv);
   tks_load_stop(srv);
@@ -237,7 +238,9 @@ int main(int argc, char **argv) {
   if (config_path) {
     char err[TKS_CONFIG_ERR_MAX];
     if (tks_config_load(&srv.cfg, config_path, err, sizeof err) != 0) {
-      fprintf(stderr, "%s\n", err);
+      /* Plain "file:line:column: what" (also for --check-config, which
+       * ExecStartPre= and ExecReload= run), at error priority for journald. */
+      fprintf(stderr, "%s%s\n", tks_log_is_journal() ? "<3>" : "", err);
       return 2;
     }
   }
