@@ -142,7 +142,7 @@ try:
         why = []
         for p, sec in pages.items():
             path = f"{root}{mandir}/{sec}/{p}"
-            r = run(["man", "--warnings=all", "-l", path],
+            r = run(["man", "--warnings=w", "-l", path],  # w: every groff warning
                     env=dict(os.environ, MANWIDTH="80", MAN_KEEP_FORMATTING="", LC_ALL="C.UTF-8",
                              MANPAGER="cat", PAGER="cat"))
             text[p] = r.stdout
