@@ -133,7 +133,7 @@ try:
 
     # The man pages.
     if not have_man:
-        skip("man_pages_render_without_warnings", "scdoc not found at meson setup (apt-get install scdoc)")
+        skip("man_pages_render_without_warnings", "the man pages were not built (scdoc not found at meson setup: apt-get install scdoc; or -Dman=disabled)")
     elif not shutil.which("man"):
         skip("man_pages_render_without_warnings", "man not installed (apt-get install man-db)")
     else:
