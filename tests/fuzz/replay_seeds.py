@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seeds of fuzz_replay that hold records (corpus/replay/records-*).
+"""Writes the seeds of fuzz_replay that hold records (corpus/replay/records-*),
+named producers' positions too (records-producer).
 
 Each seed is an input of fuzz_replay.c's layout 2 (or 3: the first frame in
 an older segment), the frames it builds with good CRCs: the first byte is
@@ -13,7 +14,7 @@ import struct
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "replay")
 MARK = -(2**63)
-EVICT, SEAL_BEGIN, SEAL_COMMIT, SEAL_ABORT = 1, 2, 3, 4
+EVICT, SEAL_BEGIN, SEAL_COMMIT, SEAL_ABORT, PRODUCER = 1, 2, 3, 4, 5
 T0 = 1767225600 * 10**9  # 2026-01-01, ns
 
 
@@ -45,6 +46,16 @@ def seal_begin(seal, cut):
 
 def seal_end(kind, seal):
     return struct.pack("<qBQ", MARK, kind, seal)
+
+
+def producer(name, position, ticks=()):
+    """A producer record: its name and position, then (optionally) the
+    receive time and the ticks of the read it ends (tick() payloads)."""
+    n = name.encode()
+    out = struct.pack("<qBB", MARK, PRODUCER, len(n)) + n + struct.pack("<Q", position)
+    if ticks:
+        out += ticks[0][:8] + b"".join(t[8:] for t in ticks)
+    return out
 
 
 def seed(name, first_byte, payloads):
@@ -99,4 +110,17 @@ seed("records-bad", 2, [
 seed("records-two-segments", 3, [
     seal_begin(4, T0 + 2 * S),  # alone in the older segment
     tick("AAPL", T0 + 1 * S), tick("AAPL", T0 + 2 * S), seal_end(SEAL_COMMIT, 4),
+])
+seed("records-producer", 2, [
+    tick("AAPL", T0 + 1 * S),
+    producer("feed-a", 2, [tick("AAPL", T0 + 2 * S), tick("MSFT", T0 + 2 * S)]),  # with its read
+    producer("feed-b", 7),                      # a position restated (a new segment's start)
+    producer("feed-a", 3, [tick("AAPL", T0 + 3 * S)]),
+    producer("f" * 64, 1),                      # the longest name
+    producer("feed-b", 2**64 - 1),              # the largest position
+    struct.pack("<qBB", MARK, PRODUCER, 0) + struct.pack("<Q", 1),  # an empty name
+    struct.pack("<qBB", MARK, PRODUCER, 65) + b"g" * 65 + struct.pack("<Q", 1),  # one too long
+    producer("feed-c", 4) + b"\x01\x02\x03",     # a cut receive time
+    producer("feed-c", 4)[:-1],                 # a byte short of the position
+    tick("AAPL", T0 + 4 * S),
 ])
