@@ -112,7 +112,9 @@ int cli_write_all(int fd, const void *p, size_t n);
 void cli_finish_stream(int fd, int timeout_ms);
 
 /* Commands, called by tickslab.c's dispatch: return an exit code.
- * ping, stats and request are tickslab.c's own (static). */
+ * ping and request are tickslab.c's own (static). */
+int cli_cmd_stats(struct cli *c, int argc, char **argv); /* stats.c: all or one section */
+int cli_cmd_top(struct cli *c, int argc, char **argv);   /* top.c: the live view */
 int cli_cmd_send(struct cli *c, int argc, char **argv); /* send.c */
 int cli_cmd_gen(struct cli *c, int argc, char **argv);  /* gen.c */
 /* query.c: the read-back requests last, range, symbols, advice. */

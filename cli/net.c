@@ -48,8 +48,15 @@ int cli_ctl_open(struct cli_ctl *ctl, const char *path, int timeout_ms) {
   struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    cli_err("cannot connect to %s: %s (is tickslabd running? use --socket)", path,
-            strerror(errno));
+    /* Only a missing or dead socket means the daemon is not running. */
+    if (errno == EACCES || errno == EPERM)
+      cli_err("permission denied on %s (run as the daemon's user or see control.socket_mode)",
+              path);
+    else if (errno == ENOENT || errno == ECONNREFUSED)
+      cli_err("cannot connect to %s: %s (is tickslabd running? use --socket)", path,
+              strerror(errno));
+    else
+      cli_err("cannot connect to %s: %s", path, strerror(errno));
     close(fd);
     return -1;
   }
