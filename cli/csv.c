@@ -168,6 +168,19 @@ static void strip_bom(char **line, size_t *len) {
   }
 }
 
+/* A number cell: strtod over the whole cell, finite. */
+static int parse_f64(const struct field *f, double *out) {
+  char num[64];
+  if (f->len >= sizeof num) return -E2BIG;
+  memcpy(num, f->p, f->len);
+  num[f->len] = '\0';
+  char *end;
+  *out = strtod(num, &end);
+  if (*end != '\0' || end == num) return -EINVAL;
+  if (!isfinite(*out)) return -ERANGE;
+  return 0;
+}
+
 /* Checks that every required field has a column. */
 static int check_required(const struct cli_csv_map *m, char *err, size_t errlen) {
   const struct tks_schema *s = m->schema;
@@ -197,10 +210,14 @@ int cli_csv_header(struct cli_csv_map *m, const struct tks_schema *s, bool extra
      * tell; say it as a bad line. */
     return -EINVAL;
   }
-  bool named = false;
-  for (size_t i = 0; i < n && i < CLI_CSV_MAX_COLUMNS && !named; i++)
-    named = f[i].len > 0 && find_nocase(s, f[i].p, f[i].len) >= 0;
-  if (!named) return 0;
+  /* A data line has numbers (a price, a time); a header has none. */
+  bool named = false, number = false;
+  for (size_t i = 0; i < n && i < CLI_CSV_MAX_COLUMNS; i++) {
+    double d;
+    named |= f[i].len > 0 && find_nocase(s, f[i].p, f[i].len) >= 0;
+    number |= f[i].len > 0 && parse_f64(&f[i], &d) != -EINVAL && parse_f64(&f[i], &d) != -E2BIG;
+  }
+  if (!named || number) return 0;
   if (n > CLI_CSV_MAX_COLUMNS) {
     snprintf(err, errlen, "header: more than %d columns (a tick carries at most %d fields)",
              CLI_CSV_MAX_COLUMNS, CLI_CSV_MAX_COLUMNS);
@@ -311,19 +328,6 @@ static void ts_error(const struct field *f, const char *name, int r, char *err, 
   else
     snprintf(err, errlen,
              "bad %s %s: want integer ns or ISO-8601 like 2026-11-25T10:00:00.123456789Z", name, q);
-}
-
-/* A number cell: strtod over the whole cell, finite. */
-static int parse_f64(const struct field *f, double *out) {
-  char num[64];
-  if (f->len >= sizeof num) return -E2BIG;
-  memcpy(num, f->p, f->len);
-  num[f->len] = '\0';
-  char *end;
-  *out = strtod(num, &end);
-  if (*end != '\0' || end == num) return -EINVAL;
-  if (!isfinite(*out)) return -ERANGE;
-  return 0;
 }
 
 static int parse_bool(const struct field *f, bool *out) {

@@ -55,7 +55,8 @@ bool cli_csv_is_blank(const char *line, size_t len);
 /*
  * The first line that is not blank (line, len, without its '\n'; quoted
  * cells are unquoted in place).  It is a header when one of its cells names
- * a field of schema s (ignoring case; a UTF-8 BOM before it is skipped):
+ * a field of schema s (ignoring case; a UTF-8 BOM before it is skipped) and
+ * none is a number (a data line has a price or a time, "TS,1,2,3" is data):
  * then m maps each column to its field and 1 is returned.  0: it is not a
  * header (a data line; m untouched).  -EINVAL, with the reason in err: a
  * header that cannot be used: an empty name, a name over 255 bytes, not

@@ -251,31 +251,37 @@ const struct tks_schema *cli_send_schema(struct cli *c, char *src, size_t srclen
   const char *path;
   if (cli_control_socket(c, &path)) return NULL;
   struct cli_ctl ctl;
+  char why[300] = "no daemon answered";
   int r = cli_ctl_try_open(&ctl, path, c->timeout_ms);
-  if (r == -EACCES || r == -EPERM) return cli_ctl_open(&ctl, path, c->timeout_ms), NULL;
-  if (r) {
-    const struct tks_schema *s = cli_schema(c);
-    if (s)
-      snprintf(src, srclen, "%s (no daemon answered at %s; --config or --socket say which)",
-               c->config_state == 1 ? c->config->path : "the built-in default", path);
-    return s;
+  if (r == -EACCES || r == -EPERM) snprintf(why, sizeof why, "permission denied");
+  if (r == 0) {
+    struct tks_buf resp = {0};
+    char err[256];
+    /* The section alone where the daemon knows sections; all else.  A
+     * daemon still loading has no schema in its stats yet. */
+    if (cli_ctl_request(&ctl, "stats text schema", &resp) == 0 &&
+        (!cli_response_error(resp.data ? resp.data : "", err, sizeof err) ||
+         cli_ctl_request(&ctl, "stats text", &resp) == 0)) {
+      if (cli_response_error(resp.data ? resp.data : "", err, sizeof err))
+        snprintf(why, sizeof why, "it answered %.200s", err);
+      else if (schema_of_stats(resp.data ? resp.data : "", &daemon_schema, err, sizeof err))
+        snprintf(why, sizeof why, "%.200s", err);
+      else
+        r = 1;
+    }
+    tks_buf_finish(&resp);
+    cli_ctl_close(&ctl);
+    if (r == 1) {
+      snprintf(src, srclen, "the daemon's at %s", path);
+      return &daemon_schema;
+    }
   }
-  struct tks_buf resp = {0};
-  const struct tks_schema *out = NULL;
-  char err[256];
-  /* The section alone where the daemon knows sections; all else. */
-  if (cli_ctl_request(&ctl, "stats text schema", &resp) == 0 &&
-      (!cli_response_error(resp.data ? resp.data : "", err, sizeof err) ||
-       cli_ctl_request(&ctl, "stats text", &resp) == 0)) {
-    if (cli_response_error(resp.data ? resp.data : "", err, sizeof err))
-      cli_err("%s: %s", path, err);
-    else if (schema_of_stats(resp.data ? resp.data : "", &daemon_schema, err, sizeof err))
-      cli_err("the schema in the stats of %s: %s", path, err);
-    else
-      out = &daemon_schema;
-  }
-  snprintf(src, srclen, "the daemon's at %s", path);
-  tks_buf_finish(&resp);
-  cli_ctl_close(&ctl);
-  return out;
+  /* No daemon's schema: the config's, as the other commands take it. */
+  const struct tks_schema *s = cli_schema(c);
+  if (s)
+    snprintf(src, srclen,
+             "%s, as no schema came from the daemon at %s (%s); --config or --socket "
+             "say which",
+             c->config_state == 1 ? c->config->path : "the built-in MarketEvent", path, why);
+  return s;
 }

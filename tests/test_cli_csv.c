@@ -276,6 +276,8 @@ TEST(a_first_line_naming_a_field_is_the_header_any_case_any_bom) {
   /* A data line is not a header, whatever it holds. */
   ASSERT_EQ(header(&m, &market, false, "AAPL,1,1,1", err, sizeof err), 0);
   ASSERT_EQ(header(&m, &market, false, "AAPL,,150.05,100,R", err, sizeof err), 0);
+  ASSERT_EQ(header(&m, &market, false, "TS,1,2,3", err, sizeof err), 0); /* a ticker TS */
+  ASSERT_EQ(header(&m, &market, false, "PRICE,,inf,3", err, sizeof err), 0);
   /* Another case names a field, but names are exact: say so. */
   ASSERT_EQ(header(&m, &market, false, "Ticker,ts,price,volume", err, sizeof err), -EINVAL);
   ASSERT_CONTAINS(err, "'Ticker' (did you mean 'ticker'?");
