@@ -648,7 +648,7 @@ TEST(a_control_socket_the_user_may_not_open_is_called_permission_denied) {
   struct tks_daemon d;
   daemon_start(&d, NULL);
   struct cmd_result r;
-  char *argv[8];
+  char *argv[12];
   int n = 0;
   if (geteuid() == 0) {
     /* Root opens any socket: ask as nobody (the socket is 0600, root's). */
@@ -778,6 +778,8 @@ TEST(top_on_a_terminal_shows_changing_figures_and_q_restores_the_terminal) {
   struct acc out = {0};
   long at = read_for(fd, &out, 0, "accepted 0 ", 20000);
   if (at < 0) TEST_FAIL("no first screen; got: %.*s", (int)out.len, out.data ? out.data : "");
+  at = read_for(fd, &out, (size_t)at, "\033[J", 20000); /* the end of that screen */
+  ASSERT(at > 0);
   ASSERT(memmem(out.data, out.len, "\033[?1049h", 8) != NULL); /* the alternate screen */
   ASSERT(memmem(out.data, out.len, "\033[?25l", 6) != NULL);   /* the cursor hidden */
   ASSERT(memmem(out.data, out.len, "INGEST", 6) != NULL);
