@@ -24,7 +24,8 @@
 #define SEND_BATCH_BYTES (64 * 1024)
 
 static const char send_help[] =
-    "Usage: tickslab send [FILE | -] [--extra] [--array] [--acks] [--sync] [--producer NAME]\n"
+    "Usage: tickslab send [FILE | -] [--extra] [--array] [--acks] [--sync]\n"
+    "                     [--producer NAME]\n"
     "\n"
     "Streams ticks from CSV in FILE (default: standard input) to the ingest address\n"
     "(--connect, else the config's ingest.listen, else 127.0.0.1:7070).\n"
