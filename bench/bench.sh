@@ -253,14 +253,14 @@ run_tickslab() { # N SYMBOLS LABEL MODE [EXTRA_ARGS...]
   local stored rss1
   stored=$(stat_value ticks.stored) || die "stats text has no ticks.stored"
   stored=$((stored - acc0))
-  R_BPT=$(stat_value memory.bytes_per_tick) || R_BPT=NA
+  R_BPT=$(stat_value memory.total_bytes_per_tick) || R_BPT=NA
   rss1=$(stat_value memory.rss_bytes)
   R_SLOTTED=$(stat_value store.slotted.ticks) || R_SLOTTED=NA
   R_DYNAMIC=$(stat_value store.dynamic.ticks) || R_DYNAMIC=NA
   R_OVERFLOW=$(stat_value store.overflow.ticks) || R_OVERFLOW=NA
-  R_SLOTTED_BPT=$(stat_value store.slotted.bytes_per_tick) || R_SLOTTED_BPT=NA
-  R_DYNAMIC_BPT=$(stat_value store.dynamic.bytes_per_tick) || R_DYNAMIC_BPT=NA
-  R_OVERFLOW_BPT=$(stat_value store.overflow.bytes_per_tick) || R_OVERFLOW_BPT=NA
+  R_SLOTTED_BPT=$(stat_value store.slotted.block_bytes_per_tick) || R_SLOTTED_BPT=NA
+  R_DYNAMIC_BPT=$(stat_value store.dynamic.object_and_entry_bytes_per_tick) || R_DYNAMIC_BPT=NA
+  R_OVERFLOW_BPT=$(stat_value store.overflow.entry_and_map_bytes_per_tick) || R_OVERFLOW_BPT=NA
   local rejected
   rejected=$(stat_value ticks.rejected) || rejected=0
   ((rejected == 0)) || note "$label: the daemon rejected $rejected ticks"

@@ -67,6 +67,11 @@ int cli_parse_seconds(const char *s, double *out);
 int cli_control_socket(struct cli *c, const char **path);
 int cli_ingest_address(struct cli *c);
 const struct tks_schema *cli_schema(struct cli *c);
+/* The schema a CSV's header maps to (send): --config's; else the running
+ * daemon's, from its stats (schema.fields.*) on the control socket; else,
+ * when no daemon answers there, cli_schema's.  src says which, for
+ * messages ("the daemon's at PATH").  NULL after printing why. */
+const struct tks_schema *cli_send_schema(struct cli *c, char *src, size_t srclen);
 /* The subscription address, as the ingest one: opt (--subscribe), else
  * the config's subscribe.listen, else 127.0.0.1:7071. */
 int cli_subscribe_address(struct cli *c, const char *opt, char *host, size_t host_len, char *port,
@@ -83,8 +88,12 @@ struct cli_ctl {
   struct tks_buf in; /* bytes read past the last response */
 };
 
-/* Connects to path.  Returns 0 or -1 (printed). */
+/* Connects to path.  Returns 0 or -1 (printed: a permission problem, a
+ * daemon not running, ...). */
 int cli_ctl_open(struct cli_ctl *ctl, const char *path, int timeout_ms);
+/* The same, quiet: 0 or a negative errno (-ENAMETOOLONG for a path over
+ * sun_path). */
+int cli_ctl_try_open(struct cli_ctl *ctl, const char *path, int timeout_ms);
 /* Sends one request line and reads its response into resp (replacing its
  * contents): the lines, each with its '\n', without the closing empty line.
  * Returns 0, or -1 (printed) on a socket error, a timeout or a connection
@@ -112,7 +121,9 @@ int cli_write_all(int fd, const void *p, size_t n);
 void cli_finish_stream(int fd, int timeout_ms);
 
 /* Commands, called by tickslab.c's dispatch: return an exit code.
- * ping, stats and request are tickslab.c's own (static). */
+ * ping and request are tickslab.c's own (static). */
+int cli_cmd_stats(struct cli *c, int argc, char **argv); /* stats.c: all or one section */
+int cli_cmd_top(struct cli *c, int argc, char **argv);   /* top.c: the live view */
 int cli_cmd_send(struct cli *c, int argc, char **argv); /* send.c */
 int cli_cmd_gen(struct cli *c, int argc, char **argv);  /* gen.c */
 /* query.c: the read-back requests last, range, symbols, advice. */

@@ -25,36 +25,45 @@ static int remaining_ms(uint64_t deadline) {
   return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
-int cli_ctl_open(struct cli_ctl *ctl, const char *path, int timeout_ms) {
+int cli_ctl_try_open(struct cli_ctl *ctl, const char *path, int timeout_ms) {
   memset(ctl, 0, sizeof *ctl);
   ctl->fd = -1;
   ctl->timeout_ms = timeout_ms;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof sa.sun_path || sizeof sa.sun_path > sizeof ctl->path) {
-    cli_err("control socket path too long (%zu bytes, at most %zu): %s", strlen(path),
-            sizeof sa.sun_path - 1, path);
-    return -1;
-  }
+  if (strlen(path) >= sizeof sa.sun_path || sizeof sa.sun_path > sizeof ctl->path)
+    return -ENAMETOOLONG;
   size_t pl = strlen(path) + 1;
   memcpy(ctl->path, path, pl);
   memcpy(sa.sun_path, path, pl);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    cli_err("socket: %s", strerror(errno));
-    return -1;
-  }
+  if (fd < 0) return -errno;
   /* A Unix socket connect does not wait for the accept, unless the
    * backlog is full: bound that with the send timeout. */
   struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    cli_err("cannot connect to %s: %s (is tickslabd running? use --socket)", path,
-            strerror(errno));
+    int e = errno;
     close(fd);
-    return -1;
+    return -e;
   }
   ctl->fd = fd;
   return 0;
+}
+
+int cli_ctl_open(struct cli_ctl *ctl, const char *path, int timeout_ms) {
+  int r = cli_ctl_try_open(ctl, path, timeout_ms);
+  if (r == 0) return 0;
+  /* Only a missing or dead socket means the daemon is not running. */
+  if (r == -ENAMETOOLONG)
+    cli_err("control socket path too long (%zu bytes, at most %zu): %s", strlen(path),
+            sizeof((struct sockaddr_un *)0)->sun_path - 1, path);
+  else if (r == -EACCES || r == -EPERM)
+    cli_err("permission denied on %s (run as the daemon's user or see control.socket_mode)", path);
+  else if (r == -ENOENT || r == -ECONNREFUSED)
+    cli_err("cannot connect to %s: %s (is tickslabd running? use --socket)", path, strerror(-r));
+  else
+    cli_err("cannot connect to %s: %s", path, strerror(-r));
+  return -1;
 }
 
 void cli_ctl_close(struct cli_ctl *ctl) {

@@ -3,7 +3,7 @@
  * else the config's control.socket, else the default), the ingest address
  * (--connect, else the config's ingest.listen, asking the daemon for the
  * port when that is 0, else 127.0.0.1:7070) and the schema send and gen
- * encode for.  The config is --config, else the default file if it exists.
+ * encode for (send: the running daemon's, from its stats, unless --config).  The config is --config, else the default file if it exists.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -204,4 +204,84 @@ const struct tks_schema *cli_schema(struct cli *c) {
   if (c->config_state == 1) return &c->config->schema;
   if (dflt.nfields == 0) tks_schema_default(&dflt);
   return &dflt;
+}
+
+/* Fills s from `stats text` lines schema.name and schema.fields.NAME.type
+ * and .required (declaration order).  0 or -EINVAL. */
+static int schema_of_stats(const char *text, struct tks_schema *s, char *err, size_t errlen) {
+  memset(s, 0, sizeof *s);
+  snprintf(s->name, sizeof s->name, "?");
+  static const char pre[] = "schema.fields.";
+  for (const char *line = text; line && *line;) {
+    const char *nl = strchr(line, '\n');
+    size_t ll = nl ? (size_t)(nl - line) : strlen(line);
+    char name[TKS_FIELD_NAME_MAX], what[16], value[32];
+    if (ll > 12 && strncmp(line, "schema.name ", 12) == 0) {
+      snprintf(s->name, sizeof s->name, "%.*s", (int)(ll - 12), line + 12);
+    } else if (ll > sizeof pre && strncmp(line, pre, sizeof pre - 1) == 0 &&
+               sscanf(line + sizeof pre - 1, "%31[A-Za-z0-9_].%15[a-z] %31s", name, what, value) ==
+                   3) {
+      unsigned i = 0;
+      while (i < s->nfields && strcmp(s->fields[i].name, name) != 0) i++;
+      if (i == s->nfields) {
+        if (s->nfields == TKS_SCHEMA_MAX_FIELDS) return -EINVAL;
+        snprintf(s->fields[s->nfields++].name, TKS_FIELD_NAME_MAX, "%s", name);
+      }
+      if (strcmp(what, "type") == 0 && tks_type_parse(value, &s->fields[i].type)) {
+        snprintf(err, errlen, "the daemon's field %s has the type '%s', unknown here", name, value);
+        return -EINVAL;
+      }
+      if (strcmp(what, "required") == 0) s->fields[i].required = strcmp(value, "1") == 0;
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  if (s->nfields == 0) {
+    snprintf(err, errlen, "the daemon's stats have no schema.fields");
+    return -EINVAL;
+  }
+  return tks_schema_layout(s, err, errlen);
+}
+
+const struct tks_schema *cli_send_schema(struct cli *c, char *src, size_t srclen) {
+  static struct tks_schema daemon_schema;
+  if (c->config_opt) {
+    snprintf(src, srclen, "--config %s", c->config_opt);
+    return cli_schema(c);
+  }
+  const char *path;
+  if (cli_control_socket(c, &path)) return NULL;
+  struct cli_ctl ctl;
+  char why[300] = "no daemon answered";
+  int r = cli_ctl_try_open(&ctl, path, c->timeout_ms);
+  if (r == -EACCES || r == -EPERM) snprintf(why, sizeof why, "permission denied");
+  if (r == 0) {
+    struct tks_buf resp = {0};
+    char err[256];
+    /* The section alone where the daemon knows sections; all else.  A
+     * daemon still loading has no schema in its stats yet. */
+    if (cli_ctl_request(&ctl, "stats text schema", &resp) == 0 &&
+        (!cli_response_error(resp.data ? resp.data : "", err, sizeof err) ||
+         cli_ctl_request(&ctl, "stats text", &resp) == 0)) {
+      if (cli_response_error(resp.data ? resp.data : "", err, sizeof err))
+        snprintf(why, sizeof why, "it answered %.200s", err);
+      else if (schema_of_stats(resp.data ? resp.data : "", &daemon_schema, err, sizeof err))
+        snprintf(why, sizeof why, "%.200s", err);
+      else
+        r = 1;
+    }
+    tks_buf_finish(&resp);
+    cli_ctl_close(&ctl);
+    if (r == 1) {
+      snprintf(src, srclen, "the daemon's at %s", path);
+      return &daemon_schema;
+    }
+  }
+  /* No daemon's schema: the config's, as the other commands take it. */
+  const struct tks_schema *s = cli_schema(c);
+  if (s)
+    snprintf(src, srclen,
+             "%s, as no schema came from the daemon at %s (%s); --config or --socket "
+             "say which",
+             c->config_state == 1 ? c->config->path : "the built-in MarketEvent", path, why);
+  return s;
 }

@@ -1,7 +1,8 @@
 /*
  * `tickslab send`: streams ticks from a CSV file or stdin to the ingest
  * port, one msgpack map (or schema-ordered array) per line, written in
- * 64 KiB batches.  It streams: a bad line stops it there, after the ticks
+ * 64 KiB batches.  The header's columns are mapped to the schema's fields
+ * (csv.c); the schema is --config's or the running daemon's (resolve.c).  It streams: a bad line stops it there, after the ticks
  * before it have been sent and the connection closed cleanly.  With
  * --acks (or --sync, --producer) it says hello first and reads the
  * daemon's acknowledgements between batches: rejected lines are reported
@@ -23,24 +24,37 @@
 #define SEND_BATCH_BYTES (64 * 1024)
 
 static const char send_help[] =
-    "Usage: tickslab send [FILE | -] [--array] [--acks] [--sync] [--producer NAME]\n"
+    "Usage: tickslab send [FILE | -] [--extra] [--array] [--acks] [--sync]\n"
+    "                     [--producer NAME]\n"
     "\n"
-    "Streams ticks from FILE (default: standard input) to the ingest address\n"
+    "Streams ticks from CSV in FILE (default: standard input) to the ingest address\n"
     "(--connect, else the config's ingest.listen, else 127.0.0.1:7070).\n"
     "\n"
-    "Each line: ticker,ts,price,volume,flags\n"
-    "  ticker   required\n"
-    "  ts       empty (the daemon stamps the receive time), integer ns since the\n"
-    "           epoch, ISO-8601 with a zone: 2026-11-25T10:00:00.123456789Z,\n"
-    "           or a date alone: 2026-11-25 (midnight UTC)\n"
-    "  price    a number;  volume: an integer\n"
-    "  flags    optional (empty or absent: not sent)\n"
-    "A first line beginning with 'ticker' is a header and skipped; blank lines\n"
-    "are skipped; CRLF line ends and \"quoted\" fields are fine.\n"
+    "The first line is a header naming the columns: the schema's field names,\n"
+    "in any order (e.g. for MarketEvent ticker,ts,price,volume,flags; for the\n"
+    "README's Trade bid,ask,symbol,timestamp).  The schema is --config FILE's,\n"
+    "else the running daemon's (from its stats on the control socket), else\n"
+    "the default config's or MarketEvent.  A line is a header when one of its\n"
+    "cells names a field (ignoring case) and none is a number; a name the\n"
+    "schema does not declare is an error naming it (names are case-sensitive),\n"
+    "as is an empty or repeated name, or a required field without a column.\n"
+    "Each cell by its field's type:\n"
+    "  timestamp  empty (the daemon stamps the receive time), integer ns since\n"
+    "             the epoch, ISO-8601 with a zone: 2026-11-25T10:00:00.123456789Z,\n"
+    "             or a date alone: 2026-11-25 (midnight UTC)\n"
+    "  i64, u32   an integer;  f64: a number;  bool: true, false, 1 or 0\n"
+    "  symbol, string  the text\n"
+    "An empty cell is not sent (the field's default applies; an error for a\n"
+    "required field); a line may stop before the last columns.  Without a\n"
+    "header the columns are ticker,ts,price,volume[,flags], and only for a\n"
+    "schema with those fields (MarketEvent).  Blank lines are skipped; CRLF\n"
+    "line ends, a UTF-8 BOM and \"quoted\" cells are fine; a line is at most 1 MiB.\n"
     "\n"
-    "  --array  send the compact form: an array in the schema's slot order\n"
-    "           (from --config or the default config; else ts,ticker,price,\n"
-    "           volume,flags), nil for absent values\n"
+    "  --extra  send columns the schema does not declare as extra fields (an\n"
+    "           integer, a float, true/false or else a string; fallback and\n"
+    "           dynamic mode keep them, slotted rejects them as unknown_field)\n"
+    "  --array  send the compact form: an array in the schema's slot order,\n"
+    "           nil for absent values (no extra fields)\n"
     "\n"
     "  --acks   ask the daemon for acknowledgements (a hello first): each line\n"
     "           it rejects is reported on stderr as 'tickslab: FILE:LINE:\n"
@@ -63,6 +77,29 @@ static const char send_help[] =
     "exit status is also 1 when the daemon rejected any line, or the\n"
     "connection ended before every tick was acknowledged (or, --sync,\n"
     "durable within --timeout of the last progress).\n";
+
+/* Reads one line (without its '\n') into b, at most max bytes.  1: a
+ * line; 0: end of input; -E2BIG: longer than max (the rest of it is
+ * skipped); -EIO: a read error. */
+static int read_line(FILE *in, struct tks_buf *b, size_t max) {
+  b->len = 0;
+  int ch;
+  bool any = false, big = false;
+  while ((ch = getc_unlocked(in)) != EOF) {
+    any = true;
+    if (ch == '\n') break;
+    if (b->len >= max) {
+      big = true;
+      continue;
+    }
+    if (b->len + 1 >= b->cap && tks_buf_reserve(b, b->cap ? b->cap : 4096)) return -ENOMEM;
+    b->data[b->len++] = (char)ch;
+  }
+  if (b->data) b->data[b->len] = '\0';
+  if (ferror(in)) return -EIO;
+  if (big) return -E2BIG;
+  return any ? 1 : 0;
+}
 
 /* Where tick seq s came from: runs of consecutive lines. */
 struct line_run {
@@ -349,15 +386,16 @@ static int flush(struct sender *s) {
 
 int cli_cmd_send(struct cli *c, int argc, char **argv) {
   const char *file = NULL, *producer = NULL;
-  bool array = false, acks = false, sync = false;
+  bool array = false, acks = false, sync = false, extra = false;
   for (int i = 1; i < argc;) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       fputs(send_help, stdout);
       return CLI_OK;
     }
-    if (strcmp(a, "--array") == 0) {
-      array = true;
+    if (strcmp(a, "--array") == 0 || strcmp(a, "--extra") == 0) {
+      array |= a[2] == 'a';
+      extra |= a[2] == 'e';
       i++;
       continue;
     }
@@ -393,8 +431,13 @@ int cli_cmd_send(struct cli *c, int argc, char **argv) {
     i++;
   }
 
-  const struct tks_schema *schema = NULL;
-  if (array && !(schema = cli_schema(c))) return CLI_FAIL;
+  if (array && extra) {
+    cli_err("send: --array has no place for extra fields: use one of --array, --extra");
+    return CLI_USAGE;
+  }
+  char schema_src[400];
+  const struct tks_schema *schema = cli_send_schema(c, schema_src, sizeof schema_src);
+  if (!schema) return CLI_FAIL;
   if (cli_ingest_address(c)) return CLI_FAIL;
 
   bool use_stdin = !file || strcmp(file, "-") == 0;
@@ -407,8 +450,13 @@ int cli_cmd_send(struct cli *c, int argc, char **argv) {
 
   struct sender s = {.cli = c, .dest = c->ingest_name, .name = name, .timeout_ms = c->timeout_ms};
   int rc = CLI_FAIL;
-  char *line = NULL;
-  size_t cap = 0;
+  struct tks_buf lb = {0};
+  struct cli_csv_map *map = calloc(1, sizeof *map);
+  if (!map) {
+    cli_err("out of memory");
+    if (!use_stdin) fclose(in);
+    return CLI_FAIL;
+  }
   s.fd = cli_tcp_connect(c->ingest_host, c->ingest_port, c->ingest_name, c->timeout_ms);
   if (s.fd < 0) goto out;
   if (tks_buf_reserve(&s.buf, SEND_BATCH_BYTES + 4096)) {
@@ -424,27 +472,51 @@ int cli_cmd_send(struct cli *c, int argc, char **argv) {
 
   unsigned long long lineno = 0;
   bool seen_line = false;
-  ssize_t n;
-  char err[256];
+  int n;
+  char err[1024];
   bool failed = false;
-  while ((n = getline(&line, &cap, in)) >= 0) {
+  while ((n = read_line(in, &lb, CLI_CSV_LINE_MAX)) != 0) {
     lineno++;
-    size_t len = (size_t)n;
-    if (len > 0 && line[len - 1] == '\n') line[--len] = '\0';
+    if (n < 0) {
+      if (n == -E2BIG && flush(&s) == 0)
+        cli_err("%s:%llu: a line over %u bytes", name, lineno, CLI_CSV_LINE_MAX);
+      else if (n == -ENOMEM)
+        cli_err("out of memory");
+      failed = true;
+      break;
+    }
+    char *line = lb.data;
+    size_t len = lb.len;
     if (cli_csv_is_blank(line, len)) continue;
     bool first = !seen_line;
     seen_line = true;
-    if (first && cli_csv_is_header(line, len)) continue;
-    struct cli_tick t;
-    int r = cli_csv_parse_tick(line, len, &t, err, sizeof err);
-    if (r == 0 && skipped < skip) {
-      skipped++; /* the daemon has it from an earlier run */
-      continue;
+    int r = 0;
+    if (first) {
+      /* The header, else the legacy columns (the line then is a tick).
+       * The header is parsed from a copy: a data line is parsed again. */
+      char *copy = malloc(len + 1);
+      if (!copy) {
+        cli_err("out of memory");
+        failed = true;
+        break;
+      }
+      memcpy(copy, line, len + 1);
+      r = cli_csv_header(map, schema, extra, copy, len, err, sizeof err);
+      free(copy);
+      if (r == 0) r = cli_csv_legacy(map, schema, extra, err, sizeof err);
+      if (r < 0) {
+        cli_err("%s:%llu: %s (the schema: %s)", name, lineno, err, schema_src);
+        failed = true;
+        break;
+      }
+      if (r == 1) continue;
     }
-    if (r == 0) {
-      r = array ? cli_tick_encode_array(&s.buf, &t, schema, err, sizeof err)
-                : cli_tick_encode_map(&s.buf, &t);
-      if (r == -ENOMEM) snprintf(err, sizeof err, "out of memory");
+    size_t at = s.buf.len;
+    r = cli_csv_encode(map, line, len, array, &s.buf, err, sizeof err);
+    if (r == 0 && skipped < skip) {
+      s.buf.len = at; /* the daemon has it from an earlier run */
+      skipped++;
+      continue;
     }
     if (r) {
       /* Send what came before, then stop at this line. */
@@ -463,10 +535,7 @@ int cli_cmd_send(struct cli *c, int argc, char **argv) {
       break;
     }
   }
-  if (!failed && ferror(in)) {
-    cli_err("read %s: %s", name, strerror(errno));
-    failed = true;
-  }
+  if (n == -EIO) cli_err("read %s: %s", name, strerror(errno));
   if (!failed && flush(&s)) failed = true;
   if (skipped)
     cli_err("%s: skipped %llu ticks the daemon had of producer %s", name,
@@ -506,7 +575,8 @@ int cli_cmd_send(struct cli *c, int argc, char **argv) {
   rc = failed ? CLI_FAIL : CLI_OK;
 out:
   if (s.fd >= 0) cli_finish_stream(s.fd, c->timeout_ms);
-  free(line);
+  tks_buf_finish(&lb);
+  free(map);
   tks_buf_finish(&s.buf);
   if (s.a.on) msgpack_unpacker_destroy(&s.a.up);
   free(s.a.runs);

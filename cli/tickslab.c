@@ -1,7 +1,8 @@
 /*
  * tickslab: the command-line client of tickslabd.  main parses the global
- * options and runs one command: ping, stats and request talk to the control
- * socket here, the others are in query.c, send.c and gen.c.  Where the
+ * options and runs one command: ping and request talk to the control
+ * socket here, the others are in stats.c, top.c, query.c, send.c, gen.c,
+ * tail.c and export.c.  Where the
  * daemon is comes from resolve.c, cli_err and option parsing from cli.c.
  * Exit: 0 ok, 1 failure, 2 usage.
  */
@@ -24,8 +25,12 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  ping                   check that the daemon answers\n"
-    "  stats [--text|--json|--slabs|--prometheus]\n"
-    "                         print the daemon's statistics (default: text)\n"
+    "  stats [SECTION] [--text|--json|--prometheus|--slabs]\n"
+    "                         print the daemon's statistics, all or one section\n"
+    "                         (memory, ticks, journal, ...; default: text;\n"
+    "                         slabs: a table)\n"
+    "  top [--interval S] [--count N]\n"
+    "                         a live view of the daemon, refreshed each second\n"
     "  last SYMBOL [N]        the newest N ticks of SYMBOL (default 10), as JSON lines\n"
     "  range SYMBOL FROM TO [LIMIT] [--all]\n"
     "                         the ticks with FROM <= ts < TO (ns or ISO-8601),\n"
@@ -38,8 +43,9 @@ static const char usage_text[] =
     "                         follow the ticks as they are stored, like tail -f\n"
     "                         (from the subscription port, subscribe.listen)\n"
     "  request WORDS...       send one control request, print the answer\n"
-    "  send [FILE|-] [--array]\n"
-    "                         stream ticks from CSV (ticker,ts,price,volume,flags)\n"
+    "  send [FILE|-] [--array] [--extra]\n"
+    "                         stream ticks from CSV (a header names the schema's\n"
+    "                         fields, in any order)\n"
     "  gen [--count N] [--rate R] [--symbols S] [--connections C] ...\n"
     "                         generate load (see tickslab gen --help)\n"
     "  help [COMMAND]         this text, or a command's\n"
@@ -56,15 +62,6 @@ static const char usage_text[] =
     "  -V, --version          the version\n"
     "\n"
     "Exit status: 0 ok, 1 failure (cannot connect, error answer), 2 usage error.\n";
-
-static const char stats_help[] =
-    "Usage: tickslab stats [--text | --json | --slabs | --prometheus]\n"
-    "\n"
-    "Prints the daemon's statistics:\n"
-    "  --text         'dotted.name value' lines (the default; request 'stats text')\n"
-    "  --json         one JSON object (request 'stats')\n"
-    "  --slabs        the slab classes as JSON (request 'stats slabs')\n"
-    "  --prometheus   Prometheus text exposition (request 'stats prometheus')\n";
 
 static const char ping_help[] =
     "Usage: tickslab ping\n"
@@ -142,47 +139,6 @@ static int cmd_ping(struct cli *c, int argc, char **argv) {
   return run_request(c, "ping", true);
 }
 
-static int cmd_stats(struct cli *c, int argc, char **argv) {
-  static const struct {
-    const char *flag;
-    const char *request;
-  } kinds[] = {
-      {"--text", "stats text"},
-      {"--json", "stats"},
-      {"--slabs", "stats slabs"},
-      {"--prometheus", "stats prometheus"},
-  };
-  const char *request = NULL, *flag = NULL;
-  for (int i = 1; i < argc;) {
-    if (is_help(argv[i])) {
-      fputs(stats_help, stdout);
-      return CLI_OK;
-    }
-    bool matched = false;
-    for (unsigned k = 0; k < TKS_ARRAY_SIZE(kinds); k++)
-      if (strcmp(argv[i], kinds[k].flag) == 0) {
-        if (flag && strcmp(flag, kinds[k].flag) != 0) {
-          cli_err("stats: %s and %s cannot be combined", flag, kinds[k].flag);
-          return CLI_USAGE;
-        }
-        flag = kinds[k].flag;
-        request = kinds[k].request;
-        matched = true;
-      }
-    if (matched) {
-      i++;
-      continue;
-    }
-    int r = cli_global_opt(c, argc, argv, &i);
-    if (r < 0) return CLI_USAGE;
-    if (r == 0) {
-      cli_err("stats: unexpected argument '%s' (see tickslab stats --help)", argv[i]);
-      return CLI_USAGE;
-    }
-  }
-  return run_request(c, request ? request : "stats text", false);
-}
-
 static int cmd_request(struct cli *c, int argc, char **argv) {
   struct tks_buf req = {0};
   int rc = CLI_USAGE;
@@ -230,10 +186,10 @@ static const struct {
   const char *name;
   int (*fn)(struct cli *c, int argc, char **argv);
 } commands[] = {
-    {"ping", cmd_ping},       {"stats", cmd_stats},         {"request", cmd_request},
+    {"ping", cmd_ping},       {"stats", cli_cmd_stats},     {"request", cmd_request},
     {"send", cli_cmd_send},   {"gen", cli_cmd_gen},         {"last", cli_cmd_last},
     {"range", cli_cmd_range}, {"symbols", cli_cmd_symbols}, {"advice", cli_cmd_advice},
-    {"tail", cli_cmd_tail},   {"export", cli_cmd_export},
+    {"tail", cli_cmd_tail},   {"export", cli_cmd_export},   {"top", cli_cmd_top},
 };
 
 static int run_command(struct cli *c, int argc, char **argv) {

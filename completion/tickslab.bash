@@ -11,7 +11,7 @@ _tickslab() {
         words=("${COMP_WORDS[@]}")
         cword=$COMP_CWORD
     fi
-    local commands="ping stats last range symbols advice export tail request send gen help"
+    local commands="ping stats top last range symbols advice export tail request send gen help"
     local global="--socket --config --connect --timeout --help --version"
 
     case $prev in
@@ -23,7 +23,7 @@ _tickslab() {
             COMPREPLY=($(compgen -W "ns iso string" -- "$cur")); return ;;
         --format)
             COMPREPLY=($(compgen -W "msgpack csv jsonl" -- "$cur")); return ;;
-        --connect|--timeout|--from|--count|--subscribe|--producer|--rate|--symbols|\
+        --connect|--timeout|--from|--count|--subscribe|--producer|--rate|--symbols|--interval|\
         --connections|--seed|--extra-fields|--extra-share|--duration|--wait-timeout)
             return ;;
     esac
@@ -50,13 +50,21 @@ _tickslab() {
         help)
             COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
         ping|request) opts= ;;
-        stats) opts="--text --json --slabs --prometheus" ;;
+        stats)
+            opts="--text --json --slabs --prometheus"
+            if [[ $cur != -* ]]; then
+                COMPREPLY=($(compgen -W "config store schema ingest ticks connections memory
+                    symbols strings fields undeclared acks journal checkpoint archive disk
+                    limits subscribe lifecycle slabs" -- "$cur"))
+                return
+            fi ;;
+        top) opts="--interval --count" ;;
         last|symbols) opts="--ts --json" ;;
         range) opts="--all --ts --json" ;;
         advice) opts="--json" ;;
         export) opts="--format --ts -o" ;;
         tail) opts="--from --ts --csv --count --subscribe" ;;
-        send) opts="--array --acks --sync --producer" ;;
+        send) opts="--extra --array --acks --sync --producer" ;;
         gen) opts="--count --rate --symbols --connections --seed --array --extra-fields
                    --extra-share --duration --wait --wait-timeout" ;;
     esac

@@ -2,7 +2,7 @@
  * The control socket: a Unix stream socket (mode 0600) taking one request
  * per line and answering each, in order, with one or more lines ended by
  * an empty line.  Requests: ping, stats, stats slabs, stats prometheus,
- * stats text, sync, checkpoint, and the queries of query.c.  While the store is loading at
+ * stats text (each also of one section: stats memory, stats text journal), sync, checkpoint, and the queries of query.c.  While the store is loading at
  * start only ping and stats (json, text, prometheus) are answered, with
  * "state":"loading" and the progress; the rest get a `loading` error.
  * When a client shuts down its sending side, every request
@@ -184,9 +184,38 @@ static int loading_response(struct tks_server *srv, struct tks_buf *out) {
   return r;
 }
 
+enum stats_format { STATS_JSON, STATS_TEXT, STATS_PROMETHEUS };
+
+/* `stats [text|prometheus] [SECTION]`: true for a stats request, with its
+ * format and section ("" for all; `stats slabs` is the section slabs,
+ * collected alone).  A word after the section is not a stats request. */
+static bool parse_stats(const char *line, enum stats_format *fmt, char *section, size_t n) {
+  *fmt = STATS_JSON;
+  section[0] = '\0';
+  if (strncmp(line, "stats", 5) != 0 || (line[5] != '\0' && line[5] != ' ' && line[5] != '\t'))
+    return false;
+  const char *p = line + 5;
+  for (int word = 0;; word++) {
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p) return true;
+    size_t l = strcspn(p, " \t");
+    if (word == 0 && l == 4 && memcmp(p, "text", 4) == 0) {
+      *fmt = STATS_TEXT;
+    } else if (word == 0 && l == 10 && memcmp(p, "prometheus", 10) == 0) {
+      *fmt = STATS_PROMETHEUS;
+    } else {
+      if (section[0] || l >= n) return false;
+      memcpy(section, p, l);
+      section[l] = '\0';
+    }
+    p += l;
+  }
+}
+
 static bool is_stats(const char *line) {
-  return strcmp(line, "stats") == 0 || strcmp(line, "stats slabs") == 0 ||
-         strcmp(line, "stats prometheus") == 0 || strcmp(line, "stats text") == 0;
+  enum stats_format f;
+  char sec[64];
+  return parse_stats(line, &f, sec, sizeof sec);
 }
 
 /* The answer to `sync`: every tick accepted before it is fsynced. */
@@ -270,6 +299,9 @@ static void handle_request(struct cconn *c, char *line) {
   } else if (srv->loading && (!is_stats(line) || strcmp(line, "stats slabs") == 0)) {
     r = loading_response(srv, &out);
   } else if (is_stats(line)) {
+    enum stats_format fmt;
+    char section[64];
+    parse_stats(line, &fmt, section, sizeof section);
     struct tks_stats *st = tks_stats_create();
     if (!st) {
       r = -ENOMEM;
@@ -278,14 +310,25 @@ static void handle_request(struct cconn *c, char *line) {
         tks_server_stats_loading(srv, st);
         tks_load_stats(srv, st);
       } else {
-        tks_server_stats(srv, st, strcmp(line, "stats slabs") == 0);
+        tks_server_stats(srv, st, strcmp(section, "slabs") == 0);
       }
-      if (strcmp(line, "stats prometheus") == 0)
+      struct tks_buf names;
+      tks_buf_init(&names);
+      if (section[0] && (r = tks_stats_sections(st, &names)) == 0 &&
+          tks_stats_keep_section(st, section) == 0) {
+        /* Name the sections there are, as the answer to a typo. */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "unknown stats section '%.63s' (sections: %s%s)", section,
+                 names.data ? names.data : "", srv->loading ? "; loading" : "");
+        r = error_response(&out, msg, NULL);
+      } else if (r == 0 && fmt == STATS_PROMETHEUS) {
         r = tks_stats_prometheus(st, &out);
-      else if (strcmp(line, "stats text") == 0)
+      } else if (r == 0 && fmt == STATS_TEXT) {
         r = tks_stats_text(st, &out);
-      else
+      } else if (r == 0) {
         r = tks_stats_json(st, &out) | tks_buf_putc(&out, '\n');
+      }
+      tks_buf_finish(&names);
       tks_stats_destroy(st);
     }
   } else if (strcmp(line, "sync") == 0) {

@@ -299,8 +299,13 @@ static const struct tks_stat ST_MEMORY_SUBSCRIBER_BUFFER_BYTES = TKS_STAT(
 static const struct tks_stat ST_MEMORY_TOTAL_BYTES = TKS_STAT(
     "memory.total_bytes", GAUGE, BYTES,
     "Bytes the daemon holds: slab pages as far as touched, symbol tables, index and buffers");
-static const struct tks_stat ST_MEMORY_BYTES_PER_TICK = TKS_STAT(
-    "memory.bytes_per_tick", GAUGE, BYTES_PER_TICK, "memory.total_bytes divided by ticks stored");
+static const struct tks_stat ST_MEMORY_TOTAL_BYTES_PER_TICK = TKS_STAT(
+    "memory.total_bytes_per_tick", GAUGE, BYTES_PER_TICK,
+    "memory.total_bytes divided by ticks.stored");
+/* The old name of memory.total_bytes_per_tick, kept for scripts (JSON and
+ * text only: no help, so no second Prometheus family). */
+static const struct tks_stat ST_MEMORY_BYTES_PER_TICK = TKS_STAT("memory.bytes_per_tick", GAUGE,
+                                                                 BYTES_PER_TICK, NULL);
 static const struct tks_stat ST_SYMBOLS_COUNT = TKS_STAT("symbols.count", GAUGE, NONE,
                                                          "Distinct symbols interned");
 static const struct tks_stat ST_SYMBOLS_BYTES = TKS_STAT("symbols.bytes", GAUGE, BYTES,
@@ -464,6 +469,7 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
   tks_stat_u64(st, &ST_MEMORY_QUERY_BUFFER_BYTES, srv->query_buffer_bytes);
   tks_stat_u64(st, &ST_MEMORY_SUBSCRIBER_BUFFER_BYTES, subscriber_buffer_bytes(srv));
   tks_stat_u64(st, &ST_MEMORY_TOTAL_BYTES, total);
+  tks_stat_f64(st, &ST_MEMORY_TOTAL_BYTES_PER_TICK, ticks ? (double)total / (double)ticks : 0.0);
   tks_stat_f64(st, &ST_MEMORY_BYTES_PER_TICK, ticks ? (double)total / (double)ticks : 0.0);
 
   tks_stat_u64(st, &ST_SYMBOLS_COUNT, tks_symtab_count(srv->symbols));

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,48 @@ int tks_stats_text(const struct tks_stats *s, struct tks_buf *out) {
     else
       r |= put_number(out, e);
     r |= tks_buf_putc(out, '\n');
+  }
+  return r ? -ENOMEM : 0;
+}
+
+/* Length of the first component of a path that has more than one. */
+static size_t group_len(const char *path) {
+  const char *dot = strchr(path, '.');
+  return dot ? (size_t)(dot - path) : 0;
+}
+
+unsigned tks_stats_keep_section(struct tks_stats *s, const char *section) {
+  size_t sl = strlen(section);
+  unsigned k = 0;
+  for (unsigned i = 0; i < s->n; i++) {
+    struct entry *e = &s->e[i];
+    if (sl > 0 && group_len(e->path) == sl && memcmp(e->path, section, sl) == 0) {
+      s->e[k++] = *e;
+      continue;
+    }
+    free(e->path);
+    free(e->help);
+    free(e->prom);
+    free(e->labels);
+    if (e->type == V_STR) free(e->v.s);
+  }
+  s->n = k;
+  return k;
+}
+
+int tks_stats_sections(const struct tks_stats *s, struct tks_buf *out) {
+  int r = 0;
+  bool any = false;
+  for (unsigned i = 0; i < s->n && r == 0; i++) {
+    size_t l = group_len(s->e[i].path);
+    if (l == 0) continue;
+    bool seen = false;
+    for (unsigned k = 0; k < i && !seen; k++)
+      seen = group_len(s->e[k].path) == l && memcmp(s->e[k].path, s->e[i].path, l) == 0;
+    if (seen) continue;
+    if (any) r |= tks_buf_puts(out, ", ");
+    r |= tks_buf_append(out, s->e[i].path, l);
+    any = true;
   }
   return r ? -ENOMEM : 0;
 }

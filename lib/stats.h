@@ -95,6 +95,15 @@ void tks_stats_str(struct tks_stats *s, const char *path, const char *v, const c
 /* Number of entries added so far. */
 unsigned tks_stats_count(const struct tks_stats *s);
 
+/* Keeps only the entries of one top-level group ("memory" keeps
+ * "memory.*"; a path without a dot belongs to no group), freeing the rest,
+ * for `stats SECTION`.  Returns how many are kept (0: no such section). */
+unsigned tks_stats_keep_section(struct tks_stats *s, const char *section);
+/* Appends the top-level groups, in the order first added, as
+ * "store, schema, ingest, ..." (what tks_stats_keep_section takes).
+ * Returns 0 or -ENOMEM. */
+int tks_stats_sections(const struct tks_stats *s, struct tks_buf *out);
+
 /* Render.  JSON is one line, no trailing newline.  Return 0, -ENOMEM, or
  * (JSON) -EINVAL when entries sharing a top-level prefix were not added
  * consecutively, which would repeat a key. */

@@ -316,14 +316,21 @@ void daemon_wait_ready(struct tks_daemon *d) {
   if (daemon_stat_get(d, "ingest.port", &port) < 0 || port == 0 || port > 65535)
     fail_with_log(d, "stats text has no usable ingest.port");
   d->port = (int)port;
-  /* No test may write the real /var/lib/tickslab: every config names its
-   * own journal dir (the harness's do, unless a test writes its own). */
+  /* No test may write the real /var/lib/tickslab or take the default
+   * ports: every config names its own journal dir, socket and port 0 (the
+   * harness's do, unless a test writes its own). */
   char *text = daemon_request(d, "stats text");
-  char dir[512];
+  char dir[512], sub[16];
   bool real = text && stats_text_lookup(text, "journal.dir", dir, sizeof dir) == 0 &&
               strcmp(dir, TKS_DEFAULT_JOURNAL_DIR) == 0;
+  bool sub_default = text && stats_text_lookup(text, "subscribe.port", sub, sizeof sub) == 0 &&
+                     strcmp(sub, "7071") == 0;
   free(text);
   if (real) fail_with_log(d, "the test's config journals into " TKS_DEFAULT_JOURNAL_DIR);
+  if (d->port == 7070 || sub_default)
+    fail_with_log(d, "the test's config listens on a default port (7070, 7071): use port 0");
+  if (strcmp(d->sock, TKS_DEFAULT_CONTROL_SOCKET) == 0)
+    fail_with_log(d, "the test's control socket is " TKS_DEFAULT_CONTROL_SOCKET);
 }
 
 void daemon_start_with(struct tks_daemon *d, const char *ingest_extra, const char *extra_yaml) {

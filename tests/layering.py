@@ -37,8 +37,9 @@ LAYERS = {
         ["lib/*.c"],
     ],
     "cli": [
-        ["cli/tickslab.c"],                          # main, dispatch, ping/stats/request
-        ["cli/gen.c", "cli/send.c", "cli/query.c", "cli/tail.c", "cli/export.c"],  # the commands
+        ["cli/tickslab.c"],                          # main, dispatch, ping/request
+        ["cli/gen.c", "cli/send.c", "cli/query.c", "cli/tail.c", "cli/export.c",
+         "cli/stats.c", "cli/top.c"],                # the commands
         ["cli/resolve.c"],                           # where the daemon is
         ["cli/net.c", "cli/csv.c"],                  # sockets, CSV
         ["cli/cli.c"],                               # cli_err, option parsing

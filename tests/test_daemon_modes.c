@@ -522,9 +522,9 @@ static void expect_repr_adds_up(const char *mode, const char *t, uint64_t want_s
   if (!strcmp(mode, "dynamic")) ASSERT_U64_EQ(st + ot, 0);
   if (ot) {
     ASSERT(obytes > 0);
-    double obpt = snap_f(t, "store.overflow.bytes_per_tick");
+    double obpt = snap_f(t, "store.overflow.entry_and_map_bytes_per_tick");
     if (fabs(obpt - (double)obytes / (double)ot) > 0.05 * ((double)obytes / (double)ot) + 0.1)
-      TEST_FAIL("store.overflow.bytes_per_tick %.2f, but bytes / ticks = %.2f", obpt,
+      TEST_FAIL("store.overflow.entry_and_map_bytes_per_tick %.2f, but bytes / ticks = %.2f", obpt,
                 (double)obytes / (double)ot);
   }
   /* Bytes follow ticks: a representation with ticks has bytes. */
@@ -535,13 +535,13 @@ static void expect_repr_adds_up(const char *mode, const char *t, uint64_t want_s
   if (ob > db || eb > db)
     TEST_FAIL("store.dynamic.object_bytes %llu or entry_bytes %llu > store.dynamic.bytes %llu",
               (unsigned long long)ob, (unsigned long long)eb, (unsigned long long)db);
-  double sbpt = snap_f(t, "store.slotted.bytes_per_tick");
-  double dbpt = snap_f(t, "store.dynamic.bytes_per_tick");
+  double sbpt = snap_f(t, "store.slotted.block_bytes_per_tick");
+  double dbpt = snap_f(t, "store.dynamic.object_and_entry_bytes_per_tick");
   if (st && fabs(sbpt - (double)sb / (double)st) > 0.05 * ((double)sb / (double)st) + 0.1)
-    TEST_FAIL("store.slotted.bytes_per_tick %.2f, but bytes / ticks = %.2f", sbpt,
+    TEST_FAIL("store.slotted.block_bytes_per_tick %.2f, but bytes / ticks = %.2f", sbpt,
               (double)sb / (double)st);
   if (dt && fabs(dbpt - (double)db / (double)dt) > 0.05 * ((double)db / (double)dt) + 0.1)
-    TEST_FAIL("store.dynamic.bytes_per_tick %.2f, but bytes / ticks = %.2f", dbpt,
+    TEST_FAIL("store.dynamic.object_and_entry_bytes_per_tick %.2f, but bytes / ticks = %.2f", dbpt,
               (double)db / (double)dt);
   (void)snap(t, "fields.names.count");
   (void)snap(t, "fields.names.bytes");
