@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "csv.h"
+#include "mpreq.h"
 
 #define SEND_BATCH_BYTES (64 * 1024)
 
@@ -132,17 +133,6 @@ struct sender {
   struct acks a;
 };
 
-static bool key_is(const msgpack_object *k, const char *s) {
-  return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(s) &&
-         memcmp(k->via.str.ptr, s, k->via.str.size) == 0;
-}
-
-static const msgpack_object *get(const msgpack_object *m, const char *key) {
-  for (uint32_t i = 0; i < m->via.map.size; i++)
-    if (key_is(&m->via.map.ptr[i].key, key)) return &m->via.map.ptr[i].val;
-  return NULL;
-}
-
 static uint64_t u64_of(const msgpack_object *v) {
   return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
 }
@@ -194,22 +184,22 @@ static int note_line(struct acks *a, uint64_t line) {
 static void on_message(struct sender *s, const msgpack_object *m) {
   struct acks *a = &s->a;
   char what[16], reason[40], field[80], text[300];
-  if (m->type != MSGPACK_OBJECT_MAP || !str_of(get(m, "$"), what, sizeof what)) return;
+  if (m->type != MSGPACK_OBJECT_MAP || !str_of(tks_mpreq_get(m, "$"), what, sizeof what)) return;
   if (!strcmp(what, "ack")) {
-    a->accepted = u64_of(get(m, "accepted"));
-    a->rejected = u64_of(get(m, "rejected"));
-    a->durable = u64_of(get(m, "durable"));
+    a->accepted = u64_of(tks_mpreq_get(m, "accepted"));
+    a->rejected = u64_of(tks_mpreq_get(m, "rejected"));
+    a->durable = u64_of(tks_mpreq_get(m, "durable"));
   } else if (!strcmp(what, "reject")) {
-    uint64_t seq = u64_of(get(m, "seq"));
-    if (!str_of(get(m, "reason"), reason, sizeof reason)) strcpy(reason, "?");
-    bool f = str_of(get(m, "field"), field, sizeof field);
+    uint64_t seq = u64_of(tks_mpreq_get(m, "seq"));
+    if (!str_of(tks_mpreq_get(m, "reason"), reason, sizeof reason)) strcpy(reason, "?");
+    bool f = str_of(tks_mpreq_get(m, "field"), field, sizeof field);
     cli_err("%s:%llu: rejected: %s%s%s%s", s->name, (unsigned long long)line_of(a, seq), reason,
             f ? " (field " : "", f ? field : "", f ? ")" : "");
     a->reported++;
   } else if (!strcmp(what, "omitted")) {
-    a->omitted += u64_of(get(m, "rejects"));
+    a->omitted += u64_of(tks_mpreq_get(m, "rejects"));
   } else if (!strcmp(what, "error")) {
-    if (!str_of(get(m, "error"), text, sizeof text)) strcpy(text, "?");
+    if (!str_of(tks_mpreq_get(m, "error"), text, sizeof text)) strcpy(text, "?");
     cli_err("%s: the daemon closed the stream: %s", s->dest, text);
     a->error = true;
   }
@@ -286,12 +276,12 @@ static int hello(struct sender *s, const char *producer) {
     msgpack_unpacker_buffer_consumed(&a->up, (size_t)n);
     if (msgpack_unpacker_next(&a->up, &u) != MSGPACK_UNPACK_SUCCESS) continue;
     char what[16], journal[8] = "", fsync[16] = "";
-    if (u.data.type == MSGPACK_OBJECT_MAP && str_of(get(&u.data, "$"), what, sizeof what) &&
-        !strcmp(what, "welcome")) {
-      a->position = u64_of(get(&u.data, "position"));
-      str_of(get(&u.data, "journal"), journal, sizeof journal);
+    if (u.data.type == MSGPACK_OBJECT_MAP &&
+        str_of(tks_mpreq_get(&u.data, "$"), what, sizeof what) && !strcmp(what, "welcome")) {
+      a->position = u64_of(tks_mpreq_get(&u.data, "position"));
+      str_of(tks_mpreq_get(&u.data, "journal"), journal, sizeof journal);
       a->journal = strcmp(journal, "on") == 0;
-      str_of(get(&u.data, "fsync"), fsync, sizeof fsync);
+      str_of(tks_mpreq_get(&u.data, "fsync"), fsync, sizeof fsync);
       a->fsync_never = strcmp(fsync, "never") == 0;
       a->next_seq = a->position;
       rc = 0;

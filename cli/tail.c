@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "csv.h"
+#include "mpreq.h"
 #include "render.h"
 
 static const char tail_help[] =
@@ -53,17 +54,6 @@ struct tail {
   const char *ts_name;
   struct tks_buf line;
 };
-
-static bool key_is(const msgpack_object *k, const char *s) {
-  return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(s) &&
-         memcmp(k->via.str.ptr, s, k->via.str.size) == 0;
-}
-
-static const msgpack_object *get(const msgpack_object *m, const char *key) {
-  for (uint32_t i = 0; i < m->via.map.size; i++)
-    if (key_is(&m->via.map.ptr[i].key, key)) return &m->via.map.ptr[i].val;
-  return NULL;
-}
 
 /* One value as JSON (ts: the timestamp field, written in format tf). */
 static int value_json(struct tks_buf *b, const msgpack_object *v, bool ts, enum tks_ts_format tf) {
@@ -107,7 +97,7 @@ static int print_tick(struct tail *t, const msgpack_object *m) {
     for (unsigned i = 0; i < t->schema->nfields && r == 0; i++) {
       if (i) r = tks_buf_putc(b, ',');
       const char *name = t->schema->fields[i].name;
-      r |= csv_field(b, get(m, name), (int)i == t->schema->ts_field, t->tf);
+      r |= csv_field(b, tks_mpreq_get(m, name), (int)i == t->schema->ts_field, t->tf);
     }
   } else {
     r = tks_buf_putc(b, '{');
@@ -117,7 +107,7 @@ static int print_tick(struct tail *t, const msgpack_object *m) {
       if (i) r |= tks_buf_putc(b, ',');
       r |= tks_buf_json_string(b, k->via.str.ptr, k->via.str.size);
       r |= tks_buf_putc(b, ':');
-      r |= value_json(b, &m->via.map.ptr[i].val, key_is(k, t->ts_name), t->tf);
+      r |= value_json(b, &m->via.map.ptr[i].val, tks_mpreq_key_is(k, t->ts_name), t->tf);
     }
     r |= tks_buf_putc(b, '}');
   }
@@ -136,9 +126,9 @@ static int print_tick(struct tail *t, const msgpack_object *m) {
 /* A control message ({"$": what, ...}).  Returns 0 to go on, 1 on an
  * error message (printed). */
 static int control(const msgpack_object *m, const msgpack_object *what) {
-  if (key_is(what, "live")) return 0;
-  if (key_is(what, "dropped")) {
-    const msgpack_object *n = get(m, "count"), *total = get(m, "total");
+  if (tks_mpreq_key_is(what, "live")) return 0;
+  if (tks_mpreq_key_is(what, "dropped")) {
+    const msgpack_object *n = tks_mpreq_get(m, "count"), *total = tks_mpreq_get(m, "total");
     cli_err("the daemon dropped %llu ticks for this subscriber (%llu in all): it read too slowly",
             n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (unsigned long long)n->via.u64 : 0,
             total && total->type == MSGPACK_OBJECT_POSITIVE_INTEGER
@@ -146,8 +136,8 @@ static int control(const msgpack_object *m, const msgpack_object *what) {
                 : 0);
     return 0;
   }
-  if (key_is(what, "error")) {
-    const msgpack_object *why = get(m, "reason");
+  if (tks_mpreq_key_is(what, "error")) {
+    const msgpack_object *why = tks_mpreq_get(m, "reason");
     if (why && why->type == MSGPACK_OBJECT_STR)
       cli_err("the daemon ended the subscription: %.*s", (int)why->via.str.size, why->via.str.ptr);
     else
@@ -289,7 +279,7 @@ int cli_cmd_tail(struct cli *c, int argc, char **argv) {
       const msgpack_object *m = &u.data;
       if (m->type != MSGPACK_OBJECT_MAP) continue;
       const msgpack_object *first = m->via.map.size ? &m->via.map.ptr[0].key : NULL;
-      if (first && key_is(first, "$")) {
+      if (first && tks_mpreq_key_is(first, "$")) {
         if (control(m, &m->via.map.ptr[0].val)) {
           rc = CLI_FAIL;
           done = true;

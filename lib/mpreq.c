@@ -18,6 +18,13 @@ bool tks_mpreq_key_is(const msgpack_object *k, const char *s) {
          memcmp(k->via.str.ptr, s, k->via.str.size) == 0;
 }
 
+const msgpack_object *tks_mpreq_get(const msgpack_object *m, const char *key) {
+  if (m->type != MSGPACK_OBJECT_MAP) return NULL;
+  for (uint32_t i = 0; i < m->via.map.size; i++)
+    if (tks_mpreq_key_is(&m->via.map.ptr[i].key, key)) return &m->via.map.ptr[i].val;
+  return NULL;
+}
+
 const char *tks_mpreq_shown(const msgpack_object *o, char *buf, size_t n) {
   if (o->type != MSGPACK_OBJECT_STR) return "(not a string)";
   size_t len = o->via.str.size < n - 4 ? o->via.str.size : n - 4;
