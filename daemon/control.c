@@ -269,7 +269,10 @@ static void rollover_done(void *ctx, const struct tks_rollover_result *r) {
 /* The next chunk of c's export into out (which it sends); at the end the
  * trailer and the empty line, and requests after it are read again. */
 static void export_more(struct cconn *c, struct tks_buf *out) {
-  int r = tks_query_export_next(c->export, out, EXPORT_CHUNK);
+  /* The chunk's room at once (a chunk passes EXPORT_CHUNK by a row or a
+   * few): no copies while it grows. */
+  int r = tks_buf_reserve(out, EXPORT_CHUNK + (16u << 10)) ? -ENOMEM : 0;
+  if (r == 0) r = tks_query_export_next(c->export, out, EXPORT_CHUNK);
   if (r < 0) {
     /* Cut short: a zero-length chunk, then the error line. */
     tks_buf_append(out, "\0\0\0\0", 4);
@@ -369,9 +372,15 @@ static void handle_request(struct cconn *c, char *line) {
     r = error_response(&out, why, NULL);
   } else if (tks_query_export_begin(srv, line, &out, &c->export)) {
     if (c->export) {
-      /* Streamed: chunks follow as the client takes them (on_written). */
+      /* Streamed: chunks follow as the client takes them (on_written),
+       * two in flight, so that the next is made while the client reads
+       * the last (a chunk is larger than a Unix socket's buffer). */
       c->waiting = true;
       export_more(c, &out);
+      if (c->export && !c->closing) {
+        tks_buf_init(&out);
+        export_more(c, &out);
+      }
       return;
     }
     r = 0; /* an error answer */
