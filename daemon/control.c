@@ -270,6 +270,8 @@ static void handle_request(struct cconn *c, char *line) {
                      srv->loading ? "{\"ok\":true,\"state\":\"loading\"}\n" : "{\"ok\":true}\n");
   } else if (srv->loading && (!is_stats(line) || strcmp(line, "stats slabs") == 0)) {
     r = loading_response(srv, &out);
+  } else if (strcmp(line, "stats prometheus") == 0) {
+    r = tks_metrics_render(srv, &out); /* the text GET /metrics answers */
   } else if (is_stats(line)) {
     struct tks_stats *st = tks_stats_create();
     if (!st) {
@@ -281,9 +283,7 @@ static void handle_request(struct cconn *c, char *line) {
       } else {
         tks_server_stats(srv, st, strcmp(line, "stats slabs") == 0);
       }
-      if (strcmp(line, "stats prometheus") == 0)
-        r = tks_stats_prometheus(st, &out);
-      else if (strcmp(line, "stats text") == 0)
+      if (strcmp(line, "stats text") == 0)
         r = tks_stats_text(st, &out);
       else
         r = tks_stats_json(st, &out) | tks_buf_putc(&out, '\n');
