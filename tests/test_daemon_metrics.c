@@ -9,7 +9,9 @@
  * malformed, random and truncated requests closed while ingest and other
  * scrapes go on.  An HTTP request on the ingest port: a hint in the log
  * and the answer, not a rejected tick.  control.socket_mode and
- * control.socket_group on the socket file.
+ * control.socket_group on the socket file.  Every metric name the Grafana
+ * dashboard (contrib/grafana/tickslab.json) queries is one a scrape has
+ * (tests/grafana_names.py).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -426,6 +428,29 @@ TEST(promtool_check_metrics_finds_nothing_to_say) {
   run_cmd(argv, NULL, path, 30000, &r);
   if (r.code != 0 || r.out[0] || r.err[0])
     TEST_FAIL("promtool check metrics: exit %d\n%s%s", r.code, r.out, r.err);
+  cmd_result_finish(&r);
+  free(text);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+}
+
+TEST(every_metric_the_grafana_dashboard_queries_is_served) {
+  const char *root = getenv("TKS_SOURCE_ROOT");
+  if (!root) TEST_FAIL("TKS_SOURCE_ROOT is not set");
+  if (access("/usr/bin/python3", X_OK) != 0) TEST_SKIP("python3 is not installed");
+  struct tks_daemon d;
+  daemon_start(&d, METRICS_ON);
+  send_ticks(&d, 30, false);
+  char *text = scrape(&d);
+  char path[160], script[512], dash[512];
+  snprintf(path, sizeof path, "%s/scrape.txt", d.dir);
+  write_file(path, text);
+  snprintf(script, sizeof script, "%s/tests/grafana_names.py", root);
+  snprintf(dash, sizeof dash, "%s/contrib/grafana/tickslab.json", root);
+  char *argv[] = {"/usr/bin/python3", script, dash, path, NULL};
+  struct cmd_result r;
+  run_cmd(argv, NULL, NULL, 30000, &r);
+  printf("  %s", r.out);
+  if (r.code != 0) TEST_FAIL("grafana_names.py: exit %d\n%s%s", r.code, r.out, r.err);
   cmd_result_finish(&r);
   free(text);
   ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
