@@ -764,8 +764,8 @@ static const struct tks_stat ST_ARCHIVE_LAST_SECONDS = TKS_STAT(
 static const struct tks_stat ST_ARCHIVE_COMMITTED_SEAL = TKS_STAT(
     "archive.committed_seal", GAUGE, NONE, "Id of the newest committed seal (archive.dir/SEALED)");
 static const struct tks_stat ST_ARCHIVE_RETENTION_DAYS = TKS_STAT_NAMED(
-    "archive.retention_deleted_days", COUNTER, NONE, "Days (dates) archive.retention deleted since start",
-    "archive_retention_deleted_dates", NULL);
+    "archive.retention_deleted_days", COUNTER, NONE,
+    "Days (dates) archive.retention deleted since start", "archive_retention_deleted_dates", NULL);
 static const struct tks_stat ST_ARCHIVE_PRESSURE_SEALS = TKS_STAT(
     "archive.pressure_seals", COUNTER, NONE,
     "Seals begun because the store was full under evict_oldest");

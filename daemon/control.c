@@ -499,8 +499,9 @@ static int apply_owner_and_mode(struct tks_server *srv, const char *path) {
     int e = g ? 0 : errno ? errno : ENOENT;
     if (g && chown(path, (uid_t)-1, g->gr_gid) != 0) e = errno;
     if (e) {
-      tks_log(TKS_LOG_ERROR, "control socket %s: cannot give it to group %s (control.socket_group): %s",
-              path, group, strerror(e));
+      tks_log(TKS_LOG_ERROR,
+              "control socket %s: cannot give it to group %s (control.socket_group): %s", path,
+              group, strerror(e));
       return -e;
     }
   }

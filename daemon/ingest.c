@@ -385,7 +385,8 @@ static void http_request(struct conn *c) {
                          c->peer, where);
   struct tks_buf b = {0};
   char body[512];
-  int n = snprintf(body, sizeof body, "This is tickslab's ingest port (msgpack ticks); %s\n", where);
+  int n = snprintf(body, sizeof body, "This is tickslab's ingest port (msgpack ticks); %s\n",
+                   where);
   if (tks_buf_printf(&b,
                      "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",

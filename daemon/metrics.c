@@ -17,10 +17,10 @@
 #include "daemon.h"
 #include "http.h"
 
-#define METRICS_MAX_HEAD 8192        /* bytes of a request head */
-#define METRICS_MAX_CONNECTIONS 16   /* open at once; more are answered 503 and closed */
-#define METRICS_REQUEST_MS 5000      /* a whole request within this, or closed */
-#define METRICS_WRITE_MS 30000       /* an answer taken by the peer within this, or closed */
+#define METRICS_MAX_HEAD 8192      /* bytes of a request head */
+#define METRICS_MAX_CONNECTIONS 16 /* open at once; more are answered 503 and closed */
+#define METRICS_REQUEST_MS 5000    /* a whole request within this, or closed */
+#define METRICS_WRITE_MS 30000     /* an answer taken by the peer within this, or closed */
 #define METRICS_SWEEP_MS 1000
 
 struct mconn {
@@ -29,8 +29,8 @@ struct mconn {
   struct tks_server *srv;
   uv_write_t write;
   uv_shutdown_t shutdown;
-  struct tks_buf out;     /* the answer being written */
-  uint64_t since_ms;      /* waiting for a whole request, or writing, since */
+  struct tks_buf out; /* the answer being written */
+  uint64_t since_ms;  /* waiting for a whole request, or writing, since */
   bool closing, writing, reading;
   bool ending; /* answered with Connection: close: shut, reading away what comes */
   size_t len;
@@ -38,7 +38,7 @@ struct mconn {
   char buf[METRICS_MAX_HEAD];
 };
 
-#define MCONN_OF(l) ((struct mconn *)((char *)(l) - offsetof(struct mconn, link)))
+#define MCONN_OF(l) ((struct mconn *)((char *)(l)-offsetof(struct mconn, link)))
 
 static struct {
   uv_tcp_t listener;
@@ -144,7 +144,7 @@ static void answer(struct mconn *c, int status, bool keep, bool http10_keep, con
   struct tks_buf *o = &c->out;
   int r = tks_buf_printf(o, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
                          status, tks_http_reason(status), type, body_len, extra,
-                         !keep ? "Connection: close\r\n"
+                         !keep         ? "Connection: close\r\n"
                          : http10_keep ? "Connection: keep-alive\r\n"
                                        : "");
   if (!head && body_len) r |= tks_buf_append(o, body, body_len);
@@ -326,18 +326,19 @@ void tks_metrics_stop(struct tks_server *srv) {
 
 static const struct tks_stat ST_METRICS_LISTEN = TKS_STAT("metrics.listen", GAUGE, NONE, NULL);
 static const struct tks_stat ST_METRICS_PORT = TKS_STAT("metrics.port", GAUGE, NONE, NULL);
-static const struct tks_stat ST_METRICS_CONNECTIONS =
-    TKS_STAT("metrics.connections", GAUGE, NONE, "HTTP connections to /metrics open now");
+static const struct tks_stat ST_METRICS_CONNECTIONS = TKS_STAT(
+    "metrics.connections", GAUGE, NONE, "HTTP connections to /metrics open now");
 static const struct tks_stat ST_METRICS_CONNECTIONS_TOTAL = TKS_STAT(
     "metrics.connections_total", COUNTER, NONE, "HTTP connections to the metrics port accepted");
-static const struct tks_stat ST_METRICS_SCRAPES =
-    TKS_STAT("metrics.scrapes", COUNTER, NONE, "GET and HEAD /metrics answered 200");
+static const struct tks_stat ST_METRICS_SCRAPES = TKS_STAT("metrics.scrapes", COUNTER, NONE,
+                                                           "GET and HEAD /metrics answered 200");
 static const struct tks_stat ST_METRICS_ERRORS = TKS_STAT(
     "metrics.errors", COUNTER, NONE, "HTTP requests answered with an error (404, 405, 4xx, 5xx)");
 static const struct tks_stat ST_METRICS_REFUSED = TKS_STAT(
     "metrics.refused", COUNTER, NONE, "HTTP connections refused (503) at the connection limit");
 static const struct tks_stat ST_METRICS_CLOSED_TIMEOUT = TKS_STAT(
-    "metrics.closed_timeout", COUNTER, NONE, "HTTP connections closed without a whole request in time");
+    "metrics.closed_timeout", COUNTER, NONE,
+    "HTTP connections closed without a whole request in time");
 
 void tks_metrics_stats(struct tks_server *srv, struct tks_stats *st) {
   (void)srv;

@@ -224,7 +224,8 @@ static const struct tks_stat ST_SCHEMA_FIELD_COUNT = TKS_STAT("schema.field_coun
 static const struct tks_stat ST_INGEST_LISTEN = TKS_STAT("ingest.listen", GAUGE, NONE, NULL);
 static const struct tks_stat ST_INGEST_PORT = TKS_STAT("ingest.port", GAUGE, NONE, NULL);
 static const struct tks_stat ST_INGEST_BYTES_RECEIVED = TKS_STAT_NAMED(
-    "ingest.bytes_received", COUNTER, BYTES, "Bytes read from ingest connections", "ingest_received_bytes", NULL);
+    "ingest.bytes_received", COUNTER, BYTES, "Bytes read from ingest connections",
+    "ingest_received_bytes", NULL);
 static const struct tks_stat ST_INGEST_RATE_1S = TKS_STAT(
     "ingest.rate_1s", GAUGE, TICKS_PER_SECOND, "Ticks accepted in the last whole second");
 static const struct tks_stat ST_INGEST_RATE_10S = TKS_STAT(
@@ -304,8 +305,8 @@ static const struct tks_stat ST_MEMORY_TOTAL_BYTES = TKS_STAT(
     "Bytes the daemon holds: slab pages as far as touched, symbol tables, index and buffers");
 static const struct tks_stat ST_MEMORY_BYTES_PER_TICK = TKS_STAT(
     "memory.bytes_per_tick", GAUGE, BYTES_PER_TICK, "memory.total_bytes divided by ticks stored");
-static const struct tks_stat ST_SYMBOLS_COUNT = TKS_STAT_NAMED("symbols.count", GAUGE, NONE,
-                                                         "Distinct symbols interned", "symbols", NULL);
+static const struct tks_stat ST_SYMBOLS_COUNT = TKS_STAT_NAMED(
+    "symbols.count", GAUGE, NONE, "Distinct symbols interned", "symbols", NULL);
 static const struct tks_stat ST_SYMBOLS_BYTES = TKS_STAT("symbols.bytes", GAUGE, BYTES,
                                                          "Bytes of the symbol table");
 static const struct tks_stat ST_STRINGS_COUNT = TKS_STAT_NAMED(
@@ -313,7 +314,8 @@ static const struct tks_stat ST_STRINGS_COUNT = TKS_STAT_NAMED(
 static const struct tks_stat ST_STRINGS_BYTES = TKS_STAT("strings.bytes", GAUGE, BYTES,
                                                          "Bytes of the string table");
 static const struct tks_stat ST_FIELDS_NAMES_COUNT = TKS_STAT_NAMED(
-    "fields.names.count", GAUGE, NONE, "Distinct field names of dynamic ticks", "field_names", NULL);
+    "fields.names.count", GAUGE, NONE, "Distinct field names of dynamic ticks", "field_names",
+    NULL);
 static const struct tks_stat ST_FIELDS_NAMES_BYTES = TKS_STAT("fields.names.bytes", GAUGE, BYTES,
                                                               "Bytes of the field-name table");
 

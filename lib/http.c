@@ -148,9 +148,9 @@ int tks_http_parse(const char *buf, size_t len, size_t max, struct tks_http_requ
 }
 
 int tks_http_looks_like(const uint8_t *p, size_t n) {
-  static const char *const starts[] = {"GET ",     "HEAD ",  "POST ",    "PUT ",
-                                       "DELETE ",  "PATCH ", "OPTIONS ", "CONNECT ",
-                                       "TRACE ",   "PRI * HTTP/2.0\r\n"};
+  static const char *const starts[] = {
+      "GET ",   "HEAD ",    "POST ",    "PUT ",   "DELETE ",
+      "PATCH ", "OPTIONS ", "CONNECT ", "TRACE ", "PRI * HTTP/2.0\r\n"};
   if (n == 0) return -1;
   if (p[0] < 'A' || p[0] > 'Z') return 0;
   bool maybe = false;

@@ -376,8 +376,8 @@ static size_t read_small(const char *path, char *buf, size_t size) {
   return n > 0 ? (size_t)n : 0;
 }
 
-static int process_sample(struct tks_buf *out, const char *name, const char *type,
-                          const char *help, double v) {
+static int process_sample(struct tks_buf *out, const char *name, const char *type, const char *help,
+                          double v) {
   return tks_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name, type, name,
                         v);
 }
@@ -419,8 +419,8 @@ int tks_stats_process(struct tks_buf *out) {
   }
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-    r |= process_sample(out, "process_max_fds", "gauge",
-                        "Maximum number of open file descriptors.", (double)rl.rlim_cur);
+    r |= process_sample(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                        (double)rl.rlim_cur);
   return r ? -ENOMEM : 0;
 }
 

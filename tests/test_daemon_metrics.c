@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "util.h"
 #include "test.h"
+#include "util.h"
 #include "wire.h"
 
 #define TS0 INT64_C(1700000000000000000)
@@ -349,19 +349,29 @@ TEST(a_scrape_is_well_formed_and_its_figures_move_with_ticks) {
   unsigned n = check_exposition(a);
   printf("  %u samples, %zu bytes\n", n, strlen(a));
   ASSERT(n > 100);
-  static const char *const expected[] = {
-      "tickslab_ticks_accepted_total",        "tickslab_ticks_rejected_total",
-      "tickslab_ticks_rejected_by_reason_total", "tickslab_ticks_durable_total",
-      "tickslab_connections_total",           "tickslab_connections_current",
-      "tickslab_ingest_received_bytes_total", "tickslab_memory_total_bytes",
-      "tickslab_memory_bytes_per_tick",       "tickslab_journal_written_ticks_total",
-      "tickslab_journal_replayed_ticks_total", "tickslab_journal_last_fsync_age_seconds",
-      "tickslab_lifecycle_watchdog_seconds",  "tickslab_limits_max_memory_bytes",
-      "tickslab_symbols",                     "tickslab_checkpoints_total",
-      "tickslab_metrics_scrapes_total",       "process_cpu_seconds_total",
-      "process_start_time_seconds",           "process_resident_memory_bytes",
-      "process_virtual_memory_bytes",         "process_open_fds",
-      "process_max_fds"};
+  static const char *const expected[] = {"tickslab_ticks_accepted_total",
+                                         "tickslab_ticks_rejected_total",
+                                         "tickslab_ticks_rejected_by_reason_total",
+                                         "tickslab_ticks_durable_total",
+                                         "tickslab_connections_total",
+                                         "tickslab_connections_current",
+                                         "tickslab_ingest_received_bytes_total",
+                                         "tickslab_memory_total_bytes",
+                                         "tickslab_memory_bytes_per_tick",
+                                         "tickslab_journal_written_ticks_total",
+                                         "tickslab_journal_replayed_ticks_total",
+                                         "tickslab_journal_last_fsync_age_seconds",
+                                         "tickslab_lifecycle_watchdog_seconds",
+                                         "tickslab_limits_max_memory_bytes",
+                                         "tickslab_symbols",
+                                         "tickslab_checkpoints_total",
+                                         "tickslab_metrics_scrapes_total",
+                                         "process_cpu_seconds_total",
+                                         "process_start_time_seconds",
+                                         "process_resident_memory_bytes",
+                                         "process_virtual_memory_bytes",
+                                         "process_open_fds",
+                                         "process_max_fds"};
   for (size_t i = 0; i < TKS_ARRAY_SIZE(expected); i++)
     if (!has_sample(a, expected[i])) TEST_FAIL("no %s in the scrape", expected[i]);
   static const char *const gone[] = {"_total_total", "_usec", "symbols_count ",
@@ -478,7 +488,8 @@ TEST(other_paths_are_404_other_methods_405_and_head_has_no_body) {
   /* All on one connection: an error answer keeps it (keep-alive). */
   for (size_t i = 0; i < TKS_ARRAY_SIZE(cases); i++) {
     send_str(&h, cases[i].req);
-    if (read_response(&h, false, HARNESS_IO_MS, &r) != 0) TEST_FAIL("no answer to %s", cases[i].req);
+    if (read_response(&h, false, HARNESS_IO_MS, &r) != 0)
+      TEST_FAIL("no answer to %s", cases[i].req);
     if (r.status != cases[i].status)
       TEST_FAIL("%.30s...: %d, want %d", cases[i].req, r.status, cases[i].status);
     char v[64];
@@ -611,13 +622,14 @@ TEST_TIMEOUT(hostile_requests_are_closed_and_ingest_and_scrapes_go_on, 120) {
   expect_refused(port, b, n, 431, "headers past 8 KiB");
   /* Malformed. */
   static const char *const bad[] = {
-      "GET /metrics HTTP/1.1\r\n\r\n",                  /* no Host */
+      "GET /metrics HTTP/1.1\r\n\r\n", /* no Host */
       "GET /metrics HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
       "GET  /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
       "GET /m\xc3\x28trics HTTP/1.1\r\nHost: x\r\n\r\n", /* invalid UTF-8 in the target */
       "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",    /* a TLS client hello */
-      "\x85\xa6ticker\xa4" "AAPL\xa2ts\x01",            /* a msgpack tick */
+      "\x85\xa6ticker\xa4"
+      "AAPL\xa2ts\x01", /* a msgpack tick */
   };
   for (size_t i = 0; i < TKS_ARRAY_SIZE(bad); i++) {
     char what[32];
@@ -717,7 +729,8 @@ TEST(connections_over_the_limit_get_503_and_the_rest_are_served) {
 
 /* An HTTP request on the ingest port, sent in two writes split at cut. */
 static char *http_on_ingest(const struct tks_daemon *d, size_t cut) {
-  const char *req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Prometheus/2.42.0\r\n\r\n";
+  const char *req =
+      "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Prometheus/2.42.0\r\n\r\n";
   int fd = daemon_connect_ingest(d);
   ASSERT_EQ(send_all(fd, req, cut), 0);
   if (cut < strlen(req)) {

@@ -97,25 +97,26 @@ TEST(a_head_cut_at_every_byte_waits) {
 
 TEST(malformed_heads_are_refused_at_once) {
   static const char *const bad[] = {
-      "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",         /* two spaces */
-      "GET / HTTP/1.1 \r\nHost: x\r\n\r\n",         /* trailing space */
-      "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",       /* space in target */
-      "GET / HTTP/1.x\r\nHost: x\r\n\r\n",          /* version */
-      "GET / HTTQ/1.1\r\nHost: x\r\n\r\n",          /* protocol */
-      "GET /\r\n\r\n",                              /* HTTP/0.9 */
-      "GET / HTTP/1.1\r\nHost x\r\n\r\n",           /* no colon */
-      "GET / HTTP/1.1\r\nHost : x\r\n\r\n",         /* space before colon */
+      "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",           /* two spaces */
+      "GET / HTTP/1.1 \r\nHost: x\r\n\r\n",           /* trailing space */
+      "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",         /* space in target */
+      "GET / HTTP/1.x\r\nHost: x\r\n\r\n",            /* version */
+      "GET / HTTQ/1.1\r\nHost: x\r\n\r\n",            /* protocol */
+      "GET /\r\n\r\n",                                /* HTTP/0.9 */
+      "GET / HTTP/1.1\r\nHost x\r\n\r\n",             /* no colon */
+      "GET / HTTP/1.1\r\nHost : x\r\n\r\n",           /* space before colon */
       "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", /* obs-fold */
-      "GET / HTTP/1.1\r\nHost: x\ry\r\n\r\n",       /* bare CR */
+      "GET / HTTP/1.1\r\nHost: x\ry\r\n\r\n",         /* bare CR */
       "GET / HTTP/1.1\r\nHost: x\r\nA: \x01\r\n\r\n", /* control byte */
-      "GET / HTTP/1.1\r\n\r\n",                     /* 1.1 without Host */
+      "GET / HTTP/1.1\r\n\r\n",                       /* 1.1 without Host */
       "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", /* two Hosts */
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
-      "\x82\xa6ticker\xa4" "AAPL",                   /* a msgpack tick */
-      "{\"ticker\":\"AAPL\"}\n",                    /* JSON */
+      "\x82\xa6ticker\xa4"
+      "AAPL",                    /* a msgpack tick */
+      "{\"ticker\":\"AAPL\"}\n", /* JSON */
   };
   struct tks_http_request r;
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -174,7 +175,8 @@ TEST(invalid_utf8_in_values_is_taken_and_in_names_refused) {
 TEST(random_bytes_never_crash_and_stay_inside) {
   unsigned seed = 12;
   struct tks_http_request r;
-  static const char alphabet[] = "GET /metrics HTTP/1.1\r\nHost: x:\t\x00\xff" "ABCZ0-,";
+  static const char alphabet[] = "GET /metrics HTTP/1.1\r\nHost: x:\t\x00\xff"
+                                 "ABCZ0-,";
   for (int round = 0; round < 20000; round++) {
     char b[256];
     size_t n = (size_t)(rand_r(&seed) % sizeof b);
@@ -186,7 +188,8 @@ TEST(random_bytes_never_crash_and_stay_inside) {
     int got = parse_n(b, n, max, &r);
     if (got != 1 && got != 0 && got != -EINVAL && got != -E2BIG && got != -EPROTONOSUPPORT)
       TEST_FAIL("round %d: %d", round, got);
-    if (got == 1 && r.head_len > max) TEST_FAIL("round %d: took %zu of max %zu", round, r.head_len, max);
+    if (got == 1 && r.head_len > max)
+      TEST_FAIL("round %d: took %zu of max %zu", round, r.head_len, max);
     if (got == 0 && n >= max) TEST_FAIL("round %d: waits at the bound", round);
   }
 }
