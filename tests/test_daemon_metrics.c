@@ -628,8 +628,7 @@ TEST_TIMEOUT(hostile_requests_are_closed_and_ingest_and_scrapes_go_on, 120) {
       "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
       "GET /m\xc3\x28trics HTTP/1.1\r\nHost: x\r\n\r\n", /* invalid UTF-8 in the target */
       "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",    /* a TLS client hello */
-      "\x85\xa6ticker\xa4"
-      "AAPL\xa2ts\x01", /* a msgpack tick */
+      "\x85\xa6ticker\244AAPL\242ts\001",                /* a msgpack tick */
   };
   for (size_t i = 0; i < TKS_ARRAY_SIZE(bad); i++) {
     char what[32];

@@ -114,8 +114,7 @@ TEST(malformed_heads_are_refused_at_once) {
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
-      "\x82\xa6ticker\xa4"
-      "AAPL",                    /* a msgpack tick */
+      "\x82\xa6ticker\244AAPL",  /* a msgpack tick */
       "{\"ticker\":\"AAPL\"}\n", /* JSON */
   };
   struct tks_http_request r;
