@@ -28,7 +28,8 @@ int tks_name_index(const char *const *names, unsigned n, const char *s);
 void tks_log_set_level(enum tks_log_level level);
 enum tks_log_level tks_log_get_level(void);
 /* Writes "tickslabd[pid]: <level>: <message>\n" to stderr (one write(2)). */
-void tks_log(enum tks_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tks_log(enum tks_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The level's name, or "?" for a value outside the enum. */
 const char *tks_log_level_name(enum tks_log_level level);
 /* Writes prefix, the formatted message and a newline to stderr in one
