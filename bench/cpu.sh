@@ -20,7 +20,9 @@
 #   bench/cpu.sh instructions BUILD_DIR [COUNT] [off|on]
 #       Instructions the daemon executes (valgrind --tool=callgrind, all its
 #       threads; journal off unless "on", then up to the `sync` after the
-#       ticks) for COUNT ticks (default 1000000) over 100 symbols: repeatable
+#       ticks) for COUNT ticks (default 1000000) over 100 symbols (SUBS=N:
+#       with N subscribers to "*", bench/sub_drain, until they had every
+#       tick): repeatable
 #       whatever else the machine does.  Prints callgrind's total; the
 #       profile is left in ./callgrind.tickslabd.out for callgrind_annotate.
 #
@@ -98,8 +100,17 @@ instructions)
   valgrind --tool=callgrind --callgrind-out-file=callgrind.tickslabd.out \
     "$B/daemon/tickslabd" --config "$T/c.yaml" 2>"$T/log" & P=$!
   wait_ready
+  S=${SUBS:-0} D=
+  if ((S > 0)); then
+    "$B/bench/sub_drain" "$(stat_of subscribe.port)" "$S" >/dev/null 2>&1 & D=$!
+    while (( $(stat_of subscribe.subscribers || echo 0) < S )); do sleep 0.1; done
+  fi
   "$B/cli/tickslab" --config "$T/c.yaml" gen --count "$N" --symbols "${SYMBOLS:-100}" >/dev/null
   wait_accepted "$N"
+  if ((S > 0)); then
+    while (( $(stat_of subscribe.sent_ticks || echo 0) < S * N )); do sleep 0.1; done
+    sleep 1; kill -TERM $D; wait $D || true
+  fi
   [[ $J == on ]] && "$B/cli/tickslab" --socket "$T/c.sock" --timeout 300 request sync >/dev/null
   kill -TERM $P; wait $P || true; P=
   callgrind_annotate callgrind.tickslabd.out 2>/dev/null | grep -m1 "PROGRAM TOTALS"

@@ -96,16 +96,7 @@ static int csv_field(struct tks_buf *b, const msgpack_object *v, bool ts, enum t
     }
     return r;
   }
-  const char *s = v->via.str.ptr;
-  size_t n = v->via.str.size;
-  bool quote = memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) || memchr(s, '\r', n);
-  if (!quote) return tks_buf_append(b, s, n);
-  int r = tks_buf_putc(b, '"');
-  for (size_t i = 0; i < n && r == 0; i++) {
-    if (s[i] == '"') r = tks_buf_putc(b, '"');
-    if (r == 0) r = tks_buf_putc(b, s[i]);
-  }
-  return r ? r : tks_buf_putc(b, '"');
+  return tks_csv_text(b, v->via.str.ptr, v->via.str.size);
 }
 
 static int print_tick(struct tail *t, const msgpack_object *m) {

@@ -24,12 +24,16 @@ static const char usage[] =
     "\n"
     "The tickslab tick-data ingestion daemon: takes msgpack ticks over TCP, keeps\n"
     "them in slab-allocated fixed-layout records, and answers stats and queries on\n"
-    "a Unix control socket.  It runs in the foreground and logs to stderr.\n"
+    "a Unix control socket.  It runs in the foreground and logs to stderr: lines\n"
+    "start with an sd-daemon priority (<3> error .. <7> debug) where stderr is\n"
+    "the journal ($JOURNAL_STREAM), else with the UTC time, name and pid.\n"
     "\n"
     "  -c, --config FILE   read FILE (default " TKS_DEFAULT_CONFIG_PATH " if it exists,\n"
     "                      else the built-in defaults)\n"
-    "      --check-config  check the config, print what is wrong, and exit\n"
-    "                      (0 valid, 2 invalid)\n"
+    "      --check-config  parse and check the config, print what is wrong\n"
+    "                      (file:line:column), and exit (0 valid, 2 invalid);\n"
+    "                      nothing is opened, bound or written (the unit's\n"
+    "                      ExecStartPre= and ExecReload= run it)\n"
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "\n"
@@ -102,7 +106,8 @@ static void close_signals(void) {
 static void shutdown_server(struct tks_server *srv, const char *why) {
   if (srv->stopping) return;
   srv->stopping = true;
-  tks_log(TKS_LOG_INFO, "%s: stopping", why);
+  /* "start failed: stopping" is an error, a signal's stop is not. */
+  tks_log(exit_status ? TKS_LOG_ERROR : TKS_LOG_INFO, "%s: stopping", why);
   tks_notify("STOPPING=1");
   tks_lifecycle_stop(srv);
   tks_load_stop(srv);
@@ -240,7 +245,9 @@ int main(int argc, char **argv) {
   if (config_path) {
     char err[TKS_CONFIG_ERR_MAX];
     if (tks_config_load(&srv.cfg, config_path, err, sizeof err) != 0) {
-      fprintf(stderr, "%s\n", err);
+      /* Plain "file:line:column: what" (also for --check-config, which
+       * ExecStartPre= and ExecReload= run), at error priority for journald. */
+      fprintf(stderr, "%s%s\n", tks_log_is_journal() ? "<3>" : "", err);
       return 2;
     }
   }

@@ -21,8 +21,9 @@
  * bytes); a full queue disconnects the subscriber (slow_policy disconnect:
  * what was not handed to the kernel is dropped and an error says why) or
  * drops the tick (drop: counted, and a {"$":"dropped"} tells how many
- * before the next tick sent).  Queues are written once a loop turn (a
- * uv_check), so a read of thousands of ticks costs one write a subscriber.
+ * before the next tick sent).  A queue is written when it holds 64 KiB
+ * (while the bytes are in cache) and at the end of each loop turn (a
+ * uv_check), so a read of thousands of ticks costs a write or a few.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +40,7 @@
 #define PAGE_ROWS 512           /* replay rows a page, then the ties of the last one */
 #define REPLAY_LOW (256u << 10) /* replay goes on while less than this is unsent */
 #define READ_MAX 4096           /* the read buffer after the request */
+#define FLUSH_BYTES (64u << 10) /* a queue this full is written at once, not at the turn's end */
 #define ERROR_MAX 512
 
 enum sub_state { SUB_REQUEST, SUB_REPLAY, SUB_LIVE };
@@ -67,8 +69,10 @@ struct sub {
   uint32_t replay_name; /* then the next archive-only name (archive_names) */
   char **archive_names;
   uint32_t narchive_names;
-  /* The queue: pending is filled, inflight is being written. */
+  /* The queue: pending is filled, inflight is being written (from
+   * inflight_off: what the kernel took at once is not queued). */
   struct tks_buf pending, inflight;
+  size_t inflight_off;
   uv_write_t wr;
   bool writing;
   uint64_t pending_since_ns, inflight_since_ns;
@@ -95,7 +99,9 @@ static struct {
 static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,
                 const struct tks_dyn_tick *dyn);
 
-static uint64_t queue_bytes(const struct sub *s) { return s->pending.len + s->inflight.len; }
+static uint64_t queue_bytes(const struct sub *s) {
+  return s->pending.len + s->inflight.len - s->inflight_off;
+}
 
 static void on_closed(uv_handle_t *h) {
   struct sub *s = (struct sub *)h;
@@ -165,7 +171,7 @@ static void replay(struct sub *s);
 static void on_written(uv_write_t *req, int status) {
   struct sub *s = req->data;
   s->writing = false;
-  s->inflight.len = 0;
+  s->inflight.len = s->inflight_off = 0;
   if (s->closing) return;
   if (status < 0) {
     sub_close(s);
@@ -177,35 +183,50 @@ static void on_written(uv_write_t *req, int status) {
     flush(s);
 }
 
-/* Hands what is pending to the kernel when nothing is being written; once
- * an ending error is written, shuts down. */
+/* Hands what is pending to the kernel when nothing is being written: what
+ * it takes at once (uv_try_write, the bytes still in cache, the buffer
+ * reused), the rest by a queued write.  Once an ending error is written,
+ * shuts down.  In replay every write is queued: its completion makes the
+ * next page (on_written), so the replay goes on a page a loop turn. */
 static void flush(struct sub *s) {
   if (s->closing || s->writing) return;
-  if (!s->pending.len) {
-    if (s->shutting) {
-      uv_shutdown_t *sd = malloc(sizeof *sd);
-      if (!sd || uv_shutdown(sd, (uv_stream_t *)&s->tcp, on_shutdown) != 0) {
-        free(sd);
+  if (s->pending.len) {
+    uv_buf_t b = uv_buf_init(s->pending.data, (unsigned)s->pending.len);
+    int n = s->state == SUB_REPLAY ? UV_EAGAIN : uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+      s->pending.len = 0;
+      sub_close(s);
+      return;
+    }
+    size_t took = n > 0 ? (size_t)n : 0;
+    if (took < s->pending.len) {
+      struct tks_buf t = s->inflight;
+      s->inflight = s->pending;
+      s->inflight_off = took;
+      s->pending = t;
+      s->pending.len = 0;
+      s->inflight_since_ns = s->pending_since_ns;
+      b = uv_buf_init(s->inflight.data + took, (unsigned)(s->inflight.len - took));
+      s->wr.data = s;
+      if (uv_write(&s->wr, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
+        s->inflight.len = s->inflight_off = 0;
         sub_close(s);
         return;
       }
-      sd->data = s;
+      s->writing = true;
+      return;
     }
-    return;
+    s->pending.len = 0;
   }
-  struct tks_buf t = s->inflight;
-  s->inflight = s->pending;
-  s->pending = t;
-  s->pending.len = 0;
-  s->inflight_since_ns = s->pending_since_ns;
-  uv_buf_t b = uv_buf_init(s->inflight.data, (unsigned)s->inflight.len);
-  s->wr.data = s;
-  if (uv_write(&s->wr, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
-    s->inflight.len = 0;
-    sub_close(s);
-    return;
+  if (s->shutting) {
+    uv_shutdown_t *sd = malloc(sizeof *sd);
+    if (!sd || uv_shutdown(sd, (uv_stream_t *)&s->tcp, on_shutdown) != 0) {
+      free(sd);
+      sub_close(s);
+      return;
+    }
+    sd->data = s;
   }
-  s->writing = true;
 }
 
 /* A control message {"$": what, key: n, ...} (n pairs of key and count). */
@@ -426,10 +447,14 @@ static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const v
       src = s;
       src_at = at;
       len = s->pending.len - at;
+    } else if (s->pending.len >= FLUSH_BYTES) {
+      flush(s);
     }
     s->sent++;
     S.sent++;
   }
+  /* The first taker's last, once the others have copied the tick. */
+  if (src && src->pending.len >= FLUSH_BYTES) flush(src);
 }
 
 static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,

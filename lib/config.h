@@ -22,7 +22,13 @@
 #include "store.h"
 #include "util.h"
 
-#define TKS_DEFAULT_CONFIG_PATH "/etc/tickslab/tickslab.yaml"
+/* The config read without --config: SYSCONFDIR/tickslab/tickslab.yaml,
+ * meson's sysconfdir (/etc with --prefix=/usr, the .deb; /usr/local/etc
+ * with the default prefix), set by meson.build. */
+#ifndef TKS_SYSCONFDIR
+#define TKS_SYSCONFDIR "/etc"
+#endif
+#define TKS_DEFAULT_CONFIG_PATH TKS_SYSCONFDIR "/tickslab/tickslab.yaml"
 #define TKS_DEFAULT_CONTROL_SOCKET "/run/tickslab/control.sock"
 #define TKS_DEFAULT_JOURNAL_DIR "/var/lib/tickslab"
 #define TKS_CONFIG_ERR_MAX 512

@@ -8,40 +8,13 @@
 
 #include <errno.h>
 #include <msgpack.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "decode.h"
+#include "mpreq.h"
 #include "render.h"
 #include "utf8.h"
-
-static long fail(char *why, size_t n, long r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static long fail(char *why, size_t n, long r, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(why, n, fmt, ap);
-  va_end(ap);
-  return r;
-}
-
-static bool key_is(const msgpack_object *k, const char *s) {
-  return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(s) &&
-         memcmp(k->via.str.ptr, s, k->via.str.size) == 0;
-}
-
-/* A key for a reason: printable ASCII, cut, or "(not a string)". */
-static const char *shown(const msgpack_object *o, char *buf, size_t n) {
-  if (o->type != MSGPACK_OBJECT_STR) return "(not a string)";
-  size_t len = o->via.str.size < n - 4 ? o->via.str.size : n - 4;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)o->via.str.ptr[i];
-    buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-  }
-  strcpy(buf + len, len < o->via.str.size ? "..." : "");
-  return buf;
-}
 
 int tks_hello_is(const uint8_t *buf, size_t len) {
   if (len == 0) return -1;
@@ -73,26 +46,26 @@ long tks_hello_parse(const uint8_t *buf, size_t len, struct tks_hello *out, char
   long size = tks_msgpack_skip(buf, len, TKS_HELLO_MAX_BYTES);
   if (size == 0)
     return len >= TKS_HELLO_MAX_BYTES
-               ? fail(why, n, -E2BIG, "hello: over %u bytes", TKS_HELLO_MAX_BYTES)
+               ? tks_mpreq_fail(why, n, -E2BIG, "hello: over %u bytes", TKS_HELLO_MAX_BYTES)
                : 0;
   if (size < 0) {
     enum tks_reason reason = (enum tks_reason)(-size - 1);
     if (reason == TKS_REASON_TOO_LARGE)
-      return fail(why, n, -E2BIG, "hello: over %u bytes", TKS_HELLO_MAX_BYTES);
-    return fail(why, n, -EINVAL, "hello: not msgpack (%s)", tks_reason_name(reason));
+      return tks_mpreq_fail(why, n, -E2BIG, "hello: over %u bytes", TKS_HELLO_MAX_BYTES);
+    return tks_mpreq_fail(why, n, -EINVAL, "hello: not msgpack (%s)", tks_reason_name(reason));
   }
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   size_t off = 0;
   long r = size;
   if (msgpack_unpack_next(&u, (const char *)buf, (size_t)size, &off) != MSGPACK_UNPACK_SUCCESS) {
-    r = fail(why, n, -EINVAL, "hello: not msgpack");
+    r = tks_mpreq_fail(why, n, -EINVAL, "hello: not msgpack");
     goto done;
   }
   const msgpack_object *o = &u.data;
   if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size == 0 ||
-      !key_is(&o->via.map.ptr[0].key, "$")) {
-    r = fail(why, n, -EINVAL, "hello: not a map with \"$\" first");
+      !tks_mpreq_key_is(&o->via.map.ptr[0].key, "$")) {
+    r = tks_mpreq_fail(why, n, -EINVAL, "hello: not a map with \"$\" first");
     goto done;
   }
   bool have_acks = false, have_producer = false;
@@ -100,33 +73,35 @@ long tks_hello_parse(const uint8_t *buf, size_t len, struct tks_hello *out, char
     const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
     char b[40];
     if (i == 0) {
-      if (!key_is(v, "hello"))
-        r = fail(why, n, -EINVAL,
-                 "a control message other than hello as the first message (\"$\" is %s)",
-                 v->type == MSGPACK_OBJECT_STR ? shown(v, b, sizeof b) : "not a string");
-    } else if (key_is(k, "$")) {
-      r = fail(why, n, -EINVAL, "hello: \"$\" given twice");
-    } else if (key_is(k, "acks")) {
+      if (!tks_mpreq_key_is(v, "hello"))
+        r = tks_mpreq_fail(why, n, -EINVAL,
+                           "a control message other than hello as the first message (\"$\" is %s)",
+                           v->type == MSGPACK_OBJECT_STR ? tks_mpreq_shown(v, b, sizeof b)
+                                                         : "not a string");
+    } else if (tks_mpreq_key_is(k, "$")) {
+      r = tks_mpreq_fail(why, n, -EINVAL, "hello: \"$\" given twice");
+    } else if (tks_mpreq_key_is(k, "acks")) {
       if (have_acks)
-        r = fail(why, n, -EINVAL, "hello: acks given twice");
+        r = tks_mpreq_fail(why, n, -EINVAL, "hello: acks given twice");
       else if (v->type != MSGPACK_OBJECT_BOOLEAN)
-        r = fail(why, n, -EINVAL, "hello: acks is not true or false");
+        r = tks_mpreq_fail(why, n, -EINVAL, "hello: acks is not true or false");
       else
         out->acks = v->via.boolean;
       have_acks = true;
-    } else if (key_is(k, "producer")) {
+    } else if (tks_mpreq_key_is(k, "producer")) {
       if (have_producer) {
-        r = fail(why, n, -EINVAL, "hello: producer given twice");
+        r = tks_mpreq_fail(why, n, -EINVAL, "hello: producer given twice");
       } else if (v->type != MSGPACK_OBJECT_STR) {
-        r = fail(why, n, -EINVAL, "hello: producer is not a string");
+        r = tks_mpreq_fail(why, n, -EINVAL, "hello: producer is not a string");
       } else if (v->via.str.size == 0) {
-        r = fail(why, n, -EINVAL, "hello: producer is empty");
+        r = tks_mpreq_fail(why, n, -EINVAL, "hello: producer is empty");
       } else if (v->via.str.size > TKS_PRODUCER_NAME_MAX) {
-        r = fail(why, n, -EINVAL, "hello: producer is over %u bytes", TKS_PRODUCER_NAME_MAX);
+        r = tks_mpreq_fail(why, n, -EINVAL, "hello: producer is over %u bytes",
+                           TKS_PRODUCER_NAME_MAX);
       } else if (tks_utf8_scan(v->via.str.ptr, v->via.str.size) &
                  (TKS_UTF8_INVALID | TKS_UTF8_CONTROL)) {
-        r = fail(why, n, -EINVAL,
-                 "hello: producer is not valid UTF-8 or holds a control character");
+        r = tks_mpreq_fail(why, n, -EINVAL,
+                           "hello: producer is not valid UTF-8 or holds a control character");
       } else {
         memcpy(out->producer, v->via.str.ptr, v->via.str.size);
         out->producer[v->via.str.size] = '\0';
@@ -134,15 +109,16 @@ long tks_hello_parse(const uint8_t *buf, size_t len, struct tks_hello *out, char
       }
       have_producer = true;
     } else {
-      r = fail(why, n, -EINVAL, "hello: unknown key '%s' (a hello has acks and producer)",
-               shown(k, b, sizeof b));
+      r = tks_mpreq_fail(why, n, -EINVAL, "hello: unknown key '%s' (a hello has acks and producer)",
+                         tks_mpreq_shown(k, b, sizeof b));
     }
   }
-  if (r > 0 && !have_acks) r = fail(why, n, -EINVAL, "hello: acks missing (want \"acks\":true)");
+  if (r > 0 && !have_acks)
+    r = tks_mpreq_fail(why, n, -EINVAL, "hello: acks missing (want \"acks\":true)");
   if (r > 0 && out->producer_len && !out->acks)
-    r = fail(why, n, -EINVAL,
-             "hello: a producer needs \"acks\":true (its position comes back "
-             "in the welcome)");
+    r = tks_mpreq_fail(why, n, -EINVAL,
+                       "hello: a producer needs \"acks\":true (its position comes back "
+                       "in the welcome)");
 done:
   msgpack_unpacked_destroy(&u);
   if (r <= 0) memset(out, 0, sizeof *out);

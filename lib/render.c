@@ -273,9 +273,21 @@ int tks_tick_json_as(const struct tks_schema *schema, const struct tks_symtab *n
   return tick_out(&o, schema, names, record, obj);
 }
 
-/* Big-endian x in n bytes at p; returns p + n. */
+/* Big-endian x in n bytes (1, 2, 4 or 8) at p; returns p + n.  One
+ * byte swap and one store (the compiler does not merge a byte loop). */
 static inline uint8_t *be(uint8_t *p, uint64_t x, unsigned n) {
-  for (unsigned i = 0; i < n; i++) p[i] = (uint8_t)(x >> (8 * (n - 1 - i)));
+  if (n == 8) {
+    uint64_t v = __builtin_bswap64(x);
+    memcpy(p, &v, 8);
+  } else if (n == 4) {
+    uint32_t v = __builtin_bswap32((uint32_t)x);
+    memcpy(p, &v, 4);
+  } else if (n == 2) {
+    uint16_t v = __builtin_bswap16((uint16_t)x);
+    memcpy(p, &v, 2);
+  } else {
+    for (unsigned i = 0; i < n; i++) p[i] = (uint8_t)(x >> (8 * (n - 1 - i)));
+  }
   return p + n;
 }
 
@@ -284,10 +296,10 @@ static inline uint8_t *w_uint(uint8_t *p, uint64_t u) {
     *p = (uint8_t)u;
     return p + 1;
   }
+  if (u > UINT32_MAX) return *p = 0xcf, be(p + 1, u, 8); /* a ts in ns: first */
   if (u <= UINT8_MAX) return *p = 0xcc, be(p + 1, u, 1);
   if (u <= UINT16_MAX) return *p = 0xcd, be(p + 1, u, 2);
-  if (u <= UINT32_MAX) return *p = 0xce, be(p + 1, u, 4);
-  return *p = 0xcf, be(p + 1, u, 8);
+  return *p = 0xce, be(p + 1, u, 4);
 }
 
 static inline uint8_t *w_int(uint8_t *p, int64_t i) {
@@ -300,6 +312,24 @@ static inline uint8_t *w_int(uint8_t *p, int64_t i) {
   if (i >= INT16_MIN) return *p = 0xd1, be(p + 1, (uint16_t)(int16_t)i, 2);
   if (i >= INT32_MIN) return *p = 0xd2, be(p + 1, (uint32_t)(int32_t)i, 4);
   return *p = 0xd3, be(p + 1, (uint64_t)i, 8);
+}
+
+/* n bytes from s to p with no call for the short ones (names, tickers):
+ * two overlapping copies of 8 or 4 bytes, or three single bytes. */
+static inline void copy_short(uint8_t *p, const uint8_t *s, size_t n) {
+  if (n > 16) {
+    memcpy(p, s, n);
+  } else if (n >= 8) {
+    memcpy(p, s, 8);
+    memcpy(p + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    memcpy(p, s, 4);
+    memcpy(p + n - 4, s + n - 4, 4);
+  } else if (n) {
+    p[0] = s[0];
+    p[n / 2] = s[n / 2];
+    p[n - 1] = s[n - 1];
+  }
 }
 
 static inline uint8_t *w_str(uint8_t *p, const char *s, size_t n) {
@@ -322,8 +352,10 @@ static inline uint8_t *w_str(uint8_t *p, const char *s, size_t n) {
 static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *symbols,
                           const struct tks_symtab *strings, const void *record,
                           struct tks_buf *out) {
-  size_t fixed = 3 + TKS_FIELD_NAME_MAX; /* the last name's whole-array copy */
-  for (unsigned fi = 0; fi < s->nfields; fi++) fixed += 1 + s->fields[fi].name_len + 9 + 5;
+  /* A bound, not a sum of the names (a loop here cost half the render):
+   * the header, the last name's whole-array copy, and for each field its
+   * name and at most 9 bytes of value or a 5-byte string header. */
+  size_t fixed = 3 + TKS_FIELD_NAME_MAX + s->nfields * (size_t)(1 + TKS_FIELD_NAME_MAX + 9 + 5);
   if (out->cap - out->len < fixed + MP_SLACK && tks_buf_reserve(out, fixed + MP_SLACK))
     return -ENOMEM;
   size_t was = out->len;
@@ -333,13 +365,11 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
     *p++ = (uint8_t)(0x80 | s->nfields);
   else
     *p = 0xde, p = be(p + 1, s->nfields, 2);
-  for (unsigned fi = 0; fi < s->nfields; fi++) {
-    const struct tks_field *f = &s->fields[fi];
+  for (const struct tks_field *f = s->fields, *end = f + s->nfields; f < end; f++) {
     /* A name is under 32 bytes: a fixstr, copied as the whole array (one
      * fixed-size copy; the bytes past it are overwritten next). */
-    *p++ = (uint8_t)(0xa0 | f->name_len);
-    memcpy(p, f->name, sizeof f->name);
-    p += f->name_len;
+    memcpy(p, f->mp_key, sizeof f->mp_key);
+    p += 1 + f->name_len;
     const char *at = (const char *)record + f->offset;
     switch (f->vtype) {
     case TKS_V_INT: {
@@ -366,8 +396,22 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
     case TKS_V_ISTR: {
       uint32_t id;
       memcpy(&id, at, 4);
+      const struct tks_symtab *t = f->vtype == TKS_V_SYM ? symbols : strings;
+      if (id == 0) { /* "" */
+        *p++ = 0xa0;
+        break;
+      }
+      if (id - 1u < tks_symtab_count(t)) { /* the common case: a name under 32 bytes */
+        const uint8_t *ln = tks_symtab_lname(t, id);
+        if (ln[0] < 32) {
+          *p = (uint8_t)(0xa0 | ln[0]);
+          copy_short(p + 1, ln + 1, ln[0]);
+          p += 1 + ln[0];
+          break;
+        }
+      }
       size_t len = 0;
-      const char *text = tks_symtab_name(f->vtype == TKS_V_SYM ? symbols : strings, id, &len);
+      const char *text = tks_symtab_name(t, id, &len);
       if (!text) {
         *p++ = 0xc0;
         break;
@@ -412,7 +456,7 @@ int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *name
 
 /* A CSV field: as JSON would write a number; text unquoted unless it holds
  * a comma, a quote or a line break (then quoted, quotes doubled). */
-static int csv_text(struct tks_buf *b, const char *s, size_t n) {
+int tks_csv_text(struct tks_buf *b, const char *s, size_t n) {
   bool quote = memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) || memchr(s, '\r', n);
   if (!quote) return tks_buf_append(b, s, n);
   int r = tks_buf_putc(b, '"');
@@ -439,12 +483,12 @@ static int csv_value(struct tks_buf *b, const struct tks_value *v, const struct 
   case TKS_V_INT: return tks_buf_printf(b, "%lld", (long long)v->v.i);
   case TKS_V_UINT: return tks_buf_printf(b, "%llu", (unsigned long long)v->v.u);
   case TKS_V_F64: return isfinite(v->v.f) ? tks_json_double(b, v->v.f) : 0;
-  case TKS_V_STR: return csv_text(b, v->v.s.p, v->v.s.len);
+  case TKS_V_STR: return tks_csv_text(b, v->v.s.p, v->v.s.len);
   case TKS_V_SYM:
   case TKS_V_ISTR: {
     size_t len = 0;
     const char *n = tks_symtab_name(v->type == TKS_V_SYM ? symbols : strings, v->v.id, &len);
-    return n ? csv_text(b, n, len) : 0;
+    return n ? tks_csv_text(b, n, len) : 0;
   }
   }
   return 0;
@@ -454,7 +498,7 @@ int tks_schema_csv_header(const struct tks_schema *schema, struct tks_buf *out) 
   int r = 0;
   for (unsigned fi = 0; fi < schema->nfields; fi++) {
     if (fi) r |= tks_buf_putc(out, ',');
-    r |= csv_text(out, schema->fields[fi].name, schema->fields[fi].name_len);
+    r |= tks_csv_text(out, schema->fields[fi].name, schema->fields[fi].name_len);
   }
   r |= tks_buf_putc(out, '\n');
   return r ? -ENOMEM : 0;

@@ -70,6 +70,9 @@ int tks_tick_msgpack(const struct tks_schema *schema, const struct tks_symtab *n
  * unquoted), text quoted only when it holds a comma, quote or line break.
  * 0 or -ENOMEM (out as it was). */
 int tks_schema_csv_header(const struct tks_schema *schema, struct tks_buf *out);
+/* n bytes of text as a CSV field: as they are, or in double quotes (a
+ * quote doubled) when they hold a comma, quote or line break. */
+int tks_csv_text(struct tks_buf *b, const char *s, size_t n);
 int tks_tick_csv(const struct tks_schema *schema, const struct tks_symtab *names,
                  const struct tks_symtab *symbols, const struct tks_symtab *strings,
                  const void *record, const struct tks_dynobj *obj, enum tks_ts_format f,

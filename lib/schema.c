@@ -135,6 +135,8 @@ int tks_schema_layout(struct tks_schema *s, char *err, size_t errlen) {
     f->vtype = tks_type_vtype(f->type);
     f->name_len = (uint32_t)strnlen(f->name, TKS_FIELD_NAME_MAX - 1);
     f->name_head = tks_head8(f->name, f->name_len);
+    f->mp_key[0] = (uint8_t)(0xa0 | f->name_len);
+    memcpy(f->mp_key + 1, f->name, f->name_len);
   }
   s->required_mask = s->intern_mask = 0;
   memset(s->name_index, 0, sizeof s->name_index);

@@ -50,6 +50,9 @@ struct tks_field {
   uint32_t name_len;     /* computed: strlen(name) */
   enum tks_vtype vtype;  /* computed: tks_type_vtype(type) */
   uint64_t name_head;    /* computed: the first 8 bytes of name, zero-padded */
+  /* computed for the msgpack renderer: the name as a fixstr (its header
+   * byte, then the name; name_len + 1 bytes of the 32 are used). */
+  uint8_t mp_key[TKS_FIELD_NAME_MAX];
 };
 
 struct tks_schema {

@@ -973,6 +973,21 @@ static inline bool overflow_first(const struct cur *slotted, const struct cur *o
 static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t to, bool bounded,
                               uint64_t n, tks_tick_fn fn, void *ctx) {
   uint64_t done = 0;
+  int only = -1, live = 0;
+  for (int k = 0; k < NSETS; k++)
+    if (c[k].b) only = k, live++;
+  if (live == 1) { /* one representation (the common case): no merge, no ties */
+    struct cur *x = &c[only];
+    _Alignas(8) char e[TKS_STORE_ENTRY_MAX];
+    while (done < n && x->b && (!bounded || cur_ts(x) < to)) {
+      ent_unpack(x->s, x->b, x->sym, x->i, e);
+      int stop = fn(ctx, x->k == SET_DYNAMIC ? NULL : e, wide_obj(st, x->k, e));
+      cur_next(x);
+      done++;
+      if (stop) break;
+    }
+    return done;
+  }
   while (done < n) {
     struct cur *best = NULL;
     int64_t best_ts = 0;

@@ -39,7 +39,6 @@ struct tks_symtab {
   uint32_t max;
   uint32_t mask;   /* table size - 1 */
   struct slot *table;
-  const unsigned char **names; /* names[id] -> length byte */
   uint32_t names_cap;
   struct arena_block *arena;
   uint64_t arena_bytes;
@@ -73,8 +72,8 @@ struct tks_symtab *tks_symtab_create(uint32_t max_symbols) {
   t->mask = 255;
   t->table = calloc(t->mask + 1, sizeof *t->table);
   t->names_cap = 128;
-  t->names = calloc(t->names_cap, sizeof *t->names);
-  if (!t->table || !t->names) {
+  t->head.names = calloc(t->names_cap, sizeof *t->head.names);
+  if (!t->table || !t->head.names) {
     tks_symtab_destroy(t);
     return NULL;
   }
@@ -90,7 +89,7 @@ void tks_symtab_destroy(struct tks_symtab *t) {
     b = next;
   }
   free(t->table);
-  free(t->names);
+  free(t->head.names);
   free(t);
 }
 
@@ -102,7 +101,7 @@ static uint32_t find(const struct tks_symtab *t, uint32_t h, const char *s, size
     const struct slot *sl = &t->table[i];
     if (sl->id == 0) break;
     if (sl->tag == tag && sl->head == head &&
-        (len <= 8 || memcmp(t->names[sl->id] + 9, s + 8, len - 8) == 0)) {
+        (len <= 8 || memcmp(t->head.names[sl->id] + 9, s + 8, len - 8) == 0)) {
       *pos = i;
       return sl->id;
     }
@@ -119,7 +118,7 @@ static int grow_table(struct tks_symtab *t) {
   for (uint32_t i = 0; i <= t->mask; i++) {
     struct slot sl = t->table[i];
     if (sl.id == 0) continue;
-    const unsigned char *n = t->names[sl.id];
+    const unsigned char *n = t->head.names[sl.id];
     uint32_t j = hash_bytes((const char *)n + 1, n[0]) & (size - 1);
     while (nt[j].id) j = (j + 1) & (size - 1);
     nt[j] = sl;
@@ -177,9 +176,9 @@ int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t 
   }
   uint32_t nid = t->head.count + 1;
   if (nid >= t->names_cap) {
-    const unsigned char **nn = realloc(t->names, (size_t)t->names_cap * 2 * sizeof *nn);
+    const unsigned char **nn = realloc(t->head.names, (size_t)t->names_cap * 2 * sizeof *nn);
     if (!nn) return -ENOMEM;
-    t->names = nn;
+    t->head.names = nn;
     t->names_cap *= 2;
   }
   unsigned char *p = arena_alloc(t, len + 2);
@@ -187,7 +186,7 @@ int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t 
   p[0] = (unsigned char)len;
   memcpy(p + 1, s, len);
   p[len + 1] = '\0';
-  t->names[nid] = p;
+  t->head.names[nid] = p;
   t->table[pos] = (struct slot){tks_head8(s, len), tag_of(h, len), nid};
   t->head.count = nid;
   t->string_bytes += len + 1;
@@ -201,7 +200,7 @@ static void delete_slot(struct tks_symtab *t, uint32_t i) {
   for (uint32_t j = (i + 1) & t->mask;; j = (j + 1) & t->mask) {
     struct slot sl = t->table[j];
     if (sl.id == 0) break;
-    const unsigned char *n = t->names[sl.id];
+    const unsigned char *n = t->head.names[sl.id];
     uint32_t home = hash_bytes((const char *)n + 1, n[0]) & t->mask;
     /* sl may stay at j if its home lies cyclically in (i, j]. */
     if (((j - home) & t->mask) < ((j - i) & t->mask)) continue;
@@ -215,7 +214,7 @@ void tks_symtab_truncate(struct tks_symtab *t, uint32_t count) {
   if (t->head.count > count) t->head.generation++;
   while (t->head.count > count) {
     uint32_t id = t->head.count;
-    const unsigned char *n = t->names[id];
+    const unsigned char *n = t->head.names[id];
     size_t len = n[0];
     uint32_t i = hash_bytes((const char *)n + 1, len) & t->mask;
     while (t->table[i].id != id) i = (i + 1) & t->mask;
@@ -229,25 +228,15 @@ void tks_symtab_truncate(struct tks_symtab *t, uint32_t count) {
         free(b);
       }
     }
-    t->names[id] = NULL;
+    t->head.names[id] = NULL;
     t->string_bytes -= len + 1;
     t->head.count = id - 1;
   }
 }
 
-const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len) {
-  if (id == 0) {
-    if (len) *len = 0;
-    return "";
-  }
-  if (id > t->head.count) return NULL;
-  if (len) *len = t->names[id][0];
-  return (const char *)t->names[id] + 1;
-}
-
 uint64_t tks_symtab_bytes(const struct tks_symtab *t) {
   return sizeof *t + (uint64_t)(t->mask + 1) * sizeof(struct slot) +
-         (uint64_t)t->names_cap * sizeof *t->names + t->arena_bytes;
+         (uint64_t)t->names_cap * sizeof *t->head.names + t->arena_bytes;
 }
 
 uint64_t tks_symtab_string_bytes(const struct tks_symtab *t) { return t->string_bytes; }

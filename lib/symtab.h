@@ -26,8 +26,6 @@ void tks_symtab_destroy(struct tks_symtab *t);
 int tks_symtab_intern(struct tks_symtab *t, const char *s, size_t len, uint32_t *id);
 /* As intern, but never adds: -ENOENT if s is not known. */
 int tks_symtab_lookup(const struct tks_symtab *t, const char *s, size_t len, uint32_t *id);
-/* The NUL-terminated string of id, or NULL if id is unknown.  *len may be NULL. */
-const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len);
 
 /*
  * Removes every id above count (count at most tks_symtab_count), newest
@@ -43,6 +41,7 @@ void tks_symtab_truncate(struct tks_symtab *t, uint32_t count);
 struct tks_symtab_head {
   uint32_t count;      /* ids in use, not counting 0 */
   uint64_t generation; /* tks_symtab_truncate calls that removed an id */
+  const unsigned char **names; /* names[id] -> its length byte, then the bytes and a NUL */
 };
 static inline uint32_t tks_symtab_count(const struct tks_symtab *t) {
   return ((const struct tks_symtab_head *)(const void *)t)->count;
@@ -54,6 +53,22 @@ static inline uint32_t tks_symtab_count(const struct tks_symtab *t) {
  */
 static inline uint64_t tks_symtab_generation(const struct tks_symtab *t) {
   return ((const struct tks_symtab_head *)(const void *)t)->generation;
+}
+/* The string of id (NUL-terminated) and its length (if len), "" for 0,
+ * NULL (length 0) for an id not in use.  Inline: renderers call it for
+ * every symbol field of every tick they write. */
+static inline const char *tks_symtab_name(const struct tks_symtab *t, uint32_t id, size_t *len) {
+  const struct tks_symtab_head *h = (const struct tks_symtab_head *)(const void *)t;
+  if (id == 0 || id > h->count) {
+    if (len) *len = 0;
+    return id ? NULL : "";
+  }
+  if (len) *len = h->names[id][0];
+  return (const char *)h->names[id] + 1;
+}
+/* The same as a length byte followed by the bytes (id in use, not 0). */
+static inline const unsigned char *tks_symtab_lname(const struct tks_symtab *t, uint32_t id) {
+  return ((const struct tks_symtab_head *)(const void *)t)->names[id];
 }
 uint64_t tks_symtab_bytes(const struct tks_symtab *t); /* arena + table + headers */
 uint64_t tks_symtab_string_bytes(const struct tks_symtab *t); /* string bytes incl. NULs */

@@ -1,5 +1,6 @@
 /*
- * Shared helpers: leveled logging to stderr, size and duration parsing and
+ * Shared helpers: leveled logging to stderr (sd-daemon priority prefixes
+ * when stderr is the journal, else a UTC timestamp), size and duration parsing and
  * formatting, time parsing, clocks, the growable tks_buf, mkdir -p, and the
  * RSS reading used by stats.
  * ISO-8601 dates become ns with the civil-to-days formula (H. Hinnant's
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,10 +67,51 @@ void tks_vwrite_line(size_t max, const char *prefix, const char *fmt, va_list ap
   (void)w;
 }
 
+/* 1 when stderr is the stream systemd's journal gave us: $JOURNAL_STREAM
+ * ("DEV:INODE") names the device and inode of fd 2 (sd_journal_stream_fd(3)
+ * and systemd.exec(5) say to compare them, since a child whose stderr was
+ * redirected inherits the variable).  Decided once, at the first line. */
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static bool log_to_journal;
+
+static void log_detect(void) {
+  const char *e = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  char tail;
+  struct stat st;
+  log_to_journal = e && sscanf(e, "%llu:%llu%c", &dev, &ino, &tail) == 2 &&
+                   fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+                   (unsigned long long)st.st_ino == ino;
+}
+
+bool tks_log_is_journal(void) {
+  pthread_once(&log_once, log_detect);
+  return log_to_journal;
+}
+
+/* The sd-daemon(3) priorities of the levels: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const int log_priority[TKS_LOG_LEVEL_COUNT] = {3, 4, 6, 7};
+
+void tks_log_prefix(enum tks_log_level level, char *buf, size_t n) {
+  if ((unsigned)level >= TKS_LOG_LEVEL_COUNT) level = TKS_LOG_ERROR;
+  if (tks_log_is_journal()) {
+    /* journald adds the time, the name and the pid itself. */
+    snprintf(buf, n, "<%d>%s: ", log_priority[level], tks_log_level_name(level));
+    return;
+  }
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ tickslabd[%d]: %s: ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+           (int)getpid(), tks_log_level_name(level));
+}
+
 void tks_log(enum tks_log_level level, const char *fmt, ...) {
   if (level > log_level) return;
-  char prefix[64];
-  snprintf(prefix, sizeof prefix, "tickslabd[%d]: %s: ", (int)getpid(), tks_log_level_name(level));
+  char prefix[96];
+  tks_log_prefix(level, prefix, sizeof prefix);
   va_list ap;
   va_start(ap, fmt);
   tks_vwrite_line(1024, prefix, fmt, ap);

@@ -9,6 +9,7 @@
 #define TKS_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -27,9 +28,17 @@ int tks_name_index(const char *const *names, unsigned n, const char *s);
 /* Messages at a level above the threshold are dropped.  Default: info. */
 void tks_log_set_level(enum tks_log_level level);
 enum tks_log_level tks_log_get_level(void);
-/* Writes "tickslabd[pid]: <level>: <message>\n" to stderr (one write(2)). */
+/* Writes one line to stderr (one write(2)): where stderr is the journal's
+ * stream ($JOURNAL_STREAM matches fd 2's device and inode) "<N>level:
+ * message", N the sd-daemon(3) priority (3 error, 4 warn, 6 info, 7 debug)
+ * and no name or pid (journald adds them); otherwise
+ * "2026-12-03T06:10:01.123Z tickslabd[pid]: level: message", UTC with ms. */
 void tks_log(enum tks_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* tks_log's prefix for a line at level, as above, cut to fit buf (n bytes). */
+void tks_log_prefix(enum tks_log_level level, char *buf, size_t n);
+/* Whether tks_log writes for the journal (decided at the first call). */
+bool tks_log_is_journal(void);
 /* The level's name, or "?" for a value outside the enum. */
 const char *tks_log_level_name(enum tks_log_level level);
 /* Writes prefix, the formatted message and a newline to stderr in one

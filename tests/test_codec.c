@@ -823,6 +823,42 @@ TEST(a_record_rendered_as_msgpack_decodes_to_the_same_record) {
   }
 }
 
+/* Symbol names of every length class the renderer copies differently
+ * (1-3, 4-7, 8-16, 17-31 bytes, a str8 from 32, the longest) come back
+ * byte for byte, "" (id 0) too. */
+TEST(symbol_names_of_every_length_render_byte_for_byte) {
+  setup(65536);
+  static const size_t lens[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 200, 255};
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+    char name[256];
+    for (size_t k = 0; k < lens[li]; k++) name[k] = (char)('A' + (k * 7 + li) % 26);
+    uint32_t id = 0;
+    if (lens[li]) ASSERT_EQ(tks_symtab_intern(dec.symbols, name, lens[li], &id), 0);
+    struct rec r = {.ts = 1, .price = 1.5, .volume = 3, .ticker = id};
+    struct tks_buf b = {0};
+    ASSERT_EQ(tks_tick_msgpack(&schema, NULL, dec.symbols, dec.strings, &r, NULL, &b), 0);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    ASSERT_EQ(msgpack_unpack_next(&u, b.data, b.len, &off), MSGPACK_UNPACK_SUCCESS);
+    ASSERT_EQ(off, b.len);
+    const msgpack_object *t = NULL;
+    for (uint32_t k = 0; k < u.data.via.map.size; k++)
+      if (u.data.via.map.ptr[k].key.via.str.size == 6 &&
+          memcmp(u.data.via.map.ptr[k].key.via.str.ptr, "ticker", 6) == 0)
+        t = &u.data.via.map.ptr[k].val;
+    ASSERT(t && t->type == MSGPACK_OBJECT_STR);
+    ASSERT_EQ(t->via.str.size, lens[li]);
+    ASSERT(memcmp(t->via.str.ptr, name, lens[li]) == 0);
+    /* the header msgpack-c's packer would write: fixstr below 32, else str8
+     * (msgpack-c's pointer for "" need not point into the buffer) */
+    const uint8_t *raw = (const uint8_t *)t->via.str.ptr - (lens[li] < 32 ? 1 : 2);
+    if (lens[li]) ASSERT_EQ(raw[0], (lens[li] < 32 ? (0xa0 | lens[li]) : 0xd9));
+    msgpack_unpacked_destroy(&u);
+    tks_buf_finish(&b);
+  }
+}
+
 /* A float reads back as a float, exactly: "2.0" not "2", "-0.0" with its
  * sign, the shortest form that parses to the same double. */
 TEST(a_float_renders_as_a_float_that_reads_back_exactly) {

@@ -638,6 +638,46 @@ TEST(reject_details_past_the_bound_are_counted_and_said_to_be_omitted) {
 
 /* ---- named producers: where they stand ---- */
 
+/* 1024 names are kept (daemon.h TKS_MAX_PRODUCERS); a new one past them is
+ * refused with the reason, a known one still comes back, an unnamed hello
+ * and plain ticks go on. */
+TEST_TIMEOUT(past_1024_named_producers_a_new_name_is_refused_and_the_rest_go_on, 120) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  char name[32];
+  struct client cl;
+  struct msg w;
+  for (int k = 0; k < 1024; k++) {
+    snprintf(name, sizeof name, "feed-%04d", k);
+    client_hello(&cl, &d, name, &w);
+    client_close(&cl);
+  }
+  /* The 1025th: an error naming the limit, then the close. */
+  client_open_fd(&cl, daemon_connect_ingest(&d));
+  send_hello(cl.fd, "feed-1024");
+  struct msg m;
+  ASSERT_EQ(next_msg(&cl, &m, WAIT_MS), 1);
+  ASSERT_STR_EQ(m.kind, "error");
+  ASSERT(strstr(m.error, "1024 producers"));
+  while (next_msg(&cl, &m, WAIT_MS) == 1) continue;
+  ASSERT(cl.eof);
+  client_close(&cl);
+  /* A known name, an unnamed hello and a plain connection still work. */
+  client_hello(&cl, &d, "feed-0007", &w);
+  send_ticks(cl.fd, "AAPL", 0, 10);
+  wait_ack(&cl, 10, 0, 0);
+  client_close(&cl);
+  client_hello(&cl, &d, NULL, &w);
+  send_ticks(cl.fd, "AAPL", 10, 20);
+  wait_ack(&cl, 10, 0, 0);
+  client_close(&cl);
+  int fd = daemon_connect_ingest(&d);
+  send_ticks(fd, "AAPL", 20, 30);
+  close(fd);
+  daemon_expect_stat(&d, "ticks.accepted", 30, WAIT_MS);
+  daemon_cleanup(&d);
+}
+
 /* The newest journal segment of dir/journal and its size. */
 static void newest_segment(const struct tks_daemon *d, char *path, size_t n, off_t *size) {
   char dir[256];

@@ -5,7 +5,8 @@
  * (READY=1 once serving, STOPPING=1 on the way out), a clean exit 0 on
  * SIGTERM and SIGINT, even with clients streaming, SIGHUP reloads (live keys
  * applied, fixed ones refused, a bad file kept out, RELOADING=1 then
- * READY=1), watchdog pings, and idle ingest clients closed.
+ * READY=1), watchdog pings, idle ingest clients closed, and the log lines
+ * (sd-daemon priorities under journald, else UTC timestamps).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -761,6 +762,141 @@ TEST(idle_client_is_closed_after_idle_timeout) {
   close(active);
   ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
   daemon_cleanup(&d);
+}
+
+/* ---- log lines: for journald, or with a timestamp ---------------------- */
+
+/* Starts a daemon at log.level debug, with JOURNAL_STREAM set to
+ * journal_stream (NULL: "DEV:INODE" of its own log file, as systemd sets
+ * it; "": not set by the test), then makes it log at every level: a checkpoint (its
+ * fork is a debug line), a reload refusing a fixed key (warn), a reload of
+ * a broken file (error).  Returns the log once stopped (malloc'd). */
+static char *log_at_every_level(const char *journal_stream) {
+  struct tks_daemon d;
+  daemon_prepare(&d, NULL, "log:\n  level: debug\n");
+  write_file(d.log, "");
+  struct stat st;
+  ASSERT_EQ(stat(d.log, &st), 0);
+  char env[96];
+  if (!journal_stream)
+    snprintf(env, sizeof env, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+  else
+    snprintf(env, sizeof env, "JOURNAL_STREAM=%s", journal_stream);
+  char *envv[] = {env, NULL};
+  /* "": not set here (one the test inherited names another file). */
+  daemon_spawn(&d, !journal_stream || *journal_stream ? envv : NULL);
+  daemon_wait_ready(&d);
+  char *r = daemon_request(&d, "checkpoint");
+  ASSERT(r && !strstr(r, "error"));
+  free(r);
+  daemon_write_config(&d, NULL, "log:\n  level: debug\nstore:\n  mode: dynamic\n");
+  ASSERT_EQ(kill(d.pid, SIGHUP), 0);
+  free(await_log(&d, "needs a restart", 10000));
+  daemon_write_config(&d, NULL, "log:\n  level: loud\n");
+  ASSERT_EQ(kill(d.pid, SIGHUP), 0);
+  free(await_log(&d, "reload failed", 10000));
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  char *log = daemon_log(&d);
+  daemon_cleanup(&d);
+  return log;
+}
+
+static const char *const level_words[] = {"error", "warn", "info", "debug"};
+static const int level_prio[] = {3, 4, 6, 7};
+
+/* The index of the level word at p ("warn: ..."), or -1. */
+static int level_at(const char *p) {
+  for (int i = 0; i < 4; i++) {
+    size_t n = strlen(level_words[i]);
+    if (!strncmp(p, level_words[i], n) && p[n] == ':' && p[n + 1] == ' ') return i;
+  }
+  return -1;
+}
+
+TEST_TIMEOUT(under_journald_every_line_has_its_priority_and_no_name_or_pid, 60) {
+  char *log = log_at_every_level(NULL);
+  int seen[4] = {0};
+  unsigned lines = 0;
+  for (char *line = log, *end; *line; line = end + 1) {
+    end = strchr(line, '\n');
+    if (!end) TEST_FAIL("last line cut: \"%s\"", line);
+    *end = '\0';
+    lines++;
+    if (line[0] != '<' || line[2] != '>' || level_at(line + 3) < 0)
+      TEST_FAIL("line %u does not start with <N>level: \"%s\"", lines, line);
+    int lv = level_at(line + 3);
+    if (line[1] - '0' != level_prio[lv])
+      TEST_FAIL("line %u: <%c> for %s, want <%d>: \"%s\"", lines, line[1], level_words[lv],
+                level_prio[lv], line);
+    if (strstr(line, "tickslabd["))
+      TEST_FAIL("line %u has its own name and pid (journald adds them): \"%s\"", lines, line);
+    seen[lv]++;
+  }
+  for (int i = 0; i < 4; i++)
+    if (!seen[i]) TEST_FAIL("no %s line (<%d>) in %u lines", level_words[i], level_prio[i], lines);
+  free(log);
+}
+
+/* Each line: "2026-12-03T06:10:01.123Z tickslabd[PID]: level: ...". */
+static void expect_timestamped(const char *journal_stream) {
+  char *log = log_at_every_level(journal_stream);
+  unsigned lines = 0;
+  time_t now = time(NULL);
+  for (char *line = log, *end; *line; line = end + 1) {
+    end = strchr(line, '\n');
+    if (!end) TEST_FAIL("last line cut: \"%s\"", line);
+    *end = '\0';
+    lines++;
+    struct tm tm = {0};
+    int ms = -1, pid = 0, n = 0;
+    char z = 0;
+    if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c tickslabd[%d]: %n", &tm.tm_year, &tm.tm_mon,
+               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z, &pid, &n) != 9 ||
+        z != 'Z' || n == 0 || line[10] != 'T' || line[19] != '.' || line[23] != 'Z' ||
+        level_at(line + n) < 0)
+      TEST_FAIL("line %u is not \"ISO-8601Z tickslabd[pid]: level: ...\": \"%s\"", lines, line);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    /* UTC (not local time): within a day of the clock, whatever TZ says. */
+    if (t < now - 86400 || t > now + 86400) TEST_FAIL("line %u: a wrong date: \"%s\"", lines, line);
+    if (line[0] == '<') TEST_FAIL("line %u has a priority prefix: \"%s\"", lines, line);
+  }
+  ASSERT(lines >= 10);
+  free(log);
+}
+
+TEST_TIMEOUT(without_journald_every_line_has_a_utc_timestamp_with_ms_and_the_level, 60) {
+  expect_timestamped("");
+}
+
+TEST_TIMEOUT(journal_stream_naming_another_file_gets_timestamps_not_priorities, 60) {
+  /* Inherited from a parent whose stderr went to the journal, say. */
+  expect_timestamped("1:1");
+}
+
+TEST(start_failure_is_logged_at_error) {
+  struct tks_daemon d, holder;
+  daemon_start(&holder, NULL);
+  /* A second daemon on the same control socket and ingest port fails its start. */
+  daemon_prepare(&d, NULL, NULL);
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           "ingest:\n  listen: \"127.0.0.1:%d\"\ncontrol:\n  socket: \"%s/x.sock\"\n"
+           "journal:\n  enabled: false\nsubscribe:\n  listen: \"off\"\n",
+           holder.port, d.dir);
+  write_file(d.config, yaml);
+  daemon_spawn(&d, NULL);
+  int code = daemon_wait_exit(&d, HARNESS_STOP_MS);
+  char *log = daemon_log(&d);
+  if (code != 1) TEST_FAIL("exit %d, want 1; log:\n%s", code, log);
+  ASSERT_CONTAINS(log, "error: start failed: stopping");
+  ASSERT_NOT_CONTAINS(log, "info: start failed");
+  free(log);
+  daemon_cleanup(&d);
+  ASSERT_EQ(daemon_stop(&holder, SIGTERM), 0);
+  daemon_cleanup(&holder);
 }
 
 TEST_MAIN()

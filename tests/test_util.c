@@ -1,8 +1,10 @@
-/* Unit tests of lib/util.c: sizes, durations, times, buffers, JSON strings, mkdir -p. */
+/* Unit tests of lib/util.c: sizes, durations, times, buffers, JSON strings, mkdir -p,
+ * the log line's prefix ($JOURNAL_STREAM). */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -290,6 +292,60 @@ TEST(a_log_line_escapes_newlines_controls_and_bytes_not_utf8) {
   ASSERT_CONTAINS(buf,
                   ": warn: tick rejected: x\\x0ainfo: forged\\x1b[1m BAD\\xff\\xfe caf\xc3\xa9\n");
   ASSERT_EQ(strchr(buf, '\n'), buf + n - 1); /* one line */
+}
+
+/* One warn line logged by a child whose stderr is a fresh file and whose
+ * $JOURNAL_STREAM is env (NULL: unset; "MATCH": the file's DEV:INODE;
+ * "MATCH+1": its inode plus one); the line, in out. */
+static void log_line_with(const char *env, char *out, size_t n) {
+  char path[] = "/tmp/tks-util-log-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT(fd >= 0);
+  struct stat st;
+  ASSERT_EQ(fstat(fd, &st), 0);
+  char value[128];
+  if (env && !strcmp(env, "MATCH"))
+    snprintf(value, sizeof value, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+  else if (env && !strcmp(env, "MATCH+1"))
+    snprintf(value, sizeof value, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino + 1);
+  else if (env)
+    snprintf(value, sizeof value, "%s", env);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) { /* a process of its own: the choice is made once a process */
+    if (env)
+      setenv("JOURNAL_STREAM", value, 1);
+    else
+      unsetenv("JOURNAL_STREAM");
+    dup2(fd, STDERR_FILENO);
+    tks_log(TKS_LOG_WARN, "hello");
+    _exit(0);
+  }
+  int status;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ssize_t r = pread(fd, out, n - 1, 0);
+  ASSERT(r > 0);
+  out[r] = '\0';
+  close(fd);
+  unlink(path);
+}
+
+TEST(a_log_line_has_a_priority_only_when_journal_stream_names_stderr) {
+  char line[256];
+  log_line_with("MATCH", line, sizeof line);
+  ASSERT_STR_EQ(line, "<4>warn: hello\n");
+  /* Anything else: the UTC time, name and pid, never a priority. */
+  const char *others[] = {NULL,      "",     "x",   "1:",  ":1",
+                          "MATCH+1", "1:1x", "1;1", "1 1", "99999999999999999999999999:1"};
+  for (size_t i = 0; i < TKS_ARRAY_SIZE(others); i++) {
+    log_line_with(others[i], line, sizeof line);
+    if (line[0] == '<' || strlen(line) < 25 || line[4] != '-' || line[10] != 'T' ||
+        line[19] != '.' || line[23] != 'Z' || !strstr(line, " tickslabd[") ||
+        !strstr(line, "]: warn: hello\n"))
+      TEST_FAIL("JOURNAL_STREAM=%s: \"%s\"", others[i] ? others[i] : "(unset)", line);
+  }
 }
 
 TEST(mkdir_p_makes_every_missing_directory_and_takes_an_existing_one) {
