@@ -30,6 +30,7 @@ struct mconn {
   uv_write_t write;
   uv_shutdown_t shutdown;
   struct tks_buf out; /* the answer being written */
+  size_t counted;     /* in srv->query_buffer_bytes: the conn, and out while written */
   uint64_t since_ms;  /* waiting for a whole request, or writing, since */
   bool closing, writing, reading;
   bool ending; /* answered with Connection: close: shut, reading away what comes */
@@ -67,8 +68,18 @@ int tks_metrics_render(struct tks_server *srv, struct tks_buf *out) {
   return r;
 }
 
+/* memory.query_buffer_bytes: the connection (its read buffer; calloc'd,
+ * so touched) and the answer being written. */
+static void count(struct mconn *c) {
+  size_t now = sizeof *c + tks_buf_bytes(&c->out);
+  c->srv->query_buffer_bytes += now;
+  c->srv->query_buffer_bytes -= c->counted;
+  c->counted = now;
+}
+
 static void on_closed(uv_handle_t *h) {
   struct mconn *c = (struct mconn *)h;
+  c->srv->query_buffer_bytes -= c->counted;
   tks_buf_finish(&c->out);
   free(c);
 }
@@ -116,6 +127,7 @@ static void on_written(uv_write_t *req, int status) {
   struct mconn *c = req->data;
   c->writing = false;
   tks_buf_finish(&c->out);
+  count(c);
   if (c->closing) return;
   if (status < 0) {
     mconn_close(c);
@@ -157,6 +169,7 @@ static void answer(struct mconn *c, int status, bool keep, bool http10_keep, con
     return;
   }
   c->ending = !keep;
+  count(c);
   stop_reading(c);
   c->writing = true;
   c->since_ms = uv_now(c->srv->loop);
@@ -241,6 +254,7 @@ static void on_connection(uv_stream_t *server, int status) {
   struct mconn *c = calloc(1, sizeof *c);
   if (!c) return;
   c->srv = srv;
+  count(c);
   uv_tcp_init(srv->loop, &c->tcp);
   conn_list_init(&c->link);
   conn_list_add(&M.conns, &c->link);

@@ -708,6 +708,8 @@ TEST(connections_over_the_limit_get_503_and_the_rest_are_served) {
   ASSERT(wait_closed(extra.fd, CLOSE_MS));
   hconn_close(&extra);
   ASSERT(daemon_stat(&d, "metrics.refused") >= 1);
+  /* Their buffers are counted (memory.query_buffer_bytes, memory.total_bytes). */
+  ASSERT(daemon_stat(&d, "memory.query_buffer_bytes") >= 16 * 8192);
   /* One of them goes: a new one is served. */
   hconn_close(&open_ones[0]);
   bool served = false;
@@ -723,6 +725,11 @@ TEST(connections_over_the_limit_get_503_and_the_rest_are_served) {
   }
   ASSERT(served);
   for (int i = 1; i < 16; i++) hconn_close(&open_ones[i]);
+  /* ... and given back once they are closed. */
+  uint64_t q = 0;
+  for (int i = 0; i < 500 && (q = daemon_stat(&d, "memory.query_buffer_bytes")) >= 8192; i++)
+    sleep_ms(20);
+  if (q >= 8192) TEST_FAIL("memory.query_buffer_bytes still %llu", (unsigned long long)q);
   ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
 }
 
