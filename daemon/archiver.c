@@ -732,8 +732,8 @@ struct tks_archive *tks_archiver_reader(struct tks_server *srv, struct tks_archi
 static const struct tks_stat ST_ARCHIVE_ENABLED = TKS_STAT("archive.enabled", GAUGE, NONE,
                                                            "1 when the day archive is on");
 static const struct tks_stat ST_ARCHIVE_DIR = TKS_STAT("archive.dir", GAUGE, NONE, NULL);
-static const struct tks_stat ST_ARCHIVE_DAYS = TKS_STAT("archive.days", GAUGE, NONE,
-                                                        "UTC days in the archive");
+static const struct tks_stat ST_ARCHIVE_DAYS = TKS_STAT_NAMED(
+    "archive.days", GAUGE, NONE, "UTC days (dates) in the archive", "archive_dates", NULL);
 static const struct tks_stat ST_ARCHIVE_PARTS = TKS_STAT("archive.parts", GAUGE, NONE,
                                                          "Sealed part files in the archive");
 static const struct tks_stat ST_ARCHIVE_BAD_PARTS = TKS_STAT(
@@ -763,8 +763,9 @@ static const struct tks_stat ST_ARCHIVE_LAST_SECONDS = TKS_STAT(
     "archive.last_seconds", GAUGE, SECONDS, "Seconds the last seal took");
 static const struct tks_stat ST_ARCHIVE_COMMITTED_SEAL = TKS_STAT(
     "archive.committed_seal", GAUGE, NONE, "Id of the newest committed seal (archive.dir/SEALED)");
-static const struct tks_stat ST_ARCHIVE_RETENTION_DAYS = TKS_STAT(
-    "archive.retention_deleted_days", COUNTER, NONE, "Days archive.retention deleted since start");
+static const struct tks_stat ST_ARCHIVE_RETENTION_DAYS = TKS_STAT_NAMED(
+    "archive.retention_deleted_days", COUNTER, NONE,
+    "Days (dates) archive.retention deleted since start", "archive_retention_deleted_dates", NULL);
 static const struct tks_stat ST_ARCHIVE_PRESSURE_SEALS = TKS_STAT(
     "archive.pressure_seals", COUNTER, NONE,
     "Seals begun because the store was full under evict_oldest");

@@ -463,8 +463,8 @@ void tks_checkpoint_stop(struct tks_server *srv) {
   answer(&r);
 }
 
-static const struct tks_stat ST_CKPT_COUNT = TKS_STAT("checkpoint.count", COUNTER, NONE,
-                                                      "Checkpoints written since start");
+static const struct tks_stat ST_CKPT_COUNT = TKS_STAT_NAMED(
+    "checkpoint.count", COUNTER, NONE, "Checkpoints written since start", "checkpoints", NULL);
 static const struct tks_stat ST_CKPT_FAILED = TKS_STAT("checkpoint.failed", COUNTER, NONE,
                                                        "Checkpoints that failed since start");
 static const struct tks_stat ST_CKPT_IN_PROGRESS = TKS_STAT(

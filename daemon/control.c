@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,8 @@ static void handle_request(struct cconn *c, char *line) {
                      srv->loading ? "{\"ok\":true,\"state\":\"loading\"}\n" : "{\"ok\":true}\n");
   } else if (srv->loading && (!is_stats(line) || strcmp(line, "stats slabs") == 0)) {
     r = loading_response(srv, &out);
+  } else if (strcmp(line, "stats prometheus") == 0) {
+    r = tks_metrics_render(srv, &out); /* the text GET /metrics answers */
   } else if (is_stats(line)) {
     enum stats_format fmt;
     char section[64];
@@ -540,6 +543,32 @@ static void make_parent_dir(const char *path) {
   if (mkdir(dir, 0755) == 0) tks_log(TKS_LOG_INFO, "created directory %s", dir);
 }
 
+/* control.socket_group, then control.socket_mode, on the bound socket
+ * file (the config checked both).  0 or a negative errno (logged). */
+static int apply_owner_and_mode(struct tks_server *srv, const char *path) {
+  const char *group = srv->cfg.control.socket_group;
+  if (group[0]) {
+    errno = 0;
+    struct group *g = getgrnam(group);
+    int e = g ? 0 : errno ? errno : ENOENT;
+    if (g && chown(path, (uid_t)-1, g->gr_gid) != 0) e = errno;
+    if (e) {
+      tks_log(TKS_LOG_ERROR,
+              "control socket %s: cannot give it to group %s (control.socket_group): %s", path,
+              group, strerror(e));
+      return -e;
+    }
+  }
+  mode_t mode = (mode_t)strtoul(srv->cfg.control.socket_mode, NULL, 8);
+  if (chmod(path, mode) != 0) {
+    int e = errno;
+    tks_log(TKS_LOG_ERROR, "control socket %s: cannot set mode %s (control.socket_mode): %s", path,
+            srv->cfg.control.socket_mode, strerror(e));
+    return -e;
+  }
+  return 0;
+}
+
 int tks_control_start(struct tks_server *srv) {
   const char *path = srv->cfg.control.socket;
   make_parent_dir(path);
@@ -560,12 +589,14 @@ int tks_control_start(struct tks_server *srv) {
   mode_t old = umask(0177); /* the socket is born 0600 */
   int r = uv_pipe_bind(&C.pipe, path);
   umask(old);
+  if (r == 0) r = apply_owner_and_mode(srv, path);
   if (r == 0) r = uv_listen((uv_stream_t *)&C.pipe, SOMAXCONN, on_connection);
   if (r) {
     tks_log(TKS_LOG_ERROR, "cannot listen on control socket %s: %s", path, uv_strerror(r));
     return r;
   }
-  tks_log(TKS_LOG_INFO, "control socket %s", path);
+  tks_log(TKS_LOG_INFO, "control socket %s (mode %s%s%s)", path, srv->cfg.control.socket_mode,
+          srv->cfg.control.socket_group[0] ? ", group " : "", srv->cfg.control.socket_group);
   return 0;
 }
 

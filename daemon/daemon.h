@@ -11,6 +11,8 @@
  *   lifecycle.c    SIGHUP reload, watchdog, STATUS= (loading progress and
  *                  EXTEND_TIMEOUT_USEC= while loading), the sweep of idle
  *                  and slow clients (ingest.c's, subscribe.c's, control.c's)
+ *   metrics.c      GET /metrics over HTTP; the Prometheus text control.c
+ *                  answers `stats prometheus` with
  *   query.c        last, range, symbols, advice
  *   subscribe.c    the subscription port: a replay of the stored ticks
  *                  (memory and archive), then the live ones ingest hands
@@ -114,6 +116,7 @@ struct tks_server {
   /* The bound ingest address, for stats. */
   char listen_addr[320]; /* "127.0.0.1:40123", "[::1]:7070" */
   uint16_t port;
+  char metrics_addr[320]; /* metrics.c's bound address, "" while metrics.listen is off */
 
   /* Counters. */
   uint64_t ticks_accepted;
@@ -124,6 +127,7 @@ struct tks_server {
   uint64_t conns_closed_for_new; /* slow or idle, closed at max_connections for a new one */
   uint64_t conns_closed_timeout; /* a message unfinished for ingest.message_timeout */
   uint64_t conns_closed_slow;    /* a message unfinished, under ingest.min_rate */
+  uint64_t http_on_ingest;       /* connections that began with an HTTP request (closed) */
 
   /* Buffers outside the store, as tks_buf_bytes counts them (memory.*). */
   uint64_t read_buffer_bytes;  /* ingest.c: the connections' read buffers */
@@ -635,6 +639,19 @@ int tks_query_export_begin(struct tks_server *srv, const char *line, struct tks_
                            struct tks_export **x);
 int tks_query_export_next(struct tks_export *x, struct tks_buf *out, size_t budget);
 void tks_query_export_end(struct tks_export *x);
+
+/* ==== metrics.c: GET /metrics over HTTP (metrics.listen) =============== */
+
+/* Binds and serves metrics.listen (nothing when it is off) from the start,
+ * loading included; srv->metrics_addr is the bound address then.  0 or
+ * -errno (logged). */
+int tks_metrics_start(struct tks_server *srv);
+void tks_metrics_stop(struct tks_server *srv); /* the listener and every connection */
+/* The Prometheus text of `stats prometheus` and GET /metrics: every
+ * figure (the loading ones while loading) and the process_* families.
+ * 0 or -ENOMEM. */
+int tks_metrics_render(struct tks_server *srv, struct tks_buf *out);
+void tks_metrics_stats(struct tks_server *srv, struct tks_stats *st); /* "metrics.*" */
 
 /* ==== control.c: the control socket ==================================== */
 

@@ -1347,21 +1347,21 @@ static const struct tks_stat ST_JOURNAL_QUEUED_BYTES = TKS_STAT(
 static const struct tks_stat ST_JOURNAL_LAST_FSYNC_AGE_SECONDS = TKS_STAT(
     "journal.last_fsync_age_seconds", GAUGE, SECONDS, "Seconds since the last journal fsync");
 static const struct tks_stat ST_JOURNAL_WRITTEN_TICKS = TKS_STAT(
-    "journal.written_ticks", GAUGE, TICKS, "Ticks in the journal files (replayed ones included)");
+    "journal.written_ticks", COUNTER, TICKS, "Ticks in the journal files (replayed ones included)");
 static const struct tks_stat ST_JOURNAL_REPLAYED_TICKS = TKS_STAT(
-    "journal.replayed_ticks", GAUGE, TICKS, "Ticks rebuilt from the journal at start");
+    "journal.replayed_ticks", COUNTER, TICKS, "Ticks rebuilt from the journal at start");
 static const struct tks_stat ST_JOURNAL_REPLAY_REJECTED = TKS_STAT(
-    "journal.replay_rejected", GAUGE, NONE, "Journal ticks not stored at replay");
+    "journal.replay_rejected", COUNTER, NONE, "Journal ticks not stored at replay");
 static const struct tks_stat ST_JOURNAL_RECORDS = TKS_STAT(
     "journal.records", COUNTER, NONE,
     "Store operations journaled since start (evictions, archive seals), for replay to repeat");
 static const struct tks_stat ST_JOURNAL_REPLAY_RECORDS = TKS_STAT(
-    "journal.replay_records", GAUGE, NONE, "Store operations repeated at replay");
+    "journal.replay_records", COUNTER, NONE, "Store operations repeated at replay");
 static const struct tks_stat ST_JOURNAL_REPLAY_EVICTED_TICKS = TKS_STAT(
-    "journal.replay_evicted_ticks", GAUGE, TICKS,
+    "journal.replay_evicted_ticks", COUNTER, TICKS,
     "Ticks journaled evictions took out of memory again at replay");
 static const struct tks_stat ST_JOURNAL_REPLAY_SEALED_TICKS = TKS_STAT(
-    "journal.replay_sealed_ticks", GAUGE, TICKS,
+    "journal.replay_sealed_ticks", COUNTER, TICKS,
     "Ticks committed archive seals took out of memory again at replay");
 static const struct tks_stat ST_JOURNAL_REPLAY_SECONDS = TKS_STAT(
     "journal.replay_seconds", GAUGE, SECONDS, "Seconds the replay took");

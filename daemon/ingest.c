@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "http.h"
 #include "shape.h"
 
 #define ACK_INTERVAL_MS 50        /* counts are written back at most this often */
@@ -366,11 +367,50 @@ static void ack_finish(struct conn *c, const char *error, bool has_seq) {
   tks_buf_finish(&b);
 }
 
+/* A connection whose first bytes are an HTTP request: told where the
+ * metrics are (in the log, and in a 400 answer for whoever reads it) and
+ * closed; counted ingest.http_requests, not as a rejected tick. */
+static void http_request(struct conn *c) {
+  struct tks_server *srv = c->srv;
+  srv->http_on_ingest++;
+  char where[400];
+  if (srv->metrics_addr[0])
+    snprintf(where, sizeof where, "metrics are on http://%s/metrics (metrics.listen)",
+             srv->metrics_addr);
+  else
+    snprintf(where, sizeof where, "metrics are off (set metrics.listen, e.g. 127.0.0.1:9170)");
+  tks_server_log_limited(srv,
+                         "ingest connection from %s looks like HTTP; %s; this port takes msgpack "
+                         "ticks: closing it",
+                         c->peer, where);
+  struct tks_buf b = {0};
+  char body[512];
+  int n = snprintf(body, sizeof body, "This is tickslab's ingest port (msgpack ticks); %s\n",
+                   where);
+  if (tks_buf_printf(&b,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     n, body) != 0)
+    tks_buf_finish(&b);
+  conn_end(c, &b);
+  tks_buf_finish(&b);
+}
+
 /* The hello, when the first message is one: 1 read on (ticks follow, or
  * it was no hello), 0 wait for more bytes, -1 refused (c is ending). */
 static int first_message(struct conn *c) {
   struct tks_server *srv = c->srv;
   const uint8_t *p = (const uint8_t *)c->buf;
+  /* 'A'..'Z' are positive fixints to msgpack, never a tick: is it HTTP
+   * (a Prometheus target pointed at this port)? */
+  if (__builtin_expect(c->len && p[0] >= 'A' && p[0] <= 'Z', 0)) {
+    int http = tks_http_looks_like(p, c->len);
+    if (http < 0) return 0;
+    if (http > 0) {
+      http_request(c);
+      return -1;
+    }
+  }
   int is = tks_hello_is(p, c->len);
   /* Not known yet: wait, unless the bytes so far are a protocol error
    * already (a huge length prefix), which the decoder tells as ever. */

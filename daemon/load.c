@@ -159,10 +159,12 @@ static const struct tks_stat ST_LOADING_TICKS = TKS_STAT("loading.ticks", GAUGE,
                                                          "Ticks stored by the phase so far");
 static const struct tks_stat ST_LOADING_REJECTED = TKS_STAT(
     "loading.rejected", GAUGE, NONE, "Ticks the phase read but could not store");
-static const struct tks_stat ST_LOADING_BYTES_DONE = TKS_STAT(
-    "loading.bytes_done", GAUGE, BYTES, "Bytes of the phase's files read so far");
-static const struct tks_stat ST_LOADING_BYTES_TOTAL = TKS_STAT("loading.bytes_total", GAUGE, BYTES,
-                                                               "Bytes of the phase's files in all");
+static const struct tks_stat ST_LOADING_BYTES_DONE = TKS_STAT_NAMED(
+    "loading.bytes_done", GAUGE, BYTES, "Bytes of the phase's files read so far",
+    "loading_read_bytes", NULL);
+static const struct tks_stat ST_LOADING_BYTES_TOTAL = TKS_STAT_NAMED(
+    "loading.bytes_total", GAUGE, BYTES, "Bytes of the phase's files in all", "loading_file_bytes",
+    NULL);
 static const struct tks_stat ST_LOADING_PERCENT = TKS_STAT(
     "loading.percent", GAUGE, NONE, "bytes_done of bytes_total, in whole percents");
 static const struct tks_stat ST_LOADING_SEGMENT = TKS_STAT(

@@ -117,6 +117,7 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
   tks_checkpoint_stop(srv); /* the last one: ingest has stopped, the journal is open */
   tks_durability_stop(srv); /* after the drain: what was read is journaled */
   tks_limits_stop(srv);
+  tks_metrics_stop(srv);
   tks_control_stop(srv);
   tks_server_stop(srv);
   close_signals();
@@ -149,6 +150,7 @@ static void wire(struct tks_server *srv) {
   tks_server_add_stats(srv, tks_limits_stats);
   tks_server_add_stats(srv, tks_subscribe_stats);
   tks_server_add_stats(srv, tks_lifecycle_stats);
+  tks_server_add_stats(srv, tks_metrics_stats);
 }
 
 /* The loading phase is over: serve ingest and say ready, or stop. */
@@ -190,7 +192,8 @@ static int run(struct tks_server *srv, uv_loop_t *loop) {
    * meanwhile the control socket answers ping and stats (control.c). */
   exit_status = 0;
   if (tks_durability_lock(srv) != 0 || tks_archiver_open(srv) != 0 || tks_limits_start(srv) != 0 ||
-      tks_ingest_bind(srv) != 0 || tks_subscribe_bind(srv) != 0 || tks_control_start(srv) != 0) {
+      tks_ingest_bind(srv) != 0 || tks_subscribe_bind(srv) != 0 || tks_control_start(srv) != 0 ||
+      tks_metrics_start(srv) != 0) {
     exit_status = 1;
     shutdown_server(srv, "start failed");
   } else if (tks_load_start(srv, on_loaded) != 0) {

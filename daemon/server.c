@@ -223,8 +223,9 @@ static const struct tks_stat ST_SCHEMA_FIELD_COUNT = TKS_STAT("schema.field_coun
                                                               NULL);
 static const struct tks_stat ST_INGEST_LISTEN = TKS_STAT("ingest.listen", GAUGE, NONE, NULL);
 static const struct tks_stat ST_INGEST_PORT = TKS_STAT("ingest.port", GAUGE, NONE, NULL);
-static const struct tks_stat ST_INGEST_BYTES_RECEIVED = TKS_STAT(
-    "ingest.bytes_received", COUNTER, BYTES, "Bytes read from ingest connections");
+static const struct tks_stat ST_INGEST_BYTES_RECEIVED = TKS_STAT_NAMED(
+    "ingest.bytes_received", COUNTER, BYTES, "Bytes read from ingest connections",
+    "ingest_received_bytes", NULL);
 static const struct tks_stat ST_INGEST_RATE_1S = TKS_STAT(
     "ingest.rate_1s", GAUGE, TICKS_PER_SECOND, "Ticks accepted in the last whole second");
 static const struct tks_stat ST_INGEST_RATE_10S = TKS_STAT(
@@ -232,6 +233,9 @@ static const struct tks_stat ST_INGEST_RATE_10S = TKS_STAT(
     "Ticks accepted per second over the last ten seconds");
 static const struct tks_stat ST_INGEST_HELD = TKS_STAT(
     "ingest.held", GAUGE, NONE, "1 while ingest is held back (memory limit or journal)");
+static const struct tks_stat ST_INGEST_HTTP_REQUESTS = TKS_STAT(
+    "ingest.http_requests", COUNTER, NONE,
+    "Ingest connections that began with an HTTP request (closed, not counted as rejected ticks)");
 static const struct tks_stat ST_INGEST_HOLDS = TKS_STAT("ingest.holds", COUNTER, NONE,
                                                         "Times ingest was held back");
 static const struct tks_stat ST_TICKS_ACCEPTED = TKS_STAT("ticks.accepted", COUNTER, TICKS,
@@ -241,7 +245,7 @@ static const struct tks_stat ST_TICKS_STORED = TKS_STAT("ticks.stored", GAUGE, T
 static const struct tks_stat ST_TICKS_REJECTED = TKS_STAT("ticks.rejected", COUNTER, NONE,
                                                           "Messages rejected, for any reason");
 static const struct tks_stat ST_TICKS_DURABLE = TKS_STAT(
-    "ticks.durable", GAUGE, TICKS,
+    "ticks.durable", COUNTER, TICKS,
     "Ticks fsynced to the journal (replayed at start, and accepted since)");
 static const struct tks_stat ST_TICKS_LATE = TKS_STAT(
     "ticks.late", COUNTER, TICKS,
@@ -306,16 +310,17 @@ static const struct tks_stat ST_MEMORY_TOTAL_BYTES_PER_TICK = TKS_STAT(
  * text only: no help, so no second Prometheus family). */
 static const struct tks_stat ST_MEMORY_BYTES_PER_TICK = TKS_STAT("memory.bytes_per_tick", GAUGE,
                                                                  BYTES_PER_TICK, NULL);
-static const struct tks_stat ST_SYMBOLS_COUNT = TKS_STAT("symbols.count", GAUGE, NONE,
-                                                         "Distinct symbols interned");
+static const struct tks_stat ST_SYMBOLS_COUNT = TKS_STAT_NAMED(
+    "symbols.count", GAUGE, NONE, "Distinct symbols interned", "symbols", NULL);
 static const struct tks_stat ST_SYMBOLS_BYTES = TKS_STAT("symbols.bytes", GAUGE, BYTES,
                                                          "Bytes of the symbol table");
-static const struct tks_stat ST_STRINGS_COUNT = TKS_STAT(
-    "strings.count", GAUGE, NONE, "Distinct values of string fields interned");
+static const struct tks_stat ST_STRINGS_COUNT = TKS_STAT_NAMED(
+    "strings.count", GAUGE, NONE, "Distinct values of string fields interned", "strings", NULL);
 static const struct tks_stat ST_STRINGS_BYTES = TKS_STAT("strings.bytes", GAUGE, BYTES,
                                                          "Bytes of the string table");
-static const struct tks_stat ST_FIELDS_NAMES_COUNT = TKS_STAT(
-    "fields.names.count", GAUGE, NONE, "Distinct field names of dynamic ticks");
+static const struct tks_stat ST_FIELDS_NAMES_COUNT = TKS_STAT_NAMED(
+    "fields.names.count", GAUGE, NONE, "Distinct field names of dynamic ticks", "field_names",
+    NULL);
 static const struct tks_stat ST_FIELDS_NAMES_BYTES = TKS_STAT("fields.names.bytes", GAUGE, BYTES,
                                                               "Bytes of the field-name table");
 
@@ -433,6 +438,7 @@ void tks_server_stats(struct tks_server *srv, struct tks_stats *st, bool slabs_o
                (double)(srv->rate_ring[p % TKS_RATE_WINDOW] - ten_ago) / 10.0);
   tks_stat_u64(st, &ST_INGEST_HELD, srv->held != 0);
   tks_stat_u64(st, &ST_INGEST_HOLDS, srv->holds);
+  tks_stat_u64(st, &ST_INGEST_HTTP_REQUESTS, srv->http_on_ingest);
 
   uint64_t rejected = 0;
   for (unsigned r = 0; r < TKS_REASON__COUNT; r++) rejected += srv->rejected[r];

@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -82,6 +83,45 @@ static int check_socket(const char *text, uint64_t len, char *why, size_t n) {
   return -EINVAL;
 }
 
+/* control.socket_mode: three or four octal digits, the owner's rw kept. */
+static int check_socket_mode(const char *text, uint64_t len, char *why, size_t n) {
+  char b[40];
+  bool ok = len >= 3 && len <= 4;
+  for (uint64_t i = 0; ok && i < len; i++) ok = text[i] >= '0' && text[i] <= '7';
+  if (!ok) {
+    snprintf(why, n, "'%s' is not an octal mode (three or four digits 0-7, as in \"0660\")",
+             show(text, b, sizeof b));
+    return -EINVAL;
+  }
+  unsigned long m = strtoul(text, NULL, 8);
+  if (m & ~0777ul) {
+    snprintf(why, n, "'%s': only permission bits (0777) may be set", text);
+    return -EINVAL;
+  }
+  if ((m & 0600) != 0600) {
+    snprintf(why, n, "'%s' takes read and write from the owner (the daemon itself)", text);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+/* control.socket_group: a group this system knows, or "" (none). */
+static int check_socket_group(const char *text, uint64_t len, char *why, size_t n) {
+  char b[80];
+  if (len == 0) return 0;
+  if (len > 63) {
+    snprintf(why, n, "the group name is %llu bytes, at most 63", (unsigned long long)len);
+    return -EINVAL;
+  }
+  errno = 0;
+  if (!getgrnam(text)) {
+    snprintf(why, n, "unknown group '%s'%s%s", show(text, b, sizeof b), errno ? ": " : "",
+             errno ? strerror(errno) : "");
+    return -EINVAL;
+  }
+  return 0;
+}
+
 static int check_journal_dir(const char *text, uint64_t len, char *why, size_t n) {
   (void)text;
   if (len) return 0;
@@ -144,6 +184,11 @@ static const struct tks_config_key keys[] = {
      NAMES(tks_slow_policy_names), .noun = "policy"},
     {KEY("control.socket", PATH, FIXED, control.socket), .dflt_str = TKS_DEFAULT_CONTROL_SOCKET,
      .check = check_socket},
+    {KEY("control.socket_mode", PATH, FIXED, control.socket_mode), .dflt_str = "0600",
+     .check = check_socket_mode},
+    {KEY("control.socket_group", PATH, FIXED, control.socket_group), .dflt_str = "",
+     .check = check_socket_group},
+    {KEY("metrics.listen", LISTEN, FIXED, metrics.listen), .dflt_str = "off", .may_be_off = true},
     {KEY("store.mode", ENUM, FIXED, store.mode), .dflt = TKS_MODE_SLOTTED, NAMES(tks_mode_names),
      .noun = "mode"},
     {KEY("store.page_size", SIZE, FIXED, store.page_size), .dflt = 1u << 20, .min = 64u << 10,
@@ -248,6 +293,8 @@ static void listen_parts(const struct tks_config_key *k, const struct tks_config
                          const char **host, size_t *host_size, const uint16_t **port) {
   if (k->off == offsetof(struct tks_config, subscribe.listen)) {
     *host = c->subscribe.host, *host_size = sizeof c->subscribe.host, *port = &c->subscribe.port;
+  } else if (k->off == offsetof(struct tks_config, metrics.listen)) {
+    *host = c->metrics.host, *host_size = sizeof c->metrics.host, *port = &c->metrics.port;
   } else {
     *host = c->ingest.host, *host_size = sizeof c->ingest.host, *port = &c->ingest.port;
   }

@@ -85,7 +85,15 @@ struct tks_config {
 
   struct {
     char socket[108]; /* sun_path */
+    char socket_mode[8];   /* default "0600": octal, applied after bind */
+    char socket_group[64]; /* default "": none; else the socket's group */
   } control;
+
+  struct {
+    char listen[300]; /* as ingest.listen, or "off" (the default: host "" and port 0) */
+    char host[256];
+    uint16_t port;
+  } metrics;
 
   struct {
     enum tks_mode mode;       /* default slotted */
@@ -139,7 +147,7 @@ struct tks_config {
 /* How a key's value is written and stored. */
 enum tks_config_type {
   TKS_CONFIG_LISTEN,      /* "host:port" text in char[]; the parsed host and port go to
-                        * the section's host and port (ingest, subscribe) */
+                        * the section's host and port (ingest, subscribe, metrics) */
   TKS_CONFIG_PATH,        /* char[], not empty, NUL-terminated */
   TKS_CONFIG_UINT,        /* a whole number in a uint32_t or uint64_t */
   TKS_CONFIG_SIZE,        /* bytes, written "64KiB", in a uint32_t or uint64_t */

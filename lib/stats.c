@@ -6,12 +6,16 @@
  */
 #include "stats.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 enum vtype { V_U64, V_I64, V_F64, V_STR };
 
@@ -21,6 +25,7 @@ struct entry {
   char *prom;   /* family name, without prefix */
   char *labels; /* or NULL */
   enum tks_stat_kind kind;
+  enum tks_stat_unit unit; /* TKS_UNIT_NONE from the primitives */
   enum vtype type;
   union {
     uint64_t u;
@@ -116,12 +121,21 @@ void tks_stats_str(struct tks_stats *s, const char *path, const char *v, const c
   e->v.s = dup_or_null(v ? v : "", &s->oom);
 }
 
+/* The unit of the entry just added, if it was added. */
+static void set_unit(struct tks_stats *s, unsigned before, enum tks_stat_unit unit) {
+  if (s->n > before) s->e[s->n - 1].unit = unit;
+}
+
 void tks_stat_u64(struct tks_stats *s, const struct tks_stat *d, uint64_t v) {
+  unsigned n = s->n;
   tks_stats_u64(s, d->path, v, d->kind, d->help, d->prom, NULL);
+  set_unit(s, n, d->unit);
 }
 
 void tks_stat_f64(struct tks_stats *s, const struct tks_stat *d, double v) {
+  unsigned n = s->n;
   tks_stats_f64(s, d->path, v, d->kind, d->help, d->prom, NULL);
+  set_unit(s, n, d->unit);
 }
 
 void tks_stat_str(struct tks_stats *s, const struct tks_stat *d, const char *v) {
@@ -179,7 +193,9 @@ static void fill(const struct tks_stat *d, const char *part, char *path, size_t 
 void tks_stat_u64_of(struct tks_stats *s, const struct tks_stat *d, const char *part, uint64_t v) {
   char path[256], label[256];
   fill(d, part, path, sizeof path, label, sizeof label);
+  unsigned n = s->n;
   tks_stats_u64(s, path, v, d->kind, d->help, d->prom, label[0] ? label : NULL);
+  set_unit(s, n, d->unit);
 }
 
 void tks_stat_str_of(struct tks_stats *s, const struct tks_stat *d, const char *part,
@@ -277,6 +293,33 @@ static int prom_label_value(struct tks_buf *out, const char *v) {
   return r;
 }
 
+static bool ends_with(const char *s, size_t n, const char *suffix) {
+  size_t k = strlen(suffix);
+  return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+void tks_stats_prom_name(const char *prom, enum tks_stat_kind kind, enum tks_stat_unit unit,
+                         char *out, size_t size) {
+  size_t n = strlen(prom);
+  if (kind == TKS_STAT_COUNTER && ends_with(prom, n, "_total")) n -= 6;
+  const char *add = "";
+  if (unit == TKS_UNIT_USEC && ends_with(prom, n, "_usec"))
+    n -= 5, add = "_seconds";
+  else if (unit == TKS_UNIT_USEC || (unit == TKS_UNIT_SECONDS && !ends_with(prom, n, "_seconds")))
+    add = "_seconds";
+  else if (unit == TKS_UNIT_BYTES && !ends_with(prom, n, "_bytes"))
+    add = "_bytes";
+  snprintf(out, size, "tickslab_%.*s%s%s", (int)n, prom, add,
+           kind == TKS_STAT_COUNTER ? "_total" : "");
+}
+
+/* A sample's value in the family's unit: microseconds become seconds. */
+static int put_prom_number(struct tks_buf *out, const struct entry *e) {
+  if (e->unit != TKS_UNIT_USEC) return put_number(out, e);
+  double v = e->type == V_U64 ? (double)e->v.u : e->type == V_I64 ? (double)e->v.i : e->v.f;
+  return tks_buf_printf(out, "%.6g", v / 1e6);
+}
+
 int tks_stats_prometheus(const struct tks_stats *s, struct tks_buf *out) {
   if (s->oom) return -ENOMEM;
   int r = 0;
@@ -286,14 +329,14 @@ int tks_stats_prometheus(const struct tks_stats *s, struct tks_buf *out) {
     const struct entry *e = &s->e[i];
     if (done[i] || !e->help) continue;
     const char *type = e->kind == TKS_STAT_COUNTER ? "counter" : "gauge";
-    const char *suffix = e->kind == TKS_STAT_COUNTER ? "_total" : "";
-    r |= tks_buf_printf(out, "# HELP tickslab_%s%s %s\n# TYPE tickslab_%s%s %s\n", e->prom, suffix,
-                        e->help, e->prom, suffix, type);
+    char name[300];
+    tks_stats_prom_name(e->prom, e->kind, e->unit, name, sizeof name);
+    r |= tks_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, e->help, name, type);
     for (unsigned j = i; j < s->n && r == 0; j++) {
       const struct entry *f = &s->e[j];
       if (done[j] || !f->help || strcmp(f->prom, e->prom) != 0) continue;
       done[j] = 1;
-      r |= tks_buf_printf(out, "tickslab_%s%s", f->prom, suffix);
+      r |= tks_buf_puts(out, name);
       if (f->type == V_STR) {
         r |= tks_buf_printf(out, "{%s=\"", f->labels ? f->labels : "value");
         r |= prom_label_value(out, f->v.s);
@@ -302,11 +345,82 @@ int tks_stats_prometheus(const struct tks_stats *s, struct tks_buf *out) {
       }
       if (f->labels) r |= tks_buf_printf(out, "{%s}", f->labels);
       r |= tks_buf_putc(out, ' ');
-      r |= put_number(out, f);
+      r |= put_prom_number(out, f);
       r |= tks_buf_putc(out, '\n');
     }
   }
   free(done);
+  return r ? -ENOMEM : 0;
+}
+
+/* Field k (1-based, as proc(5) numbers them) of /proc/self/stat. */
+static bool proc_stat_field(const char *stat, unsigned k, unsigned long long *v) {
+  const char *p = strrchr(stat, ')'); /* the command name may hold spaces */
+  if (!p || k < 3) return false;
+  p++;
+  for (unsigned f = 3; f <= k; f++) {
+    while (*p == ' ') p++;
+    if (!*p) return false;
+    if (f == k) return sscanf(p, "%llu", v) == 1;
+    while (*p && *p != ' ') p++;
+  }
+  return false;
+}
+
+static size_t read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  buf[n > 0 ? n : 0] = '\0';
+  return n > 0 ? (size_t)n : 0;
+}
+
+static int process_sample(struct tks_buf *out, const char *name, const char *type, const char *help,
+                          double v) {
+  return tks_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name, type, name,
+                        v);
+}
+
+int tks_stats_process(struct tks_buf *out) {
+  int r = 0;
+  char stat[1024], buf[4096];
+  long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+  bool have = read_small("/proc/self/stat", stat, sizeof stat) > 0 && tick > 0;
+  unsigned long long utime, stime, start, vsize, rss;
+  if (have && proc_stat_field(stat, 14, &utime) && proc_stat_field(stat, 15, &stime))
+    r |= process_sample(out, "process_cpu_seconds_total", "counter",
+                        "Total user and system CPU time spent in seconds.",
+                        (double)(utime + stime) / (double)tick);
+  /* The start: boot time (btime of /proc/stat) plus field 22, in ticks since boot. */
+  unsigned long long btime = 0;
+  if (read_small("/proc/stat", buf, sizeof buf) > 0) {
+    const char *b = strstr(buf, "\nbtime ");
+    if (b) sscanf(b + 7, "%llu", &btime);
+  }
+  if (have && btime && proc_stat_field(stat, 22, &start))
+    r |= process_sample(out, "process_start_time_seconds", "gauge",
+                        "Start time of the process since unix epoch in seconds.",
+                        (double)btime + (double)start / (double)tick);
+  if (have && proc_stat_field(stat, 23, &vsize))
+    r |= process_sample(out, "process_virtual_memory_bytes", "gauge",
+                        "Virtual memory size in bytes.", (double)vsize);
+  if (have && page > 0 && proc_stat_field(stat, 24, &rss))
+    r |= process_sample(out, "process_resident_memory_bytes", "gauge",
+                        "Resident memory size in bytes.", (double)rss * (double)page);
+  DIR *d = opendir("/proc/self/fd");
+  if (d) {
+    unsigned long long fds = 0;
+    for (struct dirent *de; (de = readdir(d));)
+      if (de->d_name[0] != '.') fds++;
+    closedir(d);
+    r |= process_sample(out, "process_open_fds", "gauge", "Number of open file descriptors.",
+                        (double)(fds ? fds - 1 : 0)); /* less the one reading the directory */
+  }
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    r |= process_sample(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                        (double)rl.rlim_cur);
   return r ? -ENOMEM : 0;
 }
 

@@ -109,6 +109,20 @@ int tks_stats_sections(const struct tks_stats *s, struct tks_buf *out);
  * consecutively, which would repeat a key. */
 int tks_stats_json(const struct tks_stats *s, struct tks_buf *out);
 int tks_stats_prometheus(const struct tks_stats *s, struct tks_buf *out);
+/*
+ * The Prometheus family name of a figure: "tickslab_" + prom, with its unit
+ * in the name (microseconds become _seconds, as the value does; a figure in
+ * bytes or seconds ends in _bytes or _seconds) and a counter ending in one
+ * _total.  Cut to size bytes.
+ */
+void tks_stats_prom_name(const char *prom, enum tks_stat_kind kind, enum tks_stat_unit unit,
+                         char *out, size_t size);
+/* Appends the process_* families client libraries export, from /proc and
+ * getrlimit: process_cpu_seconds_total, process_start_time_seconds,
+ * process_virtual_memory_bytes, process_resident_memory_bytes,
+ * process_open_fds, process_max_fds (one missing where /proc is not).
+ * Returns 0 or -ENOMEM. */
+int tks_stats_process(struct tks_buf *out);
 /* "path value" lines, each ending in a newline. */
 int tks_stats_text(const struct tks_stats *s, struct tks_buf *out);
 

@@ -26,7 +26,7 @@ LAYERS = {
     "daemon": [                # as drawn at the top of daemon/daemon.h
         ["daemon/main.c"],                             # options, wiring, signals
         ["daemon/control.c", "daemon/lifecycle.c"],    # control socket; reload, watchdog
-        ["daemon/query.c", "daemon/subscribe.c", "daemon/ingest.c"],  # reading back; TCP ingest
+        ["daemon/metrics.c", "daemon/query.c", "daemon/subscribe.c", "daemon/ingest.c"],  # /metrics; reading back; TCP ingest
         ["daemon/load.c"],                             # the loading phase at start
         ["daemon/archiver.c"],                         # the day archive: seals, reader
         ["daemon/checkpoint.c"],                       # checkpoints: fork, cut, delete

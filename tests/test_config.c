@@ -298,6 +298,9 @@ TEST(each_key_set_alone_changes_only_its_own_field) {
       {"subscribe.max_queue_bytes", "subscribe: {max_queue_bytes: 1MiB}", "1MiB"},
       {"subscribe.slow_policy", "subscribe: {slow_policy: drop}", "drop"},
       {"control.socket", "control: {socket: /tmp/x.sock}", "/tmp/x.sock"},
+      {"control.socket_mode", "control: {socket_mode: \"0660\"}", "0660"},
+      {"control.socket_group", "control: {socket_group: root}", "root"},
+      {"metrics.listen", "metrics: {listen: 127.0.0.1:9170}", "127.0.0.1:9170"},
       {"store.mode", "store: {mode: fallback}", "fallback"},
       {"store.page_size", "store: {page_size: 64KiB}", "64KiB"},
       {"store.growth_factor", "store: {growth_factor: 1.5}", "1.5"},
@@ -882,7 +885,7 @@ TEST(unknown_key_is_reported_with_line_and_column) {
   EXPECT_ERROR(
       "log: {level: info}\nreplication:\n  dir: /tmp\n",
       "x.yaml:2:1: unknown key 'replication' at the top level (known: ingest, subscribe, control, "
-      "store, schema, journal, archive, limits, query, log)");
+      "metrics, store, schema, journal, archive, limits, query, log)");
   EXPECT_ERROR("store:\n  # comment\n\n  pagesize: 1MiB\n",
                "x.yaml:4:3: unknown key 'pagesize' in 'store' (known: mode, page_size, "
                "growth_factor, huge_pages, max_symbols, max_strings)");
@@ -1301,6 +1304,31 @@ TEST_TIMEOUT(mutated_default_file_never_crashes, 120) {
   }
   free(copy);
   free(text);
+}
+
+TEST(control_socket_mode_and_group_are_checked) {
+  EXPECT_ERROR("control:\n  socket_mode: \"0x66\"\n",
+               "x.yaml:2:16: control.socket_mode: '0x66' is not an octal mode (three or four "
+               "digits 0-7, as in \"0660\")");
+  EXPECT_ERROR("control:\n  socket_mode: 660\n  socket_mode: 1777\n",
+               "x.yaml:3:3: duplicate key 'socket_mode' in 'control' (first at line 2)");
+  EXPECT_ERROR("control: {socket_mode: \"1777\"}\n",
+               "x.yaml:1:24: control.socket_mode: '1777': only permission bits (0777) may be set");
+  EXPECT_ERROR("control: {socket_mode: \"0066\"}\n",
+               "x.yaml:1:24: control.socket_mode: '0066' takes read and write from the owner (the "
+               "daemon itself)");
+  EXPECT_ERROR("control: {socket_group: no-such-group-here}\n",
+               "x.yaml:1:25: control.socket_group: unknown group 'no-such-group-here'");
+  struct tks_config c;
+  const char *y = "control: {socket_mode: 660}\n";
+  ASSERT_EQ(parse(&c, y, strlen(y)), 0);
+  ASSERT_STR_EQ(c.control.socket_mode, "660");
+  y = "metrics: {listen: off}\n";
+  ASSERT_EQ(parse(&c, y, strlen(y)), 0);
+  ASSERT_EQ(c.metrics.port, 0);
+  ASSERT_STR_EQ(c.metrics.host, "");
+  y = "metrics: {listen: localhost}\n";
+  ASSERT_EQ(parse(&c, y, strlen(y)), -EINVAL);
 }
 
 TEST_MAIN()

@@ -285,7 +285,8 @@ TEST(stats_prometheus_has_help_type_and_samples) {
     if (n == 0 || n >= sizeof name) TEST_FAIL("bad sample line: \"%.*s\"", (int)ll, line);
     memcpy(name, line, n);
     name[n] = '\0';
-    if (strncmp(name, "tickslab_", 9)) TEST_FAIL("metric without the tickslab_ prefix: %s", name);
+    if (strncmp(name, "tickslab_", 9) && strncmp(name, "process_", 8))
+      TEST_FAIL("metric without the tickslab_ (or process_) prefix: %s", name);
     const char *val = line + n;
     if (*val == '{') {
       val = memchr(val, '}', ll - n);

@@ -933,7 +933,7 @@ TEST(limits_stats_are_reported_in_json_and_prometheus) {
   free(json);
   char *prom = daemon_request(&d, "stats prometheus");
   ASSERT(prom);
-  ASSERT_CONTAINS(prom, "# HELP tickslab_limits_max_memory ");
+  ASSERT_CONTAINS(prom, "# HELP tickslab_limits_max_memory_bytes ");
   ASSERT_CONTAINS(prom, "tickslab_limits_when_full{policy=\"backpressure\"} 1");
   ASSERT_CONTAINS(prom, "# TYPE tickslab_limits_evicted_ticks_total counter");
   ASSERT_CONTAINS(prom, "# HELP tickslab_limits_retention_evicted_ticks_total ");

@@ -409,7 +409,7 @@ TEST_TIMEOUT(ping_and_stats_answer_while_loading_and_everything_else_gets_the_lo
       if (strstr(t, "state ready") == NULL) {
         ASSERT_CONTAINS(t, "state loading\n");
         ASSERT_CONTAINS(t, "loading.bytes_total ");
-        ASSERT_CONTAINS(pr, "tickslab_loading_bytes_done ");
+        ASSERT_CONTAINS(pr, "tickslab_loading_read_bytes ");
         ASSERT_CONTAINS(pr, "tickslab_state{state=\"loading\"} 1");
       }
       free(t);

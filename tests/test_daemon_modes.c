@@ -1555,11 +1555,12 @@ static void expect_prometheus_well_formed(const char *text) {
     if (end == l) break; /* the response's closing empty line */
     const char *p = l;
     if (*p == '#') {
-      ASSERT(!strncmp(p, "# HELP tickslab_", 16) || !strncmp(p, "# TYPE tickslab_", 16));
+      ASSERT(!strncmp(p, "# HELP tickslab_", 16) || !strncmp(p, "# TYPE tickslab_", 16) ||
+             !strncmp(p, "# HELP process_", 15) || !strncmp(p, "# TYPE process_", 15));
       l = end + 1;
       continue;
     }
-    ASSERT(!strncmp(p, "tickslab_", 9));
+    ASSERT(!strncmp(p, "tickslab_", 9) || !strncmp(p, "process_", 8));
     while (isalnum((unsigned char)*p) || *p == '_' || *p == ':') p++;
     if (*p == '{') {
       p++;

@@ -1,5 +1,7 @@
 /* Unit tests of lib/stats.c: JSON nesting, Prometheus families, text. */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "stats.h"
 #include "test.h"
@@ -130,6 +132,68 @@ TEST(a_name_in_a_path_is_safe_in_every_format) {
                         "undeclared.q_uo_te.ticks 3\nundeclared.prix___.ticks 4\n");
   tks_buf_finish(&b);
   tks_stats_destroy(s);
+}
+
+TEST(prometheus_names_carry_the_unit_and_one_total) {
+  static const struct {
+    const char *prom;
+    enum tks_stat_kind kind;
+    enum tks_stat_unit unit;
+    const char *want;
+  } cases[] = {
+      {"connections_total", TKS_STAT_COUNTER, TKS_UNIT_NONE, "tickslab_connections_total"},
+      {"ticks_accepted", TKS_STAT_COUNTER, TKS_UNIT_TICKS, "tickslab_ticks_accepted_total"},
+      {"limits_max_memory", TKS_STAT_GAUGE, TKS_UNIT_BYTES, "tickslab_limits_max_memory_bytes"},
+      {"memory_rss_bytes", TKS_STAT_GAUGE, TKS_UNIT_BYTES, "tickslab_memory_rss_bytes"},
+      {"limits_evicted_bytes", TKS_STAT_COUNTER, TKS_UNIT_BYTES,
+       "tickslab_limits_evicted_bytes_total"},
+      {"lifecycle_watchdog_usec", TKS_STAT_GAUGE, TKS_UNIT_USEC,
+       "tickslab_lifecycle_watchdog_seconds"},
+      {"checkpoint_seconds", TKS_STAT_GAUGE, TKS_UNIT_SECONDS, "tickslab_checkpoint_seconds"},
+      {"retention", TKS_STAT_GAUGE, TKS_UNIT_SECONDS, "tickslab_retention_seconds"},
+      {"limits_paused_seconds", TKS_STAT_COUNTER, TKS_UNIT_SECONDS,
+       "tickslab_limits_paused_seconds_total"},
+      {"memory_bytes_per_tick", TKS_STAT_GAUGE, TKS_UNIT_BYTES_PER_TICK,
+       "tickslab_memory_bytes_per_tick"},
+  };
+  for (unsigned i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char out[128];
+    tks_stats_prom_name(cases[i].prom, cases[i].kind, cases[i].unit, out, sizeof out);
+    ASSERT_STR_EQ(out, cases[i].want);
+  }
+}
+
+static const struct tks_stat ST_USEC = TKS_STAT("lifecycle.watchdog_usec", GAUGE, USEC,
+                                                "The watchdog interval");
+
+TEST(microseconds_are_given_in_seconds_to_prometheus_only) {
+  struct tks_stats *s = tks_stats_create();
+  tks_stat_u64(s, &ST_USEC, 30000000);
+  struct tks_buf b = {0};
+  ASSERT_EQ(tks_stats_prometheus(s, &b), 0);
+  ASSERT_CONTAINS(b.data, "# TYPE tickslab_lifecycle_watchdog_seconds gauge\n");
+  ASSERT_CONTAINS(b.data, "tickslab_lifecycle_watchdog_seconds 30\n");
+  b.len = 0;
+  ASSERT_EQ(tks_stats_json(s, &b), 0);
+  ASSERT_STR_EQ(b.data, "{\"lifecycle\":{\"watchdog_usec\":30000000}}");
+  tks_buf_finish(&b);
+  tks_stats_destroy(s);
+}
+
+TEST(process_families_come_from_proc) {
+  struct tks_buf b = {0};
+  ASSERT_EQ(tks_stats_process(&b), 0);
+  static const char *const want[] = {
+      "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ",
+      "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds ",
+      "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes ",
+      "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes ",
+      "# TYPE process_open_fds gauge\nprocess_open_fds ",
+  };
+  for (unsigned i = 0; i < sizeof want / sizeof *want; i++) ASSERT_CONTAINS(b.data, want[i]);
+  const char *rss = strstr(b.data, "\nprocess_resident_memory_bytes ");
+  ASSERT(rss && strtod(rss + 31, NULL) > 100000);
+  tks_buf_finish(&b);
 }
 
 TEST_MAIN()
