@@ -2,12 +2,12 @@
 # verify-deb.sh SOURCE_ROOT
 #
 # Builds the Debian package as a packager would (dpkg-buildpackage -us -uc
-# -b, in a copy of the tree, DEB_BUILD_OPTIONS=nocheck) and checks it
-# without installing it on this machine: its files (dpkg-deb -c), the
+# -b, in a copy of the tree, DEB_BUILD_OPTIONS=nocheck) and checks it: its files (dpkg-deb -c), the
 # config as a conffile, maintainer scripts holding only what debhelper
 # generates (no user or directory made by hand: the unit's DynamicUser=,
 # StateDirectory= and RuntimeDirectory= do that), the unpacked binaries
-# running, and lintian reporting no error and no warning.  Prints "ok NAME"
+# running, where TKS_DEB_INSTALL=1 (.ci/run) an install and a purge with
+# dpkg, and lintian reporting no error and no warning.  Prints "ok NAME"
 # / "FAIL NAME: ..." a case, or "skip ...: reason" (exit 77) where
 # dpkg-buildpackage, debhelper or a build dependency is missing.
 set -u
@@ -91,6 +91,42 @@ if out=$("$tmp/root/usr/sbin/tickslabd" --config "$tmp/root/etc/tickslab/ticksla
     echo "ok $name"
 else
     fail $name "$out"
+fi
+
+# Installed for real, then purged: only where asked (TKS_DEB_INSTALL=1, as
+# .ci/run does), as root, with no tickslab package here already, and with
+# no systemd running (the postinst would start the service, on its default
+# directories and ports).
+name=deb_installs_and_purges_cleanly
+if [ "${TKS_DEB_INSTALL:-0}" != 1 ]; then
+    echo "skip $name: set TKS_DEB_INSTALL=1 to install the package on this machine (.ci/run does)"
+elif [ "$(id -u)" != 0 ]; then
+    echo "skip $name: not root"
+elif dpkg-query -W -f='${Status}' tickslab 2>/dev/null | grep -q 'install ok installed'; then
+    echo "skip $name: a tickslab package is installed here; not touching it"
+elif [ -d /run/systemd/system ]; then
+    echo "skip $name: systemd runs here, and the package would start the service"
+else
+    why=
+    if ! dpkg -i "$deb" >"$tmp/install.log" 2>&1; then
+        why="dpkg -i failed: $(tail -5 "$tmp/install.log")"
+    else
+        for f in /usr/sbin/tickslabd /usr/bin/tickslab /etc/tickslab/tickslab.yaml \
+            /lib/systemd/system/tickslabd.service /usr/share/man/man8/tickslabd.8.gz; do
+            dpkg -L tickslab | grep -qx "$f" && [ -e "$f" ] || why="$why $f not installed;"
+        done
+        out=$(/usr/sbin/tickslabd --config /etc/tickslab/tickslab.yaml --check-config 2>&1) ||
+            why="$why the installed daemon refuses the installed config: $out;"
+        /usr/bin/tickslab --version >/dev/null 2>&1 || why="$why the installed tickslab does not run;"
+        if ! dpkg --purge tickslab >"$tmp/purge.log" 2>&1; then
+            why="$why dpkg --purge failed: $(tail -5 "$tmp/purge.log");"
+        fi
+        for f in /usr/sbin/tickslabd /usr/bin/tickslab /etc/tickslab/tickslab.yaml \
+            /etc/systemd/system/multi-user.target.wants/tickslabd.service; do
+            [ ! -e "$f" ] && [ ! -L "$f" ] || why="$why $f left after the purge;"
+        done
+    fi
+    if [ -z "$why" ]; then echo "ok $name"; else fail $name "$why"; fi
 fi
 
 name=lintian_reports_no_error_or_warning
