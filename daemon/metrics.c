@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon.h"
 #include "http.h"
@@ -63,7 +64,13 @@ int tks_metrics_render(struct tks_server *srv, struct tks_buf *out) {
     tks_server_stats(srv, st, false);
   }
   int r = tks_stats_prometheus(st, out);
-  if (r == 0) r = tks_stats_process(out);
+  if (r == 0) {
+    /* The start by the daemon's clocks, for when /proc/stat is hidden. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double up = (double)(tks_mono_ns() - srv->start_mono_ns) / 1e9;
+    r = tks_stats_process(out, (double)now.tv_sec + now.tv_nsec / 1e9 - up);
+  }
   tks_stats_destroy(st);
   return r;
 }

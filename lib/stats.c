@@ -382,7 +382,7 @@ static int process_sample(struct tks_buf *out, const char *name, const char *typ
                         v);
 }
 
-int tks_stats_process(struct tks_buf *out) {
+int tks_stats_process(struct tks_buf *out, double started_unix) {
   int r = 0;
   char stat[1024], buf[4096];
   long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
@@ -398,10 +398,14 @@ int tks_stats_process(struct tks_buf *out) {
     const char *b = strstr(buf, "\nbtime ");
     if (b) sscanf(b + 7, "%llu", &btime);
   }
+  double started = 0;
   if (have && btime && proc_stat_field(stat, 22, &start))
+    started = (double)btime + (double)start / (double)tick;
+  else
+    started = started_unix;
+  if (started > 0)
     r |= process_sample(out, "process_start_time_seconds", "gauge",
-                        "Start time of the process since unix epoch in seconds.",
-                        (double)btime + (double)start / (double)tick);
+                        "Start time of the process since unix epoch in seconds.", started);
   if (have && proc_stat_field(stat, 23, &vsize))
     r |= process_sample(out, "process_virtual_memory_bytes", "gauge",
                         "Virtual memory size in bytes.", (double)vsize);

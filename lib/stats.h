@@ -121,8 +121,11 @@ void tks_stats_prom_name(const char *prom, enum tks_stat_kind kind, enum tks_sta
  * getrlimit: process_cpu_seconds_total, process_start_time_seconds,
  * process_virtual_memory_bytes, process_resident_memory_bytes,
  * process_open_fds, process_max_fds (one missing where /proc is not).
+ * The start time is the boot time of /proc/stat plus the process's start,
+ * else (/proc/stat hidden, as under the unit's ProcSubset=pid)
+ * started_unix, the caller's own clock reading of its start (0: none).
  * Returns 0 or -ENOMEM. */
-int tks_stats_process(struct tks_buf *out);
+int tks_stats_process(struct tks_buf *out, double started_unix);
 /* "path value" lines, each ending in a newline. */
 int tks_stats_text(const struct tks_stats *s, struct tks_buf *out);
 

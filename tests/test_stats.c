@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "stats.h"
 #include "test.h"
@@ -182,7 +183,7 @@ TEST(microseconds_are_given_in_seconds_to_prometheus_only) {
 
 TEST(process_families_come_from_proc) {
   struct tks_buf b = {0};
-  ASSERT_EQ(tks_stats_process(&b), 0);
+  ASSERT_EQ(tks_stats_process(&b, 0), 0);
   static const char *const want[] = {
       "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ",
       "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds ",
@@ -193,6 +194,13 @@ TEST(process_families_come_from_proc) {
   for (unsigned i = 0; i < sizeof want / sizeof *want; i++) ASSERT_CONTAINS(b.data, want[i]);
   const char *rss = strstr(b.data, "\nprocess_resident_memory_bytes ");
   ASSERT(rss && strtod(rss + 31, NULL) > 100000);
+  /* From /proc: about when this test started, not the fallback given. */
+  b.len = 0;
+  ASSERT_EQ(tks_stats_process(&b, 1.0), 0);
+  const char *st = strstr(b.data, "\nprocess_start_time_seconds ");
+  ASSERT(st);
+  double started = strtod(st + 28, NULL);
+  ASSERT(started > (double)time(NULL) - 3600 && started <= (double)time(NULL) + 1);
   tks_buf_finish(&b);
 }
 
