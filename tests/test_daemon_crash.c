@@ -367,7 +367,8 @@ TEST_TIMEOUT(kill_9_at_random_moments_with_checkpoints_and_rollovers_keeps_every
     mid_write += tmps > 0;
     char adir[200];
     FMT(adir, "%s/archive", jdir);
-    locked += wait_unlocked(jdir) | wait_unlocked(adir); /* as systemd's RestartSec */
+    /* Both waited for, as systemd's RestartSec. */
+    locked += (int)wait_unlocked(jdir) | (int)wait_unlocked(adir);
     restart(&d);
     /* What the last round's sync counted durable is all back, in memory
      * or in the archive. */
