@@ -7,8 +7,10 @@
  * and reads the next (HTTP/1.1 keep-alive; a request with a body, an
  * error or "Connection: close" is answered with Connection: close, the
  * write side shut and the rest read away).  A whole request is due within
- * METRICS_REQUEST_MS of the connection or of the previous answer, an answer
- * taken within METRICS_WRITE_MS; at most METRICS_MAX_CONNECTIONS at once.
+ * METRICS_REQUEST_MS of the connection or of its first byte; a connection
+ * kept alive after an answer may wait METRICS_IDLE_MS for the next (a
+ * Prometheus scrapes every 15 s to a minute); an answer is to be taken
+ * within METRICS_WRITE_MS; at most METRICS_MAX_CONNECTIONS at once.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #define METRICS_MAX_CONNECTIONS 16 /* open at once; more are answered 503 and closed */
 #define METRICS_REQUEST_MS 5000    /* a whole request within this, or closed */
 #define METRICS_WRITE_MS 30000     /* an answer taken by the peer within this, or closed */
+#define METRICS_IDLE_MS 120000     /* kept alive: the next request begun within this, or closed */
 #define METRICS_SWEEP_MS 1000
 
 struct mconn {
@@ -34,7 +37,8 @@ struct mconn {
   size_t counted;     /* in srv->query_buffer_bytes: the conn, and out while written */
   uint64_t since_ms;  /* waiting for a whole request, or writing, since */
   bool closing, writing, reading;
-  bool ending; /* answered with Connection: close: shut, reading away what comes */
+  bool ending;   /* answered with Connection: close: shut, reading away what comes */
+  bool answered; /* kept alive after an answer: idle until the next request begins */
   size_t len;
   char peer[80];
   char buf[METRICS_MAX_HEAD];
@@ -141,6 +145,7 @@ static void on_written(uv_write_t *req, int status) {
     return;
   }
   c->since_ms = uv_now(c->srv->loop);
+  c->answered = true;
   if (c->ending) {
     /* Closing now, with bytes of the peer unread, would reset the
      * connection and could lose the answer: shut our side, read away. */
@@ -247,6 +252,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct mconn *c = (struct mconn *)s;
   if (nread > 0) {
     if (c->ending) return; /* read away */
+    if (c->len == 0) c->since_ms = uv_now(c->srv->loop); /* a request begins: its clock */
     c->len += (size_t)nread;
     process(c);
     return;
@@ -298,7 +304,10 @@ static void on_sweep(uv_timer_t *t) {
     next = l->next;
     struct mconn *c = MCONN_OF(l);
     uint64_t age = now - c->since_ms;
-    if (c->closing || age < (c->writing ? METRICS_WRITE_MS : METRICS_REQUEST_MS)) continue;
+    uint64_t limit = c->writing                             ? METRICS_WRITE_MS
+                     : c->answered && !c->ending && !c->len ? METRICS_IDLE_MS
+                                                            : METRICS_REQUEST_MS;
+    if (c->closing || age < limit) continue;
     if (!c->ending && !c->writing) {
       M.closed_timeout++;
       if (c->len)

@@ -580,6 +580,34 @@ TEST(keep_alive_serves_several_requests_and_close_is_honoured) {
   ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
 }
 
+/* Kept alive, a connection may be idle between scrapes longer than a
+ * request may take (5 s): a scraper every 15 s keeps its connection.  A
+ * request begun on it and not finished is closed as on a new one. */
+TEST_TIMEOUT(an_idle_kept_alive_connection_outlives_the_request_timeout, 60) {
+  struct tks_daemon d;
+  daemon_start(&d, METRICS_ON);
+  int port = metrics_port(&d);
+  struct hconn h;
+  hconn_open(&h, port);
+  struct hresp r;
+  send_str(&h, GET_METRICS);
+  ASSERT_EQ(read_response(&h, false, HARNESS_IO_MS, &r), 0);
+  ASSERT_EQ(r.status, 200);
+  hresp_finish(&r);
+  sleep(7); /* over METRICS_REQUEST_MS, under METRICS_IDLE_MS */
+  send_str(&h, GET_METRICS);
+  ASSERT_EQ(read_response(&h, false, HARNESS_IO_MS, &r), 0);
+  ASSERT_EQ(r.status, 200);
+  hresp_finish(&r);
+  ASSERT_EQ(daemon_stat(&d, "metrics.connections_total"), 1);
+  /* Half a request after the answer: closed once it is 5 s old. */
+  send_str(&h, "GET /metrics HTTP/1.1\r\nHost:");
+  ASSERT(wait_closed(h.fd, 15000));
+  hconn_close(&h);
+  ASSERT(daemon_stat(&d, "metrics.closed_timeout") >= 1);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+}
+
 /* The request bytes, a status it must get (0: any error, or just a close). */
 static void expect_refused(int port, const void *req, size_t n, int status, const char *what) {
   struct hconn h;
