@@ -100,6 +100,9 @@ int cli_ctl_try_open(struct cli_ctl *ctl, const char *path, int timeout_ms);
  * closed before the end of the response.  An error response is returned as
  * any other: see cli_response_error. */
 int cli_ctl_request(struct cli_ctl *ctl, const char *request, struct tks_buf *resp);
+/* cli_ctl_request, an error response printed as a failure too: 0 and the
+ * answer in resp, or -1 (printed). */
+int cli_ctl_ask(struct cli_ctl *ctl, const char *request, struct tks_buf *resp);
 void cli_ctl_close(struct cli_ctl *ctl);
 /* If the response's first line is a JSON object whose first key is
  * "error", copies the unescaped message to msg (with ": " and the

@@ -66,6 +66,16 @@ int cli_ctl_open(struct cli_ctl *ctl, const char *path, int timeout_ms) {
   return -1;
 }
 
+int cli_ctl_ask(struct cli_ctl *ctl, const char *request, struct tks_buf *resp) {
+  if (cli_ctl_request(ctl, request, resp)) return -1;
+  char msg[1024];
+  if (cli_response_error(resp->data ? resp->data : "", msg, sizeof msg)) {
+    cli_err("%s", msg);
+    return -1;
+  }
+  return 0;
+}
+
 void cli_ctl_close(struct cli_ctl *ctl) {
   if (!ctl) return;
   if (ctl->fd >= 0) close(ctl->fd);

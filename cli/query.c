@@ -168,18 +168,6 @@ static int write_out(const char *p, size_t n) {
   return 0;
 }
 
-/* One request on ctl.  0 and the answer in resp, or -1 (printed: a socket
- * error, or an error answer). */
-static int ask(struct cli_ctl *ctl, const char *request, struct tks_buf *resp) {
-  if (cli_ctl_request(ctl, request, resp)) return -1;
-  char msg[1024];
-  if (cli_response_error(resp->data ? resp->data : "", msg, sizeof msg)) {
-    cli_err("%s", msg);
-    return -1;
-  }
-  return 0;
-}
-
 static int open_ctl(struct cli *c, struct cli_ctl *ctl) {
   const char *path;
   if (cli_control_socket(c, &path)) return -1;
@@ -192,7 +180,8 @@ static int run_raw(struct cli *c, const char *request) {
   if (open_ctl(c, &ctl)) return CLI_FAIL;
   struct tks_buf resp = {0};
   int rc = CLI_FAIL;
-  if (ask(&ctl, request, &resp) == 0 && write_out(resp.data, resp.len) == 0 && fflush(stdout) == 0)
+  if (cli_ctl_ask(&ctl, request, &resp) == 0 && write_out(resp.data, resp.len) == 0 &&
+      fflush(stdout) == 0)
     rc = CLI_OK;
   tks_buf_finish(&resp);
   cli_ctl_close(&ctl);
@@ -253,7 +242,7 @@ int cli_cmd_range(struct cli *c, int argc, char **argv) {
   long long prev = 0;
   bool first = true;
   for (;;) {
-    if (ask(&ctl, req.data, &resp)) goto out;
+    if (cli_ctl_ask(&ctl, req.data, &resp)) goto out;
     const char *ll = last_line(&resp);
     if (!ll || strncmp(ll, MORE_PREFIX, strlen(MORE_PREFIX)) != 0) {
       /* The last page. */
@@ -400,7 +389,7 @@ int cli_cmd_advice(struct cli *c, int argc, char **argv) {
   if (open_ctl(c, &ctl)) return CLI_FAIL;
   struct tks_buf resp = {0}, text = {0};
   int rc = CLI_FAIL;
-  if (ask(&ctl, "advice", &resp)) goto out;
+  if (cli_ctl_ask(&ctl, "advice", &resp)) goto out;
   for (const char *p = resp.data, *end = resp.data + resp.len; p && p < end;) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *le = nl ? nl : end;

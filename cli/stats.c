@@ -168,13 +168,8 @@ int cli_cmd_stats(struct cli *c, int argc, char **argv) {
   if (cli_ctl_open(&ctl, path, c->timeout_ms)) return CLI_FAIL;
   struct tks_buf resp = {0};
   int rc = CLI_FAIL;
-  if (cli_ctl_request(&ctl, req, &resp)) goto out;
+  if (cli_ctl_ask(&ctl, req, &resp)) goto out;
   const char *body = resp.data ? resp.data : "";
-  char msg[1024];
-  if (cli_response_error(body, msg, sizeof msg)) {
-    cli_err("%s", msg);
-    goto out;
-  }
   if (table) {
     if (print_slabs_table(body)) goto out;
   } else {

@@ -87,13 +87,8 @@ static int run_request(struct cli *c, const char *request, bool is_ping) {
   if (cli_ctl_open(&ctl, path, c->timeout_ms)) return CLI_FAIL;
   struct tks_buf resp = {0};
   int rc = CLI_FAIL;
-  if (cli_ctl_request(&ctl, request, &resp)) goto out;
+  if (cli_ctl_ask(&ctl, request, &resp)) goto out;
   const char *body = resp.data ? resp.data : "";
-  char msg[1024];
-  if (cli_response_error(body, msg, sizeof msg)) {
-    cli_err("%s", msg);
-    goto out;
-  }
   if (is_ping) {
     if (!strstr(body, "\"ok\":true") && !strstr(body, "\"ok\": true")) {
       size_t l = strcspn(body, "\n");
