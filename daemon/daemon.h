@@ -19,6 +19,10 @@
  *                  over through the server's tap; bounded queues
  *   ingest.c       the TCP listener: decode, admit, hand bytes to the journal;
  *                  producer acknowledgements (hello, acks, rejects)
+ *   kafka_source.c kafka.source: ticks consumed from Kafka, admitted as ingest
+ *                  admits them, each partition's offset journaled with them
+ *   kafka_sink.c   kafka.sink: the journal's TCP ticks produced to Kafka
+ *   (kafka_off.c   both, in a build without librdkafka: refused if configured)
  *   load.c         the loading phase at start: its steps (the journal
  *                  replay) in slices of the event loop, progress
  *   archiver.c     the day archive: seals past days (and a cut) out of
@@ -65,6 +69,7 @@
 /* Reasons ingest is held (not reading clients), bits of tks_server.held. */
 #define TKS_HOLD_LIMITS 1u  /* limits.when_full: backpressure */
 #define TKS_HOLD_JOURNAL 2u /* journal writes failing or behind (on_error: backpressure) */
+#define TKS_HOLD_SINK 4u    /* kafka.sink.max_queue_bytes wait for Kafka (on_full: backpressure) */
 
 struct tks_server;
 typedef void (*tks_hold_fn)(struct tks_server *srv, bool held);
@@ -128,6 +133,13 @@ struct tks_server {
   uint64_t conns_closed_timeout; /* a message unfinished for ingest.message_timeout */
   uint64_t conns_closed_slow;    /* a message unfinished, under ingest.min_rate */
   uint64_t http_on_ingest;       /* connections that began with an HTTP request (closed) */
+
+  /* The Kafka sink (kafka_sink.c): sink_refusing, while its queue is full
+   * under on_full: reject, makes ingest refuse ticks (sink_full);
+   * journal_keep_from, the oldest journal segment it still reads, is one
+   * the checkpoints' prune keeps (UINT64_MAX: no sink). */
+  bool sink_refusing;
+  uint64_t journal_keep_from;
 
   /* Buffers outside the store, as tks_buf_bytes counts them (memory.*). */
   uint64_t read_buffer_bytes;  /* ingest.c: the connections' read buffers */
@@ -639,6 +651,46 @@ int tks_query_export_begin(struct tks_server *srv, const char *line, struct tks_
                            struct tks_export **x);
 int tks_query_export_next(struct tks_export *x, struct tks_buf *out, size_t budget);
 void tks_query_export_end(struct tks_export *x);
+
+/* ==== kafka_source.c: kafka.source, a node of a fleet on Kafka ========== */
+/* A consumer in kafka.source.group of kafka.source.topic, on librdkafka's
+ * threads, whose messages the loop takes through the consumer queue's
+ * wake-up: each message value is one tick, admitted as ingest admits a
+ * TCP one (intake.h), journaled with its partition's next offset (a named
+ * producer "kafka:<topic>/<partition>", so the position is durable with
+ * the ticks and survives checkpoints); a restart resumes each partition
+ * where the journal ends.  Built without librdkafka (kafka_off.c) a
+ * config with kafka.source.brokers set is refused at start. */
+
+/* Once loaded: joins the group.  0 (also with the source off) or -errno
+ * (logged: a property librdkafka refuses). */
+int tks_kafka_source_start(struct tks_server *srv);
+/* The stop, before the journal's: takes no more messages, commits the
+ * offsets, leaves the group. */
+void tks_kafka_source_stop(struct tks_server *srv);
+void tks_kafka_source_stats(struct tks_server *srv, struct tks_stats *st); /* "kafka.source.*" */
+/* For the queries: 0 when this node serves the symbol (or there is no
+ * source), 1 when its partition is not assigned here, with why set to
+ * the error ("AAPL is in partition 3 of ticks, owned by node-b"). */
+int tks_kafka_source_check(struct tks_server *srv, const char *name, size_t len, char *why,
+                           size_t n);
+/* The symbol's partition (-1: no source, or the partition count is not known yet). */
+int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len);
+
+/* ==== kafka_sink.c: kafka.sink, every TCP tick produced to Kafka ======== */
+/* Reads the journal's segments behind the writer (the journal is the
+ * outbox) and produces each tick accepted over TCP to kafka.sink.topic,
+ * keyed by its symbol, idempotent, acks=all; its position (the journal
+ * offset up to which Kafka acknowledged everything) is saved beside the
+ * journal, so a restart produces again what was not acknowledged. */
+
+/* Once loaded (the journal is open).  0 (also with the sink off) or
+ * -errno (logged). */
+int tks_kafka_sink_start(struct tks_server *srv);
+/* After the journal's stop: produces what is left for a few seconds,
+ * saves the position. */
+void tks_kafka_sink_stop(struct tks_server *srv);
+void tks_kafka_sink_stats(struct tks_server *srv, struct tks_stats *st); /* "kafka.sink.*" */
 
 /* ==== metrics.c: GET /metrics over HTTP (metrics.listen) =============== */
 

@@ -112,10 +112,12 @@ static void shutdown_server(struct tks_server *srv, const char *why) {
   tks_lifecycle_stop(srv);
   tks_load_stop(srv);
   tks_ingest_stop(srv);
+  tks_kafka_source_stop(srv); /* its last ticks journaled, its offsets committed */
   tks_subscribe_stop(srv);  /* after ingest's drain: no tick comes any more */
   tks_archiver_stop(srv);   /* a seal in progress ends before the last checkpoint */
   tks_checkpoint_stop(srv); /* the last one: ingest has stopped, the journal is open */
   tks_durability_stop(srv); /* after the drain: what was read is journaled */
+  tks_kafka_sink_stop(srv); /* after the journal's last write: what is left, for a few seconds */
   tks_limits_stop(srv);
   tks_metrics_stop(srv);
   tks_control_stop(srv);
@@ -149,6 +151,8 @@ static void wire(struct tks_server *srv) {
   tks_server_add_stats(srv, tks_archiver_stats);
   tks_server_add_stats(srv, tks_limits_stats);
   tks_server_add_stats(srv, tks_subscribe_stats);
+  tks_server_add_stats(srv, tks_kafka_source_stats);
+  tks_server_add_stats(srv, tks_kafka_sink_stats);
   tks_server_add_stats(srv, tks_lifecycle_stats);
   tks_server_add_stats(srv, tks_metrics_stats);
 }
@@ -157,7 +161,8 @@ static void wire(struct tks_server *srv) {
 static void on_loaded(struct tks_server *srv, int status) {
   if (status == 0) tks_limits_loaded(srv);
   if (status == 0 && tks_checkpoint_start(srv) == 0 && tks_archiver_start(srv) == 0 &&
-      tks_ingest_serve(srv) == 0 && tks_subscribe_serve(srv) == 0) {
+      tks_ingest_serve(srv) == 0 && tks_subscribe_serve(srv) == 0 &&
+      tks_kafka_sink_start(srv) == 0 && tks_kafka_source_start(srv) == 0) {
     tks_log(TKS_LOG_INFO, "ready: mode %s, schema %s (%u bytes a record), slab pages of %llu bytes",
             tks_mode_name(srv->cfg.store.mode), srv->cfg.schema.name, srv->cfg.schema.record_size,
             (unsigned long long)srv->cfg.store.page_size);

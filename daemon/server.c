@@ -43,6 +43,7 @@ int tks_server_init(struct tks_server *srv, uv_loop_t *loop) {
   if (!srv->store) return -ENOMEM;
   tks_store_set_evict_hook(srv->store, on_store_evict, srv);
   srv->seal_cut = INT64_MIN;
+  srv->journal_keep_from = UINT64_MAX;
   srv->decoder = (struct tks_decoder){
       .schema = &srv->cfg.schema,
       .symbols = srv->symbols,
@@ -135,7 +136,9 @@ void tks_server_hold(struct tks_server *srv, unsigned reason, bool on) {
   } else if (!before && srv->held) {
     srv->holds++;
     tks_log(TKS_LOG_WARN, "ingest held (%s): not reading from clients until there is room",
-            (reason & TKS_HOLD_JOURNAL) ? "journal" : "memory limit");
+            (reason & TKS_HOLD_JOURNAL) ? "journal"
+            : (reason & TKS_HOLD_SINK)  ? "Kafka sink queue full"
+                                        : "memory limit");
     if (srv->on_hold) srv->on_hold(srv, true);
   }
 }

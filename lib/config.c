@@ -28,7 +28,7 @@
 
 #define CONFIG_MAX_DEPTH 16
 #define CONFIG_MAX_KEYS 16     /* per mapping; the largest section, journal, has 10 */
-#define CONFIG_MAX_SECTIONS 16 /* top-level names; there are 8 */
+#define CONFIG_MAX_SECTIONS 24 /* mappings: the top level, its sections and theirs (14) */
 #define SUN_PATH_MAX 107       /* sizeof(sun_path) - 1 */
 
 /* ---- the config's enums ---------------------------------------------- */
@@ -43,6 +43,8 @@ const char *tks_fsync_name(enum tks_fsync f) {
 }
 
 const char *const tks_slow_policy_names[TKS_SLOW_COUNT] = {"disconnect", "drop"};
+const char *const tks_partitioner_names[TKS_PARTITIONER_COUNT] = {"murmur2", "crc32"};
+const char *const tks_sink_full_names[TKS_SINK_FULL_COUNT] = {"backpressure", "reject"};
 const char *tks_slow_policy_name(enum tks_slow_policy p) {
   return (unsigned)p < TKS_SLOW_COUNT ? tks_slow_policy_names[p] : "?";
 }
@@ -147,6 +149,67 @@ static int check_max_memory(const char *text, uint64_t v, char *why, size_t n) {
   return -EINVAL;
 }
 
+/* Kafka's rule for topic names: 1..249 of [a-zA-Z0-9._-]. */
+static int check_topic(const char *text, uint64_t len, char *why, size_t n) {
+  char b[80];
+  if (len == 0 || len > 249) {
+    snprintf(why, n, "a topic name has 1 to 249 characters");
+    return -EINVAL;
+  }
+  for (const char *c = text; *c; c++)
+    if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '_' || *c == '-')) {
+      snprintf(why, n, "'%s' is not a Kafka topic name (letters, digits, '.', '_', '-')",
+               show(text, b, sizeof b));
+      return -EINVAL;
+    }
+  return 0;
+}
+
+/* A bootstrap list "host:port,host:port": printable, no spaces. */
+static int check_brokers(const char *text, uint64_t len, char *why, size_t n) {
+  char b[80];
+  for (const char *c = text; *c; c++)
+    if (!isgraph((unsigned char)*c)) {
+      snprintf(why, n, "'%s' is not a broker list (host:port,host:port, no spaces)",
+               show(text, b, sizeof b));
+      return -EINVAL;
+    }
+  return 0;
+}
+
+/* kafka.source.from: committed, start_of_day, or a time as the queries take it. */
+static int check_kafka_from(const char *text, uint64_t len, char *why, size_t n) {
+  char b[80];
+  int64_t ns;
+  if (strcmp(text, "committed") == 0 || strcmp(text, "start_of_day") == 0) return 0;
+  if (tks_parse_time(text, &ns) == 0) return 0;
+  snprintf(why, n,
+           "'%s' is not committed, start_of_day or a time (ns since the epoch, "
+           "2026-12-03T09:30:00Z, 2026-12-03)",
+           show(text, b, sizeof b));
+  return -EINVAL;
+}
+
+/* kafka.source.node: the node's name in the fleet's directory. */
+static int check_node(const char *text, uint64_t len, char *why, size_t n) {
+  char b[80];
+  for (const char *c = text; *c; c++)
+    if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '_' || *c == '-')) {
+      snprintf(why, n, "'%s' is not a node name (letters, digits, '.', '_', '-')",
+               show(text, b, sizeof b));
+      return -EINVAL;
+    }
+  return 0;
+}
+
+bool tks_config_props_next(const char *props, size_t *pos, const char **name, const char **value) {
+  if (*pos >= TKS_CONFIG_PROPS_BYTES || !props[*pos]) return false;
+  *name = props + *pos;
+  *value = *name + strlen(*name) + 1;
+  *pos = (size_t)(*value + strlen(*value) + 1 - props);
+  return true;
+}
+
 /* ---- the key table ----------------------------------------------------- */
 
 #define KEY(key, t, group, field)                                    \
@@ -237,6 +300,30 @@ static const struct tks_config_key keys[] = {
     {KEY("query.max_rows", UINT, LIVE, query.max_rows), .dflt = 10000, .min = 1, .max = 1000000},
     {KEY("log.level", ENUM, LOG, log.level), .dflt = TKS_LOG_INFO, NAMES(tks_log_level_names),
      .noun = "level"},
+    {KEY("kafka.source.brokers", STRING, FIXED, kafka.source.brokers), .dflt_str = "",
+     .check = check_brokers},
+    {KEY("kafka.source.topic", STRING, FIXED, kafka.source.topic), .dflt_str = "ticks",
+     .check = check_topic},
+    {KEY("kafka.source.group", STRING, FIXED, kafka.source.group), .dflt_str = "tickslab",
+     .check = check_node},
+    {KEY("kafka.source.from", STRING, FIXED, kafka.source.from), .dflt_str = "start_of_day",
+     .check = check_kafka_from},
+    {KEY("kafka.source.partitioner", ENUM, FIXED, kafka.source.partitioner),
+     .dflt = TKS_PARTITIONER_MURMUR2, NAMES(tks_partitioner_names), .noun = "partitioner"},
+    {KEY("kafka.source.node", STRING, FIXED, kafka.source.node), .dflt_str = "",
+     .check = check_node},
+    {KEY("kafka.source.nodes_topic", STRING, FIXED, kafka.source.nodes_topic),
+     .dflt_str = "tickslab.nodes", .check = check_topic},
+    {KEY("kafka.source.properties", PROPS, FIXED, kafka.source.properties)},
+    {KEY("kafka.sink.brokers", STRING, FIXED, kafka.sink.brokers), .dflt_str = "",
+     .check = check_brokers},
+    {KEY("kafka.sink.topic", STRING, FIXED, kafka.sink.topic), .dflt_str = "ticks",
+     .check = check_topic},
+    {KEY("kafka.sink.max_queue_bytes", SIZE, FIXED, kafka.sink.max_queue_bytes), .dflt = 1ull << 30,
+     .min = 1u << 20, .max = 1ull << 50},
+    {KEY("kafka.sink.on_full", ENUM, FIXED, kafka.sink.on_full), .dflt = TKS_SINK_FULL_BACKPRESSURE,
+     NAMES(tks_sink_full_names), .noun = "policy"},
+    {KEY("kafka.sink.properties", PROPS, FIXED, kafka.sink.properties)},
 };
 #define NKEYS TKS_ARRAY_SIZE(keys)
 
@@ -324,9 +411,22 @@ void tks_config_key_format(const struct tks_config_key *k, const struct tks_conf
   switch (k->type) {
   case TKS_CONFIG_LISTEN:
   case TKS_CONFIG_PATH:
+  case TKS_CONFIG_STRING:
     /* A path whose default is empty (archive.dir: derived) is written "". */
     snprintf(buf, n, "%s", *(const char *)p ? (const char *)p : "\"\"");
     return;
+  case TKS_CONFIG_PROPS: {
+    /* {name: value, ...} */
+    size_t pos = 0, used = 0;
+    const char *pn, *pv, *sep = "";
+    used += (size_t)snprintf(buf, n, "{");
+    while (used < n && tks_config_props_next(p, &pos, &pn, &pv)) {
+      used += (size_t)snprintf(buf + used, n - used, "%s%s: %s", sep, pn, pv);
+      sep = ", ";
+    }
+    if (used < n) snprintf(buf + used, n - used, "}");
+    return;
+  }
   case TKS_CONFIG_SCHEMA:
     snprintf(buf, n, "%s, %u fields", c->schema.name, c->schema.nfields);
     return;
@@ -407,7 +507,8 @@ bool tks_config_key_equal(const struct tks_config_key *k, const struct tks_confi
     listen_parts(k, b, &hb, &n, &pb);
     return strcmp(ha, hb) == 0 && *pa == *pb;
   }
-  case TKS_CONFIG_PATH: return strcmp(p, q) == 0;
+  case TKS_CONFIG_PATH:
+  case TKS_CONFIG_STRING: return strcmp(p, q) == 0;
   case TKS_CONFIG_SCHEMA: {
     char why[8];
     schema_diff(&a->schema, &b->schema, why, sizeof why);
@@ -457,7 +558,9 @@ void tks_config_defaults(struct tks_config *c) {
       (void)e;
     }
       /* fall through */
-    case TKS_CONFIG_PATH: set_str(p, k->size, k->dflt_str); break;
+    case TKS_CONFIG_PATH:
+    case TKS_CONFIG_STRING: set_str(p, k->size, k->dflt_str); break;
+    case TKS_CONFIG_PROPS: break; /* empty: zeroed */
     case TKS_CONFIG_F64: memcpy(p, &k->dflt_f64, sizeof k->dflt_f64); break;
     case TKS_CONFIG_SCHEMA: tks_schema_default(p); break;
     default: store_uint(p, k->size, k->dflt); break;
@@ -1056,6 +1159,58 @@ static int schema_value(struct reader *r) {
 /* ---- the keys -------------------------------------------------------- */
 
 /* The value of k (its key was just read), checked and stored in r->c. */
+/* A PROPS value: a mapping of property names to scalars (or null: none),
+ * packed as "name\0value\0...\0".  librdkafka checks names and values
+ * when the daemon hands them over; here only their form. */
+static int props_value(struct reader *r, const struct tks_config_key *k, char *out) {
+  char b[80];
+  int e = next(r);
+  if (e) return e;
+  memset(out, 0, k->size);
+  if (ev_is_null(r)) return 0;
+  if (r->ev.type != YAML_MAPPING_START_EVENT)
+    return fail(r, r->ev.start_mark, "%s: expected a mapping of librdkafka properties, got %s",
+                k->name, event_kind(&r->ev));
+  size_t used = 0;
+  unsigned pairs = 0;
+  for (;;) {
+    if ((e = next(r))) return e;
+    if (r->ev.type == YAML_MAPPING_END_EVENT) return 0;
+    if (r->ev.type != YAML_SCALAR_EVENT)
+      return fail(r, r->ev.start_mark, "%s: expected a property name, got %s", k->name,
+                  event_kind(&r->ev));
+    char name[128];
+    const char *s = ev_str(r);
+    size_t nl = strlen(s);
+    bool ok = nl > 0 && nl < sizeof name;
+    for (const char *c = s; ok && *c; c++)
+      ok = isalnum((unsigned char)*c) || *c == '.' || *c == '_' || *c == '-';
+    if (!ok)
+      return fail(r, r->ev.start_mark, "%s: '%s' is not a librdkafka property name", k->name,
+                  show(s, b, sizeof b));
+    memcpy(name, s, nl + 1);
+    for (size_t at = 0; at < used;) { /* duplicates */
+      if (strcmp(out + at, name) == 0)
+        return fail(r, r->ev.start_mark, "%s: duplicate property '%s'", k->name, name);
+      at += strlen(out + at) + 1;
+      at += strlen(out + at) + 1;
+    }
+    if ((e = next(r))) return e;
+    if (r->ev.type != YAML_SCALAR_EVENT)
+      return fail(r, r->ev.start_mark, "%s.%s: expected a scalar value, got %s", k->name, name,
+                  event_kind(&r->ev));
+    s = ev_str(r);
+    size_t vl = strlen(s);
+    if (++pairs > TKS_CONFIG_PROPS_MAX || used + nl + vl + 3 > k->size)
+      return fail(r, r->ev.start_mark, "%s: more properties than fit (%d pairs, %zu bytes)",
+                  k->name, TKS_CONFIG_PROPS_MAX, k->size);
+    memcpy(out + used, name, nl + 1);
+    used += nl + 1;
+    memcpy(out + used, s, vl + 1);
+    used += vl + 1;
+  }
+}
+
 static int read_key(struct reader *r, const struct tks_config_key *k) {
   void *p = field_at(k, r->c);
   const char *s = NULL;
@@ -1123,71 +1278,98 @@ static int read_key(struct reader *r, const struct tks_config_key *k) {
     if ((e = get_enum(r, k->name, k->noun ? k->noun : "value", k->names, k->nnames, &u))) return e;
     store_uint(p, k->size, u);
     return 0;
+  case TKS_CONFIG_STRING:
+    if ((e = scalar(r, k->name, true, &s))) return e;
+    if (ev_is_null(r)) s = "";
+    v = strlen(s);
+    if (v >= k->size) return fail(r, r->ev.start_mark, "%s: the value is too long", k->name);
+    if (v && k->check && k->check(s, v, why, sizeof why))
+      return fail(r, r->ev.start_mark, "%s: %s", k->name, why);
+    set_str(p, k->size, s);
+    return 0;
+  case TKS_CONFIG_PROPS: return props_value(r, k, p);
   case TKS_CONFIG_SCHEMA: return schema_value(r);
   }
   return -EINVAL;
 }
 
 /*
- * The shape of the file, from the key table: the top-level names in table
- * order, each either a key itself ("schema") or a section whose keys are
- * the table's "<section>.<key>" entries.
+ * The shape of the file, from the key table: a tree of mappings whose
+ * leaves are keys.  "schema" is a key of the top level, "ingest.listen" a
+ * key of the section "ingest", "kafka.source.topic" a key of "kafka.source",
+ * itself a name in "kafka".  s[0] is the top level.
  */
 struct section {
-  char name[32];
-  int key; /* the table index of a top-level key, or -1 for a section */
+  char path[48]; /* "kafka.source"; "" for the top level */
   unsigned nkeys;
-  const char *names[CONFIG_MAX_KEYS]; /* the part after the dot */
-  unsigned index[CONFIG_MAX_KEYS];    /* into keys[] */
+  const char *names[CONFIG_MAX_KEYS]; /* the part after path's dot */
+  char own[CONFIG_MAX_KEYS][32];      /* names of subsections */
+  int index[CONFIG_MAX_KEYS];         /* into keys[], or -1 - the subsection */
 };
 
 struct layout {
   unsigned n;
-  const char *names[CONFIG_MAX_SECTIONS];
   struct section s[CONFIG_MAX_SECTIONS];
 };
 
+/* The subsection `name` (len bytes) of section `at`, made if new. */
+static unsigned layout_child(struct layout *l, unsigned at, const char *name, size_t len) {
+  struct section *s = &l->s[at];
+  for (unsigned i = 0; i < s->nkeys; i++)
+    if (s->index[i] < 0 && strlen(s->names[i]) == len && !memcmp(s->names[i], name, len))
+      return (unsigned)(-1 - s->index[i]);
+  assert(l->n < CONFIG_MAX_SECTIONS && s->nkeys < CONFIG_MAX_KEYS && len < sizeof s->own[0]);
+  unsigned c = l->n++;
+  struct section *cs = &l->s[c];
+  size_t pl = strlen(s->path);
+  assert(pl + 1 + len < sizeof cs->path);
+  memcpy(cs->path, s->path, pl);
+  if (pl) cs->path[pl++] = '.';
+  memcpy(cs->path + pl, name, len);
+  cs->path[pl + len] = '\0';
+  memcpy(s->own[s->nkeys], name, len);
+  s->own[s->nkeys][len] = '\0';
+  s->names[s->nkeys] = s->own[s->nkeys];
+  s->index[s->nkeys++] = -1 - (int)c;
+  return c;
+}
+
 static void layout_build(struct layout *l) {
   memset(l, 0, sizeof *l);
+  l->n = 1;
   for (unsigned i = 0; i < NKEYS; i++) {
-    const char *dot = strchr(keys[i].name, '.');
-    size_t len = dot ? (size_t)(dot - keys[i].name) : strlen(keys[i].name);
-    unsigned j = 0;
-    while (j < l->n && !(strlen(l->s[j].name) == len && !memcmp(l->s[j].name, keys[i].name, len)))
-      j++;
-    struct section *s = &l->s[j];
-    if (j == l->n) {
-      assert(l->n < CONFIG_MAX_SECTIONS && len < sizeof s->name);
-      memcpy(s->name, keys[i].name, len);
-      s->key = -1;
-      l->names[l->n++] = s->name;
+    const char *name = keys[i].name, *dot;
+    unsigned at = 0;
+    while ((dot = strchr(name, '.'))) {
+      at = layout_child(l, at, name, (size_t)(dot - name));
+      name = dot + 1;
     }
-    if (!dot) {
-      assert(s->key < 0 && s->nkeys == 0); /* a name is a key or a section */
-      s->key = (int)i;
-      continue;
-    }
-    assert(s->key < 0 && s->nkeys < CONFIG_MAX_KEYS);
-    s->names[s->nkeys] = dot + 1;
-    s->index[s->nkeys++] = i;
+    struct section *s = &l->s[at];
+    assert(s->nkeys < CONFIG_MAX_KEYS);
+    s->names[s->nkeys] = name;
+    s->index[s->nkeys++] = (int)i;
   }
 }
 
-/* A key of a section: reads its value and notes where it was. */
+struct section_ctx {
+  struct layout *l;
+  unsigned at;
+};
+
+/* A name of a section: a key's value (noting where it was) or a subsection. */
 static int section_value(struct reader *r, void *ctx, unsigned key) {
-  const struct section *s = ctx;
-  unsigned i = s->index[key];
+  struct section_ctx *sc = ctx;
+  int i = sc->l->s[sc->at].index[key];
+  if (i < 0) {
+    struct section_ctx child = {sc->l, (unsigned)(-1 - i)};
+    const struct section *cs = &sc->l->s[child.at];
+    return read_section(r, cs->path, cs->names, cs->nkeys, section_value, &child);
+  }
   int e = read_key(r, &keys[i]);
   if (e) return e;
   r->seen[i] = true;
   r->mark[i] = r->ev.start_mark;
   return 0;
-}
-
-static int top_value(struct reader *r, void *ctx, unsigned key) {
-  struct section *s = &((struct layout *)ctx)->s[key];
-  if (s->key >= 0) return read_key(r, &keys[s->key]);
-  return read_section(r, s->name, s->names, s->nkeys, section_value, s);
 }
 
 static unsigned key_index(const char *name) {
@@ -1217,13 +1399,15 @@ static int check_whole(struct reader *r) {
 static int read_stream(struct reader *r) {
   struct layout layout;
   layout_build(&layout);
+  struct section_ctx top = {&layout, 0};
   int e;
   if ((e = next(r))) return e; /* STREAM_START */
   if ((e = next(r))) return e;
   if (r->ev.type == YAML_STREAM_END_EVENT) return 0; /* empty, or only comments */
   if ((e = next(r))) return e;                       /* past DOCUMENT_START */
   if (r->ev.type == YAML_MAPPING_START_EVENT) {
-    if ((e = read_mapping(r, "at the top level", layout.names, layout.n, top_value, &layout)))
+    if ((e = read_mapping(r, "at the top level", layout.s[0].names, layout.s[0].nkeys,
+                          section_value, &top)))
       return e;
   } else if (!ev_is_null(r)) {
     return fail(r, r->ev.start_mark, "expected a mapping at the top level, got %s",

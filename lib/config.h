@@ -55,6 +55,26 @@ enum tks_when_full { TKS_WHEN_FULL_EVICT_OLDEST, TKS_WHEN_FULL_REJECT, TKS_WHEN_
 extern const char *const tks_when_full_names[TKS_WHEN_FULL_COUNT];
 const char *tks_when_full_name(enum tks_when_full w);
 
+/* How the Kafka producers chose a symbol's partition (kafka.source.partitioner):
+ * murmur2 as the Java client (and librdkafka's murmur2_random), crc32 as
+ * librdkafka's default consistent_random. */
+enum tks_partitioner { TKS_PARTITIONER_MURMUR2, TKS_PARTITIONER_CRC32 };
+#define TKS_PARTITIONER_COUNT (TKS_PARTITIONER_CRC32 + 1)
+extern const char *const tks_partitioner_names[TKS_PARTITIONER_COUNT];
+
+/* What the Kafka sink does to TCP ingest once kafka.sink.max_queue_bytes
+ * of the journal wait for Kafka. */
+enum tks_sink_full { TKS_SINK_FULL_BACKPRESSURE, TKS_SINK_FULL_REJECT };
+#define TKS_SINK_FULL_COUNT (TKS_SINK_FULL_REJECT + 1)
+extern const char *const tks_sink_full_names[TKS_SINK_FULL_COUNT];
+
+/* A PROPS key: librdkafka properties, "name\0value\0" pairs, then "\0". */
+#define TKS_CONFIG_PROPS_BYTES 4096
+#define TKS_CONFIG_PROPS_MAX 64 /* pairs */
+/* The next pair of a PROPS buffer from *pos (0 first): true with *name and
+ * *value set, false at the end. */
+bool tks_config_props_next(const char *props, size_t *pos, const char **name, const char **value);
+
 #define TKS_CONFIG_MAX_BYTES (1 << 20) /* a larger file is refused */
 
 struct tks_config {
@@ -140,6 +160,26 @@ struct tks_config {
   struct {
     enum tks_log_level level; /* default info */
   } log;
+
+  struct {
+    struct {
+      char brokers[1024];               /* default "": the source is off */
+      char topic[250];                  /* default "ticks" */
+      char group[256];                  /* default "tickslab" */
+      char from[64];                    /* default start_of_day; committed, or a time */
+      enum tks_partitioner partitioner; /* default murmur2 */
+      char node[64];                    /* default "": the host name */
+      char nodes_topic[250];            /* default "tickslab.nodes": the fleet's directory */
+      char properties[TKS_CONFIG_PROPS_BYTES];
+    } source;
+    struct {
+      char brokers[1024];         /* default "": the sink is off */
+      char topic[250];            /* default "ticks" */
+      uint64_t max_queue_bytes;   /* default 1 GiB of journal not yet acknowledged */
+      enum tks_sink_full on_full; /* default backpressure */
+      char properties[TKS_CONFIG_PROPS_BYTES];
+    } sink;
+  } kafka;
 };
 
 /* ---- the key table ---------------------------------------------------- */
@@ -157,6 +197,8 @@ enum tks_config_type {
   TKS_CONFIG_ENUM,        /* an enum, written as one of names[] */
   TKS_CONFIG_TIME_OF_DAY, /* ns since 00:00 UTC in a uint64_t, written "00:00" or "23:59:30" */
   TKS_CONFIG_SCHEMA,      /* struct tks_schema, written as the list of fields */
+  TKS_CONFIG_STRING,      /* char[], NUL-terminated, may be empty (dflt_str) */
+  TKS_CONFIG_PROPS,       /* a mapping of names to scalars, in a PROPS buffer */
 };
 
 /* What a reload (SIGHUP) may do with a key that changed.  lib/ applies

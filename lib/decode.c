@@ -28,6 +28,7 @@ static const char *const reason_names[TKS_REASON__COUNT] = {
     [TKS_REASON_JOURNAL_ERROR] = "journal_error",
     [TKS_REASON_BAD_KEY] = "bad_key",
     [TKS_REASON_SEALING] = "sealing",
+    [TKS_REASON_SINK_FULL] = "sink_full",
     [TKS_REASON_TOO_LARGE] = "too_large",
     [TKS_REASON_TOO_DEEP] = "too_deep",
     [TKS_REASON_MALFORMED] = "malformed",

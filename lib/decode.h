@@ -32,6 +32,7 @@ enum tks_reason {
   TKS_REASON_JOURNAL_ERROR,    /* journal writes failing and journal.on_error is reject */
   TKS_REASON_BAD_KEY,          /* an undeclared key not valid UTF-8, or with a control character */
   TKS_REASON_SEALING,          /* a late tick older than the cut of the archive seal running */
+  TKS_REASON_SINK_FULL,        /* kafka.sink.max_queue_bytes wait for Kafka and on_full is reject */
   /* Protocol errors: the stream cannot go on, the connection is closed. */
   TKS_REASON_TOO_LARGE,  /* a message or length prefix over max_message_bytes */
   TKS_REASON_TOO_DEEP,   /* nesting deeper than TKS_DECODE_MAX_DEPTH */

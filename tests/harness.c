@@ -1007,3 +1007,81 @@ char *daemon_request_big(const struct tks_daemon *d, const char *req, int timeou
   buf[len] = '\0';
   return buf;
 }
+
+/* ---- a Kafka cluster ---- */
+
+void kafka_mock_start(struct kafka_mock *m, const char *const args[]) {
+  static char buf[600];
+  const char *bin = binary("KAFKA_MOCK", "tests/kafka_mock", buf, sizeof buf);
+  const char *argv[32] = {bin};
+  unsigned n = 1;
+  for (; args && args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
+  argv[n] = NULL;
+  /* Sockets, not pipes: read_until and send_all use recv and send. */
+  int in[2], out[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out) < 0)
+    TEST_FAIL("socketpair: %s", strerror(errno));
+  pid_t self = getpid();
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) TEST_FAIL("fork: %s", strerror(errno));
+  if (pid == 0) {
+    child_reset_signals(self);
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    execv(bin, (char *const *)argv);
+    dprintf(2, "harness: exec %s: %s\n", bin, strerror(errno));
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  memset(m, 0, sizeof *m);
+  m->pid = pid;
+  m->in = in[1];
+  m->out = out[0];
+  bool eof = false;
+  char *line = read_until(m->out, "\n", 1, 10000, &eof);
+  if (!line || strncmp(line, "bootstraps ", 11) != 0)
+    TEST_FAIL("%s did not print its bootstraps (got '%s')", bin, line ? line : "");
+  snprintf(m->bootstraps, sizeof m->bootstraps, "%.*s", (int)strcspn(line + 11, "\n"), line + 11);
+  free(line);
+}
+
+void kafka_mock_cmd(struct kafka_mock *m, const char *cmd) {
+  char line[300];
+  snprintf(line, sizeof line, "%s\n", cmd);
+  if (send_all(m->in, line, strlen(line)) != 0) TEST_FAIL("kafka_mock: cannot send '%s'", cmd);
+  bool eof = false;
+  char *got = read_until(m->out, "\n", 1, 10000, &eof);
+  if (!got || strncmp(got, "ok", 2) != 0)
+    TEST_FAIL("kafka_mock: '%s' answered '%s'", cmd, got ? got : "(nothing)");
+  free(got);
+}
+
+void kafka_mock_stop(struct kafka_mock *m) {
+  if (m->pid <= 0) return;
+  close(m->in);
+  int st;
+  uint64_t end = now_ms() + 10000;
+  while (waitpid(m->pid, &st, WNOHANG) == 0) {
+    if (now_ms() > end) {
+      kill(m->pid, SIGKILL);
+      waitpid(m->pid, &st, 0);
+      break;
+    }
+    sleep_ms(20);
+  }
+  close(m->out);
+  m->pid = 0;
+}
+
+const char *harness_kcat(void) {
+  const char *p = getenv("KCAT");
+  if (p && *p) return p;
+  static const char *const dirs[] = {"/usr/bin/kcat", "/usr/local/bin/kcat", "/bin/kcat"};
+  for (unsigned i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+    if (access(dirs[i], X_OK) == 0) return dirs[i];
+  return NULL;
+}

@@ -170,6 +170,25 @@ void cmd_result_finish(struct cmd_result *r);
  * writer), looked for in /proc for up to timeout_ms; 0 if none. */
 pid_t harness_child_of(pid_t parent, int timeout_ms);
 
+/* ---- a Kafka cluster (tests/kafka_mock.c, librdkafka's mock cluster) ---- */
+
+struct kafka_mock {
+  pid_t pid;
+  int in, out;          /* its stdin (commands), its stdout (answers) */
+  char bootstraps[512]; /* "127.0.0.1:P1,127.0.0.1:P2,..." */
+};
+/* Starts $KAFKA_MOCK (next to the test executable otherwise) with its
+ * arguments ("--brokers", "3", "ticks:6", NULL-terminated), waits for its
+ * bootstraps; the test fails when it cannot.  The process ends with the
+ * test's. */
+void kafka_mock_start(struct kafka_mock *m, const char *const args[]);
+/* Sends one command ("down 1", "up 1", "topic t 3") and fails the test
+ * unless it answers ok. */
+void kafka_mock_cmd(struct kafka_mock *m, const char *cmd);
+void kafka_mock_stop(struct kafka_mock *m);
+/* $KCAT, else kcat on PATH; NULL when there is none. */
+const char *harness_kcat(void);
+
 /* Milliseconds on the monotonic clock, and a sleep. */
 uint64_t now_ms(void);
 void sleep_ms(int ms);

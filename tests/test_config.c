@@ -138,6 +138,62 @@ TEST(default_file_parses_to_exactly_the_defaults) {
   ASSERT(is_defaults(&c));
 }
 
+TEST(kafka_sections_nest_and_their_errors_name_the_whole_path) {
+  struct tks_config c;
+  EXPECT_OK(&c, "kafka:\n  source:\n    brokers: 127.0.0.1:1\n    from: 2026-12-03T00:00:00Z\n"
+                "  sink:\n    topic: t2\n    properties:\n      acks: all\n      linger.ms: 0\n");
+  ASSERT_STR_EQ(c.kafka.source.brokers, "127.0.0.1:1");
+  ASSERT_STR_EQ(c.kafka.source.from, "2026-12-03T00:00:00Z");
+  ASSERT_STR_EQ(c.kafka.sink.topic, "t2");
+  size_t pos = 0;
+  const char *n, *v;
+  ASSERT(tks_config_props_next(c.kafka.sink.properties, &pos, &n, &v));
+  ASSERT_STR_EQ(n, "acks");
+  ASSERT_STR_EQ(v, "all");
+  ASSERT(tks_config_props_next(c.kafka.sink.properties, &pos, &n, &v));
+  ASSERT_STR_EQ(n, "linger.ms");
+  ASSERT_STR_EQ(v, "0");
+  ASSERT(!tks_config_props_next(c.kafka.sink.properties, &pos, &n, &v));
+  pos = 0;
+  ASSERT(!tks_config_props_next(c.kafka.source.properties, &pos, &n, &v));
+  /* Empty sections and null values are the defaults. */
+  EXPECT_OK(&c, "kafka:\n  source:\n  sink: {properties: ~, brokers: ~}\n");
+  ASSERT(is_defaults(&c));
+
+  EXPECT_ERROR("kafka: {source: {topics: a}}\n",
+               "x.yaml:1:18: unknown key 'topics' in 'kafka.source' (known: brokers, topic, group, "
+               "from, partitioner, node, nodes_topic, properties)");
+  EXPECT_ERROR("kafka: {sources: {}}\n",
+               "x.yaml:1:9: unknown key 'sources' in 'kafka' (known: source, sink)");
+  EXPECT_ERROR("kafka: {source: {topic: \"a b\"}}\n",
+               "x.yaml:1:25: kafka.source.topic: 'a b' is not a Kafka topic name (letters, digits, "
+               "'.', '_', '-')");
+  EXPECT_ERROR(
+      "kafka: {source: {from: yesterday}}\n",
+      "x.yaml:1:24: kafka.source.from: 'yesterday' is not committed, start_of_day or a time "
+      "(ns since the epoch, 2026-12-03T09:30:00Z, 2026-12-03)");
+  EXPECT_ERROR("kafka: {source: {brokers: [a, b]}}\n",
+               "x.yaml:1:27: kafka.source.brokers: expected a scalar value, got a sequence");
+  EXPECT_ERROR(
+      "kafka: {sink: {properties: [a]}}\n",
+      "x.yaml:1:28: kafka.sink.properties: expected a mapping of librdkafka properties, got "
+      "a sequence");
+  EXPECT_ERROR("kafka: {sink: {properties: {\"a b\": 1}}}\n",
+               "x.yaml:1:29: kafka.sink.properties: 'a b' is not a librdkafka property name");
+  EXPECT_ERROR("kafka: {sink: {properties: {a: 1, a: 2}}}\n",
+               "x.yaml:1:35: kafka.sink.properties: duplicate property 'a'");
+  EXPECT_ERROR("kafka: {sink: {properties: {a: {b: 1}}}}\n",
+               "x.yaml:1:32: kafka.sink.properties.a: expected a scalar value, got a mapping");
+  /* More pairs than fit. */
+  char big[8192] = "kafka: {sink: {properties: {";
+  for (int i = 0; i < 70; i++)
+    snprintf(big + strlen(big), sizeof big - strlen(big), "p%d: %d, ", i, i);
+  strcat(big, "}}}\n");
+  struct tks_config d;
+  ASSERT(tks_config_parse(&d, big, strlen(big), "x.yaml", err, sizeof err) == -EINVAL);
+  ASSERT(strstr(err, "more properties than fit (64 pairs, 4096 bytes)"));
+}
+
 TEST(empty_file_comments_and_empty_sections_give_the_defaults) {
   static const char *const texts[] = {
       "",
@@ -233,7 +289,9 @@ TEST(key_table_entries_are_well_formed) {
       break;
     case TKS_CONFIG_BOOL: ASSERT(k->size == sizeof(bool)); break;
     case TKS_CONFIG_LISTEN:
-    case TKS_CONFIG_PATH: ASSERT(k->dflt_str && strlen(k->dflt_str) < k->size); break;
+    case TKS_CONFIG_PATH:
+    case TKS_CONFIG_STRING: ASSERT(k->dflt_str && strlen(k->dflt_str) < k->size); break;
+    case TKS_CONFIG_PROPS: ASSERT(k->size == TKS_CONFIG_PROPS_BYTES); break;
     case TKS_CONFIG_SCHEMA: ASSERT(k->size == sizeof(struct tks_schema)); break;
     }
     if (k->reload != TKS_RELOAD_FIXED)
@@ -329,6 +387,22 @@ TEST(each_key_set_alone_changes_only_its_own_field) {
       {"limits.retention", "limits: {retention: 24h}", "24h"},
       {"query.max_rows", "query: {max_rows: 5}", "5"},
       {"log.level", "log: {level: warn}", "warn"},
+      {"kafka.source.brokers", "kafka: {source: {brokers: \"127.0.0.1:9092,127.0.0.1:9093\"}}",
+       "127.0.0.1:9092,127.0.0.1:9093"},
+      {"kafka.source.topic", "kafka: {source: {topic: md.ticks}}", "md.ticks"},
+      {"kafka.source.group", "kafka: {source: {group: fleet-a}}", "fleet-a"},
+      {"kafka.source.from", "kafka: {source: {from: committed}}", "committed"},
+      {"kafka.source.partitioner", "kafka: {source: {partitioner: crc32}}", "crc32"},
+      {"kafka.source.node", "kafka: {source: {node: node-2}}", "node-2"},
+      {"kafka.source.nodes_topic", "kafka: {source: {nodes_topic: fleet.nodes}}", "fleet.nodes"},
+      {"kafka.source.properties",
+       "kafka: {source: {properties: {fetch.wait.max.ms: 10, client.id: a}}}",
+       "{fetch.wait.max.ms: 10, client.id: a}"},
+      {"kafka.sink.brokers", "kafka: {sink: {brokers: \"[::1]:9092\"}}", "[::1]:9092"},
+      {"kafka.sink.topic", "kafka: {sink: {topic: out}}", "out"},
+      {"kafka.sink.max_queue_bytes", "kafka: {sink: {max_queue_bytes: 64MiB}}", "64MiB"},
+      {"kafka.sink.on_full", "kafka: {sink: {on_full: reject}}", "reject"},
+      {"kafka.sink.properties", "kafka: {sink: {properties: {linger.ms: 5}}}", "{linger.ms: 5}"},
   };
   size_t n;
   const struct tks_config_key *keys = tks_config_keys(&n);
@@ -386,28 +460,33 @@ TEST(key_diff_gives_both_values_or_the_first_schema_difference) {
   ASSERT(tks_config_key_equal(key("schema"), &a, &b));
 }
 
-/* The keys of config/tickslab.yaml: "section:" at the start of a line,
- * then "  key:" lines; a top-level name with no key lines is a key itself. */
+/* The keys of config/tickslab.yaml: "name:" lines, indented two spaces a
+ * level ("kafka:", "  source:", "    brokers:"); a name with no deeper
+ * name lines under it is a key, its path joined with dots. */
 static unsigned yaml_keys(const char *text, char names[][64], unsigned max) {
   unsigned n = 0;
-  char section[32] = "";
-  bool children = true;
+  char stack[4][32];
+  char last[64] = "";
+  int last_depth = -1;
   for (const char *p = text; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
+    int indent = 0;
+    while (p[indent] == ' ') indent++;
     char word[32];
     int used = 0;
-    if (sscanf(p, "%31[a-z_]:%n", word, &used) == 1 && used > 0) {
-      if (!children) snprintf(names[n++], 64, "%s", section);
-      snprintf(section, sizeof section, "%s", word);
-      children = false;
-    } else if (p[0] == ' ' && p[1] == ' ' && sscanf(p + 2, "%31[a-z_]:%n", word, &used) == 1 &&
-               used > 0) {
-      ASSERT(section[0]);
-      snprintf(names[n++], 64, "%s.%s", section, word);
-      children = true;
-    }
+    if (indent % 2 || indent / 2 >= 4 || sscanf(p + indent, "%31[a-z_]:%n", word, &used) != 1 ||
+        used == 0)
+      continue;
+    int depth = indent / 2;
+    ASSERT(depth <= last_depth + 1);
+    if (last[0] && depth <= last_depth) snprintf(names[n++], 64, "%s", last);
+    snprintf(stack[depth], sizeof stack[depth], "%s", word);
+    last[0] = '\0';
+    for (int d = 0; d <= depth; d++)
+      snprintf(last + strlen(last), sizeof last - strlen(last), "%s%s", d ? "." : "", stack[d]);
+    last_depth = depth;
     ASSERT(n < max);
   }
-  if (!children) snprintf(names[n++], 64, "%s", section);
+  if (last[0]) snprintf(names[n++], 64, "%s", last);
   return n;
 }
 
@@ -885,7 +964,7 @@ TEST(unknown_key_is_reported_with_line_and_column) {
   EXPECT_ERROR(
       "log: {level: info}\nreplication:\n  dir: /tmp\n",
       "x.yaml:2:1: unknown key 'replication' at the top level (known: ingest, subscribe, control, "
-      "metrics, store, schema, journal, archive, limits, query, log)");
+      "metrics, store, schema, journal, archive, limits, query, log, kafka)");
   EXPECT_ERROR("store:\n  # comment\n\n  pagesize: 1MiB\n",
                "x.yaml:4:3: unknown key 'pagesize' in 'store' (known: mode, page_size, "
                "growth_factor, huge_pages, max_symbols, max_strings)");

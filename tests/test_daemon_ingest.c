@@ -95,7 +95,8 @@ static void expect_counters_consistent(const struct tks_daemon *d) {
   static const char *const reasons[] = {"unknown_field", "missing_field", "bad_type", "bad_value",
                                         "duplicate_field", "too_many_fields", "too_many_symbols",
                                         "store_full", "journal_error", "bad_key", "sealing",
-                                        /* the protocol errors, from index 11 */
+                                        "sink_full",
+                                        /* the protocol errors, from index 12 */
                                         "too_large", "too_deep", "malformed", "not_a_tick"};
   char *text = daemon_request(d, "stats text");
   ASSERT(text);
@@ -106,7 +107,7 @@ static void expect_counters_consistent(const struct tks_daemon *d) {
     if (stats_text_lookup(text, path, v, sizeof v) < 0) TEST_FAIL("no %s in stats text", path);
     uint64_t n = strtoull(v, NULL, 10);
     sum += n;
-    if (i >= 11) fatal += n;
+    if (i >= 12) fatal += n;
   }
   char v[32];
   ASSERT_EQ(stats_text_lookup(text, "ticks.rejected", v, sizeof v), 0);
