@@ -32,4 +32,52 @@ int tks_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, ch
 int32_t tks_kafka_partition(enum tks_partitioner p, const char *key, size_t len,
                             int32_t partitions);
 
+/*
+ * The fleet's directory: each node with a source publishes one record to
+ * kafka.source.nodes_topic (compacted), keyed by its node name, when its
+ * assignment changes and every TKS_KAFKA_NODE_HEARTBEAT_MS, and an empty
+ * value (a tombstone) when it stops cleanly.  The value is a msgpack map:
+ *
+ *   {"node": "node-a", "group": "tickslab", "topic": "ticks",
+ *    "partitions": [0, 2, 4], "partition_count": 6, "partitioner": "murmur2",
+ *    "control": "/run/tickslab/control.sock", "subscribe": "127.0.0.1:7071",
+ *    "ingest": "127.0.0.1:7070", "host": "md-1", "pid": 4242,
+ *    "ts": <ns since the epoch, when it was published>}
+ *
+ * Unknown keys are skipped (newer nodes may add some); "node", "topic",
+ * "partitions", "partition_count" and "ts" are required.
+ */
+#define TKS_KAFKA_NODE_HEARTBEAT_MS 10000
+#define TKS_KAFKA_NODE_STALE_MS 60000 /* a record older than this is a node gone */
+#define TKS_KAFKA_NODE_MAX_PARTITIONS 4096
+#define TKS_KAFKA_NODE_MAX_BYTES (64u << 10) /* a longer value is refused */
+
+struct tks_kafka_node {
+  char node[64];
+  char group[256];
+  char topic[250];
+  char partitioner[16]; /* "murmur2", "crc32" */
+  char control[108];
+  char subscribe[320];
+  char ingest[320];
+  char host[256];
+  int64_t pid;
+  int64_t ts;
+  int32_t partition_count;
+  uint32_t npartitions;
+  int32_t partitions[TKS_KAFKA_NODE_MAX_PARTITIONS];
+};
+
+/* The record's value, appended to out (lib/util.h's tks_buf).  0 or -ENOMEM. */
+struct tks_buf;
+int tks_kafka_node_encode(const struct tks_kafka_node *n, struct tks_buf *out);
+/* Parses a value (len <= TKS_KAFKA_NODE_MAX_BYTES) into *n.  0, or -EINVAL
+ * with why set ("partitions: expected an array of ints"): not a map, a
+ * required key missing, a value of the wrong type, a string too long or not
+ * UTF-8, a partition out of 0..partition_count-1, nesting. */
+int tks_kafka_node_parse(const void *data, size_t len, struct tks_kafka_node *n, char *why,
+                         size_t whylen);
+/* True when partition p is in n's list. */
+bool tks_kafka_node_owns(const struct tks_kafka_node *n, int32_t p);
+
 #endif
