@@ -723,8 +723,10 @@ void tks_kafka_source_stats(struct tks_server *srv, struct tks_stats *st); /* "k
  * the error ("AAPL is in partition 3 of ticks, owned by node-b"). */
 int tks_kafka_source_check(struct tks_server *srv, const char *name, size_t len, char *why,
                            size_t n);
-/* The symbol's partition (-1: no source, or the partition count is not known yet). */
-int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len);
+/* The symbol's partition (-1: no source, or the partition count is not
+ * known yet), and whether it is assigned to this node. */
+int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len,
+                                   bool *owned);
 
 /* ==== kafka_sink.c: kafka.sink, every TCP tick produced to Kafka ======== */
 /* Reads the journal's segments behind the writer (the journal is the

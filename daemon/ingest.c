@@ -427,6 +427,10 @@ static int first_message(struct conn *c) {
   if (n == 0) snprintf(why, sizeof why, "hello: over the read buffer (%zu bytes)", c->cap);
   c->fresh = false;
   struct tks_producer *prod = NULL;
+  if (n > 0 && h.producer_len >= 6 && memcmp(h.producer, "kafka:", 6) == 0) {
+    snprintf(why, sizeof why, "hello: producer names beginning with kafka: are the Kafka source's");
+    n = -EINVAL;
+  }
   if (n > 0 && h.producer_len &&
       !(prod = tks_durability_producer(srv, h.producer, h.producer_len, true))) {
     snprintf(why, sizeof why, "hello: %u producers are known, no room for another",

@@ -26,6 +26,7 @@
  * rollover or retention takes them, like any other ticks.)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,7 +144,13 @@ static void on_assign(rd_kafka_topic_partition_list_t *list) {
     char name[TKS_PRODUCER_NAME_MAX + 1];
     size_t len = prod_name(tp->partition, name);
     P->prod = tks_durability_producer(K.srv, name, len, true);
-    if (P->prod) P->prod->conn = &K; /* the source's, not a TCP client's */
+    if (P->prod)
+      P->prod->conn = &K; /* the source's, not a TCP client's */
+    else
+      tks_log(TKS_LOG_ERROR,
+              "kafka: no room for partition %" PRId32 "'s position (%u producers known): its "
+              "ticks are stored but a restart reads it again from kafka.source.from",
+              tp->partition, TKS_MAX_PRODUCERS);
     P->assigned = true;
     P->filter = false;
     if (P->prod && P->prod->position > 0) {
@@ -542,7 +549,7 @@ int tks_kafka_source_start(struct tks_server *srv) {
   const struct tks_config *cfg = &srv->cfg;
   K.srv = srv;
   if (!cfg->kafka.source.brokers[0]) return 0;
-  char err[600], why[512];
+  char err[600] = "", why[512] = "";
   if (from_ms(cfg->kafka.source.from)) {
     tks_log(TKS_LOG_ERROR, "kafka.source.from: '%s' is not a time", cfg->kafka.source.from);
     return -EINVAL;
@@ -645,15 +652,20 @@ void tks_kafka_source_stop(struct tks_server *srv) {
 
 /* ---- the queries' side ------------------------------------------------ */
 
-int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len) {
+int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len,
+                                   bool *owned) {
+  *owned = true;
   if (!K.rk || K.nparts <= 0) return -1;
-  return tks_kafka_partition(srv->cfg.kafka.source.partitioner, name, len, K.nparts);
+  int32_t p = tks_kafka_partition(srv->cfg.kafka.source.partitioner, name, len, K.nparts);
+  *owned = K.parts[p].assigned;
+  return p;
 }
 
 int tks_kafka_source_check(struct tks_server *srv, const char *name, size_t len, char *why,
                            size_t n) {
-  int32_t p = tks_kafka_source_partition(srv, name, len);
-  if (p < 0 || K.parts[p].assigned) return 0;
+  bool owned;
+  int32_t p = tks_kafka_source_partition(srv, name, len, &owned);
+  if (owned) return 0;
   K.not_owned++;
   size_t used = (size_t)snprintf(why, n,
                                  "%.*s is in partition %" PRId32 " of %s, not assigned to this node",
