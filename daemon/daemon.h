@@ -711,6 +711,8 @@ void tks_query_export_end(struct tks_export *x);
  * where the journal ends.  Built without librdkafka (kafka_off.c) a
  * config with kafka.source.brokers set is refused at start. */
 
+/* "librdkafka 2.0.2", or NULL in a build without Kafka (--version). */
+const char *tks_kafka_build(void);
 /* Once loaded: joins the group.  0 (also with the source off) or -errno
  * (logged: a property librdkafka refuses). */
 int tks_kafka_source_start(struct tks_server *srv);

@@ -16,6 +16,8 @@ static int refuse(const char *key) {
   return -ENOTSUP;
 }
 
+const char *tks_kafka_build(void) { return NULL; }
+
 int tks_kafka_source_start(struct tks_server *srv) {
   return srv->cfg.kafka.source.brokers[0] ? refuse("kafka.source.brokers") : 0;
 }

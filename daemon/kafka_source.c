@@ -545,6 +545,12 @@ static int from_ms(const char *from) {
   return 0;
 }
 
+const char *tks_kafka_build(void) {
+  static char v[64];
+  snprintf(v, sizeof v, "librdkafka %s", rd_kafka_version_str());
+  return v;
+}
+
 int tks_kafka_source_start(struct tks_server *srv) {
   const struct tks_config *cfg = &srv->cfg;
   K.srv = srv;

@@ -234,7 +234,10 @@ int main(int argc, char **argv) {
     case 'c': config_path = optarg; break;
     case 'C': check_only = true; break;
     case 'h': print_usage(stdout); return 0;
-    case 'V': printf("tickslabd %s\n", TKS_VERSION); return 0;
+    case 'V':
+      printf("tickslabd %s (Kafka: %s)\n", TKS_VERSION,
+             tks_kafka_build() ? tks_kafka_build() : "not built in");
+      return 0;
     default: fputs("Try 'tickslabd --help'.\n", stderr); return 2;
     }
   }
