@@ -263,15 +263,16 @@ int tks_kafka_node_parse(const void *data, size_t len, struct tks_kafka_node *n,
   if (size < 0)
     return (int)tks_mpreq_fail(why, whylen, -EINVAL, "not msgpack (%s)",
                                tks_reason_name((enum tks_reason)(-size - 1)));
-  if ((size_t)size != len)
-    return (int)tks_mpreq_fail(why, whylen, -EINVAL, "%zu bytes after the map",
-                               len - (size_t)size);
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   size_t off = 0;
   int r;
-  if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS)
+  if (msgpack_unpack_next(&u, data, (size_t)size, &off) != MSGPACK_UNPACK_SUCCESS)
     r = (int)tks_mpreq_fail(why, whylen, -EINVAL, "not msgpack");
+  else if (u.data.type != MSGPACK_OBJECT_MAP)
+    r = (int)tks_mpreq_fail(why, whylen, -EINVAL, "not a msgpack map");
+  else if ((size_t)size != len)
+    r = (int)tks_mpreq_fail(why, whylen, -EINVAL, "%zu bytes after the map", len - (size_t)size);
   else
     r = read_map(&u.data, n, why, whylen);
   msgpack_unpacked_destroy(&u);
