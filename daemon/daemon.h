@@ -23,6 +23,8 @@
  *                  admits them, each partition's offset journaled with them
  *   kafka_sink.c   kafka.sink: the journal's TCP ticks produced to Kafka
  *   (kafka_off.c   both, in a build without librdkafka: refused if configured)
+ *   intake.c       one tick from outside (ingest's, the source's) into the
+ *                  store: refusals, counters, subscribers, journal
  *   load.c         the loading phase at start: its steps (the journal
  *                  replay) in slices of the event loop, progress
  *   archiver.c     the day archive: seals past days (and a cut) out of
@@ -449,6 +451,53 @@ void tks_durability_seal_begin(struct tks_server *srv, uint64_t seal, int64_t cu
 void tks_durability_seal_commit(struct tks_server *srv, uint64_t seal);
 void tks_durability_seal_abort(struct tks_server *srv, uint64_t seal);
 
+/* ==== intake.c: one tick from outside (ingest.c, kafka_source.c) ======= */
+
+/* How a caller takes the ticks of one read (or one Kafka batch). */
+struct tks_intake_ctx {
+  bool refusing;          /* refuse every tick, for reason `refuse` */
+  enum tks_reason refuse; /* journal_error (journal.on_error: reject) or sink_full */
+  bool journal;           /* tks_durability_batch began a frame: journal the stored */
+  const char *from;       /* who sent it, for the log ("127.0.0.1:5000", "kafka ticks/3") */
+};
+enum tks_intake {
+  TKS_INTAKE_STORED,   /* in the store: counted, given to the subscribers, journaled */
+  TKS_INTAKE_REJECTED, /* counted in srv->rejected and logged (rate-limited), *why says why */
+  TKS_INTAKE_PAUSE,    /* ingest is held (backpressure): keep the message for the resume */
+};
+/* The rest of tks_intake: a stored tick's bookkeeping, what an admission
+ * that failed means, and the slow path (refusing, a seal running). */
+static inline void tks_intake_stored(struct tks_server *srv, enum tks_decode_status st,
+                                     const void *record, const struct tks_dyn_tick *dyn,
+                                     const void *msg, size_t len, const struct tks_intake_ctx *ic) {
+  srv->ticks_accepted++;
+  if (srv->tap) srv->tap(srv, st, record, dyn); /* subscribers follow */
+  /* A run of accepted ticks is copied at once, when it ends. */
+  if (ic->journal) tks_durability_accept(srv, msg, len);
+}
+enum tks_intake tks_intake_failed(struct tks_server *srv, enum tks_admit a,
+                                  struct tks_intern_mark mark, const struct tks_intake_ctx *ic,
+                                  enum tks_reason *why);
+enum tks_intake tks_intake_slow(struct tks_server *srv, enum tks_decode_status st,
+                                const void *record, const struct tks_dyn_tick *dyn,
+                                struct tks_intern_mark mark, const void *msg, size_t len,
+                                const struct tks_intake_ctx *ic, enum tks_reason *why);
+/* A tick tks_decode gave (OK or DYNAMIC; mark taken before it), whose
+ * message is msg[0..len): refused while ic->refusing, refused (sealing)
+ * below the cut of a seal running, else admitted by the when_full policy.
+ * A tick not stored leaves nothing in the tables (mark undone). */
+static inline enum tks_intake tks_intake(struct tks_server *srv, enum tks_decode_status st,
+                                         const void *record, const struct tks_dyn_tick *dyn,
+                                         struct tks_intern_mark mark, const void *msg, size_t len,
+                                         const struct tks_intake_ctx *ic, enum tks_reason *why) {
+  if (__builtin_expect(ic->refusing || srv->seal_cut != INT64_MIN, 0))
+    return tks_intake_slow(srv, st, record, dyn, mark, msg, len, ic, why);
+  enum tks_admit a = tks_admit(srv, st, record, dyn);
+  if (__builtin_expect(a != TKS_ADMIT_STORED, 0)) return tks_intake_failed(srv, a, mark, ic, why);
+  tks_intake_stored(srv, st, record, dyn, msg, len, ic);
+  return TKS_INTAKE_STORED;
+}
+
 /* ==== load.c: the loading phase ======================================= */
 /* At start, after the sockets are bound: the steps that rebuild the store
  * (today the journal replay; loading a checkpoint goes before it and tells
@@ -674,8 +723,10 @@ void tks_kafka_source_stats(struct tks_server *srv, struct tks_stats *st); /* "k
  * the error ("AAPL is in partition 3 of ticks, owned by node-b"). */
 int tks_kafka_source_check(struct tks_server *srv, const char *name, size_t len, char *why,
                            size_t n);
-/* The symbol's partition (-1: no source, or the partition count is not known yet). */
-int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len);
+/* The symbol's partition (-1: no source, or the partition count is not
+ * known yet), and whether it is assigned to this node. */
+int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len,
+                                   bool *owned);
 
 /* ==== kafka_sink.c: kafka.sink, every TCP tick produced to Kafka ======== */
 /* Reads the journal's segments behind the writer (the journal is the

@@ -427,6 +427,10 @@ static int first_message(struct conn *c) {
   if (n == 0) snprintf(why, sizeof why, "hello: over the read buffer (%zu bytes)", c->cap);
   c->fresh = false;
   struct tks_producer *prod = NULL;
+  if (n > 0 && h.producer_len >= 6 && memcmp(h.producer, "kafka:", 6) == 0) {
+    snprintf(why, sizeof why, "hello: producer names beginning with kafka: are the Kafka source's");
+    n = -EINVAL;
+  }
   if (n > 0 && h.producer_len &&
       !(prod = tks_durability_producer(srv, h.producer, h.producer_len, true))) {
     snprintf(why, sizeof why, "hello: %u producers are known, no room for another",
@@ -485,16 +489,6 @@ static int first_message(struct conn *c) {
  * of the accepted ticks to the journal.  Returns false when the connection
  * has been closed for a protocol error. */
 
-/* A decoded tick's ts: the record's, or the dynamic tick's. */
-static inline int64_t tick_ts(const struct tks_server *srv, enum tks_decode_status st,
-                              const void *record, const struct tks_dyn_tick *dyn) {
-  if (st == TKS_DECODE_DYNAMIC) return dyn->ts;
-  int64_t ts;
-  memcpy(&ts, (const char *)record + srv->cfg.schema.fields[srv->cfg.schema.ts_field].offset,
-         sizeof ts);
-  return ts;
-}
-
 static bool process(struct conn *c) {
   struct tks_server *srv = c->srv;
   if (__builtin_expect(c->fresh, 0)) {
@@ -523,54 +517,21 @@ static bool process(struct conn *c) {
   struct tks_decoder check = srv->decoder;
   check.check_only = true;
   const struct tks_decoder *dec = refusing ? &check : &srv->decoder;
+  const struct tks_intake_ctx ic = {.refusing = refusing,
+                                    .refuse = TKS_REASON_JOURNAL_ERROR,
+                                    .journal = journal,
+                                    .from = c->peer};
   while (!srv->held) {
     struct tks_intern_mark mark = tks_server_intern_mark(srv);
     enum tks_decode_status st = tks_shape_decode(&c->shape, dec, p + off, c->len - off, now, record,
                                                  &res);
     if (st == TKS_DECODE_NEED_MORE) break;
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
-      if (refusing) {
-        off += res.consumed;
-        srv->rejected[TKS_REASON_JOURNAL_ERROR]++;
-        if (ack) ack_reject(c, TKS_REASON_JOURNAL_ERROR, NULL);
-        tks_server_log_limited(srv, "tick from %s rejected: journal_error (journal writes failing, on_error: reject)", c->peer);
-        continue;
-      }
-      if (srv->seal_cut != INT64_MIN && tick_ts(srv, st, record, &dyn) < srv->seal_cut) {
-        /* A late tick of what a seal is taking to the archive: memory gives
-         * those ticks up when the seal commits, so it cannot take one. */
-        tks_server_unintern(srv, mark);
-        off += res.consumed;
-        srv->rejected[TKS_REASON_SEALING]++;
-        if (ack) ack_reject(c, TKS_REASON_SEALING, NULL);
-        tks_server_log_limited(
-            srv,
-            "tick from %s rejected: sealing (older than %" PRId64
-            ", the cut of the archive seal running; send it again after the seal)",
-            c->peer, srv->seal_cut);
-        continue;
-      }
-      enum tks_admit a = tks_admit(srv, st, record, &dyn);
-      /* Not stored: the tick adds no symbol (a paused tick interns again
-       * when it is decoded again). */
-      if (a != TKS_ADMIT_STORED) tks_server_unintern(srv, mark);
-      if (a == TKS_ADMIT_PAUSE) break; /* held: the tick stays in c->buf for the resume */
-      if (a == TKS_ADMIT_TOO_BIG) {
-        srv->rejected[TKS_REASON_BAD_VALUE]++;
-        if (ack) ack_reject(c, TKS_REASON_BAD_VALUE, NULL);
-        tks_server_log_limited(srv, "tick from %s rejected: bad_value (its undeclared fields need more than a slab page, store.page_size)", c->peer);
-      } else if (a == TKS_ADMIT_STORED) {
-        srv->ticks_accepted++;
-        if (srv->tap) srv->tap(srv, st, record, &dyn); /* subscribers follow */
-        /* A run of accepted ticks is copied at once, when it ends. */
-        if (journal) tks_durability_accept(srv, p + off, res.consumed);
-      } else {
-        srv->rejected[TKS_REASON_STORE_FULL]++;
-        if (ack) ack_reject(c, TKS_REASON_STORE_FULL, NULL);
-        tks_server_log_limited(srv, "tick from %s rejected: store_full (no memory for the record)",
-                               c->peer);
-      }
+      enum tks_reason why;
+      enum tks_intake a = tks_intake(srv, st, record, &dyn, mark, p + off, res.consumed, &ic, &why);
+      if (a == TKS_INTAKE_PAUSE) break; /* held: the tick stays in c->buf for the resume */
       off += res.consumed;
+      if (a == TKS_INTAKE_REJECTED && ack) ack_reject(c, why, NULL);
       continue;
     }
     tks_server_unintern(srv, mark); /* a table filled part-way (too_many_symbols) */

@@ -29,8 +29,10 @@ int tks_kafka_source_check(struct tks_server *srv, const char *name, size_t len,
   (void)srv, (void)name, (void)len, (void)why, (void)n;
   return 0;
 }
-int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len) {
+int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len,
+                                   bool *owned) {
   (void)srv, (void)name, (void)len;
+  *owned = true;
   return -1;
 }
 

@@ -121,6 +121,13 @@ static int find_symbol(struct tks_server *srv, const struct word *w, struct tks_
     answer_error(out, start, "symbol longer than %d bytes (%zu)", TKS_SYMBOL_MAX_LEN, w->len);
     return -1;
   }
+  /* In a fleet, a symbol of a partition another node has is refused: what
+   * this node holds of it (from before a rebalance) is not the whole. */
+  char why[512];
+  if (tks_kafka_source_check(srv, w->p, w->len, why, sizeof why)) {
+    answer_error(out, start, "%s", why);
+    return -1;
+  }
   if (tks_symtab_lookup(srv->symbols, w->p, w->len, id) != 0) *id = 0;
   struct tks_archive_view v;
   struct tks_archive *a = tks_archiver_reader(srv, &v);
@@ -433,7 +440,14 @@ static void sym_put(struct sym_list *sl, const char *name, size_t len, uint64_t 
   sl->r = tks_buf_puts(sl->out, "{\"symbol\":") | tks_buf_json_string(sl->out, name, len) |
           tks_buf_printf(sl->out, ",\"ticks\":%" PRIu64 ",\"first_ts\":", count) |
           tks_ts_json(first, sl->tf, sl->out) | tks_buf_puts(sl->out, ",\"last_ts\":") |
-          tks_ts_json(last, sl->tf, sl->out) | tks_buf_puts(sl->out, "}\n");
+          tks_ts_json(last, sl->tf, sl->out);
+  /* With a Kafka source: the symbol's partition, and whether it is this node's. */
+  bool owned;
+  int32_t p = tks_kafka_source_partition(sl->srv, name, len, &owned);
+  if (p >= 0)
+    sl->r |= tks_buf_printf(sl->out, ",\"partition\":%" PRId32 ",\"owned\":%s", p,
+                            owned ? "true" : "false");
+  sl->r |= tks_buf_puts(sl->out, "}\n");
   sl->shown++;
 }
 

@@ -39,16 +39,25 @@ rd_kafka_conf_t *tks_kafka_conf(const char *brokers, const char *props, const ch
     rd_kafka_conf_destroy(conf);
     return NULL;
   }
+  if (tks_kafka_apply(conf, props, key, err, errlen)) {
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+  }
+  return conf;
+}
+
+int tks_kafka_apply(rd_kafka_conf_t *conf, const char *props, const char *key, char *err,
+                    size_t errlen) {
+  char why[512];
   size_t pos = 0;
   const char *name, *value;
   while (props && tks_config_props_next(props, &pos, &name, &value)) {
     if (tks_kafka_set(conf, name, value, why, sizeof why)) {
       snprintf(err, errlen, "%s: %s", key, why);
-      rd_kafka_conf_destroy(conf);
-      return NULL;
+      return -EINVAL;
     }
   }
-  return conf;
+  return 0;
 }
 
 int32_t tks_kafka_partition(enum tks_partitioner p, const char *key, size_t len,

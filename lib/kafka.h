@@ -22,6 +22,10 @@
  * \"x\"") when librdkafka refuses one; `key` names the properties key. */
 rd_kafka_conf_t *tks_kafka_conf(const char *brokers, const char *props, const char *key, char *err,
                                 size_t errlen);
+/* Sets each property of the PROPS buffer props on conf, in order.  0, or
+ * -EINVAL with err set as above. */
+int tks_kafka_apply(rd_kafka_conf_t *conf, const char *props, const char *key, char *err,
+                    size_t errlen);
 /* Sets name = value on conf, err as above.  0 or -EINVAL. */
 int tks_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                   size_t errlen);
