@@ -152,8 +152,8 @@ int cli_cmd_tail(struct cli *c, int argc, char **argv);   /* tail.c: follow the 
  * that owns symbol's partition of f->topic, found in the directory topic,
  * copied to path.  0, or an exit code (printed). */
 int cli_cmd_nodes(struct cli *c, int argc, char **argv);
-int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol,
-                      char *path, size_t len);
+int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol, char *path,
+                      size_t len);
 int cli_cmd_export(struct cli *c, int argc, char **argv); /* export.c: a range in bulk */
 
 #endif

@@ -73,8 +73,7 @@ static int64_t remaining_ms(uint64_t deadline) {
 /* Keeps one message of the directory: the newest per key. */
 static void take(struct directory *d, const char *topic, const rd_kafka_message_t *m) {
   char shown[200];
-  if (!m->key || m->key_len == 0 ||
-      m->key_len >= sizeof(((struct entry *)0)->key) ||
+  if (!m->key || m->key_len == 0 || m->key_len >= sizeof(((struct entry *)0)->key) ||
       (tks_utf8_scan(m->key, m->key_len) & (TKS_UTF8_INVALID | TKS_UTF8_CONTROL))) {
     tks_utf8_escape(shown, sizeof shown, m->key ? m->key : "", m->key ? m->key_len : 0);
     cli_err("warning: skipped a record of %s [partition %d, offset %lld]: its key '%s' is not a "
@@ -97,8 +96,8 @@ static void take(struct directory *d, const char *topic, const rd_kafka_message_
       return;
     }
     if (tks_kafka_node_parse(m->payload, m->len, node, why, sizeof why) ||
-        (strcmp(node->node, key) && snprintf(why, sizeof why, "its node '%s' is not its key",
-                                             node->node) > 0)) {
+        (strcmp(node->node, key) &&
+         snprintf(why, sizeof why, "its node '%s' is not its key", node->node) > 0)) {
       tks_utf8_escape(shown, sizeof shown, why, strlen(why));
       cli_err("warning: skipped a record of %s [partition %d, offset %lld] (key '%s'): %s", topic,
               (int)m->partition, (long long)m->offset, key, shown);
@@ -219,8 +218,8 @@ static int read_directory(struct cli *c, const struct cli_fleet_opts *f, struct 
     if (ms == 0) {
       cli_err("the directory topic '%s' on %s was not read to its end within %.1f s (%d of %d "
               "partitions%s%s)",
-              topic, f->brokers, timeout_ms / 1000.0, np - left, np,
-              last_err[0] ? "; " : "", last_err[0] ? last_err : "");
+              topic, f->brokers, timeout_ms / 1000.0, np - left, np, last_err[0] ? "; " : "",
+              last_err[0] ? last_err : "");
       goto out;
     }
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, ms < 100 ? (int)ms : 100);
@@ -297,8 +296,8 @@ static int put_partitions(struct tks_buf *b, const struct tks_kafka_node *n) {
   return r;
 }
 
-int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol,
-                      char *path, size_t len) {
+int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol, char *path,
+                      size_t len) {
   struct directory d;
   if (read_directory(c, f, &d)) return CLI_FAIL;
   const char *topic = f->topic ? f->topic : "ticks";
@@ -392,15 +391,21 @@ static int print_nodes(struct tks_kafka_node **v, size_t n, bool json) {
       const struct tks_kafka_node *x = v[i];
       const struct {
         const char *k, *v;
-      } s[] = {{"node", x->node},       {"host", x->host},           {"group", x->group},
-               {"topic", x->topic},     {"partitioner", x->partitioner}, {"control", x->control},
-               {"subscribe", x->subscribe}, {"ingest", x->ingest}};
+      } s[] = {{"node", x->node},
+               {"host", x->host},
+               {"group", x->group},
+               {"topic", x->topic},
+               {"partitioner", x->partitioner},
+               {"control", x->control},
+               {"subscribe", x->subscribe},
+               {"ingest", x->ingest}};
       r |= tks_buf_putc(&b, '{');
       for (unsigned k = 0; k < TKS_ARRAY_SIZE(s); k++)
         r |= tks_buf_printf(&b, "%s\"%s\":", k ? "," : "", s[k].k) |
              tks_buf_json_string(&b, s[k].v, strlen(s[k].v));
       r |= tks_buf_puts(&b, ",\"partitions\":[") | put_partitions(&b, x);
-      r |= tks_buf_printf(&b, "],\"partition_count\":%d,\"pid\":%lld,\"ts\":%lld,\"age_ms\":%lld}\n",
+      r |= tks_buf_printf(&b,
+                          "],\"partition_count\":%d,\"pid\":%lld,\"ts\":%lld,\"age_ms\":%lld}\n",
                           (int)x->partition_count, (long long)x->pid, (long long)x->ts,
                           (long long)((now - x->ts) / 1000000));
     }

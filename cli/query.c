@@ -246,8 +246,7 @@ int cli_cmd_last(struct cli *c, int argc, char **argv) {
 
 int cli_cmd_symbols(struct cli *c, int argc, char **argv) {
   struct query_args q;
-  int r = parse_args(c, argc, argv, symbols_help, "symbols [LIMIT]", 0, 1, false, true, false,
-                     &q);
+  int r = parse_args(c, argc, argv, symbols_help, "symbols [LIMIT]", 0, 1, false, true, false, &q);
   if (r >= 0) return r;
   struct tks_buf req = {0};
   int rc = build_request(&req, "symbols", &q) ? CLI_FAIL : run_raw(c, NULL, req.data);

@@ -180,7 +180,8 @@ static int read_map(const msgpack_object *o, struct tks_kafka_node *n, char *why
         continue; /* a newer node's key */
     }
     if (seen[key])
-      return (int)tks_mpreq_fail(why, wl, -EINVAL, "%s given twice", tks_mpreq_shown(k, b, sizeof b));
+      return (int)tks_mpreq_fail(why, wl, -EINVAL, "%s given twice",
+                                 tks_mpreq_shown(k, b, sizeof b));
     seen[key] = true;
     if (key < NSTR) {
       size_t cap;
@@ -190,9 +191,8 @@ static int read_map(const msgpack_object *o, struct tks_kafka_node *n, char *why
       if (v->via.str.size >= cap)
         return (int)tks_mpreq_fail(why, wl, -EINVAL, "%s: over %zu bytes", str_keys[key], cap - 1);
       if (tks_utf8_scan(v->via.str.ptr, v->via.str.size) & (TKS_UTF8_INVALID | TKS_UTF8_CONTROL))
-        return (int)tks_mpreq_fail(why, wl, -EINVAL,
-                                   "%s: not valid UTF-8 or holds a control character",
-                                   str_keys[key]);
+        return (int)tks_mpreq_fail(
+            why, wl, -EINVAL, "%s: not valid UTF-8 or holds a control character", str_keys[key]);
       memcpy(dst, v->via.str.ptr, v->via.str.size);
       dst[v->via.str.size] = '\0';
       continue;
@@ -206,8 +206,8 @@ static int read_map(const msgpack_object *o, struct tks_kafka_node *n, char *why
       break;
     case K_COUNT:
       if (get_int(v, &x) || x < 1 || x > INT32_MAX)
-        return (int)tks_mpreq_fail(why, wl, -EINVAL,
-                                   "partition_count: expected an int of 1..%d", INT32_MAX);
+        return (int)tks_mpreq_fail(why, wl, -EINVAL, "partition_count: expected an int of 1..%d",
+                                   INT32_MAX);
       n->partition_count = (int32_t)x;
       break;
     case K_PID:

@@ -50,10 +50,10 @@ static void produce(const struct fleet *f, const char *topic, const void *key, s
     TEST_FAIL("producer config: %s", err);
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk) TEST_FAIL("producer: %s", err);
-  rd_kafka_resp_err_t e =
-      rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, klen),
-                        RD_KAFKA_V_VALUE((void *)value, vlen),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, klen),
+      RD_KAFKA_V_VALUE((void *)value, vlen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_END);
   if (e) TEST_FAIL("produce to %s: %s", topic, rd_kafka_err2str(e));
   if ((e = rd_kafka_flush(rk, 10000))) TEST_FAIL("flush to %s: %s", topic, rd_kafka_err2str(e));
   rd_kafka_destroy(rk);
@@ -61,8 +61,8 @@ static void produce(const struct fleet *f, const char *topic, const void *key, s
 
 /* A directory record of node `name` (d's control socket, or none) owning
  * the partitions listed (-1 ends the list), published age_s seconds ago. */
-static void publish(const struct fleet *f, const char *name, const struct tks_daemon *d,
-                    int age_s, ...) {
+static void publish(const struct fleet *f, const char *name, const struct tks_daemon *d, int age_s,
+                    ...) {
   struct tks_kafka_node *n = calloc(1, sizeof *n);
   ASSERT(n);
   snprintf(n->node, sizeof n->node, "%s", name);
@@ -346,8 +346,7 @@ TEST_TIMEOUT(nodes_lists_the_fleet_one_line_each_in_text_and_json, 120) {
   fleet_stop(&f);
 }
 
-TEST_TIMEOUT(hostile_records_on_the_directory_are_skipped_with_a_warning_and_the_rest_works,
-             120) {
+TEST_TIMEOUT(hostile_records_on_the_directory_are_skipped_with_a_warning_and_the_rest_works, 120) {
   struct fleet f;
   fleet_start(&f, true);
   /* Garbage, a record cut short, one over 64 KiB, one whose node is not

@@ -14,8 +14,8 @@
 
 #include "kafka.h"
 #include "test.h"
-#include "util.h"
 #include "utf8.h"
+#include "util.h"
 
 static struct tks_kafka_node *node_new(void) {
   struct tks_kafka_node *n = calloc(1, sizeof *n);
@@ -80,11 +80,14 @@ struct rec {
   msgpack_packer pk;
 };
 
-static void pstr(msgpack_packer *pk, const char *s) { msgpack_pack_str_with_body(pk, s, strlen(s)); }
+static void pstr(msgpack_packer *pk, const char *s) {
+  msgpack_pack_str_with_body(pk, s, strlen(s));
+}
 
-static const char *const base_keys[] = {"node",    "group",     "topic",  "partitions",
-                                        "partition_count", "partitioner", "control",
-                                        "subscribe", "ingest", "host", "pid", "ts"};
+static const char *const base_keys[] = {
+    "node",        "group",   "topic",     "partitions", "partition_count",
+    "partitioner", "control", "subscribe", "ingest",     "host",
+    "pid",         "ts"};
 #define NBASE (sizeof base_keys / sizeof base_keys[0])
 
 static void base_value(msgpack_packer *pk, unsigned k) {
@@ -110,7 +113,8 @@ static void base_value(msgpack_packer *pk, unsigned k) {
 
 /* The base record without `omit` (NULL: none), with key's value the raw
  * msgpack bytes given (key NULL: none; a key not of the base is added). */
-static void build(struct rec *r, const char *omit, const char *key, const void *raw, size_t rawlen) {
+static void build(struct rec *r, const char *omit, const char *key, const void *raw,
+                  size_t rawlen) {
   msgpack_sbuffer_init(&r->sb);
   msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
   bool key_is_base = false;
@@ -319,9 +323,12 @@ TEST(strings_not_utf8_or_with_control_characters_or_too_long_are_refused) {
   const struct {
     const char *key;
     size_t cap;
-  } lens[] = {{"node", sizeof n->node},           {"group", sizeof n->group},
-              {"topic", sizeof n->topic},         {"control", sizeof n->control},
-              {"subscribe", sizeof n->subscribe}, {"ingest", sizeof n->ingest},
+  } lens[] = {{"node", sizeof n->node},
+              {"group", sizeof n->group},
+              {"topic", sizeof n->topic},
+              {"control", sizeof n->control},
+              {"subscribe", sizeof n->subscribe},
+              {"ingest", sizeof n->ingest},
               {"host", sizeof n->host}};
   char s[400];
   memset(s, 'a', sizeof s);
@@ -482,8 +489,8 @@ static void check_taken(const struct tks_kafka_node *n) {
     if (i) ASSERT(n->partitions[i] > n->partitions[i - 1]);
     ASSERT(tks_kafka_node_owns(n, n->partitions[i]));
   }
-  const char *strs[] = {n->node,    n->group,     n->topic, n->partitioner, n->control,
-                        n->subscribe, n->ingest, n->host};
+  const char *strs[] = {n->node,    n->group,     n->topic,  n->partitioner,
+                        n->control, n->subscribe, n->ingest, n->host};
   for (unsigned k = 0; k < sizeof strs / sizeof strs[0]; k++)
     ASSERT(!(tks_utf8_scan(strs[k], strlen(strs[k])) & (TKS_UTF8_INVALID | TKS_UTF8_CONTROL)));
   ASSERT(strcmp(n->partitioner, "murmur2") == 0 || strcmp(n->partitioner, "crc32") == 0);
