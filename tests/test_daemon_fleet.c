@@ -59,16 +59,17 @@ static void produce(const struct fleet *f, const char *topic, const void *key, s
   rd_kafka_destroy(rk);
 }
 
-/* A directory record of node `name` (d's control socket, or none) owning
- * the partitions listed (-1 ends the list), published age_s seconds ago. */
-static void publish(const struct fleet *f, const char *name, const struct tks_daemon *d, int age_s,
-                    ...) {
+/* A directory record of node `name` (d's control socket, or none) for
+ * `topic`, whose producers use `partitioner`, owning the partitions listed
+ * (-1 ends the list), published age_s seconds ago. */
+static void vpublish(const struct fleet *f, const char *name, const struct tks_daemon *d, int age_s,
+                     const char *topic, const char *partitioner, va_list ap) {
   struct tks_kafka_node *n = calloc(1, sizeof *n);
   ASSERT(n);
   snprintf(n->node, sizeof n->node, "%s", name);
   snprintf(n->group, sizeof n->group, "tickslab");
-  snprintf(n->topic, sizeof n->topic, "ticks");
-  snprintf(n->partitioner, sizeof n->partitioner, "murmur2");
+  snprintf(n->topic, sizeof n->topic, "%s", topic);
+  snprintf(n->partitioner, sizeof n->partitioner, "%s", partitioner);
   if (d) {
     snprintf(n->control, sizeof n->control, "%s", d->sock);
     snprintf(n->ingest, sizeof n->ingest, "127.0.0.1:%d", d->port);
@@ -78,16 +79,30 @@ static void publish(const struct fleet *f, const char *name, const struct tks_da
   snprintf(n->host, sizeof n->host, "host-%s", name);
   n->ts = tks_now_ns() - (int64_t)age_s * 1000000000;
   n->partition_count = NPART;
-  va_list ap;
-  va_start(ap, age_s);
   int p;
   while ((p = va_arg(ap, int)) >= 0) n->partitions[n->npartitions++] = p;
-  va_end(ap);
   struct tks_buf b = {0};
   ASSERT_EQ(tks_kafka_node_encode(n, &b), 0);
   produce(f, "tickslab.nodes", name, strlen(name), b.data, b.len);
   tks_buf_finish(&b);
   free(n);
+}
+
+/* Of "ticks", murmur2. */
+static void publish(const struct fleet *f, const char *name, const struct tks_daemon *d, int age_s,
+                    ...) {
+  va_list ap;
+  va_start(ap, age_s);
+  vpublish(f, name, d, age_s, "ticks", "murmur2", ap);
+  va_end(ap);
+}
+
+static void publish_on(const struct fleet *f, const char *name, const struct tks_daemon *d,
+                       const char *topic, const char *partitioner, ...) {
+  va_list ap;
+  va_start(ap, partitioner);
+  vpublish(f, name, d, 0, topic, partitioner, ap);
+  va_end(ap);
 }
 
 static void tombstone(const struct fleet *f, const char *name) {
@@ -246,6 +261,49 @@ TEST_TIMEOUT(a_symbol_of_an_unowned_partition_is_an_error_naming_it_and_the_node
   cli(&f, &r, "last", f.sym[3], NULL);
   expect_ok(&r, "last after a took partition 3");
   expect_prices(r.out, f.sym[3], 100, 5);
+  cmd_result_finish(&r);
+  fleet_stop(&f);
+}
+
+TEST_TIMEOUT(another_topic_is_looked_up_with_its_nodes_partitioner, 120) {
+  struct fleet f;
+  fleet_start(&f, true);
+  /* On "quotes" the producers use crc32: node q (b's socket) owns the
+   * crc32 partition of a symbol of node a's on ticks, one that murmur2
+   * puts elsewhere, and nothing else. */
+  const char *sym = NULL;
+  int32_t q = -1;
+  for (int p = 0; p < 3 && !sym; p++) {
+    q = tks_kafka_partition(TKS_PARTITIONER_CRC32, f.sym[p], strlen(f.sym[p]), NPART);
+    if (q != p) sym = f.sym[p];
+  }
+  ASSERT(sym);
+  publish_on(&f, "q", &f.b, "quotes", "crc32", (int)q, -1);
+  struct cmd_result r;
+  cli(&f, &r, "last", sym, "2", "--topic", "quotes", NULL);
+  expect_ok(&r, "last --topic quotes");
+  expect_prices(r.out, sym, 200, 2);
+  cmd_result_finish(&r);
+  /* ticks is still a's. */
+  cli(&f, &r, "last", sym, "2", NULL);
+  expect_ok(&r, "last on ticks");
+  expect_prices(r.out, sym, 100, 2);
+  cmd_result_finish(&r);
+  /* A symbol of another crc32 partition: the error names that one. */
+  const char *other = NULL;
+  int32_t op = -1;
+  for (int p = 0; p < NPART && !other; p++) {
+    op = tks_kafka_partition(TKS_PARTITIONER_CRC32, f.sym[p], strlen(f.sym[p]), NPART);
+    if (op != q) other = f.sym[p];
+  }
+  ASSERT(other);
+  cli(&f, &r, "last", other, "--topic", "quotes", NULL);
+  ASSERT_EQ(r.code, 1);
+  char want[200];
+  snprintf(want, sizeof want,
+           "%s is in partition %d of quotes: no node of the fleet owns it (1 node known: q [%d])",
+           other, (int)op, (int)q);
+  ASSERT_CONTAINS(r.err, want);
   cmd_result_finish(&r);
   fleet_stop(&f);
 }
