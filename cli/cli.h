@@ -148,12 +148,21 @@ int cli_cmd_symbols(struct cli *c, int argc, char **argv);
 int cli_cmd_advice(struct cli *c, int argc, char **argv);
 int cli_cmd_tail(struct cli *c, int argc, char **argv);   /* tail.c: follow the live ticks */
 /* fleet.c (fleet_off.c without librdkafka: both answer "built without
- * Kafka", exit 2): `tickslab nodes`, and the control socket of the node
- * that owns symbol's partition of f->topic, found in the directory topic,
- * copied to path.  0, or an exit code (printed). */
+ * Kafka", exit 2): `tickslab nodes`, and the node that owns symbol's
+ * partition of f->topic, found in the directory topic: its control socket
+ * and, for messages, its name, the partition and its record's age.  0, or
+ * an exit code (printed). */
+struct cli_fleet_owner {
+  char path[108]; /* its control socket */
+  char node[64];
+  char topic[250];
+  int32_t partition;
+  double age_s;
+  int stale_s; /* when a record is a node gone */
+};
 int cli_cmd_nodes(struct cli *c, int argc, char **argv);
-int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol, char *path,
-                      size_t len);
+int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol,
+                      struct cli_fleet_owner *owner);
 int cli_cmd_export(struct cli *c, int argc, char **argv); /* export.c: a range in bulk */
 
 #endif

@@ -296,8 +296,8 @@ static int put_partitions(struct tks_buf *b, const struct tks_kafka_node *n) {
   return r;
 }
 
-int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol, char *path,
-                      size_t len) {
+int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol,
+                      struct cli_fleet_owner *o) {
   struct directory d;
   if (read_directory(c, f, &d)) return CLI_FAIL;
   const char *topic = f->topic ? f->topic : "ticks";
@@ -310,7 +310,7 @@ int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char 
   }
   const struct tks_kafka_node *owner = NULL, *newest = NULL;
   size_t serving = 0;
-  int32_t part = -1;
+  int32_t part = -1, owned = -1;
   for (size_t i = 0; i < nlive; i++) {
     const struct tks_kafka_node *n = live[i];
     if (strcmp(n->topic, topic)) continue;
@@ -321,8 +321,12 @@ int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char 
       part = p;
     }
     /* While a rebalance is published, two may claim it: the newer record. */
-    if (tks_kafka_node_owns(n, p) && (!owner || n->ts > owner->ts)) owner = n;
+    if (tks_kafka_node_owns(n, p) && (!owner || n->ts > owner->ts)) {
+      owner = n;
+      owned = p;
+    }
   }
+  if (owner) part = owned;
   const char *nodes_topic = f->nodes_topic ? f->nodes_topic : "tickslab.nodes";
   if (!serving) {
     cli_err("no node of the fleet serves the topic %s (the directory %s on %s: %zu live "
@@ -350,7 +354,12 @@ int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char 
             symbol, (int)part, topic, owner->node);
     goto out;
   }
-  snprintf(path, len, "%s", owner->control);
+  snprintf(o->path, sizeof o->path, "%s", owner->control);
+  snprintf(o->node, sizeof o->node, "%s", owner->node);
+  snprintf(o->topic, sizeof o->topic, "%s", topic);
+  o->partition = part;
+  o->age_s = (double)(tks_now_ns() - owner->ts) / 1e9;
+  o->stale_s = TKS_KAFKA_NODE_STALE_MS / 1000;
   rc = CLI_OK;
 out:
   free(live);

@@ -16,8 +16,8 @@ int cli_cmd_nodes(struct cli *c, int argc, char **argv) {
   return no_kafka();
 }
 
-int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol, char *path,
-                      size_t len) {
-  (void)c, (void)f, (void)symbol, (void)path, (void)len;
+int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol,
+                      struct cli_fleet_owner *owner) {
+  (void)c, (void)f, (void)symbol, (void)owner;
   return no_kafka();
 }

@@ -208,14 +208,20 @@ static int write_out(const char *p, size_t n) {
  * of the fleet that owns the symbol (q->pos[0]).  0, or an exit code. */
 static int open_ctl(struct cli *c, const struct query_args *q, struct cli_ctl *ctl) {
   const char *path;
-  char owner[sizeof ctl->path];
   if (q && q->fleet.brokers) {
-    int rc = cli_fleet_control(c, &q->fleet, q->pos[0], owner, sizeof owner);
+    struct cli_fleet_owner o;
+    int rc = cli_fleet_control(c, &q->fleet, q->pos[0], &o);
     if (rc) return rc;
-    path = owner;
-  } else if (cli_control_socket(c, &path)) {
-    return CLI_FAIL;
+    int r = cli_ctl_try_open(ctl, o.path, c->timeout_ms);
+    if (r)
+      cli_err("%s is in partition %d of %s, owned by node '%s' (its record %.1f s old): cannot "
+              "connect to its control socket %s: %s (a node gone without its tombstone is "
+              "listed until its record is %d s old)",
+              q->pos[0], (int)o.partition, o.topic, o.node, o.age_s, o.path, strerror(-r),
+              o.stale_s);
+    return r ? CLI_FAIL : CLI_OK;
   }
+  if (cli_control_socket(c, &path)) return CLI_FAIL;
   return cli_ctl_open(ctl, path, c->timeout_ms) ? CLI_FAIL : CLI_OK;
 }
 
