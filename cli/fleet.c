@@ -1,13 +1,14 @@
 /*
  * The fleet on Kafka (--brokers): the directory topic (--nodes-topic,
  * kafka.source.nodes_topic) read from its beginning to its end on every
- * partition by a consumer of no group (assigned, never committing), the
+ * partition by librdkafka's simple consumer (no group, nothing committed), the
  * newest record of each node kept (an empty value, a tombstone, removes
  * it; one older than TKS_KAFKA_NODE_STALE_MS is a node gone), a hostile
  * record skipped with a warning.  From it, `tickslab nodes` and the owner
  * of a symbol's partition, whose control socket `last` and `range` ask.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,8 @@
 #include "utf8.h"
 
 #define FLEET_DEFAULT_TIMEOUT_MS 5000
-#define FLEET_MAX_NODES 4096 /* node names kept from one directory */
+#define FLEET_MAX_NODES 4096  /* node names kept from one directory */
+#define FLEET_MAX_WARNINGS 10 /* skipped records told one by one, then counted */
 
 static const char nodes_help[] =
     "Usage: tickslab nodes --brokers HOST:PORT[,...] [--nodes-topic T] [--json]\n"
@@ -48,7 +50,6 @@ struct directory {
   struct entry *e;
   size_t n;
   size_t skipped; /* records not taken */
-  bool full_warned;
 };
 
 static void directory_finish(struct directory *d) {
@@ -70,17 +71,30 @@ static int64_t remaining_ms(uint64_t deadline) {
   return now < deadline ? (int64_t)((deadline - now) / 1000000) : 0;
 }
 
+/* A record skipped: told (the first FLEET_MAX_WARNINGS), and counted. */
+static void skipped(struct directory *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void skipped(struct directory *d, const char *fmt, ...) {
+  if (d->skipped++ >= FLEET_MAX_WARNINGS) return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  cli_err("warning: %s", line);
+}
+
 /* Keeps one message of the directory: the newest per key. */
 static void take(struct directory *d, const char *topic, const rd_kafka_message_t *m) {
   char shown[200];
   if (!m->key || m->key_len == 0 || m->key_len >= sizeof(((struct entry *)0)->key) ||
       (tks_utf8_scan(m->key, m->key_len) & (TKS_UTF8_INVALID | TKS_UTF8_CONTROL))) {
     tks_utf8_escape(shown, sizeof shown, m->key ? m->key : "", m->key ? m->key_len : 0);
-    cli_err("warning: skipped a record of %s [partition %d, offset %lld]: its key '%s' is not a "
-            "node name (1..%zu bytes of UTF-8)",
+    skipped(d,
+            "skipped a record of %s [partition %d, offset %lld]: its key '%s' is not a node name "
+            "(1..%zu bytes of UTF-8)",
             topic, (int)m->partition, (long long)m->offset, shown,
             sizeof(((struct entry *)0)->key) - 1);
-    d->skipped++;
     return;
   }
   char key[sizeof(((struct entry *)0)->key)];
@@ -91,18 +105,16 @@ static void take(struct directory *d, const char *topic, const rd_kafka_message_
     char why[256];
     node = malloc(sizeof *node);
     if (!node) {
-      cli_err("warning: out of memory for the record of node '%s': skipped", key);
-      d->skipped++;
+      skipped(d, "out of memory for the record of node '%s': skipped", key);
       return;
     }
     if (tks_kafka_node_parse(m->payload, m->len, node, why, sizeof why) ||
         (strcmp(node->node, key) &&
          snprintf(why, sizeof why, "its node '%s' is not its key", node->node) > 0)) {
       tks_utf8_escape(shown, sizeof shown, why, strlen(why));
-      cli_err("warning: skipped a record of %s [partition %d, offset %lld] (key '%s'): %s", topic,
+      skipped(d, "skipped a record of %s [partition %d, offset %lld] (key '%s'): %s", topic,
               (int)m->partition, (long long)m->offset, key, shown);
       free(node);
-      d->skipped++;
       return;
     }
   }
@@ -112,19 +124,15 @@ static void take(struct directory *d, const char *topic, const rd_kafka_message_
   while (i < d->n && strcmp(d->e[i].key, key)) i++;
   if (i == d->n) {
     if (d->n == FLEET_MAX_NODES) {
-      if (!d->full_warned)
-        cli_err("warning: over %d node names in %s: the rest are ignored", FLEET_MAX_NODES, topic);
-      d->full_warned = true;
+      skipped(d, "over %d node names in %s: node '%s' ignored", FLEET_MAX_NODES, topic, key);
       free(node);
-      d->skipped++;
       return;
     }
     if (d->n % 64 == 0) {
       struct entry *e = realloc(d->e, (d->n + 64) * sizeof *e);
       if (!e) {
-        cli_err("warning: out of memory for the directory: a record skipped");
+        skipped(d, "out of memory for the directory: the record of node '%s' skipped", key);
         free(node);
-        d->skipped++;
         return;
       }
       d->e = e;
@@ -144,7 +152,10 @@ static void take(struct directory *d, const char *topic, const rd_kafka_message_
   d->e[i].msg_ts = ts;
 }
 
-/* Reads the directory into d.  0, or -1 (printed). */
+/* Reads the directory into d.  0, or -1 (printed).  The consumer is the
+ * simple one (rd_kafka_consume_start on each partition, into one queue):
+ * it joins no group and commits nothing, so reading needs no group
+ * rights and leaves no trace in the cluster. */
 static int read_directory(struct cli *c, const struct cli_fleet_opts *f, struct directory *d) {
   const char *topic = f->nodes_topic ? f->nodes_topic : "tickslab.nodes";
   int timeout_ms = c->timeout_set ? c->timeout_ms : FLEET_DEFAULT_TIMEOUT_MS;
@@ -158,11 +169,7 @@ static int read_directory(struct cli *c, const struct cli_fleet_opts *f, struct 
     return -1;
   }
   rd_kafka_conf_set_log_cb(conf, quiet_log);
-  /* A group only for the assign API: never joined, never committed to. */
-  if (tks_kafka_set(conf, "group.id", "tickslab-cli", err, sizeof err) ||
-      tks_kafka_set(conf, "enable.partition.eof", "true", err, sizeof err) ||
-      tks_kafka_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
-      tks_kafka_set(conf, "enable.auto.offset.store", "false", err, sizeof err)) {
+  if (tks_kafka_set(conf, "enable.partition.eof", "true", err, sizeof err)) {
     cli_err("a Kafka consumer setting: %s", err);
     rd_kafka_conf_destroy(conf);
     return -1;
@@ -173,17 +180,16 @@ static int read_directory(struct cli *c, const struct cli_fleet_opts *f, struct 
     rd_kafka_conf_destroy(conf);
     return -1;
   }
-  int rc = -1;
-  rd_kafka_topic_partition_list_t *parts = NULL;
+  int rc = -1, np = 0, started = 0;
   bool *eof = NULL;
   const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_queue_t *queue = NULL;
   rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
   if (!rkt) {
     cli_err("the directory topic '%s': %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
     goto out;
   }
   rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, (int)remaining_ms(deadline));
-  rd_kafka_topic_destroy(rkt);
   if (e) {
     cli_err("cannot read the fleet's directory from %s within %.1f s: %s%s%s%s", f->brokers,
             timeout_ms / 1000.0, rd_kafka_err2str(e), last_log[0] ? " (" : "", last_log,
@@ -197,20 +203,20 @@ static int read_directory(struct cli *c, const struct cli_fleet_opts *f, struct 
             md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "no such topic");
     goto out;
   }
-  int np = md->topics[0].partition_cnt;
-  parts = rd_kafka_topic_partition_list_new(np);
+  np = md->topics[0].partition_cnt;
   eof = calloc((size_t)np, sizeof *eof);
-  if (!parts || !eof) {
+  queue = rd_kafka_queue_new(rk);
+  if (!eof || !queue) {
     cli_err("out of memory");
     goto out;
   }
-  for (int i = 0; i < np; i++)
-    rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
-  if ((e = rd_kafka_assign(rk, parts))) {
-    cli_err("reading the directory topic '%s': %s", topic, rd_kafka_err2str(e));
-    goto out;
-  }
+  for (; started < np; started++)
+    if (rd_kafka_consume_start_queue(rkt, md->topics[0].partitions[started].id,
+                                     RD_KAFKA_OFFSET_BEGINNING, queue)) {
+      cli_err("reading the directory topic '%s': %s", topic,
+              rd_kafka_err2str(rd_kafka_last_error()));
+      goto out;
+    }
   int left = np;
   char last_err[256] = "";
   while (left > 0) {
@@ -222,7 +228,7 @@ static int read_directory(struct cli *c, const struct cli_fleet_opts *f, struct 
               last_err[0] ? last_err : "");
       goto out;
     }
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, ms < 100 ? (int)ms : 100);
+    rd_kafka_message_t *m = rd_kafka_consume_queue(queue, ms < 100 ? (int)ms : 100);
     if (!m) continue;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       for (int i = 0; i < np; i++)
@@ -237,12 +243,15 @@ static int read_directory(struct cli *c, const struct cli_fleet_opts *f, struct 
     }
     rd_kafka_message_destroy(m);
   }
+  if (d->skipped > FLEET_MAX_WARNINGS)
+    cli_err("warning: %zu more records of %s skipped", d->skipped - FLEET_MAX_WARNINGS, topic);
   rc = 0;
 out:
+  for (int i = 0; i < started; i++) rd_kafka_consume_stop(rkt, md->topics[0].partitions[i].id);
+  if (queue) rd_kafka_queue_destroy(queue);
   if (md) rd_kafka_metadata_destroy(md);
-  if (parts) rd_kafka_topic_partition_list_destroy(parts);
+  if (rkt) rd_kafka_topic_destroy(rkt);
   free(eof);
-  rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
   if (rc) directory_finish(d);
   return rc;

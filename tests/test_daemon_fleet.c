@@ -469,6 +469,8 @@ TEST_TIMEOUT(hostile_records_on_the_directory_are_skipped_with_a_warning_and_the
   produce(&f, "tickslab.nodes", "range", 5, b.data, b.len);
   tks_buf_finish(&b);
   free(n);
+  /* Then a flood: told only up to 10 in all, then counted. */
+  for (int k = 0; k < 12; k++) produce(&f, "tickslab.nodes", "flood", 5, "x", 1);
 
   struct cmd_result r;
   cli(&f, &r, "last", f.sym[5], "1", NULL);
@@ -482,6 +484,11 @@ TEST_TIMEOUT(hostile_records_on_the_directory_are_skipped_with_a_warning_and_the
   ASSERT_CONTAINS(r.err, "its key '' is not a node name");
   ASSERT_CONTAINS(r.err, "(key 'huge'): a record of 65546 bytes (over 65536)");
   ASSERT_CONTAINS(r.err, "(key 'range'): partitions: 3 is not in 0..1");
+  ASSERT_CONTAINS(r.err, "(key 'flood'): not a msgpack map"); /* the 8th..10th */
+  ASSERT_CONTAINS(r.err, "tickslab: warning: 9 more records of tickslab.nodes skipped\n");
+  int warnings = 0;
+  for (const char *p = r.err; (p = strstr(p, "warning: skipped")); p++) warnings++;
+  ASSERT_EQ(warnings, 10);
   cmd_result_finish(&r);
   /* None of them took partition 3. */
   cli(&f, &r, "last", f.sym[3], NULL);
