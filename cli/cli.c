@@ -1,8 +1,8 @@
 /*
  * What every part of the CLI uses: the one error line on stderr (cli_err)
  * and the option parsing: `--name VALUE` / `--name=VALUE`, the global
- * options (--socket, --config, --connect, --timeout), counts with k/M/G and
- * seconds.  Calls nothing of cli/ but lib/, so any CLI file may call it.
+ * options (--socket, --config, --connect, --timeout) and the fleet's
+ * (--brokers, --nodes-topic, --topic), counts with k/M/G and seconds.  Calls nothing of cli/ but lib/, so any CLI file may call it.
  */
 #include <errno.h>
 #include <math.h>
@@ -93,6 +93,25 @@ int cli_global_opt(struct cli *c, int argc, char **argv, int *i) {
       return -1;
     }
     c->timeout_ms = (int)ceil(s * 1000);
+    c->timeout_set = true;
+    return 1;
+  }
+  return 0;
+}
+
+int cli_fleet_opt(int argc, char **argv, int *i, struct cli_fleet_opts *f) {
+  static const char *const names[] = {"--brokers", "--nodes-topic", "--topic"};
+  const char **slots[] = {&f->brokers, &f->nodes_topic, &f->topic};
+  for (unsigned k = 0; k < TKS_ARRAY_SIZE(names); k++) {
+    const char *v = NULL;
+    int r = cli_opt_value(argc, argv, i, names[k], &v);
+    if (r < 0) return r;
+    if (r == 0) continue;
+    if (!v[0]) {
+      cli_err("option %s needs a value (see tickslab --help)", names[k]);
+      return -1;
+    }
+    *slots[k] = v;
     return 1;
   }
   return 0;

@@ -1,8 +1,10 @@
 /*
  * What the parts of the `tickslab` CLI share, by the file that holds it:
  * cli_err and option parsing (cli.c), where the daemon is (resolve.c), the
- * control socket client and TCP helpers (net.c), and the commands.  Calls go
- * one way: tickslab.c -> commands -> resolve.c -> net.c -> cli.c.  Every
+ * control socket client and TCP helpers (net.c), and the commands (with
+ * them fleet.c, the owner of a symbol in a fleet on Kafka, which query.c
+ * asks).  Calls go one way: tickslab.c -> commands -> resolve.c -> net.c ->
+ * cli.c.  Every
  * function that fails has already printed one "tickslab: ..." line on
  * stderr; callers only pass the exit code up.
  */
@@ -29,6 +31,7 @@ struct cli {
   const char *config_opt;
   const char *connect_opt;
   int timeout_ms; /* --timeout: control replies, connects, stalled writes */
+  bool timeout_set; /* --timeout was given */
 
   /* Resolved on first use. */
   int config_state; /* 0 not tried, 1 file loaded, 2 no file (defaults), -1 failed */
@@ -59,6 +62,15 @@ int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **
 int cli_parse_count(const char *s, uint64_t *out);
 /* Seconds, fractions allowed: "10", "0.5".  Returns 0 or -EINVAL. */
 int cli_parse_seconds(const char *s, double *out);
+
+/* The fleet options of last, range and nodes (fleet.c): NULL when not given. */
+struct cli_fleet_opts {
+  const char *brokers;     /* --brokers: ask the fleet on Kafka, not the local daemon */
+  const char *nodes_topic; /* --nodes-topic (default tickslab.nodes) */
+  const char *topic;       /* --topic: the ticks' topic (default ticks) */
+};
+/* If argv[*i] is one of them, as cli_opt_value: 1 (consumed), 0, -1. */
+int cli_fleet_opt(int argc, char **argv, int *i, struct cli_fleet_opts *f);
 
 /* resolve.c: the control socket path, the ingest address (c->ingest_host,
  * ingest_port, ingest_name; a config listening on port 0 is asked for its
@@ -135,6 +147,22 @@ int cli_cmd_range(struct cli *c, int argc, char **argv);
 int cli_cmd_symbols(struct cli *c, int argc, char **argv);
 int cli_cmd_advice(struct cli *c, int argc, char **argv);
 int cli_cmd_tail(struct cli *c, int argc, char **argv);   /* tail.c: follow the live ticks */
+/* fleet.c (fleet_off.c without librdkafka: both answer "built without
+ * Kafka", exit 2): `tickslab nodes`, and the node that owns symbol's
+ * partition of f->topic, found in the directory topic: its control socket
+ * and, for messages, its name, the partition and its record's age.  0, or
+ * an exit code (printed). */
+struct cli_fleet_owner {
+  char path[108]; /* its control socket */
+  char node[64];
+  char topic[250];
+  int32_t partition;
+  double age_s;
+  int stale_s; /* when a record is a node gone */
+};
+int cli_cmd_nodes(struct cli *c, int argc, char **argv);
+int cli_fleet_control(struct cli *c, const struct cli_fleet_opts *f, const char *symbol,
+                      struct cli_fleet_owner *owner);
 int cli_cmd_export(struct cli *c, int argc, char **argv); /* export.c: a range in bulk */
 
 #endif

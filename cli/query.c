@@ -4,7 +4,8 @@
  * the answer: for the tick queries the daemon's JSON lines themselves (they
  * are the data; `range --all` follows the {"more":...} line page by page),
  * for `advice` the "text" of each line unless --json.  An error answer goes
- * to stderr with exit status 1.
+ * to stderr with exit status 1.  With --brokers, `last` and `range` ask the
+ * node of the fleet that owns the symbol (fleet.c), not the local daemon.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 #define MAX_POSITIONAL 4
 
 static const char last_help[] =
-    "Usage: tickslab last SYMBOL [N] [--ts ns|iso|string] [--json]\n"
+    "Usage: tickslab last SYMBOL [N] [--ts ns|iso|string] [--json] [--brokers B]\n"
     "\n"
     "Prints the newest N ticks of SYMBOL (default 10), oldest first, one JSON\n"
     "object a line with every field the tick has (request 'last SYMBOL N').\n"
@@ -27,10 +28,24 @@ static const char last_help[] =
     "           default), iso (\"2026-11-25T14:30:00.123456789Z\", UTC, every\n"
     "           ns digit) or string (the ns as a string: JSON.parse and jq\n"
     "           round numbers past 2^53); request word ts=F\n"
-    "  --json   print the answer's lines as they are (the default here too)\n";
+    "  --json   print the answer's lines as they are (the default here too)\n"
+    "\n"
+    "With --brokers the local daemon is not asked: the node of the fleet on\n"
+    "Kafka that owns SYMBOL is (see tickslab nodes --help).  The directory\n"
+    "topic names each node's partitions of the ticks' topic and its control\n"
+    "socket; SYMBOL's partition, from the node's partitioner, tells the owner,\n"
+    "and the request goes to that node's control socket, a Unix socket at the\n"
+    "path its record names: a node on this host, or one whose socket is\n"
+    "forwarded here to that path (ssh -L PATH:PATH host).  No owner: an error\n"
+    "naming the partition, exit 1.\n"
+    "\n"
+    "  --brokers B       the Kafka bootstrap list of the fleet\n"
+    "  --topic T         the ticks' topic (default ticks)\n"
+    "  --nodes-topic T   the directory topic (default tickslab.nodes)\n";
 
 static const char range_help[] =
     "Usage: tickslab range SYMBOL FROM TO [LIMIT] [--all] [--ts ns|iso|string] [--json]\n"
+    "                      [--brokers B]\n"
     "\n"
     "Prints the ticks of SYMBOL with FROM <= ts < TO, oldest first, one JSON\n"
     "object a line (request 'range SYMBOL FROM TO LIMIT').  FROM and TO are\n"
@@ -51,7 +66,20 @@ static const char range_help[] =
     "           default), iso (\"2026-11-25T14:30:00.123456789Z\", UTC, every\n"
     "           ns digit) or string (the ns as a string: JSON.parse and jq\n"
     "           round numbers past 2^53); request word ts=F\n"
-    "  --json   print the answer's lines as they are (the default here too)\n";
+    "  --json   print the answer's lines as they are (the default here too)\n"
+    "\n"
+    "With --brokers the local daemon is not asked: the node of the fleet on\n"
+    "Kafka that owns SYMBOL is (see tickslab nodes --help).  The directory\n"
+    "topic names each node's partitions of the ticks' topic and its control\n"
+    "socket; SYMBOL's partition, from the node's partitioner, tells the owner,\n"
+    "and the request goes to that node's control socket, a Unix socket at the\n"
+    "path its record names: a node on this host, or one whose socket is\n"
+    "forwarded here to that path (ssh -L PATH:PATH host).  No owner: an error\n"
+    "naming the partition, exit 1.\n"
+    "\n"
+    "  --brokers B       the Kafka bootstrap list of the fleet\n"
+    "  --topic T         the ticks' topic (default ticks)\n"
+    "  --nodes-topic T   the directory topic (default tickslab.nodes)\n";
 
 static const char symbols_help[] =
     "Usage: tickslab symbols [LIMIT] [--ts ns|iso|string] [--json]\n"
@@ -81,14 +109,16 @@ struct query_args {
   int npos;
   bool json;
   bool all;
-  const char *ts; /* --ts: ns, iso, string, or NULL */
+  const char *ts;              /* --ts: ns, iso, string, or NULL */
+  struct cli_fleet_opts fleet; /* last, range: --brokers and its options */
 };
 
 /* Parses a command's arguments: positionals (min..max), --json, --all
  * where allowed, and the global options.  Returns -1 to go on, else the
  * exit code (after --help, or a printed usage error). */
 static int parse_args(struct cli *c, int argc, char **argv, const char *help, const char *usage,
-                      int min, int max, bool allow_all, bool allow_ts, struct query_args *q) {
+                      int min, int max, bool allow_all, bool allow_ts, bool allow_fleet,
+                      struct query_args *q) {
   memset(q, 0, sizeof *q);
   bool words_only = false;
   for (int i = 1; i < argc;) {
@@ -126,7 +156,8 @@ static int parse_args(struct cli *c, int argc, char **argv, const char *help, co
         i += a[4] == '=' ? 1 : 2;
         continue;
       }
-      int r = cli_global_opt(c, argc, argv, &i);
+      int r = allow_fleet ? cli_fleet_opt(argc, argv, &i, &q->fleet) : 0;
+      if (r == 0) r = cli_global_opt(c, argc, argv, &i);
       if (r < 0) return CLI_USAGE;
       if (r > 0) continue;
       cli_err("%s: unknown option '%s' (see tickslab %s --help)", argv[0], a, argv[0]);
@@ -145,6 +176,11 @@ static int parse_args(struct cli *c, int argc, char **argv, const char *help, co
   }
   if (q->npos < min) {
     cli_err("%s: missing arguments (usage: tickslab %s)", argv[0], usage);
+    return CLI_USAGE;
+  }
+  if (!q->fleet.brokers && (q->fleet.topic || q->fleet.nodes_topic)) {
+    cli_err("%s: %s is for a fleet on Kafka: give --brokers too", argv[0],
+            q->fleet.topic ? "--topic" : "--nodes-topic");
     return CLI_USAGE;
   }
   return -1;
@@ -168,16 +204,32 @@ static int write_out(const char *p, size_t n) {
   return 0;
 }
 
-static int open_ctl(struct cli *c, struct cli_ctl *ctl) {
+/* The local daemon's control socket, or with --brokers that of the node
+ * of the fleet that owns the symbol (q->pos[0]).  0, or an exit code. */
+static int open_ctl(struct cli *c, const struct query_args *q, struct cli_ctl *ctl) {
   const char *path;
-  if (cli_control_socket(c, &path)) return -1;
-  return cli_ctl_open(ctl, path, c->timeout_ms);
+  if (q && q->fleet.brokers) {
+    struct cli_fleet_owner o;
+    int rc = cli_fleet_control(c, &q->fleet, q->pos[0], &o);
+    if (rc) return rc;
+    int r = cli_ctl_try_open(ctl, o.path, c->timeout_ms);
+    if (r)
+      cli_err("%s is in partition %d of %s, owned by node '%s' (its record %.1f s old): cannot "
+              "connect to its control socket %s: %s (a node gone without its tombstone is "
+              "listed until its record is %d s old)",
+              q->pos[0], (int)o.partition, o.topic, o.node, o.age_s, o.path, strerror(-r),
+              o.stale_s);
+    return r ? CLI_FAIL : CLI_OK;
+  }
+  if (cli_control_socket(c, &path)) return CLI_FAIL;
+  return cli_ctl_open(ctl, path, c->timeout_ms) ? CLI_FAIL : CLI_OK;
 }
 
 /* Sends one request and prints the lines of the answer. */
-static int run_raw(struct cli *c, const char *request) {
+static int run_raw(struct cli *c, const struct query_args *q, const char *request) {
   struct cli_ctl ctl;
-  if (open_ctl(c, &ctl)) return CLI_FAIL;
+  int orc = open_ctl(c, q, &ctl);
+  if (orc) return orc;
   struct tks_buf resp = {0};
   int rc = CLI_FAIL;
   if (cli_ctl_ask(&ctl, request, &resp) == 0 && write_out(resp.data, resp.len) == 0 &&
@@ -190,20 +242,20 @@ static int run_raw(struct cli *c, const char *request) {
 
 int cli_cmd_last(struct cli *c, int argc, char **argv) {
   struct query_args q;
-  int r = parse_args(c, argc, argv, last_help, "last SYMBOL [N]", 1, 2, false, true, &q);
+  int r = parse_args(c, argc, argv, last_help, "last SYMBOL [N]", 1, 2, false, true, true, &q);
   if (r >= 0) return r;
   struct tks_buf req = {0};
-  int rc = build_request(&req, "last", &q) ? CLI_FAIL : run_raw(c, req.data);
+  int rc = build_request(&req, "last", &q) ? CLI_FAIL : run_raw(c, &q, req.data);
   tks_buf_finish(&req);
   return rc;
 }
 
 int cli_cmd_symbols(struct cli *c, int argc, char **argv) {
   struct query_args q;
-  int r = parse_args(c, argc, argv, symbols_help, "symbols [LIMIT]", 0, 1, false, true, &q);
+  int r = parse_args(c, argc, argv, symbols_help, "symbols [LIMIT]", 0, 1, false, true, false, &q);
   if (r >= 0) return r;
   struct tks_buf req = {0};
-  int rc = build_request(&req, "symbols", &q) ? CLI_FAIL : run_raw(c, req.data);
+  int rc = build_request(&req, "symbols", &q) ? CLI_FAIL : run_raw(c, NULL, req.data);
   tks_buf_finish(&req);
   return rc;
 }
@@ -222,19 +274,20 @@ static const char *last_line(const struct tks_buf *resp) {
 int cli_cmd_range(struct cli *c, int argc, char **argv) {
   struct query_args q;
   int r = parse_args(c, argc, argv, range_help, "range SYMBOL FROM TO [LIMIT]", 3, 4, true, true,
-                     &q);
+                     true, &q);
   if (r >= 0) return r;
   struct tks_buf req = {0};
   if (build_request(&req, "range", &q)) return CLI_FAIL;
   if (!q.all) {
-    int rc = run_raw(c, req.data);
+    int rc = run_raw(c, &q, req.data);
     tks_buf_finish(&req);
     return rc;
   }
   struct cli_ctl ctl;
-  if (open_ctl(c, &ctl)) {
+  int orc = open_ctl(c, &q, &ctl);
+  if (orc) {
     tks_buf_finish(&req);
-    return CLI_FAIL;
+    return orc;
   }
   struct tks_buf resp = {0};
   char from[32];
@@ -382,11 +435,11 @@ static int extract_text(const char *p, const char *end, struct tks_buf *o) {
 
 int cli_cmd_advice(struct cli *c, int argc, char **argv) {
   struct query_args q;
-  int r = parse_args(c, argc, argv, advice_help, "advice", 0, 0, false, false, &q);
+  int r = parse_args(c, argc, argv, advice_help, "advice", 0, 0, false, false, false, &q);
   if (r >= 0) return r;
-  if (q.json) return run_raw(c, "advice");
+  if (q.json) return run_raw(c, NULL, "advice");
   struct cli_ctl ctl;
-  if (open_ctl(c, &ctl)) return CLI_FAIL;
+  if (open_ctl(c, NULL, &ctl)) return CLI_FAIL;
   struct tks_buf resp = {0}, text = {0};
   int rc = CLI_FAIL;
   if (cli_ctl_ask(&ctl, "advice", &resp)) goto out;

@@ -2,7 +2,7 @@
  * tickslab: the command-line client of tickslabd.  main parses the global
  * options and runs one command: ping and request talk to the control
  * socket here, the others are in stats.c, top.c, query.c, send.c, gen.c,
- * tail.c and export.c.  Where the
+ * tail.c, export.c and fleet.c.  Where the
  * daemon is comes from resolve.c, cli_err and option parsing from cli.c.
  * Exit: 0 ok, 1 failure, 2 usage.
  */
@@ -35,6 +35,10 @@ static const char usage_text[] =
     "  range SYMBOL FROM TO [LIMIT] [--all]\n"
     "                         the ticks with FROM <= ts < TO (ns or ISO-8601),\n"
     "                         a page at a time, or --all pages\n"
+    "                         (last, range --brokers B [--topic T] [--nodes-topic T]:\n"
+    "                         from the node of a fleet on Kafka that owns SYMBOL)\n"
+    "  nodes --brokers B [--nodes-topic T] [--json]\n"
+    "                         the nodes of a fleet on Kafka, from its directory topic\n"
     "  symbols [LIMIT]        each symbol with its tick count and first/last ts\n"
     "  advice [--json]        what to change in the schema, from the live figures\n"
     "  export SYMBOL|'*' FROM TO [--format msgpack|csv|jsonl] [-o FILE]\n"
@@ -185,6 +189,7 @@ static const struct {
     {"send", cli_cmd_send},   {"gen", cli_cmd_gen},         {"last", cli_cmd_last},
     {"range", cli_cmd_range}, {"symbols", cli_cmd_symbols}, {"advice", cli_cmd_advice},
     {"tail", cli_cmd_tail},   {"export", cli_cmd_export},   {"top", cli_cmd_top},
+    {"nodes", cli_cmd_nodes},
 };
 
 static int run_command(struct cli *c, int argc, char **argv) {

@@ -11,7 +11,7 @@ _tickslab() {
         words=("${COMP_WORDS[@]}")
         cword=$COMP_CWORD
     fi
-    local commands="ping stats top last range symbols advice export tail request send gen help"
+    local commands="ping stats top last range nodes symbols advice export tail request send gen help"
     local global="--socket --config --connect --timeout --help --version"
 
     case $prev in
@@ -24,7 +24,8 @@ _tickslab() {
         --format)
             COMPREPLY=($(compgen -W "msgpack csv jsonl" -- "$cur")); return ;;
         --connect|--timeout|--from|--count|--subscribe|--producer|--rate|--symbols|--interval|\
-        --connections|--seed|--extra-fields|--extra-share|--duration|--wait-timeout)
+        --connections|--seed|--extra-fields|--extra-share|--duration|--wait-timeout|\
+        --brokers|--topic|--nodes-topic)
             return ;;
     esac
 
@@ -59,8 +60,10 @@ _tickslab() {
                 return
             fi ;;
         top) opts="--interval --count" ;;
-        last|symbols) opts="--ts --json" ;;
-        range) opts="--all --ts --json" ;;
+        last) opts="--ts --json --brokers --topic --nodes-topic" ;;
+        symbols) opts="--ts --json" ;;
+        range) opts="--all --ts --json --brokers --topic --nodes-topic" ;;
+        nodes) opts="--brokers --nodes-topic --json" ;;
         advice) opts="--json" ;;
         export) opts="--format --ts -o" ;;
         tail) opts="--from --ts --csv --count --subscribe" ;;

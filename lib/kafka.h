@@ -49,7 +49,8 @@ int32_t tks_kafka_partition(enum tks_partitioner p, const char *key, size_t len,
  *    "ts": <ns since the epoch, when it was published>}
  *
  * Unknown keys are skipped (newer nodes may add some); "node", "topic",
- * "partitions", "partition_count" and "ts" are required.
+ * "partitions", "partition_count" and "ts" are required; "partitioner"
+ * is "murmur2" when absent.  The record's key is its node's name.
  */
 #define TKS_KAFKA_NODE_HEARTBEAT_MS 10000
 #define TKS_KAFKA_NODE_STALE_MS 60000 /* a record older than this is a node gone */
@@ -72,13 +73,21 @@ struct tks_kafka_node {
   int32_t partitions[TKS_KAFKA_NODE_MAX_PARTITIONS];
 };
 
-/* The record's value, appended to out (lib/util.h's tks_buf).  0 or -ENOMEM. */
+/* The record's value, appended to out (lib/util.h's tks_buf): every key
+ * above, strings as they are (empty ones too), "partitioner" "murmur2"
+ * when n's is empty.  0, or -ENOMEM (-EINVAL: npartitions over
+ * TKS_KAFKA_NODE_MAX_PARTITIONS) with out as it was. */
 struct tks_buf;
 int tks_kafka_node_encode(const struct tks_kafka_node *n, struct tks_buf *out);
-/* Parses a value (len <= TKS_KAFKA_NODE_MAX_BYTES) into *n.  0, or -EINVAL
- * with why set ("partitions: expected an array of ints"): not a map, a
- * required key missing, a value of the wrong type, a string too long or not
- * UTF-8, a partition out of 0..partition_count-1, nesting. */
+/* Parses a value (len <= TKS_KAFKA_NODE_MAX_BYTES) into *n, its partitions
+ * sorted.  0, or -EINVAL with why set ("partitions: expected an array of
+ * ints") and *n zeroed: not one whole msgpack map (truncated, bytes after
+ * it, nested deeper than TKS_DECODE_MAX_DEPTH), a key not a string, a
+ * known key twice, a required key missing, a value of the wrong type, a
+ * string too long for its field, not UTF-8 or with a control character,
+ * node or topic empty, a partitioner other than murmur2 and crc32, a
+ * partition out of 0..partition_count-1 or given twice, more than
+ * TKS_KAFKA_NODE_MAX_PARTITIONS of them. */
 int tks_kafka_node_parse(const void *data, size_t len, struct tks_kafka_node *n, char *why,
                          size_t whylen);
 /* True when partition p is in n's list. */

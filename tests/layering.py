@@ -41,7 +41,7 @@ LAYERS = {
     "cli": [
         ["cli/tickslab.c"],                          # main, dispatch, ping/request
         ["cli/gen.c", "cli/send.c", "cli/query.c", "cli/tail.c", "cli/export.c",
-         "cli/stats.c", "cli/top.c"],                # the commands
+         "cli/stats.c", "cli/top.c", "cli/fleet.c", "cli/fleet_off.c"],  # the commands
         ["cli/resolve.c"],                           # where the daemon is
         ["cli/net.c", "cli/csv.c"],                  # sockets, CSV
         ["cli/cli.c"],                               # cli_err, option parsing
