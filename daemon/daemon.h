@@ -124,6 +124,7 @@ struct tks_server {
   char listen_addr[320]; /* "127.0.0.1:40123", "[::1]:7070" */
   uint16_t port;
   char metrics_addr[320]; /* metrics.c's bound address, "" while metrics.listen is off */
+  char subscribe_addr[320]; /* subscribe.c's, "" while subscribe.listen is off */
 
   /* Counters. */
   uint64_t ticks_accepted;

@@ -45,6 +45,8 @@
 #define METADATA_TIMEOUT_MS 5000
 #define OFFSETS_TIMEOUT_MS 5000
 #define MAX_PARTITIONS 100000
+#define MAX_NODES 256 /* of the directory kept */
+#define DIR_POLL 256  /* directory records read a timer tick */
 
 struct part {
   bool assigned;
@@ -78,6 +80,16 @@ static struct {
   size_t npending, pending_at;
   uint64_t last_commit_ms;
   char state[32];
+  /* The fleet's directory (kafka.source.nodes_topic, lib/kafka.h): this
+   * node's record published by `dir_out`; the others' read by `dir_in`
+   * (partition 0, from its start), the newest record of each node kept. */
+  rd_kafka_t *dir_out, *dir_in;
+  char node[64];
+  uint64_t last_publish_ms;
+  bool publish_due;
+  struct tks_kafka_node *nodes[MAX_NODES];
+  unsigned nnodes;
+  uint64_t published, dir_records, dir_bad;
   /* Counters. */
   uint64_t messages, stored, rejected, skipped, misrouted, errors, rebalances, commits,
       commit_errors, not_owned;
@@ -192,6 +204,116 @@ static void on_assign(rd_kafka_topic_partition_list_t *list) {
   }
 }
 
+/* ---- the fleet's directory ------------------------------------------- */
+
+/* This node's record (value NULL: the tombstone of a clean stop). */
+static void publish(bool tombstone) {
+  if (!K.dir_out) return;
+  struct tks_server *srv = K.srv;
+  struct tks_buf b;
+  tks_buf_init(&b);
+  if (!tombstone) {
+    struct tks_kafka_node *n = calloc(1, sizeof *n);
+    if (!n) return;
+    snprintf(n->node, sizeof n->node, "%s", K.node);
+    snprintf(n->group, sizeof n->group, "%s", srv->cfg.kafka.source.group);
+    snprintf(n->topic, sizeof n->topic, "%s", srv->cfg.kafka.source.topic);
+    snprintf(n->partitioner, sizeof n->partitioner, "%s",
+             tks_partitioner_names[srv->cfg.kafka.source.partitioner]);
+    snprintf(n->control, sizeof n->control, "%s", srv->cfg.control.socket);
+    snprintf(n->subscribe, sizeof n->subscribe, "%s", srv->subscribe_addr);
+    snprintf(n->ingest, sizeof n->ingest, "%s", srv->listen_addr);
+    gethostname(n->host, sizeof n->host - 1);
+    n->pid = getpid();
+    n->ts = tks_now_ns();
+    n->partition_count = K.nparts;
+    for (int32_t p = 0; p < K.nparts && n->npartitions < TKS_KAFKA_NODE_MAX_PARTITIONS; p++)
+      if (K.parts[p].assigned) n->partitions[n->npartitions++] = p;
+    int e = tks_kafka_node_encode(n, &b);
+    free(n);
+    if (e) {
+      tks_buf_finish(&b);
+      return;
+    }
+  }
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      K.dir_out, RD_KAFKA_V_TOPIC(srv->cfg.kafka.source.nodes_topic),
+      RD_KAFKA_V_KEY(K.node, strlen(K.node)), RD_KAFKA_V_VALUE(b.data, b.len),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+  tks_buf_finish(&b);
+  if (e)
+    tks_server_log_limited(srv, "kafka: publishing to %s: %s", srv->cfg.kafka.source.nodes_topic,
+                           rd_kafka_err2str(e));
+  else
+    K.published++;
+  K.last_publish_ms = uv_now(srv->loop);
+  K.publish_due = false;
+}
+
+/* Takes what the directory consumer fetched: the newest record of each
+ * node; a tombstone removes it; what does not parse is counted, logged
+ * and skipped. */
+static void dir_read(void) {
+  if (!K.dir_in) return;
+  for (int i = 0; i < DIR_POLL; i++) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(K.dir_in, 0);
+    if (!m) return;
+    if (m->err || !m->key || !m->key_len || m->key_len >= sizeof K.nodes[0]->node) {
+      if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        tks_server_log_limited(K.srv, "kafka: reading %s: %s", K.srv->cfg.kafka.source.nodes_topic,
+                               rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    unsigned at = 0;
+    while (at < K.nnodes && !(strlen(K.nodes[at]->node) == m->key_len &&
+                              memcmp(K.nodes[at]->node, m->key, m->key_len) == 0))
+      at++;
+    if (!m->payload || !m->len) { /* a tombstone: the node stopped */
+      if (at < K.nnodes) {
+        free(K.nodes[at]);
+        K.nodes[at] = K.nodes[--K.nnodes];
+      }
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    struct tks_kafka_node *n = calloc(1, sizeof *n);
+    char why[200];
+    if (n && tks_kafka_node_parse(m->payload, m->len, n, why, sizeof why) == 0 &&
+        strlen(n->node) == m->key_len && memcmp(n->node, m->key, m->key_len) == 0) {
+      K.dir_records++;
+      if (at < K.nnodes) {
+        free(K.nodes[at]);
+        K.nodes[at] = n;
+      } else if (K.nnodes < MAX_NODES) {
+        K.nodes[K.nnodes++] = n;
+      } else {
+        free(n);
+      }
+    } else {
+      K.dir_bad++;
+      tks_server_log_limited(K.srv, "kafka: a record of %s at offset %" PRId64 " skipped: %s",
+                             K.srv->cfg.kafka.source.nodes_topic, m->offset,
+                             n ? why : "out of memory");
+      free(n);
+    }
+    rd_kafka_message_destroy(m);
+  }
+}
+
+/* The node that publishes partition p of our topic, fresh, not this one. */
+static const struct tks_kafka_node *owner_of(int32_t p) {
+  int64_t now = tks_now_ns();
+  for (unsigned i = 0; i < K.nnodes; i++) {
+    const struct tks_kafka_node *n = K.nodes[i];
+    if (strcmp(n->node, K.node) == 0 || strcmp(n->topic, K.srv->cfg.kafka.source.topic) != 0 ||
+        now - n->ts > (int64_t)TKS_KAFKA_NODE_STALE_MS * 1000000)
+      continue;
+    if (tks_kafka_node_owns(n, p)) return n;
+  }
+  return NULL;
+}
+
 static void commit_durable(bool sync);
 
 static void drop_pending_of(int32_t partition) {
@@ -238,6 +360,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       e = rd_kafka_assign(rk, NULL);
     snprintf(K.state, sizeof K.state, "revoked");
   }
+  publish(false);
   if (error) {
     tks_log(TKS_LOG_ERROR, "kafka: rebalance: %s", rd_kafka_error_string(error));
     rd_kafka_error_destroy(error);
@@ -508,6 +631,11 @@ static void on_timer(uv_timer_t *t) {
         K.parts[p].high = hi;
     }
   }
+  if (K.dir_out) {
+    rd_kafka_poll(K.dir_out, 0); /* delivery reports */
+    if (now - K.last_publish_ms >= TKS_KAFKA_NODE_HEARTBEAT_MS) publish(false);
+  }
+  dir_read();
   drain(); /* after a hold, and what a wake-up may have missed */
 }
 
@@ -519,6 +647,13 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
                          : level <= 6                         ? TKS_LOG_INFO
                                                               : TKS_LOG_DEBUG;
   tks_log(l, "kafka source: %s: %s", fac, buf);
+}
+
+/* The directory's producer gets the consumer's properties (for security
+ * and the like): that those are consumer ones is no news. */
+static void on_dir_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+  if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "is a consumer property")) level = 7;
+  on_kafka_log(rk, level, fac, buf);
 }
 
 static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -551,6 +686,65 @@ const char *tks_kafka_build(void) {
   return v;
 }
 
+/* The directory's producer and consumer (same brokers and properties). */
+static int dir_start(char *err, size_t errlen) {
+  const struct tks_config *cfg = &K.srv->cfg;
+  char why[512];
+  rd_kafka_conf_t *pc = tks_kafka_conf(cfg->kafka.source.brokers, cfg->kafka.source.properties,
+                                       "kafka.source.properties", err, errlen);
+  if (!pc) return -EINVAL;
+  rd_kafka_conf_set_log_cb(pc, on_dir_log);
+  if (tks_kafka_set(pc, "linger.ms", "0", why, sizeof why) == 0)
+    K.dir_out = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, errlen);
+  if (!K.dir_out) {
+    rd_kafka_conf_destroy(pc);
+    return -EINVAL;
+  }
+  rd_kafka_conf_t *cc = tks_kafka_conf(cfg->kafka.source.brokers, cfg->kafka.source.properties,
+                                       "kafka.source.properties", err, errlen);
+  if (!cc) return -EINVAL;
+  rd_kafka_conf_set_log_cb(cc, on_kafka_log);
+  /* Assigned, never joined: every node reads the directory whole (the id
+   * is librdkafka's requirement; nothing is committed under it). */
+  char gid[96];
+  snprintf(gid, sizeof gid, "tickslab-directory-%s", K.node);
+  if (tks_kafka_set(cc, "group.id", gid, why, sizeof why) == 0 &&
+      tks_kafka_set(cc, "enable.auto.commit", "false", why, sizeof why) == 0)
+    K.dir_in = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, errlen);
+  if (!K.dir_in) {
+    rd_kafka_conf_destroy(cc);
+    return -EINVAL;
+  }
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(l, cfg->kafka.source.nodes_topic, 0)->offset =
+      RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_resp_err_t e = rd_kafka_assign(K.dir_in, l);
+  rd_kafka_topic_partition_list_destroy(l);
+  if (e) {
+    snprintf(err, errlen, "reading %s: %s", cfg->kafka.source.nodes_topic, rd_kafka_err2str(e));
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static void dir_stop(void) {
+  if (K.dir_out) {
+    publish(true); /* gone: the tombstone */
+    if (rd_kafka_flush(K.dir_out, 2000))
+      tks_log(TKS_LOG_WARN, "kafka: this node's tombstone in %s was not acknowledged",
+              K.srv->cfg.kafka.source.nodes_topic);
+    rd_kafka_destroy(K.dir_out);
+    K.dir_out = NULL;
+  }
+  if (K.dir_in) {
+    rd_kafka_consumer_close(K.dir_in);
+    rd_kafka_destroy(K.dir_in);
+    K.dir_in = NULL;
+  }
+  for (unsigned i = 0; i < K.nnodes; i++) free(K.nodes[i]);
+  K.nnodes = 0;
+}
+
 int tks_kafka_source_start(struct tks_server *srv) {
   const struct tks_config *cfg = &srv->cfg;
   K.srv = srv;
@@ -564,9 +758,10 @@ int tks_kafka_source_start(struct tks_server *srv) {
   if (!conf) goto refused;
   char host[256] = "tickslabd";
   gethostname(host, sizeof host - 1);
-  char client[320];
-  snprintf(client, sizeof client, "tickslabd-%s",
+  snprintf(K.node, sizeof K.node, "%.63s",
            cfg->kafka.source.node[0] ? cfg->kafka.source.node : host);
+  char client[320];
+  snprintf(client, sizeof client, "tickslabd-%s", K.node);
   /* Our defaults, then the operator's properties, then what the source
    * cannot work without. */
   if (tks_kafka_set(conf, "client.id", client, why, sizeof why) ||
@@ -616,6 +811,7 @@ int tks_kafka_source_start(struct tks_server *srv) {
              rd_kafka_err2str(e));
     goto refused;
   }
+  if (dir_start(err, sizeof err)) goto refused;
   snprintf(K.state, sizeof K.state, "joining");
   tks_log(TKS_LOG_INFO, "kafka source: consuming %s as group %s from %s (from %s)",
           cfg->kafka.source.topic, cfg->kafka.source.group, cfg->kafka.source.brokers,
@@ -641,6 +837,7 @@ void tks_kafka_source_stop(struct tks_server *srv) {
   /* Leaves the group (the revocation runs its callback here). */
   rd_kafka_resp_err_t e = rd_kafka_consumer_close(K.rk);
   if (e) tks_log(TKS_LOG_WARN, "kafka source: closing: %s", rd_kafka_err2str(e));
+  dir_stop();
   rd_kafka_queue_destroy(K.queue);
   rd_kafka_destroy(K.rk);
   K.rk = NULL;
@@ -682,7 +879,16 @@ int tks_kafka_source_check(struct tks_server *srv, const char *name, size_t len,
       used += (size_t)snprintf(why + used, n - used, "%s%" PRId32, sep, i);
       sep = ",";
     }
-  if (used < n) snprintf(why + used, n - used, "%s", *sep == ',' ? ")" : " (it has none)");
+  if (used < n)
+    used += (size_t)snprintf(why + used, n - used, "%s", *sep == ',' ? ")" : " (it has none)");
+  dir_read();
+  const struct tks_kafka_node *o = owner_of(p);
+  if (o && used < n)
+    snprintf(why + used, n - used, "; its owner is %s (host %s, control %s, subscribe %s)", o->node,
+             o->host, o->control, o->subscribe[0] ? o->subscribe : "off");
+  else if (used < n)
+    snprintf(why + used, n - used, "; its owner is not known (%s has no fresh record of it)",
+             srv->cfg.kafka.source.nodes_topic);
   return 1;
 }
 
@@ -723,6 +929,15 @@ static const struct tks_stat ST_COMMIT_ERRORS =
 static const struct tks_stat ST_NOT_OWNED =
     TKS_STAT("kafka.source.queries_not_owned", COUNTER, NONE,
              "Queries refused: the symbol's partition is not assigned to this node");
+static const struct tks_stat ST_DIR_NODES = TKS_STAT(
+    "kafka.source.directory_nodes", GAUGE, NONE,
+    "Nodes of the fleet's directory (kafka.source.nodes_topic) known, this one included");
+static const struct tks_stat ST_DIR_BAD = TKS_STAT(
+    "kafka.source.directory_skipped", COUNTER, NONE,
+    "Records of the fleet's directory that did not parse, skipped");
+static const struct tks_stat ST_PUBLISHED = TKS_STAT(
+    "kafka.source.directory_published", COUNTER, NONE,
+    "This node's records published to the directory");
 static const struct tks_stat ST_P_OFFSET = TKS_STAT_NAMED(
     "kafka.source.offset.*", GAUGE, NONE,
     "A partition's next offset: where this node's stored ticks of it end", "kafka_source_offset",
@@ -759,6 +974,9 @@ void tks_kafka_source_stats(struct tks_server *srv, struct tks_stats *st) {
   tks_stat_u64(st, &ST_COMMITS, K.commits);
   tks_stat_u64(st, &ST_COMMIT_ERRORS, K.commit_errors);
   tks_stat_u64(st, &ST_NOT_OWNED, K.not_owned);
+  tks_stat_u64(st, &ST_DIR_NODES, K.nnodes);
+  tks_stat_u64(st, &ST_DIR_BAD, K.dir_bad);
+  tks_stat_u64(st, &ST_PUBLISHED, K.published);
   char part[16];
   for (int32_t p = 0; p < K.nparts; p++) {
     const struct part *P = &K.parts[p];

@@ -648,6 +648,7 @@ int tks_subscribe_bind(struct tks_server *srv) {
                          cfg->subscribe.port, &S.listener, &S.listener_open, S.addr, sizeof S.addr,
                          &S.port);
   if (r) return r;
+  snprintf(srv->subscribe_addr, sizeof srv->subscribe_addr, "%s", S.addr);
   S.listener.data = srv;
   uv_check_init(srv->loop, &S.flush);
   S.flush_open = true;

@@ -179,7 +179,7 @@ static int owns(const struct tks_daemon *d, const char *sym) {
   return v;
 }
 
-static const char *const MOCK6[] = {TOPIC ":6", NULL};
+static const char *const MOCK6[] = {TOPIC ":6", "tickslab.nodes:1", NULL};
 
 /* ---- tests ---- */
 
@@ -187,8 +187,8 @@ TEST(two_nodes_in_one_group_hold_disjoint_symbols_whose_union_is_what_was_produc
   struct kafka_mock m;
   kafka_mock_start(&m, MOCK6);
   struct tks_daemon a, b;
-  node_start(&a, m.bootstraps, "g1", NULL);
-  node_start(&b, m.bootstraps, "g1", NULL);
+  node_start(&a, m.bootstraps, "g1", "    node: node-a\n");
+  node_start(&b, m.bootstraps, "g1", "    node: node-b\n");
   struct tks_daemon *nodes[] = {&a, &b};
   /* Both in the group before the ticks come, so neither loads it all. */
   wait_stored(nodes, 2, 0, PARTS, 30000);
@@ -198,6 +198,14 @@ TEST(two_nodes_in_one_group_hold_disjoint_symbols_whose_union_is_what_was_produc
   ASSERT(stat_or0(&a, "kafka.source.assigned") > 0 && stat_or0(&b, "kafka.source.assigned") > 0);
   ASSERT_EQ(stat_or0(&a, "kafka.source.partitions"), PARTS);
   ASSERT_EQ(stat_or0(&a, "kafka.source.misrouted") + stat_or0(&b, "kafka.source.misrouted"), 0);
+  /* Each reads the other's record in the directory. */
+  uint64_t end = now_ms() + 30000;
+  while ((stat_or0(&a, "kafka.source.directory_nodes") < 2 ||
+          stat_or0(&b, "kafka.source.directory_nodes") < 2) &&
+         now_ms() < end)
+    sleep_ms(100);
+  ASSERT_EQ(stat_or0(&a, "kafka.source.directory_nodes"), 2);
+  ASSERT_EQ(stat_or0(&b, "kafka.source.directory_nodes"), 2);
   for (int i = 0; i < NSYM; i++) {
     char s[8];
     sym_name(i, s);
@@ -215,7 +223,23 @@ TEST(two_nodes_in_one_group_hold_disjoint_symbols_whose_union_is_what_was_produc
     snprintf(want, sizeof want, "%s is in partition %d of ticks, not assigned to this node", s,
              partition_of(s));
     if (!r || !strstr(r, want)) TEST_FAIL("last %s on the other node: %s", s, r ? r : "(none)");
+    char owner_is[160];
+    snprintf(owner_is, sizeof owner_is, "its owner is %s (host ",
+             owner == &a ? "node-a" : "node-b");
+    if (!strstr(r, owner_is) || !strstr(r, owner->sock))
+      TEST_FAIL("last %s on the other node does not name its owner: %s", s, r);
     free(r);
+    /* And the CLI finds the owner from the directory. */
+    if (i % 6 == 0) {
+      struct cmd_result cr;
+      run_cmd(
+          (char *[]){(char *)harness_tickslab(), "last", s, "1", "--brokers", m.bootstraps, NULL},
+          NULL, NULL, 30000, &cr);
+      if (cr.code != 0 || !strstr(cr.out, "\"volume\":49"))
+        TEST_FAIL("tickslab last %s --brokers: exit %d, out %s, err %s", s, cr.code, cr.out,
+                  cr.err);
+      cmd_result_finish(&cr);
+    }
   }
   ASSERT(stat_or0(&a, "kafka.source.queries_not_owned") +
              stat_or0(&b, "kafka.source.queries_not_owned") ==
