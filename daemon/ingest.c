@@ -514,6 +514,10 @@ static bool process(struct conn *c) {
   bool refusing = failing && srv->cfg.journal.on_error == TKS_ON_ERROR_REJECT;
   if (failing && !refusing && !tks_server_held(srv, TKS_HOLD_JOURNAL))
     tks_server_hold(srv, TKS_HOLD_JOURNAL, true);
+  /* The Kafka sink's queue over max_queue_bytes under on_full: reject
+   * (kafka_sink.c sets it on the loop): refused alike, sink_full. */
+  enum tks_reason refused = TKS_REASON_JOURNAL_ERROR;
+  if (!refusing && srv->sink_refusing) refusing = true, refused = TKS_REASON_SINK_FULL;
   bool journal = tks_durability_batch(srv, now);
   bool closed = false;
   struct ack *ack = c->ack;
@@ -531,9 +535,12 @@ static bool process(struct conn *c) {
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
       if (refusing) {
         off += res.consumed;
-        srv->rejected[TKS_REASON_JOURNAL_ERROR]++;
-        if (ack) ack_reject(c, TKS_REASON_JOURNAL_ERROR, NULL);
-        tks_server_log_limited(srv, "tick from %s rejected: journal_error (journal writes failing, on_error: reject)", c->peer);
+        srv->rejected[refused]++;
+        if (ack) ack_reject(c, refused, NULL);
+        if (refused == TKS_REASON_SINK_FULL)
+          tks_server_log_limited(srv, "tick from %s rejected: sink_full (kafka.sink.max_queue_bytes of journal wait for Kafka, on_full: reject)", c->peer);
+        else
+          tks_server_log_limited(srv, "tick from %s rejected: journal_error (journal writes failing, on_error: reject)", c->peer);
         continue;
       }
       if (srv->seal_cut != INT64_MIN && tick_ts(srv, st, record, &dyn) < srv->seal_cut) {
