@@ -144,6 +144,16 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
   }
 }
 
+/* librdkafka's own log (its threads): into ours, a line every 10 s at most. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+  (void)rk;
+  static _Atomic uint64_t last;
+  uint64_t now = tks_mono_ns(), was = atomic_load(&last);
+  if (was && now - was < 10 * LOG_EVERY_NS) return;
+  atomic_store(&last, now);
+  tks_log(level <= 3 ? TKS_LOG_WARN : TKS_LOG_INFO, "kafka.sink: librdkafka %s: %s", fac, buf);
+}
+
 /* ---- the producer ------------------------------------------------------ */
 
 /* A property the producer cannot run with (kafka.sink.properties): the
@@ -203,6 +213,7 @@ static int producer_new(const struct tks_config *cfg, char *err, size_t n) {
   }
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_error_cb(conf, on_error);
+  rd_kafka_conf_set_log_cb(conf, on_log);
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
   if (!rk) {
     snprintf(err, n, "cannot make the producer: %s", why);

@@ -549,6 +549,42 @@ TEST_TIMEOUT(kill_9_and_a_restart_produce_every_tick_duplicates_only_after_the_s
   kafka_mock_stop(&m);
 }
 
+/* ---- failed deliveries ------------------------------------------------------ */
+
+TEST_TIMEOUT(deliveries_that_time_out_are_counted_failed_and_produced_again_from_the_position, 150) {
+  kcat_or_skip();
+  struct kafka_mock m;
+  mock_start(&m);
+  struct tks_daemon d;
+  char yaml[2048];
+  sink_yaml(yaml, sizeof yaml, &m, "    properties:\n      message.timeout.ms: \"1500\"\n", NULL);
+  daemon_start(&d, yaml);
+  struct ticks t;
+  ticks_make(&t, 5000);
+  int fd = daemon_connect_ingest(&d);
+  ticks_send(&t, fd, 0, 1000);
+  wait_acked(&d, 1000);
+  mock_all(&m, "down");
+  ticks_send(&t, fd, 1000, t.n);
+  daemon_expect_stat(&d, "ticks.accepted", t.n, WAIT_MS);
+  /* Past message.timeout.ms with no broker: the deliveries fail. */
+  uint64_t failed = daemon_wait_stat(&d, "kafka.sink.failed", 1, WAIT_MS);
+  ASSERT(failed >= 1);
+  ASSERT(daemon_stat(&d, "kafka.sink.rewinds") >= 1);
+  sleep_ms(1000);
+  mock_all(&m, "up");
+  wait_caught_up(&d);
+  ASSERT(daemon_stat(&d, "kafka.sink.acknowledged") >= t.n);
+  size_t msgs = topic_read(&m, &t, d.dir);
+  expect_seen(&t, 0, t.n, 0); /* every one, at least once */
+  ASSERT(msgs >= t.n);
+  expect_log(&d, "a delivery failed");
+  close(fd);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  ticks_free(&t);
+  kafka_mock_stop(&m);
+}
+
 /* ---- (e) the position file ----------------------------------------------- */
 
 TEST_TIMEOUT(a_new_sink_starts_at_the_journals_end_and_a_corrupt_position_replays_it_all, 150) {
