@@ -538,9 +538,15 @@ static bool process(struct conn *c) {
         srv->rejected[refused]++;
         if (ack) ack_reject(c, refused, NULL);
         if (refused == TKS_REASON_SINK_FULL)
-          tks_server_log_limited(srv, "tick from %s rejected: sink_full (kafka.sink.max_queue_bytes of journal wait for Kafka, on_full: reject)", c->peer);
+          tks_server_log_limited(srv,
+                                 "tick from %s rejected: sink_full (kafka.sink.max_queue_bytes of "
+                                 "journal wait for Kafka, on_full: reject)",
+                                 c->peer);
         else
-          tks_server_log_limited(srv, "tick from %s rejected: journal_error (journal writes failing, on_error: reject)", c->peer);
+          tks_server_log_limited(
+              srv,
+              "tick from %s rejected: journal_error (journal writes failing, on_error: reject)",
+              c->peer);
         continue;
       }
       if (srv->seal_cut != INT64_MIN && tick_ts(srv, st, record, &dyn) < srv->seal_cut) {

@@ -34,13 +34,13 @@
 #include "oprec.h"
 #include "sinkpos.h"
 
-#define SAVE_NS 100000000ull     /* the position file, at most this often while it moves */
-#define POLL_MS 20               /* the thread's wait for delivery reports and new frames */
-#define WATCH_MS 50              /* the loop's look at the queue (on_full) */
-#define STOP_NS 5000000000ull    /* the stop produces what is left for this long at most */
-#define RING_MAX (1u << 16)      /* frames in flight */
+#define SAVE_NS 100000000ull  /* the position file, at most this often while it moves */
+#define POLL_MS 20            /* the thread's wait for delivery reports and new frames */
+#define WATCH_MS 50           /* the loop's look at the queue (on_full) */
+#define STOP_NS 5000000000ull /* the stop produces what is left for this long at most */
+#define RING_MAX (1u << 16)   /* frames in flight */
 #define LOG_EVERY_NS 1000000000ull
-#define SOURCE_PREFIX "kafka:"   /* the Kafka source's producer records (its own ticks) */
+#define SOURCE_PREFIX "kafka:" /* the Kafka source's producer records (its own ticks) */
 
 struct frame {
   uint64_t seg, end;    /* the position after it */
@@ -65,7 +65,7 @@ static struct {
   struct frame *ring; /* RING_MAX */
   uint64_t base;      /* frame number of ring[head] */
   uint32_t head, count;
-  uint64_t next_fno;  /* the next frame's number (never reused: a rewind skips ahead) */
+  uint64_t next_fno;         /* the next frame's number (never reused: a rewind skips ahead) */
   uint64_t pos_seg, pos_off; /* acknowledged up to here */
   int64_t pos_recv_ns;
   uint64_t saved_seg, saved_off;
@@ -74,10 +74,10 @@ static struct {
   uint64_t last_log_ns, log_suppressed;
 
   /* Between the threads (the loop's timer and stats read them). */
-  atomic_bool stop;              /* the stop asked: drain until stop_deadline */
+  atomic_bool stop; /* the stop asked: drain until stop_deadline */
   atomic_uint_fast64_t stop_deadline;
-  atomic_bool fatal;             /* librdkafka's fatal error: a new producer */
-  atomic_bool brokers_down;      /* all brokers down, until a delivery succeeds */
+  atomic_bool fatal;        /* librdkafka's fatal error: a new producer */
+  atomic_bool brokers_down; /* all brokers down, until a delivery succeeds */
   atomic_uint_fast64_t produced, acknowledged, failed, rewinds, journal_errors, frames;
   atomic_uint_fast64_t queued_bytes, lag_ns, a_seg, a_off, in_flight;
   atomic_bool caught_up;
@@ -164,16 +164,23 @@ static int check_properties(const char *props, char *err, size_t n) {
   const char *name, *value;
   while (tks_config_props_next(props, &pos, &name, &value)) {
     if (strcmp(name, "enable.idempotence") == 0 && strcmp(value, "true") != 0) {
-      snprintf(err, n, "kafka.sink.properties: enable.idempotence must be true (the sink is the idempotent producer), not '%s'", value);
+      snprintf(err, n,
+               "kafka.sink.properties: enable.idempotence must be true (the sink is the idempotent "
+               "producer), not '%s'",
+               value);
       return -EINVAL;
     }
     if ((strcmp(name, "acks") == 0 || strcmp(name, "request.required.acks") == 0) &&
         strcmp(value, "all") != 0 && strcmp(value, "-1") != 0) {
-      snprintf(err, n, "kafka.sink.properties: %s must be all (every in-sync replica acknowledges), not '%s'", name, value);
+      snprintf(
+          err, n,
+          "kafka.sink.properties: %s must be all (every in-sync replica acknowledges), not '%s'",
+          name, value);
       return -EINVAL;
     }
     if (strcmp(name, "transactional.id") == 0) {
-      snprintf(err, n, "kafka.sink.properties: transactional.id: the sink is not a transactional producer");
+      snprintf(err, n,
+               "kafka.sink.properties: transactional.id: the sink is not a transactional producer");
       return -EINVAL;
     }
   }
@@ -187,7 +194,8 @@ static int producer_new(const struct tks_config *cfg, char *err, size_t n) {
   /* Brokers, then the properties; then the defaults the properties did not
    * set: the partitioner of kafka.source (murmur2, as the Java client) and
    * librdkafka's queue bounded (the journal holds the backlog). */
-  rd_kafka_conf_t *  conf = tks_kafka_conf(cfg->kafka.sink.brokers, props, "kafka.sink.properties", err, n);
+  rd_kafka_conf_t *conf = tks_kafka_conf(cfg->kafka.sink.brokers, props, "kafka.sink.properties",
+                                         err, n);
   if (!conf) return -EINVAL;
   static const char *const defaults[][2] = {{"partitioner", "murmur2_random"},
                                             {"queue.buffering.max.kbytes", "65536"},
@@ -552,7 +560,8 @@ int tks_kafka_sink_start(struct tks_server *srv) {
                            "its outbox, what Kafka has not acknowledged is produced from it");
     return -EINVAL;
   }
-  if (cfg->kafka.source.brokers[0] && strcmp(cfg->kafka.source.brokers, cfg->kafka.sink.brokers) == 0 &&
+  if (cfg->kafka.source.brokers[0] &&
+      strcmp(cfg->kafka.source.brokers, cfg->kafka.sink.brokers) == 0 &&
       strcmp(cfg->kafka.source.topic, cfg->kafka.sink.topic) == 0) {
     tks_log(TKS_LOG_ERROR,
             "kafka.sink and kafka.source are the same topic %s on the same brokers: a loop "
@@ -644,37 +653,38 @@ void tks_kafka_sink_stop(struct tks_server *srv) {
   K.on = false;
 }
 
-static const struct tks_stat ST_STATE =
-    TKS_STAT_NAMED("kafka.sink.state", GAUGE, NONE,
-                   "the Kafka sink: off, producing, caught_up or brokers_down",
-                   "kafka_sink_state", "state");
+static const struct tks_stat ST_STATE = TKS_STAT_NAMED(
+    "kafka.sink.state", GAUGE, NONE, "the Kafka sink: off, producing, caught_up or brokers_down",
+    "kafka_sink_state", "state");
 static const struct tks_stat ST_PRODUCED = TKS_STAT(
     "kafka.sink.produced", COUNTER, TICKS, "ticks handed to librdkafka (again after a rewind)");
-static const struct tks_stat ST_ACKED =
-    TKS_STAT("kafka.sink.acknowledged", COUNTER, TICKS, "ticks Kafka acknowledged (acks=all)");
+static const struct tks_stat ST_ACKED = TKS_STAT("kafka.sink.acknowledged", COUNTER, TICKS,
+                                                 "ticks Kafka acknowledged (acks=all)");
 static const struct tks_stat ST_FAILED = TKS_STAT(
-    "kafka.sink.failed", COUNTER, TICKS, "deliveries that failed (produced again from the position)");
+    "kafka.sink.failed", COUNTER, TICKS,
+    "deliveries that failed (produced again from the position)");
 static const struct tks_stat ST_REWINDS = TKS_STAT(
-    "kafka.sink.rewinds", COUNTER, NONE, "times the sink went back to its position after a failure");
-static const struct tks_stat ST_QUEUED = TKS_STAT(
-    "kafka.sink.queued_bytes", GAUGE, BYTES, "journal bytes after the acknowledged position");
-static const struct tks_stat ST_IN_FLIGHT =
-    TKS_STAT("kafka.sink.in_flight", GAUGE, TICKS, "ticks produced and not yet acknowledged");
+    "kafka.sink.rewinds", COUNTER, NONE,
+    "times the sink went back to its position after a failure");
+static const struct tks_stat ST_QUEUED = TKS_STAT("kafka.sink.queued_bytes", GAUGE, BYTES,
+                                                  "journal bytes after the acknowledged position");
+static const struct tks_stat ST_IN_FLIGHT = TKS_STAT("kafka.sink.in_flight", GAUGE, TICKS,
+                                                     "ticks produced and not yet acknowledged");
 static const struct tks_stat ST_LAG = TKS_STAT(
     "kafka.sink.lag_seconds", GAUGE, SECONDS,
     "how long the oldest tick not yet acknowledged has waited since it was received");
-static const struct tks_stat ST_SEGMENT =
-    TKS_STAT("kafka.sink.position.segment", GAUGE, NONE, "the journal segment of the position");
-static const struct tks_stat ST_OFFSET =
-    TKS_STAT("kafka.sink.position.offset", GAUGE, BYTES, "the byte offset of the position");
+static const struct tks_stat ST_SEGMENT = TKS_STAT("kafka.sink.position.segment", GAUGE, NONE,
+                                                   "the journal segment of the position");
+static const struct tks_stat ST_OFFSET = TKS_STAT("kafka.sink.position.offset", GAUGE, BYTES,
+                                                  "the byte offset of the position");
 static const struct tks_stat ST_SKIPPED = TKS_STAT(
     "kafka.sink.journal_errors", COUNTER, NONE, "journal frames the sink could not read (skipped)");
-static const struct tks_stat ST_HELD =
-    TKS_STAT("kafka.sink.holding", GAUGE, NONE, "1 while on_full applies (held or rejecting)");
+static const struct tks_stat ST_HELD = TKS_STAT("kafka.sink.holding", GAUGE, NONE,
+                                                "1 while on_full applies (held or rejecting)");
 
 void tks_kafka_sink_stats(struct tks_server *srv, struct tks_stats *st) {
   (void)srv;
-  const char *state = !K.on                         ? "off"
+  const char *state = !K.on                          ? "off"
                       : atomic_load(&K.brokers_down) ? "brokers_down"
                       : atomic_load(&K.caught_up)    ? "caught_up"
                                                      : "producing";

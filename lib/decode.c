@@ -692,11 +692,16 @@ int tks_decode_symbol(const struct tks_schema *s, const uint8_t *buf, size_t len
   int is_map;
   uint64_t count;
   size_t pos;
-  if (b >= 0x80 && b <= 0x8f) is_map = 1, count = b & 0x0f, pos = 1;
-  else if (b >= 0x90 && b <= 0x9f) is_map = 0, count = b & 0x0f, pos = 1;
-  else if ((b == 0xde || b == 0xdc) && len >= 3) is_map = b == 0xde, count = be16(buf + 1), pos = 3;
-  else if ((b == 0xdf || b == 0xdd) && len >= 5) is_map = b == 0xdf, count = be32(buf + 1), pos = 5;
-  else return -EINVAL;
+  if (b >= 0x80 && b <= 0x8f)
+    is_map = 1, count = b & 0x0f, pos = 1;
+  else if (b >= 0x90 && b <= 0x9f)
+    is_map = 0, count = b & 0x0f, pos = 1;
+  else if ((b == 0xde || b == 0xdc) && len >= 3)
+    is_map = b == 0xde, count = be16(buf + 1), pos = 3;
+  else if ((b == 0xdf || b == 0xdd) && len >= 5)
+    is_map = b == 0xdf, count = be32(buf + 1), pos = 5;
+  else
+    return -EINVAL;
   struct tks_value v;
   for (uint64_t i = 0; i < count; i++) {
     bool is_sym;

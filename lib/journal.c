@@ -1218,11 +1218,11 @@ void tks_journal_written(const struct tks_journal *j, uint64_t *seq, uint64_t *o
 
 struct tks_journal_tail {
   int dirfd;
-  int fd;           /* segment seq, or -1 */
-  uint64_t seq;     /* the segment being read */
-  uint64_t off;     /* after the last frame returned (0: before the header is read) */
-  uint64_t size;    /* of segment seq when it was last looked at */
-  uint64_t gaps;    /* segments found missing and stepped over */
+  int fd;        /* segment seq, or -1 */
+  uint64_t seq;  /* the segment being read */
+  uint64_t off;  /* after the last frame returned (0: before the header is read) */
+  uint64_t size; /* of segment seq when it was last looked at */
+  uint64_t gaps; /* segments found missing and stepped over */
   uint8_t *buf;
   size_t cap;
   char err[300];
@@ -1394,8 +1394,8 @@ int tks_journal_tail_next(struct tks_journal_tail *t, uint64_t end_seq, uint64_t
       if (!nb) return -ENOMEM;
       t->buf = nb, t->cap = ncap;
     }
-    ok = ok && pread(t->fd, t->buf, flen, (off_t)(t->off + TKS_JOURNAL_FRAME_HEADER)) ==
-                   (ssize_t)flen;
+    ok = ok &&
+         pread(t->fd, t->buf, flen, (off_t)(t->off + TKS_JOURNAL_FRAME_HEADER)) == (ssize_t)flen;
     ok = ok && tks_crc32c(0, t->buf, flen) == le32(h + 4);
     if (!ok) {
       snprintf(t->err, sizeof t->err,
@@ -1434,7 +1434,8 @@ uint64_t tks_journal_tail_bytes(const struct tks_journal_tail *t, uint64_t seq, 
   if (end_off < TKS_JOURNAL_SEGMENT_HEADER) end_off = TKS_JOURNAL_SEGMENT_HEADER;
   if (seq > end_seq || (seq == end_seq && off >= end_off)) return 0;
   if (seq == end_seq) return end_off - off;
-  if (end_seq - seq > 100000) seq = end_seq - 100000, off = TKS_JOURNAL_SEGMENT_HEADER; /* hostile */
+  if (end_seq - seq > 100000)
+    seq = end_seq - 100000, off = TKS_JOURNAL_SEGMENT_HEADER; /* hostile */
   uint64_t total = 0;
   for (uint64_t s = seq; s < end_seq; s++) {
     char name[40];

@@ -48,9 +48,12 @@ int tks_sinkpos_parse(const void *buf, size_t len, uint64_t *segment, uint64_t *
   for (size_t k = i; k < i + 8; k++) {
     char c = p[k];
     unsigned d;
-    if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
-    else return -EINVAL;
+    if (c >= '0' && c <= '9')
+      d = (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = (unsigned)(c - 'a' + 10);
+    else
+      return -EINVAL;
     crc = crc << 4 | d;
   }
   if (crc != tks_crc32c(0, p, body)) return -EINVAL;

@@ -108,9 +108,14 @@ TEST(decode_symbol_finds_the_series_key_in_map_and_array_form_and_refuses_the_re
   /* The key after a nested undeclared value and other fields. */
   start();
   msgpack_pack_map(&pk, 3);
-  str("extra"); msgpack_pack_array(&pk, 2); msgpack_pack_int(&pk, 1); str("x");
-  str("price"); msgpack_pack_double(&pk, 1.5);
-  str("ticker"); str("MSFT.O");
+  str("extra");
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int(&pk, 1);
+  str("x");
+  str("price");
+  msgpack_pack_double(&pk, 1.5);
+  str("ticker");
+  str("MSFT.O");
   ASSERT_EQ(tks_decode_symbol(&schema, (const uint8_t *)sb.data, sb.size, &sym, &sl), 0);
   ASSERT_EQ(sl, 6);
   ASSERT_EQ(memcmp(sym, "MSFT.O", 6), 0);
@@ -134,11 +139,13 @@ TEST(decode_symbol_finds_the_series_key_in_map_and_array_form_and_refuses_the_re
   }
   start();
   msgpack_pack_map(&pk, 1);
-  str("price"); msgpack_pack_double(&pk, 1.5);
+  str("price");
+  msgpack_pack_double(&pk, 1.5);
   ASSERT_EQ(tks_decode_symbol(&schema, (const uint8_t *)sb.data, sb.size, &sym, &sl), -EINVAL);
   start();
   msgpack_pack_map(&pk, 1);
-  str("ticker"); msgpack_pack_int(&pk, 5);
+  str("ticker");
+  msgpack_pack_int(&pk, 5);
   ASSERT_EQ(tks_decode_symbol(&schema, (const uint8_t *)sb.data, sb.size, &sym, &sl), -EINVAL);
   start();
   msgpack_pack_int(&pk, 5);

@@ -38,9 +38,9 @@
 
 struct ticks {
   size_t n;
-  struct tks_buf all;   /* every tick's bytes, in order */
-  size_t *off, *len;    /* tick i is all.data[off[i], off[i] + len[i]) */
-  uint32_t *seen;       /* times read back from the topic */
+  struct tks_buf all; /* every tick's bytes, in order */
+  size_t *off, *len;  /* tick i is all.data[off[i], off[i] + len[i]) */
+  uint32_t *seen;     /* times read back from the topic */
 };
 
 static void sym_of(char out[16], size_t i) { snprintf(out, 16, "S%03zu", i % NSYM); }
@@ -132,9 +132,8 @@ static void mock_all(struct kafka_mock *m, const char *what) {
 /* The sink's config section (and extra sections after it). */
 static void sink_yaml(char *out, size_t n, const struct kafka_mock *m, const char *sink_extra,
                       const char *extra) {
-  snprintf(out, n,
-           "kafka:\n  sink:\n    brokers: \"%s\"\n    topic: ticks\n%s%s",
-           m->bootstraps, sink_extra ? sink_extra : "", extra ? extra : "");
+  snprintf(out, n, "kafka:\n  sink:\n    brokers: \"%s\"\n    topic: ticks\n%s%s", m->bootstraps,
+           sink_extra ? sink_extra : "", extra ? extra : "");
 }
 
 /* journal.dir of the harness's config. */
@@ -184,7 +183,8 @@ static size_t topic_read(const struct kafka_mock *m, struct ticks *t, const char
         found = i;
         break;
       }
-    if (found == t->n) TEST_FAIL("a message on the topic (key %.*s) is none of the ticks sent", (int)klen, key);
+    if (found == t->n)
+      TEST_FAIL("a message on the topic (key %.*s) is none of the ticks sent", (int)klen, key);
     t->seen[found]++;
     msgs++;
   }
@@ -200,7 +200,10 @@ static void expect_seen(const struct ticks *t, size_t from, size_t to, uint32_t 
       if (!missing++) first = i;
       last = i;
     }
-  if (missing) printf("  %zu ticks of [%zu, %zu) are not on the topic, the first %zu, the last %zu\n", missing, from, to, first, last), fflush(stdout);
+  if (missing)
+    printf("  %zu ticks of [%zu, %zu) are not on the topic, the first %zu, the last %zu\n", missing,
+           from, to, first, last),
+        fflush(stdout);
   for (size_t i = from; i < to; i++) {
     if (want == 0 && t->seen[i] == 0) TEST_FAIL("tick %zu is not on the topic", i);
     if (want && t->seen[i] != want)
@@ -474,7 +477,8 @@ static uint64_t ticks_after(const char *dir, uint64_t seg, uint64_t off) {
   return n;
 }
 
-TEST_TIMEOUT(kill_9_and_a_restart_produce_every_tick_duplicates_only_after_the_saved_position, 180) {
+TEST_TIMEOUT(kill_9_and_a_restart_produce_every_tick_duplicates_only_after_the_saved_position,
+             180) {
   kcat_or_skip();
   struct kafka_mock m;
   mock_start_with(&m, "ticks:16");
@@ -551,7 +555,8 @@ TEST_TIMEOUT(kill_9_and_a_restart_produce_every_tick_duplicates_only_after_the_s
 
 /* ---- failed deliveries ------------------------------------------------------ */
 
-TEST_TIMEOUT(deliveries_that_time_out_are_counted_failed_and_produced_again_from_the_position, 150) {
+TEST_TIMEOUT(deliveries_that_time_out_are_counted_failed_and_produced_again_from_the_position,
+             150) {
   kcat_or_skip();
   struct kafka_mock m;
   mock_start(&m);
@@ -684,10 +689,11 @@ TEST(configs_the_sink_cannot_run_with_are_refused_at_start_with_the_reason) {
   expect_refused(yaml, false, "enable.idempotence must be true");
   sink_yaml(yaml, sizeof yaml, &m, "    properties:\n      acks: \"1\"\n", NULL);
   expect_refused(yaml, false, "acks must be all");
-  snprintf(yaml, sizeof yaml,
-           "kafka:\n  sink:\n    brokers: \"%s\"\n    topic: ticks\n  source:\n    brokers: \"%s\"\n"
-           "    topic: ticks\n",
-           m.bootstraps, m.bootstraps);
+  snprintf(
+      yaml, sizeof yaml,
+      "kafka:\n  sink:\n    brokers: \"%s\"\n    topic: ticks\n  source:\n    brokers: \"%s\"\n"
+      "    topic: ticks\n",
+      m.bootstraps, m.bootstraps);
   expect_refused(yaml, false, "a loop");
   kafka_mock_stop(&m);
 }

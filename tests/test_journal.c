@@ -1797,7 +1797,8 @@ TEST(tail_seek_refuses_an_offset_inside_a_frame_and_a_missing_segment) {
   ASSERT_EQ(tail_drain(t, &g, &n, 2, 0), 0);
   ASSERT_U64_EQ(n, 20);
   /* Every offset between two frame ends is refused. */
-  for (uint64_t o = f3 + 1; o < frame_off(&g, 4); o++) ASSERT_EQ(tks_journal_tail_seek(t, 1, o), -EINVAL);
+  for (uint64_t o = f3 + 1; o < frame_off(&g, 4); o++)
+    ASSERT_EQ(tks_journal_tail_seek(t, 1, o), -EINVAL);
   ASSERT_CONTAINS(tks_journal_tail_error(t), "not where a frame ends");
   ASSERT_EQ(tks_journal_tail_seek(t, 1, frame_off(&g, 20) + 1), -EINVAL);
   ASSERT_EQ(tks_journal_tail_seek(t, 9, 100), -ENOENT);
@@ -1833,9 +1834,9 @@ TEST(tail_stops_at_a_bad_crc_a_bad_length_or_a_torn_frame_and_skips_the_segment)
     size_t blen = len;
     uint64_t f5 = frame_off(&g, 5);
     if (kind == 0) b[f5 + TKS_JOURNAL_FRAME_HEADER + 3] ^= 0x10; /* payload bit */
-    if (kind == 1) b[f5 + 3] = 0x7f;                               /* length far too long */
-    if (kind == 2) memset(b + f5, 0, 4);                            /* zero length */
-    if (kind == 3) blen = f5 + 6;                                   /* torn */
+    if (kind == 1) b[f5 + 3] = 0x7f;                             /* length far too long */
+    if (kind == 2) memset(b + f5, 0, 4);                         /* zero length */
+    if (kind == 3) blen = f5 + 6;                                /* torn */
     spill(path, b, blen);
     struct tks_journal_tail *t;
     ASSERT_EQ(tks_journal_tail_open(&t, dir, 1, 0, err, sizeof err), 0);

@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (r == 0) {
     char line[TKS_SINKPOS_MAX];
     size_t n = tks_sinkpos_format(line, seg, off);
-    FUZZ_CHECK(n == size && memcmp(line, data, n) == 0, "taken, but not the line it formats back to");
+    FUZZ_CHECK(n == size && memcmp(line, data, n) == 0,
+               "taken, but not the line it formats back to");
     uint64_t s2, o2;
     FUZZ_CHECK(tks_sinkpos_parse(line, n, &s2, &o2) == 0 && s2 == seg && o2 == off,
                "the formatted line does not parse back");
