@@ -324,6 +324,56 @@ TEST_TIMEOUT(a_broker_down_then_all_down_and_up_again_loses_nothing_and_ingest_g
   kafka_mock_stop(&m);
 }
 
+/* ---- checkpoints keep the sink's segments --------------------------------- */
+
+TEST_TIMEOUT(checkpoints_keep_the_segments_the_sink_has_not_had_acknowledged, 150) {
+  kcat_or_skip();
+  struct kafka_mock m;
+  mock_start(&m);
+  struct tks_daemon d;
+  char yaml[2048];
+  sink_yaml(yaml, sizeof yaml, &m, NULL, NULL);
+  daemon_start(&d, yaml);
+  char dir[200], seg1[300];
+  journal_dir(&d, dir, sizeof dir);
+  snprintf(seg1, sizeof seg1, "%s/journal-%020d.tkj", dir, 1);
+  struct ticks t;
+  ticks_make(&t, 4000);
+  mock_all(&m, "down");
+  int fd = daemon_connect_ingest(&d);
+  /* Each checkpoint begins a new segment; the third would delete those
+   * below the second's, the sink's among them. */
+  for (int k = 0; k < 4; k++) {
+    ticks_send(&t, fd, (size_t)k * 1000, (size_t)k * 1000 + 1000);
+    daemon_expect_stat(&d, "ticks.accepted", (uint64_t)k * 1000 + 1000, WAIT_MS);
+    char *r = daemon_request(&d, "checkpoint");
+    if (!r || !strstr(r, "\"ok\":true")) TEST_FAIL("checkpoint: %s", r ? r : "(none)");
+    free(r);
+  }
+  ASSERT_U64_EQ(daemon_stat(&d, "kafka.sink.position.segment"), 1);
+  ASSERT(access(seg1, F_OK) == 0);
+  ASSERT(daemon_stat(&d, "journal.segments") >= 4);
+  mock_all(&m, "up");
+  wait_acked(&d, t.n);
+  wait_caught_up(&d);
+  ASSERT_U64_EQ(topic_read(&m, &t, d.dir), t.n);
+  expect_seen(&t, 0, t.n, 1);
+  /* Acknowledged: the next checkpoint may delete them. */
+  char *r = daemon_request(&d, "checkpoint");
+  ASSERT(r && strstr(r, "\"ok\":true"));
+  free(r);
+  r = daemon_request(&d, "checkpoint");
+  ASSERT(r && strstr(r, "\"ok\":true"));
+  free(r);
+  uint64_t until = now_ms() + WAIT_MS;
+  while (access(seg1, F_OK) == 0 && now_ms() < until) sleep_ms(20);
+  ASSERT(access(seg1, F_OK) != 0);
+  close(fd);
+  ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
+  ticks_free(&t);
+  kafka_mock_stop(&m);
+}
+
 /* ---- (c) the queue limit ----------------------------------------------- */
 
 struct sender {
