@@ -114,18 +114,22 @@ static void sink_log(enum tks_log_level level, const char *fmt, ...) {
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk, (void)opaque;
   uint64_t fno = (uint64_t)(uintptr_t)m->_private;
+  /* A report of a frame from before a rewind (purged, or in flight then):
+   * those ticks are produced again anyway. */
+  bool current = fno >= K.base && fno - K.base < K.count;
   if (m->err) {
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+      return;
     atomic_fetch_add(&K.failed, 1);
-    /* Purged by a rewind: produced again anyway, not a failure to tell. */
-    if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
-      sink_log(TKS_LOG_WARN, "a delivery failed (%s): producing again from the position",
-               rd_kafka_err2str(m->err));
+    if (!current) return;
+    sink_log(TKS_LOG_WARN, "a delivery failed (%s): producing again from the position",
+             rd_kafka_err2str(m->err));
     K.rewind = true;
     return;
   }
   atomic_fetch_add(&K.acknowledged, 1);
   atomic_store(&K.brokers_down, false);
-  if (fno < K.base || fno - K.base >= K.count) return; /* of a frame before a rewind */
+  if (!current) return;
   struct frame *f = &K.ring[(K.head + (fno - K.base)) % RING_MAX];
   if (f->outstanding) f->outstanding--;
 }
@@ -478,7 +482,7 @@ static void *sink_main(void *arg) {
       K.rewind = true;
     }
     if (K.rewind) do_rewind();
-    bool caught_up = false;
+    bool caught_up = false, read_error = false;
     while (K.count < RING_MAX && !K.rewind && !stopping_now() && !atomic_load(&K.fatal)) {
       const void *p;
       size_t len;
@@ -487,7 +491,7 @@ static void *sink_main(void *arg) {
         caught_up = true;
         break;
       }
-      if (r < 0) {
+      if (r == -EBADMSG) {
         uint64_t seg, off;
         tks_journal_tail_where(K.tail, &seg, &off);
         sink_log(TKS_LOG_ERROR, "%s: the rest of segment %" PRIu64 " is skipped",
@@ -495,6 +499,12 @@ static void *sink_main(void *arg) {
         atomic_fetch_add(&K.journal_errors, 1);
         tks_journal_tail_skip(K.tail);
         continue;
+      }
+      if (r < 0) { /* EMFILE, EIO, ENOMEM: the same again after a wait */
+        sink_log(TKS_LOG_ERROR, "reading the journal: %s%s%s: trying again", strerror(-r),
+                 tks_journal_tail_error(K.tail)[0] ? ": " : "", tks_journal_tail_error(K.tail));
+        read_error = true;
+        break;
       }
       take_frame(p, len, end_seg, end_off);
       if (K.count == 0) continue;
@@ -505,7 +515,10 @@ static void *sink_main(void *arg) {
     atomic_store(&K.caught_up, caught_up && K.count == 0);
     bool stop = atomic_load(&K.stop);
     if (stop && ((caught_up && K.count == 0) || stopping_now())) break;
-    housekeeping(end_seg, end_off, caught_up ? POLL_MS : 0);
+    /* Caught up, or waiting (the ring full, a read error): a wait for
+     * reports; else on at once. */
+    bool busy = !caught_up && !read_error && K.count < RING_MAX && !K.rewind;
+    housekeeping(end_seg, end_off, busy ? 0 : POLL_MS);
   }
   /* The stop: what librdkafka holds is given the time left, then the
    * position of what was acknowledged is saved. */
