@@ -312,6 +312,16 @@ TEST_TIMEOUT(a_broker_down_then_all_down_and_up_again_loses_nothing_and_ingest_g
   uint64_t acked = daemon_stat(&d, "kafka.sink.acknowledged");
   ASSERT(acked < 9000);
   ASSERT(daemon_stat(&d, "kafka.sink.queued_bytes") > 0);
+  /* The oldest tick waiting was received 1.5 s ago at least. */
+  char *txt = daemon_request(&d, "stats text");
+  char lag[64] = "", state[64] = "";
+  ASSERT(txt);
+  ASSERT_EQ(stats_text_lookup(txt, "kafka.sink.lag_seconds", lag, sizeof lag), 0);
+  ASSERT_EQ(stats_text_lookup(txt, "kafka.sink.state", state, sizeof state), 0);
+  free(txt);
+  if (strtod(lag, NULL) < 1.4)
+    TEST_FAIL("kafka.sink.lag_seconds is %s with every broker down", lag);
+  ASSERT_STR_EQ(state, "brokers_down");
   mock_all(&m, "up");
   wait_acked(&d, 9000);
   wait_caught_up(&d);
