@@ -28,7 +28,9 @@
 # about 4 minutes; off by default).  Then the ticks-out benches:
 # bench/fanout.sh (20 subscribers at 1 M ticks/s, and what one subscriber
 # costs ingest) and bench/export.sh (export rows/s beside range --all), with
-# OUT_COUNT ticks (default 5000000); OUT= skips them.
+# OUT_COUNT ticks (default 5000000); OUT= skips them.  Then bench/kafka.sh
+# (the Kafka sink's produce rate against the mock cluster, KAFKA_COUNT
+# ticks, default 2000000) in a build with Kafka; KAFKA= skips it.
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -50,6 +52,7 @@ REPLAY_FROM=${REPLAY_FROM-interval}
 RESTART=${RESTART:-0}
 OUT=${OUT-1} OUT_COUNT=${OUT_COUNT:-5000000}
 RESTART_COUNT=${RESTART_COUNT:-50000000}
+KAFKA=${KAFKA-1} KAFKA_COUNT=${KAFKA_COUNT:-2000000}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 
 DAEMON=$BUILD/daemon/tickslabd
@@ -618,6 +621,16 @@ if ((OUT)); then
   echo "ticks out: subscriptions (fanout.sh), export and range --all (export.sh)"
   "$SRC/bench/fanout.sh" "$BUILD" 20 1000000 "$OUT_COUNT" || FAILED=1
   "$SRC/bench/export.sh" "$BUILD" "$OUT_COUNT" 100 || FAILED=1
+fi
+
+# ------------------------------------------------------------------ kafka
+# A fleet on Kafka against librdkafka's mock cluster (bench/kafka.sh), in a
+# build with Kafka; KAFKA= skips it.  Its "sink:" lines are the sink's
+# produce rate beside TCP ingest.
+if ((KAFKA)) && [[ -x $BUILD/tests/kafka_mock ]]; then
+  echo
+  echo "kafka: TCP ingest, the source's rate and the sink's produce rate against the mock cluster (kafka.sh)"
+  "$SRC/bench/kafka.sh" "$BUILD" "$KAFKA_COUNT" 100 || FAILED=1
 fi
 
 # ------------------------------------------------------------------ restart

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Kafka beside TCP: the ingest rate of a node's Kafka source (from
-# librdkafka's mock cluster, tests/kafka_mock), the Kafka sink's produce
-# rate (TCP ticks to the mock cluster, acknowledged), and TCP ingest, each
-# on a fresh daemon with the journal on (temp dirs, loopback, port 0).
+# Kafka beside TCP: TCP ingest, the ingest rate of a node's Kafka source
+# (from librdkafka's mock cluster, tests/kafka_mock), then the Kafka sink's
+# produce rate (bench/kafka_sink.sh), each on a fresh daemon with the
+# journal on (temp dirs, loopback, port 0).
 #
 #   bench/kafka.sh BUILD_DIR [COUNT] [SYMBOLS]
 #
@@ -21,7 +21,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/tickslab-kafka.XXXXXX")
 P= M=
 trap '[[ -n $P ]] && kill -KILL $P 2>/dev/null; [[ -n $M ]] && kill -TERM $M 2>/dev/null; rm -rf "$T"' EXIT
 mkfifo "$T/mock.in"
-"$B/tests/kafka_mock" --brokers 1 ticks:6 out:6 < "$T/mock.in" > "$T/mock.out" 2>"$T/mock.err" & M=$!
+"$B/tests/kafka_mock" --brokers 1 ticks:6 < "$T/mock.in" > "$T/mock.out" 2>"$T/mock.err" & M=$!
 exec 9>"$T/mock.in" # keeps the mock's stdin open
 for _ in $(seq 100); do grep -q bootstraps "$T/mock.out" 2>/dev/null && break; sleep 0.1; done
 BOOT=$(awk '/^bootstraps/ { print $2 }' "$T/mock.out")
@@ -74,16 +74,8 @@ report "Kafka source (mock cluster)" "$c0" "$c1" "$t0" "$t1"
 echo "  (the feed, on the other core, at the same time: $(cat "$T/feed"); lag $(stat_of source kafka.source.lag_messages))"
 stop
 
-# 3. The sink: TCP ticks produced to the topic "out" and acknowledged.
-conf sink ""
-printf "kafka:\n  sink:\n    brokers: \"%s\"\n    topic: out\n" "$BOOT" >> "$T/sink/c.yaml"
-if ! "$B/daemon/tickslabd" --config "$T/sink/c.yaml" --check-config >/dev/null 2>&1; then
-  echo "Kafka sink: this build's config has no kafka.sink" >&2; exit 0
-fi
-start sink
-c0=$(cpu); t0=$(date +%s.%N)
-taskset -c 1 "$B/cli/tickslab" --config "$T/sink/c.yaml" gen --count "$COUNT" --symbols "$SYMS" >/dev/null
-wait_for sink kafka.sink.acknowledged "$COUNT"
-t1=$(date +%s.%N); c1=$(cpu)
-report "Kafka sink (TCP in, acked by mock)" "$c0" "$c1" "$t0" "$t1"
-stop
+# 3. The sink (bench/kafka_sink.sh): a backlog journaled while the brokers
+# are down, then produced; then TCP ingest with the sink live.
+stop_mock() { [[ -n $M ]] && kill -TERM $M 2>/dev/null; M=; }
+stop_mock
+"$(dirname "$0")/kafka_sink.sh" "$B" "$COUNT" "$SYMS"

@@ -536,8 +536,14 @@ void tks_durability_rotate_cancel(struct tks_server *srv);
  * journal is failing or behind) or -ENOTSUP. */
 int tks_durability_rotate_wait(struct tks_server *srv, uint64_t timeout_ns, uint64_t *next);
 /* Has the writer thread delete the segments numbered below `below` (a
- * checkpoint covers them); journal.bytes and .segments follow. */
+ * checkpoint covers them), but none from srv->journal_keep_from on (the
+ * Kafka sink reads them still); journal.bytes and .segments follow. */
 void tks_durability_prune(struct tks_server *srv, uint64_t below);
+/* The journal's written end (lib/journal.h tks_journal_written) after the
+ * writer's last flush: every frame before it is whole in the files.  Any
+ * thread (the Kafka sink's reads it), also after tks_durability_stop (the
+ * final end).  False before the writer opened the journal. */
+bool tks_durability_written(uint64_t *seq, uint64_t *off);
 /* Bytes of the journal's segment files (0 with the journal off). */
 uint64_t tks_durability_journal_bytes(struct tks_server *srv);
 /* Journal frame bytes submitted since start (journal.checkpoint_bytes). */

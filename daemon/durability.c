@@ -127,6 +127,31 @@ static struct {
 } P;
 static void (*synced_fn)(struct tks_server *srv, uint64_t synced);
 
+/* The writer's end (tks_journal_written) after its last flush, for the
+ * Kafka sink's tail reader on its own thread; outlives D (the sink reads
+ * it once more after the journal's stop). */
+static pthread_mutex_t written_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  uint64_t seq, off;
+  bool known;
+} W;
+
+static void publish_written(struct tks_journal *j) {
+  uint64_t seq, off;
+  tks_journal_written(j, &seq, &off);
+  pthread_mutex_lock(&written_mu);
+  W.seq = seq, W.off = off, W.known = true;
+  pthread_mutex_unlock(&written_mu);
+}
+
+bool tks_durability_written(uint64_t *seq, uint64_t *off) {
+  pthread_mutex_lock(&written_mu);
+  bool known = W.known;
+  *seq = W.seq, *off = W.off;
+  pthread_mutex_unlock(&written_mu);
+  return known;
+}
+
 /* ---- the writer thread ---------------------------------------------- */
 
 /*
@@ -283,6 +308,7 @@ static void *writer_main(void *arg) {
                     (policy == TKS_FSYNC_INTERVAL && since_fsync >= interval);
     if (!err && (pending || do_fsync)) err = tks_journal_flush(d->j, do_fsync);
     tks_journal_trim(d->j, keep);
+    publish_written(d->j);
     struct tks_journal_info info;
     tks_journal_info(d->j, &info);
 
@@ -713,6 +739,8 @@ int tks_durability_rotate_wait(struct tks_server *srv, uint64_t timeout_ns, uint
 
 void tks_durability_prune(struct tks_server *srv, uint64_t below) {
   struct tks_durability *d = D;
+  /* The Kafka sink still reads from journal_keep_from on: kept. */
+  if (below > srv->journal_keep_from) below = srv->journal_keep_from;
   if (!d || !below) return;
   pthread_mutex_lock(&d->mu);
   if (below > d->prune_below) d->prune_below = below;
@@ -1207,6 +1235,7 @@ static int replay_done(struct tks_server *srv, struct tks_durability *d) {
     return -EIO;
   }
   tks_journal_info(d->j, &d->info);
+  publish_written(d->j);
   d->last_fsync_mono_ns = mono_ns();
   pthread_mutex_init(&d->mu, NULL);
   pthread_cond_init(&d->cv, NULL);

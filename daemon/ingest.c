@@ -508,6 +508,10 @@ static bool process(struct conn *c) {
   bool refusing = failing && srv->cfg.journal.on_error == TKS_ON_ERROR_REJECT;
   if (failing && !refusing && !tks_server_held(srv, TKS_HOLD_JOURNAL))
     tks_server_hold(srv, TKS_HOLD_JOURNAL, true);
+  /* The Kafka sink's queue over max_queue_bytes under on_full: reject
+   * (kafka_sink.c sets it on the loop): refused alike, sink_full. */
+  enum tks_reason refused = TKS_REASON_JOURNAL_ERROR;
+  if (!refusing && srv->sink_refusing) refusing = true, refused = TKS_REASON_SINK_FULL;
   bool journal = tks_durability_batch(srv, now);
   bool closed = false;
   struct ack *ack = c->ack;
@@ -517,10 +521,8 @@ static bool process(struct conn *c) {
   struct tks_decoder check = srv->decoder;
   check.check_only = true;
   const struct tks_decoder *dec = refusing ? &check : &srv->decoder;
-  const struct tks_intake_ctx ic = {.refusing = refusing,
-                                    .refuse = TKS_REASON_JOURNAL_ERROR,
-                                    .journal = journal,
-                                    .from = c->peer};
+  const struct tks_intake_ctx ic = {
+      .refusing = refusing, .refuse = refused, .journal = journal, .from = c->peer};
   while (!srv->held) {
     struct tks_intern_mark mark = tks_server_intern_mark(srv);
     enum tks_decode_status st = tks_shape_decode(&c->shape, dec, p + off, c->len - off, now, record,

@@ -8,6 +8,7 @@
  */
 #include "decode.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -682,4 +683,43 @@ incomplete_or_bad:
     return TKS_DECODE_ERROR;
   }
   return TKS_DECODE_NEED_MORE;
+}
+
+int tks_decode_symbol(const struct tks_schema *s, const uint8_t *buf, size_t len, const char **sym,
+                      uint32_t *sym_len) {
+  if (len == 0 || s->symbol_field < 0) return -EINVAL;
+  uint8_t b = buf[0];
+  int is_map;
+  uint64_t count;
+  size_t pos;
+  if (b >= 0x80 && b <= 0x8f)
+    is_map = 1, count = b & 0x0f, pos = 1;
+  else if (b >= 0x90 && b <= 0x9f)
+    is_map = 0, count = b & 0x0f, pos = 1;
+  else if ((b == 0xde || b == 0xdc) && len >= 3)
+    is_map = b == 0xde, count = be16(buf + 1), pos = 3;
+  else if ((b == 0xdf || b == 0xdd) && len >= 5)
+    is_map = b == 0xdf, count = be32(buf + 1), pos = 5;
+  else
+    return -EINVAL;
+  struct tks_value v;
+  for (uint64_t i = 0; i < count; i++) {
+    bool is_sym;
+    if (is_map) {
+      if (read_val(buf, &pos, len, len, &v) <= 0) return -EINVAL;
+      is_sym = v.type == TKS_V_STR && find_field(s, v.v.s.p, v.v.s.len) == s->symbol_field;
+    } else {
+      is_sym = i == (uint64_t)s->symbol_field;
+    }
+    if (is_sym) {
+      if (read_val(buf, &pos, len, len, &v) <= 0 || v.type != TKS_V_STR) return -EINVAL;
+      *sym = v.v.s.p;
+      *sym_len = v.v.s.len;
+      return 0;
+    }
+    long n = tks_msgpack_skip(buf + pos, len - pos, len - pos);
+    if (n <= 0) return -EINVAL;
+    pos += (size_t)n;
+  }
+  return -EINVAL;
 }

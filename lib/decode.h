@@ -126,4 +126,15 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
  */
 long tks_msgpack_skip(const uint8_t *buf, size_t len, size_t max_bytes);
 
+/*
+ * The symbol (the schema's symbol_field, the series key) of the one tick
+ * in buf[0..len): in a map the value of that field's key, in an array the
+ * element at its index, found as tks_decode finds it, without checking
+ * the rest.  0 with *sym (into buf) and *sym_len, or -EINVAL: not a map or
+ * an array, no such field, a value that is not a string, bytes cut short.
+ * For ticks already accepted (the Kafka sink's key).
+ */
+int tks_decode_symbol(const struct tks_schema *s, const uint8_t *buf, size_t len, const char **sym,
+                      uint32_t *sym_len);
+
 #endif

@@ -1205,3 +1205,253 @@ int tks_journal_replay_from(const char *dir, uint64_t from, enum tks_on_corrupt 
   tks_journal_reader_close(r);
   return rc;
 }
+
+/* ---- the writer's end, and a tail reader behind it -------------------- */
+
+void tks_journal_written(const struct tks_journal *j, uint64_t *seq, uint64_t *off) {
+  if (j->fd >= 0) {
+    *seq = j->seq, *off = j->seg_size;
+  } else {
+    *seq = j->seq + 1, *off = 0; /* every existing segment is whole; the next is not made yet */
+  }
+}
+
+struct tks_journal_tail {
+  int dirfd;
+  int fd;        /* segment seq, or -1 */
+  uint64_t seq;  /* the segment being read */
+  uint64_t off;  /* after the last frame returned (0: before the header is read) */
+  uint64_t size; /* of segment seq when it was last looked at */
+  uint64_t gaps; /* segments found missing and stepped over */
+  uint8_t *buf;
+  size_t cap;
+  char err[300];
+};
+
+static void tail_close_segment(struct tks_journal_tail *t) {
+  if (t->fd >= 0) close(t->fd);
+  t->fd = -1;
+}
+
+/* Opens segment t->seq and checks its header: 1, 0 (not there: ENOENT) or
+ * -EBADMSG (a bad header, t->err set). */
+static int tail_open_segment(struct tks_journal_tail *t) {
+  char name[40];
+  segment_name(name, t->seq);
+  int fd = openat(t->dirfd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return 0;
+    snprintf(t->err, sizeof t->err, "%s: %s", name, strerror(errno));
+    return -errno;
+  }
+  uint8_t hdr[TKS_JOURNAL_SEGMENT_HEADER];
+  ssize_t n = pread(fd, hdr, sizeof hdr, 0);
+  if (n != (ssize_t)sizeof hdr || memcmp(hdr, MAGIC, 8) != 0 || le64(hdr + 8) != t->seq) {
+    close(fd);
+    snprintf(t->err, sizeof t->err, "%s: not a journal segment header", name);
+    return -EBADMSG;
+  }
+  t->fd = fd;
+  if (t->off < TKS_JOURNAL_SEGMENT_HEADER) t->off = TKS_JOURNAL_SEGMENT_HEADER;
+  return 1;
+}
+
+/* The lowest segment number above seq present in the directory, or 0. */
+static uint64_t next_present(int dirfd, uint64_t seq) {
+  uint64_t *seqs = NULL, found = 0;
+  size_t n = 0;
+  if (list_segments(dirfd, &seqs, &n, NULL)) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (seqs[i] > seq) {
+      found = seqs[i];
+      break;
+    }
+  free(seqs);
+  return found;
+}
+
+int tks_journal_oldest(const char *dir, uint64_t *seq) {
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) return -errno;
+  uint64_t *seqs = NULL;
+  size_t n = 0;
+  int rc = list_segments(dirfd, &seqs, &n, NULL);
+  close(dirfd);
+  if (rc) return rc;
+  *seq = n ? seqs[0] : 0;
+  free(seqs);
+  return n ? 0 : -ENOENT;
+}
+
+int tks_journal_tail_open(struct tks_journal_tail **out, const char *dir, uint64_t seq,
+                          uint64_t off, char *err, size_t errlen) {
+  *out = NULL;
+  struct tks_journal_tail *t = calloc(1, sizeof *t);
+  if (!t) {
+    set_err(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  t->fd = -1;
+  t->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (t->dirfd < 0) {
+    int e = -errno;
+    set_err(err, errlen, "%s: %s", dir, strerror(errno));
+    free(t);
+    return e;
+  }
+  int rc = tks_journal_tail_seek(t, seq, off);
+  if (rc) {
+    set_err(err, errlen, "%s", t->err);
+    tks_journal_tail_close(t);
+    return rc;
+  }
+  *out = t;
+  return 0;
+}
+
+int tks_journal_tail_seek(struct tks_journal_tail *t, uint64_t seq, uint64_t off) {
+  tail_close_segment(t);
+  t->seq = seq;
+  t->off = off < TKS_JOURNAL_SEGMENT_HEADER ? 0 : off;
+  t->err[0] = '\0';
+  if (t->off == 0) return 0;
+  /* Inside a segment: off must be where a frame ends (walked from the
+   * header, lengths only), else the reader would take bytes in the middle
+   * of a frame for one. */
+  int r = tail_open_segment(t);
+  if (r <= 0) {
+    if (r == 0) snprintf(t->err, sizeof t->err, "segment %" PRIu64 " is missing", seq);
+    return r == 0 ? -ENOENT : r;
+  }
+  struct stat st;
+  if (fstat(t->fd, &st) < 0) return -errno;
+  uint64_t p = TKS_JOURNAL_SEGMENT_HEADER, size = (uint64_t)st.st_size;
+  while (p < off) {
+    uint8_t h[TKS_JOURNAL_FRAME_HEADER];
+    if (size - p < sizeof h || pread(t->fd, h, sizeof h, (off_t)p) != (ssize_t)sizeof h) break;
+    uint32_t len = le32(h);
+    if (len == 0 || len > TKS_JOURNAL_MAX_PAYLOAD) break;
+    p += TKS_JOURNAL_FRAME_HEADER + len;
+  }
+  if (p != off) {
+    tail_close_segment(t);
+    snprintf(t->err, sizeof t->err,
+             "offset %" PRIu64 " of segment %" PRIu64 " is not where a frame ends", off, seq);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+int tks_journal_tail_next(struct tks_journal_tail *t, uint64_t end_seq, uint64_t end_off,
+                          const void **payload, size_t *len) {
+  for (;;) {
+    if (t->seq > end_seq || (t->seq == end_seq && end_off <= TKS_JOURNAL_SEGMENT_HEADER))
+      return 0; /* at the writer's end */
+    if (t->fd < 0) {
+      int r = tail_open_segment(t);
+      if (r < 0) return r;
+      if (r == 0) {
+        /* Missing below the writer's end: stepped over (counted). */
+        uint64_t next = next_present(t->dirfd, t->seq);
+        if (next == 0 || next > end_seq) {
+          if (t->seq >= end_seq) return 0;
+          next = end_seq;
+        }
+        t->gaps++;
+        t->seq = next;
+        t->off = 0;
+        continue;
+      }
+    }
+    uint64_t limit;
+    if (t->seq == end_seq) {
+      limit = end_off;
+    } else {
+      struct stat st;
+      if (fstat(t->fd, &st) < 0) return -errno;
+      limit = (uint64_t)st.st_size;
+    }
+    if (t->off >= limit) {
+      if (t->seq == end_seq) return 0;
+      tail_close_segment(t); /* a whole segment behind the writer: the next one */
+      t->seq++;
+      t->off = 0;
+      continue;
+    }
+    uint8_t h[TKS_JOURNAL_FRAME_HEADER];
+    uint32_t flen = 0;
+    bool ok = limit - t->off >= sizeof h &&
+              pread(t->fd, h, sizeof h, (off_t)t->off) == (ssize_t)sizeof h;
+    if (ok) {
+      flen = le32(h);
+      ok = flen != 0 && flen <= TKS_JOURNAL_MAX_PAYLOAD &&
+           flen <= limit - t->off - TKS_JOURNAL_FRAME_HEADER;
+    }
+    if (ok && t->cap < flen) {
+      size_t ncap = t->cap ? t->cap : 64 * 1024;
+      while (ncap < flen) ncap *= 2;
+      uint8_t *nb = realloc(t->buf, ncap);
+      if (!nb) return -ENOMEM;
+      t->buf = nb, t->cap = ncap;
+    }
+    ok = ok &&
+         pread(t->fd, t->buf, flen, (off_t)(t->off + TKS_JOURNAL_FRAME_HEADER)) == (ssize_t)flen;
+    ok = ok && tks_crc32c(0, t->buf, flen) == le32(h + 4);
+    if (!ok) {
+      snprintf(t->err, sizeof t->err,
+               "journal-%020" PRIu64 ".tkj: no good frame at offset %" PRIu64 " (of %" PRIu64
+               " bytes readable)",
+               t->seq, t->off, limit);
+      return -EBADMSG;
+    }
+    t->off += TKS_JOURNAL_FRAME_HEADER + flen;
+    *payload = t->buf;
+    *len = flen;
+    return 1;
+  }
+}
+
+int tks_journal_tail_skip(struct tks_journal_tail *t) {
+  tail_close_segment(t);
+  t->seq++;
+  t->off = 0;
+  t->err[0] = '\0';
+  return 0;
+}
+
+void tks_journal_tail_where(const struct tks_journal_tail *t, uint64_t *seq, uint64_t *off) {
+  *seq = t->seq;
+  *off = t->off;
+}
+
+uint64_t tks_journal_tail_gaps(const struct tks_journal_tail *t) { return t->gaps; }
+
+const char *tks_journal_tail_error(const struct tks_journal_tail *t) { return t->err; }
+
+uint64_t tks_journal_tail_bytes(const struct tks_journal_tail *t, uint64_t seq, uint64_t off,
+                                uint64_t end_seq, uint64_t end_off) {
+  if (off < TKS_JOURNAL_SEGMENT_HEADER) off = TKS_JOURNAL_SEGMENT_HEADER;
+  if (end_off < TKS_JOURNAL_SEGMENT_HEADER) end_off = TKS_JOURNAL_SEGMENT_HEADER;
+  if (seq > end_seq || (seq == end_seq && off >= end_off)) return 0;
+  if (seq == end_seq) return end_off - off;
+  if (end_seq - seq > 100000)
+    seq = end_seq - 100000, off = TKS_JOURNAL_SEGMENT_HEADER; /* hostile */
+  uint64_t total = 0;
+  for (uint64_t s = seq; s < end_seq; s++) {
+    char name[40];
+    struct stat st;
+    segment_name(name, s);
+    if (fstatat(t->dirfd, name, &st, 0) != 0) continue;
+    uint64_t size = (uint64_t)st.st_size, from = s == seq ? off : TKS_JOURNAL_SEGMENT_HEADER;
+    if (size > from) total += size - from;
+  }
+  return total + (end_off - TKS_JOURNAL_SEGMENT_HEADER);
+}
+
+void tks_journal_tail_close(struct tks_journal_tail *t) {
+  if (!t) return;
+  tail_close_segment(t);
+  if (t->dirfd >= 0) close(t->dirfd);
+  free(t->buf);
+  free(t);
+}

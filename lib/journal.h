@@ -214,4 +214,56 @@ void tks_journal_reader_progress(const struct tks_journal_reader *r,
 /* Closes the segment being read and frees r; writes nothing.  NULL is a no-op. */
 void tks_journal_reader_close(struct tks_journal_reader *r);
 
+/*
+ * The writer's end: every frame before (segment *seq, byte *off) is written
+ * whole (pwrite returned; fsynced or not).  Before the first flush that
+ * wrote a frame: (the newest existing segment + 1, 0), every existing
+ * segment being whole.  The daemon publishes it after each flush for the
+ * tail reader below.
+ */
+void tks_journal_written(const struct tks_journal *j, uint64_t *seq, uint64_t *off);
+/* The oldest segment number in dir: 0, -ENOENT (none) or -errno. */
+int tks_journal_oldest(const char *dir, uint64_t *seq);
+
+/*
+ * A tail reader: follows the journal's segments behind a writer (the Kafka
+ * sink), reading only whole frames before the end the caller gives (the
+ * writer's, tks_journal_written), never the bytes past it, so a frame being
+ * written is never seen.  A position is (segment, offset after a frame);
+ * offset 0 is the segment's start (before its header).  One thread.
+ */
+struct tks_journal_tail;
+/* Opens dir at (seq, off), as tks_journal_tail_seek.  0 with *out, or
+ * -errno with err set ("offset 100 of segment 3 is not where a frame
+ * ends", -EINVAL; "segment 3 is missing", -ENOENT) and *out NULL. */
+int tks_journal_tail_open(struct tks_journal_tail **out, const char *dir, uint64_t seq,
+                          uint64_t off, char *err, size_t errlen);
+/* Moves to (seq, off): off 0 (or under the header) is the segment's start;
+ * otherwise the segment must exist and off must be where one of its frames
+ * ends (walked from the start, lengths only): -ENOENT or -EINVAL if not. */
+int tks_journal_tail_seek(struct tks_journal_tail *t, uint64_t seq, uint64_t off);
+/*
+ * The next frame before the end (end_seq, end_off): 1 with *payload, *len
+ * (valid until the next call), 0 when there is none yet (at the end, or
+ * the next segment not made yet), or -EBADMSG: the bytes at the position
+ * are not a good frame (a bad header, a length out of range or past the
+ * end, a CRC mismatch; tks_journal_tail_error says where); the position
+ * stays, tks_journal_tail_skip goes on at the next segment.  A segment
+ * missing below end_seq is stepped over (tks_journal_tail_gaps counts it).
+ */
+int tks_journal_tail_next(struct tks_journal_tail *t, uint64_t end_seq, uint64_t end_off,
+                          const void **payload, size_t *len);
+/* Gives up the rest of the segment being read: on at the next one's start. */
+int tks_journal_tail_skip(struct tks_journal_tail *t);
+/* Where it is: after the last frame returned (offset 0: a segment not begun). */
+void tks_journal_tail_where(const struct tks_journal_tail *t, uint64_t *seq, uint64_t *off);
+uint64_t tks_journal_tail_gaps(const struct tks_journal_tail *t);
+const char *tks_journal_tail_error(const struct tks_journal_tail *t);
+/* Bytes of frames in the segment files between (seq, off) and (end_seq,
+ * end_off): the backlog behind the writer.  0 when the first is not before. */
+uint64_t tks_journal_tail_bytes(const struct tks_journal_tail *t, uint64_t seq, uint64_t off,
+                                uint64_t end_seq, uint64_t end_off);
+/* Closes it.  NULL is a no-op. */
+void tks_journal_tail_close(struct tks_journal_tail *t);
+
 #endif

@@ -754,6 +754,27 @@ unsigned readme_stat_names(const char *heading, char **names, unsigned max) {
   return n;
 }
 
+unsigned stats_match_readme(const struct tks_daemon *d, const char *prefix, const char *heading,
+                            unsigned min) {
+  enum { MAX = 128 };
+  char *doc[MAX], *got[MAX];
+  unsigned ndoc = readme_stat_names(heading, doc, MAX), ngot = 0;
+  char *text = daemon_request(d, "stats text");
+  if (!text) TEST_FAIL("no answer to stats text");
+  size_t pl = strlen(prefix);
+  for (char *line = text, *nl; (nl = strchr(line, '\n')) && nl != line; line = nl + 1)
+    if (strncmp(line, prefix, pl) == 0 && ngot < MAX)
+      got[ngot++] = strndup(line, strcspn(line, " "));
+  free(text);
+  if (ndoc < min || ngot < min)
+    TEST_FAIL("%u names after \"%s\" in README.md, %u %s* stats emitted: want %u or more", ndoc,
+              heading, ngot, prefix, min);
+  unsigned missing = stat_names_compare(doc, ndoc, got, ngot);
+  for (unsigned i = 0; i < ngot; i++) free(got[i]);
+  for (unsigned i = 0; i < ndoc; i++) free(doc[i]);
+  return missing;
+}
+
 bool stat_name_matches(const char *pattern, const char *path) {
   while (*pattern && *path) {
     if (*pattern == '<') {

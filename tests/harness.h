@@ -140,6 +140,11 @@ bool stat_name_matches(const char *pattern, const char *path);
 /* Both ways: every emitted path documented, every documented name emitted.
  * Prints each one that is not; returns how many. */
 unsigned stat_names_compare(char **doc, unsigned ndoc, char **got, unsigned ngot);
+/* The daemon's stats whose path begins with prefix ("kafka.source.")
+ * against the README table after heading, both ways; fails the test when
+ * either has fewer than min names.  Returns how many do not match. */
+unsigned stats_match_readme(const struct tks_daemon *d, const char *prefix, const char *heading,
+                            unsigned min);
 
 /* ---- the ingest port ---- */
 

@@ -96,6 +96,62 @@ TEST(array_form_tick_is_in_slot_order) {
   ASSERT_STR_EQ(tks_symtab_name(dec.symbols, r.ticker, NULL), "MSFT");
 }
 
+TEST(decode_symbol_finds_the_series_key_in_map_and_array_form_and_refuses_the_rest) {
+  setup(65536);
+  const char *sym;
+  uint32_t sl;
+  start();
+  pack_good_tick();
+  ASSERT_EQ(tks_decode_symbol(&schema, (const uint8_t *)sb.data, sb.size, &sym, &sl), 0);
+  ASSERT_EQ(sl, 4);
+  ASSERT_EQ(memcmp(sym, "AAPL", 4), 0);
+  /* The key after a nested undeclared value and other fields. */
+  start();
+  msgpack_pack_map(&pk, 3);
+  str("extra");
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int(&pk, 1);
+  str("x");
+  str("price");
+  msgpack_pack_double(&pk, 1.5);
+  str("ticker");
+  str("MSFT.O");
+  ASSERT_EQ(tks_decode_symbol(&schema, (const uint8_t *)sb.data, sb.size, &sym, &sl), 0);
+  ASSERT_EQ(sl, 6);
+  ASSERT_EQ(memcmp(sym, "MSFT.O", 6), 0);
+  start();
+  msgpack_pack_array(&pk, 5);
+  msgpack_pack_int64(&pk, 5);
+  str("IBM");
+  msgpack_pack_float(&pk, 2.5f);
+  msgpack_pack_uint64(&pk, 7);
+  msgpack_pack_nil(&pk);
+  ASSERT_EQ(tks_decode_symbol(&schema, (const uint8_t *)sb.data, sb.size, &sym, &sl), 0);
+  ASSERT_EQ(sl, 3);
+  ASSERT_EQ(memcmp(sym, "IBM", 3), 0);
+  /* Every cut before the symbol's last byte is refused, never read past. */
+  for (size_t cut = 0; cut < 6; cut++) { /* [5, "IBM": 6 bytes */
+    uint8_t *b = malloc(cut ? cut : 1);
+    ASSERT(b);
+    memcpy(b, sb.data, cut);
+    ASSERT_EQ(tks_decode_symbol(&schema, b, cut, &sym, &sl), -EINVAL);
+    free(b);
+  }
+  start();
+  msgpack_pack_map(&pk, 1);
+  str("price");
+  msgpack_pack_double(&pk, 1.5);
+  ASSERT_EQ(tks_decode_symbol(&schema, (const uint8_t *)sb.data, sb.size, &sym, &sl), -EINVAL);
+  start();
+  msgpack_pack_map(&pk, 1);
+  str("ticker");
+  msgpack_pack_int(&pk, 5);
+  ASSERT_EQ(tks_decode_symbol(&schema, (const uint8_t *)sb.data, sb.size, &sym, &sl), -EINVAL);
+  start();
+  msgpack_pack_int(&pk, 5);
+  ASSERT_EQ(tks_decode_symbol(&schema, (const uint8_t *)sb.data, sb.size, &sym, &sl), -EINVAL);
+}
+
 TEST(missing_ts_gets_receive_time_and_int_price_is_accepted) {
   setup(65536);
   start();

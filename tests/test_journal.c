@@ -1716,4 +1716,211 @@ TEST(reader_of_a_missing_dir_is_empty_and_of_a_file_is_an_error) {
   rm_rf(dir);
 }
 
+/* ---- the tail reader ------------------------------------------------------ */
+
+/* Reads every frame the tail gives before (es, eo), checking them against
+ * g from frame *n on; returns what the last call returned. */
+static int tail_drain(struct tks_journal_tail *t, const struct gen *g, uint64_t *n, uint64_t es,
+                      uint64_t eo) {
+  uint8_t *want = malloc(g->hi + 8);
+  ASSERT(want);
+  const void *p;
+  size_t len;
+  int rc;
+  while ((rc = tks_journal_tail_next(t, es, eo, &p, &len)) == 1) {
+    size_t wl = gen_payload(g, *n, want);
+    if (len != wl || memcmp(p, want, len) != 0)
+      TEST_FAIL("tail frame %llu differs (len %zu, want %zu)", (unsigned long long)*n, len, wl);
+    (*n)++;
+  }
+  free(want);
+  return rc;
+}
+
+TEST(tail_reads_whole_frames_only_up_to_the_writers_end_across_segments) {
+  char *dir = make_dir();
+  char err[512] = "";
+  struct gen g = {20000, 60000};
+  struct tks_journal *j = tks_journal_open(dir, MIB, 0, err, sizeof err);
+  ASSERT(j);
+  uint64_t es, eo;
+  tks_journal_written(j, &es, &eo);
+  ASSERT_U64_EQ(es, 1);
+  ASSERT_U64_EQ(eo, 0);
+  struct tks_journal_tail *t;
+  ASSERT_EQ(tks_journal_tail_open(&t, dir, es, eo, err, sizeof err), 0);
+  uint64_t n = 0;
+  ASSERT_EQ(tail_drain(t, &g, &n, es, eo), 0); /* nothing yet: segment 1 not made */
+  write_range(j, &g, 0, 100);                  /* several segments */
+  /* Frames appended and flushed after the end given are not read. */
+  uint64_t es1, eo1;
+  tks_journal_written(j, &es1, &eo1);
+  ASSERT(es1 > 2);
+  write_range(j, &g, 100, 130);
+  ASSERT_EQ(tail_drain(t, &g, &n, es1, eo1), 0);
+  ASSERT_U64_EQ(n, 100);
+  uint64_t ws, wo;
+  tks_journal_tail_where(t, &ws, &wo);
+  ASSERT_U64_EQ(ws, es1);
+  ASSERT_U64_EQ(wo, eo1);
+  tks_journal_written(j, &es, &eo);
+  ASSERT(tks_journal_tail_bytes(t, ws, wo, es, eo) > 30 * 20000);
+  ASSERT_U64_EQ(tks_journal_tail_bytes(t, es, eo, es, eo), 0);
+  ASSERT_U64_EQ(tks_journal_tail_bytes(t, es, eo, ws, wo), 0);
+  ASSERT_EQ(tail_drain(t, &g, &n, es, eo), 0);
+  ASSERT_U64_EQ(n, 130);
+  ASSERT_U64_EQ(tks_journal_tail_gaps(t), 0);
+  /* A seek back to a frame's end reads again from there. */
+  tks_journal_tail_close(t);
+  ASSERT_EQ(tks_journal_tail_open(&t, dir, ws, wo, err, sizeof err), 0);
+  n = 100;
+  ASSERT_EQ(tail_drain(t, &g, &n, es, eo), 0);
+  ASSERT_U64_EQ(n, 130);
+  ASSERT_EQ(tks_journal_tail_seek(t, 1, 0), 0);
+  n = 0;
+  ASSERT_EQ(tail_drain(t, &g, &n, es, eo), 0);
+  ASSERT_U64_EQ(n, 130);
+  tks_journal_tail_close(t);
+  tks_journal_close(j);
+  rm_rf(dir);
+}
+
+TEST(tail_seek_refuses_an_offset_inside_a_frame_and_a_missing_segment) {
+  char *dir = make_dir();
+  char err[512] = "";
+  struct gen g = {10, 300};
+  write_journal(dir, &g, 20, MIB);
+  struct tks_journal_tail *t;
+  uint64_t f3 = frame_off(&g, 3);
+  ASSERT_EQ(tks_journal_tail_open(&t, dir, 1, f3, err, sizeof err), 0);
+  uint64_t n = 3;
+  ASSERT_EQ(tail_drain(t, &g, &n, 2, 0), 0);
+  ASSERT_U64_EQ(n, 20);
+  /* Every offset between two frame ends is refused. */
+  for (uint64_t o = f3 + 1; o < frame_off(&g, 4); o++)
+    ASSERT_EQ(tks_journal_tail_seek(t, 1, o), -EINVAL);
+  ASSERT_CONTAINS(tks_journal_tail_error(t), "not where a frame ends");
+  ASSERT_EQ(tks_journal_tail_seek(t, 1, frame_off(&g, 20) + 1), -EINVAL);
+  ASSERT_EQ(tks_journal_tail_seek(t, 9, 100), -ENOENT);
+  tks_journal_tail_close(t);
+  ASSERT_EQ(tks_journal_tail_open(&t, dir, 1, f3 + 2, err, sizeof err), -EINVAL);
+  ASSERT(t == NULL);
+  ASSERT_CONTAINS(err, "not where a frame ends");
+  rm_rf(dir);
+}
+
+TEST(tail_stops_at_a_bad_crc_a_bad_length_or_a_torn_frame_and_skips_the_segment) {
+  char *dir = make_dir();
+  char err[512] = "", path[600];
+  struct gen g = {100, 400};
+  /* Two segments: 0..9 in 1, 10..19 in 2. */
+  struct tks_journal *j = tks_journal_open(dir, MIB, 0, err, sizeof err);
+  ASSERT(j);
+  write_range(j, &g, 0, 10);
+  uint64_t next;
+  ASSERT_EQ(tks_journal_rotate(j, &next), 0);
+  write_range(j, &g, 10, 20);
+  uint64_t es, eo;
+  tks_journal_written(j, &es, &eo);
+  tks_journal_close(j);
+  ASSERT_U64_EQ(es, 2);
+  seg_path(path, sizeof path, dir, 1);
+  size_t len;
+  uint8_t *orig = slurp(path, &len);
+  for (int kind = 0; kind < 4; kind++) {
+    uint8_t *b = malloc(len);
+    ASSERT(b);
+    memcpy(b, orig, len);
+    size_t blen = len;
+    uint64_t f5 = frame_off(&g, 5);
+    if (kind == 0) b[f5 + TKS_JOURNAL_FRAME_HEADER + 3] ^= 0x10; /* payload bit */
+    if (kind == 1) b[f5 + 3] = 0x7f;                             /* length far too long */
+    if (kind == 2) memset(b + f5, 0, 4);                         /* zero length */
+    if (kind == 3) blen = f5 + 6;                                /* torn */
+    spill(path, b, blen);
+    struct tks_journal_tail *t;
+    ASSERT_EQ(tks_journal_tail_open(&t, dir, 1, 0, err, sizeof err), 0);
+    uint64_t n = 0;
+    ASSERT_EQ(tail_drain(t, &g, &n, es, eo), -EBADMSG);
+    ASSERT_U64_EQ(n, 5);
+    ASSERT_CONTAINS(tks_journal_tail_error(t), "no good frame at offset");
+    uint64_t ws, wo;
+    tks_journal_tail_where(t, &ws, &wo);
+    ASSERT_U64_EQ(ws, 1);
+    ASSERT_U64_EQ(wo, f5);
+    ASSERT_EQ(tail_drain(t, &g, &n, es, eo), -EBADMSG); /* it stays */
+    ASSERT_EQ(tks_journal_tail_skip(t), 0);
+    n = 10;
+    ASSERT_EQ(tail_drain(t, &g, &n, es, eo), 0);
+    ASSERT_U64_EQ(n, 20);
+    tks_journal_tail_close(t);
+    free(b);
+  }
+  /* An end past the file's bytes (a hostile end) reads no torn frame. */
+  spill(path, orig, len);
+  struct tks_journal_tail *t;
+  ASSERT_EQ(tks_journal_tail_open(&t, dir, 2, 0, err, sizeof err), 0);
+  uint64_t n = 10;
+  ASSERT_EQ(tail_drain(t, &g, &n, 2, eo + 5000), -EBADMSG);
+  ASSERT_U64_EQ(n, 20);
+  tks_journal_tail_close(t);
+  /* A segment of garbage (no header) is refused, not read. */
+  uint8_t junk[4096];
+  uint64_t s = 7;
+  for (size_t k = 0; k < sizeof junk; k++) junk[k] = (uint8_t)splitmix(&s);
+  spill(path, junk, sizeof junk);
+  ASSERT_EQ(tks_journal_tail_open(&t, dir, 1, 0, err, sizeof err), 0);
+  n = 0;
+  ASSERT_EQ(tail_drain(t, &g, &n, es, eo), -EBADMSG);
+  ASSERT_U64_EQ(n, 0);
+  ASSERT_CONTAINS(tks_journal_tail_error(t), "not a journal segment header");
+  ASSERT_EQ(tks_journal_tail_skip(t), 0);
+  n = 10;
+  ASSERT_EQ(tail_drain(t, &g, &n, es, eo), 0);
+  ASSERT_U64_EQ(n, 20);
+  tks_journal_tail_close(t);
+  free(orig);
+  rm_rf(dir);
+}
+
+TEST(tail_steps_over_a_missing_segment_and_counts_the_gap) {
+  char *dir = make_dir();
+  char err[512] = "", path[600];
+  struct gen g = {100, 400};
+  struct tks_journal *j = tks_journal_open(dir, MIB, 0, err, sizeof err);
+  ASSERT(j);
+  uint64_t next;
+  for (uint64_t k = 0; k < 3; k++) {
+    write_range(j, &g, 10 * k, 10 * k + 10);
+    ASSERT_EQ(tks_journal_rotate(j, &next), 0);
+  }
+  uint64_t es, eo;
+  tks_journal_written(j, &es, &eo);
+  tks_journal_close(j);
+  seg_path(path, sizeof path, dir, 2);
+  ASSERT_EQ(unlink(path), 0);
+  uint64_t oldest = 0;
+  ASSERT_EQ(tks_journal_oldest(dir, &oldest), 0);
+  ASSERT_U64_EQ(oldest, 1);
+  struct tks_journal_tail *t;
+  ASSERT_EQ(tks_journal_tail_open(&t, dir, 1, 0, err, sizeof err), 0);
+  /* Frames 0..9, then 20..29: segment 2 is stepped over. */
+  uint8_t *want = malloc(g.hi + 8);
+  ASSERT(want);
+  const void *p;
+  size_t len;
+  uint64_t got = 0;
+  while (tks_journal_tail_next(t, es, eo, &p, &len) == 1) {
+    uint64_t i = got < 10 ? got : got + 10;
+    size_t wl = gen_payload(&g, i, want);
+    ASSERT(len == wl && memcmp(p, want, len) == 0);
+    got++;
+  }
+  free(want);
+  ASSERT_U64_EQ(got, 20);
+  ASSERT_U64_EQ(tks_journal_tail_gaps(t), 1);
+  tks_journal_tail_close(t);
+  rm_rf(dir);
+}
+
 TEST_MAIN()
