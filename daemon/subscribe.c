@@ -21,9 +21,11 @@
  * bytes); a full queue disconnects the subscriber (slow_policy disconnect:
  * what was not handed to the kernel is dropped and an error says why) or
  * drops the tick (drop: counted, and a {"$":"dropped"} tells how many
- * before the next tick sent).  A queue is written when it holds 64 KiB
- * (while the bytes are in cache) and at the end of each loop turn (a
- * uv_check), so a read of thousands of ticks costs a write or a few.
+ * before the next tick sent).  A queue is written at the end of each loop
+ * turn (a uv_check), and at once when it holds FLUSH_BYTES (or a quarter of
+ * max_queue_bytes), so a turn's read of thousands of ticks costs one write:
+ * each write costs the kernel a wakeup of the reader (on a VM an IPI, the
+ * biggest single cost of a subscriber when it was a write every 64 KiB).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,7 +42,9 @@
 #define PAGE_ROWS 512           /* replay rows a page, then the ties of the last one */
 #define REPLAY_LOW (256u << 10) /* replay goes on while less than this is unsent */
 #define READ_MAX 4096           /* the read buffer after the request */
-#define FLUSH_BYTES (64u << 10) /* a queue this full is written at once, not at the turn's end */
+/* A queue this full is written at once, not at the turn's end (and one
+ * over a quarter of subscribe.max_queue_bytes). */
+#define FLUSH_BYTES (1u << 20)
 #define ERROR_MAX 512
 
 enum sub_state { SUB_REQUEST, SUB_REPLAY, SUB_LIVE };
@@ -418,6 +422,7 @@ static bool takes(struct sub *s, uint32_t symbol, int64_t ts) {
 static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const void *record,
                     const struct tks_dynobj *obj) {
   uint64_t max = srv->cfg.subscribe.max_queue_bytes;
+  size_t flush_at = max / 4 < FLUSH_BYTES ? (size_t)(max / 4) : FLUSH_BYTES;
   struct sub *src = NULL;
   size_t src_at = 0, len = 0;
   for (struct conn_link *l = S.subs.next, *next; l != &S.subs; l = next) {
@@ -447,14 +452,14 @@ static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const v
       src = s;
       src_at = at;
       len = s->pending.len - at;
-    } else if (s->pending.len >= FLUSH_BYTES) {
+    } else if (s->pending.len >= flush_at) {
       flush(s);
     }
     s->sent++;
     S.sent++;
   }
   /* The first taker's last, once the others have copied the tick. */
-  if (src && src->pending.len >= FLUSH_BYTES) flush(src);
+  if (src && src->pending.len >= flush_at) flush(src);
 }
 
 static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,
