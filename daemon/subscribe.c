@@ -21,9 +21,13 @@
  * bytes); a full queue disconnects the subscriber (slow_policy disconnect:
  * what was not handed to the kernel is dropped and an error says why) or
  * drops the tick (drop: counted, and a {"$":"dropped"} tells how many
- * before the next tick sent).  A queue is written when it holds 64 KiB
- * (while the bytes are in cache) and at the end of each loop turn (a
- * uv_check), so a read of thousands of ticks costs a write or a few.
+ * before the next tick sent).  A queue is written at the end of each loop
+ * turn (a uv_check), and at once when it holds its share of FLUSH_BYTES
+ * (1 MiB among the live subscribers, 64 KiB each at least, a quarter of
+ * max_queue_bytes at most), so a turn's read of thousands of ticks costs one
+ * subscriber one write: each write costs the kernel a wakeup of the reader
+ * (on a VM an IPI, the biggest single cost of one subscriber when it was a
+ * write every 64 KiB), while 20 subscribers' queues still fit the cache.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,7 +44,11 @@
 #define PAGE_ROWS 512           /* replay rows a page, then the ties of the last one */
 #define REPLAY_LOW (256u << 10) /* replay goes on while less than this is unsent */
 #define READ_MAX 4096           /* the read buffer after the request */
-#define FLUSH_BYTES (64u << 10) /* a queue this full is written at once, not at the turn's end */
+/* A queue this full is written at once, not at the turn's end: FLUSH_BYTES
+ * shared by the live subscribers, at least FLUSH_MIN each (all of them in
+ * the cache at once), and at most a quarter of subscribe.max_queue_bytes. */
+#define FLUSH_BYTES (1u << 20)
+#define FLUSH_MIN (64u << 10)
 #define ERROR_MAX 512
 
 enum sub_state { SUB_REQUEST, SUB_REPLAY, SUB_LIVE };
@@ -89,6 +97,7 @@ static struct {
   bool flush_open;
   struct conn_link subs;
   uint32_t live_subs; /* past the request: following the live ticks */
+  size_t flush_share; /* FLUSH_BYTES / live_subs, FLUSH_MIN at least */
   char addr[320];
   uint16_t port;
   void *obj_mem; /* a dynamic tick's object, built to render it */
@@ -119,6 +128,8 @@ static void on_closed(uv_handle_t *h) {
 static void set_live_count(struct tks_server *srv, int delta) {
   S.live_subs = (uint32_t)((int)S.live_subs + delta);
   srv->tap = S.live_subs ? tap : NULL;
+  S.flush_share = S.live_subs > 1 ? FLUSH_BYTES / S.live_subs : FLUSH_BYTES;
+  if (S.flush_share < FLUSH_MIN) S.flush_share = FLUSH_MIN;
 }
 
 static void sub_close(struct sub *s) {
@@ -418,6 +429,7 @@ static bool takes(struct sub *s, uint32_t symbol, int64_t ts) {
 static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const void *record,
                     const struct tks_dynobj *obj) {
   uint64_t max = srv->cfg.subscribe.max_queue_bytes;
+  size_t flush_at = S.flush_share < max / 4 ? S.flush_share : (size_t)(max / 4);
   struct sub *src = NULL;
   size_t src_at = 0, len = 0;
   for (struct conn_link *l = S.subs.next, *next; l != &S.subs; l = next) {
@@ -447,14 +459,14 @@ static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const v
       src = s;
       src_at = at;
       len = s->pending.len - at;
-    } else if (s->pending.len >= FLUSH_BYTES) {
+    } else if (s->pending.len >= flush_at) {
       flush(s);
     }
     s->sent++;
     S.sent++;
   }
   /* The first taker's last, once the others have copied the tick. */
-  if (src && src->pending.len >= FLUSH_BYTES) flush(src);
+  if (src && src->pending.len >= flush_at) flush(src);
 }
 
 static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,

@@ -349,9 +349,10 @@ static inline uint8_t *w_str(uint8_t *p, const char *s, size_t n) {
  * its fixed part is reserved once (a text that does not fit the slack
  * reserves again), then written with no further check. */
 #define MP_SLACK 256 /* bytes of text a record takes without another reserve */
-static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *symbols,
-                          const struct tks_symtab *strings, const void *record,
-                          struct tks_buf *out) {
+__attribute__((noinline)) static int record_msgpack(const struct tks_schema *s,
+                                                    const struct tks_symtab *symbols,
+                                                    const struct tks_symtab *strings,
+                                                    const void *record, struct tks_buf *out) {
   /* A bound, not a sum of the names (a loop here cost half the render):
    * the header, the last name's whole-array copy, and for each field its
    * name and at most 9 bytes of value or a 5-byte string header. */
@@ -437,15 +438,135 @@ static int record_msgpack(const struct tks_schema *s, const struct tks_symtab *s
   return 0;
 }
 
-int tks_tick_msgpack(const struct tks_schema *schema, const struct tks_symtab *names,
-                     const struct tks_symtab *symbols, const struct tks_symtab *strings,
-                     const void *record, const struct tks_dynobj *obj, struct tks_buf *out) {
-  if (record && !obj) return record_msgpack(schema, symbols, strings, record, out);
+/* A text (id in t) the long way: a name over 31 bytes, or an id not in
+ * the table (nil), with room reserved for it past the slack. */
+__attribute__((noinline)) static uint8_t *long_text(struct tks_buf *out, uint8_t *p,
+                                                    const struct tks_symtab *t, uint32_t id,
+                                                    size_t fixed, size_t *slack) {
+  size_t len = 0;
+  const char *text = tks_symtab_name(t, id, &len);
+  if (!text) {
+    *p = 0xc0;
+    return p + 1;
+  }
+  if (len > *slack) {
+    size_t used = (size_t)((char *)p - out->data);
+    if (tks_buf_reserve(out, (used - out->len) + fixed + len + MP_SLACK)) return NULL;
+    p = (uint8_t *)out->data + used;
+    *slack = len + MP_SLACK;
+  }
+  *slack -= len;
+  return w_str(p, text, len);
+}
+
+/* record_msgpack() by the schema's plan (schema.h, mp_plan): the same
+ * bytes, a field a 32-byte step (key, offset and value kind in one line),
+ * each step's code going straight to the next one's (threaded code: no
+ * loop test, no bounds check of a switch). */
+static int record_msgpack_plan(const struct tks_schema *s, const struct tks_symtab *symbols,
+                               const struct tks_symtab *strings, const void *record,
+                               struct tks_buf *out) {
+  size_t fixed = s->mp_bound;
+  if (out->cap - out->len < fixed + MP_SLACK && tks_buf_reserve(out, fixed + MP_SLACK))
+    return -ENOMEM;
+  static const void *const ops[] = {
+      [TKS_MP_I64] = &&op_i64,   [TKS_MP_U32] = &&op_u32, [TKS_MP_F64] = &&op_f64,
+      [TKS_MP_BOOL] = &&op_bool, [TKS_MP_SYM] = &&op_sym, [TKS_MP_ISTR] = &&op_istr,
+  };
+  uint8_t *p = (uint8_t *)out->data + out->len;
+  size_t slack = MP_SLACK; /* text room left */
+  if (s->nfields < 16)
+    *p++ = (uint8_t)(0x80 | s->nfields);
+  else
+    *p = 0xde, p = be(p + 1, s->nfields, 2);
+  const char *rec = record, *at;
+  const struct tks_mp_step *st = s->mp_plan, *end = st + s->nfields;
+  const struct tks_symtab *t;
+  uint32_t id;
+#define NEXT()                          \
+  do {                                  \
+    if (++st == end) goto done;         \
+    memcpy(p, st->key, sizeof st->key); \
+    p += st->klen;                      \
+    at = rec + st->offset;              \
+    goto *ops[st->op];                  \
+  } while (0)
+  if (st == end) goto done;
+  memcpy(p, st->key, sizeof st->key);
+  p += st->klen;
+  at = rec + st->offset;
+  goto *ops[st->op];
+op_i64 : {
+  int64_t i;
+  memcpy(&i, at, 8);
+  p = w_int(p, i);
+  NEXT();
+}
+op_u32 : {
+  uint32_t u;
+  memcpy(&u, at, 4);
+  p = w_uint(p, u);
+  NEXT();
+}
+op_f64 : {
+  uint64_t bits;
+  memcpy(&bits, at, 8);
+  *p = 0xcb;
+  p = be(p + 1, bits, 8);
+  NEXT();
+}
+op_bool:
+  *p++ = *(const bool *)at ? 0xc3 : 0xc2;
+  NEXT();
+op_sym:
+  t = symbols;
+  goto text;
+op_istr:
+  t = strings;
+text:
+  memcpy(&id, at, 4);
+  if (id == 0) { /* "" */
+    *p++ = 0xa0;
+    NEXT();
+  }
+  if (id - 1u < tks_symtab_count(t)) { /* the common case: a name under 32 bytes */
+    const uint8_t *ln = tks_symtab_lname(t, id);
+    if (ln[0] < 32) {
+      *p = (uint8_t)(0xa0 | ln[0]);
+      copy_short(p + 1, ln + 1, ln[0]);
+      p += 1 + ln[0];
+      NEXT();
+    }
+  }
+  p = long_text(out, p, t, id, fixed, &slack);
+  if (!p) return -ENOMEM;
+  NEXT();
+#undef NEXT
+done:
+  out->len = (size_t)((char *)p - out->data);
+  return 0;
+}
+
+/* An object, or a record and its overflow map (off the common path, so
+ * that the record's calls above take no frame). */
+__attribute__((noinline)) static int
+tick_msgpack(const struct tks_schema *schema, const struct tks_symtab *names,
+             const struct tks_symtab *symbols, const struct tks_symtab *strings, const void *record,
+             const struct tks_dynobj *obj, struct tks_buf *out) {
   const struct out o = {.b = out, .mp = true, .symbols = symbols, .strings = strings};
   size_t was = out->len;
   int r = tick_out(&o, schema, names, record, obj);
   if (r) out->len = was;
   return r;
+}
+
+int tks_tick_msgpack(const struct tks_schema *schema, const struct tks_symtab *names,
+                     const struct tks_symtab *symbols, const struct tks_symtab *strings,
+                     const void *record, const struct tks_dynobj *obj, struct tks_buf *out) {
+  if (record && !obj)
+    return schema->mp_plan_ok ? record_msgpack_plan(schema, symbols, strings, record, out)
+                              : record_msgpack(schema, symbols, strings, record, out);
+  return tick_msgpack(schema, names, symbols, strings, record, obj, out);
 }
 
 int tks_tick_json(const struct tks_schema *schema, const struct tks_symtab *names,

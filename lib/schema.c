@@ -169,5 +169,27 @@ int tks_schema_layout(struct tks_schema *s, char *err, size_t errlen) {
     return -EINVAL;
   }
   s->record_size = off;
+  /* The plan: 3 header bytes, and per field the whole key copy and at most
+   * 32 bytes of value (a fixstr name) or a 5-byte text header. */
+  s->mp_plan_ok = true;
+  s->mp_bound = 3 + s->nfields * (uint32_t)(sizeof s->mp_plan[0].key + 32 + 5);
+  memset(s->mp_plan, 0, sizeof s->mp_plan);
+  for (unsigned i = 0; i < s->nfields; i++) {
+    const struct tks_field *f = &s->fields[i];
+    struct tks_mp_step *st = &s->mp_plan[i];
+    size_t klen = f->name_len + 1;
+    if (klen > sizeof st->key) s->mp_plan_ok = false;
+    memcpy(st->key, f->mp_key, klen > sizeof st->key ? sizeof st->key : klen);
+    st->klen = (uint8_t)klen;
+    st->offset = (uint16_t)f->offset;
+    switch (f->vtype) {
+    case TKS_V_INT: st->op = f->size == 8 ? TKS_MP_I64 : TKS_MP_U32; break;
+    case TKS_V_F64: st->op = TKS_MP_F64; break;
+    case TKS_V_BOOL: st->op = TKS_MP_BOOL; break;
+    case TKS_V_SYM: st->op = TKS_MP_SYM; break;
+    case TKS_V_ISTR: st->op = TKS_MP_ISTR; break;
+    default: s->mp_plan_ok = false; break; /* no declared type holds the others */
+    }
+  }
   return 0;
 }

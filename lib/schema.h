@@ -66,7 +66,21 @@ struct tks_schema {
   uint32_t required_mask; /* bit i: field i is required */
   uint32_t intern_mask;   /* bit i: field i is a symbol or a string */
   uint8_t name_index[64]; /* tks_schema_name_slot(): field + 1, 0 none, 255 several */
+  /* Computed for the msgpack renderer of a record (lib/render.c): a step a
+   * field, in slot order: its key as a fixstr (zeros past klen bytes), the
+   * field's offset and what its value is (enum tks_mp_op).  mp_plan_ok:
+   * every key fits a step; mp_bound: the most bytes a record takes but for
+   * texts over 31 bytes. */
+  bool mp_plan_ok;
+  uint32_t mp_bound;
+  struct tks_mp_step {
+    uint8_t key[24];
+    uint8_t klen, op;
+    uint16_t offset;
+  } mp_plan[TKS_SCHEMA_MAX_FIELDS];
 };
+/* What a record's field holds, for the msgpack renderer. */
+enum tks_mp_op { TKS_MP_I64, TKS_MP_U32, TKS_MP_F64, TKS_MP_BOOL, TKS_MP_SYM, TKS_MP_ISTR };
 
 /* The name_index slot of a field name (len > 0). */
 static inline unsigned tks_schema_name_slot(const char *name, size_t len) {

@@ -979,12 +979,19 @@ static uint64_t merge_forward(const struct tks_store *st, struct cur *c, int64_t
   if (live == 1) { /* one representation (the common case): no merge, no ties */
     struct cur *x = &c[only];
     _Alignas(8) char e[TKS_STORE_ENTRY_MAX];
-    while (done < n && x->b && (!bounded || cur_ts(x) < to)) {
-      ent_unpack(x->s, x->b, x->sym, x->i, e);
-      int stop = fn(ctx, x->k == SET_DYNAMIC ? NULL : e, wide_obj(st, x->k, e));
-      cur_next(x);
-      done++;
-      if (stop) break;
+    while (done < n && x->b) {
+      /* A block whose last entry is before `to` needs no test of each ts
+       * (a series' entries are in ts order). */
+      const struct block *b = x->b;
+      bool check = bounded && last_ts(x->s, b) >= to;
+      while (x->b == b && done < n) {
+        if (check && cur_ts(x) >= to) return done;
+        ent_unpack(x->s, b, x->sym, x->i, e);
+        int stop = fn(ctx, x->k == SET_DYNAMIC ? NULL : e, wide_obj(st, x->k, e));
+        cur_next(x);
+        done++;
+        if (stop) return done;
+      }
     }
     return done;
   }

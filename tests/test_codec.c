@@ -6,6 +6,7 @@
 #include <msgpack.h>
 
 #include "decode.h"
+#include "dynobj.h"
 #include "encode.h"
 #include "render.h"
 #include "schema.h"
@@ -877,6 +878,138 @@ TEST(a_record_rendered_as_msgpack_decodes_to_the_same_record) {
     }
     tks_buf_finish(&b);
   }
+}
+
+/* A schema of the given fields (name, type), laid out. */
+static void make_schema(struct tks_schema *sc, unsigned n, const char *const *names,
+                        const enum tks_type *types) {
+  memset(sc, 0, sizeof *sc);
+  snprintf(sc->name, sizeof sc->name, "T");
+  for (unsigned i = 0; i < n; i++) {
+    snprintf(sc->fields[i].name, sizeof sc->fields[i].name, "%s", names[i]);
+    sc->fields[i].type = types[i];
+  }
+  sc->nfields = n;
+  char err[128];
+  ASSERT_EQ(tks_schema_layout(sc, err, sizeof err), 0);
+}
+
+/* The record renderer's plan (schema.h mp_plan, threaded code) and the
+ * loop it falls back to for a key over 23 bytes write exactly the bytes of
+ * the generic renderer (put_value, reached here with an empty overflow
+ * object), for records of every type at every boundary of its forms: ints
+ * of each width, -0.0, NaN, Inf, names of 0 to 255 bytes and ids not in
+ * their table (nil), many to one buffer (texts past the reserved slack). */
+TEST(the_record_renderer_writes_the_bytes_of_the_generic_one) {
+  setup(65536);
+  static const char *const short_names[] = {
+      "ts", "s", "k", "abcdefgh", "flags", "p", "volume", "x_23_bytes_long_name_xx", "b"};
+  static const char *const long_names[] = {"ts",    "s", "k",      "a_name_of_twenty_four_b",
+                                           "flags", "p", "volume", "x_23_bytes_long_name_xxy",
+                                           "b"};
+  static const enum tks_type types[] = {TKS_TYPE_TIMESTAMP, TKS_TYPE_SYMBOL, TKS_TYPE_STRING,
+                                        TKS_TYPE_I64,       TKS_TYPE_U32,    TKS_TYPE_F64,
+                                        TKS_TYPE_I64,       TKS_TYPE_STRING, TKS_TYPE_BOOL};
+  /* 18 fields (a map16 header): the nine, then again named with a "2". */
+  static char wide_names[18][32];
+  static const char *wide_ptrs[18];
+  static enum tks_type wide_types[18];
+  for (unsigned i = 0; i < 18; i++) {
+    snprintf(wide_names[i], sizeof wide_names[i], i < 9 ? "%s" : "%.20s2", short_names[i % 9]);
+    wide_ptrs[i] = wide_names[i];
+    wide_types[i] = i >= 9 && types[i % 9] == TKS_TYPE_TIMESTAMP ? TKS_TYPE_I64 : types[i % 9];
+  }
+  static struct tks_schema schemas[3];
+  make_schema(&schemas[0], 9, short_names, types);
+  make_schema(&schemas[1], 9, long_names, types);
+  make_schema(&schemas[2], 18, wide_ptrs, wide_types);
+  ASSERT(schemas[0].mp_plan_ok && !schemas[1].mp_plan_ok && schemas[2].mp_plan_ok);
+  struct tks_schema dflt;
+  tks_schema_default(&dflt);
+  ASSERT(dflt.mp_plan_ok);
+
+  static const int64_t ints[] = {0,
+                                 1,
+                                 127,
+                                 128,
+                                 255,
+                                 256,
+                                 65535,
+                                 65536,
+                                 -1,
+                                 -32,
+                                 -33,
+                                 -128,
+                                 -129,
+                                 -32768,
+                                 -32769,
+                                 INT32_MIN,
+                                 (int64_t)INT32_MIN - 1,
+                                 INT64_MIN,
+                                 INT64_MAX,
+                                 4294967295,
+                                 4294967296,
+                                 1764547200123456789};
+  static const uint32_t u32s[] = {0, 1, 127, 128, 255, 256, 65535, 65536, UINT32_MAX};
+  const double f64s[] = {0.0, -0.0, 1.5, -2.0, NAN, INFINITY, -INFINITY, 1e308, 5e-324};
+  static const size_t lens[] = {0, 1, 3, 4, 7, 8, 16, 17, 31, 32, 33, 255};
+  uint32_t ids[sizeof lens / sizeof lens[0] + 1];
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+    char name[256];
+    for (size_t k = 0; k < lens[li]; k++) name[k] = (char)('a' + (k * 5 + li) % 26);
+    ids[li] = 0;
+    if (lens[li]) ASSERT_EQ(tks_symtab_intern(dec.symbols, name, lens[li], &ids[li]), 0);
+    uint32_t sid = 0;
+    if (lens[li]) ASSERT_EQ(tks_symtab_intern(dec.strings, name, lens[li], &sid), 0);
+    ASSERT_EQ(sid, ids[li]); /* the same ids in both tables */
+  }
+  ids[sizeof lens / sizeof lens[0]] = 1000; /* in neither table: nil */
+  const size_t nids = sizeof ids / sizeof ids[0];
+
+  uint8_t objmem[256] __attribute__((aligned(8)));
+  ASSERT(tks_dynobj_size(0, 0) <= sizeof objmem);
+  const struct tks_dynobj *empty = tks_dynobj_init(objmem, 0, 0);
+  struct tks_symtab *names = tks_symtab_create(0); /* the overflow's field names: none */
+  ASSERT(empty && names);
+  uint64_t x = 12345;
+  unsigned compared = 0;
+  for (unsigned si = 0; si < 4; si++) {
+    const struct tks_schema *sc = si < 3 ? &schemas[si] : &dflt;
+    struct tks_buf fast = {0}, slow = {0};
+    for (unsigned round = 0; round < 3000; round++) {
+      _Alignas(8) unsigned char rec[TKS_RECORD_MAX];
+      memset(rec, 0, sizeof rec);
+      for (unsigned fi = 0; fi < sc->nfields; fi++) {
+        const struct tks_field *f = &sc->fields[fi];
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned r = (unsigned)(x >> 33) + round;
+        unsigned char *at = rec + f->offset;
+        switch (f->type) {
+        case TKS_TYPE_TIMESTAMP:
+        case TKS_TYPE_I64: memcpy(at, &ints[r % (sizeof ints / sizeof ints[0])], 8); break;
+        case TKS_TYPE_U32: memcpy(at, &u32s[r % (sizeof u32s / sizeof u32s[0])], 4); break;
+        case TKS_TYPE_F64: memcpy(at, &f64s[r % (sizeof f64s / sizeof f64s[0])], 8); break;
+        case TKS_TYPE_BOOL: *(bool *)at = r & 1; break;
+        case TKS_TYPE_SYMBOL:
+        case TKS_TYPE_STRING: memcpy(at, &ids[r % nids], 4); break;
+        case TKS_TYPE__COUNT: break;
+        }
+      }
+      size_t at_fast = fast.len, at_slow = slow.len;
+      ASSERT_EQ(tks_tick_msgpack(sc, names, dec.symbols, dec.strings, rec, NULL, &fast), 0);
+      ASSERT_EQ(tks_tick_msgpack(sc, names, dec.symbols, dec.strings, rec, empty, &slow), 0);
+      ASSERT_EQ(fast.len - at_fast, slow.len - at_slow);
+      ASSERT(memcmp(fast.data + at_fast, slow.data + at_slow, fast.len - at_fast) == 0);
+      compared++;
+    }
+    /* The stream as a whole, too (no byte written past a record's end). */
+    ASSERT_EQ(fast.len, slow.len);
+    ASSERT(memcmp(fast.data, slow.data, fast.len) == 0);
+    tks_buf_finish(&fast);
+    tks_buf_finish(&slow);
+  }
+  ASSERT_EQ(compared, 4 * 3000);
+  tks_symtab_destroy(names);
 }
 
 /* Symbol names of every length class the renderer copies differently

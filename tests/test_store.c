@@ -140,6 +140,47 @@ TEST(range_is_inclusive_exclusive_and_limited) {
   teardown(&f);
 }
 
+/* The walk of one representation tests each ts only in the block where `to`
+ * falls: every bound, inside a block and at its edges, with equal ts and
+ * late ticks among them, a limit, and a callback that stops. */
+TEST(range_ends_exactly_at_to_in_every_block) {
+  struct fixture f;
+  setup(&f);
+  enum { N = 20000 };
+  static int64_t want[N];
+  /* ts 0, 0, 2, 2, 4, ... with every 97th tick late (0.5 behind, as ts - 1). */
+  for (int i = 0; i < N; i++) {
+    int64_t ts = (int64_t)(i / 2) * 2;
+    if (i % 97 == 96) ts -= 1;
+    put(&f, 1, ts, i);
+  }
+  for (int i = 0; i < N; i++) want[i] = (int64_t)(i / 2) * 2 - (i % 97 == 96);
+  /* Sorted, as the store keeps them (late ones slot in before their ts). */
+  for (int i = 1; i < N; i++)
+    for (int j = i; j > 0 && want[j - 1] > want[j]; j--) {
+      int64_t t = want[j];
+      want[j] = want[j - 1];
+      want[j - 1] = t;
+    }
+  for (int64_t to = -1; to <= (int64_t)N + 2; to += 7) {
+    uint64_t expect = 0;
+    while (expect < N && want[expect] < to) expect++;
+    memset(&coll, 0, sizeof coll);
+    ASSERT_EQ(tks_store_range(f.st, 1, INT64_MIN, to, 0, collect_fn, &coll), expect);
+    ASSERT_EQ(coll.n, (unsigned)expect);
+    for (unsigned k = 0; k < coll.n; k++) ASSERT_EQ(coll.ts[k], want[k]);
+    memset(&coll, 0, sizeof coll);
+    uint64_t lim = expect > 3 ? expect - 3 : expect;
+    ASSERT_EQ(tks_store_range(f.st, 1, INT64_MIN, to, lim ? lim : 0, collect_fn, &coll),
+              lim ? lim : expect);
+    memset(&coll, 0, sizeof coll);
+    coll.stop_after = 5;
+    ASSERT_EQ(tks_store_range(f.st, 1, INT64_MIN, to, 0, collect_fn, &coll),
+              expect < 5 ? expect : 5);
+  }
+  teardown(&f);
+}
+
 TEST(last_returns_the_newest_oldest_first) {
   struct fixture f;
   setup(&f);
