@@ -694,7 +694,7 @@ static int dir_start(char *err, size_t errlen) {
                                        "kafka.source.properties", err, errlen);
   if (!pc) return -EINVAL;
   rd_kafka_conf_set_log_cb(pc, on_dir_log);
-  if (tks_kafka_set(pc, "linger.ms", "0", why, sizeof why) == 0)
+  if (tks_kafka_set(pc, "linger.ms", "5", why, sizeof why) == 0)
     K.dir_out = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, errlen);
   if (!K.dir_out) {
     rd_kafka_conf_destroy(pc);
