@@ -264,9 +264,35 @@ void daemon_prepare(struct tks_daemon *d, const char *ingest_extra, const char *
   daemon_write_config(d, ingest_extra, extra_yaml);
 }
 
+/* Before the daemon runs: no test may write the real /var/lib/tickslab or
+ * /run/tickslab or take the default ports.  The config is read as the
+ * daemon will read it; one that does not parse is the daemon's to refuse. */
+static void refuse_default_dirs(const struct tks_daemon *d) {
+  struct tks_config *c = malloc(sizeof *c);
+  if (!c) TEST_FAIL("out of memory");
+  char err[TKS_CONFIG_ERR_MAX];
+  if (tks_config_load(c, d->config, err, sizeof err) == 0) {
+    const char *why = NULL;
+    size_t jl = strlen(TKS_DEFAULT_JOURNAL_DIR);
+    if (c->journal.enabled && strncmp(c->journal.dir, TKS_DEFAULT_JOURNAL_DIR, jl) == 0 &&
+        (c->journal.dir[jl] == '\0' || c->journal.dir[jl] == '/'))
+      why = "journals into " TKS_DEFAULT_JOURNAL_DIR;
+    else if (strncmp(c->control.socket, "/run/tickslab/", 14) == 0)
+      why = "puts its control socket in /run/tickslab";
+    else if (c->ingest.port == 7070 || c->subscribe.port == 7071)
+      why = "listens on a default port (7070, 7071): use port 0";
+    if (why) {
+      free(c);
+      TEST_FAIL("%s: the test's config %s (not started)", d->config, why);
+    }
+  }
+  free(c);
+}
+
 void daemon_spawn(struct tks_daemon *d, char *const env[]) {
   const char *bin = harness_tickslabd();
   if (access(bin, X_OK) != 0) TEST_FAIL("tickslabd not found at %s (set TICKSLABD)", bin);
+  refuse_default_dirs(d);
   int logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (logfd < 0) TEST_FAIL("open %s: %s", d->log, strerror(errno));
   char **envp = make_env(env);
