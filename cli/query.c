@@ -16,6 +16,21 @@
 
 #define MAX_POSITIONAL 4
 
+/* The --brokers part of last's and range's help. */
+#define BROKERS_HELP                                                            \
+  "With --brokers the local daemon is not asked: the node of the fleet on\n"    \
+  "Kafka that owns SYMBOL is (see tickslab nodes --help).  The directory\n"     \
+  "topic names each node's partitions of the ticks' topic and its control\n"    \
+  "socket; SYMBOL's partition, from the node's partitioner, tells the owner,\n" \
+  "and the request goes to that node's control socket, a Unix socket at the\n"  \
+  "path its record names: a node on this host, or one whose socket is\n"        \
+  "forwarded here to that path (ssh -L PATH:PATH host).  No owner: an error\n"  \
+  "naming the partition, exit 1.\n"                                             \
+  "\n"                                                                          \
+  "  --brokers B       the Kafka bootstrap list of the fleet\n"                 \
+  "  --topic T         the ticks' topic (default ticks)\n"                      \
+  "  --nodes-topic T   the directory topic (default tickslab.nodes)\n"
+
 static const char last_help[] =
     "Usage: tickslab last SYMBOL [N] [--ts ns|iso|string] [--json] [--brokers B]\n"
     "\n"
@@ -29,19 +44,7 @@ static const char last_help[] =
     "           ns digit) or string (the ns as a string: JSON.parse and jq\n"
     "           round numbers past 2^53); request word ts=F\n"
     "  --json   print the answer's lines as they are (the default here too)\n"
-    "\n"
-    "With --brokers the local daemon is not asked: the node of the fleet on\n"
-    "Kafka that owns SYMBOL is (see tickslab nodes --help).  The directory\n"
-    "topic names each node's partitions of the ticks' topic and its control\n"
-    "socket; SYMBOL's partition, from the node's partitioner, tells the owner,\n"
-    "and the request goes to that node's control socket, a Unix socket at the\n"
-    "path its record names: a node on this host, or one whose socket is\n"
-    "forwarded here to that path (ssh -L PATH:PATH host).  No owner: an error\n"
-    "naming the partition, exit 1.\n"
-    "\n"
-    "  --brokers B       the Kafka bootstrap list of the fleet\n"
-    "  --topic T         the ticks' topic (default ticks)\n"
-    "  --nodes-topic T   the directory topic (default tickslab.nodes)\n";
+    "\n" BROKERS_HELP;
 
 static const char range_help[] =
     "Usage: tickslab range SYMBOL FROM TO [LIMIT] [--all] [--ts ns|iso|string] [--json]\n"
@@ -67,19 +70,7 @@ static const char range_help[] =
     "           ns digit) or string (the ns as a string: JSON.parse and jq\n"
     "           round numbers past 2^53); request word ts=F\n"
     "  --json   print the answer's lines as they are (the default here too)\n"
-    "\n"
-    "With --brokers the local daemon is not asked: the node of the fleet on\n"
-    "Kafka that owns SYMBOL is (see tickslab nodes --help).  The directory\n"
-    "topic names each node's partitions of the ticks' topic and its control\n"
-    "socket; SYMBOL's partition, from the node's partitioner, tells the owner,\n"
-    "and the request goes to that node's control socket, a Unix socket at the\n"
-    "path its record names: a node on this host, or one whose socket is\n"
-    "forwarded here to that path (ssh -L PATH:PATH host).  No owner: an error\n"
-    "naming the partition, exit 1.\n"
-    "\n"
-    "  --brokers B       the Kafka bootstrap list of the fleet\n"
-    "  --topic T         the ticks' topic (default ticks)\n"
-    "  --nodes-topic T   the directory topic (default tickslab.nodes)\n";
+    "\n" BROKERS_HELP;
 
 static const char symbols_help[] =
     "Usage: tickslab symbols [LIMIT] [--ts ns|iso|string] [--json]\n"

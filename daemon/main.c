@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#ifdef TKS_HAVE_KAFKA
+#include "kafka.h"
+#endif
 
 static const char usage[] =
     "Usage: tickslabd [--config FILE] [--check-config]\n"
@@ -260,6 +263,20 @@ int main(int argc, char **argv) {
     }
   }
   if (check_only) {
+#ifdef TKS_HAVE_KAFKA
+    char kerr[TKS_CONFIG_ERR_MAX];
+    if (tks_kafka_check(&srv.cfg, kerr, sizeof kerr)) {
+      fprintf(stderr, "%s%s: %s\n", tks_log_is_journal() ? "<3>" : "",
+              config_path ? config_path : "(built-in defaults)", kerr);
+      return 2;
+    }
+#else
+    if (srv.cfg.kafka.source.brokers[0] || srv.cfg.kafka.sink.brokers[0]) {
+      fprintf(stderr, "%s%s: kafka.*.brokers is set, but this tickslabd was built without Kafka\n",
+              tks_log_is_journal() ? "<3>" : "", config_path ? config_path : "(built-in defaults)");
+      return 2;
+    }
+#endif
     printf("%s: ok\n", config_path ? config_path : "(built-in defaults)");
     return 0;
   }

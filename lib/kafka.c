@@ -46,6 +46,30 @@ rd_kafka_conf_t *tks_kafka_conf(const char *brokers, const char *props, const ch
   return conf;
 }
 
+int tks_kafka_check(const struct tks_config *cfg, char *err, size_t errlen) {
+  const char *brokers[2] = {cfg->kafka.source.brokers, cfg->kafka.sink.brokers};
+  const char *props[2] = {cfg->kafka.source.properties, cfg->kafka.sink.properties};
+  const char *keys[2] = {"kafka.source.properties", "kafka.sink.properties"};
+  for (int i = 0; i < 2; i++) {
+    if (!brokers[i][0]) continue;
+    rd_kafka_conf_t *conf = tks_kafka_conf(brokers[i], props[i], keys[i], err, errlen);
+    if (!conf) return -EINVAL;
+    rd_kafka_conf_destroy(conf);
+  }
+  if (cfg->kafka.sink.brokers[0] && !cfg->journal.enabled) {
+    snprintf(err, errlen, "kafka.sink needs the journal (journal.enabled: true)");
+    return -EINVAL;
+  }
+  if (cfg->kafka.sink.brokers[0] && cfg->kafka.source.brokers[0] &&
+      strcmp(cfg->kafka.source.brokers, cfg->kafka.sink.brokers) == 0 &&
+      strcmp(cfg->kafka.source.topic, cfg->kafka.sink.topic) == 0) {
+    snprintf(err, errlen, "kafka.sink and kafka.source are the same topic %s on the same brokers",
+             cfg->kafka.sink.topic);
+    return -EINVAL;
+  }
+  return 0;
+}
+
 int tks_kafka_apply(rd_kafka_conf_t *conf, const char *props, const char *key, char *err,
                     size_t errlen) {
   char why[512];

@@ -26,6 +26,11 @@ rd_kafka_conf_t *tks_kafka_conf(const char *brokers, const char *props, const ch
  * -EINVAL with err set as above. */
 int tks_kafka_apply(rd_kafka_conf_t *conf, const char *props, const char *key, char *err,
                     size_t errlen);
+/* What --check-config can tell of the kafka keys without a broker: the
+ * properties librdkafka refuses (either map), the sink without the
+ * journal, a sink on the source's brokers and topic.  0, or -EINVAL with
+ * err set ("kafka.sink.properties: No such configuration property: ..."). */
+int tks_kafka_check(const struct tks_config *cfg, char *err, size_t errlen);
 /* Sets name = value on conf, err as above.  0 or -EINVAL. */
 int tks_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                   size_t errlen);

@@ -504,6 +504,14 @@ TEST(a_hello_may_not_take_a_kafka_partitions_name_and_bad_properties_refuse_the_
   daemon_prepare(&b, NULL,
                  "kafka:\n  source:\n    brokers: \"127.0.0.1:1\"\n    properties:\n"
                  "      no.such.property: 1\n");
+  /* --check-config (ExecStartPre=) tells it before the start. */
+  struct cmd_result cr;
+  run_cmd((char *[]){(char *)harness_tickslabd(), "--config", b.config, "--check-config", NULL},
+          NULL, NULL, 10000, &cr);
+  ASSERT_EQ(cr.code, 2);
+  ASSERT_CONTAINS(cr.err, "kafka.source.properties: No such configuration property: "
+                          "\"no.such.property\"");
+  cmd_result_finish(&cr);
   daemon_spawn(&b, NULL);
   ASSERT(daemon_wait_exit(&b, 20000) != 0);
   char *log = daemon_log(&b);
