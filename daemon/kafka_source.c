@@ -730,9 +730,11 @@ static int dir_start(char *err, size_t errlen) {
 static void dir_stop(void) {
   if (K.dir_out) {
     publish(true); /* gone: the tombstone */
-    if (rd_kafka_flush(K.dir_out, 2000))
+    if (rd_kafka_flush(K.dir_out, 2000)) {
       tks_log(TKS_LOG_WARN, "kafka: this node's tombstone in %s was not acknowledged",
               K.srv->cfg.kafka.source.nodes_topic);
+      rd_kafka_purge(K.dir_out, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    }
     rd_kafka_destroy(K.dir_out);
     K.dir_out = NULL;
   }
