@@ -51,7 +51,7 @@ run() { # NAME SUBS GEN_ARGS...
   local sent slow dropped queued
   sent=$(stat_of subscribe.sent_ticks) slow=$(stat_of subscribe.closed_slow)
   dropped=$(stat_of subscribe.dropped_ticks) queued=$(stat_of subscribe.queue_bytes)
-  if [[ -n $D ]]; then kill -TERM $D; wait $D || true; D=; fi
+  if [[ -n $D ]]; then kill -TERM $D 2>/dev/null || true; wait $D || true; D=; fi
   NS=$(awk -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" -v N="$COUNT" 'BEGIN { printf "%.1f", (c1 - c0) / hz * 1e9 / N }')
   RATE_M=$(awk -v N="$COUNT" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.2f", N / (t1 - t0) / 1e6 }')
   KEPT=$([[ $subs == 0 || ( $slow == 0 && $dropped == 0 && $sent == $((subs * COUNT)) ) ]] && echo yes || echo no)

@@ -3,6 +3,9 @@
  * disabled or not found): `tickslab nodes` and --brokers are refused with
  * one line and exit status 2, as an option this build does not have.
  */
+#include <stdio.h>
+#include <string.h>
+
 #include "cli.h"
 
 static int no_kafka(void) {
@@ -12,7 +15,16 @@ static int no_kafka(void) {
 }
 
 int cli_cmd_nodes(struct cli *c, int argc, char **argv) {
-  (void)c, (void)argc, (void)argv;
+  (void)c;
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("Usage: tickslab nodes --brokers HOST:PORT[,...] [--nodes-topic T] [--json]\n"
+             "\n"
+             "Lists the nodes of a fleet on Kafka.  This tickslab was built without\n"
+             "Kafka (librdkafka): install librdkafka-dev and build with meson\n"
+             "-Dkafka=enabled to have it.\n");
+      return 0;
+    }
   return no_kafka();
 }
 
