@@ -466,6 +466,11 @@ enum tks_intake {
   TKS_INTAKE_REJECTED, /* counted in srv->rejected and logged (rate-limited), *why says why */
   TKS_INTAKE_PAUSE,    /* ingest is held (backpressure): keep the message for the resume */
 };
+/* Once a read (or a Kafka batch), not a tick: true when journal writes
+ * fail under journal.on_error: reject (refuse the ticks, journal_error);
+ * under backpressure ingest is held at once, not only when the writer's
+ * wake-up reaches the loop. */
+bool tks_intake_journal_refusing(struct tks_server *srv);
 /* The rest of tks_intake: a stored tick's bookkeeping, what an admission
  * that failed means, and the slow path (refusing, a seal running). */
 static inline void tks_intake_stored(struct tks_server *srv, enum tks_decode_status st,

@@ -1456,11 +1456,7 @@ void tks_durability_on_synced(struct tks_server *srv,
 
 /* ---- named producers ------------------------------------------------- */
 
-static uint32_t producer_hash(const char *name, size_t len) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)name[i]) * 16777619u;
-  return h;
-}
+static uint32_t producer_hash(const char *name, size_t len) { return tks_fnv1a(name, len); }
 
 struct tks_producer *tks_durability_producer(struct tks_server *srv, const char *name, size_t len,
                                              bool add) {

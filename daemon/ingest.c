@@ -122,9 +122,7 @@ static struct conn *conn_of_ip(struct conn_link *l) {
 }
 
 static struct conn_link *ip_bucket(const uint8_t ip[16]) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (int i = 0; i < 16; i++) h = (h ^ ip[i]) * 16777619u;
-  return &I.by_ip[h & (IP_BUCKETS - 1)];
+  return &I.by_ip[tks_fnv1a(ip, 16) & (IP_BUCKETS - 1)];
 }
 
 /* Open connections from ip, counted up to limit. */
@@ -501,13 +499,8 @@ static bool process(struct conn *c) {
   _Alignas(8) char record[TKS_RECORD_MAX];
   struct tks_dyn_tick dyn;
   struct tks_decode_result res = {.dyn = &dyn};
-  /* Journal writes failing (one look a read, not a tick): with on_error
-   * backpressure hold at once, not only when the writer's wake-up reaches
-   * the loop; with reject, refuse the ticks of this read. */
-  bool failing = tks_durability_failing(srv);
-  bool refusing = failing && srv->cfg.journal.on_error == TKS_ON_ERROR_REJECT;
-  if (failing && !refusing && !tks_server_held(srv, TKS_HOLD_JOURNAL))
-    tks_server_hold(srv, TKS_HOLD_JOURNAL, true);
+  /* Journal writes failing: refuse the ticks of this read, or held. */
+  bool refusing = tks_intake_journal_refusing(srv);
   /* The Kafka sink's queue over max_queue_bytes under on_full: reject
    * (kafka_sink.c sets it on the loop): refused alike, sink_full. */
   enum tks_reason refused = TKS_REASON_JOURNAL_ERROR;

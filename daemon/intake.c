@@ -19,6 +19,14 @@ static inline int64_t tick_ts(const struct tks_server *srv, enum tks_decode_stat
   return ts;
 }
 
+bool tks_intake_journal_refusing(struct tks_server *srv) {
+  bool failing = tks_durability_failing(srv);
+  bool refusing = failing && srv->cfg.journal.on_error == TKS_ON_ERROR_REJECT;
+  if (failing && !refusing && !tks_server_held(srv, TKS_HOLD_JOURNAL))
+    tks_server_hold(srv, TKS_HOLD_JOURNAL, true);
+  return refusing;
+}
+
 static enum tks_intake rejected(struct tks_server *srv, struct tks_intern_mark mark,
                                 enum tks_reason reason, enum tks_reason *why) {
   tks_server_unintern(srv, mark);

@@ -105,8 +105,7 @@ static size_t prod_name(int32_t p, char out[TKS_PRODUCER_NAME_MAX + 1]) {
   if (tl <= 40) {
     n = snprintf(out, TKS_PRODUCER_NAME_MAX + 1, "kafka:%s/%" PRId32, topic, p);
   } else {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < tl; i++) h = (h ^ (uint8_t)topic[i]) * 16777619u;
+    uint32_t h = tks_fnv1a(topic, tl);
     n = snprintf(out, TKS_PRODUCER_NAME_MAX + 1, "kafka:%.30s~%08x/%" PRId32, topic, h, p);
   }
   return (size_t)n;
@@ -475,10 +474,7 @@ static bool take_one(struct part *P, const rd_kafka_message_t *m, int64_t now,
  * journal frame.  Returns false when ingest got held. */
 static bool take_pending(void) {
   struct tks_server *srv = K.srv;
-  bool failing = tks_durability_failing(srv);
-  bool refusing = failing && srv->cfg.journal.on_error == TKS_ON_ERROR_REJECT;
-  if (failing && !refusing && !tks_server_held(srv, TKS_HOLD_JOURNAL))
-    tks_server_hold(srv, TKS_HOLD_JOURNAL, true);
+  bool refusing = tks_intake_journal_refusing(srv);
   int64_t now = tks_now_ns();
   while (K.pending_at < K.npending && !srv->held) {
     size_t first = K.pending_at;
@@ -952,6 +948,26 @@ static const struct tks_stat ST_P_LAG =
     TKS_STAT_NAMED("kafka.source.lag.*", GAUGE, NONE, "A partition's messages not taken yet",
                    "kafka_source_lag", "partition");
 
+static uint64_t part_offset(const struct part *P) { return P->next >= 0 ? (uint64_t)P->next : 0; }
+static uint64_t part_committed(const struct part *P) {
+  return P->committed >= 0 ? (uint64_t)P->committed : 0;
+}
+static uint64_t part_lag(const struct part *P) {
+  return P->next >= 0 && P->high > P->next ? (uint64_t)(P->high - P->next) : 0;
+}
+
+/* One figure of each assigned partition, labelled with its number (the
+ * figures of one path together, as the stats JSON wants them). */
+static void per_partition(struct tks_stats *st, const struct tks_stat *d,
+                          uint64_t (*value)(const struct part *)) {
+  char part[16];
+  for (int32_t p = 0; p < K.nparts; p++) {
+    if (!K.parts[p].assigned) continue;
+    snprintf(part, sizeof part, "%" PRId32, p);
+    tks_stat_u64_of(st, d, part, value(&K.parts[p]));
+  }
+}
+
 void tks_kafka_source_stats(struct tks_server *srv, struct tks_stats *st) {
   if (!srv->cfg.kafka.source.brokers[0] || !K.rk) return;
   uint32_t assigned = 0;
@@ -960,7 +976,7 @@ void tks_kafka_source_stats(struct tks_server *srv, struct tks_stats *st) {
     const struct part *P = &K.parts[p];
     if (!P->assigned) continue;
     assigned++;
-    if (P->high >= 0 && P->next >= 0 && P->high > P->next) lag += (uint64_t)(P->high - P->next);
+    lag += part_lag(P);
   }
   tks_stat_str(st, &ST_STATE, K.state);
   tks_stat_u64(st, &ST_PARTITIONS, (uint64_t)K.nparts);
@@ -979,24 +995,7 @@ void tks_kafka_source_stats(struct tks_server *srv, struct tks_stats *st) {
   tks_stat_u64(st, &ST_DIR_NODES, K.nnodes);
   tks_stat_u64(st, &ST_DIR_BAD, K.dir_bad);
   tks_stat_u64(st, &ST_PUBLISHED, K.published);
-  char part[16];
-  for (int32_t p = 0; p < K.nparts; p++) {
-    const struct part *P = &K.parts[p];
-    if (!P->assigned) continue;
-    snprintf(part, sizeof part, "%" PRId32, p);
-    tks_stat_u64_of(st, &ST_P_OFFSET, part, P->next >= 0 ? (uint64_t)P->next : 0);
-  }
-  for (int32_t p = 0; p < K.nparts; p++) {
-    const struct part *P = &K.parts[p];
-    if (!P->assigned) continue;
-    snprintf(part, sizeof part, "%" PRId32, p);
-    tks_stat_u64_of(st, &ST_P_COMMITTED, part, P->committed >= 0 ? (uint64_t)P->committed : 0);
-  }
-  for (int32_t p = 0; p < K.nparts; p++) {
-    const struct part *P = &K.parts[p];
-    if (!P->assigned) continue;
-    snprintf(part, sizeof part, "%" PRId32, p);
-    tks_stat_u64_of(st, &ST_P_LAG, part,
-                    P->high > P->next && P->next >= 0 ? (uint64_t)(P->high - P->next) : 0);
-  }
+  per_partition(st, &ST_P_OFFSET, part_offset);
+  per_partition(st, &ST_P_COMMITTED, part_committed);
+  per_partition(st, &ST_P_LAG, part_lag);
 }

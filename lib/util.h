@@ -142,6 +142,15 @@ int tks_fsync_dir(const char *dir);
  * Reads only s[0..n), with fixed-size loads (overlapping ones for 1..7
  * bytes), so it compiles to a few instructions and no call.
  */
+/* FNV-1a of n bytes: the hash of the daemon's small tables (producer
+ * names, peers' addresses). */
+static inline uint32_t tks_fnv1a(const void *p, size_t n) {
+  const uint8_t *b = p;
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 16777619u;
+  return h;
+}
+
 static inline uint64_t tks_head8(const char *s, size_t n) {
   if (n >= 8) {
     uint64_t a;

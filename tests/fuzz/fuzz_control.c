@@ -184,19 +184,6 @@ struct tks_archive *tks_archiver_reader(struct tks_server *srv, struct tks_archi
   return a;
 }
 
-/* No Kafka source here: every symbol is this server's. */
-int tks_kafka_source_check(struct tks_server *srv, const char *name, size_t len, char *why,
-                           size_t n) {
-  (void)srv, (void)name, (void)len, (void)why, (void)n;
-  return 0;
-}
-int32_t tks_kafka_source_partition(struct tks_server *srv, const char *name, size_t len,
-                                   bool *owned) {
-  (void)srv, (void)name, (void)len;
-  *owned = true;
-  return -1;
-}
-
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st, (void)flag, (void)ftw;
   remove(path);
