@@ -49,6 +49,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #include "config.h"
@@ -78,9 +79,13 @@ typedef void (*tks_hold_fn)(struct tks_server *srv, bool held);
 typedef void (*tks_stats_fn)(struct tks_server *srv, struct tks_stats *st);
 typedef uint64_t (*tks_count_fn)(struct tks_server *srv);
 /* A run of ticks an eviction is about to free (lib/store.h's hook). */
-/* A tick ingest just stored, as tks_admit was given it (subscribe.c's). */
+/* A tick ingest just stored, as tks_admit was given it (subscribe.c's);
+ * wire: its bytes as the producer sent them when they say exactly what the
+ * store holds (res->verbatim, lib/decode.h), else NULL.  Wire bytes stay
+ * valid until the batch ends (tks_intake_end, the tap's end). */
 typedef void (*tks_tap_fn)(struct tks_server *srv, enum tks_decode_status st, const void *record,
-                           const struct tks_dyn_tick *dyn);
+                           const struct tks_dyn_tick *dyn, const void *wire, size_t wire_len);
+typedef void (*tks_tap_end_fn)(struct tks_server *srv);
 typedef void (*tks_evict_fn)(struct tks_server *srv, enum tks_store_rep rep, uint32_t symbol,
                              const void *entries, uint32_t count);
 #define TKS_MAX_EVICT_LISTENERS 2
@@ -165,6 +170,20 @@ struct tks_server {
   /* Set while subscribers follow the live ticks: ingest hands it each
    * tick it stored (one predictable branch a tick when NULL). */
   tks_tap_fn tap;
+  tks_tap_end_fn tap_end; /* with tap: a batch of ticks ended */
+  /* subscribe.c's: while every live subscriber takes every tick from
+   * `from` on, the ticks of a batch sent as their producer's bytes
+   * (wire, the tap's) one after another make one run, at p: a tick that
+   * follows joins it here, with no call (tks_intake_stored); the tap
+   * hands the run to each subscriber when a tick does not, tap_end when
+   * the batch ends.  len 0: no run. */
+  struct tks_wire_run {
+    const char *p;
+    size_t len, max; /* max: a run this long is handed on at once */
+    uint64_t ticks;
+    int64_t from;
+    uint32_t ts_off; /* the ts field's offset in a record */
+  } wire;
   tks_evict_fn on_evict[TKS_MAX_EVICT_LISTENERS];
   unsigned nevict;
   tks_pressure_fn on_pressure;
@@ -475,9 +494,20 @@ bool tks_intake_journal_refusing(struct tks_server *srv);
  * that failed means, and the slow path (refusing, a seal running). */
 static inline void tks_intake_stored(struct tks_server *srv, enum tks_decode_status st,
                                      const void *record, const struct tks_dyn_tick *dyn,
-                                     const void *msg, size_t len, const struct tks_intake_ctx *ic) {
+                                     const void *msg, size_t len, bool verbatim,
+                                     const struct tks_intake_ctx *ic) {
   srv->ticks_accepted++;
-  if (srv->tap) srv->tap(srv, st, record, dyn); /* subscribers follow */
+  if (srv->tap) { /* subscribers follow */
+    struct tks_wire_run *w = &srv->wire;
+    int64_t ts;
+    if (verbatim && w->len && w->p + w->len == (const char *)msg && w->len < w->max &&
+        (memcpy(&ts, (const char *)record + w->ts_off, sizeof ts), ts >= w->from)) {
+      w->len += len;
+      w->ticks++;
+    } else {
+      srv->tap(srv, st, record, dyn, verbatim ? msg : NULL, len);
+    }
+  }
   /* A run of accepted ticks is copied at once, when it ends. */
   if (ic->journal) tks_durability_accept(srv, msg, len);
 }
@@ -487,22 +517,29 @@ enum tks_intake tks_intake_failed(struct tks_server *srv, enum tks_admit a,
 enum tks_intake tks_intake_slow(struct tks_server *srv, enum tks_decode_status st,
                                 const void *record, const struct tks_dyn_tick *dyn,
                                 struct tks_intern_mark mark, const void *msg, size_t len,
-                                const struct tks_intake_ctx *ic, enum tks_reason *why);
+                                bool verbatim, const struct tks_intake_ctx *ic,
+                                enum tks_reason *why);
 /* A tick tks_decode gave (OK or DYNAMIC; mark taken before it), whose
- * message is msg[0..len): refused while ic->refusing, refused (sealing)
- * below the cut of a seal running, else admitted by the when_full policy.
- * A tick not stored leaves nothing in the tables (mark undone). */
+ * message is msg[0..len) (verbatim: the decoder's res->verbatim):
+ * refused while ic->refusing, refused (sealing) below the cut of a seal
+ * running, else admitted by the when_full policy.  A tick not stored
+ * leaves nothing in the tables (mark undone).  msg stays valid until
+ * tks_intake_end. */
 static inline enum tks_intake tks_intake(struct tks_server *srv, enum tks_decode_status st,
                                          const void *record, const struct tks_dyn_tick *dyn,
                                          struct tks_intern_mark mark, const void *msg, size_t len,
-                                         const struct tks_intake_ctx *ic, enum tks_reason *why) {
+                                         bool verbatim, const struct tks_intake_ctx *ic,
+                                         enum tks_reason *why) {
   if (__builtin_expect(ic->refusing || srv->seal_cut != INT64_MIN, 0))
-    return tks_intake_slow(srv, st, record, dyn, mark, msg, len, ic, why);
+    return tks_intake_slow(srv, st, record, dyn, mark, msg, len, verbatim, ic, why);
   enum tks_admit a = tks_admit(srv, st, record, dyn);
   if (__builtin_expect(a != TKS_ADMIT_STORED, 0)) return tks_intake_failed(srv, a, mark, ic, why);
-  tks_intake_stored(srv, st, record, dyn, msg, len, ic);
+  tks_intake_stored(srv, st, record, dyn, msg, len, verbatim, ic);
   return TKS_INTAKE_STORED;
 }
+/* The batch's end (a read, a run of Kafka messages), before its bytes go:
+ * the subscribers take what they were handed, the journal its frame. */
+void tks_intake_end(struct tks_server *srv);
 
 /* ==== load.c: the loading phase ======================================= */
 /* At start, after the sockets are bound: the steps that rebuild the store

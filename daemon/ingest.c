@@ -523,7 +523,8 @@ static bool process(struct conn *c) {
     if (st == TKS_DECODE_NEED_MORE) break;
     if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
       enum tks_reason why;
-      enum tks_intake a = tks_intake(srv, st, record, &dyn, mark, p + off, res.consumed, &ic, &why);
+      enum tks_intake a = tks_intake(srv, st, record, &dyn, mark, p + off, res.consumed,
+                                     res.verbatim, &ic, &why);
       if (a == TKS_INTAKE_PAUSE) break; /* held: the tick stays in c->buf for the resume */
       off += res.consumed;
       if (a == TKS_INTAKE_REJECTED && ack) ack_reject(c, why, NULL);
@@ -545,7 +546,7 @@ static bool process(struct conn *c) {
     closed = true;
     break;
   }
-  tks_durability_submit(srv);
+  tks_intake_end(srv);
   if (ack) ack_read_end(c, journal);
   if (closed) {
     if (ack) {

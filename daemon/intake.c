@@ -59,7 +59,8 @@ enum tks_intake tks_intake_failed(struct tks_server *srv, enum tks_admit a,
 enum tks_intake tks_intake_slow(struct tks_server *srv, enum tks_decode_status st,
                                 const void *record, const struct tks_dyn_tick *dyn,
                                 struct tks_intern_mark mark, const void *msg, size_t len,
-                                const struct tks_intake_ctx *ic, enum tks_reason *why) {
+                                bool verbatim, const struct tks_intake_ctx *ic,
+                                enum tks_reason *why) {
   if (ic->refusing) {
     if (ic->refuse == TKS_REASON_SINK_FULL)
       tks_server_log_limited(srv,
@@ -83,6 +84,11 @@ enum tks_intake tks_intake_slow(struct tks_server *srv, enum tks_decode_status s
   }
   enum tks_admit a = tks_admit(srv, st, record, dyn);
   if (a != TKS_ADMIT_STORED) return tks_intake_failed(srv, a, mark, ic, why);
-  tks_intake_stored(srv, st, record, dyn, msg, len, ic);
+  tks_intake_stored(srv, st, record, dyn, msg, len, verbatim, ic);
   return TKS_INTAKE_STORED;
+}
+
+void tks_intake_end(struct tks_server *srv) {
+  if (srv->tap_end) srv->tap_end(srv);
+  tks_durability_submit(srv);
 }

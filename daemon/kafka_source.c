@@ -435,7 +435,8 @@ static bool take_one(struct part *P, const rd_kafka_message_t *m, int64_t now,
     }
   }
   if (st == TKS_DECODE_OK || st == TKS_DECODE_DYNAMIC) {
-    enum tks_intake a = tks_intake(srv, st, record, &dyn, mark, m->payload, m->len, ic, &why);
+    enum tks_intake a = tks_intake(srv, st, record, &dyn, mark, m->payload, m->len, res.verbatim,
+                                   ic, &why);
     if (a == TKS_INTAKE_PAUSE) return false;
     if (a == TKS_INTAKE_STORED) {
       P->stored++, K.stored++;
@@ -511,7 +512,7 @@ static bool take_pending(void) {
         break;
       }
     }
-    tks_durability_submit(srv); /* the frame and its position, then the bytes may go */
+    tks_intake_end(srv); /* the subscribers' bytes, the frame and its position, then they may go */
     if (P->prod) { /* handled up to here: the position stays put until the next message */
       P->prod->position = (uint64_t)(P->next >= 0 ? P->next : 0);
       P->prod->accepted0 = srv->ticks_accepted;

@@ -16,7 +16,16 @@
  * exist when the subscription began, takes every live tick.  With "now"
  * there is no replay.  Ticks older than `from` are never sent.
  *
- * Ingest never waits for a subscriber: live ticks are rendered once and
+ * A live tick whose bytes say exactly what the store holds (the tap's
+ * wire, lib/decode.h's verbatim) goes as those bytes: while every
+ * subscriber takes "*", the ticks of a read that follow each other are one
+ * run (srv->wire, grown in tks_intake_stored with no call), handed to each
+ * subscriber's socket when a tick breaks it or the read ends (tap_end),
+ * uncopied where the socket takes it; otherwise each subscriber keeps a run
+ * of its own the same way.  That was the biggest cost of a subscriber
+ * after the kernel's: rendering and copying every tick.
+ *
+ * Ingest never waits for a subscriber: other live ticks are rendered once and
  * appended to each subscriber's queue (subscribe.max_queue_bytes of unsent
  * bytes); a full queue disconnects the subscriber (slow_policy disconnect:
  * what was not handed to the kernel is dropped and an error says why) or
@@ -81,6 +90,11 @@ struct sub {
    * inflight_off: what the kernel took at once is not queued). */
   struct tks_buf pending, inflight;
   size_t inflight_off;
+  /* Live ticks taken as their producer's bytes (the tap's wire), one after
+   * another in the batch being taken: written after the queue when the
+   * batch ends (run_flush), or when it is a queue's share. */
+  const char *run;
+  size_t run_len;
   uv_write_t wr;
   bool writing;
   uint64_t pending_since_ns, inflight_since_ns;
@@ -100,16 +114,20 @@ static struct {
   size_t flush_share; /* FLUSH_BYTES / live_subs, FLUSH_MIN at least */
   char addr[320];
   uint16_t port;
+  bool wire_on;  /* every live subscriber takes every tick from srv->wire.from on */
   void *obj_mem; /* a dynamic tick's object, built to render it */
   size_t obj_cap;
   uint64_t conns_total, refused, closed_slow, closed_error, sent, dropped, replayed;
 } S = {.subs = {&S.subs, &S.subs}};
 
 static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,
-                const struct tks_dyn_tick *dyn);
+                const struct tks_dyn_tick *dyn, const void *wire, size_t wire_len);
+static void tap_end(struct tks_server *srv);
+static void wire_update(struct tks_server *srv);
+static void wire_hand(struct tks_server *srv, bool end);
 
 static uint64_t queue_bytes(const struct sub *s) {
-  return s->pending.len + s->inflight.len - s->inflight_off;
+  return s->pending.len + s->inflight.len - s->inflight_off + s->run_len;
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -128,8 +146,10 @@ static void on_closed(uv_handle_t *h) {
 static void set_live_count(struct tks_server *srv, int delta) {
   S.live_subs = (uint32_t)((int)S.live_subs + delta);
   srv->tap = S.live_subs ? tap : NULL;
+  srv->tap_end = S.live_subs ? tap_end : NULL;
   S.flush_share = S.live_subs > 1 ? FLUSH_BYTES / S.live_subs : FLUSH_BYTES;
   if (S.flush_share < FLUSH_MIN) S.flush_share = FLUSH_MIN;
+  wire_update(srv);
 }
 
 static void sub_close(struct sub *s) {
@@ -162,6 +182,7 @@ static void fail(struct sub *s, const char *fmt, ...) {
   va_end(ap);
   tks_server_log_limited(s->srv, "closing subscriber %s: %s", s->peer, reason);
   s->pending.len = 0;
+  s->run_len = 0;
   int r = tks_msgpack_map_header(&s->pending, 2);
   r |= tks_msgpack_str(&s->pending, "$", 1);
   r |= tks_msgpack_str(&s->pending, "error", 5);
@@ -169,6 +190,7 @@ static void fail(struct sub *s, const char *fmt, ...) {
   r |= tks_msgpack_str(&s->pending, reason, strlen(reason));
   s->shutting = true;
   s->shutting_since_ms = uv_now(s->srv->loop);
+  wire_update(s->srv);
   uv_read_stop((uv_stream_t *)&s->tcp);
   if (r) {
     sub_close(s);
@@ -302,7 +324,9 @@ static int grow_syms(struct sub *s, uint32_t id) {
 }
 
 static void go_live(struct sub *s) {
+  if (s->srv->wire.len) wire_hand(s->srv, false); /* (a run is the ticks before it) */
   s->state = SUB_LIVE;
+  wire_update(s->srv);
   mark_pending(s);
   if (put_control(&s->pending, "live", 0, NULL, NULL)) fail(s, "out of memory");
 }
@@ -424,53 +448,185 @@ static bool takes(struct sub *s, uint32_t symbol, int64_t ts) {
   return w != WANT_PENDING || ts < s->cur[symbol]; /* else the replay will send it */
 }
 
-/* The live tick, rendered once, into the queue of the first subscriber
- * that takes it, and copied from there to the others. */
-static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const void *record,
-                    const struct tks_dynobj *obj) {
+/* A queue this full is written at once (FLUSH_BYTES' share). */
+static size_t flush_at(const struct tks_server *srv) {
   uint64_t max = srv->cfg.subscribe.max_queue_bytes;
-  size_t flush_at = S.flush_share < max / 4 ? S.flush_share : (size_t)(max / 4);
+  return S.flush_share < max / 4 ? S.flush_share : (size_t)(max / 4);
+}
+
+/* The run after what is queued: straight to the kernel when nothing is
+ * queued before it and the batch ended or the run is a queue's share (its
+ * bytes still in cache, not copied; what the kernel does not take is),
+ * else appended to the queue. */
+static void run_flush(struct sub *s, bool end, size_t at) {
+  const char *p = s->run;
+  size_t n = s->run_len;
+  s->run_len = 0;
+  if ((end || n >= at) && !s->pending.len && !s->writing) {
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    int w = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    if (w < 0 && w != UV_EAGAIN) {
+      sub_close(s);
+      return;
+    }
+    if (w > 0) p += w, n -= (size_t)w;
+    if (!n) return;
+  }
+  mark_pending(s);
+  if (tks_buf_append(&s->pending, p, n)) {
+    fail(s, "out of memory");
+    return;
+  }
+  if (s->pending.len >= at) flush(s);
+}
+
+/* A run the queue has no room for, tick by tick as fan_out takes them:
+ * those that fit, the others by slow_policy. */
+static void hand_ticks(struct sub *s, const char *p, size_t n, uint64_t max) {
+  size_t max_tick = s->srv->cfg.ingest.max_message_bytes;
+  while (n && !s->closing && !s->shutting) {
+    long t = tks_msgpack_skip((const uint8_t *)p, n, max_tick);
+    size_t len = t > 0 ? (size_t)t : n; /* (a run holds whole ticks) */
+    if (queue_bytes(s) + len > max) {
+      too_slow(s, max);
+    } else {
+      tell_drops(s);
+      mark_pending(s);
+      if (tks_buf_append(&s->pending, p, len)) {
+        fail(s, "out of memory");
+        return;
+      }
+      s->sent++;
+      S.sent++;
+    }
+    p += len, n -= len;
+  }
+}
+
+/* The server's run (srv->wire) to each subscriber, after its own run. */
+static void wire_hand(struct tks_server *srv, bool end) {
+  const char *p = srv->wire.p;
+  size_t n = srv->wire.len;
+  uint64_t ticks = srv->wire.ticks, max = srv->cfg.subscribe.max_queue_bytes;
+  srv->wire.len = 0; /* taken, before a subscriber's end changes who takes the next */
+  size_t at_once = flush_at(srv);
+  for (struct conn_link *l = S.subs.next, *next; l != &S.subs; l = next) {
+    next = l->next;
+    struct sub *s = SUB_OF(l);
+    if (s->state != SUB_LIVE || s->closing || s->shutting) continue;
+    if (s->run_len) {
+      run_flush(s, false, at_once);
+      if (s->closing || s->shutting) continue;
+    }
+    if (queue_bytes(s) + n > max) {
+      hand_ticks(s, p, n, max);
+      continue;
+    }
+    tell_drops(s);
+    s->run = p;
+    s->run_len = n;
+    s->sent += ticks;
+    S.sent += ticks;
+    run_flush(s, end, at_once);
+  }
+}
+
+/* Whether the live ticks may go by the server's run: every subscriber
+ * that follows them is live and takes "*" (from the latest `from`). */
+static void wire_update(struct tks_server *srv) {
+  if (srv->wire.len) wire_hand(srv, false);
+  bool on = true;
+  unsigned takers = 0;
+  int64_t from = INT64_MIN;
+  for (struct conn_link *l = S.subs.next; l != &S.subs; l = l->next) {
+    const struct sub *s = SUB_OF(l);
+    if (s->state == SUB_REQUEST || s->closing || s->shutting) continue;
+    if (s->state != SUB_LIVE || !s->want.all) on = false;
+    if (!s->want.from_now && s->want.from > from) from = s->want.from;
+    takers++;
+  }
+  const struct tks_schema *sc = &srv->cfg.schema;
+  S.wire_on = on && takers > 0 && sc->ts_field >= 0;
+  srv->wire.from = from;
+  srv->wire.max = flush_at(srv);
+  srv->wire.ts_off = sc->ts_field >= 0 ? sc->fields[sc->ts_field].offset : 0;
+}
+
+/* The live tick into the queue of each subscriber that takes it: as the
+ * producer's bytes (wire) where they say what the store holds, in a run
+ * while it takes the ticks one after another, else rendered once into the
+ * first taker's queue and copied from there to the others. */
+static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const void *record,
+                    const struct tks_dynobj *obj, const char *wire, size_t wire_len) {
+  uint64_t max = srv->cfg.subscribe.max_queue_bytes;
+  size_t at_once = flush_at(srv);
   struct sub *src = NULL;
-  size_t src_at = 0, len = 0;
+  size_t src_at = 0, len = wire_len;
   for (struct conn_link *l = S.subs.next, *next; l != &S.subs; l = next) {
     next = l->next;
     struct sub *s = SUB_OF(l);
     if (!takes(s, symbol, ts)) continue;
-    if (src && queue_bytes(s) + len > max) {
+    if (wire && s->state == SUB_LIVE) {
+      /* The common case: the tick right after the run's last. */
+      if (s->run_len && s->run + s->run_len == wire && s->run_len < at_once &&
+          queue_bytes(s) + wire_len <= max) {
+        s->run_len += wire_len;
+      } else {
+        if (s->run_len) run_flush(s, false, at_once);
+        if (s->closing || s->shutting) continue;
+        if (queue_bytes(s) + wire_len > max) {
+          too_slow(s, max);
+          continue;
+        }
+        tell_drops(s);
+        s->run = wire;
+        s->run_len = wire_len;
+      }
+      s->sent++;
+      S.sent++;
+      continue;
+    }
+    if (s->run_len) {
+      run_flush(s, false, at_once);
+      if (s->closing || s->shutting) continue;
+    }
+    bool known = wire || src; /* the tick's length, before it is queued */
+    if (known && queue_bytes(s) + len > max) {
       too_slow(s, max);
       continue;
     }
     tell_drops(s);
     mark_pending(s);
     size_t at = s->pending.len;
-    int r = src ? tks_buf_append(&s->pending, src->pending.data + src_at, len)
-                : tks_tick_msgpack(&srv->cfg.schema, srv->names, srv->symbols, srv->strings, record,
-                                   obj, &s->pending);
+    int r = wire  ? tks_buf_append(&s->pending, wire, wire_len)
+            : src ? tks_buf_append(&s->pending, src->pending.data + src_at, len)
+                  : tks_tick_msgpack(&srv->cfg.schema, srv->names, srv->symbols, srv->strings,
+                                     record, obj, &s->pending);
     if (r) {
       fail(s, "out of memory");
       continue;
     }
-    if (!src && queue_bytes(s) > max) {
+    if (!known && queue_bytes(s) > max) {
       s->pending.len = at; /* over: the tick is not queued */
       too_slow(s, max);
       continue;
     }
-    if (!src) {
+    if (!known) {
       src = s;
       src_at = at;
       len = s->pending.len - at;
-    } else if (s->pending.len >= flush_at) {
+    } else if (s->pending.len >= at_once) {
       flush(s);
     }
     s->sent++;
     S.sent++;
   }
   /* The first taker's last, once the others have copied the tick. */
-  if (src && src->pending.len >= flush_at) flush(src);
+  if (src && src->pending.len >= at_once) flush(src);
 }
 
 static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,
-                const struct tks_dyn_tick *dyn) {
+                const struct tks_dyn_tick *dyn, const void *wire, size_t wire_len) {
   const struct tks_dynobj *obj = NULL;
   uint32_t symbol;
   int64_t ts;
@@ -489,11 +645,31 @@ static void tap(struct tks_server *srv, enum tks_decode_status st, const void *r
     symbol = dyn->symbol;
     ts = dyn->ts;
     if (srv->cfg.store.mode == TKS_MODE_DYNAMIC) record = NULL;
+    wire = NULL;
   } else {
     memcpy(&symbol, (const char *)record + sc->fields[sc->symbol_field].offset, sizeof symbol);
     memcpy(&ts, (const char *)record + sc->fields[sc->ts_field].offset, sizeof ts);
   }
-  fan_out(srv, symbol, ts, record, obj);
+  /* Not the run's next (tks_intake_stored): the run so far goes first. */
+  if (srv->wire.len) wire_hand(srv, false);
+  if (wire && S.wire_on && ts >= srv->wire.from) {
+    srv->wire.p = wire;
+    srv->wire.len = wire_len;
+    srv->wire.ticks = 1;
+    return;
+  }
+  fan_out(srv, symbol, ts, record, obj, wire, wire_len);
+}
+
+/* The batch ended: its bytes go, so the runs go to the kernel now. */
+static void tap_end(struct tks_server *srv) {
+  if (srv->wire.len) wire_hand(srv, true);
+  size_t at_once = flush_at(srv);
+  for (struct conn_link *l = S.subs.next, *next; l != &S.subs; l = next) {
+    next = l->next;
+    struct sub *s = SUB_OF(l);
+    if (s->run_len) run_flush(s, true, at_once);
+  }
 }
 
 /* Once a loop turn: writes what the taps queued. */
@@ -524,6 +700,7 @@ static void start(struct sub *s) {
     return;
   }
   s->state = SUB_REPLAY;
+  wire_update(srv);
   struct tks_archive_view v;
   struct tks_archive *a = tks_archiver_reader(srv, &v);
   if (a) {
@@ -693,6 +870,8 @@ void tks_subscribe_stop(struct tks_server *srv) {
   }
   while (S.subs.next != &S.subs) sub_close(SUB_OF(S.subs.next));
   srv->tap = NULL;
+  srv->tap_end = NULL;
+  srv->wire.len = 0;
   free(S.obj_mem);
   S.obj_mem = NULL;
   S.obj_cap = 0;

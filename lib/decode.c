@@ -517,6 +517,7 @@ enum tks_decode_status tks_decode(const struct tks_decoder *d, const uint8_t *bu
   res->field = -1;
   res->detail[0] = '\0';
   res->has_ts = false;
+  res->verbatim = false;
   if (len == 0) return TKS_DECODE_NEED_MORE;
   /* Nothing past the limit is looked at: a message longer than max is
    * too_large whatever its later bytes hold and however the stream was cut

@@ -95,6 +95,13 @@ struct tks_decode_result {
   char detail[64];         /* e.g. the unknown key: cut at a character, bytes not UTF-8
                               and control characters as \xHH (tks_utf8_escape) */
   bool has_ts;             /* the tick carried its own ts */
+  /* On OK: buf[0..consumed) says exactly what the record holds, as a map
+   * naming every declared field with the values of the record's types (any
+   * integer width, floats as float64, no nil), so a subscriber may be sent
+   * these bytes instead of the record rendered (the key order and integer
+   * widths are the producer's).  Only the shape cache's fast path
+   * (lib/shape.h) finds it; tks_decode() leaves it false. */
+  bool verbatim;
   struct tks_dyn_tick *dyn; /* set by the caller outside slotted mode: where a
                                dynamic tick is described */
 };

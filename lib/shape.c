@@ -205,6 +205,7 @@ learn(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_t *buf
     if ((int)fi != s->ts_field)
       memcpy(c->tmpl + s->fields[fi].offset, &s->fields[fi].dflt, s->fields[fi].size);
   c->full = bytes == s->record_size;
+  c->verbatim = is_map && c->mask == (s->nfields >= 32 ? ~0u : (1u << s->nfields) - 1);
   c->string_fields = 0;
   for (unsigned fi = 0; fi < s->nfields; fi++)
     if (s->fields[fi].type == TKS_TYPE_STRING) c->string_fields |= 1u << fi;
@@ -282,7 +283,7 @@ struct misses {
  */
 static inline __attribute__((always_inline)) enum fast
 read_tick(struct tks_shape_cache *c, const bool long_keys, int symbol_field, const uint8_t *buf,
-          char *rec, size_t *pos, uint32_t *nils, struct misses *ms) {
+          char *rec, size_t *pos, uint32_t *nils, bool *inexact, struct misses *ms) {
   const uint8_t *p = buf + c->hdr_len;
   for (const struct tks_shape_key *k = c->keys, *end = k + c->n; k < end; k++) {
     uint64_t x;
@@ -322,6 +323,7 @@ read_tick(struct tks_shape_cache *c, const bool long_keys, int symbol_field, con
     }
     case TKS_TYPE_F64: {
       double f;
+      *inexact |= b != 0xcb; /* an int or a float32 comes back as a float64 */
       n = read_f64(p, &f);
       if (n && isfinite(f))
         memcpy(at, &f, 8);
@@ -416,11 +418,13 @@ fast_decode(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_
   if (c->strs) syms_check(c, d);
   size_t pos;
   uint32_t nils = 0;
+  bool inexact = false;
   struct misses ms;
   ms.fields = 0;
   /* Keys of up to 8 bytes, the common case, need no second compare. */
-  enum fast f = c->long_keys ? read_tick(c, true, s->symbol_field, buf, rec, &pos, &nils, &ms)
-                             : read_tick(c, false, s->symbol_field, buf, rec, &pos, &nils, &ms);
+  enum fast f = c->long_keys
+                    ? read_tick(c, true, s->symbol_field, buf, rec, &pos, &nils, &inexact, &ms)
+                    : read_tick(c, false, s->symbol_field, buf, rec, &pos, &nils, &inexact, &ms);
   if (f != FAST_HIT) return f;
   if (pos > len) return FAST_UNSURE; /* more bytes needed, or over max_message_bytes */
   uint32_t seen = c->mask & ~nils;
@@ -443,6 +447,7 @@ fast_decode(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_
   res->field = -1;
   res->detail[0] = '\0';
   res->has_ts = has_ts;
+  res->verbatim = c->verbatim && !nils && !inexact;
   return FAST_HIT;
 }
 

@@ -50,6 +50,8 @@ struct tks_shape_cache {
   uint8_t n;              /* keys (array form: values) */
   uint8_t misses;         /* accepted ticks of another shape since the last hit */
   bool full;              /* the keys fill every byte of the record: no template */
+  bool verbatim;          /* a map naming every declared field: a tick of it with
+                             floats as float64 and no nil is res->verbatim */
   bool long_keys;         /* a key over 8 bytes */
   uint32_t mask;          /* the fields the keys name */
   uint32_t string_fields; /* the schema's fields of type string */

@@ -5,7 +5,9 @@
  * fed the same bytes; every answer must be the same byte for byte (status,
  * consumed, reason, field, detail, has_ts, the record, a dynamic tick's
  * fields) and the tables must hold the same strings under the same ids.
- * The includer defines DIFF_FAIL(fmt, ...), which must not return.
+ * Where the shape path says a tick is verbatim (its bytes say what the
+ * record holds), the bytes and the record rendered as a subscriber gets it
+ * must be the same map: keys, value types and values.  The includer defines DIFF_FAIL(fmt, ...), which must not return.
  */
 #ifndef TKS_SHAPE_DIFF_H
 #define TKS_SHAPE_DIFF_H
@@ -15,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
+
 #include "decode.h"
+#include "render.h"
 #include "shape.h"
 #include "symtab.h"
 
@@ -108,6 +113,53 @@ static inline void diff_tables_eq(const struct tks_symtab *p, const struct tks_s
   }
 }
 
+/* The same msgpack value: the same type (an integer by its value, whatever
+ * its width), floats bit for bit, a map's entries whatever their order
+ * (a tick's keys are unique). */
+static inline bool diff_mp_eq(const msgpack_object *p, const msgpack_object *q) {
+  if (p->type != q->type) return false;
+  switch (p->type) {
+  case MSGPACK_OBJECT_NIL: return true;
+  case MSGPACK_OBJECT_BOOLEAN: return p->via.boolean == q->via.boolean;
+  case MSGPACK_OBJECT_POSITIVE_INTEGER: return p->via.u64 == q->via.u64;
+  case MSGPACK_OBJECT_NEGATIVE_INTEGER: return p->via.i64 == q->via.i64;
+  case MSGPACK_OBJECT_FLOAT32:
+  case MSGPACK_OBJECT_FLOAT64: return memcmp(&p->via.f64, &q->via.f64, 8) == 0;
+  case MSGPACK_OBJECT_STR:
+    return p->via.str.size == q->via.str.size &&
+           memcmp(p->via.str.ptr, q->via.str.ptr, p->via.str.size) == 0;
+  case MSGPACK_OBJECT_MAP:
+    if (p->via.map.size != q->via.map.size) return false;
+    for (uint32_t i = 0; i < p->via.map.size; i++) {
+      uint32_t j = 0;
+      while (j < q->via.map.size && !diff_mp_eq(&p->via.map.ptr[i].key, &q->via.map.ptr[j].key))
+        j++;
+      if (j == q->via.map.size || !diff_mp_eq(&p->via.map.ptr[i].val, &q->via.map.ptr[j].val))
+        return false;
+    }
+    return true;
+  default: return false;
+  }
+}
+
+/* A verbatim tick's bytes against its record as a subscriber is sent it. */
+static inline void diff_verbatim(const struct diff_side *b, const uint8_t *buf, size_t n) {
+  struct tks_buf out = {0};
+  if (tks_tick_msgpack(b->d.schema, b->d.names, b->d.symbols, b->d.strings, b->rec, NULL, &out))
+    DIFF_FAIL("no memory");
+  msgpack_unpacked u, v;
+  msgpack_unpacked_init(&u);
+  msgpack_unpacked_init(&v);
+  if (msgpack_unpack_next(&u, (const char *)buf, n, NULL) != MSGPACK_UNPACK_SUCCESS ||
+      msgpack_unpack_next(&v, out.data, out.len, NULL) != MSGPACK_UNPACK_SUCCESS)
+    DIFF_FAIL("a verbatim tick or its record rendered is not msgpack");
+  bool eq = diff_mp_eq(&u.data, &v.data);
+  msgpack_unpacked_destroy(&u);
+  msgpack_unpacked_destroy(&v);
+  tks_buf_finish(&out);
+  if (!eq) DIFF_FAIL("a verbatim tick's bytes say other than its record rendered");
+}
+
 /* Decodes buf[0..len) on both sides and compares; returns the status. */
 static inline enum tks_decode_status diff_decode(struct diff *x, const uint8_t *buf, size_t len,
                                                  int64_t now_ns, bool check_only) {
@@ -137,6 +189,9 @@ static inline enum tks_decode_status diff_decode(struct diff *x, const uint8_t *
       DIFF_FAIL("has_ts %d, the shape path's %d", ra->has_ts, rb->has_ts);
     if (memcmp(a->rec, b->rec, a->d.schema->record_size) != 0) DIFF_FAIL("the records differ");
   }
+  if (rb->verbatim && (sb != TKS_DECODE_OK || ra->verbatim))
+    DIFF_FAIL("verbatim where only the shape path's OK may be");
+  if (rb->verbatim && !check_only) diff_verbatim(b, buf, rb->consumed);
   if ((sa == TKS_DECODE_OK && a->d.mode != TKS_MODE_SLOTTED) || sa == TKS_DECODE_DYNAMIC) {
     const struct tks_dyn_tick *p = &a->dyn, *q = &b->dyn;
     if (p->n != q->n || p->undeclared != q->undeclared || p->string_bytes != q->string_bytes)

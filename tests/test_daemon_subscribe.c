@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "decode.h"
 #include "encode.h"
 #include "harness.h"
 #include "test.h"
@@ -139,6 +140,9 @@ static void expect_live(struct reader *r) {
 
 /* Ticks for symbols S0..S<nsym-1>: tick i goes to symbol i % nsym with
  * volume = its number within that symbol, ts = T0 + i. */
+/* Tick i of a feed: S<i % nsym>, volume i / nsym.  Most name every field
+ * (sent on as the producer's bytes, in runs); every seventh leaves flags
+ * out (rendered from the record), so a stream mixes the two. */
 static void encode_ticks(struct tks_buf *b, uint64_t first, uint64_t count, unsigned nsym) {
   for (uint64_t i = first; i < first + count; i++) {
     char name[16];
@@ -148,8 +152,9 @@ static void encode_ticks(struct tks_buf *b, uint64_t first, uint64_t count, unsi
         {"ts", {.type = TKS_V_INT, .v.i = T0 + (int64_t)i}},
         {"price", {.type = TKS_V_F64, .v.f = 1.5}},
         {"volume", {.type = TKS_V_INT, .v.i = (int64_t)(i / nsym)}},
+        {"flags", {.type = TKS_V_STR, .v.s = {"x", 1}}},
     };
-    ASSERT_EQ(tks_encode_map(b, kv, 4), 0);
+    ASSERT_EQ(tks_encode_map(b, kv, i % 7 == 3 ? 4 : 5), 0);
   }
 }
 
@@ -194,7 +199,14 @@ static void read_sequences(struct reader *r, unsigned nsym, uint64_t *next, uint
     if ((uint64_t)v != next[s])
       TEST_FAIL("S%u: volume %lld where %llu was due (a tick lost or sent twice)", s, (long long)v,
                 (unsigned long long)next[s]);
-    ASSERT_EQ(int_of(get(m, "ts")), T0 + (int64_t)(next[s] * nsym + s));
+    uint64_t i = next[s] * nsym + s;
+    ASSERT_EQ(int_of(get(m, "ts")), T0 + (int64_t)i);
+    /* Every field, as `last` has it, whichever way the tick came. */
+    const msgpack_object *price = get(m, "price"), *flags = get(m, "flags");
+    ASSERT(price && price->type == MSGPACK_OBJECT_FLOAT64 && price->via.f64 == 1.5);
+    ASSERT(flags && flags->type == MSGPACK_OBJECT_STR);
+    ASSERT_EQ(flags->via.str.size, i % 7 == 3 ? 0 : 1);
+    ASSERT_EQ(m->via.map.size, 5);
     next[s]++;
     got++;
   }
@@ -596,6 +608,117 @@ TEST(a_request_in_pieces_is_taken_and_one_never_finished_times_out) {
   daemon_cleanup(&d);
 }
 
+/* A tick of ticker V, volume v, by form: 0 every field, ticker first, ts
+ * as int64 (the producer's bytes go on as they are); 1 price as an
+ * integer; 2 price as float32; 3 flags nil; 4 flags left out (1-4 are
+ * rendered from the record: price a float64, flags ""); 5 price -0.0; 6
+ * the schema's order, ts as uint64 (5 and 6 go on as they are). */
+static void put_tick(struct tks_buf *b, int form, uint64_t v) {
+  static const uint8_t ticker[] = {0xa6, 't', 'i', 'c', 'k', 'e', 'r', 0xa1, 'V'};
+  uint8_t ts[1 + 2 + 9] = {0xa2, 't', 's', form == 6 ? 0xcf : 0xd3};
+  for (int k = 0; k < 8; k++) ts[4 + k] = (uint8_t)((uint64_t)(T0 + (int64_t)v) >> (56 - 8 * k));
+  uint8_t price[6 + 9] = {0xa5, 'p', 'r', 'i', 'c', 'e'};
+  size_t np = 6;
+  if (form == 1) {
+    price[np++] = 0x02;
+  } else if (form == 2) {
+    memcpy(price + np, "\xca\x3f\xc0\x00\x00", 5), np += 5; /* 1.5f */
+  } else {
+    uint64_t bits;
+    double f = form == 5 ? -0.0 : 1.5;
+    memcpy(&bits, &f, 8);
+    price[np++] = 0xcb;
+    for (int k = 0; k < 8; k++) price[np++] = (uint8_t)(bits >> (56 - 8 * k));
+  }
+  uint8_t volume[7 + 9] = {0xa6, 'v', 'o', 'l', 'u', 'm', 'e', 0xcd, (uint8_t)(v >> 8), (uint8_t)v};
+  static const uint8_t flags[] = {0xa5, 'f', 'l', 'a', 'g', 's', 0xa1, 'f'};
+  ASSERT_EQ(tks_buf_putc(b, form == 4 ? 0x84 : 0x85), 0);
+  if (form != 6) ASSERT_EQ(tks_buf_append(b, ticker, sizeof ticker), 0);
+  ASSERT_EQ(tks_buf_append(b, ts, sizeof ts), 0);
+  if (form == 6) ASSERT_EQ(tks_buf_append(b, ticker, sizeof ticker), 0);
+  ASSERT_EQ(tks_buf_append(b, price, np), 0);
+  ASSERT_EQ(tks_buf_append(b, volume, 10), 0);
+  if (form == 3)
+    ASSERT_EQ(tks_buf_append(b,
+                             "\xa5"
+                             "flags\xc0",
+                             7),
+              0);
+  if (form != 3 && form != 4) ASSERT_EQ(tks_buf_append(b, flags, sizeof flags), 0);
+}
+
+TEST(a_tick_naming_every_field_goes_on_as_its_bytes_the_others_as_the_store_holds_them) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  int fd = connect_sub(&d, 0);
+  subscribe(fd, NULL, INT64_MIN);
+  struct reader r;
+  reader_init(&r, fd);
+  expect_live(&r);
+  reader_finish(&r); /* nothing more was sent: the rest is read raw */
+  /* Runs of the producer's bytes broken by rendered ticks, in one send.
+   * The connection's first tick teaches its shape (lib/shape.h) and goes
+   * rendered, as do ticks of another shape (4, 6 and what follows them):
+   * those may come either way, as long as they say the same. */
+  static const int forms[] = {0, 0, 1, 0, 0, 2, 3, 0, 5, 5, 0, 1, 0, 4, 6, 6, 0};
+  enum { N = sizeof forms / sizeof forms[0], SHAPED = 13 };
+  struct tks_buf in = {0};
+  size_t at[N + 1];
+  for (unsigned i = 0; i < N; i++) {
+    at[i] = in.len;
+    put_tick(&in, forms[i], 300 + i);
+  }
+  at[N] = in.len;
+  int ing = daemon_connect_ingest(&d);
+  ASSERT_EQ(send_all(ing, in.data, in.len), 0);
+  close(ing);
+  struct tks_buf out = {0};
+  size_t off = 0;
+  uint64_t deadline = now_ms() + 10000;
+  for (unsigned i = 0; i < N; i++) {
+    long n;
+    while ((n = tks_msgpack_skip((const uint8_t *)out.data + off, out.len - off, 1 << 20)) == 0) {
+      if (now_ms() > deadline) TEST_FAIL("%u of %u ticks came", i, (unsigned)N);
+      char buf[4096];
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      if (poll(&p, 1, 100) <= 0) continue;
+      ssize_t got = recv(fd, buf, sizeof buf, 0);
+      ASSERT(got > 0);
+      ASSERT_EQ(tks_buf_append(&out, buf, (size_t)got), 0);
+    }
+    ASSERT(n > 0);
+    const char *m = out.data + off;
+    const char *sent = in.data + at[i];
+    size_t sent_len = at[i + 1] - at[i];
+    int f = forms[i];
+    bool same = (size_t)n == sent_len && memcmp(m, sent, sent_len) == 0;
+    if ((f == 0 || f == 5) && i > 0 && i < SHAPED && !same)
+      TEST_FAIL("tick %u (form %d) did not come as its producer's bytes", i, f);
+    if (f >= 1 && f <= 4 && same)
+      TEST_FAIL("tick %u (form %d) came as sent, not as the store holds it", i, f);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    ASSERT_EQ(msgpack_unpack_next(&u, m, (size_t)n, NULL), MSGPACK_UNPACK_SUCCESS);
+    const msgpack_object *t = &u.data;
+    ASSERT(t->type == MSGPACK_OBJECT_MAP && t->via.map.size == 5);
+    ASSERT_EQ(int_of(get(t, "ts")), T0 + 300 + (int64_t)i);
+    ASSERT_EQ(int_of(get(t, "volume")), 300 + (int64_t)i);
+    ASSERT(str_is(get(t, "ticker"), "V"));
+    const msgpack_object *price = get(t, "price"), *flags = get(t, "flags");
+    ASSERT(price && price->type == MSGPACK_OBJECT_FLOAT64);
+    double want = f == 1 ? 2.0 : f == 5 ? -0.0 : 1.5;
+    ASSERT(memcmp(&price->via.f64, &want, 8) == 0); /* -0.0 keeps its sign */
+    ASSERT(str_is(flags, f == 3 || f == 4 ? "" : "f"));
+    msgpack_unpacked_destroy(&u);
+    off += (size_t)n;
+  }
+  ASSERT_EQ(daemon_stat(&d, "subscribe.sent_ticks"), N);
+  tks_buf_finish(&in);
+  tks_buf_finish(&out);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
 TEST(fallback_ticks_reach_subscribers_with_their_undeclared_fields) {
   struct tks_daemon d;
   start_sub_daemon(&d, NULL, "store:\n  mode: fallback\n");
@@ -684,9 +807,9 @@ TEST(tickslab_tail_prints_replayed_and_live_ticks_as_json_or_csv) {
   ASSERT_EQ(r.code, 0);
   char want[512];
   snprintf(want, sizeof want,
-           "{\"ts\":\"%lld\",\"ticker\":\"S1\",\"price\":1.5,\"volume\":0,\"flags\":\"\"}\n"
+           "{\"ts\":\"%lld\",\"ticker\":\"S1\",\"price\":1.5,\"volume\":0,\"flags\":\"x\"}\n"
            "{\"ts\":\"%lld\",\"ticker\":\"S1\",\"price\":1.5,\"volume\":1,\"flags\":\"\"}\n"
-           "{\"ts\":\"%lld\",\"ticker\":\"S1\",\"price\":1.5,\"volume\":2,\"flags\":\"\"}\n",
+           "{\"ts\":\"%lld\",\"ticker\":\"S1\",\"price\":1.5,\"volume\":2,\"flags\":\"x\"}\n",
            T0 + 1, T0 + 3, T0 + 5);
   ASSERT_STR_EQ(r.out, want);
   cmd_result_finish(&r);
@@ -705,8 +828,8 @@ TEST(tickslab_tail_prints_replayed_and_live_ticks_as_json_or_csv) {
   run_cmd(csv_argv, NULL, NULL, 20000, &r);
   ASSERT_EQ(r.code, 0);
   ASSERT_STR_EQ(r.out, "ts,ticker,price,volume,flags\n"
-                       "2023-11-14T22:13:20.000000000Z,S0,1.5,0,\n"
-                       "2023-11-14T22:13:20.000000002Z,S0,1.5,1,\n");
+                       "2023-11-14T22:13:20.000000000Z,S0,1.5,0,x\n"
+                       "2023-11-14T22:13:20.000000002Z,S0,1.5,1,x\n");
   cmd_result_finish(&r);
   /* A bad --from is a usage error; subscriptions off say so. */
   char *bad_argv[] = {

@@ -123,6 +123,58 @@ TEST(a_repeated_shape_takes_the_fast_path_with_the_same_records) {
   diff_finish(&x);
 }
 
+/* What a subscriber may be sent as the producer's bytes: a tick of the
+ * learned map shape naming every field, floats as float64, no nil. */
+TEST(a_tick_is_verbatim_only_where_its_bytes_say_what_the_record_holds) {
+  schemas();
+  diff_init(&x, &market, TKS_MODE_SLOTTED, 65536, 0);
+  prime();
+  struct mp m = {0};
+  market_tick(&m, "AAPL", 3, -0.0, 5, "R");
+  ASSERT_EQ(one(&m), TKS_DECODE_OK);
+  ASSERT(x.b.res.verbatim); /* (and diff_decode rendered it to compare) */
+  /* price as an integer or a float32: stored as a float64, not verbatim */
+  static const uint8_t forms[][5] = {{0x02}, {0xca, 0x3f, 0xc0, 0, 0}, {0xc0}};
+  static const size_t lens[] = {1, 5, 1};
+  for (int f = 0; f < 3; f++) {
+    m.n = 0;
+    mp_map(&m, 5);
+    mp_str(&m, "ticker"), mp_str(&m, "AAPL");
+    mp_str(&m, "ts"), mp_i64(&m, 4);
+    mp_str(&m, "price"), put(&m, forms[f], lens[f]);
+    mp_str(&m, "volume"), put1(&m, 1);
+    mp_str(&m, "flags"), mp_str(&m, "R");
+    enum tks_decode_status st = one(&m);
+    if (f < 2) ASSERT_EQ(st, TKS_DECODE_OK); /* (price is required: a nil is refused) */
+    ASSERT(!x.b.res.verbatim);
+  }
+  /* flags nil (absent) or left out: rendered from the record */
+  m.n = 0;
+  market_tick(&m, "AAPL", 5, 1.0, 1, "R");
+  m.b[m.n - 2] = 0xc0, m.n--; /* "R" -> nil */
+  ASSERT_EQ(one(&m), TKS_DECODE_OK);
+  ASSERT(!x.b.res.verbatim);
+  m.n = 0;
+  mp_map(&m, 4);
+  mp_str(&m, "ticker"), mp_str(&m, "AAPL");
+  mp_str(&m, "ts"), mp_i64(&m, 6);
+  mp_str(&m, "price"), mp_f64(&m, 1.0);
+  mp_str(&m, "volume"), put1(&m, 1);
+  ASSERT_EQ(one(&m), TKS_DECODE_OK);
+  ASSERT(!x.b.res.verbatim);
+  /* The array form is never a subscriber's map. */
+  diff_finish(&x);
+  diff_init(&x, &market, TKS_MODE_SLOTTED, 65536, 0);
+  for (int i = 0; i < 3; i++) {
+    m.n = 0;
+    mp_array(&m, 5);
+    mp_i64(&m, 7 + i), mp_str(&m, "AAPL"), mp_f64(&m, 1.0), put1(&m, 1), mp_str(&m, "R");
+    ASSERT_EQ(one(&m), TKS_DECODE_OK);
+    ASSERT(!x.b.res.verbatim);
+  }
+  diff_finish(&x);
+}
+
 TEST(every_near_miss_of_a_learned_shape_decodes_as_tks_decode) {
   schemas();
   diff_init(&x, &market, TKS_MODE_SLOTTED, 65536, 0);
