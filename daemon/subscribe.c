@@ -147,6 +147,7 @@ static void set_live_count(struct tks_server *srv, int delta) {
   S.live_subs = (uint32_t)((int)S.live_subs + delta);
   srv->tap = S.live_subs ? tap : NULL;
   srv->tap_end = S.live_subs ? tap_end : NULL;
+  srv->decoder.verbatim = S.live_subs > 0; /* (a few instructions a tick: only for them) */
   S.flush_share = S.live_subs > 1 ? FLUSH_BYTES / S.live_subs : FLUSH_BYTES;
   if (S.flush_share < FLUSH_MIN) S.flush_share = FLUSH_MIN;
   wire_update(srv);
@@ -871,6 +872,7 @@ void tks_subscribe_stop(struct tks_server *srv) {
   while (S.subs.next != &S.subs) sub_close(SUB_OF(S.subs.next));
   srv->tap = NULL;
   srv->tap_end = NULL;
+  srv->decoder.verbatim = false;
   srv->wire.len = 0;
   free(S.obj_mem);
   S.obj_mem = NULL;

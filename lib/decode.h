@@ -86,6 +86,8 @@ struct tks_decoder {
   size_t max_object_bytes;    /* a dynamic object (or overflow map) larger is bad_value;
                                  0: no limit.  The daemon's slab page size. */
   bool check_only;            /* check the tick, intern nothing: for a tick refused anyway */
+  bool verbatim;              /* tks_shape_decode() tells res->verbatim (else leaves
+                                 it as it was): a few instructions a tick, for subscribers */
 };
 
 struct tks_decode_result {
@@ -100,7 +102,8 @@ struct tks_decode_result {
    * integer width, floats as float64, no nil), so a subscriber may be sent
    * these bytes instead of the record rendered (the key order and integer
    * widths are the producer's).  Only the shape cache's fast path
-   * (lib/shape.h) finds it; tks_decode() leaves it false. */
+   * (lib/shape.h) finds it, where d->verbatim asks (without, it is left as
+   * it was); tks_decode() sets it false. */
   bool verbatim;
   struct tks_dyn_tick *dyn; /* set by the caller outside slotted mode: where a
                                dynamic tick is described */

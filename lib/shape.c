@@ -282,8 +282,9 @@ struct misses {
  * Sets the fields with a nil (*nils).
  */
 static inline __attribute__((always_inline)) enum fast
-read_tick(struct tks_shape_cache *c, const bool long_keys, int symbol_field, const uint8_t *buf,
-          char *rec, size_t *pos, uint32_t *nils, bool *inexact, struct misses *ms) {
+read_tick(struct tks_shape_cache *c, const bool long_keys, const bool track, int symbol_field,
+          const uint8_t *buf, char *rec, size_t *pos, uint32_t *nils, bool *inexact,
+          struct misses *ms) {
   const uint8_t *p = buf + c->hdr_len;
   for (const struct tks_shape_key *k = c->keys, *end = k + c->n; k < end; k++) {
     uint64_t x;
@@ -323,7 +324,7 @@ read_tick(struct tks_shape_cache *c, const bool long_keys, int symbol_field, con
     }
     case TKS_TYPE_F64: {
       double f;
-      *inexact |= b != 0xcb; /* an int or a float32 comes back as a float64 */
+      if (track && b != 0xcb) *inexact = true; /* an int or a float32 becomes a float64 */
       n = read_f64(p, &f);
       if (n && isfinite(f))
         memcpy(at, &f, 8);
@@ -409,7 +410,7 @@ __attribute__((noinline)) static bool new_strings(struct tks_shape_cache *c,
  * outside rec changed. */
 static inline __attribute__((always_inline)) enum fast
 fast_decode(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_t *buf, size_t len,
-            int64_t now_ns, char *rec, struct tks_decode_result *res) {
+            int64_t now_ns, char *rec, struct tks_decode_result *res, const bool track) {
   const struct tks_schema *s = d->schema;
   /* A header of one byte (fixmap, fixarray) needs no memcmp call. */
   if (buf[0] != c->hdr[0] || (c->hdr_len > 1 && memcmp(buf, c->hdr, c->hdr_len) != 0))
@@ -422,9 +423,10 @@ fast_decode(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_
   struct misses ms;
   ms.fields = 0;
   /* Keys of up to 8 bytes, the common case, need no second compare. */
-  enum fast f = c->long_keys
-                    ? read_tick(c, true, s->symbol_field, buf, rec, &pos, &nils, &inexact, &ms)
-                    : read_tick(c, false, s->symbol_field, buf, rec, &pos, &nils, &inexact, &ms);
+  enum fast f =
+      c->long_keys
+          ? read_tick(c, true, track, s->symbol_field, buf, rec, &pos, &nils, &inexact, &ms)
+          : read_tick(c, false, track, s->symbol_field, buf, rec, &pos, &nils, &inexact, &ms);
   if (f != FAST_HIT) return f;
   if (pos > len) return FAST_UNSURE; /* more bytes needed, or over max_message_bytes */
   uint32_t seen = c->mask & ~nils;
@@ -447,7 +449,7 @@ fast_decode(struct tks_shape_cache *c, const struct tks_decoder *d, const uint8_
   res->field = -1;
   res->detail[0] = '\0';
   res->has_ts = has_ts;
-  res->verbatim = c->verbatim && !nils && !inexact;
+  if (track) res->verbatim = c->verbatim && !nils && !inexact; /* else left as it was */
   return FAST_HIT;
 }
 
@@ -464,7 +466,7 @@ fast_decode_short(struct tks_shape_cache *c, const struct tks_decoder *d, const 
   memcpy(copy, buf, len);
   memset(copy + len, 0, c->room - len);
   /* The strings noted point into the copy, but only until it returns. */
-  return fast_decode(c, d, copy, len, now_ns, rec, res);
+  return fast_decode(c, d, copy, len, now_ns, rec, res, d->verbatim);
 }
 
 /* The fallback: tks_decode(), and learning from what it accepts. */
@@ -487,7 +489,10 @@ enum tks_decode_status tks_shape_decode(struct tks_shape_cache *c, const struct 
   /* Dynamic mode makes every tick a dynamic one: not the fast path's. */
   if (d->mode != TKS_MODE_DYNAMIC && c->schema == d->schema && len > 0) {
     size_t n = len > d->max_message_bytes ? d->max_message_bytes : len; /* as tks_decode() */
-    f = n >= c->room ? fast_decode(c, d, buf, n, now_ns, record, res)
+    /* d->verbatim: the same path, telling whether a float came as
+     * another type (a few instructions a tick, only for subscribers). */
+    f = n >= c->room ? d->verbatim ? fast_decode(c, d, buf, n, now_ns, record, res, true)
+                                   : fast_decode(c, d, buf, n, now_ns, record, res, false)
                      : fast_decode_short(c, d, buf, n, now_ns, record, res);
     if (f == FAST_HIT) {
       c->hits++;
