@@ -124,6 +124,8 @@ bool cli_response_error(const char *resp, char *msg, size_t msglen);
  * Returns 0 or -ENOENT / -EINVAL (not a number). */
 int cli_stats_value(const char *text, const char *key, double *out);
 int cli_stats_u64(const char *text, const char *key, uint64_t *out);
+/* A stat's value as text ("127.0.0.1:7070", "off"): 0, -ENOENT, -EINVAL (empty or over n). */
+int cli_stats_str(const char *text, const char *key, char *out, size_t n);
 
 /* TCP connection to host:port within timeout_ms.  name is used in messages.
  * Returns the fd (blocking, with SO_SNDTIMEO of timeout_ms) or -1 (printed). */

@@ -254,6 +254,17 @@ static const char *stats_find(const char *text, const char *key, size_t *vlen) {
   return NULL;
 }
 
+int cli_stats_str(const char *text, const char *key, char *out, size_t n) {
+  size_t vl;
+  const char *v = stats_find(text, key, &vl);
+  if (!v) return -ENOENT;
+  while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\r')) vl--;
+  if (vl == 0 || vl >= n) return -EINVAL;
+  memcpy(out, v, vl);
+  out[vl] = '\0';
+  return 0;
+}
+
 int cli_stats_value(const char *text, const char *key, double *out) {
   size_t vl;
   const char *v = stats_find(text, key, &vl);

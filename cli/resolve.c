@@ -1,8 +1,10 @@
 /*
  * Where the daemon is, resolved on first use: the control socket (--socket,
  * else the config's control.socket, else the default), the ingest address
- * (--connect, else the config's ingest.listen, asking the daemon for the
- * port when that is 0, else 127.0.0.1:7070) and the schema send and gen
+ * (--connect; else, with --socket and no --config, the address the daemon
+ * there listens on, from its stats; else the config's ingest.listen, asking
+ * the daemon for the port when that is 0; else 127.0.0.1:7070) and the
+ * subscription address alike, and the schema send and gen
  * encode for (send: the running daemon's, from its stats, unless --config).  The config is --config, else the default file if it exists.
  */
 #include <errno.h>
@@ -120,12 +122,44 @@ static int ask_port(struct cli *c, const char *stat, const char *opt, char *port
 /* An address: the option's value (opt_name), else the config's host and
  * port (a port 0 asked of the daemon as `stat`), else the default. */
 struct where {
-  const char *opt, *opt_name, *stat;
+  const char *opt, *opt_name, *stat, *listen_stat;
   const char *dflt_host;
   int dflt_port;
   char *host, *port, *name;
   size_t host_len, port_len, name_len;
 };
+
+/* A daemon listening on every address is reached on loopback. */
+static const char *reachable(const char *h) {
+  return strcmp(h, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(h, "::") == 0 ? "::1" : h;
+}
+
+/* --socket without --config: the address the daemon there listens on. */
+static int ask_listen(struct cli *c, const struct where *w) {
+  struct cli_ctl ctl;
+  if (cli_ctl_open(&ctl, c->socket_opt, c->timeout_ms)) return -1;
+  struct tks_buf resp = {0};
+  char v[320], host[300];
+  int rc = -1;
+  if (cli_ctl_request(&ctl, "stats text", &resp) == 0) {
+    if (cli_stats_str(resp.data ? resp.data : "", w->listen_stat, v, sizeof v) != 0)
+      cli_err("the daemon at %s does not report %s: use %s", c->socket_opt, w->listen_stat,
+              w->opt_name);
+    else if (strcmp(v, "off") == 0)
+      cli_err("the daemon at %s has %s off", c->socket_opt, w->listen_stat);
+    else if (split_hostport(v, host, sizeof host, w->port, w->port_len))
+      cli_err("the daemon at %s reports %s '%s', not HOST:PORT: use %s", c->socket_opt,
+              w->listen_stat, v, w->opt_name);
+    else
+      rc = 0;
+  }
+  tks_buf_finish(&resp);
+  cli_ctl_close(&ctl);
+  if (rc) return -1;
+  snprintf(w->host, w->host_len, "%s", reachable(host));
+  set_name(w->host, w->port, w->name, w->name_len);
+  return 0;
+}
 
 static int resolve(struct cli *c, const struct where *w,
                    bool (*from_config)(const struct tks_config *, const char **, uint16_t *)) {
@@ -137,16 +171,12 @@ static int resolve(struct cli *c, const struct where *w,
     set_name(w->host, w->port, w->name, w->name_len);
     return 0;
   }
+  if (c->socket_opt && !c->config_opt) return ask_listen(c, w); /* that daemon's, not a file's */
   if (load_config(c)) return -1;
   const char *h;
   uint16_t port;
   if (c->config_state == 1 && from_config(c->config, &h, &port)) {
-    /* A daemon listening on every address is reached on loopback. */
-    if (strcmp(h, "0.0.0.0") == 0)
-      h = "127.0.0.1";
-    else if (strcmp(h, "::") == 0)
-      h = "::1";
-    snprintf(w->host, w->host_len, "%s", h);
+    snprintf(w->host, w->host_len, "%s", reachable(h));
     snprintf(w->port, w->port_len, "%u", (unsigned)port);
     if (port == 0 && ask_port(c, w->stat, w->opt_name, w->port, w->port_len)) return -1;
   } else {
@@ -171,22 +201,26 @@ static bool subscribe_of(const struct tks_config *cfg, const char **host, uint16
 
 int cli_ingest_address(struct cli *c) {
   if (c->ingest_name[0]) return 0;
-  const struct where w = {
-      c->connect_opt,          "--connect",           "ingest.port",        CLI_DEFAULT_INGEST_HOST,
-      CLI_DEFAULT_INGEST_PORT, c->ingest_host,        c->ingest_port,       c->ingest_name,
-      sizeof c->ingest_host,   sizeof c->ingest_port, sizeof c->ingest_name};
+  const struct where w = {c->connect_opt,          "--connect",
+                          "ingest.port",           "ingest.listen",
+                          CLI_DEFAULT_INGEST_HOST, CLI_DEFAULT_INGEST_PORT,
+                          c->ingest_host,          c->ingest_port,
+                          c->ingest_name,          sizeof c->ingest_host,
+                          sizeof c->ingest_port,   sizeof c->ingest_name};
   return resolve(c, &w, ingest_of);
 }
 
 int cli_subscribe_address(struct cli *c, const char *opt, char *host, size_t host_len, char *port,
                           size_t port_len, char *name, size_t name_len) {
-  if (!opt && load_config(c) == 0 && c->config_state == 1 && !c->config->subscribe.host[0]) {
+  if (!opt && !(c->socket_opt && !c->config_opt) && load_config(c) == 0 && c->config_state == 1 &&
+      !c->config->subscribe.host[0]) {
     cli_err("subscriptions are off in %s (subscribe.listen: off)", c->config->path);
     return -1;
   }
   const struct where w = {opt,
                           "--subscribe",
                           "subscribe.port",
+                          "subscribe.listen",
                           CLI_DEFAULT_INGEST_HOST,
                           CLI_DEFAULT_SUBSCRIBE_PORT,
                           host,

@@ -39,8 +39,9 @@ static const char tail_help[] =
     "                 are left out\n"
     "  --count N      exit after N ticks\n"
     "  --subscribe HOST:PORT\n"
-    "                 the subscription address (default: the config's\n"
-    "                 subscribe.listen, else 127.0.0.1:7071)\n"
+    "                 the subscription address (default: with --socket and no\n"
+    "                 --config the one the daemon there listens on, else the\n"
+    "                 config's subscribe.listen, else 127.0.0.1:7071)\n"
     "\n"
     "Exit status: 0 after --count ticks or when the daemon closes the stream\n"
     "cleanly, 1 on an error (the daemon's reason is printed), 2 usage error.\n";

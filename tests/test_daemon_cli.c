@@ -367,6 +367,43 @@ TEST(no_daemon_at_the_socket_exits_1_with_a_clear_message) {
   }
 }
 
+/* --socket alone (no --config, no --connect): send and tail go to the
+ * ports the daemon at that socket listens on, as its stats say, not to
+ * 7070 and 7071. */
+TEST(socket_alone_reaches_that_daemons_ingest_and_subscription_ports) {
+  struct tks_daemon d;
+  daemon_start(&d, NULL);
+  char path[160];
+  snprintf(path, sizeof path, "%s/ticks.csv", d.dir);
+  write_csv(path, 10, 2, NULL);
+  struct cmd_result r;
+  cli(&d, false, NULL, &r, "send", path, NULL);
+  expect_ok(&r, "send --socket");
+  char want[64];
+  snprintf(want, sizeof want, "sent 10 ticks (%s", ""); /* then the bytes and the address */
+  ASSERT_CONTAINS(r.out, want);
+  snprintf(want, sizeof want, "to 127.0.0.1:%d", d.port);
+  ASSERT_CONTAINS(r.out, want);
+  cmd_result_finish(&r);
+  daemon_expect_stat(&d, "ticks.accepted", 10, 10000);
+  cli(&d, false, NULL, &r, "tail", "SYM1", "--from", "2000-01-01", "--count", "5", NULL);
+  expect_ok(&r, "tail --socket");
+  ASSERT_CONTAINS(r.out, "\"ticker\":\"SYM1\"");
+  cmd_result_finish(&r);
+  stop_cleanly(&d);
+}
+
+TEST(socket_alone_with_the_subscription_port_off_says_so) {
+  struct tks_daemon d;
+  daemon_start(&d, "subscribe:\n  listen: off\n");
+  struct cmd_result r;
+  cli(&d, false, NULL, &r, "tail", "--count", "1", NULL);
+  ASSERT_EQ(r.code, 1);
+  ASSERT_CONTAINS(r.err, "subscribe.listen off");
+  cmd_result_finish(&r);
+  stop_cleanly(&d);
+}
+
 TEST(send_to_a_closed_port_exits_1) {
   struct tks_daemon d;
   daemon_start(&d, NULL);
