@@ -162,7 +162,7 @@ struct tks_server {
   unsigned rate_pos;
   uv_timer_t rate_timer;
   bool rate_timer_open;
-  uint64_t log_window_start, log_lines_in_window, log_suppressed;
+  struct tks_ratelimit log_limit; /* tks_server_log_limited's: 10 lines a second */
   tks_hold_fn on_hold;
   tks_count_fn durable;
   tks_count_fn journal_buffers; /* memory.journal_buffer_bytes */

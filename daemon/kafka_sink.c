@@ -71,7 +71,7 @@ static struct {
   uint64_t saved_seg, saved_off;
   uint64_t last_save_ns;
   bool rewind;
-  uint64_t last_log_ns, log_suppressed;
+  struct tks_ratelimit log_limit; /* sink_log's: one line a second */
 
   /* Between the threads (the loop's timer and stats read them). */
   atomic_bool stop; /* the stop asked: drain until stop_deadline */
@@ -90,23 +90,17 @@ static void sink_log(enum tks_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The sink thread's rate-limited log: one line a second, the rest counted. */
 static void sink_log(enum tks_log_level level, const char *fmt, ...) {
-  uint64_t now = tks_mono_ns();
-  if (now - K.last_log_ns < LOG_EVERY_NS && K.last_log_ns) {
-    K.log_suppressed++;
-    return;
-  }
+  uint64_t held;
+  if (!tks_ratelimit_pass(&K.log_limit, tks_mono_ns(), &held)) return;
   char line[900];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  if (K.log_suppressed)
-    tks_log(level, "kafka.sink: %s (%" PRIu64 " more such lines suppressed)", line,
-            K.log_suppressed);
+  if (held)
+    tks_log(level, "kafka.sink: %s (%" PRIu64 " more such lines suppressed)", line, held);
   else
     tks_log(level, "kafka.sink: %s", line);
-  K.log_suppressed = 0;
-  K.last_log_ns = now;
 }
 
 /* ---- librdkafka's callbacks (the sink thread's rd_kafka_poll) ---------- */
@@ -567,6 +561,7 @@ static void on_watch(uv_timer_t *t) {
 int tks_kafka_sink_start(struct tks_server *srv) {
   const struct tks_config *cfg = &srv->cfg;
   if (!cfg->kafka.sink.brokers[0]) return 0;
+  K.log_limit = (struct tks_ratelimit){.period_ns = LOG_EVERY_NS, .burst = 1};
   char err[600];
   if (!cfg->journal.enabled) {
     tks_log(TKS_LOG_ERROR, "kafka.sink needs the journal (journal.enabled: true): the journal is "

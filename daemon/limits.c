@@ -54,8 +54,7 @@ static struct {
   uint64_t retention_ticks, retention_bytes;
   uint64_t rejected_full, evict_failed, pauses;
 
-  /* the rate-limited warn line */
-  uint64_t log_at_ns, log_suppressed;
+  struct tks_ratelimit log_limit; /* the warn line's: one a second */
 } L;
 
 static double mib(uint64_t b) { return (double)b / (double)MIB; }
@@ -63,23 +62,18 @@ static double mib(uint64_t b) { return (double)b / (double)MIB; }
 /* A warn line at most once a second; the ones in between are counted. */
 static void warn_limited(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void warn_limited(const char *fmt, ...) {
-  uint64_t now = tks_mono_ns();
-  if (L.log_at_ns && now - L.log_at_ns < LOG_PERIOD_NS) {
-    L.log_suppressed++;
-    return;
-  }
+  uint64_t held;
+  if (!tks_ratelimit_pass(&L.log_limit, tks_mono_ns(), &held)) return;
   char msg[400];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (L.log_suppressed)
+  if (held)
     tks_log(TKS_LOG_WARN, "%s (%llu more such actions since the last line)", msg,
-            (unsigned long long)L.log_suppressed);
+            (unsigned long long)held);
   else
     tks_log(TKS_LOG_WARN, "%s", msg);
-  L.log_at_ns = now;
-  L.log_suppressed = 0;
 }
 
 /* Evicts what retention says is expired.  Returns the ticks evicted. */
@@ -191,6 +185,7 @@ static void apply(struct tks_server *srv) {
 int tks_limits_start(struct tks_server *srv) {
   if (L.started) return 0;
   memset(&L, 0, sizeof L);
+  L.log_limit = (struct tks_ratelimit){.period_ns = LOG_PERIOD_NS, .burst = 1};
   uv_timer_init(srv->loop, &L.retention_timer);
   uv_timer_init(srv->loop, &L.room_timer);
   L.retention_timer.data = L.room_timer.data = srv;

@@ -32,6 +32,7 @@ int tks_server_init(struct tks_server *srv, uv_loop_t *loop) {
   const struct tks_config *cfg = &srv->cfg;
   srv->loop = loop;
   srv->start_mono_ns = tks_mono_ns();
+  srv->log_limit = (struct tks_ratelimit){.period_ns = 1000000000u, .burst = 10};
   srv->slab = tks_slab_create(cfg->store.page_size, cfg->store.growth_factor, 32);
   if (srv->slab) tks_slab_set_huge_pages(srv->slab, cfg->store.huge_pages);
   srv->symbols = tks_symtab_create(cfg->store.max_symbols);
@@ -153,20 +154,11 @@ void tks_server_set_listen_addr(struct tks_server *srv, const char *addr, uint16
 void tks_server_set_ingesting(struct tks_server *srv, bool on) { srv->ingesting = on; }
 
 void tks_server_log_limited(struct tks_server *srv, const char *fmt, ...) {
-  uint64_t now = tks_mono_ns();
-  if (now - srv->log_window_start >= 1000000000u) {
-    if (srv->log_suppressed)
-      tks_log(TKS_LOG_WARN, "%llu more rejection messages suppressed in the last second",
-              (unsigned long long)srv->log_suppressed);
-    srv->log_window_start = now;
-    srv->log_lines_in_window = 0;
-    srv->log_suppressed = 0;
-  }
-  if (srv->log_lines_in_window >= 10) {
-    srv->log_suppressed++;
-    return;
-  }
-  srv->log_lines_in_window++;
+  uint64_t held;
+  if (!tks_ratelimit_pass(&srv->log_limit, tks_mono_ns(), &held)) return;
+  if (held)
+    tks_log(TKS_LOG_WARN, "%llu more rejection messages suppressed in the last second",
+            (unsigned long long)held);
   char msg[512];
   va_list ap;
   va_start(ap, fmt);

@@ -151,6 +151,33 @@ static inline uint32_t tks_fnv1a(const void *p, size_t n) {
   return h;
 }
 
+/* A rate limit for log lines: at most `burst` lines in a window of
+ * period_ns from the first of them, the rest held back and counted.  One
+ * thread's (no lock).  Zero but period_ns and burst is a fresh one. */
+struct tks_ratelimit {
+  uint64_t period_ns;
+  uint32_t burst;
+  uint32_t lines;      /* written in the window */
+  uint64_t window_ns;  /* its start (tks_mono_ns); 0: none yet */
+  uint64_t suppressed; /* held back since the last line that went */
+};
+/* Whether a line may go at now_ns; when it may, *held is how many were held
+ * back before it (the count starts again). */
+static inline bool tks_ratelimit_pass(struct tks_ratelimit *r, uint64_t now_ns, uint64_t *held) {
+  if (!r->window_ns || now_ns - r->window_ns >= r->period_ns) {
+    r->window_ns = now_ns ? now_ns : 1;
+    r->lines = 0;
+  }
+  if (r->lines >= r->burst) {
+    r->suppressed++;
+    return false;
+  }
+  r->lines++;
+  *held = r->suppressed;
+  r->suppressed = 0;
+  return true;
+}
+
 static inline uint64_t tks_head8(const char *s, size_t n) {
   if (n >= 8) {
     uint64_t a;

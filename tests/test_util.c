@@ -371,4 +371,28 @@ TEST(mkdir_p_makes_every_missing_directory_and_takes_an_existing_one) {
   ASSERT_EQ(tks_mkdir_p(longdir), -ENAMETOOLONG);
 }
 
+TEST(a_rate_limit_lets_a_burst_a_window_through_and_counts_the_rest) {
+  struct tks_ratelimit r = {.period_ns = 1000, .burst = 2};
+  uint64_t held = 99;
+  ASSERT(tks_ratelimit_pass(&r, 5000, &held));
+  ASSERT_U64_EQ(held, 0);
+  ASSERT(tks_ratelimit_pass(&r, 5100, &held));
+  ASSERT(!tks_ratelimit_pass(&r, 5200, &held));
+  ASSERT(!tks_ratelimit_pass(&r, 5999, &held));
+  /* A new window from the first line after the last one ended. */
+  ASSERT(tks_ratelimit_pass(&r, 6000, &held));
+  ASSERT_U64_EQ(held, 2);
+  ASSERT(tks_ratelimit_pass(&r, 6500, &held));
+  ASSERT_U64_EQ(held, 0);
+  ASSERT(!tks_ratelimit_pass(&r, 6999, &held));
+  ASSERT(tks_ratelimit_pass(&r, 9000, &held)); /* long after: a window of its own */
+  ASSERT_U64_EQ(held, 1);
+  /* One a period: the window starts at the line that went. */
+  struct tks_ratelimit one = {.period_ns = 1000, .burst = 1};
+  ASSERT(tks_ratelimit_pass(&one, 1, &held));
+  ASSERT(!tks_ratelimit_pass(&one, 999, &held));
+  ASSERT(tks_ratelimit_pass(&one, 1001, &held));
+  ASSERT_U64_EQ(held, 1);
+}
+
 TEST_MAIN()
