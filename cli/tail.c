@@ -52,7 +52,6 @@ struct tail {
   enum tks_ts_format tf;
   bool csv;
   const struct tks_schema *schema;
-  const char *ts_name;
   struct tks_buf line;
 };
 
@@ -90,6 +89,16 @@ static int csv_field(struct tks_buf *b, const msgpack_object *v, bool ts, enum t
   return tks_csv_text(b, v->via.str.ptr, v->via.str.size);
 }
 
+/* "key":value, after a comma unless it is the first. */
+static int put_pair(struct tks_buf *b, bool *first, const char *key, size_t len,
+                    const msgpack_object *v, bool ts, enum tks_ts_format tf) {
+  int r = *first ? 0 : tks_buf_putc(b, ',');
+  *first = false;
+  r |= tks_buf_json_string(b, key, len);
+  r |= tks_buf_putc(b, ':');
+  return r | value_json(b, v, ts, tf);
+}
+
 static int print_tick(struct tail *t, const msgpack_object *m) {
   struct tks_buf *b = &t->line;
   b->len = 0;
@@ -101,14 +110,23 @@ static int print_tick(struct tail *t, const msgpack_object *m) {
       r |= csv_field(b, tks_mpreq_get(m, name), (int)i == t->schema->ts_field, t->tf);
     }
   } else {
+    /* The schema's fields in slot order, then the others as they came, as
+     * `last` prints a tick: a live tick may come in its producer's key
+     * order (the daemon sends its bytes as they were). */
     r = tks_buf_putc(b, '{');
+    bool first = true;
+    for (unsigned f = 0; f < t->schema->nfields && r == 0; f++) {
+      const char *name = t->schema->fields[f].name;
+      const msgpack_object *v = tks_mpreq_get(m, name);
+      if (v) r = put_pair(b, &first, name, strlen(name), v, (int)f == t->schema->ts_field, t->tf);
+    }
     for (uint32_t i = 0; i < m->via.map.size && r == 0; i++) {
       const msgpack_object *k = &m->via.map.ptr[i].key;
-      if (k->type != MSGPACK_OBJECT_STR) continue;
-      if (i) r |= tks_buf_putc(b, ',');
-      r |= tks_buf_json_string(b, k->via.str.ptr, k->via.str.size);
-      r |= tks_buf_putc(b, ':');
-      r |= value_json(b, &m->via.map.ptr[i].val, tks_mpreq_key_is(k, t->ts_name), t->tf);
+      if (k->type != MSGPACK_OBJECT_STR ||
+          tks_schema_find(t->schema, k->via.str.ptr, k->via.str.size) >= 0)
+        continue;
+      r = put_pair(b, &first, k->via.str.ptr, k->via.str.size, &m->via.map.ptr[i].val, false,
+                   t->tf);
     }
     r |= tks_buf_putc(b, '}');
   }
@@ -222,7 +240,6 @@ int cli_cmd_tail(struct cli *c, int argc, char **argv) {
   }
   t.schema = cli_schema(c);
   if (!t.schema) return CLI_FAIL;
-  t.ts_name = t.schema->fields[t.schema->ts_field].name;
   char host[256], port[8], name[300];
   if (cli_subscribe_address(c, sub, host, sizeof host, port, sizeof port, name, sizeof name))
     return CLI_FAIL;

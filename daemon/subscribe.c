@@ -657,6 +657,7 @@ static void tap(struct tks_server *srv, enum tks_decode_status st, const void *r
     srv->wire.p = wire;
     srv->wire.len = wire_len;
     srv->wire.ticks = 1;
+    srv->wire.max = flush_at(srv); /* (subscribe.max_queue_bytes is reloaded live) */
     return;
   }
   fan_out(srv, symbol, ts, record, obj, wire, wire_len);

@@ -418,6 +418,71 @@ TEST(a_slow_subscriber_is_disconnected_with_a_reason_while_others_keep_up) {
   daemon_cleanup(&d);
 }
 
+static void put_tick(struct tks_buf *b, int form, uint64_t v);
+
+/* The sender thread: these bytes, in one send. */
+struct raw_feed {
+  const struct tks_daemon *d;
+  struct tks_buf b;
+};
+
+static void *raw_feed_main(void *arg) {
+  struct raw_feed *f = arg;
+  int fd = daemon_connect_ingest(f->d);
+  send_all(fd, f->b.data, f->b.len);
+  close(fd);
+  return NULL;
+}
+
+/* A reload that makes the queues smaller makes the runs handed at once
+ * smaller too: a subscriber that keeps up is not taken for a slow one. */
+TEST(a_smaller_max_queue_bytes_by_reload_still_lets_a_reader_that_keeps_up_keep_up) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  int fd = connect_sub(&d, 0);
+  subscribe(fd, NULL, INT64_MIN);
+  struct reader r;
+  reader_init(&r, fd);
+  expect_live(&r);
+  daemon_write_config(&d, NULL,
+                      "subscribe:\n  listen: \"127.0.0.1:0\"\n  max_queue_bytes: 64KiB\n"
+                      "journal:\n  enabled: false\n");
+  ASSERT_EQ(kill(d.pid, SIGHUP), 0);
+  uint64_t deadline = now_ms() + 10000;
+  for (;;) {
+    char *log = daemon_log(&d);
+    bool done = strstr(log, "reload: applied") != NULL;
+    free(log);
+    if (done) break;
+    if (now_ms() > deadline) TEST_FAIL("no reload in the log");
+    sleep_ms(50);
+  }
+  /* Every tick as its producer's bytes: runs as long as a read. */
+  enum { N = 40000 };
+  struct raw_feed f = {&d, {0}};
+  for (unsigned i = 0; i < N; i++) put_tick(&f.b, 0, i);
+  pthread_t th;
+  ASSERT_EQ(pthread_create(&th, NULL, raw_feed_main, &f), 0);
+  for (int64_t i = 0; i < N; i++) {
+    const msgpack_object *m = next_map(&r, 20000);
+    if (!m) TEST_FAIL("the stream ended after %lld of %d ticks", (long long)i, N);
+    const msgpack_object *c = control_of(m);
+    if (c) {
+      const msgpack_object *why = get(m, "reason");
+      TEST_FAIL("\"%.*s\" after %lld ticks: %.*s", (int)c->via.str.size, c->via.str.ptr,
+                (long long)i, why && why->type == MSGPACK_OBJECT_STR ? (int)why->via.str.size : 0,
+                why && why->type == MSGPACK_OBJECT_STR ? why->via.str.ptr : "");
+    }
+    ASSERT_EQ(int_of(get(m, "volume")), i);
+  }
+  pthread_join(th, NULL);
+  tks_buf_finish(&f.b);
+  ASSERT_U64_EQ(daemon_stat(&d, "subscribe.closed_slow"), 0);
+  reader_finish(&r);
+  close(fd);
+  daemon_cleanup(&d);
+}
+
 TEST(the_drop_policy_counts_and_tells_what_it_dropped) {
   struct tks_daemon d;
   start_sub_daemon(&d, "  max_queue_bytes: 64KiB\n  slow_policy: drop\n", NULL);
@@ -782,6 +847,41 @@ TEST(a_stop_closes_subscribers_cleanly) {
   ASSERT_EQ(daemon_stop(&d, SIGTERM), 0);
   ASSERT(wait_closed(fd, 10000));
   close(fd);
+  daemon_cleanup(&d);
+}
+
+/* Sends 4 ticks of form 0 (ticker first) once tail has subscribed. */
+static void *tail_feed(void *arg) {
+  const struct tks_daemon *d = arg;
+  daemon_wait_stat(d, "subscribe.subscribers", 1, 10000);
+  struct tks_buf b = {0};
+  for (int i = 0; i < 4; i++) put_tick(&b, 0, 700 + (uint64_t)i);
+  int fd = daemon_connect_ingest(d);
+  send_all(fd, b.data, b.len);
+  close(fd);
+  tks_buf_finish(&b);
+  return NULL;
+}
+
+TEST(tail_prints_live_ticks_in_the_schemas_order_whatever_the_producers) {
+  struct tks_daemon d;
+  start_sub_daemon(&d, NULL, NULL);
+  pthread_t th;
+  ASSERT_EQ(pthread_create(&th, NULL, tail_feed, &d), 0);
+  struct cmd_result r;
+  char *argv[] = {(char *)harness_tickslab(), "--config", d.config, "tail", "--count", "4", NULL};
+  run_cmd(argv, NULL, NULL, 20000, &r);
+  pthread_join(th, NULL);
+  ASSERT_EQ(r.code, 0);
+  /* The first came rendered, the others as their producer's bytes. */
+  char want[600];
+  int n = 0;
+  for (int i = 0; i < 4; i++)
+    n += snprintf(want + n, sizeof want - (size_t)n,
+                  "{\"ts\":%lld,\"ticker\":\"V\",\"price\":1.5,\"volume\":%d,\"flags\":\"f\"}\n",
+                  T0 + 700 + i, 700 + i);
+  ASSERT_STR_EQ(r.out, want);
+  cmd_result_finish(&r);
   daemon_cleanup(&d);
 }
 
