@@ -140,6 +140,15 @@ static void expect_live(struct reader *r) {
 
 /* Ticks for symbols S0..S<nsym-1>: tick i goes to symbol i % nsym with
  * volume = its number within that symbol, ts = T0 + i. */
+/* A subscriber to "*" from now, past its {"$":"live"}: its socket. */
+static int live_star(const struct tks_daemon *d, struct reader *r) {
+  int fd = connect_sub(d, 0);
+  subscribe(fd, NULL, INT64_MIN);
+  reader_init(r, fd);
+  expect_live(r);
+  return fd;
+}
+
 /* Tick i of a feed: S<i % nsym>, volume i / nsym.  Most name every field
  * (sent on as the producer's bytes, in runs); every seventh leaves flags
  * out (rendered from the record), so a stream mixes the two. */
@@ -233,11 +242,8 @@ static void start_sub_daemon(struct tks_daemon *d, const char *subscribe_yaml, c
 TEST(a_live_subscriber_gets_every_tick_once_in_ingest_order) {
   struct tks_daemon d;
   start_sub_daemon(&d, NULL, NULL);
-  int fd = connect_sub(&d, 0);
-  subscribe(fd, NULL, INT64_MIN);
   struct reader r;
-  reader_init(&r, fd);
-  expect_live(&r);
+  int fd = live_star(&d, &r);
   send_ticks(&d, 0, 30000, 7);
   expect_sequences(&r, 7, 30000 / 7, true);
   daemon_expect_stat(&d, "subscribe.subscribers", 1, 5000);
@@ -439,11 +445,8 @@ static void *raw_feed_main(void *arg) {
 TEST(a_smaller_max_queue_bytes_by_reload_still_lets_a_reader_that_keeps_up_keep_up) {
   struct tks_daemon d;
   start_sub_daemon(&d, NULL, NULL);
-  int fd = connect_sub(&d, 0);
-  subscribe(fd, NULL, INT64_MIN);
   struct reader r;
-  reader_init(&r, fd);
-  expect_live(&r);
+  int fd = live_star(&d, &r);
   daemon_write_config(&d, NULL,
                       "subscribe:\n  listen: \"127.0.0.1:0\"\n  max_queue_bytes: 64KiB\n"
                       "journal:\n  enabled: false\n");
@@ -633,11 +636,8 @@ TEST(a_subscriber_that_sends_garbage_is_closed_with_a_reason) {
   }
   ASSERT(daemon_stat(&d, "subscribe.closed_error") >= 14);
   /* The daemon goes on: a good subscriber still works. */
-  int fd = connect_sub(&d, 0);
-  subscribe(fd, NULL, INT64_MIN);
   struct reader r;
-  reader_init(&r, fd);
-  expect_live(&r);
+  int fd = live_star(&d, &r);
   reader_finish(&r);
   close(fd);
   daemon_cleanup(&d);
@@ -715,11 +715,8 @@ static void put_tick(struct tks_buf *b, int form, uint64_t v) {
 TEST(a_tick_naming_every_field_goes_on_as_its_bytes_the_others_as_the_store_holds_them) {
   struct tks_daemon d;
   start_sub_daemon(&d, NULL, NULL);
-  int fd = connect_sub(&d, 0);
-  subscribe(fd, NULL, INT64_MIN);
   struct reader r;
-  reader_init(&r, fd);
-  expect_live(&r);
+  int fd = live_star(&d, &r);
   reader_finish(&r); /* nothing more was sent: the rest is read raw */
   /* Runs of the producer's bytes broken by rendered ticks, in one send.
    * The connection's first tick teaches its shape (lib/shape.h) and goes
@@ -787,11 +784,8 @@ TEST(a_tick_naming_every_field_goes_on_as_its_bytes_the_others_as_the_store_hold
 TEST(fallback_ticks_reach_subscribers_with_their_undeclared_fields) {
   struct tks_daemon d;
   start_sub_daemon(&d, NULL, "store:\n  mode: fallback\n");
-  int fd = connect_sub(&d, 0);
-  subscribe(fd, NULL, INT64_MIN);
   struct reader r;
-  reader_init(&r, fd);
-  expect_live(&r);
+  int fd = live_star(&d, &r);
   struct tks_buf b = {0};
   struct tks_kv kv[] = {{"ticker", {.type = TKS_V_STR, .v.s = {"X", 1}}},
                         {"ts", {.type = TKS_V_INT, .v.i = T0}},
