@@ -11,8 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include "decode.h"
 #include "harness.h"
 #include "kafka.h"
 #include "test.h"
@@ -439,6 +444,98 @@ TEST(messages_that_are_not_ticks_are_counted_by_reason_and_skipped) {
   char *r = daemon_request(&a, "last TWO");
   ASSERT(r && strstr(r, "unknown symbol"));
   free(r);
+  daemon_stop(&a, SIGTERM);
+  kafka_mock_stop(&m);
+}
+
+/* A tick naming every field (so subscribers get its bytes as sent), keyed
+ * by `key`, which need not be its ticker. */
+static void produce_full(rd_kafka_t *rk, const char *key, const char *sym, int64_t seq) {
+  struct wire w;
+  wire_init(&w);
+  msgpack_pack_map(&w.pk, 5);
+  pk_str(&w.pk, "ticker"), pk_str(&w.pk, sym);
+  pk_str(&w.pk, "ts"), msgpack_pack_int64(&w.pk, T0 + seq * 1000);
+  pk_str(&w.pk, "price"), msgpack_pack_double(&w.pk, (double)seq + 0.5);
+  pk_str(&w.pk, "volume"), msgpack_pack_int64(&w.pk, seq);
+  pk_str(&w.pk, "flags"), pk_str(&w.pk, "F");
+  produce_raw(rk, key, w.sb.data, w.sb.size);
+  wire_finish(&w);
+}
+
+TEST(a_misrouted_tick_is_stored_and_counted_and_subscribers_get_the_sourced_ticks) {
+  struct kafka_mock m;
+  kafka_mock_start(&m, MOCK6);
+  struct tks_daemon a;
+  node_start(&a, m.bootstraps, "g7", NULL);
+  /* A subscriber to "*" from now, past its {"$":"live"}. */
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)daemon_stat(&a, "subscribe.port"))};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+  static const char req[] = "\x82\xa9subscribe\xa1*\xa4"
+                            "from\xa3now";
+  ASSERT_EQ(send_all(fd, req, sizeof req - 1), 0);
+  daemon_wait_stat(&a, "subscribe.subscribers", 1, 10000);
+  /* A key whose partition is not S01's. */
+  char key[16];
+  for (int k = 0;; k++) {
+    snprintf(key, sizeof key, "K%d", k);
+    if (tks_kafka_partition(TKS_PARTITIONER_MURMUR2, key, strlen(key), PARTS) !=
+        partition_of("S01"))
+      break;
+  }
+  rd_kafka_t *rk = producer_new(m.bootstraps);
+  for (int64_t k = 0; k < 3; k++) produce_full(rk, "S01", "S01", k);
+  produce_full(rk, key, "S01", 3);
+  producer_done(rk);
+  struct tks_daemon *nodes[] = {&a};
+  wait_stored(nodes, 1, 4, PARTS, 60000);
+  ASSERT_EQ(stat_or0(&a, "kafka.source.misrouted"), 1);
+  expect_series(&a, "S01", 4);
+  /* The live marker, then the four ticks, each once, with every field. */
+  struct tks_buf in = {0};
+  size_t off = 0;
+  unsigned ticks = 0, seen = 0;
+  uint64_t end = now_ms() + 20000;
+  while (ticks < 4) {
+    long n = tks_msgpack_skip((const uint8_t *)in.data + off, in.len - off, 1 << 20);
+    if (n == 0) {
+      if (now_ms() > end) TEST_FAIL("the subscriber got %u of 4 ticks", ticks);
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      ssize_t got = recv(fd, buf, sizeof buf, 0);
+      ASSERT(got > 0);
+      ASSERT_EQ(tks_buf_append(&in, buf, (size_t)got), 0);
+      continue;
+    }
+    ASSERT(n > 0);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    ASSERT_EQ(msgpack_unpack_next(&u, in.data + off, (size_t)n, NULL), MSGPACK_UNPACK_SUCCESS);
+    off += (size_t)n;
+    const msgpack_object *o = &u.data;
+    ASSERT_EQ(o->type, MSGPACK_OBJECT_MAP);
+    const msgpack_object_kv *kv = o->via.map.ptr;
+    bool control = o->via.map.size && kv[0].key.type == MSGPACK_OBJECT_STR &&
+                   kv[0].key.via.str.size == 1 && kv[0].key.via.str.ptr[0] == '$';
+    if (!control) {
+      ASSERT_EQ(o->via.map.size, 5);
+      for (uint32_t i = 0; i < o->via.map.size; i++)
+        if (kv[i].key.via.str.size == 6 && memcmp(kv[i].key.via.str.ptr, "volume", 6) == 0) {
+          ASSERT_EQ(kv[i].val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+          ASSERT(kv[i].val.via.u64 < 4 && !(seen & 1u << kv[i].val.via.u64));
+          seen |= 1u << kv[i].val.via.u64;
+        }
+      ticks++;
+    }
+    msgpack_unpacked_destroy(&u);
+  }
+  ASSERT_EQ(seen, 0xf);
+  tks_buf_finish(&in);
+  close(fd);
   daemon_stop(&a, SIGTERM);
   kafka_mock_stop(&m);
 }
