@@ -134,7 +134,11 @@ static const char *reachable(const char *h) {
   return strcmp(h, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(h, "::") == 0 ? "::1" : h;
 }
 
-/* --socket without --config: the address the daemon there listens on. */
+/* --socket without --config: the daemon there says where it listens, not
+ * a config file (the default one may be another daemon's). */
+static bool ask_daemon(const struct cli *c) { return c->socket_opt && !c->config_opt; }
+
+/* The address the daemon at --socket listens on (ask_daemon). */
 static int ask_listen(struct cli *c, const struct where *w) {
   struct cli_ctl ctl;
   if (cli_ctl_open(&ctl, c->socket_opt, c->timeout_ms)) return -1;
@@ -171,7 +175,7 @@ static int resolve(struct cli *c, const struct where *w,
     set_name(w->host, w->port, w->name, w->name_len);
     return 0;
   }
-  if (c->socket_opt && !c->config_opt) return ask_listen(c, w); /* that daemon's, not a file's */
+  if (ask_daemon(c)) return ask_listen(c, w);
   if (load_config(c)) return -1;
   const char *h;
   uint16_t port;
@@ -212,7 +216,7 @@ int cli_ingest_address(struct cli *c) {
 
 int cli_subscribe_address(struct cli *c, const char *opt, char *host, size_t host_len, char *port,
                           size_t port_len, char *name, size_t name_len) {
-  if (!opt && !(c->socket_opt && !c->config_opt) && load_config(c) == 0 && c->config_state == 1 &&
+  if (!opt && !ask_daemon(c) && load_config(c) == 0 && c->config_state == 1 &&
       !c->config->subscribe.host[0]) {
     cli_err("subscriptions are off in %s (subscribe.listen: off)", c->config->path);
     return -1;

@@ -481,25 +481,36 @@ static void run_flush(struct sub *s, bool end, size_t at) {
   if (s->pending.len >= at) flush(s);
 }
 
-/* A run the queue has no room for, tick by tick as fan_out takes them:
- * those that fit, the others by slow_policy. */
-static void hand_ticks(struct sub *s, const char *p, size_t n, uint64_t max) {
+/* A live subscriber takes one tick as its producer's bytes (wire, len):
+ * into its run when it follows the run's last, else after the run so far,
+ * or by slow_policy where the queue has no room. */
+static void take_wire(struct sub *s, const char *wire, size_t len, size_t at_once, uint64_t max) {
+  /* The common case: the tick right after the run's last. */
+  if (s->run_len && s->run + s->run_len == wire && s->run_len < at_once &&
+      queue_bytes(s) + len <= max) {
+    s->run_len += len;
+  } else {
+    if (s->run_len) run_flush(s, false, at_once);
+    if (s->closing || s->shutting) return;
+    if (queue_bytes(s) + len > max) {
+      too_slow(s, max);
+      return;
+    }
+    tell_drops(s);
+    s->run = wire;
+    s->run_len = len;
+  }
+  s->sent++;
+  S.sent++;
+}
+
+/* A run the queue has no room for, tick by tick as fan_out takes them. */
+static void hand_ticks(struct sub *s, const char *p, size_t n, size_t at_once, uint64_t max) {
   size_t max_tick = s->srv->cfg.ingest.max_message_bytes;
   while (n && !s->closing && !s->shutting) {
     long t = tks_msgpack_skip((const uint8_t *)p, n, max_tick);
     size_t len = t > 0 ? (size_t)t : n; /* (a run holds whole ticks) */
-    if (queue_bytes(s) + len > max) {
-      too_slow(s, max);
-    } else {
-      tell_drops(s);
-      mark_pending(s);
-      if (tks_buf_append(&s->pending, p, len)) {
-        fail(s, "out of memory");
-        return;
-      }
-      s->sent++;
-      S.sent++;
-    }
+    take_wire(s, p, len, at_once, max);
     p += len, n -= len;
   }
 }
@@ -520,7 +531,7 @@ static void wire_hand(struct tks_server *srv, bool end) {
       if (s->closing || s->shutting) continue;
     }
     if (queue_bytes(s) + n > max) {
-      hand_ticks(s, p, n, max);
+      hand_ticks(s, p, n, at_once, max);
       continue;
     }
     tell_drops(s);
@@ -548,8 +559,7 @@ static void wire_update(struct tks_server *srv) {
   }
   const struct tks_schema *sc = &srv->cfg.schema;
   S.wire_on = on && takers > 0 && sc->ts_field >= 0;
-  srv->wire.from = from;
-  srv->wire.max = flush_at(srv);
+  srv->wire.from = from; /* (wire.max is set as a run begins, in tap) */
   srv->wire.ts_off = sc->ts_field >= 0 ? sc->fields[sc->ts_field].offset : 0;
 }
 
@@ -568,23 +578,7 @@ static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const v
     struct sub *s = SUB_OF(l);
     if (!takes(s, symbol, ts)) continue;
     if (wire && s->state == SUB_LIVE) {
-      /* The common case: the tick right after the run's last. */
-      if (s->run_len && s->run + s->run_len == wire && s->run_len < at_once &&
-          queue_bytes(s) + wire_len <= max) {
-        s->run_len += wire_len;
-      } else {
-        if (s->run_len) run_flush(s, false, at_once);
-        if (s->closing || s->shutting) continue;
-        if (queue_bytes(s) + wire_len > max) {
-          too_slow(s, max);
-          continue;
-        }
-        tell_drops(s);
-        s->run = wire;
-        s->run_len = wire_len;
-      }
-      s->sent++;
-      S.sent++;
+      take_wire(s, wire, wire_len, at_once, max);
       continue;
     }
     if (s->run_len) {

@@ -55,11 +55,14 @@ static void produce_raw(rd_kafka_t *rk, const char *key, const void *val, size_t
   }
 }
 
-/* {"ts", "ticker", "price", "volume": seq} */
-static void produce_tick(rd_kafka_t *rk, const char *sym, int64_t seq) {
+/* {"ts", "ticker", "price", "volume": seq, and "flags" with every_field
+ * (then subscribers get its bytes as sent)}, keyed by `key`, which need
+ * not be its ticker. */
+static void produce_as(rd_kafka_t *rk, const char *key, const char *sym, int64_t seq,
+                       bool every_field) {
   struct wire w;
   wire_init(&w);
-  msgpack_pack_map(&w.pk, 4);
+  msgpack_pack_map(&w.pk, every_field ? 5 : 4);
   pk_str(&w.pk, "ts");
   msgpack_pack_int64(&w.pk, T0 + seq * 1000);
   pk_str(&w.pk, "ticker");
@@ -68,8 +71,13 @@ static void produce_tick(rd_kafka_t *rk, const char *sym, int64_t seq) {
   msgpack_pack_double(&w.pk, (double)seq + 0.5);
   pk_str(&w.pk, "volume");
   msgpack_pack_int64(&w.pk, seq);
-  produce_raw(rk, sym, w.sb.data, w.sb.size);
+  if (every_field) pk_str(&w.pk, "flags"), pk_str(&w.pk, "F");
+  produce_raw(rk, key, w.sb.data, w.sb.size);
   wire_finish(&w);
+}
+
+static void produce_tick(rd_kafka_t *rk, const char *sym, int64_t seq) {
+  produce_as(rk, sym, sym, seq, false);
 }
 
 static void producer_done(rd_kafka_t *rk) {
@@ -448,21 +456,6 @@ TEST(messages_that_are_not_ticks_are_counted_by_reason_and_skipped) {
   kafka_mock_stop(&m);
 }
 
-/* A tick naming every field (so subscribers get its bytes as sent), keyed
- * by `key`, which need not be its ticker. */
-static void produce_full(rd_kafka_t *rk, const char *key, const char *sym, int64_t seq) {
-  struct wire w;
-  wire_init(&w);
-  msgpack_pack_map(&w.pk, 5);
-  pk_str(&w.pk, "ticker"), pk_str(&w.pk, sym);
-  pk_str(&w.pk, "ts"), msgpack_pack_int64(&w.pk, T0 + seq * 1000);
-  pk_str(&w.pk, "price"), msgpack_pack_double(&w.pk, (double)seq + 0.5);
-  pk_str(&w.pk, "volume"), msgpack_pack_int64(&w.pk, seq);
-  pk_str(&w.pk, "flags"), pk_str(&w.pk, "F");
-  produce_raw(rk, key, w.sb.data, w.sb.size);
-  wire_finish(&w);
-}
-
 TEST(a_misrouted_tick_is_stored_and_counted_and_subscribers_get_the_sourced_ticks) {
   struct kafka_mock m;
   kafka_mock_start(&m, MOCK6);
@@ -487,8 +480,8 @@ TEST(a_misrouted_tick_is_stored_and_counted_and_subscribers_get_the_sourced_tick
       break;
   }
   rd_kafka_t *rk = producer_new(m.bootstraps);
-  for (int64_t k = 0; k < 3; k++) produce_full(rk, "S01", "S01", k);
-  produce_full(rk, key, "S01", 3);
+  for (int64_t k = 0; k < 3; k++) produce_as(rk, "S01", "S01", k, true);
+  produce_as(rk, key, "S01", 3, true);
   producer_done(rk);
   struct tks_daemon *nodes[] = {&a};
   wait_stored(nodes, 1, 4, PARTS, 60000);
