@@ -196,7 +196,7 @@ static const char *const MOCK6[] = {TOPIC ":6", "tickslab.nodes:1", NULL};
 
 /* ---- tests ---- */
 
-TEST(two_nodes_in_one_group_hold_disjoint_symbols_whose_union_is_what_was_produced) {
+TEST_TIMEOUT(two_nodes_in_one_group_hold_disjoint_symbols_whose_union_is_what_was_produced, 180) {
   struct kafka_mock m;
   kafka_mock_start(&m, MOCK6);
   struct tks_daemon a, b;
@@ -272,7 +272,7 @@ TEST(two_nodes_in_one_group_hold_disjoint_symbols_whose_union_is_what_was_produc
   kafka_mock_stop(&m);
 }
 
-TEST(a_restart_resumes_each_partition_where_the_journal_ends_across_a_checkpoint) {
+TEST_TIMEOUT(a_restart_resumes_each_partition_where_the_journal_ends_across_a_checkpoint, 180) {
   struct kafka_mock m;
   kafka_mock_start(&m, MOCK6);
   struct tks_daemon a;
@@ -302,7 +302,7 @@ TEST(a_restart_resumes_each_partition_where_the_journal_ends_across_a_checkpoint
   kafka_mock_stop(&m);
 }
 
-TEST(a_node_killed_its_partitions_go_to_the_other_and_the_restarted_one_resumes) {
+TEST_TIMEOUT(a_node_killed_its_partitions_go_to_the_other_and_the_restarted_one_resumes, 180) {
   struct kafka_mock m;
   kafka_mock_start(&m, MOCK6);
   struct tks_daemon a, b;
