@@ -23,6 +23,7 @@
  *                  admits them, each partition's offset journaled with them
  *   kafka_sink.c   kafka.sink: the journal's TCP ticks produced to Kafka
  *   (kafka_off.c   both, in a build without librdkafka: refused if configured)
+ *   sender.c       the send thread: subscribe.c's socket writes, off the loop
  *   intake.c       one tick from outside (ingest's, the source's) into the
  *                  store: refusals, counters, subscribers, journal
  *   load.c         the loading phase at start: its steps (the journal
@@ -700,6 +701,45 @@ void tks_ingest_on_hold(struct tks_server *srv, bool held);
 unsigned tks_ingest_sweep(struct tks_server *srv, uint64_t now_ms);
 /* "acks.*": connections with acknowledgements, producers, messages. */
 void tks_ingest_stats(struct tks_server *srv, struct tks_stats *st);
+
+/* ==== sender.c: the send thread (subscribe.send_thread) ================ */
+
+/* subscribe.c's writes on a thread of their own: the loop hands whole
+ * buffers to a socket's channel, the thread writes them in order.  The
+ * events a channel tells the loop (through a uv_async, on the loop). */
+enum { TKS_SEND_LOW = 1, TKS_SEND_ERROR = 2, TKS_SEND_DETACHED = 4 };
+typedef void (*tks_sender_event_fn)(void *owner, unsigned events);
+struct tks_sender_chan;
+/* Starts the thread (its events to fn, on loop's thread).  0 or -errno. */
+int tks_sender_start(uv_loop_t *loop, tks_sender_event_fn fn);
+/* Stops it, at once: what is queued is not written; every channel is let
+ * go of (tks_sender_close says so from then on). */
+void tks_sender_stop(void);
+bool tks_sender_running(void);
+/* A channel for the socket fd (the loop's, closed by it only once let go
+ * of); owner goes to the events.  NULL: not running, or out of memory. */
+struct tks_sender_chan *tks_sender_open(int fd, void *owner);
+/* Queues b's bytes (since_ns: when the first was queued): b is swapped with
+ * an empty buffer of the channel's, no byte copied.  0 or -ENOMEM (b kept). */
+int tks_sender_hand(struct tks_sender_chan *c, struct tks_buf *b, uint64_t since_ns);
+/* Drops what is queued and not begun (a buffer begun is written whole). */
+void tks_sender_discard(struct tks_sender_chan *c);
+/* Bytes handed and neither written nor dropped. */
+uint64_t tks_sender_queued(const struct tks_sender_chan *c);
+/* Of those, the ones the thread has taken and the socket did not (yet):
+ * the rest are on their way to the thread. */
+uint64_t tks_sender_unsent(const struct tks_sender_chan *c);
+/* TKS_SEND_LOW once fewer than bytes are queued (at once if so now). */
+void tks_sender_notify_below(struct tks_sender_chan *c, uint64_t bytes);
+/* When the oldest byte being written was queued, 0 when none is. */
+uint64_t tks_sender_oldest_ns(const struct tks_sender_chan *c);
+uint64_t tks_sender_buffer_bytes(const struct tks_sender_chan *c);
+/* Lets go of the socket: true when done now (the thread is not running),
+ * else TKS_SEND_DETACHED follows; then tks_sender_free. */
+bool tks_sender_close(struct tks_sender_chan *c);
+void tks_sender_free(struct tks_sender_chan *c);
+/* sendmsg calls, and those the socket was full for (EAGAIN). */
+void tks_sender_counts(uint64_t *writes, uint64_t *blocked);
 
 /* ==== subscribe.c: subscriptions (subscribe.listen) ==================== */
 

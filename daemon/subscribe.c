@@ -40,6 +40,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@
 #define FLUSH_BYTES (1u << 20)
 #define FLUSH_MIN (64u << 10)
 #define ERROR_MAX 512
+#define TRANSIT_MAX (32u << 20) /* see unsent_bytes */
 
 enum sub_state { SUB_REQUEST, SUB_REPLAY, SUB_LIVE };
 enum sym_want { WANT_NO, WANT_PENDING, WANT_LIVE };
@@ -70,6 +72,7 @@ struct sub {
   char peer[80];
   uint8_t ip[16];
   bool closing, shutting; /* closing: uv_close'd; shutting: an error is being written last */
+  bool shut_begun;        /* uv_shutdown called */
   uint64_t shutting_since_ms;
   enum sub_state state;
   uint64_t since_ms; /* connected (uv_now) */
@@ -97,6 +100,9 @@ struct sub {
   size_t run_len;
   uv_write_t wr;
   bool writing;
+  /* With the send thread (subscribe.send_thread), from the request on:
+   * pending is handed to it whole instead of written here. */
+  struct tks_sender_chan *chan;
   uint64_t pending_since_ns, inflight_since_ns;
   uint64_t sent, dropped, untold_drops, replayed;
 };
@@ -110,6 +116,8 @@ static struct {
   uv_check_t flush;
   bool flush_open;
   struct conn_link subs;
+  struct conn_link detaching; /* closed, waiting for the send thread to let go */
+  bool send_thread;           /* subscribe.send_thread, as decided at the start */
   uint32_t live_subs; /* past the request: following the live ticks */
   size_t flush_share; /* FLUSH_BYTES / live_subs, FLUSH_MIN at least */
   char addr[320];
@@ -118,7 +126,7 @@ static struct {
   void *obj_mem; /* a dynamic tick's object, built to render it */
   size_t obj_cap;
   uint64_t conns_total, refused, closed_slow, closed_error, sent, dropped, replayed;
-} S = {.subs = {&S.subs, &S.subs}};
+} S = {.subs = {&S.subs, &S.subs}, .detaching = {&S.detaching, &S.detaching}};
 
 static void tap(struct tks_server *srv, enum tks_decode_status st, const void *record,
                 const struct tks_dyn_tick *dyn, const void *wire, size_t wire_len);
@@ -127,7 +135,22 @@ static void wire_update(struct tks_server *srv);
 static void wire_hand(struct tks_server *srv, bool end);
 
 static uint64_t queue_bytes(const struct sub *s) {
-  return s->pending.len + s->inflight.len - s->inflight_off + s->run_len;
+  return s->pending.len + s->inflight.len - s->inflight_off + s->run_len +
+         (s->chan ? tks_sender_queued(s->chan) : 0);
+}
+
+/* What slow_policy weighs: the bytes queued here and those the send
+ * thread found the socket would not take.  The bytes on their way to the
+ * thread are the thread's delay, not the subscriber's: they count only
+ * past TRANSIT_MAX (which bounds them where the thread falls behind). */
+static uint64_t unsent_bytes(const struct sub *s) {
+  uint64_t b = s->pending.len + s->inflight.len - s->inflight_off + s->run_len;
+  if (s->chan) {
+    uint64_t unsent = tks_sender_unsent(s->chan), queued = tks_sender_queued(s->chan);
+    uint64_t transit = queued > unsent ? queued - unsent : 0;
+    b += unsent + (transit > TRANSIT_MAX ? transit - TRANSIT_MAX : 0);
+  }
+  return b;
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -140,6 +163,7 @@ static void on_closed(uv_handle_t *h) {
   free(s->archive_names);
   tks_buf_finish(&s->pending);
   tks_buf_finish(&s->inflight);
+  tks_sender_free(s->chan);
   free(s);
 }
 
@@ -158,6 +182,12 @@ static void sub_close(struct sub *s) {
   s->closing = true;
   if (s->state != SUB_REQUEST) set_live_count(s->srv, -1);
   conn_list_del(&s->link);
+  if (s->chan && !tks_sender_close(s->chan)) {
+    /* The socket is closed once the send thread let go of it (on_sender). */
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    conn_list_add(&S.detaching, &s->link);
+    return;
+  }
   uv_close((uv_handle_t *)&s->tcp, on_closed);
 }
 
@@ -184,6 +214,7 @@ static void fail(struct sub *s, const char *fmt, ...) {
   tks_server_log_limited(s->srv, "closing subscriber %s: %s", s->peer, reason);
   s->pending.len = 0;
   s->run_len = 0;
+  if (s->chan) tks_sender_discard(s->chan);
   int r = tks_msgpack_map_header(&s->pending, 2);
   r |= tks_msgpack_str(&s->pending, "$", 1);
   r |= tks_msgpack_str(&s->pending, "error", 5);
@@ -224,7 +255,19 @@ static void on_written(uv_write_t *req, int status) {
  * next page (on_written), so the replay goes on a page a loop turn. */
 static void flush(struct sub *s) {
   if (s->closing || s->writing) return;
-  if (s->pending.len) {
+  if (s->chan) {
+    /* The send thread writes it; the replay goes on, and an ending error
+     * shuts down, once it has written enough (on_sender). */
+    if (s->pending.len && tks_sender_hand(s->chan, &s->pending, s->pending_since_ns)) {
+      sub_close(s);
+      return;
+    }
+    if (s->shutting && tks_sender_queued(s->chan)) {
+      tks_sender_notify_below(s->chan, 1);
+      return;
+    }
+    if (!s->shutting && s->state == SUB_REPLAY) tks_sender_notify_below(s->chan, REPLAY_LOW);
+  } else if (s->pending.len) {
     uv_buf_t b = uv_buf_init(s->pending.data, (unsigned)s->pending.len);
     int n = s->state == SUB_REPLAY ? UV_EAGAIN : uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
     if (n < 0 && n != UV_EAGAIN) {
@@ -252,7 +295,8 @@ static void flush(struct sub *s) {
     }
     s->pending.len = 0;
   }
-  if (s->shutting) {
+  if (s->shutting && !s->shut_begun) {
+    s->shut_begun = true; /* (once: a send thread's LOW may come twice) */
     uv_shutdown_t *sd = malloc(sizeof *sd);
     if (!sd || uv_shutdown(sd, (uv_stream_t *)&s->tcp, on_shutdown) != 0) {
       free(sd);
@@ -428,7 +472,7 @@ static void too_slow(struct sub *s, uint64_t max) {
     fail(s,
          "too slow: %" PRIu64 " bytes unsent, over subscribe.max_queue_bytes (%" PRIu64
          "); slow_policy disconnect",
-         queue_bytes(s), max);
+         unsent_bytes(s), max);
     return;
   }
   s->dropped++;
@@ -463,7 +507,7 @@ static void run_flush(struct sub *s, bool end, size_t at) {
   const char *p = s->run;
   size_t n = s->run_len;
   s->run_len = 0;
-  if ((end || n >= at) && !s->pending.len && !s->writing) {
+  if ((end || n >= at) && !s->pending.len && !s->writing && !s->chan) {
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
     int w = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
     if (w < 0 && w != UV_EAGAIN) {
@@ -487,12 +531,12 @@ static void run_flush(struct sub *s, bool end, size_t at) {
 static void take_wire(struct sub *s, const char *wire, size_t len, size_t at_once, uint64_t max) {
   /* The common case: the tick right after the run's last. */
   if (s->run_len && s->run + s->run_len == wire && s->run_len < at_once &&
-      queue_bytes(s) + len <= max) {
+      unsent_bytes(s) + len <= max) {
     s->run_len += len;
   } else {
     if (s->run_len) run_flush(s, false, at_once);
     if (s->closing || s->shutting) return;
-    if (queue_bytes(s) + len > max) {
+    if (unsent_bytes(s) + len > max) {
       too_slow(s, max);
       return;
     }
@@ -530,7 +574,7 @@ static void wire_hand(struct tks_server *srv, bool end) {
       run_flush(s, false, at_once);
       if (s->closing || s->shutting) continue;
     }
-    if (queue_bytes(s) + n > max) {
+    if (unsent_bytes(s) + n > max) {
       hand_ticks(s, p, n, at_once, max);
       continue;
     }
@@ -586,7 +630,7 @@ static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const v
       if (s->closing || s->shutting) continue;
     }
     bool known = wire || src; /* the tick's length, before it is queued */
-    if (known && queue_bytes(s) + len > max) {
+    if (known && unsent_bytes(s) + len > max) {
       too_slow(s, max);
       continue;
     }
@@ -601,7 +645,7 @@ static void fan_out(struct tks_server *srv, uint32_t symbol, int64_t ts, const v
       fail(s, "out of memory");
       continue;
     }
-    if (!known && queue_bytes(s) > max) {
+    if (!known && unsent_bytes(s) > max) {
       s->pending.len = at; /* over: the tick is not queued */
       too_slow(s, max);
       continue;
@@ -682,6 +726,16 @@ static void on_check(uv_check_t *h) {
 
 static void start(struct sub *s) {
   struct tks_server *srv = s->srv;
+  if (S.send_thread) {
+    /* From here on the send thread writes to the socket (nothing was
+     * written to it before the request). */
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0) s->chan = tks_sender_open(fd, s);
+    if (!s->chan) {
+      fail(s, "out of memory");
+      return;
+    }
+  }
   if (grow_syms(s, tks_symtab_count(srv->symbols))) {
     fail(s, "out of memory");
     return;
@@ -841,6 +895,42 @@ int tks_subscribe_bind(struct tks_server *srv) {
   return 0;
 }
 
+/* An event of a subscriber's send-thread channel, on the loop. */
+static void on_sender(void *owner, unsigned events) {
+  struct sub *s = owner;
+  if (events & TKS_SEND_DETACHED) {
+    conn_list_del(&s->link);
+    uv_close((uv_handle_t *)&s->tcp, on_closed);
+    return;
+  }
+  if (s->closing) return;
+  if (events & TKS_SEND_ERROR) {
+    sub_close(s); /* the peer is gone */
+  } else if (events & TKS_SEND_LOW) {
+    if (s->state == SUB_REPLAY && !s->shutting)
+      replay(s); /* then flushes */
+    else
+      flush(s);
+  }
+}
+
+/* subscribe.send_thread: auto where this process may run on 2 CPUs. */
+static void start_send_thread(struct tks_server *srv) {
+  enum tks_send_thread want = srv->cfg.subscribe.send_thread;
+  int cpus = 1;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
+  if (want == TKS_SEND_THREAD_OFF || (want == TKS_SEND_THREAD_AUTO && cpus < 2)) return;
+  int r = tks_sender_start(srv->loop, on_sender);
+  if (r) {
+    tks_log(TKS_LOG_WARN,
+            "subscribe.send_thread: cannot start the send thread (%s): writes on the loop",
+            strerror(-r));
+    return;
+  }
+  S.send_thread = true;
+}
+
 int tks_subscribe_serve(struct tks_server *srv) {
   if (!S.listener_open) return 0;
   int r = uv_listen((uv_stream_t *)&S.listener, SOMAXCONN, on_connection);
@@ -850,8 +940,11 @@ int tks_subscribe_serve(struct tks_server *srv) {
   }
   uv_check_start(&S.flush, on_check);
   S.serving = true;
-  tks_log(TKS_LOG_INFO, "subscriptions on %s (max %u subscribers, %" PRIu64 " bytes queued each)",
-          S.addr, srv->cfg.subscribe.max_connections, srv->cfg.subscribe.max_queue_bytes);
+  start_send_thread(srv);
+  tks_log(TKS_LOG_INFO,
+          "subscriptions on %s (max %u subscribers, %" PRIu64 " bytes queued each; writes %s)",
+          S.addr, srv->cfg.subscribe.max_connections, srv->cfg.subscribe.max_queue_bytes,
+          S.send_thread ? "on a send thread" : "on the loop");
   return 0;
 }
 
@@ -864,7 +957,15 @@ void tks_subscribe_stop(struct tks_server *srv) {
     S.flush_open = false;
     uv_close((uv_handle_t *)&S.flush, NULL);
   }
+  /* The send thread first: then every socket is the loop's to close. */
+  tks_sender_stop();
+  S.send_thread = false;
   while (S.subs.next != &S.subs) sub_close(SUB_OF(S.subs.next));
+  while (S.detaching.next != &S.detaching) {
+    struct sub *s = SUB_OF(S.detaching.next);
+    conn_list_del(&s->link);
+    uv_close((uv_handle_t *)&s->tcp, on_closed);
+  }
   srv->tap = NULL;
   srv->tap_end = NULL;
   srv->decoder.verbatim = false;
@@ -898,6 +999,8 @@ void tks_subscribe_sweep(struct tks_server *srv, uint64_t now_ms) {
 
 static double lag_seconds(const struct sub *s, uint64_t now) {
   uint64_t since = s->writing ? s->inflight_since_ns : s->pending.len ? s->pending_since_ns : now;
+  uint64_t sending = s->chan ? tks_sender_oldest_ns(s->chan) : 0; /* (older than pending) */
+  if (sending && sending < since) since = sending;
   return now > since ? (double)(now - since) / 1e9 : 0;
 }
 
@@ -922,6 +1025,13 @@ static const struct tks_stat ST_CLOSED_ERROR = TKS_STAT(
     "Subscribers closed for a bad request or bytes after it");
 static const struct tks_stat ST_QUEUE = TKS_STAT("subscribe.queue_bytes", GAUGE, BYTES,
                                                  "Bytes queued to subscribers, not yet sent");
+static const struct tks_stat ST_SEND_THREAD = TKS_STAT("subscribe.send_thread", GAUGE, NONE, NULL);
+static const struct tks_stat ST_SEND_WRITES = TKS_STAT(
+    "subscribe.send_thread_writes", COUNTER, NONE,
+    "Writes of the send thread to subscriber sockets");
+static const struct tks_stat ST_SEND_FULL = TKS_STAT(
+    "subscribe.send_thread_full", COUNTER, NONE,
+    "Writes of the send thread that found a subscriber socket full");
 static const struct tks_stat ST_MAX_LAG = TKS_STAT(
     "subscribe.max_lag_seconds", GAUGE, SECONDS, "Age of the oldest unsent byte of any subscriber");
 
@@ -948,6 +1058,11 @@ void tks_subscribe_stats(struct tks_server *srv, struct tks_stats *st) {
   tks_stat_u64(st, &ST_CLOSED_ERROR, S.closed_error);
   tks_stat_u64(st, &ST_QUEUE, queued);
   tks_stat_f64(st, &ST_MAX_LAG, lag);
+  uint64_t writes, full;
+  tks_sender_counts(&writes, &full);
+  tks_stat_str(st, &ST_SEND_THREAD, S.send_thread ? "on" : "off");
+  tks_stat_u64(st, &ST_SEND_WRITES, writes);
+  tks_stat_u64(st, &ST_SEND_FULL, full);
 }
 
 uint64_t tks_subscribe_buffer_bytes(struct tks_server *srv) {
@@ -956,6 +1071,7 @@ uint64_t tks_subscribe_buffer_bytes(struct tks_server *srv) {
   for (struct conn_link *l = S.subs.next; l != &S.subs; l = l->next) {
     const struct sub *s = SUB_OF(l);
     b += tks_buf_bytes(&s->pending) + tks_buf_bytes(&s->inflight);
+    if (s->chan) b += tks_sender_buffer_bytes(s->chan);
     if (s->req) b += TKS_SUBREQ_MAX_BYTES;
   }
   return b;

@@ -43,6 +43,10 @@ const char *tks_fsync_name(enum tks_fsync f) {
 }
 
 const char *const tks_slow_policy_names[TKS_SLOW_COUNT] = {"disconnect", "drop"};
+const char *const tks_send_thread_names[TKS_SEND_THREAD_COUNT] = {"auto", "on", "off"};
+const char *tks_send_thread_name(enum tks_send_thread t) {
+  return (unsigned)t < TKS_SEND_THREAD_COUNT ? tks_send_thread_names[t] : "?";
+}
 const char *const tks_partitioner_names[TKS_PARTITIONER_COUNT] = {"murmur2", "crc32"};
 const char *const tks_sink_full_names[TKS_SINK_FULL_COUNT] = {"backpressure", "reject"};
 const char *tks_slow_policy_name(enum tks_slow_policy p) {
@@ -245,6 +249,8 @@ static const struct tks_config_key keys[] = {
      .min = 64u << 10, .max = 1ull << 32},
     {KEY("subscribe.slow_policy", ENUM, LIVE, subscribe.slow_policy), .dflt = TKS_SLOW_DISCONNECT,
      NAMES(tks_slow_policy_names), .noun = "policy"},
+    {KEY("subscribe.send_thread", ENUM, FIXED, subscribe.send_thread), .dflt = TKS_SEND_THREAD_AUTO,
+     NAMES(tks_send_thread_names), .noun = "value"},
     {KEY("control.socket", PATH, FIXED, control.socket), .dflt_str = TKS_DEFAULT_CONTROL_SOCKET,
      .check = check_socket},
     {KEY("control.socket_mode", PATH, FIXED, control.socket_mode), .dflt_str = "0600",

@@ -50,6 +50,12 @@ enum tks_slow_policy { TKS_SLOW_DISCONNECT, TKS_SLOW_DROP };
 extern const char *const tks_slow_policy_names[TKS_SLOW_COUNT];
 const char *tks_slow_policy_name(enum tks_slow_policy p);
 
+/* subscribe.send_thread: auto is on where the daemon may run on 2 CPUs or more. */
+enum tks_send_thread { TKS_SEND_THREAD_AUTO, TKS_SEND_THREAD_ON, TKS_SEND_THREAD_OFF };
+#define TKS_SEND_THREAD_COUNT (TKS_SEND_THREAD_OFF + 1)
+extern const char *const tks_send_thread_names[TKS_SEND_THREAD_COUNT];
+const char *tks_send_thread_name(enum tks_send_thread t);
+
 enum tks_when_full { TKS_WHEN_FULL_EVICT_OLDEST, TKS_WHEN_FULL_REJECT, TKS_WHEN_FULL_BACKPRESSURE };
 #define TKS_WHEN_FULL_COUNT (TKS_WHEN_FULL_BACKPRESSURE + 1)
 extern const char *const tks_when_full_names[TKS_WHEN_FULL_COUNT];
@@ -101,6 +107,7 @@ struct tks_config {
     uint32_t max_connections_per_ip;  /* default 0: no limit */
     uint64_t max_queue_bytes;         /* default 8 MiB: a subscriber's unsent bytes */
     enum tks_slow_policy slow_policy; /* default disconnect */
+    enum tks_send_thread send_thread; /* default auto */
   } subscribe;
 
   struct {

@@ -28,6 +28,7 @@ LAYERS = {
         ["daemon/control.c", "daemon/lifecycle.c"],    # control socket; reload, watchdog
         ["daemon/metrics.c", "daemon/query.c", "daemon/subscribe.c", "daemon/ingest.c"],  # /metrics; reading back; TCP ingest
         ["daemon/kafka_source.c", "daemon/kafka_sink.c", "daemon/kafka_off.c"],  # Kafka: source, sink (or neither)
+        ["daemon/sender.c"],                           # the send thread (subscribe.c's writes)
         ["daemon/intake.c"],                           # one tick from outside into the store
         ["daemon/load.c"],                             # the loading phase at start
         ["daemon/archiver.c"],                         # the day archive: seals, reader

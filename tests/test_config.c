@@ -307,6 +307,8 @@ TEST(enum_keys_use_the_name_table_of_the_module_owning_the_enum) {
   ASSERT(key("journal.on_error")->names == tks_on_error_names);
   ASSERT(key("limits.when_full")->names == tks_when_full_names);
   ASSERT(key("log.level")->names == tks_log_level_names);
+  ASSERT(key("subscribe.send_thread")->names == tks_send_thread_names);
+  ASSERT_STR_EQ(tks_send_thread_name(TKS_SEND_THREAD_OFF), "off");
   ASSERT_STR_EQ(tks_mode_name(TKS_MODE_FALLBACK), "fallback");
   ASSERT_STR_EQ(tks_fsync_name(TKS_FSYNC_NEVER), "never");
   ASSERT_STR_EQ(tks_on_corrupt_name(TKS_CORRUPT_REFUSE), "refuse");
@@ -355,6 +357,7 @@ TEST(each_key_set_alone_changes_only_its_own_field) {
       {"subscribe.max_connections_per_ip", "subscribe: {max_connections_per_ip: 2}", "2"},
       {"subscribe.max_queue_bytes", "subscribe: {max_queue_bytes: 1MiB}", "1MiB"},
       {"subscribe.slow_policy", "subscribe: {slow_policy: drop}", "drop"},
+      {"subscribe.send_thread", "subscribe: {send_thread: off}", "off"},
       {"control.socket", "control: {socket: /tmp/x.sock}", "/tmp/x.sock"},
       {"control.socket_mode", "control: {socket_mode: \"0660\"}", "0660"},
       {"control.socket_group", "control: {socket_group: root}", "root"},
