@@ -853,6 +853,55 @@ TEST(a_stop_closes_subscribers_cleanly) {
   daemon_cleanup(&d);
 }
 
+/* subscribe.send_thread: on and off are what the stats say; with either,
+ * readers that vanish mid-stream (a reset, with bytes still queued for
+ * them) are closed while ingest runs, and the one left gets every tick. */
+TEST(either_writer_closes_readers_gone_mid_stream_and_the_others_get_every_tick) {
+  const char *const modes[] = {"on", "off"};
+  for (int m = 0; m < 2; m++) {
+    struct tks_daemon d;
+    char yaml[64];
+    /* (Room for every tick: the reader kept is not what is tested.) */
+    snprintf(yaml, sizeof yaml, "  send_thread: %s\n  max_queue_bytes: 256MiB\n", modes[m]);
+    start_sub_daemon(&d, yaml, NULL);
+    char *txt = daemon_request(&d, "stats text");
+    char mode[16] = "";
+    ASSERT(txt && stats_text_lookup(txt, "subscribe.send_thread", mode, sizeof mode) == 0);
+    free(txt);
+    ASSERT_STR_EQ(mode, modes[m]);
+    struct reader keep;
+    int kfd = live_star(&d, &keep);
+    enum { GONE = 4 };
+    int gone[GONE];
+    for (int i = 0; i < GONE; i++) {
+      gone[i] = connect_sub(&d, 4096);
+      subscribe(gone[i], NULL, INT64_MIN);
+    }
+    daemon_wait_stat(&d, "subscribe.subscribers", 1 + GONE, 5000);
+    struct feed f = {&d, 0, 199998, 3};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, feed_main, &f), 0);
+    /* The readers reset their connections while the feed runs. */
+    daemon_wait_stat(&d, "ticks.accepted", 20000, 20000);
+    for (int i = 0; i < GONE; i++) {
+      struct linger lg = {1, 0};
+      setsockopt(gone[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      close(gone[i]);
+    }
+    expect_sequences(&keep, 3, 199998 / 3, true);
+    pthread_join(th, NULL);
+    daemon_expect_stat(&d, "subscribe.subscribers", 1, 10000);
+    if (m == 0)
+      ASSERT(daemon_stat(&d, "subscribe.send_thread_writes") > 0);
+    else
+      ASSERT_EQ(daemon_stat(&d, "subscribe.send_thread_writes"), 0);
+    reader_finish(&keep);
+    close(kfd);
+    daemon_expect_stat(&d, "subscribe.subscribers", 0, 10000);
+    daemon_cleanup(&d);
+  }
+}
+
 /* Sends 4 ticks of form 0 (ticker first) once tail has subscribed. */
 static void *tail_feed(void *arg) {
   const struct tks_daemon *d = arg;
