@@ -63,6 +63,9 @@ struct tks_sender_chan {
   /* Bytes: handed by the loop, seen (taken by the thread, or dropped),
    * done (written, or dropped): done <= seen <= handed. */
   atomic_uint_fast64_t handed, seen, done, oldest_ns, low, buffer_bytes;
+  /* The socket would not take all of out (EAGAIN): set by the thread,
+   * cleared once out is written. */
+  atomic_bool full;
 };
 
 static struct {
@@ -146,6 +149,7 @@ uint64_t tks_sender_queued(const struct tks_sender_chan *c) {
 
 uint64_t tks_sender_unsent(const struct tks_sender_chan *c) {
   struct tks_sender_chan *m = (struct tks_sender_chan *)c;
+  if (!atomic_load(&m->full)) return 0; /* being written: the thread's delay */
   uint64_t d = atomic_load(&m->done), s = atomic_load(&m->seen);
   return s > d ? s - d : 0;
 }
@@ -181,6 +185,7 @@ static void write_out(struct tks_sender_chan *c) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         atomic_fetch_add(&S.blocked, 1);
+        atomic_store(&c->full, true);
         if (!c->polled) {
           struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
           if (epoll_ctl(S.ep, EPOLL_CTL_ADD, c->fd, &ev) == 0) c->polled = true;
@@ -190,6 +195,7 @@ static void write_out(struct tks_sender_chan *c) {
       /* The peer is gone (EPIPE, ECONNRESET ...): nothing more is written. */
       c->failed = true;
       pthread_mutex_lock(&S.mu);
+      atomic_fetch_sub(&c->done, c->off); /* (counted as written; dropped whole below) */
       free_list(c, c->out, DROP_SEEN);
       c->out = NULL;
       c->out_tail = &c->out;
@@ -222,7 +228,10 @@ static void write_out(struct tks_sender_chan *c) {
       pthread_mutex_unlock(&S.mu);
     }
   }
-  if (!c->out) unpoll(c);
+  if (!c->out) {
+    unpoll(c);
+    atomic_store(&c->full, false);
+  }
   atomic_store(&c->oldest_ns, c->out ? c->out->since_ns : 0);
   check_low(c);
 }
@@ -290,6 +299,8 @@ static void *run(void *arg) {
       if (c->detach) {
         /* Let go of the socket: nothing of it is written any more. */
         unpoll(c);
+        atomic_fetch_sub(&c->done, c->off);
+        c->off = 0;
         free_list(c, c->out, DROP_SEEN);
         free_list(c, c->in, DROP_UNSEEN);
         c->out = c->in = NULL;
@@ -327,18 +338,21 @@ static void *run(void *arg) {
 
 static void on_async(uv_async_t *h) {
   (void)h;
-  for (;;) {
+  /* The events raised so far only: those the callbacks (or the thread,
+   * meanwhile) raise go to the next loop turn, by their own
+   * uv_async_send, or a busy channel would keep the loop here. */
+  pthread_mutex_lock(&S.mu);
+  struct tks_sender_chan *c = S.events;
+  S.events = NULL;
+  pthread_mutex_unlock(&S.mu);
+  while (c) {
     pthread_mutex_lock(&S.mu);
-    struct tks_sender_chan *c = S.events;
-    unsigned ev = 0;
-    if (c) {
-      S.events = c->next_event;
-      ev = c->events;
-      c->events = 0;
-    }
+    struct tks_sender_chan *next = c->next_event;
+    unsigned ev = c->events;
+    c->events = 0;
     pthread_mutex_unlock(&S.mu);
-    if (!c) return;
-    S.fn(c->owner, ev); /* (DETACHED: c may be freed now) */
+    S.fn(c->owner, ev); /* (DETACHED: c is freed in a later phase, on_closed) */
+    c = next;
   }
 }
 
