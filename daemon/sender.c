@@ -111,22 +111,48 @@ static void keep_empty(struct tks_sender_chan *c, struct node *n) {
   c->nempty++;
 }
 
-/* Under S.mu: the channel has work for the thread. */
-static bool mark_dirty(struct tks_sender_chan *c) {
-  if (!c->dirty) {
-    c->dirty = true;
-    c->next_dirty = S.dirty;
-    S.dirty = c;
-  }
-  if (!S.asleep) return false;
-  S.asleep = false;
-  return true;
+/* Under S.mu: drops what the thread holds (out, a buffer begun too: its
+ * written bytes were counted done already) and what waits for it (in). */
+static void drop_out(struct tks_sender_chan *c) {
+  atomic_fetch_sub(&c->done, c->off);
+  c->off = 0;
+  free_list(c, c->out, DROP_SEEN);
+  c->out = NULL;
+  c->out_tail = &c->out;
+}
+
+static void drop_in(struct tks_sender_chan *c) {
+  free_list(c, c->in, DROP_UNSEEN);
+  c->in = NULL;
+  c->in_tail = &c->in;
+}
+
+/* The thread's: c into this turn's work, once. */
+static void list_work(struct tks_sender_chan **work, struct tks_sender_chan *c) {
+  if (c->listed) return;
+  c->listed = true;
+  c->next_work = *work;
+  *work = c;
 }
 
 static void wake_thread(void) {
   uint64_t one = 1;
   while (write(S.wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
   }
+}
+
+/* The loop's, holding S.mu: the channel has work for the thread; unlocks,
+ * then wakes the thread if it sleeps. */
+static void mark_dirty_unlock(struct tks_sender_chan *c) {
+  if (!c->dirty) {
+    c->dirty = true;
+    c->next_dirty = S.dirty;
+    S.dirty = c;
+  }
+  bool wake = S.asleep;
+  S.asleep = false;
+  pthread_mutex_unlock(&S.mu);
+  if (wake) wake_thread();
 }
 
 /* Either side: tells the loop of events (the loop's own calls too, so
@@ -195,11 +221,7 @@ static void write_out(struct tks_sender_chan *c) {
       /* The peer is gone (EPIPE, ECONNRESET ...): nothing more is written. */
       c->failed = true;
       pthread_mutex_lock(&S.mu);
-      atomic_fetch_sub(&c->done, c->off); /* (counted as written; dropped whole below) */
-      free_list(c, c->out, DROP_SEEN);
-      c->out = NULL;
-      c->out_tail = &c->out;
-      c->off = 0;
+      drop_out(c);
       pthread_mutex_unlock(&S.mu);
       unpoll(c);
       raise_event(c, TKS_SEND_ERROR);
@@ -250,15 +272,15 @@ static void take_in(struct tks_sender_chan *c) {
   }
   if (!c->in) return;
   if (c->failed) {
-    free_list(c, c->in, DROP_UNSEEN);
-  } else {
-    if (!c->out) atomic_store(&c->oldest_ns, c->in->since_ns);
-    uint64_t n = 0;
-    for (struct node *x = c->in; x; x = x->next) n += x->b.len;
-    atomic_fetch_add(&c->seen, n);
-    *c->out_tail = c->in;
-    c->out_tail = c->in_tail;
+    drop_in(c);
+    return;
   }
+  if (!c->out) atomic_store(&c->oldest_ns, c->in->since_ns);
+  uint64_t n = 0;
+  for (struct node *x = c->in; x; x = x->next) n += x->b.len;
+  atomic_fetch_add(&c->seen, n);
+  *c->out_tail = c->in;
+  c->out_tail = c->in_tail;
   c->in = NULL;
   c->in_tail = &c->in;
 }
@@ -282,11 +304,7 @@ static void *run(void *arg) {
         }
         continue;
       }
-      if (!c->listed) {
-        c->listed = true;
-        c->next_work = work;
-        work = c;
-      }
+      list_work(&work, c);
     }
     pthread_mutex_lock(&S.mu);
     bool stop = S.stop;
@@ -299,24 +317,15 @@ static void *run(void *arg) {
       if (c->detach) {
         /* Let go of the socket: nothing of it is written any more. */
         unpoll(c);
-        atomic_fetch_sub(&c->done, c->off);
-        c->off = 0;
-        free_list(c, c->out, DROP_SEEN);
-        free_list(c, c->in, DROP_UNSEEN);
-        c->out = c->in = NULL;
-        c->out_tail = &c->out;
-        c->in_tail = &c->in;
+        drop_out(c);
+        drop_in(c);
         c->failed = true;
         c->next_dirty = detached;
         detached = c;
         continue;
       }
       take_in(c);
-      if (!c->listed) {
-        c->listed = true;
-        c->next_work = work;
-        work = c;
-      }
+      list_work(&work, c);
     }
     pthread_mutex_unlock(&S.mu);
     if (stop) break;
@@ -442,21 +451,15 @@ int tks_sender_hand(struct tks_sender_chan *c, struct tks_buf *b, uint64_t since
   *c->in_tail = n;
   c->in_tail = &n->next;
   atomic_fetch_add(&c->handed, n->b.len);
-  bool wake = mark_dirty(c);
-  pthread_mutex_unlock(&S.mu);
-  if (wake) wake_thread();
+  mark_dirty_unlock(c);
   return 0;
 }
 
 void tks_sender_discard(struct tks_sender_chan *c) {
   pthread_mutex_lock(&S.mu);
-  free_list(c, c->in, DROP_UNSEEN);
-  c->in = NULL;
-  c->in_tail = &c->in;
+  drop_in(c);
   c->discard = true;
-  bool wake = mark_dirty(c);
-  pthread_mutex_unlock(&S.mu);
-  if (wake) wake_thread();
+  mark_dirty_unlock(c);
 }
 
 void tks_sender_notify_below(struct tks_sender_chan *c, uint64_t bytes) {
@@ -476,9 +479,7 @@ bool tks_sender_close(struct tks_sender_chan *c) {
   if (!S.running) return true;
   pthread_mutex_lock(&S.mu);
   c->detach = true;
-  bool wake = mark_dirty(c);
-  pthread_mutex_unlock(&S.mu);
-  if (wake) wake_thread();
+  mark_dirty_unlock(c);
   return false;
 }
 

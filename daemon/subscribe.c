@@ -117,7 +117,6 @@ static struct {
   bool flush_open;
   struct conn_link subs;
   struct conn_link detaching; /* closed, waiting for the send thread to let go */
-  bool send_thread;           /* subscribe.send_thread, as decided at the start */
   uint32_t live_subs; /* past the request: following the live ticks */
   size_t flush_share; /* FLUSH_BYTES / live_subs, FLUSH_MIN at least */
   char addr[320];
@@ -134,9 +133,13 @@ static void tap_end(struct tks_server *srv);
 static void wire_update(struct tks_server *srv);
 static void wire_hand(struct tks_server *srv, bool end);
 
+/* The bytes queued here, not yet handed to the kernel or the send thread. */
+static uint64_t local_bytes(const struct sub *s) {
+  return s->pending.len + s->inflight.len - s->inflight_off + s->run_len;
+}
+
 static uint64_t queue_bytes(const struct sub *s) {
-  return s->pending.len + s->inflight.len - s->inflight_off + s->run_len +
-         (s->chan ? tks_sender_queued(s->chan) : 0);
+  return local_bytes(s) + (s->chan ? tks_sender_queued(s->chan) : 0);
 }
 
 /* What slow_policy weighs: the bytes queued here and those the send
@@ -144,7 +147,7 @@ static uint64_t queue_bytes(const struct sub *s) {
  * thread are the thread's delay, not the subscriber's: they count only
  * past TRANSIT_MAX (which bounds them where the thread falls behind). */
 static uint64_t unsent_bytes(const struct sub *s) {
-  uint64_t b = s->pending.len + s->inflight.len - s->inflight_off + s->run_len;
+  uint64_t b = local_bytes(s);
   if (s->chan) {
     uint64_t unsent = tks_sender_unsent(s->chan), queued = tks_sender_queued(s->chan);
     uint64_t transit = queued > unsent ? queued - unsent : 0;
@@ -726,7 +729,7 @@ static void on_check(uv_check_t *h) {
 
 static void start(struct sub *s) {
   struct tks_server *srv = s->srv;
-  if (S.send_thread) {
+  if (tks_sender_running()) {
     /* From here on the send thread writes to the socket (nothing was
      * written to it before the request). */
     uv_os_fd_t fd;
@@ -895,12 +898,17 @@ int tks_subscribe_bind(struct tks_server *srv) {
   return 0;
 }
 
+/* A closed subscriber the send thread let go of (or that stopped). */
+static void close_detached(struct sub *s) {
+  conn_list_del(&s->link);
+  uv_close((uv_handle_t *)&s->tcp, on_closed);
+}
+
 /* An event of a subscriber's send-thread channel, on the loop. */
 static void on_sender(void *owner, unsigned events) {
   struct sub *s = owner;
   if (events & TKS_SEND_DETACHED) {
-    conn_list_del(&s->link);
-    uv_close((uv_handle_t *)&s->tcp, on_closed);
+    close_detached(s);
     return;
   }
   if (s->closing) return;
@@ -926,9 +934,7 @@ static void start_send_thread(struct tks_server *srv) {
     tks_log(TKS_LOG_WARN,
             "subscribe.send_thread: cannot start the send thread (%s): writes on the loop",
             strerror(-r));
-    return;
   }
-  S.send_thread = true;
 }
 
 int tks_subscribe_serve(struct tks_server *srv) {
@@ -944,7 +950,7 @@ int tks_subscribe_serve(struct tks_server *srv) {
   tks_log(TKS_LOG_INFO,
           "subscriptions on %s (max %u subscribers, %" PRIu64 " bytes queued each; writes %s)",
           S.addr, srv->cfg.subscribe.max_connections, srv->cfg.subscribe.max_queue_bytes,
-          S.send_thread ? "on a send thread" : "on the loop");
+          tks_sender_running() ? "on a send thread" : "on the loop");
   return 0;
 }
 
@@ -959,13 +965,8 @@ void tks_subscribe_stop(struct tks_server *srv) {
   }
   /* The send thread first: then every socket is the loop's to close. */
   tks_sender_stop();
-  S.send_thread = false;
   while (S.subs.next != &S.subs) sub_close(SUB_OF(S.subs.next));
-  while (S.detaching.next != &S.detaching) {
-    struct sub *s = SUB_OF(S.detaching.next);
-    conn_list_del(&s->link);
-    uv_close((uv_handle_t *)&s->tcp, on_closed);
-  }
+  while (S.detaching.next != &S.detaching) close_detached(SUB_OF(S.detaching.next));
   srv->tap = NULL;
   srv->tap_end = NULL;
   srv->decoder.verbatim = false;
@@ -1060,7 +1061,7 @@ void tks_subscribe_stats(struct tks_server *srv, struct tks_stats *st) {
   tks_stat_f64(st, &ST_MAX_LAG, lag);
   uint64_t writes, full;
   tks_sender_counts(&writes, &full);
-  tks_stat_str(st, &ST_SEND_THREAD, S.send_thread ? "on" : "off");
+  tks_stat_str(st, &ST_SEND_THREAD, tks_sender_running() ? "on" : "off");
   tks_stat_u64(st, &ST_SEND_WRITES, writes);
   tks_stat_u64(st, &ST_SEND_FULL, full);
 }
